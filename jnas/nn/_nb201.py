@@ -1,0 +1,142 @@
+"""The NAS-Bench-201 network and the NATS-Bench size-space network.
+
+Both follow AutoDL-Projects (`TinyNetwork` / `DynamicShapeTinyNet` with `InferCell`):
+a 3x3 conv-BN stem, stages of cells separated by residual reduction blocks, then
+BN-ReLU, global average pooling and a linear classifier.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import numpy as np
+from flax import nnx
+
+from jnas.nn._ops import (
+    FactorizedReduce,
+    Identity,
+    Pooling,
+    ReLUConvBN,
+    ResNetBasicBlock,
+    Zero,
+    batch_norm,
+    classifier_head,
+    conv,
+)
+
+
+def nb201_op(name: str, cin: int, cout: int, stride: int, *, rngs: nnx.Rngs) -> nnx.Module:
+    """One NB201 candidate operation (AutoDL-Projects' `OPS`)."""
+    if name == "none":
+        return Zero(cout, stride)
+    if name == "skip_connect":
+        if stride == 1 and cin == cout:
+            return Identity()
+        return FactorizedReduce(cin, cout, stride, rngs=rngs)
+    if name == "nor_conv_1x1":
+        return ReLUConvBN(cin, cout, 1, stride, 0, rngs=rngs)
+    if name == "nor_conv_3x3":
+        return ReLUConvBN(cin, cout, 3, stride, 1, rngs=rngs)
+    if name == "avg_pool_3x3":
+        return Pooling(cin, cout, stride, "avg", rngs=rngs)
+    if name == "max_pool_3x3":
+        return Pooling(cin, cout, stride, "max", rngs=rngs)
+    raise ValueError(f"nb201_op: unknown op `name` {name!r}; expected one of none, "
+                     "skip_connect, nor_conv_1x1, nor_conv_3x3, avg_pool_3x3, max_pool_3x3")
+
+
+class InferCell(nnx.Module):
+    """A discrete NB201 cell: node j is the sum of its input edges' ops."""
+
+    def __init__(self, edges: tuple[tuple[int, int, str], ...], cin: int, cout: int, *,
+                 rngs: nnx.Rngs):
+        self.edges = tuple((i, j) for i, j, _ in edges)
+        self.num_nodes = max(j for _, j in self.edges) + 1
+        self.ops = nnx.List([
+            nb201_op(op, cin if i == 0 else cout, cout, 1, rngs=rngs) for i, _, op in edges])
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        nodes = [x]
+        for j in range(1, self.num_nodes):
+            nodes.append(sum(op(nodes[i]) for op, (i, t) in zip(self.ops, self.edges, strict=True)
+                             if t == j))
+        return nodes[-1]
+
+
+class _TinyNetwork(nnx.Module):
+    """Stem, cells and reduction blocks at the given widths, then the classifier head."""
+
+    def __init__(self, widths: list[int], reductions: list[bool], cell_edges, *,
+                 num_classes: int, rngs: nnx.Rngs):
+        self.stem_conv = conv(3, widths[0], 3, 1, 1, rngs=rngs)
+        self.stem_bn = batch_norm(widths[0], rngs=rngs)
+        layers, prev = [], widths[0]
+        for width, reduction in zip(widths, reductions, strict=True):
+            if reduction:
+                layers.append(ResNetBasicBlock(prev, width, 2, rngs=rngs))
+            else:
+                layers.append(InferCell(cell_edges, prev, width, rngs=rngs))
+            prev = width
+        self.layers = nnx.List(layers)
+        self.head_bn = batch_norm(prev, rngs=rngs)
+        self.classifier = nnx.Linear(prev, num_classes, rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        """Logits for NHWC images."""
+        x = self.stem_bn(self.stem_conv(x))
+        for layer in self.layers:
+            x = layer(x)
+        return classifier_head(x, self.head_bn, self.classifier)
+
+
+def _check(where: str, **values: int) -> None:
+    for name, v in values.items():
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"{where}: `{name}` must be a positive int; got {v!r}")
+
+
+class NB201Network(_TinyNetwork):
+    """The NB201 evaluation network (`TinyNetwork`): stem 16, 3 stages x N cells.
+
+    Its parameter count equals the benchmark's `params_M` and its multiply-accumulates
+    the benchmark's `flops_M` (see `jnas.nn.count_params`, `jnas.nn.count_flops`).
+    """
+
+    def __init__(self, space: Any, arch: Any, *, channels: int = 16, cells_per_stage: int = 5,
+                 num_classes: int = 10, rngs: nnx.Rngs | None = None):
+        _check("NB201Network", channels=channels, cells_per_stage=cells_per_stage,
+               num_classes=num_classes)
+        ops = np.asarray(arch.ops).tolist()
+        edges = tuple((i, j, space.ops[op]) for (i, j), op in zip(space.edges, ops, strict=True))
+        n = cells_per_stage
+        widths = [channels] * n + [2 * channels] * (n + 1) + [4 * channels] * (n + 1)
+        reductions = [False] * n + [True] + [False] * n + [True] + [False] * n
+        super().__init__(widths, reductions, edges, num_classes=num_classes,
+                         rngs=rngs or nnx.Rngs(0))
+
+
+class NATSSizeNetwork(_TinyNetwork):
+    """The NATS-Bench size-space network (`DynamicShapeTinyNet`) for given layer widths.
+
+    Layer k has `widths[k]` channels; the layers are N cells, a reduction block, N cells,
+    a reduction block and N cells, the cell fixed to the best NB201 topology.
+    """
+
+    def __init__(self, widths: tuple[int, ...], *, num_classes: int = 10,
+                 cell: str | None = None, rngs: nnx.Rngs | None = None):
+        from jnas.spaces._nats import NATS_SSS_CELL
+        from jnas.spaces._nb201 import NB201
+
+        _check("NATSSizeNetwork", num_classes=num_classes, *(), **{
+            f"widths[{k}]": w for k, w in enumerate(widths)})
+        if len(widths) % 3 != 2:
+            raise ValueError(f"NATSSizeNetwork: `widths` must have 3N+2 entries; got {widths}")
+        space = NB201()
+        arch = space.from_string(cell or NATS_SSS_CELL)
+        ops = np.asarray(arch.ops).tolist()
+        edges = tuple((i, j, space.ops[op]) for (i, j), op in zip(space.edges, ops, strict=True))
+        n = len(widths) // 3
+        reductions = [False] * n + [True] + [False] * n + [True] + [False] * n
+        super().__init__(list(widths), reductions, edges, num_classes=num_classes,
+                         rngs=rngs or nnx.Rngs(0))

@@ -1,0 +1,139 @@
+"""Primitive operations shared by the compiled networks (NHWC, PyTorch-exact shapes).
+
+Padding is explicit (PyTorch's symmetric padding), not `'SAME'`, so strided convolutions
+see the same pixels as the reference implementations. Batch norm uses PyTorch's defaults
+(momentum 0.1, i.e. Flax momentum 0.9, and epsilon 1e-5).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+
+def conv(cin: int, cout: int, kernel: int, stride: int = 1, padding: int = 0, *,
+         dilation: int = 1, groups: int = 1, bias: bool = False, rngs: nnx.Rngs) -> nnx.Conv:
+    """A 2-D convolution with PyTorch's symmetric padding and no bias by default."""
+    return nnx.Conv(cin, cout, (kernel, kernel), strides=stride,
+                    padding=((padding, padding), (padding, padding)),
+                    kernel_dilation=dilation, feature_group_count=groups, use_bias=bias,
+                    rngs=rngs)
+
+
+def batch_norm(channels: int, *, affine: bool = True, rngs: nnx.Rngs) -> nnx.BatchNorm:
+    """Batch norm with PyTorch's momentum and epsilon."""
+    return nnx.BatchNorm(channels, momentum=0.9, epsilon=1e-5, use_bias=affine,
+                         use_scale=affine, rngs=rngs)
+
+
+def avg_pool(x: jax.Array, kernel: int, stride: int, padding: int) -> jax.Array:
+    """Average pooling that ignores the padding (PyTorch `count_include_pad=False`)."""
+    pad = ((padding, padding), (padding, padding))
+    return nnx.avg_pool(x, (kernel, kernel), (stride, stride), pad, count_include_pad=False)
+
+
+def max_pool(x: jax.Array, kernel: int, stride: int, padding: int) -> jax.Array:
+    pad = ((padding, padding), (padding, padding))
+    return nnx.max_pool(x, (kernel, kernel), (stride, stride), pad)
+
+
+class Identity(nnx.Module):
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return x
+
+
+class Zero(nnx.Module):
+    """The `none` op: zeros shaped like the op's output."""
+
+    def __init__(self, cout: int, stride: int):
+        self.cout, self.stride = cout, stride
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = x[:, :: self.stride, :: self.stride, :1]
+        return jnp.zeros(x.shape[:3] + (self.cout,), x.dtype)
+
+
+class ReLUConvBN(nnx.Module):
+    """ReLU -> conv -> BN, the convolution of NB201 and DARTS cells."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int, padding: int, *,
+                 dilation: int = 1, affine: bool = True, rngs: nnx.Rngs):
+        self.conv = conv(cin, cout, kernel, stride, padding, dilation=dilation, rngs=rngs)
+        self.bn = batch_norm(cout, affine=affine, rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.bn(self.conv(jax.nn.relu(x)))
+
+
+class FactorizedReduce(nnx.Module):
+    """Channel change (stride 1) or 2x down-sampling by two offset 1x1 convs (stride 2)."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 2, *, affine: bool = True,
+                 rngs: nnx.Rngs):
+        if stride not in (1, 2):
+            raise ValueError(f"FactorizedReduce: `stride` must be 1 or 2; got {stride}")
+        self.stride = stride
+        if stride == 2:
+            half = cout // 2
+            self.convs = nnx.List([conv(cin, half, 1, 2, rngs=rngs),
+                                   conv(cin, cout - half, 1, 2, rngs=rngs)])
+        else:
+            self.convs = nnx.List([conv(cin, cout, 1, 1, rngs=rngs)])
+        self.bn = batch_norm(cout, affine=affine, rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        if self.stride == 1:
+            return self.bn(self.convs[0](x))
+        x = jax.nn.relu(x)
+        shifted = jnp.pad(x, ((0, 0), (0, 1), (0, 1), (0, 0)))[:, 1:, 1:]
+        return self.bn(jnp.concatenate([self.convs[0](x), self.convs[1](shifted)], axis=-1))
+
+
+class Pooling(nnx.Module):
+    """3x3 average or max pooling, preceded by a 1x1 ReLU-conv-BN when channels change."""
+
+    def __init__(self, cin: int, cout: int, stride: int, mode: str, *, affine: bool = True,
+                 rngs: nnx.Rngs):
+        if mode not in ("avg", "max"):
+            raise ValueError(f"Pooling: `mode` must be 'avg' or 'max'; got {mode!r}")
+        self.mode, self.stride = mode, stride
+        self.pre = (ReLUConvBN(cin, cout, 1, 1, 0, affine=affine, rngs=rngs)
+                    if cin != cout else Identity())
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = self.pre(x)
+        pool = avg_pool if self.mode == "avg" else max_pool
+        return pool(x, 3, self.stride, 1)
+
+
+class ResNetBasicBlock(nnx.Module):
+    """The residual reduction block between NB201 stages."""
+
+    def __init__(self, cin: int, cout: int, stride: int, *, rngs: nnx.Rngs):
+        self.conv_a = ReLUConvBN(cin, cout, 3, stride, 1, rngs=rngs)
+        self.conv_b = ReLUConvBN(cout, cout, 3, 1, 1, rngs=rngs)
+        self.stride = stride
+        if stride == 2:
+            self.down = conv(cin, cout, 1, rngs=rngs)  # after a 2x2 average pool
+        elif cin != cout:
+            self.down = ReLUConvBN(cin, cout, 1, 1, 0, rngs=rngs)
+        else:
+            self.down = Identity()
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        y = self.conv_b(self.conv_a(x))
+        if self.stride == 2:
+            x = avg_pool(x, 2, 2, 0)
+        return self.down(x) + y
+
+
+def classifier_head(x: jax.Array, bn: nnx.BatchNorm, linear: nnx.Linear) -> jax.Array:
+    """BN -> ReLU -> global average pool -> linear."""
+    x = jax.nn.relu(bn(x))
+    return linear(jnp.mean(x, axis=(1, 2)))
+
+
+Op = Callable[[jax.Array], jax.Array]

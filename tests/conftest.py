@@ -1,0 +1,68 @@
+"""Shared fixtures; makes mistakes loud and forces 8 CPU devices before JAX starts."""
+
+import os
+
+flags = os.environ.get("XLA_FLAGS", "")
+if "xla_force_host_platform_device_count" not in flags:  # before any JAX op runs
+    flags += " --xla_force_host_platform_device_count=8"
+    os.environ["XLA_FLAGS"] = flags.strip()
+
+import pathlib  # noqa: E402
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+jax.config.update("jax_numpy_rank_promotion", "raise")
+settings.register_profile("dev", max_examples=25, deadline=None)  # compiles are slow
+settings.register_profile("ci", max_examples=100, deadline=None, derandomize=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+NASBENCH_DIR = pathlib.Path(
+    os.environ.get("JNAS_NASBENCH_DIR",
+                   pathlib.Path(__file__).resolve().parents[1] / ".." / "shared" / "nasbench"))
+
+
+@pytest.fixture
+def key() -> jax.Array:
+    return jax.random.key(0)
+
+
+def _shared_file(name: str) -> pathlib.Path:
+    path = NASBENCH_DIR / name
+    if not path.exists():
+        pytest.skip(f"{path} is absent: set JNAS_NASBENCH_DIR to the folder holding the "
+                    "NAS-Bench tables (../shared/nasbench)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def nb201_npz() -> dict:
+    with np.load(_shared_file("nb201_tss.npz")) as data:
+        return {k: data[k] for k in data.files}
+
+
+@pytest.fixture(scope="session")
+def nats_npz() -> dict:
+    with np.load(_shared_file("nats_sss.npz")) as data:
+        return {k: data[k] for k in data.files}
+
+
+@pytest.fixture(scope="session")
+def nats_samples() -> dict:
+    import gzip
+    import json
+
+    with gzip.open(_shared_file("nats_official_samples.json.gz"), "rt") as f:
+        return json.load(f)
+
+
+@pytest.fixture(scope="session")
+def nb101_csv_path() -> pathlib.Path:
+    return _shared_file("nb101_subset_naslib.csv.gz")
+
+
+@pytest.fixture(scope="session")
+def nb301_csv_path() -> pathlib.Path:
+    return _shared_file("nb301_subset_naslib.csv.gz")

@@ -1,24 +1,39 @@
 """Networks compiled from architectures, and their building blocks (Flax NNX)."""
 
 from jnas.nn._count import count_flops, count_params
-from jnas.nn._darts import AuxiliaryHead, DARTSCell, DARTSNetwork, DilConv, SepConv, darts_op
+from jnas.nn._darts import (
+    AuxiliaryHead,
+    DARTSCell,
+    DARTSNetwork,
+    DilConv,
+    SepConv,
+    darts_op,
+)
+from jnas.nn._hierarchical import HierarchicalNetwork, Motif
+from jnas.nn._mobilenet import ChainNetwork, MBConv
 from jnas.nn._nb101 import NB101Cell, NB101Network, vertex_channels
 from jnas.nn._nb201 import InferCell, NATSSizeNetwork, NB201Network, nb201_op
+from jnas.nn._sequential import SequentialNetwork
 
 __all__ = [
     "AuxiliaryHead",
+    "ChainNetwork",
     "DARTSCell",
     "DARTSNetwork",
     "DilConv",
-    "SepConv",
-    "darts_op",
+    "HierarchicalNetwork",
     "InferCell",
+    "MBConv",
+    "Motif",
+    "NATSSizeNetwork",
     "NB101Cell",
     "NB101Network",
-    "NATSSizeNetwork",
     "NB201Network",
+    "SepConv",
+    "SequentialNetwork",
     "count_flops",
     "count_params",
+    "darts_op",
     "nb201_op",
     "vertex_channels",
 ]

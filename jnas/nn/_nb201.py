@@ -128,8 +128,8 @@ class NATSSizeNetwork(_TinyNetwork):
         from jnas.spaces._nats import NATS_SSS_CELL
         from jnas.spaces._nb201 import NB201
 
-        _check("NATSSizeNetwork", num_classes=num_classes, *(), **{
-            f"widths[{k}]": w for k, w in enumerate(widths)})
+        _check("NATSSizeNetwork", num_classes=num_classes,
+               **{f"widths[{k}]": w for k, w in enumerate(widths)})
         if len(widths) % 3 != 2:
             raise ValueError(f"NATSSizeNetwork: `widths` must have 3N+2 entries; got {widths}")
         space = NB201()

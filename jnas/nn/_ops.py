@@ -53,7 +53,7 @@ class Zero(nnx.Module):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         x = x[:, :: self.stride, :: self.stride, :1]
-        return jnp.zeros(x.shape[:3] + (self.cout,), x.dtype)
+        return jnp.zeros((*x.shape[:3], self.cout), x.dtype)
 
 
 class ReLUConvBN(nnx.Module):

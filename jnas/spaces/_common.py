@@ -44,7 +44,7 @@ def concrete(where: str, arg: str, value: Any, shape: tuple[int, ...]) -> np.nda
                   "a traced value")
     try:
         array = np.asarray(value)
-    except Exception as err:  # noqa: BLE001 - re-raised with the argument named
+    except Exception as err:
         raise bad(where, arg, f"an integer array of shape {shape}", type(value)) from err
     if array.shape != shape or not np.issubdtype(array.dtype, np.integer):
         raise bad(where, arg, f"an integer array of shape {shape}",

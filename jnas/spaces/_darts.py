@@ -15,7 +15,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jnas.spaces._common import bad, check_int, check_names, concrete, random_choice_masked
+from jnas.spaces._common import (
+    bad,
+    check_int,
+    check_names,
+    concrete,
+    random_choice_masked,
+)
 
 DARTS_OPS = ("none", "max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3",
              "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5")

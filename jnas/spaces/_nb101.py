@@ -18,7 +18,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jnas.spaces._common import bad, check_int, check_names, concrete, random_choice_masked
+from jnas.spaces._common import (
+    bad,
+    check_int,
+    check_names,
+    concrete,
+    random_choice_masked,
+)
 from jnas.spaces._nb201 import AdjacencyEncoding
 
 NB101_OPS = ("conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3")
@@ -156,7 +162,7 @@ class NB101:
         """Every single change (flip one edge, or change one op) and whether it is valid."""
         slots = self._edge_slots
         n_e = len(slots)
-        flip = jnp.zeros((n_e,) + arch.matrix.shape, jnp.int8)
+        flip = jnp.zeros((n_e, *arch.matrix.shape), jnp.int8)
         flip = flip.at[jnp.arange(n_e), slots[:, 0], slots[:, 1]].set(1)
         edge_m = jnp.bitwise_xor(arch.matrix[None].astype(jnp.int8), flip)
         edge_ops = jnp.tile(arch.ops[None], (n_e, 1))
@@ -235,7 +241,7 @@ class NB101:
                 raise bad(where, "ops", f"interior ops from {self.ops}", op)
         v = self.num_vertices
         full = np.zeros((v, v), np.int8)
-        idx = list(range(n - 1)) + [v - 1]  # pad between the last op and the output
+        idx = [*range(n - 1), v - 1]  # pad between the last op and the output
         full[np.ix_(idx, idx)] = m
         op_ids = np.zeros(v - 2, np.int8)
         op_ids[: n - 2] = [self.ops.index(o) for o in ops[1:-1]]

@@ -75,6 +75,16 @@ class DARTS:
         return 2 * self.num_nodes
 
     @property
+    def size(self) -> int:
+        """Distinct genotypes (a node's two inputs are unordered): about 1e18 for DARTS."""
+        k = int(self._allowed_ops.sum())
+        per_cell = 1
+        for node in range(self.num_nodes):
+            sources = node + 2
+            per_cell *= sources * (sources - 1) // 2 * k * k
+        return per_cell**2
+
+    @property
     def _allowed_ops(self) -> np.ndarray:
         return np.array([o != "none" for o in self.ops])
 
@@ -89,7 +99,7 @@ class DARTS:
         src = jnp.asarray(arch.inputs).astype(jnp.int32)
         ops_ok = jnp.all((ops >= 0) & (ops < self.num_ops))
         ops_ok &= jnp.all(jnp.asarray(self._allowed_ops)[jnp.clip(ops, 0, self.num_ops - 1)])
-        src_ok = jnp.all((src >= 0) & (src < self._num_sources))
+        src_ok = jnp.all((src >= 0) & (src < self._num_sources[None]))
         distinct = jnp.all(src[:, 0::2] != src[:, 1::2])
         return ops_ok & src_ok & distinct
 

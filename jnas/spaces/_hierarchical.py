@@ -74,6 +74,24 @@ class Hierarchical:
         n = self.num_nodes[level]
         return tuple((i, j) for j in range(1, n) for i in range(j))
 
+    @functools.cached_property
+    def size(self) -> int:
+        """Number of valid architectures: connected motifs per level, to the power of the
+        number of motifs, multiplied over levels."""
+        total = 1
+        for level in range(self.num_levels):
+            edges, n = self.edges(level), self.num_nodes[level]
+            per_motif = 0
+            for subset in range(2 ** len(edges)):
+                reach = {0}
+                for e, (i, j) in enumerate(edges):
+                    if subset >> e & 1 and i in reach:
+                        reach.add(j)
+                if n - 1 in reach:
+                    per_motif += (self.num_choices(level) - 1) ** bin(subset).count("1")
+            total *= per_motif ** self.num_motifs[level]
+        return total
+
     def _shape(self, level: int) -> tuple[int, int]:
         return (self.num_motifs[level], self.num_edges(level))
 

@@ -98,6 +98,7 @@ class NATSSize:
                 raise bad("NATSSize.from_index", "index", f"integers in [0, {self.size})", index)
         index = jnp.asarray(index, jnp.int32)
         radix = self.num_choices ** jnp.arange(self.num_layers - 1, -1, -1, dtype=jnp.int32)
+        radix = radix.reshape((1,) * index.ndim + (-1,))
         digits = (index[..., None] // radix) % self.num_choices
         return NATSSizeArch(digits.astype(jnp.int8))
 

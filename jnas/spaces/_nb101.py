@@ -67,6 +67,15 @@ class NB101:
         return self.num_vertices - 2
 
     @property
+    def size(self) -> int:
+        """Distinct (non-isomorphic) valid cells: 423,624 in the release's configuration."""
+        if (self.ops, self.num_vertices, self.max_edges) != (NB101_OPS, 7, 9):
+            raise ValueError("NB101.size: known only for the release's configuration (3 ops, "
+                             f"7 vertices, 9 edges); got {self.ops}, {self.num_vertices}, "
+                             f"{self.max_edges}")
+        return 423_624  # Ying et al. 2019, Section 2.2
+
+    @property
     def _triu(self) -> np.ndarray:
         return np.triu(np.ones((self.num_vertices,) * 2, np.int8), 1)
 
@@ -211,7 +220,9 @@ class NB101:
     def from_string(self, string: str) -> NB101Arch:
         """Parse `to_string`'s form; an n x n cell (n <= V) is padded with dead vertices."""
         where = "NB101.from_string"
-        if not isinstance(string, str) or string.count(":") != 1:
+        if not isinstance(string, str):
+            raise bad(where, "string", "a str", type(string).__name__)
+        if string.count(":") != 1:
             raise bad(where, "string", "'<n*n 0/1 digits>:input|op|...|output'", string)
         bits, names = string.split(":")
         names = names.split("|")

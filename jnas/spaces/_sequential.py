@@ -82,6 +82,29 @@ class Sequential:
         return len(self.tokens)
 
     @functools.cached_property
+    def size(self) -> int:
+        """Number of valid layer sequences (dynamic programming over the rules)."""
+        table = self._table
+
+        @functools.cache
+        def count(depth: int, prev: int, size: int, fc_run: int, first: bool) -> int:
+            if depth == self.max_layers:
+                return 1
+            total = 0 if first else 1  # stop here: terminal padding to the end
+            for kind, kernel, stride in table[1:].tolist():
+                if kind == CONV and prev != FC:
+                    total += count(depth + 1, CONV, -(-size // stride), 0, False)
+                elif (kind == POOL and not first and prev not in (POOL, FC)
+                      and size >= kernel):
+                    total += count(depth + 1, POOL, (size - kernel) // stride + 1, 0, False)
+                elif (kind == FC and not first and size <= self.fc_max_size
+                      and fc_run < self.max_fc):
+                    total += count(depth + 1, FC, size, fc_run + 1, False)
+            return total
+
+        return count(0, TERMINAL, self.input_size, 0, True)
+
+    @functools.cached_property
     def _table(self) -> np.ndarray:
         """int32[T, 3]: kind, kernel, stride of each token."""
         rows = []
@@ -203,7 +226,9 @@ class Sequential:
 
     def from_string(self, string: str) -> SequentialArch:
         where = "Sequential.from_string"
-        if not isinstance(string, str) or not string:
+        if not isinstance(string, str):
+            raise bad(where, "string", "a str", type(string).__name__)
+        if not string:
             raise bad(where, "string", "layers like 'C(3,64,1)-P(2,2)-FC(512)'", string)
         names = {}
         for i, t in enumerate(self.tokens[1:], start=1):

@@ -1,0 +1,63 @@
+"""DARTS genotype space: parsing published genotypes, validity, encodings."""
+
+import jax
+import numpy as np
+import pytest
+
+from jnas.spaces import DARTS, DARTS_V1, DARTS_V2
+
+
+def test_published_genotypes_parse_and_round_trip():
+    space = DARTS()
+    for text in (DARTS_V1, DARTS_V2):
+        arch = space.from_string(text)
+        assert space.to_string(arch) == text
+    arch = space.from_string(DARTS_V2)
+    assert np.asarray(arch.inputs).tolist()[0] == [0, 1, 0, 1, 1, 0, 0, 2]
+    assert space.ops[int(arch.ops[0, 7])] == "dil_conv_3x3"
+
+
+def test_range_concat_is_accepted():
+    space = DARTS()
+    text = DARTS_V2.replace("normal_concat=[2, 3, 4, 5]", "normal_concat=range(2, 6)")
+    assert space.to_string(space.from_string(text)) == DARTS_V2
+
+
+@pytest.mark.parametrize(("text", "match"), [
+    ("Genotype(normal=[])", "exactly the fields"),
+    (DARTS_V2.replace("('sep_conv_3x3', 0)", "('sep_conv_9x9', 0)", 1), "ops from"),
+    (DARTS_V2.replace("('sep_conv_3x3', 0)", "('none', 0)", 1), "ops from"),
+    (DARTS_V2.replace("('dil_conv_3x3', 2)", "('dil_conv_3x3', 5)"), "inputs in"),
+    (DARTS_V2.replace("('sep_conv_3x3', 1), ('sep_conv_3x3', 0)", "('sep_conv_3x3', 1), ('sep_conv_3x3', 1)", 1), "distinct"),
+    (DARTS_V2.replace("normal_concat=[2, 3, 4, 5]", "normal_concat=[2, 3]"), "normal_concat"),
+    ("Genotype(normal=__import__('os'))", "must be"),
+    ("print('x')", "must be"),
+])
+def test_malformed_genotypes_raise(text, match):
+    with pytest.raises(ValueError, match=match):
+        DARTS().from_string(text)
+
+
+def test_size_and_neighbors():
+    space = DARTS()
+    assert space.size == (1 * 3 * 6 * 10 * 7**8) ** 2  # node k: C(k+2, 2) pairs x 7^2 ops
+    batch, mask = space.neighbors(space.from_string(DARTS_V2))
+    # per cell: 8 edges x 6 other ops + node k's 2 edges x k other inputs (0+2+4+6)
+    assert int(mask.sum()) == 2 * (8 * 6 + 12)
+
+
+def test_adjacency_encoding():
+    space = DARTS()
+    arch = space.from_string(DARTS_V2)
+    a = np.asarray(space.adjacency(arch))
+    assert a.shape == (2, 6, 6)
+    assert space.ops[a[0, 2, 5]] == "dil_conv_3x3"  # node 3 (index 5) reads node 0 (index 2)
+    assert space.ops[a[1, 0, 2]] == "max_pool_3x3"
+    assert int((a > 0).sum()) == 16
+
+
+def test_sample_never_uses_none(key):
+    space = DARTS()
+    archs = jax.vmap(space.sample)(jax.random.split(key, 200))
+    assert int((archs.ops == 0).sum()) == 0
+    assert set(np.unique(np.asarray(archs.ops)).tolist()) == set(range(1, 8))

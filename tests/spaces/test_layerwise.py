@@ -1,0 +1,86 @@
+"""Chain (ProxylessNAS), Sequential (MetaQNN) and Hierarchical (HNAS) spaces."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jnas.spaces import (
+    Chain,
+    Hierarchical,
+    HierarchicalArch,
+    Sequential,
+    SequentialArch,
+)
+
+
+def test_chain_skip_only_where_residual():
+    space = Chain()
+    assert space.num_blocks == 21
+    skippable = space.skippable
+    assert not skippable[0] and not skippable[4] and skippable[1]
+    archs = jax.vmap(space.sample)(jax.random.split(jax.random.key(0), 500))
+    skipped = np.asarray(archs.ops) == space.skip
+    assert skipped.any()
+    assert not skipped[:, ~skippable].any()
+    text = "-".join(["skip"] + ["k3e3"] * 20)
+    with pytest.raises(ValueError, match="skip"):
+        space.from_string(text)
+
+
+def test_chain_size_counts_choices():
+    space = Chain(stages=((16, 2, 1),), kernels=(3,), expansions=(1, 2))
+    assert space.size == 2 * 3  # first block: 2 choices; second: 2 + skip
+
+
+def _seq(space, text):
+    return space.from_string(text)
+
+
+def test_sequential_rules():
+    space = Sequential()
+    ok = "C(3,64,1)-P(5,3)-C(1,128,1)-P(2,2)-FC(512)-FC(128)"  # 32 -> 10 -> 5: fc allowed
+    assert space.to_string(_seq(space, ok)) == ok
+    for bad, why in [
+        ("P(2,2)", "first layer conv"),                      # must start with conv
+        ("C(3,64,1)-P(2,2)-P(2,2)", "pool after pool"),     # no consecutive pooling
+        ("C(3,64,1)-FC(512)", "fc at size 32"),              # fc only on small maps
+        ("C(3,64,1)-P(5,3)-P(2,2)", "pool after pool"),
+        ("C(3,64,1)-P(5,3)-FC(512)-C(3,64,1)", "conv after fc"),
+        ("C(3,64,1)-P(5,3)-FC(512)-FC(512)-FC(512)", "three fc"),
+    ]:
+        with pytest.raises(ValueError, match="MetaQNN"):
+            _seq(space, bad)
+    # padding must be terminal once the network ended
+    tokens = np.zeros(space.max_layers, np.int8)
+    tokens[0] = 1
+    tokens[2] = 1
+    assert not bool(space.is_valid(SequentialArch(jnp.asarray(tokens))))
+
+
+def test_sequential_size_by_brute_force_on_a_tiny_space():
+    space = Sequential(max_layers=3, conv_kernels=(1, 3), conv_filters=(8,),
+                       pools=((2, 2),), fc_units=(4,), max_fc=1, fc_max_size=2,
+                       input_size=4)
+    import itertools
+    count = sum(bool(space.is_valid(SequentialArch(jnp.asarray(t, jnp.int8))))
+                for t in itertools.product(range(space.num_tokens), repeat=3))
+    assert space.size == count
+
+
+def test_hierarchical_size_by_brute_force_on_a_tiny_space():
+    space = Hierarchical(primitives=("identity", "max_pool_3x3"), num_nodes=(3,),
+                         num_motifs=(1,))
+    import itertools
+    count = sum(bool(space.is_valid(HierarchicalArch((jnp.asarray([v], jnp.int8),))))
+                for v in itertools.product(range(3), repeat=3))
+    assert space.size == count == 2 * 9 + 2 * 2  # edge 0->2, or 0->1->2 without it
+
+
+def test_hierarchical_rejects_disconnected_motif():
+    space = Hierarchical()
+    arch = space.sample(jax.random.key(0))
+    levels = list(arch.levels)
+    levels[1] = jnp.zeros_like(levels[1])  # the top motif has no edges
+    with pytest.raises(ValueError, match="path from input"):
+        space.validate(HierarchicalArch(tuple(levels)))

@@ -41,7 +41,7 @@ def test_malformed_genotypes_raise(text, match):
 def test_size_and_neighbors():
     space = DARTS()
     assert space.size == (1 * 3 * 6 * 10 * 7**8) ** 2  # node k: C(k+2, 2) pairs x 7^2 ops
-    batch, mask = space.neighbors(space.from_string(DARTS_V2))
+    _batch, mask = space.neighbors(space.from_string(DARTS_V2))
     # per cell: 8 edges x 6 other ops + node k's 2 edges x k other inputs (0+2+4+6)
     assert int(mask.sum()) == 2 * (8 * 6 + 12)
 

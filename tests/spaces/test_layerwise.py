@@ -18,7 +18,9 @@ def test_chain_skip_only_where_residual():
     space = Chain()
     assert space.num_blocks == 21
     skippable = space.skippable
-    assert not skippable[0] and not skippable[4] and skippable[1]
+    assert not skippable[0]
+    assert not skippable[4]
+    assert skippable[1]
     archs = jax.vmap(space.sample)(jax.random.split(jax.random.key(0), 500))
     skipped = np.asarray(archs.ops) == space.skip
     assert skipped.any()
@@ -41,7 +43,7 @@ def test_sequential_rules():
     space = Sequential()
     ok = "C(3,64,1)-P(5,3)-C(1,128,1)-P(2,2)-FC(512)-FC(128)"  # 32 -> 10 -> 5: fc allowed
     assert space.to_string(_seq(space, ok)) == ok
-    for bad, why in [
+    for bad, _why in [
         ("P(2,2)", "first layer conv"),                      # must start with conv
         ("C(3,64,1)-P(2,2)-P(2,2)", "pool after pool"),     # no consecutive pooling
         ("C(3,64,1)-FC(512)", "fc at size 32"),              # fc only on small maps

@@ -30,7 +30,7 @@ def count_params(model: nnx.Module, *, exclude: tuple[str, ...] = ()) -> int:
         if isinstance(value, nnx.Param):
             names = [str(p) for p in path]
             if not any(any(e in n for n in names) for e in exclude):
-                total += int(np.prod(value.value.shape))
+                total += int(np.prod(np.shape(value.get_value())))
     return total
 
 

@@ -133,8 +133,8 @@ class NATSSizeNetwork(_TinyNetwork):
         if len(widths) % 3 != 2:
             raise ValueError(f"NATSSizeNetwork: `widths` must have 3N+2 entries; got {widths}")
         space = NB201()
-        arch = space.from_string(cell or NATS_SSS_CELL)
-        ops = np.asarray(arch.ops).tolist()
+        with jax.ensure_compile_time_eval():  # concrete even inside nnx.eval_shape
+            ops = np.asarray(space.from_string(cell or NATS_SSS_CELL).ops).tolist()
         edges = tuple((i, j, space.ops[op]) for (i, j), op in zip(space.edges, ops, strict=True))
         n = len(widths) // 3
         reductions = [False] * n + [True] + [False] * n + [True] + [False] * n

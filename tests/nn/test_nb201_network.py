@@ -59,7 +59,7 @@ def test_official_records_params_and_flops(nats_samples):
             assert int(space.index(arch)) == int(cell)
             for run in record["runs"]:
                 ds = run["dataset"]
-                model = _abstract(lambda arch=arch, ds=ds: space.build(
+                model = _abstract(lambda arch=arch, ds=ds, space=space: space.build(
                     arch, num_classes=classes[ds]))
                 assert count_params(model) / 1e6 == pytest.approx(run["params_M"], abs=1e-6)
                 assert count_flops(model, (1, res[ds], res[ds], 3)) / 1e6 == pytest.approx(

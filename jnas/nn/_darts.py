@@ -19,6 +19,7 @@ from jnas.nn._ops import (
     avg_pool,
     batch_norm,
     conv,
+    linear,
     max_pool,
 )
 
@@ -120,7 +121,7 @@ class AuxiliaryHead(nnx.Module):
         self.bn1 = batch_norm(128, rngs=rngs)
         self.conv2 = conv(128, 768, 2, rngs=rngs)
         self.bn2 = batch_norm(768, rngs=rngs)
-        self.classifier = nnx.Linear(768, num_classes, rngs=rngs)
+        self.classifier = linear(768, num_classes, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         x = nnx.avg_pool(jax.nn.relu(x), (5, 5), (3, 3), "VALID")
@@ -170,7 +171,7 @@ class DARTSNetwork(nnx.Module):
                 c_aux = c_p
         self.cells = nnx.List(cells)
         self.aux = AuxiliaryHead(c_aux, num_classes, rngs=rngs) if auxiliary else None
-        self.classifier = nnx.Linear(c_p, num_classes, rngs=rngs)
+        self.classifier = linear(c_p, num_classes, rngs=rngs)
         self.deterministic = False  # flipped by nnx's train() / eval()
 
     def __call__(self, x: jax.Array) -> jax.Array | tuple[jax.Array, jax.Array]:

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jnas.nn._ops import Identity, avg_pool, batch_norm, conv, max_pool
+from jnas.nn._ops import Identity, avg_pool, batch_norm, conv, linear, max_pool
 
 
 class _Primitive(nnx.Module):
@@ -136,7 +136,7 @@ class HierarchicalNetwork(nnx.Module):
             layers += [Motif(space, levels, top, 0, c, rngs=rngs)
                        for _ in range(cells_per_stage)]
         self.layers = nnx.List(layers)
-        self.classifier = nnx.Linear(c, num_classes, rngs=rngs)
+        self.classifier = linear(c, num_classes, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         x = self.stem_bn(self.stem(x))

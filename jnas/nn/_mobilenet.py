@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jnas.nn._ops import batch_norm, conv
+from jnas.nn._ops import batch_norm, conv, linear
 
 
 class ConvBNAct(nnx.Module):
@@ -75,7 +75,7 @@ class ChainNetwork(nnx.Module):
         self.blocks = nnx.List(layers)
         self.head = ConvBNAct(c, space.head_channels, 1, rngs=rngs)
         self.dropout = nnx.Dropout(dropout, rngs=rngs)
-        self.classifier = nnx.Linear(space.head_channels, num_classes, rngs=rngs)
+        self.classifier = linear(space.head_channels, num_classes, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         x = self.first(self.stem(x))

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jnas.nn._ops import batch_norm, conv, max_pool
+from jnas.nn._ops import batch_norm, conv, linear, max_pool
 
 
 class ConvBNReLU(nnx.Module):
@@ -122,7 +122,7 @@ class NB101Network(nnx.Module):
                 c = cout
         self.cells = nnx.List(cells)
         self.cells_per_stack = cells_per_stack
-        self.classifier = nnx.Linear(c, num_classes, rngs=rngs)
+        self.classifier = linear(c, num_classes, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         x = self.stem(x)

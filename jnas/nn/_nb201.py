@@ -23,6 +23,7 @@ from jnas.nn._ops import (
     batch_norm,
     classifier_head,
     conv,
+    linear,
 )
 
 
@@ -80,7 +81,7 @@ class _TinyNetwork(nnx.Module):
             prev = width
         self.layers = nnx.List(layers)
         self.head_bn = batch_norm(prev, rngs=rngs)
-        self.classifier = nnx.Linear(prev, num_classes, rngs=rngs)
+        self.classifier = linear(prev, num_classes, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         """Logits for NHWC images."""

@@ -13,6 +13,10 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+# PyTorch's default initialisation of conv and linear weights (kaiming_uniform, a=sqrt(5)):
+# U(-1/sqrt(fan_in), 1/sqrt(fan_in)), as the reference implementations train with.
+torch_default_init = nnx.initializers.variance_scaling(1 / 3, "fan_in", "uniform")
+
 
 def conv(cin: int, cout: int, kernel: int, stride: int = 1, padding: int = 0, *,
          dilation: int = 1, groups: int = 1, bias: bool = False, rngs: nnx.Rngs) -> nnx.Conv:
@@ -20,7 +24,12 @@ def conv(cin: int, cout: int, kernel: int, stride: int = 1, padding: int = 0, *,
     return nnx.Conv(cin, cout, (kernel, kernel), strides=stride,
                     padding=((padding, padding), (padding, padding)),
                     kernel_dilation=dilation, feature_group_count=groups, use_bias=bias,
-                    rngs=rngs)
+                    kernel_init=torch_default_init, rngs=rngs)
+
+
+def linear(fin: int, fout: int, *, rngs: nnx.Rngs) -> nnx.Linear:
+    """A dense layer with PyTorch's default weight initialisation."""
+    return nnx.Linear(fin, fout, kernel_init=torch_default_init, rngs=rngs)
 
 
 def batch_norm(channels: int, *, affine: bool = True, rngs: nnx.Rngs) -> nnx.BatchNorm:

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jnas.nn._ops import batch_norm as make_bn
-from jnas.nn._ops import max_pool
+from jnas.nn._ops import linear, max_pool
 
 
 class _ConvLayer(nnx.Module):
@@ -35,7 +35,7 @@ class _PoolLayer(nnx.Module):
 
 class _FCLayer(nnx.Module):
     def __init__(self, fin: int, units: int, *, dropout: float, rngs: nnx.Rngs):
-        self.linear = nnx.Linear(fin, units, rngs=rngs)
+        self.linear = linear(fin, units, rngs=rngs)
         self.dropout = nnx.Dropout(dropout, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -69,7 +69,7 @@ class SequentialNetwork(nnx.Module):
             else:
                 raise ValueError(f"SequentialNetwork: unknown layer {layer!r} in `layers`")
         self.layers = nnx.List(mods)
-        self.classifier = nnx.Linear(c, num_classes, rngs=rngs)
+        self.classifier = linear(c, num_classes, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         for layer in self.layers:

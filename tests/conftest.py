@@ -66,3 +66,19 @@ def nb101_csv_path() -> pathlib.Path:
 @pytest.fixture(scope="session")
 def nb301_csv_path() -> pathlib.Path:
     return _shared_file("nb301_subset_naslib.csv.gz")
+
+
+@pytest.fixture(scope="session")
+def nasbench_dir() -> pathlib.Path:
+    if not NASBENCH_DIR.is_dir():
+        pytest.skip(f"{NASBENCH_DIR} is absent: set JNAS_NASBENCH_DIR to the folder holding "
+                    "the NAS-Bench tables (../shared/nasbench)")
+    return NASBENCH_DIR
+
+
+@pytest.fixture(scope="session")
+def nb201_table(nasbench_dir):
+    from jnas import bench
+
+    _shared_file("nb201_tss.npz")
+    return bench.load_nb201(nasbench_dir)

@@ -1,0 +1,36 @@
+"""NAS-Bench tables on the device, a simulated clock, and the benchmark protocol."""
+
+from jnas.bench._load import (
+    NB201_DATASETS,
+    default_dir,
+    load_latency,
+    load_nats_sss,
+    load_nb201,
+)
+from jnas.bench._pareto import pareto_front
+from jnas.bench._simulate import (
+    Objective,
+    Simulation,
+    max_steps_for,
+    objective,
+    simulate,
+    simulate_one,
+)
+from jnas.bench._table import Table, table_from_numpy
+
+__all__ = [
+    "NB201_DATASETS",
+    "Objective",
+    "Simulation",
+    "Table",
+    "default_dir",
+    "load_latency",
+    "load_nats_sss",
+    "load_nb201",
+    "max_steps_for",
+    "objective",
+    "pareto_front",
+    "simulate",
+    "simulate_one",
+    "table_from_numpy",
+]

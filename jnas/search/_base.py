@@ -1,0 +1,46 @@
+"""The searcher interface: pure `init / ask / tell` over an explicit state (like optax)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+
+class Searcher(NamedTuple):
+    """A black-box searcher as three pure functions.
+
+    - `init(key) -> state`
+    - `ask(key, state) -> (archs, state)`: a batch of `batch_size` candidates
+    - `tell(state, archs, fitness) -> state`: fitness float32[batch_size], higher is
+      better; NaN counts as the worst (a failed evaluation never becomes the incumbent).
+
+    The state is a pytree of fixed shapes and dtypes, a valid `lax.scan` carry.
+    """
+
+    init: Callable[[jax.Array], Any]
+    ask: Callable[[jax.Array, Any], tuple[Any, Any]]
+    tell: Callable[[Any, Any, jax.Array], Any]
+    batch_size: int = 1
+
+
+def clean_fitness(fitness: jax.Array) -> jax.Array:
+    """float32 fitness with NaN replaced by -inf (the worst)."""
+    fitness = jnp.asarray(fitness, jnp.float32)
+    return jnp.where(jnp.isnan(fitness), -jnp.inf, fitness)
+
+
+def check_positive(where: str, **values: int) -> None:
+    for name, v in values.items():
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"{where}: `{name}` must be an integer >= 1; got {v!r}")
+
+
+def require(where: str, space: Any, *methods: str) -> None:
+    """Fail at construction when the space lacks a capability the searcher needs."""
+    missing = [m for m in methods if not callable(getattr(space, m, None))]
+    if missing:
+        raise ValueError(f"{where}: the space {type(space).__name__} lacks {missing}, which "
+                         "this searcher needs")

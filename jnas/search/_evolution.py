@@ -1,0 +1,67 @@
+"""Regularized (aging) evolution (Real et al., AAAI 2019, "AmoebaNet")."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jnas.search._base import Searcher, check_positive, clean_fitness, require
+
+
+class EvolutionState(NamedTuple):
+    population: Any  # archs with a leading axis of population_size (a ring buffer)
+    fitness: jax.Array  # float32[population_size]; -inf where empty
+    num_told: jax.Array  # int32[]: evaluations so far; the oldest member is at num_told % P
+    best: Any
+    best_fitness: jax.Array  # float32[]
+
+
+def regularized_evolution(space: Any, population_size: int = 10,
+                          sample_size: int = 3) -> Searcher:
+    """Aging evolution: tournament selection, one mutation, the oldest member dies.
+
+    The first `population_size` candidates are random; after that each candidate is a
+    mutation of the fittest of `sample_size` members drawn uniformly (with replacement, as
+    in the paper's code), and each told child replaces the oldest member. The defaults are
+    the NAS-Bench-201 paper's (population 10, sample 3). One candidate per `ask`.
+    """
+    check_positive("regularized_evolution", population_size=population_size,
+                   sample_size=sample_size)
+    if sample_size > population_size:
+        raise ValueError(f"regularized_evolution: `sample_size` must be <= population_size "
+                         f"({population_size}); got {sample_size}")
+    require("regularized_evolution", space, "sample", "mutate")
+
+    def init(key: jax.Array) -> EvolutionState:
+        pop = jax.vmap(space.sample)(jax.random.split(key, population_size))
+        return EvolutionState(pop, jnp.full((population_size,), -jnp.inf, jnp.float32),
+                              jnp.zeros((), jnp.int32), space.sample(key),
+                              jnp.full((), -jnp.inf, jnp.float32))
+
+    def ask(key: jax.Array, state: EvolutionState) -> tuple[Any, EvolutionState]:
+        sample_key, pick_key, mutate_key = jax.random.split(key, 3)
+        random_arch = space.sample(sample_key)
+        members = jax.random.randint(pick_key, (sample_size,), 0, population_size)
+        parent_i = members[jnp.argmax(state.fitness[members])]
+        parent = jax.tree.map(lambda x: x[parent_i], state.population)
+        child = space.mutate(mutate_key, parent)
+        warm = state.num_told >= population_size
+        arch = jax.tree.map(lambda c, r: jnp.where(warm, c, r), child, random_arch)
+        return jax.tree.map(lambda x: x[None], arch), state
+
+    def tell(state: EvolutionState, archs: Any, fitness: jax.Array) -> EvolutionState:
+        fitness = clean_fitness(fitness)
+        pop, fit, n = state.population, state.fitness, state.num_told
+        for b in range(fitness.shape[0]):  # static: tell accepts any batch, in order
+            slot = n % population_size
+            pop = jax.tree.map(lambda p, a, b=b, slot=slot: p.at[slot].set(a[b]), pop, archs)
+            fit = fit.at[slot].set(fitness[b])
+            n = n + 1
+        i = jnp.argmax(fitness)
+        better = fitness[i] > state.best_fitness
+        best = jax.tree.map(lambda a, o: jnp.where(better, a[i], o), archs, state.best)
+        return EvolutionState(pop, fit, n, best, jnp.maximum(fitness[i], state.best_fitness))
+
+    return Searcher(init, ask, tell, 1)

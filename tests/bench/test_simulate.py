@@ -1,0 +1,84 @@
+"""The protocol: simulated clock, budgets, seeds in one program."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jnas import bench, search
+from jnas.spaces import NB201
+
+
+@pytest.fixture
+def obj(nb201_table):
+    return bench.objective(nb201_table, dataset="cifar10-valid", metric="valid_acc", epochs=12)
+
+
+@pytest.mark.parametrize("make", [search.random_search, search.regularized_evolution])
+def test_vmapped_seeds_equal_separate_runs(obj, key, make):
+    searcher = make(NB201())
+    sim = bench.simulate(searcher, obj, key=key, num_seeds=8, budget_s=3000, chunk=8)
+    again = bench.simulate(searcher, obj, key=key, num_seeds=8, budget_s=3000, chunk=3)
+    np.testing.assert_array_equal(sim.best_row, again.best_row)
+    one = bench.simulate_one(searcher, NB201(), 3000, sim.time_s.shape[1])
+    for i in range(8):
+        ts, fs, rs, n = one(jax.random.fold_in(key, i), obj.fitness, obj.cost_s)
+        np.testing.assert_array_equal(rs, sim.best_row[i])
+        np.testing.assert_array_equal(fs, sim.best_fitness[i])
+        np.testing.assert_allclose(ts, sim.time_s[i], rtol=1e-6)
+        assert int(n) == sim.num_evals[i]
+
+
+def test_clock_and_budget(obj, key, nb201_table):
+    sim = bench.simulate(search.random_search(NB201()), obj, key=key, num_seeds=16,
+                         budget_s=12000)
+    final = sim.time_s[:, -1]
+    assert np.all(final >= 12000)  # the scan was long enough to spend the budget
+    # the evaluation that crosses the budget is the last one charged
+    before_last = np.array([t[np.flatnonzero(t < 12000)[-1]] for t in sim.time_s])
+    assert np.all(before_last < 12000)
+    # every charge is a 12-epoch training time of the evaluated cell
+    cost = np.asarray(nb201_table.column("cifar10-valid", "train_time_s", 12))
+    assert cost.min() * sim.num_evals.min() <= 12000 + cost.max()
+    # the incumbent's validation accuracy is the best seen, non-decreasing
+    assert np.all(np.diff(sim.best_fitness, axis=1) >= 0)
+    val = np.asarray(nb201_table.column("cifar10-valid", "valid_acc", 12))
+    np.testing.assert_allclose(val[sim.final_rows()], sim.best_fitness[:, -1], rtol=1e-6)
+
+
+def test_nan_fitness_never_becomes_the_incumbent(nb201_table, key):
+    obj = bench.objective(nb201_table, dataset="cifar10-valid", metric="valid_acc", epochs=12)
+    poisoned = obj.fitness.at[::2].set(jnp.nan)  # half the table fails
+    obj = bench.Objective(poisoned, obj.cost_s, obj.space, "poisoned")
+    sim = bench.simulate(search.regularized_evolution(NB201()), obj, key=key, num_seeds=8,
+                         budget_s=5000)
+    assert np.all(sim.final_rows() % 2 == 1)
+    assert np.all(np.isfinite(sim.best_fitness[:, -1]))
+
+
+def test_regularized_evolution_beats_random_search(nb201_table, obj, key):
+    """NB201 Table 5 protocol (12-epoch signal, 12,000 s): REA's incumbent tests better."""
+    results = {}
+    for name, s in (("rs", search.random_search(NB201())),
+                    ("rea", search.regularized_evolution(NB201()))):
+        sim = bench.simulate(s, obj, key=key, num_seeds=300, budget_s=12000)
+        results[name] = sim.report(nb201_table, dataset="cifar10", metric="test_acc",
+                                   epochs=200)[:, -1]
+    assert results["rea"].mean() > results["rs"].mean() + 0.05
+    assert 93.4 < results["rs"].mean() < 94.1  # NB201 paper: RS 93.70 +- 0.36
+
+
+def test_on_grid_resamples_curves(obj, key):
+    sim = bench.simulate(search.random_search(NB201()), obj, key=key, num_seeds=4,
+                         budget_s=2000)
+    grid = np.array([0.0, 1000.0, 1e9])
+    out = sim.on_grid(sim.best_fitness, grid)
+    assert np.all(np.isnan(out[:, 0]))
+    np.testing.assert_array_equal(out[:, 2], sim.best_fitness[:, -1])
+
+
+def test_simulate_rejects_bad_arguments(obj, key):
+    with pytest.raises(ValueError, match="`num_seeds`"):
+        bench.simulate(search.random_search(NB201()), obj, key=key, num_seeds=0, budget_s=1)
+    with pytest.raises(ValueError, match="`budget_s`"):
+        bench.simulate(search.random_search(NB201()), obj, key=key, num_seeds=1, budget_s=0)

@@ -88,6 +88,84 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+SEARCHERS = ("rs", "rea")
+
+
+def _progress(label: str):
+    """A one-line progress bar with ETA on stderr."""
+    start = time.perf_counter()
+
+    def show(done: int, total: int) -> None:
+        elapsed = time.perf_counter() - start
+        eta = elapsed / done * (total - done) if done else 0.0
+        bar = "#" * int(30 * done / total)
+        print(f"\r{label} [{bar:<30s}] {done}/{total} seeds, {elapsed:5.1f}s, "
+              f"ETA {eta:5.1f}s", end="" if done < total else "\n", file=sys.stderr,
+              flush=True)
+
+    return show
+
+
+def _cmd_bench_run(args: argparse.Namespace) -> int:
+    import jax
+
+    from jnas import bench, search
+    from jnas.bench._report import (
+        NB201_REPORT,
+        plot_regret,
+        regret_curves,
+        summarize,
+        write_jsonl,
+    )
+
+    if args.table != "nb201":
+        raise ValueError(f"--table {args.table!r}: only 'nb201' runs the protocol so far")
+    if args.seeds < 1:
+        raise ValueError(f"--seeds must be >= 1; got {args.seeds}")
+    if args.budget <= 0:
+        raise ValueError(f"--budget must be > 0 simulated seconds; got {args.budget}")
+    table = bench.load_nb201(args.nasbench)
+    obj = bench.objective(table, dataset=args.dataset, metric="valid_acc",
+                          epochs=args.epochs)
+    makers = {"rs": search.random_search, "rea": search.regularized_evolution}
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    sims, rows = {}, []
+    for name in args.searcher:
+        start = time.perf_counter()
+        sim = bench.simulate(makers[name](table.space), obj, key=jax.random.key(args.seed),
+                             num_seeds=args.seeds, budget_s=args.budget,
+                             progress=_progress(name))
+        summary = summarize(sim, table, NB201_REPORT)
+        summary.update(searcher=name, fitness=obj.description,
+                       wall_s=round(time.perf_counter() - start, 2))
+        sims[name], rows = sim, [*rows, summary]
+    write_jsonl(out / "results.jsonl", rows)
+    curves = regret_curves(sims, table, dataset="cifar10", metric="test_acc", epochs=200)
+    plot_regret(curves, out / "regret.png", ylabel="CIFAR-10 test regret (%)")
+    cols = [f"{d}/{m}/{e}" for d, m, e in NB201_REPORT]
+    print(f"{'searcher':10s} " + " ".join(f"{c.split('/')[0][:14] + ' ' + c.split('/')[1]:>24s}"
+                                          for c in cols))
+    for r in rows:
+        print(f"{r['searcher']:10s} " + " ".join(
+            f"{r[c]['mean']:>15.2f} +- {r[c]['std']:5.2f}" for c in cols))
+    print(f"wrote {out / 'results.jsonl'} and {out / 'regret.png'}")
+    return 0
+
+
+def _cmd_bench_convert(args: argparse.Namespace) -> int:
+    from jnas import bench
+
+    start = time.perf_counter()
+    table = bench.convert_official(args.official)
+    out = pathlib.Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    bench.save_table(table, out)
+    print(f"converted {args.official} ({table.name}, {len(table.columns)} columns, seeds "
+          f"{list(table.seeds)}) to {out} in {time.perf_counter() - start:.1f}s")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jnas", description="JAX-native, functional neural architecture search.")
@@ -109,6 +187,38 @@ def build_parser() -> argparse.ArgumentParser:
     spaces.add_argument("--list", action="store_true", help="list spaces and their sizes")
     spaces.add_argument("--seed", type=int, default=0, help="PRNG seed (default: 0)")
     spaces.set_defaults(func=_cmd_spaces)
+
+    bench = sub.add_parser("bench", help="benchmark searchers against NAS-Bench tables")
+    bench_sub = bench.add_subparsers(dest="bench_command", required=True, metavar="COMMAND")
+    run = bench_sub.add_parser(
+        "run", help="run the NB201 protocol for many seeds on a simulated clock",
+        description="Run searchers for many seeds against the NB201 table: select by the "
+        "validation accuracy at --epochs, charge each query its training time, and report "
+        "the final incumbent as NB201 Table 5 does.")
+    run.add_argument("--table", default="nb201", choices=("nb201",), help="benchmark table")
+    run.add_argument("--nasbench", default=None,
+                     help="folder of the tables (default: $JNAS_NASBENCH_DIR or "
+                     "../shared/nasbench)")
+    run.add_argument("--dataset", default="cifar10-valid",
+                     help="dataset whose validation accuracy guides the search")
+    run.add_argument("--epochs", type=int, default=12, choices=(12, 200),
+                     help="fidelity of the signal and of its cost (default: 12)")
+    run.add_argument("--searcher", nargs="+", default=list(SEARCHERS), choices=SEARCHERS,
+                     help="searchers to run (default: all)")
+    run.add_argument("--seeds", type=int, default=500, help="independent runs (default: 500)")
+    run.add_argument("--budget", type=float, default=12000,
+                     help="simulated seconds per run (default: 12000)")
+    run.add_argument("--seed", type=int, default=0, help="PRNG seed (default: 0)")
+    run.add_argument("--out", default="out/bench", help="output folder (default: out/bench)")
+    run.set_defaults(func=_cmd_bench_run)
+    convert = bench_sub.add_parser(
+        "convert", help="turn an official NATS-Bench release folder into a compact table",
+        description="Read an official NATS-Bench '*-simple' folder (meta.pickle.pbz2 and one "
+        "<index>.pickle.pbz2 per cell) with a restricted unpickler and write jnas' compact "
+        ".npz, which `jnas.bench.load_table` reads in well under a second.")
+    convert.add_argument("official", help="the release folder")
+    convert.add_argument("-o", "--output", required=True, help="the .npz to write")
+    convert.set_defaults(func=_cmd_bench_convert)
     return parser
 
 

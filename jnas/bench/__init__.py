@@ -7,6 +7,13 @@ from jnas.bench._load import (
     load_nats_sss,
     load_nb201,
 )
+from jnas.bench._official import (
+    convert_official,
+    load_table,
+    read_pickle_bz2,
+    save_table,
+    write_official_fixture,
+)
 from jnas.bench._pareto import pareto_front
 from jnas.bench._simulate import (
     Objective,
@@ -23,14 +30,19 @@ __all__ = [
     "Objective",
     "Simulation",
     "Table",
+    "convert_official",
     "default_dir",
     "load_latency",
     "load_nats_sss",
     "load_nb201",
+    "load_table",
     "max_steps_for",
     "objective",
     "pareto_front",
+    "read_pickle_bz2",
+    "save_table",
     "simulate",
     "simulate_one",
     "table_from_numpy",
+    "write_official_fixture",
 ]

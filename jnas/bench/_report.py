@@ -1,0 +1,83 @@
+"""Summaries, JSON-lines records and regret plots of simulated searches."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+
+from jnas.bench._simulate import Simulation
+from jnas.bench._table import Key, Table
+
+# NB201 Table 5: search on CIFAR-10 (train/valid split), report the chosen cell on
+# CIFAR-10 valid/test, CIFAR-100 and ImageNet16-120 valid/test, after 200 epochs.
+NB201_REPORT: tuple[Key, ...] = (
+    ("cifar10-valid", "valid_acc", 200), ("cifar10", "test_acc", 200),
+    ("cifar100", "valid_acc", 200), ("cifar100", "test_acc", 200),
+    ("ImageNet16-120", "valid_acc", 200), ("ImageNet16-120", "test_acc", 200),
+)
+
+
+def summarize(sim: Simulation, table: Table, report: Sequence[Key] = NB201_REPORT) -> dict:
+    """Mean, std and count over seeds of each reported metric of the final incumbent."""
+    out = {"num_seeds": int(sim.best_row.shape[0]), "budget_s": sim.budget_s,
+           "evals_mean": float(np.mean(sim.num_evals))}
+    for dataset, metric, epochs in report:
+        values = sim.report(table, dataset=dataset, metric=metric, epochs=epochs)[:, -1]
+        out[f"{dataset}/{metric}/{epochs}"] = {
+            "mean": float(np.nanmean(values)), "std": float(np.nanstd(values)),
+            "n": int(np.sum(~np.isnan(values)))}
+    return out
+
+
+def write_jsonl(path: str | pathlib.Path, records: Sequence[dict]) -> None:
+    """Append records as JSON lines (one object a line)."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as f:
+        for r in records:
+            f.write(json.dumps(r) + "\n")
+
+
+def regret_curves(sims: dict[str, Simulation], table: Table, *, dataset: str, metric: str,
+                  epochs: int, num_points: int = 200) -> dict[str, np.ndarray]:
+    """Per searcher: grid, mean and std over seeds of the incumbent's regret (the best
+    value in the table minus the incumbent's), on a shared simulated-time grid."""
+    col = np.asarray(table.column(dataset, metric, epochs), np.float64)
+    best = np.nanmax(col)
+    budget = max(s.budget_s for s in sims.values())
+    grid = np.linspace(0, budget, num_points)
+    out = {"grid": grid}
+    for name, sim in sims.items():
+        regret = best - sim.report(table, dataset=dataset, metric=metric, epochs=epochs)
+        curve = sim.on_grid(regret, grid)
+        with warnings.catch_warnings():  # grid points before any seed's first result
+            warnings.simplefilter("ignore", RuntimeWarning)
+            out[name] = np.stack([np.nanmean(curve, 0), np.nanstd(curve, 0)])
+    return out
+
+
+def plot_regret(curves: dict[str, np.ndarray], path: str | pathlib.Path, *,
+                ylabel: str) -> None:
+    """A regret-vs-simulated-time plot (mean and a +-std band per searcher), PNG or SVG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    grid = curves["grid"]
+    for name, (mean, std) in ((k, v) for k, v in curves.items() if k != "grid"):
+        ax.plot(grid, mean, label=name)
+        ax.fill_between(grid, mean - std, mean + std, alpha=0.2)
+    ax.set_xlabel("simulated time (s)")
+    ax.set_ylabel(ylabel)
+    ax.set_yscale("log")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

@@ -1,0 +1,107 @@
+"""The contract every searcher keeps, parametrised over the registry."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jnas import search
+from jnas.spaces import NB201, Chain, NATSSize
+
+REGISTRY = {
+    "random_search": lambda space: search.random_search(space, batch_size=4),
+    "regularized_evolution": lambda space: search.regularized_evolution(space, 6, 3),
+}
+SPACES = {"nb201": NB201(), "nats_size": NATSSize(), "chain": Chain()}
+
+
+def _fitness(space, archs):
+    """A deterministic stand-in objective: the sum of the architecture's one-hot."""
+    enc = jax.vmap(space.one_hot)(archs)
+    return jnp.sum(enc.reshape(enc.shape[0], -1) * jnp.arange(enc[0].size) % 7, axis=1)
+
+
+def _run(searcher, space, key, steps=12):
+    state = searcher.init(key)
+    for k in jax.random.split(jax.random.fold_in(key, 1), steps):
+        archs, state = searcher.ask(k, state)
+        state = searcher.tell(state, archs, _fitness(space, archs))
+    return state
+
+
+@pytest.mark.parametrize("space_name", list(SPACES))
+@pytest.mark.parametrize("name", list(REGISTRY))
+def test_state_is_a_stable_scan_carry_and_traces_once(name, space_name, key):
+    space = SPACES[space_name]
+    searcher = REGISTRY[name](space)
+    ask = jax.jit(chex.assert_max_traces(searcher.ask, n=1))
+    tell = jax.jit(chex.assert_max_traces(searcher.tell, n=1))
+    state = searcher.init(key)
+    for k in jax.random.split(key, 8):
+        archs, asked = ask(k, state)
+        chex.assert_trees_all_equal_shapes_and_dtypes(asked, state)
+        new = tell(asked, archs, _fitness(space, archs))
+        chex.assert_trees_all_equal_shapes_and_dtypes(new, state)
+        assert bool(jnp.all(jax.vmap(space.is_valid)(archs)))
+        state = new
+
+
+@pytest.mark.parametrize("name", list(REGISTRY))
+def test_same_key_same_result_and_vmap_equals_loop(name, key):
+    space = NB201()
+    searcher = REGISTRY[name](space)
+
+    def run(k):
+        def step(state, k):
+            archs, state = searcher.ask(k, state)
+            return searcher.tell(state, archs, _fitness(space, archs)), None
+
+        state, _ = jax.lax.scan(step, searcher.init(k), jax.random.split(k, 12))
+        return state
+
+    keys = jax.random.split(key, 4)
+    batched = jax.jit(jax.vmap(run))(keys)
+    for i, k in enumerate(keys):
+        chex.assert_trees_all_equal(jax.tree.map(lambda x, i=i: x[i], batched), run(k))
+    chex.assert_trees_all_equal(run(keys[0]), run(keys[0]))
+
+
+@pytest.mark.parametrize("name", list(REGISTRY))
+def test_nan_fitness_never_becomes_the_incumbent(name, key):
+    space = NB201()
+    searcher = REGISTRY[name](space)
+    state = searcher.init(key)
+    for k in jax.random.split(key, 10):
+        archs, state = searcher.ask(k, state)
+        state = searcher.tell(state, archs, jnp.full((archs.ops.shape[0],), jnp.nan))
+    assert float(state.best_fitness) == -np.inf
+    archs, state = searcher.ask(key, state)
+    fit = jnp.arange(archs.ops.shape[0], dtype=jnp.float32)
+    state = searcher.tell(state, archs, fit.at[-1].set(jnp.nan))
+    n = archs.ops.shape[0]
+    assert float(state.best_fitness) == (n - 2.0 if n > 1 else -np.inf)
+
+
+def test_factories_validate_hyper_parameters():
+    with pytest.raises(ValueError, match="`batch_size` must be an integer >= 1"):
+        search.random_search(NB201(), batch_size=0)
+    with pytest.raises(ValueError, match="`sample_size` must be <= population_size"):
+        search.regularized_evolution(NB201(), population_size=3, sample_size=5)
+    with pytest.raises(ValueError, match="lacks"):
+        search.regularized_evolution(object())
+
+
+def test_evolution_replaces_the_oldest(key):
+    space = NB201()
+    searcher = search.regularized_evolution(space, population_size=3, sample_size=2)
+    state = searcher.init(key)
+    told = []
+    for i, k in enumerate(jax.random.split(key, 5)):
+        archs, state = searcher.ask(k, state)
+        state = searcher.tell(state, archs, jnp.array([float(i)]))
+        told.append(np.asarray(archs.ops[0]))
+    # after 5 tells into 3 slots: slots hold tells 3, 4, 2
+    np.testing.assert_array_equal(state.fitness, [3.0, 4.0, 2.0])
+    np.testing.assert_array_equal(state.population.ops[0], told[3])
+    assert int(state.num_told) == 5

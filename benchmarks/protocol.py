@@ -110,8 +110,7 @@ def measure_protocol(table: bench.Table, seeds: list[int], chunk: int) -> list[d
         for n in seeds:
             searcher = make(NB201())
             steps = bench.max_steps_for(obj, BUDGET, 1)
-            one = bench.simulate_one(searcher, NB201(), BUDGET, steps)
-            run = jax.jit(jax.vmap(one, in_axes=(0, None, None)))
+            run = jax.jit(bench.simulate_batch(searcher, NB201(), BUDGET, steps))
             c = min(chunk, n)
             keys = jax.random.split(jax.random.key(0), c)
             start = time.perf_counter()

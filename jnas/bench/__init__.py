@@ -21,6 +21,7 @@ from jnas.bench._simulate import (
     max_steps_for,
     objective,
     simulate,
+    simulate_batch,
     simulate_one,
 )
 from jnas.bench._table import Table, table_from_numpy
@@ -42,6 +43,7 @@ __all__ = [
     "read_pickle_bz2",
     "save_table",
     "simulate",
+    "simulate_batch",
     "simulate_one",
     "table_from_numpy",
     "write_official_fixture",

@@ -96,9 +96,9 @@ def simulate(searcher: Searcher, obj: Objective, *, key: jax.Array, num_seeds: i
              progress: Any = None) -> Simulation:
     """Run `num_seeds` independent searches, each until `budget_s` simulated seconds.
 
-    A step asks a batch, looks up fitness and cost, and tells; steps that begin after the
-    budget is spent change nothing (the one that crosses it counts, as in the NB201
-    code). Seeds run `chunk` at a time, each chunk one compiled `vmap`-of-`scan` program;
+    A step asks a batch, looks up fitness and cost, and tells; a run stops once its
+    budget is spent (the evaluation that crosses it counts, as in the NB201 code) and
+    its curves hold their final values from there on. Seeds run `chunk` at a time, each chunk one compiled `vmap`-of-`scan` program;
     seed i always uses `jax.random.fold_in(key, i)`, so results do not depend on `chunk`.
 
     Args:
@@ -117,8 +117,7 @@ def simulate(searcher: Searcher, obj: Objective, *, key: jax.Array, num_seeds: i
         raise ValueError(f"simulate: `budget_s` must be > 0; got {budget_s!r}")
     if max_steps is None:
         max_steps = max_steps_for(obj, budget_s, searcher.batch_size)
-    run = jax.jit(jax.vmap(simulate_one(searcher, obj.space, budget_s, max_steps),
-                           in_axes=(0, None, None)))
+    run = jax.jit(simulate_batch(searcher, obj.space, budget_s, max_steps))
     parts = []
     for start in range(0, num_seeds, chunk):
         seeds = jnp.arange(start, min(start + chunk, num_seeds))
@@ -134,32 +133,69 @@ def simulate(searcher: Searcher, obj: Objective, *, key: jax.Array, num_seeds: i
 def simulate_one(searcher: Searcher, space: Any, budget_s: float, max_steps: int):
     """One seed of the protocol as a pure function
     `run(key, fitness_col, cost_col) -> (time_s[T], best_fitness[T], best_row[T], num_evals)`
-    (what `simulate` vmaps over seeds)."""
+    (the same program as `simulate` for a batch of one)."""
+    batch = simulate_batch(searcher, space, budget_s, max_steps)
 
     def run(key, fitness_col, cost_col):
-        init_key, loop_key = jax.random.split(key)
-        state = searcher.init(init_key)
-        carry = (state, jnp.zeros((), jnp.float32), jnp.full((), -jnp.inf, jnp.float32),
-                 jnp.full((), -1, jnp.int32), jnp.zeros((), jnp.int32))
+        return jax.tree.map(lambda x: x[0], batch(key[None], fitness_col, cost_col))
 
-        def step(carry, k):
-            state, t, best_f, best_row, n = carry
-            active = t < budget_s
-            archs, asked = searcher.ask(k, state)
-            rows = jax.vmap(space.index)(archs)
-            fit, cost = fitness_col[rows], cost_col[rows]
-            told = searcher.tell(asked, archs, fit)
-            state = jax.tree.map(lambda a, b: jnp.where(active, a, b), told, state)
-            clean = jnp.where(jnp.isnan(fit), -jnp.inf, fit)
-            i = jnp.argmax(clean)
-            better = active & (clean[i] > best_f)
-            best_f = jnp.where(better, clean[i], best_f)
-            best_row = jnp.where(better, rows[i], best_row)
-            t = t + jnp.where(active, jnp.sum(cost), 0.0)
-            n = n + jnp.where(active, rows.shape[0], 0)
-            return (state, t, best_f, best_row, n), (t, best_f, best_row)
+    return run
 
-        final, (ts, fs, rs) = jax.lax.scan(step, carry, jax.random.split(loop_key, max_steps))
-        return ts, fs, rs, final[4]
+
+def simulate_batch(searcher: Searcher, space: Any, budget_s: float, max_steps: int):
+    """The protocol for a batch of seeds: `run(keys[S], fitness_col, cost_col)`.
+
+    The per-seed step is `vmap`ped inside one `while_loop` over steps that stops once
+    every seed has spent its budget (not after the worst-case number of steps); seeds
+    that are done are masked, and each step writes one column of the [S, T] curves.
+    """
+
+    def step_one(key, state, t, best_f, best_row, n, fitness_col, cost_col):
+        active = t < budget_s
+        archs, asked = searcher.ask(key, state)
+        rows = jax.vmap(space.index)(archs)
+        fit, cost = fitness_col[rows], cost_col[rows]
+        told = searcher.tell(asked, archs, fit)
+        state = jax.tree.map(lambda a, b: jnp.where(active, a, b), told, state)
+        clean = jnp.where(jnp.isnan(fit), -jnp.inf, fit)
+        i = jnp.argmax(clean)
+        better = active & (clean[i] > best_f)
+        best_f = jnp.where(better, clean[i], best_f)
+        best_row = jnp.where(better, rows[i], best_row)
+        t = t + jnp.where(active, jnp.sum(cost), 0.0)
+        n = n + jnp.where(active, rows.shape[0], 0)
+        return state, t, best_f, best_row, n
+
+    step_all = jax.vmap(step_one, in_axes=(0, 0, 0, 0, 0, 0, None, None))
+
+    def run(keys, fitness_col, cost_col):
+        num = keys.shape[0]
+        init_keys, loop_keys = jax.vmap(lambda k: tuple(jax.random.split(k)))(keys)
+        state = jax.vmap(searcher.init)(init_keys)
+        carry = (jnp.zeros((), jnp.int32), state, jnp.zeros((num,), jnp.float32),
+                 jnp.full((num,), -jnp.inf, jnp.float32), jnp.full((num,), -1, jnp.int32),
+                 jnp.zeros((num,), jnp.int32),
+                 (jnp.zeros((num, max_steps), jnp.float32),
+                  jnp.full((num, max_steps), -jnp.inf, jnp.float32),
+                  jnp.full((num, max_steps), -1, jnp.int32)))
+
+        def going(carry):
+            step, _, t, *_ = carry
+            return (step < max_steps) & jnp.any(t < budget_s)
+
+        def body(carry):
+            step, state, t, best_f, best_row, n, (ts, fs, rs) = carry
+            keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(loop_keys, step)
+            state, t, best_f, best_row, n = step_all(keys, state, t, best_f, best_row, n,
+                                                     fitness_col, cost_col)
+            curves = (ts.at[:, step].set(t), fs.at[:, step].set(best_f),
+                      rs.at[:, step].set(best_row))
+            return step + 1, state, t, best_f, best_row, n, curves
+
+        steps, _, t, best_f, best_row, n, (ts, fs, rs) = jax.lax.while_loop(
+            going, body, carry)
+        done = jnp.arange(max_steps)[None, :] >= steps  # unrun steps: the final values
+        return (jnp.where(done, t[:, None], ts), jnp.where(done, best_f[:, None], fs),
+                jnp.where(done, best_row[:, None], rs), n)
 
     return run

@@ -157,7 +157,11 @@ def _cmd_bench_convert(args: argparse.Namespace) -> int:
     from jnas import bench
 
     start = time.perf_counter()
-    table = bench.convert_official(args.official)
+    source = pathlib.Path(args.official)
+    if source.is_file() and source.suffix == ".tfrecord":
+        table = bench.load_nb101(source)
+    else:
+        table = bench.convert_official(source)
     out = pathlib.Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     bench.save_table(table, out)
@@ -212,11 +216,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default="out/bench", help="output folder (default: out/bench)")
     run.set_defaults(func=_cmd_bench_run)
     convert = bench_sub.add_parser(
-        "convert", help="turn an official NATS-Bench release folder into a compact table",
+        "convert", help="turn an official release into a compact table",
         description="Read an official NATS-Bench '*-simple' folder (meta.pickle.pbz2 and one "
-        "<index>.pickle.pbz2 per cell) with a restricted unpickler and write jnas' compact "
-        ".npz, which `jnas.bench.load_table` reads in well under a second.")
-    convert.add_argument("official", help="the release folder")
+        "<index>.pickle.pbz2 per cell, with a restricted unpickler) or a NAS-Bench-101 "
+        ".tfrecord (without TensorFlow) and write jnas' compact .npz, which "
+        "`jnas.bench.load_table` reads in well under a second.")
+    convert.add_argument("official", help="the release folder or .tfrecord file")
     convert.add_argument("-o", "--output", required=True, help="the .npz to write")
     convert.set_defaults(func=_cmd_bench_convert)
     return parser

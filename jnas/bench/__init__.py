@@ -7,6 +7,13 @@ from jnas.bench._load import (
     load_nats_sss,
     load_nb201,
 )
+from jnas.bench._nb101 import (
+    encode_model_metrics,
+    load_nb101,
+    parse_model_metrics,
+    read_tfrecord,
+    write_tfrecord,
+)
 from jnas.bench._official import (
     convert_official,
     load_table,
@@ -33,18 +40,23 @@ __all__ = [
     "Table",
     "convert_official",
     "default_dir",
+    "encode_model_metrics",
     "load_latency",
     "load_nats_sss",
+    "load_nb101",
     "load_nb201",
     "load_table",
     "max_steps_for",
     "objective",
     "pareto_front",
+    "parse_model_metrics",
     "read_pickle_bz2",
+    "read_tfrecord",
     "save_table",
     "simulate",
     "simulate_batch",
     "simulate_one",
     "table_from_numpy",
     "write_official_fixture",
+    "write_tfrecord",
 ]

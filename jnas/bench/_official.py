@@ -21,10 +21,11 @@ import zipfile
 from collections import OrderedDict
 from typing import Any
 
+import jax.numpy as jnp
 import numpy as np
 
 from jnas.bench._table import Table, _key, table_from_numpy
-from jnas.spaces import NB201, NATSSize
+from jnas.spaces import NB101, NB201, NATSSize, NB101Arch
 
 _ALLOWED = {
     ("collections", "OrderedDict"): OrderedDict,
@@ -169,6 +170,10 @@ def save_table(table: Table, path: str | os.PathLike) -> None:
     arrays["meta:space"] = np.array(type(table.space).__name__)
     arrays["meta:name"] = np.array(table.name)
     arrays["meta:seeds"] = np.asarray(table.seeds, np.int64)
+    if table.row_keys is not None:  # NB101: rows found by fingerprint
+        arrays["rows:keys"] = np.asarray(table.row_keys)
+        for name, leaf in zip(table.row_archs._fields, table.row_archs, strict=True):
+            arrays[f"rows:{name}"] = np.asarray(leaf)
     np.savez_compressed(path, **arrays)
 
 
@@ -183,15 +188,20 @@ def load_table(path: str | os.PathLike) -> Table:
             arrays = {k: data[k] for k in data.files}
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as err:
         raise ValueError(f"{path}: truncated or corrupt .npz file ({err})") from err
-    spaces = {"NB201": NB201(), "NATSSize": NATSSize()}
+    spaces = {"NB201": NB201(), "NATSSize": NATSSize(), "NB101": NB101()}
     space_name = str(arrays.get("meta:space", ""))
     if space_name not in spaces:
         raise ValueError(f"{path}: not a jnas compact table (space {space_name!r})")
     seeds = tuple(int(s) for s in arrays["meta:seeds"])
     cols = {_key(k[4:]): v for k, v in arrays.items() if k.startswith("col:")}
     seed_cols = {_key(k[5:]): v for k, v in arrays.items() if k.startswith("seed:")}
-    return table_from_numpy(spaces[space_name], str(arrays["meta:name"]), cols, seed_cols,
-                            seeds)
+    if "rows:keys" not in arrays:
+        return table_from_numpy(spaces[space_name], str(arrays["meta:name"]), cols,
+                                seed_cols, seeds)
+    archs = NB101Arch(jnp.asarray(arrays["rows:matrix"]), jnp.asarray(arrays["rows:ops"]))
+    table = table_from_numpy(spaces[space_name], str(arrays["meta:name"]), cols, seed_cols,
+                             seeds, num_rows=arrays["rows:keys"].shape[0])
+    return table.with_row_keys(jnp.asarray(arrays["rows:keys"]), archs)
 
 
 def write_official_fixture(samples: dict, space_name: str, folder: str | os.PathLike) -> None:

@@ -44,9 +44,18 @@ class Table:
     space: Any = dataclasses.field(metadata={"static": True})
     name: str = dataclasses.field(metadata={"static": True})
     seeds: tuple[int, ...] = dataclasses.field(metadata={"static": True})
+    # Tables whose rows are not `space.index` (NB101): sorted uint32[rows, 2] fingerprints
+    # (`space.fingerprint`) and the cell of each row.
+    row_keys: jax.Array | None = None
+    row_archs: Any = None
+
+    def with_row_keys(self, keys: jax.Array, archs: Any) -> Table:
+        """This table with rows found by fingerprint (`keys` sorted, one per row)."""
+        return dataclasses.replace(self, row_keys=keys, row_archs=archs)
 
     @property
     def num_rows(self) -> int:
+        """Rows of the table (the space's size, or the cells an NB101 table holds)."""
         return next(iter(self.columns.values())).shape[0]
 
     def keys(self) -> list[Key]:
@@ -95,23 +104,32 @@ class Table:
         is a gather by `space.index`.
         """
         col = self.column(dataset, metric, epochs, seed)
-        return col[self.rows(archs)]
+        rows = self.rows(archs)
+        return jnp.where(rows >= 0, col[jnp.maximum(rows, 0)], jnp.nan)
 
     def rows(self, archs: Any) -> jax.Array:
-        """int32 row indices of one architecture or a batch."""
-        index = self.space.index
+        """int32 row indices of one architecture or a batch; -1 where the table lacks it."""
+        index = self.space.index if self.row_keys is None else self._row_by_key
         leaf = jax.tree.leaves(archs)[0]
         single = jax.tree.leaves(jax.eval_shape(self.space.sample, jax.random.key(0)))[0]
         for _ in range(leaf.ndim - single.ndim):
             index = jax.vmap(index)
         return index(archs)
 
+    def _row_by_key(self, arch: Any) -> jax.Array:
+        key = self.space.fingerprint(arch)
+        keys = self.row_keys
+        start = jnp.searchsorted(keys[:, 0], key[0])
+        cand = jnp.clip(start + jnp.arange(4), 0, keys.shape[0] - 1)  # equal first halves
+        hit = jnp.all(keys[cand] == key[None, :], axis=1)
+        return jnp.where(jnp.any(hit), cand[jnp.argmax(hit)], -1).astype(jnp.int32)
+
 
 def table_from_numpy(space: Any, name: str, columns: dict[Key, np.ndarray],
                      seed_columns: dict[Key, np.ndarray] | None = None,
-                     seeds: tuple[int, ...] = ()) -> Table:
+                     seeds: tuple[int, ...] = (), num_rows: int | None = None) -> Table:
     """Check shapes and move host columns to the device as float32."""
-    n = space.size
+    n = space.size if num_rows is None else num_rows
     out, out_seeds = {}, {}
     for key, values in columns.items():
         values = np.asarray(values, np.float64)

@@ -209,6 +209,33 @@ class NB101:
                          for n in names[1:-1]] + [-2]
         return _hash_module(matrix, labels)
 
+    def fingerprint(self, arch: NB101Arch) -> jax.Array:
+        """uint32[2]: a jittable graph-invariant key of the pruned cell.
+
+        Weisfeiler-Lehman refinement like `hash`, with integer mixing (murmur3's
+        finaliser) in place of MD5 and sums in place of sorted lists, run twice with
+        different constants for 64 bits. Isomorphic cells share it; `jnas.bench` checks
+        that a table's cells do not collide, so it can index tables inside `jit`.
+        """
+        pruned, live = self.prune(arch)
+        m = pruned.matrix.astype(jnp.uint32)
+        labels = jnp.concatenate([
+            jnp.array([self.num_ops], jnp.uint32), pruned.ops.astype(jnp.uint32),
+            jnp.array([self.num_ops + 1], jnp.uint32)])
+        keys = []
+        for salt in (0x9E3779B9, 0x85EBCA77):
+            h = _mix(labels * jnp.uint32(0x01000193) + jnp.uint32(salt))
+            h = _mix(h ^ (jnp.sum(m, axis=0) * jnp.uint32(0x27D4EB2F)))
+            h = _mix(h + jnp.sum(m, axis=1) * jnp.uint32(0x165667B1))
+            for _ in range(self.num_vertices):
+                g = _mix(h + jnp.uint32(salt))
+                into = jnp.sum(m * g[:, None], axis=0, dtype=jnp.uint32)
+                out = jnp.sum(m * g[None, :], axis=1, dtype=jnp.uint32)
+                h = _mix(h * jnp.uint32(0xCC9E2D51) + _mix(into ^ jnp.uint32(0x1B873593))
+                         + _mix(out + jnp.uint32(0xE6546B64)) * jnp.uint32(3))
+            keys.append(jnp.sum(jnp.where(live, _mix(h), jnp.uint32(0)), dtype=jnp.uint32))
+        return jnp.stack(keys)
+
     # -------------------------------------------------------------------- strings
     def to_string(self, arch: NB101Arch) -> str:
         """`'<row-major 0/1 adjacency>:input|op|...|output'` (the NASLib table's columns)."""
@@ -306,6 +333,15 @@ class NB101:
         return NB101Network(matrix, names, stem_channels=stem_channels, num_stacks=num_stacks,
                             cells_per_stack=cells_per_stack, num_classes=num_classes,
                             rngs=rngs)
+
+
+def _mix(h: jax.Array) -> jax.Array:
+    """murmur3's 32-bit finaliser (uint32 wraps around)."""
+    h = h ^ (h >> 16)
+    h = h * jnp.uint32(0x85EBCA6B)
+    h = h ^ (h >> 13)
+    h = h * jnp.uint32(0xC2B2AE35)
+    return h ^ (h >> 16)
 
 
 def _hash_module(matrix: np.ndarray, labeling: list[int]) -> str:

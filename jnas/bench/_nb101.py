@@ -1,0 +1,292 @@
+"""NAS-Bench-101 tables: the official `.tfrecord` read without TensorFlow, and the compact
+subset (`nb101_subset_naslib.csv.gz`).
+
+An NB101 table has one row per distinct cell; rows are found inside `jit` by the cell's
+`NB101.fingerprint` (a graph invariant), so queries work for any isomorphic form of a
+cell, and a cell the table lacks reads NaN.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import gzip
+import json
+import os
+import pathlib
+import struct
+from collections.abc import Iterator
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jnas.bench._table import Table, table_from_numpy
+from jnas.spaces import NB101, NB101Arch
+
+# ----------------------------------------------------------------------------- tfrecord
+_CRC_TABLE: list[int] = []
+
+
+def _crc32c(data: bytes) -> int:
+    """CRC-32C (Castagnoli), as TFRecord framing uses; a C implementation if installed."""
+    try:
+        import google_crc32c
+
+        return google_crc32c.value(data)
+    except ImportError:
+        pass
+    if not _CRC_TABLE:
+        for i in range(256):
+            c = i
+            for _ in range(8):
+                c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+            _CRC_TABLE.append(c)
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc = _CRC_TABLE[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+def _masked_crc(data: bytes) -> int:
+    crc = _crc32c(data)
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def read_tfrecord(path: str | os.PathLike, *, verify: bool = True) -> Iterator[bytes]:
+    """The records of a TFRecord file (no TensorFlow). Raises `ValueError` naming the file
+    when it is truncated or a checksum fails (`verify=False` skips the data checksums,
+    which in pure Python take minutes for the 500 MB NB101 file)."""
+    with open(path, "rb") as f:
+        offset = 0
+        while header := f.read(12):
+            if len(header) < 12:
+                raise ValueError(f"{path}: truncated TFRecord header at byte {offset}")
+            (length,) = struct.unpack("<Q", header[:8])
+            if struct.unpack("<I", header[8:])[0] != _masked_crc(header[:8]):
+                raise ValueError(f"{path}: corrupt TFRecord length at byte {offset}")
+            data = f.read(length)
+            footer = f.read(4)
+            if len(data) < length or len(footer) < 4:
+                raise ValueError(f"{path}: truncated TFRecord at byte {offset}")
+            if verify and struct.unpack("<I", footer)[0] != _masked_crc(data):
+                raise ValueError(f"{path}: corrupt TFRecord data at byte {offset}")
+            offset += 16 + length
+            yield data
+
+
+def write_tfrecord(path: str | os.PathLike, records: list[bytes]) -> None:
+    """Write records in TFRecord framing (for tests and small exports)."""
+    with open(path, "wb") as f:
+        for data in records:
+            header = struct.pack("<Q", len(data))
+            f.write(header + struct.pack("<I", _masked_crc(header)) + data
+                    + struct.pack("<I", _masked_crc(data)))
+
+
+# -------------------------------------------------------------------- ModelMetrics proto
+# nasbench/lib/model_metrics.proto: ModelMetrics {repeated EvaluationData evaluation_data
+# = 1; int32 trainable_parameters = 2; double total_time = 3}; EvaluationData {double
+# current_epoch = 1; training_time = 2; train_accuracy = 3; validation_accuracy = 4;
+# test_accuracy = 5; string checkpoint_path = 6}.
+_EVAL_FIELDS = {1: "current_epoch", 2: "training_time", 3: "train_accuracy",
+                4: "validation_accuracy", 5: "test_accuracy"}
+
+
+def _varint(buf: bytes, i: int) -> tuple[int, int]:
+    shift = result = 0
+    while True:
+        if i >= len(buf):
+            raise ValueError("truncated varint")
+        b = buf[i]
+        i += 1
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return result, i
+        shift += 7
+
+
+def _fields(buf: bytes) -> Iterator[tuple[int, int, object]]:
+    i = 0
+    while i < len(buf):
+        key, i = _varint(buf, i)
+        field, wire = key >> 3, key & 7
+        if wire == 0:
+            value, i = _varint(buf, i)
+        elif wire == 1:
+            if i + 8 > len(buf):
+                raise ValueError("truncated fixed64")
+            value, i = struct.unpack("<d", buf[i:i + 8])[0], i + 8
+        elif wire == 2:
+            n, i = _varint(buf, i)
+            if i + n > len(buf):
+                raise ValueError("truncated bytes")
+            value, i = buf[i:i + n], i + n
+        elif wire == 5:
+            value, i = struct.unpack("<f", buf[i:i + 4])[0], i + 4
+        else:
+            raise ValueError(f"unsupported wire type {wire}")
+        yield field, wire, value
+
+
+def parse_model_metrics(buf: bytes) -> dict:
+    """Decode a serialized NB101 `ModelMetrics` message."""
+    out: dict = {"evaluation_data": [], "trainable_parameters": 0, "total_time": 0.0}
+    for field, _, value in _fields(buf):
+        if field == 1:
+            ev = {name: 0.0 for name in _EVAL_FIELDS.values()}
+            for f2, _, v2 in _fields(value):
+                if f2 in _EVAL_FIELDS:
+                    ev[_EVAL_FIELDS[f2]] = v2
+            out["evaluation_data"].append(ev)
+        elif field == 2:
+            out["trainable_parameters"] = value
+        elif field == 3:
+            out["total_time"] = value
+    return out
+
+
+def encode_model_metrics(metrics: dict) -> bytes:
+    """Encode a `ModelMetrics` message (the inverse of `parse_model_metrics`)."""
+    def varint(n: int) -> bytes:
+        out = bytearray()
+        while True:
+            b = n & 0x7F
+            n >>= 7
+            out.append(b | (0x80 if n else 0))
+            if not n:
+                return bytes(out)
+
+    body = bytearray()
+    for ev in metrics["evaluation_data"]:
+        sub = b"".join(varint(f << 3 | 1) + struct.pack("<d", ev[name])
+                       for f, name in _EVAL_FIELDS.items())
+        body += varint(1 << 3 | 2) + varint(len(sub)) + sub
+    body += varint(2 << 3) + varint(metrics["trainable_parameters"])
+    body += varint(3 << 3 | 1) + struct.pack("<d", metrics["total_time"])
+    return bytes(body)
+
+
+# ------------------------------------------------------------------------------- tables
+def _row_keys(archs: NB101Arch) -> np.ndarray:
+    return np.asarray(jax.jit(jax.vmap(NB101().fingerprint))(archs))
+
+
+def _nb101_table(name: str, archs: list[NB101Arch], cols: dict, seed_cols: dict,
+                 seeds: tuple[int, ...], where: str) -> Table:
+    batch = NB101Arch(jnp.stack([a.matrix for a in archs]), jnp.stack([a.ops for a in archs]))
+    keys = _row_keys(batch)
+    order = np.lexsort((keys[:, 1], keys[:, 0]))
+    sorted_keys = keys[order]
+    same = np.all(sorted_keys[1:] == sorted_keys[:-1], axis=1)
+    if same.any():
+        raise ValueError(f"{where}: two distinct cells share a fingerprint; cannot index "
+                         "this table inside jit")
+    table = table_from_numpy(NB101(), name, {k: np.asarray(v)[order] for k, v in cols.items()},
+                             {k: np.asarray(v)[order] for k, v in seed_cols.items()}, seeds,
+                             num_rows=len(archs))
+    return table.with_row_keys(jnp.asarray(sorted_keys), jax.tree.map(
+        lambda x: x[order], batch))
+
+
+def load_nb101(path: str | os.PathLike | None = None, *, verify: bool = True) -> Table:
+    """NAS-Bench-101 from the official `nasbench_only108.tfrecord` / `nasbench_full.tfrecord`
+    or from the compact subset `nb101_subset_naslib.csv.gz` (a file or a folder with it).
+
+    From a tfrecord: per training budget (4, 12, 36, 108 epochs), `valid_acc`, `test_acc`,
+    `train_acc` and `train_time_s` of the final evaluation, for `dataset="cifar10"`, the
+    mean over the repeats and per repeat (`seed` 0, 1, 2); `params_M` from the trainable
+    parameters. From the subset: `valid_acc` at 108 epochs, NASLib's `params_M` and
+    `flops_M`, and the zero-cost proxies as metrics `zc_*` (epochs None). The subset lists
+    some cells several times (different raw specs of one model, each with one seed's
+    accuracy); its table has one row per cell with the mean of those rows.
+    Accuracies are in percent.
+    """
+    p = pathlib.Path(path) if path is not None else None
+    if p is None or p.is_dir():
+        from jnas.bench._load import _resolve
+
+        p = _resolve(p, "nb101_subset_naslib.csv.gz")
+    if not p.exists():
+        raise FileNotFoundError(f"{p} does not exist; expected nasbench_only108.tfrecord, "
+                                "nasbench_full.tfrecord or nb101_subset_naslib.csv.gz")
+    if p.name.endswith(".csv.gz") or p.name.endswith(".csv"):
+        return _load_subset(p)
+    return _load_tfrecord(p, verify)
+
+
+def _load_subset(p: pathlib.Path) -> Table:
+    space = NB101()
+    try:
+        opener = gzip.open if p.name.endswith(".gz") else open
+        with opener(p, "rt") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, EOFError, UnicodeDecodeError) as err:
+        raise ValueError(f"{p}: truncated or corrupt file ({err})") from err
+    if not rows or "adjacency_7x7_rowmajor" not in rows[0]:
+        raise ValueError(f"{p}: expected the columns adjacency_7x7_rowmajor, ops, "
+                         "val_acc_108ep, ...")
+    groups: dict[str, list[int]] = {}
+    archs = []
+    for i, r in enumerate(rows):
+        arch = space.from_string(r["adjacency_7x7_rowmajor"] + ":" + r["ops"])
+        h = space.hash(arch)
+        if h not in groups:
+            groups[h] = []
+            archs.append(arch)
+        groups[h].append(i)
+
+    def column(name: str) -> np.ndarray:
+        out = []
+        for members in groups.values():
+            vals = [float(rows[i][name]) for i in members if rows[i][name] not in ("", None)]
+            out.append(np.mean(vals) if vals else np.nan)
+        return np.asarray(out)
+
+    cols = {("cifar10", "valid_acc", 108): column("val_acc_108ep"),
+            ("cifar10", "params_M", None): column("params_M_naslib"),
+            ("cifar10", "flops_M", None): column("flops_M_naslib")}
+    for name in rows[0]:
+        if name.startswith("zc_"):
+            cols[("cifar10", name, None)] = column(name)
+    return _nb101_table("NB101-subset", archs, cols, {}, (), str(p))
+
+
+def _load_tfrecord(p: pathlib.Path, verify: bool) -> Table:
+    space = NB101()
+    cells: dict[str, tuple[NB101Arch, dict]] = {}
+    for k, record in enumerate(read_tfrecord(p, verify=verify)):
+        try:
+            module_hash, epochs, adjacency, operations, metrics = json.loads(record)
+            n = round(len(adjacency) ** 0.5)
+            matrix = np.array([int(c) for c in adjacency], np.int64).reshape(n, n)
+            parsed = parse_model_metrics(base64.b64decode(metrics))
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"{p}: record {k} is not an NB101 record ({err})") from err
+        if module_hash not in cells:
+            cells[module_hash] = (space.from_spec(matrix, operations.split(",")), {})
+        cells[module_hash][1].setdefault(int(epochs), []).append(parsed)
+    if not cells:
+        raise ValueError(f"{p}: no records")
+    budgets = sorted({e for _, by in cells.values() for e in by})
+    repeats = max(len(v) for _, by in cells.values() for v in by.values())
+    seeds = tuple(range(repeats))
+    cols, seed_cols = {}, {}
+    names = {"valid_acc": "validation_accuracy", "test_acc": "test_accuracy",
+             "train_acc": "train_accuracy", "train_time_s": "training_time"}
+    for e in budgets:
+        for metric, field in names.items():
+            per = np.full((len(cells), repeats), np.nan)
+            for row, (_, by) in enumerate(cells.values()):
+                for r, m in enumerate(by.get(e, [])):
+                    value = m["evaluation_data"][-1][field]
+                    per[row, r] = 100 * value if metric.endswith("acc") else value
+            seed_cols[("cifar10", metric, e)] = per
+            counts = np.sum(~np.isnan(per), axis=1)
+            cols[("cifar10", metric, e)] = np.where(
+                counts > 0, np.nansum(per, axis=1) / np.maximum(counts, 1), np.nan)
+    params = [next(iter(by.values()))[0]["trainable_parameters"] / 1e6
+              for _, by in cells.values()]
+    cols[("cifar10", "params_M", None)] = np.asarray(params)
+    archs = [a for a, _ in cells.values()]
+    return _nb101_table("NB101", archs, cols, seed_cols, seeds, str(p))

@@ -125,8 +125,9 @@ def _cmd_bench_run(args: argparse.Namespace) -> int:
     if args.budget <= 0:
         raise ValueError(f"--budget must be > 0 simulated seconds; got {args.budget}")
     table = bench.load_nb201(args.nasbench)
-    obj = bench.objective(table, dataset=args.dataset, metric="valid_acc",
-                          epochs=args.epochs)
+    # "search on CIFAR-10" means its train/valid split, as in the NB201 API
+    dataset = "cifar10-valid" if args.dataset == "cifar10" else args.dataset
+    obj = bench.objective(table, dataset=dataset, metric="valid_acc", epochs=args.epochs)
     makers = {"rs": search.random_search, "rea": search.regularized_evolution}
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -203,8 +204,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--nasbench", default=None,
                      help="folder of the tables (default: $JNAS_NASBENCH_DIR or "
                      "../shared/nasbench)")
-    run.add_argument("--dataset", default="cifar10-valid",
-                     help="dataset whose validation accuracy guides the search")
+    run.add_argument("--dataset", default="cifar10",
+                     choices=("cifar10", "cifar10-valid", "cifar100", "ImageNet16-120"),
+                     help="dataset whose validation accuracy guides the search; cifar10 "
+                     "means its 25k/25k train/valid split (default: cifar10)")
     run.add_argument("--epochs", type=int, default=12, choices=(12, 200),
                      help="fidelity of the signal and of its cost (default: 12)")
     run.add_argument("--searcher", nargs="+", default=list(SEARCHERS), choices=SEARCHERS,

@@ -46,5 +46,27 @@ def test_describe_reports_the_networks_size():
 def test_demo_writes_every_space(tmp_path):
     out = _run("demo", "--out", str(tmp_path))
     assert out.returncode == 0, out.stderr
-    rows = [json.loads(line) for line in (tmp_path / "architectures.jsonl").open()]
+    rows = [json.loads(line) for line in (tmp_path / "architectures.jsonl").read_text().splitlines()]
     assert [r["space"] for r in rows] == list(cli.SPACE_NAMES)
+
+
+def test_bench_run_writes_results_and_plot(tmp_path, nasbench_dir):
+    out = _run("bench", "run", "--nasbench", str(nasbench_dir), "--seeds", "20",
+               "--budget", "3000", "--out", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert [r["searcher"] for r in rows] == ["rs", "rea"]
+    assert rows[0]["num_seeds"] == 20
+    assert 80 < rows[0]["cifar10/test_acc/200"]["mean"] < 95
+    assert (tmp_path / "regret.png").stat().st_size > 1000
+    assert "seeds" in out.stderr  # the progress bar
+
+
+def test_bench_run_bad_arguments_exit_2(tmp_path):
+    out = _run("bench", "run", "--seeds", "0", "--out", str(tmp_path))
+    assert out.returncode == 2
+    assert "--seeds must be >= 1" in out.stderr
+    out = _run("bench", "run", "--nasbench", str(tmp_path / "nowhere"), "--out", str(tmp_path))
+    assert out.returncode == 2
+    assert "nb201_tss.npz" in out.stderr
+    assert "Traceback" not in out.stderr

@@ -54,10 +54,15 @@ def regularized_evolution(space: Any, population_size: int = 10,
     def tell(state: EvolutionState, archs: Any, fitness: jax.Array) -> EvolutionState:
         fitness = clean_fitness(fitness)
         pop, fit, n = state.population, state.fitness, state.num_told
+        slots = jnp.arange(population_size)
         for b in range(fitness.shape[0]):  # static: tell accepts any batch, in order
-            slot = n % population_size
-            pop = jax.tree.map(lambda p, a, b=b, slot=slot: p.at[slot].set(a[b]), pop, archs)
-            fit = fit.at[slot].set(fitness[b])
+            hit = slots == n % population_size  # a select, not a scatter: cheap under vmap
+
+            def put(p, a, b=b, hit=hit):
+                return jnp.where(hit.reshape((-1,) + (1,) * (p.ndim - 1)), a[b][None], p)
+
+            pop = jax.tree.map(put, pop, archs)
+            fit = jnp.where(hit, fitness[b], fit)
             n = n + 1
         i = jnp.argmax(fitness)
         better = fitness[i] > state.best_fitness

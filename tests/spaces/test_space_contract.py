@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jnas import spaces
@@ -197,3 +197,19 @@ def test_constructors_reject_bad_configuration():
         spaces.DARTS(num_nodes=0)
     with pytest.raises(ValueError, match="NB101: `ops`"):
         spaces.NB101(ops=("input", "conv"))
+
+
+_MUTATE = {name: jax.jit(space.mutate) for name, space in SPACES.items()}
+_SAMPLE = {name: jax.jit(space.sample) for name, space in SPACES.items()}
+
+
+@pytest.mark.parametrize("name", IDS)
+@settings(max_examples=30)
+@given(parent_seed=st.integers(0, 2**31 - 1), child_seed=st.integers(0, 2**31 - 1))
+def test_mutate_property(name, parent_seed, child_seed):
+    """For any parent and any key: exactly one decision changes and the child is valid."""
+    space = SPACES[name]
+    parent = _SAMPLE[name](jax.random.key(parent_seed))
+    child = _MUTATE[name](jax.random.key(child_seed), parent)
+    assert _num_changed(parent, child) == 1
+    assert bool(space.is_valid(child))

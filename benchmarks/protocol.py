@@ -141,20 +141,27 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=10000)
     parser.add_argument("--nasbench", default=None)
     parser.add_argument("--out", default="benchmarks/results")
+    parser.add_argument("--xla-cache", default=None,
+                        help="persistent compilation cache folder (run twice: cold, warm)")
+    parser.add_argument("--tag", default="", help="suffix of the output file name")
     args = parser.parse_args()
+    if args.xla_cache:
+        jax.config.update("jax_compilation_cache_dir", args.xla_cache)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
     table = bench.load_nb201(args.nasbench)
     device = jax.devices()[0]
     result = {
         "device": f"{device.platform}:{device.device_kind}",
         "host": platform.processor() or platform.machine(),
         "jax": jax.__version__,
+        "xla_cache": args.xla_cache,
         "loading": measure_loading(args.nasbench),
         "queries": measure_queries(table),
         "protocol": measure_protocol(table, args.seeds, args.chunk),
     }
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"protocol_{device.platform}.json"
+    path = out / f"protocol_{device.platform}{args.tag}.json"
     path.write_text(json.dumps(result, indent=2))
     print(f"wrote {path}")
 

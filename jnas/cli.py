@@ -230,10 +230,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _enable_compilation_cache() -> None:
+    """Keep compiled XLA programs on disk, so a repeated run skips most of its compile
+    (the NB201 protocol: ~7 s cold, under 1 s warm on 2 CPU cores). The folder is
+    `$JNAS_XLA_CACHE` (default `~/.cache/jnas/xla`); set it empty to turn this off."""
+    import os
+
+    folder = os.environ.get("JNAS_XLA_CACHE",
+                            str(pathlib.Path.home() / ".cache" / "jnas" / "xla"))
+    if not folder:
+        return
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", folder)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `jnas` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    _enable_compilation_cache()
     try:
         return args.func(args)
     except (ValueError, OSError) as err:

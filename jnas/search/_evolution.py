@@ -22,7 +22,7 @@ def regularized_evolution(space: Any, population_size: int = 10,
                           sample_size: int = 3) -> Searcher:
     """Aging evolution: tournament selection, one mutation, the oldest member dies.
 
-    The first `population_size` candidates are random; after that each candidate is a
+    The first `population_size` candidates are random (drawn by `init`); after that each candidate is a
     mutation of the fittest of `sample_size` members drawn uniformly (with replacement, as
     in the paper's code), and each told child replaces the oldest member. The defaults are
     the NAS-Bench-201 paper's (population 10, sample 3). One candidate per `ask`.
@@ -41,8 +41,11 @@ def regularized_evolution(space: Any, population_size: int = 10,
                               jnp.full((), -jnp.inf, jnp.float32))
 
     def ask(key: jax.Array, state: EvolutionState) -> tuple[Any, EvolutionState]:
-        sample_key, pick_key, mutate_key = jax.random.split(key, 3)
-        random_arch = space.sample(sample_key)
+        pick_key, mutate_key = jax.random.split(key)
+        # The first P candidates are the random members `init` drew: slot n is still
+        # unwritten when candidate n (< P) is asked, so no sample is drawn per step.
+        slot = jnp.minimum(state.num_told, population_size - 1)
+        random_arch = jax.tree.map(lambda x: x[slot], state.population)
         members = jax.random.randint(pick_key, (sample_size,), 0, population_size)
         parent_i = members[jnp.argmax(state.fitness[members])]
         parent = jax.tree.map(lambda x: x[parent_i], state.population)

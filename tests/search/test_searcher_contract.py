@@ -12,6 +12,8 @@ from jnas.spaces import NB201, Chain, NATSSize
 REGISTRY = {
     "random_search": lambda space: search.random_search(space, batch_size=4),
     "regularized_evolution": lambda space: search.regularized_evolution(space, 6, 3),
+    "tournament_evolution": lambda space: search.tournament_evolution(space, 6, 0.5),
+    "local_search": search.local_search,
 }
 SPACES = {"nb201": NB201(), "nats_size": NATSSize(), "chain": Chain()}
 

@@ -1,0 +1,71 @@
+"""Tournament evolution without aging (Liu et al., "Hierarchical Representations for
+Efficient Architecture Search", ICLR 2018; Goldberg & Deb 1991)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from jnas.search._base import Searcher, check_positive, clean_fitness, require
+from jnas.search._evolution import EvolutionState
+
+
+def tournament_evolution(space: Any, population_size: int = 50,
+                         tournament_fraction: float = 0.05) -> Searcher:
+    """Tournament selection of the fittest of a random `tournament_fraction` of the
+    population, one mutation, no aging.
+
+    HNAS keeps every evaluated model in the population; with a fixed-shape state this
+    keeps the best `population_size` (a child replaces the worst member when it is
+    better), which is the same while fewer than `population_size` models were told.
+    The first `population_size` candidates are random. One candidate per `ask`.
+    """
+    check_positive("tournament_evolution", population_size=population_size)
+    if not 0.0 < tournament_fraction <= 1.0:
+        raise ValueError("tournament_evolution: `tournament_fraction` must be in (0, 1]; got "
+                         f"{tournament_fraction!r}")
+    require("tournament_evolution", space, "sample", "mutate")
+    sample_size = max(1, round(tournament_fraction * population_size))
+
+    def init(key: jax.Array) -> EvolutionState:
+        pop = jax.vmap(space.sample)(jax.random.split(key, population_size))
+        return EvolutionState(pop, jnp.full((population_size,), -jnp.inf, jnp.float32),
+                              jnp.zeros((), jnp.int32), space.sample(key),
+                              jnp.full((), -jnp.inf, jnp.float32))
+
+    def ask(key: jax.Array, state: EvolutionState) -> tuple[Any, EvolutionState]:
+        pick_key, mutate_key = jax.random.split(key)
+        filled = jnp.minimum(state.num_told, population_size)
+        members = jax.random.randint(pick_key, (sample_size,), 0, jnp.maximum(filled, 1))
+        parent_i = members[jnp.argmax(state.fitness[members])]
+        parent = jax.tree.map(lambda x: x[parent_i], state.population)
+        child = space.mutate(mutate_key, parent)
+        slot = jnp.minimum(state.num_told, population_size - 1)
+        random_arch = jax.tree.map(lambda x: x[slot], state.population)  # init's samples
+        warm = state.num_told >= population_size
+        arch = jax.tree.map(lambda c, r: jnp.where(warm, c, r), child, random_arch)
+        return jax.tree.map(lambda x: x[None], arch), state
+
+    def tell(state: EvolutionState, archs: Any, fitness: jax.Array) -> EvolutionState:
+        fitness = clean_fitness(fitness)
+        pop, fit, n = state.population, state.fitness, state.num_told
+        slots = jnp.arange(population_size)
+        for b in range(fitness.shape[0]):
+            worst = jnp.argmin(fit)
+            target = jnp.where(n < population_size, n % population_size, worst)
+            hit = (slots == target) & ((n < population_size) | (fitness[b] > fit[worst]))
+
+            def put(p, a, b=b, hit=hit):
+                return jnp.where(hit.reshape((-1,) + (1,) * (p.ndim - 1)), a[b][None], p)
+
+            pop = jax.tree.map(put, pop, archs)
+            fit = jnp.where(hit, fitness[b], fit)
+            n = n + 1
+        i = jnp.argmax(fitness)
+        better = fitness[i] > state.best_fitness
+        best = jax.tree.map(lambda a, o: jnp.where(better, a[i], o), archs, state.best)
+        return EvolutionState(pop, fit, n, best, jnp.maximum(fitness[i], state.best_fitness))
+
+    return Searcher(init, ask, tell, 1)

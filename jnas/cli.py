@@ -88,7 +88,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-SEARCHERS = ("rs", "rea", "te", "ls")
+SEARCHERS = ("rs", "rea", "te", "ls", "reinforce")
 
 
 def _progress(label: str):
@@ -129,7 +129,8 @@ def _cmd_bench_run(args: argparse.Namespace) -> int:
     dataset = "cifar10-valid" if args.dataset == "cifar10" else args.dataset
     obj = bench.objective(table, dataset=dataset, metric="valid_acc", epochs=args.epochs)
     makers = {"rs": search.random_search, "rea": search.regularized_evolution,
-              "te": search.tournament_evolution, "ls": search.local_search}
+              "te": search.tournament_evolution, "ls": search.local_search,
+              "reinforce": search.reinforce}
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     sims, rows = {}, []
@@ -213,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="fidelity of the signal and of its cost (default: 12)")
     run.add_argument("--searcher", nargs="+", default=list(SEARCHERS), choices=SEARCHERS,
                      help="searchers to run: rs random search, rea regularized evolution, "
-                     "te tournament evolution, ls local search (default: all)")
+                     "te tournament evolution, ls local search, reinforce (default: all)")
     run.add_argument("--seeds", type=int, default=500, help="independent runs (default: 500)")
     run.add_argument("--budget", type=float, default=12000,
                      help="simulated seconds per run (default: 12000)")

@@ -55,7 +55,7 @@ def test_bench_run_writes_results_and_plot(tmp_path, nasbench_dir):
                "--budget", "3000", "--out", str(tmp_path))
     assert out.returncode == 0, out.stderr
     rows = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
-    assert [r["searcher"] for r in rows] == ["rs", "rea", "te", "ls"]
+    assert [r["searcher"] for r in rows] == ["rs", "rea", "te", "ls", "reinforce"]
     assert rows[0]["num_seeds"] == 20
     assert 80 < rows[0]["cifar10/test_acc/200"]["mean"] < 95
     assert (tmp_path / "regret.png").stat().st_size > 1000

@@ -4,16 +4,19 @@ from jnas.search._base import Searcher, clean_fitness
 from jnas.search._evolution import EvolutionState, regularized_evolution
 from jnas.search._local import LocalSearchState, local_search
 from jnas.search._random import RandomSearchState, random_search
+from jnas.search._reinforce import ReinforceState, reinforce
 from jnas.search._tournament import tournament_evolution
 
 __all__ = [
     "EvolutionState",
     "LocalSearchState",
     "RandomSearchState",
+    "ReinforceState",
     "Searcher",
     "clean_fitness",
     "local_search",
     "random_search",
     "regularized_evolution",
+    "reinforce",
     "tournament_evolution",
 ]

@@ -90,6 +90,17 @@ class Chain:
     def _counts(self) -> jax.Array:
         return jnp.asarray(self.skip + self.skippable.astype(np.int32))
 
+    @property
+    def decision_sizes(self) -> tuple[int, ...]:
+        """Choices of each block: kernel x expansion, plus skip where allowed."""
+        return tuple(int(self.skip + s) for s in self.skippable)
+
+    def to_decisions(self, arch: ChainArch) -> jax.Array:
+        return jnp.asarray(arch.ops).astype(jnp.int32)
+
+    def from_decisions(self, decisions: jax.Array) -> ChainArch:
+        return ChainArch(jnp.asarray(decisions).astype(jnp.int8))
+
     def sample(self, key: jax.Array) -> ChainArch:
         """Uniform over each block's allowed choices."""
         u = jax.random.uniform(key, (self.num_blocks,))

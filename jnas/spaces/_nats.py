@@ -63,6 +63,17 @@ class NATSSize:
     def size(self) -> int:
         return self.num_choices**self.num_layers
 
+    @property
+    def decision_sizes(self) -> tuple[int, ...]:
+        """Choices of each categorical decision (what policy-based searchers sample)."""
+        return (self.num_choices,) * self.num_layers
+
+    def to_decisions(self, arch: NATSSizeArch) -> jax.Array:
+        return jnp.asarray(arch.channels).astype(jnp.int32)
+
+    def from_decisions(self, decisions: jax.Array) -> NATSSizeArch:
+        return NATSSizeArch(jnp.asarray(decisions).astype(jnp.int8))
+
     def sample(self, key: jax.Array) -> NATSSizeArch:
         return NATSSizeArch(
             jax.random.randint(key, (self.num_layers,), 0, self.num_choices, jnp.int8))

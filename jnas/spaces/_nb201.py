@@ -96,6 +96,18 @@ class NB201:
         """Whether `index` is the NAS-Bench-201 row index."""
         return self.ops == NB201_OPS and self.num_nodes == 4
 
+    # ----------------------------------------------------------------- decisions
+    @property
+    def decision_sizes(self) -> tuple[int, ...]:
+        """Choices of each categorical decision (what policy-based searchers sample)."""
+        return (self.num_ops,) * self.num_edges
+
+    def to_decisions(self, arch: NB201Arch) -> jax.Array:
+        return jnp.asarray(arch.ops).astype(jnp.int32)
+
+    def from_decisions(self, decisions: jax.Array) -> NB201Arch:
+        return NB201Arch(jnp.asarray(decisions).astype(jnp.int8))
+
     # ------------------------------------------------------------------ sampling
     def sample(self, key: jax.Array) -> NB201Arch:
         """A uniformly random cell. Many: `jax.vmap(space.sample)(keys)`."""

@@ -14,6 +14,7 @@ REGISTRY = {
     "regularized_evolution": lambda space: search.regularized_evolution(space, 6, 3),
     "tournament_evolution": lambda space: search.tournament_evolution(space, 6, 0.5),
     "local_search": search.local_search,
+    "reinforce": lambda space: search.reinforce(space, batch_size=4, learning_rate=0.05),
 }
 SPACES = {"nb201": NB201(), "nats_size": NATSSize(), "chain": Chain()}
 
@@ -67,7 +68,9 @@ def test_same_key_same_result_and_vmap_equals_loop(name, key):
     keys = jax.random.split(key, 4)
     batched = jax.jit(jax.vmap(run))(keys)
     for i, k in enumerate(keys):
-        chex.assert_trees_all_equal(jax.tree.map(lambda x, i=i: x[i], batched), run(k))
+        # floats may differ in the last bit (vmap reorders sums); integers exactly
+        chex.assert_trees_all_close(jax.tree.map(lambda x, i=i: x[i], batched), run(k),
+                                    rtol=1e-5, atol=1e-6)
     chex.assert_trees_all_equal(run(keys[0]), run(keys[0]))
 
 

@@ -38,18 +38,23 @@ class Objective:
 
 
 def objective(table: Table, *, dataset: str, metric: str, epochs: int,
-              seed: int | None = None) -> Objective:
+              seed: int | None = None, cost: str = "train_time_s") -> Objective:
     """An objective from a table: fitness = (dataset, metric, epochs[, seed]), each query
-    charged (dataset, "train_time_s", epochs).
+    charged (dataset, `cost`, epochs), or 1 per query with `cost="evaluations"` (for
+    tables without training times, such as the compact NATS size table: the budget is
+    then a number of evaluations).
 
     For the NB201 protocol (Dong & Yang 2020, Table 5): `dataset="cifar10-valid",
     metric="valid_acc", epochs=12` (or 200).
     """
     fitness = table.column(dataset, metric, epochs, seed)
-    cost = table.column(dataset, "train_time_s", epochs)
+    if cost == "evaluations":
+        cost_col = jnp.ones_like(fitness)
+    else:
+        cost_col = table.column(dataset, cost, epochs)
     desc = f"{table.name}: {dataset} {metric} at {epochs} epochs" + (
-        f", seed {seed}" if seed is not None else "")
-    return Objective(fitness, cost, table.space, desc)
+        f", seed {seed}" if seed is not None else "") + f", cost {cost}"
+    return Objective(fitness, cost_col, table.space, desc)
 
 
 class Simulation(NamedTuple):

@@ -82,3 +82,20 @@ def test_simulate_rejects_bad_arguments(obj, key):
         bench.simulate(search.random_search(NB201()), obj, key=key, num_seeds=0, budget_s=1)
     with pytest.raises(ValueError, match="`budget_s`"):
         bench.simulate(search.random_search(NB201()), obj, key=key, num_seeds=1, budget_s=0)
+
+
+@pytest.mark.parametrize("make", [search.random_search, search.regularized_evolution,
+                                  search.tournament_evolution, search.local_search,
+                                  search.reinforce])
+def test_nats_size_protocol_with_an_evaluation_budget(nasbench_dir, key, make):
+    """The compact NATS size table has no training times: charge one unit per query."""
+    from jnas.spaces import NATSSize
+
+    table = bench.load_nats_sss(nasbench_dir)
+    obj = bench.objective(table, dataset="cifar10-valid", metric="valid_acc", epochs=90,
+                          cost="evaluations")
+    sim = bench.simulate(make(NATSSize()), obj, key=key, num_seeds=16, budget_s=50)
+    np.testing.assert_array_equal(sim.num_evals, 50)
+    best = sim.best_fitness[:, -1]
+    assert np.all(best > 85)  # 50 samples of a space whose median is ~88
+    assert np.all(best <= 90.72)  # the table's maximum

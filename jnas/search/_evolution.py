@@ -7,7 +7,13 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jnas.search._base import Searcher, check_positive, clean_fitness, require
+from jnas.search._base import (
+    Searcher,
+    check_positive,
+    clean_fitness,
+    require,
+    update_incumbent,
+)
 
 
 class EvolutionState(NamedTuple):
@@ -35,24 +41,10 @@ def regularized_evolution(space: Any, population_size: int = 10,
     require("regularized_evolution", space, "sample", "mutate")
 
     def init(key: jax.Array) -> EvolutionState:
-        pop = jax.vmap(space.sample)(jax.random.split(key, population_size))
-        return EvolutionState(pop, jnp.full((population_size,), -jnp.inf, jnp.float32),
-                              jnp.zeros((), jnp.int32), space.sample(key),
-                              jnp.full((), -jnp.inf, jnp.float32))
+        return init_population(space, population_size, key)
 
     def ask(key: jax.Array, state: EvolutionState) -> tuple[Any, EvolutionState]:
-        pick_key, mutate_key = jax.random.split(key)
-        # The first P candidates are the random members `init` drew: slot n is still
-        # unwritten when candidate n (< P) is asked, so no sample is drawn per step.
-        slot = jnp.minimum(state.num_told, population_size - 1)
-        random_arch = jax.tree.map(lambda x: x[slot], state.population)
-        members = jax.random.randint(pick_key, (sample_size,), 0, population_size)
-        parent_i = members[jnp.argmax(state.fitness[members])]
-        parent = jax.tree.map(lambda x: x[parent_i], state.population)
-        child = space.mutate(mutate_key, parent)
-        warm = state.num_told >= population_size
-        arch = jax.tree.map(lambda c, r: jnp.where(warm, c, r), child, random_arch)
-        return jax.tree.map(lambda x: x[None], arch), state
+        return select_and_mutate(space, key, state, sample_size, population_size), state
 
     def tell(state: EvolutionState, archs: Any, fitness: jax.Array) -> EvolutionState:
         fitness = clean_fitness(fitness)
@@ -67,9 +59,33 @@ def regularized_evolution(space: Any, population_size: int = 10,
             pop = jax.tree.map(put, pop, archs)
             fit = jnp.where(hit, fitness[b], fit)
             n = n + 1
-        i = jnp.argmax(fitness)
-        better = fitness[i] > state.best_fitness
-        best = jax.tree.map(lambda a, o: jnp.where(better, a[i], o), archs, state.best)
-        return EvolutionState(pop, fit, n, best, jnp.maximum(fitness[i], state.best_fitness))
+        best, best_fitness = update_incumbent(state.best, state.best_fitness, archs, fitness)
+        return EvolutionState(pop, fit, n, best, best_fitness)
 
     return Searcher(init, ask, tell, 1)
+
+
+def init_population(space: Any, population_size: int, key: jax.Array) -> EvolutionState:
+    """A population of random members, all unevaluated (fitness -inf)."""
+    pop = jax.vmap(space.sample)(jax.random.split(key, population_size))
+    return EvolutionState(pop, jnp.full((population_size,), -jnp.inf, jnp.float32),
+                          jnp.zeros((), jnp.int32), space.sample(key),
+                          jnp.full((), -jnp.inf, jnp.float32))
+
+
+def select_and_mutate(space: Any, key: jax.Array, state: EvolutionState, sample_size: int,
+                      num_members: jax.Array) -> Any:
+    """A tournament among `sample_size` of the first `num_members` members, one mutation
+    of its winner; the first `population_size` candidates are init's random members (slot
+    n is unwritten when candidate n is asked), so no sample is drawn per step."""
+    population_size = state.fitness.shape[0]
+    pick_key, mutate_key = jax.random.split(key)
+    members = jax.random.randint(pick_key, (sample_size,), 0, num_members)
+    parent_i = members[jnp.argmax(state.fitness[members])]
+    parent = jax.tree.map(lambda x: x[parent_i], state.population)
+    child = space.mutate(mutate_key, parent)
+    slot = jnp.minimum(state.num_told, population_size - 1)
+    random_arch = jax.tree.map(lambda x: x[slot], state.population)
+    warm = state.num_told >= population_size
+    arch = jax.tree.map(lambda c, r: jnp.where(warm, c, r), child, random_arch)
+    return jax.tree.map(lambda x: x[None], arch)

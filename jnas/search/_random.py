@@ -7,7 +7,13 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jnas.search._base import Searcher, check_positive, clean_fitness, require
+from jnas.search._base import (
+    Searcher,
+    check_positive,
+    clean_fitness,
+    require,
+    update_incumbent,
+)
 
 
 class RandomSearchState(NamedTuple):
@@ -38,10 +44,7 @@ def random_search(space: Any, batch_size: int = 1) -> Searcher:
 
     def tell(state: RandomSearchState, archs: Any, fitness: jax.Array) -> RandomSearchState:
         fitness = clean_fitness(fitness)
-        i = jnp.argmax(fitness)
-        better = fitness[i] > state.best_fitness
-        best = jax.tree.map(lambda n, o: jnp.where(better, n[i], o), archs, state.best)
-        return RandomSearchState(best, jnp.maximum(fitness[i], state.best_fitness),
-                                 state.num_told + fitness.shape[0])
+        best, best_fitness = update_incumbent(state.best, state.best_fitness, archs, fitness)
+        return RandomSearchState(best, best_fitness, state.num_told + fitness.shape[0])
 
     return Searcher(init, ask, tell, batch_size)

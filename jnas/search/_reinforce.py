@@ -9,7 +9,13 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jnas.search._base import Searcher, check_positive, clean_fitness, require
+from jnas.search._base import (
+    Searcher,
+    check_positive,
+    clean_fitness,
+    require,
+    update_incumbent,
+)
 
 
 class ReinforceState(NamedTuple):
@@ -82,12 +88,9 @@ def reinforce(space: Any, batch_size: int = 1, learning_rate: float = 0.01,
         any_ok = jnp.any(ok)
         new_baseline = jnp.where(any_ok, baseline_decay * baseline
                                  + (1 - baseline_decay) * mean, baseline)
-        clean = clean_fitness(fitness)
-        i = jnp.argmax(clean)
-        better = clean[i] > state.best_fitness
-        best = jax.tree.map(lambda a, o: jnp.where(better, a[i], o), archs, state.best)
+        best, best_fitness = update_incumbent(state.best, state.best_fitness, archs,
+                                              clean_fitness(fitness))
         num_told = state.num_told + any_ok.astype(jnp.int32)
-        return ReinforceState(logits, opt_state, new_baseline, num_told, best,
-                              jnp.maximum(clean[i], state.best_fitness))
+        return ReinforceState(logits, opt_state, new_baseline, num_told, best, best_fitness)
 
     return Searcher(init, ask, tell, batch_size)

@@ -8,8 +8,14 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jnas.search._base import Searcher, check_positive, clean_fitness, require
-from jnas.search._evolution import EvolutionState
+from jnas.search._base import (
+    Searcher,
+    check_positive,
+    clean_fitness,
+    require,
+    update_incumbent,
+)
+from jnas.search._evolution import EvolutionState, init_population, select_and_mutate
 
 
 def tournament_evolution(space: Any, population_size: int = 50,
@@ -30,23 +36,10 @@ def tournament_evolution(space: Any, population_size: int = 50,
     sample_size = max(1, round(tournament_fraction * population_size))
 
     def init(key: jax.Array) -> EvolutionState:
-        pop = jax.vmap(space.sample)(jax.random.split(key, population_size))
-        return EvolutionState(pop, jnp.full((population_size,), -jnp.inf, jnp.float32),
-                              jnp.zeros((), jnp.int32), space.sample(key),
-                              jnp.full((), -jnp.inf, jnp.float32))
+        return init_population(space, population_size, key)
 
     def ask(key: jax.Array, state: EvolutionState) -> tuple[Any, EvolutionState]:
-        pick_key, mutate_key = jax.random.split(key)
-        filled = jnp.minimum(state.num_told, population_size)
-        members = jax.random.randint(pick_key, (sample_size,), 0, jnp.maximum(filled, 1))
-        parent_i = members[jnp.argmax(state.fitness[members])]
-        parent = jax.tree.map(lambda x: x[parent_i], state.population)
-        child = space.mutate(mutate_key, parent)
-        slot = jnp.minimum(state.num_told, population_size - 1)
-        random_arch = jax.tree.map(lambda x: x[slot], state.population)  # init's samples
-        warm = state.num_told >= population_size
-        arch = jax.tree.map(lambda c, r: jnp.where(warm, c, r), child, random_arch)
-        return jax.tree.map(lambda x: x[None], arch), state
+        return select_and_mutate(space, key, state, sample_size, population_size), state
 
     def tell(state: EvolutionState, archs: Any, fitness: jax.Array) -> EvolutionState:
         fitness = clean_fitness(fitness)
@@ -63,9 +56,7 @@ def tournament_evolution(space: Any, population_size: int = 50,
             pop = jax.tree.map(put, pop, archs)
             fit = jnp.where(hit, fitness[b], fit)
             n = n + 1
-        i = jnp.argmax(fitness)
-        better = fitness[i] > state.best_fitness
-        best = jax.tree.map(lambda a, o: jnp.where(better, a[i], o), archs, state.best)
-        return EvolutionState(pop, fit, n, best, jnp.maximum(fitness[i], state.best_fitness))
+        best, best_fitness = update_incumbent(state.best, state.best_fitness, archs, fitness)
+        return EvolutionState(pop, fit, n, best, best_fitness)
 
     return Searcher(init, ask, tell, 1)

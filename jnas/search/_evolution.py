@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -40,6 +41,21 @@ def regularized_evolution(space: Any, population_size: int = 10,
                          f"({population_size}); got {sample_size}")
     require("regularized_evolution", space, "sample", "mutate")
 
+    def oldest(fit: jax.Array, n: jax.Array, f: jax.Array) -> jax.Array:
+        return jnp.arange(population_size) == n % population_size
+
+    return evolution(space, population_size, sample_size, oldest)
+
+
+def evolution(space: Any, population_size: int, sample_size: int,
+              replace: Callable[[jax.Array, jax.Array, jax.Array], jax.Array]) -> Searcher:
+    """Tournament-and-mutate evolution with a pluggable survivor rule.
+
+    `replace(fitness, num_told, child_fitness) -> bool[population_size]` marks the slot a
+    told child takes (all False: the child is dropped). Aging and worst-replacement
+    evolution differ only in it.
+    """
+
     def init(key: jax.Array) -> EvolutionState:
         return init_population(space, population_size, key)
 
@@ -49,9 +65,8 @@ def regularized_evolution(space: Any, population_size: int = 10,
     def tell(state: EvolutionState, archs: Any, fitness: jax.Array) -> EvolutionState:
         fitness = clean_fitness(fitness)
         pop, fit, n = state.population, state.fitness, state.num_told
-        slots = jnp.arange(population_size)
         for b in range(fitness.shape[0]):  # static: tell accepts any batch, in order
-            hit = slots == n % population_size  # a select, not a scatter: cheap under vmap
+            hit = replace(fit, n, fitness[b])  # a select, not a scatter: cheap under vmap
 
             def put(p, a, b=b, hit=hit):
                 return jnp.where(hit.reshape((-1,) + (1,) * (p.ndim - 1)), a[b][None], p)

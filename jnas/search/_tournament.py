@@ -8,14 +8,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jnas.search._base import (
-    Searcher,
-    check_positive,
-    clean_fitness,
-    require,
-    update_incumbent,
-)
-from jnas.search._evolution import EvolutionState, init_population, select_and_mutate
+from jnas.search._base import Searcher, check_positive, require
+from jnas.search._evolution import evolution
 
 
 def tournament_evolution(space: Any, population_size: int = 50,
@@ -35,28 +29,9 @@ def tournament_evolution(space: Any, population_size: int = 50,
     require("tournament_evolution", space, "sample", "mutate")
     sample_size = max(1, round(tournament_fraction * population_size))
 
-    def init(key: jax.Array) -> EvolutionState:
-        return init_population(space, population_size, key)
+    def worst(fit: jax.Array, n: jax.Array, f: jax.Array) -> jax.Array:
+        filling = n < population_size
+        target = jnp.where(filling, n % population_size, jnp.argmin(fit))
+        return (jnp.arange(population_size) == target) & (filling | (f > jnp.min(fit)))
 
-    def ask(key: jax.Array, state: EvolutionState) -> tuple[Any, EvolutionState]:
-        return select_and_mutate(space, key, state, sample_size, population_size), state
-
-    def tell(state: EvolutionState, archs: Any, fitness: jax.Array) -> EvolutionState:
-        fitness = clean_fitness(fitness)
-        pop, fit, n = state.population, state.fitness, state.num_told
-        slots = jnp.arange(population_size)
-        for b in range(fitness.shape[0]):
-            worst = jnp.argmin(fit)
-            target = jnp.where(n < population_size, n % population_size, worst)
-            hit = (slots == target) & ((n < population_size) | (fitness[b] > fit[worst]))
-
-            def put(p, a, b=b, hit=hit):
-                return jnp.where(hit.reshape((-1,) + (1,) * (p.ndim - 1)), a[b][None], p)
-
-            pop = jax.tree.map(put, pop, archs)
-            fit = jnp.where(hit, fitness[b], fit)
-            n = n + 1
-        best, best_fitness = update_incumbent(state.best, state.best_fitness, archs, fitness)
-        return EvolutionState(pop, fit, n, best, best_fitness)
-
-    return Searcher(init, ask, tell, 1)
+    return evolution(space, population_size, sample_size, worst)

@@ -14,6 +14,7 @@ from jnas.nn._mobilenet import ChainNetwork, MBConv
 from jnas.nn._nb101 import NB101Cell, NB101Network, vertex_channels
 from jnas.nn._nb201 import InferCell, NATSSizeNetwork, NB201Network, nb201_op
 from jnas.nn._sequential import SequentialNetwork
+from jnas.nn._supernet import MixedEdge, NB201Supernet, SearchCell
 
 __all__ = [
     "AuxiliaryHead",
@@ -24,11 +25,14 @@ __all__ = [
     "HierarchicalNetwork",
     "InferCell",
     "MBConv",
+    "MixedEdge",
     "Motif",
     "NATSSizeNetwork",
     "NB101Cell",
     "NB101Network",
     "NB201Network",
+    "NB201Supernet",
+    "SearchCell",
     "SepConv",
     "SequentialNetwork",
     "count_flops",

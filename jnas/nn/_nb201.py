@@ -27,22 +27,27 @@ from jnas.nn._ops import (
 )
 
 
-def nb201_op(name: str, cin: int, cout: int, stride: int, *, rngs: nnx.Rngs) -> nnx.Module:
-    """One NB201 candidate operation (AutoDL-Projects' `OPS`)."""
+def nb201_op(name: str, cin: int, cout: int, stride: int, *, affine: bool = True,
+             track_stats: bool = True, rngs: nnx.Rngs) -> nnx.Module:
+    """One NB201 candidate operation (AutoDL-Projects' `OPS`).
+
+    The search cells use `affine=False, track_stats=False` (the NB201 search setting).
+    """
+    norm = {"affine": affine, "track_stats": track_stats, "rngs": rngs}
     if name == "none":
         return Zero(cout, stride)
     if name == "skip_connect":
         if stride == 1 and cin == cout:
             return Identity()
-        return FactorizedReduce(cin, cout, stride, rngs=rngs)
+        return FactorizedReduce(cin, cout, stride, **norm)
     if name == "nor_conv_1x1":
-        return ReLUConvBN(cin, cout, 1, stride, 0, rngs=rngs)
+        return ReLUConvBN(cin, cout, 1, stride, 0, **norm)
     if name == "nor_conv_3x3":
-        return ReLUConvBN(cin, cout, 3, stride, 1, rngs=rngs)
+        return ReLUConvBN(cin, cout, 3, stride, 1, **norm)
     if name == "avg_pool_3x3":
-        return Pooling(cin, cout, stride, "avg", rngs=rngs)
+        return Pooling(cin, cout, stride, "avg", **norm)
     if name == "max_pool_3x3":
-        return Pooling(cin, cout, stride, "max", rngs=rngs)
+        return Pooling(cin, cout, stride, "max", **norm)
     raise ValueError(f"nb201_op: unknown op `name` {name!r}; expected one of none, "
                      "skip_connect, nor_conv_1x1, nor_conv_3x3, avg_pool_3x3, max_pool_3x3")
 

@@ -32,10 +32,35 @@ def linear(fin: int, fout: int, *, rngs: nnx.Rngs) -> nnx.Linear:
     return nnx.Linear(fin, fout, kernel_init=torch_default_init, rngs=rngs)
 
 
-def batch_norm(channels: int, *, affine: bool = True, rngs: nnx.Rngs) -> nnx.BatchNorm:
-    """Batch norm with PyTorch's momentum and epsilon."""
+def batch_norm(channels: int, *, affine: bool = True, track_stats: bool = True,
+               rngs: nnx.Rngs) -> nnx.Module:
+    """Batch norm with PyTorch's momentum and epsilon.
+
+    `track_stats=False` gives PyTorch's `track_running_stats=False`: always batch
+    statistics, no running averages, no mutable state (the NB201 search setting).
+    """
+    if not track_stats:
+        return BatchStatsNorm(channels, affine=affine, rngs=rngs)
     return nnx.BatchNorm(channels, momentum=0.9, epsilon=1e-5, use_bias=affine,
                          use_scale=affine, rngs=rngs)
+
+
+class BatchStatsNorm(nnx.Module):
+    """Batch norm that always normalises with the batch's statistics and keeps no state."""
+
+    def __init__(self, channels: int, *, affine: bool = True, epsilon: float = 1e-5,
+                 rngs: nnx.Rngs):
+        self.epsilon = epsilon
+        self.scale = nnx.Param(jnp.ones((channels,))) if affine else None
+        self.bias = nnx.Param(jnp.zeros((channels,))) if affine else None
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        mean = jnp.mean(x, axis=(0, 1, 2))
+        var = jnp.mean(jnp.square(x - mean), axis=(0, 1, 2))
+        y = (x - mean) * jax.lax.rsqrt(var + self.epsilon)
+        if self.scale is not None:
+            y = y * self.scale[...] + self.bias[...]
+        return y
 
 
 def avg_pool(x: jax.Array, kernel: int, stride: int, padding: int) -> jax.Array:
@@ -69,9 +94,10 @@ class ReLUConvBN(nnx.Module):
     """ReLU -> conv -> BN, the convolution of NB201 and DARTS cells."""
 
     def __init__(self, cin: int, cout: int, kernel: int, stride: int, padding: int, *,
-                 dilation: int = 1, affine: bool = True, rngs: nnx.Rngs):
+                 dilation: int = 1, affine: bool = True, track_stats: bool = True,
+                 rngs: nnx.Rngs):
         self.conv = conv(cin, cout, kernel, stride, padding, dilation=dilation, rngs=rngs)
-        self.bn = batch_norm(cout, affine=affine, rngs=rngs)
+        self.bn = batch_norm(cout, affine=affine, track_stats=track_stats, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         return self.bn(self.conv(jax.nn.relu(x)))
@@ -81,7 +107,7 @@ class FactorizedReduce(nnx.Module):
     """Channel change (stride 1) or 2x down-sampling by two offset 1x1 convs (stride 2)."""
 
     def __init__(self, cin: int, cout: int, stride: int = 2, *, affine: bool = True,
-                 rngs: nnx.Rngs):
+                 track_stats: bool = True, rngs: nnx.Rngs):
         if stride not in (1, 2):
             raise ValueError(f"FactorizedReduce: `stride` must be 1 or 2; got {stride}")
         self.stride = stride
@@ -91,7 +117,7 @@ class FactorizedReduce(nnx.Module):
                                    conv(cin, cout - half, 1, 2, rngs=rngs)])
         else:
             self.convs = nnx.List([conv(cin, cout, 1, 1, rngs=rngs)])
-        self.bn = batch_norm(cout, affine=affine, rngs=rngs)
+        self.bn = batch_norm(cout, affine=affine, track_stats=track_stats, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         if self.stride == 1:
@@ -105,11 +131,12 @@ class Pooling(nnx.Module):
     """3x3 average or max pooling, preceded by a 1x1 ReLU-conv-BN when channels change."""
 
     def __init__(self, cin: int, cout: int, stride: int, mode: str, *, affine: bool = True,
-                 rngs: nnx.Rngs):
+                 track_stats: bool = True, rngs: nnx.Rngs):
         if mode not in ("avg", "max"):
             raise ValueError(f"Pooling: `mode` must be 'avg' or 'max'; got {mode!r}")
         self.mode, self.stride = mode, stride
-        self.pre = (ReLUConvBN(cin, cout, 1, 1, 0, affine=affine, rngs=rngs)
+        self.pre = (ReLUConvBN(cin, cout, 1, 1, 0, affine=affine, track_stats=track_stats,
+                               rngs=rngs)
                     if cin != cout else Identity())
 
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -121,14 +148,15 @@ class Pooling(nnx.Module):
 class ResNetBasicBlock(nnx.Module):
     """The residual reduction block between NB201 stages."""
 
-    def __init__(self, cin: int, cout: int, stride: int, *, rngs: nnx.Rngs):
-        self.conv_a = ReLUConvBN(cin, cout, 3, stride, 1, rngs=rngs)
-        self.conv_b = ReLUConvBN(cout, cout, 3, 1, 1, rngs=rngs)
+    def __init__(self, cin: int, cout: int, stride: int, *, track_stats: bool = True,
+                 rngs: nnx.Rngs):
+        self.conv_a = ReLUConvBN(cin, cout, 3, stride, 1, track_stats=track_stats, rngs=rngs)
+        self.conv_b = ReLUConvBN(cout, cout, 3, 1, 1, track_stats=track_stats, rngs=rngs)
         self.stride = stride
         if stride == 2:
             self.down = conv(cin, cout, 1, rngs=rngs)  # after a 2x2 average pool
         elif cin != cout:
-            self.down = ReLUConvBN(cin, cout, 1, 1, 0, rngs=rngs)
+            self.down = ReLUConvBN(cin, cout, 1, 1, 0, track_stats=track_stats, rngs=rngs)
         else:
             self.down = Identity()
 

@@ -293,6 +293,14 @@ class NB201:
         return NB201Network(self, arch, channels=channels, cells_per_stage=cells_per_stage,
                             num_classes=num_classes, rngs=rngs)
 
+    def supernet(self, *, channels: int = 16, cells_per_stage: int = 5, num_classes: int = 10,
+                 in_channels: int = 3, rngs: Any = None) -> Any:
+        """The weight-sharing search network (`jnas.nn.NB201Supernet`, C=16, N=5 default)."""
+        from jnas.nn import NB201Supernet
+
+        return NB201Supernet(self, channels=channels, cells_per_stage=cells_per_stage,
+                             num_classes=num_classes, in_channels=in_channels, rngs=rngs)
+
 
 @functools.cache
 def _tables(space: NB201) -> tuple[np.ndarray, np.ndarray]:

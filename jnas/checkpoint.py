@@ -1,0 +1,68 @@
+"""Resumable runs: orbax checkpoints of a state pytree plus append-only JSON-lines records.
+
+A run writes one record and one checkpoint per unit of work (an epoch, a `tell`). On
+resume the latest checkpoint is restored and the records are cut to the units it
+contains, so a run killed at any point ends with the records of an uninterrupted one:
+no finished unit is lost, none is repeated.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from typing import Any
+
+
+class RunDir:
+    """`DIR/records.jsonl` and `DIR/checkpoints/<unit>` of one resumable run."""
+
+    def __init__(self, path: str | pathlib.Path, *, max_to_keep: int = 2):
+        import orbax.checkpoint as ocp
+
+        self.path = pathlib.Path(path).absolute()
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.records_path = self.path / "records.jsonl"
+        self._manager = ocp.CheckpointManager(
+            self.path / "checkpoints", options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep))
+
+    def restore(self, target: Any) -> tuple[int, Any, list[dict]]:
+        """(units done, state or None, their records); `target` is the state's abstract shape
+        (e.g. `jax.eval_shape(init, key)`). Truncates the records file to match."""
+        import orbax.checkpoint as ocp
+
+        latest = self._manager.latest_step()
+        if latest is None:
+            self.reset()
+            return 0, None, []
+        state = self._manager.restore(latest, args=ocp.args.StandardRestore(target))
+        done = int(latest) + 1
+        records = self.read_records()[:done]
+        self._write(records)
+        return done, state, records
+
+    def reset(self) -> None:
+        """Start afresh: no records (checkpoints of an older run are overwritten as it goes)."""
+        import shutil
+
+        self._manager.close()
+        shutil.rmtree(self.path / "checkpoints", ignore_errors=True)
+        self.__init__(self.path)
+        self._write([])
+
+    def save(self, unit: int, state: Any, record: dict) -> None:
+        """Append unit `unit`'s record, then checkpoint the state after it."""
+        import orbax.checkpoint as ocp
+
+        with open(self.records_path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        self._manager.save(unit, args=ocp.args.StandardSave(state))
+        self._manager.wait_until_finished()
+
+    def read_records(self) -> list[dict]:
+        if not self.records_path.exists():
+            return []
+        return [json.loads(line) for line in self.records_path.read_text().splitlines()
+                if line.strip()]
+
+    def _write(self, records: list[dict]) -> None:
+        self.records_path.write_text("".join(json.dumps(r) + "\n" for r in records))

@@ -1,0 +1,91 @@
+"""TFDS datasets read through `tfds.data_source` (array_record; no TensorFlow needed)."""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import numpy as np
+
+from jnas.data._arrays import Split, channel_stats, normalize, stratified_halves
+
+# NB201's datasets and the splits the benchmark reports on.
+TFDS_NAMES = {
+    "cifar10": "cifar10", "cifar100": "cifar100", "mnist": "mnist",
+    "fashion_mnist": "fashion_mnist", "svhn": "svhn_cropped", "svhn_cropped": "svhn_cropped",
+    "omniglot": "omniglot", "imagenet16": "imagenet_resized/16x16",
+    "imagenet_resized/16x16": "imagenet_resized/16x16",
+}
+
+
+class DatasetNotPrepared(FileNotFoundError):
+    """A TFDS dataset is not prepared in the searched `data_dir`."""
+
+
+def default_tfds_dir() -> str:
+    return os.environ.get("TFDS_DATA_DIR", os.path.expanduser("~/tensorflow_datasets"))
+
+
+def tfds_arrays(name: str, split: str, *, data_dir: str | None = None,
+                image_key: str = "image", label_key: str = "label") -> tuple[np.ndarray,
+                                                                             np.ndarray]:
+    """All (images uint8[N,H,W,C], labels int32[N]) of a prepared TFDS split.
+
+    Reads with `tfds.data_source(..., download=False)`: nothing is downloaded. A dataset
+    that is not prepared raises `DatasetNotPrepared` naming the directory searched and
+    how to prepare it.
+    """
+    import tensorflow_datasets as tfds
+
+    if name not in TFDS_NAMES:
+        raise ValueError(f"tfds_arrays: unknown dataset `name` {name!r}; expected one of "
+                         f"{', '.join(sorted(TFDS_NAMES))}")
+    tfds_name = TFDS_NAMES[name]
+    data_dir = data_dir or default_tfds_dir()
+    try:
+        source = tfds.data_source(tfds_name, split=split, data_dir=data_dir, download=False)
+        records = [source[i] for i in range(len(source))]
+    except Exception as e:  # tfds raises several types for "not there" and "wrong format"
+        raise DatasetNotPrepared(
+            f"TFDS dataset {tfds_name!r} (split {split!r}) is not prepared in {data_dir!r} "
+            f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). Prepare it "
+            f"once on a machine with internet: `tfds build {tfds_name} "
+            f"--file_format=array_record --data_dir {data_dir}` and copy the folder here, "
+            "or set TFDS_DATA_DIR / pass data_dir.") from e
+    if not records:
+        raise DatasetNotPrepared(f"TFDS split {tfds_name}:{split} in {data_dir!r} is empty")
+    x = np.stack([np.asarray(r[image_key]) for r in records])
+    if x.ndim == 3:
+        x = x[..., None]
+    y = np.asarray([r[label_key] for r in records], np.int32)
+    return x, y
+
+
+def nb201_splits(name: str, key: jax.Array, *, data_dir: str | None = None,
+                 num_classes: int | None = None) -> dict[str, Split]:
+    """A dataset split as NB201 uses it, normalised with the training statistics.
+
+    - `train` / `valid`: class-balanced halves of the training set (CIFAR-10's 25k/25k
+      search split; for every dataset the one-shot search split);
+    - `train_full`: the whole training set (final training);
+    - `test`, and for datasets other than CIFAR-10 `x-valid` / `x-test`: the halves of the
+      test set NB201 reports CIFAR-100 and ImageNet16-120 on.
+    `num_classes` keeps the first classes only (ImageNet16-120: 120).
+    """
+    x_tr, y_tr = tfds_arrays(name, "train", data_dir=data_dir)
+    test_split = "validation" if TFDS_NAMES[name].startswith("imagenet") else "test"
+    x_te, y_te = tfds_arrays(name, test_split, data_dir=data_dir)
+    if num_classes is not None:
+        keep_tr, keep_te = y_tr < num_classes, y_te < num_classes
+        x_tr, y_tr, x_te, y_te = x_tr[keep_tr], y_tr[keep_tr], x_te[keep_te], y_te[keep_te]
+    mean, std = channel_stats(x_tr.astype(np.float32) / 255.0)
+    x_tr = normalize(x_tr.astype(np.float32) / 255.0, mean, std)
+    x_te = normalize(x_te.astype(np.float32) / 255.0, mean, std)
+    k_train, k_test = jax.random.split(key)
+    a, b = stratified_halves(k_train, y_tr)
+    out = {"train": Split(x_tr[a], y_tr[a]), "valid": Split(x_tr[b], y_tr[b]),
+           "train_full": Split(x_tr, y_tr), "test": Split(x_te, y_te)}
+    if name != "cifar10":
+        c, d = stratified_halves(k_test, y_te)
+        out["x-valid"], out["x-test"] = Split(x_te[c], y_te[c]), Split(x_te[d], y_te[d])
+    return out

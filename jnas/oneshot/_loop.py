@@ -1,0 +1,118 @@
+"""Whole epochs of one-shot search as one compiled `lax.scan`, and the epoch loop around it
+with per-epoch derivation, NaN checks, JSON-lines records and resumable checkpoints."""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import numpy as np
+
+from jnas._steps import stepper
+from jnas.checkpoint import RunDir
+from jnas.data import Split, batch_indices
+from jnas.oneshot._base import OneShot, OneShotState
+
+Augment = Callable[[jax.Array, jax.Array], jax.Array]
+
+
+def epoch_fn(method: OneShot, batch_size: int, augment: Augment | None = None,
+             steps_mode: str = "auto"
+             ) -> Callable[[OneShotState, jax.Array, Split, Split], tuple[OneShotState, dict]]:
+    """`epoch(state, key, train, valid) -> (state, metrics[steps])`.
+
+    Both splits stay on the device; each step takes a shuffled training batch and a
+    shuffled validation batch (min(len) // batch_size steps, NB201's pairing of the two
+    25k halves) and optionally augments both with `augment(key, images)`. `steps_mode`:
+    one `lax.scan` per epoch (`"scan"`), a loop of jitted steps (`"loop"`), or `"auto"`
+    (scan except on CPU, see `jnas._steps`); the results are the same.
+    """
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"epoch_fn: `batch_size` must be an int >= 1; got {batch_size!r}")
+
+    def body(carry, inputs):
+        state, train, valid = carry
+        it, iv, k = inputs
+        k_step, k_at, k_av = jax.random.split(k, 3)
+        xt, xv = train.x[it], valid.x[iv]
+        if augment is not None:
+            xt, xv = augment(k_at, xt), augment(k_av, xv)
+        state, metrics = method.step(state, (xt, train.y[it]), (xv, valid.y[iv]), k_step)
+        return (state, train, valid), metrics
+
+    run = stepper(body, steps_mode)
+
+    @jax.jit
+    def schedule(key, n_train, n_valid):
+        k_t, k_v, k_s = jax.random.split(key, 3)
+        steps = min(n_train.shape[0], n_valid.shape[0]) // batch_size
+        return (batch_indices(k_t, n_train.shape[0], batch_size)[:steps],
+                batch_indices(k_v, n_valid.shape[0], batch_size)[:steps],
+                jax.random.split(k_s, steps))
+
+    def epoch(state: OneShotState, key: jax.Array, train: Split, valid: Split):
+        if min(len(train.y), len(valid.y)) < batch_size:
+            raise ValueError(f"epoch: `batch_size` {batch_size} exceeds the splits' sizes "
+                             f"{len(train.y)} / {len(valid.y)}")
+        (state, _, _), metrics = run((state, train, valid), schedule(key, train.y, valid.y))
+        return state, metrics
+
+    return epoch
+
+
+def check_finite(metrics: dict, epoch: int) -> None:
+    """Raise FloatingPointError naming the first step whose metrics are NaN or Inf."""
+    for name, values in metrics.items():
+        values = np.asarray(values)
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            raise FloatingPointError(
+                f"non-finite `{name}` ({values[bad[0]]}) at epoch {epoch}, step {bad[0]}; "
+                "stopping instead of training through it (lower the learning rate?)")
+
+
+def search(method: OneShot, key: jax.Array, train: Split, valid: Split, *, epochs: int,
+           batch_size: int, space: Any, augment: Augment | None = None,
+           out: str | pathlib.Path | None = None, resume: bool = False,
+           steps_mode: str = "auto", on_epoch: Callable[[dict], None] | None = None) -> tuple[OneShotState, list[dict]]:
+    """Run `epochs` epochs of `method`; derive the cell after every epoch.
+
+    Every epoch appends a record (metrics averaged over the epoch, the derived cell, α)
+    to `out/records.jsonl` and checkpoints the state to `out/checkpoints` (orbax; see
+    `jnas.checkpoint.RunDir`), so a
+    killed run restarted with `resume=True` continues after the last finished epoch and
+    ends with the same state and records as an uninterrupted run. Epoch e uses key
+    `fold_in(key, e)`, independent of where a run was resumed. `on_epoch(record)` may add
+    fields (e.g. the cell's benchmark accuracy) before the record is written.
+    """
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"search: `epochs` must be an int >= 1; got {epochs!r}")
+    k_init, k_epochs, k_derive = jax.random.split(key, 3)
+    derive_batch = (valid.x[:batch_size], valid.y[:batch_size])
+    epoch = epoch_fn(method, batch_size, augment, steps_mode)
+    derive = jax.jit(method.derive)
+    records: list[dict] = []
+    start, state, run = 0, None, None
+    if out is not None:
+        run = RunDir(out)
+        if resume:
+            start, state, records = run.restore(jax.eval_shape(method.init, k_init))
+        else:
+            run.reset()
+    if state is None:
+        state = jax.jit(method.init)(k_init)
+    for e in range(start, epochs):
+        state, metrics = epoch(state, jax.random.fold_in(k_epochs, e), train, valid)
+        check_finite(metrics, e)
+        arch = derive(state, jax.random.fold_in(k_derive, e), derive_batch)
+        record = {"epoch": e, **{k: float(np.mean(v)) for k, v in metrics.items()},
+                  "arch": space.to_string(arch),
+                  "alpha": np.asarray(state.alpha).round(6).tolist()}
+        if on_epoch is not None:
+            on_epoch(record)
+        records.append(record)
+        if run is not None:
+            run.save(e, state, record)
+    return state, records

@@ -55,11 +55,13 @@ class BatchStatsNorm(nnx.Module):
         self.bias = nnx.Param(jnp.zeros((channels,))) if affine else None
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        mean = jnp.mean(x, axis=(0, 1, 2))
-        var = jnp.mean(jnp.square(x - mean), axis=(0, 1, 2))
+        axes = tuple(range(x.ndim - 1))
+        mean = jnp.mean(x, axis=axes, keepdims=True)
+        var = jnp.mean(jnp.square(x - mean), axis=axes, keepdims=True)
         y = (x - mean) * jax.lax.rsqrt(var + self.epsilon)
         if self.scale is not None:
-            y = y * self.scale[...] + self.bias[...]
+            shape = (1,) * (x.ndim - 1) + (-1,)
+            y = y * self.scale[...].reshape(shape) + self.bias[...].reshape(shape)
         return y
 
 

@@ -37,11 +37,15 @@ LossFn = Callable[[Any, jax.Array, Batch], jax.Array]  # (params, alpha, batch) 
 
 
 def hypergradient(loss: LossFn, params: Any, alpha: jax.Array, train: Batch, val: Batch,
-                  xi: jax.Array | float, method: str = "exact") -> tuple[jax.Array, jax.Array]:
+                  xi: jax.Array | float, method: str = "exact",
+                  fd_epsilon: float = 0.01) -> tuple[jax.Array, jax.Array]:
     """(L_val(w', alpha), d L_val(w', alpha) / d alpha) with w' = w - xi grad_w L_train.
 
     `method="exact"` differentiates through the virtual step (a Hessian-vector product by
-    autodiff); `"finite_difference"` is DARTS' eq. 8 with eps = 0.01 / ||grad_w' L_val||.
+    autodiff); `"finite_difference"` is DARTS' eq. 8, a central difference with
+    eps = fd_epsilon / ||grad_w' L_val|| (the paper's fd_epsilon = 0.01). On ReLU
+    networks that step can cross kinks: the test suite's tiny supernet shows a relative
+    error of several hundred percent at 0.01 and 2e-7 at 1e-4.
     """
     if method == "exact":
         def outer(a):
@@ -52,7 +56,7 @@ def hypergradient(loss: LossFn, params: Any, alpha: jax.Array, train: Batch, val
         g = jax.grad(loss)(params, alpha, train)
         unrolled = jax.tree.map(lambda w, d: w - xi * d, params, g)
         val_loss, (dw, da) = jax.value_and_grad(loss, argnums=(0, 1))(unrolled, alpha, val)
-        eps = 0.01 / optax.global_norm(dw)
+        eps = fd_epsilon / optax.tree.norm(dw)
         plus = jax.tree.map(lambda w, d: w + eps * d, params, dw)
         minus = jax.tree.map(lambda w, d: w - eps * d, params, dw)
         hvp = (jax.grad(loss, 1)(plus, alpha, train)

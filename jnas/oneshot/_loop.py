@@ -3,6 +3,7 @@ with per-epoch derivation, NaN checks, JSON-lines records and resumable checkpoi
 
 from __future__ import annotations
 
+import functools
 import pathlib
 from collections.abc import Callable
 from typing import Any
@@ -18,6 +19,7 @@ from jnas.oneshot._base import OneShot, OneShotState
 Augment = Callable[[jax.Array, jax.Array], jax.Array]
 
 
+@functools.lru_cache(maxsize=16)  # one compiled step per (method, configuration)
 def epoch_fn(method: OneShot, batch_size: int, augment: Augment | None = None,
              steps_mode: str = "auto"
              ) -> Callable[[OneShotState, jax.Array, Split, Split], tuple[OneShotState, dict]]:

@@ -1,0 +1,56 @@
+"""Meshes and shardings: data parallel over a batch axis and seed (population) parallel.
+
+jnas steps are pure functions, so parallelism is a matter of where the inputs live: put
+the batch sharded over a mesh axis and the state replicated, and `jax.jit` compiles one
+SPMD program in which batch statistics and gradients are all-reduced (the math is the
+single-device step's, so every device holds the same α: the divergence NNI and DARTS users
+report under DDP cannot happen). Shard the leading axis of a `vmap`-ed state instead and
+seeds train in parallel. Multi-host: call `jax.distributed.initialize()` first (see
+`initialize_multihost`); the same code then spans every process's devices.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+
+def mesh(devices: Any = None, axis: str = "data") -> Mesh:
+    """A 1-D mesh over `devices` (all of `jax.devices()` by default)."""
+    devices = jax.devices() if devices is None else list(devices)
+    if not devices:
+        raise ValueError("mesh: `devices` is empty")
+    return Mesh(np.asarray(devices), (axis,))
+
+
+def shard_leading(tree: Any, mesh: Mesh, axis: str | None = None) -> Any:
+    """Place every leaf split along its leading axis over the mesh (a batch or seeds).
+
+    The leading axis must divide evenly by the number of devices.
+    """
+    axis = axis or mesh.axis_names[0]
+    size = mesh.shape[axis]
+    for leaf in jax.tree.leaves(tree):
+        if np.ndim(leaf) == 0 or np.shape(leaf)[0] % size:
+            raise ValueError(f"shard_leading: leading axis {np.shape(leaf)} does not split "
+                             f"over {size} devices of mesh axis {axis!r}")
+    return jax.device_put(tree, NamedSharding(mesh, PartitionSpec(axis)))
+
+
+def replicate(tree: Any, mesh: Mesh) -> Any:
+    """Place a full copy of every leaf on every device of the mesh (weights, α, opt state)."""
+    return jax.device_put(tree, NamedSharding(mesh, PartitionSpec()))
+
+
+def initialize_multihost(coordinator_address: str, num_processes: int, process_id: int,
+                         **kwargs: Any) -> None:
+    """`jax.distributed.initialize` with explicit arguments (one call per process, first).
+
+    After it, `jax.devices()` lists every process's devices and `mesh()` spans them; feed
+    each process its share of the batch with `jax.make_array_from_process_local_data`.
+    """
+    jax.distributed.initialize(coordinator_address=coordinator_address,
+                               num_processes=num_processes, process_id=process_id, **kwargs)

@@ -1,0 +1,87 @@
+"""Datasets: the digits splits, TFDS through data_source (mock data), augmentation."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jnas import data
+
+
+def test_digits_splits_are_disjoint_stratified_and_normalised(key):
+    splits = data.digits(key)
+    sizes = {k: len(v.y) for k, v in splits.items()}
+    assert sizes["train"] + sizes["valid"] + sizes["test"] == 1797
+    assert sizes["train_full"] == sizes["train"] + sizes["valid"]
+    assert abs(sizes["train"] - sizes["valid"]) <= 10
+    assert splits["train"].x.shape[1:] == (16, 16, 3)
+    flat = {k: {v.x[i].tobytes() + bytes([v.y[i]]) for i in range(len(v.y))}
+            for k, v in splits.items()}
+    assert not flat["train"] & flat["test"] and not flat["valid"] & flat["test"]
+    for name in ("train", "valid", "test"):  # every class in every split, near its share
+        counts = np.bincount(splits[name].y, minlength=10)
+        assert counts.min() >= 0.8 * counts.mean()
+    full = splits["train_full"].x
+    np.testing.assert_allclose(full.mean(axis=(0, 1, 2)), 0, atol=1e-5)
+    np.testing.assert_allclose(full.std(axis=(0, 1, 2), dtype=np.float64), 1, atol=1e-5)
+
+
+def test_digits_same_key_same_split_and_bad_args(key):
+    a, b = data.digits(key), data.digits(key)
+    c = data.digits(jax.random.key(1))
+    np.testing.assert_array_equal(a["test"].y, b["test"].y)
+    assert not np.array_equal(a["train"].x, c["train"].x)
+    with pytest.raises(ValueError, match="size"):
+        data.digits(key, size=12)
+    with pytest.raises(ValueError, match="channels"):
+        data.digits(key, channels=2)
+
+
+def test_stratified_halves_cover_every_index_once(key):
+    y = np.repeat(np.arange(5), [7, 8, 9, 10, 11])
+    a, b = data.stratified_halves(key, y)
+    np.testing.assert_array_equal(np.sort(np.concatenate([a, b])), np.arange(len(y)))
+    assert np.all(np.abs(np.bincount(y[a]) - np.bincount(y[b])) <= 1)
+
+
+def test_batch_indices_is_a_permutation_prefix(key):
+    idx = np.asarray(data.batch_indices(key, 103, 10))
+    assert idx.shape == (10, 10) and len(set(idx.ravel())) == 100
+    with pytest.raises(ValueError, match="batch_size"):
+        data.batch_indices(key, 5, 10)
+
+
+def test_random_crop_flip_is_a_pure_function_of_the_key_and_crops(key):
+    x = jax.random.normal(jax.random.key(3), (6, 8, 8, 2))
+    a, b = data.random_crop_flip(key, x), data.random_crop_flip(key, x)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, data.random_crop_flip(jax.random.key(9), x))
+    assert jnp.allclose(jax.jit(data.random_crop_flip)(key, x), a)
+    # each output is a crop of the zero-padded input, possibly mirrored
+    padded = np.pad(np.asarray(x), ((0, 0), (4, 4), (4, 4), (0, 0)))
+    for n in range(6):
+        out = np.asarray(a[n])
+        hits = [(i, j, f) for i in range(9) for j in range(9) for f in (False, True)
+                if np.array_equal(out, (lambda c: c[:, ::-1] if f else c)(
+                    padded[n, i:i + 8, j:j + 8]))]
+        assert hits, f"image {n} is not a crop of its padded input"
+
+
+def test_tfds_arrays_read_mock_data_through_data_source():
+    tfds = pytest.importorskip("tensorflow_datasets")
+    with tfds.testing.mock_data(num_examples=12):
+        x, y = data.tfds_arrays("mnist", "train")
+        splits = data.nb201_splits("cifar100", jax.random.key(0), num_classes=120)
+    assert x.shape == (12, 28, 28, 1) and x.dtype == np.uint8 and y.dtype == np.int32
+    assert set(splits) == {"train", "valid", "train_full", "test", "x-valid", "x-test"}
+    assert len(splits["train"].y) + len(splits["valid"].y) == len(splits["train_full"].y)
+    assert len(splits["x-valid"].y) + len(splits["x-test"].y) == len(splits["test"].y)
+    assert splits["train"].x.dtype == np.float32
+
+
+def test_unprepared_tfds_dataset_names_the_directory(tmp_path):
+    with pytest.raises(data.DatasetNotPrepared, match=str(tmp_path)) as info:
+        data.tfds_arrays("cifar10", "train", data_dir=str(tmp_path))
+    assert "tfds build cifar10" in str(info.value)
+    with pytest.raises(ValueError, match="unknown dataset"):
+        data.tfds_arrays("cifar11", "train")

@@ -1,0 +1,225 @@
+"""One-shot methods: exact hypergradients, jit/vmap/device equivalences, derivation, runs."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jnas import oneshot, parallel
+from jnas.data import Split
+from jnas.spaces import NB201
+
+# A 3-node, 4-op NB201 space keeps compiles short on CPU; the full space shares the code.
+SPACE = NB201(ops=("none", "skip_connect", "nor_conv_3x3", "avg_pool_3x3"), num_nodes=3)
+TINY = {"channels": 4, "cells_per_stage": 1, "num_classes": 3,
+        "epochs": 2, "steps_per_epoch": 4}
+
+
+def batch(seed, n=8, size=8):
+    k1, k2 = jax.random.split(jax.random.key(seed))
+    return jax.random.normal(k1, (n, size, size, 3)), jax.random.randint(k2, (n,), 0, 3)
+
+
+def allclose(a, b, **kw):
+    return all(jax.tree.leaves(jax.tree.map(lambda x, y: bool(jnp.allclose(x, y, **kw)), a, b)))
+
+
+@pytest.fixture(scope="module")
+def x64_problem():
+    """A tiny supernet's loss in float64, its weights, α and two batches."""
+    with jax.enable_x64(True):
+        net = oneshot.make_supernet(SPACE, {"channels": 2, "cells_per_stage": 1,
+                                            "num_classes": 3})
+        params = jax.tree.map(lambda p: p.astype(jnp.float64),
+                              net.init_params(jax.random.key(0)))
+        alpha = jax.random.normal(jax.random.key(1), (3, 4), jnp.float64)
+        train = jax.tree.map(lambda a: a.astype(jnp.float64) if a.dtype == jnp.float32 else a,
+                             batch(2))
+        val = jax.tree.map(lambda a: a.astype(jnp.float64) if a.dtype == jnp.float32 else a,
+                           batch(3))
+
+        def loss(p, a, b):
+            logits = net.apply(p, b[0], jax.nn.softmax(a, -1))
+            return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), b[1][:, None], 1))
+
+        yield loss, params, alpha, train, val
+
+
+def test_exact_hypergradient_matches_finite_differences_in_float64(x64_problem):
+    loss, params, alpha, train, val = x64_problem
+    xi = 0.1
+    with jax.enable_x64(True):
+        def outer(a):
+            g = jax.grad(loss)(params, a, train)
+            return loss(jax.tree.map(lambda w, d: w - xi * d, params, g), a, val)
+
+        value, grad = jax.jit(functools.partial(oneshot.hypergradient, loss,
+                                                method="exact"))(params, alpha, train, val, xi)
+        assert grad.dtype == jnp.float64
+        np.testing.assert_allclose(value, outer(alpha), rtol=1e-12)
+        h = 1e-5
+        for seed in range(3):  # directional derivatives by central differences
+            d = jax.random.normal(jax.random.key(10 + seed), alpha.shape, jnp.float64)
+            numeric = (outer(alpha + h * d) - outer(alpha - h * d)) / (2 * h)
+            np.testing.assert_allclose(jnp.sum(grad * d), numeric, rtol=1e-6, atol=1e-10)
+
+
+def test_darts_finite_difference_approximation_converges_to_the_exact_hypergradient(
+        x64_problem):
+    loss, params, alpha, train, val = x64_problem
+    with jax.enable_x64(True):
+        _, exact = oneshot.hypergradient(loss, params, alpha, train, val, 0.1, "exact")
+        _, first = jax.value_and_grad(loss, 1)(params, alpha, val)
+        errors = {}
+        for eps in (1e-2, 1e-4, 1e-6):
+            _, approx = oneshot.hypergradient(loss, params, alpha, train, val, 0.1,
+                                              "finite_difference", fd_epsilon=eps)
+            errors[eps] = float(jnp.linalg.norm(exact - approx) / jnp.linalg.norm(exact))
+    # eq. 8 is a central difference: it tends to the exact value as the step shrinks ...
+    assert errors[1e-4] < 1e-5 and errors[1e-6] < 1e-7
+    # ... and the paper's step (0.01) is an approximation whose error the exact form avoids
+    assert errors[1e-2] > errors[1e-4]
+    # the second-order term matters, so the test tells first from second order
+    assert float(jnp.linalg.norm(exact - first)) > 1e-3 * float(jnp.linalg.norm(exact))
+    with pytest.raises(ValueError, match="method"):
+        oneshot.hypergradient(loss, params, alpha, train, val, 0.1, "magic")
+
+
+@pytest.mark.parametrize("name", ["darts-v1", "darts-v2", "gdas"])
+def test_step_jit_equals_eager(name, key):
+    method = oneshot.METHODS[name](SPACE, **TINY)
+    state = method.init(key)
+    eager, m_eager = method.step(state, batch(1), batch(2), jax.random.key(5))
+    jitted, m_jit = jax.jit(method.step)(state, batch(1), batch(2), jax.random.key(5))
+    assert allclose(eager, jitted, rtol=1e-4, atol=1e-6)
+    assert allclose(m_eager, m_jit, rtol=1e-4, atol=1e-6)
+    assert int(jitted.step) == 1
+    assert not jnp.allclose(jitted.alpha, state.alpha)
+
+
+@pytest.mark.parametrize("name", ["darts-v1", "gdas"])
+def test_vmapped_seeds_equal_separate_runs(name):
+    method = oneshot.METHODS[name](SPACE, **TINY)
+    keys = jax.random.split(jax.random.key(7), 2)
+    train = jax.tree.map(lambda *b: jnp.stack(b), *[batch(s) for s in (1, 2)])
+    val = jax.tree.map(lambda *b: jnp.stack(b), *[batch(s) for s in (4, 5)])
+    step_keys = jax.random.split(jax.random.key(8), 2)
+    states, _ = jax.jit(jax.vmap(method.step))(jax.vmap(method.init)(keys), train, val,
+                                               step_keys)
+    for i in range(2):
+        alone, _ = jax.jit(method.step)(method.init(keys[i]), (train[0][i], train[1][i]),
+                                        (val[0][i], val[1][i]), step_keys[i])
+        assert allclose(jax.tree.map(lambda a, i=i: a[i], states), alone, rtol=1e-4,
+                        atol=1e-5)
+
+
+@pytest.mark.multidevice
+def test_eight_devices_data_parallel_equals_one_device(key):
+    assert jax.device_count() == 8, "conftest forces 8 CPU devices"
+    method = oneshot.darts(SPACE, **TINY)
+    train, val = batch(1, n=16), batch(2, n=16)
+    state = method.init(key)
+    step = jax.jit(method.step)
+    one = state
+    for _ in range(3):
+        one, _ = step(one, train, val)
+    mesh = parallel.mesh()
+    many = parallel.replicate(state, mesh)
+    s_train, s_val = parallel.shard_leading(train, mesh), parallel.shard_leading(val, mesh)
+    assert len(s_train[0].sharding.device_set) == 8
+    for _ in range(3):
+        many, _ = step(many, s_train, s_val)
+    assert many.alpha.sharding.is_fully_replicated  # every device holds the same α
+    np.testing.assert_allclose(many.alpha, one.alpha, rtol=1e-4, atol=1e-6)
+    assert allclose(many.params, one.params, rtol=1e-3, atol=1e-5)
+    assert SPACE.to_string(method.derive(many)) == SPACE.to_string(method.derive(one))
+    with pytest.raises(ValueError, match="does not split"):
+        parallel.shard_leading(batch(1, n=12), mesh)
+
+
+def test_gdas_samples_hard_one_hots_with_softmax_gradients(key):
+    alpha = jax.random.normal(key, (6, 5))
+    hard, index = oneshot.hard_gumbel(jax.random.key(1), alpha, 1.0)
+    np.testing.assert_array_equal(hard, jax.nn.one_hot(index, 5))
+    # straight through: the gradient is the relaxed softmax's
+    g = jax.random.normal(jax.random.key(2), (6, 5))
+    grad_hard = jax.grad(lambda a: jnp.sum(oneshot.hard_gumbel(jax.random.key(1), a, 1.0)[0]
+                                           * g))(alpha)
+    gumbel = jax.random.gumbel(jax.random.key(1), alpha.shape)
+    grad_soft = jax.grad(lambda a: jnp.sum(
+        jax.nn.softmax(jax.nn.log_softmax(a, -1) + gumbel, -1) * g))(alpha)
+    np.testing.assert_allclose(grad_hard, grad_soft, rtol=1e-5, atol=1e-7)
+    taus = [float(oneshot.gdas_tau(jnp.asarray(s), 10, 250, 10.0, 0.1)) for s in (0, 9, 2499)]
+    assert taus[0] == taus[1] == 10.0 and taus[2] == pytest.approx(0.1)
+
+
+def test_hard_path_computes_the_same_as_the_weighted_sum(key):
+    """One-hot weights through the switch (one op) == through the full weighted sum."""
+    net = oneshot.make_supernet(SPACE, {"channels": 4, "cells_per_stage": 1})
+    params = net.init_params(key)
+    x = batch(1)[0]
+    index = jnp.asarray([3, 1, 2])
+    w = jax.nn.one_hot(index, 4)
+    np.testing.assert_allclose(net.apply(params, x, w, index), net.apply(params, x, w),
+                               rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["rsws", "spos"])
+def test_sampling_methods_derive_deterministic_valid_cells(name, key):
+    kwargs = {"num_evaluations": 24, "population_size": 8} if name == "spos" else {
+        "num_candidates": 12}
+    method = oneshot.METHODS[name](SPACE, **TINY, **kwargs)
+    state = method.init(key)
+    a = jax.jit(method.derive)(state, jax.random.key(3), batch(4))
+    b = jax.jit(method.derive)(state, jax.random.key(3), batch(4))
+    assert SPACE.to_string(a) == SPACE.to_string(b)
+    assert bool(SPACE.is_valid(a))
+    with pytest.raises(ValueError, match="batch"):
+        method.derive(state)
+
+
+def test_factories_reject_bad_hyper_parameters():
+    with pytest.raises(ValueError, match="order"):
+        oneshot.darts(SPACE, order=3)
+    with pytest.raises(ValueError, match="epochs"):
+        oneshot.gdas(SPACE, epochs=0)
+    with pytest.raises(ValueError, match="tau_min"):
+        oneshot.gdas(SPACE, tau_min=0.0)
+    with pytest.raises(ValueError, match="supernet"):
+        oneshot.darts(SPACE, chanels=4)
+
+
+def _digits_like(seed, n):
+    x, y = batch(seed, n=n)
+    return Split(x, y)
+
+
+def test_search_resumes_to_the_same_records_and_state(tmp_path, key):
+    method = oneshot.darts(SPACE, **TINY)
+    train, valid = _digits_like(1, 32), _digits_like(2, 32)
+    run = functools.partial(oneshot.search, method, key, train, valid, batch_size=8,
+                            space=SPACE)
+    full_state, full = run(epochs=3, out=tmp_path / "full")
+    run(epochs=2, out=tmp_path / "cut")  # "killed" after two epochs
+    state, records = run(epochs=3, out=tmp_path / "cut", resume=True)
+    assert [r["epoch"] for r in records] == [0, 1, 2]
+    assert records == full
+    assert allclose(state, full_state, rtol=0, atol=0)
+    lines = (tmp_path / "cut" / "records.jsonl").read_text().splitlines()
+    assert len(lines) == 3
+
+
+def test_scan_and_loop_epochs_agree(key):
+    method = oneshot.darts(SPACE, **TINY)
+    train, valid = _digits_like(1, 32), _digits_like(2, 32)
+    state = method.init(key)
+    a, ma = oneshot.epoch_fn(method, 8, steps_mode="scan")(state, key, train, valid)
+    b, mb = oneshot.epoch_fn(method, 8, steps_mode="loop")(state, key, train, valid)
+    assert allclose(a, b, rtol=1e-4, atol=1e-5) and allclose(ma, mb, rtol=1e-4, atol=1e-5)
+
+
+def test_nan_metrics_stop_with_the_step_named():
+    with pytest.raises(FloatingPointError, match="epoch 4, step 2"):
+        oneshot.check_finite({"w_loss": np.array([1.0, 0.5, np.nan])}, 4)

@@ -1,0 +1,74 @@
+"""Train-from-scratch: accuracy floor on the digits, resume equality, NaN stop."""
+
+import functools
+
+import jax
+import numpy as np
+import pytest
+from flax import nnx
+
+from jnas import data
+from jnas.spaces import NB201
+from jnas.train import TrainConfig, evaluate, train
+
+CELL = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return data.digits(jax.random.key(0))
+
+
+def small_net(seed=0, channels=8):
+    space = NB201()
+    return space.build(space.from_string(CELL), channels=channels, cells_per_stage=1,
+                       rngs=nnx.Rngs(seed))
+
+
+def test_small_nb201_cell_learns_the_digits(digits):
+    config = TrainConfig(epochs=4, batch_size=64, lr=0.05, augment=False)
+    model, records = train(small_net(), jax.random.key(1), digits["train_full"], config,
+                           test=digits["test"])
+    assert len(records) == 4
+    assert records[-1]["train_loss"] < records[0]["train_loss"]
+    assert records[-1]["test_acc"] >= 0.90, records[-1]
+    assert evaluate(model, digits["test"])["acc"] == pytest.approx(records[-1]["test_acc"])
+
+
+def test_resumed_training_ends_like_an_uninterrupted_one(digits, tmp_path):
+    subset = data.Split(digits["train_full"].x[:256], digits["train_full"].y[:256])
+    config = TrainConfig(epochs=3, batch_size=64, lr=0.05)
+    run = functools.partial(train, key=jax.random.key(2), data=subset)
+    full_model, full = run(small_net(channels=4), config=config, out=tmp_path / "full")
+    # a run killed during its third epoch: its checkpoints hold epochs 0 and 1
+    with pytest.raises(KeyboardInterrupt):
+        run(small_net(channels=4), config=config, out=tmp_path / "cut",
+            on_epoch=_interrupt_at(2))
+    model, records = run(small_net(seed=5, channels=4), config=config, out=tmp_path / "cut",
+                         resume=True)
+    assert records == full
+    for a, b in zip(jax.tree.leaves(nnx.state(model)), jax.tree.leaves(nnx.state(full_model)),
+                    strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def _interrupt_at(epoch):
+    def hook(record):
+        if record["epoch"] == epoch:
+            raise KeyboardInterrupt
+    return hook
+
+
+def test_nan_loss_stops_with_the_step_named(digits):
+    config = TrainConfig(epochs=2, batch_size=64, lr=1e12, augment=False)
+    with pytest.raises(FloatingPointError, match=r"epoch 0, step \d+"):
+        train(small_net(channels=4), jax.random.key(0), digits["train"], config)
+
+
+def test_bad_config_is_rejected_early(digits):
+    with pytest.raises(ValueError, match="epochs"):
+        TrainConfig(epochs=0)
+    with pytest.raises(ValueError, match="batch_size"):
+        train(small_net(channels=4), jax.random.key(0),
+              data.Split(digits["test"].x[:10], digits["test"].y[:10]),
+              TrainConfig(batch_size=64))

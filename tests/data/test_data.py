@@ -17,7 +17,8 @@ def test_digits_splits_are_disjoint_stratified_and_normalised(key):
     assert splits["train"].x.shape[1:] == (16, 16, 3)
     flat = {k: {v.x[i].tobytes() + bytes([v.y[i]]) for i in range(len(v.y))}
             for k, v in splits.items()}
-    assert not flat["train"] & flat["test"] and not flat["valid"] & flat["test"]
+    assert not flat["train"] & flat["test"]
+    assert not flat["valid"] & flat["test"]
     for name in ("train", "valid", "test"):  # every class in every split, near its share
         counts = np.bincount(splits[name].y, minlength=10)
         assert counts.min() >= 0.8 * counts.mean()
@@ -46,7 +47,8 @@ def test_stratified_halves_cover_every_index_once(key):
 
 def test_batch_indices_is_a_permutation_prefix(key):
     idx = np.asarray(data.batch_indices(key, 103, 10))
-    assert idx.shape == (10, 10) and len(set(idx.ravel())) == 100
+    assert idx.shape == (10, 10)
+    assert len(set(idx.ravel())) == 100
     with pytest.raises(ValueError, match="batch_size"):
         data.batch_indices(key, 5, 10)
 
@@ -72,7 +74,9 @@ def test_tfds_arrays_read_mock_data_through_data_source():
     with tfds.testing.mock_data(num_examples=12):
         x, y = data.tfds_arrays("mnist", "train")
         splits = data.nb201_splits("cifar100", jax.random.key(0), num_classes=120)
-    assert x.shape == (12, 28, 28, 1) and x.dtype == np.uint8 and y.dtype == np.int32
+    assert x.shape == (12, 28, 28, 1)
+    assert x.dtype == np.uint8
+    assert y.dtype == np.int32
     assert set(splits) == {"train", "valid", "train_full", "test", "x-valid", "x-test"}
     assert len(splits["train"].y) + len(splits["valid"].y) == len(splits["train_full"].y)
     assert len(splits["x-valid"].y) + len(splits["x-test"].y) == len(splits["test"].y)

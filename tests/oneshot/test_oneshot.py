@@ -78,7 +78,8 @@ def test_darts_finite_difference_approximation_converges_to_the_exact_hypergradi
                                               "finite_difference", fd_epsilon=eps)
             errors[eps] = float(jnp.linalg.norm(exact - approx) / jnp.linalg.norm(exact))
     # eq. 8 is a central difference: it tends to the exact value as the step shrinks ...
-    assert errors[1e-4] < 1e-5 and errors[1e-6] < 1e-7
+    assert errors[1e-4] < 1e-5
+    assert errors[1e-6] < 1e-7
     # ... and the paper's step (0.01) is an approximation whose error the exact form avoids
     assert errors[1e-2] > errors[1e-4]
     # the second-order term matters, so the test tells first from second order
@@ -152,7 +153,8 @@ def test_gdas_samples_hard_one_hots_with_softmax_gradients(key):
         jax.nn.softmax(jax.nn.log_softmax(a, -1) + gumbel, -1) * g))(alpha)
     np.testing.assert_allclose(grad_hard, grad_soft, rtol=1e-5, atol=1e-7)
     taus = [float(oneshot.gdas_tau(jnp.asarray(s), 10, 250, 10.0, 0.1)) for s in (0, 9, 2499)]
-    assert taus[0] == taus[1] == 10.0 and taus[2] == pytest.approx(0.1)
+    assert taus[0] == taus[1] == 10.0
+    assert taus[2] == pytest.approx(0.1)
 
 
 def test_hard_path_computes_the_same_as_the_weighted_sum(key):
@@ -217,7 +219,8 @@ def test_scan_and_loop_epochs_agree(key):
     state = method.init(key)
     a, ma = oneshot.epoch_fn(method, 8, steps_mode="scan")(state, key, train, valid)
     b, mb = oneshot.epoch_fn(method, 8, steps_mode="loop")(state, key, train, valid)
-    assert allclose(a, b, rtol=1e-4, atol=1e-5) and allclose(ma, mb, rtol=1e-4, atol=1e-5)
+    assert allclose(a, b, rtol=1e-4, atol=1e-5)
+    assert allclose(ma, mb, rtol=1e-4, atol=1e-5)
 
 
 def test_nan_metrics_stop_with_the_step_named():

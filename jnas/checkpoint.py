@@ -59,10 +59,11 @@ class RunDir:
         self._manager.wait_until_finished()
 
     def read_records(self) -> list[dict]:
+        """The finished records; a last line cut short by a kill is dropped."""
         if not self.records_path.exists():
             return []
-        return [json.loads(line) for line in self.records_path.read_text().splitlines()
-                if line.strip()]
+        lines = self.records_path.read_text().split("\n")[:-1]  # the part after the last \n
+        return [json.loads(line) for line in lines if line.strip()]
 
     def _write(self, records: list[dict]) -> None:
         self.records_path.write_text("".join(json.dumps(r) + "\n" for r in records))

@@ -1,176 +1,40 @@
-"""The `jnas` command."""
+"""The `jnas` command: argument parsing; each subcommand lives in `jnas.commands`."""
 
 from __future__ import annotations
 
 import argparse
-import json
-import pathlib
 import sys
-import time
 from collections.abc import Sequence
 
-SPACE_NAMES = ("nb201", "nb101", "darts", "nats_size", "chain", "sequential", "hierarchical")
+from jnas.commands._common import SPACE_NAMES, enable_compilation_cache, make_space
+from jnas.commands.bench import SEARCHERS, cmd_bench_convert, cmd_bench_run
+from jnas.commands.demo import cmd_demo
+from jnas.commands.oneshot import METHOD_NAMES, cmd_oneshot
+from jnas.commands.spaces import cmd_spaces, describe
+from jnas.commands.train import cmd_train
+
+__all__ = ["SPACE_NAMES", "build_parser", "describe", "main", "make_space"]
+
+DATASETS = ("digits", "cifar10", "cifar100", "imagenet16", "mnist", "fashion_mnist", "svhn")
+NASBENCH_HELP = "folder of the NAS-Bench tables (default: $JNAS_NASBENCH_DIR or ../shared/nasbench)"
 
 
-def make_space(name: str):
-    """The search space called `name` with its default configuration."""
-    from jnas import spaces
-
-    table = {
-        "nb201": spaces.NB201, "nb101": spaces.NB101, "darts": spaces.DARTS,
-        "nats_size": spaces.NATSSize, "chain": spaces.Chain,
-        "sequential": spaces.Sequential, "hierarchical": spaces.Hierarchical,
-    }
-    if name not in table:
-        raise ValueError(f"unknown space {name!r}; expected one of {', '.join(table)}")
-    return table[name]()
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1; got {text}")
+    return value
 
 
-# Network settings that make each space's network take a 32x32x3 image with 10 classes.
-_BUILD_FOR_CIFAR = {"chain": {"num_classes": 10, "stem_stride": 1}}
-
-
-def describe(name: str, seed: int) -> dict:
-    """Sample an architecture of a space, compile its network, count its parameters."""
-    import jax
-    import jax.numpy as jnp
-    from flax import nnx
-
-    from jnas.nn import count_flops, count_params
-
-    space = make_space(name)
-    arch = space.sample(jax.random.key(seed))
-    start = time.perf_counter()
-    model = space.build(arch, **_BUILD_FOR_CIFAR.get(name, {}), rngs=nnx.Rngs(seed))
-    model.eval()
-    graphdef, state = nnx.split(model)
-    out = jax.jit(lambda s, x: nnx.merge(graphdef, s)(x))(state, jnp.zeros((1, 32, 32, 3)))
-    return {
-        "space": name,
-        "arch": space.to_string(arch),
-        "params": count_params(model, exclude=("aux",)),
-        "flops_M": round(count_flops(model, (1, 32, 32, 3)) / 1e6, 3),
-        "output_shape": list(out.shape),
-        "build_s": round(time.perf_counter() - start, 2),
-    }
-
-
-def _cmd_spaces(args: argparse.Namespace) -> int:
-    names = SPACE_NAMES if args.space == "all" else (args.space,)
-    if args.list:
-        for name in SPACE_NAMES:
-            space = make_space(name)
-            print(f"{name:13s} {type(space).__name__:13s} size {space.size:.3e}")
-        return 0
-    for name in names:
-        row = describe(name, args.seed)
-        print(f"{name:13s} params {row['params']:>10,d}  flops {row['flops_M']:>9.2f}M  "
-              f"{row['arch']}")
-    return 0
-
-
-def _cmd_demo(args: argparse.Namespace) -> int:
-    out = pathlib.Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    rows = []
-    print(f"jnas demo: one architecture of each of the {len(SPACE_NAMES)} search spaces, "
-          "compiled to a Flax network (32x32 input, 10 classes)")
-    for name in SPACE_NAMES:
-        row = describe(name, args.seed)
-        rows.append(row)
-        print(f"  {name:13s} params {row['params']:>10,d}  flops {row['flops_M']:>9.2f}M  "
-              f"built in {row['build_s']:5.2f}s  {row['arch'][:70]}")
-    path = out / "architectures.jsonl"
-    with path.open("w") as f:
-        for row in rows:
-            f.write(json.dumps(row) + "\n")
-    print(f"wrote {path}")
-    return 0
-
-
-SEARCHERS = ("rs", "rea", "te", "ls", "reinforce")
-
-
-def _progress(label: str):
-    """A one-line progress bar with ETA on stderr."""
-    start = time.perf_counter()
-
-    def show(done: int, total: int) -> None:
-        elapsed = time.perf_counter() - start
-        eta = elapsed / done * (total - done) if done else 0.0
-        bar = "#" * int(30 * done / total)
-        print(f"\r{label} [{bar:<30s}] {done}/{total} seeds, {elapsed:5.1f}s, "
-              f"ETA {eta:5.1f}s", end="" if done < total else "\n", file=sys.stderr,
-              flush=True)
-
-    return show
-
-
-def _cmd_bench_run(args: argparse.Namespace) -> int:
-    import jax
-
-    from jnas import bench, search
-    from jnas.bench._report import (
-        NB201_REPORT,
-        plot_regret,
-        regret_curves,
-        summarize,
-        write_jsonl,
-    )
-
-    if args.table != "nb201":
-        raise ValueError(f"--table {args.table!r}: only 'nb201' runs the protocol so far")
-    if args.seeds < 1:
-        raise ValueError(f"--seeds must be >= 1; got {args.seeds}")
-    if args.budget <= 0:
-        raise ValueError(f"--budget must be > 0 simulated seconds; got {args.budget}")
-    table = bench.load_nb201(args.nasbench)
-    # "search on CIFAR-10" means its train/valid split, as in the NB201 API
-    dataset = "cifar10-valid" if args.dataset == "cifar10" else args.dataset
-    obj = bench.objective(table, dataset=dataset, metric="valid_acc", epochs=args.epochs)
-    makers = {"rs": search.random_search, "rea": search.regularized_evolution,
-              "te": search.tournament_evolution, "ls": search.local_search,
-              "reinforce": search.reinforce}
-    out = pathlib.Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    sims, rows = {}, []
-    for name in args.searcher:
-        start = time.perf_counter()
-        sim = bench.simulate(makers[name](table.space), obj, key=jax.random.key(args.seed),
-                             num_seeds=args.seeds, budget_s=args.budget,
-                             progress=_progress(name))
-        summary = summarize(sim, table, NB201_REPORT)
-        summary.update(searcher=name, fitness=obj.description,
-                       wall_s=round(time.perf_counter() - start, 2))
-        sims[name], rows = sim, [*rows, summary]
-    write_jsonl(out / "results.jsonl", rows)
-    curves = regret_curves(sims, table, dataset="cifar10", metric="test_acc", epochs=200)
-    plot_regret(curves, out / "regret.png", ylabel="CIFAR-10 test regret (%)")
-    cols = [f"{d}/{m}/{e}" for d, m, e in NB201_REPORT]
-    print(f"{'searcher':10s} " + " ".join(f"{c.split('/')[0][:14] + ' ' + c.split('/')[1]:>24s}"
-                                          for c in cols))
-    for r in rows:
-        print(f"{r['searcher']:10s} " + " ".join(
-            f"{r[c]['mean']:>15.2f} +- {r[c]['std']:5.2f}" for c in cols))
-    print(f"wrote {out / 'results.jsonl'} and {out / 'regret.png'}")
-    return 0
-
-
-def _cmd_bench_convert(args: argparse.Namespace) -> int:
-    from jnas import bench
-
-    start = time.perf_counter()
-    source = pathlib.Path(args.official)
-    if source.is_file() and source.suffix == ".tfrecord":
-        table = bench.load_nb101(source)
-    else:
-        table = bench.convert_official(source)
-    out = pathlib.Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    bench.save_table(table, out)
-    print(f"converted {args.official} ({table.name}, {len(table.columns)} columns, seeds "
-          f"{list(table.seeds)}) to {out} in {time.perf_counter() - start:.1f}s")
-    return 0
+def _add_data_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", default="digits", choices=DATASETS,
+                   help="digits (bundled, no download) or a prepared TFDS dataset with "
+                   "NB201's splits (default: digits)")
+    p.add_argument("--data-dir", default=None,
+                   help="TFDS data_dir (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)")
+    p.add_argument("--seed", type=int, default=0, help="PRNG seed (default: 0)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue a killed run from the checkpoints under --out")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -178,13 +42,57 @@ def build_parser() -> argparse.ArgumentParser:
         prog="jnas", description="JAX-native, functional neural architecture search.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    demo = sub.add_parser("demo", help="the main job: sample and compile an architecture "
-                          "of every search space", description="Sample an architecture of "
-                          "every search space, compile it to a Flax network and report its "
-                          "parameters and FLOPs; writes JSON lines under --out.")
+    demo = sub.add_parser(
+        "demo", help="the main job: a one-shot search on the bundled digits, end to end",
+        description="Search the NB201 cell space with a one-shot method on scikit-learn's "
+        "digits, derive the cell, train it from scratch and report its test accuracy; with "
+        "the NB201 table, also report the cell's published CIFAR-10/100/ImageNet16 "
+        "accuracies and run regularized evolution vs random search on the table.")
     demo.add_argument("--out", default="out/demo", help="output folder (default: out/demo)")
+    demo.add_argument("--method", default="darts-v1", choices=METHOD_NAMES,
+                      help="one-shot method (default: darts-v1)")
+    demo.add_argument("--epochs", type=_positive_int, default=10,
+                      help="search epochs (default: 10)")
+    demo.add_argument("--train-epochs", type=_positive_int, default=20,
+                      help="epochs of the final training (default: 20)")
+    demo.add_argument("--seeds", type=_positive_int, default=100,
+                      help="seeds of the table search (default: 100)")
+    demo.add_argument("--nasbench", default=None, help=NASBENCH_HELP)
     demo.add_argument("--seed", type=int, default=0, help="PRNG seed (default: 0)")
-    demo.set_defaults(func=_cmd_demo)
+    demo.set_defaults(func=cmd_demo)
+
+    oneshot = sub.add_parser(
+        "oneshot", help="one-shot (weight-sharing) search in the NB201 space",
+        description="Train an NB201 supernet with a one-shot method, derive the cell every "
+        "epoch and log it (and its NB201 table accuracy when the table is present) to "
+        "--out/records.jsonl, with checkpoints, an α heatmap and a drawing of the cell.")
+    oneshot.add_argument("method", choices=METHOD_NAMES, help="one-shot method")
+    _add_data_flags(oneshot)
+    oneshot.add_argument("--epochs", type=_positive_int, default=10, help="default: 10")
+    oneshot.add_argument("--batch-size", type=_positive_int, default=64, help="default: 64")
+    oneshot.add_argument("--channels", type=_positive_int, default=8,
+                         help="supernet channels C (NB201: 16; default: 8)")
+    oneshot.add_argument("--cells", type=_positive_int, default=1,
+                         help="search cells per stage N (NB201: 5; default: 1)")
+    oneshot.add_argument("--nasbench", default=None, help=NASBENCH_HELP)
+    oneshot.add_argument("--out", default="out/oneshot", help="default: out/oneshot")
+    oneshot.set_defaults(func=cmd_oneshot)
+
+    train = sub.add_parser(
+        "train", help="train an NB201 cell from scratch",
+        description="Train the NB201 network of a cell (SGD Nesterov, cosine, weight decay "
+        "5e-4) on a dataset's training split and report test accuracy every epoch.")
+    train.add_argument("arch", help="NB201 cell string, e.g. "
+                       "'|nor_conv_3x3~0|+|nor_conv_3x3~0|skip_connect~1|+|...|'")
+    _add_data_flags(train)
+    train.add_argument("--epochs", type=_positive_int, default=20, help="default: 20")
+    train.add_argument("--batch-size", type=_positive_int, default=64, help="default: 64")
+    train.add_argument("--lr", type=float, default=0.05, help="default: 0.05")
+    train.add_argument("--channels", type=_positive_int, default=16, help="default: 16")
+    train.add_argument("--cells", type=_positive_int, default=2,
+                       help="cells per stage N (NB201: 5; default: 2)")
+    train.add_argument("--out", default="out/train", help="default: out/train")
+    train.set_defaults(func=cmd_train)
 
     spaces = sub.add_parser("spaces", help="list search spaces, sample and print "
                             "architectures", description="List the search spaces, or sample "
@@ -193,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="which space (default: all)")
     spaces.add_argument("--list", action="store_true", help="list spaces and their sizes")
     spaces.add_argument("--seed", type=int, default=0, help="PRNG seed (default: 0)")
-    spaces.set_defaults(func=_cmd_spaces)
+    spaces.set_defaults(func=cmd_spaces)
 
     bench = sub.add_parser("bench", help="benchmark searchers against NAS-Bench tables")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True, metavar="COMMAND")
@@ -203,9 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
         "validation accuracy at --epochs, charge each query its training time, and report "
         "the final incumbent as NB201 Table 5 does.")
     run.add_argument("--table", default="nb201", choices=("nb201",), help="benchmark table")
-    run.add_argument("--nasbench", default=None,
-                     help="folder of the tables (default: $JNAS_NASBENCH_DIR or "
-                     "../shared/nasbench)")
+    run.add_argument("--nasbench", default=None, help=NASBENCH_HELP)
     run.add_argument("--dataset", default="cifar10",
                      choices=("cifar10", "cifar10-valid", "cifar100", "ImageNet16-120"),
                      help="dataset whose validation accuracy guides the search; cifar10 "
@@ -220,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="simulated seconds per run (default: 12000)")
     run.add_argument("--seed", type=int, default=0, help="PRNG seed (default: 0)")
     run.add_argument("--out", default="out/bench", help="output folder (default: out/bench)")
-    run.set_defaults(func=_cmd_bench_run)
+    run.set_defaults(func=cmd_bench_run)
     convert = bench_sub.add_parser(
         "convert", help="turn an official release into a compact table",
         description="Read an official NATS-Bench '*-simple' folder (meta.pickle.pbz2 and one "
@@ -229,36 +135,23 @@ def build_parser() -> argparse.ArgumentParser:
         "`jnas.bench.load_table` reads in well under a second.")
     convert.add_argument("official", help="the release folder or .tfrecord file")
     convert.add_argument("-o", "--output", required=True, help="the .npz to write")
-    convert.set_defaults(func=_cmd_bench_convert)
+    convert.set_defaults(func=cmd_bench_convert)
     return parser
-
-
-def _enable_compilation_cache() -> None:
-    """Keep compiled XLA programs on disk, so a repeated run skips most of its compile
-    (the NB201 protocol: ~7 s cold, under 1 s warm on 2 CPU cores). The folder is
-    `$JNAS_XLA_CACHE` (default `~/.cache/jnas/xla`); set it empty to turn this off."""
-    import os
-
-    folder = os.environ.get("JNAS_XLA_CACHE",
-                            str(pathlib.Path.home() / ".cache" / "jnas" / "xla"))
-    if not folder:
-        return
-    import jax
-
-    jax.config.update("jax_compilation_cache_dir", folder)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `jnas` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    _enable_compilation_cache()
+    enable_compilation_cache()
     try:
         return args.func(args)
-    except (ValueError, OSError) as err:
+    except (ValueError, OSError) as err:  # bad input: one clear line, no traceback
         print(f"jnas {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except FloatingPointError as err:
+        print(f"jnas {args.command}: stopped: {err}", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

@@ -1,30 +1,50 @@
 """The `jnas` command, end to end in a subprocess."""
 
 import json
+import os
+import random
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
 from jnas import cli
 
 
-def _run(*args):
+def _run(*args, env=None):
     return subprocess.run([sys.executable, "-m", "jnas.cli", *args], capture_output=True,
-                          text=True, timeout=600)
+                          text=True, timeout=900, env=env)
+
+
+def _records(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def test_help_lists_subcommands():
     out = _run("--help")
     assert out.returncode == 0
-    assert "demo" in out.stdout
-    assert "spaces" in out.stdout
+    for command in ("demo", "oneshot", "train", "spaces", "bench"):
+        assert command in out.stdout
+    out = _run("oneshot", "--help")
+    assert out.returncode == 0
+    assert "darts-v1" in out.stdout
+    assert "--resume" in out.stdout
 
 
-def test_bad_flag_exits_2_with_one_clear_line():
-    out = _run("spaces", "nb999")
-    assert out.returncode == 2
-    assert "invalid choice: 'nb999'" in out.stderr
+@pytest.mark.parametrize(("args", "message"), [
+    (("spaces", "nb999"), "invalid choice: 'nb999'"),
+    (("oneshot", "darts-v3"), "invalid choice: 'darts-v3'"),
+    (("oneshot", "gdas", "--epochs", "0"), "must be an integer >= 1"),
+    (("train", "|bogus~0|"), "error"),
+    (("oneshot", "gdas", "--dataset", "cifar10", "--data-dir", "/nonexistent/tfds"),
+     "not prepared in '/nonexistent/tfds'"),
+])
+def test_bad_flags_exit_2_with_one_clear_line(args, message):
+    out = _run(*args)
+    assert out.returncode == 2, out.stderr
+    assert message in out.stderr
     assert "Traceback" not in out.stderr
 
 
@@ -42,12 +62,67 @@ def test_describe_reports_the_networks_size():
     assert row["arch"].count(":") == 4
 
 
-@pytest.mark.slow
-def test_demo_writes_every_space(tmp_path):
-    out = _run("demo", "--out", str(tmp_path))
+def test_demo_searches_trains_and_uses_the_table(tmp_path, nasbench_dir):
+    out = _run("demo", "--out", str(tmp_path), "--epochs", "2", "--train-epochs", "3",
+               "--seeds", "10", "--nasbench", str(nasbench_dir))
     assert out.returncode == 0, out.stderr
-    rows = [json.loads(line) for line in (tmp_path / "architectures.jsonl").read_text().splitlines()]
-    assert [r["space"] for r in rows] == list(cli.SPACE_NAMES)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["train"]["test_acc"] > 0.5  # 3 epochs on the digits
+    assert set(summary["search"]["nb201"]) >= {"cifar10/test_acc/200", "cifar100/test_acc/200"}
+    assert set(summary["table_search"]) == {"random search", "regularized evolution"}
+    for name in ("search/alpha.png", "search/cell.png", "regret.png"):
+        assert (tmp_path / name).stat().st_size > 5000, name
+    assert len(_records(tmp_path / "train" / "records.jsonl")) == 3
+    assert len(_records(tmp_path / "search" / "records.jsonl")) == 2
+    assert "found cell" in out.stdout
+    assert "epochs" in out.stderr  # progress bars
+
+
+def test_oneshot_and_train_commands(tmp_path):
+    out = _run("oneshot", "gdas", "--epochs", "2", "--channels", "4", "--batch-size", "128",
+               "--out", str(tmp_path / "s"))
+    assert out.returncode == 0, out.stderr
+    records = _records(tmp_path / "s" / "records.jsonl")
+    assert [r["epoch"] for r in records] == [0, 1]
+    assert records[0]["tau"] == pytest.approx(10.0)
+    arch = records[-1]["arch"]
+    out = _run("train", arch, "--epochs", "2", "--channels", "4", "--cells", "1",
+               "--out", str(tmp_path / "t"))
+    assert out.returncode == 0, out.stderr
+    assert "test accuracy" in out.stdout
+    assert json.loads((tmp_path / "t" / "summary.json").read_text())["arch"] == arch
+
+
+def test_killed_search_resumes_to_the_records_of_an_uninterrupted_run(tmp_path):
+    """SIGKILL a one-shot search at random points (>= 5 kills), resume each time; the
+    final records equal an uninterrupted run's: nothing lost, nothing repeated."""
+    args = ["oneshot", "darts-v1", "--epochs", "10", "--channels", "4", "--batch-size", "64"]
+    env = {**os.environ, "JNAS_XLA_CACHE": str(tmp_path / "xla")}
+    done = _run(*args, "--out", str(tmp_path / "full"), env=env)
+    assert done.returncode == 0, done.stderr
+    full = _records(tmp_path / "full" / "records.jsonl")
+    rng, kills, cut = random.Random(0), 0, tmp_path / "cut"
+    command = [sys.executable, "-m", "jnas.cli", *args, "--out", str(cut)]
+    for attempt in range(12):
+        proc = subprocess.Popen(command + (["--resume"] if attempt else []), env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # wait for one more finished epoch, then kill at a random point of the next one
+        # (inside a step, the derivation, the record write or the checkpoint)
+        start = len(_records(cut / "records.jsonl")) if attempt else 0
+        while proc.poll() is None and (not (cut / "records.jsonl").exists()
+                                       or len(_records(cut / "records.jsonl")) <= start):
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.6))
+        if proc.poll() is not None:
+            assert proc.returncode == 0
+            break
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        kills += 1
+    assert kills >= 5, f"only {kills} kills landed; the run finished too fast"
+    final = _run(*args, "--out", str(cut), "--resume", env=env)
+    assert final.returncode == 0, final.stderr
+    assert _records(cut / "records.jsonl") == full
 
 
 def test_bench_run_writes_results_and_plot(tmp_path, nasbench_dir):

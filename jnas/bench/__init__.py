@@ -22,6 +22,14 @@ from jnas.bench._official import (
     write_official_fixture,
 )
 from jnas.bench._pareto import pareto_front
+from jnas.bench._report import (
+    NB201_REPORT,
+    arch_report,
+    plot_regret,
+    regret_curves,
+    summarize,
+    write_jsonl,
+)
 from jnas.bench._simulate import (
     Objective,
     Simulation,
@@ -35,9 +43,11 @@ from jnas.bench._table import Table, table_from_numpy
 
 __all__ = [
     "NB201_DATASETS",
+    "NB201_REPORT",
     "Objective",
     "Simulation",
     "Table",
+    "arch_report",
     "convert_official",
     "default_dir",
     "encode_model_metrics",
@@ -50,13 +60,17 @@ __all__ = [
     "objective",
     "pareto_front",
     "parse_model_metrics",
+    "plot_regret",
     "read_pickle_bz2",
     "read_tfrecord",
+    "regret_curves",
     "save_table",
     "simulate",
     "simulate_batch",
     "simulate_one",
+    "summarize",
     "table_from_numpy",
+    "write_jsonl",
     "write_official_fixture",
     "write_tfrecord",
 ]

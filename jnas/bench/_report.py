@@ -81,3 +81,9 @@ def plot_regret(curves: dict[str, np.ndarray], path: str | pathlib.Path, *,
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def arch_report(table: Table, arch: object, report: Sequence[Key] = NB201_REPORT) -> dict:
+    """The table's published values of one architecture, keyed `dataset/metric/epochs`."""
+    return {f"{d}/{m}/{e}": round(float(table.query(arch, dataset=d, metric=m, epochs=e)), 3)
+            for d, m, e in report}

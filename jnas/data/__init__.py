@@ -10,7 +10,13 @@ from jnas.data._arrays import (
     upsample,
 )
 from jnas.data._digits import digits
-from jnas.data._tfds import TFDS_NAMES, DatasetNotPrepared, nb201_splits, tfds_arrays
+from jnas.data._tfds import (
+    TFDS_NAMES,
+    DatasetNotPrepared,
+    load_dataset,
+    nb201_splits,
+    tfds_arrays,
+)
 
 __all__ = [
     "TFDS_NAMES",
@@ -19,6 +25,7 @@ __all__ = [
     "batch_indices",
     "channel_stats",
     "digits",
+    "load_dataset",
     "nb201_splits",
     "normalize",
     "random_crop_flip",

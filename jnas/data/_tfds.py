@@ -89,3 +89,17 @@ def nb201_splits(name: str, key: jax.Array, *, data_dir: str | None = None,
         c, d = stratified_halves(k_test, y_te)
         out["x-valid"], out["x-test"] = Split(x_te[c], y_te[c]), Split(x_te[d], y_te[d])
     return out
+
+
+def load_dataset(name: str, key: jax.Array, *, data_dir: str | None = None) -> dict[str, Split]:
+    """Splits of a dataset by name: `digits` (bundled, no download) or a TFDS dataset with
+    NB201's splits (`cifar10`, `cifar100`, `imagenet16` = the first 120 classes, ...)."""
+    if name == "digits":
+        from jnas.data._digits import digits
+
+        return digits(key)
+    if name not in TFDS_NAMES:
+        raise ValueError(f"unknown dataset {name!r}; expected 'digits' or one of "
+                         f"{', '.join(sorted(TFDS_NAMES))}")
+    classes = 120 if TFDS_NAMES[name].startswith("imagenet") else None
+    return nb201_splits(name, key, data_dir=data_dir, num_classes=classes)

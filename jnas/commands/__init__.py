@@ -1,0 +1,1 @@
+"""The `jnas` subcommands, one module each (`jnas.cli` parses the arguments)."""

@@ -11,7 +11,8 @@ from typing import Any
 
 from jnas.commands._common import progress
 
-METHOD_NAMES = ("darts-v1", "darts-v2", "gdas", "rsws", "spos")
+METHOD_NAMES = ("darts-v1", "darts-v2", "gdas", "snas", "proxyless", "enas", "rsws", "spos",
+                "oneshot-dropout", "setn", "drnas")
 
 
 def load_nb201_if_present(path: str | None) -> Any:
@@ -72,7 +73,8 @@ def run_oneshot(method: str, dataset: str = "digits", *, seed: int = 0, epochs: 
                                     batch_size=batch_size, space=space, augment=augment,
                                     out=out, resume=resume, steps_mode=steps_mode,
                                     on_epoch=on_epoch)
-    plots.plot_alpha(records, space, out / "alpha.png")
+    if "alpha" in records[-1]:
+        plots.plot_alpha(records, space, out / "alpha.png")
     arch = space.from_string(records[-1]["arch"])
     plots.draw_cell(space, arch, out / "cell.png", title=f"{method}: {records[-1]['arch']}")
     summary = {"method": method, "dataset": dataset, "seed": seed, "epochs": epochs,

@@ -122,3 +122,72 @@ def w_update(loss_of_params: Callable[[Any], tuple[jax.Array, jax.Array]],
     (loss, acc), grads = jax.value_and_grad(loss_of_params, has_aux=True)(params)
     updates, opt_state = optimizer.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, loss, acc
+
+
+def alpha_init_fn(net: Supernet, space: Any, w_opt: optax.GradientTransformation,
+                  a_opt: optax.GradientTransformation, scale: float
+                  ) -> Callable[[jax.Array], OneShotState]:
+    """`init(key)`: fresh supernet weights and α = scale * N(0, 1) of shape [E, K]."""
+    def init(key: jax.Array) -> OneShotState:
+        k_w, k_a = jax.random.split(key)
+        params = net.init_params(k_w)
+        alpha = scale * jax.random.normal(k_a, alpha_shape(space))
+        return OneShotState(params, alpha, w_opt.init(params), a_opt.init(alpha),
+                            jnp.zeros((), jnp.int32))
+    return init
+
+
+def alpha_update(a_opt: optax.GradientTransformation, alpha: jax.Array, opt_state: Any,
+                 grad: jax.Array) -> tuple[jax.Array, Any]:
+    updates, opt_state = a_opt.update(grad, opt_state, alpha)
+    return optax.apply_updates(alpha, updates), opt_state
+
+
+def optimizers(epochs: int, steps_per_epoch: int, w_lr: Any, w_optimizer: Any,
+               alpha_optimizer: Any) -> tuple[Any, optax.GradientTransformation,
+                                              optax.GradientTransformation]:
+    """(w learning rate, w optimiser, α optimiser), the NB201 defaults where None."""
+    lr = nb201_w_lr(epochs, steps_per_epoch) if w_lr is None else w_lr
+    return lr, w_optimizer or nb201_w_optimizer(lr), alpha_optimizer or nb201_alpha_optimizer()
+
+
+def linear_tau(step: jax.Array, steps_per_epoch: int, epochs: int, tau_max: float,
+               tau_min: float) -> jax.Array:
+    """A temperature linear in the epoch from tau_max (first) to tau_min (last epoch)."""
+    epoch = jnp.minimum(step // steps_per_epoch, epochs - 1)
+    return tau_max - (tau_max - tau_min) * epoch / max(epochs - 1, 1)
+
+
+def check_tau(where: str, tau_max: float, tau_min: float) -> None:
+    if not 0 < tau_min <= tau_max:
+        raise ValueError(f"{where}: need 0 < `tau_min` <= `tau_max`; got {tau_min}, {tau_max}")
+
+
+def supernet_accuracy(net: Supernet, space: Any, params: Any, archs: Any,
+                      batch: tuple[jax.Array, jax.Array]) -> jax.Array:
+    """Accuracy on `batch` of each of a batch of cells with the shared weights, one cell
+    at a time (`lax.map`, so each runs only its own ops)."""
+    def one(arch):
+        index = space.to_decisions(arch)
+        logits = net.apply(params, batch[0], jax.nn.one_hot(index, space.num_ops), index)
+        return accuracy(logits, batch[1])
+    return jax.lax.map(one, archs)
+
+
+def best_of(net: Supernet, space: Any, params: Any, archs: Any,
+            batch: tuple[jax.Array, jax.Array]) -> Any:
+    """The cell of `archs` with the highest supernet accuracy on `batch`."""
+    best = jnp.argmax(supernet_accuracy(net, space, params, archs, batch))
+    return jax.tree.map(lambda a: a[best], archs)
+
+
+def need_data(where: str, key: Any, batch: Any) -> None:
+    if key is None or batch is None:
+        raise ValueError(f"{where}.derive ranks cells with the supernet: pass `key` and a "
+                         "validation `batch`")
+
+
+def check_count(where: str, **values: int) -> None:
+    for name, v in values.items():
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"{where}: `{name}` must be an int >= 1; got {v!r}")

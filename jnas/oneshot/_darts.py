@@ -14,7 +14,6 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import optax
 
 from jnas.oneshot._base import (
@@ -22,14 +21,13 @@ from jnas.oneshot._base import (
     OneShot,
     OneShotState,
     accuracy,
-    alpha_shape,
+    alpha_init_fn,
+    alpha_update,
     argmax_arch,
     check_config,
     cross_entropy,
     make_supernet,
-    nb201_alpha_optimizer,
-    nb201_w_lr,
-    nb201_w_optimizer,
+    optimizers,
     w_update,
 )
 
@@ -90,19 +88,11 @@ def darts(space: Any, *, order: int = 1, hypergradient_method: str = "exact",
         raise ValueError("darts: `hypergradient_method` must be 'exact' or "
                          f"'finite_difference'; got {hypergradient_method!r}")
     net = make_supernet(space, supernet)
-    lr = nb201_w_lr(epochs, steps_per_epoch) if w_lr is None else w_lr
-    w_opt = w_optimizer or nb201_w_optimizer(lr)
-    a_opt = alpha_optimizer or nb201_alpha_optimizer()
+    lr, w_opt, a_opt = optimizers(epochs, steps_per_epoch, w_lr, w_optimizer, alpha_optimizer)
+    init = alpha_init_fn(net, space, w_opt, a_opt, alpha_init_scale)
 
     def loss(params: Any, alpha: jax.Array, batch: Batch) -> jax.Array:
         return cross_entropy(net.apply(params, batch[0], jax.nn.softmax(alpha, -1)), batch[1])
-
-    def init(key: jax.Array) -> OneShotState:
-        k_w, k_a = jax.random.split(key)
-        params = net.init_params(k_w)
-        alpha = alpha_init_scale * jax.random.normal(k_a, alpha_shape(space))
-        return OneShotState(params, alpha, w_opt.init(params), a_opt.init(alpha),
-                            jnp.zeros((), jnp.int32))
 
     def weight_step(state: OneShotState, alpha: jax.Array, batch: Batch):
         def of_params(p):
@@ -111,8 +101,7 @@ def darts(space: Any, *, order: int = 1, hypergradient_method: str = "exact",
         return w_update(of_params, w_opt, state.params, state.w_opt)
 
     def alpha_step(alpha, opt_state, grad):
-        updates, opt_state = a_opt.update(grad, opt_state, alpha)
-        return optax.apply_updates(alpha, updates), opt_state
+        return alpha_update(a_opt, alpha, opt_state, grad)
 
     def step(state: OneShotState, train: Batch, val: Batch,
              key: jax.Array | None = None) -> tuple[OneShotState, dict]:

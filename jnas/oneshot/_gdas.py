@@ -18,14 +18,15 @@ from jnas.oneshot._base import (
     OneShot,
     OneShotState,
     accuracy,
-    alpha_shape,
+    alpha_init_fn,
+    alpha_update,
     argmax_arch,
     check_config,
+    check_tau,
     cross_entropy,
+    linear_tau,
     make_supernet,
-    nb201_alpha_optimizer,
-    nb201_w_lr,
-    nb201_w_optimizer,
+    optimizers,
     w_update,
 )
 
@@ -40,11 +41,7 @@ def hard_gumbel(key: jax.Array, alpha: jax.Array, tau: jax.Array
     return hard - jax.lax.stop_gradient(probs) + probs, index
 
 
-def gdas_tau(step: jax.Array, steps_per_epoch: int, epochs: int, tau_max: float,
-             tau_min: float) -> jax.Array:
-    """The temperature at `step`: linear in the epoch from tau_max to tau_min."""
-    epoch = jnp.minimum(step // steps_per_epoch, epochs - 1)
-    return tau_max - (tau_max - tau_min) * epoch / max(epochs - 1, 1)
+gdas_tau = linear_tau  # GDAS: linear in the epoch from 10 to 0.1
 
 
 def gdas(space: Any, *, epochs: int = 250, steps_per_epoch: int = 391,
@@ -60,19 +57,10 @@ def gdas(space: Any, *, epochs: int = 250, steps_per_epoch: int = 391,
     one architecture at a time computes only the sampled ops.
     """
     check_config("gdas", epochs=epochs, steps_per_epoch=steps_per_epoch)
-    if not 0 < tau_min <= tau_max:
-        raise ValueError(f"gdas: need 0 < `tau_min` <= `tau_max`; got {tau_min}, {tau_max}")
+    check_tau("gdas", tau_max, tau_min)
     net = make_supernet(space, supernet)
-    lr = nb201_w_lr(epochs, steps_per_epoch) if w_lr is None else w_lr
-    w_opt = w_optimizer or nb201_w_optimizer(lr)
-    a_opt = alpha_optimizer or nb201_alpha_optimizer()
-
-    def init(key: jax.Array) -> OneShotState:
-        k_w, k_a = jax.random.split(key)
-        params = net.init_params(k_w)
-        alpha = alpha_init_scale * jax.random.normal(k_a, alpha_shape(space))
-        return OneShotState(params, alpha, w_opt.init(params), a_opt.init(alpha),
-                            jnp.zeros((), jnp.int32))
+    _, w_opt, a_opt = optimizers(epochs, steps_per_epoch, w_lr, w_optimizer, alpha_optimizer)
+    init = alpha_init_fn(net, space, w_opt, a_opt, alpha_init_scale)
 
     def step(state: OneShotState, train: Batch, val: Batch,
              key: jax.Array) -> tuple[OneShotState, dict]:
@@ -91,8 +79,7 @@ def gdas(space: Any, *, epochs: int = 250, steps_per_epoch: int = 391,
             return cross_entropy(net.apply(params, val[0], weights, idx), val[1])
 
         a_loss, a_grad = jax.value_and_grad(of_alpha)(state.alpha)
-        updates, a_state = a_opt.update(a_grad, state.alpha_opt, state.alpha)
-        alpha = optax.apply_updates(state.alpha, updates)
+        alpha, a_state = alpha_update(a_opt, state.alpha, state.alpha_opt, a_grad)
         new = OneShotState(params, alpha, w_state, a_state, state.step + 1)
         return new, {"w_loss": w_loss, "w_acc": w_acc, "alpha_loss": a_loss, "tau": tau}
 

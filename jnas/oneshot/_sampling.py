@@ -24,11 +24,15 @@ from jnas.oneshot._base import (
     OneShot,
     OneShotState,
     accuracy,
+    best_of,
     check_config,
+    check_count,
     cross_entropy,
     make_supernet,
     nb201_w_lr,
     nb201_w_optimizer,
+    need_data,
+    supernet_accuracy,
     w_update,
 )
 
@@ -59,21 +63,17 @@ def _uniform_path(space: Any, epochs: int, steps_per_epoch: int, w_lr, w_optimiz
         return state._replace(params=params, w_opt=w_state, step=state.step + 1), {
             "w_loss": loss, "w_acc": acc}
 
-    def supernet_accuracy(params: Any, archs: Any, batch: Batch) -> jax.Array:
-        """Accuracy of each of a batch of cells with the shared weights (one at a time)."""
-        def one(arch):
-            index = space.to_decisions(arch)
-            return accuracy(net.apply(params, batch[0], jax.nn.one_hot(index, space.num_ops),
-                                      index), batch[1])
-        return jax.lax.map(one, archs)
-
-    return net, init, step, supernet_accuracy
+    return net, init, step
 
 
-def _need_data(where: str, key, batch) -> None:
-    if key is None or batch is None:
-        raise ValueError(f"{where}.derive ranks cells with the supernet: pass `key` and a "
-                         "validation `batch`")
+def random_candidates_derive(net: Any, space: Any, num_candidates: int, where: str):
+    """`derive(state, key, batch)`: the best of `num_candidates` uniform cells by supernet
+    accuracy on `batch`."""
+    def derive(state: OneShotState, key: jax.Array | None = None, batch: Batch | None = None):
+        need_data(where, key, batch)
+        archs = jax.vmap(space.sample)(jax.random.split(key, num_candidates))
+        return best_of(net, space, state.params, archs, batch)
+    return derive
 
 
 def rsws(space: Any, *, epochs: int = 50, steps_per_epoch: int = 391,
@@ -81,16 +81,10 @@ def rsws(space: Any, *, epochs: int = 50, steps_per_epoch: int = 391,
          w_optimizer: optax.GradientTransformation | None = None, **supernet: Any) -> OneShot:
     """Random search with weight sharing; `derive(state, key, batch)` picks the best of
     `num_candidates` uniform cells by supernet accuracy on `batch`."""
-    if not isinstance(num_candidates, int) or num_candidates < 1:
-        raise ValueError(f"rsws: `num_candidates` must be an int >= 1; got {num_candidates!r}")
-    net, init, step, supernet_accuracy = _uniform_path(
-        space, epochs, steps_per_epoch, w_lr, w_optimizer, supernet, "rsws")
-
-    def derive(state: OneShotState, key: jax.Array | None = None, batch: Batch | None = None):
-        _need_data("rsws", key, batch)
-        archs = jax.vmap(space.sample)(jax.random.split(key, num_candidates))
-        best = jnp.argmax(supernet_accuracy(state.params, archs, batch))
-        return jax.tree.map(lambda a: a[best], archs)
+    check_count("rsws", num_candidates=num_candidates)
+    net, init, step = _uniform_path(space, epochs, steps_per_epoch, w_lr, w_optimizer,
+                                    supernet, "rsws")
+    derive = random_candidates_derive(net, space, num_candidates, "rsws")
 
     return OneShot(init, step, derive, net.apply)
 
@@ -107,19 +101,63 @@ def spos(space: Any, *, epochs: int = 50, steps_per_epoch: int = 391,
         raise ValueError(f"spos: `num_evaluations` must be an int >= population_size "
                          f"({population_size}); got {num_evaluations!r}")
     searcher = regularized_evolution(space, population_size, sample_size)
-    net, init, step, supernet_accuracy = _uniform_path(
-        space, epochs, steps_per_epoch, w_lr, w_optimizer, supernet, "spos")
+    net, init, step = _uniform_path(space, epochs, steps_per_epoch, w_lr, w_optimizer,
+                                    supernet, "spos")
 
     def derive(state: OneShotState, key: jax.Array | None = None, batch: Batch | None = None):
-        _need_data("spos", key, batch)
+        need_data("spos", key, batch)
         k_init, k_run = jax.random.split(key)
 
         def body(s, k):
             archs, s = searcher.ask(k, s)
-            return searcher.tell(s, archs, supernet_accuracy(state.params, archs, batch)), None
+            fitness = supernet_accuracy(net, space, state.params, archs, batch)
+            return searcher.tell(s, archs, fitness), None
 
         rounds = num_evaluations // searcher.batch_size
         final, _ = jax.lax.scan(body, searcher.init(k_init), jax.random.split(k_run, rounds))
         return final.best
 
+    return OneShot(init, step, derive, net.apply)
+
+
+def oneshot_dropout(space: Any, *, epochs: int = 50, steps_per_epoch: int = 391,
+                    drop_rate: float = 0.5, num_candidates: int = 100,
+                    w_lr: optax.ScalarOrSchedule | None = None,
+                    w_optimizer: optax.GradientTransformation | None = None,
+                    **supernet: Any) -> OneShot:
+    """One-Shot path dropout (Bender et al., ICML 2018): every step trains the whole
+    supernet with each op of each edge dropped with probability `drop_rate` (at least one
+    op kept per edge); a cell is then scored by switching off the ops it does not use, and
+    the best of `num_candidates` random cells is derived."""
+    check_config("oneshot_dropout", epochs=epochs, steps_per_epoch=steps_per_epoch)
+    check_count("oneshot_dropout", num_candidates=num_candidates)
+    if not 0 <= drop_rate < 1:
+        raise ValueError(f"oneshot_dropout: `drop_rate` must be in [0, 1); got {drop_rate}")
+    net = make_supernet(space, supernet)
+    lr = nb201_w_lr(epochs, steps_per_epoch) if w_lr is None else w_lr
+    w_opt = w_optimizer or nb201_w_optimizer(lr)
+
+    def init(key: jax.Array) -> OneShotState:
+        params = net.init_params(key)
+        return OneShotState(params, jnp.zeros((space.num_edges, space.num_ops)),
+                            w_opt.init(params), (), jnp.zeros((), jnp.int32))
+
+    def step(state: OneShotState, train: Batch, val: Batch,
+             key: jax.Array) -> tuple[OneShotState, dict]:
+        del val
+        k_drop, k_keep = jax.random.split(key)
+        keep = jax.random.bernoulli(k_drop, 1 - drop_rate, (space.num_edges, space.num_ops))
+        rescue = jax.nn.one_hot(jax.random.randint(k_keep, (space.num_edges,), 0,
+                                                   space.num_ops), space.num_ops)
+        mask = jnp.where(keep.any(-1, keepdims=True), keep, rescue).astype(jnp.float32)
+
+        def of_params(p):
+            logits = net.apply(p, train[0], mask)
+            return cross_entropy(logits, train[1]), accuracy(logits, train[1])
+
+        params, w_state, loss, acc = w_update(of_params, w_opt, state.params, state.w_opt)
+        return state._replace(params=params, w_opt=w_state, step=state.step + 1), {
+            "w_loss": loss, "w_acc": acc}
+
+    derive = random_candidates_derive(net, space, num_candidates, "oneshot_dropout")
     return OneShot(init, step, derive, net.apply)

@@ -1,6 +1,7 @@
 """Black-box searchers as pure `init / ask / tell` functions."""
 
 from jnas.search._base import Searcher, clean_fitness
+from jnas.search._controller import Controller, lstm_controller
 from jnas.search._evolution import EvolutionState, regularized_evolution
 from jnas.search._local import LocalSearchState, local_search
 from jnas.search._random import RandomSearchState, random_search
@@ -8,6 +9,7 @@ from jnas.search._reinforce import ReinforceState, reinforce
 from jnas.search._tournament import tournament_evolution
 
 __all__ = [
+    "Controller",
     "EvolutionState",
     "LocalSearchState",
     "RandomSearchState",
@@ -15,6 +17,7 @@ __all__ = [
     "Searcher",
     "clean_fitness",
     "local_search",
+    "lstm_controller",
     "random_search",
     "regularized_evolution",
     "reinforce",

@@ -1,0 +1,133 @@
+"""Benchmark one-shot search steps on the NB201 supernet: ms per step (weight step + α
+step), compile time apart, peak memory, and the throughput of K vmapped seeds.
+
+    python benchmarks/oneshot_step.py --out benchmarks/results            # C=16, N=5
+    python benchmarks/oneshot_step.py --channels 8 --cells 1 --seeds 1 2 4 8
+
+Writes `oneshot_step_<device>[_C<c>N<n>].json`. The reference figures (the NB201 authors'
+PyTorch code on one H100, fp32, batch 64): DARTS-V1 286 ms (81 ms as a CUDA graph),
+DARTS-V2 898 ms, GDAS 163 ms, peak memory 1.9 GB (V1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import platform
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jnas import oneshot
+from jnas.spaces import NB201
+
+REFERENCE_H100_MS = {"darts-v1": 286.0, "darts-v2": 898.0, "gdas": 163.0}
+
+
+def _batches(k: int | None, batch: int, size: int):
+    shape = (batch, size, size, 3) if k is None else (k, batch, size, size, 3)
+    ks = jax.random.split(jax.random.key(0), 4)
+    x1, x2 = jax.random.normal(ks[0], shape), jax.random.normal(ks[1], shape)
+    y1 = jax.random.randint(ks[2], shape[:-3], 0, 10)
+    y2 = jax.random.randint(ks[3], shape[:-3], 0, 10)
+    return (x1, y1), (x2, y2)
+
+
+def _memory(compiled) -> float | None:
+    try:
+        m = compiled.memory_analysis()
+        return round((m.temp_size_in_bytes + m.argument_size_in_bytes
+                      + m.output_size_in_bytes) / 2**20, 1)
+    except Exception:  # not every backend reports it
+        return None
+
+
+def measure(name: str, k: int | None, *, channels: int, cells: int, batch: int, size: int,
+            repeats: int) -> dict:
+    """Compile time, ms per step and memory of one method, one seed or K vmapped seeds."""
+    method = oneshot.METHODS[name](NB201(), channels=channels, cells_per_stage=cells,
+                                   epochs=50, steps_per_epoch=391)
+    train, val = _batches(k, batch, size)
+    if k is None:
+        init, step = method.init, method.step
+        key, step_key = jax.random.key(1), jax.random.key(2)
+    else:
+        init, step = jax.vmap(method.init), jax.vmap(method.step)
+        key, step_key = jax.random.split(jax.random.key(1), k), jax.random.split(
+            jax.random.key(2), k)
+    state = jax.jit(init)(key)
+    start = time.perf_counter()
+    compiled = jax.jit(step, donate_argnums=0).lower(state, train, val, step_key).compile()
+    compile_s = time.perf_counter() - start
+    state, _ = compiled(state, train, val, step_key)  # warm-up
+    jax.block_until_ready(state)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        state, metrics = compiled(state, train, val, step_key)
+        jax.block_until_ready(metrics)
+        times.append(time.perf_counter() - start)
+    ms = 1000 * float(np.median(times))
+    row = {"method": name, "seeds": k or 1, "vmapped": k is not None,
+           "compile_s": round(compile_s, 2), "ms_per_step": round(ms, 2),
+           "steps_per_s_all_seeds": round((k or 1) * 1000 / ms, 3),
+           "memory_mb": _memory(compiled)}
+    if jax.devices()[0].platform == "gpu":
+        stats = jax.devices()[0].memory_stats() or {}
+        row["peak_gpu_mb"] = round(stats.get("peak_bytes_in_use", 0) / 2**20, 1)
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--methods", nargs="+", default=["darts-v1", "darts-v2", "gdas"],
+                        choices=sorted(oneshot.METHODS))
+    parser.add_argument("--channels", type=int, default=16)
+    parser.add_argument("--cells", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--size", type=int, default=32)
+    parser.add_argument("--seeds", type=int, nargs="*", default=[],
+                        help="K values for vmapped seeds (e.g. 1 2 4 8)")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--out", default="benchmarks/results")
+    args = parser.parse_args()
+    device = jax.devices()[0]
+    config = {"channels": args.channels, "cells": args.cells, "batch": args.batch,
+              "size": args.size, "repeats": args.repeats}
+    rows = []
+    for name in args.methods:
+        row = measure(name, None, **{k: v for k, v in config.items()})
+        if name in REFERENCE_H100_MS:
+            row["reference_h100_ms"] = REFERENCE_H100_MS[name]
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+        for k in args.seeds:
+            rows.append(measure(name, k, **config))
+            print(json.dumps(rows[-1]), flush=True)
+    by = {(r["method"], r["seeds"], r["vmapped"]): r for r in rows}
+    for name in args.methods:
+        one = by[(name, 1, False)]
+        if name == "darts-v2" and ("darts-v1", 1, False) in by:
+            one["ratio_to_first_order"] = round(
+                one["ms_per_step"] / by[("darts-v1", 1, False)]["ms_per_step"], 2)
+        for k in args.seeds:
+            r = by[(name, k, True)]
+            r["throughput_vs_one_seed"] = round(r["steps_per_s_all_seeds"]
+                                                / one["steps_per_s_all_seeds"], 2)
+    result = {"device": f"{device.platform}: {device.device_kind}",
+              "host": platform.processor() or platform.machine(),
+              "jax": jax.__version__, "config": config, "dtype": str(jnp.float32.dtype),
+              "rows": rows}
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    suffix = "" if (args.channels, args.cells) == (16, 5) else f"_C{args.channels}N{args.cells}"
+    path = out / f"oneshot_step_{device.platform}{suffix}.json"
+    path.write_text(json.dumps(result, indent=1))
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""An LSTM controller over a space's categorical decisions (Zoph & Le, ICLR 2017; ENAS).
+
+Pure functions over a params pytree: `sample(params, key) -> (decisions, log_prob,
+entropy)` draws the decisions one after another, each conditioned through the LSTM on the
+previous ones; `log_prob(params, decisions)` scores given decisions (teacher forcing).
+Logits are `tanh_constant * tanh(l / temperature)` as in ENAS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+
+class Controller(NamedTuple):
+    init: Callable[[jax.Array], Any]
+    sample: Callable[[Any, jax.Array], tuple[jax.Array, jax.Array, jax.Array]]
+    log_prob: Callable[[Any, jax.Array], tuple[jax.Array, jax.Array]]
+
+
+def lstm_controller(decision_sizes: Sequence[int], hidden: int = 64,
+                    temperature: float = 5.0, tanh_constant: float = 2.5) -> Controller:
+    """An LSTM policy over decisions with `decision_sizes[t]` choices each."""
+    sizes = tuple(int(s) for s in decision_sizes)
+    if not sizes or min(sizes) < 1:
+        raise ValueError(f"lstm_controller: `decision_sizes` must be positive; got {sizes}")
+    if hidden < 1:
+        raise ValueError(f"lstm_controller: `hidden` must be >= 1; got {hidden}")
+    steps, width = len(sizes), max(sizes)
+    valid = jnp.arange(width)[None, :] < jnp.asarray(sizes)[:, None]  # [T, width]
+
+    def init(key: jax.Array) -> dict:
+        k = jax.random.split(key, 4)
+        u = lambda kk, shape: jax.random.uniform(kk, shape, minval=-0.1, maxval=0.1)
+        return {"start": u(k[0], (hidden,)), "embed": u(k[1], (steps, width, hidden)),
+                "lstm_w": u(k[2], (2 * hidden, 4 * hidden)), "lstm_b": jnp.zeros(4 * hidden),
+                "head": u(k[3], (steps, hidden, width))}
+
+    def cell(params, x, carry):
+        h, c = carry
+        z = jnp.concatenate([x, h]) @ params["lstm_w"] + params["lstm_b"]
+        i, f, g, o = jnp.split(z, 4)
+        c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+        h = jax.nn.sigmoid(o) * jnp.tanh(c)
+        return h, (h, c)
+
+    def logits_at(params, h, t):
+        raw = h @ params["head"][t]
+        return jnp.where(valid[t], tanh_constant * jnp.tanh(raw / temperature), -jnp.inf)
+
+    def run(params, key, forced):
+        zeros = jnp.zeros(hidden)
+
+        def body(carry, inputs):
+            x, state = carry
+            t, k, f = inputs
+            h, state = cell(params, x, state)
+            logits = logits_at(params, h, t)
+            choice = jax.random.categorical(k, logits) if forced is None else f
+            logp = jax.nn.log_softmax(logits)
+            p = jnp.exp(logp)
+            entropy = -jnp.sum(jnp.where(valid[t], p * logp, 0.0))
+            return (params["embed"][t, choice], state), (choice, logp[choice], entropy)
+
+        keys = jax.random.split(key, steps)
+        fs = jnp.zeros(steps, jnp.int32) if forced is None else jnp.asarray(forced, jnp.int32)
+        _, (choices, logps, ents) = jax.lax.scan(
+            body, (params["start"], (zeros, zeros)), (jnp.arange(steps), keys, fs))
+        return choices.astype(jnp.int32), jnp.sum(logps), jnp.sum(ents)
+
+    def sample(params, key):
+        return run(params, key, None)
+
+    def log_prob(params, decisions):
+        _, logp, ent = run(params, jax.random.key(0), decisions)
+        return logp, ent
+
+    return Controller(init, sample, log_prob)

@@ -1,0 +1,132 @@
+"""Every one-shot method: the contract (a valid scan carry, a valid derived cell), and each
+method's defining piece against a reference."""
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jnas import oneshot
+from jnas.oneshot._drnas import dirichlet_kl_to_uniform
+from jnas.search import lstm_controller
+from jnas.spaces import NB201
+
+SPACE = NB201(ops=("none", "skip_connect", "nor_conv_3x3", "avg_pool_3x3"), num_nodes=3)
+TINY = {"channels": 4, "cells_per_stage": 1, "num_classes": 3, "epochs": 2,
+        "steps_per_epoch": 4}
+SAMPLING = {"rsws", "spos", "oneshot-dropout", "setn", "enas"}
+
+
+def batch(seed, n=8, size=8):
+    k1, k2 = jax.random.split(jax.random.key(seed))
+    return jax.random.normal(k1, (n, size, size, 3)), jax.random.randint(k2, (n,), 0, 3)
+
+
+def structure(tree):
+    return jax.tree.structure(tree), [(x.shape, x.dtype) for x in jax.tree.leaves(tree)]
+
+
+@pytest.mark.parametrize("name", sorted(set(oneshot.METHODS) - {"darts-v2"}))
+def test_method_contract(name):
+    extra = ({"num_evaluations": 16, "population_size": 8} if name == "spos" else
+             {"num_candidates": 8} if name in SAMPLING else {})
+    method = oneshot.METHODS[name](SPACE, **TINY, **extra)
+    state = jax.jit(method.init)(jax.random.key(0))
+    step = jax.jit(method.step)
+    new, metrics = step(state, batch(1), batch(2), jax.random.key(3))
+    new, metrics = step(new, batch(3), batch(4), jax.random.key(5))
+    assert structure(new) == structure(state)  # a valid lax.scan carry
+    assert int(new.step) == 2
+    assert all(np.isfinite(float(v)) for v in metrics.values())
+    assert not all(jax.tree.leaves(jax.tree.map(lambda a, b: bool(jnp.array_equal(a, b)),
+                                                new.params, state.params)))
+    derive = jax.jit(method.derive)
+    a = derive(new, jax.random.key(6), batch(7))
+    b = derive(new, jax.random.key(6), batch(7))
+    assert SPACE.to_string(a) == SPACE.to_string(b)
+    assert bool(SPACE.is_valid(a))
+    if name in SAMPLING:
+        with pytest.raises(ValueError, match="batch"):
+            method.derive(new)
+
+
+def test_snas_resource_penalty_moves_weight_off_costly_ops():
+    import optax
+
+    method = oneshot.snas(SPACE, **TINY, resource_weight=100.0,
+                          alpha_optimizer=optax.sgd(0.1))
+    state = method.init(jax.random.key(0))
+    new, metrics = jax.jit(method.step)(state, batch(1), batch(2), jax.random.key(3))
+    conv = SPACE.ops.index("nor_conv_3x3")
+    before = jax.nn.softmax(state.alpha, -1)[:, conv]
+    after = jax.nn.softmax(new.alpha, -1)[:, conv]
+    assert bool(jnp.all(after < before - 1e-3))
+    costs = oneshot.op_costs(SPACE)
+    assert float(metrics["resource"]) == pytest.approx(
+        float(jnp.sum(jax.nn.softmax(state.alpha, -1) * costs)), rel=1e-5)
+    weights = oneshot.relaxed_gumbel(jax.random.key(1), state.alpha, 0.5)
+    np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-6)
+    with pytest.raises(ValueError, match="no cost"):
+        oneshot.op_costs(SPACE, {"none": 0.0})
+
+
+def test_dirichlet_kl_matches_monte_carlo():
+    from scipy.stats import dirichlet
+
+    beta = jnp.asarray([[0.7, 2.0, 3.5, 1.2]])
+    exact = float(dirichlet_kl_to_uniform(beta))
+    x = np.asarray(jax.random.dirichlet(jax.random.key(0), beta[0], (200_000,)), np.float64)
+    x = np.clip(x, 1e-12, None)
+    x /= x.sum(-1, keepdims=True)
+    mc = np.mean(dirichlet.logpdf(x.T, np.asarray(beta[0])) - dirichlet.logpdf(x.T, np.ones(4)))
+    assert exact == pytest.approx(mc, abs=0.02)
+    assert float(dirichlet_kl_to_uniform(jnp.ones((3, 4)))) == pytest.approx(0.0, abs=1e-5)
+
+
+def test_two_path_gates_follow_the_binary_gate_gradient():
+    alpha = jax.random.normal(jax.random.key(0), (3, 4))
+    key = jax.random.key(1)
+    gates = oneshot.two_path_gates(key, alpha)
+    chosen = jnp.argmax(gates, -1)
+    np.testing.assert_allclose(gates, jax.nn.one_hot(chosen, 4), atol=1e-6)
+    g = jax.random.normal(jax.random.key(2), (3, 4))  # dL/dgates
+    grad = jax.grad(lambda a: jnp.sum(oneshot.two_path_gates(key, a) * g))(alpha)
+    for e in range(3):
+        pair = np.flatnonzero(np.abs(np.asarray(grad[e])) > 0)
+        assert len(pair) == 2  # exactly the two sampled paths get gradient
+        assert int(chosen[e]) in pair
+        p = np.asarray(jax.nn.softmax(alpha[e, pair]))
+        expect = [sum(float(g[e, pair[j]]) * p[j] * ((i == j) - p[i]) for j in range(2))
+                  for i in range(2)]
+        np.testing.assert_allclose(np.asarray(grad[e, pair]), expect, rtol=1e-5, atol=1e-7)
+
+
+def test_linear_op_costs_recover_additive_costs():
+    space = NB201()
+    true = np.asarray(jax.random.uniform(jax.random.key(0), (6, 5)))
+    ops = np.asarray(jax.vmap(space.to_decisions)(space.enumerate()))
+    values = true[np.arange(6), ops].sum(-1) + 3.0
+    fitted = oneshot.linear_op_costs(space, values)
+    np.testing.assert_allclose(fitted, true - true.min(-1, keepdims=True), atol=1e-4)
+    with pytest.raises(ValueError, match="one entry per cell"):
+        oneshot.linear_op_costs(space, values[:10])
+
+
+def test_lstm_controller_is_a_normalised_policy():
+    sizes = (2, 3, 2)
+    ctrl = lstm_controller(sizes, hidden=8)
+    params = ctrl.init(jax.random.key(0))
+    total = sum(float(jnp.exp(ctrl.log_prob(params, jnp.asarray(d))[0]))
+                for d in itertools.product(*(range(s) for s in sizes)))
+    assert total == pytest.approx(1.0, rel=1e-5)
+    decisions, logp, _ = jax.jit(ctrl.sample)(params, jax.random.key(1))
+    assert all(0 <= int(d) < s for d, s in zip(decisions, sizes, strict=True))
+    assert float(logp) == pytest.approx(float(ctrl.log_prob(params, decisions)[0]), rel=1e-6)
+    draws = jax.vmap(lambda k: ctrl.sample(params, k)[0])(jax.random.split(jax.random.key(2),
+                                                                           4000))
+    freq = np.mean(np.asarray(draws[:, 0]) == 0)
+    p0 = sum(float(jnp.exp(ctrl.log_prob(params, jnp.asarray((0, b, c)))[0]))
+             for b in range(3) for c in range(2))
+    assert freq == pytest.approx(p0, abs=0.03)

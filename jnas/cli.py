@@ -10,6 +10,7 @@ from jnas.commands._common import SPACE_NAMES, enable_compilation_cache, make_sp
 from jnas.commands.bench import SEARCHERS, cmd_bench_convert, cmd_bench_run
 from jnas.commands.demo import cmd_demo
 from jnas.commands.oneshot import METHOD_NAMES, cmd_oneshot
+from jnas.commands.search import cmd_search
 from jnas.commands.spaces import cmd_spaces, describe
 from jnas.commands.train import cmd_train
 
@@ -77,6 +78,29 @@ def build_parser() -> argparse.ArgumentParser:
     oneshot.add_argument("--nasbench", default=None, help=NASBENCH_HELP)
     oneshot.add_argument("--out", default="out/oneshot", help="default: out/oneshot")
     oneshot.set_defaults(func=cmd_oneshot)
+
+    search = sub.add_parser(
+        "search", help="black-box search in the NB201 space (table or real training)",
+        description="Run a black-box searcher in the NB201 space for --evaluations "
+        "evaluations: look each cell up in the NB201 table (12-epoch CIFAR-10 validation "
+        "accuracy), or train each cell from scratch on --dataset and use its validation "
+        "accuracy. Checkpointed after every round; --resume continues a killed run without "
+        "losing or repeating an evaluation.")
+    search.add_argument("searcher", choices=SEARCHERS,
+                        help="rs, rea (regularized evolution), te (tournament evolution), "
+                        "ls (local search), reinforce")
+    search.add_argument("--objective", default="train", choices=("train", "table"),
+                        help="train: train every candidate on --dataset; table: NB201 "
+                        "lookup (default: train)")
+    _add_data_flags(search)
+    search.add_argument("--evaluations", type=_positive_int, default=20, help="default: 20")
+    search.add_argument("--epochs", type=_positive_int, default=3,
+                        help="training epochs per candidate (default: 3)")
+    search.add_argument("--channels", type=_positive_int, default=8, help="default: 8")
+    search.add_argument("--cells", type=_positive_int, default=1, help="default: 1")
+    search.add_argument("--nasbench", default=None, help=NASBENCH_HELP)
+    search.add_argument("--out", default="out/search", help="default: out/search")
+    search.set_defaults(func=cmd_search)
 
     train = sub.add_parser(
         "train", help="train an NB201 cell from scratch",

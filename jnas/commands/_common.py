@@ -5,6 +5,7 @@ from __future__ import annotations
 import pathlib
 import sys
 import time
+from typing import Any
 
 SPACE_NAMES = ("nb201", "nb101", "darts", "nats_size", "chain", "sequential", "hierarchical")
 
@@ -21,6 +22,18 @@ def make_space(name: str):
     if name not in table:
         raise ValueError(f"unknown space {name!r}; expected one of {', '.join(table)}")
     return table[name]()
+
+
+def make_searcher(name: str, space: Any) -> Any:
+    """A black-box searcher by its short name, with its default hyper-parameters."""
+    from jnas import search
+
+    makers = {"rs": search.random_search, "rea": search.regularized_evolution,
+              "te": search.tournament_evolution, "ls": search.local_search,
+              "reinforce": search.reinforce}
+    if name not in makers:
+        raise ValueError(f"unknown searcher {name!r}; expected one of {', '.join(makers)}")
+    return makers[name](space)
 
 
 

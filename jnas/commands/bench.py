@@ -6,7 +6,7 @@ import argparse
 import pathlib
 import time
 
-from jnas.commands._common import progress
+from jnas.commands._common import make_searcher, progress
 
 SEARCHERS = ("rs", "rea", "te", "ls", "reinforce")
 
@@ -14,7 +14,7 @@ SEARCHERS = ("rs", "rea", "te", "ls", "reinforce")
 def cmd_bench_run(args: argparse.Namespace) -> int:
     import jax
 
-    from jnas import bench, search
+    from jnas import bench
     from jnas.bench._report import (
         NB201_REPORT,
         plot_regret,
@@ -33,15 +33,12 @@ def cmd_bench_run(args: argparse.Namespace) -> int:
     # "search on CIFAR-10" means its train/valid split, as in the NB201 API
     dataset = "cifar10-valid" if args.dataset == "cifar10" else args.dataset
     obj = bench.objective(table, dataset=dataset, metric="valid_acc", epochs=args.epochs)
-    makers = {"rs": search.random_search, "rea": search.regularized_evolution,
-              "te": search.tournament_evolution, "ls": search.local_search,
-              "reinforce": search.reinforce}
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     sims, rows = {}, []
     for name in args.searcher:
         start = time.perf_counter()
-        sim = bench.simulate(makers[name](table.space), obj, key=jax.random.key(args.seed),
+        sim = bench.simulate(make_searcher(name, table.space), obj, key=jax.random.key(args.seed),
                              num_seeds=args.seeds, budget_s=args.budget,
                              progress=progress(name))
         summary = summarize(sim, table, NB201_REPORT)

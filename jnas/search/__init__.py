@@ -1,25 +1,33 @@
 """Black-box searchers as pure `init / ask / tell` functions."""
 
+from jnas.search._bananas import bananas
 from jnas.search._base import Searcher, clean_fitness
+from jnas.search._bo import bayesian_optimization
 from jnas.search._controller import Controller, lstm_controller
 from jnas.search._evolution import EvolutionState, regularized_evolution
 from jnas.search._local import LocalSearchState, local_search
+from jnas.search._model_based import ModelBasedState
 from jnas.search._random import RandomSearchState, random_search
 from jnas.search._reinforce import ReinforceState, reinforce
+from jnas.search._run import run
 from jnas.search._tournament import tournament_evolution
 
 __all__ = [
     "Controller",
     "EvolutionState",
     "LocalSearchState",
+    "ModelBasedState",
     "RandomSearchState",
     "ReinforceState",
     "Searcher",
+    "bananas",
+    "bayesian_optimization",
     "clean_fitness",
     "local_search",
     "lstm_controller",
     "random_search",
     "regularized_evolution",
     "reinforce",
+    "run",
     "tournament_evolution",
 ]

@@ -1,0 +1,6 @@
+"""Surrogate models of architecture performance as pure `fit` / `predict` functions."""
+
+from jnas.predictors._gp import GP, gp_fit, gp_predict, hamming_kernel
+from jnas.predictors._mlp import ensemble_fit, ensemble_predict
+
+__all__ = ["GP", "ensemble_fit", "ensemble_predict", "gp_fit", "gp_predict", "hamming_kernel"]

@@ -1,0 +1,96 @@
+"""What model-based searchers share: a fixed-size history of evaluated architectures with
+their encodings, and candidates made by mutating the best of them (the SMBO loop of BO
+and BANANAS). A searcher supplies `score(key, x, y, mask, candidates) -> float[C]`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jnas.search._base import (
+    Searcher,
+    check_positive,
+    clean_fitness,
+    require,
+    update_incumbent,
+)
+
+Score = Callable[[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array], jax.Array]
+
+
+class ModelBasedState(NamedTuple):
+    archs: Any  # the history's architectures, leading axis max_points (a ring buffer)
+    x: jax.Array  # float32[max_points, D]: their encodings
+    y: jax.Array  # float32[max_points]: their fitness (NaN where failed)
+    count: jax.Array  # int32[]: evaluations told
+    best: Any
+    best_fitness: jax.Array  # float32[]
+
+
+def encoder(space: Any, encoding: str, where: str) -> Callable[[Any], jax.Array]:
+    """`encode(arch) -> float32[D]`: the BANANAS path encoding or the one-hot cell; `"auto"`
+    takes the path encoding where the space has one."""
+    if encoding not in ("auto", "path", "one_hot"):
+        raise ValueError(f"{where}: `encoding` must be 'auto', 'path' or 'one_hot'; got "
+                         f"{encoding!r}")
+    if encoding == "auto":
+        encoding = "path" if callable(getattr(space, "path", None)) else "one_hot"
+    require(where, space, encoding)
+    return lambda arch: getattr(space, encoding)(arch).astype(jnp.float32).ravel()
+
+
+def model_based(space: Any, score: Score, *, encoding: str, batch_size: int, num_init: int,
+                num_candidates: int, num_parents: int, max_points: int,
+                where: str) -> Searcher:
+    """An SMBO searcher: random cells until `num_init` are told, then each `ask` scores
+    `num_candidates` candidates (mutations of the `num_parents` best cells, a quarter fresh
+    samples) and returns the `batch_size` best-scoring ones."""
+    check_positive(where, batch_size=batch_size, num_init=num_init,
+                   num_candidates=num_candidates, num_parents=num_parents,
+                   max_points=max_points)
+    if batch_size > num_candidates:
+        raise ValueError(f"{where}: `batch_size` {batch_size} exceeds `num_candidates` "
+                         f"{num_candidates}")
+    require(where, space, "sample", "mutate")
+    encode = encoder(space, encoding, where)
+    num_random = max(num_candidates // 4, 1)
+    num_mutants = num_candidates - num_random
+
+    def init(key: jax.Array) -> ModelBasedState:
+        archs = jax.vmap(space.sample)(jax.random.split(key, max_points))
+        x = jax.vmap(encode)(archs)
+        return ModelBasedState(archs, x, jnp.full((max_points,), jnp.nan, jnp.float32),
+                               jnp.zeros((), jnp.int32), space.sample(key),
+                               jnp.full((), -jnp.inf, jnp.float32))
+
+    def ask(key: jax.Array, state: ModelBasedState) -> tuple[Any, ModelBasedState]:
+        k_rand, k_par, k_mut, k_fresh, k_score = jax.random.split(key, 5)
+        random_batch = jax.vmap(space.sample)(jax.random.split(k_rand, batch_size))
+        mask = (jnp.arange(max_points) < state.count) & jnp.isfinite(state.y)
+        ranked = jnp.argsort(jnp.where(mask, -state.y, jnp.inf))[:num_parents]
+        parents = jax.random.choice(k_par, ranked, (num_mutants,))
+        parent_archs = jax.tree.map(lambda a: a[parents], state.archs)
+        mutants = jax.vmap(space.mutate)(jax.random.split(k_mut, num_mutants), parent_archs)
+        fresh = jax.vmap(space.sample)(jax.random.split(k_fresh, num_random))
+        candidates = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), mutants, fresh)
+        scores = score(k_score, state.x, state.y, mask, jax.vmap(encode)(candidates))
+        chosen = jax.lax.top_k(scores, batch_size)[1]
+        model_batch = jax.tree.map(lambda a: a[chosen], candidates)
+        use_model = state.count >= num_init
+        archs = jax.tree.map(lambda m, r: jnp.where(use_model, m, r), model_batch, random_batch)
+        return archs, state
+
+    def tell(state: ModelBasedState, archs: Any, fitness: jax.Array) -> ModelBasedState:
+        fitness = jnp.asarray(fitness, jnp.float32)
+        slots = (state.count + jnp.arange(batch_size)) % max_points
+        put = lambda buf, new: buf.at[slots].set(new)
+        best, best_fitness = update_incumbent(state.best, state.best_fitness, archs,
+                                              clean_fitness(fitness))
+        return ModelBasedState(jax.tree.map(put, state.archs, archs),
+                               put(state.x, jax.vmap(encode)(archs)), put(state.y, fitness),
+                               state.count + batch_size, best, best_fitness)
+
+    return Searcher(init, ask, tell, batch_size)

@@ -1,0 +1,87 @@
+"""Driving a searcher against an objective that is not jittable (real training).
+
+`run` is the Python loop around `ask` / `tell` (both jitted): the objective is called once
+per architecture. After every `tell` the searcher state is checkpointed and the round's
+record appended (`jnas.checkpoint.RunDir`); every finished evaluation is also appended to
+`evaluations.jsonl` as soon as it returns. A killed run restarted with `resume=True` restores
+the last state, re-asks the same round (same key, same state: the same architectures) and
+takes the evaluations already finished from the log, so none is lost or repeated and the
+final records equal an uninterrupted run's.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import pathlib
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import numpy as np
+
+from jnas.checkpoint import RunDir
+from jnas.search._base import Searcher
+
+Objective = Callable[[Any], float]  # one architecture -> fitness (higher is better)
+
+
+def run(searcher: Searcher, objective: Objective, key: jax.Array, *, num_evaluations: int,
+        space: Any, out: str | pathlib.Path | None = None, resume: bool = False,
+        on_evaluation: Callable[[dict], None] | None = None) -> tuple[Any, list[dict]]:
+    """Run `searcher` for `num_evaluations` evaluations of `objective` (rounded up to whole
+    batches); returns (final state, one record per round). Round t asks with
+    `fold_in(key, t)`. A NaN fitness is recorded as NaN and told as the worst.
+    """
+    if not isinstance(num_evaluations, int) or num_evaluations < 1:
+        raise ValueError(f"run: `num_evaluations` must be an int >= 1; got {num_evaluations!r}")
+    rounds = math.ceil(num_evaluations / searcher.batch_size)
+    k_init, k_rounds = jax.random.split(key)
+    ask, tell = jax.jit(searcher.ask), jax.jit(searcher.tell)
+    state, records, start, rundir, done = None, [], 0, None, {}
+    if out is not None:
+        rundir = RunDir(out)
+        log = rundir.path / "evaluations.jsonl"
+        if resume:
+            start, state, records = rundir.restore(jax.eval_shape(searcher.init, k_init))
+            done = {(e["round"], e["i"]): e["fitness"] for e in _read(log)}
+        else:
+            rundir.reset()
+            log.write_text("")
+    if state is None:
+        state = jax.jit(searcher.init)(k_init)
+    for t in range(start, rounds):
+        archs, state = ask(jax.random.fold_in(k_rounds, t), state)
+        evaluations = []
+        for i in range(searcher.batch_size):
+            arch = jax.tree.map(lambda a, i=i: a[i], archs)
+            if (t, i) in done:
+                fitness = done[(t, i)]
+            else:
+                fitness = float(objective(arch))
+                if rundir is not None:
+                    with open(rundir.path / "evaluations.jsonl", "a") as f:
+                        f.write(json.dumps({"round": t, "i": i, "fitness": fitness}) + "\n")
+            evaluation = {"round": t, "i": i, "arch": space.to_string(arch),
+                          "fitness": fitness}
+            if on_evaluation is not None:
+                on_evaluation(evaluation)
+            evaluations.append(evaluation)
+        fitness = np.asarray([e["fitness"] for e in evaluations], np.float32)
+        state = tell(state, archs, fitness)
+        best = max((e for r in [*records, {"evaluations": evaluations}]
+                    for e in r["evaluations"] if not math.isnan(e["fitness"])),
+                   key=lambda e: e["fitness"], default=None)
+        record = {"round": t, "evaluations": evaluations,
+                  "best_arch": best and best["arch"], "best_fitness": best and best["fitness"]}
+        records.append(record)
+        if rundir is not None:
+            rundir.save(t, state, record)
+    return state, records
+
+
+def _read(path: pathlib.Path) -> list[dict]:
+    if not path.exists():
+        return []
+    lines = path.read_text().split("\n")[:-1]  # a line cut short by a kill is dropped
+    return [json.loads(line) for line in lines if line.strip()]

@@ -1,0 +1,73 @@
+"""Predictors against references: the GP against a NumPy GP, the MLP ensemble on a
+learnable function, masking."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jnas import predictors
+from jnas.spaces import NB201
+
+SPACE = NB201()
+
+
+def encodings(seed, n):
+    archs = jax.vmap(SPACE.sample)(jax.random.split(jax.random.key(seed), n))
+    return np.asarray(jax.vmap(SPACE.path)(archs), np.float64)
+
+
+def target(x):
+    w = np.sin(np.arange(x.shape[1]))  # a fixed linear function of the paths
+    return x @ w
+
+
+def test_hamming_kernel_matches_numpy():
+    a, b = encodings(0, 5), encodings(1, 4)
+    expect = np.exp(-np.abs(a[:, None] - b[None]).sum(-1) / 3.0)
+    np.testing.assert_allclose(predictors.hamming_kernel(a, b, 3.0), expect, rtol=1e-5)
+
+
+def test_gp_matches_a_numpy_gp_and_ignores_masked_rows():
+    x, y = encodings(0, 30), target(encodings(0, 30))
+    mask = np.ones(30, bool)
+    gp = predictors.gp_fit(x, y, mask)
+    # numpy reference with the chosen hyper-parameters
+    ls, noise = float(gp.lengthscale), float(gp.noise)
+    mean, scale = y.mean(), y.std() + 1e-6
+    k = np.exp(-np.abs(x[:, None] - x[None]).sum(-1) / ls) + noise * np.eye(30)
+    xt = encodings(5, 10)
+    ks = np.exp(-np.abs(xt[:, None] - x[None]).sum(-1) / ls)
+    ref_mean = mean + scale * ks @ np.linalg.solve(k, (y - mean) / scale)
+    ref_std = scale * np.sqrt(1 - np.einsum("ij,ji->i", ks, np.linalg.solve(k, ks.T)))
+    mu, sd = predictors.gp_predict(gp, xt)
+    np.testing.assert_allclose(mu, ref_mean, rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(sd, ref_std, rtol=1e-2, atol=1e-3)
+    # 10 garbage rows, masked out, change nothing
+    xg = np.concatenate([x, encodings(9, 10)])
+    yg = np.concatenate([y, np.full(10, 1e6)])
+    mg = np.concatenate([mask, np.zeros(10, bool)])
+    mu2, sd2 = predictors.gp_predict(predictors.gp_fit(xg, yg, mg), xt)
+    np.testing.assert_allclose(mu2, mu, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(sd2, sd, rtol=1e-4, atol=1e-4)
+
+
+def test_gp_fit_is_jittable_and_better_than_the_mean():
+    x, xt = encodings(0, 60), encodings(7, 40)
+    y, yt = target(x), target(xt)
+    gp = jax.jit(predictors.gp_fit)(x, y, jnp.ones(60, bool))
+    mu, _ = jax.jit(predictors.gp_predict)(gp, xt)
+    assert np.mean((mu - yt) ** 2) < 0.5 * np.var(yt)
+
+
+def test_mlp_ensemble_learns_and_spreads():
+    x, xt = encodings(0, 150), encodings(7, 50)
+    y, yt = target(x), target(xt)
+    model = jax.jit(predictors.ensemble_fit, static_argnames=("members", "steps"))(
+        jax.random.key(0), x, y, jnp.ones(150, bool), members=3, steps=300)
+    preds = predictors.ensemble_predict(model, xt)
+    assert preds.shape == (3, 50)
+    assert np.mean((preds.mean(0) - yt) ** 2) < 0.3 * np.var(yt)
+    assert float(preds.std(0).mean()) > 0  # independently initialised members differ
+    with pytest.raises(TypeError):
+        predictors.ensemble_fit(jax.random.key(0), x, y)  # the mask is required

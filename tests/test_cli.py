@@ -145,3 +145,18 @@ def test_bench_run_bad_arguments_exit_2(tmp_path):
     assert out.returncode == 2
     assert "nb201_tss.npz" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_search_command_on_the_table_and_by_training(tmp_path, nasbench_dir):
+    out = _run("search", "rea", "--objective", "table", "--evaluations", "12",
+               "--nasbench", str(nasbench_dir), "--out", str(tmp_path / "t"))
+    assert out.returncode == 0, out.stderr
+    summary = json.loads((tmp_path / "t" / "summary.json").read_text())
+    assert summary["evaluations"] == 12
+    assert "cifar10/test_acc/200" in summary["nb201"]
+    out = _run("search", "rs", "--evaluations", "2", "--epochs", "1", "--channels", "4",
+               "--out", str(tmp_path / "r"))
+    assert out.returncode == 0, out.stderr
+    evaluations = _records(tmp_path / "r" / "evaluations.jsonl")
+    assert len(evaluations) == 2
+    assert all(0 <= e["fitness"] <= 100 for e in evaluations)

@@ -29,6 +29,8 @@ SEARCHERS = {
     "tournament evolution": search.tournament_evolution,
     "local search": search.local_search,
     "REINFORCE": search.reinforce,
+    "BO (GP, EI)": search.bayesian_optimization,
+    "BANANAS": search.bananas,
 }
 
 

@@ -13,6 +13,15 @@ import pathlib
 from typing import Any
 
 
+def read_jsonl(path: pathlib.Path) -> list[dict]:
+    """The complete lines of a JSON-lines file (none if it is absent); a last line cut
+    short by a kill (no trailing newline) is dropped."""
+    if not path.exists():
+        return []
+    lines = path.read_text().split("\n")[:-1]  # the part after the last newline is torn
+    return [json.loads(line) for line in lines if line.strip()]
+
+
 class RunDir:
     """`DIR/records.jsonl` and `DIR/checkpoints/<unit>` of one resumable run."""
 
@@ -60,10 +69,7 @@ class RunDir:
 
     def read_records(self) -> list[dict]:
         """The finished records; a last line cut short by a kill is dropped."""
-        if not self.records_path.exists():
-            return []
-        lines = self.records_path.read_text().split("\n")[:-1]  # the part after the last \n
-        return [json.loads(line) for line in lines if line.strip()]
+        return read_jsonl(self.records_path)
 
     def _write(self, records: list[dict]) -> None:
         self.records_path.write_text("".join(json.dumps(r) + "\n" for r in records))

@@ -107,12 +107,17 @@ def alpha_shape(space: Any) -> tuple[int, int]:
     return (space.num_edges, space.num_ops)
 
 
-def argmax_arch(space: Any, alpha: jax.Array) -> Any:
-    """The cell taking the highest-weighted op on every edge (DARTS/GDAS derivation).
+def argmax_derive(space: Any, transform: Callable[[jax.Array], jax.Array] | None = None
+                  ) -> Callable[..., Any]:
+    """`derive(state, key=None, batch=None)`: the cell taking the highest-weighted op on
+    every edge of `transform(state.alpha)` (DARTS/GDAS/SNAS/DrNAS/ProxylessNAS derivation).
 
     For NB201, as the benchmark's authors derive, `none` competes like any other op.
     """
-    return space.from_decisions(jnp.argmax(alpha, -1))
+    def derive(state: OneShotState, key: jax.Array | None = None, batch: Any = None) -> Any:
+        alpha = state.alpha if transform is None else transform(state.alpha)
+        return space.from_decisions(jnp.argmax(alpha, -1))
+    return derive
 
 
 def w_update(loss_of_params: Callable[[Any], tuple[jax.Array, jax.Array]],

@@ -23,7 +23,7 @@ from jnas.oneshot._base import (
     accuracy,
     alpha_init_fn,
     alpha_update,
-    argmax_arch,
+    argmax_derive,
     check_config,
     cross_entropy,
     make_supernet,
@@ -119,7 +119,5 @@ def darts(space: Any, *, order: int = 1, hypergradient_method: str = "exact",
         new = OneShotState(params, alpha, w_state, a_state, state.step + 1)
         return new, {"w_loss": w_loss, "w_acc": w_acc, "alpha_loss": a_loss}
 
-    def derive(state: OneShotState, key: jax.Array | None = None, batch: Batch | None = None):
-        return argmax_arch(space, state.alpha)
-
+    derive = argmax_derive(space)
     return OneShot(init, step, derive, net.apply)

@@ -24,7 +24,7 @@ from jnas.oneshot._base import (
     accuracy,
     alpha_init_fn,
     alpha_update,
-    argmax_arch,
+    argmax_derive,
     check_config,
     cross_entropy,
     make_supernet,
@@ -83,7 +83,5 @@ def drnas(space: Any, *, epochs: int = 50, steps_per_epoch: int = 391, reg: floa
         new = OneShotState(params, alpha, w_state, a_state, state.step + 1)
         return new, {"w_loss": w_loss, "w_acc": w_acc, "alpha_loss": a_loss}
 
-    def derive(state: OneShotState, key: jax.Array | None = None, batch: Batch | None = None):
-        return argmax_arch(space, concentration(state.alpha))
-
+    derive = argmax_derive(space, concentration)
     return OneShot(init, step, derive, net.apply)

@@ -20,7 +20,7 @@ from jnas.oneshot._base import (
     accuracy,
     alpha_init_fn,
     alpha_update,
-    argmax_arch,
+    argmax_derive,
     check_config,
     check_tau,
     cross_entropy,
@@ -83,7 +83,5 @@ def gdas(space: Any, *, epochs: int = 250, steps_per_epoch: int = 391,
         new = OneShotState(params, alpha, w_state, a_state, state.step + 1)
         return new, {"w_loss": w_loss, "w_acc": w_acc, "alpha_loss": a_loss, "tau": tau}
 
-    def derive(state: OneShotState, key: jax.Array | None = None, batch: Batch | None = None):
-        return argmax_arch(space, state.alpha)
-
+    derive = argmax_derive(space)
     return OneShot(init, step, derive, net.apply)

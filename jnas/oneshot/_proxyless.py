@@ -27,7 +27,7 @@ from jnas.oneshot._base import (
     accuracy,
     alpha_init_fn,
     alpha_update,
-    argmax_arch,
+    argmax_derive,
     check_config,
     cross_entropy,
     make_supernet,
@@ -113,7 +113,5 @@ def proxyless(space: Any, *, epochs: int = 50, steps_per_epoch: int = 391,
         return new, {"w_loss": w_loss, "w_acc": w_acc, "alpha_loss": a_loss,
                      "expected_cost": latency}
 
-    def derive(state: OneShotState, key: jax.Array | None = None, batch: Batch | None = None):
-        return argmax_arch(space, state.alpha)
-
+    derive = argmax_derive(space)
     return OneShot(init, step, derive, net.apply)

@@ -22,7 +22,7 @@ from jnas.oneshot._base import (
     accuracy,
     alpha_init_fn,
     alpha_update,
-    argmax_arch,
+    argmax_derive,
     check_config,
     check_tau,
     cross_entropy,
@@ -92,7 +92,5 @@ def snas(space: Any, *, epochs: int = 50, steps_per_epoch: int = 391,
                            a_state, state.step + 1)
         return new, {"w_loss": ce, "w_acc": acc, "resource": resource, "tau": tau}
 
-    def derive(state: OneShotState, key: jax.Array | None = None, batch: Batch | None = None):
-        return argmax_arch(space, state.alpha)
-
+    derive = argmax_derive(space)
     return OneShot(init, step, derive, net.apply)

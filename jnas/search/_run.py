@@ -20,7 +20,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from jnas.checkpoint import RunDir
+from jnas.checkpoint import RunDir, read_jsonl
 from jnas.search._base import Searcher
 
 Objective = Callable[[Any], float]  # one architecture -> fitness (higher is better)
@@ -44,7 +44,7 @@ def run(searcher: Searcher, objective: Objective, key: jax.Array, *, num_evaluat
         log = rundir.path / "evaluations.jsonl"
         if resume:
             start, state, records = rundir.restore(jax.eval_shape(searcher.init, k_init))
-            done = {(e["round"], e["i"]): e["fitness"] for e in _read(log)}
+            done = {(e["round"], e["i"]): e["fitness"] for e in read_jsonl(log)}
         else:
             rundir.reset()
             log.write_text("")
@@ -78,10 +78,3 @@ def run(searcher: Searcher, objective: Objective, key: jax.Array, *, num_evaluat
         if rundir is not None:
             rundir.save(t, state, record)
     return state, records
-
-
-def _read(path: pathlib.Path) -> list[dict]:
-    if not path.exists():
-        return []
-    lines = path.read_text().split("\n")[:-1]  # a line cut short by a kill is dropped
-    return [json.loads(line) for line in lines if line.strip()]

@@ -9,6 +9,9 @@ from collections.abc import Sequence
 from jnas.commands._common import SPACE_NAMES, enable_compilation_cache, make_space
 from jnas.commands.bench import SEARCHERS, cmd_bench_convert, cmd_bench_run
 from jnas.commands.demo import cmd_demo
+from jnas.commands.meta import DATASETS as META_DATASETS
+from jnas.commands.meta import METHODS as META_METHODS
+from jnas.commands.meta import cmd_meta
 from jnas.commands.oneshot import METHOD_NAMES, cmd_oneshot
 from jnas.commands.search import cmd_search
 from jnas.commands.spaces import cmd_spaces, describe
@@ -117,6 +120,38 @@ def build_parser() -> argparse.ArgumentParser:
                        help="cells per stage N (NB201: 5; default: 2)")
     train.add_argument("--out", default="out/train", help="default: out/train")
     train.set_defaults(func=cmd_train)
+
+    meta = sub.add_parser(
+        "meta", help="meta-learning: MAML, Reptile, ANIL, ProtoNets, MetaNAS, T-NAS",
+        description="Meta-train on few-shot tasks (sinusoid regression, Omniglot from the "
+        "official zips, or the bundled digits) and report the held-out tasks' loss and "
+        "accuracy before and after adaptation (mean ± 95%% CI). MetaNAS and T-NAS adapt an "
+        "NB201 supernet's weights and α per task and print the task's cell. Records, "
+        "checkpoints (--resume) and summary.json go under --out.")
+    meta.add_argument("method", choices=META_METHODS, help="meta-learning method")
+    meta.add_argument("--dataset", default="omniglot", choices=META_DATASETS,
+                      help="task source (default: omniglot)")
+    meta.add_argument("--omniglot", default=None, help="folder of images_background_small"
+                      "{1,2}.zip (default: ../shared/omniglot)")
+    meta.add_argument("--ways", type=_positive_int, default=5, help="classes per task "
+                      "(default: 5)")
+    meta.add_argument("--shots", type=_positive_int, default=1,
+                      help="support examples per class, or points for the sinusoid "
+                      "(default: 1)")
+    meta.add_argument("--queries", type=_positive_int, default=15,
+                      help="query examples per class (default: 15)")
+    meta.add_argument("--steps", type=_positive_int, default=1000,
+                      help="outer (meta) steps (default: 1000)")
+    meta.add_argument("--meta-batch", type=_positive_int, default=16,
+                      help="tasks per outer step (default: 16)")
+    meta.add_argument("--inner-steps", type=_positive_int, default=None,
+                      help="inner steps (default: the method's paper setting)")
+    meta.add_argument("--test-tasks", type=_positive_int, default=600,
+                      help="held-out tasks to evaluate (default: 600)")
+    meta.add_argument("--seed", type=int, default=0, help="PRNG seed (default: 0)")
+    meta.add_argument("--resume", action="store_true", help="continue a killed run")
+    meta.add_argument("--out", default="out/meta", help="default: out/meta")
+    meta.set_defaults(func=cmd_meta)
 
     spaces = sub.add_parser("spaces", help="list search spaces, sample and print "
                             "architectures", description="List the search spaces, or sample "

@@ -1,4 +1,5 @@
-"""Datasets as device-ready arrays: bundled digits, TFDS (offline), splits, augmentation."""
+"""Datasets as device-ready arrays: bundled digits, Omniglot zips, TFDS (offline), splits,
+augmentation."""
 
 from jnas.data._arrays import (
     Split,
@@ -10,6 +11,7 @@ from jnas.data._arrays import (
     upsample,
 )
 from jnas.data._digits import digits
+from jnas.data._omniglot import ClassImages, class_images, omniglot, omniglot_alphabets
 from jnas.data._tfds import (
     TFDS_NAMES,
     DatasetNotPrepared,
@@ -20,14 +22,18 @@ from jnas.data._tfds import (
 
 __all__ = [
     "TFDS_NAMES",
+    "ClassImages",
     "DatasetNotPrepared",
     "Split",
     "batch_indices",
     "channel_stats",
+    "class_images",
     "digits",
     "load_dataset",
     "nb201_splits",
     "normalize",
+    "omniglot",
+    "omniglot_alphabets",
     "random_crop_flip",
     "stratified_halves",
     "tfds_arrays",

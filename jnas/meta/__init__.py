@@ -1,0 +1,55 @@
+"""Meta-learning: MAML-style meta-gradients on weights and architecture parameters.
+
+Every method is a factory returning a `MetaLearner` of pure functions (`init`, `step`,
+`adapt`, `evaluate`); `step` is `jit`-able and takes a batch of tasks (a leading axis,
+adapted in parallel with `vmap`). MAML, first-order MAML, Reptile, ANIL, MetaNAS and T-NAS
+are one mechanism (`meta_learner`) with different masks; ProtoNets is the metric baseline.
+"""
+
+from jnas.meta._core import (
+    LOSSES,
+    MetaLearner,
+    MetaState,
+    cross_entropy,
+    leaf_paths,
+    meta_learner,
+    mse,
+)
+from jnas.meta._loop import evaluate_tasks, mean_ci, meta_train
+from jnas.meta._methods import anil, derive, fomaml, maml, metanas, reptile, tnas
+from jnas.meta._models import MLP, Conv4, Model, conv4, from_module, mlp, supernet_model
+from jnas.meta._protonet import protonet
+from jnas.meta._tasks import Task, TaskSampler, few_shot, sinusoid, task_batch
+
+__all__ = [
+    "LOSSES",
+    "MLP",
+    "Conv4",
+    "MetaLearner",
+    "MetaState",
+    "Model",
+    "Task",
+    "TaskSampler",
+    "anil",
+    "conv4",
+    "cross_entropy",
+    "derive",
+    "evaluate_tasks",
+    "few_shot",
+    "fomaml",
+    "from_module",
+    "leaf_paths",
+    "maml",
+    "mean_ci",
+    "meta_learner",
+    "meta_train",
+    "metanas",
+    "mlp",
+    "mse",
+    "protonet",
+    "reptile",
+    "sinusoid",
+    "supernet_model",
+    "task_batch",
+    "tnas",
+]

@@ -1,0 +1,240 @@
+"""One mechanism for gradient-based meta-learning: an inner loop adapts a masked part of
+the parameters to a task; an outer loop updates a masked part of the initialisation.
+
+MAML, first-order MAML, Reptile, ANIL, MetaNAS and T-NAS differ only in
+- `adapt`: which parameters the inner loop changes (all; ANIL: the head; MetaNAS: w and α),
+- `meta`: which parameters the outer loop learns (all; T-NAS: α only, w is a fixed init),
+- `outer`: how the outer gradient is formed — `"maml"` differentiates through the inner
+  loop (second order), `"fomaml"` stops the gradient at the inner updates, `"reptile"`
+  uses (θ - θ_task) averaged over the task batch.
+Masks are resolved once in Python into per-leaf booleans, so the compiled step only
+differentiates what it must.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jnas.meta._models import Model
+from jnas.meta._tasks import Task
+
+LossFn = Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array]]  # -> (loss, metric)
+MaskSpec = Any  # None (everything), a predicate on "a/b/c" leaf paths, or a bool pytree prefix
+OUTER = ("maml", "fomaml", "reptile")
+TASK_MAPS = ("auto", "vmap", "unroll")
+
+
+def map_tasks(fn: Callable[[Task], Any], tasks: Task, mode: str = "auto") -> Any:
+    """`fn` over a task batch's leading axis, outputs stacked.
+
+    `"vmap"` batches the tasks (one program, best on GPU/TPU). On XLA:CPU a convolution
+    whose kernel is batched (each task has its own adapted weights) runs ~10x slower than
+    the same work task by task, and a `lax.map` loop does no better (jax-ml/jax#12868), so
+    `"auto"` unrolls a Python loop over the tasks inside the compiled program on CPU
+    (measured: 8 Omniglot MAML tasks 2.2 s vmapped vs 0.25 s unrolled; compile time grows
+    with the batch). Both give the same values.
+    """
+    if mode not in TASK_MAPS:
+        raise ValueError(f"`task_map` must be one of {TASK_MAPS}; got {mode!r}")
+    if mode == "auto":
+        mode = "unroll" if jax.default_backend() == "cpu" else "vmap"
+    if mode == "vmap":
+        return jax.vmap(fn)(tasks)
+    n = jax.tree.leaves(tasks)[0].shape[0]
+    outs = [fn(jax.tree.map(lambda a, i=i: a[i], tasks)) for i in range(n)]
+    return jax.tree.map(lambda *o: jnp.stack(o), *outs)
+
+
+def cross_entropy(logits: jax.Array, labels: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(mean cross-entropy, accuracy) for integer labels."""
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+    return loss, jnp.mean(jnp.argmax(logits, -1) == labels)
+
+
+def mse(pred: jax.Array, target: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(mean squared error, the same) for regression."""
+    loss = jnp.mean(jnp.square(pred - target))
+    return loss, loss
+
+
+LOSSES: dict[str, LossFn] = {"cross_entropy": cross_entropy, "mse": mse}
+
+
+class MetaState(NamedTuple):
+    """The meta-learner's state: the initialisation θ (leaves outside the `meta` mask stay
+    at their random init), the outer optimiser's state and the step count."""
+
+    params: Any
+    opt_state: Any
+    step: jax.Array
+
+
+class MetaLearner(NamedTuple):
+    """A meta-learning method as pure functions.
+
+    - `init(key) -> MetaState`
+    - `step(state, tasks) -> (state, metrics)`: one outer update on a task batch; metrics
+      are float32 scalars `loss` and `metric` (accuracy or MSE) on the query sets after
+      adaptation.
+    - `adapt(params, task, steps=None) -> params`: the inner loop on one task's support set.
+    - `evaluate(params, tasks, steps=None) -> dict`: per task, query `loss_before`,
+      `metric_before` (at θ) and `loss_after`, `metric_after` (after adapting).
+    """
+
+    init: Callable[[jax.Array], MetaState]
+    step: Callable[[MetaState, Task], tuple[MetaState, dict]]
+    adapt: Callable[..., Any]
+    evaluate: Callable[..., dict]
+
+
+def leaf_paths(params: Any) -> list[str]:
+    """Every leaf's path as "a/b/c" (the names masks and learning rates select by)."""
+    return [jax.tree_util.keystr(path, simple=True, separator="/")
+            for path, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
+
+
+def per_leaf(spec: Any, params: Any, where: str) -> list[Any]:
+    """`spec` (a predicate on leaf paths, or a pytree prefix of `params`) as one value per
+    leaf of `params`."""
+    if callable(spec):
+        return [spec(p) for p in leaf_paths(params)]
+    try:
+        full = jax.tree.map(lambda v, sub: jax.tree.map(lambda _: v, sub), spec, params)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{where} must be a predicate on leaf paths or a pytree prefix of "
+                         f"the parameters (leaf paths: {leaf_paths(params)[:6]}...): {e}"
+                         ) from e
+    return jax.tree.leaves(full)
+
+
+class Partition(NamedTuple):
+    """A static split of a pytree's leaves into selected / the rest, and back."""
+
+    mask: tuple[bool, ...]
+    treedef: Any
+
+    def split(self, tree: Any) -> tuple[list, list]:
+        leaves = self.treedef.flatten_up_to(tree)
+        return ([x for x, m in zip(leaves, self.mask, strict=True) if m],
+                [x for x, m in zip(leaves, self.mask, strict=True) if not m])
+
+    def merge(self, selected: Sequence, rest: Sequence) -> Any:
+        sel, oth = iter(selected), iter(rest)
+        return self.treedef.unflatten([next(sel) if m else next(oth) for m in self.mask])
+
+
+def partition(spec: MaskSpec, params: Any, where: str) -> Partition:
+    mask = [True] * len(jax.tree.leaves(params)) if spec is None else per_leaf(spec, params,
+                                                                                where)
+    if not all(isinstance(m, bool) for m in mask):
+        raise ValueError(f"{where} must select leaves with Python bools; got {set(map(type, mask))}")
+    if not any(mask):
+        raise ValueError(f"{where} selects no parameters (leaf paths: "
+                         f"{leaf_paths(params)[:6]}...)")
+    return Partition(tuple(mask), jax.tree.structure(params))
+
+
+def _check(where: str, inner_steps: int, outer: str, loss: Any) -> LossFn:
+    if not isinstance(inner_steps, int) or isinstance(inner_steps, bool) or inner_steps < 1:
+        raise ValueError(f"{where}: `inner_steps` must be an int >= 1; got {inner_steps!r}")
+    if outer not in OUTER:
+        raise ValueError(f"{where}: `outer` must be one of {OUTER}; got {outer!r}")
+    if callable(loss):
+        return loss
+    if loss not in LOSSES:
+        raise ValueError(f"{where}: `loss` must be one of {tuple(LOSSES)} or a callable "
+                         f"(out, y) -> (loss, metric); got {loss!r}")
+    return LOSSES[loss]
+
+
+def meta_learner(model: Model, *, loss: str | LossFn = "cross_entropy",
+                 inner_lr: Any = 0.01, inner_steps: int = 1, eval_inner_steps: int | None = None,
+                 outer: str = "maml", outer_optimizer: optax.GradientTransformation | None = None,
+                 adapt: MaskSpec = None, meta: MaskSpec = None, task_map: str = "auto",
+                 name: str = "meta_learner") -> MetaLearner:
+    """The shared mechanism behind `maml`, `fomaml`, `reptile`, `anil`, `metanas`, `tnas`.
+
+    `inner_lr` is a float or a pytree prefix of the parameters (e.g. `{"w": 0.1,
+    "alpha": 0.5}`); the inner loop is `inner_steps` plain SGD steps on the support set
+    (`eval_inner_steps` at evaluation, default the same), unrolled in one `lax.scan`.
+    `adapt` / `meta` choose the adapted / meta-learned leaves (see the module doc).
+    `outer_optimizer` defaults to Adam 1e-3 (MAML) or SGD 1.0 (Reptile's meta step size).
+    `task_map` says how a task batch is mapped (see `map_tasks`).
+    """
+    loss_fn = _check(name, inner_steps, outer, loss)
+    eval_steps = inner_steps if eval_inner_steps is None else eval_inner_steps
+    _check(name, eval_steps, outer, loss_fn)
+    shape = jax.eval_shape(model.init, jax.random.key(0))
+    adapt_part = partition(adapt, shape, f"{name}: `adapt`")
+    meta_part = partition(meta, shape, f"{name}: `meta`")
+    lrs = per_leaf(inner_lr, shape, f"{name}: `inner_lr`")
+    if not all(isinstance(lr, int | float) and lr > 0 for lr in lrs):
+        raise ValueError(f"{name}: `inner_lr` must give positive floats; got {inner_lr!r}")
+    lrs = [lr for lr, m in zip(lrs, adapt_part.mask, strict=True) if m]
+    first_order = outer == "fomaml"
+    if task_map not in TASK_MAPS:
+        raise ValueError(f"{name}: `task_map` must be one of {TASK_MAPS}; got {task_map!r}")
+    if outer_optimizer is None:
+        outer_optimizer = optax.sgd(1.0) if outer == "reptile" else optax.adam(1e-3)
+
+    def task_loss(params: Any, x: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]:
+        return loss_fn(model.apply(params, x), y)
+
+    def adapt_fn(params: Any, task: Task, steps: int | None = None) -> Any:
+        sel, rest = adapt_part.split(params)
+
+        def inner(sel, _):
+            grads = jax.grad(lambda s: task_loss(adapt_part.merge(s, rest), task.support_x,
+                                                 task.support_y)[0])(sel)
+            if first_order:
+                grads = jax.lax.stop_gradient(grads)
+            return [p - lr * g for p, g, lr in zip(sel, grads, lrs, strict=True)], None
+
+        n = inner_steps if steps is None else steps
+        sel, _ = jax.lax.scan(inner, sel, None, length=n, unroll=True)
+        return adapt_part.merge(sel, rest)
+
+    def init(key: jax.Array) -> MetaState:
+        params = model.init(key)
+        return MetaState(params, outer_optimizer.init(meta_part.split(params)[0]),
+                         jnp.zeros((), jnp.int32))
+
+    def query(params: Any, task: Task) -> tuple[jax.Array, jax.Array]:
+        return task_loss(adapt_fn(params, task), task.query_x, task.query_y)
+
+    def step(state: MetaState, tasks: Task) -> tuple[MetaState, dict]:
+        theta, fixed = meta_part.split(state.params)
+        if outer == "reptile":
+            def one(task):
+                adapted = adapt_fn(state.params, task)
+                return (meta_part.split(adapted)[0],
+                        task_loss(adapted, task.query_x, task.query_y))
+            adapted, (loss, metric) = map_tasks(one, tasks, task_map)
+            grads = [t - a.mean(0) for t, a in zip(theta, adapted, strict=True)]
+            loss, metric = loss.mean(), metric.mean()
+        else:
+            def outer_loss(theta):
+                params = meta_part.merge(theta, fixed)
+                losses, metrics = map_tasks(lambda t: query(params, t), tasks, task_map)
+                return losses.mean(), metrics.mean()
+            (loss, metric), grads = jax.value_and_grad(outer_loss, has_aux=True)(theta)
+        updates, opt_state = outer_optimizer.update(grads, state.opt_state, theta)
+        theta = optax.apply_updates(theta, updates)
+        return (MetaState(meta_part.merge(theta, fixed), opt_state, state.step + 1),
+                {"loss": loss, "metric": metric})
+
+    def evaluate(params: Any, tasks: Task, steps: int | None = None) -> dict:
+        def one(task):
+            before = task_loss(params, task.query_x, task.query_y)
+            after = task_loss(adapt_fn(params, task, eval_steps if steps is None else steps),
+                              task.query_x, task.query_y)
+            return {"loss_before": before[0], "metric_before": before[1],
+                    "loss_after": after[0], "metric_after": after[1]}
+        return map_tasks(one, tasks, task_map)
+
+    return MetaLearner(init, step, adapt_fn, evaluate)

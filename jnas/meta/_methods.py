@@ -1,0 +1,86 @@
+"""MAML, first-order MAML, Reptile, ANIL, MetaNAS and T-NAS: `meta_learner` with masks.
+
+Each factory fixes what makes the method itself and passes the rest (`loss`,
+`eval_inner_steps`, `outer_optimizer`, `task_map`) to `jnas.meta.meta_learner`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from jnas.meta._core import MetaLearner, meta_learner
+from jnas.meta._models import Model
+
+
+def maml(model: Model, *, inner_lr: Any = 0.01, inner_steps: int = 1,
+         **options: Any) -> MetaLearner:
+    """MAML (Finn, Abbeel & Levine 2017): the exact second-order meta-gradient, through
+    `inner_steps` SGD steps on each task's support set; Adam 1e-3 outer optimiser."""
+    return meta_learner(model, inner_lr=inner_lr, inner_steps=inner_steps, outer="maml",
+                        name="maml", **options)
+
+
+def fomaml(model: Model, *, inner_lr: Any = 0.01, inner_steps: int = 1,
+           **options: Any) -> MetaLearner:
+    """First-order MAML (Finn et al. 2017, sec. 5.2): the query gradient at the adapted
+    parameters, the inner updates treated as constants."""
+    return meta_learner(model, inner_lr=inner_lr, inner_steps=inner_steps, outer="fomaml",
+                        name="fomaml", **options)
+
+
+def reptile(model: Model, *, inner_lr: Any = 0.01, inner_steps: int = 5,
+            **options: Any) -> MetaLearner:
+    """Reptile (Nichol, Achiam & Schulman 2018): move θ towards the task-adapted weights,
+    θ <- θ + ε mean(φ_task - θ); ε is the outer SGD learning rate (default 1.0)."""
+    return meta_learner(model, inner_lr=inner_lr, inner_steps=inner_steps, outer="reptile",
+                        name="reptile", **options)
+
+
+def anil(model: Model, *, head: str = "head", inner_lr: Any = 0.01, inner_steps: int = 1,
+         outer: str = "maml", **options: Any) -> MetaLearner:
+    """ANIL (Raghu et al. 2020): MAML whose inner loop adapts only the head — the leaves
+    whose path is under `head` (e.g. `"head"` for `conv4`, `"layers/2"` for a 3-layer
+    `mlp`) — while the body is meta-learned."""
+    return meta_learner(model, inner_lr=inner_lr, inner_steps=inner_steps, outer=outer,
+                        adapt=lambda path: path.startswith(head + "/"), name="anil",
+                        **options)
+
+
+def _check_supernet(where: str, model: Model) -> None:
+    shape = jax.eval_shape(model.init, jax.random.key(0))
+    if not (isinstance(shape, dict) and set(shape) == {"w", "alpha"}):
+        raise ValueError(f"{where} needs a model whose params are {{'w', 'alpha'}} "
+                         "(see `jnas.meta.supernet_model`)")
+
+
+def metanas(model: Model, *, inner_lr: Any = None, inner_steps: int = 1,
+            outer: str = "reptile", **options: Any) -> MetaLearner:
+    """MetaNAS (Elsken et al. 2020): a DARTS supernet whose weights w and architecture α
+    are both meta-learned; the inner loop adapts (w, α) to each task by gradient steps on
+    its support set (first-order DARTS with the support set as both splits, as few-shot
+    tasks have no separate validation set). `outer="reptile"` is the paper's choice;
+    `"maml"` gives the exact meta-gradient in w and α. `inner_lr` defaults to
+    `{"w": 0.1, "alpha": 0.1}`. `derive(space, adapted_params)` gives the task's cell.
+    """
+    _check_supernet("metanas", model)
+    return meta_learner(model, inner_lr=inner_lr or {"w": 0.1, "alpha": 0.1},
+                        inner_steps=inner_steps, outer=outer, name="metanas", **options)
+
+
+def tnas(model: Model, *, inner_lr: Any = None, inner_steps: int = 1,
+         outer: str = "fomaml", **options: Any) -> MetaLearner:
+    """T-NAS (Lian et al. 2020): meta-learn only α's initialisation (first-order MAML by
+    default); every task adapts α and the weights from the same fixed random init, and
+    the adapted α gives the task's cell (`derive`)."""
+    _check_supernet("tnas", model)
+    return meta_learner(model, inner_lr=inner_lr or {"w": 0.1, "alpha": 0.1},
+                        inner_steps=inner_steps, outer=outer,
+                        meta={"w": False, "alpha": True}, name="tnas", **options)
+
+
+def derive(space: Any, params: dict) -> Any:
+    """The cell with the highest α on every edge of (task-adapted) supernet params."""
+    return space.from_decisions(jnp.argmax(params["alpha"], -1))

@@ -1,0 +1,256 @@
+"""Meta-learners: exact meta-gradients (finite differences in float64), the masks that
+make ANIL / T-NAS, Reptile's and first-order MAML's updates, vmap == unrolled, jit == eager,
+resumable meta-training, NaN detection, learning on the sinusoid."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from jnas import meta
+from jnas.spaces import NB201
+
+
+def _f64(tree):
+    return jax.tree.map(lambda a: a.astype(jnp.float64)
+                        if jnp.issubdtype(a.dtype, jnp.floating) else a, tree)
+
+
+def _grad_of_step(learner, state, tasks):
+    """The outer gradient a step applies, read back through an SGD(1) outer optimiser."""
+    new, _ = jax.jit(learner.step)(state, tasks)
+    return jax.tree.map(lambda a, b: a - b, state.params, new.params)
+
+
+def _meta_loss(learner, params, tasks):
+    return learner.evaluate(params, tasks)["loss_after"].mean()
+
+
+def _check_against_fd(learner, state, tasks, directions, eps=1e-6, rtol=1e-6):
+    """<meta-gradient, d> == central finite difference of the meta-loss along d.
+
+    BN over a tiny batch after a ReLU makes the loss piecewise smooth with steep kinks, so
+    the step is small (1e-7 in float64 still resolves the difference to ~1e-8)."""
+    grad = _grad_of_step(learner, state, tasks)
+    loss = jax.jit(lambda p: _meta_loss(learner, p, tasks))
+    for d in directions:
+        plus = jax.tree.map(lambda p, v: p + eps * v, state.params, d)
+        minus = jax.tree.map(lambda p, v: p - eps * v, state.params, d)
+        fd = (loss(plus) - loss(minus)) / (2 * eps)
+        exact = sum(jnp.vdot(g, v) for g, v in zip(jax.tree.leaves(grad), jax.tree.leaves(d),
+                                                    strict=True))
+        assert abs(float(fd)) > 1e-6  # the direction matters
+        np.testing.assert_allclose(float(exact), float(fd), rtol=rtol, atol=1e-9)
+
+
+def _directions(params, key, n, select=lambda path: True):
+    paths = meta.leaf_paths(params)
+    leaves, treedef = jax.tree.flatten(params)
+    out = []
+    for i in range(n):
+        ks = jax.random.split(jax.random.fold_in(key, i), len(leaves))
+        out.append(treedef.unflatten([
+            jax.random.normal(k, leaf.shape, leaf.dtype) if select(p) else jnp.zeros_like(leaf)
+            for k, leaf, p in zip(ks, leaves, paths, strict=True)]))
+    return out
+
+
+def test_maml_meta_gradient_matches_finite_differences_in_float64(key):
+    with jax.enable_x64(True):
+        learner = meta.maml(meta.mlp((1, 8, 8, 1)), loss="mse", inner_lr=0.05, inner_steps=2,
+                            outer_optimizer=optax.sgd(1.0))
+        state = _f64(learner.init(key))
+        state = state._replace(opt_state=learner.init(key).opt_state)
+        tasks = _f64(meta.task_batch(meta.sinusoid(5, 5), key, 3))
+        _check_against_fd(learner, state, tasks, _directions(state.params, key, 3))
+        # ... and differs from first-order MAML's gradient (second-order terms matter)
+        fo = meta.fomaml(meta.mlp((1, 8, 8, 1)), loss="mse", inner_lr=0.05, inner_steps=2,
+                         outer_optimizer=optax.sgd(1.0))
+        g2 = jax.tree.leaves(_grad_of_step(learner, state, tasks))
+        g1 = jax.tree.leaves(_grad_of_step(fo, state, tasks))
+        assert max(float(jnp.abs(a - b).max()) for a, b in zip(g1, g2, strict=True)) > 1e-4
+
+
+def test_metanas_meta_gradient_in_weights_and_alpha_matches_finite_differences(key):
+    with jax.enable_x64(True):
+        net = meta.supernet_model(NB201(), channels=2, cells_per_stage=1, num_classes=3,
+                                  in_channels=1, alpha_scale=0.5)
+        learner = meta.metanas(net, inner_lr={"w": 0.1, "alpha": 0.5}, inner_steps=1,
+                               outer="maml", outer_optimizer=optax.sgd(1.0), task_map="vmap")
+        state = learner.init(key)
+        state = state._replace(params=_f64(state.params))
+        pool = jax.random.normal(key, (6, 4, 4, 4, 1), jnp.float64)
+        tasks = meta.task_batch(meta.few_shot(pool, ways=3, shots=1, queries=2), key, 2)
+        directions = [*_directions(state.params, key, 2, lambda p: p == "alpha"),
+                      *_directions(state.params, key, 1)]
+        _check_against_fd(learner, state, tasks, directions, eps=1e-7, rtol=1e-5)
+
+
+def test_fomaml_uses_the_query_gradient_at_the_adapted_weights(key):
+    learner = meta.fomaml(meta.mlp((1, 8, 1)), loss="mse", inner_lr=0.05, inner_steps=3,
+                          outer_optimizer=optax.sgd(1.0))
+    state = learner.init(key)
+    tasks = meta.task_batch(meta.sinusoid(5, 5), key, 4)
+    grads = [jax.grad(lambda p, t=t: meta.mse(meta.mlp((1, 8, 1)).apply(p, t.query_x),
+                                              t.query_y)[0])(learner.adapt(state.params, t))
+             for t in (jax.tree.map(lambda a, i=i: a[i], tasks) for i in range(4))]
+    expected = jax.tree.map(lambda *g: sum(g) / 4, *grads)
+    got = _grad_of_step(learner, state, tasks)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(expected), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_adapt_is_plain_sgd_on_the_support_set(key):
+    model = meta.mlp((1, 8, 1))
+    learner = meta.maml(model, loss="mse", inner_lr=0.05, inner_steps=2)
+    params = model.init(key)
+    task = meta.sinusoid(5, 5)(key)
+    p = params
+    for _ in range(2):
+        g = jax.grad(lambda q: meta.mse(model.apply(q, task.support_x), task.support_y)[0])(p)
+        p = jax.tree.map(lambda a, b: a - 0.05 * b, p, g)
+    for a, b in zip(jax.tree.leaves(learner.adapt(params, task)), jax.tree.leaves(p),
+                    strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_reptile_moves_towards_the_mean_adapted_weights(key):
+    learner = meta.reptile(meta.mlp((1, 8, 1)), loss="mse", inner_lr=0.05, inner_steps=3,
+                           outer_optimizer=optax.sgd(0.5))
+    state = learner.init(key)
+    tasks = meta.task_batch(meta.sinusoid(5, 5), key, 4)
+    adapted = [learner.adapt(state.params, jax.tree.map(lambda a, i=i: a[i], tasks))
+               for i in range(4)]
+    mean = jax.tree.map(lambda *a: sum(a) / 4, *adapted)
+    expected = jax.tree.map(lambda t, m: t + 0.5 * (m - t), state.params, mean)
+    new, _ = learner.step(state, tasks)
+    for a, b in zip(jax.tree.leaves(new.params), jax.tree.leaves(expected), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_anil_adapts_only_the_head(key):
+    learner = meta.anil(meta.conv4(3, channels=4), inner_lr=0.5)
+    params = jax.jit(learner.init)(key).params
+    pool = jax.random.uniform(key, (5, 4, 8, 8, 1))
+    task = meta.few_shot(pool, ways=3, shots=1, queries=1)(key)
+    adapted = learner.adapt(params, task)
+    for path, a, b in zip(meta.leaf_paths(params), jax.tree.leaves(params),
+                          jax.tree.leaves(adapted), strict=True):
+        assert np.array_equal(a, b) != path.startswith("head/"), path
+
+
+def test_tnas_meta_learns_only_alpha_and_adapts_both(key):
+    net = meta.supernet_model(NB201(), channels=2, cells_per_stage=1, num_classes=3,
+                              in_channels=1)
+    learner = meta.tnas(net, inner_lr={"w": 0.1, "alpha": 0.5})
+    state = learner.init(key)
+    pool = jax.random.uniform(key, (5, 4, 6, 6, 1))
+    tasks = meta.task_batch(meta.few_shot(pool, ways=3, shots=1, queries=1), key, 2)
+    new, _ = jax.jit(learner.step)(state, tasks)
+    for a, b in zip(jax.tree.leaves(state.params["w"]), jax.tree.leaves(new.params["w"]),
+                    strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not np.allclose(state.params["alpha"], new.params["alpha"])
+    adapted = learner.adapt(state.params, jax.tree.map(lambda a: a[0], tasks))
+    assert not np.allclose(adapted["alpha"], state.params["alpha"])
+    assert any(not np.allclose(a, b) for a, b in zip(jax.tree.leaves(adapted["w"]),
+                                                     jax.tree.leaves(state.params["w"]),
+                                                     strict=True))
+    cell = meta.derive(NB201(), adapted)
+    np.testing.assert_array_equal(NB201().to_decisions(cell),
+                                  np.argmax(adapted["alpha"], -1))
+
+
+@pytest.mark.parametrize("method", ["maml", "reptile", "protonet"])
+def test_vmapped_tasks_equal_unrolled_tasks_and_jit_equals_eager(key, method):
+    pool = jax.random.uniform(key, (6, 5, 8, 8, 1))
+    tasks = meta.task_batch(meta.few_shot(pool, ways=3, shots=2, queries=2), key, 3)
+
+    def make(task_map):  # SGD outside: Adam would blow float noise in the zero gradients of
+        # the conv biases before BN up to +-lr
+        if method == "protonet":
+            return meta.protonet(meta.conv4(None, channels=4), 3, task_map=task_map,
+                                 optimizer=optax.sgd(0.1))
+        return getattr(meta, method)(meta.conv4(3, channels=4), inner_lr=0.3,
+                                     inner_steps=2, task_map=task_map,
+                                     outer_optimizer=optax.sgd(0.1))
+
+    v, u = make("vmap"), make("unroll")
+    state = v.init(key)
+    sv, mv = jax.jit(v.step)(state, tasks)
+    su, mu = u.step(state, tasks)
+    for a, b in zip(jax.tree.leaves((sv, mv)), jax.tree.leaves((su, mu)), strict=True):
+        np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-6)
+    ev, eu = v.evaluate(state.params, tasks), jax.jit(u.evaluate)(state.params, tasks)
+    for k in ev:
+        np.testing.assert_allclose(ev[k], eu[k], rtol=2e-4, atol=1e-6)
+
+
+def test_protonet_logits_are_negative_squared_distances_to_prototypes(key):
+    embed = meta.conv4(None, channels=4)
+    learner = meta.protonet(embed, 3)
+    params = learner.init(key).params
+    pool = jax.random.uniform(key, (5, 6, 8, 8, 1))
+    task = meta.few_shot(pool, ways=3, shots=2, queries=3)(key)
+    zs, zq = embed.apply(params, task.support_x), embed.apply(params, task.query_x)
+    protos = jnp.stack([zs[task.support_y == c].mean(0) for c in range(3)])
+    logits = -((zq[:, None] - protos[None]) ** 2).sum(-1)
+    expected = optax.softmax_cross_entropy_with_integer_labels(logits, task.query_y).mean()
+    got = learner.evaluate(params, jax.tree.map(lambda a: a[None], task))["loss_after"][0]
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
+def test_maml_learns_the_sinusoid_and_beats_its_initialisation(key):
+    learner = meta.maml(meta.mlp(), loss="mse", inner_lr=0.01, inner_steps=1)
+    sampler = meta.sinusoid(10, 10)
+    state, records = meta.meta_train(learner, sampler, key, steps=1500, meta_batch=25,
+                                     log_every=500)
+    assert records[-1]["loss"] < records[0]["loss"]
+    result = meta.evaluate_tasks(learner, state.params, sampler, jax.random.key(7),
+                                 num_tasks=200)
+    before, after = result["loss_before"], result["loss_after"]
+    assert after[0] + after[1] < before[0] - before[1]  # CIs apart
+    assert after[0] < 0.6 * before[0]
+
+
+def test_meta_train_resumes_to_the_same_state_and_records(key, tmp_path):
+    learner = meta.maml(meta.mlp((1, 8, 1)), loss="mse", inner_lr=0.02)
+    sampler = meta.sinusoid(5, 5)
+    full, full_records = meta.meta_train(learner, sampler, key, steps=6, meta_batch=4,
+                                         log_every=2, out=tmp_path / "a")
+    meta.meta_train(learner, sampler, key, steps=4, meta_batch=4, log_every=2,
+                    out=tmp_path / "b")
+    resumed, records = meta.meta_train(learner, sampler, key, steps=6, meta_batch=4,
+                                       log_every=2, out=tmp_path / "b", resume=True)
+    assert records == full_records
+    assert len(records) == 3
+    for a, b in zip(jax.tree.leaves(full), jax.tree.leaves(resumed), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_nan_losses_stop_meta_training(key):
+    learner = meta.maml(meta.mlp((1, 8, 1)), loss="mse", inner_lr=1e30)
+    with pytest.raises(FloatingPointError, match="non-finite `loss`"):
+        meta.meta_train(learner, meta.sinusoid(5, 5), key, steps=4, meta_batch=2,
+                        log_every=2)
+
+
+def test_bad_configurations_fail_early_with_the_argument_named():
+    model = meta.mlp((1, 4, 1))
+    with pytest.raises(ValueError, match="inner_steps"):
+        meta.maml(model, inner_steps=0)
+    with pytest.raises(ValueError, match="outer"):
+        meta.meta_learner(model, outer="sgd")
+    with pytest.raises(ValueError, match="inner_lr"):
+        meta.maml(model, inner_lr=-1.0)
+    with pytest.raises(ValueError, match="selects no parameters"):
+        meta.anil(model, head="nothing")
+    with pytest.raises(ValueError, match="loss"):
+        meta.maml(model, loss="hinge")
+    with pytest.raises(ValueError, match="task_map"):
+        meta.maml(model, task_map="pmap")
+    with pytest.raises(ValueError, match="'w', 'alpha'"):
+        meta.metanas(model)
+    with pytest.raises(ValueError, match="`ways`"):
+        meta.protonet(meta.conv4(None), 1)

@@ -25,7 +25,7 @@ def _records(path):
 def test_help_lists_subcommands():
     out = _run("--help")
     assert out.returncode == 0
-    for command in ("demo", "oneshot", "train", "spaces", "bench"):
+    for command in ("demo", "oneshot", "train", "spaces", "bench", "meta"):
         assert command in out.stdout
     out = _run("oneshot", "--help")
     assert out.returncode == 0
@@ -38,6 +38,8 @@ def test_help_lists_subcommands():
     (("oneshot", "darts-v3"), "invalid choice: 'darts-v3'"),
     (("oneshot", "gdas", "--epochs", "0"), "must be an integer >= 1"),
     (("train", "|bogus~0|"), "error"),
+    (("meta", "protonet", "--dataset", "sinusoid"), "protonet needs image tasks"),
+    (("meta", "maml", "--omniglot", "/nonexistent"), "/nonexistent/images_background_small1"),
     (("oneshot", "gdas", "--dataset", "cifar10", "--data-dir", "/nonexistent/tfds"),
      "not prepared in '/nonexistent/tfds'"),
 ])
@@ -160,3 +162,25 @@ def test_search_command_on_the_table_and_by_training(tmp_path, nasbench_dir):
     evaluations = _records(tmp_path / "r" / "evaluations.jsonl")
     assert len(evaluations) == 2
     assert all(0 <= e["fitness"] <= 100 for e in evaluations)
+
+
+def test_meta_command_on_the_sinusoid(tmp_path):
+    out = _run("meta", "maml", "--dataset", "sinusoid", "--shots", "5", "--steps", "40",
+               "--meta-batch", "4", "--test-tasks", "20", "--out", str(tmp_path / "m"))
+    assert out.returncode == 0, out.stderr
+    assert "MSE  after adaptation" in out.stdout
+    summary = json.loads((tmp_path / "m" / "summary.json").read_text())
+    assert summary["test_tasks"] == 20
+    assert summary["test"]["loss_after"]["mean"] > 0
+    assert len(_records(tmp_path / "m" / "records.jsonl")) == 1
+
+
+@pytest.mark.slow  # compiles a supernet's unrolled inner loop for training and evaluation
+def test_meta_command_metanas_on_digits_prints_the_task_cell(tmp_path):
+    out = _run("meta", "metanas", "--dataset", "digits", "--ways", "3", "--steps", "2",
+               "--meta-batch", "2", "--test-tasks", "4", "--out", str(tmp_path / "n"))
+    assert out.returncode == 0, out.stderr
+    summary = json.loads((tmp_path / "n" / "summary.json").read_text())
+    assert summary["classes"] == {"meta_train": 5, "meta_test": 5}
+    assert summary["cell_first_test_task"].count("~") == 6  # an NB201 cell
+    assert 0 <= summary["test"]["metric_after"]["mean"] <= 1

@@ -63,14 +63,16 @@ def task_sources(dataset: str, *, ways: int, shots: int, queries: int,
 
 
 def make_learner(method: str, *, image: bool, ways: int, steps: int,
-                 inner_steps: int | None = None, channels: int = 64) -> Any:
+                 inner_steps: int | None = None, channels: int = 64,
+                 task_map: str = "auto") -> Any:
     """`method` with the settings of its paper for Omniglot (image tasks) or the sinusoid.
 
     MAML/FOMAML/ANIL: inner SGD 0.4, 1 step (3 at test) for images; 0.01, 1 step for the
     sinusoid (Finn et al.); Adam 1e-3 outer. Reptile: 5 inner SGD steps (10 at test), outer
     step size 1 annealed linearly to 0 (Nichol et al.). ProtoNets: Adam 1e-3. MetaNAS and
     T-NAS: an NB201 supernet (C=8, one cell per stage, ~99k weights against conv4's ~112k)
-    adapted in w and α.
+    adapted in w and α with MAML's inner settings and a first-order outer step (the
+    paper's Reptile outer loop is `jnas.meta.metanas(outer="reptile")`).
     """
     from jnas import meta
 
@@ -84,23 +86,24 @@ def make_learner(method: str, *, image: bool, ways: int, steps: int,
     k = inner_steps or 1
     test_steps = 3 * k if image else k
     if method == "protonet":
-        return meta.protonet(meta.conv4(None, channels=channels), ways)
+        return meta.protonet(meta.conv4(None, channels=channels), ways, task_map=task_map)
     if method in ("maml", "fomaml", "anil"):
         maker = getattr(meta, method)
         extra = {"head": "head" if image else "layers/2"} if method == "anil" else {}
         return maker(model, inner_lr=lr, inner_steps=k, eval_inner_steps=test_steps,
-                     loss=loss, **extra)
+                     loss=loss, task_map=task_map, **extra)
     if method == "reptile":
         k = inner_steps or 5
         return meta.reptile(model, inner_lr=0.1 if image else 0.01, inner_steps=k,
-                            eval_inner_steps=2 * k, loss=loss,
+                            eval_inner_steps=2 * k, loss=loss, task_map=task_map,
                             outer_optimizer=optax.sgd(optax.linear_schedule(1.0, 0.0, steps)))
     from jnas.spaces import NB201
 
     net = meta.supernet_model(NB201(), channels=8, cells_per_stage=1, num_classes=ways,
                               in_channels=1)
     return getattr(meta, method)(net, inner_lr={"w": 0.4, "alpha": 0.4}, inner_steps=k,
-                                 eval_inner_steps=test_steps, outer="fomaml")
+                                 eval_inner_steps=test_steps, outer="fomaml",
+                                 task_map=task_map)
 
 
 def run_meta(method: str, dataset: str, *, ways: int = 5, shots: int = 1, queries: int = 15,

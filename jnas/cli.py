@@ -133,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="task source (default: omniglot)")
     meta.add_argument("--omniglot", default=None, help="folder of images_background_small"
                       "{1,2}.zip (default: ../shared/omniglot)")
+    meta.add_argument("--data-dir", default=None, help="TFDS data_dir for --dataset "
+                      "omniglot-tfds (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)")
     meta.add_argument("--ways", type=_positive_int, default=5, help="classes per task "
                       "(default: 5)")
     meta.add_argument("--shots", type=_positive_int, default=1,

@@ -14,17 +14,20 @@ import optax
 from jnas.commands._common import progress
 
 METHODS = ("maml", "fomaml", "reptile", "anil", "protonet", "metanas", "tnas")
-DATASETS = ("sinusoid", "omniglot", "digits")
+DATASETS = ("sinusoid", "omniglot", "omniglot-tfds", "digits")
 OMNIGLOT_DIR = pathlib.Path(__file__).resolve().parents[2] / ".." / "shared" / "omniglot"
 
 
 def task_sources(dataset: str, *, ways: int, shots: int, queries: int,
-                 omniglot_dir: str | pathlib.Path | None = None, seed: int = 0) -> dict:
+                 omniglot_dir: str | pathlib.Path | None = None,
+                 data_dir: str | None = None) -> dict:
     """{"train", "test": task samplers with disjoint classes, "image": bool}.
 
     - sinusoid: Finn et al.'s regression tasks (train and test from the same distribution);
     - omniglot: meta-train on every character of images_background_small1, meta-test on
       the alphabets of images_background_small2 that small1 lacks; rotations as classes;
+    - omniglot-tfds: a prepared TFDS `omniglot` (`data_dir`), meta-train on its `train`
+      (background) characters, meta-test on `test` (evaluation), rotations as classes;
     - digits: scikit-learn's digits, classes 0-4 to meta-train, 5-9 to meta-test.
     """
     from jnas import meta
@@ -43,6 +46,13 @@ def task_sources(dataset: str, *, ways: int, shots: int, queries: int,
                                         "holding images_background_small{1,2}.zip")
         train = omniglot(small1)
         test = omniglot(small2, exclude=omniglot_alphabets(small1))
+        return {"train": meta.few_shot(train.images, ways, shots, queries),
+                "test": meta.few_shot(test.images, ways, shots, queries), "image": True,
+                "classes": (len(train.names), len(test.names))}
+    if dataset == "omniglot-tfds":
+        from jnas.data import omniglot_tfds
+
+        train, test = (omniglot_tfds(s, data_dir=data_dir) for s in ("train", "test"))
         return {"train": meta.few_shot(train.images, ways, shots, queries),
                 "test": meta.few_shot(test.images, ways, shots, queries), "image": True,
                 "classes": (len(train.names), len(test.names))}
@@ -110,13 +120,13 @@ def run_meta(method: str, dataset: str, *, ways: int = 5, shots: int = 1, querie
              steps: int = 1000, meta_batch: int = 16, test_tasks: int = 600,
              inner_steps: int | None = None, seed: int = 0, out: str | pathlib.Path,
              resume: bool = False, omniglot_dir: str | None = None,
-             log_every: int = 100) -> dict:
+             data_dir: str | None = None, log_every: int = 100) -> dict:
     """Meta-train `method` on `dataset`, evaluate on `test_tasks` held-out tasks; writes
     records, checkpoints and `summary.json` under `out` and returns the summary."""
     from jnas import meta
 
     source = task_sources(dataset, ways=ways, shots=shots, queries=queries,
-                          omniglot_dir=omniglot_dir)
+                          omniglot_dir=omniglot_dir, data_dir=data_dir)
     learner = make_learner(method, image=source["image"], ways=ways, steps=steps,
                            inner_steps=inner_steps)
     out = pathlib.Path(out)
@@ -158,7 +168,8 @@ def cmd_meta(args: Any) -> int:
     s = run_meta(args.method, args.dataset, ways=args.ways, shots=args.shots,
                  queries=args.queries, steps=args.steps, meta_batch=args.meta_batch,
                  test_tasks=args.test_tasks, inner_steps=args.inner_steps, seed=args.seed,
-                 out=args.out, resume=args.resume, omniglot_dir=args.omniglot)
+                 out=args.out, resume=args.resume, omniglot_dir=args.omniglot,
+                 data_dir=args.data_dir)
     metric = "MSE" if args.dataset == "sinusoid" else "accuracy"
     print(f"{args.method} on {args.dataset}, {s['test_tasks']} held-out tasks "
           f"(mean ± 95% CI):")

@@ -11,7 +11,13 @@ from jnas.data._arrays import (
     upsample,
 )
 from jnas.data._digits import digits
-from jnas.data._omniglot import ClassImages, class_images, omniglot, omniglot_alphabets
+from jnas.data._omniglot import (
+    ClassImages,
+    class_images,
+    omniglot,
+    omniglot_alphabets,
+    omniglot_tfds,
+)
 from jnas.data._tfds import (
     TFDS_NAMES,
     DatasetNotPrepared,
@@ -34,6 +40,7 @@ __all__ = [
     "normalize",
     "omniglot",
     "omniglot_alphabets",
+    "omniglot_tfds",
     "random_crop_flip",
     "stratified_halves",
     "tfds_arrays",

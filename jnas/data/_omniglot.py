@@ -25,12 +25,25 @@ class ClassImages(NamedTuple):
     names: tuple[str, ...]
 
 
+def _resized(im, size: int) -> np.ndarray:
+    from PIL import Image
+
+    im = im.convert("L").resize((size, size), resample=Image.Resampling.LANCZOS)
+    return 1.0 - np.asarray(im, np.float32) / 255.0  # ink = 1, paper = 0
+
+
 def _decode(data: bytes, size: int) -> np.ndarray:
     from PIL import Image
 
     with Image.open(io.BytesIO(data)) as im:
-        im = im.convert("L").resize((size, size), resample=Image.Resampling.LANCZOS)
-        return 1.0 - np.asarray(im, np.float32) / 255.0  # ink = 1, paper = 0
+        return _resized(im, size)
+
+
+def _with_rotations(pool: ClassImages) -> ClassImages:
+    """Each class rotated by 90/180/270 degrees appended as a new class (`name@90`...)."""
+    images = np.concatenate([np.rot90(pool.images, r, axes=(2, 3)) for r in ROTATIONS])
+    names = tuple(f"{n}@{90 * r}" if r else n for r in ROTATIONS for n in pool.names)
+    return ClassImages(np.ascontiguousarray(images), names)
 
 
 def _read_files(path: pathlib.Path) -> dict[tuple[str, str], list[tuple[str, bytes]]]:
@@ -85,11 +98,24 @@ def omniglot(path: str | pathlib.Path, *, size: int = 28, rotations: bool = True
     per_class = min(counts)
     images = np.stack([np.stack([_decode(data, size) for _, data in sorted(files[k])[:per_class]])
                        for k in keys])[..., None]
-    names = tuple(f"{a}/{c}" for a, c in keys)
-    if rotations:
-        images = np.concatenate([np.rot90(images, r, axes=(2, 3)) for r in ROTATIONS])
-        names = tuple(f"{n}@{90 * r}" if r else n for r in ROTATIONS for n in names)
-    return ClassImages(np.ascontiguousarray(images), names)
+    pool = ClassImages(images, tuple(f"{a}/{c}" for a, c in keys))
+    return _with_rotations(pool) if rotations else pool
+
+
+def omniglot_tfds(split: str, *, data_dir: str | None = None, size: int = 28,
+                  rotations: bool = True) -> ClassImages:
+    """Omniglot from a prepared TFDS `omniglot` (`train` = background, `test` = evaluation
+    alphabets, `small1`, `small2`), read without TensorFlow; classes are TFDS's character
+    labels, images treated as the zips' are."""
+    from PIL import Image
+
+    from jnas.data._tfds import tfds_arrays
+
+    x, y = tfds_arrays("omniglot", split, data_dir=data_dir)
+    gray = np.stack([_resized(Image.fromarray(np.ascontiguousarray(im[..., 0])), size)
+                     for im in x])[..., None]
+    pool = class_images(gray, y)
+    return _with_rotations(pool) if rotations else pool
 
 
 def omniglot_alphabets(path: str | pathlib.Path) -> tuple[str, ...]:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from jnas import meta
-from jnas.data import class_images, omniglot, omniglot_alphabets
+from jnas.data import class_images, omniglot, omniglot_alphabets, omniglot_tfds
 
 OMNIGLOT = pathlib.Path(__file__).resolve().parents[2] / ".." / "shared" / "omniglot"
 
@@ -166,3 +166,22 @@ def test_omniglot_background_small_splits_are_class_disjoint(omniglot_dir):
     assert not {n.split("/")[0] for n in train.names} & {n.split("/")[0] for n in test.names}
     ink = train.images.mean()
     assert 0.03 < ink < 0.2  # strokes on white paper, inverted
+
+
+def test_omniglot_from_tfds_mock_data_gives_classes_of_28x28_images():
+    tfds = pytest.importorskip("tensorflow_datasets")
+    with tfds.testing.mock_data(num_examples=40):
+        pool = omniglot_tfds("train")
+    assert pool.images.shape[2:] == (28, 28, 1)
+    assert pool.images.dtype == np.float32
+    assert pool.images.shape[0] % 4 == 0  # rotations
+    assert pool.images.shape[0] // 4 == len({n for n in pool.names if "@" not in n})
+    assert 0.0 <= float(pool.images.min())
+    assert float(pool.images.max()) <= 1.0
+
+
+def test_tfds_omniglot_not_prepared_names_the_directory(tmp_path):
+    from jnas.data import DatasetNotPrepared
+
+    with pytest.raises(DatasetNotPrepared, match=str(tmp_path)):
+        omniglot_tfds("train", data_dir=str(tmp_path))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+from collections.abc import Callable
 from typing import Any
 
 
@@ -73,3 +74,21 @@ class RunDir:
 
     def _write(self, records: list[dict]) -> None:
         self.records_path.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+def open_run(out: str | pathlib.Path | None, resume: bool, init: Callable[[Any], Any],
+             key: Any) -> tuple[RunDir | None, int, Any, list[dict]]:
+    """(run dir or None, units done, state, their records) for a run that starts afresh
+    with `jit(init)(key)` or, with `resume=True`, from `out`'s latest checkpoint."""
+    import jax
+
+    run, start, state, records = None, 0, None, []
+    if out is not None:
+        run = RunDir(out)
+        if resume:
+            start, state, records = run.restore(jax.eval_shape(init, key))
+        else:
+            run.reset()
+    if state is None:
+        state = jax.jit(init)(key)
+    return run, start, state, records

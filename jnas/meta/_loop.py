@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jnas._steps import stepper
-from jnas.checkpoint import RunDir
+from jnas.checkpoint import open_run
 from jnas.meta._core import MetaLearner, MetaState
 from jnas.meta._tasks import TaskSampler, task_batch
 from jnas.oneshot._loop import check_finite
@@ -45,15 +45,7 @@ def meta_train(learner: MetaLearner, sampler: TaskSampler, key: jax.Array, *, st
     k_init, k_steps = jax.random.split(key)
     chunk = _chunk_fn(learner, sampler, meta_batch, steps_mode)
     chunks = math.ceil(steps / log_every)
-    start, state, run, records = 0, None, None, []
-    if out is not None:
-        run = RunDir(out)
-        if resume:
-            start, state, records = run.restore(jax.eval_shape(learner.init, k_init))
-        else:
-            run.reset()
-    if state is None:
-        state = jax.jit(learner.init)(k_init)
+    run, start, state, records = open_run(out, resume, learner.init, k_init)
     for c in range(start, chunks):
         first, last = c * log_every, min((c + 1) * log_every, steps)
         keys = jax.vmap(lambda s: jax.random.fold_in(k_steps, s))(jnp.arange(first, last))

@@ -12,7 +12,7 @@ import jax
 import numpy as np
 
 from jnas._steps import stepper
-from jnas.checkpoint import RunDir
+from jnas.checkpoint import open_run
 from jnas.data import Split, batch_indices
 from jnas.oneshot._base import OneShot, OneShotState
 
@@ -95,16 +95,7 @@ def search(method: OneShot, key: jax.Array, train: Split, valid: Split, *, epoch
     derive_batch = (valid.x[:batch_size], valid.y[:batch_size])
     epoch = epoch_fn(method, batch_size, augment, steps_mode)
     derive = jax.jit(method.derive)
-    records: list[dict] = []
-    start, state, run = 0, None, None
-    if out is not None:
-        run = RunDir(out)
-        if resume:
-            start, state, records = run.restore(jax.eval_shape(method.init, k_init))
-        else:
-            run.reset()
-    if state is None:
-        state = jax.jit(method.init)(k_init)
+    run, start, state, records = open_run(out, resume, method.init, k_init)
     for e in range(start, epochs):
         state, metrics = epoch(state, jax.random.fold_in(k_epochs, e), train, valid)
         check_finite(metrics, e)

@@ -118,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--channels", type=_positive_int, default=16, help="default: 16")
     train.add_argument("--cells", type=_positive_int, default=2,
                        help="cells per stage N (NB201: 5; default: 2)")
+    train.add_argument("--stream", action="store_true",
+                       help="keep the training data on the host and stream prefetched "
+                       "batches to the device (for data larger than device memory)")
     train.add_argument("--out", default="out/train", help="default: out/train")
     train.set_defaults(func=cmd_train)
 

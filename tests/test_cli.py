@@ -95,10 +95,19 @@ def test_oneshot_and_train_commands(tmp_path):
     assert json.loads((tmp_path / "t" / "summary.json").read_text())["arch"] == arch
 
 
-def test_killed_search_resumes_to_the_records_of_an_uninterrupted_run(tmp_path):
-    """SIGKILL a one-shot search at random points (>= 5 kills), resume each time; the
-    final records equal an uninterrupted run's: nothing lost, nothing repeated."""
-    args = ["oneshot", "darts-v1", "--epochs", "10", "--channels", "4", "--batch-size", "64"]
+TRAIN_CELL = ("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|"
+              "nor_conv_3x3~1|nor_conv_1x1~2|")
+
+
+@pytest.mark.parametrize("args", [
+    pytest.param(["oneshot", "darts-v1", "--epochs", "10", "--channels", "4",
+                  "--batch-size", "64"], id="oneshot-search"),
+    pytest.param(["train", TRAIN_CELL, "--epochs", "12", "--channels", "4", "--cells", "1",
+                  "--stream"], id="train-streamed"),
+])
+def test_killed_run_resumes_to_the_records_of_an_uninterrupted_run(tmp_path, args):
+    """SIGKILL a run at random points (>= 5 kills), resume each time; the final records
+    equal an uninterrupted run's: nothing lost, nothing repeated."""
     env = {**os.environ, "JNAS_XLA_CACHE": str(tmp_path / "xla")}
     done = _run(*args, "--out", str(tmp_path / "full"), env=env)
     assert done.returncode == 0, done.stderr

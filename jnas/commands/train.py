@@ -13,10 +13,14 @@ from jnas.commands._common import progress
 def run_train(arch: str, dataset: str = "digits", *, seed: int = 0, epochs: int = 20,
               batch_size: int = 64, lr: float = 0.05, channels: int = 16,
               cells_per_stage: int = 2, out: str | pathlib.Path = "out/train",
-              resume: bool = False, data_dir: str | None = None, quiet: bool = False) -> dict:
+              resume: bool = False, data_dir: str | None = None, stream: bool = False,
+              quiet: bool = False) -> dict:
     """Train the NB201 network of cell `arch` (NB201 string) on `train_full`; evaluate on
-    `test` every epoch. Records, checkpoints and `summary.json` go under `out`."""
+    `test` every epoch. Records, checkpoints and `summary.json` go under `out`. With
+    `stream`, the training data stays on the host and batches are streamed to the device.
+    """
     import jax
+    import numpy as np
     from flax import nnx
 
     from jnas import data
@@ -35,7 +39,10 @@ def run_train(arch: str, dataset: str = "digits", *, seed: int = 0, epochs: int 
                          augment=dataset != "digits")
     show = progress(f"train on {dataset}", "epochs")
     start = time.perf_counter()
-    _, records = train(model, k_train, splits["train_full"], config, test=splits["test"],
+    train_data = splits["train_full"]
+    if stream:
+        train_data = data.ArraySource(np.asarray(train_data.x), np.asarray(train_data.y))
+    _, records = train(model, k_train, train_data, config, test=splits["test"],
                        out=out, resume=resume,
                        on_epoch=None if quiet else lambda r: show(r["epoch"] + 1, epochs))
     summary = {"arch": arch, "dataset": dataset, "seed": seed, "epochs": epochs,
@@ -50,7 +57,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     summary = run_train(args.arch, args.dataset, seed=args.seed, epochs=args.epochs,
                         batch_size=args.batch_size, lr=args.lr, channels=args.channels,
                         cells_per_stage=args.cells, out=args.out, resume=args.resume,
-                        data_dir=args.data_dir)
+                        data_dir=args.data_dir, stream=args.stream)
     print(f"{summary['arch']} on {summary['dataset']}: test accuracy "
           f"{100 * summary['test_acc']:.2f}% after {summary['epochs']} epochs "
           f"({summary['train_s']}s)")

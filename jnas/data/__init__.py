@@ -1,5 +1,5 @@
 """Datasets as device-ready arrays: bundled digits, Omniglot zips, TFDS (offline), splits,
-augmentation."""
+augmentation; and host sources streamed to the device for data that does not fit."""
 
 from jnas.data._arrays import (
     Split,
@@ -18,9 +18,11 @@ from jnas.data._omniglot import (
     omniglot_alphabets,
     omniglot_tfds,
 )
+from jnas.data._stream import ArraySource, HostSource, chunks, stream
 from jnas.data._tfds import (
     TFDS_NAMES,
     DatasetNotPrepared,
+    TFDSSource,
     load_dataset,
     nb201_splits,
     tfds_arrays,
@@ -28,11 +30,15 @@ from jnas.data._tfds import (
 
 __all__ = [
     "TFDS_NAMES",
+    "ArraySource",
     "ClassImages",
     "DatasetNotPrepared",
+    "HostSource",
     "Split",
+    "TFDSSource",
     "batch_indices",
     "channel_stats",
+    "chunks",
     "class_images",
     "digits",
     "load_dataset",
@@ -43,6 +49,7 @@ __all__ = [
     "omniglot_tfds",
     "random_crop_flip",
     "stratified_halves",
+    "stream",
     "tfds_arrays",
     "upsample",
 ]

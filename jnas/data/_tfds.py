@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import jax
 import numpy as np
@@ -26,6 +27,41 @@ def default_tfds_dir() -> str:
     return os.environ.get("TFDS_DATA_DIR", os.path.expanduser("~/tensorflow_datasets"))
 
 
+def _open(where: str, name: str, split: str, data_dir: str | None) -> tuple[Any, str]:
+    """The `tfds.data_source` of a prepared split, or `DatasetNotPrepared` saying how to
+    prepare it."""
+    import tensorflow_datasets as tfds
+
+    if name not in TFDS_NAMES:
+        raise ValueError(f"{where}: unknown dataset `name` {name!r}; expected one of "
+                         f"{', '.join(sorted(TFDS_NAMES))}")
+    tfds_name = TFDS_NAMES[name]
+    data_dir = data_dir or default_tfds_dir()
+    try:
+        source = tfds.data_source(tfds_name, split=split, data_dir=data_dir, download=False)
+        size = len(source)
+        if size:
+            source[0]  # reading one record finds a wrong format early
+    except Exception as e:  # tfds raises several types for "not there" and "wrong format"
+        raise DatasetNotPrepared(
+            f"TFDS dataset {tfds_name!r} (split {split!r}) is not prepared in {data_dir!r} "
+            f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). Prepare it "
+            f"once on a machine with internet: `tfds build {tfds_name} "
+            f"--file_format=array_record --data_dir {data_dir}` and copy the folder here, "
+            "or set TFDS_DATA_DIR / pass data_dir.") from e
+    if not size:
+        raise DatasetNotPrepared(f"TFDS split {tfds_name}:{split} in {data_dir!r} is empty")
+    return source, tfds_name
+
+
+def _decode(records: list[dict], image_key: str, label_key: str) -> tuple[np.ndarray,
+                                                                         np.ndarray]:
+    x = np.stack([np.asarray(r[image_key]) for r in records])
+    if x.ndim == 3:
+        x = x[..., None]
+    return x, np.asarray([r[label_key] for r in records], np.int32)
+
+
 def tfds_arrays(name: str, split: str, *, data_dir: str | None = None,
                 image_key: str = "image", label_key: str = "label") -> tuple[np.ndarray,
                                                                              np.ndarray]:
@@ -35,30 +71,34 @@ def tfds_arrays(name: str, split: str, *, data_dir: str | None = None,
     that is not prepared raises `DatasetNotPrepared` naming the directory searched and
     how to prepare it.
     """
-    import tensorflow_datasets as tfds
+    source, _ = _open("tfds_arrays", name, split, data_dir)
+    return _decode([source[i] for i in range(len(source))], image_key, label_key)
 
-    if name not in TFDS_NAMES:
-        raise ValueError(f"tfds_arrays: unknown dataset `name` {name!r}; expected one of "
-                         f"{', '.join(sorted(TFDS_NAMES))}")
-    tfds_name = TFDS_NAMES[name]
-    data_dir = data_dir or default_tfds_dir()
-    try:
-        source = tfds.data_source(tfds_name, split=split, data_dir=data_dir, download=False)
-        records = [source[i] for i in range(len(source))]
-    except Exception as e:  # tfds raises several types for "not there" and "wrong format"
-        raise DatasetNotPrepared(
-            f"TFDS dataset {tfds_name!r} (split {split!r}) is not prepared in {data_dir!r} "
-            f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). Prepare it "
-            f"once on a machine with internet: `tfds build {tfds_name} "
-            f"--file_format=array_record --data_dir {data_dir}` and copy the folder here, "
-            "or set TFDS_DATA_DIR / pass data_dir.") from e
-    if not records:
-        raise DatasetNotPrepared(f"TFDS split {tfds_name}:{split} in {data_dir!r} is empty")
-    x = np.stack([np.asarray(r[image_key]) for r in records])
-    if x.ndim == 3:
-        x = x[..., None]
-    y = np.asarray([r[label_key] for r in records], np.int32)
-    return x, y
+
+class TFDSSource:
+    """A prepared TFDS split as a `HostSource`: records are read and decoded per batch,
+    so the dataset never has to fit in memory. Images become float32 in [0, 1], then
+    `(x - mean) / std` per channel when `mean` and `std` are given (use the training
+    split's statistics)."""
+
+    def __init__(self, name: str, split: str, *, data_dir: str | None = None,
+                 mean: np.ndarray | None = None, std: np.ndarray | None = None,
+                 image_key: str = "image", label_key: str = "label") -> None:
+        if (mean is None) != (std is None):
+            raise ValueError("TFDSSource: give both `mean` and `std`, or neither")
+        self._source, self.name = _open("TFDSSource", name, split, data_dir)
+        self.split, self.mean, self.std = split, mean, std
+        self._keys = (image_key, label_key)
+
+    def __len__(self) -> int:
+        return len(self._source)
+
+    def batch(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x, y = _decode([self._source[int(i)] for i in indices], *self._keys)
+        x = x.astype(np.float32) / 255.0
+        if self.mean is not None:
+            x = normalize(x, self.mean, self.std)
+        return x, y
 
 
 def nb201_splits(name: str, key: jax.Array, *, data_dir: str | None = None,

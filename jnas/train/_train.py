@@ -21,7 +21,7 @@ from flax import nnx
 
 from jnas._steps import stepper
 from jnas.checkpoint import RunDir
-from jnas.data import Split, batch_indices, random_crop_flip
+from jnas.data import HostSource, Split, batch_indices, chunks, random_crop_flip, stream
 from jnas.oneshot import check_finite
 
 
@@ -68,21 +68,20 @@ def _eval_chunk(graphdef: Any, params: Any, rest: Any, x: jax.Array, y: jax.Arra
     return jnp.sum(loss), jnp.sum(jnp.argmax(logits, -1) == y)
 
 
-def evaluate(model: nnx.Module, data: Split, batch_size: int = 500) -> dict[str, float]:
+def evaluate(model: nnx.Module, data: Split | HostSource, batch_size: int = 500
+             ) -> dict[str, float]:
     """Loss and accuracy of `model` in eval mode on all of `data` (no example dropped)."""
     model.eval()
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    n = len(data.y)
-    total_loss, correct = 0.0, 0
-    for start in range(0, n, batch_size):
-        loss, hits = _eval_chunk(graphdef, params, rest, data.x[start:start + batch_size],
-                                 data.y[start:start + batch_size])
-        total_loss, correct = total_loss + float(loss), correct + int(hits)
+    n, total_loss, correct = 0, 0.0, 0
+    for x, y in chunks(data, batch_size):
+        loss, hits = _eval_chunk(graphdef, params, rest, x, y)
+        n, total_loss, correct = n + len(y), total_loss + float(loss), correct + int(hits)
     return {"loss": total_loss / n, "acc": correct / n}
 
 
-def train(model: nnx.Module, key: jax.Array, data: Split, config: TrainConfig = TrainConfig(),
-          *, test: Split | None = None, out: str | pathlib.Path | None = None,
+def train(model: nnx.Module, key: jax.Array, data: Split | HostSource,
+          config: TrainConfig = TrainConfig(), *, test: Split | HostSource | None = None, out: str | pathlib.Path | None = None,
           resume: bool = False, steps_mode: str = "auto", on_epoch: Callable[[dict], None] | None = None
           ) -> tuple[nnx.Module, list[dict]]:
     """Train `model` (in place; also returned) on `data` from scratch with `config`.
@@ -91,8 +90,14 @@ def train(model: nnx.Module, key: jax.Array, data: Split, config: TrainConfig = 
     given). With `out`, records go to `out/records.jsonl` and the model and optimiser are
     checkpointed every epoch; `resume=True` continues a killed run to the same result.
     `steps_mode` chooses one `lax.scan` per epoch or a loop of jitted steps (`jnas._steps`).
+
+    `data` is a `Split` (kept on the device; an epoch gathers its batches there) or a
+    `HostSource` such as `jnas.data.ArraySource.load(...)` or `TFDSSource` (kept on the
+    host; batches are streamed to the device with `jnas.data.stream`, one jitted step
+    each). Both see the same batches for the same key, so they train to the same result.
     """
-    n = len(data.y)
+    streamed = isinstance(data, HostSource)
+    n = len(data) if streamed else len(data.y)
     if config.batch_size > n:
         raise ValueError(f"train: `config.batch_size` {config.batch_size} exceeds the {n} "
                          "training examples")
@@ -107,25 +112,35 @@ def train(model: nnx.Module, key: jax.Array, data: Split, config: TrainConfig = 
         loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
         return loss, (rest, jnp.mean(jnp.argmax(logits, -1) == y))
 
-    def body(carry, inputs):
-        (params, rest, opt_state), x, y = carry
-        idx, k = inputs
-        xb = random_crop_flip(k, x[idx]) if config.augment else x[idx]
+    def update(state, xb, yb, k):
+        params, rest, opt_state = state
+        xb = random_crop_flip(k, xb) if config.augment else xb
         (loss, (rest, acc)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            params, rest, xb, y[idx])
+            params, rest, xb, yb)
         updates, opt_state = optimizer.update(grads, opt_state, params)
-        return ((optax.apply_updates(params, updates), rest, opt_state), x, y), {
+        return (optax.apply_updates(params, updates), rest, opt_state), {
             "loss": loss, "acc": acc}
 
+    def body(carry, inputs):
+        state, x, y = carry
+        idx, k = inputs
+        state, metrics = update(state, x[idx], y[idx], k)
+        return (state, x, y), metrics
+
     run = stepper(body, steps_mode)
+    step = jax.jit(update)
 
-    @jax.jit
-    def schedule(key):
+    def epoch(carry, key):
         k_perm, k_aug = jax.random.split(key)
-        return batch_indices(k_perm, n, config.batch_size), jax.random.split(k_aug, steps)
-
-    def epoch(carry, key, x, y):
-        (carry, _, _), metrics = run((carry, x, y), schedule(key))
+        aug_keys = jax.random.split(k_aug, steps)
+        if streamed:
+            outs = []
+            for i, (xb, yb) in enumerate(stream(data, k_perm, config.batch_size)):
+                carry, out = step(carry, xb, yb, aug_keys[i])
+                outs.append(out)
+            return carry, jax.tree.map(lambda *o: jnp.stack(o), *outs)
+        idx = batch_indices(k_perm, n, config.batch_size)
+        (carry, _, _), metrics = run((carry, data.x, data.y), (idx, aug_keys))
         return carry, metrics
 
     carry = (params, rest, optimizer.init(params))
@@ -139,7 +154,7 @@ def train(model: nnx.Module, key: jax.Array, data: Split, config: TrainConfig = 
         else:
             rundir.reset()
     for e in range(start, config.epochs):
-        carry, metrics = epoch(carry, jax.random.fold_in(key, e), data.x, data.y)
+        carry, metrics = epoch(carry, jax.random.fold_in(key, e))
         check_finite(metrics, e)
         record = {"epoch": e, "train_loss": float(np.mean(metrics["loss"])),
                   "train_acc": float(np.mean(metrics["acc"]))}

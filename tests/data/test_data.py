@@ -89,3 +89,55 @@ def test_unprepared_tfds_dataset_names_the_directory(tmp_path):
     assert "tfds build cifar10" in str(info.value)
     with pytest.raises(ValueError, match="unknown dataset"):
         data.tfds_arrays("cifar11", "train")
+
+
+def test_stream_yields_the_batches_of_batch_indices_in_order(key):
+    x = np.arange(50 * 2 * 2 * 1, dtype=np.float32).reshape(50, 2, 2, 1)
+    y = np.arange(50, dtype=np.int32)
+    source = data.ArraySource(x, y)
+    order = np.asarray(data.batch_indices(key, 50, 8))
+    batches = list(data.stream(source, key, 8, prefetch=3))
+    assert len(batches) == len(order) == 6  # the remainder of 2 is dropped
+    for batch, idx in zip(batches, order, strict=True):
+        assert isinstance(batch.x, jax.Array)
+        np.testing.assert_array_equal(batch.y, idx)
+        np.testing.assert_array_equal(batch.x, x[idx])
+    # a device-resident Split streams the same batches
+    same = list(data.stream(data.Split(x, y), key, 8, prefetch=1))
+    np.testing.assert_array_equal(np.stack([b.y for b in same]), order)
+    chunked = list(data.chunks(source, 16))
+    assert [len(c[1]) for c in chunked] == [16, 16, 16, 2]
+    np.testing.assert_array_equal(np.concatenate([c[1] for c in chunked]), y)
+
+
+def test_stream_rejects_bad_arguments(key, tmp_path):
+    source = data.ArraySource(np.zeros((4, 2, 2, 1), np.float32), np.zeros(4, np.int32))
+    with pytest.raises(ValueError, match="prefetch"):
+        next(data.stream(source, key, 2, prefetch=0))
+    with pytest.raises(ValueError, match="batch_size"):
+        next(data.stream(source, key, 5))
+    with pytest.raises(TypeError, match="HostSource"):
+        next(data.stream([1, 2, 3], key, 2))
+    with pytest.raises(ValueError, match="NHWC"):
+        data.ArraySource(np.zeros((4, 2)), np.zeros(4))
+    with pytest.raises(FileNotFoundError, match="x_path"):
+        data.ArraySource.load(tmp_path / "nope.npy", tmp_path / "y.npy")
+
+
+def test_tfds_source_streams_a_prepared_split_record_by_record(key):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    with tfds.testing.mock_data(num_examples=20):
+        source = data.TFDSSource("mnist", "train", mean=np.float32([0.5]),
+                                 std=np.float32([0.25]))
+        x_all, y_all = data.tfds_arrays("mnist", "train")
+        batches = list(data.stream(source, key, 6))
+    assert len(source) == 20
+    assert len(batches) == 3
+    order = np.asarray(data.batch_indices(key, 20, 6))
+    for batch, idx in zip(batches, order, strict=True):
+        assert batch.x.shape == (6, 28, 28, 1)
+        assert batch.x.dtype == np.float32
+        np.testing.assert_array_equal(batch.y, y_all[idx])
+        np.testing.assert_allclose(batch.x, (x_all[idx] / 255.0 - 0.5) / 0.25, atol=1e-6)
+    with pytest.raises(ValueError, match="both `mean` and `std`"):
+        data.TFDSSource("mnist", "train", mean=np.float32([0.5]))

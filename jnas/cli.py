@@ -165,6 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="which space (default: all)")
     spaces.add_argument("--list", action="store_true", help="list spaces and their sizes")
     spaces.add_argument("--seed", type=int, default=0, help="PRNG seed (default: 0)")
+    spaces.add_argument("--arch", help="an architecture string of SPACE (as printed) to "
+                        "describe or draw instead of a sampled one")
+    spaces.add_argument("--draw", metavar="PATH", help="draw the architecture to PATH "
+                        "(.png, .svg or .pdf); needs one SPACE")
     spaces.set_defaults(func=cmd_spaces)
 
     bench = sub.add_parser("bench", help="benchmark searchers against NAS-Bench tables")

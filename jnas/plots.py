@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pathlib
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -45,33 +45,111 @@ def plot_alpha(records: Sequence[dict], space: Any, path: str | pathlib.Path) ->
     plt.close(fig)
 
 
-def draw_cell(space: Any, arch: Any, path: str | pathlib.Path, *, title: str = "") -> None:
-    """A drawing of an NB201-style cell: nodes in a row, each edge labelled with its op
-    (`none` edges left out)."""
-    plt = _pyplot()
-    ops = [space.ops[int(o)] for o in np.asarray(space.to_decisions(arch))]
-    n = space.num_nodes
-    fig, ax = plt.subplots(figsize=(1.9 * n + 1, 2.8))
-    xs = np.arange(n) * 2.0
-    for (i, j), op in zip(space.edges, ops, strict=True):
-        if op == "none":
-            continue
-        rad = 0.25 * (j - i - 1) + 0.05 * (j - i)
+class Graph(NamedTuple):
+    """A drawable DAG: node labels in topological order and labelled edges (i < j)."""
+
+    title: str
+    nodes: list[str]
+    edges: list[tuple[int, int, str]]
+
+
+def _chain(title: str, labels: list[str], first: str = "input", last: str = "output") -> Graph:
+    nodes = [first, *labels, last]
+    return Graph(title, nodes, [(i, i + 1, "") for i in range(len(nodes) - 1)])
+
+
+def arch_graphs(space: Any, arch: Any) -> list[Graph]:
+    """The graphs that picture `arch` of any jnas space, one per cell or motif.
+
+    NB201: nodes and edge ops (`none` left out); NB101: the pruned cell, ops on nodes;
+    DARTS: the normal and the reduction cell (two inputs per node, each with its op, and
+    the concatenated output); Chain / Sequential / NATSSize: the chain of blocks, layers or
+    widths; Hierarchical: every motif of every level, edges naming the motif or primitive
+    of the level below.
+    """
+    from jnas import spaces
+
+    if isinstance(space, spaces.NB201):
+        ops = [space.ops[int(o)] for o in np.asarray(space.to_decisions(arch))]
+        n = space.num_nodes
+        nodes = ["in", *(str(k) for k in range(1, n - 1)), "out"]
+        edges = [(i, j, op) for (i, j), op in zip(space.edges, ops, strict=True)
+                 if op != "none"]
+        return [Graph(space.to_string(arch), nodes, edges)]
+    if isinstance(space, spaces.NB101):
+        matrix, names = space.spec(arch)
+        edges = [(int(i), int(j), "") for i, j in zip(*np.nonzero(matrix), strict=True)]
+        return [Graph("NAS-Bench-101 cell (pruned)", names, edges)]
+    if isinstance(space, spaces.DARTS):
+        graphs = []
+        for c, kind in enumerate(("normal", "reduce")):
+            nodes = ["c_{k-2}", "c_{k-1}", *(str(k) for k in range(space.num_nodes)), "c_{k}"]
+            ops = np.asarray(arch.ops)[c].tolist()
+            inputs = np.asarray(arch.inputs)[c].tolist()
+            edges = [(src, 2 + e // 2, space.ops[op])
+                     for e, (op, src) in enumerate(zip(ops, inputs, strict=True))]
+            edges += [(2 + k, len(nodes) - 1, "") for k in range(space.num_nodes)]
+            graphs.append(Graph(f"{kind} cell", nodes, edges))
+        return graphs
+    if isinstance(space, spaces.Chain):
+        blocks = [f"k{b[0]}e{b[1]}" for b in space.blocks(arch) if b is not None]
+        return [_chain(f"{len(blocks)} blocks (skipped ones left out)", blocks, "stem",
+                       "head")]
+    if isinstance(space, spaces.Sequential):
+        layers = space.to_string(arch).split("-")
+        return [_chain(f"{len(layers)} layers", layers, "input", "softmax")]
+    if isinstance(space, spaces.NATSSize):
+        return [_chain("channels per layer", [f"C={w}" for w in space.widths(arch)])]
+    if isinstance(space, spaces.Hierarchical):
+        graphs = []
+        for level, motifs in enumerate(np.asarray(v) for v in arch.levels):
+            below = (list(space.primitives) if level == 0 else
+                     [f"m{level + 1}.{k}" for k in range(space.num_motifs[level - 1])])
+            for m, choices in enumerate(motifs.tolist()):
+                edges = [(i, j, below[c - 1]) for (i, j), c in
+                         zip(space.edges(level), choices, strict=True) if c]
+                graphs.append(Graph(f"motif m{level + 2}.{m}",
+                                    [str(k) for k in range(space.num_nodes[level])], edges))
+        return graphs
+    raise TypeError(f"arch_graphs: no drawing for space {type(space).__name__}")
+
+
+def _draw_graph(ax: Any, graph: Graph) -> None:
+    xs = np.arange(len(graph.nodes)) * 2.0
+    top = 0.4
+    for i, j, label in graph.edges:
+        rad = 0.0 if j == i + 1 else 0.12 + 0.06 * min(j - i, 6)
         ax.annotate("", xy=(xs[j], 0), xytext=(xs[i], 0),
                     arrowprops={"arrowstyle": "-|>", "connectionstyle": f"arc3,rad={-rad}",
-                                "color": "0.3", "shrinkA": 14, "shrinkB": 14})
-        ax.text((xs[i] + xs[j]) / 2, rad * (xs[j] - xs[i]) / 2 + 0.08, op, ha="center",
-                fontsize=7, color="tab:blue")
-    for k, x in enumerate(xs):
-        ax.add_patch(plt.Circle((x, 0), 0.3, color="tab:orange" if k in (0, n - 1) else
-                                "0.85", zorder=3))
-        ax.text(x, 0, "in" if k == 0 else ("out" if k == n - 1 else str(k)), ha="center",
-                va="center", zorder=4, fontsize=8)
-    ax.set_xlim(-0.6, xs[-1] + 0.6)
-    ax.set_ylim(-0.5, 0.35 * n)
-    ax.set_aspect("equal")
+                                "color": "0.35", "shrinkA": 15, "shrinkB": 15})
+        height = rad * (xs[j] - xs[i]) / 2
+        top = max(top, height + 0.3)
+        if label:
+            ax.text((xs[i] + xs[j]) / 2, height + 0.08, label, ha="center", fontsize=7,
+                    color="tab:blue")
+    for k, (x, label) in enumerate(zip(xs, graph.nodes, strict=True)):
+        end = k in (0, len(xs) - 1)
+        ax.text(x, 0, label, ha="center", va="center", fontsize=7, zorder=4,
+                bbox={"boxstyle": "round,pad=0.35", "fc": "tab:orange" if end else "0.88",
+                      "ec": "0.4"})
+    ax.set_xlim(-1.0, xs[-1] + 1.0)
+    ax.set_ylim(-0.6, top)
     ax.axis("off")
-    ax.set_title(title or space.to_string(arch), fontsize=7)
+    ax.set_title(graph.title, fontsize=8)
+
+
+def draw_cell(space: Any, arch: Any, path: str | pathlib.Path, *, title: str = "") -> None:
+    """A drawing (PNG, SVG, PDF: by the suffix of `path`) of an architecture of any jnas
+    space: one panel per graph of `arch_graphs` (NB201/NB101/DARTS cells, chains, motifs).
+    """
+    plt = _pyplot()
+    graphs = arch_graphs(space, arch)
+    width = min(30.0, 1.3 * max(len(g.nodes) for g in graphs) + 1.5)
+    fig, axes = plt.subplots(len(graphs), 1, figsize=(width, 1.9 * len(graphs) + 0.4),
+                             squeeze=False)
+    for ax, graph in zip(axes[:, 0], graphs, strict=True):
+        _draw_graph(ax, graph)
+    fig.suptitle(title or f"{type(space).__name__}: {space.to_string(arch)}"[:160], fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

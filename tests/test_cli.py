@@ -193,3 +193,17 @@ def test_meta_command_metanas_on_digits_prints_the_task_cell(tmp_path):
     assert summary["classes"] == {"meta_train": 5, "meta_test": 5}
     assert summary["cell_first_test_task"].count("~") == 6  # an NB201 cell
     assert 0 <= summary["test"]["metric_after"]["mean"] <= 1
+
+
+def test_spaces_draw_writes_the_named_architecture(tmp_path):
+    from jnas.spaces._darts import DARTS_V2
+
+    out = _run("spaces", "darts", "--arch", DARTS_V2, "--draw", str(tmp_path / "v2.svg"))
+    assert out.returncode == 0, out.stderr
+    assert "sep_conv_3x3" in (tmp_path / "v2.svg").read_text()
+    bad = _run("spaces", "--draw", str(tmp_path / "x.png"))
+    assert bad.returncode == 2
+    assert "--draw needs one SPACE" in bad.stderr
+    bad = _run("spaces", "nb201", "--draw", str(tmp_path / "x.txt"))
+    assert bad.returncode == 2
+    assert ".png, .svg or .pdf" in bad.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import pathlib
 import time
 
 from jnas.commands._common import SPACE_NAMES, make_space
@@ -11,8 +12,15 @@ from jnas.commands._common import SPACE_NAMES, make_space
 _BUILD_FOR_CIFAR = {"chain": {"num_classes": 10, "stem_stride": 1}}
 
 
-def describe(name: str, seed: int) -> dict:
-    """Sample an architecture of a space, compile its network, count its parameters."""
+def _arch(space, seed: int, arch: str | None):
+    import jax
+
+    return space.sample(jax.random.key(seed)) if arch is None else space.from_string(arch)
+
+
+def describe(name: str, seed: int, arch: str | None = None) -> dict:
+    """Sample an architecture of a space (or parse `arch`), compile its network, count its
+    parameters."""
     import jax
     import jax.numpy as jnp
     from flax import nnx
@@ -20,7 +28,7 @@ def describe(name: str, seed: int) -> dict:
     from jnas.nn import count_flops, count_params
 
     space = make_space(name)
-    arch = space.sample(jax.random.key(seed))
+    arch = _arch(space, seed, arch)
     start = time.perf_counter()
     model = space.build(arch, **_BUILD_FOR_CIFAR.get(name, {}), rngs=nnx.Rngs(seed))
     model.eval()
@@ -43,8 +51,26 @@ def cmd_spaces(args: argparse.Namespace) -> int:
             space = make_space(name)
             print(f"{name:13s} {type(space).__name__:13s} size {space.size:.3e}")
         return 0
+    for flag in ("arch", "draw"):
+        if getattr(args, flag) is not None and args.space == "all":
+            raise ValueError(f"--{flag} needs one SPACE (e.g. `jnas spaces darts --{flag} "
+                             "...`)")
+    if args.draw is not None:
+        from jnas import plots
+
+        path = pathlib.Path(args.draw)
+        if path.suffix.lower() not in (".png", ".svg", ".pdf"):
+            raise ValueError(f"--draw: expected a .png, .svg or .pdf path; got {args.draw!r}")
+        if not path.parent.is_dir():
+            raise FileNotFoundError(f"--draw: folder {str(path.parent)!r} does not exist")
+        space = make_space(args.space)
+        arch = _arch(space, args.seed, args.arch)
+        plots.draw_cell(space, arch, path)
+        print(f"{args.space}: {space.to_string(arch)}")
+        print(f"wrote {path}")
+        return 0
     for name in names:
-        row = describe(name, args.seed)
+        row = describe(name, args.seed, args.arch)
         print(f"{name:13s} params {row['params']:>10,d}  flops {row['flops_M']:>9.2f}M  "
               f"{row['arch']}")
     return 0

@@ -165,6 +165,7 @@ def test_search_command_on_the_table_and_by_training(tmp_path, nasbench_dir):
     summary = json.loads((tmp_path / "t" / "summary.json").read_text())
     assert summary["evaluations"] == 12
     assert "cifar10/test_acc/200" in summary["nb201"]
+    assert (tmp_path / "t" / "cell.png").read_bytes().startswith(b"\x89PNG")
     out = _run("search", "rs", "--evaluations", "2", "--epochs", "1", "--channels", "4",
                "--out", str(tmp_path / "r"))
     assert out.returncode == 0, out.stderr

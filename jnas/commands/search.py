@@ -44,7 +44,7 @@ def training_objective(dataset: str, *, seed: int, epochs: int, channels: int,
 def cmd_search(args: argparse.Namespace) -> int:
     import jax
 
-    from jnas import bench, search
+    from jnas import bench, plots, search
     from jnas.spaces import NB201
 
     space = NB201()
@@ -78,9 +78,12 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.objective == "table":
         summary["nb201"] = bench.arch_report(table, space.from_string(best["best_arch"]))
     pathlib.Path(args.out, "summary.json").write_text(json.dumps(summary, indent=1))
+    plots.draw_cell(space, space.from_string(best["best_arch"]), pathlib.Path(args.out,
+                                                                              "cell.png"),
+                    title=f"{args.searcher}: best of {summary['evaluations']} evaluations")
     print(f"best of {summary['evaluations']} evaluations: {best['best_arch']} "
           f"(fitness {best['best_fitness']:.2f})")
     for name, value in summary.get("nb201", {}).items():
         print(f"  NB201 {name:32s} {value:6.2f}")
-    print(f"wrote {args.out}/records.jsonl, evaluations.jsonl, summary.json")
+    print(f"wrote {args.out}/records.jsonl, evaluations.jsonl, summary.json, cell.png")
     return 0

@@ -20,7 +20,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from jnas.checkpoint import RunDir, read_jsonl
+from jnas.checkpoint import open_run, read_jsonl
 from jnas.search._base import Searcher
 
 Objective = Callable[[Any], float]  # one architecture -> fitness (higher is better)
@@ -38,18 +38,14 @@ def run(searcher: Searcher, objective: Objective, key: jax.Array, *, num_evaluat
     rounds = math.ceil(num_evaluations / searcher.batch_size)
     k_init, k_rounds = jax.random.split(key)
     ask, tell = jax.jit(searcher.ask), jax.jit(searcher.tell)
-    state, records, start, rundir, done = None, [], 0, None, {}
-    if out is not None:
-        rundir = RunDir(out)
+    rundir, start, state, records = open_run(out, resume, searcher.init, k_init)
+    done = {}
+    if rundir is not None:
         log = rundir.path / "evaluations.jsonl"
         if resume:
-            start, state, records = rundir.restore(jax.eval_shape(searcher.init, k_init))
             done = {(e["round"], e["i"]): e["fitness"] for e in read_jsonl(log)}
         else:
-            rundir.reset()
             log.write_text("")
-    if state is None:
-        state = jax.jit(searcher.init)(k_init)
     for t in range(start, rounds):
         archs, state = ask(jax.random.fold_in(k_rounds, t), state)
         evaluations = []

@@ -29,6 +29,7 @@ SEARCHERS = {
     "tournament evolution": search.tournament_evolution,
     "local search": search.local_search,
     "REINFORCE": search.reinforce,
+    "REINFORCE (LSTM)": lambda space: search.reinforce(space, controller="lstm"),
     "BO (GP, EI)": search.bayesian_optimization,
     "BANANAS": search.bananas,
 }

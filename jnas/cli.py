@@ -6,8 +6,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from jnas.commands._common import SPACE_NAMES, enable_compilation_cache, make_space
-from jnas.commands.bench import SEARCHERS, cmd_bench_convert, cmd_bench_run
+from jnas.commands._common import (
+    SEARCHERS,
+    SEARCHERS_HELP,
+    SPACE_NAMES,
+    enable_compilation_cache,
+    make_space,
+)
+from jnas.commands.bench import FAST_SEARCHERS, cmd_bench_convert, cmd_bench_run
 from jnas.commands.demo import cmd_demo
 from jnas.commands.meta import DATASETS as META_DATASETS
 from jnas.commands.meta import METHODS as META_METHODS
@@ -90,8 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         "accuracy. Checkpointed after every round; --resume continues a killed run without "
         "losing or repeating an evaluation.")
     search.add_argument("searcher", choices=SEARCHERS,
-                        help="rs, rea (regularized evolution), te (tournament evolution), "
-                        "ls (local search), reinforce")
+                        help=SEARCHERS_HELP)
     search.add_argument("--objective", default="train", choices=("train", "table"),
                         help="train: train every candidate on --dataset; table: NB201 "
                         "lookup (default: train)")
@@ -186,9 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "means its 25k/25k train/valid split (default: cifar10)")
     run.add_argument("--epochs", type=int, default=12, choices=(12, 200),
                      help="fidelity of the signal and of its cost (default: 12)")
-    run.add_argument("--searcher", nargs="+", default=list(SEARCHERS), choices=SEARCHERS,
-                     help="searchers to run: rs random search, rea regularized evolution, "
-                     "te tournament evolution, ls local search, reinforce (default: all)")
+    run.add_argument("--searcher", nargs="+", default=list(FAST_SEARCHERS), choices=SEARCHERS,
+                     help=f"searchers to run: {SEARCHERS_HELP} (default: "
+                     f"{' '.join(FAST_SEARCHERS)})")
     run.add_argument("--seeds", type=int, default=500, help="independent runs (default: 500)")
     run.add_argument("--budget", type=float, default=12000,
                      help="simulated seconds per run (default: 12000)")

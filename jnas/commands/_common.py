@@ -24,17 +24,26 @@ def make_space(name: str):
     return table[name]()
 
 
+SEARCHERS = {"rs": "random search", "rea": "regularized evolution",
+             "te": "tournament evolution", "ls": "local search",
+             "reinforce": "REINFORCE (per-decision logits)",
+             "reinforce-lstm": "REINFORCE with an LSTM controller",
+             "bo": "Bayesian optimisation (GP, EI)", "bananas": "BANANAS"}
+SEARCHERS_HELP = ", ".join(f"{k} {v}" for k, v in SEARCHERS.items())
+
+
 def make_searcher(name: str, space: Any) -> Any:
-    """A black-box searcher by its short name, with its default hyper-parameters."""
+    """A black-box searcher by its short name (`SEARCHERS`), default hyper-parameters."""
     from jnas import search
 
     makers = {"rs": search.random_search, "rea": search.regularized_evolution,
               "te": search.tournament_evolution, "ls": search.local_search,
-              "reinforce": search.reinforce}
+              "reinforce": search.reinforce,
+              "reinforce-lstm": lambda space: search.reinforce(space, controller="lstm"),
+              "bo": search.bayesian_optimization, "bananas": search.bananas}
     if name not in makers:
         raise ValueError(f"unknown searcher {name!r}; expected one of {', '.join(makers)}")
     return makers[name](space)
-
 
 
 def progress(label: str, unit: str = "seeds"):

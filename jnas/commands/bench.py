@@ -8,7 +8,7 @@ import time
 
 from jnas.commands._common import make_searcher, progress
 
-SEARCHERS = ("rs", "rea", "te", "ls", "reinforce")
+FAST_SEARCHERS = ("rs", "rea", "te", "ls", "reinforce")  # the default of `bench run`
 
 
 def cmd_bench_run(args: argparse.Namespace) -> int:
@@ -49,10 +49,11 @@ def cmd_bench_run(args: argparse.Namespace) -> int:
     curves = regret_curves(sims, table, dataset="cifar10", metric="test_acc", epochs=200)
     plot_regret(curves, out / "regret.png", ylabel="CIFAR-10 test regret (%)")
     cols = [f"{d}/{m}/{e}" for d, m, e in NB201_REPORT]
-    print(f"{'searcher':10s} " + " ".join(f"{c.split('/')[0][:14] + ' ' + c.split('/')[1]:>24s}"
-                                          for c in cols))
+    width = max(len("searcher"), *(len(r["searcher"]) for r in rows))
+    print(f"{'searcher':{width}s} " + " ".join(
+        f"{c.split('/')[0][:14] + ' ' + c.split('/')[1]:>24s}" for c in cols))
     for r in rows:
-        print(f"{r['searcher']:10s} " + " ".join(
+        print(f"{r['searcher']:{width}s} " + " ".join(
             f"{r[c]['mean']:>15.2f} +- {r[c]['std']:5.2f}" for c in cols))
     print(f"wrote {out / 'results.jsonl'} and {out / 'regret.png'}")
     return 0

@@ -18,9 +18,33 @@ def test_policy_concentrates_on_the_rewarded_op(key):
         return searcher.tell(state, archs, reward), None
 
     state, _ = jax.lax.scan(step, searcher.init(key), jax.random.split(key, 150))
-    probs = jax.nn.softmax(state.logits, axis=-1)
+    probs = jax.nn.softmax(state.policy, axis=-1)
     assert float(jnp.min(probs[:, 3])) > 0.9
     assert float(state.best_fitness) == 6.0
+
+
+def test_lstm_controller_learns_the_rewarded_op_and_its_log_probs_match(key):
+    space = NB201()
+    searcher = search.reinforce(space, batch_size=8, learning_rate=0.02, controller="lstm",
+                                hidden=32)
+
+    def step(state, k):
+        archs, state = searcher.ask(k, state)
+        reward = jnp.sum(archs.ops == 3, axis=1).astype(jnp.float32)
+        return searcher.tell(state, archs, reward), reward
+
+    state, rewards = jax.lax.scan(step, searcher.init(key), jax.random.split(key, 200))
+    assert float(jnp.mean(rewards[:10])) < 2.5  # about 6 / 5 at the start
+    assert float(jnp.mean(rewards[-10:])) > 5.0
+    assert float(state.best_fitness) == 6.0
+    # the asked architectures are the controller's samples: their log-probs are finite and
+    # the greedy decisions are conv3x3 now
+    lstm = search.lstm_controller(space.decision_sizes, hidden=32)
+    archs, _ = searcher.ask(key, state)
+    logp, _ = jax.vmap(lstm.log_prob, in_axes=(None, 0))(
+        state.policy, jax.vmap(space.to_decisions)(archs).astype(jnp.int32))
+    assert bool(jnp.all(jnp.isfinite(logp)))
+    assert float(jnp.mean(jnp.exp(logp))) > 0.3
 
 
 def test_one_update_is_the_policy_gradient(key):
@@ -36,15 +60,16 @@ def test_one_update_is_the_policy_gradient(key):
     adv = np.array([2.0, -1.0])
     onehot = np.asarray(jax.nn.one_hot(archs.ops, 5))
     expected = np.mean(adv[:, None, None] * (onehot - 0.2), axis=0)  # uniform policy
-    np.testing.assert_allclose(new.logits - state.logits, expected, atol=1e-6)
+    np.testing.assert_allclose(new.policy - state.policy, expected, atol=1e-6)
     assert float(new.baseline) == pytest.approx(0.9 * 1.0 + 0.1 * 1.5)
 
 
 def test_chain_blocks_that_cannot_skip_never_sample_skip(key):
     space = Chain()
-    searcher = search.reinforce(space, batch_size=64)
-    archs, _ = searcher.ask(key, searcher.init(key))
-    assert bool(jnp.all(jax.vmap(space.is_valid)(archs)))
+    for controller in ("logits", "lstm"):
+        searcher = search.reinforce(space, batch_size=64, controller=controller)
+        archs, _ = searcher.ask(key, searcher.init(key))
+        assert bool(jnp.all(jax.vmap(space.is_valid)(archs)))
 
 
 def test_reinforce_needs_categorical_decisions():
@@ -52,3 +77,5 @@ def test_reinforce_needs_categorical_decisions():
         search.reinforce(DARTS())
     with pytest.raises(ValueError, match="`learning_rate`"):
         search.reinforce(NB201(), learning_rate=0.0)
+    with pytest.raises(ValueError, match="`controller`"):
+        search.reinforce(NB201(), controller="gru")

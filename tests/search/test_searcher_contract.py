@@ -15,6 +15,8 @@ REGISTRY = {
     "tournament_evolution": lambda space: search.tournament_evolution(space, 6, 0.5),
     "local_search": search.local_search,
     "reinforce": lambda space: search.reinforce(space, batch_size=4, learning_rate=0.05),
+    "reinforce_lstm": lambda space: search.reinforce(space, batch_size=4, controller="lstm",
+                                                     hidden=16),
     "bayesian_optimization": lambda space: search.bayesian_optimization(
         space, batch_size=2, num_init=4, num_candidates=16, num_parents=4, max_points=16),
     "bananas": lambda space: search.bananas(

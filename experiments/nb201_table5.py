@@ -30,6 +30,7 @@ SEARCHERS = {
     "local search": search.local_search,
     "REINFORCE": search.reinforce,
     "REINFORCE (LSTM)": lambda space: search.reinforce(space, controller="lstm"),
+    "Q-learning (MetaQNN)": search.q_learning,
     "BO (GP, EI)": search.bayesian_optimization,
     "BANANAS": search.bananas,
 }

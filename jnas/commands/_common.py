@@ -28,7 +28,8 @@ SEARCHERS = {"rs": "random search", "rea": "regularized evolution",
              "te": "tournament evolution", "ls": "local search",
              "reinforce": "REINFORCE (per-decision logits)",
              "reinforce-lstm": "REINFORCE with an LSTM controller",
-             "bo": "Bayesian optimisation (GP, EI)", "bananas": "BANANAS"}
+             "bo": "Bayesian optimisation (GP, EI)", "bananas": "BANANAS",
+             "qlearning": "Q-learning (MetaQNN)"}
 SEARCHERS_HELP = ", ".join(f"{k} {v}" for k, v in SEARCHERS.items())
 
 
@@ -40,7 +41,8 @@ def make_searcher(name: str, space: Any) -> Any:
               "te": search.tournament_evolution, "ls": search.local_search,
               "reinforce": search.reinforce,
               "reinforce-lstm": lambda space: search.reinforce(space, controller="lstm"),
-              "bo": search.bayesian_optimization, "bananas": search.bananas}
+              "bo": search.bayesian_optimization, "bananas": search.bananas,
+              "qlearning": search.q_learning}
     if name not in makers:
         raise ValueError(f"unknown searcher {name!r}; expected one of {', '.join(makers)}")
     return makers[name](space)

@@ -7,6 +7,7 @@ from jnas.search._controller import Controller, lstm_controller
 from jnas.search._evolution import EvolutionState, regularized_evolution
 from jnas.search._local import LocalSearchState, local_search
 from jnas.search._model_based import ModelBasedState
+from jnas.search._qlearning import QLearningState, metaqnn_epsilon, q_learning
 from jnas.search._random import RandomSearchState, random_search
 from jnas.search._reinforce import ReinforceState, reinforce
 from jnas.search._run import run
@@ -17,6 +18,7 @@ __all__ = [
     "EvolutionState",
     "LocalSearchState",
     "ModelBasedState",
+    "QLearningState",
     "RandomSearchState",
     "ReinforceState",
     "Searcher",
@@ -25,6 +27,8 @@ __all__ = [
     "clean_fitness",
     "local_search",
     "lstm_controller",
+    "metaqnn_epsilon",
+    "q_learning",
     "random_search",
     "regularized_evolution",
     "reinforce",

@@ -1,0 +1,99 @@
+"""Q-learning (MetaQNN): the replayed update is the backward Bellman update; the greedy
+policy learns a separable objective; the ε schedule; bad arguments."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jnas import search
+from jnas.spaces import DARTS, NB201, Chain
+
+
+def _reference_replay(q, decisions, reward, lr, discount, valid):
+    """MetaQNN's update of one episode, last transition first, in NumPy."""
+    q = q.copy()
+    steps, width = valid.shape
+    prev = [width, *decisions[:-1]]
+    for t in reversed(range(steps)):
+        if t == steps - 1:
+            target = reward
+        else:
+            target = discount * np.max(np.where(valid[t + 1], q[t + 1, decisions[t]], -np.inf))
+        q[t, prev[t], decisions[t]] += lr * (target - q[t, prev[t], decisions[t]])
+    return q
+
+
+def test_one_tell_replays_the_stored_episode_backwards(key):
+    space = Chain()  # decisions of different sizes: invalid choices must not count in max
+    searcher = search.q_learning(space, learning_rate=0.5, discount=0.9, replay=1, memory=1,
+                                 epsilon=1.0)
+    state = searcher.init(key)
+    archs, state = searcher.ask(key, state)
+    state = searcher.tell(state, archs, jnp.array([2.0]))  # Q starts at 2.0 everywhere
+    q0 = np.asarray(state.q)
+    valid = np.arange(q0.shape[2])[None, :] < np.asarray(space.decision_sizes)[:, None]
+    d0 = np.asarray(space.to_decisions(jax.tree.map(lambda a: a[0], archs)))
+    expected = _reference_replay(np.full_like(q0, 2.0), d0, 2.0, 0.5, 0.9, valid)
+    np.testing.assert_allclose(q0, expected, rtol=1e-6)
+    archs, state = searcher.ask(jax.random.fold_in(key, 1), state)
+    new = searcher.tell(state, archs, jnp.array([5.0]))
+    d1 = np.asarray(space.to_decisions(jax.tree.map(lambda a: a[0], archs)))
+    expected = _reference_replay(q0, d1, 5.0, 0.5, 0.9, valid)
+    np.testing.assert_allclose(np.asarray(new.q), expected, rtol=1e-6)
+    assert not np.allclose(expected, q0)
+
+
+def test_greedy_policy_learns_an_objective_its_states_can_represent(key):
+    """The state is (step, previous decision), as MetaQNN's is the current layer, so a
+    reward of the last two decisions is exactly learnable by the backward updates."""
+    space = NB201()
+    searcher = search.q_learning(space, batch_size=2, learning_rate=0.2,
+                                 epsilon=search.metaqnn_epsilon(explore=40, per_step=10),
+                                 replay=20)
+
+    def reward_of(ops):
+        return ((ops[:, 4] == 2) + 2 * (ops[:, 5] == 3)).astype(jnp.float32)
+
+    def step(state, k):
+        archs, state = searcher.ask(k, state)
+        reward = reward_of(archs.ops)
+        return searcher.tell(state, archs, reward), reward
+
+    state, rewards = jax.lax.scan(step, searcher.init(key), jax.random.split(key, 100))
+    greedy = search.q_learning(space, batch_size=16, epsilon=0.0)
+    archs, _ = greedy.ask(key, state)
+    np.testing.assert_array_equal(reward_of(archs.ops), 3.0)
+    assert float(state.best_fitness) == 3.0
+    assert float(jnp.mean(rewards[-10:])) > float(jnp.mean(rewards[:20])) + 1
+
+
+def test_nan_rewards_are_not_stored(key):
+    searcher = search.q_learning(NB201(), batch_size=2, memory=4)
+    state = searcher.init(key)
+    archs, state = searcher.ask(key, state)
+    state = searcher.tell(state, archs, jnp.array([jnp.nan, jnp.nan]))
+    assert int(state.stored) == 0
+    np.testing.assert_array_equal(state.q, 0.0)
+    archs, state = searcher.ask(key, state)
+    state = searcher.tell(state, archs, jnp.array([jnp.nan, 3.0]))
+    assert int(state.stored) == 1
+    assert float(state.rewards[0]) == 3.0
+    assert float(state.best_fitness) == 3.0
+
+
+def test_metaqnn_epsilon_schedule():
+    eps = search.metaqnn_epsilon(explore=10, per_step=5)
+    values = [float(eps(jnp.int32(n))) for n in (0, 9, 10, 14, 15, 50, 500)]
+    assert values == pytest.approx([1.0, 1.0, 0.9, 0.9, 0.8, 0.1, 0.1])
+
+
+def test_q_learning_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="lacks"):
+        search.q_learning(DARTS())
+    with pytest.raises(ValueError, match="`learning_rate`"):
+        search.q_learning(NB201(), learning_rate=0.0)
+    with pytest.raises(ValueError, match="`epsilon`"):
+        search.q_learning(NB201(), epsilon=1.5)
+    with pytest.raises(ValueError, match="`replay`"):
+        search.q_learning(NB201(), replay=0)

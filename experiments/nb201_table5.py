@@ -32,6 +32,7 @@ SEARCHERS = {
     "REINFORCE (LSTM)": lambda space: search.reinforce(space, controller="lstm"),
     "Q-learning (MetaQNN)": search.q_learning,
     "BO (GP, EI)": search.bayesian_optimization,
+    "BO (GP, WL kernel)": lambda space: search.bayesian_optimization(space, encoding="wl"),
     "BANANAS": search.bananas,
 }
 

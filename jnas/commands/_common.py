@@ -28,7 +28,9 @@ SEARCHERS = {"rs": "random search", "rea": "regularized evolution",
              "te": "tournament evolution", "ls": "local search",
              "reinforce": "REINFORCE (per-decision logits)",
              "reinforce-lstm": "REINFORCE with an LSTM controller",
-             "bo": "Bayesian optimisation (GP, EI)", "bananas": "BANANAS",
+             "bo": "Bayesian optimisation (GP, EI, path encoding)",
+             "bo-wl": "Bayesian optimisation (GP, EI, Weisfeiler-Lehman kernel)",
+             "bananas": "BANANAS",
              "qlearning": "Q-learning (MetaQNN)"}
 SEARCHERS_HELP = ", ".join(f"{k} {v}" for k, v in SEARCHERS.items())
 
@@ -41,7 +43,9 @@ def make_searcher(name: str, space: Any) -> Any:
               "te": search.tournament_evolution, "ls": search.local_search,
               "reinforce": search.reinforce,
               "reinforce-lstm": lambda space: search.reinforce(space, controller="lstm"),
-              "bo": search.bayesian_optimization, "bananas": search.bananas,
+              "bo": search.bayesian_optimization,
+              "bo-wl": lambda space: search.bayesian_optimization(space, encoding="wl"),
+              "bananas": search.bananas,
               "qlearning": search.q_learning}
     if name not in makers:
         raise ValueError(f"unknown searcher {name!r}; expected one of {', '.join(makers)}")

@@ -1,15 +1,17 @@
 """An exact Gaussian process on architecture encodings, in JAX, with masked data.
 
 Data live in fixed-size buffers with a validity mask, so fitting and predicting are
-jittable inside a search's `lax.scan`. The kernel is `s2 * exp(-d / lengthscale)` of the
-Hamming distance `d` between binary or one-hot encodings (for the BANANAS path encoding
-or the one-hot cell; `d` is also the squared Euclidean distance there, so this is the RBF
-kernel on those vectors). Hyper-parameters (lengthscale, noise) maximise the marginal
+jittable inside a search's `lax.scan`. The kernel is `s2 * exp(-d / lengthscale)` of a
+distance `d`: by default the Hamming distance between binary or one-hot encodings (for the
+BANANAS path encoding or the one-hot cell; `d` is also the squared Euclidean distance
+there, so this is the RBF kernel on those vectors), or one minus the normalised
+Weisfeiler-Lehman kernel of two cells (`jnas.predictors.wl_distance`). Hyper-parameters (lengthscale, noise) maximise the marginal
 likelihood over a log grid (robust and shape-static); the signal variance is the data's.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
@@ -32,23 +34,36 @@ class GP(NamedTuple):
     noise: jax.Array  # float32[]
 
 
+Distance = Callable[[jax.Array, jax.Array], jax.Array]  # rows a [N, D], b [M, D] -> [N, M]
+
+
+def hamming_distance(a: jax.Array, b: jax.Array) -> jax.Array:
+    """Hamming distance of binary / one-hot rows a [N, D], b [M, D]."""
+    return jnp.maximum(jnp.sum(a, -1)[:, None] + jnp.sum(b, -1)[None, :] - 2 * a @ b.T, 0.0)
+
+
 def hamming_kernel(a: jax.Array, b: jax.Array, lengthscale: jax.Array) -> jax.Array:
     """exp(-hamming(a_i, b_j) / lengthscale) for binary / one-hot rows a [N, D], b [M, D]."""
-    d = (jnp.sum(a, -1)[:, None] + jnp.sum(b, -1)[None, :] - 2 * a @ b.T)
-    return jnp.exp(-jnp.maximum(d, 0.0) / lengthscale)
+    return jnp.exp(-hamming_distance(a, b) / lengthscale)
 
 
-def _masked_gram(x, mask, lengthscale, noise):
-    m = mask.astype(x.dtype)
-    k = hamming_kernel(x, x, lengthscale) * m[:, None] * m[None, :]
+def _masked_gram(d, mask, lengthscale, noise):
+    m = mask.astype(d.dtype)
+    k = jnp.exp(-d / lengthscale) * m[:, None] * m[None, :]
     return k + jnp.diag(m * noise + (1 - m))  # masked rows: identity, decoupled
 
 
 def gp_fit(x: jax.Array, y: jax.Array, mask: jax.Array,
            lengthscales: tuple[float, ...] = DEFAULT_LENGTHSCALES,
-           noises: tuple[float, ...] = DEFAULT_NOISES) -> GP:
-    """Fit on the rows where `mask`; choose (lengthscale, noise) by marginal likelihood."""
+           noises: tuple[float, ...] = DEFAULT_NOISES,
+           distance: Distance = hamming_distance) -> GP:
+    """Fit on the rows where `mask`; choose (lengthscale, noise) by marginal likelihood.
+
+    The kernel is `exp(-distance(a, b) / lengthscale)`: Hamming by default, or e.g.
+    `jnas.predictors.wl_distance(V)` for the Weisfeiler-Lehman kernel on cells.
+    """
     x = jnp.asarray(x, jnp.float32)
+    d = distance(x, x)
     m = mask.astype(jnp.float32)
     n = jnp.maximum(jnp.sum(m), 1.0)
     mean = jnp.sum(y * m) / n
@@ -56,7 +71,7 @@ def gp_fit(x: jax.Array, y: jax.Array, mask: jax.Array,
     z = jnp.where(mask, (y - mean) / scale, 0.0)
 
     def log_ml(ls, noise):
-        chol = jnp.linalg.cholesky(_masked_gram(x, mask, ls, noise))
+        chol = jnp.linalg.cholesky(_masked_gram(d, mask, ls, noise))
         a = jax.scipy.linalg.cho_solve((chol, True), z)
         return -0.5 * z @ a - jnp.sum(jnp.log(jnp.diag(chol)) * m)
 
@@ -65,14 +80,16 @@ def gp_fit(x: jax.Array, y: jax.Array, mask: jax.Array,
     scores = jnp.where(jnp.isfinite(scores), scores, -jnp.inf)
     best = jnp.argmax(scores)
     ls, noise = grid_ls.ravel()[best], grid_noise.ravel()[best]
-    chol = jnp.linalg.cholesky(_masked_gram(x, mask, ls, noise))
+    chol = jnp.linalg.cholesky(_masked_gram(d, mask, ls, noise))
     return GP(x, mask, jax.scipy.linalg.cho_solve((chol, True), z), chol, mean, scale, ls,
               noise)
 
 
-def gp_predict(gp: GP, x_new: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Posterior mean and standard deviation (of the latent function) at rows `x_new`."""
-    k_star = hamming_kernel(jnp.asarray(x_new, jnp.float32), gp.x, gp.lengthscale)
+def gp_predict(gp: GP, x_new: jax.Array, distance: Distance = hamming_distance
+               ) -> tuple[jax.Array, jax.Array]:
+    """Posterior mean and standard deviation (of the latent function) at rows `x_new`
+    (`distance` as in the fit)."""
+    k_star = jnp.exp(-distance(jnp.asarray(x_new, jnp.float32), gp.x) / gp.lengthscale)
     k_star = k_star * gp.mask.astype(jnp.float32)[None, :]
     mean = k_star @ gp.alpha
     v = jax.scipy.linalg.solve_triangular(gp.chol, k_star.T, lower=True)

@@ -16,9 +16,13 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.stats import norm
 
-from jnas.predictors import gp_fit, gp_predict
-from jnas.search._base import Searcher
-from jnas.search._model_based import model_based
+from jnas.predictors import gp_fit, gp_predict, hamming_distance, wl_distance
+from jnas.predictors._gp import DEFAULT_LENGTHSCALES
+from jnas.search._base import Searcher, require
+from jnas.search._model_based import model_based, num_cell_nodes
+
+# 1 - normalised WL similarity lies in [0, 1]: lengthscales on that scale
+WL_LENGTHSCALES = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2)
 
 ACQUISITIONS = ("ei", "ucb", "ts")
 
@@ -37,15 +41,22 @@ def acquisition(name: str, mean: jax.Array, std: jax.Array, best: jax.Array,
 def bayesian_optimization(space: Any, *, acquisition_fn: str = "ei", encoding: str = "auto",
                           batch_size: int = 1, num_init: int = 10, num_candidates: int = 100,
                           num_parents: int = 10, max_points: int = 200) -> Searcher:
-    """GP-based BO over `space`; `encoding` is `"path"`, `"one_hot"` or `"auto"` (path where the
-    space has it)."""
+    """GP-based BO over `space`. `encoding`: `"path"` or `"one_hot"` with the Hamming
+    kernel, `"auto"` (path where the space has it), or `"wl"`: the Weisfeiler-Lehman
+    kernel on the cell graph (NAS-BOWL, Ru et al. ICLR 2021; spaces with `adjacency`)."""
     if acquisition_fn not in ACQUISITIONS:
         raise ValueError(f"bayesian_optimization: `acquisition_fn` must be one of "
                          f"{ACQUISITIONS}; got {acquisition_fn!r}")
 
+    if encoding == "wl":
+        require("bayesian_optimization", space, "adjacency")
+        distance, lengthscales = wl_distance(num_cell_nodes(space)), WL_LENGTHSCALES
+    else:
+        distance, lengthscales = hamming_distance, DEFAULT_LENGTHSCALES
+
     def score(key, x, y, mask, candidates):
-        gp = gp_fit(x, jnp.where(mask, y, 0.0), mask)
-        mean, std = gp_predict(gp, candidates)
+        gp = gp_fit(x, jnp.where(mask, y, 0.0), mask, lengthscales, distance=distance)
+        mean, std = gp_predict(gp, candidates, distance)
         best = jnp.max(jnp.where(mask, y, -jnp.inf))
         return acquisition(acquisition_fn, mean, std, best, key)
 

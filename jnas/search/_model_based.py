@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jnas.predictors import wl_features
 from jnas.search._base import (
     Searcher,
     check_positive,
@@ -30,16 +31,28 @@ class ModelBasedState(NamedTuple):
     best_fitness: jax.Array  # float32[]
 
 
+ENCODINGS = ("auto", "path", "one_hot", "wl")
+
+
 def encoder(space: Any, encoding: str, where: str) -> Callable[[Any], jax.Array]:
-    """`encode(arch) -> float32[D]`: the BANANAS path encoding or the one-hot cell; `"auto"`
-    takes the path encoding where the space has one."""
-    if encoding not in ("auto", "path", "one_hot"):
-        raise ValueError(f"{where}: `encoding` must be 'auto', 'path' or 'one_hot'; got "
-                         f"{encoding!r}")
+    """`encode(arch) -> float32[D]`: the BANANAS path encoding, the one-hot cell, or the
+    cell's Weisfeiler-Lehman labels (`"wl"`, from `space.adjacency`); `"auto"` takes the
+    path encoding where the space has one."""
+    if encoding not in ENCODINGS:
+        raise ValueError(f"{where}: `encoding` must be one of {ENCODINGS}; got {encoding!r}")
     if encoding == "auto":
         encoding = "path" if callable(getattr(space, "path", None)) else "one_hot"
+    if encoding == "wl":
+        require(where, space, "adjacency")
+        return lambda arch: wl_features(*space.adjacency(arch))
     require(where, space, encoding)
     return lambda arch: getattr(space, encoding)(arch).astype(jnp.float32).ravel()
+
+
+def num_cell_nodes(space: Any) -> int:
+    """V, the node count of `space.adjacency`'s cells."""
+    shape = jax.eval_shape(lambda k: space.adjacency(space.sample(k)), jax.random.key(0))
+    return int(shape.matrix.shape[0])
 
 
 def model_based(space: Any, score: Score, *, encoding: str, batch_size: int, num_init: int,

@@ -24,20 +24,36 @@ from jnas.search import Searcher
 class Objective:
     """Fitness and simulated cost of every row of a table (jittable lookup).
 
-    Build with `objective(table, ...)`; `obj(archs) -> (fitness, cost_s)`.
+    Build with `objective(table, ...)`; `obj(archs) -> (fitness, cost_s)`. A
+    multi-fidelity objective (`epochs=(12, 200)`) holds one row of each per fidelity, lowest
+    first; `obj(archs, fidelity)` looks up the given fidelities (default: the highest).
     """
 
-    fitness: jax.Array  # float32[rows]: the searcher's signal (NaN where missing)
-    cost_s: jax.Array  # float32[rows]: simulated seconds one query costs
+    fitness: jax.Array  # float32[rows] or [fidelities, rows]: the signal (NaN where missing)
+    cost_s: jax.Array  # float32[rows] or [fidelities, rows]: simulated seconds per query
     space: Any = dataclasses.field(metadata={"static": True})
     description: str = dataclasses.field(metadata={"static": True})
 
-    def __call__(self, archs: Any) -> tuple[jax.Array, jax.Array]:
+    @property
+    def fidelities(self) -> int:
+        return 1 if self.fitness.ndim == 1 else self.fitness.shape[0]
+
+    def __call__(self, archs: Any, fidelity: jax.Array | None = None
+                 ) -> tuple[jax.Array, jax.Array]:
         rows = jax.vmap(self.space.index)(archs)
-        return self.fitness[rows], self.cost_s[rows]
+        return _lookup(self.fitness, self.cost_s, rows, fidelity)
 
 
-def objective(table: Table, *, dataset: str, metric: str, epochs: int,
+def _lookup(fitness: jax.Array, cost: jax.Array, rows: jax.Array,
+            fidelity: jax.Array | None) -> tuple[jax.Array, jax.Array]:
+    if fitness.ndim == 1:
+        return fitness[rows], cost[rows]
+    if fidelity is None:
+        fidelity = jnp.full(rows.shape, fitness.shape[0] - 1, jnp.int32)
+    return fitness[fidelity, rows], cost[fidelity, rows]
+
+
+def objective(table: Table, *, dataset: str, metric: str, epochs: int | tuple[int, ...],
               seed: int | None = None, cost: str = "train_time_s") -> Objective:
     """An objective from a table: fitness = (dataset, metric, epochs[, seed]), each query
     charged (dataset, `cost`, epochs), or 1 per query with `cost="evaluations"` (for
@@ -45,8 +61,20 @@ def objective(table: Table, *, dataset: str, metric: str, epochs: int,
     then a number of evaluations).
 
     For the NB201 protocol (Dong & Yang 2020, Table 5): `dataset="cifar10-valid",
-    metric="valid_acc", epochs=12` (or 200).
+    metric="valid_acc", epochs=12` (or 200). For multi-fidelity searchers (Hyperband,
+    BOHB), a tuple of increasing epochs, e.g. `epochs=(12, 200)`: each query is charged the
+    training time at the fidelity it is evaluated at.
     """
+    if isinstance(epochs, tuple):
+        if len(epochs) < 2 or list(epochs) != sorted(set(epochs)):
+            raise ValueError(f"objective: `epochs` must be an int or a tuple of increasing "
+                             f"epochs (lowest fidelity first); got {epochs!r}")
+        parts = [objective(table, dataset=dataset, metric=metric, epochs=e, seed=seed,
+                           cost=cost) for e in epochs]
+        return Objective(jnp.stack([p.fitness for p in parts]),
+                         jnp.stack([p.cost_s for p in parts]), table.space,
+                         parts[-1].description.replace(f"at {epochs[-1]} epochs",
+                                                       f"at {epochs} epochs"))
     fitness = table.column(dataset, metric, epochs, seed)
     if cost == "evaluations":
         cost_col = jnp.ones_like(fitness)
@@ -120,6 +148,10 @@ def simulate(searcher: Searcher, obj: Objective, *, key: jax.Array, num_seeds: i
         raise ValueError(f"simulate: `num_seeds` must be an integer >= 1; got {num_seeds!r}")
     if not budget_s > 0:
         raise ValueError(f"simulate: `budget_s` must be > 0; got {budget_s!r}")
+    if searcher.fidelities > 1 and searcher.fidelities != obj.fidelities:
+        raise ValueError(f"simulate: the searcher uses {searcher.fidelities} fidelities but "
+                         f"the objective has {obj.fidelities}; build it with a tuple of "
+                         "epochs, e.g. `objective(table, ..., epochs=(12, 200))`")
     if max_steps is None:
         max_steps = max_steps_for(obj, budget_s, searcher.batch_size)
     run = jax.jit(simulate_batch(searcher, obj.space, budget_s, max_steps))
@@ -153,16 +185,22 @@ def simulate_batch(searcher: Searcher, space: Any, budget_s: float, max_steps: i
     The per-seed step is `vmap`ped inside one `while_loop` over steps that stops once
     every seed has spent its budget (not after the worst-case number of steps); seeds
     that are done are masked, and each step writes one column of the [S, T] curves.
+    With a multi-fidelity objective (`fitness_col[F, rows]`) each query is looked up and
+    charged at the fidelity the searcher asks for, and only evaluations at the highest
+    fidelity can become the incumbent.
     """
 
     def step_one(key, state, t, best_f, best_row, n, fitness_col, cost_col):
         active = t < budget_s
         archs, asked = searcher.ask(key, state)
         rows = jax.vmap(space.index)(archs)
-        fit, cost = fitness_col[rows], cost_col[rows]
+        top = fitness_col.shape[0] - 1 if fitness_col.ndim == 2 else 0
+        fid = (searcher.fidelity(asked) if searcher.fidelity is not None
+               else jnp.full(rows.shape, top, jnp.int32))
+        fit, cost = _lookup(fitness_col, cost_col, rows, fid)
         told = searcher.tell(asked, archs, fit)
         state = jax.tree.map(lambda a, b: jnp.where(active, a, b), told, state)
-        clean = jnp.where(jnp.isnan(fit), -jnp.inf, fit)
+        clean = jnp.where(jnp.isnan(fit) | (fid != top), -jnp.inf, fit)
         i = jnp.argmax(clean)
         better = active & (clean[i] > best_f)
         best_f = jnp.where(better, clean[i], best_f)

@@ -31,7 +31,9 @@ SEARCHERS = {"rs": "random search", "rea": "regularized evolution",
              "bo": "Bayesian optimisation (GP, EI, path encoding)",
              "bo-wl": "Bayesian optimisation (GP, EI, Weisfeiler-Lehman kernel)",
              "bananas": "BANANAS",
-             "qlearning": "Q-learning (MetaQNN)"}
+             "qlearning": "Q-learning (MetaQNN)",
+             "hyperband": "Hyperband (12 and 200 epochs)",
+             "bohb": "BOHB (12 and 200 epochs)"}
 SEARCHERS_HELP = ", ".join(f"{k} {v}" for k, v in SEARCHERS.items())
 
 
@@ -46,7 +48,8 @@ def make_searcher(name: str, space: Any) -> Any:
               "bo": search.bayesian_optimization,
               "bo-wl": lambda space: search.bayesian_optimization(space, encoding="wl"),
               "bananas": search.bananas,
-              "qlearning": search.q_learning}
+              "qlearning": search.q_learning, "hyperband": search.hyperband,
+              "bohb": search.bohb}
     if name not in makers:
         raise ValueError(f"unknown searcher {name!r}; expected one of {', '.join(makers)}")
     return makers[name](space)

@@ -19,16 +19,9 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from jnas._hash import mix32
+
 _ABSENT = -1.0  # the label of a node that is not in the graph
-
-
-def _mix(x: jax.Array) -> jax.Array:
-    """MurmurHash3's 32-bit finaliser: a bijective, well-mixing hash of uint32."""
-    x = x ^ (x >> 16)
-    x = x * jnp.uint32(0x85EBCA6B)
-    x = x ^ (x >> 13)
-    x = x * jnp.uint32(0xC2B2AE35)
-    return x ^ (x >> 16)
 
 
 def wl_features(matrix: jax.Array, ops: jax.Array, iterations: int = 2) -> jax.Array:
@@ -38,15 +31,15 @@ def wl_features(matrix: jax.Array, ops: jax.Array, iterations: int = 2) -> jax.A
     v = matrix.shape[0]
     present = jnp.any(matrix, 0) | jnp.any(matrix, 1)
     sentinel = jnp.uint32(0xFFFFFFFF)
-    labels = _mix(jnp.asarray(ops).astype(jnp.uint32) + jnp.uint32(0x9E3779B9))
+    labels = mix32(jnp.asarray(ops).astype(jnp.uint32) + jnp.uint32(0x9E3779B9))
     out = [labels]
     for h in range(1, iterations + 1):
         # row j: the labels of j's in-neighbours, sorted (the multiset), sentinel elsewhere
         neighbours = jnp.sort(jnp.where(matrix.T & present[None, :], labels[None, :],
                                         sentinel), axis=1)
-        acc = _mix(labels ^ _mix(jnp.uint32(h)))
+        acc = mix32(labels ^ mix32(jnp.uint32(h)))
         for k in range(v):
-            acc = _mix(acc * jnp.uint32(31) + neighbours[:, k])
+            acc = mix32(acc * jnp.uint32(31) + neighbours[:, k])
         labels = acc
         out.append(labels)
     hashed = jnp.stack(out) >> 8  # 24 bits: exact in float32

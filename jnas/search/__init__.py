@@ -5,6 +5,7 @@ from jnas.search._base import Searcher, clean_fitness
 from jnas.search._bo import bayesian_optimization
 from jnas.search._controller import Controller, lstm_controller
 from jnas.search._evolution import EvolutionState, regularized_evolution
+from jnas.search._hyperband import HyperbandState, bohb, hyperband, hyperband_schedule
 from jnas.search._local import LocalSearchState, local_search
 from jnas.search._model_based import ModelBasedState
 from jnas.search._qlearning import QLearningState, metaqnn_epsilon, q_learning
@@ -16,6 +17,7 @@ from jnas.search._tournament import tournament_evolution
 __all__ = [
     "Controller",
     "EvolutionState",
+    "HyperbandState",
     "LocalSearchState",
     "ModelBasedState",
     "QLearningState",
@@ -24,7 +26,10 @@ __all__ = [
     "Searcher",
     "bananas",
     "bayesian_optimization",
+    "bohb",
     "clean_fitness",
+    "hyperband",
+    "hyperband_schedule",
     "local_search",
     "lstm_controller",
     "metaqnn_epsilon",

@@ -18,12 +18,19 @@ class Searcher(NamedTuple):
       better; NaN counts as the worst (a failed evaluation never becomes the incumbent).
 
     The state is a pytree of fixed shapes and dtypes, a valid `lax.scan` carry.
+
+    Multi-fidelity searchers (Hyperband, BOHB) also give `fidelity(state) -> int32[batch]`:
+    after `ask`, the index into the objective's fidelities (e.g. `(12, 200)` epochs) at
+    which each asked architecture is to be evaluated; `fidelities` is how many they use.
+    Every other searcher is evaluated at the highest fidelity.
     """
 
     init: Callable[[jax.Array], Any]
     ask: Callable[[jax.Array, Any], tuple[Any, Any]]
     tell: Callable[[Any, Any, jax.Array], Any]
     batch_size: int = 1
+    fidelity: Callable[[Any], jax.Array] | None = None
+    fidelities: int = 1
 
 
 def clean_fitness(fitness: jax.Array) -> jax.Array:

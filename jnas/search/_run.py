@@ -33,6 +33,10 @@ def run(searcher: Searcher, objective: Objective, key: jax.Array, *, num_evaluat
     batches); returns (final state, one record per round). Round t asks with
     `fold_in(key, t)`. A NaN fitness is recorded as NaN and told as the worst.
     """
+    if searcher.fidelities > 1:
+        raise ValueError(f"run: the searcher is multi-fidelity ({searcher.fidelities} "
+                         "fidelities) and `objective` takes one architecture; run it against "
+                         "a table with `jnas.bench.simulate` and a multi-fidelity objective")
     if not isinstance(num_evaluations, int) or num_evaluations < 1:
         raise ValueError(f"run: `num_evaluations` must be an int >= 1; got {num_evaluations!r}")
     rounds = math.ceil(num_evaluations / searcher.batch_size)

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jnas._hash import mix32
 from jnas.spaces._common import (
     bad,
     check_int,
@@ -224,16 +225,16 @@ class NB101:
             jnp.array([self.num_ops + 1], jnp.uint32)])
         keys = []
         for salt in (0x9E3779B9, 0x85EBCA77):
-            h = _mix(labels * jnp.uint32(0x01000193) + jnp.uint32(salt))
-            h = _mix(h ^ (jnp.sum(m, axis=0) * jnp.uint32(0x27D4EB2F)))
-            h = _mix(h + jnp.sum(m, axis=1) * jnp.uint32(0x165667B1))
+            h = mix32(labels * jnp.uint32(0x01000193) + jnp.uint32(salt))
+            h = mix32(h ^ (jnp.sum(m, axis=0) * jnp.uint32(0x27D4EB2F)))
+            h = mix32(h + jnp.sum(m, axis=1) * jnp.uint32(0x165667B1))
             for _ in range(self.num_vertices):
-                g = _mix(h + jnp.uint32(salt))
+                g = mix32(h + jnp.uint32(salt))
                 into = jnp.sum(m * g[:, None], axis=0, dtype=jnp.uint32)
                 out = jnp.sum(m * g[None, :], axis=1, dtype=jnp.uint32)
-                h = _mix(h * jnp.uint32(0xCC9E2D51) + _mix(into ^ jnp.uint32(0x1B873593))
-                         + _mix(out + jnp.uint32(0xE6546B64)) * jnp.uint32(3))
-            keys.append(jnp.sum(jnp.where(live, _mix(h), jnp.uint32(0)), dtype=jnp.uint32))
+                h = mix32(h * jnp.uint32(0xCC9E2D51) + mix32(into ^ jnp.uint32(0x1B873593))
+                         + mix32(out + jnp.uint32(0xE6546B64)) * jnp.uint32(3))
+            keys.append(jnp.sum(jnp.where(live, mix32(h), jnp.uint32(0)), dtype=jnp.uint32))
         return jnp.stack(keys)
 
     # -------------------------------------------------------------------- strings
@@ -333,15 +334,6 @@ class NB101:
         return NB101Network(matrix, names, stem_channels=stem_channels, num_stacks=num_stacks,
                             cells_per_stack=cells_per_stack, num_classes=num_classes,
                             rngs=rngs)
-
-
-def _mix(h: jax.Array) -> jax.Array:
-    """murmur3's 32-bit finaliser (uint32 wraps around)."""
-    h = h ^ (h >> 16)
-    h = h * jnp.uint32(0x85EBCA6B)
-    h = h ^ (h >> 13)
-    h = h * jnp.uint32(0xC2B2AE35)
-    return h ^ (h >> 16)
 
 
 def _hash_module(matrix: np.ndarray, labeling: list[int]) -> str:

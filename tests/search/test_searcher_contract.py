@@ -18,6 +18,8 @@ REGISTRY = {
     "reinforce_lstm": lambda space: search.reinforce(space, batch_size=4, controller="lstm",
                                                      hidden=16),
     "q_learning": lambda space: search.q_learning(space, batch_size=2, replay=8, memory=16),
+    "hyperband": search.hyperband,
+    "bohb": lambda space: search.bohb(space, num_samples=8, memory=16),
     "bayesian_optimization": lambda space: search.bayesian_optimization(
         space, batch_size=2, num_init=4, num_candidates=16, num_parents=4, max_points=16),
     "bayesian_optimization_wl": lambda space: search.bayesian_optimization(

@@ -33,6 +33,8 @@ SEARCHERS = {
     "reinforce": (search.reinforce, False),
     "reinforce_lstm": (lambda s: search.reinforce(s, controller="lstm"), False),
     "q_learning": (search.q_learning, False),
+    "hyperband": (search.hyperband, False),
+    "bohb": (search.bohb, False),
     "bayesian_optimization": (search.bayesian_optimization, True),
     "bayesian_optimization_wl": (
         lambda s: search.bayesian_optimization(s, encoding="wl"), True),
@@ -41,8 +43,9 @@ SEARCHERS = {
 
 
 def measure(name: str, make, table: bench.Table, seeds: int, steps: int) -> dict:
-    obj = bench.objective(table, dataset="cifar10-valid", metric="valid_acc", epochs=12)
     searcher = make(NB201())
+    epochs = (12, 200) if searcher.fidelities > 1 else 12
+    obj = bench.objective(table, dataset="cifar10-valid", metric="valid_acc", epochs=epochs)
     run = jax.jit(bench.simulate_batch(searcher, NB201(), math.inf, steps))
     keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(0), i))(jnp.arange(seeds))
     start = time.perf_counter()

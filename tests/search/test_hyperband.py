@@ -98,3 +98,6 @@ def test_multi_fidelity_searchers_reject_bad_arguments():
         search.bohb(NB201(), top_fraction=1.5)
     with pytest.raises(ValueError, match="lacks"):
         search.hyperband(DARTS())
+    with pytest.raises(ValueError, match="multi-fidelity"):  # one-architecture objectives
+        search.run(search.hyperband(NB201()), lambda arch: 0.0, jax.random.key(0),
+                   num_evaluations=2, space=NB201())

@@ -60,3 +60,14 @@ def require(where: str, space: Any, *methods: str) -> None:
     if missing:
         raise ValueError(f"{where}: the space {type(space).__name__} lacks {missing}, which "
                          "this searcher needs")
+
+
+def require_decisions(where: str, space: Any) -> None:
+    """Fail at construction unless the space offers categorical decisions
+    (`decision_sizes`, `to_decisions`, `from_decisions`: NB201, NATSSize, Chain)."""
+    missing = [m for m in ("to_decisions", "from_decisions")
+               if not callable(getattr(space, m, None))]
+    missing += [] if hasattr(space, "decision_sizes") else ["decision_sizes"]
+    if missing:
+        raise ValueError(f"{where}: the space {type(space).__name__} lacks {missing}, which "
+                         "this searcher needs")

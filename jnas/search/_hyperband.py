@@ -28,6 +28,7 @@ from jnas.search._base import (
     check_positive,
     clean_fitness,
     require,
+    require_decisions,
     update_incumbent,
 )
 
@@ -127,10 +128,8 @@ def _check(where: str, space: Any, fidelities: int, eta: int, memory: int) -> No
                          f"200 epochs); got {fidelities!r}")
     if not isinstance(eta, int) or eta < 2:
         raise ValueError(f"{where}: `eta` must be an integer >= 2; got {eta!r}")
-    require(where, space, "to_decisions", "from_decisions", "sample")
-    if not hasattr(space, "decision_sizes"):
-        raise ValueError(f"{where}: the space {type(space).__name__} lacks "
-                         "['decision_sizes'], which this searcher needs")
+    require(where, space, "sample")
+    require_decisions(where, space)
 
 
 def _uniform(space: Any) -> Proposer:

@@ -21,7 +21,7 @@ from jnas.search._base import (
     Searcher,
     check_positive,
     clean_fitness,
-    require,
+    require_decisions,
     update_incumbent,
 )
 
@@ -65,10 +65,7 @@ def q_learning(space: Any, batch_size: int = 1, learning_rate: float = 0.01,
     """
     where = "q_learning"
     check_positive(where, batch_size=batch_size, replay=replay, memory=memory)
-    require(where, space, "to_decisions", "from_decisions")
-    if not hasattr(space, "decision_sizes"):
-        raise ValueError(f"{where}: the space {type(space).__name__} lacks "
-                         "['decision_sizes'], which this searcher needs")
+    require_decisions(where, space)
     if not 0 < learning_rate <= 1:
         raise ValueError(f"{where}: `learning_rate` must be in (0, 1]; got {learning_rate!r}")
     if not 0 <= discount <= 1:

@@ -13,7 +13,7 @@ from jnas.search._base import (
     Searcher,
     check_positive,
     clean_fitness,
-    require,
+    require_decisions,
     update_incumbent,
 )
 from jnas.search._controller import lstm_controller
@@ -50,10 +50,7 @@ def reinforce(space: Any, batch_size: int = 1, learning_rate: float = 0.01,
     and takes no part in the update (its advantage is zero).
     """
     check_positive("reinforce", batch_size=batch_size, hidden=hidden)
-    require("reinforce", space, "to_decisions", "from_decisions")
-    if not hasattr(space, "decision_sizes"):
-        raise ValueError(f"reinforce: the space {type(space).__name__} lacks "
-                         "['decision_sizes'], which this searcher needs")
+    require_decisions("reinforce", space)
     if controller not in CONTROLLERS:
         raise ValueError(f"reinforce: `controller` must be one of {CONTROLLERS}; got "
                          f"{controller!r}")

@@ -29,6 +29,7 @@ SEARCHERS = {
     "random_search": (search.random_search, False),
     "regularized_evolution": (search.regularized_evolution, False),
     "tournament_evolution": (search.tournament_evolution, False),
+    "neat": (search.neat, False),
     "local_search": (search.local_search, False),
     "reinforce": (search.reinforce, False),
     "reinforce_lstm": (lambda s: search.reinforce(s, controller="lstm"), False),

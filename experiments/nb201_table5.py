@@ -33,6 +33,7 @@ SEARCHERS = {
     "random search": search.random_search,
     "regularized evolution": search.regularized_evolution,
     "tournament evolution": search.tournament_evolution,
+    "NEAT (speciation, crossover)": search.neat,
     "local search": search.local_search,
     "REINFORCE": search.reinforce,
     "REINFORCE (LSTM)": lambda space: search.reinforce(space, controller="lstm"),

@@ -25,7 +25,8 @@ def make_space(name: str):
 
 
 SEARCHERS = {"rs": "random search", "rea": "regularized evolution",
-             "te": "tournament evolution", "ls": "local search",
+             "te": "tournament evolution", "neat": "NEAT-style evolution (speciation, "
+             "crossover)", "ls": "local search",
              "reinforce": "REINFORCE (per-decision logits)",
              "reinforce-lstm": "REINFORCE with an LSTM controller",
              "bo": "Bayesian optimisation (GP, EI, path encoding)",
@@ -42,7 +43,8 @@ def make_searcher(name: str, space: Any) -> Any:
     from jnas import search
 
     makers = {"rs": search.random_search, "rea": search.regularized_evolution,
-              "te": search.tournament_evolution, "ls": search.local_search,
+              "te": search.tournament_evolution, "neat": search.neat,
+              "ls": search.local_search,
               "reinforce": search.reinforce,
               "reinforce-lstm": lambda space: search.reinforce(space, controller="lstm"),
               "bo": search.bayesian_optimization,

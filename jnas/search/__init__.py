@@ -8,6 +8,7 @@ from jnas.search._evolution import EvolutionState, regularized_evolution
 from jnas.search._hyperband import HyperbandState, bohb, hyperband, hyperband_schedule
 from jnas.search._local import LocalSearchState, local_search
 from jnas.search._model_based import ModelBasedState
+from jnas.search._neat import NeatGenome, NeatState, neat
 from jnas.search._qlearning import QLearningState, metaqnn_epsilon, q_learning
 from jnas.search._random import RandomSearchState, random_search
 from jnas.search._reinforce import ReinforceState, reinforce
@@ -20,6 +21,8 @@ __all__ = [
     "HyperbandState",
     "LocalSearchState",
     "ModelBasedState",
+    "NeatGenome",
+    "NeatState",
     "QLearningState",
     "RandomSearchState",
     "ReinforceState",
@@ -33,6 +36,7 @@ __all__ = [
     "local_search",
     "lstm_controller",
     "metaqnn_epsilon",
+    "neat",
     "q_learning",
     "random_search",
     "regularized_evolution",

@@ -14,6 +14,7 @@ REGISTRY = {
     "regularized_evolution": lambda space: search.regularized_evolution(space, 6, 3),
     "tournament_evolution": lambda space: search.tournament_evolution(space, 6, 0.5),
     "local_search": search.local_search,
+    "neat": lambda space: search.neat(space, 6, elitism=1),
     "reinforce": lambda space: search.reinforce(space, batch_size=4, learning_rate=0.05),
     "reinforce_lstm": lambda space: search.reinforce(space, batch_size=4, controller="lstm",
                                                      hidden=16),

@@ -1,0 +1,119 @@
+"""NEAT-style evolution: speciation, crossover, elitism, weight genes, bad arguments."""
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jnas import search
+from jnas.search._neat import compatibility, speciate
+from jnas.spaces import NB201, Hierarchical, Sequential
+
+
+def test_compatibility_is_the_fraction_of_differing_genes_plus_weights(key):
+    space = NB201()
+    archs = jax.vmap(space.sample)(jax.random.split(key, 5))
+    weights = jax.random.normal(key, (5, 3))
+    d = np.asarray(compatibility(archs, weights, 0.4))
+    ops, w = np.asarray(archs.ops), np.asarray(weights)
+    for i, j in itertools.product(range(5), repeat=2):
+        want = np.mean(ops[i] != ops[j]) + 0.4 * np.mean(np.abs(w[i] - w[j]))
+        np.testing.assert_allclose(d[i, j], want, rtol=1e-6)
+
+
+def test_speciate_joins_the_first_close_representative_fittest_first():
+    # members 0, 2, 4 are close to each other, 1 and 3 to each other, 3 is the fittest
+    x = np.array([0.0, 10.0, 0.1, 10.1, 0.2])
+    distance = jnp.asarray(np.abs(x[:, None] - x[None, :]), jnp.float32)
+    fitness = jnp.array([1.0, 2.0, 0.5, 5.0, 3.0])
+    species = np.asarray(speciate(distance, fitness, 1.0))
+    # visiting order 3, 4, 1, 0, 2: 3 founds species 0, 4 founds species 1
+    np.testing.assert_array_equal(species, [1, 0, 1, 0, 1])
+    # a threshold below every distance: each member its own species, ids in visiting order
+    np.testing.assert_array_equal(speciate(distance, fitness, 0.05), [3, 2, 4, 0, 1])
+
+
+def _generation(searcher, space, key, fitness_fn, generations):
+    state = searcher.init(key)
+    for k in jax.random.split(key, generations):
+        archs, state = searcher.ask(k, state)
+        state = searcher.tell(state, archs, fitness_fn(archs))
+    return state
+
+
+def test_crossover_children_take_every_gene_from_two_members_of_the_population(key):
+    space = NB201()
+    searcher = search.neat(space, 12, elitism=0, crossover_rate=1.0, mutation_rate=0.0,
+                           compatibility_threshold=2.0, survival=1.0)
+    state = _generation(searcher, space, key, lambda a: jnp.sum(a.ops, 1).astype(float), 1)
+    children, _ = searcher.ask(jax.random.key(7), state)
+    pop, kids = np.asarray(state.population.ops), np.asarray(children.ops)
+    pairs = list(itertools.product(range(12), repeat=2))
+    for child in kids:
+        assert any(np.all((child == pop[i]) | (child == pop[j])) for i, j in pairs)
+    # and crossover does mix: some child equals no single member
+    assert any(not any(np.array_equal(child, p) for p in pop) for child in kids)
+
+
+def test_elites_survive_unchanged_and_are_not_re_asked(key):
+    space = NB201()
+    searcher = search.neat(space, 8, elitism=3)
+    assert searcher.batch_size == 5
+    fit = lambda a: jnp.sum(a.ops * jnp.arange(6)[None], 1).astype(jnp.float32)
+    state = _generation(searcher, space, key, fit, 4)
+    archs, asked = searcher.ask(key, state)
+    told = searcher.tell(asked, archs, jnp.full((5,), -1.0))  # worse than every elite
+    order = np.argsort(-np.asarray(state.fitness), kind="stable")[:3]
+    np.testing.assert_array_equal(told.population.ops[:3], state.population.ops[order])
+    np.testing.assert_array_equal(told.fitness[:3], state.fitness[order])
+    np.testing.assert_array_equal(told.fitness[3:], -1.0)
+
+
+@pytest.mark.parametrize("space", [Sequential(max_layers=6), Hierarchical()],
+                         ids=["sequential", "hierarchical"])
+def test_neat_evolves_valid_sequences_and_motifs(space, key):
+    searcher = search.neat(space, 12)
+    w = jax.random.normal(jax.random.key(3), space.one_hot(space.sample(key)).size)
+    fit = lambda a: jax.vmap(space.one_hot)(a).reshape(jax.tree.leaves(a)[0].shape[0], -1) @ w
+    ask, tell = jax.jit(searcher.ask), jax.jit(searcher.tell)
+    state = searcher.init(key)
+    means = []
+    for k in jax.random.split(key, 12):
+        archs, state = ask(k, state)
+        assert bool(jnp.all(jax.vmap(space.is_valid)(archs)))
+        means.append(float(jnp.mean(fit(archs))))
+        state = tell(state, archs, fit(archs))
+    assert np.mean(means[-3:]) > means[0] + 2.0  # the population climbs the objective
+
+
+def test_weight_genes_evolve_towards_the_optimum(key):
+    space = NB201()
+    target = jnp.array([1.0, -2.0, 0.5, 3.0])
+    searcher = search.neat(space, 20, weight_dim=4, weight_sigma=0.2)
+    state = searcher.init(key)
+    genomes, _ = searcher.ask(key, state)
+    assert isinstance(genomes, search.NeatGenome)
+    assert genomes.weights.shape == (18, 4)
+    fit = lambda g: -jnp.sum(jnp.square(g.weights - target[None]), -1)
+    first = float(jnp.max(fit(genomes)))
+    ask, tell = jax.jit(searcher.ask), jax.jit(searcher.tell)
+    for k in jax.random.split(key, 40):
+        genomes, state = ask(k, state)
+        state = tell(state, genomes, fit(genomes))
+    assert first < -3.0
+    assert float(state.best_fitness) > -0.3
+    np.testing.assert_allclose(fit(jax.tree.map(lambda x: x[None], state.best))[0],
+                               state.best_fitness)
+
+
+def test_neat_validates_its_arguments():
+    with pytest.raises(ValueError, match="`elitism` must be an integer in"):
+        search.neat(NB201(), 4, elitism=4)
+    with pytest.raises(ValueError, match="`crossover_rate` must be in"):
+        search.neat(NB201(), crossover_rate=1.5)
+    with pytest.raises(ValueError, match="`weight_dim` must be"):
+        search.neat(NB201(), weight_dim=-1)
+    with pytest.raises(ValueError, match=r"lacks.*is_valid"):
+        search.neat(type("S", (), {"sample": lambda s, k: 0, "mutate": lambda s, k, a: 0})())

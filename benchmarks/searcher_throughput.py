@@ -40,6 +40,8 @@ SEARCHERS = {
     "bayesian_optimization_wl": (
         lambda s: search.bayesian_optimization(s, encoding="wl"), True),
     "bananas": (search.bananas, True),
+    "pnas": (search.pnas, True),
+    "nao": (search.nao, True),
 }
 
 

@@ -28,7 +28,7 @@ from jnas import bench, search
 from jnas.bench._report import NB201_REPORT, summarize
 from jnas.spaces import NB201
 
-MODEL_BASED = ("BO (GP, EI)", "BO (GP, WL kernel)", "BANANAS")
+MODEL_BASED = ("BO (GP, EI)", "BO (GP, WL kernel)", "BANANAS", "PNAS", "NAO")
 SEARCHERS = {
     "random search": search.random_search,
     "regularized evolution": search.regularized_evolution,
@@ -41,6 +41,8 @@ SEARCHERS = {
     "BO (GP, EI)": search.bayesian_optimization,
     "BO (GP, WL kernel)": lambda space: search.bayesian_optimization(space, encoding="wl"),
     "BANANAS": search.bananas,
+    "PNAS": search.pnas,
+    "NAO": search.nao,
     "Hyperband (12/200 epochs)": search.hyperband,
     "BOHB (12/200 epochs)": search.bohb,
 }

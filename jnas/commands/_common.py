@@ -32,6 +32,8 @@ SEARCHERS = {"rs": "random search", "rea": "regularized evolution",
              "bo": "Bayesian optimisation (GP, EI, path encoding)",
              "bo-wl": "Bayesian optimisation (GP, EI, Weisfeiler-Lehman kernel)",
              "bananas": "BANANAS",
+             "pnas": "PNAS (progressive prefixes, MLP-ensemble surrogate)",
+             "nao": "NAO (encoder-predictor-decoder, gradient steps in the embedding)",
              "qlearning": "Q-learning (MetaQNN)",
              "hyperband": "Hyperband (12 and 200 epochs)",
              "bohb": "BOHB (12 and 200 epochs)"}
@@ -49,7 +51,7 @@ def make_searcher(name: str, space: Any) -> Any:
               "reinforce-lstm": lambda space: search.reinforce(space, controller="lstm"),
               "bo": search.bayesian_optimization,
               "bo-wl": lambda space: search.bayesian_optimization(space, encoding="wl"),
-              "bananas": search.bananas,
+              "bananas": search.bananas, "pnas": search.pnas, "nao": search.nao,
               "qlearning": search.q_learning, "hyperband": search.hyperband,
               "bohb": search.bohb}
     if name not in makers:

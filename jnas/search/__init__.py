@@ -8,7 +8,9 @@ from jnas.search._evolution import EvolutionState, regularized_evolution
 from jnas.search._hyperband import HyperbandState, bohb, hyperband, hyperband_schedule
 from jnas.search._local import LocalSearchState, local_search
 from jnas.search._model_based import ModelBasedState
+from jnas.search._nao import NAOState, nao
 from jnas.search._neat import NeatGenome, NeatState, neat
+from jnas.search._pnas import PNASState, pnas
 from jnas.search._qlearning import QLearningState, metaqnn_epsilon, q_learning
 from jnas.search._random import RandomSearchState, random_search
 from jnas.search._reinforce import ReinforceState, reinforce
@@ -21,8 +23,10 @@ __all__ = [
     "HyperbandState",
     "LocalSearchState",
     "ModelBasedState",
+    "NAOState",
     "NeatGenome",
     "NeatState",
+    "PNASState",
     "QLearningState",
     "RandomSearchState",
     "ReinforceState",
@@ -36,7 +40,9 @@ __all__ = [
     "local_search",
     "lstm_controller",
     "metaqnn_epsilon",
+    "nao",
     "neat",
+    "pnas",
     "q_learning",
     "random_search",
     "regularized_evolution",

@@ -1,0 +1,131 @@
+"""PNAS (progressive prefixes ranked by a surrogate) and NAO (encoder-predictor-decoder)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jnas import search
+from jnas.search._nao import decode as nao_decode
+from jnas.search._nao import encode as nao_encode
+from jnas.search._nao import predict as nao_predict
+from jnas.search._pnas import prefix_encoding
+from jnas.spaces import NB201
+
+# an additive objective over NB201's six edges: the first edge matters most
+WEIGHTS = jnp.asarray(np.random.default_rng(0).normal(size=(6, 5)) * np.array(
+    [[8.0], [1.0], [1.0], [1.0], [1.0], [1.0]]), jnp.float32)
+
+
+def _fitness(archs):
+    return jnp.sum(jnp.take_along_axis(WEIGHTS[None], archs.ops[..., None].astype(jnp.int32),
+                                       axis=-1)[..., 0], axis=-1)
+
+
+def test_prefix_encoding_leaves_undecided_positions_zero():
+    enc = prefix_encoding(jnp.array([[2, -1, 0]]), (3, 3, 3))
+    np.testing.assert_array_equal(enc, [[0, 0, 1, 0, 0, 0, 1, 0, 0]])
+
+
+def test_pnas_grows_prefixes_one_decision_a_round_and_restarts(key):
+    space = NB201()
+    searcher = search.pnas(space, beam=4, fill=1, members=2, train_steps=20, max_points=64)
+    ask, tell = jax.jit(searcher.ask), jax.jit(searcher.tell)
+    state = searcher.init(key)
+    for level, k in enumerate(jax.random.split(key, 7)):
+        beam, beam_ok = np.asarray(state.beam), np.asarray(state.beam_ok)
+        archs, state = ask(k, state)
+        pending, ok = np.asarray(state.pending), np.asarray(state.pending_ok)
+        ops = np.asarray(archs.ops)
+        b = level % 6
+        assert ok.all()  # 5 first-edge choices and beam 4: every slot an expansion
+        np.testing.assert_array_equal((pending >= 0).sum(1), b + 1)  # b+1 decisions fixed
+        for prefix, arch in zip(pending, ops, strict=True):
+            # extends a beam prefix by one decision; undecided positions filled with 1
+            assert any(np.array_equal(prefix[:b], p[:b]) for p in beam[beam_ok])
+            np.testing.assert_array_equal(arch, np.where(prefix >= 0, prefix, 1))
+        state = tell(state, archs, _fitness(archs))
+        assert int(state.level) == (level + 1) % 6
+
+
+def test_pnas_surrogate_ranks_expansions_by_what_it_learned(key):
+    space = NB201()
+    searcher = search.pnas(space, beam=5, fill=1, members=3, train_steps=300)
+    state = searcher.init(key)
+    archs, state = searcher.ask(key, state)  # level 0: all five first-edge choices
+    np.testing.assert_array_equal(np.sort(np.asarray(state.pending[:, 0])), np.arange(5))
+    state = searcher.tell(state, archs, _fitness(archs))
+    _, state = searcher.ask(jax.random.key(1), state)  # 25 expansions, 5 chosen
+    top2 = np.argsort(-np.asarray(WEIGHTS[0]))[:2]
+    # the first edge dominates the objective: the chosen expansions keep its best values
+    assert np.isin(np.asarray(state.pending[:, 0]), top2).sum() >= 4
+
+
+def test_pnas_beats_uniform_sampling_on_an_additive_objective(key):
+    space = NB201()
+    searcher = search.pnas(space, beam=5, fill=1, members=3, train_steps=200)
+    ask, tell = jax.jit(searcher.ask), jax.jit(searcher.tell)
+    state = searcher.init(key)
+    for k in jax.random.split(key, 6):
+        archs, state = ask(k, state)
+        state = tell(state, archs, _fitness(archs))
+    random_best = np.max(_fitness(jax.vmap(space.sample)(jax.random.split(key, 30))))
+    optimum = float(jnp.sum(jnp.max(WEIGHTS, axis=1)))
+    assert float(state.best_fitness) > random_best
+    assert float(state.best_fitness) >= optimum - 1.0
+
+
+def _spearman(a, b):
+    ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
+    return np.corrcoef(ra, rb)[0, 1]
+
+
+def test_nao_learns_to_reconstruct_predict_and_propose_new_architectures(key):
+    space = NB201()
+    searcher = search.nao(space, batch_size=5, num_init=10, num_parents=10, train_steps=200)
+    ask, tell = jax.jit(searcher.ask), jax.jit(searcher.tell)
+    state = searcher.init(key)
+    fresh = []
+    for i, k in enumerate(jax.random.split(key, 8)):
+        archs, state = ask(k, state)
+        seen = {tuple(r) for r in np.asarray(state.x[:int(state.count)]).tolist()}
+        if i >= 2:
+            fresh += [tuple(r) not in seen for r in np.asarray(archs.ops).tolist()]
+        state = tell(state, archs, _fitness(archs))
+    assert np.mean(fresh) >= 0.8  # decoded proposals are architectures not yet evaluated
+    x, y = state.x[:40], np.asarray(state.y[:40])
+    valid = jnp.ones((6, 5), bool)
+    e = nao_encode(state.params, x, 5)
+    # the jointly trained autoencoder reproduces the evaluated cells ...
+    decoded = jnp.argmax(nao_decode(state.params, e, valid), -1)
+    assert float(jnp.mean(decoded == x)) >= 0.9
+    # ... and its predictor ranks them as the objective does
+    assert _spearman(np.asarray(nao_predict(state.params, e)), y) > 0.8
+    # a step along the predictor's gradient raises the prediction
+    grad = jax.vmap(jax.grad(lambda v: nao_predict(state.params, v)))(e)
+    assert bool(jnp.all(nao_predict(state.params, e + 0.05 * grad)
+                        > nao_predict(state.params, e)))
+
+
+def test_nao_proposals_beat_what_it_has_evaluated(key):
+    space = NB201()
+    searcher = search.nao(space, batch_size=5, num_init=10, num_parents=10, train_steps=300)
+    state = searcher.init(key)
+    for k in jax.random.split(key, 4):
+        archs, state = searcher.ask(k, state)
+        state = searcher.tell(state, archs, _fitness(archs))
+    archs, _ = searcher.ask(key, state)
+    assert float(jnp.mean(_fitness(archs))) > float(jnp.nanmean(state.y[:20]))
+    random_best = np.max(_fitness(jax.vmap(space.sample)(jax.random.split(key, 40))))
+    assert float(jnp.max(_fitness(archs))) >= random_best
+
+
+@pytest.mark.parametrize(("factory", "kwargs", "match"), [
+    (search.pnas, {"fill": 7}, "`fill` must be a choice"),
+    (search.pnas, {"beam": 0}, "`beam` must be an integer >= 1"),
+    (search.nao, {"batch_size": 30}, "`batch_size` 30 exceeds `num_parents`"),
+    (search.nao, {"trade_off": 2.0}, "`trade_off` must be in"),
+])
+def test_pnas_and_nao_validate_arguments(factory, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        factory(NB201(), **kwargs)

@@ -39,6 +39,7 @@ from jnas.bench._simulate import (
     simulate_batch,
     simulate_one,
 )
+from jnas.bench._subset import SubsetArch, TableSubset, restrict
 from jnas.bench._table import Table, table_from_numpy
 
 __all__ = [
@@ -46,7 +47,9 @@ __all__ = [
     "NB201_REPORT",
     "Objective",
     "Simulation",
+    "SubsetArch",
     "Table",
+    "TableSubset",
     "arch_report",
     "convert_official",
     "default_dir",
@@ -64,6 +67,7 @@ __all__ = [
     "read_pickle_bz2",
     "read_tfrecord",
     "regret_curves",
+    "restrict",
     "save_table",
     "simulate",
     "simulate_batch",

@@ -1,0 +1,136 @@
+"""A search space of exactly the cells a table holds (for subset tables such as the
+NAS-Bench-101 subset in `$JNAS_NASBENCH_DIR`, 292 of NB101's 423k cells).
+
+Searching the full space against a subset table would spend almost every query on a
+cell the table lacks. `restrict(table)` returns the same table over a `TableSubset` space
+whose architectures are table rows:
+
+- `sample`: a uniform row; `mutate` / `neighbors`: the `neighbors` rows nearest in
+  Hamming distance over the cells' genes (a cell's own row excluded), the subset's
+  stand-in for single edits, which almost never stay inside a small subset;
+- decisions (`decision_sizes`, `to_decisions`, `from_decisions`) for the policy and model
+  searchers: the genes that vary across the table's cells (NB101: the adjacency bits and
+  interior ops), `from_decisions` snapping any decision vector to the nearest cell;
+- the base space's encodings where it has them (`one_hot`, `path`, `adjacency`), so BO,
+  BANANAS and the WL kernel see the real cells.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jnas.bench._table import Table
+
+_ENCODINGS = ("one_hot", "path")
+
+
+class SubsetArch(NamedTuple):
+    row: jax.Array  # int32[]: the table row of the cell
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class TableSubset:
+    """The cells `cells` (a batch of the base space's architectures, one per table row)
+    as a space; see the module docstring. Hashes by identity (a static jit argument)."""
+
+    base: Any
+    cells: Any
+    neighbors_k: int = 8
+
+    def __post_init__(self) -> None:
+        n = jax.tree.leaves(self.cells)[0].shape[0]
+        if n < 2:
+            raise ValueError(f"TableSubset: need at least 2 cells; got {n}")
+        if not isinstance(self.neighbors_k, int) or not 1 <= self.neighbors_k < n:
+            raise ValueError(f"TableSubset: `neighbors_k` must be an integer in [1, {n}); "
+                             f"got {self.neighbors_k!r}")
+        # encodings of every row, computed here, outside any trace
+        encodings = {name: np.asarray(jax.jit(jax.vmap(getattr(self.base, name)))(self.cells))
+                     for name in _ENCODINGS if callable(getattr(self.base, name, None))}
+        object.__setattr__(self, "_encodings", encodings)
+        _ = self._genes, self._nearest  # host arrays, also computed before any trace
+
+    @functools.cached_property
+    def size(self) -> int:
+        return int(jax.tree.leaves(self.cells)[0].shape[0])
+
+    @functools.cached_property
+    def _genes(self) -> np.ndarray:
+        leaves = [np.asarray(x).reshape(self.size, -1).astype(np.int32)
+                  for x in jax.tree.leaves(self.cells)]
+        genes = np.concatenate(leaves, axis=1)
+        varying = np.any(genes != genes[:1], axis=0)
+        return genes[:, varying] - genes[:, varying].min(axis=0, keepdims=True)
+
+    @functools.cached_property
+    def _nearest(self) -> np.ndarray:
+        g = self._genes
+        d = np.sum(g[:, None, :] != g[None, :, :], axis=-1).astype(np.float64)
+        np.fill_diagonal(d, np.inf)
+        return np.argsort(d, axis=1, kind="stable")[:, :self.neighbors_k].astype(np.int32)
+
+
+    def __getattr__(self, name: str) -> Any:
+        # encodings exist exactly where the base space has them (searchers probe with
+        # getattr), served from precomputed rows
+        if name in _ENCODINGS and callable(getattr(self.base, name, None)):
+            return lambda arch: jnp.asarray(self._encodings[name])[arch.row]
+        if name == "adjacency" and callable(getattr(self.base, "adjacency", None)):
+            return lambda arch: self.base.adjacency(self.cell(arch))
+        raise AttributeError(f"{type(self).__name__} over {type(self.base).__name__} has no "
+                             f"attribute {name!r}")
+
+    # ----------------------------------------------------------------- the space
+    def cell(self, arch: SubsetArch) -> Any:
+        """The base space's architecture of a row (jittable)."""
+        return jax.tree.map(lambda x: jnp.asarray(x)[arch.row], self.cells)
+
+    def index(self, arch: SubsetArch) -> jax.Array:
+        return jnp.asarray(arch.row, jnp.int32)
+
+    def is_valid(self, arch: SubsetArch) -> jax.Array:
+        return (arch.row >= 0) & (arch.row < self.size)
+
+    def sample(self, key: jax.Array) -> SubsetArch:
+        return SubsetArch(jax.random.randint(key, (), 0, self.size, jnp.int32))
+
+    def mutate(self, key: jax.Array, arch: SubsetArch) -> SubsetArch:
+        j = jax.random.randint(key, (), 0, self.neighbors_k)
+        return SubsetArch(jnp.asarray(self._nearest)[arch.row, j])
+
+    def neighbors(self, arch: SubsetArch) -> tuple[SubsetArch, jax.Array]:
+        return (SubsetArch(jnp.asarray(self._nearest)[arch.row]),
+                jnp.ones((self.neighbors_k,), bool))
+
+    @functools.cached_property
+    def decision_sizes(self) -> tuple[int, ...]:
+        return tuple(int(v) + 1 for v in self._genes.max(axis=0))
+
+    def to_decisions(self, arch: SubsetArch) -> jax.Array:
+        return jnp.asarray(self._genes)[arch.row]
+
+    def from_decisions(self, decisions: jax.Array) -> SubsetArch:
+        """The cell nearest to `decisions` in Hamming distance (lowest row on ties)."""
+        d = jnp.sum(jnp.asarray(self._genes) != decisions[None, :].astype(jnp.int32), axis=1)
+        return SubsetArch(jnp.argmin(d).astype(jnp.int32))
+
+    def to_string(self, arch: SubsetArch) -> str:
+        return self.base.to_string(jax.tree.map(lambda x: np.asarray(x)[int(arch.row)],
+                                                self.cells))
+
+
+def restrict(table: Table, *, neighbors: int = 8) -> Table:
+    """`table` over a `TableSubset` of its own cells: searchers then only propose cells
+    the table has. Needs a table that lists its cells (`row_archs`: NB101 tables)."""
+    if table.row_archs is None:
+        raise ValueError(f"restrict: {table.name} does not list its cells (`row_archs`); "
+                         "it already covers its whole space, search that space directly")
+    space = TableSubset(table.space, jax.tree.map(np.asarray, table.row_archs), neighbors)
+    return dataclasses.replace(table, space=space, name=f"{table.name} (its cells only)",
+                               row_keys=None, row_archs=None)

@@ -1,0 +1,82 @@
+"""Searching only the cells a subset table holds (`bench.restrict`, NB101 subset)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jnas import bench
+from jnas.bench import SubsetArch
+from jnas.commands._common import SEARCHERS, make_searcher
+from jnas.spaces import NB101
+
+
+@pytest.fixture(scope="module")
+def subset(nb101_csv_path):
+    return bench.restrict(bench.load_nb101(nb101_csv_path), neighbors=5)
+
+
+def _genes(cells):
+    return np.concatenate([np.asarray(x).reshape(len(np.asarray(cells.ops)), -1)
+                           for x in jax.tree.leaves(cells)], 1)
+
+
+def test_the_subset_space_is_the_table_cells_with_nearest_neighbours(subset):
+    space = subset.space
+    assert space.size == subset.num_rows == 292
+    genes = _genes(space.cells)
+    rows = jnp.arange(space.size, dtype=jnp.int32)
+    # decisions identify every cell, and snapping them back gives the same row
+    back = jax.vmap(lambda r: space.from_decisions(space.to_decisions(SubsetArch(r))).row)(rows)
+    np.testing.assert_array_equal(back, rows)
+    # neighbours: the 5 other cells nearest in Hamming distance (brute force)
+    for r in (0, 17, 291):
+        d = np.sum(genes != genes[r][None], axis=1).astype(float)
+        d[r] = np.inf
+        near, ok = space.neighbors(SubsetArch(jnp.int32(r)))
+        assert bool(jnp.all(ok))
+        np.testing.assert_array_equal(np.sort(d[np.asarray(near.row)]), np.sort(d)[:5])
+    kids = jax.vmap(space.mutate)(jax.random.split(jax.random.key(0), 50),
+                                  SubsetArch(jnp.full((50,), 17, jnp.int32)))
+    near17 = np.asarray(space.neighbors(SubsetArch(jnp.int32(17)))[0].row)
+    assert set(np.asarray(kids.row).tolist()) == set(near17.tolist())  # all 5, nothing else
+
+
+def test_encodings_and_queries_are_those_of_the_real_cells(subset):
+    space, base = subset.space, NB101()
+    r = 123
+    cell = jax.tree.map(lambda x: x[r], space.cells)
+    arch = SubsetArch(jnp.int32(r))
+    np.testing.assert_array_equal(space.path(arch), base.path(cell))
+    np.testing.assert_array_equal(space.one_hot(arch), base.one_hot(cell))
+    adj, want = space.adjacency(arch), base.adjacency(cell)
+    np.testing.assert_array_equal(adj.matrix, want.matrix)
+    assert space.to_string(arch) == base.to_string(cell)
+    with pytest.raises(AttributeError, match="no attribute 'draw'"):
+        _ = space.draw
+    obj = bench.objective(subset, dataset="cifar10", metric="valid_acc", epochs=108,
+                          cost="evaluations")
+    rows = jnp.array([0, 5, 291], jnp.int32)
+    fitness, cost = obj(SubsetArch(rows))
+    np.testing.assert_array_equal(
+        fitness, np.asarray(subset.column("cifar10", "valid_acc", 108))[np.asarray(rows)])
+    np.testing.assert_array_equal(cost, 1.0)
+
+
+def test_restrict_needs_a_table_that_lists_its_cells(nb201_table):
+    with pytest.raises(ValueError, match="does not list its cells"):
+        bench.restrict(nb201_table)
+
+
+@pytest.mark.parametrize("name", [n for n in SEARCHERS if n not in ("hyperband", "bohb")])
+def test_every_single_fidelity_searcher_searches_the_subset(name, subset):
+    searcher = make_searcher(name, subset.space)
+    obj = bench.objective(subset, dataset="cifar10", metric="valid_acc", epochs=108,
+                          cost="evaluations")
+    sim = bench.simulate(searcher, obj, key=jax.random.key(0), num_seeds=2, budget_s=30,
+                         chunk=2)
+    assert np.all(sim.num_evals >= 30)
+    final = sim.final_rows()
+    assert np.all((final >= 0) & (final < 292))
+    col = np.asarray(subset.column("cifar10", "valid_acc", 108))
+    np.testing.assert_allclose(sim.best_fitness[:, -1], col[final])

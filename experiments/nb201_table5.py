@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import pathlib
 import time
 
 import jax
-import numpy as np
 
 from jnas import bench, search
 from jnas.bench._report import NB201_REPORT, summarize
@@ -46,13 +44,6 @@ SEARCHERS = {
     "Hyperband (12/200 epochs)": search.hyperband,
     "BOHB (12/200 epochs)": search.bohb,
 }
-
-
-def welch(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
-    """Welch's t statistic of mean(a) > mean(b), one-sided p by the normal approximation
-    (the degrees of freedom are in the hundreds)."""
-    t = (a.mean() - b.mean()) / math.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
-    return float(t), 0.5 * math.erfc(t / math.sqrt(2))
 
 
 def main() -> None:
@@ -81,7 +72,7 @@ def main() -> None:
         finals[name] = sim.report(table, dataset="cifar10", metric="test_acc", epochs=200)[:, -1]
         rows.append(row)
     for row in rows:
-        t, p = welch(finals[row["searcher"]], finals["random search"])
+        t, p = bench.welch_test(finals[row["searcher"]], finals["random search"])
         row["vs_random_search"] = {"welch_t": round(t, 2), "p_one_sided": p}
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,7 @@ from jnas.bench._report import (
     plot_regret,
     regret_curves,
     summarize,
+    welch_test,
     write_jsonl,
 )
 from jnas.bench._simulate import (
@@ -74,6 +75,7 @@ __all__ = [
     "simulate_one",
     "summarize",
     "table_from_numpy",
+    "welch_test",
     "write_jsonl",
     "write_official_fixture",
     "write_tfrecord",

@@ -87,3 +87,14 @@ def arch_report(table: Table, arch: object, report: Sequence[Key] = NB201_REPORT
     """The table's published values of one architecture, keyed `dataset/metric/epochs`."""
     return {f"{d}/{m}/{e}": round(float(table.query(arch, dataset=d, metric=m, epochs=e)), 3)
             for d, m, e in report}
+
+
+def welch_test(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """Welch's t statistic of mean(a) > mean(b) across seeds and its one-sided p value
+    (Student's t with Welch-Satterthwaite degrees of freedom, by SciPy); NaN-free input."""
+    from scipy import stats
+
+    res = stats.ttest_ind(np.asarray(a, np.float64), np.asarray(b, np.float64),
+                          equal_var=False, alternative="greater")
+    return float(res.statistic), float(res.pvalue)
+

@@ -99,3 +99,19 @@ def test_nats_size_protocol_with_an_evaluation_budget(nasbench_dir, key, make):
     best = sim.best_fitness[:, -1]
     assert np.all(best > 85)  # 50 samples of a space whose median is ~88
     assert np.all(best <= 90.72)  # the table's maximum
+
+
+def test_welch_test_matches_the_formula():
+    import math
+
+    from scipy import stats
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(1.0, 1.0, 40), rng.normal(0.5, 2.0, 25)
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    t = (a.mean() - b.mean()) / math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    got_t, got_p = bench.welch_test(a, b)
+    assert got_t == pytest.approx(t, rel=1e-12)
+    assert got_p == pytest.approx(stats.t.sf(t, df), rel=1e-9)
+    assert bench.welch_test(b, a)[1] == pytest.approx(1 - got_p, rel=1e-9)

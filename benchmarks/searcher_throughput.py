@@ -91,6 +91,11 @@ def main() -> None:
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"searcher_throughput_{device.platform}.json"
+    if set(args.searchers) != set(SEARCHERS) and path.exists():
+        # a partial run replaces its searchers' rows and keeps the others
+        ran = {row["searcher"]: row for row in rows}
+        old = {row["searcher"]: row for row in json.loads(path.read_text())["rows"]}
+        result["rows"] = [ran.get(n, old.get(n)) for n in SEARCHERS if n in ran or n in old]
     path.write_text(json.dumps(result, indent=2))
     print(f"wrote {path}")
 

@@ -12,9 +12,14 @@ rounds fits a surrogate; their rate is per evaluation all the same). Writes
 from __future__ import annotations
 
 import argparse
+import os
+
+# XLA:CPU's multi-threaded Eigen kernels deadlock here on vmapped GP searches (every thread
+# idle, the result never ready; seen with 2 cores): run them single-threaded per op.
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                           + " --xla_cpu_multi_thread_eigen=false").strip()
 import json
 import math
-import os
 import pathlib
 import platform
 import time

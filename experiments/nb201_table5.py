@@ -9,13 +9,19 @@ Welch's t statistic of each searcher's CIFAR-10 test accuracy against random sea
 Hyperband and BOHB evaluate at 12 or 200 epochs, each query charged its training time at
 that fidelity; their incumbent is the best 200-epoch validation accuracy.
 The model-based searchers (BO, BANANAS) fit a surrogate every round, so they may run fewer
-seeds (`--model-seeds`); every row states its seed count. (On XLA:CPU, 200 vmapped seeds of
-BO hang in one compiled call here, 100 do not: chunks are at most `--model-seeds`.)
+seeds (`--model-seeds`); every row states its seed count. (XLA:CPU's multi-threaded Eigen
+kernels deadlock on these vmapped GP programs: the script turns them off.)
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+
+# XLA:CPU's multi-threaded Eigen kernels deadlock here on vmapped GP searches (every thread
+# idle, the result never ready; seen with 2 cores): run them single-threaded per op.
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                           + " --xla_cpu_multi_thread_eigen=false").strip()
 import json
 import pathlib
 import time
@@ -65,7 +71,8 @@ def main() -> None:
         searcher = make(NB201())
         sim = bench.simulate(searcher, multi if searcher.fidelities > 1 else obj,
                              key=jax.random.key(0), num_seeds=seeds,
-                             budget_s=args.budget, chunk=min(seeds, 500))
+                             budget_s=args.budget,
+                             chunk=25 if name in MODEL_BASED else min(seeds, 500))
         row = summarize(sim, table, NB201_REPORT)
         row.update(searcher=name, seeds=seeds, wall_s=round(time.perf_counter() - start, 2))
         print(f"{name}: {seeds} seeds in {row['wall_s']} s", flush=True)

@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jnas._hash import mix32
 from jnas.bench._table import Table
 
 _ENCODINGS = ("one_hot", "path")
@@ -116,9 +117,17 @@ class TableSubset:
         return jnp.asarray(self._genes)[arch.row]
 
     def from_decisions(self, decisions: jax.Array) -> SubsetArch:
-        """The cell nearest to `decisions` in Hamming distance (lowest row on ties)."""
-        d = jnp.sum(jnp.asarray(self._genes) != decisions[None, :].astype(jnp.int32), axis=1)
-        return SubsetArch(jnp.argmin(d).astype(jnp.int32))
+        """The cell nearest to `decisions` in Hamming distance. Ties (frequent: many
+        decision vectors share a distance) go to a pseudo-random one of the nearest cells,
+        a hash of the decisions and the row, so no cell is favoured by its row number."""
+        decisions = decisions.astype(jnp.int32)
+        d = jnp.sum(jnp.asarray(self._genes) != decisions[None, :], axis=1)
+        h = jnp.zeros((), jnp.uint32)
+        for i in range(decisions.shape[0]):  # static: the decisions' hash
+            h = mix32(h ^ decisions[i].astype(jnp.uint32) + jnp.uint32(i))
+        rows = jnp.arange(self.size, dtype=jnp.uint32)
+        tie = mix32(h ^ mix32(rows)).astype(jnp.float32) / 2.0**32  # in [0, 1)
+        return SubsetArch(jnp.argmin(d.astype(jnp.float32) + 0.5 * tie).astype(jnp.int32))
 
     def to_string(self, arch: SubsetArch) -> str:
         return self.base.to_string(jax.tree.map(lambda x: np.asarray(x)[int(arch.row)],

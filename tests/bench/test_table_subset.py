@@ -80,3 +80,20 @@ def test_every_single_fidelity_searcher_searches_the_subset(name, subset):
     assert np.all((final >= 0) & (final < 292))
     col = np.asarray(subset.column("cifar10", "valid_acc", 108))
     np.testing.assert_allclose(sim.best_fitness[:, -1], col[final])
+
+
+def test_snapping_breaks_ties_without_favouring_low_rows(subset):
+    space = subset.space
+    sizes = jnp.asarray(space.decision_sizes)
+    u = jax.random.uniform(jax.random.key(0), (2000, sizes.shape[0]))
+    decisions = jnp.floor(u * sizes[None]).astype(jnp.int32)
+    rows = np.asarray(jax.vmap(space.from_decisions)(decisions).row)
+    genes = jnp.asarray(space._genes)
+    nearest = jnp.min(jnp.sum(genes[None] != decisions[:, None], -1), axis=1)
+    # every snap is to a nearest cell ...
+    np.testing.assert_array_equal(
+        jnp.sum(genes[rows] != decisions, -1), nearest)
+    # ... and uniform decisions reach many cells, the upper half of the rows as often as
+    # the lower (tie -> lowest row sent 2000 draws to a handful of low rows)
+    assert len(set(rows.tolist())) > 100
+    assert 0.4 < np.mean(rows >= space.size // 2) < 0.6

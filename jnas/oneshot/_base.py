@@ -49,9 +49,12 @@ class Supernet(NamedTuple):
 
 def make_supernet(space: Any, config: dict) -> Supernet:
     """Pure `init_params(key)` and `apply(params, x, weights, index)` for `space.supernet`."""
-    if not callable(getattr(space, "supernet", None)):
-        raise ValueError(f"one-shot search needs a space with a supernet; "
-                         f"{type(space).__name__} has none")
+    missing = [name for name in ("supernet", "supernet_index", "derive")
+               if not callable(getattr(space, name, None))]
+    if missing or not hasattr(space, "supernet_shape"):
+        raise ValueError(f"one-shot search needs a space with a supernet (`supernet`, "
+                         f"`supernet_shape`, `supernet_index`, `derive`); "
+                         f"{type(space).__name__} lacks {missing or ['supernet_shape']}")
     try:
         graphdef, _ = nnx.split(nnx.eval_shape(lambda: space.supernet(**config,
                                                                       rngs=nnx.Rngs(0))))
@@ -104,19 +107,35 @@ def check_config(where: str, *, epochs: int, steps_per_epoch: int) -> None:
 
 
 def alpha_shape(space: Any) -> tuple[int, int]:
-    return (space.num_edges, space.num_ops)
+    """(E, K): slots x candidates of the space's supernet (`space.supernet_shape`)."""
+    return tuple(space.supernet_shape)
+
+
+def sample_index(space: Any, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(one-hot weights float[E, K], index int32[E]) of a uniformly sampled architecture."""
+    index = space.supernet_index(space.sample(key))
+    return jax.nn.one_hot(index, alpha_shape(space)[1]), index
+
+
+def sample_from_alpha(space: Any, key: jax.Array, alpha: jax.Array) -> Any:
+    """An architecture drawn from α: `space.derive` of Gumbel-perturbed softmax(α) (the
+    Gumbel-max trick: for NB201 each edge's op ~ softmax(α[e]) independently)."""
+    scores = jax.nn.log_softmax(alpha, -1) + jax.random.gumbel(key, alpha.shape)
+    return space.derive(jax.nn.softmax(scores, -1))
 
 
 def argmax_derive(space: Any, transform: Callable[[jax.Array], jax.Array] | None = None
                   ) -> Callable[..., Any]:
-    """`derive(state, key=None, batch=None)`: the cell taking the highest-weighted op on
-    every edge of `transform(state.alpha)` (DARTS/GDAS/SNAS/DrNAS/ProxylessNAS derivation).
-
-    For NB201, as the benchmark's authors derive, `none` competes like any other op.
+    """`derive(state, key=None, batch=None)`: `space.derive` of the op weights
+    `transform(state.alpha)` (softmax by default): the highest-weighted op on every edge
+    for NB201 (where, as the benchmark's authors derive, `none` competes like any other
+    op), DARTS' top-2 strongest inputs per node for DARTS (DARTS/GDAS/SNAS/DrNAS/
+    ProxylessNAS derivation).
     """
+    transform = transform or (lambda a: jax.nn.softmax(a, -1))
+
     def derive(state: OneShotState, key: jax.Array | None = None, batch: Any = None) -> Any:
-        alpha = state.alpha if transform is None else transform(state.alpha)
-        return space.from_decisions(jnp.argmax(alpha, -1))
+        return space.derive(transform(state.alpha))
     return derive
 
 
@@ -173,8 +192,9 @@ def supernet_accuracy(net: Supernet, space: Any, params: Any, archs: Any,
     """Accuracy on `batch` of each of a batch of cells with the shared weights, one cell
     at a time (`lax.map`, so each runs only its own ops)."""
     def one(arch):
-        index = space.to_decisions(arch)
-        logits = net.apply(params, batch[0], jax.nn.one_hot(index, space.num_ops), index)
+        index = space.supernet_index(arch)
+        logits = net.apply(params, batch[0], jax.nn.one_hot(index, alpha_shape(space)[1]),
+                           index)
         return accuracy(logits, batch[1])
     return jax.lax.map(one, archs)
 

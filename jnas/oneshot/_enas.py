@@ -47,8 +47,12 @@ def enas(space: Any, *, epochs: int = 250, steps_per_epoch: int = 391,
     check_count("enas", num_candidates=num_candidates, hidden=hidden)
     if not 0 <= baseline_decay < 1:
         raise ValueError(f"enas: `baseline_decay` must be in [0, 1); got {baseline_decay}")
+    if not hasattr(space, "decision_sizes"):
+        raise ValueError(f"enas: the controller samples the space's decisions; "
+                         f"{type(space).__name__} has no `decision_sizes`")
     controller = lstm_controller(space.decision_sizes, hidden=hidden)
     net = make_supernet(space, supernet)
+    num_candidates_per_slot = space.supernet_shape[1]
     _, w_opt, _ = optimizers(epochs, steps_per_epoch, w_lr, w_optimizer, None)
     c_opt = optax.adam(controller_lr)
 
@@ -63,8 +67,8 @@ def enas(space: Any, *, epochs: int = 250, steps_per_epoch: int = 391,
              key: jax.Array) -> tuple[OneShotState, dict]:
         k_w, k_c = jax.random.split(key)
         ctrl = state.alpha["controller"]
-        index, _, _ = controller.sample(ctrl, k_w)
-        weights = jax.nn.one_hot(index, space.num_ops)
+        index = space.supernet_index(space.from_decisions(controller.sample(ctrl, k_w)[0]))
+        weights = jax.nn.one_hot(index, num_candidates_per_slot)
 
         def of_params(p):
             logits = net.apply(p, train[0], weights, index)
@@ -72,8 +76,10 @@ def enas(space: Any, *, epochs: int = 250, steps_per_epoch: int = 391,
 
         params, w_state, w_loss, w_acc = w_update(of_params, w_opt, state.params, state.w_opt)
         arch, _, _ = controller.sample(ctrl, k_c)
-        reward = accuracy(net.apply(params, val[0], jax.nn.one_hot(arch, space.num_ops), arch),
-                          val[1])
+        arch_index = space.supernet_index(space.from_decisions(arch))
+        reward = accuracy(net.apply(params, val[0],
+                                    jax.nn.one_hot(arch_index, num_candidates_per_slot),
+                                    arch_index), val[1])
         baseline = state.alpha["baseline"]
         baseline = jnp.where(state.step == 0, reward,
                              baseline_decay * baseline + (1 - baseline_decay) * reward)

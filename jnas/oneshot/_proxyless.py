@@ -47,14 +47,15 @@ def linear_op_costs(space: Any, values: Any) -> np.ndarray:
     if values.shape != (space.size,):
         raise ValueError(f"linear_op_costs: `values` must have one entry per cell "
                          f"({space.size},); got {values.shape}")
-    ops = np.asarray(jax.vmap(space.to_decisions)(space.enumerate()))
-    design = np.zeros((space.size, space.num_edges * space.num_ops + 1))
-    for e in range(space.num_edges):
-        design[np.arange(space.size), e * space.num_ops + ops[:, e]] = 1.0
+    slots, k = space.supernet_shape
+    ops = np.asarray(jax.vmap(space.supernet_index)(space.enumerate()))
+    design = np.zeros((space.size, slots * k + 1))
+    for e in range(slots):
+        design[np.arange(space.size), e * k + ops[:, e]] = 1.0
     design[:, -1] = 1.0
     ok = np.isfinite(values)
     coef, *_ = np.linalg.lstsq(design[ok], values[ok], rcond=None)
-    costs = coef[:-1].reshape(space.num_edges, space.num_ops)
+    costs = coef[:-1].reshape(slots, k)
     costs -= costs.min(-1, keepdims=True)  # per edge only differences matter
     return costs.astype(np.float32)
 
@@ -93,7 +94,7 @@ def proxyless(space: Any, *, epochs: int = 50, steps_per_epoch: int = 391,
              key: jax.Array) -> tuple[OneShotState, dict]:
         k_w, k_a = jax.random.split(key)
         index = jax.random.categorical(k_w, jax.lax.stop_gradient(state.alpha), -1)
-        weights = jax.nn.one_hot(index, space.num_ops)
+        weights = jax.nn.one_hot(index, state.alpha.shape[-1])
 
         def of_params(p):
             logits = net.apply(p, train[0], weights, index)

@@ -24,6 +24,7 @@ from jnas.oneshot._base import (
     OneShot,
     OneShotState,
     accuracy,
+    alpha_shape,
     best_of,
     check_config,
     check_count,
@@ -32,6 +33,7 @@ from jnas.oneshot._base import (
     nb201_w_lr,
     nb201_w_optimizer,
     need_data,
+    sample_index,
     supernet_accuracy,
     w_update,
 )
@@ -46,14 +48,13 @@ def _uniform_path(space: Any, epochs: int, steps_per_epoch: int, w_lr, w_optimiz
 
     def init(key: jax.Array) -> OneShotState:
         params = net.init_params(key)
-        return OneShotState(params, jnp.zeros((space.num_edges, space.num_ops)),
+        return OneShotState(params, jnp.zeros(alpha_shape(space)),
                             w_opt.init(params), (), jnp.zeros((), jnp.int32))
 
     def step(state: OneShotState, train: Batch, val: Batch,
              key: jax.Array) -> tuple[OneShotState, dict]:
         del val  # the weights are the only thing trained
-        index = space.to_decisions(space.sample(key))
-        weights = jax.nn.one_hot(index, space.num_ops)
+        weights, index = sample_index(space, key)
 
         def of_params(p):
             logits = net.apply(p, train[0], weights, index)
@@ -139,16 +140,16 @@ def oneshot_dropout(space: Any, *, epochs: int = 50, steps_per_epoch: int = 391,
 
     def init(key: jax.Array) -> OneShotState:
         params = net.init_params(key)
-        return OneShotState(params, jnp.zeros((space.num_edges, space.num_ops)),
+        return OneShotState(params, jnp.zeros(alpha_shape(space)),
                             w_opt.init(params), (), jnp.zeros((), jnp.int32))
 
     def step(state: OneShotState, train: Batch, val: Batch,
              key: jax.Array) -> tuple[OneShotState, dict]:
         del val
         k_drop, k_keep = jax.random.split(key)
-        keep = jax.random.bernoulli(k_drop, 1 - drop_rate, (space.num_edges, space.num_ops))
-        rescue = jax.nn.one_hot(jax.random.randint(k_keep, (space.num_edges,), 0,
-                                                   space.num_ops), space.num_ops)
+        slots, k = alpha_shape(space)
+        keep = jax.random.bernoulli(k_drop, 1 - drop_rate, (slots, k))
+        rescue = jax.nn.one_hot(jax.random.randint(k_keep, (slots,), 0, k), k)
         mask = jnp.where(keep.any(-1, keepdims=True), keep, rescue).astype(jnp.float32)
 
         def of_params(p):

@@ -28,6 +28,8 @@ from jnas.oneshot._base import (
     make_supernet,
     need_data,
     optimizers,
+    sample_from_alpha,
+    sample_index,
     w_update,
 )
 
@@ -47,8 +49,7 @@ def setn(space: Any, *, epochs: int = 250, steps_per_epoch: int = 391,
 
     def step(state: OneShotState, train: Batch, val: Batch,
              key: jax.Array) -> tuple[OneShotState, dict]:
-        index = space.to_decisions(space.sample(key))
-        weights = jax.nn.one_hot(index, space.num_ops)
+        weights, index = sample_index(space, key)
 
         def of_params(p):
             logits = net.apply(p, train[0], weights, index)
@@ -64,8 +65,7 @@ def setn(space: Any, *, epochs: int = 250, steps_per_epoch: int = 391,
     def derive(state: OneShotState, key: jax.Array | None = None, batch: Batch | None = None):
         need_data("setn", key, batch)
         keys = jax.random.split(key, num_candidates)
-        ops = jax.vmap(lambda k: jax.random.categorical(k, state.alpha, -1))(keys)
-        archs = jax.vmap(space.from_decisions)(ops)
+        archs = jax.vmap(lambda k: sample_from_alpha(space, k, state.alpha))(keys)
         return best_of(net, space, state.params, archs, batch)
 
     return OneShot(init, step, derive, net.apply)

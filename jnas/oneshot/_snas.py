@@ -46,7 +46,7 @@ def op_costs(space: Any, costs: Any = None) -> jax.Array:
         if missing:
             raise ValueError(f"op costs: no cost for ops {missing}")
         costs = [costs[op] for op in space.ops]
-    costs = np.broadcast_to(np.asarray(costs, np.float32), (space.num_edges, space.num_ops))
+    costs = np.broadcast_to(np.asarray(costs, np.float32), tuple(space.supernet_shape))
     return jnp.asarray(costs)
 
 

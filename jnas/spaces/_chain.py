@@ -15,7 +15,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jnas.spaces._common import bad, check_int, concrete, random_choice_masked
+from jnas.spaces._common import (
+    DecisionSupernet,
+    bad,
+    check_int,
+    concrete,
+    random_choice_masked,
+)
 
 # (width, blocks, stride) of ProxylessNAS' searchable stages (ImageNet, mobile/GPU settings).
 PROXYLESS_STAGES = ((24, 4, 2), (40, 4, 2), (80, 4, 2), (96, 4, 1), (192, 4, 2), (320, 1, 1))
@@ -29,7 +35,7 @@ class ChainArch(NamedTuple):
 
 
 @dataclasses.dataclass(frozen=True)
-class Chain:
+class Chain(DecisionSupernet):
     """A chain of MBConv blocks: per block kernel x expansion, or skip.
 
     Args:

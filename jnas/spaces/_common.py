@@ -91,3 +91,29 @@ def mutate_categorical(key: jax.Array, values: jax.Array, num_choices: int) -> j
     shift = jax.random.randint(shift_key, (), 1, num_choices)
     new = (values[pos].astype(jnp.int32) + shift) % num_choices
     return values.at[pos].set(new.astype(values.dtype))
+
+
+class DecisionSupernet:
+    """Supernet slots for spaces whose supernet has one mixed slot per decision.
+
+    A supernet's architecture weights are float[E, K]: E slots (edges, blocks, layers)
+    of K candidates each. Here slot e is decision e (`decision_sizes[e] <= K`); a
+    candidate beyond a decision's size (Chain's skip on a block that cannot be skipped)
+    is a zero op the derivation never picks.
+    """
+
+    @property
+    def supernet_shape(self) -> tuple[int, int]:
+        """(E, K): the shape of the supernet's architecture weights."""
+        sizes = self.decision_sizes
+        return (len(sizes), max(sizes))
+
+    def supernet_index(self, arch: Any) -> jax.Array:
+        """int32[E]: the candidate each supernet slot runs for the discrete `arch`."""
+        return self.to_decisions(arch).astype(jnp.int32)
+
+    def derive(self, weights: jax.Array) -> Any:
+        """The architecture taking the highest-weighted allowed candidate in every slot."""
+        sizes = np.asarray(self.decision_sizes)
+        allowed = np.arange(self.supernet_shape[1])[None] < sizes[:, None]
+        return self.from_decisions(jnp.argmax(jnp.where(allowed, weights, -jnp.inf), -1))

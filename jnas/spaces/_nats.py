@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jnas.spaces._common import (
+    DecisionSupernet,
     bad,
     categorical_neighbors,
     check_int,
@@ -31,7 +32,7 @@ class NATSSizeArch(NamedTuple):
 
 
 @dataclasses.dataclass(frozen=True)
-class NATSSize:
+class NATSSize(DecisionSupernet):
     """Channel counts of the five layers of the NATS-Bench size-space network.
 
     `index` is the benchmark's row (the first layer most significant), and the

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jnas.spaces._common import (
+    DecisionSupernet,
     bad,
     categorical_neighbors,
     check_int,
@@ -48,7 +49,7 @@ class AdjacencyEncoding(NamedTuple):
 
 
 @dataclasses.dataclass(frozen=True)
-class NB201:
+class NB201(DecisionSupernet):
     """The NAS-Bench-201 / NATS-Bench topology search space.
 
     Args:

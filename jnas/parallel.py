@@ -45,12 +45,45 @@ def replicate(tree: Any, mesh: Mesh) -> Any:
     return jax.device_put(tree, NamedSharding(mesh, PartitionSpec()))
 
 
+def global_batch(local: Any, mesh: Mesh, axis: str | None = None) -> Any:
+    """One global batch sharded over the mesh from every process's share of it.
+
+    Each process passes its own rows (the same count on every process, in process order);
+    on one process this is `shard_leading`. The step then sees the whole batch.
+    """
+    axis = axis or mesh.axis_names[0]
+    sharding = NamedSharding(mesh, PartitionSpec(axis))
+    return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, x), local)
+
+
+def process_rows(n: int) -> slice:
+    """This process's rows of a global batch of `n` (an equal share per process)."""
+    count = jax.process_count()
+    if n % count:
+        raise ValueError(f"process_rows: a global batch of {n} does not split over "
+                         f"{count} processes")
+    share = n // count
+    return slice(jax.process_index() * share, (jax.process_index() + 1) * share)
+
+
 def initialize_multihost(coordinator_address: str, num_processes: int, process_id: int,
-                         **kwargs: Any) -> None:
+                         *, cpu_collectives: str | None = "gloo", **kwargs: Any) -> None:
     """`jax.distributed.initialize` with explicit arguments (one call per process, first).
 
-    After it, `jax.devices()` lists every process's devices and `mesh()` spans them; feed
-    each process its share of the batch with `jax.make_array_from_process_local_data`.
+    After it, `jax.devices()` lists every process's devices and `mesh()` spans them;
+    `global_batch` assembles each process's share of a batch (`process_rows`).
+    `cpu_collectives` picks the CPU backend's cross-process collectives (gloo, or mpi);
+    GPUs and TPUs use their own.
+
+    Example (two processes on one machine; see experiments/multihost_oneshot.py):
+        initialize_multihost("localhost:12345", 2, process_id)
+        m = mesh()
+        state = replicate(method.init(key), m)
+        rows = process_rows(64)
+        state, _ = jax.jit(method.step)(state, global_batch(train[rows], m),
+                                        global_batch(valid[rows], m), step_key)
     """
+    if cpu_collectives is not None:
+        jax.config.update("jax_cpu_collectives_implementation", cpu_collectives)
     jax.distributed.initialize(coordinator_address=coordinator_address,
                                num_processes=num_processes, process_id=process_id, **kwargs)

@@ -15,12 +15,18 @@ from jnas.nn._nb101 import NB101Cell, NB101Network, vertex_channels
 from jnas.nn._nb201 import InferCell, NATSSizeNetwork, NB201Network, nb201_op
 from jnas.nn._sequential import SequentialNetwork
 from jnas.nn._supernet import MixedEdge, NB201Supernet, SearchCell
+from jnas.nn._supernet_chain import ChainSupernet
+from jnas.nn._supernet_darts import DARTSSearchCell, DARTSSupernet
+from jnas.nn._supernet_nats import NATSSizeSupernet
 
 __all__ = [
     "AuxiliaryHead",
     "ChainNetwork",
+    "ChainSupernet",
     "DARTSCell",
     "DARTSNetwork",
+    "DARTSSearchCell",
+    "DARTSSupernet",
     "DilConv",
     "HierarchicalNetwork",
     "InferCell",
@@ -28,6 +34,7 @@ __all__ = [
     "MixedEdge",
     "Motif",
     "NATSSizeNetwork",
+    "NATSSizeSupernet",
     "NB101Cell",
     "NB101Network",
     "NB201Network",

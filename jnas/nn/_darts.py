@@ -28,13 +28,14 @@ class SepConv(nnx.Module):
     """Two stacked ReLU -> depthwise conv -> 1x1 conv -> BN blocks (the first strided)."""
 
     def __init__(self, cin: int, cout: int, kernel: int, stride: int, padding: int, *,
-                 affine: bool = True, rngs: nnx.Rngs):
+                 affine: bool = True, track_stats: bool = True, rngs: nnx.Rngs):
+        norm = {"affine": affine, "track_stats": track_stats, "rngs": rngs}
         self.dw1 = conv(cin, cin, kernel, stride, padding, groups=cin, rngs=rngs)
         self.pw1 = conv(cin, cin, 1, rngs=rngs)
-        self.bn1 = batch_norm(cin, affine=affine, rngs=rngs)
+        self.bn1 = batch_norm(cin, **norm)
         self.dw2 = conv(cin, cin, kernel, 1, padding, groups=cin, rngs=rngs)
         self.pw2 = conv(cin, cout, 1, rngs=rngs)
-        self.bn2 = batch_norm(cout, affine=affine, rngs=rngs)
+        self.bn2 = batch_norm(cout, **norm)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         x = self.bn1(self.pw1(self.dw1(jax.nn.relu(x))))
@@ -45,11 +46,12 @@ class DilConv(nnx.Module):
     """ReLU -> dilated depthwise conv -> 1x1 conv -> BN."""
 
     def __init__(self, cin: int, cout: int, kernel: int, stride: int, padding: int,
-                 dilation: int, *, affine: bool = True, rngs: nnx.Rngs):
+                 dilation: int, *, affine: bool = True, track_stats: bool = True,
+                 rngs: nnx.Rngs):
         self.dw = conv(cin, cin, kernel, stride, padding, dilation=dilation, groups=cin,
                        rngs=rngs)
         self.pw = conv(cin, cout, 1, rngs=rngs)
-        self.bn = batch_norm(cout, affine=affine, rngs=rngs)
+        self.bn = batch_norm(cout, affine=affine, track_stats=track_stats, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         return self.bn(self.pw(self.dw(jax.nn.relu(x))))
@@ -65,20 +67,22 @@ class _Pool(nnx.Module):
 
 
 def darts_op(name: str, channels: int, stride: int, *, affine: bool = True,
-             rngs: nnx.Rngs) -> nnx.Module:
-    """One DARTS candidate operation (the DARTS code's `OPS`)."""
+             track_stats: bool = True, rngs: nnx.Rngs) -> nnx.Module:
+    """One DARTS candidate operation (the DARTS code's `OPS`); the search network uses
+    `affine=False` (and jnas' supernets `track_stats=False`)."""
     c = channels
+    norm = {"affine": affine, "track_stats": track_stats, "rngs": rngs}
     table = {
         "none": lambda: Zero(c, stride),
         "avg_pool_3x3": lambda: _Pool("avg", stride),
         "max_pool_3x3": lambda: _Pool("max", stride),
         "skip_connect": lambda: (Identity() if stride == 1
-                                 else FactorizedReduce(c, c, 2, affine=affine, rngs=rngs)),
-        "sep_conv_3x3": lambda: SepConv(c, c, 3, stride, 1, affine=affine, rngs=rngs),
-        "sep_conv_5x5": lambda: SepConv(c, c, 5, stride, 2, affine=affine, rngs=rngs),
-        "sep_conv_7x7": lambda: SepConv(c, c, 7, stride, 3, affine=affine, rngs=rngs),
-        "dil_conv_3x3": lambda: DilConv(c, c, 3, stride, 2, 2, affine=affine, rngs=rngs),
-        "dil_conv_5x5": lambda: DilConv(c, c, 5, stride, 4, 2, affine=affine, rngs=rngs),
+                                 else FactorizedReduce(c, c, 2, **norm)),
+        "sep_conv_3x3": lambda: SepConv(c, c, 3, stride, 1, **norm),
+        "sep_conv_5x5": lambda: SepConv(c, c, 5, stride, 2, **norm),
+        "sep_conv_7x7": lambda: SepConv(c, c, 7, stride, 3, **norm),
+        "dil_conv_3x3": lambda: DilConv(c, c, 3, stride, 2, 2, **norm),
+        "dil_conv_5x5": lambda: DilConv(c, c, 5, stride, 4, 2, **norm),
     }
     if name not in table:
         raise ValueError(f"darts_op: unknown op `name` {name!r}; expected one of "

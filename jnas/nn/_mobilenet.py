@@ -18,9 +18,10 @@ from jnas.nn._ops import batch_norm, conv, linear
 
 class ConvBNAct(nnx.Module):
     def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, *,
-                 groups: int = 1, act: bool = True, rngs: nnx.Rngs):
+                 groups: int = 1, act: bool = True, track_stats: bool = True,
+                 rngs: nnx.Rngs):
         self.conv = conv(cin, cout, kernel, stride, (kernel - 1) // 2, groups=groups, rngs=rngs)
-        self.bn = batch_norm(cout, rngs=rngs)
+        self.bn = batch_norm(cout, track_stats=track_stats, rngs=rngs)
         self.act = act
 
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -32,11 +33,12 @@ class MBConv(nnx.Module):
     """Inverted residual: 1x1 expand, kxk depthwise (strided), 1x1 linear projection."""
 
     def __init__(self, cin: int, cout: int, kernel: int, stride: int, expansion: int, *,
-                 rngs: nnx.Rngs):
+                 track_stats: bool = True, rngs: nnx.Rngs):
         hidden = cin * expansion
-        self.expand = ConvBNAct(cin, hidden, 1, rngs=rngs) if expansion != 1 else None
-        self.depthwise = ConvBNAct(hidden, hidden, kernel, stride, groups=hidden, rngs=rngs)
-        self.project = ConvBNAct(hidden, cout, 1, act=False, rngs=rngs)
+        norm = {"track_stats": track_stats, "rngs": rngs}
+        self.expand = ConvBNAct(cin, hidden, 1, **norm) if expansion != 1 else None
+        self.depthwise = ConvBNAct(hidden, hidden, kernel, stride, groups=hidden, **norm)
+        self.project = ConvBNAct(hidden, cout, 1, act=False, **norm)
         self.residual = stride == 1 and cin == cout
 
     def __call__(self, x: jax.Array) -> jax.Array:

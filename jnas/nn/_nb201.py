@@ -56,11 +56,12 @@ class InferCell(nnx.Module):
     """A discrete NB201 cell: node j is the sum of its input edges' ops."""
 
     def __init__(self, edges: tuple[tuple[int, int, str], ...], cin: int, cout: int, *,
-                 rngs: nnx.Rngs):
+                 track_stats: bool = True, rngs: nnx.Rngs):
         self.edges = tuple((i, j) for i, j, _ in edges)
         self.num_nodes = max(j for _, j in self.edges) + 1
         self.ops = nnx.List([
-            nb201_op(op, cin if i == 0 else cout, cout, 1, rngs=rngs) for i, _, op in edges])
+            nb201_op(op, cin if i == 0 else cout, cout, 1, track_stats=track_stats, rngs=rngs)
+            for i, _, op in edges])
 
     def __call__(self, x: jax.Array) -> jax.Array:
         nodes = [x]
@@ -74,18 +75,21 @@ class _TinyNetwork(nnx.Module):
     """Stem, cells and reduction blocks at the given widths, then the classifier head."""
 
     def __init__(self, widths: list[int], reductions: list[bool], cell_edges, *,
-                 num_classes: int, rngs: nnx.Rngs):
-        self.stem_conv = conv(3, widths[0], 3, 1, 1, rngs=rngs)
-        self.stem_bn = batch_norm(widths[0], rngs=rngs)
+                 num_classes: int, in_channels: int = 3, track_stats: bool = True,
+                 rngs: nnx.Rngs):
+        self.stem_conv = conv(in_channels, widths[0], 3, 1, 1, rngs=rngs)
+        self.stem_bn = batch_norm(widths[0], track_stats=track_stats, rngs=rngs)
         layers, prev = [], widths[0]
         for width, reduction in zip(widths, reductions, strict=True):
             if reduction:
-                layers.append(ResNetBasicBlock(prev, width, 2, rngs=rngs))
+                layers.append(ResNetBasicBlock(prev, width, 2, track_stats=track_stats,
+                                               rngs=rngs))
             else:
-                layers.append(InferCell(cell_edges, prev, width, rngs=rngs))
+                layers.append(InferCell(cell_edges, prev, width, track_stats=track_stats,
+                                        rngs=rngs))
             prev = width
         self.layers = nnx.List(layers)
-        self.head_bn = batch_norm(prev, rngs=rngs)
+        self.head_bn = batch_norm(prev, track_stats=track_stats, rngs=rngs)
         self.classifier = linear(prev, num_classes, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:

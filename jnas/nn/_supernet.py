@@ -30,9 +30,8 @@ class MixedEdge(nnx.Module):
       runs.
     """
 
-    def __init__(self, op_names: tuple[str, ...], cin: int, cout: int, *, rngs: nnx.Rngs):
-        self.ops = nnx.List([nb201_op(name, cin, cout, 1, affine=False, track_stats=False,
-                                      rngs=rngs) for name in op_names])
+    def __init__(self, ops: list[nnx.Module]):
+        self.ops = nnx.List(ops)
 
     def __call__(self, x: jax.Array, w: jax.Array, index: jax.Array | None = None) -> jax.Array:
         if index is None:
@@ -48,8 +47,10 @@ class SearchCell(nnx.Module):
                  cin: int, cout: int, *, rngs: nnx.Rngs):
         self.edges = edges
         self.num_nodes = max(j for _, j in edges) + 1
-        self.mixed = nnx.List([MixedEdge(op_names, cin if i == 0 else cout, cout, rngs=rngs)
-                               for i, _ in edges])
+        self.mixed = nnx.List([
+            MixedEdge([nb201_op(name, cin if i == 0 else cout, cout, 1, affine=False,
+                                track_stats=False, rngs=rngs) for name in op_names])
+            for i, _ in edges])
 
     def __call__(self, x: jax.Array, weights: jax.Array,
                  index: jax.Array | None = None) -> jax.Array:

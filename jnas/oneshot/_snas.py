@@ -36,11 +36,27 @@ NB201_OP_COST = {"none": 0.0, "skip_connect": 0.0, "nor_conv_1x1": 1 / 9,
                  "nor_conv_3x3": 1.0, "avg_pool_3x3": 0.0}
 
 
+# Relative multiply-accumulates of the DARTS ops at C = 16 (sep_conv_3x3 = 1).
+DARTS_OP_COST = {"none": 0.0, "max_pool_3x3": 0.0, "avg_pool_3x3": 0.0, "skip_connect": 0.0,
+                 "sep_conv_3x3": 1.0, "sep_conv_5x5": 1.64, "sep_conv_7x7": 2.44,
+                 "dil_conv_3x3": 0.5, "dil_conv_5x5": 0.82}
+
+
+def default_op_costs(space: Any) -> Any:
+    """A space's own cost table: Chain's per-block MFLOPs (224 px), the NATS size space's
+    relative widths, else the relative MACs of the NB201 / DARTS ops."""
+    if callable(getattr(space, "op_flops", None)):
+        return space.op_flops()
+    if callable(getattr(space, "widths", None)) and hasattr(space, "channels"):
+        return np.asarray(space.channels, np.float32) / max(space.channels)
+    return NB201_OP_COST | DARTS_OP_COST
+
+
 def op_costs(space: Any, costs: Any = None) -> jax.Array:
     """float32[E, K] cost of each op on each edge: `costs` as given (a dict op -> cost or an
-    [E, K] / [K] array), else the NB201 ops' relative MACs."""
+    [E, K] / [K] array), else `default_op_costs(space)`."""
     if costs is None:
-        costs = NB201_OP_COST
+        costs = default_op_costs(space)
     if isinstance(costs, dict):
         missing = [op for op in space.ops if op not in costs]
         if missing:

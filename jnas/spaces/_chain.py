@@ -178,6 +178,38 @@ class Chain(DecisionSupernet):
         """float32[B, K * E + 1]."""
         return jax.nn.one_hot(arch.ops, self.num_choices, dtype=jnp.float32)
 
+    def op_flops(self, image_size: int = 224, stem_stride: int = 2) -> np.ndarray:
+        """float32[B, K]: multiply-accumulates (millions) of every block's every choice on
+        `image_size` inputs (the skip choice costs 0): ProxylessNAS' cost lookup table for
+        FLOPs, e.g. `costs` of `jnas.oneshot.proxyless`. A network's total is this table's
+        sum over its choices plus its fixed layers' (`jnas.nn.count_flops`)."""
+        check_int("Chain.op_flops", "image_size", image_size, 1)
+        if stem_stride not in (1, 2):
+            raise bad("Chain.op_flops", "stem_stride", "1 or 2", stem_stride)
+        size = -(-image_size // stem_stride)
+        table = np.zeros((self.num_blocks, self.num_choices))
+        c, b = self.first_block_channels, 0
+        for width, n, stride in self.stages:
+            for i in range(n):
+                s = stride if i == 0 else 1
+                out = -(-size // s)
+                for k_i, kernel in enumerate(self.kernels):
+                    for e_i, expansion in enumerate(self.expansions):
+                        hidden = c * expansion
+                        expand = size * size * c * hidden if expansion != 1 else 0
+                        table[b, k_i * len(self.expansions) + e_i] = (
+                            expand + out * out * hidden * (kernel * kernel + width))
+                c, size, b = width, out, b + 1
+        return (table / 1e6).astype(np.float32)
+
+    def supernet(self, *, num_classes: int = 1000, in_channels: int = 3, stem_stride: int = 2,
+                 rngs: Any = None) -> Any:
+        """The ProxylessNAS over-parameterised network (`jnas.nn.ChainSupernet`)."""
+        from jnas.nn import ChainSupernet
+
+        return ChainSupernet(self, num_classes=num_classes, in_channels=in_channels,
+                             stem_stride=stem_stride, rngs=rngs)
+
     def build(self, arch: ChainArch, *, num_classes: int = 1000, dropout: float = 0.0,
               stem_stride: int = 2, rngs: Any = None) -> Any:
         """The chain network (`jnas.nn.ChainNetwork`); `stem_stride=1` suits 32x32 inputs."""

@@ -260,3 +260,59 @@ class DARTS:
         return DARTSNetwork(genotype, channels=channels, num_cells=num_cells,
                             num_classes=num_classes, auxiliary=auxiliary, drop_path=drop_path,
                             rngs=rngs)
+
+    # ------------------------------------------------------------------ supernet
+    @property
+    def _cell_edges(self) -> int:
+        """Edges of a search cell: node j reads the two inputs and the j earlier nodes."""
+        return sum(j + 2 for j in range(self.num_nodes))
+
+    @property
+    def _offsets(self) -> np.ndarray:
+        """Row of edge (node j, input 0) in a search cell's op weights: j (j + 3) / 2."""
+        return np.array([j * (j + 3) // 2 for j in range(self.num_nodes)])
+
+    @property
+    def supernet_shape(self) -> tuple[int, int]:
+        """(2E, K): op weights of every edge of the normal, then the reduction search cell
+        (edge (node j, input i) is row j (j + 3) / 2 + i of its cell; E = 14 for 4 nodes)."""
+        return (2 * self._cell_edges, self.num_ops)
+
+    def _none_index(self) -> int:
+        if "none" not in self.ops:
+            raise bad("DARTS supernet", "ops", "a tuple containing 'none' (the search "
+                      "cells' edges the genotype does not use)", self.ops)
+        return self.ops.index("none")
+
+    def supernet_index(self, arch: DARTSArch) -> jax.Array:
+        """int32[2E]: the op each search-cell edge runs for the genotype (`none` where the
+        genotype has no such edge)."""
+        ids = (np.repeat(self._offsets, 2)[None] + jnp.asarray(arch.inputs).astype(jnp.int32))
+        index = jnp.full((2, self._cell_edges), self._none_index(), jnp.int32)
+        index = index.at[np.arange(2)[:, None], ids].set(jnp.asarray(arch.ops).astype(jnp.int32))
+        return index.reshape(-1)
+
+    def derive(self, weights: jax.Array) -> DARTSArch:
+        """DARTS' `genotype()`: each node keeps the two inputs whose strongest non-`none` op
+        weight is highest (strongest first, ties to the lower input), each with that op."""
+        e, k = self._cell_edges, self.num_ops
+        w = jnp.where(jnp.asarray(self._allowed_ops), jnp.reshape(weights, (2, e, k)),
+                      -jnp.inf)
+        strength, best = w.max(-1), w.argmax(-1)
+        ops, inputs = [], []
+        for j, offset in enumerate(self._offsets.tolist()):
+            _, src = jax.lax.top_k(strength[:, offset:offset + j + 2], 2)
+            inputs.append(src)
+            ops.append(jnp.take_along_axis(best[:, offset:offset + j + 2], src, axis=1))
+        return DARTSArch(jnp.concatenate(ops, 1).astype(jnp.int8),
+                         jnp.concatenate(inputs, 1).astype(jnp.int8))
+
+    def supernet(self, *, channels: int = 16, num_cells: int = 8, num_classes: int = 10,
+                 in_channels: int = 3, stem_multiplier: int = 3, rngs: Any = None) -> Any:
+        """The DARTS search network (`jnas.nn.DARTSSupernet`: C=16, 8 cells by default)."""
+        from jnas.nn import DARTSSupernet
+
+        self._none_index()
+        return DARTSSupernet(self, channels=channels, num_cells=num_cells,
+                             num_classes=num_classes, in_channels=in_channels,
+                             stem_multiplier=stem_multiplier, rngs=rngs)

@@ -148,3 +148,11 @@ class NATSSize(DecisionSupernet):
         from jnas.nn import NATSSizeNetwork
 
         return NATSSizeNetwork(self.widths(arch), num_classes=num_classes, rngs=rngs)
+
+    def supernet(self, *, num_classes: int = 10, in_channels: int = 3, cell: str | None = None,
+                 rngs: Any = None) -> Any:
+        """The channel-masking supernet (`jnas.nn.NATSSizeSupernet`)."""
+        from jnas.nn import NATSSizeSupernet
+
+        return NATSSizeSupernet(self, num_classes=num_classes, in_channels=in_channels,
+                                cell=cell, rngs=rngs)

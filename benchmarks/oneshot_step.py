@@ -3,8 +3,12 @@ step), compile time apart, peak memory, and the throughput of K vmapped seeds.
 
     python benchmarks/oneshot_step.py --out benchmarks/results            # C=16, N=5
     python benchmarks/oneshot_step.py --channels 8 --cells 1 --seeds 1 2 4 8
+    python benchmarks/oneshot_step.py --space darts --cells 8 --dtypes float32
 
-Writes `oneshot_step_<device>[_C<c>N<n>].json`. The reference figures (the NB201 authors'
+Every step runs in float32 and in bfloat16 mixed precision (`compute_dtype`: float32
+master weights and BN statistics) unless `--dtypes` says otherwise. `--space darts`
+times the DARTS search network (C channels, `--cells` cells) instead of NB201's.
+Writes `oneshot_step_<device>[_<space>][_C<c>N<n>].json`. The reference figures (the NB201 authors'
 PyTorch code on one H100, fp32, batch 64): DARTS-V1 286 ms (81 ms as a CUDA graph),
 DARTS-V2 898 ms, GDAS 163 ms, peak memory 1.9 GB (V1).
 """
@@ -22,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jnas import oneshot
-from jnas.spaces import NB201
+from jnas.spaces import DARTS, NB201
 
 REFERENCE_H100_MS = {"darts-v1": 286.0, "darts-v2": 898.0, "gdas": 163.0}
 
@@ -45,11 +49,14 @@ def _memory(compiled) -> float | None:
         return None
 
 
-def measure(name: str, k: int | None, *, channels: int, cells: int, batch: int, size: int,
-            repeats: int) -> dict:
+def measure(name: str, k: int | None, *, space: str, channels: int, cells: int, batch: int,
+            size: int, repeats: int, dtype: str) -> dict:
     """Compile time, ms per step and memory of one method, one seed or K vmapped seeds."""
-    method = oneshot.METHODS[name](NB201(), channels=channels, cells_per_stage=cells,
-                                   epochs=50, steps_per_epoch=391)
+    net = ({"space": NB201(), "cells_per_stage": cells} if space == "nb201" else
+           {"space": DARTS(), "num_cells": cells})
+    compute = None if dtype == "float32" else jnp.dtype(dtype)
+    method = oneshot.METHODS[name](net.pop("space"), channels=channels, **net, epochs=50,
+                                   steps_per_epoch=391, compute_dtype=compute)
     train, val = _batches(k, batch, size)
     if k is None:
         init, step = method.init, method.step
@@ -71,7 +78,7 @@ def measure(name: str, k: int | None, *, channels: int, cells: int, batch: int, 
         jax.block_until_ready(metrics)
         times.append(time.perf_counter() - start)
     ms = 1000 * float(np.median(times))
-    row = {"method": name, "seeds": k or 1, "vmapped": k is not None,
+    row = {"method": name, "dtype": dtype, "seeds": k or 1, "vmapped": k is not None,
            "compile_s": round(compile_s, 2), "ms_per_step": round(ms, 2),
            "steps_per_s_all_seeds": round((k or 1) * 1000 / ms, 3),
            "memory_mb": _memory(compiled)}
@@ -85,6 +92,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--methods", nargs="+", default=["darts-v1", "darts-v2", "gdas"],
                         choices=sorted(oneshot.METHODS))
+    parser.add_argument("--space", choices=["nb201", "darts"], default="nb201")
+    parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"],
+                        choices=["float32", "bfloat16"])
     parser.add_argument("--channels", type=int, default=16)
     parser.add_argument("--cells", type=int, default=5)
     parser.add_argument("--batch", type=int, default=64)
@@ -95,35 +105,40 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args()
     device = jax.devices()[0]
-    config = {"channels": args.channels, "cells": args.cells, "batch": args.batch,
-              "size": args.size, "repeats": args.repeats}
+    config = {"space": args.space, "channels": args.channels, "cells": args.cells,
+              "batch": args.batch, "size": args.size, "repeats": args.repeats}
     rows = []
-    for name in args.methods:
-        row = measure(name, None, **{k: v for k, v in config.items()})
-        if name in REFERENCE_H100_MS:
-            row["reference_h100_ms"] = REFERENCE_H100_MS[name]
-        rows.append(row)
-        print(json.dumps(row), flush=True)
-        for k in args.seeds:
-            rows.append(measure(name, k, **config))
-            print(json.dumps(rows[-1]), flush=True)
-    by = {(r["method"], r["seeds"], r["vmapped"]): r for r in rows}
-    for name in args.methods:
-        one = by[(name, 1, False)]
-        if name == "darts-v2" and ("darts-v1", 1, False) in by:
-            one["ratio_to_first_order"] = round(
-                one["ms_per_step"] / by[("darts-v1", 1, False)]["ms_per_step"], 2)
-        for k in args.seeds:
-            r = by[(name, k, True)]
+    for dtype in args.dtypes:
+        for name in args.methods:
+            row = measure(name, None, **config, dtype=dtype)
+            if name in REFERENCE_H100_MS and args.space == "nb201":
+                row["reference_h100_ms"] = REFERENCE_H100_MS[name]
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+            for k in args.seeds:
+                rows.append(measure(name, k, **config, dtype=dtype))
+                print(json.dumps(rows[-1]), flush=True)
+    by = {(r["method"], r["dtype"], r["seeds"], r["vmapped"]): r for r in rows}
+    for (name, dtype, _, vmapped), r in by.items():
+        one = by[(name, dtype, 1, False)]
+        if not vmapped and name == "darts-v2" and ("darts-v1", dtype, 1, False) in by:
+            r["ratio_to_first_order"] = round(
+                r["ms_per_step"] / by[("darts-v1", dtype, 1, False)]["ms_per_step"], 2)
+        if not vmapped and dtype != "float32" and (name, "float32", 1, False) in by:
+            r["speedup_vs_float32"] = round(
+                by[(name, "float32", 1, False)]["ms_per_step"] / r["ms_per_step"], 2)
+        if vmapped:
             r["throughput_vs_one_seed"] = round(r["steps_per_s_all_seeds"]
                                                 / one["steps_per_s_all_seeds"], 2)
     result = {"device": f"{device.platform}: {device.device_kind}",
               "host": platform.processor() or platform.machine(),
-              "jax": jax.__version__, "config": config, "dtype": str(jnp.float32.dtype),
-              "rows": rows}
+              "jax": jax.__version__, "config": config, "rows": rows}
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    suffix = "" if (args.channels, args.cells) == (16, 5) else f"_C{args.channels}N{args.cells}"
+    default_cells = 5 if args.space == "nb201" else 8
+    suffix = "" if args.space == "nb201" else "_darts"
+    if (args.channels, args.cells) != (16, default_cells):
+        suffix += f"_C{args.channels}N{args.cells}"
     path = out / f"oneshot_step_{device.platform}{suffix}.json"
     path.write_text(json.dumps(result, indent=1))
     print(f"wrote {path}")

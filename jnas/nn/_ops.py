@@ -55,6 +55,9 @@ class BatchStatsNorm(nnx.Module):
         self.bias = nnx.Param(jnp.zeros((channels,))) if affine else None
 
     def __call__(self, x: jax.Array) -> jax.Array:
+        """Normalised `x`; statistics in float32 at least (for bfloat16 inputs too)."""
+        dtype = x.dtype
+        x = x.astype(jnp.promote_types(dtype, jnp.float32))
         axes = tuple(range(x.ndim - 1))
         mean = jnp.mean(x, axis=axes, keepdims=True)
         var = jnp.mean(jnp.square(x - mean), axis=axes, keepdims=True)
@@ -62,13 +65,14 @@ class BatchStatsNorm(nnx.Module):
         if self.scale is not None:
             shape = (1,) * (x.ndim - 1) + (-1,)
             y = y * self.scale[...].reshape(shape) + self.bias[...].reshape(shape)
-        return y
+        return y.astype(dtype)
 
 
 def avg_pool(x: jax.Array, kernel: int, stride: int, padding: int) -> jax.Array:
     """Average pooling that ignores the padding (PyTorch `count_include_pad=False`)."""
     pad = ((padding, padding), (padding, padding))
-    return nnx.avg_pool(x, (kernel, kernel), (stride, stride), pad, count_include_pad=False)
+    y = nnx.avg_pool(x, (kernel, kernel), (stride, stride), pad, count_include_pad=False)
+    return y.astype(x.dtype)  # the padding count is float32
 
 
 def max_pool(x: jax.Array, kernel: int, stride: int, padding: int) -> jax.Array:

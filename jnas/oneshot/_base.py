@@ -48,7 +48,18 @@ class Supernet(NamedTuple):
 
 
 def make_supernet(space: Any, config: dict) -> Supernet:
-    """Pure `init_params(key)` and `apply(params, x, weights, index)` for `space.supernet`."""
+    """Pure `init_params(key)` and `apply(params, x, weights, index)` for `space.supernet`.
+
+    `config` goes to `space.supernet`, except `compute_dtype` (e.g. `jnp.bfloat16`): mixed
+    precision, where the parameters stay float32 (the optimiser's master copy) and are
+    cast with the inputs and op weights for the forward and backward pass; batch-norm
+    statistics and the logits are float32.
+    """
+    config = dict(config)
+    compute_dtype = config.pop("compute_dtype", None)
+    if compute_dtype is not None and not jnp.issubdtype(compute_dtype, jnp.floating):
+        raise ValueError(f"`compute_dtype` must be a floating dtype (e.g. jnp.bfloat16); got "
+                         f"{compute_dtype!r}")
     missing = [name for name in ("supernet", "supernet_index", "derive")
                if not callable(getattr(space, name, None))]
     if missing or not hasattr(space, "supernet_shape"):
@@ -65,9 +76,16 @@ def make_supernet(space: Any, config: dict) -> Supernet:
     def init_params(key: jax.Array) -> Any:
         return nnx.split(space.supernet(**config, rngs=nnx.Rngs(key)))[1]
 
+    def cast(tree: Any) -> Any:
+        return jax.tree.map(lambda a: a.astype(compute_dtype)
+                            if jnp.issubdtype(a.dtype, jnp.floating) else a, tree)
+
     def apply(params: Any, x: jax.Array, weights: jax.Array,
               index: jax.Array | None = None) -> jax.Array:
-        return nnx.merge(graphdef, params)(x, weights, index)
+        if compute_dtype is None:
+            return nnx.merge(graphdef, params)(x, weights, index)
+        logits = nnx.merge(graphdef, cast(params))(cast(x), cast(weights), index)
+        return logits.astype(jnp.float32)
 
     return Supernet(init_params, apply)
 

@@ -212,3 +212,25 @@ def test_scan_and_loop_epochs_agree(key):
 def test_nan_metrics_stop_with_the_step_named():
     with pytest.raises(FloatingPointError, match="epoch 4, step 2"):
         oneshot.check_finite({"w_loss": np.array([1.0, 0.5, np.nan])}, 4)
+
+
+@pytest.mark.parametrize("name", ["darts-v1", "gdas"])
+def test_bfloat16_compute_keeps_float32_master_weights(name, key):
+    fp32 = oneshot.METHODS[name](SPACE, **TINY)
+    bf16 = oneshot.METHODS[name](SPACE, **TINY, compute_dtype=jnp.bfloat16)
+    state = fp32.init(key)
+    a, m_a = jax.jit(fp32.step)(state, batch(1), batch(2), jax.random.key(5))
+    b, m_b = jax.jit(bf16.step)(state, batch(1), batch(2), jax.random.key(5))
+    assert {x.dtype for x in jax.tree.leaves(b.params)} == {jnp.dtype(jnp.float32)}
+    assert b.alpha.dtype == jnp.float32
+    np.testing.assert_allclose(m_b["w_loss"], m_a["w_loss"], rtol=2e-2)
+    # Adam's first step moves each α by ~lr * sign(grad): bfloat16 rounding may flip the
+    # sign of a near-zero gradient (a 2 * lr change) but leaves most entries as in float32
+    diff = np.abs(np.asarray(b.alpha) - np.asarray(a.alpha))
+    assert diff.max() <= 2 * 3e-4 + 1e-5
+    assert np.mean(diff < 1e-5) >= 0.75
+    assert diff.max() > 0
+    logits = bf16.apply(b.params, batch(3)[0], jax.nn.softmax(b.alpha, -1))
+    assert logits.dtype == jnp.float32
+    with pytest.raises(ValueError, match="compute_dtype"):
+        oneshot.darts(SPACE, **TINY, compute_dtype=jnp.int8)

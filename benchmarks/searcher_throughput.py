@@ -30,24 +30,7 @@ import jax.numpy as jnp
 from jnas import bench, search
 from jnas.spaces import NB201
 
-SEARCHERS = {
-    "random_search": (search.random_search, False),
-    "regularized_evolution": (search.regularized_evolution, False),
-    "tournament_evolution": (search.tournament_evolution, False),
-    "neat": (search.neat, False),
-    "local_search": (search.local_search, False),
-    "reinforce": (search.reinforce, False),
-    "reinforce_lstm": (lambda s: search.reinforce(s, controller="lstm"), False),
-    "q_learning": (search.q_learning, False),
-    "hyperband": (search.hyperband, False),
-    "bohb": (search.bohb, False),
-    "bayesian_optimization": (search.bayesian_optimization, True),
-    "bayesian_optimization_wl": (
-        lambda s: search.bayesian_optimization(s, encoding="wl"), True),
-    "bananas": (search.bananas, True),
-    "pnas": (search.pnas, True),
-    "nao": (search.nao, True),
-}
+SEARCHERS = {name: (e.make, e.model_based) for name, e in search.REGISTRY.items()}
 
 
 def measure(name: str, make, table: bench.Table, seeds: int, steps: int) -> dict:

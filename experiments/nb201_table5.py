@@ -32,24 +32,8 @@ from jnas import bench, search
 from jnas.bench._report import NB201_REPORT, summarize
 from jnas.spaces import NB201
 
-MODEL_BASED = ("BO (GP, EI)", "BO (GP, WL kernel)", "BANANAS", "PNAS", "NAO")
-SEARCHERS = {
-    "random search": search.random_search,
-    "regularized evolution": search.regularized_evolution,
-    "tournament evolution": search.tournament_evolution,
-    "NEAT (speciation, crossover)": search.neat,
-    "local search": search.local_search,
-    "REINFORCE": search.reinforce,
-    "REINFORCE (LSTM)": lambda space: search.reinforce(space, controller="lstm"),
-    "Q-learning (MetaQNN)": search.q_learning,
-    "BO (GP, EI)": search.bayesian_optimization,
-    "BO (GP, WL kernel)": lambda space: search.bayesian_optimization(space, encoding="wl"),
-    "BANANAS": search.bananas,
-    "PNAS": search.pnas,
-    "NAO": search.nao,
-    "Hyperband (12/200 epochs)": search.hyperband,
-    "BOHB (12/200 epochs)": search.bohb,
-}
+MODEL_BASED = tuple(e.label for e in search.REGISTRY.values() if e.model_based)
+SEARCHERS = {e.label: e.make for e in search.REGISTRY.values()}
 
 
 def main() -> None:

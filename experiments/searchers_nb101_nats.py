@@ -38,21 +38,9 @@ import numpy as np
 from jnas import bench, search
 from jnas.spaces import NATSSize
 
-SEARCHERS = {
-    "random search": (search.random_search, False),
-    "regularized evolution": (search.regularized_evolution, False),
-    "tournament evolution": (search.tournament_evolution, False),
-    "NEAT (speciation, crossover)": (search.neat, False),
-    "local search": (search.local_search, False),
-    "REINFORCE": (search.reinforce, False),
-    "REINFORCE (LSTM)": (lambda s: search.reinforce(s, controller="lstm"), False),
-    "Q-learning (MetaQNN)": (search.q_learning, False),
-    "BO (GP, EI)": (search.bayesian_optimization, True),
-    "BO (GP, WL kernel)": (lambda s: search.bayesian_optimization(s, encoding="wl"), True),
-    "BANANAS": (search.bananas, True),
-    "PNAS": (search.pnas, True),
-    "NAO": (search.nao, True),
-}
+# The single-fidelity searchers (the NB101 subset and NATS size tables have one fidelity).
+SEARCHERS = {e.label: (e.make, e.model_based) for e in search.REGISTRY.values()
+             if not e.multi_fidelity}
 
 
 def settings(name: str, nasbench: str | None) -> dict:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pathlib
 import sys
 import time
-from typing import Any
+
+from jnas.search._registry import REGISTRY
 
 SPACE_NAMES = ("nb201", "nb101", "darts", "nats_size", "chain", "sequential", "hierarchical")
 
@@ -24,39 +25,8 @@ def make_space(name: str):
     return table[name]()
 
 
-SEARCHERS = {"rs": "random search", "rea": "regularized evolution",
-             "te": "tournament evolution", "neat": "NEAT-style evolution (speciation, "
-             "crossover)", "ls": "local search",
-             "reinforce": "REINFORCE (per-decision logits)",
-             "reinforce-lstm": "REINFORCE with an LSTM controller",
-             "bo": "Bayesian optimisation (GP, EI, path encoding)",
-             "bo-wl": "Bayesian optimisation (GP, EI, Weisfeiler-Lehman kernel)",
-             "bananas": "BANANAS",
-             "pnas": "PNAS (progressive prefixes, MLP-ensemble surrogate)",
-             "nao": "NAO (encoder-predictor-decoder, gradient steps in the embedding)",
-             "qlearning": "Q-learning (MetaQNN)",
-             "hyperband": "Hyperband (12 and 200 epochs)",
-             "bohb": "BOHB (12 and 200 epochs)"}
+SEARCHERS = {name: entry.description for name, entry in REGISTRY.items()}
 SEARCHERS_HELP = ", ".join(f"{k} {v}" for k, v in SEARCHERS.items())
-
-
-def make_searcher(name: str, space: Any) -> Any:
-    """A black-box searcher by its short name (`SEARCHERS`), default hyper-parameters."""
-    from jnas import search
-
-    makers = {"rs": search.random_search, "rea": search.regularized_evolution,
-              "te": search.tournament_evolution, "neat": search.neat,
-              "ls": search.local_search,
-              "reinforce": search.reinforce,
-              "reinforce-lstm": lambda space: search.reinforce(space, controller="lstm"),
-              "bo": search.bayesian_optimization,
-              "bo-wl": lambda space: search.bayesian_optimization(space, encoding="wl"),
-              "bananas": search.bananas, "pnas": search.pnas, "nao": search.nao,
-              "qlearning": search.q_learning, "hyperband": search.hyperband,
-              "bohb": search.bohb}
-    if name not in makers:
-        raise ValueError(f"unknown searcher {name!r}; expected one of {', '.join(makers)}")
-    return makers[name](space)
 
 
 def progress(label: str, unit: str = "seeds"):

@@ -6,7 +6,8 @@ import argparse
 import pathlib
 import time
 
-from jnas.commands._common import make_searcher, progress
+from jnas.commands._common import progress
+from jnas.search import make_searcher
 
 FAST_SEARCHERS = ("rs", "rea", "te", "ls", "reinforce")  # the default of `bench run`
 

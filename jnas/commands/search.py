@@ -9,7 +9,8 @@ import pathlib
 import time
 from typing import Any
 
-from jnas.commands._common import make_searcher, progress
+from jnas.commands._common import progress
+from jnas.search import make_searcher
 
 
 def training_objective(dataset: str, *, seed: int, epochs: int, channels: int,

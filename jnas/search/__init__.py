@@ -13,12 +13,15 @@ from jnas.search._neat import NeatGenome, NeatState, neat
 from jnas.search._pnas import PNASState, pnas
 from jnas.search._qlearning import QLearningState, metaqnn_epsilon, q_learning
 from jnas.search._random import RandomSearchState, random_search
+from jnas.search._registry import REGISTRY, Entry, make_searcher
 from jnas.search._reinforce import ReinforceState, reinforce
 from jnas.search._run import run
 from jnas.search._tournament import tournament_evolution
 
 __all__ = [
+    "REGISTRY",
     "Controller",
+    "Entry",
     "EvolutionState",
     "HyperbandState",
     "LocalSearchState",
@@ -39,6 +42,7 @@ __all__ = [
     "hyperband_schedule",
     "local_search",
     "lstm_controller",
+    "make_searcher",
     "metaqnn_epsilon",
     "nao",
     "neat",

@@ -141,3 +141,17 @@ def test_evolution_replaces_the_oldest(key):
     np.testing.assert_array_equal(state.fitness, [3.0, 4.0, 2.0])
     np.testing.assert_array_equal(state.population.ops[0], told[3])
     assert int(state.num_told) == 5
+
+
+def test_registry_names_every_public_factory():
+    import functools
+
+    factories = {e.make.func if isinstance(e.make, functools.partial) else e.make
+                 for e in search.REGISTRY.values()}
+    names = {"random_search", "regularized_evolution", "tournament_evolution", "neat",
+             "reinforce", "q_learning", "local_search", "bayesian_optimization", "bananas",
+             "hyperband", "bohb", "pnas", "nao"}
+    assert {getattr(search, n) for n in names} <= factories
+    assert search.make_searcher("reinforce-lstm", NB201()).batch_size >= 1
+    with pytest.raises(ValueError, match="unknown searcher"):
+        search.make_searcher("gradient descent", NB201())

@@ -1,0 +1,73 @@
+"""Every black-box searcher by a short name, with its default hyper-parameters: the one
+list the CLI, the experiment scripts and the benchmarks share."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from jnas.search._bananas import bananas
+from jnas.search._bo import bayesian_optimization
+from jnas.search._evolution import regularized_evolution
+from jnas.search._hyperband import bohb, hyperband
+from jnas.search._local import local_search
+from jnas.search._nao import nao
+from jnas.search._neat import neat
+from jnas.search._pnas import pnas
+from jnas.search._qlearning import q_learning
+from jnas.search._random import random_search
+from jnas.search._reinforce import reinforce
+from jnas.search._tournament import tournament_evolution
+
+
+class Entry(NamedTuple):
+    """A registered searcher.
+
+    label: its row name in result tables; description: one line for `--help`;
+    make: `make(space) -> Searcher`; model_based: refits a surrogate every `tell` (the
+    protocol scripts run fewer seeds of these); multi_fidelity: needs the 12- and
+    200-epoch results of a table.
+    """
+
+    label: str
+    description: str
+    make: Callable[[Any], Any]
+    model_based: bool = False
+    multi_fidelity: bool = False
+
+
+REGISTRY: dict[str, Entry] = {
+    "rs": Entry("random search", "random search", random_search),
+    "rea": Entry("regularized evolution", "regularized evolution", regularized_evolution),
+    "te": Entry("tournament evolution", "tournament evolution", tournament_evolution),
+    "neat": Entry("NEAT (speciation, crossover)",
+                  "NEAT-style evolution (speciation, crossover)", neat),
+    "ls": Entry("local search", "local search", local_search),
+    "reinforce": Entry("REINFORCE", "REINFORCE (per-decision logits)", reinforce),
+    "reinforce-lstm": Entry("REINFORCE (LSTM)", "REINFORCE with an LSTM controller",
+                            functools.partial(reinforce, controller="lstm")),
+    "qlearning": Entry("Q-learning (MetaQNN)", "Q-learning (MetaQNN)", q_learning),
+    "bo": Entry("BO (GP, EI)", "Bayesian optimisation (GP, EI, path encoding)",
+                bayesian_optimization, model_based=True),
+    "bo-wl": Entry("BO (GP, WL kernel)",
+                   "Bayesian optimisation (GP, EI, Weisfeiler-Lehman kernel)",
+                   functools.partial(bayesian_optimization, encoding="wl"),
+                   model_based=True),
+    "bananas": Entry("BANANAS", "BANANAS", bananas, model_based=True),
+    "pnas": Entry("PNAS", "PNAS (progressive prefixes, MLP-ensemble surrogate)", pnas,
+                  model_based=True),
+    "nao": Entry("NAO", "NAO (encoder-predictor-decoder, gradient steps in the embedding)",
+                 nao, model_based=True),
+    "hyperband": Entry("Hyperband (12/200 epochs)", "Hyperband (12 and 200 epochs)",
+                       hyperband, multi_fidelity=True),
+    "bohb": Entry("BOHB (12/200 epochs)", "BOHB (12 and 200 epochs)", bohb,
+                  multi_fidelity=True),
+}
+
+
+def make_searcher(name: str, space: Any) -> Any:
+    """A searcher by its short name (`REGISTRY`) with default hyper-parameters."""
+    if name not in REGISTRY:
+        raise ValueError(f"unknown searcher {name!r}; expected one of {', '.join(REGISTRY)}")
+    return REGISTRY[name].make(space)

@@ -26,9 +26,10 @@ def allclose(a, b, **kw):
     return all(jax.tree.leaves(jax.tree.map(lambda x, y: bool(jnp.allclose(x, y, **kw)), a, b)))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def x64_problem():
-    """A tiny supernet's loss in float64, its weights, α and two batches."""
+    """A tiny supernet's loss in float64, its weights, α and two batches (float64 is on
+    only while the test using it runs)."""
     with jax.enable_x64(True):
         net = oneshot.make_supernet(SPACE, {"channels": 2, "cells_per_stage": 1,
                                             "num_classes": 3})

@@ -1,6 +1,8 @@
 """Multi-host data parallelism: two local CPU processes joined by `jax.distributed` (gloo)
-run one data-parallel DARTS search and end with exactly the single process's α and cell."""
+run one data-parallel DARTS search and end with exactly the α and cell of this single
+process (8 forced CPU devices)."""
 
+import importlib.util
 import json
 import os
 import pathlib
@@ -11,6 +13,13 @@ import sys
 import numpy as np
 
 SCRIPT = pathlib.Path(__file__).parents[2] / "experiments" / "multihost_oneshot.py"
+
+
+def single_process(tmp_path):
+    spec = importlib.util.spec_from_file_location("multihost_oneshot", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main(["--out", str(tmp_path / "one.json")])
 
 
 def free_port() -> int:
@@ -36,7 +45,8 @@ def run(tmp_path, num_processes):
 
 
 def test_two_processes_equal_one(tmp_path):
-    (one,) = run(tmp_path, 1)
+    one = single_process(tmp_path)
+    assert one["processes"] == 1
     two = run(tmp_path, 2)
     assert [r["processes"] for r in two] == [2, 2]
     assert [r["devices"] for r in two] == [2, 2]  # the mesh spans both processes

@@ -11,6 +11,7 @@ seeds train in parallel. Multi-host: call `jax.distributed.initialize()` first (
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -43,6 +44,21 @@ def shard_leading(tree: Any, mesh: Mesh, axis: str | None = None) -> Any:
 def replicate(tree: Any, mesh: Mesh) -> Any:
     """Place a full copy of every leaf on every device of the mesh (weights, α, opt state)."""
     return jax.device_put(tree, NamedSharding(mesh, PartitionSpec()))
+
+
+def over_seeds(fn: Callable[..., Any], mesh: Mesh, axis: str | None = None
+               ) -> Callable[..., Any]:
+    """`vmap(fn)` over a leading seeds axis with each device running its own seeds
+    (population parallel): a `shard_map` of the vmapped function, every argument and
+    result split along its leading axis (a multiple of the device count).
+
+    Prefer it to `jit(vmap(fn))` on `shard_leading` inputs: XLA's SPMD partitioner
+    cannot split the grouped convolutions that `vmap` makes of per-seed conv weights.
+    """
+    spec = PartitionSpec(axis or mesh.axis_names[0])
+    # no collectives inside: every value varies over the axis, so skip the vma checks
+    return jax.jit(jax.shard_map(jax.vmap(fn), mesh=mesh, in_specs=spec, out_specs=spec,
+                                 check_vma=False))
 
 
 def global_batch(local: Any, mesh: Mesh, axis: str | None = None) -> Any:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import itertools
 from typing import Any, NamedTuple
 
 import jax
@@ -92,6 +93,44 @@ class DARTS:
     def _num_sources(self) -> np.ndarray:
         """int[E]: how many sources edge e may read (node k: k + 2)."""
         return np.repeat(np.arange(self.num_nodes) + 2, 2)
+
+    # ---------------------------------------------------------------- decisions
+    @property
+    def _pairs(self) -> list[np.ndarray]:
+        """Per node k: int[C(k+2, 2), 2], its possible input pairs (lo < hi) in order."""
+        return [np.array(list(itertools.combinations(range(k + 2), 2)))
+                for k in range(self.num_nodes)]
+
+    @property
+    def decision_sizes(self) -> tuple[int, ...]:
+        """Per cell (normal, then reduction) and node: its input pair, then the op on the
+        lower and on the higher input (ops other than `none`): what policy searchers
+        (REINFORCE, Q-learning, PNAS, NAO, ENAS) sample."""
+        k = int(self._allowed_ops.sum())
+        return tuple(v for _ in range(2) for pairs in self._pairs for v in (len(pairs), k, k))
+
+    def to_decisions(self, arch: DARTSArch) -> jax.Array:
+        """int32[2 * 3 * nodes]; each node's inputs in increasing order (a node's two
+        inputs are unordered, so `from_decisions` returns this canonical order)."""
+        ops = jnp.asarray(arch.ops).astype(jnp.int32).reshape(2, self.num_nodes, 2)
+        src = jnp.asarray(arch.inputs).astype(jnp.int32).reshape(2, self.num_nodes, 2)
+        swap = src[..., 0] > src[..., 1]
+        lo, hi = jnp.minimum(src[..., 0], src[..., 1]), jnp.maximum(src[..., 0], src[..., 1])
+        op_lo = jnp.where(swap, ops[..., 1], ops[..., 0])
+        op_hi = jnp.where(swap, ops[..., 0], ops[..., 1])
+        pair = lo * (2 * np.arange(self.num_nodes)[None] + 3 - lo) // 2 + hi - lo - 1
+        rank = jnp.asarray(np.cumsum(self._allowed_ops) - 1)  # op index -> choice
+        return jnp.stack([pair, rank[op_lo], rank[op_hi]], -1).reshape(-1)
+
+    def from_decisions(self, decisions: jax.Array) -> DARTSArch:
+        """The genotype of `to_decisions` output (inputs of each node in increasing order)."""
+        d = jnp.asarray(decisions).astype(jnp.int32).reshape(2, self.num_nodes, 3)
+        allowed = jnp.asarray(np.flatnonzero(self._allowed_ops), jnp.int32)
+        src = jnp.stack([jnp.asarray(p, jnp.int32)[d[:, k, 0]]
+                         for k, p in enumerate(self._pairs)], 1)  # [2, nodes, 2]
+        ops = allowed[d[..., 1:]]
+        return DARTSArch(ops.reshape(2, -1).astype(jnp.int8),
+                         src.reshape(2, -1).astype(jnp.int8))
 
     # ----------------------------------------------------------------- validity
     def is_valid(self, arch: DARTSArch) -> jax.Array:

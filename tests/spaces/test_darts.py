@@ -1,6 +1,7 @@
 """DARTS genotype space: parsing published genotypes, validity, encodings."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -61,3 +62,41 @@ def test_sample_never_uses_none(key):
     archs = jax.vmap(space.sample)(jax.random.split(key, 200))
     assert int((archs.ops == 0).sum()) == 0
     assert set(np.unique(np.asarray(archs.ops)).tolist()) == set(range(1, 8))
+
+
+def test_decisions_round_trip_to_the_same_cells():
+    space = DARTS()
+    archs = jax.vmap(space.sample)(jax.random.split(jax.random.key(0), 200))
+    d = jax.jit(jax.vmap(space.to_decisions))(archs)
+    sizes = np.asarray(space.decision_sizes)
+    assert d.shape == (200, len(sizes))
+    assert np.all((np.asarray(d) >= 0) & (np.asarray(d) < sizes))
+    back = jax.jit(jax.vmap(space.from_decisions))(d)
+    assert bool(jnp.all(jax.vmap(space.is_valid)(back)))
+
+    def pairs(a):  # each node's {(input, op)}: a node's inputs are unordered
+        code = np.asarray(a.inputs).astype(int) * 16 + np.asarray(a.ops)
+        return np.sort(code.reshape(len(code), 2, space.num_nodes, 2), -1)
+
+    np.testing.assert_array_equal(pairs(back), pairs(archs))
+    np.testing.assert_array_equal(jax.vmap(space.to_decisions)(back), d)
+    # every decision vector is a cell: uniform decisions cover every input pair
+    rng = np.random.default_rng(1)
+    random = rng.integers(0, sizes, (500, len(sizes)))
+    cells = jax.vmap(space.from_decisions)(jnp.asarray(random))
+    assert bool(jnp.all(jax.vmap(space.is_valid)(cells)))
+    assert len({tuple(x) for x in np.asarray(cells.inputs)[:, 0, 6:8].tolist()}) == 10
+
+
+@pytest.mark.parametrize("name", ["reinforce-lstm", "qlearning", "pnas"])
+def test_policy_searchers_ask_valid_darts_cells(name):
+    from jnas import search
+
+    space = DARTS()
+    searcher = search.make_searcher(name, space)
+    state = searcher.init(jax.random.key(0))
+    ask, tell = jax.jit(searcher.ask), jax.jit(searcher.tell)
+    for i in range(3):
+        archs, state = ask(jax.random.key(i + 1), state)
+        assert bool(jnp.all(jax.vmap(space.is_valid)(archs)))
+        state = tell(state, archs, jnp.arange(searcher.batch_size, dtype=jnp.float32))

@@ -7,7 +7,8 @@ import pytest
 
 from jnas import bench
 from jnas.bench import SubsetArch
-from jnas.commands._common import SEARCHERS, make_searcher
+from jnas.commands._common import SEARCHERS
+from jnas.search import make_searcher
 from jnas.spaces import NB101
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from jnas import bench, search
-from jnas.spaces import DARTS, NB201
+from jnas.spaces import NB101, NB201
 
 
 def _conv3x3(archs):
@@ -97,7 +97,7 @@ def test_multi_fidelity_searchers_reject_bad_arguments():
     with pytest.raises(ValueError, match="`top_fraction`"):
         search.bohb(NB201(), top_fraction=1.5)
     with pytest.raises(ValueError, match="lacks"):
-        search.hyperband(DARTS())
+        search.hyperband(NB101())  # no categorical decisions
     with pytest.raises(ValueError, match="multi-fidelity"):  # one-architecture objectives
         search.run(search.hyperband(NB201()), lambda arch: 0.0, jax.random.key(0),
                    num_evaluations=2, space=NB201())

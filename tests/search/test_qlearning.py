@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from jnas import search
-from jnas.spaces import DARTS, NB201, Chain
+from jnas.spaces import NB101, NB201, Chain
 
 
 def _reference_replay(q, decisions, reward, lr, discount, valid):
@@ -90,7 +90,7 @@ def test_metaqnn_epsilon_schedule():
 
 def test_q_learning_rejects_bad_arguments():
     with pytest.raises(ValueError, match="lacks"):
-        search.q_learning(DARTS())
+        search.q_learning(NB101())  # no categorical decisions
     with pytest.raises(ValueError, match="`learning_rate`"):
         search.q_learning(NB201(), learning_rate=0.0)
     with pytest.raises(ValueError, match="`epsilon`"):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from jnas import search
-from jnas.spaces import DARTS, NB201, Chain
+from jnas.spaces import NB101, NB201, Chain
 
 
 def test_policy_concentrates_on_the_rewarded_op(key):
@@ -74,7 +74,7 @@ def test_chain_blocks_that_cannot_skip_never_sample_skip(key):
 
 def test_reinforce_needs_categorical_decisions():
     with pytest.raises(ValueError, match="lacks"):
-        search.reinforce(DARTS())
+        search.reinforce(NB101())  # no categorical decisions
     with pytest.raises(ValueError, match="`learning_rate`"):
         search.reinforce(NB201(), learning_rate=0.0)
     with pytest.raises(ValueError, match="`controller`"):

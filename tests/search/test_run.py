@@ -31,7 +31,7 @@ class Counting:
 
 @pytest.mark.parametrize("name", ["rea", "reinforce"])
 def test_run_matches_the_objective_and_finds_good_cells(name, tmp_path):
-    from jnas.commands._common import make_searcher
+    from jnas.search import make_searcher
 
     objective = Counting(nan_every=7)
     _, records = search.run(make_searcher(name, SPACE), objective, jax.random.key(0),
@@ -46,7 +46,7 @@ def test_run_matches_the_objective_and_finds_good_cells(name, tmp_path):
 
 
 def test_interrupted_run_resumes_without_losing_or_repeating_evaluations(tmp_path):
-    from jnas.commands._common import make_searcher
+    from jnas.search import make_searcher
 
     searcher = make_searcher("rea", SPACE)
     full_obj = Counting()

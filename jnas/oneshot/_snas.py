@@ -38,7 +38,7 @@ NB201_OP_COST = {"none": 0.0, "skip_connect": 0.0, "nor_conv_1x1": 1 / 9,
 
 # Relative multiply-accumulates of the DARTS ops at C = 16 (sep_conv_3x3 = 1).
 DARTS_OP_COST = {"none": 0.0, "max_pool_3x3": 0.0, "avg_pool_3x3": 0.0, "skip_connect": 0.0,
-                 "sep_conv_3x3": 1.0, "sep_conv_5x5": 1.64, "sep_conv_7x7": 2.44,
+                 "sep_conv_3x3": 1.0, "sep_conv_5x5": 1.64, "sep_conv_7x7": 2.6,
                  "dil_conv_3x3": 0.5, "dil_conv_5x5": 0.82}
 
 

@@ -139,6 +139,17 @@ def partition(spec: MaskSpec, params: Any, where: str) -> Partition:
     return Partition(tuple(mask), jax.tree.structure(params))
 
 
+def interleave(x: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Examples reordered so that, for integer labels, the first example of every class
+    comes first (in label order), then every class's second, and so on: any run of
+    consecutive examples is as class-balanced as it can be. Other labels keep their order."""
+    if not jnp.issubdtype(y.dtype, jnp.integer):
+        return x, y
+    rank = jnp.sum(jnp.tril(y[:, None] == y[None, :], -1), axis=1)  # earlier same-class
+    order = jnp.lexsort((y, rank))
+    return x[order], y[order]
+
+
 def _check(where: str, inner_steps: int, outer: str, loss: Any) -> LossFn:
     if not isinstance(inner_steps, int) or isinstance(inner_steps, bool) or inner_steps < 1:
         raise ValueError(f"{where}: `inner_steps` must be an int >= 1; got {inner_steps!r}")
@@ -153,15 +164,27 @@ def _check(where: str, inner_steps: int, outer: str, loss: Any) -> LossFn:
 
 
 def meta_learner(model: Model, *, loss: str | LossFn = "cross_entropy",
-                 inner_lr: Any = 0.01, inner_steps: int = 1, eval_inner_steps: int | None = None,
+                 inner_lr: Any = None, inner_steps: int = 1, eval_inner_steps: int | None = None,
+                 inner_optimizer: optax.GradientTransformation | None = None,
+                 train_on: str = "support", inner_batch: int | None = None,
                  outer: str = "maml", outer_optimizer: optax.GradientTransformation | None = None,
                  adapt: MaskSpec = None, meta: MaskSpec = None, task_map: str = "auto",
                  name: str = "meta_learner") -> MetaLearner:
     """The shared mechanism behind `maml`, `fomaml`, `reptile`, `anil`, `metanas`, `tnas`.
 
-    `inner_lr` is a float or a pytree prefix of the parameters (e.g. `{"w": 0.1,
-    "alpha": 0.5}`); the inner loop is `inner_steps` plain SGD steps on the support set
-    (`eval_inner_steps` at evaluation, default the same), unrolled in one `lax.scan`.
+    The inner loop is `inner_steps` steps on the support set (`eval_inner_steps` at
+    evaluation, default the same), unrolled in one `lax.scan`: plain SGD with `inner_lr`
+    (a float or a pytree prefix of the parameters, e.g. `{"w": 0.1, "alpha": 0.5}`;
+    default 0.01), or `inner_optimizer`, an optax transformation started afresh on every
+    task (it sees the parameter pytree with the leaves it may not adapt set to None, so
+    `optax.multi_transform` can give w and α their own rules; for second-order MAML
+    through Adam give it `eps_root > 0`).
+    `train_on="all"` (Reptile only, whose outer step needs no query set) adapts on the
+    support and query examples together during meta-training, classes interleaved, and
+    `inner_batch` makes each inner step a minibatch of that many consecutive examples,
+    cycling: Reptile's "train shots" (with 5 ways, batch 10 and 5 steps every step sees
+    two new examples per class, 10 per class in all). Evaluation always adapts on the
+    support set, full batch.
     `adapt` / `meta` choose the adapted / meta-learned leaves (see the module doc).
     `outer_optimizer` defaults to Adam 1e-3 (MAML) or SGD 1.0 (Reptile's meta step size).
     `task_map` says how a task batch is mapped (see `map_tasks`).
@@ -172,10 +195,20 @@ def meta_learner(model: Model, *, loss: str | LossFn = "cross_entropy",
     shape = jax.eval_shape(model.init, jax.random.key(0))
     adapt_part = partition(adapt, shape, f"{name}: `adapt`")
     meta_part = partition(meta, shape, f"{name}: `meta`")
-    lrs = per_leaf(inner_lr, shape, f"{name}: `inner_lr`")
+    if inner_optimizer is not None and inner_lr is not None:
+        raise ValueError(f"{name}: give `inner_lr` (SGD) or `inner_optimizer`, not both")
+    lrs = per_leaf(0.01 if inner_lr is None else inner_lr, shape, f"{name}: `inner_lr`")
     if not all(isinstance(lr, int | float) and lr > 0 for lr in lrs):
         raise ValueError(f"{name}: `inner_lr` must give positive floats; got {inner_lr!r}")
     lrs = [lr for lr, m in zip(lrs, adapt_part.mask, strict=True) if m]
+    if train_on not in ("support", "all"):
+        raise ValueError(f"{name}: `train_on` must be 'support' or 'all'; got {train_on!r}")
+    if train_on == "all" and outer != "reptile":
+        raise ValueError(f"{name}: `train_on='all'` needs outer='reptile' (MAML's outer "
+                         "loss is measured on the query set, so it cannot train on it)")
+    if inner_batch is not None and (not isinstance(inner_batch, int) or inner_batch < 1):
+        raise ValueError(f"{name}: `inner_batch` must be None or an int >= 1; got "
+                         f"{inner_batch!r}")
     first_order = outer == "fomaml"
     if task_map not in TASK_MAPS:
         raise ValueError(f"{name}: `task_map` must be one of {TASK_MAPS}; got {task_map!r}")
@@ -185,19 +218,47 @@ def meta_learner(model: Model, *, loss: str | LossFn = "cross_entropy",
     def task_loss(params: Any, x: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]:
         return loss_fn(model.apply(params, x), y)
 
-    def adapt_fn(params: Any, task: Task, steps: int | None = None) -> Any:
-        sel, rest = adapt_part.split(params)
+    def inner_update(sel: list, rest: list, grads: list, opt_state: Any) -> tuple[list, Any]:
+        if inner_optimizer is None:
+            return [p - lr * g for p, g, lr in zip(sel, grads, lrs, strict=True)], opt_state
+        absent = [None] * len(rest)
+        updates, opt_state = inner_optimizer.update(adapt_part.merge(grads, absent),
+                                                    opt_state, adapt_part.merge(sel, absent))
+        updates = adapt_part.split(updates)[0]
+        return [p + u for p, u in zip(sel, updates, strict=True)], opt_state
 
-        def inner(sel, _):
-            grads = jax.grad(lambda s: task_loss(adapt_part.merge(s, rest), task.support_x,
-                                                 task.support_y)[0])(sel)
+    def adapt_on(params: Any, x: jax.Array, y: jax.Array, steps: int,
+                 batch: int | None) -> Any:
+        sel, rest = adapt_part.split(params)
+        opt_state = (None if inner_optimizer is None else
+                     inner_optimizer.init(adapt_part.merge(sel, [None] * len(rest))))
+        n = x.shape[0]
+
+        def inner(carry, i):
+            sel, opt_state = carry
+            if batch is None:
+                xb, yb = x, y
+            else:
+                idx = (i * batch + jnp.arange(batch)) % n
+                xb, yb = x[idx], y[idx]
+            grads = jax.grad(lambda s: task_loss(adapt_part.merge(s, rest), xb, yb)[0])(sel)
             if first_order:
                 grads = jax.lax.stop_gradient(grads)
-            return [p - lr * g for p, g, lr in zip(sel, grads, lrs, strict=True)], None
+            return inner_update(sel, rest, grads, opt_state), None
 
-        n = inner_steps if steps is None else steps
-        sel, _ = jax.lax.scan(inner, sel, None, length=n, unroll=True)
+        (sel, _), _ = jax.lax.scan(inner, (sel, opt_state), jnp.arange(steps), unroll=True)
         return adapt_part.merge(sel, rest)
+
+    def adapt_fn(params: Any, task: Task, steps: int | None = None) -> Any:
+        return adapt_on(params, task.support_x, task.support_y,
+                        inner_steps if steps is None else steps, None)
+
+    def adapt_train(params: Any, task: Task) -> Any:
+        if train_on == "support":
+            return adapt_on(params, task.support_x, task.support_y, inner_steps, inner_batch)
+        x, y = interleave(jnp.concatenate([task.support_x, task.query_x]),
+                          jnp.concatenate([task.support_y, task.query_y]))
+        return adapt_on(params, x, y, inner_steps, inner_batch)
 
     def init(key: jax.Array) -> MetaState:
         params = model.init(key)
@@ -205,13 +266,13 @@ def meta_learner(model: Model, *, loss: str | LossFn = "cross_entropy",
                          jnp.zeros((), jnp.int32))
 
     def query(params: Any, task: Task) -> tuple[jax.Array, jax.Array]:
-        return task_loss(adapt_fn(params, task), task.query_x, task.query_y)
+        return task_loss(adapt_train(params, task), task.query_x, task.query_y)
 
     def step(state: MetaState, tasks: Task) -> tuple[MetaState, dict]:
         theta, fixed = meta_part.split(state.params)
         if outer == "reptile":
             def one(task):
-                adapted = adapt_fn(state.params, task)
+                adapted = adapt_train(state.params, task)
                 return (meta_part.split(adapted)[0],
                         task_loss(adapted, task.query_x, task.query_y))
             adapted, (loss, metric) = map_tasks(one, tasks, task_map)

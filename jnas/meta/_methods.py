@@ -14,7 +14,7 @@ from jnas.meta._core import MetaLearner, meta_learner
 from jnas.meta._models import Model
 
 
-def maml(model: Model, *, inner_lr: Any = 0.01, inner_steps: int = 1,
+def maml(model: Model, *, inner_lr: Any = None, inner_steps: int = 1,
          **options: Any) -> MetaLearner:
     """MAML (Finn, Abbeel & Levine 2017): the exact second-order meta-gradient, through
     `inner_steps` SGD steps on each task's support set; Adam 1e-3 outer optimiser."""
@@ -22,7 +22,7 @@ def maml(model: Model, *, inner_lr: Any = 0.01, inner_steps: int = 1,
                         name="maml", **options)
 
 
-def fomaml(model: Model, *, inner_lr: Any = 0.01, inner_steps: int = 1,
+def fomaml(model: Model, *, inner_lr: Any = None, inner_steps: int = 1,
            **options: Any) -> MetaLearner:
     """First-order MAML (Finn et al. 2017, sec. 5.2): the query gradient at the adapted
     parameters, the inner updates treated as constants."""
@@ -30,15 +30,17 @@ def fomaml(model: Model, *, inner_lr: Any = 0.01, inner_steps: int = 1,
                         name="fomaml", **options)
 
 
-def reptile(model: Model, *, inner_lr: Any = 0.01, inner_steps: int = 5,
+def reptile(model: Model, *, inner_lr: Any = None, inner_steps: int = 5,
             **options: Any) -> MetaLearner:
     """Reptile (Nichol, Achiam & Schulman 2018): move θ towards the task-adapted weights,
-    θ <- θ + ε mean(φ_task - θ); ε is the outer SGD learning rate (default 1.0)."""
+    θ <- θ + ε mean(φ_task - θ); ε is the outer SGD learning rate (default 1.0). The
+    paper's Omniglot setting is `inner_optimizer=optax.adam(1e-3, b1=0.0)`,
+    `train_on="all"`, `inner_batch=10`, `inner_steps=5` (see `meta_learner`)."""
     return meta_learner(model, inner_lr=inner_lr, inner_steps=inner_steps, outer="reptile",
                         name="reptile", **options)
 
 
-def anil(model: Model, *, head: str = "head", inner_lr: Any = 0.01, inner_steps: int = 1,
+def anil(model: Model, *, head: str = "head", inner_lr: Any = None, inner_steps: int = 1,
          outer: str = "maml", **options: Any) -> MetaLearner:
     """ANIL (Raghu et al. 2020): MAML whose inner loop adapts only the head — the leaves
     whose path is under `head` (e.g. `"head"` for `conv4`, `"layers/2"` for a 3-layer
@@ -55,6 +57,13 @@ def _check_supernet(where: str, model: Model) -> None:
                          "(see `jnas.meta.supernet_model`)")
 
 
+def _supernet_lr(inner_lr: Any, options: dict) -> Any:
+    """0.1 for w and α unless `inner_lr` or an `inner_optimizer` is given."""
+    if inner_lr is None and options.get("inner_optimizer") is None:
+        return {"w": 0.1, "alpha": 0.1}
+    return inner_lr
+
+
 def metanas(model: Model, *, inner_lr: Any = None, inner_steps: int = 1,
             outer: str = "reptile", **options: Any) -> MetaLearner:
     """MetaNAS (Elsken et al. 2020): a DARTS supernet whose weights w and architecture α
@@ -62,10 +71,12 @@ def metanas(model: Model, *, inner_lr: Any = None, inner_steps: int = 1,
     its support set (first-order DARTS with the support set as both splits, as few-shot
     tasks have no separate validation set). `outer="reptile"` is the paper's choice;
     `"maml"` gives the exact meta-gradient in w and α. `inner_lr` defaults to
-    `{"w": 0.1, "alpha": 0.1}`. `derive(space, adapted_params)` gives the task's cell.
+    `{"w": 0.1, "alpha": 0.1}` (SGD); DARTS' own inner rule, SGD on w and Adam on α, is
+    an `inner_optimizer` built with `optax.multi_transform`. `derive(space,
+    adapted_params)` gives the task's cell.
     """
     _check_supernet("metanas", model)
-    return meta_learner(model, inner_lr=inner_lr or {"w": 0.1, "alpha": 0.1},
+    return meta_learner(model, inner_lr=_supernet_lr(inner_lr, options),
                         inner_steps=inner_steps, outer=outer, name="metanas", **options)
 
 
@@ -75,7 +86,7 @@ def tnas(model: Model, *, inner_lr: Any = None, inner_steps: int = 1,
     default); every task adapts α and the weights from the same fixed random init, and
     the adapted α gives the task's cell (`derive`)."""
     _check_supernet("tnas", model)
-    return meta_learner(model, inner_lr=inner_lr or {"w": 0.1, "alpha": 0.1},
+    return meta_learner(model, inner_lr=_supernet_lr(inner_lr, options),
                         inner_steps=inner_steps, outer=outer,
                         meta={"w": False, "alpha": True}, name="tnas", **options)
 

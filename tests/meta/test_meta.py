@@ -129,6 +129,84 @@ def test_reptile_moves_towards_the_mean_adapted_weights(key):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
+def test_inner_optimizer_sees_only_the_adapted_leaves_by_name(key):
+    """Adam on the last layer (chosen by path through multi_transform), SGD on the middle
+    one, the first layer masked out of adaptation: equal to the same optax rules run by
+    hand on the whole tree with the first layer frozen."""
+    model = meta.mlp((1, 8, 8, 1))
+
+    def rules(frozen):
+        def label(path, _):
+            name = jax.tree_util.keystr(path, simple=True, separator="/")
+            return ("frozen" if frozen and name.startswith("layers/0/") else
+                    "adam" if name.startswith("layers/2/") else "sgd")
+        return optax.multi_transform(
+            {"adam": optax.adam(0.05, b1=0.0), "sgd": optax.sgd(0.02),
+             "frozen": optax.set_to_zero()},
+            lambda tree: jax.tree_util.tree_map_with_path(label, tree))
+
+    learner = meta.meta_learner(model, loss="mse", inner_steps=3,
+                                inner_optimizer=rules(False),
+                                adapt=lambda path: not path.startswith("layers/0/"))
+    params = model.init(key)
+    task = meta.sinusoid(5, 5)(key)
+    hand, p = rules(True), params
+    opt_state = hand.init(p)
+    for _ in range(3):
+        g = jax.grad(lambda q: meta.mse(model.apply(q, task.support_x), task.support_y)[0])(p)
+        updates, opt_state = hand.update(g, opt_state, p)
+        p = optax.apply_updates(p, updates)
+    got = learner.adapt(params, task)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(p), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    leaves = dict(zip(meta.leaf_paths(got), jax.tree.leaves(got), strict=True))
+    before = dict(zip(meta.leaf_paths(params), jax.tree.leaves(params), strict=True))
+    np.testing.assert_array_equal(leaves["layers/0/kernel/value"],
+                                  before["layers/0/kernel/value"])
+    assert not np.allclose(leaves["layers/2/kernel/value"], before["layers/2/kernel/value"])
+
+
+def test_interleave_balances_classes():
+    y = jnp.array([0, 0, 0, 1, 1, 1, 2, 2, 2, 0, 1, 2])
+    x = jnp.arange(12)
+    xi, yi = meta.interleave(x, y)
+    np.testing.assert_array_equal(yi, [0, 1, 2] * 4)
+    np.testing.assert_array_equal(xi, [0, 3, 6, 1, 4, 7, 2, 5, 8, 9, 10, 11])
+    f = jnp.linspace(0, 1, 12)
+    np.testing.assert_array_equal(meta.interleave(x, f)[0], x)  # regression: order kept
+
+
+def test_reptile_train_shots_adapts_on_minibatches_of_support_and_query(key):
+    """Reptile's "train shots": SGD steps on consecutive, class-interleaved minibatches of
+    the support and query sets together, then θ moves to the mean adapted weights."""
+    model = meta.mlp((4, 6, 3))
+    pool = jax.random.normal(key, (6, 7, 4))
+    tasks = meta.task_batch(meta.few_shot(pool, 3, 1, 4), key, 2)
+    learner = meta.reptile(model, inner_lr=0.1, inner_steps=3, train_on="all",
+                           inner_batch=6, outer_optimizer=optax.sgd(1.0))
+    state = learner.init(key)
+    expected = []
+    for i in range(2):
+        t = jax.tree.map(lambda a, i=i: a[i], tasks)
+        x = jnp.concatenate([t.support_x, t.query_x])
+        y = jnp.concatenate([t.support_y, t.query_y])
+        order = [0, 1, 2] + [3 + 4 * c + (n - 1) for n in range(1, 5) for c in range(3)]
+        x, y = x[jnp.array(order)], y[jnp.array(order)]
+        np.testing.assert_array_equal(y, [0, 1, 2] * 5)
+        p = state.params
+        for step in range(3):
+            idx = (step * 6 + jnp.arange(6)) % 15
+            xb, yb = x[idx], y[idx]
+            g = jax.grad(lambda q, xb=xb, yb=yb: meta.cross_entropy(
+                model.apply(q, xb), yb)[0])(p)
+            p = jax.tree.map(lambda a, b: a - 0.1 * b, p, g)
+        expected.append(p)
+    mean = jax.tree.map(lambda *a: sum(a) / 2, *expected)
+    new, _ = learner.step(state, tasks)
+    for a, b in zip(jax.tree.leaves(new.params), jax.tree.leaves(mean), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
 def test_anil_adapts_only_the_head(key):
     learner = meta.anil(meta.conv4(3, channels=4), inner_lr=0.5)
     params = jax.jit(learner.init)(key).params
@@ -244,6 +322,12 @@ def test_bad_configurations_fail_early_with_the_argument_named():
         meta.meta_learner(model, outer="sgd")
     with pytest.raises(ValueError, match="inner_lr"):
         meta.maml(model, inner_lr=-1.0)
+    with pytest.raises(ValueError, match="not both"):
+        meta.maml(model, inner_lr=0.1, inner_optimizer=optax.sgd(0.1))
+    with pytest.raises(ValueError, match="train_on"):
+        meta.maml(model, train_on="all")
+    with pytest.raises(ValueError, match="inner_batch"):
+        meta.reptile(model, inner_batch=0)
     with pytest.raises(ValueError, match="selects no parameters"):
         meta.anil(model, head="nothing")
     with pytest.raises(ValueError, match="loss"):

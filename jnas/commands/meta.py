@@ -78,8 +78,11 @@ def make_learner(method: str, *, image: bool, ways: int, steps: int,
     """`method` with the settings of its paper for Omniglot (image tasks) or the sinusoid.
 
     MAML/FOMAML/ANIL: inner SGD 0.4, 1 step (3 at test) for images; 0.01, 1 step for the
-    sinusoid (Finn et al.); Adam 1e-3 outer. Reptile: 5 inner SGD steps (10 at test), outer
-    step size 1 annealed linearly to 0 (Nichol et al.). ProtoNets: Adam 1e-3. MetaNAS and
+    sinusoid (Finn et al.); Adam 1e-3 outer. Reptile (Nichol et al.'s Omniglot setting):
+    5 inner Adam steps (1e-3, β1 = 0) on minibatches of 10 drawn from support + query, so
+    10 "train shots" per class; 50 steps on the support set at test; outer step size 1
+    annealed linearly to 0 (meta-batch 5 in the paper: pass `meta_batch=5`); on the
+    sinusoid 5 SGD steps of 0.01. ProtoNets: Adam 1e-3. MetaNAS and
     T-NAS: an NB201 supernet (C=8, one cell per stage, ~99k weights against conv4's ~112k)
     adapted in w and α with MAML's inner settings and a first-order outer step (the
     paper's Reptile outer loop is `jnas.meta.metanas(outer="reptile")`).
@@ -104,9 +107,13 @@ def make_learner(method: str, *, image: bool, ways: int, steps: int,
                      loss=loss, task_map=task_map, **extra)
     if method == "reptile":
         k = inner_steps or 5
-        return meta.reptile(model, inner_lr=0.1 if image else 0.01, inner_steps=k,
-                            eval_inner_steps=2 * k, loss=loss, task_map=task_map,
-                            outer_optimizer=optax.sgd(optax.linear_schedule(1.0, 0.0, steps)))
+        anneal = optax.sgd(optax.linear_schedule(1.0, 0.0, steps))
+        if not image:
+            return meta.reptile(model, inner_lr=0.01, inner_steps=k, eval_inner_steps=k,
+                                loss=loss, task_map=task_map, outer_optimizer=anneal)
+        return meta.reptile(model, inner_optimizer=optax.adam(1e-3, b1=0.0), inner_steps=k,
+                            train_on="all", inner_batch=10, eval_inner_steps=50, loss=loss,
+                            task_map=task_map, outer_optimizer=anneal)
     from jnas.spaces import NB201
 
     net = meta.supernet_model(NB201(), channels=8, cells_per_stage=1, num_classes=ways,

@@ -27,6 +27,10 @@ LossFn = Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array]]  # -> (lo
 MaskSpec = Any  # None (everything), a predicate on "a/b/c" leaf paths, or a bool pytree prefix
 OUTER = ("maml", "fomaml", "reptile")
 TASK_MAPS = ("auto", "vmap", "unroll")
+# Inner loops of at most this many steps are unrolled (XLA fuses across MAML's 1-5 steps);
+# longer ones stay a loop: Reptile's 50 test steps unrolled over 20 tasks took > 22 GB to
+# compile on CPU.
+MAX_UNROLL = 5
 
 
 def map_tasks(fn: Callable[[Task], Any], tasks: Task, mode: str = "auto") -> Any:
@@ -173,9 +177,9 @@ def meta_learner(model: Model, *, loss: str | LossFn = "cross_entropy",
     """The shared mechanism behind `maml`, `fomaml`, `reptile`, `anil`, `metanas`, `tnas`.
 
     The inner loop is `inner_steps` steps on the support set (`eval_inner_steps` at
-    evaluation, default the same), unrolled in one `lax.scan`: plain SGD with `inner_lr`
-    (a float or a pytree prefix of the parameters, e.g. `{"w": 0.1, "alpha": 0.5}`;
-    default 0.01), or `inner_optimizer`, an optax transformation started afresh on every
+    evaluation, default the same), one `lax.scan` (unrolled up to `MAX_UNROLL` steps):
+    plain SGD with `inner_lr` (a float or a pytree prefix of the parameters, e.g.
+    `{"w": 0.1, "alpha": 0.5}`; default 0.01), or `inner_optimizer`, an optax transformation started afresh on every
     task (it sees the parameter pytree with the leaves it may not adapt set to None, so
     `optax.multi_transform` can give w and α their own rules; for second-order MAML
     through Adam give it `eps_root > 0`).
@@ -246,7 +250,8 @@ def meta_learner(model: Model, *, loss: str | LossFn = "cross_entropy",
                 grads = jax.lax.stop_gradient(grads)
             return inner_update(sel, rest, grads, opt_state), None
 
-        (sel, _), _ = jax.lax.scan(inner, (sel, opt_state), jnp.arange(steps), unroll=True)
+        (sel, _), _ = jax.lax.scan(inner, (sel, opt_state), jnp.arange(steps),
+                                   unroll=steps <= MAX_UNROLL)
         return adapt_part.merge(sel, rest)
 
     def adapt_fn(params: Any, task: Task, steps: int | None = None) -> Any:

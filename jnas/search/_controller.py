@@ -61,8 +61,10 @@ def lstm_controller(decision_sizes: Sequence[int], hidden: int = 64,
             logits = logits_at(params, h, t)
             choice = jax.random.categorical(k, logits) if forced is None else f
             logp = jax.nn.log_softmax(logits)
-            p = jnp.exp(logp)
-            entropy = -jnp.sum(jnp.where(valid[t], p * logp, 0.0))
+            # -inf at choices a decision lacks: mask logp itself, or p * logp's gradient
+            # there is 0 * inf = NaN and one update turns the whole controller into NaN
+            safe = jnp.where(valid[t], logp, 0.0)
+            entropy = -jnp.sum(jnp.where(valid[t], jnp.exp(safe) * safe, 0.0))
             return (params["embed"][t, choice], state), (choice, logp[choice], entropy)
 
         keys = jax.random.split(key, steps)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from jnas import search
-from jnas.spaces import NB101, NB201, Chain
+from jnas.spaces import DARTS, NB101, NB201, Chain
 
 
 def test_policy_concentrates_on_the_rewarded_op(key):
@@ -45,6 +45,23 @@ def test_lstm_controller_learns_the_rewarded_op_and_its_log_probs_match(key):
         state.policy, jax.vmap(space.to_decisions)(archs).astype(jnp.int32))
     assert bool(jnp.all(jnp.isfinite(logp)))
     assert float(jnp.mean(jnp.exp(logp))) > 0.3
+
+
+def test_lstm_controller_stays_finite_when_decisions_differ_in_size(key):
+    """DARTS decisions have 1-10 choices: the missing choices' -inf logits once made the
+    entropy's gradient NaN, and after one update every ask was the same architecture."""
+    space = DARTS()
+    assert len(set(space.decision_sizes)) > 1
+    searcher = search.reinforce(space, batch_size=8, controller="lstm", hidden=16)
+    state = searcher.init(key)
+    for i in range(3):
+        archs, state = searcher.ask(jax.random.fold_in(key, i), state)
+        reward = jax.random.uniform(jax.random.fold_in(key, 100 + i), (8,))
+        state = searcher.tell(state, archs, reward)
+    assert all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in jax.tree.leaves(state.policy))
+    archs, _ = searcher.ask(jax.random.fold_in(key, 9), state)
+    decisions = np.asarray(jax.vmap(space.to_decisions)(archs))
+    assert len({tuple(d) for d in decisions}) > 4
 
 
 def test_one_update_is_the_policy_gradient(key):

@@ -7,7 +7,8 @@ moves the embeddings of the best architectures along the predictor's gradient,
 `e' = e + eta * d f / d e`, and decodes them; NAO raises `eta` until the decoded
 architecture is new, here a fixed ladder `step_size * 2**j`, j < `num_steps`, all decoded
 at once, the smallest step that yields an architecture not yet evaluated winning (a
-mutation of the parent where none does). The `batch_size` decoded architectures the
+mutation of the parent where none does; "not yet evaluated" is judged on the
+architecture the space makes of the decoded decisions). The `batch_size` decoded architectures the
 predictor rates highest are evaluated.
 
 In jnas the sequence NAO encodes is the space's categorical decisions (`decision_sizes`):
@@ -126,6 +127,9 @@ def nao(space: Any, batch_size: int = 10, *, num_init: int = 10, num_parents: in
         std = jnp.sqrt(jnp.sum(jnp.where(mask, jnp.square(y - mean), 0.0)) / count) + 1e-6
         return jnp.where(mask, (y - mean) / std, 0.0)
 
+    def canonical(decisions: jax.Array) -> jax.Array:
+        return space.to_decisions(space.from_decisions(decisions)).astype(jnp.int32)
+
     def ask(key: jax.Array, state: NAOState) -> tuple[Any, NAOState]:
         k_rand, k_mut = jax.random.split(key)
         random_batch = jax.vmap(space.sample)(jax.random.split(k_rand, batch_size))
@@ -136,6 +140,9 @@ def nao(space: Any, batch_size: int = 10, *, num_init: int = 10, num_parents: in
         grad = jax.vmap(jax.grad(lambda e: predict(state.params, e)))(e)
         moved = e[:, None, :] + ladder[None, :, None] * grad[:, None, :]  # [P, S, E]
         decoded = jnp.argmax(decode(state.params, moved, valid), axis=-1).astype(jnp.int32)
+        # "new" means a new architecture, so compare the decisions the space gives back
+        # (a table subset snaps decisions to its nearest cell; DARTS orders node inputs)
+        decoded = jax.vmap(jax.vmap(canonical))(decoded)
         known = jnp.any(jnp.all(decoded[:, :, None, :] == state.x[None, None, :, :], -1)
                         & seen[None, None, :], axis=-1)  # [P, S]
         first_new = jnp.argmax(~known, axis=1)
@@ -145,9 +152,15 @@ def nao(space: Any, batch_size: int = 10, *, num_init: int = 10, num_parents: in
         new = jnp.where(found[:, None], decoded[jnp.arange(num_parents), first_new],
                         jax.vmap(space.to_decisions)(mutants).astype(jnp.int32))
         scores = predict(state.params, encode(state.params, new, k))
-        scores = jnp.where(ok[parents], scores, -jnp.inf)
-        chosen = new[jax.lax.top_k(scores, batch_size)[1]]
-        model_batch = jax.vmap(space.from_decisions)(chosen)
+        same = jnp.all(new[:, None, :] == new[None, :, :], axis=-1)
+        repeat = jnp.any(jnp.tril(same, -1), axis=1)  # an earlier parent gave the same
+        scores = jnp.where(ok[parents] & ~repeat, scores, -jnp.inf)
+        top_scores, top = jax.lax.top_k(scores, batch_size)
+        model_batch = jax.vmap(space.from_decisions)(new[top])
+        # fewer distinct candidates than the batch: the rest are uniform samples
+        model_batch = jax.tree.map(
+            lambda m, r: jnp.where(jnp.isfinite(top_scores).reshape((-1,) + (1,) * (m.ndim - 1)),
+                                   m, r), model_batch, random_batch)
         use_model = state.count >= num_init
         archs = jax.tree.map(lambda m, r: jnp.where(use_model, m, r), model_batch,
                              random_batch)

@@ -129,3 +129,25 @@ def test_nao_proposals_beat_what_it_has_evaluated(key):
 def test_pnas_and_nao_validate_arguments(factory, kwargs, match):
     with pytest.raises(ValueError, match=match):
         factory(NB201(), **kwargs)
+
+
+def test_nao_asks_new_distinct_cells_of_a_table_subset(key, nasbench_dir):
+    """On a table subset many decision vectors snap to one cell: NAO's "not yet evaluated"
+    and its batch must be judged on cells, not on decoded decisions."""
+    from jnas import bench
+
+    table = bench.restrict(bench.load_nb101(nasbench_dir))
+    acc = table.column("cifar10", "valid_acc", 108)
+    searcher = search.nao(table.space, batch_size=5, num_init=10, num_parents=10,
+                          train_steps=50)
+    ask, tell = jax.jit(searcher.ask), jax.jit(searcher.tell)
+    state, told, fresh = searcher.init(key), set(), []
+    for i, k in enumerate(jax.random.split(key, 6)):
+        archs, state = ask(k, state)
+        rows = np.asarray(archs.row).tolist()
+        if i >= 2:
+            fresh += [r not in told for r in rows]
+            assert len(set(rows)) == len(rows)
+        told |= set(rows)
+        state = tell(state, archs, acc[archs.row])
+    assert np.mean(fresh) >= 0.9

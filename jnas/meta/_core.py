@@ -190,7 +190,9 @@ def meta_learner(model: Model, *, loss: str | LossFn = "cross_entropy",
     two new examples per class, 10 per class in all). Evaluation always adapts on the
     support set, full batch.
     `adapt` / `meta` choose the adapted / meta-learned leaves (see the module doc).
-    `outer_optimizer` defaults to Adam 1e-3 (MAML) or SGD 1.0 (Reptile's meta step size).
+    `outer_optimizer` defaults to Adam 1e-3 (MAML) or SGD 1.0 (Reptile's meta step size);
+    like `inner_optimizer` it sees the parameter pytree with the leaves it does not learn
+    set to None (MetaNAS: `optax.multi_transform` with 1.0 for w and 0.6 for α).
     `task_map` says how a task batch is mapped (see `map_tasks`).
     """
     loss_fn = _check(name, inner_steps, outer, loss)
@@ -221,6 +223,10 @@ def meta_learner(model: Model, *, loss: str | LossFn = "cross_entropy",
 
     def task_loss(params: Any, x: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]:
         return loss_fn(model.apply(params, x), y)
+
+    def meta_view(theta: list) -> Any:
+        # the outer optimiser sees the parameter pytree, leaves it does not learn None
+        return meta_part.merge(theta, [None] * (len(meta_part.mask) - len(theta)))
 
     def inner_update(sel: list, rest: list, grads: list, opt_state: Any) -> tuple[list, Any]:
         if inner_optimizer is None:
@@ -267,7 +273,7 @@ def meta_learner(model: Model, *, loss: str | LossFn = "cross_entropy",
 
     def init(key: jax.Array) -> MetaState:
         params = model.init(key)
-        return MetaState(params, outer_optimizer.init(meta_part.split(params)[0]),
+        return MetaState(params, outer_optimizer.init(meta_view(meta_part.split(params)[0])),
                          jnp.zeros((), jnp.int32))
 
     def query(params: Any, task: Task) -> tuple[jax.Array, jax.Array]:
@@ -289,8 +295,9 @@ def meta_learner(model: Model, *, loss: str | LossFn = "cross_entropy",
                 losses, metrics = map_tasks(lambda t: query(params, t), tasks, task_map)
                 return losses.mean(), metrics.mean()
             (loss, metric), grads = jax.value_and_grad(outer_loss, has_aux=True)(theta)
-        updates, opt_state = outer_optimizer.update(grads, state.opt_state, theta)
-        theta = optax.apply_updates(theta, updates)
+        updates, opt_state = outer_optimizer.update(meta_view(grads), state.opt_state,
+                                                    meta_view(theta))
+        theta = optax.apply_updates(theta, meta_part.split(updates)[0])
         return (MetaState(meta_part.merge(theta, fixed), opt_state, state.step + 1),
                 {"loss": loss, "metric": metric})
 

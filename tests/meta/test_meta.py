@@ -87,6 +87,42 @@ def test_metanas_meta_gradient_in_weights_and_alpha_matches_finite_differences(k
         _check_against_fd(learner, state, tasks, directions, eps=1e-7, rtol=1e-5)
 
 
+def test_metanas_paper_setting_adam_inside_reptile_outside_with_own_step_sizes(key):
+    """Elsken et al.'s setting: Adam (β1 = 0) adapts w and α on support + query minibatches;
+    the Reptile step moves w all the way (1.0) and α 0.6 of the way to the task mean."""
+    net = meta.supernet_model(NB201(), channels=2, cells_per_stage=1, num_classes=3,
+                              in_channels=1, alpha_scale=0.5)
+    learner = meta.metanas(
+        net, inner_optimizer=optax.adam(0.01, b1=0.0), inner_steps=2, train_on="all",
+        inner_batch=4, outer="reptile",
+        outer_optimizer=optax.multi_transform({"w": optax.sgd(1.0), "alpha": optax.sgd(0.6)},
+                                              {"w": "w", "alpha": "alpha"}))
+    state = learner.init(key)
+    pool = jax.random.normal(key, (6, 4, 4, 4, 1))
+    tasks = meta.task_batch(meta.few_shot(pool, ways=3, shots=1, queries=2), key, 2)
+    ones = [jax.tree.map(lambda a, i=i: a[i], tasks) for i in range(2)]
+    adapted = []
+    for t in ones:  # by hand: Adam on the interleaved support + query, batches of 4
+        x, y = meta.interleave(jnp.concatenate([t.support_x, t.query_x]),
+                               jnp.concatenate([t.support_y, t.query_y]))
+        p, tx = state.params, optax.adam(0.01, b1=0.0)
+        opt = tx.init(p)
+        for step in range(2):
+            idx = (step * 4 + jnp.arange(4)) % 9
+            xb, yb = x[idx], y[idx]
+            g = jax.grad(lambda q, xb=xb, yb=yb: meta.cross_entropy(net.apply(q, xb), yb)[0])(p)
+            u, opt = tx.update(g, opt, p)
+            p = optax.apply_updates(p, u)
+        adapted.append(p)
+    mean = jax.tree.map(lambda a, b: (a + b) / 2, *adapted)
+    new, _ = jax.jit(learner.step)(state, tasks)
+    np.testing.assert_allclose(new.params["alpha"], state.params["alpha"] + 0.6 * (
+        mean["alpha"] - state.params["alpha"]), rtol=1e-4, atol=1e-6)
+    for a, b in zip(jax.tree.leaves(new.params["w"]), jax.tree.leaves(mean["w"]), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    assert not np.allclose(new.params["alpha"], state.params["alpha"])
+
+
 def test_fomaml_uses_the_query_gradient_at_the_adapted_weights(key):
     learner = meta.fomaml(meta.mlp((1, 8, 1)), loss="mse", inner_lr=0.05, inner_steps=3,
                           outer_optimizer=optax.sgd(1.0))

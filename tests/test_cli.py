@@ -185,6 +185,16 @@ def test_meta_command_on_the_sinusoid(tmp_path):
     assert len(_records(tmp_path / "m" / "records.jsonl")) == 1
 
 
+def test_meta_command_reptile_on_digits_learns_with_the_paper_setting(tmp_path):
+    """Reptile's Omniglot setting (Adam inner loop on support + query minibatches, 50 test
+    steps) runs end to end and its meta-learned initialisation adapts to new classes."""
+    out = _run("meta", "reptile", "--dataset", "digits", "--ways", "3", "--steps", "30",
+               "--meta-batch", "5", "--test-tasks", "40", "--out", str(tmp_path / "r"))
+    assert out.returncode == 0, out.stderr
+    test = json.loads((tmp_path / "r" / "summary.json").read_text())["test"]
+    assert test["metric_after"]["mean"] > test["metric_before"]["mean"] + 0.1
+
+
 @pytest.mark.slow  # compiles a supernet's unrolled inner loop for training and evaluation
 def test_meta_command_metanas_on_digits_prints_the_task_cell(tmp_path):
     out = _run("meta", "metanas", "--dataset", "digits", "--ways", "3", "--steps", "2",

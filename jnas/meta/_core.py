@@ -27,10 +27,13 @@ LossFn = Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array]]  # -> (lo
 MaskSpec = Any  # None (everything), a predicate on "a/b/c" leaf paths, or a bool pytree prefix
 OUTER = ("maml", "fomaml", "reptile")
 TASK_MAPS = ("auto", "vmap", "unroll")
-# Inner loops of at most this many steps are unrolled (XLA fuses across MAML's 1-5 steps);
-# longer ones stay a loop: Reptile's 50 test steps unrolled over 20 tasks took > 22 GB to
-# compile on CPU.
+# Inner loops are unrolled when they have at most MAX_UNROLL steps (XLA fuses across
+# MAML's 1-5 steps) or, at evaluation, when all tasks of the program together have at most
+# UNROLL_BUDGET steps. On XLA:CPU a convolution's gradient inside a loop runs 10-40x
+# slower than unrolled (jax-ml/jax#12868: a conv4 step on 25 images, 60 ms vs 6 ms), but
+# unrolling costs compile time and memory (Reptile's 50 test steps over 20 tasks: > 22 GB).
 MAX_UNROLL = 5
+UNROLL_BUDGET = 64
 
 
 def map_tasks(fn: Callable[[Task], Any], tasks: Task, mode: str = "auto") -> Any:
@@ -85,7 +88,8 @@ class MetaLearner(NamedTuple):
     - `step(state, tasks) -> (state, metrics)`: one outer update on a task batch; metrics
       are float32 scalars `loss` and `metric` (accuracy or MSE) on the query sets after
       adaptation.
-    - `adapt(params, task, steps=None) -> params`: the inner loop on one task's support set.
+    - `adapt(params, task, steps=None, unroll=False) -> params`: the inner loop on one
+      task's support set (`unroll`: unroll it whatever its length).
     - `evaluate(params, tasks, steps=None) -> dict`: per task, query `loss_before`,
       `metric_before` (at θ) and `loss_after`, `metric_after` (after adapting).
     """
@@ -237,8 +241,8 @@ def meta_learner(model: Model, *, loss: str | LossFn = "cross_entropy",
         updates = adapt_part.split(updates)[0]
         return [p + u for p, u in zip(sel, updates, strict=True)], opt_state
 
-    def adapt_on(params: Any, x: jax.Array, y: jax.Array, steps: int,
-                 batch: int | None) -> Any:
+    def adapt_on(params: Any, x: jax.Array, y: jax.Array, steps: int, batch: int | None,
+                 unroll: bool) -> Any:
         sel, rest = adapt_part.split(params)
         opt_state = (None if inner_optimizer is None else
                      inner_optimizer.init(adapt_part.merge(sel, [None] * len(rest))))
@@ -257,19 +261,21 @@ def meta_learner(model: Model, *, loss: str | LossFn = "cross_entropy",
             return inner_update(sel, rest, grads, opt_state), None
 
         (sel, _), _ = jax.lax.scan(inner, (sel, opt_state), jnp.arange(steps),
-                                   unroll=steps <= MAX_UNROLL)
+                                   unroll=unroll or steps <= MAX_UNROLL)
         return adapt_part.merge(sel, rest)
 
-    def adapt_fn(params: Any, task: Task, steps: int | None = None) -> Any:
+    def adapt_fn(params: Any, task: Task, steps: int | None = None,
+                 unroll: bool = False) -> Any:
         return adapt_on(params, task.support_x, task.support_y,
-                        inner_steps if steps is None else steps, None)
+                        inner_steps if steps is None else steps, None, unroll)
 
     def adapt_train(params: Any, task: Task) -> Any:
         if train_on == "support":
-            return adapt_on(params, task.support_x, task.support_y, inner_steps, inner_batch)
+            return adapt_on(params, task.support_x, task.support_y, inner_steps, inner_batch,
+                            False)
         x, y = interleave(jnp.concatenate([task.support_x, task.query_x]),
                           jnp.concatenate([task.support_y, task.query_y]))
-        return adapt_on(params, x, y, inner_steps, inner_batch)
+        return adapt_on(params, x, y, inner_steps, inner_batch, False)
 
     def init(key: jax.Array) -> MetaState:
         params = model.init(key)
@@ -302,10 +308,12 @@ def meta_learner(model: Model, *, loss: str | LossFn = "cross_entropy",
                 {"loss": loss, "metric": metric})
 
     def evaluate(params: Any, tasks: Task, steps: int | None = None) -> dict:
+        n = eval_steps if steps is None else steps
+        unroll = n * jax.tree.leaves(tasks)[0].shape[0] <= UNROLL_BUDGET
+
         def one(task):
             before = task_loss(params, task.query_x, task.query_y)
-            after = task_loss(adapt_fn(params, task, eval_steps if steps is None else steps),
-                              task.query_x, task.query_y)
+            after = task_loss(adapt_fn(params, task, n, unroll), task.query_x, task.query_y)
             return {"loss_before": before[0], "metric_before": before[1],
                     "loss_after": after[0], "metric_after": after[1]}
         return map_tasks(one, tasks, task_map)

@@ -72,20 +72,34 @@ def mean_ci(values: Any) -> tuple[float, float]:
 
 
 def evaluate_tasks(learner: MetaLearner, params: Any, sampler: TaskSampler, key: jax.Array,
-                   *, num_tasks: int = 600, batch: int = 50,
-                   steps: int | None = None) -> dict[str, tuple[float, float]]:
+                   *, num_tasks: int = 600, batch: int = 50, steps: int | None = None,
+                   per_call: int | None = None) -> dict[str, tuple[float, float]]:
     """Adapt to `num_tasks` held-out tasks; {metric: (mean, 95% CI)} of `evaluate`'s
-    per-task values (`loss_before`, `metric_before`, `loss_after`, `metric_after`)."""
+    per-task values (`loss_before`, `metric_before`, `loss_after`, `metric_after`).
+
+    Task j of group b is `sampler(fold_in(fold_in(key, b), j))`, groups of `batch` tasks
+    (as `task_batch`). `per_call` tasks go through each compiled call (default: 1 on CPU,
+    where the tasks of a call run one after another anyway and a lone task's inner loop
+    can be unrolled — see `UNROLL_BUDGET`; `batch` elsewhere); it changes no value.
+    """
     if not isinstance(num_tasks, int) or num_tasks < 2:
         raise ValueError(f"evaluate_tasks: `num_tasks` must be an int >= 2; got {num_tasks!r}")
-    run = _eval_fn(learner, sampler, batch, steps)
-    parts = [run(params, jax.random.fold_in(key, i)) for i in range(math.ceil(num_tasks / batch))]
+    if per_call is None:
+        per_call = 1 if jax.default_backend() == "cpu" else batch
+    groups = math.ceil(num_tasks / batch)
+    keys = jax.vmap(lambda b: jax.vmap(lambda j: jax.random.fold_in(
+        jax.random.fold_in(key, b), j))(jnp.arange(batch)))(jnp.arange(groups))
+    keys = keys.reshape(-1)[:num_tasks]
+    pad = -num_tasks % per_call
+    keys = jnp.concatenate([keys, keys[jnp.zeros(pad, jnp.int32)]]) if pad else keys
+    run = _eval_fn(learner, sampler, steps)
+    parts = [run(params, keys[i:i + per_call]) for i in range(0, keys.shape[0], per_call)]
     values = {k: np.concatenate([np.asarray(p[k]) for p in parts])[:num_tasks]
               for k in parts[0]}
     return {k: mean_ci(v) for k, v in values.items()}
 
 
 @functools.lru_cache(maxsize=16)
-def _eval_fn(learner: MetaLearner, sampler: TaskSampler, batch: int, steps: int | None):
-    return jax.jit(lambda params, key: learner.evaluate(params, task_batch(sampler, key, batch),
-                                                        steps))
+def _eval_fn(learner: MetaLearner, sampler: TaskSampler, steps: int | None):
+    return jax.jit(lambda params, keys: learner.evaluate(params, jax.vmap(sampler)(keys),
+                                                         steps))

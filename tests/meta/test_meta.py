@@ -328,6 +328,24 @@ def test_maml_learns_the_sinusoid_and_beats_its_initialisation(key):
     assert after[0] < 0.6 * before[0]
 
 
+def test_evaluate_tasks_gives_the_same_tasks_and_values_whatever_per_call(key):
+    """Task identity is (group, index) of `batch`-sized groups, as `task_batch` draws them;
+    `per_call` (1 task per compiled call: a long inner loop unrolled) changes no value."""
+    learner = meta.reptile(meta.mlp((1, 8, 1)), loss="mse", inner_lr=0.02, inner_steps=2,
+                           eval_inner_steps=40)
+    params = learner.init(key).params
+    sampler = meta.sinusoid(5, 5)
+    one = meta.evaluate_tasks(learner, params, sampler, key, num_tasks=7, batch=4, per_call=1)
+    many = meta.evaluate_tasks(learner, params, sampler, key, num_tasks=7, batch=4,
+                               per_call=4)
+    by_hand = [learner.evaluate(params, meta.task_batch(sampler, jax.random.fold_in(key, b), 4))
+               for b in range(2)]
+    values = np.concatenate([np.asarray(v["loss_after"]) for v in by_hand])[:7]
+    for name in one:
+        np.testing.assert_allclose(one[name], many[name], rtol=1e-5)
+    np.testing.assert_allclose(one["loss_after"], meta.mean_ci(values), rtol=1e-5)
+
+
 def test_meta_train_resumes_to_the_same_state_and_records(key, tmp_path):
     learner = meta.maml(meta.mlp((1, 8, 1)), loss="mse", inner_lr=0.02)
     sampler = meta.sinusoid(5, 5)

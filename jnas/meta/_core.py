@@ -183,10 +183,10 @@ def meta_learner(model: Model, *, loss: str | LossFn = "cross_entropy",
     The inner loop is `inner_steps` steps on the support set (`eval_inner_steps` at
     evaluation, default the same), one `lax.scan` (unrolled up to `MAX_UNROLL` steps):
     plain SGD with `inner_lr` (a float or a pytree prefix of the parameters, e.g.
-    `{"w": 0.1, "alpha": 0.5}`; default 0.01), or `inner_optimizer`, an optax transformation started afresh on every
-    task (it sees the parameter pytree with the leaves it may not adapt set to None, so
-    `optax.multi_transform` can give w and α their own rules; for second-order MAML
-    through Adam give it `eps_root > 0`).
+    `{"w": 0.1, "alpha": 0.5}`; default 0.01), or `inner_optimizer`, an optax
+    transformation started afresh on every task (it sees the parameter pytree with the
+    leaves it may not adapt set to None, so `optax.multi_transform` can give w and α their
+    own rules; for second-order MAML through Adam give it `eps_root > 0`).
     `train_on="all"` (Reptile only, whose outer step needs no query set) adapts on the
     support and query examples together during meta-training, classes interleaved, and
     `inner_batch` makes each inner step a minibatch of that many consecutive examples,

@@ -71,9 +71,9 @@ def metanas(model: Model, *, inner_lr: Any = None, inner_steps: int = 1,
     its support set (first-order DARTS with the support set as both splits, as few-shot
     tasks have no separate validation set). `outer="reptile"` is the paper's choice;
     `"maml"` gives the exact meta-gradient in w and α. `inner_lr` defaults to
-    `{"w": 0.1, "alpha": 0.1}` (SGD); DARTS' own inner rule, SGD on w and Adam on α, is
-    an `inner_optimizer` built with `optax.multi_transform`. `derive(space,
-    adapted_params)` gives the task's cell.
+    `{"w": 0.1, "alpha": 0.1}` (SGD); the paper's rule, Adam (β1 = 0) on w and α, is
+    `inner_optimizer=optax.adam(0.005, b1=0.0)` (`optax.multi_transform` for separate
+    rules). `derive(space, adapted_params)` gives the task's cell.
     """
     _check_supernet("metanas", model)
     return meta_learner(model, inner_lr=_supernet_lr(inner_lr, options),

@@ -8,8 +8,8 @@ moves the embeddings of the best architectures along the predictor's gradient,
 architecture is new, here a fixed ladder `step_size * 2**j`, j < `num_steps`, all decoded
 at once, the smallest step that yields an architecture not yet evaluated winning (a
 mutation of the parent where none does; "not yet evaluated" is judged on the
-architecture the space makes of the decoded decisions). The `batch_size` decoded architectures the
-predictor rates highest are evaluated.
+architecture the space makes of the decoded decisions). The `batch_size` distinct
+decoded architectures the predictor rates highest are evaluated.
 
 In jnas the sequence NAO encodes is the space's categorical decisions (`decision_sizes`):
 the encoder is an MLP over their one-hot (NAO's is an LSTM over the token sequence; with
@@ -158,9 +158,10 @@ def nao(space: Any, batch_size: int = 10, *, num_init: int = 10, num_parents: in
         top_scores, top = jax.lax.top_k(scores, batch_size)
         model_batch = jax.vmap(space.from_decisions)(new[top])
         # fewer distinct candidates than the batch: the rest are uniform samples
+        distinct = jnp.isfinite(top_scores)
         model_batch = jax.tree.map(
-            lambda m, r: jnp.where(jnp.isfinite(top_scores).reshape((-1,) + (1,) * (m.ndim - 1)),
-                                   m, r), model_batch, random_batch)
+            lambda m, r: jnp.where(distinct.reshape((-1,) + (1,) * (m.ndim - 1)), m, r),
+            model_batch, random_batch)
         use_model = state.count >= num_init
         archs = jax.tree.map(lambda m, r: jnp.where(use_model, m, r), model_batch,
                              random_batch)

@@ -169,7 +169,10 @@ class ResNetBasicBlock(nnx.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         y = self.conv_b(self.conv_a(x))
         if self.stride == 2:
-            x = avg_pool(x, 2, 2, 0)
+            # odd sizes pool in ceil mode to match the 3x3 stride-2 path (e.g. 7 -> 4);
+            # even sizes (all of NB201's) are the plain 2x2 pool
+            pad = tuple((0, n % 2) for n in x.shape[-3:-1])
+            x = nnx.avg_pool(x, (2, 2), (2, 2), pad, count_include_pad=False).astype(x.dtype)
         return self.down(x) + y
 
 

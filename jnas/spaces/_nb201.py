@@ -295,12 +295,13 @@ class NB201(DecisionSupernet):
                             num_classes=num_classes, rngs=rngs)
 
     def supernet(self, *, channels: int = 16, cells_per_stage: int = 5, num_classes: int = 10,
-                 in_channels: int = 3, rngs: Any = None) -> Any:
+                 in_channels: int = 3, stem_stride: int = 1, rngs: Any = None) -> Any:
         """The weight-sharing search network (`jnas.nn.NB201Supernet`, C=16, N=5 default)."""
         from jnas.nn import NB201Supernet
 
         return NB201Supernet(self, channels=channels, cells_per_stage=cells_per_stage,
-                             num_classes=num_classes, in_channels=in_channels, rngs=rngs)
+                             num_classes=num_classes, in_channels=in_channels,
+                             stem_stride=stem_stride, rngs=rngs)
 
 
 @functools.cache

@@ -185,3 +185,37 @@ def test_chain_op_flops_add_up_to_the_networks_flops():
     fixed = np.asarray(totals) - np.asarray(sums)
     np.testing.assert_allclose(fixed, fixed[0], rtol=1e-5)  # the rest is the fixed layers
     assert len(set(np.round(totals, 6))) > 1
+
+
+def test_resnet_reduction_pools_odd_sizes_in_ceil_mode():
+    """7x7 -> 4x4 on both paths (the 3x3 stride-2 conv gives 4, so the shortcut's 2x2 pool
+    averages the last row/column alone); even sizes keep NB201's plain 2x2 pool."""
+    from jnas.nn._ops import ResNetBasicBlock
+
+    block = ResNetBasicBlock(3, 3, 2, track_stats=False, rngs=nnx.Rngs(0))
+    block.down = lambda x: x  # expose the pooled shortcut
+    block.conv_b = lambda y: jnp.zeros_like(y)
+    x = images(0, n=2, size=7)
+    got = np.asarray(block(x))
+    xp = np.pad(np.asarray(x), ((0, 0), (0, 1), (0, 1), (0, 0)), constant_values=np.nan)
+    want = np.nanmean(xp.reshape(2, 4, 2, 4, 2, 3), axis=(2, 4))
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    x = images(1, n=2, size=8)
+    want = np.asarray(x).reshape(2, 4, 2, 4, 2, 3).mean(axis=(2, 4))
+    np.testing.assert_allclose(np.asarray(block(x)), want, rtol=1e-6, atol=1e-6)
+
+
+def test_nb201_supernet_stem_stride_halves_the_resolution():
+    from jnas.spaces import NB201
+
+    space = NB201()
+    weights = jnp.full((space.num_edges, space.num_ops), 1.0 / space.num_ops)
+    x = images(0, n=2, size=28, channels=1)
+    for stride, size in ((1, 28), (2, 14)):
+        net = space.supernet(channels=4, cells_per_stage=1, num_classes=5, in_channels=1,
+                             stem_stride=stride, rngs=nnx.Rngs(0))
+        assert net.stem_conv(x).shape == (2, size, size, 4)
+        out = net(x, weights)
+        assert out.shape == (2, 5) and bool(jnp.all(jnp.isfinite(out)))
+    with pytest.raises(ValueError, match="stem_stride"):
+        space.supernet(stem_stride=0)

@@ -154,12 +154,14 @@ def simulate(searcher: Searcher, obj: Objective, *, key: jax.Array, num_seeds: i
                          "epochs, e.g. `objective(table, ..., epochs=(12, 200))`")
     if max_steps is None:
         max_steps = max_steps_for(obj, budget_s, searcher.batch_size)
-    run = jax.jit(simulate_batch(searcher, obj.space, budget_s, max_steps))
+    batch = simulate_batch(searcher, obj.space, budget_s, max_steps)
+    # the seeds' keys are derived inside the compiled program: one compile, not two
+    run = jax.jit(lambda key, seeds, fitness, cost: batch(
+        jax.vmap(lambda i: jax.random.fold_in(key, i))(seeds), fitness, cost))
     parts = []
     for start in range(0, num_seeds, chunk):
-        seeds = jnp.arange(start, min(start + chunk, num_seeds))
-        keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(seeds)
-        out = jax.device_get(run(keys, obj.fitness, obj.cost_s))
+        seeds = np.arange(start, min(start + chunk, num_seeds), dtype=np.int32)
+        out = jax.device_get(run(key, seeds, obj.fitness, obj.cost_s))
         parts.append(out)
         if progress is not None:
             progress(int(seeds[-1]) + 1, num_seeds)

@@ -83,9 +83,11 @@ def make_learner(method: str, *, image: bool, ways: int, steps: int,
     10 "train shots" per class; 50 steps on the support set at test; outer step size 1
     annealed linearly to 0 (meta-batch 5 in the paper: pass `meta_batch=5`); on the
     sinusoid 5 SGD steps of 0.01. ProtoNets: Adam 1e-3. MetaNAS and
-    T-NAS: an NB201 supernet (C=8, one cell per stage, ~99k weights against conv4's ~112k)
-    adapted in w and α with MAML's inner settings and a first-order outer step (the
-    paper's Reptile outer loop is `jnas.meta.metanas(outer="reptile")`).
+    T-NAS: an NB201 supernet (C=8, one cell per stage, stride-2 stem so it costs about
+    what conv4 does; 99k weights against conv4's 112k) adapted in w and α with MAML's
+    inner settings; MetaNAS with the exact (second-order) meta-gradient in w and α, T-NAS
+    first-order (the MetaNAS paper's Reptile outer loop is
+    `jnas.meta.metanas(outer="reptile")`).
     """
     from jnas import meta
 
@@ -117,9 +119,10 @@ def make_learner(method: str, *, image: bool, ways: int, steps: int,
     from jnas.spaces import NB201
 
     net = meta.supernet_model(NB201(), channels=8, cells_per_stage=1, num_classes=ways,
-                              in_channels=1)
+                              in_channels=1, stem_stride=2)
     return getattr(meta, method)(net, inner_lr={"w": 0.4, "alpha": 0.4}, inner_steps=k,
-                                 eval_inner_steps=test_steps, outer="fomaml",
+                                 eval_inner_steps=test_steps,
+                                 outer="maml" if method == "metanas" else "fomaml",
                                  task_map=task_map)
 
 

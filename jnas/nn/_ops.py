@@ -68,10 +68,16 @@ class BatchStatsNorm(nnx.Module):
         return y.astype(dtype)
 
 
-def avg_pool(x: jax.Array, kernel: int, stride: int, padding: int) -> jax.Array:
-    """Average pooling that ignores the padding (PyTorch `count_include_pad=False`)."""
-    pad = ((padding, padding), (padding, padding))
-    y = nnx.avg_pool(x, (kernel, kernel), (stride, stride), pad, count_include_pad=False)
+def avg_pool(x: jax.Array, kernel: int, stride: int, padding: int, *,
+             ceil_mode: bool = False) -> jax.Array:
+    """Average pooling that ignores the padding (PyTorch `count_include_pad=False`);
+    `ceil_mode` keeps a last partial window, as PyTorch's `ceil_mode=True`."""
+    pad = [(padding, padding), (padding, padding)]
+    if ceil_mode:  # pad the end so the last window fits
+        pad = [(lo, hi + (kernel - n - lo - hi) % stride)
+               for (lo, hi), n in zip(pad, x.shape[-3:-1], strict=True)]
+    y = nnx.avg_pool(x, (kernel, kernel), (stride, stride), tuple(pad),
+                     count_include_pad=False)
     return y.astype(x.dtype)  # the padding count is float32
 
 
@@ -169,10 +175,9 @@ class ResNetBasicBlock(nnx.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         y = self.conv_b(self.conv_a(x))
         if self.stride == 2:
-            # odd sizes pool in ceil mode to match the 3x3 stride-2 path (e.g. 7 -> 4);
-            # even sizes (all of NB201's) are the plain 2x2 pool
-            pad = tuple((0, n % 2) for n in x.shape[-3:-1])
-            x = nnx.avg_pool(x, (2, 2), (2, 2), pad, count_include_pad=False).astype(x.dtype)
+            # ceil mode matches the 3x3 stride-2 path on odd sizes (7 -> 4); on even
+            # sizes (all of NB201's) it is the plain 2x2 pool
+            x = avg_pool(x, 2, 2, 0, ceil_mode=True)
         return self.down(x) + y
 
 

@@ -67,6 +67,6 @@ class NATSSizeSupernet(_TinyNetwork):
                 x = nodes[-1]
             else:  # the residual reduction block
                 y = layer.conv_b(layer.conv_a(x) * mask)
-                x = (layer.down(avg_pool(x, 2, 2, 0)) + y) * mask
+                x = (layer.down(avg_pool(x, 2, 2, 0, ceil_mode=True)) + y) * mask
         x = jax.nn.relu(self.head_bn(x) * masks[-1])
         return self.classifier(jnp.mean(x, axis=(1, 2)))

@@ -12,6 +12,7 @@ if "xla_backend_optimization_level" not in flags:
         flags += " --xla_backend_optimization_level=0"
 os.environ["XLA_FLAGS"] = flags.strip()
 
+import gc  # noqa: E402
 import pathlib  # noqa: E402
 
 import jax  # noqa: E402
@@ -27,6 +28,21 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 NASBENCH_DIR = pathlib.Path(
     os.environ.get("JNAS_NASBENCH_DIR",
                    pathlib.Path(__file__).resolve().parents[1] / ".." / "shared" / "nasbench"))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _free_compiled_programs():
+    """Drops every compiled program after each test module.
+
+    Each XLA:CPU executable holds a few memory mappings, and one xdist worker compiles tens
+    of thousands of programs over the suite: unfreed, a worker passed 36,000 mappings half-way
+    and reaches the kernel's limit (vm.max_map_count, 65,530) near the end, where the next
+    mmap fails, seen in CI as a dlopen "failed to map segment" in whatever test imported a
+    shared library next, and as a segfault inside XLA's compiler.
+    """
+    yield
+    jax.clear_caches()
+    gc.collect()
 
 
 @pytest.fixture

@@ -89,11 +89,16 @@ def test_streaming_from_a_memory_map_trains_like_device_resident_data(digits, tm
     device_model, device = train(small_net(channels=4), data=subset, test=test, **kwargs)
     host_model, host = train(small_net(channels=4), data=source, test=test, **kwargs)
     assert len(host) == 2
+    # The host path runs one jitted step per batch. The device path's loop runs that same
+    # program (equal to the last bit); its scan compiles the step into one epoch program
+    # whose rounding differs: 2e-4 apart after 8 steps at the tests' LLVM -O0, against
+    # 0.59 for a run that sees other batches (key 4 instead of 3), on weights up to 2.9.
+    rel, atol = (0.0, 0.0) if mode == "loop" else (1e-4, 2e-3)
     for a, b in zip(host, device, strict=True):
-        assert a == pytest.approx(b, rel=1e-5, abs=1e-6)
+        assert a == pytest.approx(b, rel=rel, abs=atol)
     for a, b in zip(jax.tree.leaves(nnx.state(host_model)),
                     jax.tree.leaves(nnx.state(device_model)), strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(a, b, rtol=0.0, atol=atol)
     # evaluation reads a host source chunk by chunk, the short last chunk included
     assert evaluate(host_model, data.ArraySource(np.asarray(test.x), np.asarray(test.y)),
                     batch_size=32) == pytest.approx(evaluate(host_model, test), rel=1e-6)

@@ -14,10 +14,11 @@ from jnas.nn._mobilenet import ChainNetwork, MBConv
 from jnas.nn._nb101 import NB101Cell, NB101Network, vertex_channels
 from jnas.nn._nb201 import InferCell, NATSSizeNetwork, NB201Network, nb201_op
 from jnas.nn._sequential import SequentialNetwork
-from jnas.nn._supernet import MixedEdge, NB201Supernet, SearchCell
+from jnas.nn._supernet import MixedEdge
 from jnas.nn._supernet_chain import ChainSupernet
 from jnas.nn._supernet_darts import DARTSSearchCell, DARTSSupernet
 from jnas.nn._supernet_nats import NATSSizeSupernet
+from jnas.nn._supernet_nb201 import NB201SearchStage, NB201Supernet
 
 __all__ = [
     "AuxiliaryHead",
@@ -38,8 +39,8 @@ __all__ = [
     "NB101Cell",
     "NB101Network",
     "NB201Network",
+    "NB201SearchStage",
     "NB201Supernet",
-    "SearchCell",
     "SepConv",
     "SequentialNetwork",
     "count_flops",

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 # PyTorch's default initialisation of conv and linear weights (kaiming_uniform, a=sqrt(5)):
@@ -19,12 +20,63 @@ torch_default_init = nnx.initializers.variance_scaling(1 / 3, "fan_in", "uniform
 
 
 def conv(cin: int, cout: int, kernel: int, stride: int = 1, padding: int = 0, *,
-         dilation: int = 1, groups: int = 1, bias: bool = False, rngs: nnx.Rngs) -> nnx.Conv:
-    """A 2-D convolution with PyTorch's symmetric padding and no bias by default."""
+         dilation: int = 1, groups: int = 1, bias: bool = False, matmul: bool = False,
+         rngs: nnx.Rngs) -> nnx.Module:
+    """A 2-D convolution with PyTorch's symmetric padding and no bias by default.
+
+    `matmul=True` gives a `MatmulConv` (same parameters, same initial values): patches
+    times a matrix, for networks that run inside loops (see `matmul_conv`).
+    """
+    if matmul:
+        if dilation != 1 or groups != 1 or bias:
+            raise ValueError("conv: `matmul=True` supports dilation 1, groups 1, no bias; "
+                             f"got dilation={dilation}, groups={groups}, bias={bias}")
+        return MatmulConv(cin, cout, kernel, stride, padding, rngs=rngs)
     return nnx.Conv(cin, cout, (kernel, kernel), strides=stride,
                     padding=((padding, padding), (padding, padding)),
                     kernel_dilation=dilation, feature_group_count=groups, use_bias=bias,
                     kernel_init=torch_default_init, rngs=rngs)
+
+
+def conv_patches(x: jax.Array, kernel: int, stride: int, padding: int) -> jax.Array:
+    """im2col: NHWC `x` -> [N, H', W', kernel*kernel*C], the window's pixels in HWIO order
+    (row a, column b, channel), so `patches @ w.reshape(-1, cout)` is the convolution."""
+    x = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+    h = (x.shape[1] - kernel) // stride + 1
+    w = (x.shape[2] - kernel) // stride + 1
+    cols = [x[:, a:a + stride * (h - 1) + 1:stride, b:b + stride * (w - 1) + 1:stride]
+            for a in range(kernel) for b in range(kernel)]
+    return cols[0] if len(cols) == 1 else jnp.concatenate(cols, axis=-1)
+
+
+def matmul_conv(x: jax.Array, kernel: jax.Array, stride: int = 1, padding: int = 0
+                ) -> jax.Array:
+    """A 2-D convolution (NHWC, HWIO kernel, PyTorch padding) as one matrix product.
+
+    Why: XLA:CPU runs `conv_general_dilated` and its gradients 10-40x slower inside a loop
+    body (`scan`, `while`, a `switch` branch; jax-ml/jax#12868): measured here, 5 stacked
+    64x32x32x16 -> 48 3x3 convolutions forward and backward, 0.40 s unrolled and 10.7 s in
+    `lax.scan`. Patches times a matrix is a dot, which XLA runs at full speed everywhere
+    (0.46 s in the same scan), and its backward pass is two dots and a pad-add.
+    """
+    k = kernel.shape[0]
+    patches = conv_patches(x, k, stride, padding)
+    return jax.lax.dot_general(patches, kernel.reshape(-1, kernel.shape[-1]),
+                               (((3,), (0,)), ((), ())))
+
+
+class MatmulConv(nnx.Module):
+    """A bias-free 2-D convolution computed by `matmul_conv`; its `kernel` parameter is an
+    `nnx.Conv`'s (HWIO, PyTorch's default init, one key drawn), so the two interchange."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, padding: int = 0,
+                 *, rngs: nnx.Rngs):
+        self.stride, self.padding = stride, padding
+        self.kernel = nnx.Param(torch_default_init(rngs.params(), (kernel, kernel, cin, cout),
+                                                   jnp.float32))
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return matmul_conv(x, self.kernel[...].astype(x.dtype), self.stride, self.padding)
 
 
 def linear(fin: int, fout: int, *, rngs: nnx.Rngs) -> nnx.Linear:
@@ -56,16 +108,25 @@ class BatchStatsNorm(nnx.Module):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         """Normalised `x`; statistics in float32 at least (for bfloat16 inputs too)."""
-        dtype = x.dtype
-        x = x.astype(jnp.promote_types(dtype, jnp.float32))
-        axes = tuple(range(x.ndim - 1))
-        mean = jnp.mean(x, axis=axes, keepdims=True)
-        var = jnp.mean(jnp.square(x - mean), axis=axes, keepdims=True)
-        y = (x - mean) * jax.lax.rsqrt(var + self.epsilon)
-        if self.scale is not None:
-            shape = (1,) * (x.ndim - 1) + (-1,)
-            y = y * self.scale[...].reshape(shape) + self.bias[...].reshape(shape)
-        return y.astype(dtype)
+        if self.scale is None:
+            return batch_stats_norm(x, self.epsilon)
+        return batch_stats_norm(x, self.epsilon, self.scale[...], self.bias[...])
+
+
+def batch_stats_norm(x: jax.Array, epsilon: float = 1e-5, scale: jax.Array | None = None,
+                     bias: jax.Array | None = None) -> jax.Array:
+    """Batch norm over all axes but the last with the batch's own statistics (biased
+    variance, as PyTorch normalises in training); float32 statistics at least."""
+    dtype = x.dtype
+    x = x.astype(jnp.promote_types(dtype, jnp.float32))
+    axes = tuple(range(x.ndim - 1))
+    mean = jnp.mean(x, axis=axes, keepdims=True)
+    var = jnp.mean(jnp.square(x - mean), axis=axes, keepdims=True)
+    y = (x - mean) * jax.lax.rsqrt(var + epsilon)
+    if scale is not None:
+        shape = (1,) * (x.ndim - 1) + (-1,)
+        y = y * scale.reshape(shape) + bias.reshape(shape)
+    return y.astype(dtype)
 
 
 def avg_pool(x: jax.Array, kernel: int, stride: int, padding: int, *,
@@ -79,6 +140,34 @@ def avg_pool(x: jax.Array, kernel: int, stride: int, padding: int, *,
     y = nnx.avg_pool(x, (kernel, kernel), (stride, stride), tuple(pad),
                      count_include_pad=False)
     return y.astype(x.dtype)  # the padding count is float32
+
+
+def avg_pool_3x3(x: jax.Array) -> jax.Array:
+    """`avg_pool(x, 3, 1, 1)` (padding not counted) as separable shifted sums: plain
+    elementwise adds that fuse with their neighbours, forward and backward, where a
+    `reduce_window` and its transpose are separate loops."""
+    h, w = x.shape[-3], x.shape[-2]
+    pad_h = [(0, 0)] * x.ndim
+    pad_h[-3] = (1, 1)
+    xp = jnp.pad(x, pad_h)
+    rows = xp[..., :-2, :, :] + xp[..., 1:-1, :, :] + xp[..., 2:, :, :]
+    pad_w = [(0, 0)] * x.ndim
+    pad_w[-2] = (1, 1)
+    rp = jnp.pad(rows, pad_w)
+    total = rp[..., :-2, :] + rp[..., 1:-1, :] + rp[..., 2:, :]
+    count = np.outer(_window_count(h), _window_count(w)).reshape(
+        (1,) * (x.ndim - 3) + (h, w, 1))
+    return total / count.astype(x.dtype)
+
+
+def _window_count(n: int) -> np.ndarray:
+    """How many of a 3-wide, stride-1, pad-1 window's pixels fall inside, per position."""
+    count = np.full(n, 3.0, np.float32)
+    count[0] -= 1
+    count[-1] -= 1
+    if n == 1:
+        count[0] = 1
+    return count
 
 
 def max_pool(x: jax.Array, kernel: int, stride: int, padding: int) -> jax.Array:
@@ -107,8 +196,9 @@ class ReLUConvBN(nnx.Module):
 
     def __init__(self, cin: int, cout: int, kernel: int, stride: int, padding: int, *,
                  dilation: int = 1, affine: bool = True, track_stats: bool = True,
-                 rngs: nnx.Rngs):
-        self.conv = conv(cin, cout, kernel, stride, padding, dilation=dilation, rngs=rngs)
+                 matmul: bool = False, rngs: nnx.Rngs):
+        self.conv = conv(cin, cout, kernel, stride, padding, dilation=dilation, matmul=matmul,
+                         rngs=rngs)
         self.bn = batch_norm(cout, affine=affine, track_stats=track_stats, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -161,14 +251,15 @@ class ResNetBasicBlock(nnx.Module):
     """The residual reduction block between NB201 stages."""
 
     def __init__(self, cin: int, cout: int, stride: int, *, track_stats: bool = True,
-                 rngs: nnx.Rngs):
-        self.conv_a = ReLUConvBN(cin, cout, 3, stride, 1, track_stats=track_stats, rngs=rngs)
-        self.conv_b = ReLUConvBN(cout, cout, 3, 1, 1, track_stats=track_stats, rngs=rngs)
+                 matmul: bool = False, rngs: nnx.Rngs):
+        same = {"track_stats": track_stats, "matmul": matmul, "rngs": rngs}
+        self.conv_a = ReLUConvBN(cin, cout, 3, stride, 1, **same)
+        self.conv_b = ReLUConvBN(cout, cout, 3, 1, 1, **same)
         self.stride = stride
         if stride == 2:
-            self.down = conv(cin, cout, 1, rngs=rngs)  # after a 2x2 average pool
+            self.down = conv(cin, cout, 1, matmul=matmul, rngs=rngs)  # after a 2x2 avg pool
         elif cin != cout:
-            self.down = ReLUConvBN(cin, cout, 1, 1, 0, track_stats=track_stats, rngs=rngs)
+            self.down = ReLUConvBN(cin, cout, 1, 1, 0, **same)
         else:
             self.down = Identity()
 

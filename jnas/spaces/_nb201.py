@@ -299,7 +299,8 @@ class NB201(DecisionSupernet):
         """The weight-sharing search network (`jnas.nn.NB201Supernet`, C=16, N=5 default)."""
         from jnas.nn import NB201Supernet
 
-        return NB201Supernet(self, channels=channels, cells_per_stage=cells_per_stage,
+        return NB201Supernet(self.edges, self.ops, channels=channels,
+                             cells_per_stage=cells_per_stage,
                              num_classes=num_classes, in_channels=in_channels,
                              stem_stride=stem_stride, rngs=rngs)
 

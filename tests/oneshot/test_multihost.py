@@ -52,7 +52,8 @@ def test_two_processes_equal_one(tmp_path):
     assert [r["devices"] for r in two] == [2, 2]  # the mesh spans both processes
     alpha = np.asarray(one["alpha"])
     assert np.abs(alpha - np.asarray(one["alpha_init"])).max() > 1e-4  # α did train
-    for r in two:
-        np.testing.assert_allclose(r["alpha"], alpha, rtol=1e-4, atol=1e-6)
+    for r in two:  # the sharded reductions round differently: up to 1.6e-6 measured,
+        # where one step moves α by >= 1e-4 (a missing all-reduce is far outside)
+        np.testing.assert_allclose(r["alpha"], alpha, rtol=1e-4, atol=1e-5)
         assert r["arch"] == one["arch"]
     np.testing.assert_array_equal(two[0]["alpha"], two[1]["alpha"])  # no divergence

@@ -236,7 +236,9 @@ def test_seeds_sharded_over_devices_equal_one_device():
         *parallel.shard_leading((states, train, val, step_keys), mesh))
     assert len(many.alpha.sharding.device_set) == 8
     assert not many.alpha.sharding.is_fully_replicated  # each device holds its own seed
-    np.testing.assert_allclose(many.alpha, one.alpha, rtol=1e-4, atol=1e-6)
+    # one seed's matrix products per device round unlike eight batched on one device:
+    # up to 1.6e-6 measured, where the step moves α by more than 1e-4
+    np.testing.assert_allclose(many.alpha, one.alpha, rtol=1e-4, atol=1e-5)
     assert not np.allclose(many.alpha, states.alpha, atol=1e-4)  # α did move
     assert allclose(many.params, one.params, rtol=1e-4, atol=1e-6)
 

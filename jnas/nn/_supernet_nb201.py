@@ -1,0 +1,229 @@
+"""The NB201 weight-sharing search network, built to compile small and run fast.
+
+It computes what AutoDL-Projects' `TinyNetworkDarts` / `SearchCell` computes (every
+candidate op on every edge, mixed by op weights shared by all cells; BN with batch
+statistics and no affine parameters, the NB201 search setting), arranged so that XLA gets a
+small program of large kernels:
+
+- **one cell body per stage**: the N identical cells of a stage keep their weights stacked
+  on a leading axis and run in one `lax.scan`, so the program holds 3 cell bodies, not 15;
+- **ops once per node, not once per edge**: ReLU, the 3x3 average pool and the im2col
+  patches of a node are computed once and shared by every edge leaving it, and the
+  convolutions of all those edges are one matrix product with their kernels side by side
+  (the BN that follows is per channel, so normalising the wide output is the same);
+- **convolutions as matrix products** (`matmul_conv`), which XLA:CPU runs at full speed
+  inside the scan, where its own convolution is 10-40x slower (jax-ml/jax#12868).
+
+Each stage draws all its kernels of one op in one call (PyTorch's default init), which
+builds and compiles in a fraction of the time a draw per kernel takes.
+`tests/nn/test_supernet_nb201.py` checks the network against a per-edge network built from
+`nb201_op` and against the discrete NB201 network.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from jnas.nn._ops import (
+    ResNetBasicBlock,
+    avg_pool_3x3,
+    batch_norm,
+    batch_stats_norm,
+    classifier_head,
+    conv,
+    conv_patches,
+    linear,
+    max_pool,
+)
+
+SEARCH_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3",
+              "max_pool_3x3")
+_KERNEL = {"nor_conv_1x1": 1, "nor_conv_3x3": 3}
+
+
+def _dot(x: jax.Array, matrix: jax.Array) -> jax.Array:
+    """`x @ matrix` over x's last axis (a 1x1 convolution of NHWC `x`)."""
+    return jax.lax.dot_general(x, matrix, (((x.ndim - 1,), (0,)), ((), ())))
+
+
+class NB201SearchStage(nnx.Module):
+    """`num_cells` identical NB201 search cells (C channels in and out) as one scanned cell.
+
+    `scan=False` unrolls the cells (same numbers, a larger program). `remat=True` keeps
+    only the matrix products' outputs for the backward pass and recomputes the rest
+    (`jax.checkpoint`): the DARTS-V1 step needs a third of the memory at the same speed.
+
+    `kernels[name][i]`: float32[num_cells, k*k*C, len(out_edges[i]) * C], the kernels of
+    op `name` on every edge leaving node i, side by side in edge order (HWIO rows).
+    """
+
+    def __init__(self, edges: tuple[tuple[int, int], ...], op_names: tuple[str, ...],
+                 channels: int, num_cells: int, *, scan: bool = True, remat: bool = True,
+                 rngs: nnx.Rngs):
+        unknown = [name for name in op_names if name not in SEARCH_OPS]
+        if unknown:
+            raise ValueError(f"NB201SearchStage: unknown `op_names` {unknown}; expected "
+                             f"names from {SEARCH_OPS}")
+        self.edges, self.op_names = tuple(edges), tuple(op_names)
+        self.channels, self.num_cells, self.scan, self.remat = channels, num_cells, scan, remat
+        self.num_nodes = max(j for _, j in self.edges) + 1
+        self.out_edges = tuple(tuple(e for e, (i, _) in enumerate(self.edges) if i == s)
+                               for s in range(self.num_nodes - 1))
+        kernels = {}
+        for name in self.op_names:  # one draw per op for all cells and edges: fast to
+            if name in _KERNEL:     # build and to compile (a draw per kernel took 40 s)
+                fan_in = _KERNEL[name] ** 2 * channels
+                bound = 1 / math.sqrt(fan_in)  # PyTorch's default init, as `conv` has
+                w = jax.random.uniform(rngs.params(), (num_cells, len(self.edges), fan_in,
+                                                       channels), jnp.float32, -bound, bound)
+                kernels[name] = nnx.List([
+                    nnx.Param(jnp.concatenate([w[:, e] for e in out], axis=-1))
+                    for out in self.out_edges])
+        self.kernels = nnx.Dict(kernels)
+
+    def __call__(self, x: jax.Array, weights: jax.Array,
+                 index: jax.Array | None = None) -> jax.Array:
+        """The stage's output for NHWC `x` under op weights float[E, K] (and, with `index`
+        int[E], only the indexed op of each edge: GDAS, single-path methods)."""
+        stacked = {name: [p[...] for p in kernels] for name, kernels in self.kernels.items()}
+        cell = functools.partial(self._cell, weights=weights, index=index)
+        if self.remat:  # keep the matrix products, recompute the elementwise rest
+            cell = jax.checkpoint(cell, prevent_cse=not self.scan,
+                                  policy=jax.checkpoint_policies.dots_with_no_batch_dims_saveable)
+        if self.scan:
+            x, _ = jax.lax.scan(lambda h, p: (cell(h, p), None), x, stacked)
+            return x
+        for c in range(self.num_cells):
+            x = cell(x, jax.tree.map(lambda a, c=c: a[c], stacked))
+        return x
+
+    def _cell(self, x: jax.Array, kernels: dict, *, weights: jax.Array,
+              index: jax.Array | None) -> jax.Array:
+        """One cell: node j sums, over its input edges e = (i, j), sum_k w[e, k] op_k(x_i)."""
+        incoming: list[list[jax.Array]] = [[] for _ in range(self.num_nodes)]
+        for i, out in enumerate(self.out_edges):
+            node = x if i == 0 else sum(incoming[i][1:], incoming[i][0])
+            kern = {name: kernels[name][i].astype(node.dtype) for name in kernels}
+            if index is None:
+                outs = self._mixed(node, kern, weights, out)
+            else:
+                outs = [self._hard(node, kern, weights[e], index[e], slot)
+                        for slot, e in enumerate(out)]
+            for e, y in zip(out, outs, strict=True):
+                incoming[self.edges[e][1]].append(y)
+        last = incoming[-1]
+        return sum(last[1:], last[0])
+
+    def _mixed(self, node: jax.Array, kern: dict, weights: jax.Array,
+               out: tuple[int, ...]) -> list[jax.Array]:
+        """Every op on every edge leaving `node`, each op computed once for all edges."""
+        c = self.channels
+        feats: dict[str, jax.Array] = {}
+        if kern:
+            relu = jax.nn.relu(node)
+            if "nor_conv_1x1" in kern:
+                feats["nor_conv_1x1"] = batch_stats_norm(_dot(relu, kern["nor_conv_1x1"]))
+            if "nor_conv_3x3" in kern:
+                patches = conv_patches(relu, 3, 1, 1)
+                feats["nor_conv_3x3"] = batch_stats_norm(_dot(patches, kern["nor_conv_3x3"]))
+        if "skip_connect" in self.op_names:
+            feats["skip_connect"] = node
+        if "avg_pool_3x3" in self.op_names:
+            feats["avg_pool_3x3"] = avg_pool_3x3(node)
+        if "max_pool_3x3" in self.op_names:
+            feats["max_pool_3x3"] = max_pool(node, 3, 1, 1)
+        outs = []
+        for slot, e in enumerate(out):
+            terms = []
+            for k, name in enumerate(self.op_names):
+                if name == "none":
+                    continue
+                f = feats[name]
+                if name in _KERNEL:
+                    f = f[..., slot * c:(slot + 1) * c]
+                terms.append(weights[e, k].astype(f.dtype) * f)
+            outs.append(sum(terms[1:], terms[0]) if terms else jnp.zeros_like(node))
+        return outs
+
+    def _hard(self, node: jax.Array, kern: dict, w: jax.Array, index: jax.Array,
+              slot: int) -> jax.Array:
+        """Only op `index` of one edge (`lax.switch`), scaled by `w[index]`, plus the other
+        weights' zero-valued straight-through sum (GDAS). Under `vmap` over `index` the
+        switch becomes a select and every op runs."""
+        c = self.channels
+
+        def op(name: str, x: jax.Array) -> jax.Array:
+            if name == "none":
+                return jnp.zeros_like(x)
+            if name == "skip_connect":
+                return x
+            if name == "avg_pool_3x3":
+                return avg_pool_3x3(x)
+            if name == "max_pool_3x3":
+                return max_pool(x, 3, 1, 1)
+            kernel = kern[name][:, slot * c:(slot + 1) * c]
+            k = _KERNEL[name]
+            return batch_stats_norm(_dot(conv_patches(jax.nn.relu(x), k, 1, k // 2), kernel))
+
+        branches = [functools.partial(op, name) for name in self.op_names]
+        y = jax.lax.switch(index, branches, node)
+        return w[index].astype(y.dtype) * y + (jnp.sum(w) - w[index]).astype(y.dtype)
+
+
+class NB201Supernet(nnx.Module):
+    """The NB201 search network: C-channel stem, 3 stages of N search cells, residual
+    reductions, BN-ReLU-pool-linear head (C=16, N=5 in the NB201 search runs).
+    `stem_stride=2` halves the resolution in the stem (the benchmark's network has 1), so
+    small images such as 28x28 Omniglot cost about what MAML's conv4 costs.
+
+    `model(x, weights, index=None)`: `weights` float[E, K] op weights shared by all cells
+    (E edges, K ops); `index` int[E] runs only the indexed op per edge.
+
+    Parameters: AutoDL-Projects' search network has 1,692,826 at C=16, N=5 and this one
+    1,686,106. The 6,720 more are biases of the cells' convolutions (PyTorch's
+    `bias=not affine` in `ReLUConvBN`); each feeds a BN without affine parameters, whose
+    mean subtraction cancels it, so it never changes an output and its gradient is zero.
+    """
+
+    def __init__(self, edges: tuple[tuple[int, int], ...], op_names: tuple[str, ...], *,
+                 channels: int = 16, cells_per_stage: int = 5, num_classes: int = 10,
+                 in_channels: int = 3, stem_stride: int = 1, scan: bool = True,
+                 remat: bool = True, rngs: nnx.Rngs | None = None):
+        for name, v in (("channels", channels), ("cells_per_stage", cells_per_stage),
+                        ("num_classes", num_classes), ("in_channels", in_channels),
+                        ("stem_stride", stem_stride)):
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"NB201Supernet: `{name}` must be a positive int; got {v!r}")
+        rngs = rngs or nnx.Rngs(0)
+        self.num_edges, self.num_ops = len(edges), len(op_names)
+        self.stem_conv = conv(in_channels, channels, 3, stem_stride, 1, matmul=True, rngs=rngs)
+        self.stem_bn = batch_norm(channels, track_stats=False, rngs=rngs)
+        stages, reductions = [], []
+        for s in range(3):
+            width = channels * 2**s
+            if s:
+                reductions.append(ResNetBasicBlock(width // 2, width, 2, track_stats=False,
+                                                   matmul=True, rngs=rngs))
+            stages.append(NB201SearchStage(edges, op_names, width, cells_per_stage,
+                                           scan=scan, remat=remat, rngs=rngs))
+        self.stages = nnx.List(stages)
+        self.reductions = nnx.List(reductions)
+        self.head_bn = batch_norm(4 * channels, track_stats=False, rngs=rngs)
+        self.classifier = linear(4 * channels, num_classes, rngs=rngs)
+
+    def __call__(self, x: jax.Array, weights: jax.Array,
+                 index: jax.Array | None = None) -> jax.Array:
+        """Logits for NHWC images under the given op weights (and sampled ops)."""
+        if weights.shape != (self.num_edges, self.num_ops):
+            raise ValueError(f"NB201Supernet: `weights` must have shape "
+                             f"{(self.num_edges, self.num_ops)}; got {weights.shape}")
+        x = self.stem_bn(self.stem_conv(x))
+        x = self.stages[0](x, weights, index)
+        for reduction, stage in zip(self.reductions, self.stages[1:], strict=True):
+            x = stage(reduction(x), weights, index)
+        return classifier_head(x, self.head_bn, self.classifier)

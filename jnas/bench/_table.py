@@ -108,8 +108,14 @@ class Table:
         return jnp.where(rows >= 0, col[jnp.maximum(rows, 0)], jnp.nan)
 
     def rows(self, archs: Any) -> jax.Array:
-        """int32 row indices of one architecture or a batch; -1 where the table lacks it."""
-        index = self.space.index if self.row_keys is None else self._row_by_key
+        """int32 row indices of one architecture or a batch; -1 where the table lacks it
+        or the architecture is invalid (an out-of-range op would otherwise wrap into a
+        real row under `jit`, where indexing cannot raise)."""
+        lookup = self.space.index if self.row_keys is None else self._row_by_key
+
+        def index(arch: Any) -> jax.Array:
+            return jnp.where(self.space.is_valid(arch), lookup(arch), -1).astype(jnp.int32)
+
         leaf = jax.tree.leaves(archs)[0]
         single = jax.tree.leaves(jax.eval_shape(self.space.sample, jax.random.key(0)))[0]
         for _ in range(leaf.ndim - single.ndim):

@@ -42,6 +42,19 @@ def test_query_under_jit_equals_query_and_vmaps(nb201, key):
     assert eager.shape == (64,)
 
 
+def test_invalid_architectures_query_nan_under_jit(nb201):
+    """An op out of range gave a real row's accuracy under jit (ops = 7 read 49.02)."""
+    space = NB201()
+    arch_type = type(space.sample(jax.random.key(0)))
+    ops = jnp.asarray([[0, 1, 2, 3, 4, 1], [0, 1, 2, 3, 4, 7], [-1, 1, 2, 3, 4, 1]], jnp.int8)
+    got = np.asarray(jax.jit(lambda a: nb201.query(a, dataset="cifar10", metric="test_acc",
+                                                   epochs=200))(arch_type(ops)))
+    assert np.isnan(got[1:]).all()
+    row = space.index(space.from_string(
+        "|none~0|+|skip_connect~0|nor_conv_1x1~1|+|nor_conv_3x3~0|avg_pool_3x3~1|skip_connect~2|"))
+    assert got[0] == np.asarray(nb201.column("cifar10", "test_acc", 200))[int(row)]
+
+
 def test_seeds_and_missing_values_are_nan(nb201):
     per_seed = np.asarray(nb201.column("cifar10-valid", "valid_acc", 200, seed=777))
     assert per_seed.shape == (15625,)
@@ -81,6 +94,20 @@ def test_missing_and_corrupt_files(tmp_path):
     bad.write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(ValueError, match="truncated or corrupt"):
         bench.load_nb201(bad)
+
+
+def test_latency_of_cell_0_is_hw_nas_benchs_published_example(nasbench_dir):
+    """HW-NAS-Bench's README prints cell 0's CIFAR-10 latencies (ms); query by the cell's
+    string, not its row, so a shuffled or zeroed table fails."""
+    lat = bench.load_latency(nasbench_dir)
+    space = NB201()
+    cell0 = space.from_string("|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|"
+                              "+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|")
+    published = {"raspi4": 10.481976820010459, "pixel3": 3.6058499999999998,
+                 "eyeriss": 3.645620000000001, "fpga": 2.57296}
+    for device, ms in published.items():
+        got = float(lat.query(cell0, dataset=device, metric="latency_ms", epochs=None))
+        assert got == pytest.approx(ms, rel=1e-6), device
 
 
 def test_nats_sss_and_latency(nasbench_dir):

@@ -295,14 +295,16 @@ class NB201(DecisionSupernet):
                             num_classes=num_classes, rngs=rngs)
 
     def supernet(self, *, channels: int = 16, cells_per_stage: int = 5, num_classes: int = 10,
-                 in_channels: int = 3, stem_stride: int = 1, rngs: Any = None) -> Any:
-        """The weight-sharing search network (`jnas.nn.NB201Supernet`, C=16, N=5 default)."""
+                 in_channels: int = 3, stem_stride: int = 1, scan: bool = True,
+                 remat: bool = True, rngs: Any = None) -> Any:
+        """The weight-sharing search network (`jnas.nn.NB201Supernet`, C=16, N=5 default;
+        `scan` / `remat`: scanned cells, recomputation in the backward pass)."""
         from jnas.nn import NB201Supernet
 
         return NB201Supernet(self.edges, self.ops, channels=channels,
                              cells_per_stage=cells_per_stage,
                              num_classes=num_classes, in_channels=in_channels,
-                             stem_stride=stem_stride, rngs=rngs)
+                             stem_stride=stem_stride, scan=scan, remat=remat, rngs=rngs)
 
 
 @functools.cache

@@ -1,0 +1,116 @@
+"""Side by side on the CPU: jnas' one-shot steps against the NB201 authors' PyTorch code.
+
+Drives the harness in `../shared/perf` (our own code: it runs the reference's search step as
+its scripts do, importing the reference's model files from a `.peer/` folder that you fill as
+that README says; none of the reference's code is in this repository). Both programs run in
+one process pair, alternating step by step, so machine noise hits both alike.
+
+    python benchmarks/oneshot_vs_reference.py --peer /tmp/perf/.peer \\
+        --torch-python /tmp/perf/torchvenv/bin/python --algos DARTS-V1,GDAS,DARTS-V2
+
+Two settings, both with PyTorch on one thread (`torch.set_num_threads(1)`) and XLA told to
+use one (`--xla_cpu_multi_thread_eigen=false`, the harness' `--threads 1`):
+- `cores=all`: the processes may use every core. XLA:CPU still runs independent kernels of
+  one step concurrently, so jnas uses up to about two cores here; this is the setting the
+  first measurements (issue 21's table) were taken in.
+- `cores=1`: both processes pinned to one core (`sched_setaffinity`): one core each, the
+  like-for-like comparison.
+
+Writes `benchmarks/results/oneshot_vs_reference_cpu.json`: per setting and method the median
+step of each side, the per-pair ratios, start-up (build, lower, compile, first call) and peak
+RSS, with the machine's load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def run_harness(perf: pathlib.Path, args: argparse.Namespace, cores: str, work: pathlib.Path
+                ) -> list[dict]:
+    """One run of `side_by_side.py` in a writable copy; its JSON-lines records."""
+    out = work / f"results_{cores}.jsonl"
+    cmd = [sys.executable, "side_by_side.py", "--threads", "1", "--batch", str(args.batch),
+           "--algos", args.algos, "--pairs", str(args.pairs), "--warmup", str(args.warmup),
+           "--torch-python", args.torch_python, "--jax-python", sys.executable,
+           "--tag", f"cores{cores}_b{args.batch}", "--out", str(out)]
+    pin = (lambda: os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})) \
+        if cores == "1" else None
+    subprocess.run(cmd, cwd=perf, check=True, preexec_fn=pin)
+    return [json.loads(line) for line in out.read_text().splitlines()]
+
+
+def summary(records: list[dict]) -> dict:
+    """Per method: both sides' medians, the ratio, start-up and memory."""
+    rows: dict[str, dict] = {}
+    for r in records:
+        if r.get("kind") == "startup":
+            keep = ("import_s", "build_s", "lower_s", "compile_s", "first_call_s",
+                    "first_step_s", "time_to_first_step_s", "params")
+            rows.setdefault(r["algo"], {})[f"{r['side']}_startup"] = {
+                k: r[k] for k in keep if k in r}
+        if r.get("kind") == "timing":
+            rows.setdefault(r["algo"], {}).update({
+                "peer_step_ms_median": r["peer"]["wall_ms"]["median"],
+                "jnas_step_ms_median": r["jnas"]["wall_ms"]["median"],
+                "jnas_over_reference": r["ratio_jnas_over_peer_of_medians"],
+                "jnas_over_reference_per_pair": r["ratio_per_pair"],
+                "peer_cpu_ms_median": r["peer"]["cpu_ms"]["median"],
+                "jnas_cpu_ms_median": r["jnas"]["cpu_ms"]["median"],
+                "peak_rss_mib": {side: r["mem"][side].get("VmHWM_MiB") for side in r["mem"]},
+                "alpha_finite": {side: r["check"][side].get("alpha_finite")
+                                 for side in r["check"]},
+                "load1_start_end": [r["load1_start"][0], r["load1_end"][0]],
+                "pairs": r["pairs"]})
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--perf", default=str(ROOT.parent / "shared" / "perf"),
+                    help="the shared harness folder (copied, never written)")
+    ap.add_argument("--peer", required=True,
+                    help="the `.peer` folder holding the reference's model files")
+    ap.add_argument("--torch-python", required=True, help="a Python with torch installed")
+    ap.add_argument("--algos", default="DARTS-V1,GDAS,DARTS-V2")
+    ap.add_argument("--cores", default="all,1", help="settings to run: all, 1 or both")
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--pairs", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    args = ap.parse_args()
+    for name, path in (("--perf", args.perf), ("--peer", args.peer)):
+        if not pathlib.Path(path).is_dir():
+            ap.error(f"{name}: expected a folder; got {path!r}")
+    result = {"machine": {"cpu": platform.processor() or platform.machine(),
+                          "cores": os.cpu_count(), "python": platform.python_version()},
+              "batch": args.batch, "settings": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = pathlib.Path(tmp) / "perf"
+        shutil.copytree(args.perf, work)
+        (work / ".peer").symlink_to(pathlib.Path(args.peer).resolve())
+        for cores in args.cores.split(","):
+            records = run_harness(work, args, cores, pathlib.Path(tmp))
+            result["settings"][f"cores={cores}"] = summary(records)
+    import jax
+
+    result["jax"] = jax.__version__
+    path = pathlib.Path(args.out) / f"oneshot_vs_reference_cpu_b{args.batch}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result, indent=1))
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -40,7 +40,7 @@ from jnas.bench._simulate import (
     simulate_batch,
     simulate_one,
 )
-from jnas.bench._subset import SubsetArch, TableSubset, restrict
+from jnas.bench._subset import SubsetArch, TableSubset, restrict, subset_space
 from jnas.bench._table import Table, table_from_numpy
 
 __all__ = [
@@ -73,6 +73,7 @@ __all__ = [
     "simulate",
     "simulate_batch",
     "simulate_one",
+    "subset_space",
     "summarize",
     "table_from_numpy",
     "welch_test",

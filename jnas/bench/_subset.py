@@ -12,7 +12,8 @@ whose architectures are table rows:
   searchers: the genes that vary across the table's cells (NB101: the adjacency bits and
   interior ops), `from_decisions` snapping any decision vector to the nearest cell;
 - the base space's encodings where it has them (`one_hot`, `path`, `adjacency`), so BO,
-  BANANAS and the WL kernel see the real cells.
+  BANANAS and the WL kernel see the real cells: `subset_space` picks the class that
+  declares exactly those (`isinstance(space, HasPath)` is true only over a base with paths).
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ import numpy as np
 
 from jnas._hash import mix32
 from jnas.bench._table import Table
+from jnas.spaces import HasAdjacency, HasPath
 
-_ENCODINGS = ("one_hot", "path")
+_ENCODINGS = ("one_hot", "path")  # precomputed per row where the base has them
 
 
 class SubsetArch(NamedTuple):
@@ -43,6 +45,7 @@ class TableSubset:
     base: Any
     cells: Any
     neighbors_k: int = 8
+    _encodings: dict = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         n = jax.tree.leaves(self.cells)[0].shape[0]
@@ -76,16 +79,6 @@ class TableSubset:
         np.fill_diagonal(d, np.inf)
         return np.argsort(d, axis=1, kind="stable")[:, :self.neighbors_k].astype(np.int32)
 
-
-    def __getattr__(self, name: str) -> Any:
-        # encodings exist exactly where the base space has them (searchers probe with
-        # getattr), served from precomputed rows
-        if name in _ENCODINGS and callable(getattr(self.base, name, None)):
-            return lambda arch: jnp.asarray(self._encodings[name])[arch.row]
-        if name == "adjacency" and callable(getattr(self.base, "adjacency", None)):
-            return lambda arch: self.base.adjacency(self.cell(arch))
-        raise AttributeError(f"{type(self).__name__} over {type(self.base).__name__} has no "
-                             f"attribute {name!r}")
 
     # ----------------------------------------------------------------- the space
     def cell(self, arch: SubsetArch) -> Any:
@@ -129,9 +122,72 @@ class TableSubset:
         tie = mix32(h ^ mix32(rows)).astype(jnp.float32) / 2.0**32  # in [0, 1)
         return SubsetArch(jnp.argmin(d.astype(jnp.float32) + 0.5 * tie).astype(jnp.int32))
 
+    def validate(self, arch: Any) -> None:
+        """Raise `ValueError` unless `arch` is a `SubsetArch` naming a row of the table."""
+        if not isinstance(arch, SubsetArch):
+            raise ValueError(f"TableSubset.validate: `arch` must be a SubsetArch; got "
+                             f"{type(arch).__name__}")
+        row = np.asarray(arch.row)
+        if row.shape != () or not np.issubdtype(row.dtype, np.integer) or not (
+                0 <= int(row) < self.size):
+            raise ValueError(f"TableSubset.validate: `arch.row` must be an integer in "
+                             f"[0, {self.size}); got {arch.row!r}")
+
     def to_string(self, arch: SubsetArch) -> str:
         return self.base.to_string(jax.tree.map(lambda x: np.asarray(x)[int(arch.row)],
                                                 self.cells))
+
+    def from_string(self, string: str) -> SubsetArch:
+        """The row of the cell `string` names in the base space; `ValueError` when the
+        table does not hold it."""
+        target = self.base.to_string(self.base.from_string(string))
+        for row in range(self.size):
+            if self.to_string(SubsetArch(jnp.int32(row))) == target:
+                return SubsetArch(jnp.asarray(row, jnp.int32))
+        raise ValueError(f"TableSubset.from_string: `string` must name one of the table's "
+                         f"{self.size} cells; got {string!r}")
+
+    def one_hot(self, arch: SubsetArch) -> jax.Array:
+        return jnp.asarray(self._encodings["one_hot"])[arch.row]
+
+
+class _WithPath:
+    """The base space's BANANAS path encoding, precomputed per row."""
+
+    _encodings: dict
+    base: Any
+
+    @property
+    def path_dim(self) -> int:
+        return int(self.base.path_dim)
+
+    def path(self, arch: SubsetArch) -> jax.Array:
+        return jnp.asarray(self._encodings["path"])[arch.row]
+
+
+class _WithAdjacency:
+    """The base space's cell graph of a row."""
+
+    base: Any
+
+    def adjacency(self, arch: SubsetArch) -> Any:
+        return self.base.adjacency(self.cell(arch))  # type: ignore[attr-defined]
+
+
+@functools.cache
+def _subset_class(path: bool, adjacency: bool) -> type:
+    if not (path or adjacency):
+        return TableSubset
+    bases = ((_WithPath,) if path else ()) + ((_WithAdjacency,) if adjacency else ())
+    name = "TableSubset" + "".join(b.__name__[5:] for b in bases)
+    return type(name, (*bases, TableSubset), {})
+
+
+def subset_space(base: Any, cells: Any, neighbors_k: int = 8) -> TableSubset:
+    """A `TableSubset` of `cells` that offers `path` / `adjacency` exactly where `base`
+    does (its class declares them, so the capability checks of `jnas.spaces` see it)."""
+    cls = _subset_class(isinstance(base, HasPath), isinstance(base, HasAdjacency))
+    return cls(base, cells, neighbors_k)
 
 
 def restrict(table: Table, *, neighbors: int = 8) -> Table:
@@ -140,6 +196,6 @@ def restrict(table: Table, *, neighbors: int = 8) -> Table:
     if table.row_archs is None:
         raise ValueError(f"restrict: {table.name} does not list its cells (`row_archs`); "
                          "it already covers its whole space, search that space directly")
-    space = TableSubset(table.space, jax.tree.map(np.asarray, table.row_archs), neighbors)
+    space = subset_space(table.space, jax.tree.map(np.asarray, table.row_archs), neighbors)
     return dataclasses.replace(table, space=space, name=f"{table.name} (its cells only)",
                                row_keys=None, row_archs=None)

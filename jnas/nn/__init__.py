@@ -1,5 +1,6 @@
 """Networks compiled from architectures, and their building blocks (Flax NNX)."""
 
+from jnas.nn._controller import Controller, lstm_controller
 from jnas.nn._count import count_flops, count_params
 from jnas.nn._darts import (
     AuxiliaryHead,
@@ -13,6 +14,7 @@ from jnas.nn._hierarchical import HierarchicalNetwork, Motif
 from jnas.nn._mobilenet import ChainNetwork, MBConv
 from jnas.nn._nb101 import NB101Cell, NB101Network, vertex_channels
 from jnas.nn._nb201 import InferCell, NATSSizeNetwork, NB201Network, nb201_op
+from jnas.nn._ops import BatchStatsNorm, conv, linear
 from jnas.nn._sequential import SequentialNetwork
 from jnas.nn._supernet import MixedEdge
 from jnas.nn._supernet_chain import ChainSupernet
@@ -22,8 +24,10 @@ from jnas.nn._supernet_nb201 import NB201SearchStage, NB201Supernet
 
 __all__ = [
     "AuxiliaryHead",
+    "BatchStatsNorm",
     "ChainNetwork",
     "ChainSupernet",
+    "Controller",
     "DARTSCell",
     "DARTSNetwork",
     "DARTSSearchCell",
@@ -43,9 +47,12 @@ __all__ = [
     "NB201Supernet",
     "SepConv",
     "SequentialNetwork",
+    "conv",
     "count_flops",
     "count_params",
     "darts_op",
+    "linear",
+    "lstm_controller",
     "nb201_op",
     "vertex_channels",
 ]

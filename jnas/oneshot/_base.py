@@ -10,6 +10,8 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
+from jnas.spaces import HasSupernet, require
+
 Batch = tuple[jax.Array, jax.Array]  # (images NHWC, int labels)
 
 
@@ -47,7 +49,7 @@ class Supernet(NamedTuple):
     apply: Callable[..., jax.Array]
 
 
-def make_supernet(space: Any, config: dict) -> Supernet:
+def make_supernet(space: HasSupernet, config: dict) -> Supernet:
     """Pure `init_params(key)` and `apply(params, x, weights, index)` for `space.supernet`.
 
     `config` goes to `space.supernet`, except `compute_dtype` (e.g. `jnp.bfloat16`): mixed
@@ -60,12 +62,7 @@ def make_supernet(space: Any, config: dict) -> Supernet:
     if compute_dtype is not None and not jnp.issubdtype(compute_dtype, jnp.floating):
         raise ValueError(f"`compute_dtype` must be a floating dtype (e.g. jnp.bfloat16); got "
                          f"{compute_dtype!r}")
-    missing = [name for name in ("supernet", "supernet_index", "derive")
-               if not callable(getattr(space, name, None))]
-    if missing or not hasattr(space, "supernet_shape"):
-        raise ValueError(f"one-shot search needs a space with a supernet (`supernet`, "
-                         f"`supernet_shape`, `supernet_index`, `derive`); "
-                         f"{type(space).__name__} lacks {missing or ['supernet_shape']}")
+    require("one-shot search", space, HasSupernet)
     try:
         graphdef, _ = nnx.split(nnx.eval_shape(lambda: space.supernet(**config,
                                                                       rngs=nnx.Rngs(0))))

@@ -41,7 +41,7 @@ def enas(space: Any, *, epochs: int = 250, steps_per_epoch: int = 391,
          **supernet: Any) -> OneShot:
     """ENAS on `space.supernet(**supernet)`; `state.alpha` holds the controller's
     parameters and the reward baseline."""
-    from jnas.search._controller import lstm_controller
+    from jnas.nn import lstm_controller
 
     check_config("enas", epochs=epochs, steps_per_epoch=steps_per_epoch)
     check_count("enas", num_candidates=num_candidates, hidden=hidden)

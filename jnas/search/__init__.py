@@ -1,9 +1,9 @@
 """Black-box searchers as pure `init / ask / tell` functions."""
 
+from jnas.nn import Controller, lstm_controller
 from jnas.search._bananas import bananas
 from jnas.search._base import Searcher, clean_fitness
 from jnas.search._bo import bayesian_optimization
-from jnas.search._controller import Controller, lstm_controller
 from jnas.search._evolution import EvolutionState, regularized_evolution
 from jnas.search._hyperband import HyperbandState, bohb, hyperband, hyperband_schedule
 from jnas.search._local import LocalSearchState, local_search
@@ -13,7 +13,7 @@ from jnas.search._neat import NeatGenome, NeatState, neat
 from jnas.search._pnas import PNASState, pnas
 from jnas.search._qlearning import QLearningState, metaqnn_epsilon, q_learning
 from jnas.search._random import RandomSearchState, random_search
-from jnas.search._registry import REGISTRY, Entry, make_searcher
+from jnas.search._registry import REGISTRY, Entry, make_searcher, supports
 from jnas.search._reinforce import ReinforceState, reinforce
 from jnas.search._run import run
 from jnas.search._tournament import tournament_evolution
@@ -52,5 +52,6 @@ __all__ = [
     "regularized_evolution",
     "reinforce",
     "run",
+    "supports",
     "tournament_evolution",
 ]

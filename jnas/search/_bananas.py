@@ -9,17 +9,16 @@ cells into candidates and takes the `batch_size` best by independent Thompson sa
 
 from __future__ import annotations
 
-from typing import Any
-
 import jax
 import jax.numpy as jnp
 
 from jnas.predictors import ensemble_fit, ensemble_predict
 from jnas.search._base import Searcher
 from jnas.search._model_based import model_based
+from jnas.spaces import Space
 
 
-def bananas(space: Any, *, encoding: str = "auto", batch_size: int = 10, num_init: int = 10,
+def bananas(space: Space, *, encoding: str = "auto", batch_size: int = 10, num_init: int = 10,
             num_candidates: int = 100, num_parents: int = 10, members: int = 5,
             train_steps: int = 200, max_points: int = 200) -> Searcher:
     """BANANAS over `space` (the path encoding where the space has one)."""

@@ -52,22 +52,3 @@ def check_positive(where: str, **values: int) -> None:
     for name, v in values.items():
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise ValueError(f"{where}: `{name}` must be an integer >= 1; got {v!r}")
-
-
-def require(where: str, space: Any, *methods: str) -> None:
-    """Fail at construction when the space lacks a capability the searcher needs."""
-    missing = [m for m in methods if not callable(getattr(space, m, None))]
-    if missing:
-        raise ValueError(f"{where}: the space {type(space).__name__} lacks {missing}, which "
-                         "this searcher needs")
-
-
-def require_decisions(where: str, space: Any) -> None:
-    """Fail at construction unless the space offers categorical decisions
-    (`decision_sizes`, `to_decisions`, `from_decisions`: NB201, NATSSize, Chain)."""
-    missing = [m for m in ("to_decisions", "from_decisions")
-               if not callable(getattr(space, m, None))]
-    missing += [] if hasattr(space, "decision_sizes") else ["decision_sizes"]
-    if missing:
-        raise ValueError(f"{where}: the space {type(space).__name__} lacks {missing}, which "
-                         "this searcher needs")

@@ -10,16 +10,20 @@ or independent Thompson samples (`"ts"`).
 
 from __future__ import annotations
 
-from typing import Any
-
 import jax
 import jax.numpy as jnp
 from jax.scipy.stats import norm
 
-from jnas.predictors import gp_fit, gp_predict, hamming_distance, wl_distance
-from jnas.predictors._gp import DEFAULT_LENGTHSCALES
-from jnas.search._base import Searcher, require
+from jnas.predictors import (
+    DEFAULT_LENGTHSCALES,
+    gp_fit,
+    gp_predict,
+    hamming_distance,
+    wl_distance,
+)
+from jnas.search._base import Searcher
 from jnas.search._model_based import model_based, num_cell_nodes
+from jnas.spaces import HasAdjacency, Space, require
 
 # 1 - normalised WL similarity lies in [0, 1]: lengthscales on that scale
 WL_LENGTHSCALES = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2)
@@ -38,7 +42,7 @@ def acquisition(name: str, mean: jax.Array, std: jax.Array, best: jax.Array,
     return mean + std * jax.random.normal(key, mean.shape)
 
 
-def bayesian_optimization(space: Any, *, acquisition_fn: str = "ei", encoding: str = "auto",
+def bayesian_optimization(space: Space, *, acquisition_fn: str = "ei", encoding: str = "auto",
                           batch_size: int = 1, num_init: int = 10, num_candidates: int = 100,
                           num_parents: int = 10, max_points: int = 200) -> Searcher:
     """GP-based BO over `space`. `encoding`: `"path"` or `"one_hot"` with the Hamming
@@ -49,7 +53,7 @@ def bayesian_optimization(space: Any, *, acquisition_fn: str = "ei", encoding: s
                          f"{ACQUISITIONS}; got {acquisition_fn!r}")
 
     if encoding == "wl":
-        require("bayesian_optimization", space, "adjacency")
+        require("bayesian_optimization", space, HasAdjacency)
         distance, lengthscales = wl_distance(num_cell_nodes(space)), WL_LENGTHSCALES
     else:
         distance, lengthscales = hamming_distance, DEFAULT_LENGTHSCALES

@@ -12,9 +12,9 @@ from jnas.search._base import (
     Searcher,
     check_positive,
     clean_fitness,
-    require,
     update_incumbent,
 )
+from jnas.spaces import Space, require
 
 
 class EvolutionState(NamedTuple):
@@ -25,7 +25,7 @@ class EvolutionState(NamedTuple):
     best_fitness: jax.Array  # float32[]
 
 
-def regularized_evolution(space: Any, population_size: int = 10,
+def regularized_evolution(space: Space, population_size: int = 10,
                           sample_size: int = 3) -> Searcher:
     """Aging evolution: tournament selection, one mutation, the oldest member dies.
 
@@ -39,7 +39,7 @@ def regularized_evolution(space: Any, population_size: int = 10,
     if sample_size > population_size:
         raise ValueError(f"regularized_evolution: `sample_size` must be <= population_size "
                          f"({population_size}); got {sample_size}")
-    require("regularized_evolution", space, "sample", "mutate")
+    require("regularized_evolution", space, Space)
 
     def oldest(fit: jax.Array, n: jax.Array, f: jax.Array) -> jax.Array:
         return jnp.arange(population_size) == n % population_size
@@ -47,7 +47,7 @@ def regularized_evolution(space: Any, population_size: int = 10,
     return evolution(space, population_size, sample_size, oldest)
 
 
-def evolution(space: Any, population_size: int, sample_size: int,
+def evolution(space: Space, population_size: int, sample_size: int,
               replace: Callable[[jax.Array, jax.Array, jax.Array], jax.Array]) -> Searcher:
     """Tournament-and-mutate evolution with a pluggable survivor rule.
 
@@ -80,7 +80,7 @@ def evolution(space: Any, population_size: int, sample_size: int,
     return Searcher(init, ask, tell, 1)
 
 
-def init_population(space: Any, population_size: int, key: jax.Array) -> EvolutionState:
+def init_population(space: Space, population_size: int, key: jax.Array) -> EvolutionState:
     """A population of random members, all unevaluated (fitness -inf)."""
     pop = jax.vmap(space.sample)(jax.random.split(key, population_size))
     return EvolutionState(pop, jnp.full((population_size,), -jnp.inf, jnp.float32),
@@ -88,7 +88,7 @@ def init_population(space: Any, population_size: int, key: jax.Array) -> Evoluti
                           jnp.full((), -jnp.inf, jnp.float32))
 
 
-def select_and_mutate(space: Any, key: jax.Array, state: EvolutionState, sample_size: int,
+def select_and_mutate(space: Space, key: jax.Array, state: EvolutionState, sample_size: int,
                       num_members: jax.Array) -> Any:
     """A tournament among `sample_size` of the first `num_members` members, one mutation
     of its winner; the first `population_size` candidates are init's random members (slot

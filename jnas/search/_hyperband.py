@@ -27,10 +27,9 @@ from jnas.search._base import (
     Searcher,
     check_positive,
     clean_fitness,
-    require,
-    require_decisions,
     update_incumbent,
 )
+from jnas.spaces import Decisions, DecisionSpace, Space, require
 
 
 class HyperbandState(NamedTuple):
@@ -67,7 +66,7 @@ def hyperband_schedule(fidelities: int, eta: int) -> dict[str, np.ndarray]:
 Proposer = Callable[[jax.Array, HyperbandState], jax.Array]  # -> int32[D] decisions
 
 
-def _multi_fidelity(space: Any, fidelities: int, eta: int, memory: int,
+def _multi_fidelity(space: DecisionSpace, fidelities: int, eta: int, memory: int,
                     propose: Proposer) -> Searcher:
     table = {k: jnp.asarray(v) for k, v in hyperband_schedule(fidelities, eta).items()}
     cycle = int(table["slot"].shape[0])
@@ -128,11 +127,10 @@ def _check(where: str, space: Any, fidelities: int, eta: int, memory: int) -> No
                          f"200 epochs); got {fidelities!r}")
     if not isinstance(eta, int) or eta < 2:
         raise ValueError(f"{where}: `eta` must be an integer >= 2; got {eta!r}")
-    require(where, space, "sample")
-    require_decisions(where, space)
+    require(where, space, Space, Decisions)
 
 
-def _uniform(space: Any) -> Proposer:
+def _uniform(space: DecisionSpace) -> Proposer:
     sizes = jnp.asarray(space.decision_sizes)
 
     def propose(key: jax.Array, state: HyperbandState) -> jax.Array:
@@ -141,14 +139,14 @@ def _uniform(space: Any) -> Proposer:
     return propose
 
 
-def hyperband(space: Any, fidelities: int = 2, eta: int = 3) -> Searcher:
+def hyperband(space: DecisionSpace, fidelities: int = 2, eta: int = 3) -> Searcher:
     """Hyperband with uniform random architectures starting each bracket; evaluate with a
     multi-fidelity objective, e.g. `bench.objective(table, ..., epochs=(12, 200))`."""
     _check("hyperband", space, fidelities, eta, 1)
     return _multi_fidelity(space, fidelities, eta, 1, _uniform(space))
 
 
-def bohb(space: Any, fidelities: int = 2, eta: int = 3, *, top_fraction: float = 0.15,
+def bohb(space: DecisionSpace, fidelities: int = 2, eta: int = 3, *, top_fraction: float = 0.15,
          random_fraction: float = 1 / 3, num_samples: int = 64, bandwidth: float = 0.2,
          bandwidth_factor: float = 3.0, min_points: int | None = None,
          memory: int = 512) -> Searcher:

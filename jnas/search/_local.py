@@ -9,7 +9,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jnas.search._base import Searcher, clean_fitness, require
+from jnas.search._base import Searcher, clean_fitness
+from jnas.spaces import Space, require
 
 
 class LocalSearchState(NamedTuple):
@@ -23,13 +24,13 @@ class LocalSearchState(NamedTuple):
     best_fitness: jax.Array  # float32[]
 
 
-def local_search(space: Any) -> Searcher:
+def local_search(space: Space) -> Searcher:
     """Evaluate every valid neighbour of the current point (one per `ask`, in neighbour
     order); move to the best if it improves, else restart from a random sample.
 
     One candidate per `ask`. Works with any space that has `sample` and `neighbors`.
     """
-    require("local_search", space, "sample", "neighbors")
+    require("local_search", space, Space)
 
     def init(key: jax.Array) -> LocalSearchState:
         arch = space.sample(key)

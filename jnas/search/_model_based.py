@@ -15,9 +15,9 @@ from jnas.search._base import (
     Searcher,
     check_positive,
     clean_fitness,
-    require,
     update_incumbent,
 )
+from jnas.spaces import Encodable, HasAdjacency, HasPath, Space, require
 
 Score = Callable[[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array], jax.Array]
 
@@ -40,13 +40,17 @@ def encoder(space: Any, encoding: str, where: str) -> Callable[[Any], jax.Array]
     path encoding where the space has one."""
     if encoding not in ENCODINGS:
         raise ValueError(f"{where}: `encoding` must be one of {ENCODINGS}; got {encoding!r}")
+    space_: Any = space  # checked below, capability by capability
     if encoding == "auto":
-        encoding = "path" if callable(getattr(space, "path", None)) else "one_hot"
+        encoding = "path" if isinstance(space, HasPath) else "one_hot"
     if encoding == "wl":
-        require(where, space, "adjacency")
-        return lambda arch: wl_features(*space.adjacency(arch))
-    require(where, space, encoding)
-    return lambda arch: getattr(space, encoding)(arch).astype(jnp.float32).ravel()
+        require(where, space, HasAdjacency)
+        return lambda arch: wl_features(*space_.adjacency(arch))
+    if encoding == "path":
+        require(where, space, HasPath)
+        return lambda arch: space_.path(arch).astype(jnp.float32).ravel()
+    require(where, space, Encodable)
+    return lambda arch: space_.one_hot(arch).astype(jnp.float32).ravel()
 
 
 def num_cell_nodes(space: Any) -> int:
@@ -67,7 +71,7 @@ def model_based(space: Any, score: Score, *, encoding: str, batch_size: int, num
     if batch_size > num_candidates:
         raise ValueError(f"{where}: `batch_size` {batch_size} exceeds `num_candidates` "
                          f"{num_candidates}")
-    require(where, space, "sample", "mutate")
+    require(where, space, Space)
     encode = encoder(space, encoding, where)
     num_random = max(num_candidates // 4, 1)
     num_mutants = num_candidates - num_random

@@ -32,10 +32,9 @@ from jnas.search._base import (
     Searcher,
     check_positive,
     clean_fitness,
-    require,
-    require_decisions,
     update_incumbent,
 )
+from jnas.spaces import Decisions, DecisionSpace, Space, require
 
 
 class NAOState(NamedTuple):
@@ -78,7 +77,7 @@ def decode(params: Any, e: jax.Array, valid: jax.Array) -> jax.Array:
     return jnp.where(valid, logits.reshape(*e.shape[:-1], n, k), -1e9)
 
 
-def nao(space: Any, batch_size: int = 10, *, num_init: int = 10, num_parents: int = 20,
+def nao(space: DecisionSpace, batch_size: int = 10, *, num_init: int = 10, num_parents: int = 20,
         embedding: int = 32, hidden: int = 64, trade_off: float = 0.8,
         train_steps: int = 100, learning_rate: float = 0.005, step_size: float = 0.1,
         num_steps: int = 8, max_points: int = 200) -> Searcher:
@@ -87,8 +86,7 @@ def nao(space: Any, batch_size: int = 10, *, num_init: int = 10, num_parents: in
     check_positive(where, batch_size=batch_size, num_init=num_init, num_parents=num_parents,
                    embedding=embedding, hidden=hidden, train_steps=train_steps,
                    num_steps=num_steps, max_points=max_points)
-    require_decisions(where, space)
-    require(where, space, "sample", "mutate")
+    require(where, space, Space, Decisions)
     if batch_size > num_parents:
         raise ValueError(f"{where}: `batch_size` {batch_size} exceeds `num_parents` "
                          f"{num_parents}")

@@ -37,7 +37,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jnas.search._base import Searcher, check_positive, clean_fitness, require
+from jnas.search._base import Searcher, check_positive, clean_fitness
+from jnas.spaces import Space, require
 
 
 class NeatGenome(NamedTuple):
@@ -90,7 +91,7 @@ def speciate(distance: jax.Array, fitness: jax.Array, threshold: float) -> jax.A
     return species
 
 
-def neat(space: Any, population_size: int = 20, *, elitism: int = 2,
+def neat(space: Space, population_size: int = 20, *, elitism: int = 2,
          compatibility_threshold: float = 0.3, survival: float = 0.5,
          crossover_rate: float = 0.75, mutation_rate: float = 0.8, crossover_tries: int = 8,
          weight_dim: int = 0, weight_sigma: float = 0.5,
@@ -112,7 +113,7 @@ def neat(space: Any, population_size: int = 20, *, elitism: int = 2,
                          f"{compatibility_threshold!r}")
     if not isinstance(weight_dim, int) or weight_dim < 0:
         raise ValueError(f"{where}: `weight_dim` must be an integer >= 0; got {weight_dim!r}")
-    require(where, space, "sample", "mutate", "is_valid")
+    require(where, space, Space)
     batch = population_size - elitism
     split = lambda c: ((c.arch, c.weights) if weight_dim else
                        (c, jnp.zeros((*jax.tree.leaves(c)[0].shape[:1], 0), jnp.float32)))

@@ -32,9 +32,9 @@ from jnas.search._base import (
     Searcher,
     check_positive,
     clean_fitness,
-    require_decisions,
     update_incumbent,
 )
+from jnas.spaces import Decisions, DecisionSpace, Space, require
 
 
 class PNASState(NamedTuple):
@@ -56,14 +56,14 @@ def prefix_encoding(prefixes: jax.Array, sizes: Sequence[int]) -> jax.Array:
     return jax.nn.one_hot(prefixes, k, dtype=jnp.float32).reshape(*prefixes.shape[:-1], -1)
 
 
-def pnas(space: Any, beam: int = 10, *, fill: int | Sequence[int] | None = None,
+def pnas(space: DecisionSpace, beam: int = 10, *, fill: int | Sequence[int] | None = None,
          members: int = 5, train_steps: int = 200, max_points: int = 200) -> Searcher:
     """PNAS over the space's decisions (see the module docstring). One round, `beam`
     candidates, per `ask`."""
     where = "pnas"
     check_positive(where, beam=beam, members=members, train_steps=train_steps,
                    max_points=max_points)
-    require_decisions(where, space)
+    require(where, space, Space, Decisions)
     sizes = tuple(int(s) for s in space.decision_sizes)
     n, k = len(sizes), max(sizes)
     if fill is not None:

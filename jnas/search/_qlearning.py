@@ -21,9 +21,9 @@ from jnas.search._base import (
     Searcher,
     check_positive,
     clean_fitness,
-    require_decisions,
     update_incumbent,
 )
+from jnas.spaces import Decisions, DecisionSpace, Space, require
 
 
 class QLearningState(NamedTuple):
@@ -51,7 +51,7 @@ def metaqnn_epsilon(explore: int = 100, per_step: int = 20, floor: float = 0.1
     return epsilon
 
 
-def q_learning(space: Any, batch_size: int = 1, learning_rate: float = 0.01,
+def q_learning(space: DecisionSpace, batch_size: int = 1, learning_rate: float = 0.01,
                discount: float = 1.0, epsilon: float | Callable[[jax.Array], jax.Array]
                | None = None, replay: int = 100, memory: int = 1000) -> Searcher:
     """MetaQNN's tabular Q-learning over the space's categorical decisions.
@@ -65,7 +65,7 @@ def q_learning(space: Any, batch_size: int = 1, learning_rate: float = 0.01,
     """
     where = "q_learning"
     check_positive(where, batch_size=batch_size, replay=replay, memory=memory)
-    require_decisions(where, space)
+    require(where, space, Space, Decisions)
     if not 0 < learning_rate <= 1:
         raise ValueError(f"{where}: `learning_rate` must be in (0, 1]; got {learning_rate!r}")
     if not 0 <= discount <= 1:

@@ -11,9 +11,9 @@ from jnas.search._base import (
     Searcher,
     check_positive,
     clean_fitness,
-    require,
     update_incumbent,
 )
+from jnas.spaces import Space, require
 
 
 class RandomSearchState(NamedTuple):
@@ -22,7 +22,7 @@ class RandomSearchState(NamedTuple):
     num_told: jax.Array  # int32[]
 
 
-def random_search(space: Any, batch_size: int = 1) -> Searcher:
+def random_search(space: Space, batch_size: int = 1) -> Searcher:
     """Uniform samples from the space; the state keeps the best one seen.
 
     >>> import jax
@@ -33,7 +33,7 @@ def random_search(space: Any, batch_size: int = 1) -> Searcher:
     (1, 6)
     """
     check_positive("random_search", batch_size=batch_size)
-    require("random_search", space, "sample")
+    require("random_search", space, Space)
 
     def init(key: jax.Array) -> RandomSearchState:
         return RandomSearchState(space.sample(key), jnp.full((), -jnp.inf, jnp.float32),

@@ -19,6 +19,7 @@ from jnas.search._qlearning import q_learning
 from jnas.search._random import random_search
 from jnas.search._reinforce import reinforce
 from jnas.search._tournament import tournament_evolution
+from jnas.spaces import Decisions, Encodable, HasAdjacency, Space
 
 
 class Entry(NamedTuple):
@@ -27,7 +28,8 @@ class Entry(NamedTuple):
     label: its row name in result tables; description: one line for `--help`;
     make: `make(space) -> Searcher`; model_based: refits a surrogate every `tell` (the
     protocol scripts run fewer seeds of these); multi_fidelity: needs the 12- and
-    200-epoch results of a table.
+    200-epoch results of a table; needs: the capabilities (`jnas.spaces` protocols) a
+    space must offer, so which spaces it runs on is `supports(entry, space)`.
     """
 
     label: str
@@ -35,6 +37,10 @@ class Entry(NamedTuple):
     make: Callable[[Any], Any]
     model_based: bool = False
     multi_fidelity: bool = False
+    needs: tuple[type, ...] = (Space,)
+
+
+_DECISIONS = (Space, Decisions)
 
 
 REGISTRY: dict[str, Entry] = {
@@ -44,26 +50,35 @@ REGISTRY: dict[str, Entry] = {
     "neat": Entry("NEAT (speciation, crossover)",
                   "NEAT-style evolution (speciation, crossover)", neat),
     "ls": Entry("local search", "local search", local_search),
-    "reinforce": Entry("REINFORCE", "REINFORCE (per-decision logits)", reinforce),
+    "reinforce": Entry("REINFORCE", "REINFORCE (per-decision logits)", reinforce,
+                       needs=_DECISIONS),
     "reinforce-lstm": Entry("REINFORCE (LSTM)", "REINFORCE with an LSTM controller",
-                            functools.partial(reinforce, controller="lstm")),
-    "qlearning": Entry("Q-learning (MetaQNN)", "Q-learning (MetaQNN)", q_learning),
+                            functools.partial(reinforce, controller="lstm"),
+                            needs=_DECISIONS),
+    "qlearning": Entry("Q-learning (MetaQNN)", "Q-learning (MetaQNN)", q_learning,
+                       needs=_DECISIONS),
     "bo": Entry("BO (GP, EI)", "Bayesian optimisation (GP, EI, path encoding)",
-                bayesian_optimization, model_based=True),
+                bayesian_optimization, model_based=True, needs=(Space, Encodable)),
     "bo-wl": Entry("BO (GP, WL kernel)",
                    "Bayesian optimisation (GP, EI, Weisfeiler-Lehman kernel)",
                    functools.partial(bayesian_optimization, encoding="wl"),
-                   model_based=True),
-    "bananas": Entry("BANANAS", "BANANAS", bananas, model_based=True),
+                   model_based=True, needs=(Space, HasAdjacency)),
+    "bananas": Entry("BANANAS", "BANANAS", bananas, model_based=True,
+                     needs=(Space, Encodable)),
     "pnas": Entry("PNAS", "PNAS (progressive prefixes, MLP-ensemble surrogate)", pnas,
-                  model_based=True),
+                  model_based=True, needs=_DECISIONS),
     "nao": Entry("NAO", "NAO (encoder-predictor-decoder, gradient steps in the embedding)",
-                 nao, model_based=True),
+                 nao, model_based=True, needs=_DECISIONS),
     "hyperband": Entry("Hyperband (12/200 epochs)", "Hyperband (12 and 200 epochs)",
-                       hyperband, multi_fidelity=True),
+                       hyperband, multi_fidelity=True, needs=_DECISIONS),
     "bohb": Entry("BOHB (12/200 epochs)", "BOHB (12 and 200 epochs)", bohb,
-                  multi_fidelity=True),
+                  multi_fidelity=True, needs=_DECISIONS),
 }
+
+
+def supports(entry: Entry, space: Any) -> bool:
+    """Whether `space` offers every capability the searcher of `entry` needs."""
+    return all(isinstance(space, p) for p in entry.needs)
 
 
 def make_searcher(name: str, space: Any) -> Any:

@@ -9,14 +9,14 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jnas.nn import lstm_controller
 from jnas.search._base import (
     Searcher,
     check_positive,
     clean_fitness,
-    require_decisions,
     update_incumbent,
 )
-from jnas.search._controller import lstm_controller
+from jnas.spaces import Decisions, DecisionSpace, Space, require
 
 
 class ReinforceState(NamedTuple):
@@ -31,7 +31,7 @@ class ReinforceState(NamedTuple):
 CONTROLLERS = ("logits", "lstm")
 
 
-def reinforce(space: Any, batch_size: int = 1, learning_rate: float = 0.01,
+def reinforce(space: DecisionSpace, batch_size: int = 1, learning_rate: float = 0.01,
               baseline_decay: float = 0.9, optimizer: optax.GradientTransformation | None = None,
               *, controller: str = "logits", hidden: int = 64, entropy_weight: float = 0.0
               ) -> Searcher:
@@ -50,7 +50,7 @@ def reinforce(space: Any, batch_size: int = 1, learning_rate: float = 0.01,
     and takes no part in the update (its advantage is zero).
     """
     check_positive("reinforce", batch_size=batch_size, hidden=hidden)
-    require_decisions("reinforce", space)
+    require("reinforce", space, Space, Decisions)
     if controller not in CONTROLLERS:
         raise ValueError(f"reinforce: `controller` must be one of {CONTROLLERS}; got "
                          f"{controller!r}")

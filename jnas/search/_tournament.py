@@ -3,16 +3,15 @@ Efficient Architecture Search", ICLR 2018; Goldberg & Deb 1991)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import jax
 import jax.numpy as jnp
 
-from jnas.search._base import Searcher, check_positive, require
+from jnas.search._base import Searcher, check_positive
 from jnas.search._evolution import evolution
+from jnas.spaces import Space, require
 
 
-def tournament_evolution(space: Any, population_size: int = 50,
+def tournament_evolution(space: Space, population_size: int = 50,
                          tournament_fraction: float = 0.05) -> Searcher:
     """Tournament selection of the fittest of a random `tournament_fraction` of the
     population, one mutation, no aging.
@@ -26,7 +25,7 @@ def tournament_evolution(space: Any, population_size: int = 50,
     if not 0.0 < tournament_fraction <= 1.0:
         raise ValueError("tournament_evolution: `tournament_fraction` must be in (0, 1]; got "
                          f"{tournament_fraction!r}")
-    require("tournament_evolution", space, "sample", "mutate")
+    require("tournament_evolution", space, Space)
     sample_size = max(1, round(tournament_fraction * population_size))
 
     def worst(fit: jax.Array, n: jax.Array, f: jax.Array) -> jax.Array:

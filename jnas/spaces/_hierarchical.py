@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jnas._hash import mix32
 from jnas.spaces._common import bad, check_names, concrete, random_choice_masked
 
 HNAS_PRIMITIVES = ("identity", "conv_1x1", "dw_conv_3x3", "sep_conv_3x3", "max_pool_3x3",
@@ -134,6 +135,45 @@ class Hierarchical:
                 raise bad(where, f"arch.levels[{level}]", "motifs with a path from input to "
                           f"output (motifs {np.flatnonzero(~ok).tolist()} have none)",
                           v.tolist())
+
+    # ---------------------------------------------------------------- decisions
+    @property
+    def decision_sizes(self) -> tuple[int, ...]:
+        """One decision per edge of every motif, level by level (`none` included)."""
+        return tuple(self.num_choices(level) for level in range(self.num_levels)
+                     for _ in range(self.num_motifs[level] * self.num_edges(level)))
+
+    def to_decisions(self, arch: HierarchicalArch) -> jax.Array:
+        """int32[sum of motifs x edges]: every level's edges, flattened in order."""
+        return jnp.concatenate([jnp.asarray(v).astype(jnp.int32).reshape(-1)
+                                for v in arch.levels])
+
+    def from_decisions(self, decisions: jax.Array) -> HierarchicalArch:
+        """The architecture of `decisions` (each clipped to its range). A motif left
+        without an input -> output path gets its direct input -> output edge set to a
+        non-`none` choice picked by a hash of the motif's decisions (no choice favoured),
+        so every decision vector gives a valid architecture and valid ones come back
+        unchanged."""
+        d = jnp.asarray(decisions).astype(jnp.int32)
+        levels, start = [], 0
+        for level in range(self.num_levels):
+            m, e = self._shape(level)
+            k = self.num_choices(level)
+            v = jnp.clip(d[start:start + m * e].reshape(m, e), 0, k - 1)
+            start += m * e
+            direct = self.edges(level).index((0, self.num_nodes[level] - 1))
+
+            def fix(edges: jax.Array, level: int = level, k: int = k,
+                    direct: int = direct) -> jax.Array:
+                h = jnp.zeros((), jnp.uint32)
+                for i in range(edges.shape[0]):  # static: a hash of the motif
+                    h = mix32(h ^ edges[i].astype(jnp.uint32) + jnp.uint32(i))
+                pick = (1 + h % jnp.uint32(k - 1)).astype(jnp.int32)
+                ok = self._motif_ok(level, edges)
+                return edges.at[direct].set(jnp.where(ok, edges[direct], pick))
+
+            levels.append(jax.vmap(fix)(v).astype(jnp.int8))
+        return HierarchicalArch(tuple(levels))
 
     # ------------------------------------------------------------------ sampling
     def sample(self, key: jax.Array) -> HierarchicalArch:

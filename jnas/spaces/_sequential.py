@@ -183,6 +183,35 @@ class Sequential:
         _, tokens = jax.lax.scan(body, init, jax.random.split(key, self.max_layers))
         return SequentialArch(tokens.astype(jnp.int8))
 
+    # ---------------------------------------------------------------- decisions
+    @property
+    def decision_sizes(self) -> tuple[int, ...]:
+        """One decision per layer position: its token (MetaQNN's action at each depth)."""
+        return (self.num_tokens,) * self.max_layers
+
+    def to_decisions(self, arch: SequentialArch) -> jax.Array:
+        """int32[max_layers]: the layer tokens."""
+        return jnp.asarray(arch.tokens).astype(jnp.int32)
+
+    def from_decisions(self, decisions: jax.Array) -> SequentialArch:
+        """The sequence of `decisions`, layer by layer, where a token the rules forbid
+        after the layers before it becomes the next allowed token in token order
+        (wrapping). Valid sequences come back unchanged; any decision vector (from a
+        policy that samples each position independently) gives a valid network."""
+        t = self.num_tokens
+        init = (jnp.ones((), bool), jnp.zeros((), bool), jnp.full((), TERMINAL, jnp.int32),
+                jnp.full((), self.input_size, jnp.int32), jnp.zeros((), jnp.int32),
+                jnp.ones((), bool))
+
+        def body(carry, d):
+            order = (d % t + jnp.arange(t)) % t
+            token = order[jnp.argmax(self._allowed(carry)[order])]
+            new, _ = self._step(carry, token)
+            return new, token
+
+        _, tokens = jax.lax.scan(body, init, jnp.asarray(decisions).astype(jnp.int32))
+        return SequentialArch(tokens.astype(jnp.int8))
+
     def neighbors(self, arch: SequentialArch) -> tuple[SequentialArch, jax.Array]:
         """Every single-token change and whether it is valid."""
         d, t = self.max_layers, self.num_tokens

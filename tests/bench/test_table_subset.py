@@ -5,11 +5,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jnas import bench
+from jnas import bench, spaces
 from jnas.bench import SubsetArch
 from jnas.commands._common import SEARCHERS
 from jnas.search import make_searcher
-from jnas.spaces import NB101
+from jnas.spaces import NB101, NATSSize
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +53,12 @@ def test_encodings_and_queries_are_those_of_the_real_cells(subset):
     adj, want = space.adjacency(arch), base.adjacency(cell)
     np.testing.assert_array_equal(adj.matrix, want.matrix)
     assert space.to_string(arch) == base.to_string(cell)
-    with pytest.raises(AttributeError, match="no attribute 'draw'"):
-        _ = space.draw
+    assert set(spaces.capabilities(space)) == {"Space", "Encodable", "Decisions",
+                                               "HasAdjacency", "HasPath"}
+    assert space.from_string(base.to_string(cell)) == arch
+    space.validate(arch)
+    with pytest.raises(ValueError, match=r"arch\.row"):
+        space.validate(SubsetArch(np.int32(292)))
     obj = bench.objective(subset, dataset="cifar10", metric="valid_acc", epochs=108,
                           cost="evaluations")
     rows = jnp.array([0, 5, 291], jnp.int32)
@@ -98,3 +102,20 @@ def test_snapping_breaks_ties_without_favouring_low_rows(subset):
     # the lower (tie -> lowest row sent 2000 draws to a handful of low rows)
     assert len(set(rows.tolist())) > 100
     assert 0.4 < np.mean(rows >= space.size // 2) < 0.6
+
+
+def test_a_subset_offers_exactly_the_encodings_of_its_base():
+    """No forwarding: the subset's class declares `path` / `adjacency` only over a base
+    that has them, so model-based searchers choose and refuse as on the base."""
+    base = NATSSize()
+    cells = base.from_index(jnp.arange(0, 40, 4))
+    space = bench.subset_space(base, jax.tree.map(np.asarray, cells), neighbors_k=3)
+    assert set(spaces.capabilities(space)) == {"Space", "Encodable", "Decisions"}
+    assert not hasattr(space, "path")
+    assert not hasattr(space, "adjacency")
+    np.testing.assert_array_equal(space.one_hot(SubsetArch(jnp.int32(2))),
+                                  base.one_hot(base.from_index(8)))
+    with pytest.raises(ValueError, match="HasAdjacency"):
+        make_searcher("bo-wl", space)
+    with pytest.raises(ValueError, match="must name one of the table's 10 cells"):
+        space.from_string(base.to_string(base.from_index(1)))

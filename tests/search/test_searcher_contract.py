@@ -10,20 +10,20 @@ from jnas import search
 from jnas.spaces import NB201, Chain, NATSSize
 
 REGISTRY = {
-    "random_search": lambda space: search.random_search(space, batch_size=4),
-    "regularized_evolution": lambda space: search.regularized_evolution(space, 6, 3),
-    "tournament_evolution": lambda space: search.tournament_evolution(space, 6, 0.5),
-    "local_search": search.local_search,
+    "rs": lambda space: search.random_search(space, batch_size=4),
+    "rea": lambda space: search.regularized_evolution(space, 6, 3),
+    "te": lambda space: search.tournament_evolution(space, 6, 0.5),
+    "ls": search.local_search,
     "neat": lambda space: search.neat(space, 6, elitism=1),
     "reinforce": lambda space: search.reinforce(space, batch_size=4, learning_rate=0.05),
-    "reinforce_lstm": lambda space: search.reinforce(space, batch_size=4, controller="lstm",
+    "reinforce-lstm": lambda space: search.reinforce(space, batch_size=4, controller="lstm",
                                                      hidden=16),
-    "q_learning": lambda space: search.q_learning(space, batch_size=2, replay=8, memory=16),
+    "qlearning": lambda space: search.q_learning(space, batch_size=2, replay=8, memory=16),
     "hyperband": search.hyperband,
     "bohb": lambda space: search.bohb(space, num_samples=8, memory=16),
-    "bayesian_optimization": lambda space: search.bayesian_optimization(
+    "bo": lambda space: search.bayesian_optimization(
         space, batch_size=2, num_init=4, num_candidates=16, num_parents=4, max_points=16),
-    "bayesian_optimization_wl": lambda space: search.bayesian_optimization(
+    "bo-wl": lambda space: search.bayesian_optimization(
         space, encoding="wl", batch_size=2, num_init=4, num_candidates=16, num_parents=4,
         max_points=16),
     "pnas": lambda space: search.pnas(space, beam=4, members=2, train_steps=20,
@@ -35,7 +35,6 @@ REGISTRY = {
         train_steps=20, max_points=16),
 }
 SPACES = {"nb201": NB201(), "nats_size": NATSSize(), "chain": Chain()}
-NEEDS = {"bayesian_optimization_wl": "adjacency"}  # cell graphs: NB201 here
 
 
 def _fitness(space, archs):
@@ -58,8 +57,8 @@ def _run(searcher, space, key, steps=12):
 def test_state_is_a_stable_scan_carry_and_traces_once(name, space_name, key):
     chex.clear_trace_counter()  # counts are per code object, shared across parameters
     space = SPACES[space_name]
-    if name in NEEDS and not hasattr(space, NEEDS[name]):
-        with pytest.raises(ValueError, match=f"lacks.*{NEEDS[name]}"):
+    if not search.supports(search.REGISTRY[name], space):
+        with pytest.raises(ValueError, match="lacks"):
             REGISTRY[name](space)
         return
     searcher = REGISTRY[name](space)
@@ -141,6 +140,30 @@ def test_evolution_replaces_the_oldest(key):
     np.testing.assert_array_equal(state.fitness, [3.0, 4.0, 2.0])
     np.testing.assert_array_equal(state.population.ops[0], told[3])
     assert int(state.num_told) == 5
+
+
+def test_the_contract_covers_every_registered_searcher():
+    assert set(REGISTRY) == set(search.REGISTRY)
+
+
+def test_registry_says_which_spaces_each_searcher_runs_on():
+    """`Entry.needs` is the truth: the default searcher builds on exactly the spaces
+    offering those capabilities, and refuses the others at construction."""
+    from jnas import spaces
+
+    every = [spaces.NB201(), spaces.NB101(), spaces.DARTS(), spaces.NATSSize(),
+             spaces.Chain(), spaces.Sequential(), spaces.Hierarchical()]
+    for name, entry in search.REGISTRY.items():
+        for space in every:
+            if search.supports(entry, space):
+                assert search.make_searcher(name, space).batch_size >= 1
+            else:
+                with pytest.raises(ValueError, match="needs a space offering"):
+                    search.make_searcher(name, space)
+    # the policy searchers the issue names run on the layer-wise and hierarchical spaces
+    for name in ("reinforce", "qlearning", "pnas", "nao", "hyperband", "bohb"):
+        assert search.supports(search.REGISTRY[name], spaces.Sequential())
+        assert search.supports(search.REGISTRY[name], spaces.Hierarchical())
 
 
 def test_registry_names_every_public_factory():

@@ -213,3 +213,102 @@ def test_mutate_property(name, parent_seed, child_seed):
     child = _MUTATE[name](jax.random.key(child_seed), parent)
     assert _num_changed(parent, child) == 1
     assert bool(space.is_valid(child))
+
+
+# What each space offers: the README's table of spaces, written out independently of the
+# code. A capability silently lost (or gained by a half-written method) fails here.
+OFFERS = {
+    "nb201": {"Space", "Encodable", "Indexed", "Decisions", "HasAdjacency", "HasPath",
+              "HasSupernet", "Buildable"},
+    "nb101": {"Space", "Encodable", "HasAdjacency", "HasPath", "Buildable"},
+    "darts": {"Space", "Encodable", "Decisions", "HasAdjacency", "HasSupernet", "Buildable"},
+    "nats_size": {"Space", "Encodable", "Indexed", "Decisions", "HasSupernet", "Buildable"},
+    "chain": {"Space", "Encodable", "Decisions", "HasSupernet", "Buildable"},
+    "sequential": {"Space", "Encodable", "Decisions", "Buildable"},
+    "hierarchical": {"Space", "Encodable", "Decisions", "Buildable"},
+}
+
+
+def test_every_space_declares_its_capabilities():
+    assert set(OFFERS) == set(SPACES)
+    for name, space in SPACES.items():
+        assert set(spaces.capabilities(space)) == OFFERS[name], name
+
+
+def test_require_names_the_capability_and_what_is_missing():
+    class NoMutate:
+        size = 3
+
+        def sample(self, key): ...
+        def neighbors(self, arch): ...
+        def is_valid(self, arch): ...
+        def validate(self, arch): ...
+        def to_string(self, arch): ...
+        def from_string(self, s): ...
+
+    assert not isinstance(NoMutate(), spaces.Space)
+    with pytest.raises(ValueError, match=r"my_searcher: needs a space offering Space .*"
+                                         r"NoMutate lacks \['mutate'\]"):
+        spaces.require("my_searcher", NoMutate(), spaces.Space)
+    with pytest.raises(ValueError, match=r"offering Decisions.*NB101 lacks "
+                                         r"\['decision_sizes', 'from_decisions'"):
+        spaces.require("reinforce", spaces.NB101(), spaces.Space, spaces.Decisions)
+    spaces.require("reinforce", spaces.NB201(), spaces.Space, spaces.Decisions)
+
+
+@pytest.mark.parametrize("name", [n for n in IDS if "Decisions" in OFFERS[n]])
+def test_decisions_round_trip_and_every_vector_is_valid(name, key):
+    space = SPACES[name]
+    sizes = np.asarray(space.decision_sizes)
+    archs = jax.vmap(space.sample)(jax.random.split(key, 64))
+    d = jax.jit(jax.vmap(space.to_decisions))(archs)
+    assert d.shape == (64, len(sizes))
+    assert np.all((np.asarray(d) >= 0) & (np.asarray(d) < sizes))
+    # valid architectures come back unchanged (DARTS: in its canonical input order)
+    back = jax.jit(jax.vmap(space.from_decisions))(d)
+    np.testing.assert_array_equal(jax.vmap(space.to_decisions)(back), d)
+    # a policy samples each decision independently: every vector must give a valid arch
+    rng = np.random.default_rng(0)
+    random = (rng.integers(0, 1 << 30, (256, len(sizes))) % sizes).astype(np.int32)
+    archs = jax.jit(jax.vmap(space.from_decisions))(jnp.asarray(random))
+    assert bool(jnp.all(jax.vmap(space.is_valid)(archs)))
+
+
+def test_sequential_from_decisions_repairs_to_the_next_allowed_token():
+    space = spaces.Sequential()
+    # all `terminal`: the first layer must be a conv, the next allowed token is token 1
+    arch = space.from_decisions(jnp.zeros(space.max_layers, jnp.int32))
+    assert space.tokens[int(arch.tokens[0])] == space.tokens[1]
+    assert space.tokens[1][0] == "conv"
+    np.testing.assert_array_equal(arch.tokens[1:], 0)
+    # a pool first: forbidden, the tokens after it in order are pools and fcs (also
+    # forbidden first), so it wraps around to terminal (forbidden) and then token 1
+    first_pool = next(i for i, t in enumerate(space.tokens) if t[0] == "pool")
+    d = np.zeros(space.max_layers, np.int32)
+    d[0] = first_pool
+    assert int(space.from_decisions(jnp.asarray(d)).tokens[0]) == 1
+    # conv, pool, pool: the second pool is forbidden after a pool; the next allowed
+    # token after it is the first fc only if the map is small enough, otherwise terminal
+    conv = next(i for i, t in enumerate(space.tokens) if t[:2] == ("conv", 3))
+    d = np.zeros(space.max_layers, np.int32)
+    d[:3] = [conv, first_pool, first_pool]
+    out = np.asarray(space.from_decisions(jnp.asarray(d)).tokens)
+    assert out[:2].tolist() == [conv, first_pool]
+    assert out[2] != first_pool
+    assert bool(space.is_valid(spaces.SequentialArch(jnp.asarray(out))))
+
+
+def test_hierarchical_from_decisions_reconnects_only_broken_motifs():
+    space = spaces.Hierarchical()
+    arch = space.sample(jax.random.key(3))
+    d = np.asarray(space.to_decisions(arch)).copy()
+    e0 = space.num_edges(0)
+    d[:e0] = 0  # level 2, motif 0: every edge `none`, no input -> output path
+    out = space.from_decisions(jnp.asarray(d))
+    motif = np.asarray(out.levels[0][0])
+    direct = space.edges(0).index((0, space.num_nodes[0] - 1))
+    assert 1 <= motif[direct] < space.num_choices(0)
+    np.testing.assert_array_equal(np.delete(motif, direct), 0)
+    # every other motif and level untouched
+    np.testing.assert_array_equal(np.asarray(out.levels[0][1:]), np.asarray(arch.levels[0][1:]))
+    np.testing.assert_array_equal(np.asarray(out.levels[1]), np.asarray(arch.levels[1]))

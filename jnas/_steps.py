@@ -13,6 +13,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 MODES = ("auto", "scan", "loop")
 
@@ -42,3 +43,14 @@ def stepper(step: Callable[[Any, Any], tuple[Any, Any]], mode: str = "auto"
         return carry, jax.tree.map(lambda *o: jnp.stack(o), *outs)
 
     return run
+
+
+def check_finite(metrics: dict, epoch: int) -> None:
+    """Raise FloatingPointError naming the first step whose metrics are NaN or Inf."""
+    for name, values in metrics.items():
+        values = np.asarray(values)
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            raise FloatingPointError(
+                f"non-finite `{name}` ({values[bad[0]]}) at epoch {epoch}, step {bad[0]}; "
+                "stopping instead of training through it (lower the learning rate?)")

@@ -6,7 +6,7 @@ import pathlib
 import sys
 import time
 
-from jnas.search._registry import REGISTRY
+from jnas.search import REGISTRY
 
 SPACE_NAMES = ("nb201", "nb101", "darts", "nats_size", "chain", "sequential", "hierarchical")
 

@@ -16,7 +16,7 @@ def cmd_bench_run(args: argparse.Namespace) -> int:
     import jax
 
     from jnas import bench
-    from jnas.bench._report import (
+    from jnas.bench import (
         NB201_REPORT,
         plot_regret,
         regret_curves,

@@ -13,11 +13,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jnas._steps import stepper
+from jnas._steps import check_finite, stepper
 from jnas.checkpoint import open_run
 from jnas.meta._core import MetaLearner, MetaState
 from jnas.meta._tasks import TaskSampler, task_batch
-from jnas.oneshot._loop import check_finite
 
 
 @functools.lru_cache(maxsize=16)

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jnas.nn._ops import BatchStatsNorm, conv, linear
+from jnas.nn import BatchStatsNorm, conv, linear
 
 
 class Model(NamedTuple):
@@ -89,7 +89,7 @@ def supernet_model(space: Any, alpha_scale: float = 1e-3, **config: Any) -> Mode
     """A supernet whose architecture weights are parameters: params = {"w": weights,
     "alpha": float[E, K]}, ops mixed by softmax(alpha) (DARTS). `config` goes to
     `space.supernet` (e.g. channels, cells_per_stage, num_classes, in_channels)."""
-    from jnas.oneshot._base import alpha_shape, make_supernet
+    from jnas.oneshot import alpha_shape, make_supernet
 
     net = make_supernet(space, config)
     shape = alpha_shape(space)

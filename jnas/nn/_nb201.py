@@ -126,6 +126,13 @@ class NB201Network(_TinyNetwork):
                          rngs=rngs or nnx.Rngs(0))
 
 
+NATS_SSS_EDGES: tuple[tuple[int, int, str], ...] = (
+    (0, 1, "nor_conv_3x3"), (0, 2, "nor_conv_3x3"), (1, 2, "nor_conv_3x3"),
+    (0, 3, "skip_connect"), (1, 3, "nor_conv_3x3"), (2, 3, "nor_conv_3x3"))
+"""The cell of every NATS-Bench size-space network (`jnas.spaces.NATS_SSS_CELL`) as
+(from, to, op) edges: the best NB201 topology."""
+
+
 class NATSSizeNetwork(_TinyNetwork):
     """The NATS-Bench size-space network (`DynamicShapeTinyNet`) for given layer widths.
 
@@ -134,18 +141,12 @@ class NATSSizeNetwork(_TinyNetwork):
     """
 
     def __init__(self, widths: tuple[int, ...], *, num_classes: int = 10,
-                 cell: str | None = None, rngs: nnx.Rngs | None = None):
-        from jnas.spaces._nats import NATS_SSS_CELL
-        from jnas.spaces._nb201 import NB201
-
+                 edges: tuple[tuple[int, int, str], ...] = NATS_SSS_EDGES,
+                 rngs: nnx.Rngs | None = None):
         _check("NATSSizeNetwork", num_classes=num_classes,
                **{f"widths[{k}]": w for k, w in enumerate(widths)})
         if len(widths) % 3 != 2:
             raise ValueError(f"NATSSizeNetwork: `widths` must have 3N+2 entries; got {widths}")
-        space = NB201()
-        with jax.ensure_compile_time_eval():  # concrete even inside nnx.eval_shape
-            ops = np.asarray(space.from_string(cell or NATS_SSS_CELL).ops).tolist()
-        edges = tuple((i, j, space.ops[op]) for (i, j), op in zip(space.edges, ops, strict=True))
         n = len(widths) // 3
         reductions = [False] * n + [True] + [False] * n + [True] + [False] * n
         super().__init__(list(widths), reductions, edges, num_classes=num_classes,

@@ -13,14 +13,12 @@ searches.
 
 from __future__ import annotations
 
-from typing import Any
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jnas.nn._nb201 import InferCell, _TinyNetwork
+from jnas.nn._nb201 import NATS_SSS_EDGES, InferCell, _TinyNetwork
 from jnas.nn._ops import avg_pool
 
 
@@ -29,23 +27,21 @@ class NATSSizeSupernet(_TinyNetwork):
     widths of each layer; `index` is accepted for the common interface and unused (masks
     cost the same as the full-width network)."""
 
-    def __init__(self, space: Any, *, num_classes: int = 10, in_channels: int = 3,
-                 cell: str | None = None, rngs: nnx.Rngs | None = None):
-        from jnas.spaces._nats import NATS_SSS_CELL
-        from jnas.spaces._nb201 import NB201
-
-        for name, v in (("num_classes", num_classes), ("in_channels", in_channels)):
+    def __init__(self, channels: tuple[int, ...], num_layers: int, *, num_classes: int = 10,
+                 in_channels: int = 3,
+                 edges: tuple[tuple[int, int, str], ...] = NATS_SSS_EDGES,
+                 rngs: nnx.Rngs | None = None):
+        for name, v in (("num_classes", num_classes), ("in_channels", in_channels),
+                        ("num_layers", num_layers)):
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"NATSSizeSupernet: `{name}` must be a positive int; got "
                                  f"{v!r}")
-        self.channels = tuple(space.channels)
-        cmax, n = max(self.channels), space.num_layers // 3
-        nb201 = NB201()
-        with jax.ensure_compile_time_eval():
-            ops = np.asarray(nb201.from_string(cell or NATS_SSS_CELL).ops).tolist()
-        edges = tuple((i, j, nb201.ops[o]) for (i, j), o in zip(nb201.edges, ops, strict=True))
+        if num_layers % 3 != 2:
+            raise ValueError(f"NATSSizeSupernet: `num_layers` must be 3N+2; got {num_layers}")
+        self.channels = tuple(channels)
+        cmax, n = max(self.channels), num_layers // 3
         reductions = [False] * n + [True] + [False] * n + [True] + [False] * n
-        super().__init__([cmax] * space.num_layers, reductions, edges, num_classes=num_classes,
+        super().__init__([cmax] * num_layers, reductions, edges, num_classes=num_classes,
                          in_channels=in_channels, track_stats=False, rngs=rngs or nnx.Rngs(0))
 
     def __call__(self, x: jax.Array, weights: jax.Array,

@@ -5,9 +5,11 @@ Each factory returns a `OneShot(init, step, derive, apply)`; see `OneShot`.
 
 import functools
 
+from jnas._steps import check_finite
 from jnas.oneshot._base import (
     OneShot,
     OneShotState,
+    alpha_shape,
     make_supernet,
     nb201_alpha_optimizer,
     nb201_w_lr,
@@ -17,7 +19,7 @@ from jnas.oneshot._darts import darts, hypergradient
 from jnas.oneshot._drnas import drnas
 from jnas.oneshot._enas import enas
 from jnas.oneshot._gdas import gdas, gdas_tau, hard_gumbel
-from jnas.oneshot._loop import check_finite, epoch_fn, search
+from jnas.oneshot._loop import epoch_fn, search
 from jnas.oneshot._proxyless import linear_op_costs, proxyless, two_path_gates
 from jnas.oneshot._sampling import oneshot_dropout, rsws, spos
 from jnas.oneshot._setn import setn
@@ -42,6 +44,7 @@ __all__ = [
     "METHODS",
     "OneShot",
     "OneShotState",
+    "alpha_shape",
     "check_finite",
     "darts",
     "drnas",

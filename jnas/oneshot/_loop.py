@@ -11,7 +11,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from jnas._steps import stepper
+from jnas._steps import check_finite, stepper
 from jnas.checkpoint import open_run
 from jnas.data import Split, batch_indices
 from jnas.oneshot._base import OneShot, OneShotState
@@ -62,17 +62,6 @@ def epoch_fn(method: OneShot, batch_size: int, augment: Augment | None = None,
         return state, metrics
 
     return epoch
-
-
-def check_finite(metrics: dict, epoch: int) -> None:
-    """Raise FloatingPointError naming the first step whose metrics are NaN or Inf."""
-    for name, values in metrics.items():
-        values = np.asarray(values)
-        bad = np.flatnonzero(~np.isfinite(values))
-        if bad.size:
-            raise FloatingPointError(
-                f"non-finite `{name}` ({values[bad[0]]}) at epoch {epoch}, step {bad[0]}; "
-                "stopping instead of training through it (lower the learning rate?)")
 
 
 def search(method: OneShot, key: jax.Array, train: Split, valid: Split, *, epochs: int,

@@ -25,6 +25,16 @@ from jnas.spaces._common import (
 NATS_SSS_CELL = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 
 
+def _cell_edges(cell: str) -> tuple[tuple[int, int, str], ...]:
+    """The NB201 cell string `cell` as (from, to, op) edges (what `jnas.nn` takes)."""
+    from jnas.spaces._nb201 import NB201
+
+    space = NB201()
+    with jax.ensure_compile_time_eval():  # concrete even inside nnx.eval_shape
+        ops = np.asarray(space.from_string(cell).ops).tolist()
+    return tuple((i, j, space.ops[op]) for (i, j), op in zip(space.edges, ops, strict=True))
+
+
 class NATSSizeArch(NamedTuple):
     """Channel choice of each layer, as an index into `NATSSize.channels`."""
 
@@ -147,12 +157,14 @@ class NATSSize(DecisionSupernet):
         """The NATS-Bench size-space network (`jnas.nn.NATSSizeNetwork`)."""
         from jnas.nn import NATSSizeNetwork
 
-        return NATSSizeNetwork(self.widths(arch), num_classes=num_classes, rngs=rngs)
+        return NATSSizeNetwork(self.widths(arch), num_classes=num_classes,
+                               edges=_cell_edges(NATS_SSS_CELL), rngs=rngs)
 
     def supernet(self, *, num_classes: int = 10, in_channels: int = 3, cell: str | None = None,
                  rngs: Any = None) -> Any:
         """The channel-masking supernet (`jnas.nn.NATSSizeSupernet`)."""
         from jnas.nn import NATSSizeSupernet
 
-        return NATSSizeSupernet(self, num_classes=num_classes, in_channels=in_channels,
-                                cell=cell, rngs=rngs)
+        return NATSSizeSupernet(self.channels, self.num_layers, num_classes=num_classes,
+                                in_channels=in_channels,
+                                edges=_cell_edges(cell or NATS_SSS_CELL), rngs=rngs)

@@ -19,10 +19,9 @@ import numpy as np
 import optax
 from flax import nnx
 
-from jnas._steps import stepper
+from jnas._steps import check_finite, stepper
 from jnas.checkpoint import RunDir
 from jnas.data import HostSource, Split, batch_indices, chunks, random_crop_flip, stream
-from jnas.oneshot import check_finite
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,41 @@
+"""The import rules of ARCHITECTURE.md that `lint-imports` cannot express."""
+
+import ast
+import pathlib
+
+import jnas
+
+ROOT = pathlib.Path(jnas.__file__).parent
+
+
+def _imports(path: pathlib.Path) -> list[tuple[int, str]]:
+    """(line, module) of every import in `path`, function-level ones included."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.append((node.lineno, node.module))
+        elif isinstance(node, ast.Import):
+            out += [(node.lineno, a.name) for a in node.names]
+    return out
+
+
+def test_no_package_imports_another_packages_private_modules():
+    bad = []
+    for path in ROOT.rglob("*.py"):
+        rel = path.relative_to(ROOT)
+        own = rel.parts[0] if len(rel.parts) > 1 else None  # a subpackage, or a root module
+        for line, module in _imports(path):
+            parts = module.split(".")
+            if parts[0] != "jnas" or len(parts) < 3:
+                continue
+            package, private = parts[1], parts[2].startswith("_")
+            if private and package != own and not (own is None and rel.stem == "cli"
+                                                   and package == "commands"):
+                bad.append(f"jnas/{rel}:{line} imports {module}")
+    assert not bad, "\n".join(bad)
+
+
+def test_the_checker_sees_function_level_imports(tmp_path):
+    f = tmp_path / "m.py"
+    f.write_text("def f():\n    from jnas.search._registry import REGISTRY\n")
+    assert _imports(f) == [(2, "jnas.search._registry")]

@@ -4,12 +4,20 @@ A run writes one record and one checkpoint per unit of work (an epoch, a `tell`)
 resume the latest checkpoint is restored and the records are cut to the units it
 contains, so a run killed at any point ends with the records of an uninterrupted one:
 no finished unit is lost, none is repeated.
+
+Fault injection (for the resume tests): `JNAS_CRASH_AT=UNIT:POINT[,UNIT:POINT...]`
+SIGKILLs the process at the first listed point it reaches in a unit's save, so a test kills a run exactly where it means to,
+whatever the machine's speed. Points: `before` (the unit computed, nothing written: a
+kill inside the step), `record` (half the record line written), `checkpoint` (the record
+written, no checkpoint yet), `saved` (both written).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import pathlib
+import signal
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +29,19 @@ def read_jsonl(path: pathlib.Path) -> list[dict]:
         return []
     lines = path.read_text().split("\n")[:-1]  # the part after the last newline is torn
     return [json.loads(line) for line in lines if line.strip()]
+
+
+CRASH_POINTS = ("before", "record", "checkpoint", "saved")
+
+
+def _crashes_at(unit: int, point: str) -> bool:
+    return f"{unit}:{point}" in os.environ.get("JNAS_CRASH_AT", "").split(",")
+
+
+def _crash(unit: int, point: str) -> None:
+    """SIGKILL this process when `JNAS_CRASH_AT` names this unit and point."""
+    if _crashes_at(unit, point):
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class RunDir:
@@ -63,10 +84,18 @@ class RunDir:
         """Append unit `unit`'s record, then checkpoint the state after it."""
         import orbax.checkpoint as ocp
 
+        _crash(unit, "before")
+        line = json.dumps(record) + "\n"
         with open(self.records_path, "a") as f:
-            f.write(json.dumps(record) + "\n")
+            if _crashes_at(unit, "record"):
+                f.write(line[:len(line) // 2])
+                f.flush()
+                _crash(unit, "record")
+            f.write(line)
+        _crash(unit, "checkpoint")
         self._manager.save(unit, args=ocp.args.StandardSave(state))
         self._manager.wait_until_finished()
+        _crash(unit, "saved")
 
     def read_records(self) -> list[dict]:
         """The finished records; a last line cut short by a kill is dropped."""

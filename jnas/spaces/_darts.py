@@ -272,9 +272,11 @@ class DARTS:
         src = jax.nn.one_hot(arch.inputs, self.num_nodes + 1, dtype=jnp.float32)
         return jnp.concatenate([ops, src], axis=-1)
 
-    def adjacency(self, arch: DARTSArch) -> jax.Array:
+    def edge_matrix(self, arch: DARTSArch) -> jax.Array:
         """int8[2, N + 2, N + 2]: `A[c, i, j]` = op index on edge i -> j of cell c, else 0
-        (inputs of a node are distinct, so an edge is unique; 0 is `none`)."""
+        (inputs of a node are distinct, so an edge is unique; 0 is `none`). Ops sit on
+        edges here, so this is not `HasAdjacency`'s node-labelled graph (the WL kernel's
+        input), which DARTS does not offer."""
         n = self.num_nodes + 2
         dst = np.repeat(np.arange(self.num_nodes) + 2, 2)
         cells = np.repeat(np.arange(2), self.num_edges)

@@ -12,7 +12,7 @@ in `typing.Protocol`).
 | `Encodable` | one_hot | all |
 | `Indexed` | index, from_index, enumerate | NB201, NATSSize |
 | `Decisions` | decision_sizes, to_decisions, from_decisions | all but NB101 |
-| `HasAdjacency` | adjacency | NB201, NB101, DARTS |
+| `HasAdjacency` | adjacency (a node-labelled cell graph) | NB201, NB101 |
 | `HasPath` | path, path_dim | NB201, NB101 |
 | `HasSupernet` | supernet, supernet_shape, supernet_index, derive | NB201, DARTS, NATSSize, Chain |
 | `Buildable` | build | all |
@@ -82,7 +82,8 @@ class DecisionSpace(Space, Decisions, Protocol):
 
 @runtime_checkable
 class HasAdjacency(Protocol):
-    """A labelled DAG of the cell (the WL kernel's and graph predictors' input)."""
+    """The cell as a DAG with an op label on every node, `AdjacencyEncoding(matrix, ops)`
+    (the WL kernel's and graph predictors' input)."""
 
     def adjacency(self, arch: Arch) -> Any: ...
 

@@ -50,7 +50,7 @@ def test_size_and_neighbors():
 def test_adjacency_encoding():
     space = DARTS()
     arch = space.from_string(DARTS_V2)
-    a = np.asarray(space.adjacency(arch))
+    a = np.asarray(space.edge_matrix(arch))
     assert a.shape == (2, 6, 6)
     assert space.ops[a[0, 2, 5]] == "dil_conv_3x3"  # node 3 (index 5) reads node 0 (index 2)
     assert space.ops[a[1, 0, 2]] == "max_pool_3x3"

@@ -221,7 +221,7 @@ OFFERS = {
     "nb201": {"Space", "Encodable", "Indexed", "Decisions", "HasAdjacency", "HasPath",
               "HasSupernet", "Buildable"},
     "nb101": {"Space", "Encodable", "HasAdjacency", "HasPath", "Buildable"},
-    "darts": {"Space", "Encodable", "Decisions", "HasAdjacency", "HasSupernet", "Buildable"},
+    "darts": {"Space", "Encodable", "Decisions", "HasSupernet", "Buildable"},
     "nats_size": {"Space", "Encodable", "Indexed", "Decisions", "HasSupernet", "Buildable"},
     "chain": {"Space", "Encodable", "Decisions", "HasSupernet", "Buildable"},
     "sequential": {"Space", "Encodable", "Decisions", "Buildable"},

@@ -139,11 +139,15 @@ class Sequential:
                  jnp.zeros((), bool))
         return carry, None
 
-    def is_valid(self, arch: SequentialArch) -> jax.Array:
-        tokens = jnp.asarray(arch.tokens).astype(jnp.int32)
-        init = (jnp.ones((), bool), jnp.zeros((), bool), jnp.full((), TERMINAL, jnp.int32),
+    def _start(self) -> tuple:
+        """The validity scan's carry before the first layer."""
+        return (jnp.ones((), bool), jnp.zeros((), bool), jnp.full((), TERMINAL, jnp.int32),
                 jnp.full((), self.input_size, jnp.int32), jnp.zeros((), jnp.int32),
                 jnp.ones((), bool))
+
+    def is_valid(self, arch: SequentialArch) -> jax.Array:
+        tokens = jnp.asarray(arch.tokens).astype(jnp.int32)
+        init = self._start()
         (ok, *_), _ = jax.lax.scan(self._step, init, tokens)
         return ok
 
@@ -170,9 +174,7 @@ class Sequential:
     def sample(self, key: jax.Array) -> SequentialArch:
         """Layer by layer, each token uniform among those the rules allow (MetaQNN's
         random exploration); once `terminal` is drawn the rest is padding."""
-        init = (jnp.ones((), bool), jnp.zeros((), bool), jnp.full((), TERMINAL, jnp.int32),
-                jnp.full((), self.input_size, jnp.int32), jnp.zeros((), jnp.int32),
-                jnp.ones((), bool))
+        init = self._start()
 
         def body(carry, k):
             allowed = self._allowed(carry)
@@ -199,9 +201,7 @@ class Sequential:
         (wrapping). Valid sequences come back unchanged; any decision vector (from a
         policy that samples each position independently) gives a valid network."""
         t = self.num_tokens
-        init = (jnp.ones((), bool), jnp.zeros((), bool), jnp.full((), TERMINAL, jnp.int32),
-                jnp.full((), self.input_size, jnp.int32), jnp.zeros((), jnp.int32),
-                jnp.ones((), bool))
+        init = self._start()
 
         def body(carry, d):
             order = (d % t + jnp.arange(t)) % t

@@ -29,7 +29,9 @@ def free_port() -> int:
 
 
 def run(tmp_path, num_processes):
-    env = {**os.environ, "XLA_FLAGS": "", "JAX_PLATFORMS": "cpu"}
+    # 3 steps: compiling is the cost, so LLVM -O0 as in the suite (conftest)
+    env = {**os.environ, "XLA_FLAGS": "--xla_backend_optimization_level=0",
+           "JAX_PLATFORMS": "cpu"}
     port = free_port()
     procs = [subprocess.Popen(
         [sys.executable, str(SCRIPT), "--num-processes", str(num_processes),

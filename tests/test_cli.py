@@ -12,19 +12,16 @@ from jnas import cli
 from jnas.checkpoint import read_jsonl
 
 
-def _subprocess_env(env=None) -> dict:
-    """The command runs whole epochs, so it keeps XLA's optimizer: the suite's LLVM -O0
-    (conftest) halves compile but makes a run's steps slower (an 8-epoch DARTS search:
-    59 s at -O0, 23 s at -O2 with its compiled programs cached)."""
+def _run(*args, env=None, optimize=False):
+    """`jnas ARGS` in a subprocess. The suite's LLVM -O0 (conftest) halves compile but slows
+    the steps: a test that runs many epochs asks for XLA's optimizer (`optimize=True`; an
+    8-epoch DARTS search: 59 s at -O0, 23 s at -O2 with its compiled programs cached)."""
     env = dict(os.environ if env is None else env)
-    flags = env.get("XLA_FLAGS", "").replace("--xla_backend_optimization_level=0", "")
-    env["XLA_FLAGS"] = " ".join(flags.split())
-    return env
-
-
-def _run(*args, env=None):
+    if optimize:
+        flags = env.get("XLA_FLAGS", "").replace("--xla_backend_optimization_level=0", "")
+        env["XLA_FLAGS"] = " ".join(flags.split())
     return subprocess.run([sys.executable, "-m", "jnas.cli", *args], capture_output=True,
-                          text=True, timeout=900, env=_subprocess_env(env))
+                          text=True, timeout=900, env=env)
 
 
 def _records(path):
@@ -120,7 +117,7 @@ def test_killed_run_resumes_to_the_records_of_an_uninterrupted_run(tmp_path, arg
     an uninterrupted run's: nothing lost, nothing repeated."""
     env = {**os.environ, "JNAS_XLA_CACHE": str(tmp_path / "xla")}
     env.pop("JNAS_CRASH_AT", None)
-    done = _run(*args, "--out", str(tmp_path / "full"), env=env)
+    done = _run(*args, "--out", str(tmp_path / "full"), env=env, optimize=True)
     assert done.returncode == 0, done.stderr
     full = _records(tmp_path / "full" / "records.jsonl")
     cut = tmp_path / "cut"
@@ -132,10 +129,10 @@ def test_killed_run_resumes_to_the_records_of_an_uninterrupted_run(tmp_path, arg
     kills = [("2:record", 2), ("2:checkpoint", 3), ("3:saved", 4), ("3:before,6:record", 6)]
     for i, (points, left) in enumerate(kills):
         out = _run(*args, "--out", str(cut), *(["--resume"] if i else []),
-                   env={**env, "JNAS_CRASH_AT": points})
+                   env={**env, "JNAS_CRASH_AT": points}, optimize=True)
         assert out.returncode == -signal.SIGKILL, (points, out.stderr)
         assert len(read_jsonl(cut / "records.jsonl")) == left, points
-    final = _run(*args, "--out", str(cut), "--resume", env=env)
+    final = _run(*args, "--out", str(cut), "--resume", env=env, optimize=True)
     assert final.returncode == 0, final.stderr
     assert _records(cut / "records.jsonl") == full
 

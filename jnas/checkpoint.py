@@ -55,7 +55,7 @@ def _uncommitted(tree: Any) -> Any:
     def leaf(x: Any) -> Any:
         if not isinstance(x, jax.Array) or len(x.sharding.device_set) != 1:
             return x
-        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+        if jax.numpy.issubdtype(x.dtype, jax.dtypes.prng_key):
             return jax.random.wrap_key_data(leaf(jax.random.key_data(x)),
                                             impl=jax.random.key_impl(x))
         return jax.numpy.asarray(np.asarray(x))
@@ -63,26 +63,55 @@ def _uncommitted(tree: Any) -> Any:
     return jax.tree.map(leaf, tree)
 
 
-class RunDir:
-    """`DIR/records.jsonl` and `DIR/checkpoints/<unit>` of one resumable run."""
+MARKER = ".jnas-run"
+RUN_FILES = ("records.jsonl", "checkpoints", "evaluations.jsonl")
 
-    def __init__(self, path: str | pathlib.Path, *, max_to_keep: int = 2):
+
+class RunDir:
+    """`DIR/records.jsonl` and `DIR/checkpoints/<unit>` of one resumable run.
+
+    jnas never deletes or truncates what it did not write: a run folder is marked
+    (`DIR/.jnas-run`) when jnas starts a run in it; `fresh=True` refuses a folder that
+    already holds a run (resume it, or choose another folder), and resuming refuses a
+    folder holding run files without the mark. Resuming cuts the records of a marked run
+    back to its latest checkpoint, which is the resume protocol.
+    """
+
+    def __init__(self, path: str | pathlib.Path, *, fresh: bool = False, max_to_keep: int = 2):
         import orbax.checkpoint as ocp
 
         self.path = pathlib.Path(path).absolute()
+        if self.path.exists() and not self.path.is_dir():
+            raise NotADirectoryError(f"RunDir: `out` must be a folder; got the file {self.path}")
+        present = [name for name in RUN_FILES if (self.path / name).exists()]
+        marked = (self.path / MARKER).exists()
+        if fresh and present:
+            raise FileExistsError(
+                f"RunDir: {self.path} already holds a run ({', '.join(present)}); resume it "
+                "(`resume=True`, `--resume`) or choose another folder: a fresh run never "
+                "deletes or overwrites an earlier one")
+        if present and not marked:
+            raise FileExistsError(
+                f"RunDir: {self.path} holds {', '.join(present)} that jnas did not write (no "
+                f"{MARKER} mark); jnas will not cut or overwrite them: choose another folder")
         self.path.mkdir(parents=True, exist_ok=True)
+        if not marked:
+            (self.path / MARKER).write_text(json.dumps({"created": _now()}) + "\n")
         self.records_path = self.path / "records.jsonl"
+        if not self.records_path.exists():
+            self.records_path.touch()
         self._manager = ocp.CheckpointManager(
             self.path / "checkpoints", options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep))
 
     def restore(self, target: Any) -> tuple[int, Any, list[dict]]:
         """(units done, state or None, their records); `target` is the state's abstract shape
-        (e.g. `jax.eval_shape(init, key)`). Truncates the records file to match."""
+        (e.g. `jax.eval_shape(init, key)`). Cuts this run's records to its latest
+        checkpoint (none: no records)."""
         import orbax.checkpoint as ocp
 
         latest = self._manager.latest_step()
         if latest is None:
-            self.reset()
+            self._write([])
             return 0, None, []
         state = _uncommitted(
             self._manager.restore(latest, args=ocp.args.StandardRestore(target)))
@@ -90,15 +119,6 @@ class RunDir:
         records = self.read_records()[:done]
         self._write(records)
         return done, state, records
-
-    def reset(self) -> None:
-        """Start afresh: no records (checkpoints of an older run are overwritten as it goes)."""
-        import shutil
-
-        self._manager.close()
-        shutil.rmtree(self.path / "checkpoints", ignore_errors=True)
-        self.__init__(self.path)
-        self._write([])
 
     def save(self, unit: int, state: Any, record: dict) -> None:
         """Append unit `unit`'s record, then checkpoint the state after it."""
@@ -125,6 +145,12 @@ class RunDir:
         self.records_path.write_text("".join(json.dumps(r) + "\n" for r in records))
 
 
+def _now() -> str:
+    import datetime
+
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
 def open_run(out: str | pathlib.Path | None, resume: bool, init: Callable[[Any], Any],
              key: Any) -> tuple[RunDir | None, int, Any, list[dict]]:
     """(run dir or None, units done, state, their records) for a run that starts afresh
@@ -133,11 +159,9 @@ def open_run(out: str | pathlib.Path | None, resume: bool, init: Callable[[Any],
 
     run, start, state, records = None, 0, None, []
     if out is not None:
-        run = RunDir(out)
+        run = RunDir(out, fresh=not resume)
         if resume:
             start, state, records = run.restore(jax.eval_shape(init, key))
-        else:
-            run.reset()
     if state is None:
         state = jax.jit(init)(key)
     return run, start, state, records

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import pathlib
 import sys
+import time
 from collections.abc import Sequence
 
 from jnas.commands._common import (
@@ -58,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
         "digits, derive the cell, train it from scratch and report its test accuracy; with "
         "the NB201 table, also report the cell's published CIFAR-10/100/ImageNet16 "
         "accuracies and run regularized evolution vs random search on the table.")
-    demo.add_argument("--out", default="out/demo", help="output folder (default: out/demo)")
+    demo.add_argument("--out", default=None, help="run folder (default: a new folder out/demo/<date-time>)")
     demo.add_argument("--method", default="darts-v1", choices=METHOD_NAMES,
                       help="one-shot method (default: darts-v1)")
     demo.add_argument("--epochs", type=_positive_int, default=10,
@@ -85,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     oneshot.add_argument("--cells", type=_positive_int, default=1,
                          help="search cells per stage N (NB201: 5; default: 1)")
     oneshot.add_argument("--nasbench", default=None, help=NASBENCH_HELP)
-    oneshot.add_argument("--out", default="out/oneshot", help="default: out/oneshot")
+    oneshot.add_argument("--out", default=None, help="run folder (default: a new folder out/oneshot/<date-time>)")
     oneshot.set_defaults(func=cmd_oneshot)
 
     search = sub.add_parser(
@@ -107,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--channels", type=_positive_int, default=8, help="default: 8")
     search.add_argument("--cells", type=_positive_int, default=1, help="default: 1")
     search.add_argument("--nasbench", default=None, help=NASBENCH_HELP)
-    search.add_argument("--out", default="out/search", help="default: out/search")
+    search.add_argument("--out", default=None, help="run folder (default: a new folder out/search/<date-time>)")
     search.set_defaults(func=cmd_search)
 
     train = sub.add_parser(
@@ -126,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--stream", action="store_true",
                        help="keep the training data on the host and stream prefetched "
                        "batches to the device (for data larger than device memory)")
-    train.add_argument("--out", default="out/train", help="default: out/train")
+    train.add_argument("--out", default=None, help="run folder (default: a new folder out/train/<date-time>)")
     train.set_defaults(func=cmd_train)
 
     meta = sub.add_parser(
@@ -160,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="held-out tasks to evaluate (default: 600)")
     meta.add_argument("--seed", type=int, default=0, help="PRNG seed (default: 0)")
     meta.add_argument("--resume", action="store_true", help="continue a killed run")
-    meta.add_argument("--out", default="out/meta", help="default: out/meta")
+    meta.add_argument("--out", default=None, help="run folder (default: a new folder out/meta/<date-time>)")
     meta.set_defaults(func=cmd_meta)
 
     spaces = sub.add_parser("spaces", help="list search spaces, sample and print "
@@ -212,10 +214,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def new_run_folder(parent: pathlib.Path) -> pathlib.Path:
+    """`parent/<UTC date-time>` (a `-N` suffix if taken): a run without `--out` never
+    lands in an earlier run's folder."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    parent.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 1000):
+        folder = parent / (stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            folder.mkdir()  # atomic: two runs started in the same second get two folders
+            return folder
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"new_run_folder: 999 runs in {parent} this second")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `jnas` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "out", "") is None:  # a run command without --out
+        if getattr(args, "resume", False):
+            parser.error("--resume needs --out: the folder of the run to continue")
+        args.out = str(new_run_folder(pathlib.Path("out") / args.command))
     enable_compilation_cache()
     try:
         return args.func(args)

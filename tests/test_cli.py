@@ -48,6 +48,7 @@ def test_help_lists_subcommands():
     (("meta", "maml", "--omniglot", "/nonexistent"), "/nonexistent/images_background_small1"),
     (("oneshot", "gdas", "--dataset", "cifar10", "--data-dir", "/nonexistent/tfds"),
      "not prepared in '/nonexistent/tfds'"),
+    (("oneshot", "gdas", "--resume"), "--resume needs --out"),
 ])
 def test_bad_flags_exit_2_with_one_clear_line(args, message):
     out = _run(*args)
@@ -99,6 +100,19 @@ def test_oneshot_and_train_commands(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "test accuracy" in out.stdout
     assert json.loads((tmp_path / "t" / "summary.json").read_text())["arch"] == arch
+
+
+def test_a_run_into_a_folder_holding_a_run_exits_2_and_touches_nothing(tmp_path):
+    (tmp_path / "records.jsonl").write_text('{"mine": 1}\n')
+    for resume in ([], ["--resume"]):
+        out = _run("train", "|nor_conv_3x3~0|+|skip_connect~0|none~1|+|none~0|none~1|none~2|",
+                   "--epochs", "1", "--channels", "4", "--cells", "1", "--out", str(tmp_path),
+                   *resume)
+        assert out.returncode == 2, out.stderr
+        assert "Traceback" not in out.stderr
+        assert ("already holds a run" if not resume else "did not write") in out.stderr
+    assert (tmp_path / "records.jsonl").read_text() == '{"mine": 1}\n'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["records.jsonl"]
 
 
 TRAIN_CELL = ("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|"

@@ -146,12 +146,10 @@ def train(model: nnx.Module, key: jax.Array, data: Split | HostSource,
     records: list[dict] = []
     start, rundir = 0, None
     if out is not None:
-        rundir = RunDir(out)
+        rundir = RunDir(out, fresh=not resume)
         if resume:
             start, restored, records = rundir.restore(jax.eval_shape(lambda: carry))
             carry = restored if restored is not None else carry
-        else:
-            rundir.reset()
     for e in range(start, config.epochs):
         carry, metrics = epoch(carry, jax.random.fold_in(key, e))
         check_finite(metrics, e)

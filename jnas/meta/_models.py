@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jnas.nn import BatchStatsNorm, conv, linear
+from jnas.nn import BatchStatsNorm, conv, init_rngs, linear
 
 
 class Model(NamedTuple):
@@ -27,10 +27,10 @@ class Model(NamedTuple):
 
 def from_module(make: Callable[[nnx.Rngs], nnx.Module]) -> Model:
     """A pure model from a Flax NNX module factory `make(rngs)` without mutable state."""
-    graphdef, _ = nnx.split(nnx.eval_shape(lambda: make(nnx.Rngs(0))))
+    graphdef, _ = nnx.split(nnx.eval_shape(lambda: make(init_rngs(0))))
 
     def init(key: jax.Array) -> Any:
-        return nnx.split(make(nnx.Rngs(key)))[1]
+        return nnx.split(make(init_rngs(key)))[1]
 
     def apply(params: Any, x: jax.Array) -> jax.Array:
         return nnx.merge(graphdef, params)(x)

@@ -15,6 +15,7 @@ from jnas.nn._mobilenet import ChainNetwork, MBConv
 from jnas.nn._nb101 import NB101Cell, NB101Network, vertex_channels
 from jnas.nn._nb201 import InferCell, NATSSizeNetwork, NB201Network, nb201_op
 from jnas.nn._ops import BatchStatsNorm, conv, linear
+from jnas.nn._rngs import init_rngs
 from jnas.nn._sequential import SequentialNetwork
 from jnas.nn._supernet import MixedEdge
 from jnas.nn._supernet_chain import ChainSupernet
@@ -51,6 +52,7 @@ __all__ = [
     "count_flops",
     "count_params",
     "darts_op",
+    "init_rngs",
     "linear",
     "lstm_controller",
     "nb201_op",

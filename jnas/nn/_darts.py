@@ -22,6 +22,7 @@ from jnas.nn._ops import (
     linear,
     max_pool,
 )
+from jnas.nn._rngs import init_rngs
 
 
 class SepConv(nnx.Module):
@@ -154,7 +155,7 @@ class DARTSNetwork(nnx.Module):
             raise ValueError(f"DARTSNetwork: `num_cells` must be >= 3; got {num_cells}")
         if not 0.0 <= drop_path < 1.0:
             raise ValueError(f"DARTSNetwork: `drop_path` must be in [0, 1); got {drop_path}")
-        rngs = rngs or nnx.Rngs(0)
+        rngs = rngs or init_rngs(0)
         c_curr = stem_multiplier * channels
         self.stem_conv = conv(3, c_curr, 3, 1, 1, rngs=rngs)
         self.stem_bn = batch_norm(c_curr, rngs=rngs)

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jnas.nn._ops import Identity, avg_pool, batch_norm, conv, linear, max_pool
+from jnas.nn._rngs import init_rngs
 
 
 class _Primitive(nnx.Module):
@@ -124,7 +125,7 @@ class HierarchicalNetwork(nnx.Module):
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"HierarchicalNetwork: `{name}` must be a positive int; "
                                  f"got {v!r}")
-        rngs = rngs or nnx.Rngs(0)
+        rngs = rngs or init_rngs(0)
         top = space.num_levels - 1
         self.stem = conv(3, channels, 3, 1, 1, rngs=rngs)
         self.stem_bn = batch_norm(channels, rngs=rngs)

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jnas.nn._ops import batch_norm, conv, linear
+from jnas.nn._rngs import init_rngs
 
 
 class ConvBNAct(nnx.Module):
@@ -60,7 +61,7 @@ class ChainNetwork(nnx.Module):
             raise ValueError(f"ChainNetwork: `dropout` must be in [0, 1); got {dropout}")
         if stem_stride not in (1, 2):
             raise ValueError(f"ChainNetwork: `stem_stride` must be 1 or 2; got {stem_stride}")
-        rngs = rngs or nnx.Rngs(0)
+        rngs = rngs or init_rngs(0)
         self.stem = ConvBNAct(3, space.stem_channels, 3, stem_stride, rngs=rngs)
         self.first = MBConv(space.stem_channels, space.first_block_channels, 3, 1, 1, rngs=rngs)
         layers, c, b = [], space.first_block_channels, 0

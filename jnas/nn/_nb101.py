@@ -14,6 +14,7 @@ import numpy as np
 from flax import nnx
 
 from jnas.nn._ops import batch_norm, conv, linear, max_pool
+from jnas.nn._rngs import init_rngs
 
 
 class ConvBNReLU(nnx.Module):
@@ -112,7 +113,7 @@ class NB101Network(nnx.Module):
                         ("cells_per_stack", cells_per_stack), ("num_classes", num_classes)):
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"NB101Network: `{name}` must be a positive int; got {v!r}")
-        rngs = rngs or nnx.Rngs(0)
+        rngs = rngs or init_rngs(0)
         self.stem = ConvBNReLU(3, stem_channels, 3, rngs=rngs)
         cells, c = [], stem_channels
         for stack in range(num_stacks):

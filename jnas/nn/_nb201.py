@@ -25,6 +25,7 @@ from jnas.nn._ops import (
     conv,
     linear,
 )
+from jnas.nn._rngs import init_rngs
 
 
 def nb201_op(name: str, cin: int, cout: int, stride: int, *, affine: bool = True,
@@ -123,7 +124,7 @@ class NB201Network(_TinyNetwork):
         widths = [channels] * n + [2 * channels] * (n + 1) + [4 * channels] * (n + 1)
         reductions = [False] * n + [True] + [False] * n + [True] + [False] * n
         super().__init__(widths, reductions, edges, num_classes=num_classes,
-                         rngs=rngs or nnx.Rngs(0))
+                         rngs=rngs or init_rngs(0))
 
 
 NATS_SSS_EDGES: tuple[tuple[int, int, str], ...] = (
@@ -150,4 +151,4 @@ class NATSSizeNetwork(_TinyNetwork):
         n = len(widths) // 3
         reductions = [False] * n + [True] + [False] * n + [True] + [False] * n
         super().__init__(list(widths), reductions, edges, num_classes=num_classes,
-                         rngs=rngs or nnx.Rngs(0))
+                         rngs=rngs or init_rngs(0))

@@ -8,6 +8,7 @@ from flax import nnx
 
 from jnas.nn._ops import batch_norm as make_bn
 from jnas.nn._ops import linear, max_pool
+from jnas.nn._rngs import init_rngs
 
 
 class _ConvLayer(nnx.Module):
@@ -54,7 +55,7 @@ class SequentialNetwork(nnx.Module):
         if not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(f"SequentialNetwork: `num_classes` must be a positive int; got "
                              f"{num_classes!r}")
-        rngs = rngs or nnx.Rngs(0)
+        rngs = rngs or init_rngs(0)
         mods, c = [], in_channels
         for layer in layers:
             if layer[0] == "conv":

@@ -17,6 +17,7 @@ from flax import nnx
 
 from jnas.nn._mobilenet import ConvBNAct, MBConv
 from jnas.nn._ops import Identity, Zero, linear
+from jnas.nn._rngs import init_rngs
 from jnas.nn._supernet import MixedEdge
 
 
@@ -31,7 +32,7 @@ class ChainSupernet(nnx.Module):
                 raise ValueError(f"ChainSupernet: `{name}` must be a positive int; got {v!r}")
         if stem_stride not in (1, 2):
             raise ValueError(f"ChainSupernet: `stem_stride` must be 1 or 2; got {stem_stride}")
-        rngs = rngs or nnx.Rngs(0)
+        rngs = rngs or init_rngs(0)
         norm = {"track_stats": False, "rngs": rngs}
         self.stem = ConvBNAct(in_channels, space.stem_channels, 3, stem_stride, **norm)
         self.first = MBConv(space.stem_channels, space.first_block_channels, 3, 1, 1, **norm)

@@ -28,6 +28,7 @@ from jnas.nn._ops import (
     conv,
     linear,
 )
+from jnas.nn._rngs import init_rngs
 from jnas.nn._supernet import MixedEdge
 
 
@@ -98,7 +99,7 @@ class DARTSSupernet(nnx.Module):
         if num_cells < 3:
             raise ValueError(f"DARTSSupernet: `num_cells` must be >= 3 (two reduction "
                              f"cells); got {num_cells}")
-        rngs = rngs or nnx.Rngs(0)
+        rngs = rngs or init_rngs(0)
         nodes = space.num_nodes
         self.edges_per_cell = sum(j + 2 for j in range(nodes))
         c_curr = stem_multiplier * channels

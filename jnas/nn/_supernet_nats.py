@@ -20,6 +20,7 @@ from flax import nnx
 
 from jnas.nn._nb201 import NATS_SSS_EDGES, InferCell, _TinyNetwork
 from jnas.nn._ops import avg_pool
+from jnas.nn._rngs import init_rngs
 
 
 class NATSSizeSupernet(_TinyNetwork):
@@ -42,7 +43,7 @@ class NATSSizeSupernet(_TinyNetwork):
         cmax, n = max(self.channels), num_layers // 3
         reductions = [False] * n + [True] + [False] * n + [True] + [False] * n
         super().__init__([cmax] * num_layers, reductions, edges, num_classes=num_classes,
-                         in_channels=in_channels, track_stats=False, rngs=rngs or nnx.Rngs(0))
+                         in_channels=in_channels, track_stats=False, rngs=rngs or init_rngs(0))
 
     def __call__(self, x: jax.Array, weights: jax.Array,
                  index: jax.Array | None = None) -> jax.Array:

@@ -40,6 +40,7 @@ from jnas.nn._ops import (
     linear,
     max_pool,
 )
+from jnas.nn._rngs import init_rngs
 
 SEARCH_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3",
               "max_pool_3x3")
@@ -203,7 +204,7 @@ class NB201Supernet(nnx.Module):
                         ("stem_stride", stem_stride)):
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"NB201Supernet: `{name}` must be a positive int; got {v!r}")
-        rngs = rngs or nnx.Rngs(0)
+        rngs = rngs or init_rngs(0)
         self.num_edges, self.num_ops = len(edges), len(op_names)
         self.stem_conv = conv(in_channels, channels, 3, stem_stride, 1, matmul=True, rngs=rngs)
         self.stem_bn = batch_norm(channels, track_stats=False, rngs=rngs)

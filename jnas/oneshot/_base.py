@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
+from jnas.nn import init_rngs
 from jnas.spaces import HasSupernet, require
 
 Batch = tuple[jax.Array, jax.Array]  # (images NHWC, int labels)
@@ -65,13 +66,13 @@ def make_supernet(space: HasSupernet, config: dict) -> Supernet:
     require("one-shot search", space, HasSupernet)
     try:
         graphdef, _ = nnx.split(nnx.eval_shape(lambda: space.supernet(**config,
-                                                                      rngs=nnx.Rngs(0))))
+                                                                      rngs=init_rngs(0))))
     except TypeError as e:
         raise ValueError(f"bad `supernet` config {config!r} for {type(space).__name__}: "
                          f"{e}") from e
 
     def init_params(key: jax.Array) -> Any:
-        return nnx.split(space.supernet(**config, rngs=nnx.Rngs(key)))[1]
+        return nnx.split(space.supernet(**config, rngs=init_rngs(key)))[1]
 
     def cast(tree: Any) -> Any:
         return jax.tree.map(lambda a: a.astype(compute_dtype)

@@ -1,0 +1,21 @@
+"""Random streams for building networks, cheap to trace."""
+
+from __future__ import annotations
+
+import jax
+from flax import nnx
+
+
+def init_rngs(key: int | jax.Array = 0) -> nnx.Rngs:
+    """`nnx.Rngs(key)` for constructing a network, its stream counters held as array refs.
+
+    Under `jit` or `eval_shape` nnx writes each new counter value through
+    `Variable.set_value`, which probes the traced value's `sharding`; in jax 0.10 that probe
+    walks every equation traced so far (jax-ml/jax#40041), so tracing a network's
+    construction grows with the square of its number of parameters: `nnx.eval_shape` of
+    the 8-cell DARTS supernet took 96 s with `nnx.Rngs`, 4 s with these (see
+    `benchmarks/build_trace.py`). A ref is written in place, without the probe. The keys
+    drawn, and so the parameters, are the same as `nnx.Rngs(key)`'s.
+    """
+    with nnx.var_defaults(ref=True):
+        return nnx.Rngs(key)

@@ -15,6 +15,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from jnas._checks import check_positive
+
 ROTATIONS = (0, 1, 2, 3)  # multiples of 90 degrees
 
 
@@ -82,8 +84,7 @@ def omniglot(path: str | pathlib.Path, *, size: int = 28, rotations: bool = True
     `rotations=True` appends each character rotated by 90/180/270 degrees as new classes
     (names suffixed `@90` etc.). Classes are sorted by name, so the order is reproducible.
     """
-    if not isinstance(size, int) or size < 1:
-        raise ValueError(f"omniglot: `size` must be a positive int; got {size!r}")
+    check_positive("omniglot", size=size)
     files = _read_files(pathlib.Path(path))
     found = sorted({a for a, _ in files})
     unknown = sorted(set(alphabets or ()) - set(found))

@@ -20,6 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 import jax
 import numpy as np
 
+from jnas._checks import check_positive
 from jnas.data._arrays import Split, _check_split, batch_indices
 
 
@@ -75,8 +76,7 @@ def stream(data: Split | HostSource, key: jax.Array, batch_size: int, *, prefetc
     gathered on the host by a background thread `prefetch` batches ahead and placed with
     `jax.device_put(..., sharding)` (default device if `sharding` is None).
     """
-    if not isinstance(prefetch, int) or prefetch < 1:
-        raise ValueError(f"stream: `prefetch` must be an int >= 1; got {prefetch!r}")
+    check_positive("stream", prefetch=prefetch)
     source = _as_source(data)
     order = np.asarray(batch_indices(key, len(source), batch_size))
 

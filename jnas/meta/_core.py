@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jnas._checks import check_positive
 from jnas.meta._models import Model
 from jnas.meta._tasks import Task
 
@@ -159,8 +160,7 @@ def interleave(x: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 
 def _check(where: str, inner_steps: int, outer: str, loss: Any) -> LossFn:
-    if not isinstance(inner_steps, int) or isinstance(inner_steps, bool) or inner_steps < 1:
-        raise ValueError(f"{where}: `inner_steps` must be an int >= 1; got {inner_steps!r}")
+    check_positive(where, inner_steps=inner_steps)
     if outer not in OUTER:
         raise ValueError(f"{where}: `outer` must be one of {OUTER}; got {outer!r}")
     if callable(loss):

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jnas._checks import check_positive
 from jnas._steps import check_finite, stepper
 from jnas.checkpoint import open_run
 from jnas.meta._core import MetaLearner, MetaState
@@ -38,9 +39,7 @@ def meta_train(learner: MetaLearner, sampler: TaskSampler, key: jax.Array, *, st
     with the same state and records. Step s uses tasks from `fold_in(key, s)` wherever a
     run resumes. A NaN/Inf loss raises FloatingPointError naming the step.
     """
-    for name, v in (("steps", steps), ("meta_batch", meta_batch), ("log_every", log_every)):
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise ValueError(f"meta_train: `{name}` must be an int >= 1; got {v!r}")
+    check_positive("meta_train", steps=steps, meta_batch=meta_batch, log_every=log_every)
     k_init, k_steps = jax.random.split(key)
     chunk = _chunk_fn(learner, sampler, meta_batch, steps_mode)
     chunks = math.ceil(steps / log_every)

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jnas._checks import check_positive
 from jnas.nn import BatchStatsNorm, conv, init_rngs, linear
 
 
@@ -78,9 +79,7 @@ def mlp(sizes: tuple[int, ...] = (1, 40, 40, 1)) -> Model:
 
 def conv4(ways: int | None = 5, *, channels: int = 64, in_channels: int = 1) -> Model:
     """The 4-block convolutional network of MAML/ProtoNets for 28x28 Omniglot."""
-    for name, v in (("channels", channels), ("in_channels", in_channels)):
-        if not isinstance(v, int) or v < 1:
-            raise ValueError(f"conv4: `{name}` must be a positive int; got {v!r}")
+    check_positive("conv4", channels=channels, in_channels=in_channels)
     return from_module(lambda rngs: Conv4(ways, channels=channels, in_channels=in_channels,
                                           rngs=rngs))
 

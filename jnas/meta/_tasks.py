@@ -10,6 +10,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jnas._checks import check_positive
+
 
 class Task(NamedTuple):
     """One task (or, with a leading axis, a batch): a support set to adapt on and a query
@@ -24,19 +26,13 @@ class Task(NamedTuple):
 TaskSampler = Callable[[jax.Array], Task]  # key -> one task
 
 
-def _positive(where: str, **values: int) -> None:
-    for name, v in values.items():
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise ValueError(f"{where}: `{name}` must be an int >= 1; got {v!r}")
-
-
 def sinusoid(shots: int = 10, queries: int = 10, *, amplitude: tuple[float, float] = (0.1, 5.0),
              phase: tuple[float, float] = (0.0, float(np.pi)),
              x_range: tuple[float, float] = (-5.0, 5.0)) -> TaskSampler:
     """Finn et al. (2017)'s sinusoid regression: y = A sin(x - phase), A ~ U[0.1, 5],
     phase ~ U[0, pi], x ~ U[-5, 5]; `shots` support and `queries` query points, x and y
     shaped [n, 1]."""
-    _positive("sinusoid", shots=shots, queries=queries)
+    check_positive("sinusoid", shots=shots, queries=queries)
 
     def sample(key: jax.Array) -> Task:
         k_a, k_p, k_x = jax.random.split(key, 3)
@@ -58,7 +54,7 @@ def few_shot(images: np.ndarray | jax.Array, ways: int = 5, shots: int = 1,
     examples; labels 0..ways-1 follow the random class order. Support and query are
     ordered class by class (`[ways * shots]`, `[ways * queries]`).
     """
-    _positive("few_shot", ways=ways, shots=shots, queries=queries)
+    check_positive("few_shot", ways=ways, shots=shots, queries=queries)
     images = jnp.asarray(images)
     if images.ndim < 3:
         raise ValueError(f"few_shot: `images` must be [classes, examples, ...]; got shape "

@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jnas._checks import check_positive
 from jnas.nn._ops import (
     FactorizedReduce,
     Identity,
@@ -147,10 +148,7 @@ class DARTSNetwork(nnx.Module):
                  channels: int = 36, num_cells: int = 20, num_classes: int = 10,
                  auxiliary: bool = False, drop_path: float = 0.0,
                  stem_multiplier: int = 3, rngs: nnx.Rngs | None = None):
-        for name, v in (("channels", channels), ("num_cells", num_cells),
-                        ("num_classes", num_classes)):
-            if not isinstance(v, int) or v < 1:
-                raise ValueError(f"DARTSNetwork: `{name}` must be a positive int; got {v!r}")
+        check_positive("DARTSNetwork", channels=channels, num_cells=num_cells, num_classes=num_classes)
         if num_cells < 3:
             raise ValueError(f"DARTSNetwork: `num_cells` must be >= 3; got {num_cells}")
         if not 0.0 <= drop_path < 1.0:

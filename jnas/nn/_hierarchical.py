@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jnas._checks import check_positive
 from jnas.nn._ops import Identity, avg_pool, batch_norm, conv, linear, max_pool
 from jnas.nn._rngs import init_rngs
 
@@ -120,11 +121,7 @@ class HierarchicalNetwork(nnx.Module):
     def __init__(self, space: Any, levels: tuple, *, channels: int = 16,
                  num_classes: int = 10, cells_per_stage: int = 1,
                  rngs: nnx.Rngs | None = None):
-        for name, v in (("channels", channels), ("num_classes", num_classes),
-                        ("cells_per_stage", cells_per_stage)):
-            if not isinstance(v, int) or v < 1:
-                raise ValueError(f"HierarchicalNetwork: `{name}` must be a positive int; "
-                                 f"got {v!r}")
+        check_positive("HierarchicalNetwork", channels=channels, num_classes=num_classes, cells_per_stage=cells_per_stage)
         rngs = rngs or init_rngs(0)
         top = space.num_levels - 1
         self.stem = conv(3, channels, 3, 1, 1, rngs=rngs)

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jnas._checks import check_positive
 from jnas.nn._ops import batch_norm, conv, linear
 from jnas.nn._rngs import init_rngs
 
@@ -54,9 +55,7 @@ class ChainNetwork(nnx.Module):
     def __init__(self, space: Any, blocks: list[tuple[int, int] | None], *,
                  num_classes: int = 1000, dropout: float = 0.0, stem_stride: int = 2,
                  rngs: nnx.Rngs | None = None):
-        if not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f"ChainNetwork: `num_classes` must be a positive int; got "
-                             f"{num_classes!r}")
+        check_positive("ChainNetwork", num_classes=num_classes)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"ChainNetwork: `dropout` must be in [0, 1); got {dropout}")
         if stem_stride not in (1, 2):

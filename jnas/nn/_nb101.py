@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from jnas._checks import check_positive
 from jnas.nn._ops import batch_norm, conv, linear, max_pool
 from jnas.nn._rngs import init_rngs
 
@@ -109,10 +110,7 @@ class NB101Network(nnx.Module):
     def __init__(self, matrix: np.ndarray, ops: list[str], *, stem_channels: int = 128,
                  num_stacks: int = 3, cells_per_stack: int = 3, num_classes: int = 10,
                  rngs: nnx.Rngs | None = None):
-        for name, v in (("stem_channels", stem_channels), ("num_stacks", num_stacks),
-                        ("cells_per_stack", cells_per_stack), ("num_classes", num_classes)):
-            if not isinstance(v, int) or v < 1:
-                raise ValueError(f"NB101Network: `{name}` must be a positive int; got {v!r}")
+        check_positive("NB101Network", stem_channels=stem_channels, num_stacks=num_stacks, cells_per_stack=cells_per_stack, num_classes=num_classes)
         rngs = rngs or init_rngs(0)
         self.stem = ConvBNReLU(3, stem_channels, 3, rngs=rngs)
         cells, c = [], stem_channels

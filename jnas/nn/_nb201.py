@@ -13,6 +13,7 @@ import jax
 import numpy as np
 from flax import nnx
 
+from jnas._checks import check_positive
 from jnas.nn._ops import (
     FactorizedReduce,
     Identity,
@@ -101,12 +102,6 @@ class _TinyNetwork(nnx.Module):
         return classifier_head(x, self.head_bn, self.classifier)
 
 
-def _check(where: str, **values: int) -> None:
-    for name, v in values.items():
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise ValueError(f"{where}: `{name}` must be a positive int; got {v!r}")
-
-
 class NB201Network(_TinyNetwork):
     """The NB201 evaluation network (`TinyNetwork`): stem 16, 3 stages x N cells.
 
@@ -116,7 +111,7 @@ class NB201Network(_TinyNetwork):
 
     def __init__(self, space: Any, arch: Any, *, channels: int = 16, cells_per_stage: int = 5,
                  num_classes: int = 10, rngs: nnx.Rngs | None = None):
-        _check("NB201Network", channels=channels, cells_per_stage=cells_per_stage,
+        check_positive("NB201Network", channels=channels, cells_per_stage=cells_per_stage,
                num_classes=num_classes)
         ops = np.asarray(arch.ops).tolist()
         edges = tuple((i, j, space.ops[op]) for (i, j), op in zip(space.edges, ops, strict=True))
@@ -144,7 +139,7 @@ class NATSSizeNetwork(_TinyNetwork):
     def __init__(self, widths: tuple[int, ...], *, num_classes: int = 10,
                  edges: tuple[tuple[int, int, str], ...] = NATS_SSS_EDGES,
                  rngs: nnx.Rngs | None = None):
-        _check("NATSSizeNetwork", num_classes=num_classes,
+        check_positive("NATSSizeNetwork", num_classes=num_classes,
                **{f"widths[{k}]": w for k, w in enumerate(widths)})
         if len(widths) % 3 != 2:
             raise ValueError(f"NATSSizeNetwork: `widths` must have 3N+2 entries; got {widths}")

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jnas._checks import check_positive
 from jnas.nn._ops import batch_norm as make_bn
 from jnas.nn._ops import linear, max_pool
 from jnas.nn._rngs import init_rngs
@@ -52,9 +53,7 @@ class SequentialNetwork(nnx.Module):
 
     def __init__(self, layers: list[tuple], *, num_classes: int = 10, in_channels: int = 3,
                  batch_norm: bool = True, dropout: float = 0.0, rngs: nnx.Rngs | None = None):
-        if not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f"SequentialNetwork: `num_classes` must be a positive int; got "
-                             f"{num_classes!r}")
+        check_positive("SequentialNetwork", num_classes=num_classes)
         rngs = rngs or init_rngs(0)
         mods, c = [], in_channels
         for layer in layers:

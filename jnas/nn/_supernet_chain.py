@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jnas._checks import check_positive
 from jnas.nn._mobilenet import ConvBNAct, MBConv
 from jnas.nn._ops import Identity, Zero, linear
 from jnas.nn._rngs import init_rngs
@@ -27,9 +28,7 @@ class ChainSupernet(nnx.Module):
 
     def __init__(self, space: Any, *, num_classes: int = 1000, in_channels: int = 3,
                  stem_stride: int = 2, rngs: nnx.Rngs | None = None):
-        for name, v in (("num_classes", num_classes), ("in_channels", in_channels)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"ChainSupernet: `{name}` must be a positive int; got {v!r}")
+        check_positive("ChainSupernet", num_classes=num_classes, in_channels=in_channels)
         if stem_stride not in (1, 2):
             raise ValueError(f"ChainSupernet: `stem_stride` must be 1 or 2; got {stem_stride}")
         rngs = rngs or init_rngs(0)

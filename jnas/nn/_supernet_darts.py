@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jnas._checks import check_positive
 from jnas.nn._darts import darts_op
 from jnas.nn._ops import (
     BatchStatsNorm,
@@ -91,11 +92,7 @@ class DARTSSupernet(nnx.Module):
     def __init__(self, space: Any, *, channels: int = 16, num_cells: int = 8,
                  num_classes: int = 10, in_channels: int = 3, stem_multiplier: int = 3,
                  rngs: nnx.Rngs | None = None):
-        for name, v in (("channels", channels), ("num_cells", num_cells),
-                        ("num_classes", num_classes), ("in_channels", in_channels),
-                        ("stem_multiplier", stem_multiplier)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"DARTSSupernet: `{name}` must be a positive int; got {v!r}")
+        check_positive("DARTSSupernet", channels=channels, num_cells=num_cells, num_classes=num_classes, in_channels=in_channels, stem_multiplier=stem_multiplier)
         if num_cells < 3:
             raise ValueError(f"DARTSSupernet: `num_cells` must be >= 3 (two reduction "
                              f"cells); got {num_cells}")

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from jnas._checks import check_positive
 from jnas.nn._nb201 import NATS_SSS_EDGES, InferCell, _TinyNetwork
 from jnas.nn._ops import avg_pool
 from jnas.nn._rngs import init_rngs
@@ -32,11 +33,7 @@ class NATSSizeSupernet(_TinyNetwork):
                  in_channels: int = 3,
                  edges: tuple[tuple[int, int, str], ...] = NATS_SSS_EDGES,
                  rngs: nnx.Rngs | None = None):
-        for name, v in (("num_classes", num_classes), ("in_channels", in_channels),
-                        ("num_layers", num_layers)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"NATSSizeSupernet: `{name}` must be a positive int; got "
-                                 f"{v!r}")
+        check_positive("NATSSizeSupernet", num_classes=num_classes, in_channels=in_channels, num_layers=num_layers)
         if num_layers % 3 != 2:
             raise ValueError(f"NATSSizeSupernet: `num_layers` must be 3N+2; got {num_layers}")
         self.channels = tuple(channels)

@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jnas._checks import check_positive
 from jnas.nn._ops import (
     ResNetBasicBlock,
     avg_pool_3x3,
@@ -199,11 +200,7 @@ class NB201Supernet(nnx.Module):
                  channels: int = 16, cells_per_stage: int = 5, num_classes: int = 10,
                  in_channels: int = 3, stem_stride: int = 1, scan: bool = True,
                  remat: bool = True, rngs: nnx.Rngs | None = None):
-        for name, v in (("channels", channels), ("cells_per_stage", cells_per_stage),
-                        ("num_classes", num_classes), ("in_channels", in_channels),
-                        ("stem_stride", stem_stride)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"NB201Supernet: `{name}` must be a positive int; got {v!r}")
+        check_positive("NB201Supernet", channels=channels, cells_per_stage=cells_per_stage, num_classes=num_classes, in_channels=in_channels, stem_stride=stem_stride)
         rngs = rngs or init_rngs(0)
         self.num_edges, self.num_ops = len(edges), len(op_names)
         self.stem_conv = conv(in_channels, channels, 3, stem_stride, 1, matmul=True, rngs=rngs)

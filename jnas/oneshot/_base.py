@@ -228,7 +228,3 @@ def need_data(where: str, key: Any, batch: Any) -> None:
                          "validation `batch`")
 
 
-def check_count(where: str, **values: int) -> None:
-    for name, v in values.items():
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise ValueError(f"{where}: `{name}` must be an int >= 1; got {v!r}")

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jnas._checks import check_positive
 from jnas.oneshot._base import (
     Batch,
     OneShot,
@@ -24,7 +25,6 @@ from jnas.oneshot._base import (
     accuracy,
     best_of,
     check_config,
-    check_count,
     cross_entropy,
     make_supernet,
     need_data,
@@ -44,7 +44,7 @@ def enas(space: Any, *, epochs: int = 250, steps_per_epoch: int = 391,
     from jnas.nn import lstm_controller
 
     check_config("enas", epochs=epochs, steps_per_epoch=steps_per_epoch)
-    check_count("enas", num_candidates=num_candidates, hidden=hidden)
+    check_positive("enas", num_candidates=num_candidates, hidden=hidden)
     if not 0 <= baseline_decay < 1:
         raise ValueError(f"enas: `baseline_decay` must be in [0, 1); got {baseline_decay}")
     if not hasattr(space, "decision_sizes"):

@@ -11,6 +11,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from jnas._checks import check_positive
 from jnas._steps import check_finite, stepper
 from jnas.checkpoint import open_run
 from jnas.data import Split, batch_indices
@@ -31,8 +32,7 @@ def epoch_fn(method: OneShot, batch_size: int, augment: Augment | None = None,
     one `lax.scan` per epoch (`"scan"`), a loop of jitted steps (`"loop"`), or `"auto"`
     (scan except on CPU, see `jnas._steps`); the results are the same.
     """
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"epoch_fn: `batch_size` must be an int >= 1; got {batch_size!r}")
+    check_positive("epoch_fn", batch_size=batch_size)
 
     def body(carry, inputs):
         state, train, valid = carry
@@ -78,8 +78,7 @@ def search(method: OneShot, key: jax.Array, train: Split, valid: Split, *, epoch
     `fold_in(key, e)`, independent of where a run was resumed. `on_epoch(record)` may add
     fields (e.g. the cell's benchmark accuracy) before the record is written.
     """
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"search: `epochs` must be an int >= 1; got {epochs!r}")
+    check_positive("search", epochs=epochs)
     k_init, k_epochs, k_derive = jax.random.split(key, 3)
     derive_batch = (valid.x[:batch_size], valid.y[:batch_size])
     epoch = epoch_fn(method, batch_size, augment, steps_mode)

@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jnas._checks import check_positive
 from jnas.oneshot._base import (
     Batch,
     OneShot,
@@ -27,7 +28,6 @@ from jnas.oneshot._base import (
     alpha_shape,
     best_of,
     check_config,
-    check_count,
     cross_entropy,
     make_supernet,
     nb201_w_lr,
@@ -82,7 +82,7 @@ def rsws(space: Any, *, epochs: int = 50, steps_per_epoch: int = 391,
          w_optimizer: optax.GradientTransformation | None = None, **supernet: Any) -> OneShot:
     """Random search with weight sharing; `derive(state, key, batch)` picks the best of
     `num_candidates` uniform cells by supernet accuracy on `batch`."""
-    check_count("rsws", num_candidates=num_candidates)
+    check_positive("rsws", num_candidates=num_candidates)
     net, init, step = _uniform_path(space, epochs, steps_per_epoch, w_lr, w_optimizer,
                                     supernet, "rsws")
     derive = random_candidates_derive(net, space, num_candidates, "rsws")
@@ -131,7 +131,7 @@ def oneshot_dropout(space: Any, *, epochs: int = 50, steps_per_epoch: int = 391,
     op kept per edge); a cell is then scored by switching off the ops it does not use, and
     the best of `num_candidates` random cells is derived."""
     check_config("oneshot_dropout", epochs=epochs, steps_per_epoch=steps_per_epoch)
-    check_count("oneshot_dropout", num_candidates=num_candidates)
+    check_positive("oneshot_dropout", num_candidates=num_candidates)
     if not 0 <= drop_rate < 1:
         raise ValueError(f"oneshot_dropout: `drop_rate` must be in [0, 1); got {drop_rate}")
     net = make_supernet(space, supernet)

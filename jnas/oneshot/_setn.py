@@ -14,6 +14,7 @@ from typing import Any
 import jax
 import optax
 
+from jnas._checks import check_positive
 from jnas.oneshot._base import (
     Batch,
     OneShot,
@@ -23,7 +24,6 @@ from jnas.oneshot._base import (
     alpha_update,
     best_of,
     check_config,
-    check_count,
     cross_entropy,
     make_supernet,
     need_data,
@@ -42,7 +42,7 @@ def setn(space: Any, *, epochs: int = 250, steps_per_epoch: int = 391,
     """SETN on `space.supernet(**supernet)`; `derive(state, key, batch)` samples
     `num_candidates` cells from softmax(α) and keeps the best on `batch`."""
     check_config("setn", epochs=epochs, steps_per_epoch=steps_per_epoch)
-    check_count("setn", num_candidates=num_candidates)
+    check_positive("setn", num_candidates=num_candidates)
     net = make_supernet(space, supernet)
     _, w_opt, a_opt = optimizers(epochs, steps_per_epoch, w_lr, w_optimizer, alpha_optimizer)
     init = alpha_init_fn(net, space, w_opt, a_opt, alpha_init_scale)

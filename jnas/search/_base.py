@@ -47,8 +47,3 @@ def update_incumbent(best: Any, best_fitness: jax.Array, archs: Any,
     best = jax.tree.map(lambda a, o: jnp.where(better, a[i], o), archs, best)
     return best, jnp.maximum(fitness[i], best_fitness)
 
-
-def check_positive(where: str, **values: int) -> None:
-    for name, v in values.items():
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise ValueError(f"{where}: `{name}` must be an integer >= 1; got {v!r}")

@@ -8,9 +8,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jnas._checks import check_positive
 from jnas.search._base import (
     Searcher,
-    check_positive,
     clean_fitness,
     update_incumbent,
 )

@@ -23,9 +23,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jnas._checks import check_positive
 from jnas.search._base import (
     Searcher,
-    check_positive,
     clean_fitness,
     update_incumbent,
 )

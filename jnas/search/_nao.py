@@ -28,9 +28,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jnas._checks import check_positive
 from jnas.search._base import (
     Searcher,
-    check_positive,
     clean_fitness,
     update_incumbent,
 )

@@ -37,7 +37,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jnas.search._base import Searcher, check_positive, clean_fitness
+from jnas._checks import check_positive
+from jnas.search._base import Searcher, clean_fitness
 from jnas.spaces import Space, require
 
 

@@ -27,10 +27,10 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jnas._checks import check_positive
 from jnas.predictors import ensemble_fit, ensemble_predict
 from jnas.search._base import (
     Searcher,
-    check_positive,
     clean_fitness,
     update_incumbent,
 )

@@ -9,10 +9,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jnas._checks import check_positive
 from jnas.nn import lstm_controller
 from jnas.search._base import (
     Searcher,
-    check_positive,
     clean_fitness,
     update_incumbent,
 )

@@ -20,6 +20,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from jnas._checks import check_positive
 from jnas.checkpoint import open_run, read_jsonl
 from jnas.search._base import Searcher
 
@@ -37,8 +38,7 @@ def run(searcher: Searcher, objective: Objective, key: jax.Array, *, num_evaluat
         raise ValueError(f"run: the searcher is multi-fidelity ({searcher.fidelities} "
                          "fidelities) and `objective` takes one architecture; run it against "
                          "a table with `jnas.bench.simulate` and a multi-fidelity objective")
-    if not isinstance(num_evaluations, int) or num_evaluations < 1:
-        raise ValueError(f"run: `num_evaluations` must be an int >= 1; got {num_evaluations!r}")
+    check_positive("run", num_evaluations=num_evaluations)
     rounds = math.ceil(num_evaluations / searcher.batch_size)
     k_init, k_rounds = jax.random.split(key)
     ask, tell = jax.jit(searcher.ask), jax.jit(searcher.tell)

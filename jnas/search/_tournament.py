@@ -6,7 +6,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jnas.search._base import Searcher, check_positive
+from jnas._checks import check_positive
+from jnas.search._base import Searcher
 from jnas.search._evolution import evolution
 from jnas.spaces import Space, require
 

@@ -19,6 +19,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from jnas._checks import check_positive
 from jnas._steps import check_finite, stepper
 from jnas.checkpoint import RunDir
 from jnas.data import HostSource, Split, batch_indices, chunks, random_crop_flip, stream
@@ -38,10 +39,8 @@ class TrainConfig:
     eval_batch_size: int = 500
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "eval_batch_size"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"TrainConfig: `{name}` must be an int >= 1; got {v!r}")
+        check_positive("TrainConfig", epochs=self.epochs, batch_size=self.batch_size,
+                       eval_batch_size=self.eval_batch_size)
         for name in ("lr", "momentum", "weight_decay"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"TrainConfig: `{name}` must be >= 0; got {getattr(self, name)}")

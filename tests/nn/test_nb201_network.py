@@ -130,7 +130,7 @@ def test_sharded_forward_equals_single_device():
 
 def test_network_rejects_bad_configuration():
     space = NB201()
-    with pytest.raises(ValueError, match="`channels` must be a positive int"):
+    with pytest.raises(ValueError, match="`channels` must be an integer >= 1"):
         space.build(space.from_index(0), channels=0)
     with pytest.raises(ValueError, match="`widths` must have 3N\\+2"):
         NATSSizeNetwork((8, 16, 32))

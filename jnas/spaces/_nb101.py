@@ -106,10 +106,19 @@ class NB101:
         return NB101Arch(matrix, ops), live
 
     def _prune_host(self, matrix: np.ndarray, ops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """`prune` on host values (concrete even inside `nnx.eval_shape`)."""
-        with jax.ensure_compile_time_eval():
-            pruned, live = self.prune(NB101Arch(jnp.asarray(matrix), jnp.asarray(ops)))
-            return np.asarray(pruned.matrix), np.asarray(live)
+        """`prune` in NumPy on host values (no device round trip: loading a table prunes
+        every cell of the release; concrete even inside `nnx.eval_shape`)."""
+        m = (np.asarray(matrix) != 0).astype(np.int32) * self._triu
+        v = self.num_vertices
+        fwd = np.zeros(v, bool)
+        fwd[0] = True
+        bwd = np.zeros(v, bool)
+        bwd[v - 1] = True
+        for _ in range(v - 1):
+            fwd = fwd | ((fwd.astype(np.int32) @ m) > 0)
+            bwd = bwd | ((m @ bwd.astype(np.int32)) > 0)
+        live = fwd & bwd
+        return np.where(live[:, None] & live[None, :], m, 0).astype(np.int8), live
 
     def is_valid(self, arch: NB101Arch) -> jax.Array:
         """bool[]: 0/1 upper-triangular matrix, ops in range, a path from input to output,
@@ -128,8 +137,11 @@ class NB101:
         if not isinstance(arch, NB101Arch):
             raise bad(where, "arch", "an NB101Arch", type(arch).__name__)
         v = self.num_vertices
-        m = concrete(where, "arch.matrix", arch.matrix, (v, v))
-        ops = concrete(where, "arch.ops", arch.ops, (v - 2,))
+        self._check_host(where, concrete(where, "arch.matrix", arch.matrix, (v, v)),
+                         concrete(where, "arch.ops", arch.ops, (v - 2,)))
+
+    def _check_host(self, where: str, m: np.ndarray, ops: np.ndarray) -> None:
+        """`validate` on host arrays (V x V matrix, V-2 op ids)."""
         if not np.isin(m, (0, 1)).all():
             raise bad(where, "arch.matrix", "0/1 entries", m.tolist())
         if np.any(np.tril(m) != 0):
@@ -197,18 +209,27 @@ class NB101:
     def spec(self, arch: NB101Arch) -> tuple[np.ndarray, list[str]]:
         """The pruned cell as the release's `ModelSpec` holds it: (matrix, op names)."""
         self.validate(arch)
-        pruned_m, live = self._prune_host(np.asarray(arch.matrix), np.asarray(arch.ops))
+        return self._spec_host(np.asarray(arch.matrix), np.asarray(arch.ops))
+
+    def _spec_host(self, matrix: np.ndarray, ops: np.ndarray) -> tuple[np.ndarray, list[str]]:
+        pruned_m, live = self._prune_host(matrix, ops)
         m = pruned_m[np.ix_(live, live)].astype(np.int64)
-        names = ["input"] + [self.ops[o] for o, a in zip(np.asarray(arch.ops).tolist(),
-                                                          live[1:-1], strict=True) if a]
+        names = ["input"] + [self.ops[o] for o, a in zip(ops.tolist(), live[1:-1],
+                                                          strict=True) if a]
         return m, [*names, "output"]
 
     def hash(self, arch: NB101Arch) -> str:
         """The NB101 release's fingerprint: equal for isomorphic cells (MD5, hex)."""
-        matrix, names = self.spec(arch)
+        self.validate(arch)
+        return self.hash_arrays(np.asarray(arch.matrix), np.asarray(arch.ops))
+
+    def hash_arrays(self, matrix: np.ndarray, ops: np.ndarray) -> str:
+        """`hash` of a valid cell given as host arrays (`spec_arrays`' output), without a
+        device round trip: the loaders hash every cell of a release this way."""
+        spec_matrix, names = self._spec_host(np.asarray(matrix), np.asarray(ops))
         labels = [-1] + [NB101_OPS.index(n) if n in NB101_OPS else self.ops.index(n)
                          for n in names[1:-1]] + [-2]
-        return _hash_module(matrix, labels)
+        return _hash_module(spec_matrix, labels)
 
     def fingerprint(self, arch: NB101Arch) -> jax.Array:
         """uint32[2]: a jittable graph-invariant key of the pruned cell.
@@ -219,23 +240,47 @@ class NB101:
         that a table's cells do not collide, so it can index tables inside `jit`.
         """
         pruned, live = self.prune(arch)
-        m = pruned.matrix.astype(jnp.uint32)
-        labels = jnp.concatenate([
-            jnp.array([self.num_ops], jnp.uint32), pruned.ops.astype(jnp.uint32),
-            jnp.array([self.num_ops + 1], jnp.uint32)])
+        return self._fingerprint(jnp, pruned.matrix, pruned.ops, live)
+
+    def fingerprints_host(self, matrices: np.ndarray, ops: np.ndarray) -> np.ndarray:
+        """uint32[N, 2]: `fingerprint` of N valid cells given as host arrays (int8[N, V, V],
+        int8[N, V-2]), computed by NumPy in one vectorised pass: the same values, with no
+        compile (a table of the whole release keys its 423k rows this way)."""
+        m = (np.asarray(matrices) != 0).astype(np.int32) * self._triu
+        v = self.num_vertices
+        fwd = np.zeros(m.shape[:-1], bool)
+        fwd[:, 0] = True
+        bwd = np.zeros(m.shape[:-1], bool)
+        bwd[:, v - 1] = True
+        for _ in range(v - 1):
+            fwd = fwd | (np.einsum("nv,nvw->nw", fwd.astype(np.int32), m) > 0)
+            bwd = bwd | (np.einsum("nvw,nw->nv", m, bwd.astype(np.int32)) > 0)
+        live = fwd & bwd
+        pruned = np.where(live[:, :, None] & live[:, None, :], m, 0)
+        pruned_ops = np.where(live[:, 1:-1], np.asarray(ops), 0)
+        return self._fingerprint(np, pruned, pruned_ops, live)
+
+    def _fingerprint(self, xp: Any, matrix: Any, ops: Any, live: Any) -> Any:
+        """The fingerprint of pruned cells (any leading batch axes) with `xp` = jnp or np."""
+        u32 = xp.uint32
+        m = matrix.astype(u32)
+        batch = ops.shape[:-1]
+        labels = xp.concatenate([
+            xp.full((*batch, 1), self.num_ops, u32), ops.astype(u32),
+            xp.full((*batch, 1), self.num_ops + 1, u32)], axis=-1)
         keys = []
         for salt in (0x9E3779B9, 0x85EBCA77):
-            h = mix32(labels * jnp.uint32(0x01000193) + jnp.uint32(salt))
-            h = mix32(h ^ (jnp.sum(m, axis=0) * jnp.uint32(0x27D4EB2F)))
-            h = mix32(h + jnp.sum(m, axis=1) * jnp.uint32(0x165667B1))
+            h = mix32(labels * u32(0x01000193) + u32(salt), xp)
+            h = mix32(h ^ (xp.sum(m, axis=-2, dtype=u32) * u32(0x27D4EB2F)), xp)
+            h = mix32(h + xp.sum(m, axis=-1, dtype=u32) * u32(0x165667B1), xp)
             for _ in range(self.num_vertices):
-                g = mix32(h + jnp.uint32(salt))
-                into = jnp.sum(m * g[:, None], axis=0, dtype=jnp.uint32)
-                out = jnp.sum(m * g[None, :], axis=1, dtype=jnp.uint32)
-                h = mix32(h * jnp.uint32(0xCC9E2D51) + mix32(into ^ jnp.uint32(0x1B873593))
-                         + mix32(out + jnp.uint32(0xE6546B64)) * jnp.uint32(3))
-            keys.append(jnp.sum(jnp.where(live, mix32(h), jnp.uint32(0)), dtype=jnp.uint32))
-        return jnp.stack(keys)
+                g = mix32(h + u32(salt), xp)
+                into = xp.sum(m * g[..., :, None], axis=-2, dtype=u32)
+                out = xp.sum(m * g[..., None, :], axis=-1, dtype=u32)
+                h = mix32(h * u32(0xCC9E2D51) + mix32(into ^ u32(0x1B873593), xp)
+                          + mix32(out + u32(0xE6546B64), xp) * u32(3), xp)
+            keys.append(xp.sum(xp.where(live, mix32(h, xp), u32(0)), axis=-1, dtype=u32))
+        return xp.stack(keys, axis=-1)
 
     # -------------------------------------------------------------------- strings
     def to_string(self, arch: NB101Arch) -> str:
@@ -267,7 +312,13 @@ class NB101:
         Op names may be the release's (`conv3x3-bn-relu`, ...) with `input`/`output` first
         and last. Smaller cells get dead padding vertices before the output.
         """
-        where = "NB101.from_spec"
+        full, op_ids = self.spec_arrays(matrix, ops, where="NB101.from_spec")
+        return NB101Arch(jnp.asarray(full), jnp.asarray(op_ids))
+
+    def spec_arrays(self, matrix: Sequence[Sequence[int]] | np.ndarray, ops: Sequence[str],
+                    *, where: str = "NB101.spec_arrays") -> tuple[np.ndarray, np.ndarray]:
+        """`from_spec` on the host: the checked, padded (int8[V, V] matrix, int8[V-2] op
+        ids), for building tables of many cells without a device transfer per cell."""
         m = np.asarray(matrix)
         n = len(ops)
         if m.ndim != 2 or m.shape != (n, n) or not 2 <= n <= self.num_vertices:
@@ -284,9 +335,8 @@ class NB101:
         full[np.ix_(idx, idx)] = m
         op_ids = np.zeros(v - 2, np.int8)
         op_ids[: n - 2] = [self.ops.index(o) for o in ops[1:-1]]
-        arch = NB101Arch(jnp.asarray(full), jnp.asarray(op_ids))
-        self.validate(arch)
-        return arch
+        self._check_host(where, full, op_ids)
+        return full, op_ids
 
     # ------------------------------------------------------------------ encodings
     def one_hot(self, arch: NB101Arch) -> jax.Array:

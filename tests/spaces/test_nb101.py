@@ -125,3 +125,17 @@ def test_sampling_matches_published_validity_rate(key):
     pruned, live = jax.vmap(space.prune)(archs)
     assert bool(jnp.all(live[:, 0] & live[:, 6]))
     assert int(jnp.max(jnp.sum(pruned.matrix.astype(jnp.int32), axis=(1, 2)))) <= 9
+
+
+def test_host_fingerprints_equal_the_jitted_ones():
+    """The loaders key tables with NumPy (`fingerprints_host`), queries look rows up with
+    the jitted `fingerprint`: they must agree bit for bit, dead vertices included."""
+    space = NB101()
+    archs = jax.vmap(space.sample)(jax.random.split(jax.random.key(3), 300))
+    m, o = np.asarray(archs.matrix), np.asarray(archs.ops)
+    host = space.fingerprints_host(m, o)
+    assert host.dtype == np.uint32
+    assert host.shape == (300, 2)
+    np.testing.assert_array_equal(host, np.asarray(jax.jit(jax.vmap(space.fingerprint))(archs)))
+    assert len({tuple(k) for k in host.tolist()}) == len(
+        {space.hash_arrays(a, b) for a, b in zip(m, o, strict=True)})

@@ -39,9 +39,15 @@ def run(tmp_path, num_processes):
          "--out", str(tmp_path / f"{num_processes}-{p}.json")],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         for p in range(num_processes)]
-    for proc in procs:
-        out, _ = proc.communicate(timeout=300)
-        assert proc.returncode == 0, out[-3000:]
+    try:
+        for proc in procs:
+            out, _ = proc.communicate(timeout=300)
+            assert proc.returncode == 0, out[-3000:]
+    finally:  # one failed: do not leave the others waiting for it
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
     return [json.loads((tmp_path / f"{num_processes}-{p}.json").read_text())
             for p in range(num_processes)]
 

@@ -1,0 +1,56 @@
+"""BO, BO-WL and BANANAS: the surrogate, not the proposals around it, picks what is asked.
+
+Each asks the `batch_size` best-scoring of `num_candidates` proposals (mutants of the best
+cells told, plus fresh samples). Told 40 cells of an additive objective (a sum of per-edge
+op scores, which every surrogate here can learn from 40 points), the batch it asks must
+score far above the batch the same proposals give under a random score: remove the
+surrogate or the acquisition (rank by noise) and the test fails.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jnas.search import REGISTRY
+from jnas.search._model_based import model_based
+from jnas.spaces import NB201
+
+SPACE = NB201()
+WEIGHTS = jnp.asarray([[0, 1, 2, 4, 1]] * 6, jnp.float32)  # optimum 24, random mean 9.6
+KW = {"batch_size": 10, "num_init": 10, "num_candidates": 100, "num_parents": 10,
+      "max_points": 64}
+
+
+def objective(arch):
+    return jnp.sum(WEIGHTS[jnp.arange(6), arch.ops])
+
+
+def told(searcher, key):
+    archs = jax.vmap(SPACE.sample)(jax.random.split(key, 40))
+    state = searcher.init(jax.random.key(1))
+    for i in range(4):  # 4 tells of 10
+        batch = jax.tree.map(lambda a, i=i: a[10 * i:10 * (i + 1)], archs)
+        state = searcher.tell(state, batch, jax.vmap(objective)(batch))
+    return state
+
+
+def asked_fitness(searcher, keys):
+    state = told(searcher, jax.random.key(7))
+    ask = jax.jit(searcher.ask)
+    return np.asarray([jnp.mean(jax.vmap(objective)(ask(k, state)[0])) for k in keys])
+
+
+@pytest.mark.parametrize("name", ["bo", "bo-wl", "bananas"])
+def test_the_surrogate_picks_the_asked_cells(name):
+    keys = jax.random.split(jax.random.key(3), 4)
+    extra = {"members": 3, "train_steps": 100} if name == "bananas" else {}
+    make = REGISTRY[name].make
+    guided = asked_fitness(make(SPACE, **KW, **extra), keys)
+    encoding = "wl" if name == "bo-wl" else "auto"
+    noise = model_based(SPACE, lambda k, x, y, m, c: jax.random.uniform(k, (c.shape[0],)),
+                        encoding=encoding, where="random score", **KW)
+    unguided = asked_fitness(noise, keys)
+    # measured: guided 14.8-17.5 a batch, unguided 11.3-12.3 (mutants of the best told)
+    assert guided.mean() > unguided.mean() + 3, (guided, unguided)
+    assert (guided > unguided).all(), (guided, unguided)

@@ -130,3 +130,33 @@ def test_lstm_controller_is_a_normalised_policy():
     p0 = sum(float(jnp.exp(ctrl.log_prob(params, jnp.asarray((0, b, c)))[0]))
              for b in range(3) for c in range(2))
     assert freq == pytest.approx(p0, abs=0.03)
+
+
+@pytest.mark.parametrize("name", ["rsws", "spos"])
+def test_uniform_single_path_trains_only_the_sampled_cell(name):
+    """RSWS and SPOS train one uniformly sampled cell a step: under plain SGD the
+    convolution kernels of edges whose sampled op is not a convolution do not move, those
+    on the path do (a mixture of all ops, or a fixed path, fails this)."""
+    import optax
+
+    conv = SPACE.ops.index("nor_conv_3x3")
+    edges = {k: np.asarray(SPACE.supernet_index(SPACE.sample(jax.random.key(k))))
+             for k in range(300)}
+    # NB201 (3 nodes): edges 1<-0, 2<-0, 2<-1; the supernet stacks kernels by source node
+    none = SPACE.ops.index("none")  # node 1 must carry signal into the convolution
+    only_last = next(k for k, e in edges.items()
+                     if e[2] == conv and (e[:2] != conv).all() and e[0] != none)
+    no_conv = next(k for k, e in edges.items() if (e != conv).all())
+    extra = {"num_evaluations": 16, "population_size": 8} if name == "spos" else {}
+    method = oneshot.METHODS[name](SPACE, **TINY, w_optimizer=optax.sgd(0.1), **extra)
+    state = jax.jit(method.init)(jax.random.key(0))
+    step = jax.jit(method.step)
+
+    def moved(key):
+        new, _ = step(state, batch(1), batch(2), jax.random.key(key))
+        kernels = lambda s: s.params["stages"][0]["kernels"]["nor_conv_3x3"]
+        return [not np.array_equal(a, b) for a, b in
+                zip(jax.tree.leaves(kernels(state)), jax.tree.leaves(kernels(new)), strict=True)]
+
+    assert moved(only_last) == [False, True]  # source node 0's edges off the path
+    assert moved(no_conv) == [False, False]

@@ -160,3 +160,58 @@ def test_uniform_single_path_trains_only_the_sampled_cell(name):
 
     assert moved(only_last) == [False, True]  # source node 0's edges off the path
     assert moved(no_conv) == [False, False]
+
+
+def test_setn_samples_its_templates_from_alpha():
+    """SETN derives the best of cells drawn from softmax(α): with α peaked on one cell every
+    template is that cell, whatever the weights; a uniform sampler (RSWS's) is not."""
+    method = oneshot.METHODS["setn"](SPACE, **TINY, num_candidates=8)
+    state = jax.jit(method.init)(jax.random.key(0))
+    derive = jax.jit(method.derive)
+    for target in ("|avg_pool_3x3~0|+|skip_connect~0|nor_conv_3x3~1|",
+                   "|none~0|+|nor_conv_3x3~0|skip_connect~1|"):
+        index = SPACE.supernet_index(SPACE.from_string(target))
+        peaked = state._replace(alpha=20.0 * jax.nn.one_hot(index, len(SPACE.ops)))
+        for k in range(3):
+            assert SPACE.to_string(derive(peaked, jax.random.key(k), batch(k))) == target
+    uniform = {SPACE.to_string(derive(state, jax.random.key(k), batch(9))) for k in range(4)}
+    assert len(uniform) > 1  # near-uniform α: the templates, and so the picks, vary
+
+
+def test_enas_controller_follows_the_reward():
+    """ENAS' controller takes a REINFORCE step on (reward - baseline): the sampled cell
+    grows likelier when its validation accuracy (in [0, 1]) beats the baseline, less likely
+    when it falls short (entropy bonus off, so nothing else moves the controller)."""
+    method = oneshot.METHODS["enas"](SPACE, **TINY, num_candidates=8, entropy_weight=0.0,
+                                     hidden=8, controller_lr=0.05)
+    state = jax.jit(method.init)(jax.random.key(0))
+    step = jax.jit(method.step)
+    ctrl = lstm_controller(SPACE.decision_sizes, hidden=8)
+    key = jax.random.key(4)
+    _, k_c = jax.random.split(key)  # the step's key schedule: (weights path, reward path)
+    arch = ctrl.sample(state.alpha["controller"], k_c)[0]
+    before = float(ctrl.log_prob(state.alpha["controller"], arch)[0])
+    for baseline, direction in ((-1.0, 1), (2.0, -1)):
+        start = state._replace(step=jnp.ones((), jnp.int32),  # past the first baseline
+                               alpha={**state.alpha, "baseline": jnp.asarray(baseline)})
+        new, metrics = step(start, batch(1), batch(2), key)
+        assert 0.0 <= float(metrics["reward"]) <= 1.0
+        after = float(ctrl.log_prob(new.alpha["controller"], arch)[0])
+        assert direction * (after - before) > 1e-3, (baseline, before, after)
+
+
+def test_oneshot_dropout_drops_ops_step_by_step():
+    """One-shot path dropout trains the whole supernet with ops dropped at random: under
+    plain SGD a convolution's kernels move in some steps and stay in others (no dropout
+    moves them every step; a single fixed path never)."""
+    import optax
+
+    method = oneshot.METHODS["oneshot-dropout"](SPACE, **TINY, num_candidates=8,
+                                                drop_rate=0.5, w_optimizer=optax.sgd(0.1))
+    state = jax.jit(method.init)(jax.random.key(0))
+    step = jax.jit(method.step)
+    kernels = lambda s: jax.tree.leaves(s.params["stages"][0]["kernels"]["nor_conv_3x3"])
+    moved = [any(not np.array_equal(a, b) for a, b in zip(
+        kernels(state), kernels(step(state, batch(1), batch(2), jax.random.key(k))[0]),
+        strict=True)) for k in range(16)]
+    assert 2 <= sum(moved) <= 14, moved

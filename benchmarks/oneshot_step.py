@@ -55,7 +55,7 @@ def measure(name: str, k: int | None, *, space: str, channels: int, cells: int, 
     net = ({"space": NB201(), "cells_per_stage": cells} if space == "nb201" else
            {"space": DARTS(), "num_cells": cells})
     compute = None if dtype == "float32" else jnp.dtype(dtype)
-    method = oneshot.METHODS[name](net.pop("space"), channels=channels, **net, epochs=50,
+    method = oneshot.REGISTRY[name].make(net.pop("space"), channels=channels, **net, epochs=50,
                                    steps_per_epoch=391, compute_dtype=compute)
     train, val = _batches(k, batch, size)
     if k is None:
@@ -91,7 +91,7 @@ def measure(name: str, k: int | None, *, space: str, channels: int, cells: int, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--methods", nargs="+", default=["darts-v1", "darts-v2", "gdas"],
-                        choices=sorted(oneshot.METHODS))
+                        choices=sorted(oneshot.REGISTRY))
     parser.add_argument("--space", choices=["nb201", "darts"], default="nb201")
     parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"],
                         choices=["float32", "bfloat16"])

@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.num_processes > 1:
         parallel.initialize_multihost(args.coordinator, args.num_processes, args.process_id)
     space = NB201()
-    method = oneshot.METHODS[args.method](space, channels=args.channels, cells_per_stage=1,
+    method = oneshot.REGISTRY[args.method].make(space, channels=args.channels, cells_per_stage=1,
                                           num_classes=10, epochs=1,
                                           steps_per_epoch=args.steps)
     data = digits(jax.random.key(args.seed), size=16)

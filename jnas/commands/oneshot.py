@@ -11,6 +11,8 @@ from typing import Any
 
 from jnas.commands._common import progress
 
+# `jnas.oneshot.REGISTRY`'s names, here so that `jnas --help` need not import jax
+# (tests/oneshot/test_registry.py keeps the two equal).
 METHOD_NAMES = ("darts-v1", "darts-v2", "gdas", "snas", "proxyless", "enas", "rsws", "spos",
                 "oneshot-dropout", "setn", "drnas")
 
@@ -55,7 +57,7 @@ def run_oneshot(method: str, dataset: str = "digits", *, seed: int = 0, epochs: 
         raise ValueError(f"--batch-size {batch_size} exceeds the search splits "
                          f"({len(train.y)} / {len(valid.y)} examples)")
     num_classes = int(max(train.y.max(), valid.y.max())) + 1
-    searcher = oneshot.METHODS[method](
+    searcher = oneshot.REGISTRY[method].make(
         space, epochs=epochs, steps_per_epoch=steps, channels=channels,
         cells_per_stage=cells_per_stage, num_classes=num_classes,
         in_channels=int(train.x.shape[-1]))

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import jax
 import jax.numpy as jnp
 import optax
 from flax import nnx
 
+from jnas._checks import check_positive
 from jnas.nn import init_rngs
 from jnas.spaces import HasSupernet, require
 
@@ -17,17 +18,31 @@ Batch = tuple[jax.Array, jax.Array]  # (images NHWC, int labels)
 
 
 class OneShotState(NamedTuple):
-    """The whole state of a supernet search: a pytree of fixed shapes (a scan carry)."""
+    """The state of a search with architecture parameters α (DARTS, GDAS, SNAS, DrNAS,
+    ProxylessNAS, SETN): a pytree of fixed shapes (a scan carry)."""
 
     params: Any  # supernet weights (an nnx.State)
-    alpha: jax.Array  # architecture parameters float32[E, K] (zeros for alpha-free methods)
+    alpha: jax.Array  # architecture parameters float32[E, K]
     w_opt: Any
     alpha_opt: Any
     step: jax.Array  # int32[]: steps taken
 
 
-class OneShot(NamedTuple):
-    """A one-shot method as pure functions (see `jnas.oneshot.darts`).
+class SharedWeightsState(NamedTuple):
+    """The state of an α-free search (RSWS, SPOS, one-shot dropout): only the shared
+    weights train; the cell is searched for afterwards with them."""
+
+    params: Any
+    w_opt: Any
+    step: jax.Array
+
+
+S = TypeVar("S")
+
+
+class OneShot(NamedTuple, Generic[S]):
+    """A one-shot method as pure functions over a state `S` (`OneShotState`,
+    `SharedWeightsState`, `ENASState`).
 
     - `init(key) -> state`
     - `step(state, train_batch, val_batch, key) -> (state, metrics)`: one search step;
@@ -37,8 +52,8 @@ class OneShot(NamedTuple):
     - `apply(params, x, weights, index=None) -> logits`: the supernet as a pure function.
     """
 
-    init: Callable[[jax.Array], OneShotState]
-    step: Callable[[OneShotState, Batch, Batch, jax.Array], tuple[OneShotState, dict]]
+    init: Callable[[jax.Array], S]
+    step: Callable[[S, Batch, Batch, jax.Array], tuple[S, dict]]
     derive: Callable[..., Any]
     apply: Callable[..., jax.Array]
 
@@ -117,20 +132,12 @@ def nb201_alpha_optimizer(lr: float = 3e-4, weight_decay: float = 1e-3
 
 
 def check_config(where: str, *, epochs: int, steps_per_epoch: int) -> None:
-    for name, v in (("epochs", epochs), ("steps_per_epoch", steps_per_epoch)):
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise ValueError(f"{where}: `{name}` must be an integer >= 1; got {v!r}")
+    check_positive(where, epochs=epochs, steps_per_epoch=steps_per_epoch)
 
 
 def alpha_shape(space: Any) -> tuple[int, int]:
     """(E, K): slots x candidates of the space's supernet (`space.supernet_shape`)."""
     return tuple(space.supernet_shape)
-
-
-def sample_index(space: Any, key: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """(one-hot weights float[E, K], index int32[E]) of a uniformly sampled architecture."""
-    index = space.supernet_index(space.sample(key))
-    return jax.nn.one_hot(index, alpha_shape(space)[1]), index
 
 
 def sample_from_alpha(space: Any, key: jax.Array, alpha: jax.Array) -> Any:
@@ -189,18 +196,6 @@ def optimizers(epochs: int, steps_per_epoch: int, w_lr: Any, w_optimizer: Any,
     """(w learning rate, w optimiser, α optimiser), the NB201 defaults where None."""
     lr = nb201_w_lr(epochs, steps_per_epoch) if w_lr is None else w_lr
     return lr, w_optimizer or nb201_w_optimizer(lr), alpha_optimizer or nb201_alpha_optimizer()
-
-
-def linear_tau(step: jax.Array, steps_per_epoch: int, epochs: int, tau_max: float,
-               tau_min: float) -> jax.Array:
-    """A temperature linear in the epoch from tau_max (first) to tau_min (last epoch)."""
-    epoch = jnp.minimum(step // steps_per_epoch, epochs - 1)
-    return tau_max - (tau_max - tau_min) * epoch / max(epochs - 1, 1)
-
-
-def check_tau(where: str, tau_max: float, tau_min: float) -> None:
-    if not 0 < tau_min <= tau_max:
-        raise ValueError(f"{where}: need 0 < `tau_min` <= `tau_max`; got {tau_min}, {tau_max}")
 
 
 def supernet_accuracy(net: Supernet, space: Any, params: Any, archs: Any,

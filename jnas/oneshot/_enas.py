@@ -1,7 +1,7 @@
 """ENAS: efficient neural architecture search via parameter sharing (Pham, Guan, Zoph,
 Le & Dean, ICML 2018).
 
-An LSTM controller (`jnas.search.lstm_controller`) samples a cell; the shared supernet
+An LSTM controller (`jnas.nn.lstm_controller`) samples a cell; the shared supernet
 weights train on it (training batch); the controller is updated by REINFORCE with the
 sampled cell's supernet accuracy on the validation batch as the reward, an exponential
 moving-average baseline and an entropy bonus. ENAS alternates whole phases (an epoch of
@@ -11,7 +11,7 @@ is the best of `num_candidates` controller samples by supernet accuracy.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -21,16 +21,28 @@ from jnas._checks import check_positive
 from jnas.oneshot._base import (
     Batch,
     OneShot,
-    OneShotState,
     accuracy,
     best_of,
     check_config,
-    cross_entropy,
     make_supernet,
     need_data,
     optimizers,
-    w_update,
 )
+from jnas.oneshot._bilevel import weight_step
+from jnas.oneshot._relaxations import Relaxation
+from jnas.spaces import Decisions, HasSupernet, require
+
+
+class ENASState(NamedTuple):
+    """ENAS' search state: shared weights, the LSTM controller's parameters and the
+    REINFORCE reward baseline (an exponential moving average)."""
+
+    params: Any
+    controller: Any
+    baseline: jax.Array  # float32[]
+    w_opt: Any
+    controller_opt: Any
+    step: jax.Array
 
 
 def enas(space: Any, *, epochs: int = 250, steps_per_epoch: int = 391,
@@ -38,65 +50,61 @@ def enas(space: Any, *, epochs: int = 250, steps_per_epoch: int = 391,
          baseline_decay: float = 0.95, hidden: int = 32, num_candidates: int = 100,
          w_lr: optax.ScalarOrSchedule | None = None,
          w_optimizer: optax.GradientTransformation | None = None,
-         **supernet: Any) -> OneShot:
-    """ENAS on `space.supernet(**supernet)`; `state.alpha` holds the controller's
-    parameters and the reward baseline."""
+         **supernet: Any) -> OneShot[ENASState]:
+    """ENAS on `space.supernet(**supernet)` (a space with `Decisions`, which the controller
+    samples)."""
     from jnas.nn import lstm_controller
 
     check_config("enas", epochs=epochs, steps_per_epoch=steps_per_epoch)
     check_positive("enas", num_candidates=num_candidates, hidden=hidden)
     if not 0 <= baseline_decay < 1:
         raise ValueError(f"enas: `baseline_decay` must be in [0, 1); got {baseline_decay}")
-    if not hasattr(space, "decision_sizes"):
-        raise ValueError(f"enas: the controller samples the space's decisions; "
-                         f"{type(space).__name__} has no `decision_sizes`")
+    require("enas (the controller samples the space's decisions)", space, Decisions,
+            HasSupernet)
     controller = lstm_controller(space.decision_sizes, hidden=hidden)
     net = make_supernet(space, supernet)
-    num_candidates_per_slot = space.supernet_shape[1]
+    num_ops = space.supernet_shape[1]
     _, w_opt, _ = optimizers(epochs, steps_per_epoch, w_lr, w_optimizer, None)
     c_opt = optax.adam(controller_lr)
 
-    def init(key: jax.Array) -> OneShotState:
+    def cell(ctrl: Any, key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """(decisions, one-hot op weights, index) of a controller sample."""
+        decisions = controller.sample(ctrl, key)[0]
+        index = space.supernet_index(space.from_decisions(decisions))
+        return decisions, jax.nn.one_hot(index, num_ops), index
+
+    def init(key: jax.Array) -> ENASState:
         k_w, k_c = jax.random.split(key)
         params = net.init_params(k_w)
-        ctrl = {"controller": controller.init(k_c), "baseline": jnp.zeros(())}
-        return OneShotState(params, ctrl, w_opt.init(params), c_opt.init(ctrl["controller"]),
-                            jnp.zeros((), jnp.int32))
+        ctrl = controller.init(k_c)
+        return ENASState(params, ctrl, jnp.zeros(()), w_opt.init(params), c_opt.init(ctrl),
+                         jnp.zeros((), jnp.int32))
 
-    def step(state: OneShotState, train: Batch, val: Batch,
-             key: jax.Array) -> tuple[OneShotState, dict]:
+    def step(state: ENASState, train: Batch, val: Batch,
+             key: jax.Array) -> tuple[ENASState, dict]:
         k_w, k_c = jax.random.split(key)
-        ctrl = state.alpha["controller"]
-        index = space.supernet_index(space.from_decisions(controller.sample(ctrl, k_w)[0]))
-        weights = jax.nn.one_hot(index, num_candidates_per_slot)
-
-        def of_params(p):
-            logits = net.apply(p, train[0], weights, index)
-            return cross_entropy(logits, train[1]), accuracy(logits, train[1])
-
-        params, w_state, w_loss, w_acc = w_update(of_params, w_opt, state.params, state.w_opt)
-        arch, _, _ = controller.sample(ctrl, k_c)
-        arch_index = space.supernet_index(space.from_decisions(arch))
-        reward = accuracy(net.apply(params, val[0],
-                                    jax.nn.one_hot(arch_index, num_candidates_per_slot),
-                                    arch_index), val[1])
-        baseline = state.alpha["baseline"]
+        sampled = Relaxation(lambda k, ctrl, s: cell(ctrl, k)[1:], lambda a: a)
+        params, w_state, w_loss, w_acc = weight_step(
+            net, w_opt, sampled, state.params, state.w_opt, state.controller, train, k_w,
+            state.step)
+        arch, weights, index = cell(state.controller, k_c)
+        reward = accuracy(net.apply(params, val[0], weights, index), val[1])
         baseline = jnp.where(state.step == 0, reward,
-                             baseline_decay * baseline + (1 - baseline_decay) * reward)
+                             baseline_decay * state.baseline + (1 - baseline_decay) * reward)
 
         def policy_loss(c):
             logp, entropy = controller.log_prob(c, arch)
             return -(reward - baseline) * logp - entropy_weight * entropy
 
-        grads = jax.grad(policy_loss)(ctrl)
-        updates, c_state = c_opt.update(grads, state.alpha_opt, ctrl)
-        new_ctrl = {"controller": optax.apply_updates(ctrl, updates), "baseline": baseline}
-        new = OneShotState(params, new_ctrl, w_state, c_state, state.step + 1)
+        grads = jax.grad(policy_loss)(state.controller)
+        updates, c_state = c_opt.update(grads, state.controller_opt, state.controller)
+        new = ENASState(params, optax.apply_updates(state.controller, updates), baseline,
+                        w_state, c_state, state.step + 1)
         return new, {"w_loss": w_loss, "w_acc": w_acc, "reward": reward}
 
-    def derive(state: OneShotState, key: jax.Array | None = None, batch: Batch | None = None):
+    def derive(state: ENASState, key: jax.Array | None = None, batch: Batch | None = None):
         need_data("enas", key, batch)
-        ops = jax.vmap(lambda k: controller.sample(state.alpha["controller"], k)[0])(
+        ops = jax.vmap(lambda k: controller.sample(state.controller, k)[0])(
             jax.random.split(key, num_candidates))
         return best_of(net, space, state.params, jax.vmap(space.from_decisions)(ops), batch)
 

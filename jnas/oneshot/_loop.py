@@ -90,7 +90,7 @@ def search(method: OneShot, key: jax.Array, train: Split, valid: Split, *, epoch
         arch = derive(state, jax.random.fold_in(k_derive, e), derive_batch)
         record = {"epoch": e, **{k: float(np.mean(v)) for k, v in metrics.items()},
                   "arch": space.to_string(arch)}
-        if isinstance(state.alpha, jax.Array):  # ENAS keeps a controller instead
+        if isinstance(state, OneShotState):  # the methods with architecture parameters
             record["alpha"] = np.asarray(state.alpha).round(6).tolist()
         if on_epoch is not None:
             on_epoch(record)

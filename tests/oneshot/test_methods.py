@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from jnas import oneshot
-from jnas.oneshot._drnas import dirichlet_kl_to_uniform
+from jnas.oneshot import dirichlet_kl_to_uniform
 from jnas.search import lstm_controller
 from jnas.spaces import NB201
 
@@ -28,11 +28,11 @@ def structure(tree):
     return jax.tree.structure(tree), [(x.shape, x.dtype) for x in jax.tree.leaves(tree)]
 
 
-@pytest.mark.parametrize("name", sorted(set(oneshot.METHODS) - {"darts-v2"}))
+@pytest.mark.parametrize("name", sorted(set(oneshot.REGISTRY) - {"darts-v2"}))
 def test_method_contract(name):
     extra = ({"num_evaluations": 16, "population_size": 8} if name == "spos" else
              {"num_candidates": 8} if name in SAMPLING else {})
-    method = oneshot.METHODS[name](SPACE, **TINY, **extra)
+    method = oneshot.REGISTRY[name].make(SPACE, **TINY, **extra)
     state = jax.jit(method.init)(jax.random.key(0))
     step = jax.jit(method.step)
     new, metrics = step(state, batch(1), batch(2), jax.random.key(3))
@@ -148,7 +148,7 @@ def test_uniform_single_path_trains_only_the_sampled_cell(name):
                      if e[2] == conv and (e[:2] != conv).all() and e[0] != none)
     no_conv = next(k for k, e in edges.items() if (e != conv).all())
     extra = {"num_evaluations": 16, "population_size": 8} if name == "spos" else {}
-    method = oneshot.METHODS[name](SPACE, **TINY, w_optimizer=optax.sgd(0.1), **extra)
+    method = oneshot.REGISTRY[name].make(SPACE, **TINY, w_optimizer=optax.sgd(0.1), **extra)
     state = jax.jit(method.init)(jax.random.key(0))
     step = jax.jit(method.step)
 
@@ -165,7 +165,7 @@ def test_uniform_single_path_trains_only_the_sampled_cell(name):
 def test_setn_samples_its_templates_from_alpha():
     """SETN derives the best of cells drawn from softmax(α): with α peaked on one cell every
     template is that cell, whatever the weights; a uniform sampler (RSWS's) is not."""
-    method = oneshot.METHODS["setn"](SPACE, **TINY, num_candidates=8)
+    method = oneshot.REGISTRY["setn"].make(SPACE, **TINY, num_candidates=8)
     state = jax.jit(method.init)(jax.random.key(0))
     derive = jax.jit(method.derive)
     for target in ("|avg_pool_3x3~0|+|skip_connect~0|nor_conv_3x3~1|",
@@ -182,21 +182,21 @@ def test_enas_controller_follows_the_reward():
     """ENAS' controller takes a REINFORCE step on (reward - baseline): the sampled cell
     grows likelier when its validation accuracy (in [0, 1]) beats the baseline, less likely
     when it falls short (entropy bonus off, so nothing else moves the controller)."""
-    method = oneshot.METHODS["enas"](SPACE, **TINY, num_candidates=8, entropy_weight=0.0,
-                                     hidden=8, controller_lr=0.05)
+    method = oneshot.REGISTRY["enas"].make(SPACE, **TINY, num_candidates=8,
+                                           entropy_weight=0.0, hidden=8, controller_lr=0.05)
     state = jax.jit(method.init)(jax.random.key(0))
     step = jax.jit(method.step)
     ctrl = lstm_controller(SPACE.decision_sizes, hidden=8)
     key = jax.random.key(4)
     _, k_c = jax.random.split(key)  # the step's key schedule: (weights path, reward path)
-    arch = ctrl.sample(state.alpha["controller"], k_c)[0]
-    before = float(ctrl.log_prob(state.alpha["controller"], arch)[0])
+    arch = ctrl.sample(state.controller, k_c)[0]
+    before = float(ctrl.log_prob(state.controller, arch)[0])
     for baseline, direction in ((-1.0, 1), (2.0, -1)):
         start = state._replace(step=jnp.ones((), jnp.int32),  # past the first baseline
-                               alpha={**state.alpha, "baseline": jnp.asarray(baseline)})
+                               baseline=jnp.asarray(baseline))
         new, metrics = step(start, batch(1), batch(2), key)
         assert 0.0 <= float(metrics["reward"]) <= 1.0
-        after = float(ctrl.log_prob(new.alpha["controller"], arch)[0])
+        after = float(ctrl.log_prob(new.controller, arch)[0])
         assert direction * (after - before) > 1e-3, (baseline, before, after)
 
 
@@ -206,7 +206,7 @@ def test_oneshot_dropout_drops_ops_step_by_step():
     moves them every step; a single fixed path never)."""
     import optax
 
-    method = oneshot.METHODS["oneshot-dropout"](SPACE, **TINY, num_candidates=8,
+    method = oneshot.REGISTRY["oneshot-dropout"].make(SPACE, **TINY, num_candidates=8,
                                                 drop_rate=0.5, w_optimizer=optax.sgd(0.1))
     state = jax.jit(method.init)(jax.random.key(0))
     step = jax.jit(method.step)

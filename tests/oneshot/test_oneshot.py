@@ -93,7 +93,7 @@ def test_darts_finite_difference_approximation_converges_to_the_exact_hypergradi
 
 @pytest.mark.parametrize("name", ["darts-v1", "gdas"])
 def test_step_jit_equals_eager(name, key):
-    method = oneshot.METHODS[name](SPACE, **TINY)
+    method = oneshot.REGISTRY[name].make(SPACE, **TINY)
     state = method.init(key)
     eager, m_eager = method.step(state, batch(1), batch(2), jax.random.key(5))
     jitted, m_jit = jax.jit(method.step)(state, batch(1), batch(2), jax.random.key(5))
@@ -105,7 +105,7 @@ def test_step_jit_equals_eager(name, key):
 
 @pytest.mark.parametrize("name", ["darts-v2", "gdas"])
 def test_vmapped_seeds_equal_separate_runs(name):
-    method = oneshot.METHODS[name](SPACE, **TINY)
+    method = oneshot.REGISTRY[name].make(SPACE, **TINY)
     keys = jax.random.split(jax.random.key(7), 2)
     train = jax.tree.map(lambda *b: jnp.stack(b), *[batch(s) for s in (1, 2)])
     val = jax.tree.map(lambda *b: jnp.stack(b), *[batch(s) for s in (4, 5)])
@@ -247,8 +247,8 @@ def test_seeds_sharded_over_devices_equal_one_device():
 
 @pytest.mark.parametrize("name", ["darts-v1", "gdas"])
 def test_bfloat16_compute_keeps_float32_master_weights(name, key):
-    fp32 = oneshot.METHODS[name](SPACE, **TINY)
-    bf16 = oneshot.METHODS[name](SPACE, **TINY, compute_dtype=jnp.bfloat16)
+    fp32 = oneshot.REGISTRY[name].make(SPACE, **TINY)
+    bf16 = oneshot.REGISTRY[name].make(SPACE, **TINY, compute_dtype=jnp.bfloat16)
     state = fp32.init(key)
     a, m_a = jax.jit(fp32.step)(state, batch(1), batch(2), jax.random.key(5))
     b, m_b = jax.jit(bf16.step)(state, batch(1), batch(2), jax.random.key(5))

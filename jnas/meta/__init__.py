@@ -3,16 +3,20 @@
 Every method is a factory returning a `MetaLearner` of pure functions (`init`, `step`,
 `adapt`, `evaluate`); `step` is `jit`-able and takes a batch of tasks (a leading axis,
 adapted in parallel with `vmap`). MAML, first-order MAML, Reptile, ANIL, MetaNAS and T-NAS
-are one mechanism (`meta_learner`) with different masks; ProtoNets is the metric baseline.
+are one mechanism, `meta_learner(model, InnerLoop(...), OuterLoop(...))`, with different
+parts; ProtoNets is the metric baseline.
 """
 
 from jnas.meta._core import (
     LOSSES,
+    InnerLoop,
     MetaLearner,
     MetaState,
+    OuterLoop,
     cross_entropy,
     interleave,
     leaf_paths,
+    loops,
     meta_learner,
     mse,
 )
@@ -26,9 +30,11 @@ __all__ = [
     "LOSSES",
     "MLP",
     "Conv4",
+    "InnerLoop",
     "MetaLearner",
     "MetaState",
     "Model",
+    "OuterLoop",
     "Task",
     "TaskSampler",
     "anil",
@@ -41,6 +47,7 @@ __all__ = [
     "from_module",
     "interleave",
     "leaf_paths",
+    "loops",
     "maml",
     "mean_ci",
     "meta_learner",

@@ -159,10 +159,51 @@ def interleave(x: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]:
     return x[order], y[order]
 
 
-def _check(where: str, inner_steps: int, outer: str, loss: Any) -> LossFn:
-    check_positive(where, inner_steps=inner_steps)
-    if outer not in OUTER:
-        raise ValueError(f"{where}: `outer` must be one of {OUTER}; got {outer!r}")
+class InnerLoop(NamedTuple):
+    """What a task adapts, and how: the inner part of every meta-learner.
+
+    steps: gradient steps on the support set (`eval_steps` at evaluation, default the
+      same); one `lax.scan`, unrolled up to `MAX_UNROLL` steps.
+    lr: plain SGD's step size, a float or a pytree prefix of the parameters (e.g.
+      `{"w": 0.1, "alpha": 0.5}`); default 0.01. Or `optimizer`, an optax transformation
+      started afresh on every task (it sees the parameter pytree with the leaves it may
+      not adapt set to None, so `optax.multi_transform` can give w and α their own rules;
+      for second-order MAML through Adam give it `eps_root > 0`).
+    adapt: the adapted leaves (None: all; a predicate on "a/b/c" paths or a bool pytree
+      prefix; ANIL: the head; MetaNAS: w and α).
+    train_on: `"support"`, or `"all"` (Reptile only, whose outer step needs no query set):
+      support and query examples together during meta-training, classes interleaved.
+    batch: each inner step a minibatch of that many consecutive examples, cycling
+      (Reptile's "train shots"). Evaluation always adapts on the support set, full batch.
+    """
+
+    steps: int = 1
+    lr: Any = None
+    optimizer: optax.GradientTransformation | None = None
+    adapt: MaskSpec = None
+    eval_steps: int | None = None
+    train_on: str = "support"
+    batch: int | None = None
+
+
+class OuterLoop(NamedTuple):
+    """How the initialisation learns from the adapted tasks: the outer part.
+
+    rule: `"maml"` differentiates through the inner loop (exact, second order),
+      `"fomaml"` stops the gradient at the inner updates, `"reptile"` steps along
+      (θ - θ_task) averaged over the task batch.
+    optimizer: default Adam 1e-3 (MAML) or SGD 1.0 (Reptile's meta step size); it sees
+      the parameter pytree with the leaves it does not learn set to None (MetaNAS:
+      `optax.multi_transform` with 1.0 for w and 0.6 for α).
+    meta: the meta-learned leaves (None: all; T-NAS: α only, w a fixed random init).
+    """
+
+    rule: str = "maml"
+    optimizer: optax.GradientTransformation | None = None
+    meta: MaskSpec = None
+
+
+def _check_loss(where: str, loss: Any) -> LossFn:
     if callable(loss):
         return loss
     if loss not in LOSSES:
@@ -171,59 +212,68 @@ def _check(where: str, inner_steps: int, outer: str, loss: Any) -> LossFn:
     return LOSSES[loss]
 
 
-def meta_learner(model: Model, *, loss: str | LossFn = "cross_entropy",
-                 inner_lr: Any = None, inner_steps: int = 1, eval_inner_steps: int | None = None,
-                 inner_optimizer: optax.GradientTransformation | None = None,
-                 train_on: str = "support", inner_batch: int | None = None,
-                 outer: str = "maml", outer_optimizer: optax.GradientTransformation | None = None,
-                 adapt: MaskSpec = None, meta: MaskSpec = None, task_map: str = "auto",
-                 name: str = "meta_learner") -> MetaLearner:
-    """The shared mechanism behind `maml`, `fomaml`, `reptile`, `anil`, `metanas`, `tnas`.
-
-    The inner loop is `inner_steps` steps on the support set (`eval_inner_steps` at
-    evaluation, default the same), one `lax.scan` (unrolled up to `MAX_UNROLL` steps):
-    plain SGD with `inner_lr` (a float or a pytree prefix of the parameters, e.g.
-    `{"w": 0.1, "alpha": 0.5}`; default 0.01), or `inner_optimizer`, an optax
-    transformation started afresh on every task (it sees the parameter pytree with the
-    leaves it may not adapt set to None, so `optax.multi_transform` can give w and α their
-    own rules; for second-order MAML through Adam give it `eps_root > 0`).
-    `train_on="all"` (Reptile only, whose outer step needs no query set) adapts on the
-    support and query examples together during meta-training, classes interleaved, and
-    `inner_batch` makes each inner step a minibatch of that many consecutive examples,
-    cycling: Reptile's "train shots" (with 5 ways, batch 10 and 5 steps every step sees
-    two new examples per class, 10 per class in all). Evaluation always adapts on the
-    support set, full batch.
-    `adapt` / `meta` choose the adapted / meta-learned leaves (see the module doc).
-    `outer_optimizer` defaults to Adam 1e-3 (MAML) or SGD 1.0 (Reptile's meta step size);
-    like `inner_optimizer` it sees the parameter pytree with the leaves it does not learn
-    set to None (MetaNAS: `optax.multi_transform` with 1.0 for w and 0.6 for α).
-    `task_map` says how a task batch is mapped (see `map_tasks`).
-    """
-    loss_fn = _check(name, inner_steps, outer, loss)
-    eval_steps = inner_steps if eval_inner_steps is None else eval_inner_steps
-    _check(name, eval_steps, outer, loss_fn)
-    shape = jax.eval_shape(model.init, jax.random.key(0))
-    adapt_part = partition(adapt, shape, f"{name}: `adapt`")
-    meta_part = partition(meta, shape, f"{name}: `meta`")
-    if inner_optimizer is not None and inner_lr is not None:
-        raise ValueError(f"{name}: give `inner_lr` (SGD) or `inner_optimizer`, not both")
-    lrs = per_leaf(0.01 if inner_lr is None else inner_lr, shape, f"{name}: `inner_lr`")
+def _check_inner(where: str, inner: InnerLoop, outer: OuterLoop, shape: Any
+                 ) -> tuple[Partition, list]:
+    """(the adapted leaves, their SGD step sizes), or a clear error."""
+    check_positive(where, inner_steps=inner.steps)
+    if inner.eval_steps is not None:
+        check_positive(where, eval_inner_steps=inner.eval_steps)
+    adapt_part = partition(inner.adapt, shape, f"{where}: `adapt`")
+    if inner.optimizer is not None and inner.lr is not None:
+        raise ValueError(f"{where}: give `inner_lr` (SGD) or `inner_optimizer`, not both")
+    lrs = per_leaf(0.01 if inner.lr is None else inner.lr, shape, f"{where}: `inner_lr`")
     if not all(isinstance(lr, int | float) and lr > 0 for lr in lrs):
-        raise ValueError(f"{name}: `inner_lr` must give positive floats; got {inner_lr!r}")
-    lrs = [lr for lr, m in zip(lrs, adapt_part.mask, strict=True) if m]
-    if train_on not in ("support", "all"):
-        raise ValueError(f"{name}: `train_on` must be 'support' or 'all'; got {train_on!r}")
-    if train_on == "all" and outer != "reptile":
-        raise ValueError(f"{name}: `train_on='all'` needs outer='reptile' (MAML's outer "
+        raise ValueError(f"{where}: `inner_lr` must give positive floats; got {inner.lr!r}")
+    if inner.train_on not in ("support", "all"):
+        raise ValueError(f"{where}: `train_on` must be 'support' or 'all'; got "
+                         f"{inner.train_on!r}")
+    if inner.train_on == "all" and outer.rule != "reptile":
+        raise ValueError(f"{where}: `train_on='all'` needs outer='reptile' (MAML's outer "
                          "loss is measured on the query set, so it cannot train on it)")
-    if inner_batch is not None and (not isinstance(inner_batch, int) or inner_batch < 1):
-        raise ValueError(f"{name}: `inner_batch` must be None or an int >= 1; got "
-                         f"{inner_batch!r}")
-    first_order = outer == "fomaml"
+    if inner.batch is not None and (not isinstance(inner.batch, int) or inner.batch < 1):
+        raise ValueError(f"{where}: `inner_batch` must be None or an int >= 1; got "
+                         f"{inner.batch!r}")
+    return adapt_part, [lr for lr, m in zip(lrs, adapt_part.mask, strict=True) if m]
+
+
+_INNER_OPTIONS = {"inner_steps": "steps", "inner_lr": "lr", "inner_optimizer": "optimizer",
+                  "adapt": "adapt", "eval_inner_steps": "eval_steps", "train_on": "train_on",
+                  "inner_batch": "batch"}
+_OUTER_OPTIONS = {"outer": "rule", "outer_optimizer": "optimizer", "meta": "meta"}
+
+
+def loops(**options: Any) -> tuple[InnerLoop, OuterLoop, dict]:
+    """(InnerLoop, OuterLoop, the rest) from the flat keyword options the method factories
+    take (`inner_lr`, `inner_steps`, `outer`, `outer_optimizer`, ...)."""
+    inner = {_INNER_OPTIONS[k]: options.pop(k) for k in list(options) if k in _INNER_OPTIONS}
+    outer = {_OUTER_OPTIONS[k]: options.pop(k) for k in list(options) if k in _OUTER_OPTIONS}
+    return InnerLoop(**inner), OuterLoop(**outer), options
+
+
+def meta_learner(model: Model, inner: InnerLoop | None = None,
+                 outer: OuterLoop | None = None, *, loss: str | LossFn = "cross_entropy", task_map: str = "auto",
+                 name: str = "meta_learner") -> MetaLearner:
+    """The shared mechanism behind `maml`, `fomaml`, `reptile`, `anil`, `metanas`, `tnas`:
+    an `InnerLoop` (what adapts, with which optimiser, how many steps) and an `OuterLoop`
+    (MAML exact / first order / Reptile, which leaves are meta-learned, the optimiser);
+    the defaults are one SGD step of 0.01 on everything and exact MAML with Adam 1e-3.
+    `loss`: `"cross_entropy"`, `"mse"` or `(out, y) -> (loss, metric)`; `task_map` says
+    how a task batch is mapped (see `map_tasks`).
+    """
+    inner, outer = inner or InnerLoop(), outer or OuterLoop()
+    loss_fn = _check_loss(name, loss)
+    if outer.rule not in OUTER:
+        raise ValueError(f"{name}: `outer` must be one of {OUTER}; got {outer.rule!r}")
     if task_map not in TASK_MAPS:
         raise ValueError(f"{name}: `task_map` must be one of {TASK_MAPS}; got {task_map!r}")
-    if outer_optimizer is None:
-        outer_optimizer = optax.sgd(1.0) if outer == "reptile" else optax.adam(1e-3)
+    shape = jax.eval_shape(model.init, jax.random.key(0))
+    adapt_part, lrs = _check_inner(name, inner, outer, shape)
+    meta_part = partition(outer.meta, shape, f"{name}: `meta`")
+    inner_steps, inner_optimizer, inner_batch = inner.steps, inner.optimizer, inner.batch
+    eval_steps = inner_steps if inner.eval_steps is None else inner.eval_steps
+    first_order = outer.rule == "fomaml"
+    outer_optimizer = outer.optimizer or (optax.sgd(1.0) if outer.rule == "reptile"
+                                          else optax.adam(1e-3))
 
     def task_loss(params: Any, x: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]:
         return loss_fn(model.apply(params, x), y)
@@ -270,7 +320,7 @@ def meta_learner(model: Model, *, loss: str | LossFn = "cross_entropy",
                         inner_steps if steps is None else steps, None, unroll)
 
     def adapt_train(params: Any, task: Task) -> Any:
-        if train_on == "support":
+        if inner.train_on == "support":
             return adapt_on(params, task.support_x, task.support_y, inner_steps, inner_batch,
                             False)
         x, y = interleave(jnp.concatenate([task.support_x, task.query_x]),
@@ -287,7 +337,7 @@ def meta_learner(model: Model, *, loss: str | LossFn = "cross_entropy",
 
     def step(state: MetaState, tasks: Task) -> tuple[MetaState, dict]:
         theta, fixed = meta_part.split(state.params)
-        if outer == "reptile":
+        if outer.rule == "reptile":
             def one(task):
                 adapted = adapt_train(state.params, task)
                 return (meta_part.split(adapted)[0],

@@ -1,7 +1,9 @@
 """MAML, first-order MAML, Reptile, ANIL, MetaNAS and T-NAS: `meta_learner` with masks.
 
-Each factory fixes what makes the method itself and passes the rest (`loss`,
-`eval_inner_steps`, `outer_optimizer`, `task_map`) to `jnas.meta.meta_learner`.
+Each factory fixes what makes the method itself (its `OuterLoop` rule, which leaves adapt
+or are meta-learned) and takes the rest as flat keywords (`inner_lr`, `inner_optimizer`,
+`eval_inner_steps`, `outer_optimizer`, `loss`, `task_map`, ...), which `jnas.meta.loops`
+sorts into the `InnerLoop` and `OuterLoop` that `jnas.meta.meta_learner` takes.
 """
 
 from __future__ import annotations
@@ -10,24 +12,29 @@ from typing import Any
 
 import jax
 
-from jnas.meta._core import MetaLearner, meta_learner
+from jnas.meta._core import MetaLearner, loops, meta_learner
 from jnas.meta._models import Model
+
+
+def _learner(model: Model, name: str, **options: Any) -> MetaLearner:
+    inner, outer, rest = loops(**options)
+    return meta_learner(model, inner, outer, name=name, **rest)
 
 
 def maml(model: Model, *, inner_lr: Any = None, inner_steps: int = 1,
          **options: Any) -> MetaLearner:
     """MAML (Finn, Abbeel & Levine 2017): the exact second-order meta-gradient, through
     `inner_steps` SGD steps on each task's support set; Adam 1e-3 outer optimiser."""
-    return meta_learner(model, inner_lr=inner_lr, inner_steps=inner_steps, outer="maml",
-                        name="maml", **options)
+    return _learner(model, "maml", inner_lr=inner_lr, inner_steps=inner_steps, outer="maml",
+                    **options)
 
 
 def fomaml(model: Model, *, inner_lr: Any = None, inner_steps: int = 1,
            **options: Any) -> MetaLearner:
     """First-order MAML (Finn et al. 2017, sec. 5.2): the query gradient at the adapted
     parameters, the inner updates treated as constants."""
-    return meta_learner(model, inner_lr=inner_lr, inner_steps=inner_steps, outer="fomaml",
-                        name="fomaml", **options)
+    return _learner(model, "fomaml", inner_lr=inner_lr, inner_steps=inner_steps,
+                    outer="fomaml", **options)
 
 
 def reptile(model: Model, *, inner_lr: Any = None, inner_steps: int = 5,
@@ -36,8 +43,8 @@ def reptile(model: Model, *, inner_lr: Any = None, inner_steps: int = 5,
     θ <- θ + ε mean(φ_task - θ); ε is the outer SGD learning rate (default 1.0). The
     paper's Omniglot setting is `inner_optimizer=optax.adam(1e-3, b1=0.0)`,
     `train_on="all"`, `inner_batch=10`, `inner_steps=5` (see `meta_learner`)."""
-    return meta_learner(model, inner_lr=inner_lr, inner_steps=inner_steps, outer="reptile",
-                        name="reptile", **options)
+    return _learner(model, "reptile", inner_lr=inner_lr, inner_steps=inner_steps,
+                    outer="reptile", **options)
 
 
 def anil(model: Model, *, head: str = "head", inner_lr: Any = None, inner_steps: int = 1,
@@ -45,9 +52,8 @@ def anil(model: Model, *, head: str = "head", inner_lr: Any = None, inner_steps:
     """ANIL (Raghu et al. 2020): MAML whose inner loop adapts only the head — the leaves
     whose path is under `head` (e.g. `"head"` for `conv4`, `"layers/2"` for a 3-layer
     `mlp`) — while the body is meta-learned."""
-    return meta_learner(model, inner_lr=inner_lr, inner_steps=inner_steps, outer=outer,
-                        adapt=lambda path: path.startswith(head + "/"), name="anil",
-                        **options)
+    return _learner(model, "anil", inner_lr=inner_lr, inner_steps=inner_steps, outer=outer,
+                    adapt=lambda path: path.startswith(head + "/"), **options)
 
 
 def _check_supernet(where: str, model: Model) -> None:
@@ -76,8 +82,8 @@ def metanas(model: Model, *, inner_lr: Any = None, inner_steps: int = 1,
     rules). `derive(space, adapted_params)` gives the task's cell.
     """
     _check_supernet("metanas", model)
-    return meta_learner(model, inner_lr=_supernet_lr(inner_lr, options),
-                        inner_steps=inner_steps, outer=outer, name="metanas", **options)
+    return _learner(model, "metanas", inner_lr=_supernet_lr(inner_lr, options),
+                    inner_steps=inner_steps, outer=outer, **options)
 
 
 def tnas(model: Model, *, inner_lr: Any = None, inner_steps: int = 1,
@@ -86,9 +92,9 @@ def tnas(model: Model, *, inner_lr: Any = None, inner_steps: int = 1,
     default); every task adapts α and the weights from the same fixed random init, and
     the adapted α gives the task's cell (`derive`)."""
     _check_supernet("tnas", model)
-    return meta_learner(model, inner_lr=_supernet_lr(inner_lr, options),
-                        inner_steps=inner_steps, outer=outer,
-                        meta={"w": False, "alpha": True}, name="tnas", **options)
+    return _learner(model, "tnas", inner_lr=_supernet_lr(inner_lr, options),
+                    inner_steps=inner_steps, outer=outer, meta={"w": False, "alpha": True},
+                    **options)
 
 
 def derive(space: Any, params: dict) -> Any:

@@ -181,9 +181,10 @@ def test_inner_optimizer_sees_only_the_adapted_leaves_by_name(key):
              "frozen": optax.set_to_zero()},
             lambda tree: jax.tree_util.tree_map_with_path(label, tree))
 
-    learner = meta.meta_learner(model, loss="mse", inner_steps=3,
-                                inner_optimizer=rules(False),
-                                adapt=lambda path: not path.startswith("layers/0/"))
+    learner = meta.meta_learner(
+        model, meta.InnerLoop(steps=3, optimizer=rules(False),
+                              adapt=lambda path: not path.startswith("layers/0/")),
+        loss="mse")
     params = model.init(key)
     task = meta.sinusoid(5, 5)(key)
     hand, p = rules(True), params
@@ -373,7 +374,7 @@ def test_bad_configurations_fail_early_with_the_argument_named():
     with pytest.raises(ValueError, match="inner_steps"):
         meta.maml(model, inner_steps=0)
     with pytest.raises(ValueError, match="outer"):
-        meta.meta_learner(model, outer="sgd")
+        meta.meta_learner(model, outer=meta.OuterLoop("sgd"))
     with pytest.raises(ValueError, match="inner_lr"):
         meta.maml(model, inner_lr=-1.0)
     with pytest.raises(ValueError, match="not both"):

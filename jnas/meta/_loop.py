@@ -14,10 +14,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from jnas._checks import check_positive
-from jnas._steps import check_finite, stepper
-from jnas.checkpoint import open_run
+from jnas._steps import stepper
 from jnas.meta._core import MetaLearner, MetaState
 from jnas.meta._tasks import TaskSampler, task_batch
+from jnas.runs import run_units
 
 
 @functools.lru_cache(maxsize=16)
@@ -43,23 +43,23 @@ def meta_train(learner: MetaLearner, sampler: TaskSampler, key: jax.Array, *, st
     k_init, k_steps = jax.random.split(key)
     chunk = _chunk_fn(learner, sampler, meta_batch, steps_mode)
     chunks = math.ceil(steps / log_every)
-    run, start, state, records = open_run(out, resume, learner.init, k_init)
-    for c in range(start, chunks):
-        first, last = c * log_every, min((c + 1) * log_every, steps)
+
+    def bounds(c: int) -> tuple[int, int]:
+        return c * log_every, min((c + 1) * log_every, steps)
+
+    def unit(state: MetaState, c: int) -> tuple[MetaState, dict, dict]:
+        first, last = bounds(c)
         keys = jax.vmap(lambda s: jax.random.fold_in(k_steps, s))(jnp.arange(first, last))
         state, metrics = chunk(state, keys)
-        try:
-            check_finite(metrics, c)
-        except FloatingPointError as e:
-            raise FloatingPointError(f"meta_train (steps {first}..{last - 1}, chunk = "
-                                     f"{log_every} steps): {e}") from None
-        record = {"step": last, **{k: float(np.mean(v)) for k, v in metrics.items()}}
-        if on_log is not None:
-            on_log(record)
-        records.append(record)
-        if run is not None:
-            run.save(c, state, record)
-    return state, records
+        return state, metrics, {"step": last,
+                                **{k: float(np.mean(v)) for k, v in metrics.items()}}
+
+    def describe(c: int) -> str:
+        first, last = bounds(c)
+        return f"meta_train (steps {first}..{last - 1}, chunk = {log_every} steps)"
+
+    return run_units(unit, units=chunks, init=learner.init, key=k_init, out=out,
+                     resume=resume, on_record=on_log, describe=describe)
 
 
 def mean_ci(values: Any) -> tuple[float, float]:

@@ -12,10 +12,10 @@ import jax
 import numpy as np
 
 from jnas._checks import check_positive
-from jnas._steps import check_finite, stepper
-from jnas.checkpoint import open_run
+from jnas._steps import stepper
 from jnas.data import Split, batch_indices
 from jnas.oneshot._base import OneShot, OneShotState
+from jnas.runs import run_units
 
 Augment = Callable[[jax.Array, jax.Array], jax.Array]
 
@@ -83,18 +83,15 @@ def search(method: OneShot, key: jax.Array, train: Split, valid: Split, *, epoch
     derive_batch = (valid.x[:batch_size], valid.y[:batch_size])
     epoch = epoch_fn(method, batch_size, augment, steps_mode)
     derive = jax.jit(method.derive)
-    run, start, state, records = open_run(out, resume, method.init, k_init)
-    for e in range(start, epochs):
+
+    def unit(state: Any, e: int) -> tuple[Any, dict, dict]:
         state, metrics = epoch(state, jax.random.fold_in(k_epochs, e), train, valid)
-        check_finite(metrics, e)
         arch = derive(state, jax.random.fold_in(k_derive, e), derive_batch)
         record = {"epoch": e, **{k: float(np.mean(v)) for k, v in metrics.items()},
                   "arch": space.to_string(arch)}
         if isinstance(state, OneShotState):  # the methods with architecture parameters
             record["alpha"] = np.asarray(state.alpha).round(6).tolist()
-        if on_epoch is not None:
-            on_epoch(record)
-        records.append(record)
-        if run is not None:
-            run.save(e, state, record)
-    return state, records
+        return state, metrics, record
+
+    return run_units(unit, units=epochs, init=method.init, key=k_init, out=out,
+                     resume=resume, on_record=on_epoch)

@@ -21,7 +21,8 @@ import jax
 import numpy as np
 
 from jnas._checks import check_positive
-from jnas.checkpoint import open_run, read_jsonl
+from jnas.checkpoint import RunDir, read_jsonl
+from jnas.runs import run_units
 from jnas.search._base import Searcher
 
 Objective = Callable[[Any], float]  # one architecture -> fitness (higher is better)
@@ -42,15 +43,20 @@ def run(searcher: Searcher, objective: Objective, key: jax.Array, *, num_evaluat
     rounds = math.ceil(num_evaluations / searcher.batch_size)
     k_init, k_rounds = jax.random.split(key)
     ask, tell = jax.jit(searcher.ask), jax.jit(searcher.tell)
-    rundir, start, state, records = open_run(out, resume, searcher.init, k_init)
-    done = {}
-    if rundir is not None:
-        log = rundir.path / "evaluations.jsonl"
-        if resume:
-            done = {(e["round"], e["i"]): e["fitness"] for e in read_jsonl(log)}
-        else:
-            log.write_text("")
-    for t in range(start, rounds):
+    done: dict = {}  # (round, i) -> fitness already evaluated by a killed run
+    seen: list[dict] = []  # every evaluation so far, for the running best
+    log: list[pathlib.Path] = []
+
+    def on_open(rundir: RunDir | None, start: int, records: list[dict]) -> None:
+        seen.extend(e for r in records for e in r["evaluations"])
+        if rundir is not None:
+            log.append(rundir.path / "evaluations.jsonl")
+            if resume:
+                done.update({(e["round"], e["i"]): e["fitness"] for e in read_jsonl(log[0])})
+            else:
+                log[0].write_text("")
+
+    def unit(state: Any, t: int) -> tuple[Any, dict, dict]:
         archs, state = ask(jax.random.fold_in(k_rounds, t), state)
         evaluations = []
         for i in range(searcher.batch_size):
@@ -59,8 +65,8 @@ def run(searcher: Searcher, objective: Objective, key: jax.Array, *, num_evaluat
                 fitness = done[(t, i)]
             else:
                 fitness = float(objective(arch))
-                if rundir is not None:
-                    with open(rundir.path / "evaluations.jsonl", "a") as f:
+                if log:
+                    with open(log[0], "a") as f:
                         f.write(json.dumps({"round": t, "i": i, "fitness": fitness}) + "\n")
             evaluation = {"round": t, "i": i, "arch": space.to_string(arch),
                           "fitness": fitness}
@@ -69,12 +75,12 @@ def run(searcher: Searcher, objective: Objective, key: jax.Array, *, num_evaluat
             evaluations.append(evaluation)
         fitness = np.asarray([e["fitness"] for e in evaluations], np.float32)
         state = tell(state, archs, fitness)
-        best = max((e for r in [*records, {"evaluations": evaluations}]
-                    for e in r["evaluations"] if not math.isnan(e["fitness"])),
+        seen.extend(evaluations)
+        best = max((e for e in seen if not math.isnan(e["fitness"])),
                    key=lambda e: e["fitness"], default=None)
-        record = {"round": t, "evaluations": evaluations,
-                  "best_arch": best and best["arch"], "best_fitness": best and best["fitness"]}
-        records.append(record)
-        if rundir is not None:
-            rundir.save(t, state, record)
-    return state, records
+        return state, {}, {"round": t, "evaluations": evaluations,
+                           "best_arch": best and best["arch"],
+                           "best_fitness": best and best["fitness"]}
+
+    return run_units(unit, units=rounds, init=searcher.init, key=k_init, out=out,
+                     resume=resume, on_open=on_open)

@@ -20,9 +20,9 @@ import optax
 from flax import nnx
 
 from jnas._checks import check_positive
-from jnas._steps import check_finite, stepper
-from jnas.checkpoint import RunDir
+from jnas._steps import stepper
 from jnas.data import HostSource, Split, batch_indices, chunks, random_crop_flip, stream
+from jnas.runs import run_units
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,17 +141,10 @@ def train(model: nnx.Module, key: jax.Array, data: Split | HostSource,
         (carry, _, _), metrics = run((carry, data.x, data.y), (idx, aug_keys))
         return carry, metrics
 
-    carry = (params, rest, optimizer.init(params))
-    records: list[dict] = []
-    start, rundir = 0, None
-    if out is not None:
-        rundir = RunDir(out, fresh=not resume)
-        if resume:
-            start, restored, records = rundir.restore(jax.eval_shape(lambda: carry))
-            carry = restored if restored is not None else carry
-    for e in range(start, config.epochs):
+    fresh = (params, rest, optimizer.init(params))
+
+    def unit(carry: Any, e: int) -> tuple[Any, dict, dict]:
         carry, metrics = epoch(carry, jax.random.fold_in(key, e))
-        check_finite(metrics, e)
         record = {"epoch": e, "train_loss": float(np.mean(metrics["loss"])),
                   "train_acc": float(np.mean(metrics["acc"]))}
         if test is not None:
@@ -159,10 +152,9 @@ def train(model: nnx.Module, key: jax.Array, data: Split | HostSource,
             record.update({f"test_{k}": v for k, v in
                            evaluate(model, test, config.eval_batch_size).items()})
             model.train()
-        if on_epoch is not None:
-            on_epoch(record)
-        records.append(record)
-        if rundir is not None:
-            rundir.save(e, carry, record)
+        return carry, metrics, record
+
+    carry, records = run_units(unit, units=config.epochs, init=lambda _: fresh, key=key,
+                               out=out, resume=resume, on_record=on_epoch)
     nnx.update(model, carry[0], carry[1])
     return model, records

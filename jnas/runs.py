@@ -1,0 +1,51 @@
+"""The one run driver: units of work (epochs, chunks of steps, search rounds) over a
+state, each ending with a NaN check, a JSON-lines record and an orbax checkpoint, so that
+a killed run resumed with `resume=True` ends with the same state and records as an
+uninterrupted one. One-shot search, meta-training, black-box search and training all run
+through `run_units`.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Callable
+from typing import Any
+
+from jnas._steps import check_finite
+from jnas.checkpoint import RunDir, open_run
+
+Unit = Callable[[Any, int], tuple[Any, dict, dict]]  # (state, u) -> (state, metrics, record)
+
+
+def run_units(unit: Unit, *, units: int, init: Callable[[Any], Any], key: Any,
+              out: str | pathlib.Path | None = None, resume: bool = False,
+              on_record: Callable[[dict], None] | None = None,
+              describe: Callable[[int], str] | None = None,
+              on_open: Callable[[RunDir | None, int, list[dict]], None] | None = None
+              ) -> tuple[Any, list[dict]]:
+    """Run units `start..units-1` of `unit` from `jit(init)(key)` or from `out`'s latest
+    checkpoint (`resume=True`); returns (final state, every unit's record).
+
+    `unit(state, u) -> (state, metrics, record)`: `metrics` (arrays per step) must be
+    finite, else `FloatingPointError` names the unit and step (`describe(u)` says what a
+    unit is); `on_record(record)` may add fields before the record is written;
+    `on_open(run_dir, start, records)` sees the run folder and the records restored before
+    the first unit (side logs, running bests).
+    """
+    run, start, state, records = open_run(out, resume, init, key)
+    if on_open is not None:
+        on_open(run, start, records)
+    for u in range(start, units):
+        state, metrics, record = unit(state, u)
+        try:
+            check_finite(metrics, u)
+        except FloatingPointError as e:
+            if describe is None:
+                raise
+            raise FloatingPointError(f"{describe(u)}: {e}") from None
+        if on_record is not None:
+            on_record(record)
+        records.append(record)
+        if run is not None:
+            run.save(u, state, record)
+    return state, records

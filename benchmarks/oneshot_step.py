@@ -67,14 +67,14 @@ def measure(name: str, k: int | None, *, space: str, channels: int, cells: int, 
             jax.random.key(2), k)
     state = jax.jit(init)(key)
     start = time.perf_counter()
-    compiled = jax.jit(step, donate_argnums=0).lower(state, train, val, step_key).compile()
+    compiled = jax.jit(step, donate_argnums=1).lower(step_key, state, train, val).compile()
     compile_s = time.perf_counter() - start
-    state, _ = compiled(state, train, val, step_key)  # warm-up
+    state, _ = compiled(step_key, state, train, val)  # warm-up
     jax.block_until_ready(state)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        state, metrics = compiled(state, train, val, step_key)
+        state, metrics = compiled(step_key, state, train, val)
         jax.block_until_ready(metrics)
         times.append(time.perf_counter() - start)
     ms = 1000 * float(np.median(times))

@@ -55,8 +55,8 @@ def main(argv: list[str] | None = None) -> dict:
     rows = parallel.process_rows(args.batch_size)
     state = parallel.replicate(method.init(jax.random.key(args.seed)), mesh)
     alpha0 = np.asarray(jax.device_get(state.alpha))
-    step = jax.jit(lambda s, t, v, i: method.step(s, t, v, jax.random.fold_in(
-        jax.random.key(args.seed + 1), i)))
+    step = jax.jit(lambda s, t, v, i: method.step(jax.random.fold_in(
+        jax.random.key(args.seed + 1), i), s, t, v))
     rng = np.random.default_rng(args.seed)  # the same batches on every process
     for i in range(args.steps):
         it = rng.choice(len(train[1]), args.batch_size, replace=False)[rows]

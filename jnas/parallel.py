@@ -96,8 +96,8 @@ def initialize_multihost(coordinator_address: str, num_processes: int, process_i
         m = mesh()
         state = replicate(method.init(key), m)
         rows = process_rows(64)
-        state, _ = jax.jit(method.step)(state, global_batch(train[rows], m),
-                                        global_batch(valid[rows], m), step_key)
+        state, _ = jax.jit(method.step)(step_key, state, global_batch(train[rows], m),
+                                        global_batch(valid[rows], m))
     """
     if cpu_collectives is not None:
         jax.config.update("jax_cpu_collectives_implementation", cpu_collectives)

@@ -45,7 +45,8 @@ class OneShot(NamedTuple, Generic[S]):
     `SharedWeightsState`, `ENASState`).
 
     - `init(key) -> state`
-    - `step(state, train_batch, val_batch, key) -> (state, metrics)`: one search step;
+    - `step(key, state, train_batch, val_batch) -> (state, metrics)`: one search step
+      (the PRNG key first, as in `Searcher.ask`; methods that draw nothing accept None);
       metrics are float32 scalars (`w_loss`, `w_acc`, and `alpha_loss` where α is trained).
     - `derive(state, key=None, batch=None) -> arch`: the discrete architecture found;
       sampling-based methods rank candidates on `batch` with key `key`.
@@ -53,7 +54,7 @@ class OneShot(NamedTuple, Generic[S]):
     """
 
     init: Callable[[jax.Array], S]
-    step: Callable[[S, Batch, Batch, jax.Array], tuple[S, dict]]
+    step: Callable[[jax.Array, S, Batch, Batch], tuple[S, dict]]
     derive: Callable[..., Any]
     apply: Callable[..., jax.Array]
 

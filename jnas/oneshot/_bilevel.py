@@ -109,7 +109,7 @@ def bilevel_step(net: Supernet, w_opt: optax.GradientTransformation,
                  weight_relaxation: Relaxation | None = None, penalty: Penalty | None = None,
                  order: int = 1, lr: optax.ScalarOrSchedule = 0.0,
                  hypergradient_method: str = "exact") -> Callable[..., tuple[OneShotState, dict]]:
-    """`step(state, train, val, key) -> (state, metrics)`, bi-level (see the module).
+    """`step(key, state, train, val) -> (state, metrics)`, bi-level (see the module).
 
     metrics: `w_loss`, `w_acc` (weight step), `alpha_loss` (the cross-entropy of the α
     step), the penalty's unweighted value under its name, `tau` for tempered relaxations.
@@ -129,8 +129,8 @@ def bilevel_step(net: Supernet, w_opt: optax.GradientTransformation,
         value = penalty.value(alpha)
         return ce + penalty.weight * value, (ce, {penalty.name: value})
 
-    def step(state: OneShotState, train: Batch, val: Batch,
-             key: jax.Array | None = None) -> tuple[OneShotState, dict]:
+    def step(key: jax.Array | None, state: OneShotState, train: Batch,
+             val: Batch) -> tuple[OneShotState, dict]:
         k_w, k_a = _keys(key, w_relax, relaxation)
         if order == 1:
             params, w_state, w_loss, w_acc = weight_step(
@@ -162,10 +162,10 @@ def single_level_step(net: Supernet, w_opt: optax.GradientTransformation,
                       a_opt: optax.GradientTransformation, relaxation: Relaxation, *,
                       penalty: Penalty | None = None
                       ) -> Callable[..., tuple[OneShotState, dict]]:
-    """`step(state, train, val, key)`: weights and α from one gradient of the training
+    """`step(key, state, train, val)`: weights and α from one gradient of the training
     loss (+ penalty) through `relaxation(α)`; `val` is unused (SNAS)."""
-    def step(state: OneShotState, train: Batch, val: Batch,
-             key: jax.Array | None = None) -> tuple[OneShotState, dict]:
+    def step(key: jax.Array | None, state: OneShotState, train: Batch,
+             val: Batch) -> tuple[OneShotState, dict]:
         del val
 
         if key is None and relaxation.stochastic:
@@ -256,8 +256,8 @@ def weight_sharing(space: Any, relaxation: Relaxation, derive_with: DeriveWith, 
         params = net.init_params(key)
         return SharedWeightsState(params, w_opt.init(params), jnp.zeros((), jnp.int32))
 
-    def step(state: SharedWeightsState, train: Batch, val: Batch,
-             key: jax.Array) -> tuple[SharedWeightsState, dict]:
+    def step(key: jax.Array, state: SharedWeightsState, train: Batch,
+             val: Batch) -> tuple[SharedWeightsState, dict]:
         del val  # the weights are the only thing trained
         params, w_state, loss, acc = weight_step(net, w_opt, relaxation, state.params,
                                                  state.w_opt, None, train, key, state.step)

@@ -80,8 +80,8 @@ def enas(space: Any, *, epochs: int = 250, steps_per_epoch: int = 391,
         return ENASState(params, ctrl, jnp.zeros(()), w_opt.init(params), c_opt.init(ctrl),
                          jnp.zeros((), jnp.int32))
 
-    def step(state: ENASState, train: Batch, val: Batch,
-             key: jax.Array) -> tuple[ENASState, dict]:
+    def step(key: jax.Array, state: ENASState, train: Batch,
+             val: Batch) -> tuple[ENASState, dict]:
         k_w, k_c = jax.random.split(key)
         sampled = Relaxation(lambda k, ctrl, s: cell(ctrl, k)[1:], lambda a: a)
         params, w_state, w_loss, w_acc = weight_step(

@@ -41,7 +41,7 @@ def epoch_fn(method: OneShot, batch_size: int, augment: Augment | None = None,
         xt, xv = train.x[it], valid.x[iv]
         if augment is not None:
             xt, xv = augment(k_at, xt), augment(k_av, xv)
-        state, metrics = method.step(state, (xt, train.y[it]), (xv, valid.y[iv]), k_step)
+        state, metrics = method.step(k_step, state, (xt, train.y[it]), (xv, valid.y[iv]))
         return (state, train, valid), metrics
 
     run = stepper(body, steps_mode)

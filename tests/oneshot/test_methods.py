@@ -35,8 +35,8 @@ def test_method_contract(name):
     method = oneshot.REGISTRY[name].make(SPACE, **TINY, **extra)
     state = jax.jit(method.init)(jax.random.key(0))
     step = jax.jit(method.step)
-    new, metrics = step(state, batch(1), batch(2), jax.random.key(3))
-    new, metrics = step(new, batch(3), batch(4), jax.random.key(5))
+    new, metrics = step(jax.random.key(3), state, batch(1), batch(2))
+    new, metrics = step(jax.random.key(5), new, batch(3), batch(4))
     assert structure(new) == structure(state)  # a valid lax.scan carry
     assert int(new.step) == 2
     assert all(np.isfinite(float(v)) for v in metrics.values())
@@ -58,7 +58,7 @@ def test_snas_resource_penalty_moves_weight_off_costly_ops():
     method = oneshot.snas(SPACE, **TINY, resource_weight=100.0,
                           alpha_optimizer=optax.sgd(0.1))
     state = method.init(jax.random.key(0))
-    new, metrics = jax.jit(method.step)(state, batch(1), batch(2), jax.random.key(3))
+    new, metrics = jax.jit(method.step)(jax.random.key(3), state, batch(1), batch(2))
     conv = SPACE.ops.index("nor_conv_3x3")
     before = jax.nn.softmax(state.alpha, -1)[:, conv]
     after = jax.nn.softmax(new.alpha, -1)[:, conv]
@@ -153,7 +153,7 @@ def test_uniform_single_path_trains_only_the_sampled_cell(name):
     step = jax.jit(method.step)
 
     def moved(key):
-        new, _ = step(state, batch(1), batch(2), jax.random.key(key))
+        new, _ = step(jax.random.key(key), state, batch(1), batch(2))
         kernels = lambda s: s.params["stages"][0]["kernels"]["nor_conv_3x3"]
         return [not np.array_equal(a, b) for a, b in
                 zip(jax.tree.leaves(kernels(state)), jax.tree.leaves(kernels(new)), strict=True)]
@@ -194,7 +194,7 @@ def test_enas_controller_follows_the_reward():
     for baseline, direction in ((-1.0, 1), (2.0, -1)):
         start = state._replace(step=jnp.ones((), jnp.int32),  # past the first baseline
                                baseline=jnp.asarray(baseline))
-        new, metrics = step(start, batch(1), batch(2), key)
+        new, metrics = step(key, start, batch(1), batch(2))
         assert 0.0 <= float(metrics["reward"]) <= 1.0
         after = float(ctrl.log_prob(new.controller, arch)[0])
         assert direction * (after - before) > 1e-3, (baseline, before, after)
@@ -212,6 +212,6 @@ def test_oneshot_dropout_drops_ops_step_by_step():
     step = jax.jit(method.step)
     kernels = lambda s: jax.tree.leaves(s.params["stages"][0]["kernels"]["nor_conv_3x3"])
     moved = [any(not np.array_equal(a, b) for a, b in zip(
-        kernels(state), kernels(step(state, batch(1), batch(2), jax.random.key(k))[0]),
+        kernels(state), kernels(step(jax.random.key(k), state, batch(1), batch(2))[0]),
         strict=True)) for k in range(16)]
     assert 2 <= sum(moved) <= 14, moved

@@ -95,8 +95,8 @@ def test_darts_finite_difference_approximation_converges_to_the_exact_hypergradi
 def test_step_jit_equals_eager(name, key):
     method = oneshot.REGISTRY[name].make(SPACE, **TINY)
     state = method.init(key)
-    eager, m_eager = method.step(state, batch(1), batch(2), jax.random.key(5))
-    jitted, m_jit = jax.jit(method.step)(state, batch(1), batch(2), jax.random.key(5))
+    eager, m_eager = method.step(jax.random.key(5), state, batch(1), batch(2))
+    jitted, m_jit = jax.jit(method.step)(jax.random.key(5), state, batch(1), batch(2))
     assert allclose(eager, jitted, rtol=1e-4, atol=1e-6)
     assert allclose(m_eager, m_jit, rtol=1e-4, atol=1e-6)
     assert int(jitted.step) == 1
@@ -110,11 +110,11 @@ def test_vmapped_seeds_equal_separate_runs(name):
     train = jax.tree.map(lambda *b: jnp.stack(b), *[batch(s) for s in (1, 2)])
     val = jax.tree.map(lambda *b: jnp.stack(b), *[batch(s) for s in (4, 5)])
     step_keys = jax.random.split(jax.random.key(8), 2)
-    states, _ = jax.jit(jax.vmap(method.step))(jax.vmap(method.init)(keys), train, val,
-                                               step_keys)
+    states, _ = jax.jit(jax.vmap(method.step))(step_keys, jax.vmap(method.init)(keys), train,
+                                               val)
     for i in range(2):
-        alone, _ = jax.jit(method.step)(method.init(keys[i]), (train[0][i], train[1][i]),
-                                        (val[0][i], val[1][i]), step_keys[i])
+        alone, _ = jax.jit(method.step)(step_keys[i], method.init(keys[i]),
+                                        (train[0][i], train[1][i]), (val[0][i], val[1][i]))
         assert allclose(jax.tree.map(lambda a, i=i: a[i], states), alone, rtol=1e-4,
                         atol=1e-5)
 
@@ -128,13 +128,13 @@ def test_eight_devices_data_parallel_equals_one_device(key):
     step = jax.jit(method.step)
     one = state
     for _ in range(3):
-        one, _ = step(one, train, val)
+        one, _ = step(None, one, train, val)
     mesh = parallel.mesh()
     many = parallel.replicate(state, mesh)
     s_train, s_val = parallel.shard_leading(train, mesh), parallel.shard_leading(val, mesh)
     assert len(s_train[0].sharding.device_set) == 8
     for _ in range(3):
-        many, _ = step(many, s_train, s_val)
+        many, _ = step(None, many, s_train, s_val)
     assert many.alpha.sharding.is_fully_replicated  # every device holds the same α
     np.testing.assert_allclose(many.alpha, one.alpha, rtol=1e-4, atol=1e-6)
     assert allclose(many.params, one.params, rtol=1e-3, atol=1e-5)
@@ -232,10 +232,10 @@ def test_seeds_sharded_over_devices_equal_one_device():
     step_keys = jax.random.split(jax.random.key(4), 8)
     step = jax.jit(jax.vmap(method.step))
     states = jax.jit(jax.vmap(method.init))(keys)
-    one, _ = step(states, train, val, step_keys)
+    one, _ = step(step_keys, states, train, val)
     mesh = parallel.mesh()
     many, _ = parallel.over_seeds(method.step, mesh)(
-        *parallel.shard_leading((states, train, val, step_keys), mesh))
+        *parallel.shard_leading((step_keys, states, train, val), mesh))
     assert len(many.alpha.sharding.device_set) == 8
     assert not many.alpha.sharding.is_fully_replicated  # each device holds its own seed
     # one seed's matrix products per device round unlike eight batched on one device:
@@ -250,8 +250,8 @@ def test_bfloat16_compute_keeps_float32_master_weights(name, key):
     fp32 = oneshot.REGISTRY[name].make(SPACE, **TINY)
     bf16 = oneshot.REGISTRY[name].make(SPACE, **TINY, compute_dtype=jnp.bfloat16)
     state = fp32.init(key)
-    a, m_a = jax.jit(fp32.step)(state, batch(1), batch(2), jax.random.key(5))
-    b, m_b = jax.jit(bf16.step)(state, batch(1), batch(2), jax.random.key(5))
+    a, m_a = jax.jit(fp32.step)(jax.random.key(5), state, batch(1), batch(2))
+    b, m_b = jax.jit(bf16.step)(jax.random.key(5), state, batch(1), batch(2))
     assert {x.dtype for x in jax.tree.leaves(b.params)} == {jnp.dtype(jnp.float32)}
     assert b.alpha.dtype == jnp.float32
     np.testing.assert_allclose(m_b["w_loss"], m_a["w_loss"], rtol=2e-2)

@@ -80,7 +80,7 @@ def test_the_penalty_adds_its_weighted_gradient_to_alpha(levels):
             SPACE, relax, levels=levels, alpha_optimizer=optax.sgd(1.0),
             penalty=oneshot.expected_cost_penalty(SPACE, weight, cost), **TINY)
         state = method.init(jax.random.key(0))
-        new, metrics = jax.jit(method.step)(state, batch(1), batch(2), jax.random.key(3))
+        new, metrics = jax.jit(method.step)(jax.random.key(3), state, batch(1), batch(2))
         return np.asarray(state.alpha), np.asarray(new.alpha), metrics
 
     alpha0, plain, metrics = alpha_after(0.0)
@@ -99,7 +99,7 @@ def test_single_level_ignores_the_validation_batch_and_bilevel_uses_it():
                                         **TINY)
         state = method.init(jax.random.key(0))
         step = jax.jit(method.step)
-        return [np.asarray(step(state, batch(1), batch(v), jax.random.key(3))[0].alpha)
+        return [np.asarray(step(jax.random.key(3), state, batch(1), batch(v))[0].alpha)
                 for v in (2, 5)]
 
     one = alphas(1)

@@ -49,8 +49,8 @@ def test_method_runs_on_every_supernet(name, space_name):
     if oneshot.REGISTRY[name].uses_alpha:
         assert state.alpha.shape == space.supernet_shape
     step = jax.jit(method.step)
-    new, metrics = step(state, batch(1), batch(2), jax.random.key(3))
-    new, metrics = step(new, batch(3), batch(4), jax.random.key(5))
+    new, metrics = step(jax.random.key(3), state, batch(1), batch(2))
+    new, metrics = step(jax.random.key(5), new, batch(3), batch(4))
     assert structure(new) == structure(state)
     assert all(np.isfinite(float(v)) for v in metrics.values())
     assert not all(jax.tree.leaves(jax.tree.map(lambda a, b: bool(jnp.array_equal(a, b)),
@@ -88,6 +88,6 @@ def test_chain_proxyless_latency_loss_uses_block_flops():
     method = oneshot.proxyless(space, epochs=2, steps_per_epoch=4, latency_weight=1.0,
                                costs=costs, **config)
     state = method.init(jax.random.key(0))
-    _, metrics = jax.jit(method.step)(state, batch(1), batch(2), jax.random.key(3))
+    _, metrics = jax.jit(method.step)(jax.random.key(3), state, batch(1), batch(2))
     want = float(jnp.sum(jax.nn.softmax(state.alpha, -1) * costs))
     np.testing.assert_allclose(float(metrics["expected_cost"]), want, rtol=1e-5)

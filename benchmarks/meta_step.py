@@ -22,7 +22,7 @@ import jax
 import numpy as np
 
 from jnas import meta
-from jnas.commands.meta import make_learner
+from jnas.recipes.meta import make_learner
 
 
 def _time(fn, *args, repeats: int) -> float:

@@ -16,7 +16,7 @@ import argparse
 import json
 import pathlib
 
-from jnas.commands.meta import METHODS, run_meta
+from jnas.recipes.meta import METHODS, run_meta
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import optax
 
 from jnas import meta
-from jnas.commands.meta import run_meta
+from jnas.recipes.meta import run_meta
 
 
 def pretrained(steps: int, meta_batch: int, key: jax.Array, shots: int) -> tuple:

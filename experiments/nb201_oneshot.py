@@ -19,12 +19,13 @@ import pathlib
 
 import numpy as np
 
-from jnas.commands.oneshot import METHOD_NAMES, load_nb201_if_present, run_oneshot
+from jnas.oneshot import REGISTRY
+from jnas.recipes.oneshot import load_nb201_if_present, run_oneshot
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--method", default="darts-v1", choices=METHOD_NAMES)
+    parser.add_argument("--method", default="darts-v1", choices=sorted(REGISTRY))
     parser.add_argument("--dataset", default="digits")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=10)

@@ -39,3 +39,18 @@ def test_the_checker_sees_function_level_imports(tmp_path):
     f = tmp_path / "m.py"
     f.write_text("def f():\n    from jnas.search._registry import REGISTRY\n")
     assert _imports(f) == [(2, "jnas.search._registry")]
+
+
+def test_experiments_and_benchmarks_call_the_library_not_the_cli():
+    """`jnas.commands` is the CLI's face (flags, printing); scripts use `jnas.recipes` and
+    the packages below it."""
+    bad = []
+    for folder in ("experiments", "benchmarks"):
+        assert (ROOT.parent / folder).is_dir(), folder
+        for path in (ROOT.parent / folder).rglob("*.py"):
+            bad += [f"{folder}/{path.name}:{line} imports {module}"
+                    for line, module in _imports(path)
+                    if module == "jnas.commands" or module.startswith("jnas.commands.")
+                    or module == "jnas.cli"]
+    assert not bad, "\n".join(bad)
+

@@ -10,8 +10,8 @@ import pathlib
 import time
 
 from jnas.commands._common import progress
-from jnas.commands.oneshot import load_nb201_if_present, run_oneshot
-from jnas.commands.train import run_train
+from jnas.recipes.oneshot import load_nb201_if_present, run_oneshot
+from jnas.recipes.train import run_train
 
 
 def _table_search(table, out: pathlib.Path, seed: int, seeds: int) -> dict:
@@ -39,10 +39,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"jnas demo: {args.method} one-shot search in the NB201 space on scikit-learn's "
           f"digits ({args.epochs} epochs), then the found cell trained from scratch")
     found = run_oneshot(args.method, "digits", seed=args.seed, epochs=args.epochs,
-                        out=out / "search", table=table)
+                        out=out / "search", table=table,
+                        progress=progress(f"{args.method} on digits", "epochs"))
     print(f"  found cell    {found['arch']}  ({found['search_s']}s)")
     trained = run_train(found["arch"], "digits", seed=args.seed, epochs=args.train_epochs,
-                        out=out / "train")
+                        out=out / "train", progress=progress("train on digits", "epochs"))
     print(f"  from scratch  test accuracy {100 * trained['test_acc']:.2f}% on the digits "
           f"({trained['epochs']} epochs, {trained['train_s']}s)")
     summary = {"search": found, "train": trained}

@@ -24,8 +24,13 @@ BASELINE = ROOT / ".ci" / "pyright_baseline.json"
 def errors() -> collections.Counter:
     local = pathlib.Path(sys.executable).parent / "pyright"  # the venv's, beside python
     exe = str(local) if local.exists() else "pyright"
-    out = subprocess.run([exe, "--pythonpath", sys.executable, "--outputjson"],
-                         cwd=ROOT, capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [exe, "--pythonpath", sys.executable, "--outputjson"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     report = json.loads(out.stdout)
     found: collections.Counter = collections.Counter()
     for d in report["generalDiagnostics"]:
@@ -48,8 +53,10 @@ def main() -> int:
         for key, n in sorted(new.items()):
             print(f"  {n} x {key}")
         return 1
-    print(f"pyright: {sum(found.values())} errors, all in the baseline "
-          f"({sum(allowed.values())} entries); none new")
+    print(
+        f"pyright: {sum(found.values())} errors, all in the baseline "
+        f"({sum(allowed.values())} entries); none new"
+    )
     return 0
 
 

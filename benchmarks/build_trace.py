@@ -46,16 +46,29 @@ def main() -> None:
     for name in args.cases:
         space_cls, config = CASES[name]
         space = space_cls()
-        t_ref, n_ref = _trace(lambda space=space, config=config:
-                              space.supernet(**config, rngs=init_rngs(0)))
-        t_plain, n_plain = _trace(lambda space=space, config=config:
-                                  space.supernet(**config, rngs=nnx.Rngs(0)))
+        t_ref, n_ref = _trace(
+            lambda space=space, config=config: space.supernet(**config, rngs=init_rngs(0))
+        )
+        t_plain, n_plain = _trace(
+            lambda space=space, config=config: space.supernet(**config, rngs=nnx.Rngs(0))
+        )
         assert n_ref == n_plain, (name, n_ref, n_plain)
-        rows.append({"case": name, "params": n_ref, "nnx_rngs_s": round(t_plain, 2),
-                     "init_rngs_s": round(t_ref, 2), "speedup": round(t_plain / t_ref, 1)})
+        rows.append(
+            {
+                "case": name,
+                "params": n_ref,
+                "nnx_rngs_s": round(t_plain, 2),
+                "init_rngs_s": round(t_ref, 2),
+                "speedup": round(t_plain / t_ref, 1),
+            }
+        )
         print(json.dumps(rows[-1]), flush=True)
-    result = {"device": jax.devices()[0].device_kind, "cpu": platform.processor() or
-              platform.machine(), "jax": jax.__version__, "rows": rows}
+    result = {
+        "device": jax.devices()[0].device_kind,
+        "cpu": platform.processor() or platform.machine(),
+        "jax": jax.__version__,
+        "rows": rows,
+    }
     if args.out:
         path = pathlib.Path(args.out) / f"build_trace_{jax.devices()[0].platform}.json"
         path.write_text(json.dumps(result, indent=1) + "\n")

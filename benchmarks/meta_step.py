@@ -50,8 +50,7 @@ def main() -> None:
     rows = []
     for method in args.methods:
         for task_map in args.maps:
-            learner = make_learner(method, image=True, ways=5, steps=1000,
-                                   task_map=task_map)
+            learner = make_learner(method, image=True, ways=5, steps=1000, task_map=task_map)
             state = jax.jit(learner.init)(jax.random.key(0))
             for size in args.sizes:
                 tasks = meta.task_batch(sampler, jax.random.key(1), size)
@@ -59,18 +58,32 @@ def main() -> None:
                 compiled = jax.jit(learner.step).lower(state, tasks).compile()
                 compile_s = time.perf_counter() - start
                 step_s = _time(compiled, state, tasks, repeats=args.repeats)
-                row = {"method": method, "task_map": task_map, "tasks": size,
-                       "compile_s": round(compile_s, 2), "step_ms": round(1e3 * step_s, 2),
-                       "ms_per_task": round(1e3 * step_s / size, 2)}
+                row = {
+                    "method": method,
+                    "task_map": task_map,
+                    "tasks": size,
+                    "compile_s": round(compile_s, 2),
+                    "step_ms": round(1e3 * step_s, 2),
+                    "ms_per_task": round(1e3 * step_s / size, 2),
+                }
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     name = device.lower().replace(" ", "_")
     path = out / f"meta_step_{name}.json"
-    path.write_text(json.dumps({"device": device, "backend": jax.default_backend(),
-                                "host": platform.processor() or platform.machine(),
-                                "shots": args.shots, "rows": rows}, indent=1))
+    path.write_text(
+        json.dumps(
+            {
+                "device": device,
+                "backend": jax.default_backend(),
+                "host": platform.processor() or platform.machine(),
+                "shots": args.shots,
+                "rows": rows,
+            },
+            indent=1,
+        )
+    )
     print(f"wrote {path}")
 
 

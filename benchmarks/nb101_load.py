@@ -47,24 +47,32 @@ def distinct_cells(seed: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarra
         m = np.zeros((200_000, v, v), np.int32)
         parents = (rng.random((200_000, v - 1)) * np.arange(1, v)).astype(int)
         m[rows, parents, np.arange(1, v)] = 1
-        children = np.arange(v - 1) + 1 + (rng.random((200_000, v - 1))
-                                            * (v - 1 - np.arange(v - 1))).astype(int)
+        children = (
+            np.arange(v - 1)
+            + 1
+            + (rng.random((200_000, v - 1)) * (v - 1 - np.arange(v - 1))).astype(int)
+        )
         m[rows, np.arange(v - 1), children] = 1
         ok = m.sum((1, 2)) <= space.max_edges
         m = m[ok].astype(np.int8)
         o = rng.integers(0, space.num_ops, (len(m), v - 2)).astype(np.int8)
-        for mm, oo, key in zip(m, o, map(tuple, space.fingerprints_host(m, o).tolist()),
-                               strict=True):
+        for mm, oo, key in zip(
+            m, o, map(tuple, space.fingerprints_host(m, o).tolist()), strict=True
+        ):
             found.setdefault(key, (mm, oo))
         if len(found) >= n:
             break
     cells = list(found.items())[:n]
-    return (np.stack([c[1][0] for c in cells]), np.stack([c[1][1] for c in cells]),
-            np.asarray([c[0] for c in cells], np.uint32))
+    return (
+        np.stack([c[1][0] for c in cells]),
+        np.stack([c[1][1] for c in cells]),
+        np.asarray([c[0] for c in cells], np.uint32),
+    )
 
 
-def write_release(path: pathlib.Path, matrices: np.ndarray, ops: np.ndarray,
-                  keys: np.ndarray) -> None:
+def write_release(
+    path: pathlib.Path, matrices: np.ndarray, ops: np.ndarray, keys: np.ndarray
+) -> None:
     space = NB101()
     names = ["input", *space.ops, "output"]
     records = []
@@ -72,13 +80,27 @@ def write_release(path: pathlib.Path, matrices: np.ndarray, ops: np.ndarray,
         adjacency = "".join(map(str, m.reshape(-1).tolist()))
         labels = ",".join(["input", *[names[1 + k] for k in o.tolist()], "output"])
         for r in range(3):
-            metrics = bench.encode_model_metrics({"evaluation_data": [
-                {"current_epoch": 108.0, "training_time": 1000.0 + r,
-                 "train_accuracy": 1.0, "validation_accuracy": 0.9, "test_accuracy": 0.9}],
-                "trainable_parameters": 1_000_000 + c, "total_time": 1000.0})
+            metrics = bench.encode_model_metrics(
+                {
+                    "evaluation_data": [
+                        {
+                            "current_epoch": 108.0,
+                            "training_time": 1000.0 + r,
+                            "train_accuracy": 1.0,
+                            "validation_accuracy": 0.9,
+                            "test_accuracy": 0.9,
+                        }
+                    ],
+                    "trainable_parameters": 1_000_000 + c,
+                    "total_time": 1000.0,
+                }
+            )
             module_hash = f"{int(keys[c, 0]):08x}{int(keys[c, 1]):08x}"
-            records.append(json.dumps([module_hash, 108, adjacency, labels,
-                                       base64.b64encode(metrics).decode()]).encode())
+            records.append(
+                json.dumps(
+                    [module_hash, 108, adjacency, labels, base64.b64encode(metrics).decode()]
+                ).encode()
+            )
     write_tfrecord(path, records)
 
 
@@ -87,8 +109,11 @@ def main() -> None:
     parser.add_argument("--cells", type=int, default=RELEASE_CELLS)
     parser.add_argument("--out", default=None, help="folder for the JSON")
     args = parser.parse_args()
-    result: dict = {"cpu": platform.processor() or platform.machine(), "cells": args.cells,
-                    "records": 3 * args.cells}
+    result: dict = {
+        "cpu": platform.processor() or platform.machine(),
+        "cells": args.cells,
+        "records": 3 * args.cells,
+    }
     start = time.perf_counter()
     bench.load_nb101()  # the subset, from JNAS_NASBENCH_DIR
     result["subset_load_s"] = round(time.perf_counter() - start, 3)

@@ -43,28 +43,50 @@ def _batches(k: int | None, batch: int, size: int):
 def _memory(compiled) -> float | None:
     try:
         m = compiled.memory_analysis()
-        return round((m.temp_size_in_bytes + m.argument_size_in_bytes
-                      + m.output_size_in_bytes) / 2**20, 1)
+        return round(
+            (m.temp_size_in_bytes + m.argument_size_in_bytes + m.output_size_in_bytes) / 2**20, 1
+        )
     except Exception:  # not every backend reports it
         return None
 
 
-def measure(name: str, k: int | None, *, space: str, channels: int, cells: int, batch: int,
-            size: int, repeats: int, dtype: str) -> dict:
+def measure(
+    name: str,
+    k: int | None,
+    *,
+    space: str,
+    channels: int,
+    cells: int,
+    batch: int,
+    size: int,
+    repeats: int,
+    dtype: str,
+) -> dict:
     """Compile time, ms per step and memory of one method, one seed or K vmapped seeds."""
-    net = ({"space": NB201(), "cells_per_stage": cells} if space == "nb201" else
-           {"space": DARTS(), "num_cells": cells})
+    net = (
+        {"space": NB201(), "cells_per_stage": cells}
+        if space == "nb201"
+        else {"space": DARTS(), "num_cells": cells}
+    )
     compute = None if dtype == "float32" else jnp.dtype(dtype)
-    method = oneshot.REGISTRY[name].make(net.pop("space"), channels=channels, **net, epochs=50,
-                                   steps_per_epoch=391, compute_dtype=compute)
+    method = oneshot.REGISTRY[name].make(
+        net.pop("space"),
+        channels=channels,
+        **net,
+        epochs=50,
+        steps_per_epoch=391,
+        compute_dtype=compute,
+    )
     train, val = _batches(k, batch, size)
     if k is None:
         init, step = method.init, method.step
         key, step_key = jax.random.key(1), jax.random.key(2)
     else:
         init, step = jax.vmap(method.init), jax.vmap(method.step)
-        key, step_key = jax.random.split(jax.random.key(1), k), jax.random.split(
-            jax.random.key(2), k)
+        key, step_key = (
+            jax.random.split(jax.random.key(1), k),
+            jax.random.split(jax.random.key(2), k),
+        )
     state = jax.jit(init)(key)
     start = time.perf_counter()
     compiled = jax.jit(step, donate_argnums=1).lower(step_key, state, train, val).compile()
@@ -78,10 +100,16 @@ def measure(name: str, k: int | None, *, space: str, channels: int, cells: int, 
         jax.block_until_ready(metrics)
         times.append(time.perf_counter() - start)
     ms = 1000 * float(np.median(times))
-    row = {"method": name, "dtype": dtype, "seeds": k or 1, "vmapped": k is not None,
-           "compile_s": round(compile_s, 2), "ms_per_step": round(ms, 2),
-           "steps_per_s_all_seeds": round((k or 1) * 1000 / ms, 3),
-           "memory_mb": _memory(compiled)}
+    row = {
+        "method": name,
+        "dtype": dtype,
+        "seeds": k or 1,
+        "vmapped": k is not None,
+        "compile_s": round(compile_s, 2),
+        "ms_per_step": round(ms, 2),
+        "steps_per_s_all_seeds": round((k or 1) * 1000 / ms, 3),
+        "memory_mb": _memory(compiled),
+    }
     if jax.devices()[0].platform == "gpu":
         stats = jax.devices()[0].memory_stats() or {}
         row["peak_gpu_mb"] = round(stats.get("peak_bytes_in_use", 0) / 2**20, 1)
@@ -90,23 +118,35 @@ def measure(name: str, k: int | None, *, space: str, channels: int, cells: int, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--methods", nargs="+", default=["darts-v1", "darts-v2", "gdas"],
-                        choices=sorted(oneshot.REGISTRY))
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        default=["darts-v1", "darts-v2", "gdas"],
+        choices=sorted(oneshot.REGISTRY),
+    )
     parser.add_argument("--space", choices=["nb201", "darts"], default="nb201")
-    parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"],
-                        choices=["float32", "bfloat16"])
+    parser.add_argument(
+        "--dtypes", nargs="+", default=["float32", "bfloat16"], choices=["float32", "bfloat16"]
+    )
     parser.add_argument("--channels", type=int, default=16)
     parser.add_argument("--cells", type=int, default=5)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--size", type=int, default=32)
-    parser.add_argument("--seeds", type=int, nargs="*", default=[],
-                        help="K values for vmapped seeds (e.g. 1 2 4 8)")
+    parser.add_argument(
+        "--seeds", type=int, nargs="*", default=[], help="K values for vmapped seeds (e.g. 1 2 4 8)"
+    )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args()
     device = jax.devices()[0]
-    config = {"space": args.space, "channels": args.channels, "cells": args.cells,
-              "batch": args.batch, "size": args.size, "repeats": args.repeats}
+    config = {
+        "space": args.space,
+        "channels": args.channels,
+        "cells": args.cells,
+        "batch": args.batch,
+        "size": args.size,
+        "repeats": args.repeats,
+    }
     rows = []
     for dtype in args.dtypes:
         for name in args.methods:
@@ -123,16 +163,23 @@ def main() -> None:
         one = by[(name, dtype, 1, False)]
         if not vmapped and name == "darts-v2" and ("darts-v1", dtype, 1, False) in by:
             r["ratio_to_first_order"] = round(
-                r["ms_per_step"] / by[("darts-v1", dtype, 1, False)]["ms_per_step"], 2)
+                r["ms_per_step"] / by[("darts-v1", dtype, 1, False)]["ms_per_step"], 2
+            )
         if not vmapped and dtype != "float32" and (name, "float32", 1, False) in by:
             r["speedup_vs_float32"] = round(
-                by[(name, "float32", 1, False)]["ms_per_step"] / r["ms_per_step"], 2)
+                by[(name, "float32", 1, False)]["ms_per_step"] / r["ms_per_step"], 2
+            )
         if vmapped:
-            r["throughput_vs_one_seed"] = round(r["steps_per_s_all_seeds"]
-                                                / one["steps_per_s_all_seeds"], 2)
-    result = {"device": f"{device.platform}: {device.device_kind}",
-              "host": platform.processor() or platform.machine(),
-              "jax": jax.__version__, "config": config, "rows": rows}
+            r["throughput_vs_one_seed"] = round(
+                r["steps_per_s_all_seeds"] / one["steps_per_s_all_seeds"], 2
+            )
+    result = {
+        "device": f"{device.platform}: {device.device_kind}",
+        "host": platform.processor() or platform.machine(),
+        "jax": jax.__version__,
+        "config": config,
+        "rows": rows,
+    }
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     default_cells = 5 if args.space == "nb201" else 8

@@ -36,16 +36,36 @@ import tempfile
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def run_harness(perf: pathlib.Path, args: argparse.Namespace, cores: str, work: pathlib.Path
-                ) -> list[dict]:
+def run_harness(
+    perf: pathlib.Path, args: argparse.Namespace, cores: str, work: pathlib.Path
+) -> list[dict]:
     """One run of `side_by_side.py` in a writable copy; its JSON-lines records."""
     out = work / f"results_{cores}.jsonl"
-    cmd = [sys.executable, "side_by_side.py", "--threads", "1", "--batch", str(args.batch),
-           "--algos", args.algos, "--pairs", str(args.pairs), "--warmup", str(args.warmup),
-           "--torch-python", args.torch_python, "--jax-python", sys.executable,
-           "--tag", f"cores{cores}_b{args.batch}", "--out", str(out)]
-    pin = (lambda: os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})) \
-        if cores == "1" else None
+    cmd = [
+        sys.executable,
+        "side_by_side.py",
+        "--threads",
+        "1",
+        "--batch",
+        str(args.batch),
+        "--algos",
+        args.algos,
+        "--pairs",
+        str(args.pairs),
+        "--warmup",
+        str(args.warmup),
+        "--torch-python",
+        args.torch_python,
+        "--jax-python",
+        sys.executable,
+        "--tag",
+        f"cores{cores}_b{args.batch}",
+        "--out",
+        str(out),
+    ]
+    pin = (
+        (lambda: os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})) if cores == "1" else None
+    )
     subprocess.run(cmd, cwd=perf, check=True, preexec_fn=pin)
     return [json.loads(line) for line in out.read_text().splitlines()]
 
@@ -55,32 +75,49 @@ def summary(records: list[dict]) -> dict:
     rows: dict[str, dict] = {}
     for r in records:
         if r.get("kind") == "startup":
-            keep = ("import_s", "build_s", "lower_s", "compile_s", "first_call_s",
-                    "first_step_s", "time_to_first_step_s", "params")
+            keep = (
+                "import_s",
+                "build_s",
+                "lower_s",
+                "compile_s",
+                "first_call_s",
+                "first_step_s",
+                "time_to_first_step_s",
+                "params",
+            )
             rows.setdefault(r["algo"], {})[f"{r['side']}_startup"] = {
-                k: r[k] for k in keep if k in r}
+                k: r[k] for k in keep if k in r
+            }
         if r.get("kind") == "timing":
-            rows.setdefault(r["algo"], {}).update({
-                "peer_step_ms_median": r["peer"]["wall_ms"]["median"],
-                "jnas_step_ms_median": r["jnas"]["wall_ms"]["median"],
-                "jnas_over_reference": r["ratio_jnas_over_peer_of_medians"],
-                "jnas_over_reference_per_pair": r["ratio_per_pair"],
-                "peer_cpu_ms_median": r["peer"]["cpu_ms"]["median"],
-                "jnas_cpu_ms_median": r["jnas"]["cpu_ms"]["median"],
-                "peak_rss_mib": {side: r["mem"][side].get("VmHWM_MiB") for side in r["mem"]},
-                "alpha_finite": {side: r["check"][side].get("alpha_finite")
-                                 for side in r["check"]},
-                "load1_start_end": [r["load1_start"][0], r["load1_end"][0]],
-                "pairs": r["pairs"]})
+            rows.setdefault(r["algo"], {}).update(
+                {
+                    "peer_step_ms_median": r["peer"]["wall_ms"]["median"],
+                    "jnas_step_ms_median": r["jnas"]["wall_ms"]["median"],
+                    "jnas_over_reference": r["ratio_jnas_over_peer_of_medians"],
+                    "jnas_over_reference_per_pair": r["ratio_per_pair"],
+                    "peer_cpu_ms_median": r["peer"]["cpu_ms"]["median"],
+                    "jnas_cpu_ms_median": r["jnas"]["cpu_ms"]["median"],
+                    "peak_rss_mib": {side: r["mem"][side].get("VmHWM_MiB") for side in r["mem"]},
+                    "alpha_finite": {
+                        side: r["check"][side].get("alpha_finite") for side in r["check"]
+                    },
+                    "load1_start_end": [r["load1_start"][0], r["load1_end"][0]],
+                    "pairs": r["pairs"],
+                }
+            )
     return rows
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--perf", default=str(ROOT.parent / "shared" / "perf"),
-                    help="the shared harness folder (copied, never written)")
-    ap.add_argument("--peer", required=True,
-                    help="the `.peer` folder holding the reference's model files")
+    ap.add_argument(
+        "--perf",
+        default=str(ROOT.parent / "shared" / "perf"),
+        help="the shared harness folder (copied, never written)",
+    )
+    ap.add_argument(
+        "--peer", required=True, help="the `.peer` folder holding the reference's model files"
+    )
     ap.add_argument("--torch-python", required=True, help="a Python with torch installed")
     ap.add_argument("--algos", default="DARTS-V1,GDAS,DARTS-V2")
     ap.add_argument("--cores", default="all,1", help="settings to run: all, 1 or both")
@@ -92,9 +129,15 @@ def main() -> None:
     for name, path in (("--perf", args.perf), ("--peer", args.peer)):
         if not pathlib.Path(path).is_dir():
             ap.error(f"{name}: expected a folder; got {path!r}")
-    result = {"machine": {"cpu": platform.processor() or platform.machine(),
-                          "cores": os.cpu_count(), "python": platform.python_version()},
-              "batch": args.batch, "settings": {}}
+    result = {
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(),
+            "python": platform.python_version(),
+        },
+        "batch": args.batch,
+        "settings": {},
+    }
     with tempfile.TemporaryDirectory() as tmp:
         work = pathlib.Path(tmp) / "perf"
         shutil.copytree(args.perf, work)

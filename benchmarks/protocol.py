@@ -35,23 +35,28 @@ def _peak_rss_mb() -> float:
 
 def measure_loading(nasbench: str | None) -> dict:
     out = {}
-    for name, loader in (("nb201", bench.load_nb201), ("nats_sss", bench.load_nats_sss),
-                         ("latency", bench.load_latency)):
+    for name, loader in (
+        ("nb201", bench.load_nb201),
+        ("nats_sss", bench.load_nats_sss),
+        ("latency", bench.load_latency),
+    ):
         before = _peak_rss_mb()
         start = time.perf_counter()
         table = loader(nasbench)
         jax.block_until_ready(table.columns)
-        out[name] = {"load_s": round(time.perf_counter() - start, 3),
-                     "peak_rss_growth_mb": round(_peak_rss_mb() - before, 1),
-                     "columns": len(table.columns), "rows": table.num_rows}
+        out[name] = {
+            "load_s": round(time.perf_counter() - start, 3),
+            "peak_rss_growth_mb": round(_peak_rss_mb() - before, 1),
+            "columns": len(table.columns),
+            "rows": table.num_rows,
+        }
     return out
 
 
 def measure_queries(table: bench.Table, batch: int = 1_000_000) -> dict:
     space = NB201()
     archs = jax.vmap(space.sample)(jax.random.split(jax.random.key(0), batch))
-    query = jax.jit(lambda t, a: t.query(a, dataset="cifar10-valid", metric="valid_acc",
-                                         epochs=12))
+    query = jax.jit(lambda t, a: t.query(a, dataset="cifar10-valid", metric="valid_acc", epochs=12))
     query(table, archs).block_until_ready()
     start = time.perf_counter()
     reps = 5
@@ -74,8 +79,10 @@ def python_baseline(table: bench.Table, searcher: str, seeds: int) -> float:
         return tuple(rng.randrange(5) for _ in range(6))
 
     def to_str(a):
-        return (f"|{ops[a[0]]}~0|+|{ops[a[1]]}~0|{ops[a[2]]}~1|+|{ops[a[3]]}~0|"
-                f"{ops[a[4]]}~1|{ops[a[5]]}~2|")
+        return (
+            f"|{ops[a[0]]}~0|+|{ops[a[1]]}~0|{ops[a[2]]}~1|+|{ops[a[3]]}~0|"
+            f"{ops[a[4]]}~1|{ops[a[5]]}~2|"
+        )
 
     def mutate(rng, a):
         a = list(a)
@@ -113,8 +120,10 @@ def measure_protocol(table: bench.Table, seeds: list[int], chunk: int) -> list[d
             run = jax.jit(bench.simulate_batch(searcher, NB201(), BUDGET, steps))
             c = min(chunk, n)
             # the seeds' keys up front, so the timing holds only the compiled protocol
-            chunks = [jax.vmap(lambda i: jax.random.fold_in(jax.random.key(0), i))(
-                jnp.arange(lo, lo + c)) for lo in range(0, n, c)]
+            chunks = [
+                jax.vmap(lambda i: jax.random.fold_in(jax.random.key(0), i))(jnp.arange(lo, lo + c))
+                for lo in range(0, n, c)
+            ]
             start = time.perf_counter()
             compiled = run.lower(chunks[0], obj.fitness, obj.cost_s).compile()
             compile_s = time.perf_counter() - start
@@ -123,14 +132,20 @@ def measure_protocol(table: bench.Table, seeds: list[int], chunk: int) -> list[d
                 jax.block_until_ready(compiled(keys, obj.fitness, obj.cost_s))
             run_s = time.perf_counter() - start
             loop_s = baseline * n
-            rows.append({
-                "searcher": name, "seeds": n, "chunk": c, "steps": steps,
-                "compile_s": round(compile_s, 2), "run_s": round(run_s, 3),
-                "ms_per_seed": round(1000 * run_s / n, 4),
-                "python_loop_ms_per_seed": round(1000 * baseline, 4),
-                "speedup_vs_loop": round(loop_s / run_s, 2),
-                "speedup_vs_loop_incl_compile": round(loop_s / (run_s + compile_s), 2),
-            })
+            rows.append(
+                {
+                    "searcher": name,
+                    "seeds": n,
+                    "chunk": c,
+                    "steps": steps,
+                    "compile_s": round(compile_s, 2),
+                    "run_s": round(run_s, 3),
+                    "ms_per_seed": round(1000 * run_s / n, 4),
+                    "python_loop_ms_per_seed": round(1000 * baseline, 4),
+                    "speedup_vs_loop": round(loop_s / run_s, 2),
+                    "speedup_vs_loop_incl_compile": round(loop_s / (run_s + compile_s), 2),
+                }
+            )
             print(json.dumps(rows[-1]), flush=True)
     return rows
 
@@ -141,8 +156,11 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=10000)
     parser.add_argument("--nasbench", default=None)
     parser.add_argument("--out", default="benchmarks/results")
-    parser.add_argument("--xla-cache", default=None,
-                        help="persistent compilation cache folder (run twice: cold, warm)")
+    parser.add_argument(
+        "--xla-cache",
+        default=None,
+        help="persistent compilation cache folder (run twice: cold, warm)",
+    )
     parser.add_argument("--tag", default="", help="suffix of the output file name")
     args = parser.parse_args()
     if args.xla_cache:

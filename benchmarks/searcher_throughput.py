@@ -16,8 +16,9 @@ import os
 
 # XLA:CPU's multi-threaded Eigen kernels deadlock here on vmapped GP searches (every thread
 # idle, the result never ready; seen with 2 cores): run them single-threaded per op.
-os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
-                           + " --xla_cpu_multi_thread_eigen=false").strip()
+os.environ["XLA_FLAGS"] = (
+    os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
+).strip()
 import json
 import math
 import pathlib
@@ -46,12 +47,18 @@ def measure(name: str, make, table: bench.Table, seeds: int, steps: int) -> dict
     _, best, _, evaluations = jax.block_until_ready(compiled(keys, obj.fitness, obj.cost_s))
     run_s = time.perf_counter() - start
     n = int(evaluations.sum())
-    row = {"searcher": name, "seeds": seeds, "rounds": steps,
-           "batch_size": searcher.batch_size, "evaluations": n,
-           "compile_s": round(compile_s, 2), "run_s": round(run_s, 3),
-           "evaluations_per_s": round(n / run_s),
-           "us_per_evaluation": round(1e6 * run_s / n, 3),
-           "mean_best_valid_acc": round(float(best[:, -1].mean()), 3)}
+    row = {
+        "searcher": name,
+        "seeds": seeds,
+        "rounds": steps,
+        "batch_size": searcher.batch_size,
+        "evaluations": n,
+        "compile_s": round(compile_s, 2),
+        "run_s": round(run_s, 3),
+        "evaluations_per_s": round(n / run_s),
+        "us_per_evaluation": round(1e6 * run_s / n, 3),
+        "mean_best_valid_acc": round(float(best[:, -1].mean()), 3),
+    }
     print(json.dumps(row), flush=True)
     return row
 
@@ -59,23 +66,33 @@ def measure(name: str, make, table: bench.Table, seeds: int, steps: int) -> dict
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=1000)
-    parser.add_argument("--model-seeds", type=int, default=100,
-                        help="seeds for BO and BANANAS (default: 100)")
+    parser.add_argument(
+        "--model-seeds", type=int, default=100, help="seeds for BO and BANANAS (default: 100)"
+    )
     parser.add_argument("--steps", type=int, default=100, help="ask/tell rounds per seed")
-    parser.add_argument("--searchers", nargs="+", default=list(SEARCHERS),
-                        choices=list(SEARCHERS))
+    parser.add_argument("--searchers", nargs="+", default=list(SEARCHERS), choices=list(SEARCHERS))
     parser.add_argument("--nasbench", default=None)
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args()
     table = bench.load_nb201(args.nasbench)
-    rows = [measure(name, SEARCHERS[name][0], table,
-                    args.model_seeds if SEARCHERS[name][1] else args.seeds, args.steps)
-            for name in args.searchers]
+    rows = [
+        measure(
+            name,
+            SEARCHERS[name][0],
+            table,
+            args.model_seeds if SEARCHERS[name][1] else args.seeds,
+            args.steps,
+        )
+        for name in args.searchers
+    ]
     device = jax.devices()[0]
-    result = {"device": f"{device.platform}:{device.device_kind}",
-              "host": platform.processor() or platform.machine(),
-              "cpu_count": os.cpu_count(),
-              "jax": jax.__version__, "rows": rows}
+    result = {
+        "device": f"{device.platform}:{device.device_kind}",
+        "host": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "jax": jax.__version__,
+        "rows": rows,
+    }
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"searcher_throughput_{device.platform}.json"

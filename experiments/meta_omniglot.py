@@ -36,15 +36,29 @@ def main() -> None:
     results = json.loads(results_path.read_text()) if results_path.exists() else []
     for shots in args.shots:
         for method in args.methods:
-            s = run_meta(method, "omniglot", ways=args.ways, shots=shots, steps=args.steps,
-                         meta_batch=args.meta_batch, test_tasks=args.test_tasks,
-                         out=pathlib.Path(args.out) / f"{method}_{args.ways}w{shots}s",
-                         resume=args.resume, omniglot_dir=args.omniglot)
+            s = run_meta(
+                method,
+                "omniglot",
+                ways=args.ways,
+                shots=shots,
+                steps=args.steps,
+                meta_batch=args.meta_batch,
+                test_tasks=args.test_tasks,
+                out=pathlib.Path(args.out) / f"{method}_{args.ways}w{shots}s",
+                resume=args.resume,
+                omniglot_dir=args.omniglot,
+            )
             acc = s["test"]["metric_after"]
-            print(f"{method:9s} {args.ways}-way {shots}-shot: {100 * acc['mean']:.2f} ± "
-                  f"{100 * acc['ci95']:.2f} %  ({s['train_seconds']} s)", flush=True)
-            results = [r for r in results if (r["method"], r["shots"], r["ways"])
-                       != (method, shots, args.ways)] + [s]
+            print(
+                f"{method:9s} {args.ways}-way {shots}-shot: {100 * acc['mean']:.2f} ± "
+                f"{100 * acc['ci95']:.2f} %  ({s['train_seconds']} s)",
+                flush=True,
+            )
+            results = [
+                r
+                for r in results
+                if (r["method"], r["shots"], r["ways"]) != (method, shots, args.ways)
+            ] + [s]
             results_path.parent.mkdir(parents=True, exist_ok=True)
             results_path.write_text(json.dumps(results, indent=1))
 

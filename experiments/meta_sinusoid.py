@@ -59,33 +59,70 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     for method in args.methods:
-        s = run_meta(method, "sinusoid", shots=args.shots, queries=args.shots,
-                     steps=args.steps, meta_batch=args.meta_batch, test_tasks=args.test_tasks,
-                     out=pathlib.Path(args.out) / method, log_every=1000)
-        rows.append({"method": method, **{k: s["test"][k] for k in
-                                          ("loss_before", "loss_after")},
-                     "train_seconds": s["train_seconds"]})
+        s = run_meta(
+            method,
+            "sinusoid",
+            shots=args.shots,
+            queries=args.shots,
+            steps=args.steps,
+            meta_batch=args.meta_batch,
+            test_tasks=args.test_tasks,
+            out=pathlib.Path(args.out) / method,
+            log_every=1000,
+        )
+        rows.append(
+            {
+                "method": method,
+                **{k: s["test"][k] for k in ("loss_before", "loss_after")},
+                "train_seconds": s["train_seconds"],
+            }
+        )
     start = time.perf_counter()
     params = pretrained(args.steps, args.meta_batch, jax.random.key(0), args.shots)
     seconds = time.perf_counter() - start
     finetune = meta.maml(meta.mlp(), loss="mse", inner_lr=0.01, inner_steps=1)
-    result = meta.evaluate_tasks(finetune, params, meta.sinusoid(args.shots, args.shots),
-                                 jax.random.key(10_000), num_tasks=args.test_tasks)
-    rows.append({"method": "pretrained", **{k: {"mean": result[k][0], "ci95": result[k][1]}
-                                            for k in ("loss_before", "loss_after")},
-                 "train_seconds": round(seconds, 1)})
-    print(f"sinusoid, K={args.shots}, one inner step, {args.test_tasks} held-out tasks, "
-          "query MSE (mean ± 95% CI):")
+    result = meta.evaluate_tasks(
+        finetune,
+        params,
+        meta.sinusoid(args.shots, args.shots),
+        jax.random.key(10_000),
+        num_tasks=args.test_tasks,
+    )
+    rows.append(
+        {
+            "method": "pretrained",
+            **{
+                k: {"mean": result[k][0], "ci95": result[k][1]}
+                for k in ("loss_before", "loss_after")
+            },
+            "train_seconds": round(seconds, 1),
+        }
+    )
+    print(
+        f"sinusoid, K={args.shots}, one inner step, {args.test_tasks} held-out tasks, "
+        "query MSE (mean ± 95% CI):"
+    )
     for r in rows:
         b, a = r["loss_before"], r["loss_after"]
-        print(f"  {r['method']:10s} before {b['mean']:.3f} ± {b['ci95']:.3f}   after "
-              f"{a['mean']:.3f} ± {a['ci95']:.3f}")
+        print(
+            f"  {r['method']:10s} before {b['mean']:.3f} ± {b['ci95']:.3f}   after "
+            f"{a['mean']:.3f} ± {a['ci95']:.3f}"
+        )
     out = pathlib.Path(args.results)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"steps": args.steps, "meta_batch": args.meta_batch,
-                               "shots": args.shots, "test_tasks": args.test_tasks,
-                               "device": jax.devices()[0].device_kind, "rows": rows},
-                              indent=1))
+    out.write_text(
+        json.dumps(
+            {
+                "steps": args.steps,
+                "meta_batch": args.meta_batch,
+                "shots": args.shots,
+                "test_tasks": args.test_tasks,
+                "device": jax.devices()[0].device_kind,
+                "rows": rows,
+            },
+            indent=1,
+        )
+    )
     print(f"wrote {out}")
 
 

@@ -45,9 +45,14 @@ def main(argv: list[str] | None = None) -> dict:
     if args.num_processes > 1:
         parallel.initialize_multihost(args.coordinator, args.num_processes, args.process_id)
     space = NB201()
-    method = oneshot.REGISTRY[args.method].make(space, channels=args.channels, cells_per_stage=1,
-                                          num_classes=10, epochs=1,
-                                          steps_per_epoch=args.steps)
+    method = oneshot.REGISTRY[args.method].make(
+        space,
+        channels=args.channels,
+        cells_per_stage=1,
+        num_classes=10,
+        epochs=1,
+        steps_per_epoch=args.steps,
+    )
     data = digits(jax.random.key(args.seed), size=16)
     train = (np.asarray(data["train"].x), np.asarray(data["train"].y))
     valid = (np.asarray(data["valid"].x), np.asarray(data["valid"].y))
@@ -55,19 +60,30 @@ def main(argv: list[str] | None = None) -> dict:
     rows = parallel.process_rows(args.batch_size)
     state = parallel.replicate(method.init(jax.random.key(args.seed)), mesh)
     alpha0 = np.asarray(jax.device_get(state.alpha))
-    step = jax.jit(lambda s, t, v, i: method.step(jax.random.fold_in(
-        jax.random.key(args.seed + 1), i), s, t, v))
+    step = jax.jit(
+        lambda s, t, v, i: method.step(
+            jax.random.fold_in(jax.random.key(args.seed + 1), i), s, t, v
+        )
+    )
     rng = np.random.default_rng(args.seed)  # the same batches on every process
     for i in range(args.steps):
         it = rng.choice(len(train[1]), args.batch_size, replace=False)[rows]
         iv = rng.choice(len(valid[1]), args.batch_size, replace=False)[rows]
-        state, metrics = step(state, parallel.global_batch((train[0][it], train[1][it]), mesh),
-                              parallel.global_batch((valid[0][iv], valid[1][iv]), mesh),
-                              np.int32(i))
+        state, metrics = step(
+            state,
+            parallel.global_batch((train[0][it], train[1][it]), mesh),
+            parallel.global_batch((valid[0][iv], valid[1][iv]), mesh),
+            np.int32(i),
+        )
     alpha = np.asarray(jax.device_get(state.alpha))
-    result = {"processes": jax.process_count(), "devices": jax.device_count(),
-              "alpha": alpha.tolist(), "alpha_init": alpha0.tolist(), "arch": space.to_string(method.derive(state)),
-              "w_loss": float(metrics["w_loss"])}
+    result = {
+        "processes": jax.process_count(),
+        "devices": jax.device_count(),
+        "alpha": alpha.tolist(),
+        "alpha_init": alpha0.tolist(),
+        "arch": space.to_string(method.derive(state)),
+        "w_loss": float(metrics["w_loss"]),
+    }
     if args.out:
         with open(args.out, "w") as f:
             json.dump(result, f)

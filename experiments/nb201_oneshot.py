@@ -41,18 +41,39 @@ def main() -> None:
     out = pathlib.Path(args.out) / args.method / args.dataset
     runs = []
     for seed in range(args.seeds):
-        runs.append(run_oneshot(args.method, args.dataset, seed=seed, epochs=args.epochs,
-                                batch_size=args.batch_size, channels=args.channels,
-                                cells_per_stage=args.cells, out=out / f"seed{seed}",
-                                resume=args.resume, table=table, data_dir=args.data_dir))
+        runs.append(
+            run_oneshot(
+                args.method,
+                args.dataset,
+                seed=seed,
+                epochs=args.epochs,
+                batch_size=args.batch_size,
+                channels=args.channels,
+                cells_per_stage=args.cells,
+                out=out / f"seed{seed}",
+                resume=args.resume,
+                table=table,
+                data_dir=args.data_dir,
+            )
+        )
         print(f"seed {seed}: {runs[-1]['arch']}  {runs[-1].get('nb201', {})}", flush=True)
-    summary = {"method": args.method, "dataset": args.dataset, "epochs": args.epochs,
-               "channels": args.channels, "cells": args.cells, "runs": runs}
+    summary = {
+        "method": args.method,
+        "dataset": args.dataset,
+        "epochs": args.epochs,
+        "channels": args.channels,
+        "cells": args.cells,
+        "runs": runs,
+    }
     if table is not None:
         keys = runs[0]["nb201"].keys()
-        summary["nb201_mean_std"] = {k: [float(np.mean([r["nb201"][k] for r in runs])),
-                                         float(np.std([r["nb201"][k] for r in runs]))]
-                                     for k in keys}
+        summary["nb201_mean_std"] = {
+            k: [
+                float(np.mean([r["nb201"][k] for r in runs])),
+                float(np.std([r["nb201"][k] for r in runs])),
+            ]
+            for k in keys
+        }
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     print(f"wrote {out / 'summary.json'}")
 

@@ -32,8 +32,9 @@ import os
 # XLA:CPU wedges on vmapped GP searches here (every thread idle, the result never ready;
 # seen with 2 cores): with multi-threaded Eigen at any chunk size; with it off, still on
 # the NB101 subset at 16 or 25 seeds per program, but not at 4 (hence chunk=4 below).
-os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
-                           + " --xla_cpu_multi_thread_eigen=false").strip()
+os.environ["XLA_FLAGS"] = (
+    os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
+).strip()
 import json
 import pathlib
 import time
@@ -51,22 +52,32 @@ SEARCHERS = {name: e for name, e in search.REGISTRY.items() if not e.multi_fidel
 def settings(name: str, nasbench: str | None) -> dict:
     if name == "nb101":
         table = bench.restrict(bench.load_nb101(nasbench))
-        return {"table": table, "space": table.space, "budget": 50,
-                "search": ("cifar10", "valid_acc", 108),
-                "report": [("cifar10", "valid_acc", 108)]}
+        return {
+            "table": table,
+            "space": table.space,
+            "budget": 50,
+            "search": ("cifar10", "valid_acc", 108),
+            "report": [("cifar10", "valid_acc", 108)],
+        }
     table = bench.load_nats_sss(nasbench)
-    return {"table": table, "space": NATSSize(), "budget": 100,
-            "search": ("cifar10-valid", "valid_acc", 90),
-            "report": [("cifar10-valid", "valid_acc", 90), ("cifar100", "valid_acc", 90),
-                       ("ImageNet16-120", "valid_acc", 90)]}
+    return {
+        "table": table,
+        "space": NATSSize(),
+        "budget": 100,
+        "search": ("cifar10-valid", "valid_acc", 90),
+        "report": [
+            ("cifar10-valid", "valid_acc", 90),
+            ("cifar100", "valid_acc", 90),
+            ("ImageNet16-120", "valid_acc", 90),
+        ],
+    }
 
 
 def run_space(name: str, args: argparse.Namespace) -> dict:
     cfg = settings(name, args.nasbench)
     table, space = cfg["table"], cfg["space"]
     dataset, metric, epochs = cfg["search"]
-    obj = bench.objective(table, dataset=dataset, metric=metric, epochs=epochs,
-                          cost="evaluations")
+    obj = bench.objective(table, dataset=dataset, metric=metric, epochs=epochs, cost="evaluations")
     best = float(np.nanmax(np.asarray(table.column(dataset, metric, epochs))))
     rows, finals = [], {}
     for short, entry in SEARCHERS.items():
@@ -84,41 +95,57 @@ def run_space(name: str, args: argparse.Namespace) -> dict:
             continue
         seeds = args.model_seeds if model_based else args.seeds
         start = time.perf_counter()
-        sim = bench.simulate(searcher, obj, key=jax.random.key(0), num_seeds=seeds,
-                             budget_s=cfg["budget"], chunk=4 if model_based else 500)
-        row = {"searcher": label, "seeds": seeds,
-               "wall_s": round(time.perf_counter() - start, 2)}
+        sim = bench.simulate(
+            searcher,
+            obj,
+            key=jax.random.key(0),
+            num_seeds=seeds,
+            budget_s=cfg["budget"],
+            chunk=4 if model_based else 500,
+        )
+        row = {"searcher": label, "seeds": seeds, "wall_s": round(time.perf_counter() - start, 2)}
         for d, m, e in cfg["report"]:
             v = sim.report(table, dataset=d, metric=m, epochs=e)[:, -1]
             row[f"{d}/{m}/{e}"] = {"mean": float(np.mean(v)), "std": float(np.std(v))}
         finals[label] = sim.report(table, dataset=dataset, metric=metric, epochs=epochs)[:, -1]
         row["regret"] = float(best - np.mean(finals[label]))
-        print(f"{name} {label}: {seeds} seeds in {row['wall_s']} s, "
-              f"{np.mean(finals[label]):.2f}", flush=True)
+        print(
+            f"{name} {label}: {seeds} seeds in {row['wall_s']} s, {np.mean(finals[label]):.2f}",
+            flush=True,
+        )
         rows.append(row)
     for row in rows:
         if "seeds" in row:
             t, p = bench.welch_test(finals[row["searcher"]], finals["random search"])
             row["vs_random_search"] = {"welch_t": round(t, 2), "p_one_sided": p}
-    return {"table": table.name, "budget_evaluations": cfg["budget"],
-            "searched": f"{dataset}/{metric}/{epochs}", "best_in_table": best,
-            "report": [f"{d}/{m}/{e}" for d, m, e in cfg["report"]], "rows": rows}
+    return {
+        "table": table.name,
+        "budget_evaluations": cfg["budget"],
+        "searched": f"{dataset}/{metric}/{epochs}",
+        "best_in_table": best,
+        "report": [f"{d}/{m}/{e}" for d, m, e in cfg["report"]],
+        "rows": rows,
+    }
 
 
 def markdown(name: str, res: dict) -> list[str]:
-    lines = [f"## {name}: {res['table']}, {res['budget_evaluations']} evaluations, searched "
-             f"by {res['searched']} (table best {res['best_in_table']:.2f})", "",
-             "| searcher | seeds | " + " | ".join(res["report"]) + " | regret | t vs RS | p |",
-             "|---" * (len(res["report"]) + 5) + "|"]
+    lines = [
+        f"## {name}: {res['table']}, {res['budget_evaluations']} evaluations, searched "
+        f"by {res['searched']} (table best {res['best_in_table']:.2f})",
+        "",
+        "| searcher | seeds | " + " | ".join(res["report"]) + " | regret | t vs RS | p |",
+        "|---" * (len(res["report"]) + 5) + "|",
+    ]
     for row in res["rows"]:
         if "skipped" in row:
             lines.append(f"| {row['searcher']} | - | not run: {row['skipped']} |")
             continue
-        cells = " | ".join(f"{row[c]['mean']:.2f} +- {row[c]['std']:.2f}"
-                           for c in res["report"])
+        cells = " | ".join(f"{row[c]['mean']:.2f} +- {row[c]['std']:.2f}" for c in res["report"])
         vs = row["vs_random_search"]
-        lines.append(f"| {row['searcher']} | {row['seeds']} | {cells} | {row['regret']:.2f} "
-                     f"| {vs['welch_t']:.2f} | {vs['p_one_sided']:.1e} |")
+        lines.append(
+            f"| {row['searcher']} | {row['seeds']} | {cells} | {row['regret']:.2f} "
+            f"| {vs['welch_t']:.2f} | {vs['p_one_sided']:.1e} |"
+        )
     return [*lines, ""]
 
 
@@ -126,12 +153,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=500)
     parser.add_argument("--model-seeds", type=int, default=100)
-    parser.add_argument("--spaces", nargs="+", default=["nb101", "nats_size"],
-                        choices=["nb101", "nats_size"])
-    parser.add_argument("--skip", nargs="+", default=[], choices=list(SEARCHERS),
-                        help="searchers not to run (their rows say so)")
-    parser.add_argument("--only", nargs="+", default=[], choices=list(SEARCHERS),
-                        help="rerun only these rows (with random search), keep the rest")
+    parser.add_argument(
+        "--spaces", nargs="+", default=["nb101", "nats_size"], choices=["nb101", "nats_size"]
+    )
+    parser.add_argument(
+        "--skip",
+        nargs="+",
+        default=[],
+        choices=list(SEARCHERS),
+        help="searchers not to run (their rows say so)",
+    )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        default=[],
+        choices=list(SEARCHERS),
+        help="rerun only these rows (with random search), keep the rest",
+    )
     parser.add_argument("--nasbench", default=None)
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args()
@@ -146,13 +184,18 @@ def main() -> None:
                 ran = {row["searcher"]: row for row in res["rows"]}
                 res["rows"] = [ran.get(row["searcher"], row) for row in old[name]["rows"]]
         results = {**{k: v for k, v in old.items() if k != "meta"}, **results}
-    meta = {"seeds": args.seeds, "model_seeds": args.model_seeds,
-            "device": jax.devices()[0].platform}
-    path.write_text(
-        json.dumps({"meta": meta, **results}, indent=2))
-    lines = ["Every searcher on the NB101 subset and the NATS size space (mean +- std of the "
-             "final incumbent; Welch's t against random search on the searched metric; "
-             "Hyperband/BOHB need two fidelities, which these compact tables lack).", ""]
+    meta = {
+        "seeds": args.seeds,
+        "model_seeds": args.model_seeds,
+        "device": jax.devices()[0].platform,
+    }
+    path.write_text(json.dumps({"meta": meta, **results}, indent=2))
+    lines = [
+        "Every searcher on the NB101 subset and the NATS size space (mean +- std of the "
+        "final incumbent; Welch's t against random search on the searched metric; "
+        "Hyperband/BOHB need two fidelities, which these compact tables lack).",
+        "",
+    ]
     for name, res in results.items():
         lines += markdown(name, res)
     (out / "searchers_nb101_nats.md").write_text("\n".join(lines))

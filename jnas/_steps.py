@@ -26,8 +26,9 @@ def resolve_mode(mode: str) -> str:
     return mode
 
 
-def stepper(step: Callable[[Any, Any], tuple[Any, Any]], mode: str = "auto"
-            ) -> Callable[[Any, Any], tuple[Any, Any]]:
+def stepper(
+    step: Callable[[Any, Any], tuple[Any, Any]], mode: str = "auto"
+) -> Callable[[Any, Any], tuple[Any, Any]]:
     """`run(carry, xs) -> (carry, stacked outputs)` applying `step` along xs' leading axis."""
     mode = resolve_mode(mode)
     if mode == "scan":
@@ -53,4 +54,5 @@ def check_finite(metrics: dict, epoch: int) -> None:
         if bad.size:
             raise FloatingPointError(
                 f"non-finite `{name}` ({values[bad[0]]}) at epoch {epoch}, step {bad[0]}; "
-                "stopping instead of training through it (lower the learning rate?)")
+                "stopping instead of training through it (lower the learning rate?)"
+            )

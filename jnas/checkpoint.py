@@ -56,8 +56,9 @@ def _uncommitted(tree: Any) -> Any:
         if not isinstance(x, jax.Array) or len(x.sharding.device_set) != 1:
             return x
         if jax.numpy.issubdtype(x.dtype, jax.dtypes.prng_key):
-            return jax.random.wrap_key_data(leaf(jax.random.key_data(x)),
-                                            impl=jax.random.key_impl(x))
+            return jax.random.wrap_key_data(
+                leaf(jax.random.key_data(x)), impl=jax.random.key_impl(x)
+            )
         return jax.numpy.asarray(np.asarray(x))
 
     return jax.tree.map(leaf, tree)
@@ -89,11 +90,13 @@ class RunDir:
             raise FileExistsError(
                 f"RunDir: {self.path} already holds a run ({', '.join(present)}); resume it "
                 "(`resume=True`, `--resume`) or choose another folder: a fresh run never "
-                "deletes or overwrites an earlier one")
+                "deletes or overwrites an earlier one"
+            )
         if present and not marked:
             raise FileExistsError(
                 f"RunDir: {self.path} holds {', '.join(present)} that jnas did not write (no "
-                f"{MARKER} mark); jnas will not cut or overwrite them: choose another folder")
+                f"{MARKER} mark); jnas will not cut or overwrite them: choose another folder"
+            )
         self.path.mkdir(parents=True, exist_ok=True)
         if not marked:
             (self.path / MARKER).write_text(json.dumps({"created": _now()}) + "\n")
@@ -101,7 +104,8 @@ class RunDir:
         if not self.records_path.exists():
             self.records_path.touch()
         self._manager = ocp.CheckpointManager(
-            self.path / "checkpoints", options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep))
+            self.path / "checkpoints", options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep)
+        )
 
     def restore(self, target: Any) -> tuple[int, Any, list[dict]]:
         """(units done, state or None, their records); `target` is the state's abstract shape
@@ -113,8 +117,7 @@ class RunDir:
         if latest is None:
             self._write([])
             return 0, None, []
-        state = _uncommitted(
-            self._manager.restore(latest, args=ocp.args.StandardRestore(target)))
+        state = _uncommitted(self._manager.restore(latest, args=ocp.args.StandardRestore(target)))
         done = int(latest) + 1
         records = self.read_records()[:done]
         self._write(records)
@@ -128,7 +131,7 @@ class RunDir:
         line = json.dumps(record) + "\n"
         with open(self.records_path, "a") as f:
             if _crashes_at(unit, "record"):
-                f.write(line[:len(line) // 2])
+                f.write(line[: len(line) // 2])
                 f.flush()
                 _crash(unit, "record")
             f.write(line)
@@ -151,8 +154,9 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
-def open_run(out: str | pathlib.Path | None, resume: bool, init: Callable[[Any], Any],
-             key: Any) -> tuple[RunDir | None, int, Any, list[dict]]:
+def open_run(
+    out: str | pathlib.Path | None, resume: bool, init: Callable[[Any], Any], key: Any
+) -> tuple[RunDir | None, int, Any, list[dict]]:
     """(run dir or None, units done, state, their records) for a run that starts afresh
     with `jit(init)(key)` or, with `resume=True`, from `out`'s latest checkpoint."""
     import jax

@@ -36,8 +36,10 @@ def shard_leading(tree: Any, mesh: Mesh, axis: str | None = None) -> Any:
     size = mesh.shape[axis]
     for leaf in jax.tree.leaves(tree):
         if np.ndim(leaf) == 0 or np.shape(leaf)[0] % size:
-            raise ValueError(f"shard_leading: leading axis {np.shape(leaf)} does not split "
-                             f"over {size} devices of mesh axis {axis!r}")
+            raise ValueError(
+                f"shard_leading: leading axis {np.shape(leaf)} does not split "
+                f"over {size} devices of mesh axis {axis!r}"
+            )
     return jax.device_put(tree, NamedSharding(mesh, PartitionSpec(axis)))
 
 
@@ -46,8 +48,7 @@ def replicate(tree: Any, mesh: Mesh) -> Any:
     return jax.device_put(tree, NamedSharding(mesh, PartitionSpec()))
 
 
-def over_seeds(fn: Callable[..., Any], mesh: Mesh, axis: str | None = None
-               ) -> Callable[..., Any]:
+def over_seeds(fn: Callable[..., Any], mesh: Mesh, axis: str | None = None) -> Callable[..., Any]:
     """`vmap(fn)` over a leading seeds axis with each device running its own seeds
     (population parallel): a `shard_map` of the vmapped function, every argument and
     result split along its leading axis (a multiple of the device count).
@@ -57,8 +58,9 @@ def over_seeds(fn: Callable[..., Any], mesh: Mesh, axis: str | None = None
     """
     spec = PartitionSpec(axis or mesh.axis_names[0])
     # no collectives inside: every value varies over the axis, so skip the vma checks
-    return jax.jit(jax.shard_map(jax.vmap(fn), mesh=mesh, in_specs=spec, out_specs=spec,
-                                 check_vma=False))
+    return jax.jit(
+        jax.shard_map(jax.vmap(fn), mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False)
+    )
 
 
 def global_batch(local: Any, mesh: Mesh, axis: str | None = None) -> Any:
@@ -76,14 +78,21 @@ def process_rows(n: int) -> slice:
     """This process's rows of a global batch of `n` (an equal share per process)."""
     count = jax.process_count()
     if n % count:
-        raise ValueError(f"process_rows: a global batch of {n} does not split over "
-                         f"{count} processes")
+        raise ValueError(
+            f"process_rows: a global batch of {n} does not split over {count} processes"
+        )
     share = n // count
     return slice(jax.process_index() * share, (jax.process_index() + 1) * share)
 
 
-def initialize_multihost(coordinator_address: str, num_processes: int, process_id: int,
-                         *, cpu_collectives: str | None = "gloo", **kwargs: Any) -> None:
+def initialize_multihost(
+    coordinator_address: str,
+    num_processes: int,
+    process_id: int,
+    *,
+    cpu_collectives: str | None = "gloo",
+    **kwargs: Any,
+) -> None:
     """`jax.distributed.initialize` with explicit arguments (one call per process, first).
 
     After it, `jax.devices()` lists every process's devices and `mesh()` spans them;
@@ -101,5 +110,9 @@ def initialize_multihost(coordinator_address: str, num_processes: int, process_i
     """
     if cpu_collectives is not None:
         jax.config.update("jax_cpu_collectives_implementation", cpu_collectives)
-    jax.distributed.initialize(coordinator_address=coordinator_address,
-                               num_processes=num_processes, process_id=process_id, **kwargs)
+    jax.distributed.initialize(
+        coordinator_address=coordinator_address,
+        num_processes=num_processes,
+        process_id=process_id,
+        **kwargs,
+    )

@@ -27,15 +27,22 @@ def plot_alpha(records: Sequence[dict], space: Any, path: str | pathlib.Path) ->
     edges = getattr(space, "edges", [(0, e + 1) for e in range(alpha.shape[1])])
     cols = min(3, len(edges))
     rows = -(-len(edges) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.4 * cols, 2.4 * rows), squeeze=False,
-                             layout="constrained")
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(4.4 * cols, 2.4 * rows), squeeze=False, layout="constrained"
+    )
     low, high = probs.min(), probs.max()  # α moves little early on: use the full colour range
     for e, ax in enumerate(axes.ravel()):
         if e >= len(edges):
             ax.axis("off")
             continue
-        im = ax.imshow(probs[:, e].T, aspect="auto", vmin=low, vmax=high,
-                       cmap="viridis", interpolation="nearest")
+        im = ax.imshow(
+            probs[:, e].T,
+            aspect="auto",
+            vmin=low,
+            vmax=high,
+            cmap="viridis",
+            interpolation="nearest",
+        )
         ax.set_title(f"edge {edges[e][0]}->{edges[e][1]}", fontsize=9)
         ax.set_yticks(range(len(space.ops)), space.ops, fontsize=7)
         ax.set_xlabel("epoch", fontsize=8)
@@ -73,8 +80,7 @@ def arch_graphs(space: Any, arch: Any) -> list[Graph]:
         ops = [space.ops[int(o)] for o in np.asarray(space.to_decisions(arch))]
         n = space.num_nodes
         nodes = ["in", *(str(k) for k in range(1, n - 1)), "out"]
-        edges = [(i, j, op) for (i, j), op in zip(space.edges, ops, strict=True)
-                 if op != "none"]
+        edges = [(i, j, op) for (i, j), op in zip(space.edges, ops, strict=True) if op != "none"]
         return [Graph(space.to_string(arch), nodes, edges)]
     if isinstance(space, spaces.NB101):
         matrix, names = space.spec(arch)
@@ -86,15 +92,16 @@ def arch_graphs(space: Any, arch: Any) -> list[Graph]:
             nodes = ["c_{k-2}", "c_{k-1}", *(str(k) for k in range(space.num_nodes)), "c_{k}"]
             ops = np.asarray(arch.ops)[c].tolist()
             inputs = np.asarray(arch.inputs)[c].tolist()
-            edges = [(src, 2 + e // 2, space.ops[op])
-                     for e, (op, src) in enumerate(zip(ops, inputs, strict=True))]
+            edges = [
+                (src, 2 + e // 2, space.ops[op])
+                for e, (op, src) in enumerate(zip(ops, inputs, strict=True))
+            ]
             edges += [(2 + k, len(nodes) - 1, "") for k in range(space.num_nodes)]
             graphs.append(Graph(f"{kind} cell", nodes, edges))
         return graphs
     if isinstance(space, spaces.Chain):
         blocks = [f"k{b[0]}e{b[1]}" for b in space.blocks(arch) if b is not None]
-        return [_chain(f"{len(blocks)} blocks (skipped ones left out)", blocks, "stem",
-                       "head")]
+        return [_chain(f"{len(blocks)} blocks (skipped ones left out)", blocks, "stem", "head")]
     if isinstance(space, spaces.Sequential):
         layers = space.to_string(arch).split("-")
         return [_chain(f"{len(layers)} layers", layers, "input", "softmax")]
@@ -103,13 +110,24 @@ def arch_graphs(space: Any, arch: Any) -> list[Graph]:
     if isinstance(space, spaces.Hierarchical):
         graphs = []
         for level, motifs in enumerate(np.asarray(v) for v in arch.levels):
-            below = (list(space.primitives) if level == 0 else
-                     [f"m{level + 1}.{k}" for k in range(space.num_motifs[level - 1])])
+            below = (
+                list(space.primitives)
+                if level == 0
+                else [f"m{level + 1}.{k}" for k in range(space.num_motifs[level - 1])]
+            )
             for m, choices in enumerate(motifs.tolist()):
-                edges = [(i, j, below[c - 1]) for (i, j), c in
-                         zip(space.edges(level), choices, strict=True) if c]
-                graphs.append(Graph(f"motif m{level + 2}.{m}",
-                                    [str(k) for k in range(space.num_nodes[level])], edges))
+                edges = [
+                    (i, j, below[c - 1])
+                    for (i, j), c in zip(space.edges(level), choices, strict=True)
+                    if c
+                ]
+                graphs.append(
+                    Graph(
+                        f"motif m{level + 2}.{m}",
+                        [str(k) for k in range(space.num_nodes[level])],
+                        edges,
+                    )
+                )
         return graphs
     raise TypeError(f"arch_graphs: no drawing for space {type(space).__name__}")
 
@@ -119,19 +137,36 @@ def _draw_graph(ax: Any, graph: Graph) -> None:
     top = 0.4
     for i, j, label in graph.edges:
         rad = 0.0 if j == i + 1 else 0.12 + 0.06 * min(j - i, 6)
-        ax.annotate("", xy=(xs[j], 0), xytext=(xs[i], 0),
-                    arrowprops={"arrowstyle": "-|>", "connectionstyle": f"arc3,rad={-rad}",
-                                "color": "0.35", "shrinkA": 15, "shrinkB": 15})
+        ax.annotate(
+            "",
+            xy=(xs[j], 0),
+            xytext=(xs[i], 0),
+            arrowprops={
+                "arrowstyle": "-|>",
+                "connectionstyle": f"arc3,rad={-rad}",
+                "color": "0.35",
+                "shrinkA": 15,
+                "shrinkB": 15,
+            },
+        )
         height = rad * (xs[j] - xs[i]) / 2
         top = max(top, height + 0.3)
         if label:
-            ax.text((xs[i] + xs[j]) / 2, height + 0.08, label, ha="center", fontsize=7,
-                    color="tab:blue")
+            ax.text(
+                (xs[i] + xs[j]) / 2, height + 0.08, label, ha="center", fontsize=7, color="tab:blue"
+            )
     for k, (x, label) in enumerate(zip(xs, graph.nodes, strict=True)):
         end = k in (0, len(xs) - 1)
-        ax.text(x, 0, label, ha="center", va="center", fontsize=7, zorder=4,
-                bbox={"boxstyle": "round,pad=0.35", "fc": "tab:orange" if end else "0.88",
-                      "ec": "0.4"})
+        ax.text(
+            x,
+            0,
+            label,
+            ha="center",
+            va="center",
+            fontsize=7,
+            zorder=4,
+            bbox={"boxstyle": "round,pad=0.35", "fc": "tab:orange" if end else "0.88", "ec": "0.4"},
+        )
     ax.set_xlim(-1.0, xs[-1] + 1.0)
     ax.set_ylim(-0.6, top)
     ax.axis("off")
@@ -145,8 +180,9 @@ def draw_cell(space: Any, arch: Any, path: str | pathlib.Path, *, title: str = "
     plt = _pyplot()
     graphs = arch_graphs(space, arch)
     width = min(30.0, 1.3 * max(len(g.nodes) for g in graphs) + 1.5)
-    fig, axes = plt.subplots(len(graphs), 1, figsize=(width, 1.9 * len(graphs) + 0.4),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(graphs), 1, figsize=(width, 1.9 * len(graphs) + 0.4), squeeze=False
+    )
     for ax, graph in zip(axes[:, 0], graphs, strict=True):
         _draw_graph(ax, graph)
     fig.suptitle(title or f"{type(space).__name__}: {space.to_string(arch)}"[:160], fontsize=8)

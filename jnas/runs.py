@@ -17,12 +17,18 @@ from jnas.checkpoint import RunDir, open_run
 Unit = Callable[[Any, int], tuple[Any, dict, dict]]  # (state, u) -> (state, metrics, record)
 
 
-def run_units(unit: Unit, *, units: int, init: Callable[[Any], Any], key: Any,
-              out: str | pathlib.Path | None = None, resume: bool = False,
-              on_record: Callable[[dict], None] | None = None,
-              describe: Callable[[int], str] | None = None,
-              on_open: Callable[[RunDir | None, int, list[dict]], None] | None = None
-              ) -> tuple[Any, list[dict]]:
+def run_units(
+    unit: Unit,
+    *,
+    units: int,
+    init: Callable[[Any], Any],
+    key: Any,
+    out: str | pathlib.Path | None = None,
+    resume: bool = False,
+    on_record: Callable[[dict], None] | None = None,
+    describe: Callable[[int], str] | None = None,
+    on_open: Callable[[RunDir | None, int, list[dict]], None] | None = None,
+) -> tuple[Any, list[dict]]:
     """Run units `start..units-1` of `unit` from `jit(init)(key)` or from `out`'s latest
     checkpoint (`resume=True`); returns (final state, every unit's record).
 

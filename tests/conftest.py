@@ -26,8 +26,11 @@ settings.register_profile("ci", max_examples=100, deadline=None, derandomize=Tru
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 NASBENCH_DIR = pathlib.Path(
-    os.environ.get("JNAS_NASBENCH_DIR",
-                   pathlib.Path(__file__).resolve().parents[1] / ".." / "shared" / "nasbench"))
+    os.environ.get(
+        "JNAS_NASBENCH_DIR",
+        pathlib.Path(__file__).resolve().parents[1] / ".." / "shared" / "nasbench",
+    )
+)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -53,8 +56,10 @@ def key() -> jax.Array:
 def _shared_file(name: str) -> pathlib.Path:
     path = NASBENCH_DIR / name
     if not path.exists():
-        pytest.skip(f"{path} is absent: set JNAS_NASBENCH_DIR to the folder holding the "
-                    "NAS-Bench tables (../shared/nasbench)")
+        pytest.skip(
+            f"{path} is absent: set JNAS_NASBENCH_DIR to the folder holding the "
+            "NAS-Bench tables (../shared/nasbench)"
+        )
     return path
 
 
@@ -92,8 +97,10 @@ def nb301_csv_path() -> pathlib.Path:
 @pytest.fixture(scope="session")
 def nasbench_dir() -> pathlib.Path:
     if not NASBENCH_DIR.is_dir():
-        pytest.skip(f"{NASBENCH_DIR} is absent: set JNAS_NASBENCH_DIR to the folder holding "
-                    "the NAS-Bench tables (../shared/nasbench)")
+        pytest.skip(
+            f"{NASBENCH_DIR} is absent: set JNAS_NASBENCH_DIR to the folder holding "
+            "the NAS-Bench tables (../shared/nasbench)"
+        )
     return NASBENCH_DIR
 
 

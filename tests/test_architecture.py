@@ -29,8 +29,11 @@ def test_no_package_imports_another_packages_private_modules():
             if parts[0] != "jnas" or len(parts) < 3:
                 continue
             package, private = parts[1], parts[2].startswith("_")
-            if private and package != own and not (own is None and rel.stem == "cli"
-                                                   and package == "commands"):
+            if (
+                private
+                and package != own
+                and not (own is None and rel.stem == "cli" and package == "commands")
+            ):
                 bad.append(f"jnas/{rel}:{line} imports {module}")
     assert not bad, "\n".join(bad)
 
@@ -48,9 +51,11 @@ def test_experiments_and_benchmarks_call_the_library_not_the_cli():
     for folder in ("experiments", "benchmarks"):
         assert (ROOT.parent / folder).is_dir(), folder
         for path in (ROOT.parent / folder).rglob("*.py"):
-            bad += [f"{folder}/{path.name}:{line} imports {module}"
-                    for line, module in _imports(path)
-                    if module == "jnas.commands" or module.startswith("jnas.commands.")
-                    or module == "jnas.cli"]
+            bad += [
+                f"{folder}/{path.name}:{line} imports {module}"
+                for line, module in _imports(path)
+                if module == "jnas.commands"
+                or module.startswith("jnas.commands.")
+                or module == "jnas.cli"
+            ]
     assert not bad, "\n".join(bad)
-

@@ -10,8 +10,7 @@ from jnas.checkpoint import MARKER, RunDir
 
 
 def _snapshot(folder):
-    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file()}
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def _foreign(folder):

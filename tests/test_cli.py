@@ -20,8 +20,13 @@ def _run(*args, env=None, optimize=False):
     if optimize:
         flags = env.get("XLA_FLAGS", "").replace("--xla_backend_optimization_level=0", "")
         env["XLA_FLAGS"] = " ".join(flags.split())
-    return subprocess.run([sys.executable, "-m", "jnas.cli", *args], capture_output=True,
-                          text=True, timeout=900, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "jnas.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
+    )
 
 
 def _records(path):
@@ -39,17 +44,22 @@ def test_help_lists_subcommands():
     assert "--resume" in out.stdout
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (("spaces", "nb999"), "invalid choice: 'nb999'"),
-    (("oneshot", "darts-v3"), "invalid choice: 'darts-v3'"),
-    (("oneshot", "gdas", "--epochs", "0"), "must be an integer >= 1"),
-    (("train", "|bogus~0|"), "error"),
-    (("meta", "protonet", "--dataset", "sinusoid"), "protonet needs image tasks"),
-    (("meta", "maml", "--omniglot", "/nonexistent"), "/nonexistent/images_background_small1"),
-    (("oneshot", "gdas", "--dataset", "cifar10", "--data-dir", "/nonexistent/tfds"),
-     "not prepared in '/nonexistent/tfds'"),
-    (("oneshot", "gdas", "--resume"), "--resume needs --out"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("spaces", "nb999"), "invalid choice: 'nb999'"),
+        (("oneshot", "darts-v3"), "invalid choice: 'darts-v3'"),
+        (("oneshot", "gdas", "--epochs", "0"), "must be an integer >= 1"),
+        (("train", "|bogus~0|"), "error"),
+        (("meta", "protonet", "--dataset", "sinusoid"), "protonet needs image tasks"),
+        (("meta", "maml", "--omniglot", "/nonexistent"), "/nonexistent/images_background_small1"),
+        (
+            ("oneshot", "gdas", "--dataset", "cifar10", "--data-dir", "/nonexistent/tfds"),
+            "not prepared in '/nonexistent/tfds'",
+        ),
+        (("oneshot", "gdas", "--resume"), "--resume needs --out"),
+    ],
+)
 def test_bad_flags_exit_2_with_one_clear_line(args, message):
     out = _run(*args)
     assert out.returncode == 2, out.stderr
@@ -72,8 +82,19 @@ def test_describe_reports_the_networks_size():
 
 
 def test_demo_searches_trains_and_uses_the_table(tmp_path, nasbench_dir):
-    out = _run("demo", "--out", str(tmp_path), "--epochs", "2", "--train-epochs", "3",
-               "--seeds", "10", "--nasbench", str(nasbench_dir))
+    out = _run(
+        "demo",
+        "--out",
+        str(tmp_path),
+        "--epochs",
+        "2",
+        "--train-epochs",
+        "3",
+        "--seeds",
+        "10",
+        "--nasbench",
+        str(nasbench_dir),
+    )
     assert out.returncode == 0, out.stderr
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["train"]["test_acc"] > 0.5  # 3 epochs on the digits
@@ -88,15 +109,35 @@ def test_demo_searches_trains_and_uses_the_table(tmp_path, nasbench_dir):
 
 
 def test_oneshot_and_train_commands(tmp_path):
-    out = _run("oneshot", "gdas", "--epochs", "2", "--channels", "4", "--batch-size", "128",
-               "--out", str(tmp_path / "s"))
+    out = _run(
+        "oneshot",
+        "gdas",
+        "--epochs",
+        "2",
+        "--channels",
+        "4",
+        "--batch-size",
+        "128",
+        "--out",
+        str(tmp_path / "s"),
+    )
     assert out.returncode == 0, out.stderr
     records = _records(tmp_path / "s" / "records.jsonl")
     assert [r["epoch"] for r in records] == [0, 1]
     assert records[0]["tau"] == pytest.approx(10.0)
     arch = records[-1]["arch"]
-    out = _run("train", arch, "--epochs", "2", "--channels", "4", "--cells", "1",
-               "--out", str(tmp_path / "t"))
+    out = _run(
+        "train",
+        arch,
+        "--epochs",
+        "2",
+        "--channels",
+        "4",
+        "--cells",
+        "1",
+        "--out",
+        str(tmp_path / "t"),
+    )
     assert out.returncode == 0, out.stderr
     assert "test accuracy" in out.stdout
     assert json.loads((tmp_path / "t" / "summary.json").read_text())["arch"] == arch
@@ -105,9 +146,19 @@ def test_oneshot_and_train_commands(tmp_path):
 def test_a_run_into_a_folder_holding_a_run_exits_2_and_touches_nothing(tmp_path):
     (tmp_path / "records.jsonl").write_text('{"mine": 1}\n')
     for resume in ([], ["--resume"]):
-        out = _run("train", "|nor_conv_3x3~0|+|skip_connect~0|none~1|+|none~0|none~1|none~2|",
-                   "--epochs", "1", "--channels", "4", "--cells", "1", "--out", str(tmp_path),
-                   *resume)
+        out = _run(
+            "train",
+            "|nor_conv_3x3~0|+|skip_connect~0|none~1|+|none~0|none~1|none~2|",
+            "--epochs",
+            "1",
+            "--channels",
+            "4",
+            "--cells",
+            "1",
+            "--out",
+            str(tmp_path),
+            *resume,
+        )
         assert out.returncode == 2, out.stderr
         assert "Traceback" not in out.stderr
         assert ("already holds a run" if not resume else "did not write") in out.stderr
@@ -115,16 +166,25 @@ def test_a_run_into_a_folder_holding_a_run_exits_2_and_touches_nothing(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["records.jsonl"]
 
 
-TRAIN_CELL = ("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|"
-              "nor_conv_3x3~1|nor_conv_1x1~2|")
+TRAIN_CELL = (
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|"
+    "nor_conv_3x3~1|nor_conv_1x1~2|"
+)
 
 
-@pytest.mark.parametrize("args", [
-    pytest.param(["oneshot", "darts-v1", "--epochs", "8", "--channels", "4",
-                  "--batch-size", "128"], id="oneshot-search"),
-    pytest.param(["train", TRAIN_CELL, "--epochs", "8", "--channels", "4", "--cells", "1",
-                  "--stream"], id="train-streamed"),
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(
+            ["oneshot", "darts-v1", "--epochs", "8", "--channels", "4", "--batch-size", "128"],
+            id="oneshot-search",
+        ),
+        pytest.param(
+            ["train", TRAIN_CELL, "--epochs", "8", "--channels", "4", "--cells", "1", "--stream"],
+            id="train-streamed",
+        ),
+    ],
+)
 def test_killed_run_resumes_to_the_records_of_an_uninterrupted_run(tmp_path, args):
     """SIGKILL a run at chosen points (`JNAS_CRASH_AT`: inside a step, mid-record, between
     the record and the checkpoint, after both), resume each time; the final records equal
@@ -142,8 +202,14 @@ def test_killed_run_resumes_to_the_records_of_an_uninterrupted_run(tmp_path, arg
     # at 6 (the kill inside a step is `before`: nothing of the unit written yet)
     kills = [("2:record", 2), ("2:checkpoint", 3), ("3:saved", 4), ("3:before,6:record", 6)]
     for i, (points, left) in enumerate(kills):
-        out = _run(*args, "--out", str(cut), *(["--resume"] if i else []),
-                   env={**env, "JNAS_CRASH_AT": points}, optimize=True)
+        out = _run(
+            *args,
+            "--out",
+            str(cut),
+            *(["--resume"] if i else []),
+            env={**env, "JNAS_CRASH_AT": points},
+            optimize=True,
+        )
         assert out.returncode == -signal.SIGKILL, (points, out.stderr)
         assert len(read_jsonl(cut / "records.jsonl")) == left, points
     final = _run(*args, "--out", str(cut), "--resume", env=env, optimize=True)
@@ -152,8 +218,18 @@ def test_killed_run_resumes_to_the_records_of_an_uninterrupted_run(tmp_path, arg
 
 
 def test_bench_run_writes_results_and_plot(tmp_path, nasbench_dir):
-    out = _run("bench", "run", "--nasbench", str(nasbench_dir), "--seeds", "20",
-               "--budget", "3000", "--out", str(tmp_path))
+    out = _run(
+        "bench",
+        "run",
+        "--nasbench",
+        str(nasbench_dir),
+        "--seeds",
+        "20",
+        "--budget",
+        "3000",
+        "--out",
+        str(tmp_path),
+    )
     assert out.returncode == 0, out.stderr
     rows = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
     assert [r["searcher"] for r in rows] == ["rs", "rea", "te", "ls", "reinforce"]
@@ -174,15 +250,35 @@ def test_bench_run_bad_arguments_exit_2(tmp_path):
 
 
 def test_search_command_on_the_table_and_by_training(tmp_path, nasbench_dir):
-    out = _run("search", "rea", "--objective", "table", "--evaluations", "12",
-               "--nasbench", str(nasbench_dir), "--out", str(tmp_path / "t"))
+    out = _run(
+        "search",
+        "rea",
+        "--objective",
+        "table",
+        "--evaluations",
+        "12",
+        "--nasbench",
+        str(nasbench_dir),
+        "--out",
+        str(tmp_path / "t"),
+    )
     assert out.returncode == 0, out.stderr
     summary = json.loads((tmp_path / "t" / "summary.json").read_text())
     assert summary["evaluations"] == 12
     assert "cifar10/test_acc/200" in summary["nb201"]
     assert (tmp_path / "t" / "cell.png").read_bytes().startswith(b"\x89PNG")
-    out = _run("search", "rs", "--evaluations", "2", "--epochs", "1", "--channels", "4",
-               "--out", str(tmp_path / "r"))
+    out = _run(
+        "search",
+        "rs",
+        "--evaluations",
+        "2",
+        "--epochs",
+        "1",
+        "--channels",
+        "4",
+        "--out",
+        str(tmp_path / "r"),
+    )
     assert out.returncode == 0, out.stderr
     evaluations = _records(tmp_path / "r" / "evaluations.jsonl")
     assert len(evaluations) == 2
@@ -190,8 +286,22 @@ def test_search_command_on_the_table_and_by_training(tmp_path, nasbench_dir):
 
 
 def test_meta_command_on_the_sinusoid(tmp_path):
-    out = _run("meta", "maml", "--dataset", "sinusoid", "--shots", "5", "--steps", "40",
-               "--meta-batch", "4", "--test-tasks", "20", "--out", str(tmp_path / "m"))
+    out = _run(
+        "meta",
+        "maml",
+        "--dataset",
+        "sinusoid",
+        "--shots",
+        "5",
+        "--steps",
+        "40",
+        "--meta-batch",
+        "4",
+        "--test-tasks",
+        "20",
+        "--out",
+        str(tmp_path / "m"),
+    )
     assert out.returncode == 0, out.stderr
     assert "MSE  after adaptation" in out.stdout
     summary = json.loads((tmp_path / "m" / "summary.json").read_text())
@@ -203,8 +313,22 @@ def test_meta_command_on_the_sinusoid(tmp_path):
 def test_meta_command_reptile_on_digits_learns_with_the_paper_setting(tmp_path):
     """Reptile's Omniglot setting (Adam inner loop on support + query minibatches, 50 test
     steps) runs end to end and its meta-learned initialisation adapts to new classes."""
-    out = _run("meta", "reptile", "--dataset", "digits", "--ways", "3", "--steps", "30",
-               "--meta-batch", "5", "--test-tasks", "40", "--out", str(tmp_path / "r"))
+    out = _run(
+        "meta",
+        "reptile",
+        "--dataset",
+        "digits",
+        "--ways",
+        "3",
+        "--steps",
+        "30",
+        "--meta-batch",
+        "5",
+        "--test-tasks",
+        "40",
+        "--out",
+        str(tmp_path / "r"),
+    )
     assert out.returncode == 0, out.stderr
     test = json.loads((tmp_path / "r" / "summary.json").read_text())["test"]
     assert test["metric_after"]["mean"] > test["metric_before"]["mean"] + 0.1
@@ -212,8 +336,22 @@ def test_meta_command_reptile_on_digits_learns_with_the_paper_setting(tmp_path):
 
 @pytest.mark.slow  # compiles a supernet's unrolled inner loop for training and evaluation
 def test_meta_command_metanas_on_digits_prints_the_task_cell(tmp_path):
-    out = _run("meta", "metanas", "--dataset", "digits", "--ways", "3", "--steps", "2",
-               "--meta-batch", "2", "--test-tasks", "4", "--out", str(tmp_path / "n"))
+    out = _run(
+        "meta",
+        "metanas",
+        "--dataset",
+        "digits",
+        "--ways",
+        "3",
+        "--steps",
+        "2",
+        "--meta-batch",
+        "2",
+        "--test-tasks",
+        "4",
+        "--out",
+        str(tmp_path / "n"),
+    )
     assert out.returncode == 0, out.stderr
     summary = json.loads((tmp_path / "n" / "summary.json").read_text())
     assert summary["classes"] == {"meta_train": 5, "meta_test": 5}

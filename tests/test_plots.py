@@ -11,12 +11,17 @@ from jnas.spaces._darts import DARTS_V2
 
 def test_nb201_graph_has_one_labelled_edge_per_op_other_than_none():
     space = spaces.NB201()
-    arch = space.from_string("|nor_conv_3x3~0|+|none~0|skip_connect~1|+|avg_pool_3x3~0|none~1|"
-                             "nor_conv_1x1~2|")
+    arch = space.from_string(
+        "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|avg_pool_3x3~0|none~1|nor_conv_1x1~2|"
+    )
     (graph,) = plots.arch_graphs(space, arch)
     assert graph.nodes == ["in", "1", "2", "out"]
-    assert graph.edges == [(0, 1, "nor_conv_3x3"), (1, 2, "skip_connect"),
-                           (0, 3, "avg_pool_3x3"), (2, 3, "nor_conv_1x1")]
+    assert graph.edges == [
+        (0, 1, "nor_conv_3x3"),
+        (1, 2, "skip_connect"),
+        (0, 3, "avg_pool_3x3"),
+        (2, 3, "nor_conv_1x1"),
+    ]
 
 
 def test_darts_graphs_are_the_genotypes_cells():

@@ -16,8 +16,12 @@ from jnas.bench._table import Table, table_from_numpy
 from jnas.spaces import NB201, NATSSize
 
 NB201_DATASETS = ("cifar10-valid", "cifar10", "cifar100", "ImageNet16-120")
-_PREFIX = {"cifar10-valid": "cifar10valid", "cifar10": "cifar10", "cifar100": "cifar100",
-           "ImageNet16-120": "imagenet16"}
+_PREFIX = {
+    "cifar10-valid": "cifar10valid",
+    "cifar10": "cifar10",
+    "cifar100": "cifar100",
+    "ImageNet16-120": "imagenet16",
+}
 
 
 def default_dir() -> pathlib.Path:
@@ -32,7 +36,8 @@ def _resolve(path: str | os.PathLike | None, filename: str) -> pathlib.Path:
     if not p.exists():
         raise FileNotFoundError(
             f"NAS-Bench table not found: {p} does not exist; expected the file {filename!r} "
-            f"(or a folder holding it; set JNAS_NASBENCH_DIR or pass the path)")
+            f"(or a folder holding it; set JNAS_NASBENCH_DIR or pass the path)"
+        )
     return p
 
 
@@ -44,8 +49,9 @@ def _npz(path: pathlib.Path, required: tuple[str, ...]) -> dict[str, np.ndarray]
         raise ValueError(f"{path}: truncated or corrupt .npz file ({err})") from err
     missing = [k for k in required if k not in arrays]
     if missing:
-        raise ValueError(f"{path}: not a NAS-Bench table of the expected schema; missing "
-                         f"arrays {missing}")
+        raise ValueError(
+            f"{path}: not a NAS-Bench table of the expected schema; missing arrays {missing}"
+        )
     return arrays
 
 
@@ -86,10 +92,12 @@ def load_nb201(path: str | os.PathLike | None = None) -> Table:
         seed_cols[(ds, "valtest_acc", 200)] = a[f"{pre}_valtest_acc_200ep_seeds"]
         cols[(ds, "valid_acc", 12)] = a[f"{pre}_valid_acc_12ep"]
         cols[(ds, "test_acc", 12)] = a[f"{pre}_test_acc_12ep"]
-    times = {"cifar10-valid": a["cifar10valid_train_time_200ep_s"],
-             "cifar10": 2 * a["cifar10valid_train_time_200ep_s"],
-             "cifar100": a["cifar100_train_time_200ep_s"],
-             "ImageNet16-120": a["imagenet16_train_time_200ep_s"]}
+    times = {
+        "cifar10-valid": a["cifar10valid_train_time_200ep_s"],
+        "cifar10": 2 * a["cifar10valid_train_time_200ep_s"],
+        "cifar100": a["cifar100_train_time_200ep_s"],
+        "ImageNet16-120": a["imagenet16_train_time_200ep_s"],
+    }
     for ds in NB201_DATASETS:
         cols[(ds, "train_time_s", 200)] = times[ds]
         cols[(ds, "train_time_s", 12)] = times[ds] * 12 / 200

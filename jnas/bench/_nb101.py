@@ -84,16 +84,25 @@ def write_tfrecord(path: str | os.PathLike, records: list[bytes]) -> None:
     with open(path, "wb") as f:
         for data in records:
             header = struct.pack("<Q", len(data))
-            f.write(header + struct.pack("<I", _masked_crc(header)) + data
-                    + struct.pack("<I", _masked_crc(data)))
+            f.write(
+                header
+                + struct.pack("<I", _masked_crc(header))
+                + data
+                + struct.pack("<I", _masked_crc(data))
+            )
 
 
 # -------------------------------------------------------------------- ModelMetrics proto
 # The release's nasbench/lib/model_metrics.proto (proto2, package nasbench), spelled as a
 # descriptor so that `protobuf` (installed with orbax and tensorflow-datasets, C-backed)
 # decodes the records: about 28x faster per record than a pure-Python wire parser.
-_EVAL_FIELDS = {1: "current_epoch", 2: "training_time", 3: "train_accuracy",
-                4: "validation_accuracy", 5: "test_accuracy"}
+_EVAL_FIELDS = {
+    1: "current_epoch",
+    2: "training_time",
+    3: "train_accuracy",
+    4: "validation_accuracy",
+    5: "test_accuracy",
+}
 _MESSAGE_CLASS: list = []
 
 
@@ -105,17 +114,21 @@ def _model_metrics_class() -> type:
 
     F = descriptor_pb2.FieldDescriptorProto
     proto = descriptor_pb2.FileDescriptorProto(
-        name="nasbench/lib/model_metrics.proto", package="nasbench", syntax="proto2")
+        name="nasbench/lib/model_metrics.proto", package="nasbench", syntax="proto2"
+    )
     ev = proto.message_type.add(name="EvaluationData")
     for number, name in _EVAL_FIELDS.items():
         ev.field.add(name=name, number=number, type=F.TYPE_DOUBLE, label=F.LABEL_OPTIONAL)
-    ev.field.add(name="checkpoint_path", number=6, type=F.TYPE_STRING,
-                 label=F.LABEL_OPTIONAL)
+    ev.field.add(name="checkpoint_path", number=6, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
     mm = proto.message_type.add(name="ModelMetrics")
-    mm.field.add(name="evaluation_data", number=1, type=F.TYPE_MESSAGE,
-                 type_name=".nasbench.EvaluationData", label=F.LABEL_REPEATED)
-    mm.field.add(name="trainable_parameters", number=2, type=F.TYPE_INT32,
-                 label=F.LABEL_OPTIONAL)
+    mm.field.add(
+        name="evaluation_data",
+        number=1,
+        type=F.TYPE_MESSAGE,
+        type_name=".nasbench.EvaluationData",
+        label=F.LABEL_REPEATED,
+    )
+    mm.field.add(name="trainable_parameters", number=2, type=F.TYPE_INT32, label=F.LABEL_OPTIONAL)
     mm.field.add(name="total_time", number=3, type=F.TYPE_DOUBLE, label=F.LABEL_OPTIONAL)
     pool = descriptor_pool.DescriptorPool()
     pool.Add(proto)
@@ -133,24 +146,36 @@ def parse_model_metrics(buf: bytes) -> dict:
         msg.ParseFromString(buf)
     except DecodeError as e:
         raise ValueError(f"parse_model_metrics: not a ModelMetrics message: {e}") from e
-    return {"evaluation_data": [{name: getattr(ev, name) for name in _EVAL_FIELDS.values()}
-                                for ev in msg.evaluation_data],
-            "trainable_parameters": msg.trainable_parameters, "total_time": msg.total_time}
+    return {
+        "evaluation_data": [
+            {name: getattr(ev, name) for name in _EVAL_FIELDS.values()}
+            for ev in msg.evaluation_data
+        ],
+        "trainable_parameters": msg.trainable_parameters,
+        "total_time": msg.total_time,
+    }
 
 
 def encode_model_metrics(metrics: dict) -> bytes:
     """Encode a `ModelMetrics` message (the inverse of `parse_model_metrics`)."""
     msg = _model_metrics_class()(
-        trainable_parameters=metrics["trainable_parameters"],
-        total_time=metrics["total_time"])
+        trainable_parameters=metrics["trainable_parameters"], total_time=metrics["total_time"]
+    )
     for ev in metrics["evaluation_data"]:
         msg.evaluation_data.add(**{name: ev[name] for name in _EVAL_FIELDS.values()})
     return msg.SerializeToString()
 
 
 # ------------------------------------------------------------------------------- tables
-def _nb101_table(name: str, matrices: np.ndarray, ops: np.ndarray, cols: dict,
-                 seed_cols: dict, seeds: tuple[int, ...], where: str) -> Table:
+def _nb101_table(
+    name: str,
+    matrices: np.ndarray,
+    ops: np.ndarray,
+    cols: dict,
+    seed_cols: dict,
+    seeds: tuple[int, ...],
+    where: str,
+) -> Table:
     """The table of cells given as host arrays int8[N, V, V], int8[N, V-2] (one per row)."""
     batch = NB101Arch(jnp.asarray(matrices), jnp.asarray(ops))
     keys = NB101().fingerprints_host(matrices, ops)
@@ -158,13 +183,18 @@ def _nb101_table(name: str, matrices: np.ndarray, ops: np.ndarray, cols: dict,
     sorted_keys = keys[order]
     same = np.all(sorted_keys[1:] == sorted_keys[:-1], axis=1)
     if same.any():
-        raise ValueError(f"{where}: two distinct cells share a fingerprint; cannot index "
-                         "this table inside jit")
-    table = table_from_numpy(NB101(), name, {k: np.asarray(v)[order] for k, v in cols.items()},
-                             {k: np.asarray(v)[order] for k, v in seed_cols.items()}, seeds,
-                             num_rows=len(matrices))
-    return table.with_row_keys(jnp.asarray(sorted_keys), jax.tree.map(
-        lambda x: x[order], batch))
+        raise ValueError(
+            f"{where}: two distinct cells share a fingerprint; cannot index this table inside jit"
+        )
+    table = table_from_numpy(
+        NB101(),
+        name,
+        {k: np.asarray(v)[order] for k, v in cols.items()},
+        {k: np.asarray(v)[order] for k, v in seed_cols.items()},
+        seeds,
+        num_rows=len(matrices),
+    )
+    return table.with_row_keys(jnp.asarray(sorted_keys), jax.tree.map(lambda x: x[order], batch))
 
 
 def load_nb101(path: str | os.PathLike | None = None, *, verify: bool = True) -> Table:
@@ -186,8 +216,10 @@ def load_nb101(path: str | os.PathLike | None = None, *, verify: bool = True) ->
 
         p = _resolve(p, "nb101_subset_naslib.csv.gz")
     if not p.exists():
-        raise FileNotFoundError(f"{p} does not exist; expected nasbench_only108.tfrecord, "
-                                "nasbench_full.tfrecord or nb101_subset_naslib.csv.gz")
+        raise FileNotFoundError(
+            f"{p} does not exist; expected nasbench_only108.tfrecord, "
+            "nasbench_full.tfrecord or nb101_subset_naslib.csv.gz"
+        )
     if p.name.endswith(".csv.gz") or p.name.endswith(".csv"):
         return _load_subset(p)
     return _load_tfrecord(p, verify)
@@ -202,8 +234,9 @@ def _load_subset(p: pathlib.Path) -> Table:
     except (OSError, EOFError, UnicodeDecodeError) as err:
         raise ValueError(f"{p}: truncated or corrupt file ({err})") from err
     if not rows or "adjacency_7x7_rowmajor" not in rows[0]:
-        raise ValueError(f"{p}: expected the columns adjacency_7x7_rowmajor, ops, "
-                         "val_acc_108ep, ...")
+        raise ValueError(
+            f"{p}: expected the columns adjacency_7x7_rowmajor, ops, val_acc_108ep, ..."
+        )
     groups: dict[str, list[int]] = {}
     archs = []
     for i, r in enumerate(rows):
@@ -226,14 +259,23 @@ def _load_subset(p: pathlib.Path) -> Table:
             out.append(np.mean(vals) if vals else np.nan)
         return np.asarray(out)
 
-    cols = {("cifar10", "valid_acc", 108): column("val_acc_108ep"),
-            ("cifar10", "params_M", None): column("params_M_naslib"),
-            ("cifar10", "flops_M", None): column("flops_M_naslib")}
+    cols = {
+        ("cifar10", "valid_acc", 108): column("val_acc_108ep"),
+        ("cifar10", "params_M", None): column("params_M_naslib"),
+        ("cifar10", "flops_M", None): column("flops_M_naslib"),
+    }
     for name in rows[0]:
         if name.startswith("zc_"):
             cols[("cifar10", name, None)] = column(name)
-    return _nb101_table("NB101-subset", np.stack([a for a, _ in archs]),
-                        np.stack([o for _, o in archs]), cols, {}, (), str(p))
+    return _nb101_table(
+        "NB101-subset",
+        np.stack([a for a, _ in archs]),
+        np.stack([o for _, o in archs]),
+        cols,
+        {},
+        (),
+        str(p),
+    )
 
 
 def _load_tfrecord(p: pathlib.Path, verify: bool) -> Table:
@@ -248,8 +290,10 @@ def _load_tfrecord(p: pathlib.Path, verify: bool) -> Table:
         except (ValueError, TypeError) as err:
             raise ValueError(f"{p}: record {k} is not an NB101 record ({err})") from err
         if module_hash not in cells:
-            cells[module_hash] = (space.spec_arrays(matrix, operations.split(","),
-                                                    where=f"{p}: record {k}"), {})
+            cells[module_hash] = (
+                space.spec_arrays(matrix, operations.split(","), where=f"{p}: record {k}"),
+                {},
+            )
         cells[module_hash][1].setdefault(int(epochs), []).append(parsed)
     if not cells:
         raise ValueError(f"{p}: no records")
@@ -257,8 +301,12 @@ def _load_tfrecord(p: pathlib.Path, verify: bool) -> Table:
     repeats = max(len(v) for _, by in cells.values() for v in by.values())
     seeds = tuple(range(repeats))
     cols, seed_cols = {}, {}
-    names = {"valid_acc": "validation_accuracy", "test_acc": "test_accuracy",
-             "train_acc": "train_accuracy", "train_time_s": "training_time"}
+    names = {
+        "valid_acc": "validation_accuracy",
+        "test_acc": "test_accuracy",
+        "train_acc": "train_accuracy",
+        "train_time_s": "training_time",
+    }
     for e in budgets:
         for metric, field in names.items():
             per = np.full((len(cells), repeats), np.nan)
@@ -269,10 +317,16 @@ def _load_tfrecord(p: pathlib.Path, verify: bool) -> Table:
             seed_cols[("cifar10", metric, e)] = per
             counts = np.sum(~np.isnan(per), axis=1)
             cols[("cifar10", metric, e)] = np.where(
-                counts > 0, np.nansum(per, axis=1) / np.maximum(counts, 1), np.nan)
-    params = [next(iter(by.values()))[0]["trainable_parameters"] / 1e6
-              for _, by in cells.values()]
+                counts > 0, np.nansum(per, axis=1) / np.maximum(counts, 1), np.nan
+            )
+    params = [next(iter(by.values()))[0]["trainable_parameters"] / 1e6 for _, by in cells.values()]
     cols[("cifar10", "params_M", None)] = np.asarray(params)
-    return _nb101_table("NB101", np.stack([m for (m, _), _ in cells.values()]),
-                        np.stack([o for (_, o), _ in cells.values()]), cols, seed_cols,
-                        seeds, str(p))
+    return _nb101_table(
+        "NB101",
+        np.stack([m for (m, _), _ in cells.values()]),
+        np.stack([o for (_, o), _ in cells.values()]),
+        cols,
+        seed_cols,
+        seeds,
+        str(p),
+    )

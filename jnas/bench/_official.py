@@ -48,8 +48,10 @@ class _RestrictedUnpickler(pickle.Unpickler):
             return _numpy_scalar
         if module == "numpy" and name == "dtype":
             return np.dtype
-        raise pickle.UnpicklingError(f"refusing to load global {module}.{name}: NATS-Bench "
-                                     "records hold only containers and numbers")
+        raise pickle.UnpicklingError(
+            f"refusing to load global {module}.{name}: NATS-Bench "
+            "records hold only containers and numbers"
+        )
 
 
 def _numpy_scalar(dtype: np.dtype, data: bytes) -> Any:
@@ -76,8 +78,10 @@ def _space_for(num_archs: int, folder: pathlib.Path) -> Any:
         return NB201()
     if num_archs == NATSSize().size:
         return NATSSize()
-    raise ValueError(f"{folder}: meta.pickle.pbz2 lists {num_archs} architectures; expected "
-                     f"{NB201().size} (topology) or {NATSSize().size} (size)")
+    raise ValueError(
+        f"{folder}: meta.pickle.pbz2 lists {num_archs} architectures; expected "
+        f"{NB201().size} (topology) or {NATSSize().size} (size)"
+    )
 
 
 def _results_columns(record: dict) -> dict[tuple, dict[int, float]]:
@@ -98,7 +102,8 @@ def _results_columns(record: dict) -> dict[tuple, dict[int, float]]:
         times = res.get("train_times")
         if times:
             out.setdefault((dataset, "train_time_s", epochs), {})[seed] = float(
-                sum(times[i] for i in range(epochs)))
+                sum(times[i] for i in range(epochs))
+            )
         out.setdefault((dataset, "params_M", None), {})[seed] = float(res["params"])
         out.setdefault((dataset, "flops_M", None), {})[seed] = float(res["flop"])
         if res.get("latency"):
@@ -117,8 +122,10 @@ def convert_official(folder: str | os.PathLike) -> Table:
     folder = pathlib.Path(folder)
     meta_path = folder / "meta.pickle.pbz2"
     if not meta_path.exists():
-        raise FileNotFoundError(f"{folder}: not a NATS-Bench release folder; expected "
-                                "'meta.pickle.pbz2' and '000000.pickle.pbz2', ... in it")
+        raise FileNotFoundError(
+            f"{folder}: not a NATS-Bench release folder; expected "
+            "'meta.pickle.pbz2' and '000000.pickle.pbz2', ... in it"
+        )
     meta = read_pickle_bz2(meta_path)
     if not isinstance(meta, dict) or "meta_archs" not in meta:
         raise ValueError(f"{meta_path}: expected a dict with 'meta_archs'")
@@ -126,8 +133,9 @@ def convert_official(folder: str | os.PathLike) -> Table:
     for i in (0, len(meta["meta_archs"]) - 1):
         expected = space.to_string(space.from_index(i))
         if meta["meta_archs"][i] != expected:
-            raise ValueError(f"{meta_path}: architecture {i} is {meta['meta_archs'][i]!r}; "
-                             f"expected {expected!r}")
+            raise ValueError(
+                f"{meta_path}: architecture {i} is {meta['meta_archs'][i]!r}; expected {expected!r}"
+            )
     values: dict[tuple, dict[int, dict[int, float]]] = {}  # key -> row -> seed -> value
     for path in sorted(folder.glob("*.pickle.pbz2")):
         stem = path.name.split(".")[0]
@@ -139,8 +147,9 @@ def convert_official(folder: str | os.PathLike) -> Table:
             raise ValueError(f"{path}: expected {{hp: ArchResults state}}; got {type(record)}")
         for hp, result in record.items():
             if result.get("arch_index") != row:
-                raise ValueError(f"{path}: holds arch_index {result.get('arch_index')} "
-                                 f"under hp {hp!r}")
+                raise ValueError(
+                    f"{path}: holds arch_index {result.get('arch_index')} under hp {hp!r}"
+                )
             for key, by_seed in _results_columns(result).items():
                 values.setdefault(key, {})[row] = by_seed
     if not values:
@@ -154,8 +163,7 @@ def convert_official(folder: str | os.PathLike) -> Table:
                 per_seed[row, seeds.index(seed)] = v
         with np.errstate(all="ignore"):
             counts = np.sum(~np.isnan(per_seed), axis=1)
-            mean = np.where(counts > 0, np.nansum(per_seed, axis=1) / np.maximum(counts, 1),
-                            np.nan)
+            mean = np.where(counts > 0, np.nansum(per_seed, axis=1) / np.maximum(counts, 1), np.nan)
         cols[key] = mean
         if key[1] not in ("params_M", "flops_M", "latency_s"):
             seed_cols[key] = per_seed
@@ -181,8 +189,9 @@ def load_table(path: str | os.PathLike) -> Table:
     """Read a table written by `save_table` (`jnas bench convert`)."""
     path = pathlib.Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist; expected a compact table written by "
-                                "`jnas bench convert`")
+        raise FileNotFoundError(
+            f"{path} does not exist; expected a compact table written by `jnas bench convert`"
+        )
     try:
         with open(path, "rb") as f, np.load(f, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
@@ -196,11 +205,18 @@ def load_table(path: str | os.PathLike) -> Table:
     cols = {_key(k[4:]): v for k, v in arrays.items() if k.startswith("col:")}
     seed_cols = {_key(k[5:]): v for k, v in arrays.items() if k.startswith("seed:")}
     if "rows:keys" not in arrays:
-        return table_from_numpy(spaces[space_name], str(arrays["meta:name"]), cols,
-                                seed_cols, seeds)
+        return table_from_numpy(
+            spaces[space_name], str(arrays["meta:name"]), cols, seed_cols, seeds
+        )
     archs = NB101Arch(jnp.asarray(arrays["rows:matrix"]), jnp.asarray(arrays["rows:ops"]))
-    table = table_from_numpy(spaces[space_name], str(arrays["meta:name"]), cols, seed_cols,
-                             seeds, num_rows=arrays["rows:keys"].shape[0])
+    table = table_from_numpy(
+        spaces[space_name],
+        str(arrays["meta:name"]),
+        cols,
+        seed_cols,
+        seeds,
+        num_rows=arrays["rows:keys"].shape[0],
+    )
     return table.with_row_keys(jnp.asarray(arrays["rows:keys"]), archs)
 
 
@@ -212,8 +228,10 @@ def write_official_fixture(samples: dict, space_name: str, folder: str | os.Path
     folder.mkdir(parents=True, exist_ok=True)
     space = NB201() if space_name == "tss" else NATSSize()
     archs = [space.to_string(a) for a in _all(space)]
-    write_pickle_bz2({"meta_archs": archs, "arch2infos": {}, "evaluated_indexes": set()},
-                     folder / "meta.pickle.pbz2")
+    write_pickle_bz2(
+        {"meta_archs": archs, "arch2infos": {}, "evaluated_indexes": set()},
+        folder / "meta.pickle.pbz2",
+    )
     for cell, by_hp in samples[space_name].items():
         record = {}
         for hp, arch in by_hp.items():
@@ -229,21 +247,30 @@ def write_official_fixture(samples: dict, space_name: str, folder: str | os.Path
                     for e, v in by_epoch.items():
                         eval_loss[f"{split}@{e}"] = v
                 all_results[(run["dataset"], run["seed"])] = {
-                    "name": run["dataset"], "net_state_dict": None,
+                    "name": run["dataset"],
+                    "net_state_dict": None,
                     "train_acc1es": dict(enumerate(run["train_acc_by_epoch"])),
                     "train_acc5es": None,
                     "train_losses": dict(enumerate(run["train_loss_by_epoch"])),
                     "train_times": OrderedDict((i, per_epoch) for i in range(epochs)),
                     "arch_config": {"arch_str": arch["arch_str"]},
-                    "params": run["params_M"], "flop": run["flops_M"],
-                    "seed": run["seed"], "epochs": epochs, "latency": run["latency_s"],
+                    "params": run["params_M"],
+                    "flop": run["flops_M"],
+                    "seed": run["seed"],
+                    "epochs": epochs,
+                    "latency": run["latency_s"],
                     "eval_names": sorted({k.split("@")[0] for k in eval_acc}),
-                    "eval_acc1es": eval_acc, "eval_times": {}, "eval_losses": eval_loss,
+                    "eval_acc1es": eval_acc,
+                    "eval_times": {},
+                    "eval_losses": eval_loss,
                 }
-            record[hp] = {"arch_index": int(cell), "arch_str": arch["arch_str"],
-                          "all_results": all_results,
-                          "dataset_seed": {k: list(v) for k, v in arch["dataset_seed"].items()},
-                          "clear_net_done": True}
+            record[hp] = {
+                "arch_index": int(cell),
+                "arch_str": arch["arch_str"],
+                "all_results": all_results,
+                "dataset_seed": {k: list(v) for k, v in arch["dataset_seed"].items()},
+                "clear_net_done": True,
+            }
         write_pickle_bz2(record, folder / f"{int(cell):06d}.pickle.pbz2")
 
 

@@ -14,8 +14,10 @@ def pareto_front(error: np.ndarray, cost: np.ndarray) -> np.ndarray:
     error = np.asarray(error, np.float64)
     cost = np.asarray(cost, np.float64)
     if error.shape != cost.shape or error.ndim != 1:
-        raise ValueError(f"pareto_front: `error` and `cost` must be 1-D of one length; got "
-                         f"{error.shape} and {cost.shape}")
+        raise ValueError(
+            f"pareto_front: `error` and `cost` must be 1-D of one length; got "
+            f"{error.shape} and {cost.shape}"
+        )
     ok = np.flatnonzero(~(np.isnan(error) | np.isnan(cost)))
     order = ok[np.lexsort((error[ok], cost[ok]))]  # by cost, then error
     front, best = [], np.inf

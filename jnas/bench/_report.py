@@ -15,21 +15,29 @@ from jnas.bench._table import Key, Table
 # NB201 Table 5: search on CIFAR-10 (train/valid split), report the chosen cell on
 # CIFAR-10 valid/test, CIFAR-100 and ImageNet16-120 valid/test, after 200 epochs.
 NB201_REPORT: tuple[Key, ...] = (
-    ("cifar10-valid", "valid_acc", 200), ("cifar10", "test_acc", 200),
-    ("cifar100", "valid_acc", 200), ("cifar100", "test_acc", 200),
-    ("ImageNet16-120", "valid_acc", 200), ("ImageNet16-120", "test_acc", 200),
+    ("cifar10-valid", "valid_acc", 200),
+    ("cifar10", "test_acc", 200),
+    ("cifar100", "valid_acc", 200),
+    ("cifar100", "test_acc", 200),
+    ("ImageNet16-120", "valid_acc", 200),
+    ("ImageNet16-120", "test_acc", 200),
 )
 
 
 def summarize(sim: Simulation, table: Table, report: Sequence[Key] = NB201_REPORT) -> dict:
     """Mean, std and count over seeds of each reported metric of the final incumbent."""
-    out = {"num_seeds": int(sim.best_row.shape[0]), "budget_s": sim.budget_s,
-           "evals_mean": float(np.mean(sim.num_evals))}
+    out = {
+        "num_seeds": int(sim.best_row.shape[0]),
+        "budget_s": sim.budget_s,
+        "evals_mean": float(np.mean(sim.num_evals)),
+    }
     for dataset, metric, epochs in report:
         values = sim.report(table, dataset=dataset, metric=metric, epochs=epochs)[:, -1]
         out[f"{dataset}/{metric}/{epochs}"] = {
-            "mean": float(np.nanmean(values)), "std": float(np.nanstd(values)),
-            "n": int(np.sum(~np.isnan(values)))}
+            "mean": float(np.nanmean(values)),
+            "std": float(np.nanstd(values)),
+            "n": int(np.sum(~np.isnan(values))),
+        }
     return out
 
 
@@ -42,8 +50,15 @@ def write_jsonl(path: str | pathlib.Path, records: Sequence[dict]) -> None:
             f.write(json.dumps(r) + "\n")
 
 
-def regret_curves(sims: dict[str, Simulation], table: Table, *, dataset: str, metric: str,
-                  epochs: int, num_points: int = 200) -> dict[str, np.ndarray]:
+def regret_curves(
+    sims: dict[str, Simulation],
+    table: Table,
+    *,
+    dataset: str,
+    metric: str,
+    epochs: int,
+    num_points: int = 200,
+) -> dict[str, np.ndarray]:
     """Per searcher: grid, mean and std over seeds of the incumbent's regret (the best
     value in the table minus the incumbent's), on a shared simulated-time grid."""
     col = np.asarray(table.column(dataset, metric, epochs), np.float64)
@@ -60,8 +75,7 @@ def regret_curves(sims: dict[str, Simulation], table: Table, *, dataset: str, me
     return out
 
 
-def plot_regret(curves: dict[str, np.ndarray], path: str | pathlib.Path, *,
-                ylabel: str) -> None:
+def plot_regret(curves: dict[str, np.ndarray], path: str | pathlib.Path, *, ylabel: str) -> None:
     """A regret-vs-simulated-time plot (mean and a +-std band per searcher), PNG or SVG."""
     import matplotlib
 
@@ -85,8 +99,10 @@ def plot_regret(curves: dict[str, np.ndarray], path: str | pathlib.Path, *,
 
 def arch_report(table: Table, arch: object, report: Sequence[Key] = NB201_REPORT) -> dict:
     """The table's published values of one architecture, keyed `dataset/metric/epochs`."""
-    return {f"{d}/{m}/{e}": round(float(table.query(arch, dataset=d, metric=m, epochs=e)), 3)
-            for d, m, e in report}
+    return {
+        f"{d}/{m}/{e}": round(float(table.query(arch, dataset=d, metric=m, epochs=e)), 3)
+        for d, m, e in report
+    }
 
 
 def welch_test(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
@@ -94,7 +110,7 @@ def welch_test(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     (Student's t with Welch-Satterthwaite degrees of freedom, by SciPy); NaN-free input."""
     from scipy import stats
 
-    res = stats.ttest_ind(np.asarray(a, np.float64), np.asarray(b, np.float64),
-                          equal_var=False, alternative="greater")
+    res = stats.ttest_ind(
+        np.asarray(a, np.float64), np.asarray(b, np.float64), equal_var=False, alternative="greater"
+    )
     return float(res.statistic), float(res.pvalue)
-

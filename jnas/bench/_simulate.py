@@ -38,14 +38,16 @@ class Objective:
     def fidelities(self) -> int:
         return 1 if self.fitness.ndim == 1 else self.fitness.shape[0]
 
-    def __call__(self, archs: Any, fidelity: jax.Array | None = None
-                 ) -> tuple[jax.Array, jax.Array]:
+    def __call__(
+        self, archs: Any, fidelity: jax.Array | None = None
+    ) -> tuple[jax.Array, jax.Array]:
         rows = jax.vmap(self.space.index)(archs)
         return _lookup(self.fitness, self.cost_s, rows, fidelity)
 
 
-def _lookup(fitness: jax.Array, cost: jax.Array, rows: jax.Array,
-            fidelity: jax.Array | None) -> tuple[jax.Array, jax.Array]:
+def _lookup(
+    fitness: jax.Array, cost: jax.Array, rows: jax.Array, fidelity: jax.Array | None
+) -> tuple[jax.Array, jax.Array]:
     if fitness.ndim == 1:
         return fitness[rows], cost[rows]
     if fidelity is None:
@@ -53,8 +55,15 @@ def _lookup(fitness: jax.Array, cost: jax.Array, rows: jax.Array,
     return fitness[fidelity, rows], cost[fidelity, rows]
 
 
-def objective(table: Table, *, dataset: str, metric: str, epochs: int | tuple[int, ...],
-              seed: int | None = None, cost: str = "train_time_s") -> Objective:
+def objective(
+    table: Table,
+    *,
+    dataset: str,
+    metric: str,
+    epochs: int | tuple[int, ...],
+    seed: int | None = None,
+    cost: str = "train_time_s",
+) -> Objective:
     """An objective from a table: fitness = (dataset, metric, epochs[, seed]), each query
     charged (dataset, `cost`, epochs), or 1 per query with `cost="evaluations"` (for
     tables without training times, such as the compact NATS size table: the budget is
@@ -67,21 +76,30 @@ def objective(table: Table, *, dataset: str, metric: str, epochs: int | tuple[in
     """
     if isinstance(epochs, tuple):
         if len(epochs) < 2 or list(epochs) != sorted(set(epochs)):
-            raise ValueError(f"objective: `epochs` must be an int or a tuple of increasing "
-                             f"epochs (lowest fidelity first); got {epochs!r}")
-        parts = [objective(table, dataset=dataset, metric=metric, epochs=e, seed=seed,
-                           cost=cost) for e in epochs]
-        return Objective(jnp.stack([p.fitness for p in parts]),
-                         jnp.stack([p.cost_s for p in parts]), table.space,
-                         parts[-1].description.replace(f"at {epochs[-1]} epochs",
-                                                       f"at {epochs} epochs"))
+            raise ValueError(
+                f"objective: `epochs` must be an int or a tuple of increasing "
+                f"epochs (lowest fidelity first); got {epochs!r}"
+            )
+        parts = [
+            objective(table, dataset=dataset, metric=metric, epochs=e, seed=seed, cost=cost)
+            for e in epochs
+        ]
+        return Objective(
+            jnp.stack([p.fitness for p in parts]),
+            jnp.stack([p.cost_s for p in parts]),
+            table.space,
+            parts[-1].description.replace(f"at {epochs[-1]} epochs", f"at {epochs} epochs"),
+        )
     fitness = table.column(dataset, metric, epochs, seed)
     if cost == "evaluations":
         cost_col = jnp.ones_like(fitness)
     else:
         cost_col = table.column(dataset, cost, epochs)
-    desc = f"{table.name}: {dataset} {metric} at {epochs} epochs" + (
-        f", seed {seed}" if seed is not None else "") + f", cost {cost}"
+    desc = (
+        f"{table.name}: {dataset} {metric} at {epochs} epochs"
+        + (f", seed {seed}" if seed is not None else "")
+        + f", cost {cost}"
+    )
     return Objective(fitness, cost_col, table.space, desc)
 
 
@@ -94,8 +112,15 @@ class Simulation(NamedTuple):
     num_evals: np.ndarray  # int32[seeds]: evaluations charged within the budget
     budget_s: float
 
-    def report(self, table: Table, *, dataset: str, metric: str, epochs: int | None,
-               seed: int | None = None) -> np.ndarray:
+    def report(
+        self,
+        table: Table,
+        *,
+        dataset: str,
+        metric: str,
+        epochs: int | None,
+        seed: int | None = None,
+    ) -> np.ndarray:
         """float32[seeds, steps]: a table value of the incumbent (NaN before any)."""
         col = np.asarray(table.column(dataset, metric, epochs, seed))
         return np.where(self.best_row >= 0, col[np.maximum(self.best_row, 0)], np.nan)
@@ -124,9 +149,17 @@ def max_steps_for(obj: Objective, budget_s: float, batch_size: int) -> int:
     return math.ceil(budget_s / (cheapest * batch_size)) + 1
 
 
-def simulate(searcher: Searcher, obj: Objective, *, key: jax.Array, num_seeds: int,
-             budget_s: float, max_steps: int | None = None, chunk: int = 4096,
-             progress: Any = None) -> Simulation:
+def simulate(
+    searcher: Searcher,
+    obj: Objective,
+    *,
+    key: jax.Array,
+    num_seeds: int,
+    budget_s: float,
+    max_steps: int | None = None,
+    chunk: int = 4096,
+    progress: Any = None,
+) -> Simulation:
     """Run `num_seeds` independent searches, each until `budget_s` simulated seconds.
 
     A step asks a batch, looks up fitness and cost, and tells; a run stops once its
@@ -149,15 +182,20 @@ def simulate(searcher: Searcher, obj: Objective, *, key: jax.Array, num_seeds: i
     if not budget_s > 0:
         raise ValueError(f"simulate: `budget_s` must be > 0; got {budget_s!r}")
     if searcher.fidelities > 1 and searcher.fidelities != obj.fidelities:
-        raise ValueError(f"simulate: the searcher uses {searcher.fidelities} fidelities but "
-                         f"the objective has {obj.fidelities}; build it with a tuple of "
-                         "epochs, e.g. `objective(table, ..., epochs=(12, 200))`")
+        raise ValueError(
+            f"simulate: the searcher uses {searcher.fidelities} fidelities but "
+            f"the objective has {obj.fidelities}; build it with a tuple of "
+            "epochs, e.g. `objective(table, ..., epochs=(12, 200))`"
+        )
     if max_steps is None:
         max_steps = max_steps_for(obj, budget_s, searcher.batch_size)
     batch = simulate_batch(searcher, obj.space, budget_s, max_steps)
     # the seeds' keys are derived inside the compiled program: one compile, not two
-    run = jax.jit(lambda key, seeds, fitness, cost: batch(
-        jax.vmap(lambda i: jax.random.fold_in(key, i))(seeds), fitness, cost))
+    run = jax.jit(
+        lambda key, seeds, fitness, cost: batch(
+            jax.vmap(lambda i: jax.random.fold_in(key, i))(seeds), fitness, cost
+        )
+    )
     parts = []
     for start in range(0, num_seeds, chunk):
         seeds = np.arange(start, min(start + chunk, num_seeds), dtype=np.int32)
@@ -197,8 +235,11 @@ def simulate_batch(searcher: Searcher, space: Any, budget_s: float, max_steps: i
         archs, asked = searcher.ask(key, state)
         rows = jax.vmap(space.index)(archs)
         top = fitness_col.shape[0] - 1 if fitness_col.ndim == 2 else 0
-        fid = (searcher.fidelity(asked) if searcher.fidelity is not None
-               else jnp.full(rows.shape, top, jnp.int32))
+        fid = (
+            searcher.fidelity(asked)
+            if searcher.fidelity is not None
+            else jnp.full(rows.shape, top, jnp.int32)
+        )
         fit, cost = _lookup(fitness_col, cost_col, rows, fid)
         told = searcher.tell(asked, archs, fit)
         state = jax.tree.map(lambda a, b: jnp.where(active, a, b), told, state)
@@ -217,12 +258,19 @@ def simulate_batch(searcher: Searcher, space: Any, budget_s: float, max_steps: i
         num = keys.shape[0]
         init_keys, loop_keys = jax.vmap(lambda k: tuple(jax.random.split(k)))(keys)
         state = jax.vmap(searcher.init)(init_keys)
-        carry = (jnp.zeros((), jnp.int32), state, jnp.zeros((num,), jnp.float32),
-                 jnp.full((num,), -jnp.inf, jnp.float32), jnp.full((num,), -1, jnp.int32),
-                 jnp.zeros((num,), jnp.int32),
-                 (jnp.zeros((num, max_steps), jnp.float32),
-                  jnp.full((num, max_steps), -jnp.inf, jnp.float32),
-                  jnp.full((num, max_steps), -1, jnp.int32)))
+        carry = (
+            jnp.zeros((), jnp.int32),
+            state,
+            jnp.zeros((num,), jnp.float32),
+            jnp.full((num,), -jnp.inf, jnp.float32),
+            jnp.full((num,), -1, jnp.int32),
+            jnp.zeros((num,), jnp.int32),
+            (
+                jnp.zeros((num, max_steps), jnp.float32),
+                jnp.full((num, max_steps), -jnp.inf, jnp.float32),
+                jnp.full((num, max_steps), -1, jnp.int32),
+            ),
+        )
 
         def going(carry):
             step, _, t, *_ = carry
@@ -231,16 +279,23 @@ def simulate_batch(searcher: Searcher, space: Any, budget_s: float, max_steps: i
         def body(carry):
             step, state, t, best_f, best_row, n, (ts, fs, rs) = carry
             keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(loop_keys, step)
-            state, t, best_f, best_row, n = step_all(keys, state, t, best_f, best_row, n,
-                                                     fitness_col, cost_col)
-            curves = (ts.at[:, step].set(t), fs.at[:, step].set(best_f),
-                      rs.at[:, step].set(best_row))
+            state, t, best_f, best_row, n = step_all(
+                keys, state, t, best_f, best_row, n, fitness_col, cost_col
+            )
+            curves = (
+                ts.at[:, step].set(t),
+                fs.at[:, step].set(best_f),
+                rs.at[:, step].set(best_row),
+            )
             return step + 1, state, t, best_f, best_row, n, curves
 
-        steps, _, t, best_f, best_row, n, (ts, fs, rs) = jax.lax.while_loop(
-            going, body, carry)
+        steps, _, t, best_f, best_row, n, (ts, fs, rs) = jax.lax.while_loop(going, body, carry)
         done = jnp.arange(max_steps)[None, :] >= steps  # unrun steps: the final values
-        return (jnp.where(done, t[:, None], ts), jnp.where(done, best_f[:, None], fs),
-                jnp.where(done, best_row[:, None], rs), n)
+        return (
+            jnp.where(done, t[:, None], ts),
+            jnp.where(done, best_f[:, None], fs),
+            jnp.where(done, best_row[:, None], rs),
+            n,
+        )
 
     return run

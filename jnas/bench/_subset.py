@@ -52,11 +52,16 @@ class TableSubset:
         if n < 2:
             raise ValueError(f"TableSubset: need at least 2 cells; got {n}")
         if not isinstance(self.neighbors_k, int) or not 1 <= self.neighbors_k < n:
-            raise ValueError(f"TableSubset: `neighbors_k` must be an integer in [1, {n}); "
-                             f"got {self.neighbors_k!r}")
+            raise ValueError(
+                f"TableSubset: `neighbors_k` must be an integer in [1, {n}); "
+                f"got {self.neighbors_k!r}"
+            )
         # encodings of every row, computed here, outside any trace
-        encodings = {name: np.asarray(jax.jit(jax.vmap(getattr(self.base, name)))(self.cells))
-                     for name in _ENCODINGS if callable(getattr(self.base, name, None))}
+        encodings = {
+            name: np.asarray(jax.jit(jax.vmap(getattr(self.base, name)))(self.cells))
+            for name in _ENCODINGS
+            if callable(getattr(self.base, name, None))
+        }
         object.__setattr__(self, "_encodings", encodings)
         _ = self._genes, self._nearest  # host arrays, also computed before any trace
 
@@ -66,8 +71,10 @@ class TableSubset:
 
     @functools.cached_property
     def _genes(self) -> np.ndarray:
-        leaves = [np.asarray(x).reshape(self.size, -1).astype(np.int32)
-                  for x in jax.tree.leaves(self.cells)]
+        leaves = [
+            np.asarray(x).reshape(self.size, -1).astype(np.int32)
+            for x in jax.tree.leaves(self.cells)
+        ]
         genes = np.concatenate(leaves, axis=1)
         varying = np.any(genes != genes[:1], axis=0)
         return genes[:, varying] - genes[:, varying].min(axis=0, keepdims=True)
@@ -77,8 +84,7 @@ class TableSubset:
         g = self._genes
         d = np.sum(g[:, None, :] != g[None, :, :], axis=-1).astype(np.float64)
         np.fill_diagonal(d, np.inf)
-        return np.argsort(d, axis=1, kind="stable")[:, :self.neighbors_k].astype(np.int32)
-
+        return np.argsort(d, axis=1, kind="stable")[:, : self.neighbors_k].astype(np.int32)
 
     # ----------------------------------------------------------------- the space
     def cell(self, arch: SubsetArch) -> Any:
@@ -99,8 +105,10 @@ class TableSubset:
         return SubsetArch(jnp.asarray(self._nearest)[arch.row, j])
 
     def neighbors(self, arch: SubsetArch) -> tuple[SubsetArch, jax.Array]:
-        return (SubsetArch(jnp.asarray(self._nearest)[arch.row]),
-                jnp.ones((self.neighbors_k,), bool))
+        return (
+            SubsetArch(jnp.asarray(self._nearest)[arch.row]),
+            jnp.ones((self.neighbors_k,), bool),
+        )
 
     @functools.cached_property
     def decision_sizes(self) -> tuple[int, ...]:
@@ -125,17 +133,22 @@ class TableSubset:
     def validate(self, arch: Any) -> None:
         """Raise `ValueError` unless `arch` is a `SubsetArch` naming a row of the table."""
         if not isinstance(arch, SubsetArch):
-            raise ValueError(f"TableSubset.validate: `arch` must be a SubsetArch; got "
-                             f"{type(arch).__name__}")
+            raise ValueError(
+                f"TableSubset.validate: `arch` must be a SubsetArch; got {type(arch).__name__}"
+            )
         row = np.asarray(arch.row)
-        if row.shape != () or not np.issubdtype(row.dtype, np.integer) or not (
-                0 <= int(row) < self.size):
-            raise ValueError(f"TableSubset.validate: `arch.row` must be an integer in "
-                             f"[0, {self.size}); got {arch.row!r}")
+        if (
+            row.shape != ()
+            or not np.issubdtype(row.dtype, np.integer)
+            or not (0 <= int(row) < self.size)
+        ):
+            raise ValueError(
+                f"TableSubset.validate: `arch.row` must be an integer in "
+                f"[0, {self.size}); got {arch.row!r}"
+            )
 
     def to_string(self, arch: SubsetArch) -> str:
-        return self.base.to_string(jax.tree.map(lambda x: np.asarray(x)[int(arch.row)],
-                                                self.cells))
+        return self.base.to_string(jax.tree.map(lambda x: np.asarray(x)[int(arch.row)], self.cells))
 
     def from_string(self, string: str) -> SubsetArch:
         """The row of the cell `string` names in the base space; `ValueError` when the
@@ -144,8 +157,10 @@ class TableSubset:
         for row in range(self.size):
             if self.to_string(SubsetArch(jnp.int32(row))) == target:
                 return SubsetArch(jnp.asarray(row, jnp.int32))
-        raise ValueError(f"TableSubset.from_string: `string` must name one of the table's "
-                         f"{self.size} cells; got {string!r}")
+        raise ValueError(
+            f"TableSubset.from_string: `string` must name one of the table's "
+            f"{self.size} cells; got {string!r}"
+        )
 
     def one_hot(self, arch: SubsetArch) -> jax.Array:
         return jnp.asarray(self._encodings["one_hot"])[arch.row]
@@ -194,8 +209,11 @@ def restrict(table: Table, *, neighbors: int = 8) -> Table:
     """`table` over a `TableSubset` of its own cells: searchers then only propose cells
     the table has. Needs a table that lists its cells (`row_archs`: NB101 tables)."""
     if table.row_archs is None:
-        raise ValueError(f"restrict: {table.name} does not list its cells (`row_archs`); "
-                         "it already covers its whole space, search that space directly")
+        raise ValueError(
+            f"restrict: {table.name} does not list its cells (`row_archs`); "
+            "it already covers its whole space, search that space directly"
+        )
     space = subset_space(table.space, jax.tree.map(np.asarray, table.row_archs), neighbors)
-    return dataclasses.replace(table, space=space, name=f"{table.name} (its cells only)",
-                               row_keys=None, row_archs=None)
+    return dataclasses.replace(
+        table, space=space, name=f"{table.name} (its cells only)", row_keys=None, row_archs=None
+    )

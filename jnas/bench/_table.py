@@ -62,42 +62,47 @@ class Table:
         """Every (dataset, metric, epochs) the table has."""
         return [_key(k) for k in sorted(self.columns)]
 
-    def check(self, dataset: str, metric: str, epochs: int | None,
-              seed: int | None = None) -> Key:
+    def check(self, dataset: str, metric: str, epochs: int | None, seed: int | None = None) -> Key:
         """Raise `ValueError` listing what exists unless the column is in the table."""
         key = (dataset, metric, epochs)
         keys = self.keys()
         if key not in keys:
             datasets = sorted({k[0] for k in keys})
             if dataset not in datasets:
-                raise ValueError(f"{self.name}: unknown `dataset` {dataset!r}; valid: "
-                                 f"{datasets}")
+                raise ValueError(f"{self.name}: unknown `dataset` {dataset!r}; valid: {datasets}")
             metrics = sorted({k[1] for k in keys if k[0] == dataset})
             if metric not in metrics:
-                raise ValueError(f"{self.name}: unknown `metric` {metric!r} for {dataset!r}; "
-                                 f"valid: {metrics}")
+                raise ValueError(
+                    f"{self.name}: unknown `metric` {metric!r} for {dataset!r}; valid: {metrics}"
+                )
             epochs_ok = [k[2] for k in keys if k[:2] == (dataset, metric)]
-            raise ValueError(f"{self.name}: `epochs` must be one of {epochs_ok} for "
-                             f"({dataset!r}, {metric!r}); got {epochs!r}")
+            raise ValueError(
+                f"{self.name}: `epochs` must be one of {epochs_ok} for "
+                f"({dataset!r}, {metric!r}); got {epochs!r}"
+            )
         if seed is not None:
             if _name(key) not in self.seed_columns:
                 per_seed = [_key(k) for k in sorted(self.seed_columns)]
-                raise ValueError(f"{self.name}: no per-seed values for {key}; `seed` works "
-                                 f"for {per_seed}, else pass seed=None for the seed mean")
+                raise ValueError(
+                    f"{self.name}: no per-seed values for {key}; `seed` works "
+                    f"for {per_seed}, else pass seed=None for the seed mean"
+                )
             if seed not in self.seeds:
                 raise ValueError(f"{self.name}: `seed` must be one of {self.seeds}; got {seed}")
         return key
 
-    def column(self, dataset: str, metric: str, epochs: int | None,
-               seed: int | None = None) -> jax.Array:
+    def column(
+        self, dataset: str, metric: str, epochs: int | None, seed: int | None = None
+    ) -> jax.Array:
         """The whole column, float32[num_rows] (seed mean unless `seed` is given)."""
         key = self.check(dataset, metric, epochs, seed)
         if seed is None:
             return self.columns[_name(key)]
         return self.seed_columns[_name(key)][:, self.seeds.index(seed)]
 
-    def query(self, archs: Any, *, dataset: str, metric: str, epochs: int | None,
-              seed: int | None = None) -> jax.Array:
+    def query(
+        self, archs: Any, *, dataset: str, metric: str, epochs: int | None, seed: int | None = None
+    ) -> jax.Array:
         """Values for one architecture or a batch (leading axes), jittable and vmappable.
 
         The column is chosen in Python (a wrong name fails before tracing); the lookup
@@ -131,9 +136,14 @@ class Table:
         return jnp.where(jnp.any(hit), cand[jnp.argmax(hit)], -1).astype(jnp.int32)
 
 
-def table_from_numpy(space: Any, name: str, columns: dict[Key, np.ndarray],
-                     seed_columns: dict[Key, np.ndarray] | None = None,
-                     seeds: tuple[int, ...] = (), num_rows: int | None = None) -> Table:
+def table_from_numpy(
+    space: Any,
+    name: str,
+    columns: dict[Key, np.ndarray],
+    seed_columns: dict[Key, np.ndarray] | None = None,
+    seeds: tuple[int, ...] = (),
+    num_rows: int | None = None,
+) -> Table:
     """Check shapes and move host columns to the device as float32."""
     n = space.size if num_rows is None else num_rows
     out, out_seeds = {}, {}
@@ -145,7 +155,9 @@ def table_from_numpy(space: Any, name: str, columns: dict[Key, np.ndarray],
     for key, values in (seed_columns or {}).items():
         values = np.asarray(values, np.float64)
         if values.shape != (n, len(seeds)):
-            raise ValueError(f"{name}: per-seed column {key} must have shape "
-                             f"({n}, {len(seeds)}); got {values.shape}")
+            raise ValueError(
+                f"{name}: per-seed column {key} must have shape "
+                f"({n}, {len(seeds)}); got {values.shape}"
+            )
         out_seeds[_name(key)] = jnp.asarray(values, jnp.float32)
     return Table(out, out_seeds, space, name, tuple(int(s) for s in seeds))

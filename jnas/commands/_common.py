@@ -16,9 +16,13 @@ def make_space(name: str):
     from jnas import spaces
 
     table = {
-        "nb201": spaces.NB201, "nb101": spaces.NB101, "darts": spaces.DARTS,
-        "nats_size": spaces.NATSSize, "chain": spaces.Chain,
-        "sequential": spaces.Sequential, "hierarchical": spaces.Hierarchical,
+        "nb201": spaces.NB201,
+        "nb101": spaces.NB101,
+        "darts": spaces.DARTS,
+        "nats_size": spaces.NATSSize,
+        "chain": spaces.Chain,
+        "sequential": spaces.Sequential,
+        "hierarchical": spaces.Hierarchical,
     }
     if name not in table:
         raise ValueError(f"unknown space {name!r}; expected one of {', '.join(table)}")
@@ -37,12 +41,14 @@ def progress(label: str, unit: str = "seeds"):
         elapsed = time.perf_counter() - start
         eta = elapsed / done * (total - done) if done else 0.0
         bar = "#" * int(30 * done / total)
-        print(f"\r{label} [{bar:<30s}] {done}/{total} {unit}, {elapsed:5.1f}s, "
-              f"ETA {eta:5.1f}s", end="" if done < total else "\n", file=sys.stderr,
-              flush=True)
+        print(
+            f"\r{label} [{bar:<30s}] {done}/{total} {unit}, {elapsed:5.1f}s, ETA {eta:5.1f}s",
+            end="" if done < total else "\n",
+            file=sys.stderr,
+            flush=True,
+        )
 
     return show
-
 
 
 def enable_compilation_cache() -> None:
@@ -51,13 +57,10 @@ def enable_compilation_cache() -> None:
     `$JNAS_XLA_CACHE` (default `~/.cache/jnas/xla`); set it empty to turn this off."""
     import os
 
-    folder = os.environ.get("JNAS_XLA_CACHE",
-                            str(pathlib.Path.home() / ".cache" / "jnas" / "xla"))
+    folder = os.environ.get("JNAS_XLA_CACHE", str(pathlib.Path.home() / ".cache" / "jnas" / "xla"))
     if not folder:
         return
     import jax
 
     jax.config.update("jax_compilation_cache_dir", folder)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
-
-

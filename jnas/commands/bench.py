@@ -43,23 +43,33 @@ def cmd_bench_run(args: argparse.Namespace) -> int:
         start = time.perf_counter()
         searcher = make_searcher(name, table.space)
         used = multi if searcher.fidelities > 1 else obj
-        sim = bench.simulate(searcher, used, key=jax.random.key(args.seed),
-                             num_seeds=args.seeds, budget_s=args.budget,
-                             progress=progress(name))
+        sim = bench.simulate(
+            searcher,
+            used,
+            key=jax.random.key(args.seed),
+            num_seeds=args.seeds,
+            budget_s=args.budget,
+            progress=progress(name),
+        )
         summary = summarize(sim, table, NB201_REPORT)
-        summary.update(searcher=name, fitness=used.description,
-                       wall_s=round(time.perf_counter() - start, 2))
+        summary.update(
+            searcher=name, fitness=used.description, wall_s=round(time.perf_counter() - start, 2)
+        )
         sims[name], rows = sim, [*rows, summary]
     write_jsonl(out / "results.jsonl", rows)
     curves = regret_curves(sims, table, dataset="cifar10", metric="test_acc", epochs=200)
     plot_regret(curves, out / "regret.png", ylabel="CIFAR-10 test regret (%)")
     cols = [f"{d}/{m}/{e}" for d, m, e in NB201_REPORT]
     width = max(len("searcher"), *(len(r["searcher"]) for r in rows))
-    print(f"{'searcher':{width}s} " + " ".join(
-        f"{c.split('/')[0][:14] + ' ' + c.split('/')[1]:>24s}" for c in cols))
+    print(
+        f"{'searcher':{width}s} "
+        + " ".join(f"{c.split('/')[0][:14] + ' ' + c.split('/')[1]:>24s}" for c in cols)
+    )
     for r in rows:
-        print(f"{r['searcher']:{width}s} " + " ".join(
-            f"{r[c]['mean']:>15.2f} +- {r[c]['std']:5.2f}" for c in cols))
+        print(
+            f"{r['searcher']:{width}s} "
+            + " ".join(f"{r[c]['mean']:>15.2f} +- {r[c]['std']:5.2f}" for c in cols)
+        )
     print(f"wrote {out / 'results.jsonl'} and {out / 'regret.png'}")
     return 0
 
@@ -76,8 +86,8 @@ def cmd_bench_convert(args: argparse.Namespace) -> int:
     out = pathlib.Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     bench.save_table(table, out)
-    print(f"converted {args.official} ({table.name}, {len(table.columns)} columns, seeds "
-          f"{list(table.seeds)}) to {out} in {time.perf_counter() - start:.1f}s")
+    print(
+        f"converted {args.official} ({table.name}, {len(table.columns)} columns, seeds "
+        f"{list(table.seeds)}) to {out} in {time.perf_counter() - start:.1f}s"
+    )
     return 0
-
-

@@ -21,10 +21,18 @@ def _table_search(table, out: pathlib.Path, seed: int, seeds: int) -> dict:
 
     obj = bench.objective(table, dataset="cifar10-valid", metric="valid_acc", epochs=12)
     sims, rows = {}, {}
-    for name, make in (("random search", search.random_search),
-                       ("regularized evolution", search.regularized_evolution)):
-        sims[name] = bench.simulate(make(table.space), obj, key=jax.random.key(seed),
-                                    num_seeds=seeds, budget_s=12_000, progress=progress(name))
+    for name, make in (
+        ("random search", search.random_search),
+        ("regularized evolution", search.regularized_evolution),
+    ):
+        sims[name] = bench.simulate(
+            make(table.space),
+            obj,
+            key=jax.random.key(seed),
+            num_seeds=seeds,
+            budget_s=12_000,
+            progress=progress(name),
+        )
         rows[name] = bench.summarize(sims[name], table)["cifar10/test_acc/200"]
     curves = bench.regret_curves(sims, table, dataset="cifar10", metric="test_acc", epochs=200)
     bench.plot_regret(curves, out / "regret.png", ylabel="CIFAR-10 test regret (%)")
@@ -36,32 +44,54 @@ def cmd_demo(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     table = load_nb201_if_present(args.nasbench)
-    print(f"jnas demo: {args.method} one-shot search in the NB201 space on scikit-learn's "
-          f"digits ({args.epochs} epochs), then the found cell trained from scratch")
-    found = run_oneshot(args.method, "digits", seed=args.seed, epochs=args.epochs,
-                        out=out / "search", table=table,
-                        progress=progress(f"{args.method} on digits", "epochs"))
+    print(
+        f"jnas demo: {args.method} one-shot search in the NB201 space on scikit-learn's "
+        f"digits ({args.epochs} epochs), then the found cell trained from scratch"
+    )
+    found = run_oneshot(
+        args.method,
+        "digits",
+        seed=args.seed,
+        epochs=args.epochs,
+        out=out / "search",
+        table=table,
+        progress=progress(f"{args.method} on digits", "epochs"),
+    )
     print(f"  found cell    {found['arch']}  ({found['search_s']}s)")
-    trained = run_train(found["arch"], "digits", seed=args.seed, epochs=args.train_epochs,
-                        out=out / "train", progress=progress("train on digits", "epochs"))
-    print(f"  from scratch  test accuracy {100 * trained['test_acc']:.2f}% on the digits "
-          f"({trained['epochs']} epochs, {trained['train_s']}s)")
+    trained = run_train(
+        found["arch"],
+        "digits",
+        seed=args.seed,
+        epochs=args.train_epochs,
+        out=out / "train",
+        progress=progress("train on digits", "epochs"),
+    )
+    print(
+        f"  from scratch  test accuracy {100 * trained['test_acc']:.2f}% on the digits "
+        f"({trained['epochs']} epochs, {trained['train_s']}s)"
+    )
     summary = {"search": found, "train": trained}
     if table is None:
-        print("  (no NB201 table: set JNAS_NASBENCH_DIR or --nasbench to add the cell's "
-              "published accuracies and a search on the table)")
+        print(
+            "  (no NB201 table: set JNAS_NASBENCH_DIR or --nasbench to add the cell's "
+            "published accuracies and a search on the table)"
+        )
     else:
         print("  NB201 table, the found cell after 200 epochs:")
         for name, value in found["nb201"].items():
             print(f"    {name:32s} {value:6.2f}")
         rows = _table_search(table, out, args.seed, args.seeds)
         summary["table_search"] = rows
-        print(f"  on the table, {args.seeds} seeds, 12,000 simulated s, CIFAR-10 test "
-              "accuracy of the final incumbent:")
+        print(
+            f"  on the table, {args.seeds} seeds, 12,000 simulated s, CIFAR-10 test "
+            "accuracy of the final incumbent:"
+        )
         for name, r in rows.items():
             print(f"    {name:24s} {r['mean']:6.2f} +- {r['std']:4.2f}")
     summary["wall_s"] = round(time.perf_counter() - start, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    print(f"wrote {out}/ (search/, train/, summary.json"
-          f"{', regret.png' if table is not None else ''}) in {summary['wall_s']}s")
+    print(
+        f"wrote {out}/ (search/, train/, summary.json"
+        f"{', regret.png' if table is not None else ''}) in {summary['wall_s']}s"
+    )
     return 0

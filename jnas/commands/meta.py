@@ -16,15 +16,25 @@ def cmd_meta(args: Any) -> int:
     from jnas.commands._common import enable_compilation_cache
 
     enable_compilation_cache()
-    s = run_meta(args.method, args.dataset, ways=args.ways, shots=args.shots,
-                 queries=args.queries, steps=args.steps, meta_batch=args.meta_batch,
-                 test_tasks=args.test_tasks, inner_steps=args.inner_steps, seed=args.seed,
-                 out=args.out, resume=args.resume, omniglot_dir=args.omniglot,
-                 data_dir=args.data_dir,
-                 progress=progress(f"{args.method} {args.dataset}", "steps"))
+    s = run_meta(
+        args.method,
+        args.dataset,
+        ways=args.ways,
+        shots=args.shots,
+        queries=args.queries,
+        steps=args.steps,
+        meta_batch=args.meta_batch,
+        test_tasks=args.test_tasks,
+        inner_steps=args.inner_steps,
+        seed=args.seed,
+        out=args.out,
+        resume=args.resume,
+        omniglot_dir=args.omniglot,
+        data_dir=args.data_dir,
+        progress=progress(f"{args.method} {args.dataset}", "steps"),
+    )
     metric = "MSE" if args.dataset == "sinusoid" else "accuracy"
-    print(f"{args.method} on {args.dataset}, {s['test_tasks']} held-out tasks "
-          f"(mean ± 95% CI):")
+    print(f"{args.method} on {args.dataset}, {s['test_tasks']} held-out tasks (mean ± 95% CI):")
     for when in ("before", "after"):
         m = s["test"][f"metric_{when}"]
         print(f"  {metric} {when:>6s} adaptation: {m['mean']:.4f} ± {m['ci95']:.4f}")

@@ -53,8 +53,7 @@ def cmd_spaces(args: argparse.Namespace) -> int:
         return 0
     for flag in ("arch", "draw"):
         if getattr(args, flag) is not None and args.space == "all":
-            raise ValueError(f"--{flag} needs one SPACE (e.g. `jnas spaces darts --{flag} "
-                             "...`)")
+            raise ValueError(f"--{flag} needs one SPACE (e.g. `jnas spaces darts --{flag} ...`)")
     if args.draw is not None:
         from jnas import plots
 
@@ -71,8 +70,7 @@ def cmd_spaces(args: argparse.Namespace) -> int:
         return 0
     for name in names:
         row = describe(name, args.seed, args.arch)
-        print(f"{name:13s} params {row['params']:>10,d}  flops {row['flops_M']:>9.2f}M  "
-              f"{row['arch']}")
+        print(
+            f"{name:13s} params {row['params']:>10,d}  flops {row['flops_M']:>9.2f}M  {row['arch']}"
+        )
     return 0
-
-

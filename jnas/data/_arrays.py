@@ -51,7 +51,7 @@ def stratified_halves(key: jax.Array, y: np.ndarray) -> tuple[np.ndarray, np.nda
     for c in np.unique(y):
         members = perm[y[perm] == c]
         first.append(members[: (len(members) + 1) // 2])
-        second.append(members[(len(members) + 1) // 2:])
+        second.append(members[(len(members) + 1) // 2 :])
     return np.sort(np.concatenate(first)), np.sort(np.concatenate(second))
 
 

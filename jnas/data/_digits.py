@@ -14,8 +14,9 @@ from jnas.data._arrays import (
 )
 
 
-def digits(key: jax.Array, *, size: int = 16, channels: int = 3,
-           test_fraction: float = 0.25) -> dict[str, Split]:
+def digits(
+    key: jax.Array, *, size: int = 16, channels: int = 3, test_fraction: float = 0.25
+) -> dict[str, Split]:
     """The digits as `train` / `valid` / `test` splits plus `train_full` (train + valid).
 
     The test split is a class-stratified `test_fraction` of the images; the rest is halved
@@ -44,13 +45,20 @@ def digits(key: jax.Array, *, size: int = 16, channels: int = 3,
     full_idx = np.sort(np.concatenate([train_idx, valid_idx]))
     mean, std = channel_stats(x[full_idx])
     x = normalize(x, mean, std)
-    return {name: Split(x[idx], y[idx]) for name, idx in
-            (("train", train_idx), ("valid", valid_idx), ("train_full", full_idx),
-             ("test", test_idx))}
+    return {
+        name: Split(x[idx], y[idx])
+        for name, idx in (
+            ("train", train_idx),
+            ("valid", valid_idx),
+            ("train_full", full_idx),
+            ("test", test_idx),
+        )
+    }
 
 
-def _stratified_fraction(key: jax.Array, y: np.ndarray,
-                         fraction: float) -> tuple[np.ndarray, np.ndarray]:
+def _stratified_fraction(
+    key: jax.Array, y: np.ndarray, fraction: float
+) -> tuple[np.ndarray, np.ndarray]:
     perm = np.asarray(jax.random.permutation(key, len(y)))
     chosen, rest = [], []
     for c in np.unique(y):

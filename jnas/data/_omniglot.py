@@ -67,16 +67,23 @@ def _read_files(path: pathlib.Path) -> dict[tuple[str, str], list[tuple[str, byt
         for png in sorted(path.rglob("*.png")):
             add(png.relative_to(path).parts, png.read_bytes)
     else:
-        raise FileNotFoundError(f"omniglot: {path} does not exist; expected an Omniglot zip "
-                                "such as images_background_small1.zip, or its unzipped folder")
+        raise FileNotFoundError(
+            f"omniglot: {path} does not exist; expected an Omniglot zip "
+            "such as images_background_small1.zip, or its unzipped folder"
+        )
     if not files:
         raise ValueError(f"omniglot: no ALPHABET/character/*.png images found in {path}")
     return files
 
 
-def omniglot(path: str | pathlib.Path, *, size: int = 28, rotations: bool = True,
-             alphabets: tuple[str, ...] | None = None,
-             exclude: tuple[str, ...] = ()) -> ClassImages:
+def omniglot(
+    path: str | pathlib.Path,
+    *,
+    size: int = 28,
+    rotations: bool = True,
+    alphabets: tuple[str, ...] | None = None,
+    exclude: tuple[str, ...] = (),
+) -> ClassImages:
     """Omniglot characters as classes: `images[C, 20, size, size, 1]` float32 in [0, 1].
 
     `path` is an official zip or its unzipped folder; `alphabets` keeps only those,
@@ -90,21 +97,26 @@ def omniglot(path: str | pathlib.Path, *, size: int = 28, rotations: bool = True
     unknown = sorted(set(alphabets or ()) - set(found))
     if unknown:
         raise ValueError(f"omniglot: alphabets {unknown} are not in {path}; it holds {found}")
-    keys = sorted(k for k in files
-                  if (alphabets is None or k[0] in alphabets) and k[0] not in exclude)
+    keys = sorted(
+        k for k in files if (alphabets is None or k[0] in alphabets) and k[0] not in exclude
+    )
     if not keys:
-        raise ValueError(f"omniglot: no characters left in {path} after choosing "
-                         f"alphabets={alphabets} exclude={exclude}")
+        raise ValueError(
+            f"omniglot: no characters left in {path} after choosing "
+            f"alphabets={alphabets} exclude={exclude}"
+        )
     counts = {len(files[k]) for k in keys}
     per_class = min(counts)
-    images = np.stack([np.stack([_decode(data, size) for _, data in sorted(files[k])[:per_class]])
-                       for k in keys])[..., None]
+    images = np.stack(
+        [np.stack([_decode(data, size) for _, data in sorted(files[k])[:per_class]]) for k in keys]
+    )[..., None]
     pool = ClassImages(images, tuple(f"{a}/{c}" for a, c in keys))
     return _with_rotations(pool) if rotations else pool
 
 
-def omniglot_tfds(split: str, *, data_dir: str | None = None, size: int = 28,
-                  rotations: bool = True) -> ClassImages:
+def omniglot_tfds(
+    split: str, *, data_dir: str | None = None, size: int = 28, rotations: bool = True
+) -> ClassImages:
     """Omniglot from a prepared TFDS `omniglot` (`train` = background, `test` = evaluation
     alphabets, `small1`, `small2`), read without TensorFlow; classes are TFDS's character
     labels, images treated as the zips' are."""
@@ -113,8 +125,9 @@ def omniglot_tfds(split: str, *, data_dir: str | None = None, size: int = 28,
     from jnas.data._tfds import tfds_arrays
 
     x, y = tfds_arrays("omniglot", split, data_dir=data_dir)
-    gray = np.stack([_resized(Image.fromarray(np.ascontiguousarray(im[..., 0])), size)
-                     for im in x])[..., None]
+    gray = np.stack(
+        [_resized(Image.fromarray(np.ascontiguousarray(im[..., 0])), size) for im in x]
+    )[..., None]
     pool = class_images(gray, y)
     return _with_rotations(pool) if rotations else pool
 
@@ -134,7 +147,10 @@ def class_images(x: np.ndarray, y: np.ndarray, per_class: int | None = None) -> 
     members = [np.flatnonzero(y == c) for c in classes]
     m = min(len(i) for i in members) if per_class is None else per_class
     if m > min(len(i) for i in members):
-        raise ValueError(f"class_images: `per_class`={per_class} exceeds the smallest "
-                         f"class's {min(len(i) for i in members)} examples")
-    return ClassImages(np.stack([x[i[:m]] for i in members]),
-                       tuple(str(c) for c in classes.tolist()))
+        raise ValueError(
+            f"class_images: `per_class`={per_class} exceeds the smallest "
+            f"class's {min(len(i) for i in members)} examples"
+        )
+    return ClassImages(
+        np.stack([x[i[:m]] for i in members]), tuple(str(c) for c in classes.tolist())
+    )

@@ -48,8 +48,10 @@ class ArraySource:
         """Memory-map images and labels saved with `np.save`: only batches are read."""
         for name, path in (("x_path", x_path), ("y_path", y_path)):
             if not pathlib.Path(path).is_file():
-                raise FileNotFoundError(f"ArraySource.load: `{name}` {str(path)!r} is not a "
-                                        "file (expected a .npy written by np.save)")
+                raise FileNotFoundError(
+                    f"ArraySource.load: `{name}` {str(path)!r} is not a "
+                    "file (expected a .npy written by np.save)"
+                )
         return cls(np.load(x_path, mmap_mode="r"), np.load(y_path, mmap_mode="r"))
 
     def __len__(self) -> int:
@@ -64,12 +66,19 @@ def _as_source(data: Split | HostSource) -> HostSource:
         return data
     if isinstance(data, Split):
         return ArraySource(np.asarray(data.x), np.asarray(data.y))
-    raise TypeError(f"expected a Split or a HostSource (len + batch(indices)); got "
-                    f"{type(data).__name__}")
+    raise TypeError(
+        f"expected a Split or a HostSource (len + batch(indices)); got {type(data).__name__}"
+    )
 
 
-def stream(data: Split | HostSource, key: jax.Array, batch_size: int, *, prefetch: int = 2,
-           sharding: Any = None) -> Iterator[Split]:
+def stream(
+    data: Split | HostSource,
+    key: jax.Array,
+    batch_size: int,
+    *,
+    prefetch: int = 2,
+    sharding: Any = None,
+) -> Iterator[Split]:
     """One epoch of shuffled device batches of `data` (remainder dropped).
 
     The batches are those of `batch_indices(key, len(data), batch_size)`, in order; each is
@@ -98,7 +107,7 @@ def chunks(data: Split | HostSource, size: int) -> Iterator[tuple[np.ndarray, np
     """All examples of `data` in order, `size` at a time (the last chunk may be smaller)."""
     if isinstance(data, Split):
         for start in range(0, len(data.y), size):
-            yield data.x[start:start + size], data.y[start:start + size]
+            yield data.x[start : start + size], data.y[start : start + size]
         return
     source = _as_source(data)
     for start in range(0, len(source), size):

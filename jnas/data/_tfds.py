@@ -12,9 +12,14 @@ from jnas.data._arrays import Split, channel_stats, normalize, stratified_halves
 
 # NB201's datasets and the splits the benchmark reports on.
 TFDS_NAMES = {
-    "cifar10": "cifar10", "cifar100": "cifar100", "mnist": "mnist",
-    "fashion_mnist": "fashion_mnist", "svhn": "svhn_cropped", "svhn_cropped": "svhn_cropped",
-    "omniglot": "omniglot", "imagenet16": "imagenet_resized/16x16",
+    "cifar10": "cifar10",
+    "cifar100": "cifar100",
+    "mnist": "mnist",
+    "fashion_mnist": "fashion_mnist",
+    "svhn": "svhn_cropped",
+    "svhn_cropped": "svhn_cropped",
+    "omniglot": "omniglot",
+    "imagenet16": "imagenet_resized/16x16",
     "imagenet_resized/16x16": "imagenet_resized/16x16",
 }
 
@@ -33,8 +38,10 @@ def _open(where: str, name: str, split: str, data_dir: str | None) -> tuple[Any,
     import tensorflow_datasets as tfds
 
     if name not in TFDS_NAMES:
-        raise ValueError(f"{where}: unknown dataset `name` {name!r}; expected one of "
-                         f"{', '.join(sorted(TFDS_NAMES))}")
+        raise ValueError(
+            f"{where}: unknown dataset `name` {name!r}; expected one of "
+            f"{', '.join(sorted(TFDS_NAMES))}"
+        )
     tfds_name = TFDS_NAMES[name]
     data_dir = data_dir or default_tfds_dir()
     try:
@@ -48,23 +55,28 @@ def _open(where: str, name: str, split: str, data_dir: str | None) -> tuple[Any,
             f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). Prepare it "
             f"once on a machine with internet: `tfds build {tfds_name} "
             f"--file_format=array_record --data_dir {data_dir}` and copy the folder here, "
-            "or set TFDS_DATA_DIR / pass data_dir.") from e
+            "or set TFDS_DATA_DIR / pass data_dir."
+        ) from e
     if not size:
         raise DatasetNotPrepared(f"TFDS split {tfds_name}:{split} in {data_dir!r} is empty")
     return source, tfds_name
 
 
-def _decode(records: list[dict], image_key: str, label_key: str) -> tuple[np.ndarray,
-                                                                         np.ndarray]:
+def _decode(records: list[dict], image_key: str, label_key: str) -> tuple[np.ndarray, np.ndarray]:
     x = np.stack([np.asarray(r[image_key]) for r in records])
     if x.ndim == 3:
         x = x[..., None]
     return x, np.asarray([r[label_key] for r in records], np.int32)
 
 
-def tfds_arrays(name: str, split: str, *, data_dir: str | None = None,
-                image_key: str = "image", label_key: str = "label") -> tuple[np.ndarray,
-                                                                             np.ndarray]:
+def tfds_arrays(
+    name: str,
+    split: str,
+    *,
+    data_dir: str | None = None,
+    image_key: str = "image",
+    label_key: str = "label",
+) -> tuple[np.ndarray, np.ndarray]:
     """All (images uint8[N,H,W,C], labels int32[N]) of a prepared TFDS split.
 
     Reads with `tfds.data_source(..., download=False)`: nothing is downloaded. A dataset
@@ -81,9 +93,17 @@ class TFDSSource:
     `(x - mean) / std` per channel when `mean` and `std` are given (use the training
     split's statistics)."""
 
-    def __init__(self, name: str, split: str, *, data_dir: str | None = None,
-                 mean: np.ndarray | None = None, std: np.ndarray | None = None,
-                 image_key: str = "image", label_key: str = "label") -> None:
+    def __init__(
+        self,
+        name: str,
+        split: str,
+        *,
+        data_dir: str | None = None,
+        mean: np.ndarray | None = None,
+        std: np.ndarray | None = None,
+        image_key: str = "image",
+        label_key: str = "label",
+    ) -> None:
         if (mean is None) != (std is None):
             raise ValueError("TFDSSource: give both `mean` and `std`, or neither")
         self._source, self.name = _open("TFDSSource", name, split, data_dir)
@@ -101,8 +121,9 @@ class TFDSSource:
         return x, y
 
 
-def nb201_splits(name: str, key: jax.Array, *, data_dir: str | None = None,
-                 num_classes: int | None = None) -> dict[str, Split]:
+def nb201_splits(
+    name: str, key: jax.Array, *, data_dir: str | None = None, num_classes: int | None = None
+) -> dict[str, Split]:
     """A dataset split as NB201 uses it, normalised with the training statistics.
 
     - `train` / `valid`: class-balanced halves of the training set (CIFAR-10's 25k/25k
@@ -123,8 +144,12 @@ def nb201_splits(name: str, key: jax.Array, *, data_dir: str | None = None,
     x_te = normalize(x_te.astype(np.float32) / 255.0, mean, std)
     k_train, k_test = jax.random.split(key)
     a, b = stratified_halves(k_train, y_tr)
-    out = {"train": Split(x_tr[a], y_tr[a]), "valid": Split(x_tr[b], y_tr[b]),
-           "train_full": Split(x_tr, y_tr), "test": Split(x_te, y_te)}
+    out = {
+        "train": Split(x_tr[a], y_tr[a]),
+        "valid": Split(x_tr[b], y_tr[b]),
+        "train_full": Split(x_tr, y_tr),
+        "test": Split(x_te, y_te),
+    }
     if name != "cifar10":
         c, d = stratified_halves(k_test, y_te)
         out["x-valid"], out["x-test"] = Split(x_te[c], y_te[c]), Split(x_te[d], y_te[d])
@@ -139,7 +164,8 @@ def load_dataset(name: str, key: jax.Array, *, data_dir: str | None = None) -> d
 
         return digits(key)
     if name not in TFDS_NAMES:
-        raise ValueError(f"unknown dataset {name!r}; expected 'digits' or one of "
-                         f"{', '.join(sorted(TFDS_NAMES))}")
+        raise ValueError(
+            f"unknown dataset {name!r}; expected 'digits' or one of {', '.join(sorted(TFDS_NAMES))}"
+        )
     classes = 120 if TFDS_NAMES[name].startswith("imagenet") else None
     return nb201_splits(name, key, data_dir=data_dir, num_classes=classes)

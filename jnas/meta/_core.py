@@ -103,8 +103,10 @@ class MetaLearner(NamedTuple):
 
 def leaf_paths(params: Any) -> list[str]:
     """Every leaf's path as "a/b/c" (the names masks and learning rates select by)."""
-    return [jax.tree_util.keystr(path, simple=True, separator="/")
-            for path, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
+    return [
+        jax.tree_util.keystr(path, simple=True, separator="/")
+        for path, _ in jax.tree_util.tree_flatten_with_path(params)[0]
+    ]
 
 
 def per_leaf(spec: Any, params: Any, where: str) -> list[Any]:
@@ -115,9 +117,10 @@ def per_leaf(spec: Any, params: Any, where: str) -> list[Any]:
     try:
         full = jax.tree.map(lambda v, sub: jax.tree.map(lambda _: v, sub), spec, params)
     except (ValueError, TypeError) as e:
-        raise ValueError(f"{where} must be a predicate on leaf paths or a pytree prefix of "
-                         f"the parameters (leaf paths: {leaf_paths(params)[:6]}...): {e}"
-                         ) from e
+        raise ValueError(
+            f"{where} must be a predicate on leaf paths or a pytree prefix of "
+            f"the parameters (leaf paths: {leaf_paths(params)[:6]}...): {e}"
+        ) from e
     return jax.tree.leaves(full)
 
 
@@ -129,8 +132,10 @@ class Partition(NamedTuple):
 
     def split(self, tree: Any) -> tuple[list, list]:
         leaves = self.treedef.flatten_up_to(tree)
-        return ([x for x, m in zip(leaves, self.mask, strict=True) if m],
-                [x for x, m in zip(leaves, self.mask, strict=True) if not m])
+        return (
+            [x for x, m in zip(leaves, self.mask, strict=True) if m],
+            [x for x, m in zip(leaves, self.mask, strict=True) if not m],
+        )
 
     def merge(self, selected: Sequence, rest: Sequence) -> Any:
         sel, oth = iter(selected), iter(rest)
@@ -138,13 +143,13 @@ class Partition(NamedTuple):
 
 
 def partition(spec: MaskSpec, params: Any, where: str) -> Partition:
-    mask = [True] * len(jax.tree.leaves(params)) if spec is None else per_leaf(spec, params,
-                                                                                where)
+    mask = [True] * len(jax.tree.leaves(params)) if spec is None else per_leaf(spec, params, where)
     if not all(isinstance(m, bool) for m in mask):
-        raise ValueError(f"{where} must select leaves with Python bools; got {set(map(type, mask))}")
+        raise ValueError(
+            f"{where} must select leaves with Python bools; got {set(map(type, mask))}"
+        )
     if not any(mask):
-        raise ValueError(f"{where} selects no parameters (leaf paths: "
-                         f"{leaf_paths(params)[:6]}...)")
+        raise ValueError(f"{where} selects no parameters (leaf paths: {leaf_paths(params)[:6]}...)")
     return Partition(tuple(mask), jax.tree.structure(params))
 
 
@@ -207,13 +212,16 @@ def _check_loss(where: str, loss: Any) -> LossFn:
     if callable(loss):
         return loss
     if loss not in LOSSES:
-        raise ValueError(f"{where}: `loss` must be one of {tuple(LOSSES)} or a callable "
-                         f"(out, y) -> (loss, metric); got {loss!r}")
+        raise ValueError(
+            f"{where}: `loss` must be one of {tuple(LOSSES)} or a callable "
+            f"(out, y) -> (loss, metric); got {loss!r}"
+        )
     return LOSSES[loss]
 
 
-def _check_inner(where: str, inner: InnerLoop, outer: OuterLoop, shape: Any
-                 ) -> tuple[Partition, list]:
+def _check_inner(
+    where: str, inner: InnerLoop, outer: OuterLoop, shape: Any
+) -> tuple[Partition, list]:
     """(the adapted leaves, their SGD step sizes), or a clear error."""
     check_positive(where, inner_steps=inner.steps)
     if inner.eval_steps is not None:
@@ -225,20 +233,26 @@ def _check_inner(where: str, inner: InnerLoop, outer: OuterLoop, shape: Any
     if not all(isinstance(lr, int | float) and lr > 0 for lr in lrs):
         raise ValueError(f"{where}: `inner_lr` must give positive floats; got {inner.lr!r}")
     if inner.train_on not in ("support", "all"):
-        raise ValueError(f"{where}: `train_on` must be 'support' or 'all'; got "
-                         f"{inner.train_on!r}")
+        raise ValueError(f"{where}: `train_on` must be 'support' or 'all'; got {inner.train_on!r}")
     if inner.train_on == "all" and outer.rule != "reptile":
-        raise ValueError(f"{where}: `train_on='all'` needs outer='reptile' (MAML's outer "
-                         "loss is measured on the query set, so it cannot train on it)")
+        raise ValueError(
+            f"{where}: `train_on='all'` needs outer='reptile' (MAML's outer "
+            "loss is measured on the query set, so it cannot train on it)"
+        )
     if inner.batch is not None and (not isinstance(inner.batch, int) or inner.batch < 1):
-        raise ValueError(f"{where}: `inner_batch` must be None or an int >= 1; got "
-                         f"{inner.batch!r}")
+        raise ValueError(f"{where}: `inner_batch` must be None or an int >= 1; got {inner.batch!r}")
     return adapt_part, [lr for lr, m in zip(lrs, adapt_part.mask, strict=True) if m]
 
 
-_INNER_OPTIONS = {"inner_steps": "steps", "inner_lr": "lr", "inner_optimizer": "optimizer",
-                  "adapt": "adapt", "eval_inner_steps": "eval_steps", "train_on": "train_on",
-                  "inner_batch": "batch"}
+_INNER_OPTIONS = {
+    "inner_steps": "steps",
+    "inner_lr": "lr",
+    "inner_optimizer": "optimizer",
+    "adapt": "adapt",
+    "eval_inner_steps": "eval_steps",
+    "train_on": "train_on",
+    "inner_batch": "batch",
+}
 _OUTER_OPTIONS = {"outer": "rule", "outer_optimizer": "optimizer", "meta": "meta"}
 
 
@@ -250,9 +264,15 @@ def loops(**options: Any) -> tuple[InnerLoop, OuterLoop, dict]:
     return InnerLoop(**inner), OuterLoop(**outer), options
 
 
-def meta_learner(model: Model, inner: InnerLoop | None = None,
-                 outer: OuterLoop | None = None, *, loss: str | LossFn = "cross_entropy", task_map: str = "auto",
-                 name: str = "meta_learner") -> MetaLearner:
+def meta_learner(
+    model: Model,
+    inner: InnerLoop | None = None,
+    outer: OuterLoop | None = None,
+    *,
+    loss: str | LossFn = "cross_entropy",
+    task_map: str = "auto",
+    name: str = "meta_learner",
+) -> MetaLearner:
     """The shared mechanism behind `maml`, `fomaml`, `reptile`, `anil`, `metanas`, `tnas`:
     an `InnerLoop` (what adapts, with which optimiser, how many steps) and an `OuterLoop`
     (MAML exact / first order / Reptile, which leaves are meta-learned, the optimiser);
@@ -272,8 +292,9 @@ def meta_learner(model: Model, inner: InnerLoop | None = None,
     inner_steps, inner_optimizer, inner_batch = inner.steps, inner.optimizer, inner.batch
     eval_steps = inner_steps if inner.eval_steps is None else inner.eval_steps
     first_order = outer.rule == "fomaml"
-    outer_optimizer = outer.optimizer or (optax.sgd(1.0) if outer.rule == "reptile"
-                                          else optax.adam(1e-3))
+    outer_optimizer = outer.optimizer or (
+        optax.sgd(1.0) if outer.rule == "reptile" else optax.adam(1e-3)
+    )
 
     def task_loss(params: Any, x: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]:
         return loss_fn(model.apply(params, x), y)
@@ -286,16 +307,21 @@ def meta_learner(model: Model, inner: InnerLoop | None = None,
         if inner_optimizer is None:
             return [p - lr * g for p, g, lr in zip(sel, grads, lrs, strict=True)], opt_state
         absent = [None] * len(rest)
-        updates, opt_state = inner_optimizer.update(adapt_part.merge(grads, absent),
-                                                    opt_state, adapt_part.merge(sel, absent))
+        updates, opt_state = inner_optimizer.update(
+            adapt_part.merge(grads, absent), opt_state, adapt_part.merge(sel, absent)
+        )
         updates = adapt_part.split(updates)[0]
         return [p + u for p, u in zip(sel, updates, strict=True)], opt_state
 
-    def adapt_on(params: Any, x: jax.Array, y: jax.Array, steps: int, batch: int | None,
-                 unroll: bool) -> Any:
+    def adapt_on(
+        params: Any, x: jax.Array, y: jax.Array, steps: int, batch: int | None, unroll: bool
+    ) -> Any:
         sel, rest = adapt_part.split(params)
-        opt_state = (None if inner_optimizer is None else
-                     inner_optimizer.init(adapt_part.merge(sel, [None] * len(rest))))
+        opt_state = (
+            None
+            if inner_optimizer is None
+            else inner_optimizer.init(adapt_part.merge(sel, [None] * len(rest)))
+        )
         n = x.shape[0]
 
         def inner(carry, i):
@@ -310,27 +336,37 @@ def meta_learner(model: Model, inner: InnerLoop | None = None,
                 grads = jax.lax.stop_gradient(grads)
             return inner_update(sel, rest, grads, opt_state), None
 
-        (sel, _), _ = jax.lax.scan(inner, (sel, opt_state), jnp.arange(steps),
-                                   unroll=unroll or steps <= MAX_UNROLL)
+        (sel, _), _ = jax.lax.scan(
+            inner, (sel, opt_state), jnp.arange(steps), unroll=unroll or steps <= MAX_UNROLL
+        )
         return adapt_part.merge(sel, rest)
 
-    def adapt_fn(params: Any, task: Task, steps: int | None = None,
-                 unroll: bool = False) -> Any:
-        return adapt_on(params, task.support_x, task.support_y,
-                        inner_steps if steps is None else steps, None, unroll)
+    def adapt_fn(params: Any, task: Task, steps: int | None = None, unroll: bool = False) -> Any:
+        return adapt_on(
+            params,
+            task.support_x,
+            task.support_y,
+            inner_steps if steps is None else steps,
+            None,
+            unroll,
+        )
 
     def adapt_train(params: Any, task: Task) -> Any:
         if inner.train_on == "support":
-            return adapt_on(params, task.support_x, task.support_y, inner_steps, inner_batch,
-                            False)
-        x, y = interleave(jnp.concatenate([task.support_x, task.query_x]),
-                          jnp.concatenate([task.support_y, task.query_y]))
+            return adapt_on(params, task.support_x, task.support_y, inner_steps, inner_batch, False)
+        x, y = interleave(
+            jnp.concatenate([task.support_x, task.query_x]),
+            jnp.concatenate([task.support_y, task.query_y]),
+        )
         return adapt_on(params, x, y, inner_steps, inner_batch, False)
 
     def init(key: jax.Array) -> MetaState:
         params = model.init(key)
-        return MetaState(params, outer_optimizer.init(meta_view(meta_part.split(params)[0])),
-                         jnp.zeros((), jnp.int32))
+        return MetaState(
+            params,
+            outer_optimizer.init(meta_view(meta_part.split(params)[0])),
+            jnp.zeros((), jnp.int32),
+        )
 
     def query(params: Any, task: Task) -> tuple[jax.Array, jax.Array]:
         return task_loss(adapt_train(params, task), task.query_x, task.query_y)
@@ -338,24 +374,30 @@ def meta_learner(model: Model, inner: InnerLoop | None = None,
     def step(state: MetaState, tasks: Task) -> tuple[MetaState, dict]:
         theta, fixed = meta_part.split(state.params)
         if outer.rule == "reptile":
+
             def one(task):
                 adapted = adapt_train(state.params, task)
-                return (meta_part.split(adapted)[0],
-                        task_loss(adapted, task.query_x, task.query_y))
+                return (meta_part.split(adapted)[0], task_loss(adapted, task.query_x, task.query_y))
+
             adapted, (loss, metric) = map_tasks(one, tasks, task_map)
             grads = [t - a.mean(0) for t, a in zip(theta, adapted, strict=True)]
             loss, metric = loss.mean(), metric.mean()
         else:
+
             def outer_loss(theta):
                 params = meta_part.merge(theta, fixed)
                 losses, metrics = map_tasks(lambda t: query(params, t), tasks, task_map)
                 return losses.mean(), metrics.mean()
+
             (loss, metric), grads = jax.value_and_grad(outer_loss, has_aux=True)(theta)
-        updates, opt_state = outer_optimizer.update(meta_view(grads), state.opt_state,
-                                                    meta_view(theta))
+        updates, opt_state = outer_optimizer.update(
+            meta_view(grads), state.opt_state, meta_view(theta)
+        )
         theta = optax.apply_updates(theta, meta_part.split(updates)[0])
-        return (MetaState(meta_part.merge(theta, fixed), opt_state, state.step + 1),
-                {"loss": loss, "metric": metric})
+        return (
+            MetaState(meta_part.merge(theta, fixed), opt_state, state.step + 1),
+            {"loss": loss, "metric": metric},
+        )
 
     def evaluate(params: Any, tasks: Task, steps: int | None = None) -> dict:
         n = eval_steps if steps is None else steps
@@ -364,8 +406,13 @@ def meta_learner(model: Model, inner: InnerLoop | None = None,
         def one(task):
             before = task_loss(params, task.query_x, task.query_y)
             after = task_loss(adapt_fn(params, task, n, unroll), task.query_x, task.query_y)
-            return {"loss_before": before[0], "metric_before": before[1],
-                    "loss_after": after[0], "metric_after": after[1]}
+            return {
+                "loss_before": before[0],
+                "metric_before": before[1],
+                "loss_after": after[0],
+                "metric_after": after[1],
+            }
+
         return map_tasks(one, tasks, task_map)
 
     return MetaLearner(init, step, adapt_fn, evaluate)

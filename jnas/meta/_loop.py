@@ -24,14 +24,23 @@ from jnas.runs import run_units
 def _chunk_fn(learner: MetaLearner, sampler: TaskSampler, meta_batch: int, steps_mode: str):
     def body(state, key):
         return learner.step(state, task_batch(sampler, key, meta_batch))
+
     return stepper(body, steps_mode)
 
 
-def meta_train(learner: MetaLearner, sampler: TaskSampler, key: jax.Array, *, steps: int,
-               meta_batch: int = 32, log_every: int = 100,
-               out: str | pathlib.Path | None = None, resume: bool = False,
-               steps_mode: str = "auto",
-               on_log: Callable[[dict], None] | None = None) -> tuple[MetaState, list[dict]]:
+def meta_train(
+    learner: MetaLearner,
+    sampler: TaskSampler,
+    key: jax.Array,
+    *,
+    steps: int,
+    meta_batch: int = 32,
+    log_every: int = 100,
+    out: str | pathlib.Path | None = None,
+    resume: bool = False,
+    steps_mode: str = "auto",
+    on_log: Callable[[dict], None] | None = None,
+) -> tuple[MetaState, list[dict]]:
     """`steps` outer steps on batches of `meta_batch` tasks from `sampler`.
 
     Every `log_every` steps: a record (the chunk's mean query loss and metric) appended to
@@ -51,27 +60,43 @@ def meta_train(learner: MetaLearner, sampler: TaskSampler, key: jax.Array, *, st
         first, last = bounds(c)
         keys = jax.vmap(lambda s: jax.random.fold_in(k_steps, s))(jnp.arange(first, last))
         state, metrics = chunk(state, keys)
-        return state, metrics, {"step": last,
-                                **{k: float(np.mean(v)) for k, v in metrics.items()}}
+        return state, metrics, {"step": last, **{k: float(np.mean(v)) for k, v in metrics.items()}}
 
     def describe(c: int) -> str:
         first, last = bounds(c)
         return f"meta_train (steps {first}..{last - 1}, chunk = {log_every} steps)"
 
-    return run_units(unit, units=chunks, init=learner.init, key=k_init, out=out,
-                     resume=resume, on_record=on_log, describe=describe)
+    return run_units(
+        unit,
+        units=chunks,
+        init=learner.init,
+        key=k_init,
+        out=out,
+        resume=resume,
+        on_record=on_log,
+        describe=describe,
+    )
 
 
 def mean_ci(values: Any) -> tuple[float, float]:
     """(mean, half-width of the normal 95% confidence interval of the mean)."""
     v = np.asarray(values, np.float64)
-    return float(v.mean()), float(1.96 * v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 \
-        else float("nan")
+    return float(v.mean()), float(1.96 * v.std(ddof=1) / math.sqrt(len(v))) if len(
+        v
+    ) > 1 else float("nan")
 
 
-def evaluate_tasks(learner: MetaLearner, params: Any, sampler: TaskSampler, key: jax.Array,
-                   *, num_tasks: int = 600, batch: int = 50, steps: int | None = None,
-                   per_call: int | None = None) -> dict[str, tuple[float, float]]:
+def evaluate_tasks(
+    learner: MetaLearner,
+    params: Any,
+    sampler: TaskSampler,
+    key: jax.Array,
+    *,
+    num_tasks: int = 600,
+    batch: int = 50,
+    steps: int | None = None,
+    per_call: int | None = None,
+) -> dict[str, tuple[float, float]]:
     """Adapt to `num_tasks` held-out tasks; {metric: (mean, 95% CI)} of `evaluate`'s
     per-task values (`loss_before`, `metric_before`, `loss_after`, `metric_after`).
 
@@ -85,19 +110,20 @@ def evaluate_tasks(learner: MetaLearner, params: Any, sampler: TaskSampler, key:
     if per_call is None:
         per_call = 1 if jax.default_backend() == "cpu" else batch
     groups = math.ceil(num_tasks / batch)
-    keys = jax.vmap(lambda b: jax.vmap(lambda j: jax.random.fold_in(
-        jax.random.fold_in(key, b), j))(jnp.arange(batch)))(jnp.arange(groups))
+    keys = jax.vmap(
+        lambda b: jax.vmap(lambda j: jax.random.fold_in(jax.random.fold_in(key, b), j))(
+            jnp.arange(batch)
+        )
+    )(jnp.arange(groups))
     keys = keys.reshape(-1)[:num_tasks]
     pad = -num_tasks % per_call
     keys = jnp.concatenate([keys, keys[jnp.zeros(pad, jnp.int32)]]) if pad else keys
     run = _eval_fn(learner, sampler, steps)
-    parts = [run(params, keys[i:i + per_call]) for i in range(0, keys.shape[0], per_call)]
-    values = {k: np.concatenate([np.asarray(p[k]) for p in parts])[:num_tasks]
-              for k in parts[0]}
+    parts = [run(params, keys[i : i + per_call]) for i in range(0, keys.shape[0], per_call)]
+    values = {k: np.concatenate([np.asarray(p[k]) for p in parts])[:num_tasks] for k in parts[0]}
     return {k: mean_ci(v) for k, v in values.items()}
 
 
 @functools.lru_cache(maxsize=16)
 def _eval_fn(learner: MetaLearner, sampler: TaskSampler, steps: int | None):
-    return jax.jit(lambda params, keys: learner.evaluate(params, jax.vmap(sampler)(keys),
-                                                         steps))
+    return jax.jit(lambda params, keys: learner.evaluate(params, jax.vmap(sampler)(keys), steps))

@@ -55,11 +55,13 @@ class Conv4(nnx.Module):
     """Finn et al.'s Omniglot network: 4 x [3x3 conv (stride 2), BN, ReLU], global average
     pool, linear head (`ways=None`: no head, the 64-d embedding, as in ProtoNets)."""
 
-    def __init__(self, ways: int | None, *, channels: int = 64, in_channels: int = 1,
-                 rngs: nnx.Rngs):
+    def __init__(
+        self, ways: int | None, *, channels: int = 64, in_channels: int = 1, rngs: nnx.Rngs
+    ):
         widths = [in_channels] + [channels] * 4
-        self.convs = nnx.List([conv(a, b, 3, 2, 1, bias=True, rngs=rngs)
-                               for a, b in itertools.pairwise(widths)])
+        self.convs = nnx.List(
+            [conv(a, b, 3, 2, 1, bias=True, rngs=rngs) for a, b in itertools.pairwise(widths)]
+        )
         self.norms = nnx.List([BatchStatsNorm(channels, rngs=rngs) for _ in range(4)])
         self.head = linear(channels, ways, rngs=rngs) if ways else None
 
@@ -80,8 +82,9 @@ def mlp(sizes: tuple[int, ...] = (1, 40, 40, 1)) -> Model:
 def conv4(ways: int | None = 5, *, channels: int = 64, in_channels: int = 1) -> Model:
     """The 4-block convolutional network of MAML/ProtoNets for 28x28 Omniglot."""
     check_positive("conv4", channels=channels, in_channels=in_channels)
-    return from_module(lambda rngs: Conv4(ways, channels=channels, in_channels=in_channels,
-                                          rngs=rngs))
+    return from_module(
+        lambda rngs: Conv4(ways, channels=channels, in_channels=in_channels, rngs=rngs)
+    )
 
 
 def supernet_model(space: Any, alpha_scale: float = 1e-3, **config: Any) -> Model:
@@ -95,8 +98,7 @@ def supernet_model(space: Any, alpha_scale: float = 1e-3, **config: Any) -> Mode
 
     def init(key: jax.Array) -> dict:
         k_w, k_a = jax.random.split(key)
-        return {"w": net.init_params(k_w),
-                "alpha": alpha_scale * jax.random.normal(k_a, shape)}
+        return {"w": net.init_params(k_w), "alpha": alpha_scale * jax.random.normal(k_a, shape)}
 
     def apply(params: dict, x: jax.Array) -> jax.Array:
         return net.apply(params["w"], x, jax.nn.softmax(params["alpha"], -1))

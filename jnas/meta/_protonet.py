@@ -12,9 +12,13 @@ from jnas.meta._models import Model
 from jnas.meta._tasks import Task
 
 
-def protonet(embed: Model, ways: int, *,
-             optimizer: optax.GradientTransformation | None = None,
-             task_map: str = "auto") -> MetaLearner:
+def protonet(
+    embed: Model,
+    ways: int,
+    *,
+    optimizer: optax.GradientTransformation | None = None,
+    task_map: str = "auto",
+) -> MetaLearner:
     """ProtoNets over an embedding model (e.g. `conv4(ways=None)`), Adam 1e-3 by default.
 
     Support labels must be 0..ways-1 (as `few_shot` tasks are). `adapt` returns the
@@ -42,17 +46,19 @@ def protonet(embed: Model, ways: int, *,
         def loss(params):
             losses, accs = map_tasks(lambda t: query(params, t), tasks, task_map)
             return losses.mean(), accs.mean()
+
         (value, acc), grads = jax.value_and_grad(loss, has_aux=True)(state.params)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        return (MetaState(optax.apply_updates(state.params, updates), opt_state,
-                          state.step + 1), {"loss": value, "metric": acc})
+        return (
+            MetaState(optax.apply_updates(state.params, updates), opt_state, state.step + 1),
+            {"loss": value, "metric": acc},
+        )
 
     def adapt(params, task: Task, steps: int | None = None):
         return params
 
     def evaluate(params, tasks: Task, steps: int | None = None) -> dict:
         loss, acc = map_tasks(lambda t: query(params, t), tasks, task_map)
-        return {"loss_before": loss, "metric_before": acc, "loss_after": loss,
-                "metric_after": acc}
+        return {"loss_before": loss, "metric_before": acc, "loss_after": loss, "metric_after": acc}
 
     return MetaLearner(init, step, adapt, evaluate)

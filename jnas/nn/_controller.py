@@ -21,8 +21,12 @@ class Controller(NamedTuple):
     log_prob: Callable[[Any, jax.Array], tuple[jax.Array, jax.Array]]
 
 
-def lstm_controller(decision_sizes: Sequence[int], hidden: int = 64,
-                    temperature: float = 5.0, tanh_constant: float = 2.5) -> Controller:
+def lstm_controller(
+    decision_sizes: Sequence[int],
+    hidden: int = 64,
+    temperature: float = 5.0,
+    tanh_constant: float = 2.5,
+) -> Controller:
     """An LSTM policy over decisions with `decision_sizes[t]` choices each."""
     sizes = tuple(int(s) for s in decision_sizes)
     if not sizes or min(sizes) < 1:
@@ -35,9 +39,13 @@ def lstm_controller(decision_sizes: Sequence[int], hidden: int = 64,
     def init(key: jax.Array) -> dict:
         k = jax.random.split(key, 4)
         u = lambda kk, shape: jax.random.uniform(kk, shape, minval=-0.1, maxval=0.1)
-        return {"start": u(k[0], (hidden,)), "embed": u(k[1], (steps, width, hidden)),
-                "lstm_w": u(k[2], (2 * hidden, 4 * hidden)), "lstm_b": jnp.zeros(4 * hidden),
-                "head": u(k[3], (steps, hidden, width))}
+        return {
+            "start": u(k[0], (hidden,)),
+            "embed": u(k[1], (steps, width, hidden)),
+            "lstm_w": u(k[2], (2 * hidden, 4 * hidden)),
+            "lstm_b": jnp.zeros(4 * hidden),
+            "head": u(k[3], (steps, hidden, width)),
+        }
 
     def cell(params, x, carry):
         h, c = carry
@@ -70,7 +78,8 @@ def lstm_controller(decision_sizes: Sequence[int], hidden: int = 64,
         keys = jax.random.split(key, steps)
         fs = jnp.zeros(steps, jnp.int32) if forced is None else jnp.asarray(forced, jnp.int32)
         _, (choices, logps, ents) = jax.lax.scan(
-            body, (params["start"], (zeros, zeros)), (jnp.arange(steps), keys, fs))
+            body, (params["start"], (zeros, zeros)), (jnp.arange(steps), keys, fs)
+        )
         return choices.astype(jnp.int32), jnp.sum(logps), jnp.sum(ents)
 
     def sample(params, key):

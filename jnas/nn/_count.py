@@ -15,8 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-_PASS_THROUGH = {"reshape", "broadcast_in_dim", "convert_element_type", "squeeze",
-                 "expand_dims"}
+_PASS_THROUGH = {"reshape", "broadcast_in_dim", "convert_element_type", "squeeze", "expand_dims"}
 
 
 def count_params(model: nnx.Module, *, exclude: tuple[str, ...] = ()) -> int:
@@ -86,8 +85,9 @@ def _count_jaxpr(jaxpr: Any, params: set) -> int:
                 products.add(eqn.outvars[0])
         for sub in _subjaxprs(eqn):
             inner = sub.jaxpr if hasattr(sub, "jaxpr") else sub
-            inner_params = {v for v, o in zip(inner.invars, eqn.invars, strict=False)
-                            if _in(o, params)}
+            inner_params = {
+                v for v, o in zip(inner.invars, eqn.invars, strict=False) if _in(o, params)
+            }
             total += _count_jaxpr(inner, inner_params)
     return total
 

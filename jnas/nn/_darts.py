@@ -29,8 +29,18 @@ from jnas.nn._rngs import init_rngs
 class SepConv(nnx.Module):
     """Two stacked ReLU -> depthwise conv -> 1x1 conv -> BN blocks (the first strided)."""
 
-    def __init__(self, cin: int, cout: int, kernel: int, stride: int, padding: int, *,
-                 affine: bool = True, track_stats: bool = True, rngs: nnx.Rngs):
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        kernel: int,
+        stride: int,
+        padding: int,
+        *,
+        affine: bool = True,
+        track_stats: bool = True,
+        rngs: nnx.Rngs,
+    ):
         norm = {"affine": affine, "track_stats": track_stats, "rngs": rngs}
         self.dw1 = conv(cin, cin, kernel, stride, padding, groups=cin, rngs=rngs)
         self.pw1 = conv(cin, cin, 1, rngs=rngs)
@@ -47,11 +57,20 @@ class SepConv(nnx.Module):
 class DilConv(nnx.Module):
     """ReLU -> dilated depthwise conv -> 1x1 conv -> BN."""
 
-    def __init__(self, cin: int, cout: int, kernel: int, stride: int, padding: int,
-                 dilation: int, *, affine: bool = True, track_stats: bool = True,
-                 rngs: nnx.Rngs):
-        self.dw = conv(cin, cin, kernel, stride, padding, dilation=dilation, groups=cin,
-                       rngs=rngs)
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        kernel: int,
+        stride: int,
+        padding: int,
+        dilation: int,
+        *,
+        affine: bool = True,
+        track_stats: bool = True,
+        rngs: nnx.Rngs,
+    ):
+        self.dw = conv(cin, cin, kernel, stride, padding, dilation=dilation, groups=cin, rngs=rngs)
         self.pw = conv(cin, cout, 1, rngs=rngs)
         self.bn = batch_norm(cout, affine=affine, track_stats=track_stats, rngs=rngs)
 
@@ -68,8 +87,15 @@ class _Pool(nnx.Module):
         return pool(x, 3, self.stride, 1)
 
 
-def darts_op(name: str, channels: int, stride: int, *, affine: bool = True,
-             track_stats: bool = True, rngs: nnx.Rngs) -> nnx.Module:
+def darts_op(
+    name: str,
+    channels: int,
+    stride: int,
+    *,
+    affine: bool = True,
+    track_stats: bool = True,
+    rngs: nnx.Rngs,
+) -> nnx.Module:
     """One DARTS candidate operation (the DARTS code's `OPS`); the search network uses
     `affine=False` (and jnas' supernets `track_stats=False`)."""
     c = channels
@@ -78,8 +104,7 @@ def darts_op(name: str, channels: int, stride: int, *, affine: bool = True,
         "none": lambda: Zero(c, stride),
         "avg_pool_3x3": lambda: _Pool("avg", stride),
         "max_pool_3x3": lambda: _Pool("max", stride),
-        "skip_connect": lambda: (Identity() if stride == 1
-                                 else FactorizedReduce(c, c, 2, **norm)),
+        "skip_connect": lambda: Identity() if stride == 1 else FactorizedReduce(c, c, 2, **norm),
         "sep_conv_3x3": lambda: SepConv(c, c, 3, stride, 1, **norm),
         "sep_conv_5x5": lambda: SepConv(c, c, 5, stride, 2, **norm),
         "sep_conv_7x7": lambda: SepConv(c, c, 7, stride, 3, **norm),
@@ -87,28 +112,46 @@ def darts_op(name: str, channels: int, stride: int, *, affine: bool = True,
         "dil_conv_5x5": lambda: DilConv(c, c, 5, stride, 4, 2, **norm),
     }
     if name not in table:
-        raise ValueError(f"darts_op: unknown op `name` {name!r}; expected one of "
-                         f"{sorted(table)}")
+        raise ValueError(f"darts_op: unknown op `name` {name!r}; expected one of {sorted(table)}")
     return table[name]()
 
 
 class DARTSCell(nnx.Module):
     """A discrete DARTS cell: node k sums its two chosen inputs' ops."""
 
-    def __init__(self, genotype: tuple[tuple[str, int], ...], c_prev_prev: int, c_prev: int,
-                 channels: int, *, reduction: bool, reduction_prev: bool, drop_path: float,
-                 rngs: nnx.Rngs):
-        self.pre0 = (FactorizedReduce(c_prev_prev, channels, 2, rngs=rngs) if reduction_prev
-                     else ReLUConvBN(c_prev_prev, channels, 1, 1, 0, rngs=rngs))
+    def __init__(
+        self,
+        genotype: tuple[tuple[str, int], ...],
+        c_prev_prev: int,
+        c_prev: int,
+        channels: int,
+        *,
+        reduction: bool,
+        reduction_prev: bool,
+        drop_path: float,
+        rngs: nnx.Rngs,
+    ):
+        self.pre0 = (
+            FactorizedReduce(c_prev_prev, channels, 2, rngs=rngs)
+            if reduction_prev
+            else ReLUConvBN(c_prev_prev, channels, 1, 1, 0, rngs=rngs)
+        )
         self.pre1 = ReLUConvBN(c_prev, channels, 1, 1, 0, rngs=rngs)
         self.inputs = tuple(s for _, s in genotype)
-        self.ops = nnx.List([
-            darts_op(name, channels, 2 if reduction and s < 2 else 1, rngs=rngs)
-            for name, s in genotype])
-        self.drop = nnx.List([
-            nnx.Dropout(drop_path, broadcast_dims=(1, 2, 3), rngs=rngs)
-            if drop_path > 0 and not isinstance(op, Identity) else Identity()
-            for op in self.ops])
+        self.ops = nnx.List(
+            [
+                darts_op(name, channels, 2 if reduction and s < 2 else 1, rngs=rngs)
+                for name, s in genotype
+            ]
+        )
+        self.drop = nnx.List(
+            [
+                nnx.Dropout(drop_path, broadcast_dims=(1, 2, 3), rngs=rngs)
+                if drop_path > 0 and not isinstance(op, Identity)
+                else Identity()
+                for op in self.ops
+            ]
+        )
         self.multiplier = len(genotype) // 2
 
     def __call__(self, s0: jax.Array, s1: jax.Array) -> jax.Array:
@@ -144,11 +187,21 @@ class DARTSNetwork(nnx.Module):
     `count_params(net, exclude=("aux",))`.
     """
 
-    def __init__(self, genotype: tuple[tuple[tuple[str, int], ...], ...], *,
-                 channels: int = 36, num_cells: int = 20, num_classes: int = 10,
-                 auxiliary: bool = False, drop_path: float = 0.0,
-                 stem_multiplier: int = 3, rngs: nnx.Rngs | None = None):
-        check_positive("DARTSNetwork", channels=channels, num_cells=num_cells, num_classes=num_classes)
+    def __init__(
+        self,
+        genotype: tuple[tuple[tuple[str, int], ...], ...],
+        *,
+        channels: int = 36,
+        num_cells: int = 20,
+        num_classes: int = 10,
+        auxiliary: bool = False,
+        drop_path: float = 0.0,
+        stem_multiplier: int = 3,
+        rngs: nnx.Rngs | None = None,
+    ):
+        check_positive(
+            "DARTSNetwork", channels=channels, num_cells=num_cells, num_classes=num_classes
+        )
         if num_cells < 3:
             raise ValueError(f"DARTSNetwork: `num_cells` must be >= 3; got {num_cells}")
         if not 0.0 <= drop_path < 1.0:
@@ -164,9 +217,16 @@ class DARTSNetwork(nnx.Module):
             reduction = i in (num_cells // 3, 2 * num_cells // 3)
             if reduction:
                 c_curr *= 2
-            cell = DARTSCell(genotype[1 if reduction else 0], c_pp, c_p, c_curr,
-                             reduction=reduction, reduction_prev=reduction_prev,
-                             drop_path=drop_path, rngs=rngs)
+            cell = DARTSCell(
+                genotype[1 if reduction else 0],
+                c_pp,
+                c_p,
+                c_curr,
+                reduction=reduction,
+                reduction_prev=reduction_prev,
+                drop_path=drop_path,
+                rngs=rngs,
+            )
             cells.append(cell)
             reduction_prev = reduction
             c_pp, c_p = c_p, cell.multiplier * c_curr

@@ -32,9 +32,11 @@ class _Primitive(nnx.Module):
             dw = conv(c, c, 3, 1, 1, groups=c, rngs=rngs)
             pw = conv(c, c, 1, rngs=rngs)
         elif name not in ("identity", "max_pool_3x3", "avg_pool_3x3"):
-            raise ValueError(f"Hierarchical primitive: unknown op {name!r}; expected one of "
-                             "identity, conv_1x1, dw_conv_3x3, sep_conv_3x3, max_pool_3x3, "
-                             "avg_pool_3x3")
+            raise ValueError(
+                f"Hierarchical primitive: unknown op {name!r}; expected one of "
+                "identity, conv_1x1, dw_conv_3x3, sep_conv_3x3, max_pool_3x3, "
+                "avg_pool_3x3"
+            )
         self.dw, self.pw = dw, pw
         self.bn = batch_norm(c, rngs=rngs) if dw is not None or pw is not None else None
 
@@ -55,8 +57,9 @@ class _Primitive(nnx.Module):
 class Motif(nnx.Module):
     """One motif instance: its live edges, each a primitive or a lower-level motif."""
 
-    def __init__(self, space: Any, levels: tuple, level: int, index: int, c: int, *,
-                 rngs: nnx.Rngs):
+    def __init__(
+        self, space: Any, levels: tuple, level: int, index: int, c: int, *, rngs: nnx.Rngs
+    ):
         n = space.num_nodes[level]
         values = levels[level][index]
         edges = [(i, j, v) for (i, j), v in zip(space.edges(level), values, strict=True) if v]
@@ -87,8 +90,7 @@ class Motif(nnx.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         nodes = {0: x}
         for j in range(1, self.num_nodes):
-            ins = [op(nodes[i]) for op, (i, t) in zip(self.ops, self.edges, strict=True)
-                   if t == j]
+            ins = [op(nodes[i]) for op, (i, t) in zip(self.ops, self.edges, strict=True) if t == j]
             if ins:
                 nodes[j] = self.merges[j](jnp.concatenate(ins, axis=-1))
         return nodes[self.num_nodes - 1]
@@ -118,10 +120,22 @@ class _SepConvReduce(nnx.Module):
 class HierarchicalNetwork(nnx.Module):
     """HNAS's small CIFAR network around the top-level motif."""
 
-    def __init__(self, space: Any, levels: tuple, *, channels: int = 16,
-                 num_classes: int = 10, cells_per_stage: int = 1,
-                 rngs: nnx.Rngs | None = None):
-        check_positive("HierarchicalNetwork", channels=channels, num_classes=num_classes, cells_per_stage=cells_per_stage)
+    def __init__(
+        self,
+        space: Any,
+        levels: tuple,
+        *,
+        channels: int = 16,
+        num_classes: int = 10,
+        cells_per_stage: int = 1,
+        rngs: nnx.Rngs | None = None,
+    ):
+        check_positive(
+            "HierarchicalNetwork",
+            channels=channels,
+            num_classes=num_classes,
+            cells_per_stage=cells_per_stage,
+        )
         rngs = rngs or init_rngs(0)
         top = space.num_levels - 1
         self.stem = conv(3, channels, 3, 1, 1, rngs=rngs)
@@ -131,8 +145,7 @@ class HierarchicalNetwork(nnx.Module):
             if stage > 0:
                 layers.append(_SepConvReduce(c, 2 * c, rngs=rngs))
                 c *= 2
-            layers += [Motif(space, levels, top, 0, c, rngs=rngs)
-                       for _ in range(cells_per_stage)]
+            layers += [Motif(space, levels, top, 0, c, rngs=rngs) for _ in range(cells_per_stage)]
         self.layers = nnx.List(layers)
         self.classifier = linear(c, num_classes, rngs=rngs)
 

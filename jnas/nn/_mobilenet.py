@@ -19,9 +19,18 @@ from jnas.nn._rngs import init_rngs
 
 
 class ConvBNAct(nnx.Module):
-    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, *,
-                 groups: int = 1, act: bool = True, track_stats: bool = True,
-                 rngs: nnx.Rngs):
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        kernel: int,
+        stride: int = 1,
+        *,
+        groups: int = 1,
+        act: bool = True,
+        track_stats: bool = True,
+        rngs: nnx.Rngs,
+    ):
         self.conv = conv(cin, cout, kernel, stride, (kernel - 1) // 2, groups=groups, rngs=rngs)
         self.bn = batch_norm(cout, track_stats=track_stats, rngs=rngs)
         self.act = act
@@ -34,8 +43,17 @@ class ConvBNAct(nnx.Module):
 class MBConv(nnx.Module):
     """Inverted residual: 1x1 expand, kxk depthwise (strided), 1x1 linear projection."""
 
-    def __init__(self, cin: int, cout: int, kernel: int, stride: int, expansion: int, *,
-                 track_stats: bool = True, rngs: nnx.Rngs):
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        kernel: int,
+        stride: int,
+        expansion: int,
+        *,
+        track_stats: bool = True,
+        rngs: nnx.Rngs,
+    ):
         hidden = cin * expansion
         norm = {"track_stats": track_stats, "rngs": rngs}
         self.expand = ConvBNAct(cin, hidden, 1, **norm) if expansion != 1 else None
@@ -52,9 +70,16 @@ class MBConv(nnx.Module):
 class ChainNetwork(nnx.Module):
     """The network of one `Chain` architecture (skipped blocks are identities)."""
 
-    def __init__(self, space: Any, blocks: list[tuple[int, int] | None], *,
-                 num_classes: int = 1000, dropout: float = 0.0, stem_stride: int = 2,
-                 rngs: nnx.Rngs | None = None):
+    def __init__(
+        self,
+        space: Any,
+        blocks: list[tuple[int, int] | None],
+        *,
+        num_classes: int = 1000,
+        dropout: float = 0.0,
+        stem_stride: int = 2,
+        rngs: nnx.Rngs | None = None,
+    ):
         check_positive("ChainNetwork", num_classes=num_classes)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"ChainNetwork: `dropout` must be in [0, 1); got {dropout}")
@@ -71,8 +96,9 @@ class ChainNetwork(nnx.Module):
                 if choice is None:
                     continue  # skipped: the residual path alone (identity)
                 kernel, expansion = choice
-                layers.append(MBConv(c, width, kernel, stride if i == 0 else 1, expansion,
-                                     rngs=rngs))
+                layers.append(
+                    MBConv(c, width, kernel, stride if i == 0 else 1, expansion, rngs=rngs)
+                )
                 c = width
         self.blocks = nnx.List(layers)
         self.head = ConvBNAct(c, space.head_channels, 1, rngs=rngs)

@@ -61,16 +61,16 @@ def vertex_channels(cin: int, cout: int, matrix: np.ndarray) -> list[int]:
 class NB101Cell(nnx.Module):
     """One NB101 module for a pruned (matrix, op names) spec."""
 
-    def __init__(self, matrix: np.ndarray, ops: list[str], cin: int, cout: int, *,
-                 rngs: nnx.Rngs):
+    def __init__(self, matrix: np.ndarray, ops: list[str], cin: int, cout: int, *, rngs: nnx.Rngs):
         matrix = np.asarray(matrix).astype(np.int64)
         n = matrix.shape[0]
         self.channels = tuple(vertex_channels(cin, cout, matrix))
         self.matrix = tuple(tuple(bool(b) for b in row) for row in matrix)  # static
         proj, layers = [], []
         for t in range(1, n - 1):
-            proj.append(ConvBNReLU(cin, self.channels[t], 1, rngs=rngs)
-                        if self.matrix[0][t] else None)
+            proj.append(
+                ConvBNReLU(cin, self.channels[t], 1, rngs=rngs) if self.matrix[0][t] else None
+            )
             op, c = ops[t], self.channels[t]
             if op == "conv3x3-bn-relu":
                 layers.append(ConvBNReLU(c, c, 3, rngs=rngs))
@@ -79,8 +79,10 @@ class NB101Cell(nnx.Module):
             elif op == "maxpool3x3":
                 layers.append(_MaxPool3x3())
             else:
-                raise ValueError(f"NB101Cell: unknown op {op!r} in `ops`; expected "
-                                 "conv3x3-bn-relu, conv1x1-bn-relu or maxpool3x3")
+                raise ValueError(
+                    f"NB101Cell: unknown op {op!r} in `ops`; expected "
+                    "conv3x3-bn-relu, conv1x1-bn-relu or maxpool3x3"
+                )
         self.proj = nnx.List(proj)
         self.layers = nnx.List(layers)
         self.out_proj = ConvBNReLU(cin, cout, 1, rngs=rngs) if self.matrix[0][n - 1] else None
@@ -107,10 +109,24 @@ class NB101Cell(nnx.Module):
 class NB101Network(nnx.Module):
     """The NB101 evaluation network for one pruned cell."""
 
-    def __init__(self, matrix: np.ndarray, ops: list[str], *, stem_channels: int = 128,
-                 num_stacks: int = 3, cells_per_stack: int = 3, num_classes: int = 10,
-                 rngs: nnx.Rngs | None = None):
-        check_positive("NB101Network", stem_channels=stem_channels, num_stacks=num_stacks, cells_per_stack=cells_per_stack, num_classes=num_classes)
+    def __init__(
+        self,
+        matrix: np.ndarray,
+        ops: list[str],
+        *,
+        stem_channels: int = 128,
+        num_stacks: int = 3,
+        cells_per_stack: int = 3,
+        num_classes: int = 10,
+        rngs: nnx.Rngs | None = None,
+    ):
+        check_positive(
+            "NB101Network",
+            stem_channels=stem_channels,
+            num_stacks=num_stacks,
+            cells_per_stack=cells_per_stack,
+            num_classes=num_classes,
+        )
         rngs = rngs or init_rngs(0)
         self.stem = ConvBNReLU(3, stem_channels, 3, rngs=rngs)
         cells, c = [], stem_channels

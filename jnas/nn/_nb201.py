@@ -29,8 +29,16 @@ from jnas.nn._ops import (
 from jnas.nn._rngs import init_rngs
 
 
-def nb201_op(name: str, cin: int, cout: int, stride: int, *, affine: bool = True,
-             track_stats: bool = True, rngs: nnx.Rngs) -> nnx.Module:
+def nb201_op(
+    name: str,
+    cin: int,
+    cout: int,
+    stride: int,
+    *,
+    affine: bool = True,
+    track_stats: bool = True,
+    rngs: nnx.Rngs,
+) -> nnx.Module:
     """One NB201 candidate operation (AutoDL-Projects' `OPS`).
 
     The search cells use `affine=False, track_stats=False` (the NB201 search setting).
@@ -50,45 +58,66 @@ def nb201_op(name: str, cin: int, cout: int, stride: int, *, affine: bool = True
         return Pooling(cin, cout, stride, "avg", **norm)
     if name == "max_pool_3x3":
         return Pooling(cin, cout, stride, "max", **norm)
-    raise ValueError(f"nb201_op: unknown op `name` {name!r}; expected one of none, "
-                     "skip_connect, nor_conv_1x1, nor_conv_3x3, avg_pool_3x3, max_pool_3x3")
+    raise ValueError(
+        f"nb201_op: unknown op `name` {name!r}; expected one of none, "
+        "skip_connect, nor_conv_1x1, nor_conv_3x3, avg_pool_3x3, max_pool_3x3"
+    )
 
 
 class InferCell(nnx.Module):
     """A discrete NB201 cell: node j is the sum of its input edges' ops."""
 
-    def __init__(self, edges: tuple[tuple[int, int, str], ...], cin: int, cout: int, *,
-                 track_stats: bool = True, rngs: nnx.Rngs):
+    def __init__(
+        self,
+        edges: tuple[tuple[int, int, str], ...],
+        cin: int,
+        cout: int,
+        *,
+        track_stats: bool = True,
+        rngs: nnx.Rngs,
+    ):
         self.edges = tuple((i, j) for i, j, _ in edges)
         self.num_nodes = max(j for _, j in self.edges) + 1
-        self.ops = nnx.List([
-            nb201_op(op, cin if i == 0 else cout, cout, 1, track_stats=track_stats, rngs=rngs)
-            for i, _, op in edges])
+        self.ops = nnx.List(
+            [
+                nb201_op(op, cin if i == 0 else cout, cout, 1, track_stats=track_stats, rngs=rngs)
+                for i, _, op in edges
+            ]
+        )
 
     def __call__(self, x: jax.Array) -> jax.Array:
         nodes = [x]
         for j in range(1, self.num_nodes):
-            nodes.append(sum(op(nodes[i]) for op, (i, t) in zip(self.ops, self.edges, strict=True)
-                             if t == j))
+            nodes.append(
+                sum(op(nodes[i]) for op, (i, t) in zip(self.ops, self.edges, strict=True) if t == j)
+            )
         return nodes[-1]
 
 
 class _TinyNetwork(nnx.Module):
     """Stem, cells and reduction blocks at the given widths, then the classifier head."""
 
-    def __init__(self, widths: list[int], reductions: list[bool], cell_edges, *,
-                 num_classes: int, in_channels: int = 3, track_stats: bool = True,
-                 rngs: nnx.Rngs):
+    def __init__(
+        self,
+        widths: list[int],
+        reductions: list[bool],
+        cell_edges,
+        *,
+        num_classes: int,
+        in_channels: int = 3,
+        track_stats: bool = True,
+        rngs: nnx.Rngs,
+    ):
         self.stem_conv = conv(in_channels, widths[0], 3, 1, 1, rngs=rngs)
         self.stem_bn = batch_norm(widths[0], track_stats=track_stats, rngs=rngs)
         layers, prev = [], widths[0]
         for width, reduction in zip(widths, reductions, strict=True):
             if reduction:
-                layers.append(ResNetBasicBlock(prev, width, 2, track_stats=track_stats,
-                                               rngs=rngs))
+                layers.append(ResNetBasicBlock(prev, width, 2, track_stats=track_stats, rngs=rngs))
             else:
-                layers.append(InferCell(cell_edges, prev, width, track_stats=track_stats,
-                                        rngs=rngs))
+                layers.append(
+                    InferCell(cell_edges, prev, width, track_stats=track_stats, rngs=rngs)
+                )
             prev = width
         self.layers = nnx.List(layers)
         self.head_bn = batch_norm(prev, track_stats=track_stats, rngs=rngs)
@@ -109,22 +138,40 @@ class NB201Network(_TinyNetwork):
     the benchmark's `flops_M` (see `jnas.nn.count_params`, `jnas.nn.count_flops`).
     """
 
-    def __init__(self, space: Any, arch: Any, *, channels: int = 16, cells_per_stage: int = 5,
-                 num_classes: int = 10, rngs: nnx.Rngs | None = None):
-        check_positive("NB201Network", channels=channels, cells_per_stage=cells_per_stage,
-               num_classes=num_classes)
+    def __init__(
+        self,
+        space: Any,
+        arch: Any,
+        *,
+        channels: int = 16,
+        cells_per_stage: int = 5,
+        num_classes: int = 10,
+        rngs: nnx.Rngs | None = None,
+    ):
+        check_positive(
+            "NB201Network",
+            channels=channels,
+            cells_per_stage=cells_per_stage,
+            num_classes=num_classes,
+        )
         ops = np.asarray(arch.ops).tolist()
         edges = tuple((i, j, space.ops[op]) for (i, j), op in zip(space.edges, ops, strict=True))
         n = cells_per_stage
         widths = [channels] * n + [2 * channels] * (n + 1) + [4 * channels] * (n + 1)
         reductions = [False] * n + [True] + [False] * n + [True] + [False] * n
-        super().__init__(widths, reductions, edges, num_classes=num_classes,
-                         rngs=rngs or init_rngs(0))
+        super().__init__(
+            widths, reductions, edges, num_classes=num_classes, rngs=rngs or init_rngs(0)
+        )
 
 
 NATS_SSS_EDGES: tuple[tuple[int, int, str], ...] = (
-    (0, 1, "nor_conv_3x3"), (0, 2, "nor_conv_3x3"), (1, 2, "nor_conv_3x3"),
-    (0, 3, "skip_connect"), (1, 3, "nor_conv_3x3"), (2, 3, "nor_conv_3x3"))
+    (0, 1, "nor_conv_3x3"),
+    (0, 2, "nor_conv_3x3"),
+    (1, 2, "nor_conv_3x3"),
+    (0, 3, "skip_connect"),
+    (1, 3, "nor_conv_3x3"),
+    (2, 3, "nor_conv_3x3"),
+)
 """The cell of every NATS-Bench size-space network (`jnas.spaces.NATS_SSS_CELL`) as
 (from, to, op) edges: the best NB201 topology."""
 
@@ -136,14 +183,23 @@ class NATSSizeNetwork(_TinyNetwork):
     a reduction block and N cells, the cell fixed to the best NB201 topology.
     """
 
-    def __init__(self, widths: tuple[int, ...], *, num_classes: int = 10,
-                 edges: tuple[tuple[int, int, str], ...] = NATS_SSS_EDGES,
-                 rngs: nnx.Rngs | None = None):
-        check_positive("NATSSizeNetwork", num_classes=num_classes,
-               **{f"widths[{k}]": w for k, w in enumerate(widths)})
+    def __init__(
+        self,
+        widths: tuple[int, ...],
+        *,
+        num_classes: int = 10,
+        edges: tuple[tuple[int, int, str], ...] = NATS_SSS_EDGES,
+        rngs: nnx.Rngs | None = None,
+    ):
+        check_positive(
+            "NATSSizeNetwork",
+            num_classes=num_classes,
+            **{f"widths[{k}]": w for k, w in enumerate(widths)},
+        )
         if len(widths) % 3 != 2:
             raise ValueError(f"NATSSizeNetwork: `widths` must have 3N+2 entries; got {widths}")
         n = len(widths) // 3
         reductions = [False] * n + [True] + [False] * n + [True] + [False] * n
-        super().__init__(list(widths), reductions, edges, num_classes=num_classes,
-                         rngs=rngs or init_rngs(0))
+        super().__init__(
+            list(widths), reductions, edges, num_classes=num_classes, rngs=rngs or init_rngs(0)
+        )

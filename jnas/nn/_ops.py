@@ -19,9 +19,19 @@ from flax import nnx
 torch_default_init = nnx.initializers.variance_scaling(1 / 3, "fan_in", "uniform")
 
 
-def conv(cin: int, cout: int, kernel: int, stride: int = 1, padding: int = 0, *,
-         dilation: int = 1, groups: int = 1, bias: bool = False, matmul: bool = False,
-         rngs: nnx.Rngs) -> nnx.Module:
+def conv(
+    cin: int,
+    cout: int,
+    kernel: int,
+    stride: int = 1,
+    padding: int = 0,
+    *,
+    dilation: int = 1,
+    groups: int = 1,
+    bias: bool = False,
+    matmul: bool = False,
+    rngs: nnx.Rngs,
+) -> nnx.Module:
     """A 2-D convolution with PyTorch's symmetric padding and no bias by default.
 
     `matmul=True` gives a `MatmulConv` (same parameters, same initial values): patches
@@ -29,13 +39,23 @@ def conv(cin: int, cout: int, kernel: int, stride: int = 1, padding: int = 0, *,
     """
     if matmul:
         if dilation != 1 or groups != 1 or bias:
-            raise ValueError("conv: `matmul=True` supports dilation 1, groups 1, no bias; "
-                             f"got dilation={dilation}, groups={groups}, bias={bias}")
+            raise ValueError(
+                "conv: `matmul=True` supports dilation 1, groups 1, no bias; "
+                f"got dilation={dilation}, groups={groups}, bias={bias}"
+            )
         return MatmulConv(cin, cout, kernel, stride, padding, rngs=rngs)
-    return nnx.Conv(cin, cout, (kernel, kernel), strides=stride,
-                    padding=((padding, padding), (padding, padding)),
-                    kernel_dilation=dilation, feature_group_count=groups, use_bias=bias,
-                    kernel_init=torch_default_init, rngs=rngs)
+    return nnx.Conv(
+        cin,
+        cout,
+        (kernel, kernel),
+        strides=stride,
+        padding=((padding, padding), (padding, padding)),
+        kernel_dilation=dilation,
+        feature_group_count=groups,
+        use_bias=bias,
+        kernel_init=torch_default_init,
+        rngs=rngs,
+    )
 
 
 def conv_patches(x: jax.Array, kernel: int, stride: int, padding: int) -> jax.Array:
@@ -44,13 +64,15 @@ def conv_patches(x: jax.Array, kernel: int, stride: int, padding: int) -> jax.Ar
     x = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
     h = (x.shape[1] - kernel) // stride + 1
     w = (x.shape[2] - kernel) // stride + 1
-    cols = [x[:, a:a + stride * (h - 1) + 1:stride, b:b + stride * (w - 1) + 1:stride]
-            for a in range(kernel) for b in range(kernel)]
+    cols = [
+        x[:, a : a + stride * (h - 1) + 1 : stride, b : b + stride * (w - 1) + 1 : stride]
+        for a in range(kernel)
+        for b in range(kernel)
+    ]
     return cols[0] if len(cols) == 1 else jnp.concatenate(cols, axis=-1)
 
 
-def matmul_conv(x: jax.Array, kernel: jax.Array, stride: int = 1, padding: int = 0
-                ) -> jax.Array:
+def matmul_conv(x: jax.Array, kernel: jax.Array, stride: int = 1, padding: int = 0) -> jax.Array:
     """A 2-D convolution (NHWC, HWIO kernel, PyTorch padding) as one matrix product.
 
     Why: XLA:CPU runs `conv_general_dilated` and its gradients 10-40x slower inside a loop
@@ -61,19 +83,22 @@ def matmul_conv(x: jax.Array, kernel: jax.Array, stride: int = 1, padding: int =
     """
     k = kernel.shape[0]
     patches = conv_patches(x, k, stride, padding)
-    return jax.lax.dot_general(patches, kernel.reshape(-1, kernel.shape[-1]),
-                               (((3,), (0,)), ((), ())))
+    return jax.lax.dot_general(
+        patches, kernel.reshape(-1, kernel.shape[-1]), (((3,), (0,)), ((), ()))
+    )
 
 
 class MatmulConv(nnx.Module):
     """A bias-free 2-D convolution computed by `matmul_conv`; its `kernel` parameter is an
     `nnx.Conv`'s (HWIO, PyTorch's default init, one key drawn), so the two interchange."""
 
-    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, padding: int = 0,
-                 *, rngs: nnx.Rngs):
+    def __init__(
+        self, cin: int, cout: int, kernel: int, stride: int = 1, padding: int = 0, *, rngs: nnx.Rngs
+    ):
         self.stride, self.padding = stride, padding
-        self.kernel = nnx.Param(torch_default_init(rngs.params(), (kernel, kernel, cin, cout),
-                                                   jnp.float32))
+        self.kernel = nnx.Param(
+            torch_default_init(rngs.params(), (kernel, kernel, cin, cout), jnp.float32)
+        )
 
     def __call__(self, x: jax.Array) -> jax.Array:
         return matmul_conv(x, self.kernel[...].astype(x.dtype), self.stride, self.padding)
@@ -84,8 +109,9 @@ def linear(fin: int, fout: int, *, rngs: nnx.Rngs) -> nnx.Linear:
     return nnx.Linear(fin, fout, kernel_init=torch_default_init, rngs=rngs)
 
 
-def batch_norm(channels: int, *, affine: bool = True, track_stats: bool = True,
-               rngs: nnx.Rngs) -> nnx.Module:
+def batch_norm(
+    channels: int, *, affine: bool = True, track_stats: bool = True, rngs: nnx.Rngs
+) -> nnx.Module:
     """Batch norm with PyTorch's momentum and epsilon.
 
     `track_stats=False` gives PyTorch's `track_running_stats=False`: always batch
@@ -93,15 +119,17 @@ def batch_norm(channels: int, *, affine: bool = True, track_stats: bool = True,
     """
     if not track_stats:
         return BatchStatsNorm(channels, affine=affine, rngs=rngs)
-    return nnx.BatchNorm(channels, momentum=0.9, epsilon=1e-5, use_bias=affine,
-                         use_scale=affine, rngs=rngs)
+    return nnx.BatchNorm(
+        channels, momentum=0.9, epsilon=1e-5, use_bias=affine, use_scale=affine, rngs=rngs
+    )
 
 
 class BatchStatsNorm(nnx.Module):
     """Batch norm that always normalises with the batch's statistics and keeps no state."""
 
-    def __init__(self, channels: int, *, affine: bool = True, epsilon: float = 1e-5,
-                 rngs: nnx.Rngs):
+    def __init__(
+        self, channels: int, *, affine: bool = True, epsilon: float = 1e-5, rngs: nnx.Rngs
+    ):
         self.epsilon = epsilon
         self.scale = nnx.Param(jnp.ones((channels,))) if affine else None
         self.bias = nnx.Param(jnp.zeros((channels,))) if affine else None
@@ -113,8 +141,12 @@ class BatchStatsNorm(nnx.Module):
         return batch_stats_norm(x, self.epsilon, self.scale[...], self.bias[...])
 
 
-def batch_stats_norm(x: jax.Array, epsilon: float = 1e-5, scale: jax.Array | None = None,
-                     bias: jax.Array | None = None) -> jax.Array:
+def batch_stats_norm(
+    x: jax.Array,
+    epsilon: float = 1e-5,
+    scale: jax.Array | None = None,
+    bias: jax.Array | None = None,
+) -> jax.Array:
     """Batch norm over all axes but the last with the batch's own statistics (biased
     variance, as PyTorch normalises in training); float32 statistics at least."""
     dtype = x.dtype
@@ -129,16 +161,18 @@ def batch_stats_norm(x: jax.Array, epsilon: float = 1e-5, scale: jax.Array | Non
     return y.astype(dtype)
 
 
-def avg_pool(x: jax.Array, kernel: int, stride: int, padding: int, *,
-             ceil_mode: bool = False) -> jax.Array:
+def avg_pool(
+    x: jax.Array, kernel: int, stride: int, padding: int, *, ceil_mode: bool = False
+) -> jax.Array:
     """Average pooling that ignores the padding (PyTorch `count_include_pad=False`);
     `ceil_mode` keeps a last partial window, as PyTorch's `ceil_mode=True`."""
     pad = [(padding, padding), (padding, padding)]
     if ceil_mode:  # pad the end so the last window fits
-        pad = [(lo, hi + (kernel - n - lo - hi) % stride)
-               for (lo, hi), n in zip(pad, x.shape[-3:-1], strict=True)]
-    y = nnx.avg_pool(x, (kernel, kernel), (stride, stride), tuple(pad),
-                     count_include_pad=False)
+        pad = [
+            (lo, hi + (kernel - n - lo - hi) % stride)
+            for (lo, hi), n in zip(pad, x.shape[-3:-1], strict=True)
+        ]
+    y = nnx.avg_pool(x, (kernel, kernel), (stride, stride), tuple(pad), count_include_pad=False)
     return y.astype(x.dtype)  # the padding count is float32
 
 
@@ -155,8 +189,7 @@ def avg_pool_3x3(x: jax.Array) -> jax.Array:
     pad_w[-2] = (1, 1)
     rp = jnp.pad(rows, pad_w)
     total = rp[..., :-2, :] + rp[..., 1:-1, :] + rp[..., 2:, :]
-    count = np.outer(_window_count(h), _window_count(w)).reshape(
-        (1,) * (x.ndim - 3) + (h, w, 1))
+    count = np.outer(_window_count(h), _window_count(w)).reshape((1,) * (x.ndim - 3) + (h, w, 1))
     return total / count.astype(x.dtype)
 
 
@@ -194,11 +227,23 @@ class Zero(nnx.Module):
 class ReLUConvBN(nnx.Module):
     """ReLU -> conv -> BN, the convolution of NB201 and DARTS cells."""
 
-    def __init__(self, cin: int, cout: int, kernel: int, stride: int, padding: int, *,
-                 dilation: int = 1, affine: bool = True, track_stats: bool = True,
-                 matmul: bool = False, rngs: nnx.Rngs):
-        self.conv = conv(cin, cout, kernel, stride, padding, dilation=dilation, matmul=matmul,
-                         rngs=rngs)
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        kernel: int,
+        stride: int,
+        padding: int,
+        *,
+        dilation: int = 1,
+        affine: bool = True,
+        track_stats: bool = True,
+        matmul: bool = False,
+        rngs: nnx.Rngs,
+    ):
+        self.conv = conv(
+            cin, cout, kernel, stride, padding, dilation=dilation, matmul=matmul, rngs=rngs
+        )
         self.bn = batch_norm(cout, affine=affine, track_stats=track_stats, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -208,15 +253,24 @@ class ReLUConvBN(nnx.Module):
 class FactorizedReduce(nnx.Module):
     """Channel change (stride 1) or 2x down-sampling by two offset 1x1 convs (stride 2)."""
 
-    def __init__(self, cin: int, cout: int, stride: int = 2, *, affine: bool = True,
-                 track_stats: bool = True, rngs: nnx.Rngs):
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        stride: int = 2,
+        *,
+        affine: bool = True,
+        track_stats: bool = True,
+        rngs: nnx.Rngs,
+    ):
         if stride not in (1, 2):
             raise ValueError(f"FactorizedReduce: `stride` must be 1 or 2; got {stride}")
         self.stride = stride
         if stride == 2:
             half = cout // 2
-            self.convs = nnx.List([conv(cin, half, 1, 2, rngs=rngs),
-                                   conv(cin, cout - half, 1, 2, rngs=rngs)])
+            self.convs = nnx.List(
+                [conv(cin, half, 1, 2, rngs=rngs), conv(cin, cout - half, 1, 2, rngs=rngs)]
+            )
         else:
             self.convs = nnx.List([conv(cin, cout, 1, 1, rngs=rngs)])
         self.bn = batch_norm(cout, affine=affine, track_stats=track_stats, rngs=rngs)
@@ -232,14 +286,25 @@ class FactorizedReduce(nnx.Module):
 class Pooling(nnx.Module):
     """3x3 average or max pooling, preceded by a 1x1 ReLU-conv-BN when channels change."""
 
-    def __init__(self, cin: int, cout: int, stride: int, mode: str, *, affine: bool = True,
-                 track_stats: bool = True, rngs: nnx.Rngs):
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        stride: int,
+        mode: str,
+        *,
+        affine: bool = True,
+        track_stats: bool = True,
+        rngs: nnx.Rngs,
+    ):
         if mode not in ("avg", "max"):
             raise ValueError(f"Pooling: `mode` must be 'avg' or 'max'; got {mode!r}")
         self.mode, self.stride = mode, stride
-        self.pre = (ReLUConvBN(cin, cout, 1, 1, 0, affine=affine, track_stats=track_stats,
-                               rngs=rngs)
-                    if cin != cout else Identity())
+        self.pre = (
+            ReLUConvBN(cin, cout, 1, 1, 0, affine=affine, track_stats=track_stats, rngs=rngs)
+            if cin != cout
+            else Identity()
+        )
 
     def __call__(self, x: jax.Array) -> jax.Array:
         x = self.pre(x)
@@ -250,8 +315,16 @@ class Pooling(nnx.Module):
 class ResNetBasicBlock(nnx.Module):
     """The residual reduction block between NB201 stages."""
 
-    def __init__(self, cin: int, cout: int, stride: int, *, track_stats: bool = True,
-                 matmul: bool = False, rngs: nnx.Rngs):
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        stride: int,
+        *,
+        track_stats: bool = True,
+        matmul: bool = False,
+        rngs: nnx.Rngs,
+    ):
         same = {"track_stats": track_stats, "matmul": matmul, "rngs": rngs}
         self.conv_a = ReLUConvBN(cin, cout, 3, stride, 1, **same)
         self.conv_b = ReLUConvBN(cout, cout, 3, 1, 1, **same)

@@ -13,11 +13,17 @@ from jnas.nn._rngs import init_rngs
 
 
 class _ConvLayer(nnx.Module):
-    def __init__(self, cin: int, cout: int, kernel: int, stride: int, *, bn: bool,
-                 rngs: nnx.Rngs):
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int, *, bn: bool, rngs: nnx.Rngs):
         pad = ((kernel - 1) // 2, kernel // 2)  # 'SAME' for odd and even kernels
-        self.conv = nnx.Conv(cin, cout, (kernel, kernel), strides=stride, padding=(pad, pad),
-                             use_bias=not bn, rngs=rngs)
+        self.conv = nnx.Conv(
+            cin,
+            cout,
+            (kernel, kernel),
+            strides=stride,
+            padding=(pad, pad),
+            use_bias=not bn,
+            rngs=rngs,
+        )
         self.bn = make_bn(cout, rngs=rngs) if bn else None
 
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -51,8 +57,16 @@ class SequentialNetwork(nnx.Module):
     one, the classifier does (MetaQNN's global-average-pooling terminal).
     """
 
-    def __init__(self, layers: list[tuple], *, num_classes: int = 10, in_channels: int = 3,
-                 batch_norm: bool = True, dropout: float = 0.0, rngs: nnx.Rngs | None = None):
+    def __init__(
+        self,
+        layers: list[tuple],
+        *,
+        num_classes: int = 10,
+        in_channels: int = 3,
+        batch_norm: bool = True,
+        dropout: float = 0.0,
+        rngs: nnx.Rngs | None = None,
+    ):
         check_positive("SequentialNetwork", num_classes=num_classes)
         rngs = rngs or init_rngs(0)
         mods, c = [], in_channels

@@ -26,8 +26,15 @@ class ChainSupernet(nnx.Module):
     """`model(x, weights, index=None)`: `weights` float[B, K] per block and candidate
     (`Chain` choice order), `index` int[B] runs only the indexed candidate per block."""
 
-    def __init__(self, space: Any, *, num_classes: int = 1000, in_channels: int = 3,
-                 stem_stride: int = 2, rngs: nnx.Rngs | None = None):
+    def __init__(
+        self,
+        space: Any,
+        *,
+        num_classes: int = 1000,
+        in_channels: int = 3,
+        stem_stride: int = 2,
+        rngs: nnx.Rngs | None = None,
+    ):
         check_positive("ChainSupernet", num_classes=num_classes, in_channels=in_channels)
         if stem_stride not in (1, 2):
             raise ValueError(f"ChainSupernet: `stem_stride` must be 1 or 2; got {stem_stride}")
@@ -39,8 +46,11 @@ class ChainSupernet(nnx.Module):
         for width, n, stride in space.stages:
             for i in range(n):
                 s = stride if i == 0 else 1
-                candidates = [MBConv(c, width, k, s, e, **norm)
-                              for k in space.kernels for e in space.expansions]
+                candidates = [
+                    MBConv(c, width, k, s, e, **norm)
+                    for k in space.kernels
+                    for e in space.expansions
+                ]
                 candidates.append(Identity() if i > 0 else Zero(width, s))
                 blocks.append(MixedEdge(candidates))
                 c = width
@@ -48,8 +58,9 @@ class ChainSupernet(nnx.Module):
         self.head = ConvBNAct(c, space.head_channels, 1, **norm)
         self.classifier = linear(space.head_channels, num_classes, rngs=rngs)
 
-    def __call__(self, x: jax.Array, weights: jax.Array,
-                 index: jax.Array | None = None) -> jax.Array:
+    def __call__(
+        self, x: jax.Array, weights: jax.Array, index: jax.Array | None = None
+    ) -> jax.Array:
         """Logits for NHWC images under the given candidate weights (and sampled ones)."""
         x = self.first(self.stem(x))
         for b, block in enumerate(self.blocks):

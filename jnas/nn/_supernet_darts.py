@@ -58,27 +58,52 @@ def edge_offsets(num_nodes: int) -> list[int]:
 class DARTSSearchCell(nnx.Module):
     """A DARTS search cell: node j sums `MixedEdge`s from the inputs and earlier nodes."""
 
-    def __init__(self, op_names: tuple[str, ...], num_nodes: int, c_prev_prev: int,
-                 c_prev: int, channels: int, *, reduction: bool, reduction_prev: bool,
-                 rngs: nnx.Rngs):
+    def __init__(
+        self,
+        op_names: tuple[str, ...],
+        num_nodes: int,
+        c_prev_prev: int,
+        c_prev: int,
+        channels: int,
+        *,
+        reduction: bool,
+        reduction_prev: bool,
+        rngs: nnx.Rngs,
+    ):
         norm = {"affine": False, "track_stats": False, "rngs": rngs}
-        self.pre0 = (FactorizedReduce(c_prev_prev, channels, 2, **norm) if reduction_prev
-                     else ReLUConvBN(c_prev_prev, channels, 1, 1, 0, **norm))
+        self.pre0 = (
+            FactorizedReduce(c_prev_prev, channels, 2, **norm)
+            if reduction_prev
+            else ReLUConvBN(c_prev_prev, channels, 1, 1, 0, **norm)
+        )
         self.pre1 = ReLUConvBN(c_prev, channels, 1, 1, 0, **norm)
         self.num_nodes = num_nodes
-        self.mixed = nnx.List([
-            MixedEdge([darts_search_op(name, channels, 2 if reduction and i < 2 else 1,
-                                       rngs=rngs) for name in op_names])
-            for j in range(num_nodes) for i in range(j + 2)])
+        self.mixed = nnx.List(
+            [
+                MixedEdge(
+                    [
+                        darts_search_op(name, channels, 2 if reduction and i < 2 else 1, rngs=rngs)
+                        for name in op_names
+                    ]
+                )
+                for j in range(num_nodes)
+                for i in range(j + 2)
+            ]
+        )
 
-    def __call__(self, s0: jax.Array, s1: jax.Array, weights: jax.Array,
-                 index: jax.Array | None = None) -> jax.Array:
+    def __call__(
+        self, s0: jax.Array, s1: jax.Array, weights: jax.Array, index: jax.Array | None = None
+    ) -> jax.Array:
         states = [self.pre0(s0), self.pre1(s1)]
         for j, offset in enumerate(edge_offsets(self.num_nodes)):
-            states.append(sum(
-                self.mixed[offset + i](states[i], weights[offset + i],
-                                       None if index is None else index[offset + i])
-                for i in range(j + 2)))
+            states.append(
+                sum(
+                    self.mixed[offset + i](
+                        states[i], weights[offset + i], None if index is None else index[offset + i]
+                    )
+                    for i in range(j + 2)
+                )
+            )
         return jnp.concatenate(states[2:], axis=-1)
 
 
@@ -89,13 +114,29 @@ class DARTSSupernet(nnx.Module):
     reduction cell's), `index` int[2E] runs only the indexed op per edge.
     """
 
-    def __init__(self, space: Any, *, channels: int = 16, num_cells: int = 8,
-                 num_classes: int = 10, in_channels: int = 3, stem_multiplier: int = 3,
-                 rngs: nnx.Rngs | None = None):
-        check_positive("DARTSSupernet", channels=channels, num_cells=num_cells, num_classes=num_classes, in_channels=in_channels, stem_multiplier=stem_multiplier)
+    def __init__(
+        self,
+        space: Any,
+        *,
+        channels: int = 16,
+        num_cells: int = 8,
+        num_classes: int = 10,
+        in_channels: int = 3,
+        stem_multiplier: int = 3,
+        rngs: nnx.Rngs | None = None,
+    ):
+        check_positive(
+            "DARTSSupernet",
+            channels=channels,
+            num_cells=num_cells,
+            num_classes=num_classes,
+            in_channels=in_channels,
+            stem_multiplier=stem_multiplier,
+        )
         if num_cells < 3:
-            raise ValueError(f"DARTSSupernet: `num_cells` must be >= 3 (two reduction "
-                             f"cells); got {num_cells}")
+            raise ValueError(
+                f"DARTSSupernet: `num_cells` must be >= 3 (two reduction cells); got {num_cells}"
+            )
         rngs = rngs or init_rngs(0)
         nodes = space.num_nodes
         self.edges_per_cell = sum(j + 2 for j in range(nodes))
@@ -104,21 +145,30 @@ class DARTSSupernet(nnx.Module):
         self.stem_bn = batch_norm(c_curr, track_stats=False, rngs=rngs)
         c_pp, c_p, c_curr = c_curr, c_curr, channels
         cells, reduction_prev = [], False
-        self.reductions = tuple(i in (num_cells // 3, 2 * num_cells // 3)
-                                for i in range(num_cells))
+        self.reductions = tuple(i in (num_cells // 3, 2 * num_cells // 3) for i in range(num_cells))
         for reduction in self.reductions:
             if reduction:
                 c_curr *= 2
-            cells.append(DARTSSearchCell(tuple(space.ops), nodes, c_pp, c_p, c_curr,
-                                         reduction=reduction, reduction_prev=reduction_prev,
-                                         rngs=rngs))
+            cells.append(
+                DARTSSearchCell(
+                    tuple(space.ops),
+                    nodes,
+                    c_pp,
+                    c_p,
+                    c_curr,
+                    reduction=reduction,
+                    reduction_prev=reduction_prev,
+                    rngs=rngs,
+                )
+            )
             reduction_prev = reduction
             c_pp, c_p = c_p, nodes * c_curr
         self.cells = nnx.List(cells)
         self.classifier = linear(c_p, num_classes, rngs=rngs)
 
-    def __call__(self, x: jax.Array, weights: jax.Array,
-                 index: jax.Array | None = None) -> jax.Array:
+    def __call__(
+        self, x: jax.Array, weights: jax.Array, index: jax.Array | None = None
+    ) -> jax.Array:
         """Logits for NHWC images under the given op weights (and sampled ops)."""
         e = self.edges_per_cell
         s0 = s1 = self.stem_bn(self.stem_conv(x))

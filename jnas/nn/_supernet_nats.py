@@ -29,35 +29,58 @@ class NATSSizeSupernet(_TinyNetwork):
     widths of each layer; `index` is accepted for the common interface and unused (masks
     cost the same as the full-width network)."""
 
-    def __init__(self, channels: tuple[int, ...], num_layers: int, *, num_classes: int = 10,
-                 in_channels: int = 3,
-                 edges: tuple[tuple[int, int, str], ...] = NATS_SSS_EDGES,
-                 rngs: nnx.Rngs | None = None):
-        check_positive("NATSSizeSupernet", num_classes=num_classes, in_channels=in_channels, num_layers=num_layers)
+    def __init__(
+        self,
+        channels: tuple[int, ...],
+        num_layers: int,
+        *,
+        num_classes: int = 10,
+        in_channels: int = 3,
+        edges: tuple[tuple[int, int, str], ...] = NATS_SSS_EDGES,
+        rngs: nnx.Rngs | None = None,
+    ):
+        check_positive(
+            "NATSSizeSupernet",
+            num_classes=num_classes,
+            in_channels=in_channels,
+            num_layers=num_layers,
+        )
         if num_layers % 3 != 2:
             raise ValueError(f"NATSSizeSupernet: `num_layers` must be 3N+2; got {num_layers}")
         self.channels = tuple(channels)
         cmax, n = max(self.channels), num_layers // 3
         reductions = [False] * n + [True] + [False] * n + [True] + [False] * n
-        super().__init__([cmax] * num_layers, reductions, edges, num_classes=num_classes,
-                         in_channels=in_channels, track_stats=False, rngs=rngs or init_rngs(0))
+        super().__init__(
+            [cmax] * num_layers,
+            reductions,
+            edges,
+            num_classes=num_classes,
+            in_channels=in_channels,
+            track_stats=False,
+            rngs=rngs or init_rngs(0),
+        )
 
-    def __call__(self, x: jax.Array, weights: jax.Array,
-                 index: jax.Array | None = None) -> jax.Array:
+    def __call__(
+        self, x: jax.Array, weights: jax.Array, index: jax.Array | None = None
+    ) -> jax.Array:
         """Logits for NHWC images under the given width weights."""
         del index
         ch = np.arange(max(self.channels))
-        masks = weights @ jnp.asarray(ch[None] < np.asarray(self.channels)[:, None],
-                                      weights.dtype)
+        masks = weights @ jnp.asarray(ch[None] < np.asarray(self.channels)[:, None], weights.dtype)
         masks = masks[:, None, None, None, :]  # [L, 1, 1, 1, Cmax]: NHWC channel masks
         x = self.stem_bn(self.stem_conv(x)) * masks[0]
         for layer, mask in zip(self.layers, masks, strict=True):
             if isinstance(layer, InferCell):
                 nodes = [x]
                 for j in range(1, layer.num_nodes):
-                    nodes.append(mask * sum(op(nodes[i]) for op, (i, t)
-                                            in zip(layer.ops, layer.edges, strict=True)
-                                            if t == j))
+                    nodes.append(
+                        mask
+                        * sum(
+                            op(nodes[i])
+                            for op, (i, t) in zip(layer.ops, layer.edges, strict=True)
+                            if t == j
+                        )
+                    )
                 x = nodes[-1]
             else:  # the residual reduction block
                 y = layer.conv_b(layer.conv_a(x) * mask)

@@ -43,8 +43,14 @@ from jnas.nn._ops import (
 )
 from jnas.nn._rngs import init_rngs
 
-SEARCH_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3",
-              "max_pool_3x3")
+SEARCH_OPS = (
+    "none",
+    "skip_connect",
+    "nor_conv_1x1",
+    "nor_conv_3x3",
+    "avg_pool_3x3",
+    "max_pool_3x3",
+)
 _KERNEL = {"nor_conv_1x1": 1, "nor_conv_3x3": 3}
 
 
@@ -64,32 +70,52 @@ class NB201SearchStage(nnx.Module):
     op `name` on every edge leaving node i, side by side in edge order (HWIO rows).
     """
 
-    def __init__(self, edges: tuple[tuple[int, int], ...], op_names: tuple[str, ...],
-                 channels: int, num_cells: int, *, scan: bool = True, remat: bool = True,
-                 rngs: nnx.Rngs):
+    def __init__(
+        self,
+        edges: tuple[tuple[int, int], ...],
+        op_names: tuple[str, ...],
+        channels: int,
+        num_cells: int,
+        *,
+        scan: bool = True,
+        remat: bool = True,
+        rngs: nnx.Rngs,
+    ):
         unknown = [name for name in op_names if name not in SEARCH_OPS]
         if unknown:
-            raise ValueError(f"NB201SearchStage: unknown `op_names` {unknown}; expected "
-                             f"names from {SEARCH_OPS}")
+            raise ValueError(
+                f"NB201SearchStage: unknown `op_names` {unknown}; expected names from {SEARCH_OPS}"
+            )
         self.edges, self.op_names = tuple(edges), tuple(op_names)
         self.channels, self.num_cells, self.scan, self.remat = channels, num_cells, scan, remat
         self.num_nodes = max(j for _, j in self.edges) + 1
-        self.out_edges = tuple(tuple(e for e, (i, _) in enumerate(self.edges) if i == s)
-                               for s in range(self.num_nodes - 1))
+        self.out_edges = tuple(
+            tuple(e for e, (i, _) in enumerate(self.edges) if i == s)
+            for s in range(self.num_nodes - 1)
+        )
         kernels = {}
         for name in self.op_names:  # one draw per op for all cells and edges: fast to
-            if name in _KERNEL:     # build and to compile (a draw per kernel took 40 s)
+            if name in _KERNEL:  # build and to compile (a draw per kernel took 40 s)
                 fan_in = _KERNEL[name] ** 2 * channels
                 bound = 1 / math.sqrt(fan_in)  # PyTorch's default init, as `conv` has
-                w = jax.random.uniform(rngs.params(), (num_cells, len(self.edges), fan_in,
-                                                       channels), jnp.float32, -bound, bound)
-                kernels[name] = nnx.List([
-                    nnx.Param(jnp.concatenate([w[:, e] for e in out], axis=-1))
-                    for out in self.out_edges])
+                w = jax.random.uniform(
+                    rngs.params(),
+                    (num_cells, len(self.edges), fan_in, channels),
+                    jnp.float32,
+                    -bound,
+                    bound,
+                )
+                kernels[name] = nnx.List(
+                    [
+                        nnx.Param(jnp.concatenate([w[:, e] for e in out], axis=-1))
+                        for out in self.out_edges
+                    ]
+                )
         self.kernels = nnx.Dict(kernels)
 
-    def __call__(self, x: jax.Array, weights: jax.Array,
-                 index: jax.Array | None = None) -> jax.Array:
+    def __call__(
+        self, x: jax.Array, weights: jax.Array, index: jax.Array | None = None
+    ) -> jax.Array:
         """The stage's output for NHWC `x` under op weights float[E, K] (and, with `index`
         int[E], only the indexed op of each edge: GDAS, single-path methods)."""
         stacked = {name: [p[...] for p in kernels] for name, kernels in self.kernels.items()}
@@ -99,8 +125,11 @@ class NB201SearchStage(nnx.Module):
         # without the checkpoint)
         scan = self.scan and self.num_cells > 1
         if self.remat and self.num_cells > 1:  # keep the matrix products, recompute the rest
-            cell = jax.checkpoint(cell, prevent_cse=not scan,
-                                  policy=jax.checkpoint_policies.dots_with_no_batch_dims_saveable)
+            cell = jax.checkpoint(
+                cell,
+                prevent_cse=not scan,
+                policy=jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+            )
         if scan:
             x, _ = jax.lax.scan(lambda h, p: (cell(h, p), None), x, stacked)
             return x
@@ -108,8 +137,9 @@ class NB201SearchStage(nnx.Module):
             x = cell(x, jax.tree.map(lambda a, c=c: a[c], stacked))
         return x
 
-    def _cell(self, x: jax.Array, kernels: dict, *, weights: jax.Array,
-              index: jax.Array | None) -> jax.Array:
+    def _cell(
+        self, x: jax.Array, kernels: dict, *, weights: jax.Array, index: jax.Array | None
+    ) -> jax.Array:
         """One cell: node j sums, over its input edges e = (i, j), sum_k w[e, k] op_k(x_i)."""
         incoming: list[list[jax.Array]] = [[] for _ in range(self.num_nodes)]
         for i, out in enumerate(self.out_edges):
@@ -118,15 +148,17 @@ class NB201SearchStage(nnx.Module):
             if index is None:
                 outs = self._mixed(node, kern, weights, out)
             else:
-                outs = [self._hard(node, kern, weights[e], index[e], slot)
-                        for slot, e in enumerate(out)]
+                outs = [
+                    self._hard(node, kern, weights[e], index[e], slot) for slot, e in enumerate(out)
+                ]
             for e, y in zip(out, outs, strict=True):
                 incoming[self.edges[e][1]].append(y)
         last = incoming[-1]
         return sum(last[1:], last[0])
 
-    def _mixed(self, node: jax.Array, kern: dict, weights: jax.Array,
-               out: tuple[int, ...]) -> list[jax.Array]:
+    def _mixed(
+        self, node: jax.Array, kern: dict, weights: jax.Array, out: tuple[int, ...]
+    ) -> list[jax.Array]:
         """Every op on every edge leaving `node`, each op computed once for all edges."""
         c = self.channels
         feats: dict[str, jax.Array] = {}
@@ -151,13 +183,14 @@ class NB201SearchStage(nnx.Module):
                     continue
                 f = feats[name]
                 if name in _KERNEL:
-                    f = f[..., slot * c:(slot + 1) * c]
+                    f = f[..., slot * c : (slot + 1) * c]
                 terms.append(weights[e, k].astype(f.dtype) * f)
             outs.append(sum(terms[1:], terms[0]) if terms else jnp.zeros_like(node))
         return outs
 
-    def _hard(self, node: jax.Array, kern: dict, w: jax.Array, index: jax.Array,
-              slot: int) -> jax.Array:
+    def _hard(
+        self, node: jax.Array, kern: dict, w: jax.Array, index: jax.Array, slot: int
+    ) -> jax.Array:
         """Only op `index` of one edge (`lax.switch`), scaled by `w[index]`, plus the other
         weights' zero-valued straight-through sum (GDAS). Under `vmap` over `index` the
         switch becomes a select and every op runs."""
@@ -172,7 +205,7 @@ class NB201SearchStage(nnx.Module):
                 return avg_pool_3x3(x)
             if name == "max_pool_3x3":
                 return max_pool(x, 3, 1, 1)
-            kernel = kern[name][:, slot * c:(slot + 1) * c]
+            kernel = kern[name][:, slot * c : (slot + 1) * c]
             k = _KERNEL[name]
             return batch_stats_norm(_dot(conv_patches(jax.nn.relu(x), k, 1, k // 2), kernel))
 
@@ -196,11 +229,28 @@ class NB201Supernet(nnx.Module):
     mean subtraction cancels it, so it never changes an output and its gradient is zero.
     """
 
-    def __init__(self, edges: tuple[tuple[int, int], ...], op_names: tuple[str, ...], *,
-                 channels: int = 16, cells_per_stage: int = 5, num_classes: int = 10,
-                 in_channels: int = 3, stem_stride: int = 1, scan: bool = True,
-                 remat: bool = True, rngs: nnx.Rngs | None = None):
-        check_positive("NB201Supernet", channels=channels, cells_per_stage=cells_per_stage, num_classes=num_classes, in_channels=in_channels, stem_stride=stem_stride)
+    def __init__(
+        self,
+        edges: tuple[tuple[int, int], ...],
+        op_names: tuple[str, ...],
+        *,
+        channels: int = 16,
+        cells_per_stage: int = 5,
+        num_classes: int = 10,
+        in_channels: int = 3,
+        stem_stride: int = 1,
+        scan: bool = True,
+        remat: bool = True,
+        rngs: nnx.Rngs | None = None,
+    ):
+        check_positive(
+            "NB201Supernet",
+            channels=channels,
+            cells_per_stage=cells_per_stage,
+            num_classes=num_classes,
+            in_channels=in_channels,
+            stem_stride=stem_stride,
+        )
         rngs = rngs or init_rngs(0)
         self.num_edges, self.num_ops = len(edges), len(op_names)
         self.stem_conv = conv(in_channels, channels, 3, stem_stride, 1, matmul=True, rngs=rngs)
@@ -209,21 +259,30 @@ class NB201Supernet(nnx.Module):
         for s in range(3):
             width = channels * 2**s
             if s:
-                reductions.append(ResNetBasicBlock(width // 2, width, 2, track_stats=False,
-                                                   matmul=True, rngs=rngs))
-            stages.append(NB201SearchStage(edges, op_names, width, cells_per_stage,
-                                           scan=scan, remat=remat, rngs=rngs))
+                reductions.append(
+                    ResNetBasicBlock(
+                        width // 2, width, 2, track_stats=False, matmul=True, rngs=rngs
+                    )
+                )
+            stages.append(
+                NB201SearchStage(
+                    edges, op_names, width, cells_per_stage, scan=scan, remat=remat, rngs=rngs
+                )
+            )
         self.stages = nnx.List(stages)
         self.reductions = nnx.List(reductions)
         self.head_bn = batch_norm(4 * channels, track_stats=False, rngs=rngs)
         self.classifier = linear(4 * channels, num_classes, rngs=rngs)
 
-    def __call__(self, x: jax.Array, weights: jax.Array,
-                 index: jax.Array | None = None) -> jax.Array:
+    def __call__(
+        self, x: jax.Array, weights: jax.Array, index: jax.Array | None = None
+    ) -> jax.Array:
         """Logits for NHWC images under the given op weights (and sampled ops)."""
         if weights.shape != (self.num_edges, self.num_ops):
-            raise ValueError(f"NB201Supernet: `weights` must have shape "
-                             f"{(self.num_edges, self.num_ops)}; got {weights.shape}")
+            raise ValueError(
+                f"NB201Supernet: `weights` must have shape "
+                f"{(self.num_edges, self.num_ops)}; got {weights.shape}"
+            )
         x = self.stem_bn(self.stem_conv(x))
         x = self.stages[0](x, weights, index)
         for reduction, stage in zip(self.reductions, self.stages[1:], strict=True):

@@ -77,25 +77,26 @@ def make_supernet(space: HasSupernet, config: dict) -> Supernet:
     config = dict(config)
     compute_dtype = config.pop("compute_dtype", None)
     if compute_dtype is not None and not jnp.issubdtype(compute_dtype, jnp.floating):
-        raise ValueError(f"`compute_dtype` must be a floating dtype (e.g. jnp.bfloat16); got "
-                         f"{compute_dtype!r}")
+        raise ValueError(
+            f"`compute_dtype` must be a floating dtype (e.g. jnp.bfloat16); got {compute_dtype!r}"
+        )
     require("one-shot search", space, HasSupernet)
     try:
-        graphdef, _ = nnx.split(nnx.eval_shape(lambda: space.supernet(**config,
-                                                                      rngs=init_rngs(0))))
+        graphdef, _ = nnx.split(nnx.eval_shape(lambda: space.supernet(**config, rngs=init_rngs(0))))
     except TypeError as e:
-        raise ValueError(f"bad `supernet` config {config!r} for {type(space).__name__}: "
-                         f"{e}") from e
+        raise ValueError(f"bad `supernet` config {config!r} for {type(space).__name__}: {e}") from e
 
     def init_params(key: jax.Array) -> Any:
         return nnx.split(space.supernet(**config, rngs=init_rngs(key)))[1]
 
     def cast(tree: Any) -> Any:
-        return jax.tree.map(lambda a: a.astype(compute_dtype)
-                            if jnp.issubdtype(a.dtype, jnp.floating) else a, tree)
+        return jax.tree.map(
+            lambda a: a.astype(compute_dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, tree
+        )
 
-    def apply(params: Any, x: jax.Array, weights: jax.Array,
-              index: jax.Array | None = None) -> jax.Array:
+    def apply(
+        params: Any, x: jax.Array, weights: jax.Array, index: jax.Array | None = None
+    ) -> jax.Array:
         if compute_dtype is None:
             return nnx.merge(graphdef, params)(x, weights, index)
         logits = nnx.merge(graphdef, cast(params))(cast(x), cast(weights), index)
@@ -112,24 +113,29 @@ def accuracy(logits: jax.Array, labels: jax.Array) -> jax.Array:
     return jnp.mean(jnp.argmax(logits, -1) == labels)
 
 
-def nb201_w_lr(epochs: int, steps_per_epoch: int, lr: float = 0.025,
-               min_lr: float = 0.001) -> optax.Schedule:
+def nb201_w_lr(
+    epochs: int, steps_per_epoch: int, lr: float = 0.025, min_lr: float = 0.001
+) -> optax.Schedule:
     """The NB201 search runs' weight learning rate: cosine from 0.025 to 0.001 per step."""
     return optax.cosine_decay_schedule(lr, epochs * steps_per_epoch, alpha=min_lr / lr)
 
 
-def nb201_w_optimizer(lr: optax.ScalarOrSchedule, weight_decay: float = 5e-4,
-                      clip: float = 5.0) -> optax.GradientTransformation:
+def nb201_w_optimizer(
+    lr: optax.ScalarOrSchedule, weight_decay: float = 5e-4, clip: float = 5.0
+) -> optax.GradientTransformation:
     """SGD, Nesterov momentum 0.9, weight decay 5e-4, gradient-norm clip 5 (NB201)."""
-    return optax.chain(optax.clip_by_global_norm(clip), optax.add_decayed_weights(weight_decay),
-                       optax.sgd(lr, momentum=0.9, nesterov=True))
+    return optax.chain(
+        optax.clip_by_global_norm(clip),
+        optax.add_decayed_weights(weight_decay),
+        optax.sgd(lr, momentum=0.9, nesterov=True),
+    )
 
 
-def nb201_alpha_optimizer(lr: float = 3e-4, weight_decay: float = 1e-3
-                          ) -> optax.GradientTransformation:
+def nb201_alpha_optimizer(
+    lr: float = 3e-4, weight_decay: float = 1e-3
+) -> optax.GradientTransformation:
     """Adam 3e-4, betas (0.5, 0.999), weight decay 1e-3 (PyTorch's L2 form) (NB201)."""
-    return optax.chain(optax.add_decayed_weights(weight_decay),
-                       optax.adam(lr, b1=0.5, b2=0.999))
+    return optax.chain(optax.add_decayed_weights(weight_decay), optax.adam(lr, b1=0.5, b2=0.999))
 
 
 def check_config(where: str, *, epochs: int, steps_per_epoch: int) -> None:
@@ -148,8 +154,9 @@ def sample_from_alpha(space: Any, key: jax.Array, alpha: jax.Array) -> Any:
     return space.derive(jax.nn.softmax(scores, -1))
 
 
-def argmax_derive(space: Any, transform: Callable[[jax.Array], jax.Array] | None = None
-                  ) -> Callable[..., Any]:
+def argmax_derive(
+    space: Any, transform: Callable[[jax.Array], jax.Array] | None = None
+) -> Callable[..., Any]:
     """`derive(state, key=None, batch=None)`: `space.derive` of the op weights
     `transform(state.alpha)` (softmax by default): the highest-weighted op on every edge
     for NB201 (where, as the benchmark's authors derive, `none` competes like any other
@@ -160,59 +167,74 @@ def argmax_derive(space: Any, transform: Callable[[jax.Array], jax.Array] | None
 
     def derive(state: OneShotState, key: jax.Array | None = None, batch: Any = None) -> Any:
         return space.derive(transform(state.alpha))
+
     return derive
 
 
-def w_update(loss_of_params: Callable[[Any], tuple[jax.Array, jax.Array]],
-             optimizer: optax.GradientTransformation, params: Any,
-             opt_state: Any) -> tuple[Any, Any, jax.Array, jax.Array]:
+def w_update(
+    loss_of_params: Callable[[Any], tuple[jax.Array, jax.Array]],
+    optimizer: optax.GradientTransformation,
+    params: Any,
+    opt_state: Any,
+) -> tuple[Any, Any, jax.Array, jax.Array]:
     """One optimiser step on the supernet weights; returns (params, opt_state, loss, acc)."""
     (loss, acc), grads = jax.value_and_grad(loss_of_params, has_aux=True)(params)
     updates, opt_state = optimizer.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, loss, acc
 
 
-def alpha_init_fn(net: Supernet, space: Any, w_opt: optax.GradientTransformation,
-                  a_opt: optax.GradientTransformation, scale: float
-                  ) -> Callable[[jax.Array], OneShotState]:
+def alpha_init_fn(
+    net: Supernet,
+    space: Any,
+    w_opt: optax.GradientTransformation,
+    a_opt: optax.GradientTransformation,
+    scale: float,
+) -> Callable[[jax.Array], OneShotState]:
     """`init(key)`: fresh supernet weights and α = scale * N(0, 1) of shape [E, K]."""
+
     def init(key: jax.Array) -> OneShotState:
         k_w, k_a = jax.random.split(key)
         params = net.init_params(k_w)
         alpha = scale * jax.random.normal(k_a, alpha_shape(space))
-        return OneShotState(params, alpha, w_opt.init(params), a_opt.init(alpha),
-                            jnp.zeros((), jnp.int32))
+        return OneShotState(
+            params, alpha, w_opt.init(params), a_opt.init(alpha), jnp.zeros((), jnp.int32)
+        )
+
     return init
 
 
-def alpha_update(a_opt: optax.GradientTransformation, alpha: jax.Array, opt_state: Any,
-                 grad: jax.Array) -> tuple[jax.Array, Any]:
+def alpha_update(
+    a_opt: optax.GradientTransformation, alpha: jax.Array, opt_state: Any, grad: jax.Array
+) -> tuple[jax.Array, Any]:
     updates, opt_state = a_opt.update(grad, opt_state, alpha)
     return optax.apply_updates(alpha, updates), opt_state
 
 
-def optimizers(epochs: int, steps_per_epoch: int, w_lr: Any, w_optimizer: Any,
-               alpha_optimizer: Any) -> tuple[Any, optax.GradientTransformation,
-                                              optax.GradientTransformation]:
+def optimizers(
+    epochs: int, steps_per_epoch: int, w_lr: Any, w_optimizer: Any, alpha_optimizer: Any
+) -> tuple[Any, optax.GradientTransformation, optax.GradientTransformation]:
     """(w learning rate, w optimiser, α optimiser), the NB201 defaults where None."""
     lr = nb201_w_lr(epochs, steps_per_epoch) if w_lr is None else w_lr
     return lr, w_optimizer or nb201_w_optimizer(lr), alpha_optimizer or nb201_alpha_optimizer()
 
 
-def supernet_accuracy(net: Supernet, space: Any, params: Any, archs: Any,
-                      batch: tuple[jax.Array, jax.Array]) -> jax.Array:
+def supernet_accuracy(
+    net: Supernet, space: Any, params: Any, archs: Any, batch: tuple[jax.Array, jax.Array]
+) -> jax.Array:
     """Accuracy on `batch` of each of a batch of cells with the shared weights, one cell
     at a time (`lax.map`, so each runs only its own ops)."""
+
     def one(arch):
         index = space.supernet_index(arch)
-        logits = net.apply(params, batch[0], jax.nn.one_hot(index, alpha_shape(space)[1]),
-                           index)
+        logits = net.apply(params, batch[0], jax.nn.one_hot(index, alpha_shape(space)[1]), index)
         return accuracy(logits, batch[1])
+
     return jax.lax.map(one, archs)
 
 
-def best_of(net: Supernet, space: Any, params: Any, archs: Any,
-            batch: tuple[jax.Array, jax.Array]) -> Any:
+def best_of(
+    net: Supernet, space: Any, params: Any, archs: Any, batch: tuple[jax.Array, jax.Array]
+) -> Any:
     """The cell of `archs` with the highest supernet accuracy on `batch`."""
     best = jnp.argmax(supernet_accuracy(net, space, params, archs, batch))
     return jax.tree.map(lambda a: a[best], archs)
@@ -220,7 +242,6 @@ def best_of(net: Supernet, space: Any, params: Any, archs: Any,
 
 def need_data(where: str, key: Any, batch: Any) -> None:
     if key is None or batch is None:
-        raise ValueError(f"{where}.derive ranks cells with the supernet: pass `key` and a "
-                         "validation `batch`")
-
-
+        raise ValueError(
+            f"{where}.derive ranks cells with the supernet: pass `key` and a validation `batch`"
+        )

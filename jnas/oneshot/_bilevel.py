@@ -44,9 +44,16 @@ LossFn = Callable[[Any, jax.Array, Batch], jax.Array]  # (params, alpha, batch) 
 DeriveWith = Callable[[Supernet], Callable[..., Any]]  # supernet -> derive(state, key, batch)
 
 
-def hypergradient(loss: LossFn, params: Any, alpha: jax.Array, train: Batch, val: Batch,
-                  xi: jax.Array | float, method: str = "exact",
-                  fd_epsilon: float = 0.01) -> tuple[jax.Array, jax.Array]:
+def hypergradient(
+    loss: LossFn,
+    params: Any,
+    alpha: jax.Array,
+    train: Batch,
+    val: Batch,
+    xi: jax.Array | float,
+    method: str = "exact",
+    fd_epsilon: float = 0.01,
+) -> tuple[jax.Array, jax.Array]:
     """(L_val(w', alpha), d L_val(w', alpha) / d alpha) with w' = w - xi grad_w L_train
     (DARTS' eq. 6-7).
 
@@ -57,9 +64,11 @@ def hypergradient(loss: LossFn, params: Any, alpha: jax.Array, train: Batch, val
     error of several hundred percent at 0.01 and 2e-7 at 1e-4.
     """
     if method == "exact":
+
         def outer(a):
             g = jax.grad(loss)(params, a, train)
             return loss(jax.tree.map(lambda w, d: w - xi * d, params, g), a, val)
+
         return jax.value_and_grad(outer)(alpha)
     if method == "finite_difference":
         g = jax.grad(loss)(params, alpha, train)
@@ -68,16 +77,26 @@ def hypergradient(loss: LossFn, params: Any, alpha: jax.Array, train: Batch, val
         eps = fd_epsilon / optax.tree.norm(dw)
         plus = jax.tree.map(lambda w, d: w + eps * d, params, dw)
         minus = jax.tree.map(lambda w, d: w - eps * d, params, dw)
-        hvp = (jax.grad(loss, 1)(plus, alpha, train)
-               - jax.grad(loss, 1)(minus, alpha, train)) / (2 * eps)
+        hvp = (jax.grad(loss, 1)(plus, alpha, train) - jax.grad(loss, 1)(minus, alpha, train)) / (
+            2 * eps
+        )
         return val_loss, da - xi * hvp
-    raise ValueError(f"hypergradient: `method` must be 'exact' or 'finite_difference'; "
-                     f"got {method!r}")
+    raise ValueError(
+        f"hypergradient: `method` must be 'exact' or 'finite_difference'; got {method!r}"
+    )
 
 
-def weight_step(net: Supernet, w_opt: optax.GradientTransformation, relaxation: Relaxation,
-                params: Any, opt_state: Any, alpha: Any, batch: Batch, key: jax.Array,
-                step: jax.Array) -> tuple[Any, Any, jax.Array, jax.Array]:
+def weight_step(
+    net: Supernet,
+    w_opt: optax.GradientTransformation,
+    relaxation: Relaxation,
+    params: Any,
+    opt_state: Any,
+    alpha: Any,
+    batch: Batch,
+    key: jax.Array,
+    step: jax.Array,
+) -> tuple[Any, Any, jax.Array, jax.Array]:
     """One optimiser step on the shared weights through `relaxation` of a constant α;
     returns (params, opt_state, loss, accuracy)."""
     weights, index = relaxation.sample(key, jax.lax.stop_gradient(alpha), step)
@@ -85,11 +104,11 @@ def weight_step(net: Supernet, w_opt: optax.GradientTransformation, relaxation: 
     def of_params(p):
         logits = net.apply(p, batch[0], weights, index)
         return cross_entropy(logits, batch[1]), accuracy(logits, batch[1])
+
     return w_update(of_params, w_opt, params, opt_state)
 
 
-def _keys(key: jax.Array | None, first: Relaxation, second: Relaxation
-          ) -> tuple[Any, Any]:
+def _keys(key: jax.Array | None, first: Relaxation, second: Relaxation) -> tuple[Any, Any]:
     """The keys of two relaxations: split only when both draw (so a method whose α step
     is deterministic hands its whole key to the weight step)."""
     if first.stochastic and second.stochastic:
@@ -104,11 +123,18 @@ def _temperature(relaxation: Relaxation, step: jax.Array) -> dict:
     return {} if relaxation.temperature is None else {"tau": relaxation.temperature(step)}
 
 
-def bilevel_step(net: Supernet, w_opt: optax.GradientTransformation,
-                 a_opt: optax.GradientTransformation, relaxation: Relaxation, *,
-                 weight_relaxation: Relaxation | None = None, penalty: Penalty | None = None,
-                 order: int = 1, lr: optax.ScalarOrSchedule = 0.0,
-                 hypergradient_method: str = "exact") -> Callable[..., tuple[OneShotState, dict]]:
+def bilevel_step(
+    net: Supernet,
+    w_opt: optax.GradientTransformation,
+    a_opt: optax.GradientTransformation,
+    relaxation: Relaxation,
+    *,
+    weight_relaxation: Relaxation | None = None,
+    penalty: Penalty | None = None,
+    order: int = 1,
+    lr: optax.ScalarOrSchedule = 0.0,
+    hypergradient_method: str = "exact",
+) -> Callable[..., tuple[OneShotState, dict]]:
     """`step(key, state, train, val) -> (state, metrics)`, bi-level (see the module).
 
     metrics: `w_loss`, `w_acc` (weight step), `alpha_loss` (the cross-entropy of the α
@@ -117,8 +143,9 @@ def bilevel_step(net: Supernet, w_opt: optax.GradientTransformation,
     """
     w_relax = weight_relaxation or relaxation
 
-    def arch_ce(params: Any, alpha: jax.Array, batch: Batch, key: Any,
-                step: jax.Array) -> jax.Array:
+    def arch_ce(
+        params: Any, alpha: jax.Array, batch: Batch, key: Any, step: jax.Array
+    ) -> jax.Array:
         weights, index = relaxation.sample(key, alpha, step)
         return cross_entropy(net.apply(params, batch[0], weights, index), batch[1])
 
@@ -129,43 +156,63 @@ def bilevel_step(net: Supernet, w_opt: optax.GradientTransformation,
         value = penalty.value(alpha)
         return ce + penalty.weight * value, (ce, {penalty.name: value})
 
-    def step(key: jax.Array | None, state: OneShotState, train: Batch,
-             val: Batch) -> tuple[OneShotState, dict]:
+    def step(
+        key: jax.Array | None, state: OneShotState, train: Batch, val: Batch
+    ) -> tuple[OneShotState, dict]:
         k_w, k_a = _keys(key, w_relax, relaxation)
         if order == 1:
             params, w_state, w_loss, w_acc = weight_step(
-                net, w_opt, w_relax, state.params, state.w_opt, state.alpha, train, k_w,
-                state.step)
+                net, w_opt, w_relax, state.params, state.w_opt, state.alpha, train, k_w, state.step
+            )
             (_, (a_loss, extra)), a_grad = jax.value_and_grad(arch_loss, 1, has_aux=True)(
-                params, state.alpha, val, k_a, state.step)
+                params, state.alpha, val, k_a, state.step
+            )
             alpha, a_state = alpha_update(a_opt, state.alpha, state.alpha_opt, a_grad)
         else:
             xi = jnp.asarray(lr(state.step) if callable(lr) else lr)
             a_loss, a_grad = hypergradient(
-                lambda p, a, b: arch_ce(p, a, b, k_a, state.step), state.params,
-                state.alpha, train, val, xi, hypergradient_method)
+                lambda p, a, b: arch_ce(p, a, b, k_a, state.step),
+                state.params,
+                state.alpha,
+                train,
+                val,
+                xi,
+                hypergradient_method,
+            )
             extra = {}
             if penalty is not None:
                 value, g = jax.value_and_grad(penalty.value)(state.alpha)
                 a_grad, extra = a_grad + penalty.weight * g, {penalty.name: value}
             alpha, a_state = alpha_update(a_opt, state.alpha, state.alpha_opt, a_grad)
             params, w_state, w_loss, w_acc = weight_step(
-                net, w_opt, w_relax, state.params, state.w_opt, alpha, train, k_w,
-                state.step)
+                net, w_opt, w_relax, state.params, state.w_opt, alpha, train, k_w, state.step
+            )
         new = OneShotState(params, alpha, w_state, a_state, state.step + 1)
-        return new, {"w_loss": w_loss, "w_acc": w_acc, "alpha_loss": a_loss, **extra,
-                     **_temperature(relaxation, state.step)}
+        return new, {
+            "w_loss": w_loss,
+            "w_acc": w_acc,
+            "alpha_loss": a_loss,
+            **extra,
+            **_temperature(relaxation, state.step),
+        }
+
     return step
 
 
-def single_level_step(net: Supernet, w_opt: optax.GradientTransformation,
-                      a_opt: optax.GradientTransformation, relaxation: Relaxation, *,
-                      penalty: Penalty | None = None
-                      ) -> Callable[..., tuple[OneShotState, dict]]:
+def single_level_step(
+    net: Supernet,
+    w_opt: optax.GradientTransformation,
+    a_opt: optax.GradientTransformation,
+    relaxation: Relaxation,
+    *,
+    penalty: Penalty | None = None,
+) -> Callable[..., tuple[OneShotState, dict]]:
     """`step(key, state, train, val)`: weights and α from one gradient of the training
     loss (+ penalty) through `relaxation(α)`; `val` is unused (SNAS)."""
-    def step(key: jax.Array | None, state: OneShotState, train: Batch,
-             val: Batch) -> tuple[OneShotState, dict]:
+
+    def step(
+        key: jax.Array | None, state: OneShotState, train: Batch, val: Batch
+    ) -> tuple[OneShotState, dict]:
         del val
 
         if key is None and relaxation.stochastic:
@@ -183,26 +230,38 @@ def single_level_step(net: Supernet, w_opt: optax.GradientTransformation,
                 ce_plus = ce
             return ce_plus, (ce, accuracy(logits, train[1]), extra)
 
-        (_, (ce, acc, extra)), (g_w, g_a) = jax.value_and_grad(
-            loss, argnums=(0, 1), has_aux=True)(state.params, state.alpha)
+        (_, (ce, acc, extra)), (g_w, g_a) = jax.value_and_grad(loss, argnums=(0, 1), has_aux=True)(
+            state.params, state.alpha
+        )
         updates, w_state = w_opt.update(g_w, state.w_opt, state.params)
         alpha, a_state = alpha_update(a_opt, state.alpha, state.alpha_opt, g_a)
-        new = OneShotState(optax.apply_updates(state.params, updates), alpha, w_state,
-                           a_state, state.step + 1)
-        return new, {"w_loss": ce, "w_acc": acc, **extra,
-                     **_temperature(relaxation, state.step)}
+        new = OneShotState(
+            optax.apply_updates(state.params, updates), alpha, w_state, a_state, state.step + 1
+        )
+        return new, {"w_loss": ce, "w_acc": acc, **extra, **_temperature(relaxation, state.step)}
+
     return step
 
 
-def relaxed_search(space: Any, relaxation: Relaxation, *, name: str = "relaxed_search",
-                   weight_relaxation: Relaxation | None = None,
-                   penalty: Penalty | None = None, levels: int = 2, order: int = 1,
-                   hypergradient_method: str = "exact", derive_with: DeriveWith | None = None,
-                   epochs: int = 50, steps_per_epoch: int = 391,
-                   w_lr: optax.ScalarOrSchedule | None = None,
-                   w_optimizer: optax.GradientTransformation | None = None,
-                   alpha_optimizer: optax.GradientTransformation | None = None,
-                   alpha_init_scale: float = 1e-3, **supernet: Any) -> OneShot[OneShotState]:
+def relaxed_search(
+    space: Any,
+    relaxation: Relaxation,
+    *,
+    name: str = "relaxed_search",
+    weight_relaxation: Relaxation | None = None,
+    penalty: Penalty | None = None,
+    levels: int = 2,
+    order: int = 1,
+    hypergradient_method: str = "exact",
+    derive_with: DeriveWith | None = None,
+    epochs: int = 50,
+    steps_per_epoch: int = 391,
+    w_lr: optax.ScalarOrSchedule | None = None,
+    w_optimizer: optax.GradientTransformation | None = None,
+    alpha_optimizer: optax.GradientTransformation | None = None,
+    alpha_init_scale: float = 1e-3,
+    **supernet: Any,
+) -> OneShot[OneShotState]:
     """A one-shot method with architecture parameters α on `space.supernet(**supernet)`.
 
     Args:
@@ -225,26 +284,43 @@ def relaxed_search(space: Any, relaxation: Relaxation, *, name: str = "relaxed_s
     if order not in (1, 2) or (levels == 1 and order != 1):
         raise ValueError(f"{name}: `order` must be 1 or 2 (2 only bi-level); got {order!r}")
     if hypergradient_method not in ("exact", "finite_difference"):
-        raise ValueError(f"{name}: `hypergradient_method` must be 'exact' or "
-                         f"'finite_difference'; got {hypergradient_method!r}")
+        raise ValueError(
+            f"{name}: `hypergradient_method` must be 'exact' or "
+            f"'finite_difference'; got {hypergradient_method!r}"
+        )
     net = make_supernet(space, supernet)
     lr, w_opt, a_opt = optimizers(epochs, steps_per_epoch, w_lr, w_optimizer, alpha_optimizer)
     init = alpha_init_fn(net, space, w_opt, a_opt, alpha_init_scale)
     if levels == 2:
-        step = bilevel_step(net, w_opt, a_opt, relaxation, weight_relaxation=weight_relaxation,
-                            penalty=penalty, order=order, lr=lr,
-                            hypergradient_method=hypergradient_method)
+        step = bilevel_step(
+            net,
+            w_opt,
+            a_opt,
+            relaxation,
+            weight_relaxation=weight_relaxation,
+            penalty=penalty,
+            order=order,
+            lr=lr,
+            hypergradient_method=hypergradient_method,
+        )
     else:
         step = single_level_step(net, w_opt, a_opt, relaxation, penalty=penalty)
     derive = (derive_with or (lambda _: argmax_derive(space, relaxation.mean)))(net)
     return OneShot(init, step, derive, net.apply)
 
 
-def weight_sharing(space: Any, relaxation: Relaxation, derive_with: DeriveWith, *,
-                   name: str = "weight_sharing", epochs: int = 50, steps_per_epoch: int = 391,
-                   w_lr: optax.ScalarOrSchedule | None = None,
-                   w_optimizer: optax.GradientTransformation | None = None,
-                   **supernet: Any) -> OneShot[SharedWeightsState]:
+def weight_sharing(
+    space: Any,
+    relaxation: Relaxation,
+    derive_with: DeriveWith,
+    *,
+    name: str = "weight_sharing",
+    epochs: int = 50,
+    steps_per_epoch: int = 391,
+    w_lr: optax.ScalarOrSchedule | None = None,
+    w_optimizer: optax.GradientTransformation | None = None,
+    **supernet: Any,
+) -> OneShot[SharedWeightsState]:
     """An α-free method: each step trains the shared weights through `relaxation` (a
     sampled path, a dropout mask); `derive_with(supernet)` searches with them."""
     check_config(name, epochs=epochs, steps_per_epoch=steps_per_epoch)
@@ -256,11 +332,13 @@ def weight_sharing(space: Any, relaxation: Relaxation, derive_with: DeriveWith, 
         params = net.init_params(key)
         return SharedWeightsState(params, w_opt.init(params), jnp.zeros((), jnp.int32))
 
-    def step(key: jax.Array, state: SharedWeightsState, train: Batch,
-             val: Batch) -> tuple[SharedWeightsState, dict]:
+    def step(
+        key: jax.Array, state: SharedWeightsState, train: Batch, val: Batch
+    ) -> tuple[SharedWeightsState, dict]:
         del val  # the weights are the only thing trained
-        params, w_state, loss, acc = weight_step(net, w_opt, relaxation, state.params,
-                                                 state.w_opt, None, train, key, state.step)
-        return SharedWeightsState(params, w_state, state.step + 1), {"w_loss": loss,
-                                                                     "w_acc": acc}
+        params, w_state, loss, acc = weight_step(
+            net, w_opt, relaxation, state.params, state.w_opt, None, train, key, state.step
+        )
+        return SharedWeightsState(params, w_state, state.step + 1), {"w_loss": loss, "w_acc": acc}
+
     return OneShot(init, step, derive_with(net), net.apply)

@@ -17,9 +17,15 @@ from jnas.oneshot._bilevel import relaxed_search
 from jnas.oneshot._relaxations import softmax_relaxation
 
 
-def darts(space: Any, *, order: int = 1, hypergradient_method: str = "exact",
-          epochs: int = 50, steps_per_epoch: int = 391, **config: Any
-          ) -> OneShot[OneShotState]:
+def darts(
+    space: Any,
+    *,
+    order: int = 1,
+    hypergradient_method: str = "exact",
+    epochs: int = 50,
+    steps_per_epoch: int = 391,
+    **config: Any,
+) -> OneShot[OneShotState]:
     """DARTS on `space.supernet(**config)`, NB201's search configuration by default.
 
     order: 1 (w step, then α step at the new w) or 2 (unrolled α step, then w step; the
@@ -28,6 +34,13 @@ def darts(space: Any, *, order: int = 1, hypergradient_method: str = "exact",
     """
     if order not in (1, 2):
         raise ValueError(f"darts: `order` must be 1 or 2; got {order!r}")
-    return relaxed_search(space, softmax_relaxation(), name="darts", order=order,
-                          hypergradient_method=hypergradient_method, epochs=epochs,
-                          steps_per_epoch=steps_per_epoch, **config)
+    return relaxed_search(
+        space,
+        softmax_relaxation(),
+        name="darts",
+        order=order,
+        hypergradient_method=hypergradient_method,
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        **config,
+    )

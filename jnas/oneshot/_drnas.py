@@ -19,11 +19,18 @@ from jnas.oneshot._penalties import dirichlet_anchor_penalty
 from jnas.oneshot._relaxations import dirichlet_relaxation
 
 
-def drnas(space: Any, *, epochs: int = 50, steps_per_epoch: int = 391, reg: float = 1e-3,
-          **config: Any) -> OneShot[OneShotState]:
+def drnas(
+    space: Any, *, epochs: int = 50, steps_per_epoch: int = 391, reg: float = 1e-3, **config: Any
+) -> OneShot[OneShotState]:
     """DrNAS on `space.supernet(**config)` (see `relaxed_search` for the rest)."""
     if not reg >= 0:
         raise ValueError(f"drnas: `reg` must be >= 0; got {reg}")
-    return relaxed_search(space, dirichlet_relaxation(), name="drnas",
-                          penalty=dirichlet_anchor_penalty(reg), epochs=epochs,
-                          steps_per_epoch=steps_per_epoch, **config)
+    return relaxed_search(
+        space,
+        dirichlet_relaxation(),
+        name="drnas",
+        penalty=dirichlet_anchor_penalty(reg),
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        **config,
+    )

@@ -15,12 +15,25 @@ from jnas.oneshot._bilevel import relaxed_search
 from jnas.oneshot._relaxations import gumbel_relaxation, linear_tau_schedule
 
 
-def gdas(space: Any, *, epochs: int = 250, steps_per_epoch: int = 391,
-         tau_max: float = 10.0, tau_min: float = 0.1, **config: Any) -> OneShot[OneShotState]:
+def gdas(
+    space: Any,
+    *,
+    epochs: int = 250,
+    steps_per_epoch: int = 391,
+    tau_max: float = 10.0,
+    tau_min: float = 0.1,
+    **config: Any,
+) -> OneShot[OneShotState]:
     """GDAS on `space.supernet(**config)`: a weight step on the training batch and an α
     step on the validation batch, each through a freshly sampled hard Gumbel cell."""
     if not 0 < tau_min <= tau_max:
         raise ValueError(f"gdas: need 0 < `tau_min` <= `tau_max`; got {tau_min}, {tau_max}")
     tau = linear_tau_schedule(steps_per_epoch, epochs, tau_max, tau_min)
-    return relaxed_search(space, gumbel_relaxation(tau, hard=True), name="gdas",
-                          epochs=epochs, steps_per_epoch=steps_per_epoch, **config)
+    return relaxed_search(
+        space,
+        gumbel_relaxation(tau, hard=True),
+        name="gdas",
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        **config,
+    )

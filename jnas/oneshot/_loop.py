@@ -21,9 +21,9 @@ Augment = Callable[[jax.Array, jax.Array], jax.Array]
 
 
 @functools.lru_cache(maxsize=16)  # one compiled step per (method, configuration)
-def epoch_fn(method: OneShot, batch_size: int, augment: Augment | None = None,
-             steps_mode: str = "auto"
-             ) -> Callable[[OneShotState, jax.Array, Split, Split], tuple[OneShotState, dict]]:
+def epoch_fn(
+    method: OneShot, batch_size: int, augment: Augment | None = None, steps_mode: str = "auto"
+) -> Callable[[OneShotState, jax.Array, Split, Split], tuple[OneShotState, dict]]:
     """`epoch(state, key, train, valid) -> (state, metrics[steps])`.
 
     Both splits stay on the device; each step takes a shuffled training batch and a
@@ -50,24 +50,39 @@ def epoch_fn(method: OneShot, batch_size: int, augment: Augment | None = None,
     def schedule(key, n_train, n_valid):
         k_t, k_v, k_s = jax.random.split(key, 3)
         steps = min(n_train.shape[0], n_valid.shape[0]) // batch_size
-        return (batch_indices(k_t, n_train.shape[0], batch_size)[:steps],
-                batch_indices(k_v, n_valid.shape[0], batch_size)[:steps],
-                jax.random.split(k_s, steps))
+        return (
+            batch_indices(k_t, n_train.shape[0], batch_size)[:steps],
+            batch_indices(k_v, n_valid.shape[0], batch_size)[:steps],
+            jax.random.split(k_s, steps),
+        )
 
     def epoch(state: OneShotState, key: jax.Array, train: Split, valid: Split):
         if min(len(train.y), len(valid.y)) < batch_size:
-            raise ValueError(f"epoch: `batch_size` {batch_size} exceeds the splits' sizes "
-                             f"{len(train.y)} / {len(valid.y)}")
+            raise ValueError(
+                f"epoch: `batch_size` {batch_size} exceeds the splits' sizes "
+                f"{len(train.y)} / {len(valid.y)}"
+            )
         (state, _, _), metrics = run((state, train, valid), schedule(key, train.y, valid.y))
         return state, metrics
 
     return epoch
 
 
-def search(method: OneShot, key: jax.Array, train: Split, valid: Split, *, epochs: int,
-           batch_size: int, space: Any, augment: Augment | None = None,
-           out: str | pathlib.Path | None = None, resume: bool = False,
-           steps_mode: str = "auto", on_epoch: Callable[[dict], None] | None = None) -> tuple[OneShotState, list[dict]]:
+def search(
+    method: OneShot,
+    key: jax.Array,
+    train: Split,
+    valid: Split,
+    *,
+    epochs: int,
+    batch_size: int,
+    space: Any,
+    augment: Augment | None = None,
+    out: str | pathlib.Path | None = None,
+    resume: bool = False,
+    steps_mode: str = "auto",
+    on_epoch: Callable[[dict], None] | None = None,
+) -> tuple[OneShotState, list[dict]]:
     """Run `epochs` epochs of `method`; derive the cell after every epoch.
 
     Every epoch appends a record (metrics averaged over the epoch, the derived cell, α)
@@ -87,11 +102,15 @@ def search(method: OneShot, key: jax.Array, train: Split, valid: Split, *, epoch
     def unit(state: Any, e: int) -> tuple[Any, dict, dict]:
         state, metrics = epoch(state, jax.random.fold_in(k_epochs, e), train, valid)
         arch = derive(state, jax.random.fold_in(k_derive, e), derive_batch)
-        record = {"epoch": e, **{k: float(np.mean(v)) for k, v in metrics.items()},
-                  "arch": space.to_string(arch)}
+        record = {
+            "epoch": e,
+            **{k: float(np.mean(v)) for k, v in metrics.items()},
+            "arch": space.to_string(arch),
+        }
         if isinstance(state, OneShotState):  # the methods with architecture parameters
             record["alpha"] = np.asarray(state.alpha).round(6).tolist()
         return state, metrics, record
 
-    return run_units(unit, units=epochs, init=method.init, key=k_init, out=out,
-                     resume=resume, on_record=on_epoch)
+    return run_units(
+        unit, units=epochs, init=method.init, key=k_init, out=out, resume=resume, on_record=on_epoch
+    )

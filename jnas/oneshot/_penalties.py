@@ -16,13 +16,26 @@ from jax.scipy.special import digamma, gammaln
 from jnas.oneshot._relaxations import concentration
 
 # Relative multiply-accumulates of the NB201 ops at equal channels (3x3 conv = 1).
-NB201_OP_COST = {"none": 0.0, "skip_connect": 0.0, "nor_conv_1x1": 1 / 9,
-                 "nor_conv_3x3": 1.0, "avg_pool_3x3": 0.0}
+NB201_OP_COST = {
+    "none": 0.0,
+    "skip_connect": 0.0,
+    "nor_conv_1x1": 1 / 9,
+    "nor_conv_3x3": 1.0,
+    "avg_pool_3x3": 0.0,
+}
 
 # Relative multiply-accumulates of the DARTS ops at C = 16 (sep_conv_3x3 = 1).
-DARTS_OP_COST = {"none": 0.0, "max_pool_3x3": 0.0, "avg_pool_3x3": 0.0, "skip_connect": 0.0,
-                 "sep_conv_3x3": 1.0, "sep_conv_5x5": 1.64, "sep_conv_7x7": 2.6,
-                 "dil_conv_3x3": 0.5, "dil_conv_5x5": 0.82}
+DARTS_OP_COST = {
+    "none": 0.0,
+    "max_pool_3x3": 0.0,
+    "avg_pool_3x3": 0.0,
+    "skip_connect": 0.0,
+    "sep_conv_3x3": 1.0,
+    "sep_conv_5x5": 1.64,
+    "sep_conv_7x7": 2.6,
+    "dil_conv_3x3": 0.5,
+    "dil_conv_5x5": 0.82,
+}
 
 
 class Penalty(NamedTuple):
@@ -71,8 +84,10 @@ def linear_op_costs(space: Any, values: Any) -> np.ndarray:
     """
     values = np.asarray(values, np.float64)
     if values.shape != (space.size,):
-        raise ValueError(f"linear_op_costs: `values` must have one entry per cell "
-                         f"({space.size},); got {values.shape}")
+        raise ValueError(
+            f"linear_op_costs: `values` must have one entry per cell "
+            f"({space.size},); got {values.shape}"
+        )
     slots, k = space.supernet_shape
     ops = np.asarray(jax.vmap(space.supernet_index)(space.enumerate()))
     design = np.zeros((space.size, slots * k + 1))
@@ -86,8 +101,9 @@ def linear_op_costs(space: Any, values: Any) -> np.ndarray:
     return costs.astype(np.float32)
 
 
-def expected_cost_penalty(space: Any, weight: float, costs: Any = None,
-                          name: str = "expected_cost") -> Penalty:
+def expected_cost_penalty(
+    space: Any, weight: float, costs: Any = None, name: str = "expected_cost"
+) -> Penalty:
     """`weight * sum_e sum_k softmax(α)_ek cost_ek` (`costs`: see `op_costs`): SNAS'
     resource constraint, ProxylessNAS' differentiable latency loss."""
     _check_weight("expected cost", "weight", weight)
@@ -99,8 +115,12 @@ def dirichlet_kl_to_uniform(beta: jax.Array) -> jax.Array:
     """KL(Dir(β) || Dir(1, ..., 1)) summed over the leading (edge) axis."""
     k = beta.shape[-1]
     b0 = jnp.sum(beta, -1)
-    kl = (gammaln(b0) - jnp.sum(gammaln(beta), -1) - gammaln(float(k))
-          + jnp.sum((beta - 1.0) * (digamma(beta) - digamma(b0)[..., None]), -1))
+    kl = (
+        gammaln(b0)
+        - jnp.sum(gammaln(beta), -1)
+        - gammaln(float(k))
+        + jnp.sum((beta - 1.0) * (digamma(beta) - digamma(b0)[..., None]), -1)
+    )
     return jnp.sum(kl)
 
 
@@ -108,5 +128,4 @@ def dirichlet_anchor_penalty(weight: float) -> Penalty:
     """`weight * KL(Dir(elu(α) + 1) || Dir(1))`: DrNAS' anchor, which keeps the
     concentration from exploding."""
     _check_weight("dirichlet anchor", "weight", weight)
-    return Penalty("anchor", lambda alpha: dirichlet_kl_to_uniform(concentration(alpha)),
-                   weight)
+    return Penalty("anchor", lambda alpha: dirichlet_kl_to_uniform(concentration(alpha)), weight)

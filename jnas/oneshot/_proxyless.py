@@ -20,14 +20,27 @@ from jnas.oneshot._penalties import expected_cost_penalty
 from jnas.oneshot._relaxations import binary_gate_relaxation, path_relaxation
 
 
-def proxyless(space: Any, *, epochs: int = 50, steps_per_epoch: int = 391,
-              latency_weight: float = 0.0, costs: Any = None, **config: Any
-              ) -> OneShot[OneShotState]:
+def proxyless(
+    space: Any,
+    *,
+    epochs: int = 50,
+    steps_per_epoch: int = 391,
+    latency_weight: float = 0.0,
+    costs: Any = None,
+    **config: Any,
+) -> OneShot[OneShotState]:
     """ProxylessNAS with binary gates on `space.supernet(**config)`; the derived cell takes
     each edge's most probable op (reported: `expected_cost`)."""
     if not latency_weight >= 0:
         raise ValueError(f"proxyless: `latency_weight` must be >= 0; got {latency_weight}")
     penalty = expected_cost_penalty(space, latency_weight, costs)
-    return relaxed_search(space, binary_gate_relaxation(), name="proxyless",
-                          weight_relaxation=path_relaxation(), penalty=penalty,
-                          epochs=epochs, steps_per_epoch=steps_per_epoch, **config)
+    return relaxed_search(
+        space,
+        binary_gate_relaxation(),
+        name="proxyless",
+        weight_relaxation=path_relaxation(),
+        penalty=penalty,
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        **config,
+    )

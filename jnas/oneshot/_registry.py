@@ -39,21 +39,31 @@ class Entry(NamedTuple):
 
 
 REGISTRY: dict[str, Entry] = {
-    "darts-v1": Entry("DARTS-V1", "Liu et al., ICLR 2019 (first order)",
-                      functools.partial(darts, order=1), True, False),
-    "darts-v2": Entry("DARTS-V2", "Liu et al., ICLR 2019 (second order, exact)",
-                      functools.partial(darts, order=2), True, False),
+    "darts-v1": Entry(
+        "DARTS-V1",
+        "Liu et al., ICLR 2019 (first order)",
+        functools.partial(darts, order=1),
+        True,
+        False,
+    ),
+    "darts-v2": Entry(
+        "DARTS-V2",
+        "Liu et al., ICLR 2019 (second order, exact)",
+        functools.partial(darts, order=2),
+        True,
+        False,
+    ),
     "gdas": Entry("GDAS", "Dong & Yang, CVPR 2019", gdas, True, False),
     "snas": Entry("SNAS", "Xie et al., ICLR 2019", snas, True, False),
     "proxyless": Entry("ProxylessNAS", "Cai et al., ICLR 2019", proxyless, True, False),
     "drnas": Entry("DrNAS", "Chen et al., ICLR 2021", drnas, True, False),
     "setn": Entry("SETN", "Dong & Yang, ICCV 2019", setn, True, True),
-    "enas": Entry("ENAS", "Pham et al., ICML 2018", enas, False, True,
-                  (HasSupernet, Decisions)),
+    "enas": Entry("ENAS", "Pham et al., ICML 2018", enas, False, True, (HasSupernet, Decisions)),
     "rsws": Entry("RSPS", "Li & Talwalkar, UAI 2019", rsws, False, True),
     "spos": Entry("SPOS", "Guo et al., ECCV 2020", spos, False, True),
-    "oneshot-dropout": Entry("One-Shot (path dropout)", "Bender et al., ICML 2018",
-                             oneshot_dropout, False, True),
+    "oneshot-dropout": Entry(
+        "One-Shot (path dropout)", "Bender et al., ICML 2018", oneshot_dropout, False, True
+    ),
 }
 
 

@@ -41,8 +41,9 @@ def _softmax(alpha: jax.Array) -> jax.Array:
     return jax.nn.softmax(alpha, -1)
 
 
-def linear_tau(step: jax.Array, steps_per_epoch: int, epochs: int, tau_max: float,
-               tau_min: float) -> jax.Array:
+def linear_tau(
+    step: jax.Array, steps_per_epoch: int, epochs: int, tau_max: float, tau_min: float
+) -> jax.Array:
     """A temperature linear in the epoch from tau_max (first) to tau_min (last epoch)."""
     epoch = jnp.minimum(step // steps_per_epoch, epochs - 1)
     return tau_max - (tau_max - tau_min) * epoch / max(epochs - 1, 1)
@@ -51,16 +52,18 @@ def linear_tau(step: jax.Array, steps_per_epoch: int, epochs: int, tau_max: floa
 gdas_tau = linear_tau  # GDAS: linear in the epoch from 10 to 0.1
 
 
-def linear_tau_schedule(steps_per_epoch: int, epochs: int, tau_max: float,
-                        tau_min: float) -> Schedule:
+def linear_tau_schedule(
+    steps_per_epoch: int, epochs: int, tau_max: float, tau_min: float
+) -> Schedule:
     """`linear_tau` as a schedule of the step (GDAS, SNAS)."""
     if not 0 < tau_min <= tau_max:
         raise ValueError(f"need 0 < `tau_min` <= `tau_max`; got {tau_min}, {tau_max}")
     return lambda step: linear_tau(step, steps_per_epoch, epochs, tau_max, tau_min)
 
 
-def hard_gumbel(key: jax.Array, alpha: jax.Array, tau: jax.Array | float
-                ) -> tuple[jax.Array, jax.Array]:
+def hard_gumbel(
+    key: jax.Array, alpha: jax.Array, tau: jax.Array | float
+) -> tuple[jax.Array, jax.Array]:
     """(straight-through one-hot weights float[E, K], sampled index int32[E]): the forward
     uses the one-hot, the backward the relaxed probabilities (GDAS)."""
     gumbel = jax.random.gumbel(key, alpha.shape)
@@ -85,8 +88,9 @@ def two_path_gates(key: jax.Array, alpha: jax.Array) -> jax.Array:
     pair = jax.lax.top_k(scores, 2)[1]  # two distinct ops by softmax(α), without replacement
     in_pair = jax.nn.one_hot(pair, alpha.shape[-1]).sum(-2)
     probs = jax.nn.softmax(jnp.where(in_pair > 0, alpha, -jnp.inf), -1)
-    pick = jax.random.categorical(k_pick, jnp.log(jnp.maximum(jax.lax.stop_gradient(probs),
-                                                              1e-30)), -1)
+    pick = jax.random.categorical(
+        k_pick, jnp.log(jnp.maximum(jax.lax.stop_gradient(probs), 1e-30)), -1
+    )
     hard = jax.nn.one_hot(pick, alpha.shape[-1], dtype=probs.dtype)
     return hard - jax.lax.stop_gradient(probs) + probs
 
@@ -98,39 +102,44 @@ def concentration(alpha: jax.Array) -> jax.Array:
 
 def softmax_relaxation() -> Relaxation:
     """softmax(α) on every edge: every op runs, weighted (DARTS, SETN's α step)."""
-    return Relaxation(lambda key, alpha, step: (_softmax(alpha), None), _softmax,
-                      stochastic=False)
+    return Relaxation(lambda key, alpha, step: (_softmax(alpha), None), _softmax, stochastic=False)
 
 
 def gumbel_relaxation(temperature: Schedule, *, hard: bool) -> Relaxation:
     """Gumbel-softmax of α at `temperature(step)`: hard (one sampled op per edge,
     straight-through gradient; GDAS) or relaxed (the concrete distribution; SNAS)."""
+
     def sample(key: jax.Array, alpha: jax.Array, step: jax.Array):
         tau = temperature(step)
         if hard:
             return hard_gumbel(key, alpha, tau)
         return relaxed_gumbel(key, alpha, tau), None
+
     return Relaxation(sample, _softmax, temperature)
 
 
 def dirichlet_relaxation() -> Relaxation:
     """Op weights drawn from Dir(elu(α) + 1) by the reparameterised sample (DrNAS); the
     mean is the normalised concentration."""
+
     def sample(key: jax.Array, alpha: jax.Array, step: jax.Array):
         return jax.random.dirichlet(key, concentration(alpha)), None
 
     def mean(alpha: jax.Array) -> jax.Array:
         beta = concentration(alpha)
         return beta / jnp.sum(beta, -1, keepdims=True)
+
     return Relaxation(sample, mean)
 
 
 def path_relaxation() -> Relaxation:
     """One op per edge drawn from softmax(α), one-hot, no gradient to α (ProxylessNAS'
     weight step)."""
+
     def sample(key: jax.Array, alpha: jax.Array, step: jax.Array):
         index = jax.random.categorical(key, alpha, -1)
         return jax.nn.one_hot(index, alpha.shape[-1]), index
+
     return Relaxation(sample, _softmax)
 
 
@@ -142,9 +151,11 @@ def binary_gate_relaxation() -> Relaxation:
 def uniform_path_relaxation(space: Any) -> Relaxation:
     """One uniformly sampled cell of `space`, one-hot, α unused (RSWS, SPOS, SETN's
     weight step)."""
+
     def sample(key: jax.Array, alpha: Any, step: jax.Array):
         index = space.supernet_index(space.sample(key))
         return jax.nn.one_hot(index, tuple(space.supernet_shape)[1]), index
+
     return Relaxation(sample, _softmax)
 
 
@@ -160,4 +171,5 @@ def path_dropout_relaxation(space: Any, drop_rate: float) -> Relaxation:
         keep = jax.random.bernoulli(k_drop, 1 - drop_rate, (slots, k))
         rescue = jax.nn.one_hot(jax.random.randint(k_keep, (slots,), 0, k), k)
         return jnp.where(keep.any(-1, keepdims=True), keep, rescue).astype(jnp.float32), None
+
     return Relaxation(sample, _softmax)

@@ -27,22 +27,34 @@ from jnas.oneshot._bilevel import relaxed_search
 from jnas.oneshot._relaxations import softmax_relaxation, uniform_path_relaxation
 
 
-def setn(space: Any, *, epochs: int = 250, steps_per_epoch: int = 391,
-         num_candidates: int = 100, **config: Any) -> OneShot[OneShotState]:
+def setn(
+    space: Any,
+    *,
+    epochs: int = 250,
+    steps_per_epoch: int = 391,
+    num_candidates: int = 100,
+    **config: Any,
+) -> OneShot[OneShotState]:
     """SETN on `space.supernet(**config)`; `derive(state, key, batch)` samples
     `num_candidates` cells from softmax(α) and keeps the best on `batch`."""
     check_positive("setn", num_candidates=num_candidates)
 
     def derive_with(net: Supernet):
-        def derive(state: OneShotState, key: jax.Array | None = None,
-                   batch: Batch | None = None):
+        def derive(state: OneShotState, key: jax.Array | None = None, batch: Batch | None = None):
             need_data("setn", key, batch)
             keys = jax.random.split(key, num_candidates)
             archs = jax.vmap(lambda k: sample_from_alpha(space, k, state.alpha))(keys)
             return best_of(net, space, state.params, archs, batch)
+
         return derive
 
-    return relaxed_search(space, softmax_relaxation(), name="setn",
-                          weight_relaxation=uniform_path_relaxation(space),
-                          derive_with=derive_with, epochs=epochs,
-                          steps_per_epoch=steps_per_epoch, **config)
+    return relaxed_search(
+        space,
+        softmax_relaxation(),
+        name="setn",
+        weight_relaxation=uniform_path_relaxation(space),
+        derive_with=derive_with,
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        **config,
+    )

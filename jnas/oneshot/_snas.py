@@ -16,9 +16,17 @@ from jnas.oneshot._penalties import expected_cost_penalty
 from jnas.oneshot._relaxations import gumbel_relaxation, linear_tau_schedule
 
 
-def snas(space: Any, *, epochs: int = 50, steps_per_epoch: int = 391,
-         tau_max: float = 1.0, tau_min: float = 0.03, resource_weight: float = 0.0,
-         costs: Any = None, **config: Any) -> OneShot[OneShotState]:
+def snas(
+    space: Any,
+    *,
+    epochs: int = 50,
+    steps_per_epoch: int = 391,
+    tau_max: float = 1.0,
+    tau_min: float = 0.03,
+    resource_weight: float = 0.0,
+    costs: Any = None,
+    **config: Any,
+) -> OneShot[OneShotState]:
     """SNAS: relaxed Gumbel weights, temperature linear in the epoch from `tau_max` to
     `tau_min`, loss = CE + `resource_weight` * expected cost (`costs`: see `op_costs`)."""
     if not 0 < tau_min <= tau_max:
@@ -27,6 +35,13 @@ def snas(space: Any, *, epochs: int = 50, steps_per_epoch: int = 391,
     if not resource_weight >= 0:
         raise ValueError(f"snas: `resource_weight` must be >= 0; got {resource_weight}")
     penalty = expected_cost_penalty(space, resource_weight, costs, name="resource")
-    return relaxed_search(space, gumbel_relaxation(tau, hard=False), name="snas", levels=1,
-                          penalty=penalty, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                          **config)
+    return relaxed_search(
+        space,
+        gumbel_relaxation(tau, hard=False),
+        name="snas",
+        levels=1,
+        penalty=penalty,
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        **config,
+    )

@@ -53,10 +53,14 @@ def _masked_gram(d, mask, lengthscale, noise):
     return k + jnp.diag(m * noise + (1 - m))  # masked rows: identity, decoupled
 
 
-def gp_fit(x: jax.Array, y: jax.Array, mask: jax.Array,
-           lengthscales: tuple[float, ...] = DEFAULT_LENGTHSCALES,
-           noises: tuple[float, ...] = DEFAULT_NOISES,
-           distance: Distance = hamming_distance) -> GP:
+def gp_fit(
+    x: jax.Array,
+    y: jax.Array,
+    mask: jax.Array,
+    lengthscales: tuple[float, ...] = DEFAULT_LENGTHSCALES,
+    noises: tuple[float, ...] = DEFAULT_NOISES,
+    distance: Distance = hamming_distance,
+) -> GP:
     """Fit on the rows where `mask`; choose (lengthscale, noise) by marginal likelihood.
 
     The kernel is `exp(-distance(a, b) / lengthscale)`: Hamming by default, or e.g.
@@ -81,12 +85,12 @@ def gp_fit(x: jax.Array, y: jax.Array, mask: jax.Array,
     best = jnp.argmax(scores)
     ls, noise = grid_ls.ravel()[best], grid_noise.ravel()[best]
     chol = jnp.linalg.cholesky(_masked_gram(d, mask, ls, noise))
-    return GP(x, mask, jax.scipy.linalg.cho_solve((chol, True), z), chol, mean, scale, ls,
-              noise)
+    return GP(x, mask, jax.scipy.linalg.cho_solve((chol, True), z), chol, mean, scale, ls, noise)
 
 
-def gp_predict(gp: GP, x_new: jax.Array, distance: Distance = hamming_distance
-               ) -> tuple[jax.Array, jax.Array]:
+def gp_predict(
+    gp: GP, x_new: jax.Array, distance: Distance = hamming_distance
+) -> tuple[jax.Array, jax.Array]:
     """Posterior mean and standard deviation (of the latent function) at rows `x_new`
     (`distance` as in the fit)."""
     k_star = jnp.exp(-distance(jnp.asarray(x_new, jnp.float32), gp.x) / gp.lengthscale)

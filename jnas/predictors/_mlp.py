@@ -17,11 +17,16 @@ import optax
 
 def _init_mlp(key: jax.Array, sizes: tuple[int, ...]) -> list[dict]:
     params = []
-    for k, (fin, fout) in zip(jax.random.split(key, len(sizes) - 1), itertools.pairwise(sizes),
-                              strict=True):
+    for k, (fin, fout) in zip(
+        jax.random.split(key, len(sizes) - 1), itertools.pairwise(sizes), strict=True
+    ):
         bound = 1.0 / jnp.sqrt(fin)
-        params.append({"w": jax.random.uniform(k, (fin, fout), minval=-bound, maxval=bound),
-                       "b": jnp.zeros(fout)})
+        params.append(
+            {
+                "w": jax.random.uniform(k, (fin, fout), minval=-bound, maxval=bound),
+                "b": jnp.zeros(fout),
+            }
+        )
     return params
 
 
@@ -31,9 +36,17 @@ def _mlp(params: list[dict], x: jax.Array) -> jax.Array:
     return (x @ params[-1]["w"] + params[-1]["b"][None, :])[..., 0]
 
 
-def ensemble_fit(key: jax.Array, x: jax.Array, y: jax.Array, mask: jax.Array, *,
-                 members: int = 5, hidden: tuple[int, ...] = (32, 32), steps: int = 200,
-                 learning_rate: float = 0.01) -> dict[str, Any]:
+def ensemble_fit(
+    key: jax.Array,
+    x: jax.Array,
+    y: jax.Array,
+    mask: jax.Array,
+    *,
+    members: int = 5,
+    hidden: tuple[int, ...] = (32, 32),
+    steps: int = 200,
+    learning_rate: float = 0.01,
+) -> dict[str, Any]:
     """Train the ensemble on (x[mask], y[mask]) with a mean absolute error loss (as
     BANANAS); targets are standardised, the statistics kept for `ensemble_predict`."""
     x = jnp.asarray(x, jnp.float32)
@@ -60,8 +73,11 @@ def ensemble_fit(key: jax.Array, x: jax.Array, y: jax.Array, mask: jax.Array, *,
         (params, _), _ = jax.lax.scan(body, (params, tx.init(params)), None, length=steps)
         return params
 
-    return {"members": jax.vmap(train_one)(jax.random.split(key, members)), "mean": mean,
-            "scale": scale}
+    return {
+        "members": jax.vmap(train_one)(jax.random.split(key, members)),
+        "mean": mean,
+        "scale": scale,
+    }
 
 
 def ensemble_predict(model: dict[str, Any], x: jax.Array) -> jax.Array:

@@ -35,8 +35,9 @@ def wl_features(matrix: jax.Array, ops: jax.Array, iterations: int = 2) -> jax.A
     out = [labels]
     for h in range(1, iterations + 1):
         # row j: the labels of j's in-neighbours, sorted (the multiset), sentinel elsewhere
-        neighbours = jnp.sort(jnp.where(matrix.T & present[None, :], labels[None, :],
-                                        sentinel), axis=1)
+        neighbours = jnp.sort(
+            jnp.where(matrix.T & present[None, :], labels[None, :], sentinel), axis=1
+        )
         acc = mix32(labels ^ mix32(jnp.uint32(h)))
         for k in range(v):
             acc = mix32(acc * jnp.uint32(31) + neighbours[:, k])
@@ -53,8 +54,9 @@ def wl_kernel(num_nodes: int) -> Callable[[jax.Array, jax.Array], jax.Array]:
     def raw(a: jax.Array, b: jax.Array) -> jax.Array:
         a = a.reshape(a.shape[0], -1, num_nodes)
         b = b.reshape(b.shape[0], -1, num_nodes)
-        same = ((a[:, None, :, :, None] == b[None, :, :, None, :])
-                & (a[:, None, :, :, None] != _ABSENT))
+        same = (a[:, None, :, :, None] == b[None, :, :, None, :]) & (
+            a[:, None, :, :, None] != _ABSENT
+        )
         return jnp.sum(same, axis=(2, 3, 4)).astype(jnp.float32)
 
     def self_raw(a: jax.Array) -> jax.Array:

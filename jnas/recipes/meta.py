@@ -20,9 +20,15 @@ DATASETS = ("sinusoid", "omniglot", "omniglot-tfds", "digits")
 OMNIGLOT_DIR = pathlib.Path(__file__).resolve().parents[2] / ".." / "shared" / "omniglot"
 
 
-def task_sources(dataset: str, *, ways: int, shots: int, queries: int,
-                 omniglot_dir: str | pathlib.Path | None = None,
-                 data_dir: str | None = None) -> dict:
+def task_sources(
+    dataset: str,
+    *,
+    ways: int,
+    shots: int,
+    queries: int,
+    omniglot_dir: str | pathlib.Path | None = None,
+    data_dir: str | None = None,
+) -> dict:
     """{"train", "test": task samplers with disjoint classes, "image": bool}.
 
     - sinusoid: Finn et al.'s regression tasks (train and test from the same distribution);
@@ -44,20 +50,28 @@ def task_sources(dataset: str, *, ways: int, shots: int, queries: int,
         small1, small2 = (folder / f"images_background_small{i}.zip" for i in (1, 2))
         for f in (small1, small2):
             if not f.exists():
-                raise FileNotFoundError(f"omniglot: {f} is absent; pass --omniglot DIR "
-                                        "holding images_background_small{1,2}.zip")
+                raise FileNotFoundError(
+                    f"omniglot: {f} is absent; pass --omniglot DIR "
+                    "holding images_background_small{1,2}.zip"
+                )
         train = omniglot(small1)
         test = omniglot(small2, exclude=omniglot_alphabets(small1))
-        return {"train": meta.few_shot(train.images, ways, shots, queries),
-                "test": meta.few_shot(test.images, ways, shots, queries), "image": True,
-                "classes": (len(train.names), len(test.names))}
+        return {
+            "train": meta.few_shot(train.images, ways, shots, queries),
+            "test": meta.few_shot(test.images, ways, shots, queries),
+            "image": True,
+            "classes": (len(train.names), len(test.names)),
+        }
     if dataset == "omniglot-tfds":
         from jnas.data import omniglot_tfds
 
         train, test = (omniglot_tfds(s, data_dir=data_dir) for s in ("train", "test"))
-        return {"train": meta.few_shot(train.images, ways, shots, queries),
-                "test": meta.few_shot(test.images, ways, shots, queries), "image": True,
-                "classes": (len(train.names), len(test.names))}
+        return {
+            "train": meta.few_shot(train.images, ways, shots, queries),
+            "test": meta.few_shot(test.images, ways, shots, queries),
+            "image": True,
+            "classes": (len(train.names), len(test.names)),
+        }
     if dataset == "digits":
         import numpy as np
         from sklearn.datasets import load_digits
@@ -68,15 +82,25 @@ def task_sources(dataset: str, *, ways: int, shots: int, queries: int,
         x = (x.reshape(-1, 8, 8, 1) / 16.0).astype(np.float32)
         pool = class_images(x, y)
         half = pool.images.shape[0] // 2
-        return {"train": meta.few_shot(pool.images[:half], ways, shots, queries),
-                "test": meta.few_shot(pool.images[half:], ways, shots, queries),
-                "image": True, "classes": (half, pool.images.shape[0] - half)}
+        return {
+            "train": meta.few_shot(pool.images[:half], ways, shots, queries),
+            "test": meta.few_shot(pool.images[half:], ways, shots, queries),
+            "image": True,
+            "classes": (half, pool.images.shape[0] - half),
+        }
     raise ValueError(f"unknown dataset {dataset!r}; expected one of {', '.join(DATASETS)}")
 
 
-def make_learner(method: str, *, image: bool, ways: int, steps: int,
-                 inner_steps: int | None = None, channels: int = 64,
-                 task_map: str = "auto") -> Any:
+def make_learner(
+    method: str,
+    *,
+    image: bool,
+    ways: int,
+    steps: int,
+    inner_steps: int | None = None,
+    channels: int = 64,
+    task_map: str = "auto",
+) -> Any:
     """`method` with the settings of its paper for Omniglot (image tasks) or the sinusoid.
 
     MAML/FOMAML/ANIL: inner SGD 0.4, 1 step (3 at test) for images; 0.01, 1 step for the
@@ -107,61 +131,128 @@ def make_learner(method: str, *, image: bool, ways: int, steps: int,
     if method in ("maml", "fomaml", "anil"):
         maker = getattr(meta, method)
         extra = {"head": "head" if image else "layers/2"} if method == "anil" else {}
-        return maker(model, inner_lr=lr, inner_steps=k, eval_inner_steps=test_steps,
-                     loss=loss, task_map=task_map, **extra)
+        return maker(
+            model,
+            inner_lr=lr,
+            inner_steps=k,
+            eval_inner_steps=test_steps,
+            loss=loss,
+            task_map=task_map,
+            **extra,
+        )
     if method == "reptile":
         k = inner_steps or 5
         anneal = optax.sgd(optax.linear_schedule(1.0, 0.0, steps))
         if not image:
-            return meta.reptile(model, inner_lr=0.01, inner_steps=k, eval_inner_steps=k,
-                                loss=loss, task_map=task_map, outer_optimizer=anneal)
-        return meta.reptile(model, inner_optimizer=optax.adam(1e-3, b1=0.0), inner_steps=k,
-                            train_on="all", inner_batch=10, eval_inner_steps=50, loss=loss,
-                            task_map=task_map, outer_optimizer=anneal)
+            return meta.reptile(
+                model,
+                inner_lr=0.01,
+                inner_steps=k,
+                eval_inner_steps=k,
+                loss=loss,
+                task_map=task_map,
+                outer_optimizer=anneal,
+            )
+        return meta.reptile(
+            model,
+            inner_optimizer=optax.adam(1e-3, b1=0.0),
+            inner_steps=k,
+            train_on="all",
+            inner_batch=10,
+            eval_inner_steps=50,
+            loss=loss,
+            task_map=task_map,
+            outer_optimizer=anneal,
+        )
     from jnas.spaces import NB201
 
-    net = meta.supernet_model(NB201(), channels=8, cells_per_stage=1, num_classes=ways,
-                              in_channels=1, stem_stride=2)
-    return getattr(meta, method)(net, inner_lr={"w": 0.4, "alpha": 0.4}, inner_steps=k,
-                                 eval_inner_steps=test_steps,
-                                 outer="maml" if method == "metanas" else "fomaml",
-                                 task_map=task_map)
+    net = meta.supernet_model(
+        NB201(), channels=8, cells_per_stage=1, num_classes=ways, in_channels=1, stem_stride=2
+    )
+    return getattr(meta, method)(
+        net,
+        inner_lr={"w": 0.4, "alpha": 0.4},
+        inner_steps=k,
+        eval_inner_steps=test_steps,
+        outer="maml" if method == "metanas" else "fomaml",
+        task_map=task_map,
+    )
 
 
-def run_meta(method: str, dataset: str, *, ways: int = 5, shots: int = 1, queries: int = 15,
-             steps: int = 1000, meta_batch: int = 16, test_tasks: int = 600,
-             inner_steps: int | None = None, seed: int = 0, out: str | pathlib.Path,
-             resume: bool = False, omniglot_dir: str | None = None,
-             data_dir: str | None = None, log_every: int = 100,
-             progress: Progress | None = None) -> dict:
+def run_meta(
+    method: str,
+    dataset: str,
+    *,
+    ways: int = 5,
+    shots: int = 1,
+    queries: int = 15,
+    steps: int = 1000,
+    meta_batch: int = 16,
+    test_tasks: int = 600,
+    inner_steps: int | None = None,
+    seed: int = 0,
+    out: str | pathlib.Path,
+    resume: bool = False,
+    omniglot_dir: str | None = None,
+    data_dir: str | None = None,
+    log_every: int = 100,
+    progress: Progress | None = None,
+) -> dict:
     """Meta-train `method` on `dataset`, evaluate on `test_tasks` held-out tasks; writes
     records, checkpoints and `summary.json` under `out` and returns the summary.
     `progress(done, total)` after every logged chunk of steps."""
     from jnas import meta
 
-    source = task_sources(dataset, ways=ways, shots=shots, queries=queries,
-                          omniglot_dir=omniglot_dir, data_dir=data_dir)
-    learner = make_learner(method, image=source["image"], ways=ways, steps=steps,
-                           inner_steps=inner_steps)
+    source = task_sources(
+        dataset,
+        ways=ways,
+        shots=shots,
+        queries=queries,
+        omniglot_dir=omniglot_dir,
+        data_dir=data_dir,
+    )
+    learner = make_learner(
+        method, image=source["image"], ways=ways, steps=steps, inner_steps=inner_steps
+    )
     out = pathlib.Path(out)
     start = time.perf_counter()
     state, records = meta.meta_train(
-        learner, source["train"], jax.random.key(seed), steps=steps, meta_batch=meta_batch,
-        log_every=min(log_every, steps), out=out, resume=resume,
-        on_log=None if progress is None else lambda r: progress(r["step"], steps))
+        learner,
+        source["train"],
+        jax.random.key(seed),
+        steps=steps,
+        meta_batch=meta_batch,
+        log_every=min(log_every, steps),
+        out=out,
+        resume=resume,
+        on_log=None if progress is None else lambda r: progress(r["step"], steps),
+    )
     train_s = time.perf_counter() - start
-    result = meta.evaluate_tasks(learner, state.params, source["test"],
-                                 jax.random.key(seed + 10_000), num_tasks=test_tasks,
-                                 batch=min(20, test_tasks))
-    summary = {"method": method, "dataset": dataset, "ways": ways, "shots": shots,
-               "queries": queries, "steps": steps, "meta_batch": meta_batch, "seed": seed,
-               "test_tasks": test_tasks, "train_seconds": round(train_s, 1),
-               "device": jax.devices()[0].device_kind,
-               "final_train": records[-1] if records else None,
-               "test": {k: {"mean": m, "ci95": c} for k, (m, c) in result.items()}}
+    result = meta.evaluate_tasks(
+        learner,
+        state.params,
+        source["test"],
+        jax.random.key(seed + 10_000),
+        num_tasks=test_tasks,
+        batch=min(20, test_tasks),
+    )
+    summary = {
+        "method": method,
+        "dataset": dataset,
+        "ways": ways,
+        "shots": shots,
+        "queries": queries,
+        "steps": steps,
+        "meta_batch": meta_batch,
+        "seed": seed,
+        "test_tasks": test_tasks,
+        "train_seconds": round(train_s, 1),
+        "device": jax.devices()[0].device_kind,
+        "final_train": records[-1] if records else None,
+        "test": {k: {"mean": m, "ci95": c} for k, (m, c) in result.items()},
+    }
     if "classes" in source:
-        summary["classes"] = {"meta_train": source["classes"][0],
-                              "meta_test": source["classes"][1]}
+        summary["classes"] = {"meta_train": source["classes"][0], "meta_test": source["classes"][1]}
     if method in ("metanas", "tnas"):
         from jnas.spaces import NB201
 

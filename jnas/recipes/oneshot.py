@@ -23,11 +23,22 @@ def load_nb201_if_present(path: str | None) -> Any:
     return bench.load_nb201(path)
 
 
-def run_oneshot(method: str, dataset: str = "digits", *, seed: int = 0, epochs: int = 10,
-                batch_size: int = 64, channels: int = 8, cells_per_stage: int = 1,
-                out: str | pathlib.Path = "out/oneshot", resume: bool = False,
-                table: Any = None, data_dir: str | None = None, steps_mode: str = "auto",
-                progress: Progress | None = None) -> dict:
+def run_oneshot(
+    method: str,
+    dataset: str = "digits",
+    *,
+    seed: int = 0,
+    epochs: int = 10,
+    batch_size: int = 64,
+    channels: int = 8,
+    cells_per_stage: int = 1,
+    out: str | pathlib.Path = "out/oneshot",
+    resume: bool = False,
+    table: Any = None,
+    data_dir: str | None = None,
+    steps_mode: str = "auto",
+    progress: Progress | None = None,
+) -> dict:
     """Search the NB201 space with a one-shot method; derive the cell after every epoch.
 
     Writes `out/records.jsonl` (per epoch: losses, derived cell, α, and the cell's NB201
@@ -40,8 +51,9 @@ def run_oneshot(method: str, dataset: str = "digits", *, seed: int = 0, epochs: 
     from jnas.spaces import NB201
 
     if method not in oneshot.REGISTRY:
-        raise ValueError(f"unknown one-shot method {method!r}; expected one of "
-                         f"{', '.join(oneshot.REGISTRY)}")
+        raise ValueError(
+            f"unknown one-shot method {method!r}; expected one of {', '.join(oneshot.REGISTRY)}"
+        )
     out = pathlib.Path(out)
     out.mkdir(parents=True, exist_ok=True)
     space = NB201()
@@ -50,13 +62,20 @@ def run_oneshot(method: str, dataset: str = "digits", *, seed: int = 0, epochs: 
     train, valid = splits["train"], splits["valid"]
     steps = min(len(train.y), len(valid.y)) // batch_size
     if steps < 1:
-        raise ValueError(f"--batch-size {batch_size} exceeds the search splits "
-                         f"({len(train.y)} / {len(valid.y)} examples)")
+        raise ValueError(
+            f"--batch-size {batch_size} exceeds the search splits "
+            f"({len(train.y)} / {len(valid.y)} examples)"
+        )
     num_classes = int(max(train.y.max(), valid.y.max())) + 1
     searcher = oneshot.REGISTRY[method].make(
-        space, epochs=epochs, steps_per_epoch=steps, channels=channels,
-        cells_per_stage=cells_per_stage, num_classes=num_classes,
-        in_channels=int(train.x.shape[-1]))
+        space,
+        epochs=epochs,
+        steps_per_epoch=steps,
+        channels=channels,
+        cells_per_stage=cells_per_stage,
+        num_classes=num_classes,
+        in_channels=int(train.x.shape[-1]),
+    )
     augment = None if dataset == "digits" else data.random_crop_flip  # digits don't mirror
     start = time.perf_counter()
 
@@ -66,16 +85,32 @@ def run_oneshot(method: str, dataset: str = "digits", *, seed: int = 0, epochs: 
         if progress is not None:
             progress(record["epoch"] + 1, epochs)
 
-    _, records = oneshot.search(searcher, k_search, train, valid, epochs=epochs,
-                                    batch_size=batch_size, space=space, augment=augment,
-                                    out=out, resume=resume, steps_mode=steps_mode,
-                                    on_epoch=on_epoch)
+    _, records = oneshot.search(
+        searcher,
+        k_search,
+        train,
+        valid,
+        epochs=epochs,
+        batch_size=batch_size,
+        space=space,
+        augment=augment,
+        out=out,
+        resume=resume,
+        steps_mode=steps_mode,
+        on_epoch=on_epoch,
+    )
     if "alpha" in records[-1]:
         plots.plot_alpha(records, space, out / "alpha.png")
     arch = space.from_string(records[-1]["arch"])
     plots.draw_cell(space, arch, out / "cell.png", title=f"{method}: {records[-1]['arch']}")
-    summary = {"method": method, "dataset": dataset, "seed": seed, "epochs": epochs,
-               "arch": records[-1]["arch"], "search_s": round(time.perf_counter() - start, 1),
-               **{k: v for k, v in records[-1].items() if k not in ("alpha", "epoch", "arch")}}
+    summary = {
+        "method": method,
+        "dataset": dataset,
+        "seed": seed,
+        "epochs": epochs,
+        "arch": records[-1]["arch"],
+        "search_s": round(time.perf_counter() - start, 1),
+        **{k: v for k, v in records[-1].items() if k not in ("alpha", "epoch", "arch")},
+    }
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary

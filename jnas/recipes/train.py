@@ -11,11 +11,22 @@ from collections.abc import Callable
 Progress = Callable[[int, int], None]  # (done, total)
 
 
-def run_train(arch: str, dataset: str = "digits", *, seed: int = 0, epochs: int = 20,
-              batch_size: int = 64, lr: float = 0.05, channels: int = 16,
-              cells_per_stage: int = 2, out: str | pathlib.Path = "out/train",
-              resume: bool = False, data_dir: str | None = None, stream: bool = False,
-              progress: Progress | None = None) -> dict:
+def run_train(
+    arch: str,
+    dataset: str = "digits",
+    *,
+    seed: int = 0,
+    epochs: int = 20,
+    batch_size: int = 64,
+    lr: float = 0.05,
+    channels: int = 16,
+    cells_per_stage: int = 2,
+    out: str | pathlib.Path = "out/train",
+    resume: bool = False,
+    data_dir: str | None = None,
+    stream: bool = False,
+    progress: Progress | None = None,
+) -> dict:
     """Train the NB201 network of cell `arch` (NB201 string) on `train_full`; evaluate on
     `test` every epoch. Records, checkpoints and `summary.json` go under `out`. With
     `stream`, the training data stays on the host and batches are streamed to the device.
@@ -35,21 +46,38 @@ def run_train(arch: str, dataset: str = "digits", *, seed: int = 0, epochs: int 
     k_data, k_init, k_train = jax.random.split(jax.random.key(seed), 3)
     splits = data.load_dataset(dataset, k_data, data_dir=data_dir)
     num_classes = int(splits["train_full"].y.max()) + 1
-    model = space.build(cell, channels=channels, cells_per_stage=cells_per_stage,
-                        num_classes=num_classes, rngs=nnx.Rngs(k_init))
-    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr,
-                         augment=dataset != "digits")
+    model = space.build(
+        cell,
+        channels=channels,
+        cells_per_stage=cells_per_stage,
+        num_classes=num_classes,
+        rngs=nnx.Rngs(k_init),
+    )
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, augment=dataset != "digits")
     start = time.perf_counter()
     train_data = splits["train_full"]
     if stream:
         train_data = data.ArraySource(np.asarray(train_data.x), np.asarray(train_data.y))
-    _, records = train(model, k_train, train_data, config, test=splits["test"],
-                       out=out, resume=resume,
-                       on_epoch=None if progress is None else
-                       lambda r: progress(r["epoch"] + 1, epochs))
-    summary = {"arch": arch, "dataset": dataset, "seed": seed, "epochs": epochs,
-               "channels": channels, "cells_per_stage": cells_per_stage,
-               "test_acc": records[-1]["test_acc"], "train_acc": records[-1]["train_acc"],
-               "train_s": round(time.perf_counter() - start, 1)}
+    _, records = train(
+        model,
+        k_train,
+        train_data,
+        config,
+        test=splits["test"],
+        out=out,
+        resume=resume,
+        on_epoch=None if progress is None else lambda r: progress(r["epoch"] + 1, epochs),
+    )
+    summary = {
+        "arch": arch,
+        "dataset": dataset,
+        "seed": seed,
+        "epochs": epochs,
+        "channels": channels,
+        "cells_per_stage": cells_per_stage,
+        "test_acc": records[-1]["test_acc"],
+        "train_acc": records[-1]["train_acc"],
+        "train_s": round(time.perf_counter() - start, 1),
+    }
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary

@@ -18,18 +18,37 @@ from jnas.search._model_based import model_based
 from jnas.spaces import Space
 
 
-def bananas(space: Space, *, encoding: str = "auto", batch_size: int = 10, num_init: int = 10,
-            num_candidates: int = 100, num_parents: int = 10, members: int = 5,
-            train_steps: int = 200, max_points: int = 200) -> Searcher:
+def bananas(
+    space: Space,
+    *,
+    encoding: str = "auto",
+    batch_size: int = 10,
+    num_init: int = 10,
+    num_candidates: int = 100,
+    num_parents: int = 10,
+    members: int = 5,
+    train_steps: int = 200,
+    max_points: int = 200,
+) -> Searcher:
     """BANANAS over `space` (the path encoding where the space has one)."""
+
     def score(key, x, y, mask, candidates):
         k_fit, k_its = jax.random.split(key)
-        model = ensemble_fit(k_fit, x, jnp.where(mask, y, 0.0), mask, members=members,
-                             steps=train_steps)
+        model = ensemble_fit(
+            k_fit, x, jnp.where(mask, y, 0.0), mask, members=members, steps=train_steps
+        )
         preds = ensemble_predict(model, candidates)
         mean, std = preds.mean(0), preds.std(0) + 1e-6
         return mean + std * jax.random.normal(k_its, mean.shape)
 
-    return model_based(space, score, encoding=encoding, batch_size=batch_size,
-                       num_init=num_init, num_candidates=num_candidates,
-                       num_parents=num_parents, max_points=max_points, where="bananas")
+    return model_based(
+        space,
+        score,
+        encoding=encoding,
+        batch_size=batch_size,
+        num_init=num_init,
+        num_candidates=num_candidates,
+        num_parents=num_parents,
+        max_points=max_points,
+        where="bananas",
+    )

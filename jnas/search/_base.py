@@ -39,11 +39,11 @@ def clean_fitness(fitness: jax.Array) -> jax.Array:
     return jnp.where(jnp.isnan(fitness), -jnp.inf, fitness)
 
 
-def update_incumbent(best: Any, best_fitness: jax.Array, archs: Any,
-                     fitness: jax.Array) -> tuple[Any, jax.Array]:
+def update_incumbent(
+    best: Any, best_fitness: jax.Array, archs: Any, fitness: jax.Array
+) -> tuple[Any, jax.Array]:
     """The better of the incumbent and the batch's best (fitness already cleaned)."""
     i = jnp.argmax(fitness)
     better = fitness[i] > best_fitness
     best = jax.tree.map(lambda a, o: jnp.where(better, a[i], o), archs, best)
     return best, jnp.maximum(fitness[i], best_fitness)
-

@@ -31,8 +31,9 @@ WL_LENGTHSCALES = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2)
 ACQUISITIONS = ("ei", "ucb", "ts")
 
 
-def acquisition(name: str, mean: jax.Array, std: jax.Array, best: jax.Array,
-                key: jax.Array) -> jax.Array:
+def acquisition(
+    name: str, mean: jax.Array, std: jax.Array, best: jax.Array, key: jax.Array
+) -> jax.Array:
     """EI over `best`, UCB (mean + 2 std) or a Thompson draw, per candidate."""
     if name == "ei":
         z = (mean - best) / std
@@ -42,15 +43,25 @@ def acquisition(name: str, mean: jax.Array, std: jax.Array, best: jax.Array,
     return mean + std * jax.random.normal(key, mean.shape)
 
 
-def bayesian_optimization(space: Space, *, acquisition_fn: str = "ei", encoding: str = "auto",
-                          batch_size: int = 1, num_init: int = 10, num_candidates: int = 100,
-                          num_parents: int = 10, max_points: int = 200) -> Searcher:
+def bayesian_optimization(
+    space: Space,
+    *,
+    acquisition_fn: str = "ei",
+    encoding: str = "auto",
+    batch_size: int = 1,
+    num_init: int = 10,
+    num_candidates: int = 100,
+    num_parents: int = 10,
+    max_points: int = 200,
+) -> Searcher:
     """GP-based BO over `space`. `encoding`: `"path"` or `"one_hot"` with the Hamming
     kernel, `"auto"` (path where the space has it), or `"wl"`: the Weisfeiler-Lehman
     kernel on the cell graph (NAS-BOWL, Ru et al. ICLR 2021; spaces with `adjacency`)."""
     if acquisition_fn not in ACQUISITIONS:
-        raise ValueError(f"bayesian_optimization: `acquisition_fn` must be one of "
-                         f"{ACQUISITIONS}; got {acquisition_fn!r}")
+        raise ValueError(
+            f"bayesian_optimization: `acquisition_fn` must be one of "
+            f"{ACQUISITIONS}; got {acquisition_fn!r}"
+        )
 
     if encoding == "wl":
         require("bayesian_optimization", space, HasAdjacency)
@@ -64,7 +75,14 @@ def bayesian_optimization(space: Space, *, acquisition_fn: str = "ei", encoding:
         best = jnp.max(jnp.where(mask, y, -jnp.inf))
         return acquisition(acquisition_fn, mean, std, best, key)
 
-    return model_based(space, score, encoding=encoding, batch_size=batch_size,
-                       num_init=num_init, num_candidates=num_candidates,
-                       num_parents=num_parents, max_points=max_points,
-                       where="bayesian_optimization")
+    return model_based(
+        space,
+        score,
+        encoding=encoding,
+        batch_size=batch_size,
+        num_init=num_init,
+        num_candidates=num_candidates,
+        num_parents=num_parents,
+        max_points=max_points,
+        where="bayesian_optimization",
+    )

@@ -25,8 +25,9 @@ class EvolutionState(NamedTuple):
     best_fitness: jax.Array  # float32[]
 
 
-def regularized_evolution(space: Space, population_size: int = 10,
-                          sample_size: int = 3) -> Searcher:
+def regularized_evolution(
+    space: Space, population_size: int = 10, sample_size: int = 3
+) -> Searcher:
     """Aging evolution: tournament selection, one mutation, the oldest member dies.
 
     The first `population_size` candidates are random (drawn by `init`); after that each candidate is a
@@ -34,11 +35,14 @@ def regularized_evolution(space: Space, population_size: int = 10,
     in the paper's code), and each told child replaces the oldest member. The defaults are
     the NAS-Bench-201 paper's (population 10, sample 3). One candidate per `ask`.
     """
-    check_positive("regularized_evolution", population_size=population_size,
-                   sample_size=sample_size)
+    check_positive(
+        "regularized_evolution", population_size=population_size, sample_size=sample_size
+    )
     if sample_size > population_size:
-        raise ValueError(f"regularized_evolution: `sample_size` must be <= population_size "
-                         f"({population_size}); got {sample_size}")
+        raise ValueError(
+            f"regularized_evolution: `sample_size` must be <= population_size "
+            f"({population_size}); got {sample_size}"
+        )
     require("regularized_evolution", space, Space)
 
     def oldest(fit: jax.Array, n: jax.Array, f: jax.Array) -> jax.Array:
@@ -47,8 +51,12 @@ def regularized_evolution(space: Space, population_size: int = 10,
     return evolution(space, population_size, sample_size, oldest)
 
 
-def evolution(space: Space, population_size: int, sample_size: int,
-              replace: Callable[[jax.Array, jax.Array, jax.Array], jax.Array]) -> Searcher:
+def evolution(
+    space: Space,
+    population_size: int,
+    sample_size: int,
+    replace: Callable[[jax.Array, jax.Array, jax.Array], jax.Array],
+) -> Searcher:
     """Tournament-and-mutate evolution with a pluggable survivor rule.
 
     `replace(fitness, num_told, child_fitness) -> bool[population_size]` marks the slot a
@@ -83,13 +91,18 @@ def evolution(space: Space, population_size: int, sample_size: int,
 def init_population(space: Space, population_size: int, key: jax.Array) -> EvolutionState:
     """A population of random members, all unevaluated (fitness -inf)."""
     pop = jax.vmap(space.sample)(jax.random.split(key, population_size))
-    return EvolutionState(pop, jnp.full((population_size,), -jnp.inf, jnp.float32),
-                          jnp.zeros((), jnp.int32), space.sample(key),
-                          jnp.full((), -jnp.inf, jnp.float32))
+    return EvolutionState(
+        pop,
+        jnp.full((population_size,), -jnp.inf, jnp.float32),
+        jnp.zeros((), jnp.int32),
+        space.sample(key),
+        jnp.full((), -jnp.inf, jnp.float32),
+    )
 
 
-def select_and_mutate(space: Space, key: jax.Array, state: EvolutionState, sample_size: int,
-                      num_members: jax.Array) -> Any:
+def select_and_mutate(
+    space: Space, key: jax.Array, state: EvolutionState, sample_size: int, num_members: jax.Array
+) -> Any:
     """A tournament among `sample_size` of the first `num_members` members, one mutation
     of its winner; the first `population_size` candidates are init's random members (slot
     n is unwritten when candidate n is asked), so no sample is drawn per step."""

@@ -55,19 +55,30 @@ def hyperband_schedule(fidelities: int, eta: int) -> dict[str, np.ndarray]:
         sizes = [max(1, math.floor(n * eta**-i)) for i in range(s + 1)]
         for i, size in enumerate(sizes):
             for j in range(size):
-                rows.append((i == 0, j, s_max - s + i, size,
-                             j == size - 1 and i < s, sizes[i + 1] if i < s else 0))
+                rows.append(
+                    (
+                        i == 0,
+                        j,
+                        s_max - s + i,
+                        size,
+                        j == size - 1 and i < s,
+                        sizes[i + 1] if i < s else 0,
+                    )
+                )
     cols = list(zip(*rows, strict=True))
     names = ("fresh", "slot", "fidelity", "rung_size", "promote", "next_size")
-    return {k: np.asarray(v, bool if k in ("fresh", "promote") else np.int32)
-            for k, v in zip(names, cols, strict=True)}
+    return {
+        k: np.asarray(v, bool if k in ("fresh", "promote") else np.int32)
+        for k, v in zip(names, cols, strict=True)
+    }
 
 
 Proposer = Callable[[jax.Array, HyperbandState], jax.Array]  # -> int32[D] decisions
 
 
-def _multi_fidelity(space: DecisionSpace, fidelities: int, eta: int, memory: int,
-                    propose: Proposer) -> Searcher:
+def _multi_fidelity(
+    space: DecisionSpace, fidelities: int, eta: int, memory: int, propose: Proposer
+) -> Searcher:
     table = {k: jnp.asarray(v) for k, v in hyperband_schedule(fidelities, eta).items()}
     cycle = int(table["slot"].shape[0])
     max_rung = int(np.max(np.asarray(table["rung_size"])))
@@ -77,10 +88,16 @@ def _multi_fidelity(space: DecisionSpace, fidelities: int, eta: int, memory: int
     def init(key: jax.Array) -> HyperbandState:
         pool = jax.vmap(space.sample)(jax.random.split(key, max_rung))
         return HyperbandState(
-            jnp.zeros((), jnp.int32), pool, jnp.full((max_rung,), -jnp.inf, jnp.float32),
-            jnp.zeros((memory, num_decisions), jnp.int32), jnp.zeros((memory,), jnp.float32),
-            jnp.zeros((memory,), jnp.int32), jnp.zeros((), jnp.int32), space.sample(key),
-            jnp.full((), -jnp.inf, jnp.float32))
+            jnp.zeros((), jnp.int32),
+            pool,
+            jnp.full((max_rung,), -jnp.inf, jnp.float32),
+            jnp.zeros((memory, num_decisions), jnp.int32),
+            jnp.zeros((memory,), jnp.float32),
+            jnp.zeros((memory,), jnp.int32),
+            jnp.zeros((), jnp.int32),
+            space.sample(key),
+            jnp.full((), -jnp.inf, jnp.float32),
+        )
 
     def at(state: HyperbandState, name: str) -> jax.Array:
         return table[name][state.step % cycle]
@@ -101,21 +118,34 @@ def _multi_fidelity(space: DecisionSpace, fidelities: int, eta: int, memory: int
         pool = jax.tree.map(lambda p, a: p.at[slot].set(a), state.pool, arch)
         pool_fitness = state.pool_fitness.at[slot].set(f)
         # the rung is complete: its best move to the front, the next rung re-evaluates them
-        ranked = jnp.argsort(-jnp.where(jnp.arange(max_rung) < at(state, "rung_size"),
-                                        pool_fitness, -jnp.inf))
+        ranked = jnp.argsort(
+            -jnp.where(jnp.arange(max_rung) < at(state, "rung_size"), pool_fitness, -jnp.inf)
+        )
         promote = at(state, "promote")
         pool = jax.tree.map(lambda p: jnp.where(promote, p[ranked], p), pool)
         pool_fitness = jnp.where(promote, -jnp.inf, pool_fitness)
         ok = ~jnp.isnan(fitness[0])
         i = state.stored % memory
-        decisions = jnp.where(ok, state.decisions.at[i].set(
-            space.to_decisions(arch).astype(jnp.int32)), state.decisions)
+        decisions = jnp.where(
+            ok,
+            state.decisions.at[i].set(space.to_decisions(arch).astype(jnp.int32)),
+            state.decisions,
+        )
         told = jnp.where(ok, state.fitness.at[i].set(fitness[0]), state.fitness)
         fid_of = jnp.where(ok, state.fidelity_of.at[i].set(fid), state.fidelity_of)
         at_top = jnp.where(fid == top, clean_fitness(fitness), -jnp.inf)
         best, best_fitness = update_incumbent(state.best, state.best_fitness, archs, at_top)
-        return HyperbandState(state.step + 1, pool, pool_fitness, decisions, told, fid_of,
-                              state.stored + ok.astype(jnp.int32), best, best_fitness)
+        return HyperbandState(
+            state.step + 1,
+            pool,
+            pool_fitness,
+            decisions,
+            told,
+            fid_of,
+            state.stored + ok.astype(jnp.int32),
+            best,
+            best_fitness,
+        )
 
     return Searcher(init, ask, tell, 1, fidelity, fidelities)
 
@@ -123,8 +153,10 @@ def _multi_fidelity(space: DecisionSpace, fidelities: int, eta: int, memory: int
 def _check(where: str, space: Any, fidelities: int, eta: int, memory: int) -> None:
     check_positive(where, fidelities=fidelities, memory=memory)
     if fidelities < 2:
-        raise ValueError(f"{where}: `fidelities` must be >= 2 (e.g. 2 for NB201's 12 and "
-                         f"200 epochs); got {fidelities!r}")
+        raise ValueError(
+            f"{where}: `fidelities` must be >= 2 (e.g. 2 for NB201's 12 and "
+            f"200 epochs); got {fidelities!r}"
+        )
     if not isinstance(eta, int) or eta < 2:
         raise ValueError(f"{where}: `eta` must be an integer >= 2; got {eta!r}")
     require(where, space, Space, Decisions)
@@ -146,10 +178,19 @@ def hyperband(space: DecisionSpace, fidelities: int = 2, eta: int = 3) -> Search
     return _multi_fidelity(space, fidelities, eta, 1, _uniform(space))
 
 
-def bohb(space: DecisionSpace, fidelities: int = 2, eta: int = 3, *, top_fraction: float = 0.15,
-         random_fraction: float = 1 / 3, num_samples: int = 64, bandwidth: float = 0.2,
-         bandwidth_factor: float = 3.0, min_points: int | None = None,
-         memory: int = 512) -> Searcher:
+def bohb(
+    space: DecisionSpace,
+    fidelities: int = 2,
+    eta: int = 3,
+    *,
+    top_fraction: float = 0.15,
+    random_fraction: float = 1 / 3,
+    num_samples: int = 64,
+    bandwidth: float = 0.2,
+    bandwidth_factor: float = 3.0,
+    min_points: int | None = None,
+    memory: int = 512,
+) -> Searcher:
     """BOHB: Hyperband whose new architectures come from a TPE model (categorical
     Aitchison-Aitken kernels with `bandwidth`, product over decisions) fitted to the
     highest fidelity with at least `min_points` (default: decisions + 1) observations among
@@ -157,8 +198,11 @@ def bohb(space: DecisionSpace, fidelities: int = 2, eta: int = 3, *, top_fractio
     where = "bohb"
     _check(where, space, fidelities, eta, memory)
     check_positive(where, num_samples=num_samples)
-    for name, value in (("top_fraction", top_fraction), ("random_fraction", random_fraction),
-                        ("bandwidth", bandwidth)):
+    for name, value in (
+        ("top_fraction", top_fraction),
+        ("random_fraction", random_fraction),
+        ("bandwidth", bandwidth),
+    ):
         if not 0 < value < 1 and not (name == "random_fraction" and value in (0, 1)):
             raise ValueError(f"{where}: `{name}` must be in (0, 1); got {value!r}")
     if not bandwidth_factor >= 1:
@@ -171,15 +215,15 @@ def bohb(space: DecisionSpace, fidelities: int = 2, eta: int = 3, *, top_fractio
     other = jnp.maximum(sizes - 1, 1).astype(jnp.float32)
 
     def density(x: jax.Array, points: jax.Array, weight: jax.Array, bw: float) -> jax.Array:
-        k = jnp.where(points == x[None, :], 1.0 - bw,
-                      jnp.where(sizes > 1, bw / other, 0.0)[None, :])
+        k = jnp.where(
+            points == x[None, :], 1.0 - bw, jnp.where(sizes > 1, bw / other, 0.0)[None, :]
+        )
         return jnp.sum(jnp.prod(k, axis=1) * weight) / jnp.maximum(jnp.sum(weight), 1.0)
 
     def propose(key: jax.Array, state: HyperbandState) -> jax.Array:
         k_uniform, k_coin, k_base, k_keep, k_shift = jax.random.split(key, 5)
         valid = jnp.arange(memory) < jnp.minimum(state.stored, memory)
-        counts = jnp.asarray([jnp.sum(valid & (state.fidelity_of == f))
-                              for f in range(fidelities)])
+        counts = jnp.asarray([jnp.sum(valid & (state.fidelity_of == f)) for f in range(fidelities)])
         usable = counts >= min_points
         level = jnp.max(jnp.where(usable, jnp.arange(fidelities), -1))
         mine = valid & (state.fidelity_of == level)
@@ -191,16 +235,22 @@ def bohb(space: DecisionSpace, fidelities: int = 2, eta: int = 3, *, top_fractio
         bad = mine & (rank >= n - n_bad)
         # candidates around good points, the bandwidth widened by `bandwidth_factor`
         wide = min(bandwidth * bandwidth_factor, 1.0)
-        bases = state.decisions[jax.random.choice(k_base, memory, (num_samples,),
-                                                  p=good / jnp.maximum(jnp.sum(good), 1))]
+        bases = state.decisions[
+            jax.random.choice(
+                k_base, memory, (num_samples,), p=good / jnp.maximum(jnp.sum(good), 1)
+            )
+        ]
         keep = jax.random.uniform(k_keep, bases.shape) >= wide
         shift = jax.random.randint(k_shift, bases.shape, 1, jnp.maximum(sizes, 2)[None, :])
-        candidates = jnp.where(keep | (sizes == 1)[None, :], bases,
-                               (bases + shift) % sizes[None, :])
-        score = jax.vmap(lambda x: jnp.log(density(x, state.decisions, good, bandwidth)
-                                           + 1e-32)
-                         - jnp.log(density(x, state.decisions, bad, bandwidth) + 1e-32)
-                         )(candidates)
+        candidates = jnp.where(
+            keep | (sizes == 1)[None, :], bases, (bases + shift) % sizes[None, :]
+        )
+        score = jax.vmap(
+            lambda x: (
+                jnp.log(density(x, state.decisions, good, bandwidth) + 1e-32)
+                - jnp.log(density(x, state.decisions, bad, bandwidth) + 1e-32)
+            )
+        )(candidates)
         modelled = candidates[jnp.argmax(score)]
         use_model = (level >= 0) & (jax.random.uniform(k_coin) >= random_fraction)
         return jnp.where(use_model, modelled, uniform(k_uniform, state))

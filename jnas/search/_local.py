@@ -35,8 +35,9 @@ def local_search(space: Space) -> Searcher:
     def init(key: jax.Array) -> LocalSearchState:
         arch = space.sample(key)
         ninf = jnp.full((), -jnp.inf, jnp.float32)
-        return LocalSearchState(arch, ninf, jnp.ones((), bool), jnp.zeros((), jnp.int32),
-                                arch, ninf, arch, ninf)
+        return LocalSearchState(
+            arch, ninf, jnp.ones((), bool), jnp.zeros((), jnp.int32), arch, ninf, arch, ninf
+        )
 
     def _next_valid(mask: jax.Array, pos: jax.Array) -> tuple[jax.Array, jax.Array]:
         """First valid neighbour index >= pos, and whether there is one."""
@@ -61,8 +62,16 @@ def local_search(space: Space) -> Searcher:
 
         ninf = jnp.full((), -jnp.inf, jnp.float32)
         # a restart: the sample becomes the current point, its sweep starts
-        restarted = LocalSearchState(arch, f, jnp.zeros((), bool), jnp.zeros((), jnp.int32),
-                                     arch, ninf, state.best, state.best_fitness)
+        restarted = LocalSearchState(
+            arch,
+            f,
+            jnp.zeros((), bool),
+            jnp.zeros((), jnp.int32),
+            arch,
+            ninf,
+            state.best,
+            state.best_fitness,
+        )
         # a neighbour: remember the best of the sweep; at its end, move or restart
         improves = f > state.best_neighbor_fitness
         best_nb = pick(improves, arch, state.best_neighbor)
@@ -78,10 +87,13 @@ def local_search(space: Space) -> Searcher:
             jnp.where(more, state.pos + 1, 0).astype(jnp.int32),
             pick(more, best_nb, state.current),
             jnp.where(more, best_nb_f, ninf),
-            state.best, state.best_fitness)
+            state.best,
+            state.best_fitness,
+        )
         new = pick(state.restart, restarted, swept)
         better = f > state.best_fitness
-        return new._replace(best=pick(better, arch, state.best),
-                            best_fitness=jnp.maximum(f, state.best_fitness))
+        return new._replace(
+            best=pick(better, arch, state.best), best_fitness=jnp.maximum(f, state.best_fitness)
+        )
 
     return Searcher(init, ask, tell, 1)

@@ -59,18 +59,33 @@ def num_cell_nodes(space: Any) -> int:
     return int(shape.matrix.shape[0])
 
 
-def model_based(space: Any, score: Score, *, encoding: str, batch_size: int, num_init: int,
-                num_candidates: int, num_parents: int, max_points: int,
-                where: str) -> Searcher:
+def model_based(
+    space: Any,
+    score: Score,
+    *,
+    encoding: str,
+    batch_size: int,
+    num_init: int,
+    num_candidates: int,
+    num_parents: int,
+    max_points: int,
+    where: str,
+) -> Searcher:
     """An SMBO searcher: random cells until `num_init` are told, then each `ask` scores
     `num_candidates` candidates (mutations of the `num_parents` best cells, a quarter fresh
     samples) and returns the `batch_size` best-scoring ones."""
-    check_positive(where, batch_size=batch_size, num_init=num_init,
-                   num_candidates=num_candidates, num_parents=num_parents,
-                   max_points=max_points)
+    check_positive(
+        where,
+        batch_size=batch_size,
+        num_init=num_init,
+        num_candidates=num_candidates,
+        num_parents=num_parents,
+        max_points=max_points,
+    )
     if batch_size > num_candidates:
-        raise ValueError(f"{where}: `batch_size` {batch_size} exceeds `num_candidates` "
-                         f"{num_candidates}")
+        raise ValueError(
+            f"{where}: `batch_size` {batch_size} exceeds `num_candidates` {num_candidates}"
+        )
     require(where, space, Space)
     encode = encoder(space, encoding, where)
     num_random = max(num_candidates // 4, 1)
@@ -79,9 +94,14 @@ def model_based(space: Any, score: Score, *, encoding: str, batch_size: int, num
     def init(key: jax.Array) -> ModelBasedState:
         archs = jax.vmap(space.sample)(jax.random.split(key, max_points))
         x = jax.vmap(encode)(archs)
-        return ModelBasedState(archs, x, jnp.full((max_points,), jnp.nan, jnp.float32),
-                               jnp.zeros((), jnp.int32), space.sample(key),
-                               jnp.full((), -jnp.inf, jnp.float32))
+        return ModelBasedState(
+            archs,
+            x,
+            jnp.full((max_points,), jnp.nan, jnp.float32),
+            jnp.zeros((), jnp.int32),
+            space.sample(key),
+            jnp.full((), -jnp.inf, jnp.float32),
+        )
 
     def ask(key: jax.Array, state: ModelBasedState) -> tuple[Any, ModelBasedState]:
         k_rand, k_par, k_mut, k_fresh, k_score = jax.random.split(key, 5)
@@ -104,10 +124,16 @@ def model_based(space: Any, score: Score, *, encoding: str, batch_size: int, num
         fitness = jnp.asarray(fitness, jnp.float32)
         slots = (state.count + jnp.arange(batch_size)) % max_points
         put = lambda buf, new: buf.at[slots].set(new)
-        best, best_fitness = update_incumbent(state.best, state.best_fitness, archs,
-                                              clean_fitness(fitness))
-        return ModelBasedState(jax.tree.map(put, state.archs, archs),
-                               put(state.x, jax.vmap(encode)(archs)), put(state.y, fitness),
-                               state.count + batch_size, best, best_fitness)
+        best, best_fitness = update_incumbent(
+            state.best, state.best_fitness, archs, clean_fitness(fitness)
+        )
+        return ModelBasedState(
+            jax.tree.map(put, state.archs, archs),
+            put(state.x, jax.vmap(encode)(archs)),
+            put(state.y, fitness),
+            state.count + batch_size,
+            best,
+            best_fitness,
+        )
 
     return Searcher(init, ask, tell, batch_size)

@@ -49,8 +49,10 @@ class NAOState(NamedTuple):
 
 def _dense(key: jax.Array, fin: int, fout: int) -> dict[str, jax.Array]:
     bound = 1.0 / jnp.sqrt(fin)
-    return {"w": jax.random.uniform(key, (fin, fout), jnp.float32, -bound, bound),
-            "b": jnp.zeros((fout,), jnp.float32)}
+    return {
+        "w": jax.random.uniform(key, (fin, fout), jnp.float32, -bound, bound),
+        "b": jnp.zeros((fout,), jnp.float32),
+    }
 
 
 def _apply(layer: dict[str, jax.Array], x: jax.Array) -> jax.Array:
@@ -77,27 +79,46 @@ def decode(params: Any, e: jax.Array, valid: jax.Array) -> jax.Array:
     return jnp.where(valid, logits.reshape(*e.shape[:-1], n, k), -1e9)
 
 
-def nao(space: DecisionSpace, batch_size: int = 10, *, num_init: int = 10, num_parents: int = 20,
-        embedding: int = 32, hidden: int = 64, trade_off: float = 0.8,
-        train_steps: int = 100, learning_rate: float = 0.005, step_size: float = 0.1,
-        num_steps: int = 8, max_points: int = 200) -> Searcher:
+def nao(
+    space: DecisionSpace,
+    batch_size: int = 10,
+    *,
+    num_init: int = 10,
+    num_parents: int = 20,
+    embedding: int = 32,
+    hidden: int = 64,
+    trade_off: float = 0.8,
+    train_steps: int = 100,
+    learning_rate: float = 0.005,
+    step_size: float = 0.1,
+    num_steps: int = 8,
+    max_points: int = 200,
+) -> Searcher:
     """NAO over the space's decisions (see the module docstring)."""
     where = "nao"
-    check_positive(where, batch_size=batch_size, num_init=num_init, num_parents=num_parents,
-                   embedding=embedding, hidden=hidden, train_steps=train_steps,
-                   num_steps=num_steps, max_points=max_points)
+    check_positive(
+        where,
+        batch_size=batch_size,
+        num_init=num_init,
+        num_parents=num_parents,
+        embedding=embedding,
+        hidden=hidden,
+        train_steps=train_steps,
+        num_steps=num_steps,
+        max_points=max_points,
+    )
     require(where, space, Space, Decisions)
     if batch_size > num_parents:
-        raise ValueError(f"{where}: `batch_size` {batch_size} exceeds `num_parents` "
-                         f"{num_parents}")
+        raise ValueError(f"{where}: `batch_size` {batch_size} exceeds `num_parents` {num_parents}")
     if num_parents > max_points:
-        raise ValueError(f"{where}: `num_parents` {num_parents} exceeds `max_points` "
-                         f"{max_points}")
+        raise ValueError(f"{where}: `num_parents` {num_parents} exceeds `max_points` {max_points}")
     if not 0.0 <= trade_off <= 1.0:
         raise ValueError(f"{where}: `trade_off` must be in [0, 1]; got {trade_off!r}")
     if not learning_rate > 0 or not step_size > 0:
-        raise ValueError(f"{where}: `learning_rate` and `step_size` must be > 0; got "
-                         f"{learning_rate!r}, {step_size!r}")
+        raise ValueError(
+            f"{where}: `learning_rate` and `step_size` must be > 0; got "
+            f"{learning_rate!r}, {step_size!r}"
+        )
     sizes = tuple(int(s) for s in space.decision_sizes)
     n, k = len(sizes), max(sizes)
     valid = jnp.arange(k)[None, :] < jnp.asarray(sizes)[:, None]  # bool[D, K]
@@ -106,17 +127,27 @@ def nao(space: DecisionSpace, batch_size: int = 10, *, num_init: int = 10, num_p
 
     def init_params(key):
         ks = jax.random.split(key, 6)
-        return {"enc1": _dense(ks[0], n * k, hidden), "enc2": _dense(ks[1], hidden, embedding),
-                "pred1": _dense(ks[2], embedding, hidden), "pred2": _dense(ks[3], hidden, 1),
-                "dec1": _dense(ks[4], embedding, hidden), "dec2": _dense(ks[5], hidden, n * k)}
+        return {
+            "enc1": _dense(ks[0], n * k, hidden),
+            "enc2": _dense(ks[1], hidden, embedding),
+            "pred1": _dense(ks[2], embedding, hidden),
+            "pred2": _dense(ks[3], hidden, 1),
+            "dec1": _dense(ks[4], embedding, hidden),
+            "dec2": _dense(ks[5], hidden, n * k),
+        }
 
     def init(key: jax.Array) -> NAOState:
         k_params, k_best = jax.random.split(key)
         params = init_params(k_params)
-        return NAOState(params, tx.init(params), jnp.zeros((max_points, n), jnp.int32),
-                        jnp.full((max_points,), jnp.nan, jnp.float32),
-                        jnp.zeros((), jnp.int32), space.sample(k_best),
-                        jnp.full((), -jnp.inf, jnp.float32))
+        return NAOState(
+            params,
+            tx.init(params),
+            jnp.zeros((max_points, n), jnp.int32),
+            jnp.full((max_points,), jnp.nan, jnp.float32),
+            jnp.zeros((), jnp.int32),
+            space.sample(k_best),
+            jnp.full((), -jnp.inf, jnp.float32),
+        )
 
     def standardise(y, mask):
         m = mask.astype(jnp.float32)
@@ -141,14 +172,19 @@ def nao(space: DecisionSpace, batch_size: int = 10, *, num_init: int = 10, num_p
         # "new" means a new architecture, so compare the decisions the space gives back
         # (a table subset snaps decisions to its nearest cell; DARTS orders node inputs)
         decoded = jax.vmap(jax.vmap(canonical))(decoded)
-        known = jnp.any(jnp.all(decoded[:, :, None, :] == state.x[None, None, :, :], -1)
-                        & seen[None, None, :], axis=-1)  # [P, S]
+        known = jnp.any(
+            jnp.all(decoded[:, :, None, :] == state.x[None, None, :, :], -1) & seen[None, None, :],
+            axis=-1,
+        )  # [P, S]
         first_new = jnp.argmax(~known, axis=1)
         found = jnp.any(~known, axis=1)
         parent_archs = jax.vmap(space.from_decisions)(state.x[parents])
         mutants = jax.vmap(space.mutate)(jax.random.split(k_mut, num_parents), parent_archs)
-        new = jnp.where(found[:, None], decoded[jnp.arange(num_parents), first_new],
-                        jax.vmap(space.to_decisions)(mutants).astype(jnp.int32))
+        new = jnp.where(
+            found[:, None],
+            decoded[jnp.arange(num_parents), first_new],
+            jax.vmap(space.to_decisions)(mutants).astype(jnp.int32),
+        )
         scores = predict(state.params, encode(state.params, new, k))
         same = jnp.all(new[:, None, :] == new[None, :, :], axis=-1)
         repeat = jnp.any(jnp.tril(same, -1), axis=1)  # an earlier parent gave the same
@@ -159,10 +195,11 @@ def nao(space: DecisionSpace, batch_size: int = 10, *, num_init: int = 10, num_p
         distinct = jnp.isfinite(top_scores)
         model_batch = jax.tree.map(
             lambda m, r: jnp.where(distinct.reshape((-1,) + (1,) * (m.ndim - 1)), m, r),
-            model_batch, random_batch)
+            model_batch,
+            random_batch,
+        )
         use_model = state.count >= num_init
-        archs = jax.tree.map(lambda m, r: jnp.where(use_model, m, r), model_batch,
-                             random_batch)
+        archs = jax.tree.map(lambda m, r: jnp.where(use_model, m, r), model_batch, random_batch)
         return archs, state
 
     def loss(params, x, z, seen, ok):
@@ -190,10 +227,12 @@ def nao(space: DecisionSpace, batch_size: int = 10, *, num_init: int = 10, num_p
             updates, opt_state = tx.update(grads, opt_state, params)
             return (optax.apply_updates(params, updates), opt_state), None
 
-        (params, opt_state), _ = jax.lax.scan(step, (state.params, state.opt_state), None,
-                                              length=train_steps)
-        best, best_fitness = update_incumbent(state.best, state.best_fitness, archs,
-                                              clean_fitness(fitness))
+        (params, opt_state), _ = jax.lax.scan(
+            step, (state.params, state.opt_state), None, length=train_steps
+        )
+        best, best_fitness = update_incumbent(
+            state.best, state.best_fitness, archs, clean_fitness(fitness)
+        )
         return NAOState(params, opt_state, x, y, count, best, best_fitness)
 
     return Searcher(init, ask, tell, batch_size)

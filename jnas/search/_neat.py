@@ -68,7 +68,8 @@ def compatibility(archs: Any, weights: jax.Array, weight_coefficient: float) -> 
     d = jnp.mean(genes[:, None, :] != genes[None, :, :], axis=-1, dtype=jnp.float32)
     if weights.shape[-1]:
         d = d + weight_coefficient * jnp.mean(
-            jnp.abs(weights[:, None, :] - weights[None, :, :]), axis=-1)
+            jnp.abs(weights[:, None, :] - weights[None, :, :]), axis=-1
+        )
     return d
 
 
@@ -86,38 +87,55 @@ def speciate(distance: jax.Array, fitness: jax.Array, threshold: float) -> jax.A
         reps = jnp.where(found, reps, reps.at[count].set(m))
         return (reps, count + jnp.where(found, 0, 1), species.at[m].set(s)), None
 
-    init = (jnp.full((n,), -1, jnp.int32), jnp.zeros((), jnp.int32),
-            jnp.zeros((n,), jnp.int32))
+    init = (jnp.full((n,), -1, jnp.int32), jnp.zeros((), jnp.int32), jnp.zeros((n,), jnp.int32))
     (_, _, species), _ = jax.lax.scan(visit, init, order)
     return species
 
 
-def neat(space: Space, population_size: int = 20, *, elitism: int = 2,
-         compatibility_threshold: float = 0.3, survival: float = 0.5,
-         crossover_rate: float = 0.75, mutation_rate: float = 0.8, crossover_tries: int = 8,
-         weight_dim: int = 0, weight_sigma: float = 0.5,
-         weight_coefficient: float = 0.4) -> Searcher:
+def neat(
+    space: Space,
+    population_size: int = 20,
+    *,
+    elitism: int = 2,
+    compatibility_threshold: float = 0.3,
+    survival: float = 0.5,
+    crossover_rate: float = 0.75,
+    mutation_rate: float = 0.8,
+    crossover_tries: int = 8,
+    weight_dim: int = 0,
+    weight_sigma: float = 0.5,
+    weight_coefficient: float = 0.4,
+) -> Searcher:
     """NEAT-style generational evolution over `space` (see the module docstring)."""
     where = "neat"
     check_positive(where, population_size=population_size, crossover_tries=crossover_tries)
     if not isinstance(elitism, int) or not 0 <= elitism < population_size:
-        raise ValueError(f"{where}: `elitism` must be an integer in [0, population_size="
-                         f"{population_size}); got {elitism!r}")
-    for name, v in (("survival", survival), ("crossover_rate", crossover_rate),
-                    ("mutation_rate", mutation_rate)):
+        raise ValueError(
+            f"{where}: `elitism` must be an integer in [0, population_size="
+            f"{population_size}); got {elitism!r}"
+        )
+    for name, v in (
+        ("survival", survival),
+        ("crossover_rate", crossover_rate),
+        ("mutation_rate", mutation_rate),
+    ):
         if not 0.0 <= v <= 1.0:
             raise ValueError(f"{where}: `{name}` must be in [0, 1]; got {v!r}")
     if survival == 0.0:
         raise ValueError(f"{where}: `survival` must be > 0; got 0")
     if compatibility_threshold <= 0:
-        raise ValueError(f"{where}: `compatibility_threshold` must be > 0; got "
-                         f"{compatibility_threshold!r}")
+        raise ValueError(
+            f"{where}: `compatibility_threshold` must be > 0; got {compatibility_threshold!r}"
+        )
     if not isinstance(weight_dim, int) or weight_dim < 0:
         raise ValueError(f"{where}: `weight_dim` must be an integer >= 0; got {weight_dim!r}")
     require(where, space, Space)
     batch = population_size - elitism
-    split = lambda c: ((c.arch, c.weights) if weight_dim else
-                       (c, jnp.zeros((*jax.tree.leaves(c)[0].shape[:1], 0), jnp.float32)))
+    split = lambda c: (
+        (c.arch, c.weights)
+        if weight_dim
+        else (c, jnp.zeros((*jax.tree.leaves(c)[0].shape[:1], 0), jnp.float32))
+    )
     join = lambda a, w: NeatGenome(a, w) if weight_dim else a
 
     def init(key: jax.Array) -> NeatState:
@@ -125,8 +143,13 @@ def neat(space: Space, population_size: int = 20, *, elitism: int = 2,
         archs = jax.vmap(space.sample)(jax.random.split(k_arch, population_size))
         weights = jax.random.normal(k_w, (population_size, weight_dim), jnp.float32)
         best = jax.tree.map(lambda x: x[0], join(archs, weights))
-        return NeatState(join(archs, weights), jnp.full((population_size,), -jnp.inf, jnp.float32),
-                         jnp.zeros((), jnp.int32), best, jnp.full((), -jnp.inf, jnp.float32))
+        return NeatState(
+            join(archs, weights),
+            jnp.full((population_size,), -jnp.inf, jnp.float32),
+            jnp.zeros((), jnp.int32),
+            best,
+            jnp.full((), -jnp.inf, jnp.float32),
+        )
 
     def crossover(key, a1, w1, a2, w2):
         k_mask, k_cut, k_w = jax.random.split(key, 3)
@@ -141,13 +164,14 @@ def neat(space: Space, population_size: int = 20, *, elitism: int = 2,
         take1 = jnp.where(jnp.arange(crossover_tries)[:, None] % 2 == 0, uniform, one_point)
         children, start = [], 0
         for x1, x2, size in zip(leaves1, leaves2, sizes, strict=True):
-            m = take1[:, start:start + size].reshape((crossover_tries, *x1.shape))
+            m = take1[:, start : start + size].reshape((crossover_tries, *x1.shape))
             children.append(jnp.where(m, x1[None], x2[None]))
             start += size
         children = jax.tree.unflatten(treedef, children)
         ok = jax.vmap(space.is_valid)(children)
-        child = jax.tree.map(lambda c, p: jnp.where(jnp.any(ok), c[jnp.argmax(ok)], p),
-                             children, a1)
+        child = jax.tree.map(
+            lambda c, p: jnp.where(jnp.any(ok), c[jnp.argmax(ok)], p), children, a1
+        )
         w = jnp.where(jax.random.bernoulli(k_w, 0.5, w1.shape), w1, w2)
         return child, w
 
@@ -164,11 +188,14 @@ def neat(space: Space, population_size: int = 20, *, elitism: int = 2,
         members = onehot[s] & parent_ok
         p1 = jax.random.categorical(k_p1, jnp.where(members, 0.0, -jnp.inf))
         p2 = jax.random.categorical(k_p2, jnp.where(members, 0.0, -jnp.inf))
-        first, second = jnp.where(fitness[p1] >= fitness[p2], p1, p2), jnp.where(
-            fitness[p1] >= fitness[p2], p2, p1)
+        first, second = (
+            jnp.where(fitness[p1] >= fitness[p2], p1, p2),
+            jnp.where(fitness[p1] >= fitness[p2], p2, p1),
+        )
         take = lambda i: jax.tree.map(lambda x: x[i], archs)
-        crossed, w_crossed = crossover(k_x, take(first), weights[first], take(second),
-                                       weights[second])
+        crossed, w_crossed = crossover(
+            k_x, take(first), weights[first], take(second), weights[second]
+        )
         do_cross = jax.random.bernoulli(k_cx, crossover_rate)
         arch = jax.tree.map(lambda c, p: jnp.where(do_cross, c, p), crossed, take(first))
         w = jnp.where(do_cross, w_crossed, weights[first])
@@ -185,20 +212,27 @@ def neat(space: Space, population_size: int = 20, *, elitism: int = 2,
         archs, weights = split(state.population)
         fitness = state.fitness
         evaluated = jnp.isfinite(fitness)
-        species = speciate(compatibility(archs, weights, weight_coefficient),
-                           jnp.where(evaluated, fitness, -jnp.inf), compatibility_threshold)
+        species = speciate(
+            compatibility(archs, weights, weight_coefficient),
+            jnp.where(evaluated, fitness, -jnp.inf),
+            compatibility_threshold,
+        )
         # survivors: the top `survival` fraction of each species (at least one member)
         same = species[:, None] == species[None, :]
-        ahead = same & ((fitness[None, :] > fitness[:, None])
-                        | ((fitness[None, :] == fitness[:, None])
-                           & (jnp.arange(population_size)[None, :]
-                              < jnp.arange(population_size)[:, None])))
+        ahead = same & (
+            (fitness[None, :] > fitness[:, None])
+            | (
+                (fitness[None, :] == fitness[:, None])
+                & (jnp.arange(population_size)[None, :] < jnp.arange(population_size)[:, None])
+            )
+        )
         rank = jnp.sum(ahead & evaluated[None, :], axis=1)
         keep = jnp.maximum(1, jnp.ceil(survival * jnp.sum(same & evaluated[None], 1)))
         parent_ok = evaluated & (rank < keep)
         parent_ok = jnp.where(jnp.any(parent_ok), parent_ok, True)
         children, child_w = jax.vmap(offspring, (0, None, None, None, None, None))(
-            jax.random.split(key, batch), archs, weights, fitness, species, parent_ok)
+            jax.random.split(key, batch), archs, weights, fitness, species, parent_ok
+        )
         fresh = state.generation == 0
         first_archs = jax.tree.map(lambda x: x[elitism:], archs)
         out_archs = jax.tree.map(lambda f, c: jnp.where(fresh, f, c), first_archs, children)
@@ -208,13 +242,19 @@ def neat(space: Space, population_size: int = 20, *, elitism: int = 2,
     def tell(state: NeatState, candidates: Any, fitness: jax.Array) -> NeatState:
         fitness = clean_fitness(fitness)
         elite = jnp.argsort(-state.fitness, stable=True)[:elitism]
-        population = jax.tree.map(lambda old, new: jnp.concatenate([old[elite], new]),
-                                  state.population, candidates)
+        population = jax.tree.map(
+            lambda old, new: jnp.concatenate([old[elite], new]), state.population, candidates
+        )
         pop_fitness = jnp.concatenate([state.fitness[elite], fitness])
         i = jnp.argmax(fitness)
         better = fitness[i] > state.best_fitness
         best = jax.tree.map(lambda c, o: jnp.where(better, c[i], o), candidates, state.best)
-        return NeatState(population, pop_fitness, state.generation + 1, best,
-                         jnp.maximum(state.best_fitness, fitness[i]))
+        return NeatState(
+            population,
+            pop_fitness,
+            state.generation + 1,
+            best,
+            jnp.maximum(state.best_fitness, fitness[i]),
+        )
 
     return Searcher(init, ask, tell, batch)

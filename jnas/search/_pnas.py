@@ -56,32 +56,50 @@ def prefix_encoding(prefixes: jax.Array, sizes: Sequence[int]) -> jax.Array:
     return jax.nn.one_hot(prefixes, k, dtype=jnp.float32).reshape(*prefixes.shape[:-1], -1)
 
 
-def pnas(space: DecisionSpace, beam: int = 10, *, fill: int | Sequence[int] | None = None,
-         members: int = 5, train_steps: int = 200, max_points: int = 200) -> Searcher:
+def pnas(
+    space: DecisionSpace,
+    beam: int = 10,
+    *,
+    fill: int | Sequence[int] | None = None,
+    members: int = 5,
+    train_steps: int = 200,
+    max_points: int = 200,
+) -> Searcher:
     """PNAS over the space's decisions (see the module docstring). One round, `beam`
     candidates, per `ask`."""
     where = "pnas"
-    check_positive(where, beam=beam, members=members, train_steps=train_steps,
-                   max_points=max_points)
+    check_positive(
+        where, beam=beam, members=members, train_steps=train_steps, max_points=max_points
+    )
     require(where, space, Space, Decisions)
     sizes = tuple(int(s) for s in space.decision_sizes)
     n, k = len(sizes), max(sizes)
     if fill is not None:
         fills = (fill,) * n if isinstance(fill, int) else tuple(fill)
-        if len(fills) != n or not all(isinstance(f, int) and 0 <= f < s
-                                      for f, s in zip(fills, sizes, strict=True)):
-            raise ValueError(f"{where}: `fill` must be a choice valid at every decision "
-                             f"(sizes {sizes}), or one per decision; got {fill!r}")
+        if len(fills) != n or not all(
+            isinstance(f, int) and 0 <= f < s for f, s in zip(fills, sizes, strict=True)
+        ):
+            raise ValueError(
+                f"{where}: `fill` must be a choice valid at every decision "
+                f"(sizes {sizes}), or one per decision; got {fill!r}"
+            )
     size_arr = jnp.asarray(sizes, jnp.int32)
     empty_ok = jnp.arange(beam) == 0
 
     def init(key: jax.Array) -> PNASState:
         undecided = jnp.full((beam, n), -1, jnp.int32)
-        return PNASState(undecided, empty_ok, jnp.zeros((), jnp.int32), undecided,
-                         jnp.zeros((beam,), bool), jnp.full((max_points, n), -1, jnp.int32),
-                         jnp.full((max_points,), jnp.nan, jnp.float32),
-                         jnp.zeros((), jnp.int32), space.sample(key),
-                         jnp.full((), -jnp.inf, jnp.float32))
+        return PNASState(
+            undecided,
+            empty_ok,
+            jnp.zeros((), jnp.int32),
+            undecided,
+            jnp.zeros((beam,), bool),
+            jnp.full((max_points, n), -1, jnp.int32),
+            jnp.full((max_points,), jnp.nan, jnp.float32),
+            jnp.zeros((), jnp.int32),
+            space.sample(key),
+            jnp.full((), -jnp.inf, jnp.float32),
+        )
 
     def uniform(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
         u = jax.random.uniform(key, (*shape, n))
@@ -91,20 +109,29 @@ def pnas(space: DecisionSpace, beam: int = 10, *, fill: int | Sequence[int] | No
         k_fit, k_tie, k_fill, k_rand = jax.random.split(key, 4)
         b = state.level
         values = jnp.arange(k, dtype=jnp.int32)
-        expanded = jnp.where((jnp.arange(n) == b)[None, None, :], values[None, :, None],
-                             state.beam[:, None, :]).reshape(beam * k, n)
+        expanded = jnp.where(
+            (jnp.arange(n) == b)[None, None, :], values[None, :, None], state.beam[:, None, :]
+        ).reshape(beam * k, n)
         ok = (state.beam_ok[:, None] & (values[None, :] < size_arr[b])).reshape(-1)
         mask = (jnp.arange(max_points) < state.count) & jnp.isfinite(state.y)
-        model = ensemble_fit(k_fit, prefix_encoding(state.x, sizes),
-                             jnp.where(mask, state.y, 0.0), mask, members=members,
-                             steps=train_steps)
+        model = ensemble_fit(
+            k_fit,
+            prefix_encoding(state.x, sizes),
+            jnp.where(mask, state.y, 0.0),
+            mask,
+            members=members,
+            steps=train_steps,
+        )
         predicted = ensemble_predict(model, prefix_encoding(expanded, sizes)).mean(0)
         tie = jax.random.uniform(k_tie, predicted.shape)
         scores = jnp.where(jnp.any(mask), predicted, 0.0) + 1e-6 * tie
         chosen = jax.lax.top_k(jnp.where(ok, scores, -jnp.inf), beam)[1]
         prefixes, chosen_ok = expanded[chosen], ok[chosen]
-        filler = (uniform(k_fill, (beam,)) if fill is None
-                  else jnp.broadcast_to(jnp.asarray(fills, jnp.int32), (beam, n)))
+        filler = (
+            uniform(k_fill, (beam,))
+            if fill is None
+            else jnp.broadcast_to(jnp.asarray(fills, jnp.int32), (beam, n))
+        )
         full = jnp.where(prefixes >= 0, prefixes, filler)
         full = jnp.where(chosen_ok[:, None], full, uniform(k_rand, (beam,)))
         prefixes = jnp.where(chosen_ok[:, None], prefixes, full)
@@ -118,11 +145,20 @@ def pnas(space: DecisionSpace, beam: int = 10, *, fill: int | Sequence[int] | No
         restart = level >= n
         beam_ok = jnp.where(restart, empty_ok, state.pending_ok)
         beam_prefixes = jnp.where(restart, jnp.full_like(state.pending, -1), state.pending)
-        best, best_fitness = update_incumbent(state.best, state.best_fitness, archs,
-                                              clean_fitness(fitness))
-        return PNASState(beam_prefixes, beam_ok, jnp.where(restart, 0, level), state.pending,
-                         state.pending_ok, state.x.at[slots].set(state.pending),
-                         state.y.at[slots].set(fitness), state.count + beam, best,
-                         best_fitness)
+        best, best_fitness = update_incumbent(
+            state.best, state.best_fitness, archs, clean_fitness(fitness)
+        )
+        return PNASState(
+            beam_prefixes,
+            beam_ok,
+            jnp.where(restart, 0, level),
+            state.pending,
+            state.pending_ok,
+            state.x.at[slots].set(state.pending),
+            state.y.at[slots].set(fitness),
+            state.count + beam,
+            best,
+            best_fitness,
+        )
 
     return Searcher(init, ask, tell, beam)

@@ -37,8 +37,9 @@ class QLearningState(NamedTuple):
     best_fitness: jax.Array  # float32[]
 
 
-def metaqnn_epsilon(explore: int = 100, per_step: int = 20, floor: float = 0.1
-                    ) -> Callable[[jax.Array], jax.Array]:
+def metaqnn_epsilon(
+    explore: int = 100, per_step: int = 20, floor: float = 0.1
+) -> Callable[[jax.Array], jax.Array]:
     """MetaQNN's schedule, scaled to a budget of a few hundred evaluations: ε = 1 for the
     first `explore` episodes, then 0.9, 0.8, ... down to `floor`, `per_step` episodes each
     (the paper: 1,500 episodes at ε = 1, then 100 to 200 per step)."""
@@ -51,9 +52,15 @@ def metaqnn_epsilon(explore: int = 100, per_step: int = 20, floor: float = 0.1
     return epsilon
 
 
-def q_learning(space: DecisionSpace, batch_size: int = 1, learning_rate: float = 0.01,
-               discount: float = 1.0, epsilon: float | Callable[[jax.Array], jax.Array]
-               | None = None, replay: int = 100, memory: int = 1000) -> Searcher:
+def q_learning(
+    space: DecisionSpace,
+    batch_size: int = 1,
+    learning_rate: float = 0.01,
+    discount: float = 1.0,
+    epsilon: float | Callable[[jax.Array], jax.Array] | None = None,
+    replay: int = 100,
+    memory: int = 1000,
+) -> Searcher:
     """MetaQNN's tabular Q-learning over the space's categorical decisions.
 
     `epsilon`: a constant or a schedule of the number of episodes told (default
@@ -74,8 +81,7 @@ def q_learning(space: DecisionSpace, batch_size: int = 1, learning_rate: float =
         epsilon = metaqnn_epsilon()
     elif not callable(epsilon):
         if not 0 <= epsilon <= 1:
-            raise ValueError(f"{where}: `epsilon` must be in [0, 1] or a schedule; got "
-                             f"{epsilon!r}")
+            raise ValueError(f"{where}: `epsilon` must be in [0, 1] or a schedule; got {epsilon!r}")
         constant = float(epsilon)
         epsilon = lambda count: jnp.full((), constant)
     sizes = jnp.asarray(space.decision_sizes)
@@ -85,10 +91,14 @@ def q_learning(space: DecisionSpace, batch_size: int = 1, learning_rate: float =
     def init(key: jax.Array) -> QLearningState:
         return QLearningState(
             jnp.zeros((steps, width + 1, width), jnp.float32),
-            jnp.zeros((memory, steps), jnp.int32), jnp.zeros((memory,), jnp.float32),
-            jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32), jax.random.key_data(key),
+            jnp.zeros((memory, steps), jnp.int32),
+            jnp.zeros((memory,), jnp.float32),
+            jnp.zeros((), jnp.int32),
+            jnp.zeros((), jnp.int32),
+            jax.random.key_data(key),
             space.sample(key),
-            jnp.full((), -jnp.inf, jnp.float32))
+            jnp.full((), -jnp.inf, jnp.float32),
+        )
 
     def episode(q: jax.Array, eps: jax.Array, key: jax.Array) -> jax.Array:
         def step(prev, inputs):
@@ -101,16 +111,20 @@ def q_learning(space: DecisionSpace, batch_size: int = 1, learning_rate: float =
             choice = jnp.where(jax.random.uniform(k_explore) < eps, uniform, greedy)
             return choice, choice
 
-        _, choices = jax.lax.scan(step, jnp.int32(width),
-                                  (jnp.arange(steps), jax.random.split(key, steps)))
+        _, choices = jax.lax.scan(
+            step, jnp.int32(width), (jnp.arange(steps), jax.random.split(key, steps))
+        )
         return choices.astype(jnp.int32)
 
     def ask(key: jax.Array, state: QLearningState) -> tuple[Any, QLearningState]:
         k_episodes, k_replay = jax.random.split(key)
         eps = epsilon(state.num_told)
         decisions = jax.vmap(episode, in_axes=(None, None, 0))(
-            state.q, eps, jax.random.split(k_episodes, batch_size))
-        return jax.vmap(space.from_decisions)(decisions), state._replace(key=jax.random.key_data(k_replay))
+            state.q, eps, jax.random.split(k_episodes, batch_size)
+        )
+        return jax.vmap(space.from_decisions)(decisions), state._replace(
+            key=jax.random.key_data(k_replay)
+        )
 
     def replay_one(q: jax.Array, decisions: jax.Array, reward: jax.Array) -> jax.Array:
         prev = jnp.concatenate([jnp.array([width], jnp.int32), decisions[:-1]])
@@ -141,18 +155,26 @@ def q_learning(space: DecisionSpace, batch_size: int = 1, learning_rate: float =
             return (mem, rewards, stored + good.astype(jnp.int32)), None
 
         (mem, rewards, stored), _ = jax.lax.scan(
-            store, (state.memory, state.rewards, state.stored), (decisions, fitness, ok))
-        picks = jax.random.randint(jax.random.wrap_key_data(state.key), (replay,), 0, jnp.maximum(
-            jnp.minimum(stored, memory), 1))
+            store, (state.memory, state.rewards, state.stored), (decisions, fitness, ok)
+        )
+        picks = jax.random.randint(
+            jax.random.wrap_key_data(state.key),
+            (replay,),
+            0,
+            jnp.maximum(jnp.minimum(stored, memory), 1),
+        )
 
         def replay_step(q, i):
             return replay_one(q, mem[i], rewards[i]), None
 
-        q, _ = jax.lax.cond(stored > 0, lambda q: jax.lax.scan(replay_step, q, picks),
-                            lambda q: (q, None), q)
-        best, best_fitness = update_incumbent(state.best, state.best_fitness, archs,
-                                              clean_fitness(fitness))
-        return QLearningState(q, mem, rewards, stored, state.num_told + batch_size,
-                              state.key, best, best_fitness)
+        q, _ = jax.lax.cond(
+            stored > 0, lambda q: jax.lax.scan(replay_step, q, picks), lambda q: (q, None), q
+        )
+        best, best_fitness = update_incumbent(
+            state.best, state.best_fitness, archs, clean_fitness(fitness)
+        )
+        return QLearningState(
+            q, mem, rewards, stored, state.num_told + batch_size, state.key, best, best_fitness
+        )
 
     return Searcher(init, ask, tell, batch_size)

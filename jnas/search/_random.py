@@ -36,8 +36,9 @@ def random_search(space: Space, batch_size: int = 1) -> Searcher:
     require("random_search", space, Space)
 
     def init(key: jax.Array) -> RandomSearchState:
-        return RandomSearchState(space.sample(key), jnp.full((), -jnp.inf, jnp.float32),
-                                 jnp.zeros((), jnp.int32))
+        return RandomSearchState(
+            space.sample(key), jnp.full((), -jnp.inf, jnp.float32), jnp.zeros((), jnp.int32)
+        )
 
     def ask(key: jax.Array, state: RandomSearchState) -> tuple[Any, RandomSearchState]:
         return jax.vmap(space.sample)(jax.random.split(key, batch_size)), state

@@ -31,10 +31,17 @@ class ReinforceState(NamedTuple):
 CONTROLLERS = ("logits", "lstm")
 
 
-def reinforce(space: DecisionSpace, batch_size: int = 1, learning_rate: float = 0.01,
-              baseline_decay: float = 0.9, optimizer: optax.GradientTransformation | None = None,
-              *, controller: str = "logits", hidden: int = 64, entropy_weight: float = 0.0
-              ) -> Searcher:
+def reinforce(
+    space: DecisionSpace,
+    batch_size: int = 1,
+    learning_rate: float = 0.01,
+    baseline_decay: float = 0.9,
+    optimizer: optax.GradientTransformation | None = None,
+    *,
+    controller: str = "logits",
+    hidden: int = 64,
+    entropy_weight: float = 0.0,
+) -> Searcher:
     """REINFORCE (Williams 1992) with a moving-average baseline over a space's decisions.
 
     `controller="logits"`: every decision from its own softmax (the NB201 paper's
@@ -52,13 +59,13 @@ def reinforce(space: DecisionSpace, batch_size: int = 1, learning_rate: float = 
     check_positive("reinforce", batch_size=batch_size, hidden=hidden)
     require("reinforce", space, Space, Decisions)
     if controller not in CONTROLLERS:
-        raise ValueError(f"reinforce: `controller` must be one of {CONTROLLERS}; got "
-                         f"{controller!r}")
+        raise ValueError(
+            f"reinforce: `controller` must be one of {CONTROLLERS}; got {controller!r}"
+        )
     if not learning_rate > 0:
         raise ValueError(f"reinforce: `learning_rate` must be > 0; got {learning_rate!r}")
     if not 0.0 <= baseline_decay < 1.0:
-        raise ValueError(f"reinforce: `baseline_decay` must be in [0, 1); got "
-                         f"{baseline_decay!r}")
+        raise ValueError(f"reinforce: `baseline_decay` must be in [0, 1); got {baseline_decay!r}")
     if not entropy_weight >= 0:
         raise ValueError(f"reinforce: `entropy_weight` must be >= 0; got {entropy_weight!r}")
     sizes = jnp.asarray(space.decision_sizes)
@@ -74,12 +81,14 @@ def reinforce(space: DecisionSpace, batch_size: int = 1, learning_rate: float = 
             keys = jax.random.split(key, batch_size)
             return jax.vmap(lambda k: lstm.sample(policy, k)[0])(keys)
     else:
+
         def init_policy(key: jax.Array) -> jax.Array:
             return jnp.zeros((num_decisions, num_choices), jnp.float32)
 
         def sample(policy: jax.Array, key: jax.Array) -> jax.Array:
-            return jax.random.categorical(key, jnp.where(valid, policy, -jnp.inf), axis=-1,
-                                          shape=(batch_size, num_decisions))
+            return jax.random.categorical(
+                key, jnp.where(valid, policy, -jnp.inf), axis=-1, shape=(batch_size, num_decisions)
+            )
 
         def log_prob(policy: jax.Array, decisions: jax.Array) -> tuple[jax.Array, jax.Array]:
             logp = jax.nn.log_softmax(jnp.where(valid, policy, -1e9), axis=-1)
@@ -89,9 +98,14 @@ def reinforce(space: DecisionSpace, batch_size: int = 1, learning_rate: float = 
     def init(key: jax.Array) -> ReinforceState:
         k_policy, k_arch = jax.random.split(key)
         policy = init_policy(k_policy)
-        return ReinforceState(policy, tx.init(policy), jnp.zeros((), jnp.float32),
-                              jnp.zeros((), jnp.int32), space.sample(k_arch),
-                              jnp.full((), -jnp.inf, jnp.float32))
+        return ReinforceState(
+            policy,
+            tx.init(policy),
+            jnp.zeros((), jnp.float32),
+            jnp.zeros((), jnp.int32),
+            space.sample(k_arch),
+            jnp.full((), -jnp.inf, jnp.float32),
+        )
 
     def ask(key: jax.Array, state: ReinforceState) -> tuple[Any, ReinforceState]:
         return jax.vmap(space.from_decisions)(sample(state.policy, key)), state
@@ -113,10 +127,12 @@ def reinforce(space: DecisionSpace, batch_size: int = 1, learning_rate: float = 
         updates, opt_state = tx.update(grads, state.opt_state, state.policy)
         policy = optax.apply_updates(state.policy, updates)
         any_ok = jnp.any(ok)
-        new_baseline = jnp.where(any_ok, baseline_decay * baseline
-                                 + (1 - baseline_decay) * mean, baseline)
-        best, best_fitness = update_incumbent(state.best, state.best_fitness, archs,
-                                              clean_fitness(fitness))
+        new_baseline = jnp.where(
+            any_ok, baseline_decay * baseline + (1 - baseline_decay) * mean, baseline
+        )
+        best, best_fitness = update_incumbent(
+            state.best, state.best_fitness, archs, clean_fitness(fitness)
+        )
         num_told = state.num_told + any_ok.astype(jnp.int32)
         return ReinforceState(policy, opt_state, new_baseline, num_told, best, best_fitness)
 

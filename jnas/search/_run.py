@@ -28,17 +28,27 @@ from jnas.search._base import Searcher
 Objective = Callable[[Any], float]  # one architecture -> fitness (higher is better)
 
 
-def run(searcher: Searcher, objective: Objective, key: jax.Array, *, num_evaluations: int,
-        space: Any, out: str | pathlib.Path | None = None, resume: bool = False,
-        on_evaluation: Callable[[dict], None] | None = None) -> tuple[Any, list[dict]]:
+def run(
+    searcher: Searcher,
+    objective: Objective,
+    key: jax.Array,
+    *,
+    num_evaluations: int,
+    space: Any,
+    out: str | pathlib.Path | None = None,
+    resume: bool = False,
+    on_evaluation: Callable[[dict], None] | None = None,
+) -> tuple[Any, list[dict]]:
     """Run `searcher` for `num_evaluations` evaluations of `objective` (rounded up to whole
     batches); returns (final state, one record per round). Round t asks with
     `fold_in(key, t)`. A NaN fitness is recorded as NaN and told as the worst.
     """
     if searcher.fidelities > 1:
-        raise ValueError(f"run: the searcher is multi-fidelity ({searcher.fidelities} "
-                         "fidelities) and `objective` takes one architecture; run it against "
-                         "a table with `jnas.bench.simulate` and a multi-fidelity objective")
+        raise ValueError(
+            f"run: the searcher is multi-fidelity ({searcher.fidelities} "
+            "fidelities) and `objective` takes one architecture; run it against "
+            "a table with `jnas.bench.simulate` and a multi-fidelity objective"
+        )
     check_positive("run", num_evaluations=num_evaluations)
     rounds = math.ceil(num_evaluations / searcher.batch_size)
     k_init, k_rounds = jax.random.split(key)
@@ -68,19 +78,29 @@ def run(searcher: Searcher, objective: Objective, key: jax.Array, *, num_evaluat
                 if log:
                     with open(log[0], "a") as f:
                         f.write(json.dumps({"round": t, "i": i, "fitness": fitness}) + "\n")
-            evaluation = {"round": t, "i": i, "arch": space.to_string(arch),
-                          "fitness": fitness}
+            evaluation = {"round": t, "i": i, "arch": space.to_string(arch), "fitness": fitness}
             if on_evaluation is not None:
                 on_evaluation(evaluation)
             evaluations.append(evaluation)
         fitness = np.asarray([e["fitness"] for e in evaluations], np.float32)
         state = tell(state, archs, fitness)
         seen.extend(evaluations)
-        best = max((e for e in seen if not math.isnan(e["fitness"])),
-                   key=lambda e: e["fitness"], default=None)
-        return state, {}, {"round": t, "evaluations": evaluations,
-                           "best_arch": best and best["arch"],
-                           "best_fitness": best and best["fitness"]}
+        best = max(
+            (e for e in seen if not math.isnan(e["fitness"])),
+            key=lambda e: e["fitness"],
+            default=None,
+        )
+        return (
+            state,
+            {},
+            {
+                "round": t,
+                "evaluations": evaluations,
+                "best_arch": best and best["arch"],
+                "best_fitness": best and best["fitness"],
+            },
+        )
 
-    return run_units(unit, units=rounds, init=searcher.init, key=k_init, out=out,
-                     resume=resume, on_open=on_open)
+    return run_units(
+        unit, units=rounds, init=searcher.init, key=k_init, out=out, resume=resume, on_open=on_open
+    )

@@ -12,8 +12,9 @@ from jnas.search._evolution import evolution
 from jnas.spaces import Space, require
 
 
-def tournament_evolution(space: Space, population_size: int = 50,
-                         tournament_fraction: float = 0.05) -> Searcher:
+def tournament_evolution(
+    space: Space, population_size: int = 50, tournament_fraction: float = 0.05
+) -> Searcher:
     """Tournament selection of the fittest of a random `tournament_fraction` of the
     population, one mutation, no aging.
 
@@ -24,8 +25,10 @@ def tournament_evolution(space: Space, population_size: int = 50,
     """
     check_positive("tournament_evolution", population_size=population_size)
     if not 0.0 < tournament_fraction <= 1.0:
-        raise ValueError("tournament_evolution: `tournament_fraction` must be in (0, 1]; got "
-                         f"{tournament_fraction!r}")
+        raise ValueError(
+            "tournament_evolution: `tournament_fraction` must be in (0, 1]; got "
+            f"{tournament_fraction!r}"
+        )
     require("tournament_evolution", space, Space)
     sample_size = max(1, round(tournament_fraction * population_size))
 

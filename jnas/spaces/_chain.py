@@ -26,8 +26,7 @@ from jnas.spaces._common import (
 # (width, blocks, stride) of ProxylessNAS' searchable stages (ImageNet, mobile/GPU settings).
 PROXYLESS_STAGES = ((24, 4, 2), (40, 4, 2), (80, 4, 2), (96, 4, 1), (192, 4, 2), (320, 1, 1))
 # MobileNetV2 (Sandler et al. 2018) with its stage depths: all blocks k3 e6 is MobileNetV2.
-MOBILENET_V2_STAGES = ((24, 2, 2), (32, 3, 2), (64, 4, 2), (96, 3, 1), (160, 3, 2),
-                       (320, 1, 1))
+MOBILENET_V2_STAGES = ((24, 2, 2), (32, 3, 2), (64, 4, 2), (96, 3, 1), (160, 3, 2), (320, 1, 1))
 
 
 class ChainArch(NamedTuple):
@@ -54,16 +53,31 @@ class Chain(DecisionSupernet):
     head_channels: int = 1280
 
     def __post_init__(self) -> None:
-        if (not isinstance(self.stages, tuple) or not self.stages
-                or not all(isinstance(s, tuple) and len(s) == 3
-                           and all(isinstance(v, int) and v >= 1 for v in s)
-                           and s[2] in (1, 2) for s in self.stages)):
-            raise bad("Chain", "stages", "a non-empty tuple of (width, blocks, stride) with "
-                      "positive ints and stride 1 or 2", self.stages)
+        if (
+            not isinstance(self.stages, tuple)
+            or not self.stages
+            or not all(
+                isinstance(s, tuple)
+                and len(s) == 3
+                and all(isinstance(v, int) and v >= 1 for v in s)
+                and s[2] in (1, 2)
+                for s in self.stages
+            )
+        ):
+            raise bad(
+                "Chain",
+                "stages",
+                "a non-empty tuple of (width, blocks, stride) with positive ints and stride 1 or 2",
+                self.stages,
+            )
         for name in ("kernels", "expansions"):
             values = getattr(self, name)
-            if (not isinstance(values, tuple) or not values or len(set(values)) != len(values)
-                    or not all(isinstance(v, int) and v >= 1 for v in values)):
+            if (
+                not isinstance(values, tuple)
+                or not values
+                or len(set(values)) != len(values)
+                or not all(isinstance(v, int) and v >= 1 for v in values)
+            ):
                 raise bad("Chain", name, "a tuple of unique positive ints", values)
         if any(k % 2 == 0 for k in self.kernels):
             raise bad("Chain", "kernels", "odd kernel sizes", self.kernels)
@@ -122,17 +136,24 @@ class Chain(DecisionSupernet):
         ops = concrete("Chain.validate", "arch.ops", arch.ops, (self.num_blocks,))
         counts = self.skip + self.skippable
         if np.any(ops < 0) or np.any(ops >= counts):
-            raise bad("Chain.validate", "arch.ops", f"choices in [0, {self.skip}) and "
-                      f"{self.skip} (skip) only for blocks {np.flatnonzero(self.skippable)}",
-                      ops.tolist())
+            raise bad(
+                "Chain.validate",
+                "arch.ops",
+                f"choices in [0, {self.skip}) and "
+                f"{self.skip} (skip) only for blocks {np.flatnonzero(self.skippable)}",
+                ops.tolist(),
+            )
 
     def neighbors(self, arch: ChainArch) -> tuple[ChainArch, jax.Array]:
         """Every single-block change, and whether it is allowed."""
         b, k = self.num_blocks, self.num_choices
         pos = np.repeat(np.arange(b), k)
         val = np.tile(np.arange(k), b)
-        batch = jnp.tile(arch.ops[None], (b * k, 1)).at[np.arange(b * k), pos].set(
-            jnp.asarray(val, jnp.int8))
+        batch = (
+            jnp.tile(arch.ops[None], (b * k, 1))
+            .at[np.arange(b * k), pos]
+            .set(jnp.asarray(val, jnp.int8))
+        )
         mask = (arch.ops[pos] != val) & (val < self._counts()[pos])
         return ChainArch(batch), mask
 
@@ -146,9 +167,14 @@ class Chain(DecisionSupernet):
         self.validate(arch)
         out = []
         for c in np.asarray(arch.ops).tolist():
-            out.append(None if c == self.skip else
-                       (self.kernels[c // len(self.expansions)],
-                        self.expansions[c % len(self.expansions)]))
+            out.append(
+                None
+                if c == self.skip
+                else (
+                    self.kernels[c // len(self.expansions)],
+                    self.expansions[c % len(self.expansions)],
+                )
+            )
         return out
 
     def to_string(self, arch: ChainArch) -> str:
@@ -162,8 +188,11 @@ class Chain(DecisionSupernet):
         parts = string.split("-")
         if len(parts) != self.num_blocks:
             raise bad(where, "string", f"{self.num_blocks} '-'-separated blocks", string)
-        names = {f"k{k}e{e}": i * len(self.expansions) + j
-                 for i, k in enumerate(self.kernels) for j, e in enumerate(self.expansions)}
+        names = {
+            f"k{k}e{e}": i * len(self.expansions) + j
+            for i, k in enumerate(self.kernels)
+            for j, e in enumerate(self.expansions)
+        }
         names["skip"] = self.skip
         ops = []
         for p in parts:
@@ -197,23 +226,48 @@ class Chain(DecisionSupernet):
                     for e_i, expansion in enumerate(self.expansions):
                         hidden = c * expansion
                         expand = size * size * c * hidden if expansion != 1 else 0
-                        table[b, k_i * len(self.expansions) + e_i] = (
-                            expand + out * out * hidden * (kernel * kernel + width))
+                        table[b, k_i * len(self.expansions) + e_i] = expand + out * out * hidden * (
+                            kernel * kernel + width
+                        )
                 c, size, b = width, out, b + 1
         return (table / 1e6).astype(np.float32)
 
-    def supernet(self, *, num_classes: int = 1000, in_channels: int = 3, stem_stride: int = 2,
-                 rngs: Any = None) -> Any:
+    def supernet(
+        self,
+        *,
+        num_classes: int = 1000,
+        in_channels: int = 3,
+        stem_stride: int = 2,
+        rngs: Any = None,
+    ) -> Any:
         """The ProxylessNAS over-parameterised network (`jnas.nn.ChainSupernet`)."""
         from jnas.nn import ChainSupernet
 
-        return ChainSupernet(self, num_classes=num_classes, in_channels=in_channels,
-                             stem_stride=stem_stride, rngs=rngs)
+        return ChainSupernet(
+            self,
+            num_classes=num_classes,
+            in_channels=in_channels,
+            stem_stride=stem_stride,
+            rngs=rngs,
+        )
 
-    def build(self, arch: ChainArch, *, num_classes: int = 1000, dropout: float = 0.0,
-              stem_stride: int = 2, rngs: Any = None) -> Any:
+    def build(
+        self,
+        arch: ChainArch,
+        *,
+        num_classes: int = 1000,
+        dropout: float = 0.0,
+        stem_stride: int = 2,
+        rngs: Any = None,
+    ) -> Any:
         """The chain network (`jnas.nn.ChainNetwork`); `stem_stride=1` suits 32x32 inputs."""
         from jnas.nn import ChainNetwork
 
-        return ChainNetwork(self, self.blocks(arch), num_classes=num_classes,
-                            dropout=dropout, stem_stride=stem_stride, rngs=rngs)
+        return ChainNetwork(
+            self,
+            self.blocks(arch),
+            num_classes=num_classes,
+            dropout=dropout,
+            stem_stride=stem_stride,
+            rngs=rngs,
+        )

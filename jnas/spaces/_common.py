@@ -40,15 +40,17 @@ def concrete(where: str, arg: str, value: Any, shape: tuple[int, ...]) -> np.nda
     concrete values: they raise a clear error when handed a tracer.
     """
     if isinstance(value, jax.core.Tracer):
-        raise bad(where, arg, "a concrete array (this function does not run under jit)",
-                  "a traced value")
+        raise bad(
+            where, arg, "a concrete array (this function does not run under jit)", "a traced value"
+        )
     try:
         array = np.asarray(value)
     except Exception as err:
         raise bad(where, arg, f"an integer array of shape {shape}", type(value)) from err
     if array.shape != shape or not np.issubdtype(array.dtype, np.integer):
-        raise bad(where, arg, f"an integer array of shape {shape}",
-                  f"{array.dtype}{list(array.shape)}")
+        raise bad(
+            where, arg, f"an integer array of shape {shape}", f"{array.dtype}{list(array.shape)}"
+        )
     return array.astype(np.int64)
 
 
@@ -61,7 +63,9 @@ def random_choice_masked(key: jax.Array, mask: jax.Array) -> jax.Array:
     return jax.random.categorical(key, logits)
 
 
-def categorical_neighbors(values: jax.Array, num_choices: jax.Array | int) -> tuple[jax.Array, jax.Array]:
+def categorical_neighbors(
+    values: jax.Array, num_choices: jax.Array | int
+) -> tuple[jax.Array, jax.Array]:
     """All arrays that differ from the 1-D `values` in exactly one position.
 
     Args:

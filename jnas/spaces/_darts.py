@@ -24,21 +24,33 @@ from jnas.spaces._common import (
     random_choice_masked,
 )
 
-DARTS_OPS = ("none", "max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3",
-             "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5")
+DARTS_OPS = (
+    "none",
+    "max_pool_3x3",
+    "avg_pool_3x3",
+    "skip_connect",
+    "sep_conv_3x3",
+    "sep_conv_5x5",
+    "dil_conv_3x3",
+    "dil_conv_5x5",
+)
 
-DARTS_V1 = ("Genotype(normal=[('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('skip_connect', 0), "
-            "('sep_conv_3x3', 1), ('skip_connect', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), "
-            "('skip_connect', 2)], normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), "
-            "('max_pool_3x3', 1), ('skip_connect', 2), ('max_pool_3x3', 0), ('max_pool_3x3', 0), "
-            "('skip_connect', 2), ('skip_connect', 2), ('avg_pool_3x3', 0)], "
-            "reduce_concat=[2, 3, 4, 5])")
-DARTS_V2 = ("Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), "
-            "('sep_conv_3x3', 1), ('sep_conv_3x3', 1), ('skip_connect', 0), ('skip_connect', 0), "
-            "('dil_conv_3x3', 2)], normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), "
-            "('max_pool_3x3', 1), ('skip_connect', 2), ('max_pool_3x3', 1), ('max_pool_3x3', 0), "
-            "('skip_connect', 2), ('skip_connect', 2), ('max_pool_3x3', 1)], "
-            "reduce_concat=[2, 3, 4, 5])")
+DARTS_V1 = (
+    "Genotype(normal=[('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('skip_connect', 0), "
+    "('sep_conv_3x3', 1), ('skip_connect', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), "
+    "('skip_connect', 2)], normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), "
+    "('max_pool_3x3', 1), ('skip_connect', 2), ('max_pool_3x3', 0), ('max_pool_3x3', 0), "
+    "('skip_connect', 2), ('skip_connect', 2), ('avg_pool_3x3', 0)], "
+    "reduce_concat=[2, 3, 4, 5])"
+)
+DARTS_V2 = (
+    "Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), "
+    "('sep_conv_3x3', 1), ('sep_conv_3x3', 1), ('skip_connect', 0), ('skip_connect', 0), "
+    "('dil_conv_3x3', 2)], normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), "
+    "('max_pool_3x3', 1), ('skip_connect', 2), ('max_pool_3x3', 1), ('max_pool_3x3', 0), "
+    "('skip_connect', 2), ('skip_connect', 2), ('max_pool_3x3', 1)], "
+    "reduce_concat=[2, 3, 4, 5])"
+)
 
 
 class DARTSArch(NamedTuple):
@@ -98,8 +110,9 @@ class DARTS:
     @property
     def _pairs(self) -> list[np.ndarray]:
         """Per node k: int[C(k+2, 2), 2], its possible input pairs (lo < hi) in order."""
-        return [np.array(list(itertools.combinations(range(k + 2), 2)))
-                for k in range(self.num_nodes)]
+        return [
+            np.array(list(itertools.combinations(range(k + 2), 2))) for k in range(self.num_nodes)
+        ]
 
     @property
     def decision_sizes(self) -> tuple[int, ...]:
@@ -126,11 +139,11 @@ class DARTS:
         """The genotype of `to_decisions` output (inputs of each node in increasing order)."""
         d = jnp.asarray(decisions).astype(jnp.int32).reshape(2, self.num_nodes, 3)
         allowed = jnp.asarray(np.flatnonzero(self._allowed_ops), jnp.int32)
-        src = jnp.stack([jnp.asarray(p, jnp.int32)[d[:, k, 0]]
-                         for k, p in enumerate(self._pairs)], 1)  # [2, nodes, 2]
+        src = jnp.stack(
+            [jnp.asarray(p, jnp.int32)[d[:, k, 0]] for k, p in enumerate(self._pairs)], 1
+        )  # [2, nodes, 2]
         ops = allowed[d[..., 1:]]
-        return DARTSArch(ops.reshape(2, -1).astype(jnp.int8),
-                         src.reshape(2, -1).astype(jnp.int8))
+        return DARTSArch(ops.reshape(2, -1).astype(jnp.int8), src.reshape(2, -1).astype(jnp.int8))
 
     # ----------------------------------------------------------------- validity
     def is_valid(self, arch: DARTSArch) -> jax.Array:
@@ -150,8 +163,9 @@ class DARTS:
         ops = concrete(where, "arch.ops", arch.ops, shape)
         src = concrete(where, "arch.inputs", arch.inputs, shape)
         if ops.min() < 0 or ops.max() >= self.num_ops or not self._allowed_ops[ops].all():
-            raise bad(where, "arch.ops", f"indices of ops other than 'none' in {self.ops}",
-                      ops.tolist())
+            raise bad(
+                where, "arch.ops", f"indices of ops other than 'none' in {self.ops}", ops.tolist()
+            )
         if np.any(src < 0) or np.any(src >= self._num_sources):
             raise bad(where, "arch.inputs", "node k's inputs in [0, k + 2)", src.tolist())
         if np.any(src[:, 0::2] == src[:, 1::2]):
@@ -174,24 +188,32 @@ class DARTS:
     def neighbors(self, arch: DARTSArch) -> tuple[DARTSArch, jax.Array]:
         """Every single change (one edge's op, or one edge's input) and whether it is valid."""
         cells, edges = 2, self.num_edges
-        c, e, v = np.meshgrid(np.arange(cells), np.arange(edges), np.arange(self.num_ops),
-                              indexing="ij")
+        c, e, v = np.meshgrid(
+            np.arange(cells), np.arange(edges), np.arange(self.num_ops), indexing="ij"
+        )
         c, e, v = c.ravel(), e.ravel(), v.ravel()
-        op_batch = jnp.tile(arch.ops[None], (len(c), 1, 1)).at[np.arange(len(c)), c, e].set(
-            jnp.asarray(v, jnp.int8))
+        op_batch = (
+            jnp.tile(arch.ops[None], (len(c), 1, 1))
+            .at[np.arange(len(c)), c, e]
+            .set(jnp.asarray(v, jnp.int8))
+        )
         op_mask = (arch.ops[c, e] != v) & jnp.asarray(self._allowed_ops[v])
         max_src = self.num_nodes + 1
-        c2, e2, s2 = np.meshgrid(np.arange(cells), np.arange(edges), np.arange(max_src),
-                                 indexing="ij")
+        c2, e2, s2 = np.meshgrid(
+            np.arange(cells), np.arange(edges), np.arange(max_src), indexing="ij"
+        )
         c2, e2, s2 = c2.ravel(), e2.ravel(), s2.ravel()
-        in_batch = jnp.tile(arch.inputs[None], (len(c2), 1, 1)).at[
-            np.arange(len(c2)), c2, e2].set(jnp.asarray(s2, jnp.int8))
+        in_batch = (
+            jnp.tile(arch.inputs[None], (len(c2), 1, 1))
+            .at[np.arange(len(c2)), c2, e2]
+            .set(jnp.asarray(s2, jnp.int8))
+        )
         partner = arch.inputs[c2, e2 ^ 1]
-        in_mask = ((arch.inputs[c2, e2] != s2) & (s2 < self._num_sources[e2])
-                   & (partner != s2))
+        in_mask = (arch.inputs[c2, e2] != s2) & (s2 < self._num_sources[e2]) & (partner != s2)
         batch = DARTSArch(
             jnp.concatenate([op_batch, jnp.tile(arch.ops[None], (len(c2), 1, 1))]),
-            jnp.concatenate([jnp.tile(arch.inputs[None], (len(c), 1, 1)), in_batch]))
+            jnp.concatenate([jnp.tile(arch.inputs[None], (len(c), 1, 1)), in_batch]),
+        )
         return batch, jnp.concatenate([op_mask, in_mask])
 
     def mutate(self, key: jax.Array, arch: DARTSArch) -> DARTSArch:
@@ -225,14 +247,21 @@ class DARTS:
             call = ast.parse(string.strip(), mode="eval").body
         except SyntaxError as err:
             raise bad(where, "string", form, string) from err
-        if (not isinstance(call, ast.Call) or not isinstance(call.func, ast.Name)
-                or call.func.id != "Genotype" or call.args):
+        if (
+            not isinstance(call, ast.Call)
+            or not isinstance(call.func, ast.Name)
+            or call.func.id != "Genotype"
+            or call.args
+        ):
             raise bad(where, "string", form, string)
         fields = {}
         for kw in call.keywords:
             node = kw.value
-            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-                    and node.func.id == "range"):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id == "range"
+            ):
                 try:
                     fields[kw.arg] = list(range(*[ast.literal_eval(a) for a in node.args]))
                 except (ValueError, TypeError) as err:
@@ -248,18 +277,26 @@ class DARTS:
         ops, src = [], []
         for name in ("normal", "reduce"):
             edges = fields[name]
-            if (not isinstance(edges, list | tuple) or len(edges) != self.num_edges
-                    or not all(isinstance(p, list | tuple) and len(p) == 2 for p in edges)):
+            if (
+                not isinstance(edges, list | tuple)
+                or len(edges) != self.num_edges
+                or not all(isinstance(p, list | tuple) and len(p) == 2 for p in edges)
+            ):
                 raise bad(where, name, f"{self.num_edges} (op, input) pairs", edges)
             for op, s in edges:
                 if op not in self.ops or op == "none":
-                    raise bad(where, name, f"ops from {tuple(o for o in self.ops if o != 'none')}",
-                              op)
+                    raise bad(
+                        where, name, f"ops from {tuple(o for o in self.ops if o != 'none')}", op
+                    )
                 if not isinstance(s, int) or isinstance(s, bool):
                     raise bad(where, name, "integer inputs", s)
             if list(fields[f"{name}_concat"]) != list(range(2, 2 + self.num_nodes)):
-                raise bad(where, f"{name}_concat", f"{list(range(2, 2 + self.num_nodes))}",
-                          fields[f"{name}_concat"])
+                raise bad(
+                    where,
+                    f"{name}_concat",
+                    f"{list(range(2, 2 + self.num_nodes))}",
+                    fields[f"{name}_concat"],
+                )
             ops.append([self.ops.index(op) for op, _ in edges])
             src.append([s for _, s in edges])
         self.validate(DARTSArch(np.asarray(ops, np.int8), np.asarray(src, np.int8)))
@@ -284,9 +321,17 @@ class DARTS:
         return a.at[cells, arch.inputs.reshape(-1), np.tile(dst, 2)].set(arch.ops.reshape(-1))
 
     # ------------------------------------------------------------------- networks
-    def build(self, arch: DARTSArch, *, channels: int = 36, num_cells: int = 20,
-              num_classes: int = 10, auxiliary: bool = False, drop_path: float = 0.0,
-              rngs: Any = None) -> Any:
+    def build(
+        self,
+        arch: DARTSArch,
+        *,
+        channels: int = 36,
+        num_cells: int = 20,
+        num_classes: int = 10,
+        auxiliary: bool = False,
+        drop_path: float = 0.0,
+        rngs: Any = None,
+    ) -> Any:
         """The DARTS CIFAR evaluation network (`jnas.nn.DARTSNetwork`).
 
         The defaults give the published 20-cell, C=36 network; `channels=16, num_cells=8`
@@ -296,11 +341,18 @@ class DARTS:
 
         self.validate(arch)
         ops, src = np.asarray(arch.ops).tolist(), np.asarray(arch.inputs).tolist()
-        genotype = tuple(tuple((self.ops[o], s) for o, s in zip(ops[c], src[c], strict=True))
-                         for c in range(2))
-        return DARTSNetwork(genotype, channels=channels, num_cells=num_cells,
-                            num_classes=num_classes, auxiliary=auxiliary, drop_path=drop_path,
-                            rngs=rngs)
+        genotype = tuple(
+            tuple((self.ops[o], s) for o, s in zip(ops[c], src[c], strict=True)) for c in range(2)
+        )
+        return DARTSNetwork(
+            genotype,
+            channels=channels,
+            num_cells=num_cells,
+            num_classes=num_classes,
+            auxiliary=auxiliary,
+            drop_path=drop_path,
+            rngs=rngs,
+        )
 
     # ------------------------------------------------------------------ supernet
     @property
@@ -321,14 +373,18 @@ class DARTS:
 
     def _none_index(self) -> int:
         if "none" not in self.ops:
-            raise bad("DARTS supernet", "ops", "a tuple containing 'none' (the search "
-                      "cells' edges the genotype does not use)", self.ops)
+            raise bad(
+                "DARTS supernet",
+                "ops",
+                "a tuple containing 'none' (the search cells' edges the genotype does not use)",
+                self.ops,
+            )
         return self.ops.index("none")
 
     def supernet_index(self, arch: DARTSArch) -> jax.Array:
         """int32[2E]: the op each search-cell edge runs for the genotype (`none` where the
         genotype has no such edge)."""
-        ids = (np.repeat(self._offsets, 2)[None] + jnp.asarray(arch.inputs).astype(jnp.int32))
+        ids = np.repeat(self._offsets, 2)[None] + jnp.asarray(arch.inputs).astype(jnp.int32)
         index = jnp.full((2, self._cell_edges), self._none_index(), jnp.int32)
         index = index.at[np.arange(2)[:, None], ids].set(jnp.asarray(arch.ops).astype(jnp.int32))
         return index.reshape(-1)
@@ -337,23 +393,37 @@ class DARTS:
         """DARTS' `genotype()`: each node keeps the two inputs whose strongest non-`none` op
         weight is highest (strongest first, ties to the lower input), each with that op."""
         e, k = self._cell_edges, self.num_ops
-        w = jnp.where(jnp.asarray(self._allowed_ops), jnp.reshape(weights, (2, e, k)),
-                      -jnp.inf)
+        w = jnp.where(jnp.asarray(self._allowed_ops), jnp.reshape(weights, (2, e, k)), -jnp.inf)
         strength, best = w.max(-1), w.argmax(-1)
         ops, inputs = [], []
         for j, offset in enumerate(self._offsets.tolist()):
-            _, src = jax.lax.top_k(strength[:, offset:offset + j + 2], 2)
+            _, src = jax.lax.top_k(strength[:, offset : offset + j + 2], 2)
             inputs.append(src)
-            ops.append(jnp.take_along_axis(best[:, offset:offset + j + 2], src, axis=1))
-        return DARTSArch(jnp.concatenate(ops, 1).astype(jnp.int8),
-                         jnp.concatenate(inputs, 1).astype(jnp.int8))
+            ops.append(jnp.take_along_axis(best[:, offset : offset + j + 2], src, axis=1))
+        return DARTSArch(
+            jnp.concatenate(ops, 1).astype(jnp.int8), jnp.concatenate(inputs, 1).astype(jnp.int8)
+        )
 
-    def supernet(self, *, channels: int = 16, num_cells: int = 8, num_classes: int = 10,
-                 in_channels: int = 3, stem_multiplier: int = 3, rngs: Any = None) -> Any:
+    def supernet(
+        self,
+        *,
+        channels: int = 16,
+        num_cells: int = 8,
+        num_classes: int = 10,
+        in_channels: int = 3,
+        stem_multiplier: int = 3,
+        rngs: Any = None,
+    ) -> Any:
         """The DARTS search network (`jnas.nn.DARTSSupernet`: C=16, 8 cells by default)."""
         from jnas.nn import DARTSSupernet
 
         self._none_index()
-        return DARTSSupernet(self, channels=channels, num_cells=num_cells,
-                             num_classes=num_classes, in_channels=in_channels,
-                             stem_multiplier=stem_multiplier, rngs=rngs)
+        return DARTSSupernet(
+            self,
+            channels=channels,
+            num_cells=num_cells,
+            num_classes=num_classes,
+            in_channels=in_channels,
+            stem_multiplier=stem_multiplier,
+            rngs=rngs,
+        )

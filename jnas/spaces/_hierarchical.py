@@ -20,8 +20,14 @@ import numpy as np
 from jnas._hash import mix32
 from jnas.spaces._common import bad, check_names, concrete, random_choice_masked
 
-HNAS_PRIMITIVES = ("identity", "conv_1x1", "dw_conv_3x3", "sep_conv_3x3", "max_pool_3x3",
-                   "avg_pool_3x3")
+HNAS_PRIMITIVES = (
+    "identity",
+    "conv_1x1",
+    "dw_conv_3x3",
+    "sep_conv_3x3",
+    "max_pool_3x3",
+    "avg_pool_3x3",
+)
 
 
 class HierarchicalArch(NamedTuple):
@@ -44,19 +50,27 @@ class Hierarchical:
         check_names("Hierarchical", "primitives", self.primitives)
         for name in ("num_nodes", "num_motifs"):
             v = getattr(self, name)
-            if (not isinstance(v, tuple) or not v
-                    or not all(isinstance(x, int) and x >= (2 if name == "num_nodes" else 1)
-                               for x in v)):
-                raise bad("Hierarchical", name, "a non-empty tuple of ints (nodes >= 2, "
-                          "motifs >= 1)", v)
+            if (
+                not isinstance(v, tuple)
+                or not v
+                or not all(isinstance(x, int) and x >= (2 if name == "num_nodes" else 1) for x in v)
+            ):
+                raise bad(
+                    "Hierarchical", name, "a non-empty tuple of ints (nodes >= 2, motifs >= 1)", v
+                )
         if len(self.num_nodes) != len(self.num_motifs):
-            raise bad("Hierarchical", "num_motifs", f"{len(self.num_nodes)} entries, one per "
-                      "level like `num_nodes`", self.num_motifs)
+            raise bad(
+                "Hierarchical",
+                "num_motifs",
+                f"{len(self.num_nodes)} entries, one per level like `num_nodes`",
+                self.num_motifs,
+            )
         if self.num_motifs[-1] != 1:
             raise bad("Hierarchical", "num_motifs", "1 motif at the top level", self.num_motifs)
         if max(len(self.primitives), *self.num_motifs) > 126:
-            raise bad("Hierarchical", "num_motifs", "at most 126 choices per edge (int8)",
-                      self.num_motifs)
+            raise bad(
+                "Hierarchical", "num_motifs", "at most 126 choices per edge (int8)", self.num_motifs
+            )
 
     @property
     def num_levels(self) -> int:
@@ -119,34 +133,50 @@ class Hierarchical:
 
     def validate(self, arch: Any) -> None:
         where = "Hierarchical.validate"
-        if (not isinstance(arch, HierarchicalArch) or not isinstance(arch.levels, tuple)
-                or len(arch.levels) != self.num_levels):
-            raise bad(where, "arch", f"a HierarchicalArch with {self.num_levels} levels",
-                      type(arch).__name__)
+        if (
+            not isinstance(arch, HierarchicalArch)
+            or not isinstance(arch.levels, tuple)
+            or len(arch.levels) != self.num_levels
+        ):
+            raise bad(
+                where,
+                "arch",
+                f"a HierarchicalArch with {self.num_levels} levels",
+                type(arch).__name__,
+            )
         for level, values in enumerate(arch.levels):
             v = concrete(where, f"arch.levels[{level}]", values, self._shape(level))
             if v.min() < 0 or v.max() >= self.num_choices(level):
-                raise bad(where, f"arch.levels[{level}]",
-                          f"choices in [0, {self.num_choices(level)})", v.tolist())
+                raise bad(
+                    where,
+                    f"arch.levels[{level}]",
+                    f"choices in [0, {self.num_choices(level)})",
+                    v.tolist(),
+                )
             with jax.ensure_compile_time_eval():
-                ok = np.asarray(jax.vmap(functools.partial(self._motif_ok, level))(
-                    jnp.asarray(v)))
+                ok = np.asarray(jax.vmap(functools.partial(self._motif_ok, level))(jnp.asarray(v)))
             if not ok.all():
-                raise bad(where, f"arch.levels[{level}]", "motifs with a path from input to "
-                          f"output (motifs {np.flatnonzero(~ok).tolist()} have none)",
-                          v.tolist())
+                raise bad(
+                    where,
+                    f"arch.levels[{level}]",
+                    "motifs with a path from input to "
+                    f"output (motifs {np.flatnonzero(~ok).tolist()} have none)",
+                    v.tolist(),
+                )
 
     # ---------------------------------------------------------------- decisions
     @property
     def decision_sizes(self) -> tuple[int, ...]:
         """One decision per edge of every motif, level by level (`none` included)."""
-        return tuple(self.num_choices(level) for level in range(self.num_levels)
-                     for _ in range(self.num_motifs[level] * self.num_edges(level)))
+        return tuple(
+            self.num_choices(level)
+            for level in range(self.num_levels)
+            for _ in range(self.num_motifs[level] * self.num_edges(level))
+        )
 
     def to_decisions(self, arch: HierarchicalArch) -> jax.Array:
         """int32[sum of motifs x edges]: every level's edges, flattened in order."""
-        return jnp.concatenate([jnp.asarray(v).astype(jnp.int32).reshape(-1)
-                                for v in arch.levels])
+        return jnp.concatenate([jnp.asarray(v).astype(jnp.int32).reshape(-1) for v in arch.levels])
 
     def from_decisions(self, decisions: jax.Array) -> HierarchicalArch:
         """The architecture of `decisions` (each clipped to its range). A motif left
@@ -159,12 +189,13 @@ class Hierarchical:
         for level in range(self.num_levels):
             m, e = self._shape(level)
             k = self.num_choices(level)
-            v = jnp.clip(d[start:start + m * e].reshape(m, e), 0, k - 1)
+            v = jnp.clip(d[start : start + m * e].reshape(m, e), 0, k - 1)
             start += m * e
             direct = self.edges(level).index((0, self.num_nodes[level] - 1))
 
-            def fix(edges: jax.Array, level: int = level, k: int = k,
-                    direct: int = direct) -> jax.Array:
+            def fix(
+                edges: jax.Array, level: int = level, k: int = k, direct: int = direct
+            ) -> jax.Array:
                 h = jnp.zeros((), jnp.uint32)
                 for i in range(edges.shape[0]):  # static: a hash of the motif
                     h = mix32(h ^ edges[i].astype(jnp.uint32) + jnp.uint32(i))
@@ -181,9 +212,11 @@ class Hierarchical:
         has an input -> output path."""
         levels = []
         for level, k in enumerate(jax.random.split(key, self.num_levels)):
+
             def draw(key, level=level):
-                return jax.random.randint(key, (self.num_edges(level),), 0,
-                                          self.num_choices(level), jnp.int8)
+                return jax.random.randint(
+                    key, (self.num_edges(level),), 0, self.num_choices(level), jnp.int8
+                )
 
             def one(key, level=level, draw=draw):
                 def cond(c):
@@ -205,12 +238,14 @@ class Hierarchical:
         for level in range(self.num_levels):
             m, e = self._shape(level)
             k = self.num_choices(level)
-            mi, ei, vi = (a.ravel() for a in np.meshgrid(np.arange(m), np.arange(e),
-                                                         np.arange(k), indexing="ij"))
+            mi, ei, vi = (
+                a.ravel()
+                for a in np.meshgrid(np.arange(m), np.arange(e), np.arange(k), indexing="ij")
+            )
             n = len(mi)
             levels = tuple(jnp.tile(x[None], (n, 1, 1)) for x in arch.levels)
             changed = levels[level].at[np.arange(n), mi, ei].set(jnp.asarray(vi, jnp.int8))
-            levels = (*levels[:level], changed, *levels[level + 1:])
+            levels = (*levels[:level], changed, *levels[level + 1 :])
             batch = HierarchicalArch(levels)
             same = arch.levels[level][mi, ei] == vi
             masks.append(~same & jax.vmap(self.is_valid)(batch))
@@ -230,8 +265,10 @@ class Hierarchical:
     def to_string(self, arch: HierarchicalArch) -> str:
         """Levels joined by `/`, motifs by `;`, edge choices by `,` (0 = none)."""
         self.validate(arch)
-        return "/".join(";".join(",".join(str(c) for c in motif) for motif in level)
-                        for level in (np.asarray(v).tolist() for v in arch.levels))
+        return "/".join(
+            ";".join(",".join(str(c) for c in motif) for motif in level)
+            for level in (np.asarray(v).tolist() for v in arch.levels)
+        )
 
     def from_string(self, string: str) -> HierarchicalArch:
         where = "Hierarchical.from_string"
@@ -250,24 +287,45 @@ class Hierarchical:
                 raise bad(where, "string", f"integers ({form})", text) from err
             m, e = self._shape(level)
             if len(values) != m or any(len(v) != e for v in values):
-                raise bad(where, "string", f"level {level + 2}: {self.num_motifs[level]} "
-                          f"motifs of {self.num_edges(level)} edges", text)
+                raise bad(
+                    where,
+                    "string",
+                    f"level {level + 2}: {self.num_motifs[level]} "
+                    f"motifs of {self.num_edges(level)} edges",
+                    text,
+                )
             out.append(np.asarray(values, np.int8))
         self.validate(HierarchicalArch(tuple(out)))
         return HierarchicalArch(tuple(jnp.asarray(v) for v in out))
 
     def one_hot(self, arch: HierarchicalArch) -> jax.Array:
         """float32[D]: every level's edge choices one-hot, flattened and concatenated."""
-        return jnp.concatenate([
-            jax.nn.one_hot(v, self.num_choices(level), dtype=jnp.float32).reshape(-1)
-            for level, v in enumerate(arch.levels)])
+        return jnp.concatenate(
+            [
+                jax.nn.one_hot(v, self.num_choices(level), dtype=jnp.float32).reshape(-1)
+                for level, v in enumerate(arch.levels)
+            ]
+        )
 
-    def build(self, arch: HierarchicalArch, *, channels: int = 16, num_classes: int = 10,
-              cells_per_stage: int = 1, rngs: Any = None) -> Any:
+    def build(
+        self,
+        arch: HierarchicalArch,
+        *,
+        channels: int = 16,
+        num_classes: int = 10,
+        cells_per_stage: int = 1,
+        rngs: Any = None,
+    ) -> Any:
         """The HNAS CIFAR network (`jnas.nn.HierarchicalNetwork`)."""
         from jnas.nn import HierarchicalNetwork
 
         self.validate(arch)
         levels = tuple(np.asarray(v).tolist() for v in arch.levels)
-        return HierarchicalNetwork(self, levels, channels=channels, num_classes=num_classes,
-                                   cells_per_stage=cells_per_stage, rngs=rngs)
+        return HierarchicalNetwork(
+            self,
+            levels,
+            channels=channels,
+            num_classes=num_classes,
+            cells_per_stage=cells_per_stage,
+            rngs=rngs,
+        )

@@ -57,14 +57,16 @@ class NATSSize(DecisionSupernet):
     num_layers: int = 5
 
     def __post_init__(self) -> None:
-        if (not isinstance(self.channels, tuple) or not self.channels
-                or any(not isinstance(c, int) or c < 1 for c in self.channels)
-                or len(set(self.channels)) != len(self.channels)):
+        if (
+            not isinstance(self.channels, tuple)
+            or not self.channels
+            or any(not isinstance(c, int) or c < 1 for c in self.channels)
+            or len(set(self.channels)) != len(self.channels)
+        ):
             raise bad("NATSSize", "channels", "a tuple of unique positive ints", self.channels)
         check_int("NATSSize", "num_layers", self.num_layers, 2)
         if self.num_layers % 3 != 2:
-            raise bad("NATSSize", "num_layers", "3 * N + 2 (N cells per stage)",
-                      self.num_layers)
+            raise bad("NATSSize", "num_layers", "3 * N + 2 (N cells per stage)", self.num_layers)
 
     @property
     def num_choices(self) -> int:
@@ -87,7 +89,8 @@ class NATSSize(DecisionSupernet):
 
     def sample(self, key: jax.Array) -> NATSSizeArch:
         return NATSSizeArch(
-            jax.random.randint(key, (self.num_layers,), 0, self.num_choices, jnp.int8))
+            jax.random.randint(key, (self.num_layers,), 0, self.num_choices, jnp.int8)
+        )
 
     def mutate(self, key: jax.Array, arch: NATSSizeArch) -> NATSSizeArch:
         """Change exactly one layer's channel count."""
@@ -106,8 +109,12 @@ class NATSSize(DecisionSupernet):
             raise bad("NATSSize.validate", "arch", "a NATSSizeArch", type(arch).__name__)
         c = concrete("NATSSize.validate", "arch.channels", arch.channels, (self.num_layers,))
         if c.min() < 0 or c.max() >= self.num_choices:
-            raise bad("NATSSize.validate", "arch.channels",
-                      f"choice indices in [0, {self.num_choices})", c.tolist())
+            raise bad(
+                "NATSSize.validate",
+                "arch.channels",
+                f"choice indices in [0, {self.num_choices})",
+                c.tolist(),
+            )
 
     def index(self, arch: NATSSizeArch) -> jax.Array:
         radix = self.num_choices ** jnp.arange(self.num_layers - 1, -1, -1, dtype=jnp.int32)
@@ -141,8 +148,12 @@ class NATSSize(DecisionSupernet):
             raise bad(where, "string", "a str", type(string).__name__)
         parts = string.split(":")
         if len(parts) != self.num_layers or not all(p.isdigit() for p in parts):
-            raise bad(where, "string", f"{self.num_layers} ':'-separated channel counts "
-                      "like '8:16:32:64:64'", string)
+            raise bad(
+                where,
+                "string",
+                f"{self.num_layers} ':'-separated channel counts like '8:16:32:64:64'",
+                string,
+            )
         values = [int(p) for p in parts]
         for v in values:
             if v not in self.channels:
@@ -157,14 +168,26 @@ class NATSSize(DecisionSupernet):
         """The NATS-Bench size-space network (`jnas.nn.NATSSizeNetwork`)."""
         from jnas.nn import NATSSizeNetwork
 
-        return NATSSizeNetwork(self.widths(arch), num_classes=num_classes,
-                               edges=_cell_edges(NATS_SSS_CELL), rngs=rngs)
+        return NATSSizeNetwork(
+            self.widths(arch), num_classes=num_classes, edges=_cell_edges(NATS_SSS_CELL), rngs=rngs
+        )
 
-    def supernet(self, *, num_classes: int = 10, in_channels: int = 3, cell: str | None = None,
-                 rngs: Any = None) -> Any:
+    def supernet(
+        self,
+        *,
+        num_classes: int = 10,
+        in_channels: int = 3,
+        cell: str | None = None,
+        rngs: Any = None,
+    ) -> Any:
         """The channel-masking supernet (`jnas.nn.NATSSizeSupernet`)."""
         from jnas.nn import NATSSizeSupernet
 
-        return NATSSizeSupernet(self.channels, self.num_layers, num_classes=num_classes,
-                                in_channels=in_channels,
-                                edges=_cell_edges(cell or NATS_SSS_CELL), rngs=rngs)
+        return NATSSizeSupernet(
+            self.channels,
+            self.num_layers,
+            num_classes=num_classes,
+            in_channels=in_channels,
+            edges=_cell_edges(cell or NATS_SSS_CELL),
+            rngs=rngs,
+        )

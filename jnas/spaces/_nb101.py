@@ -56,8 +56,7 @@ class NB101:
         check_int("NB101", "max_edges", self.max_edges, 1)
         for op in self.ops:
             if op in ("input", "output") or "|" in op or ":" in op:
-                raise bad("NB101", "ops", "names other than input/output, without '|' or ':'",
-                          op)
+                raise bad("NB101", "ops", "names other than input/output, without '|' or ':'", op)
 
     @property
     def num_ops(self) -> int:
@@ -71,9 +70,11 @@ class NB101:
     def size(self) -> int:
         """Distinct (non-isomorphic) valid cells: 423,624 in the release's configuration."""
         if (self.ops, self.num_vertices, self.max_edges) != (NB101_OPS, 7, 9):
-            raise ValueError("NB101.size: known only for the release's configuration (3 ops, "
-                             f"7 vertices, 9 edges); got {self.ops}, {self.num_vertices}, "
-                             f"{self.max_edges}")
+            raise ValueError(
+                "NB101.size: known only for the release's configuration (3 ops, "
+                f"7 vertices, 9 edges); got {self.ops}, {self.num_vertices}, "
+                f"{self.max_edges}"
+            )
         return 423_624  # Ying et al. 2019, Section 2.2
 
     @property
@@ -137,31 +138,39 @@ class NB101:
         if not isinstance(arch, NB101Arch):
             raise bad(where, "arch", "an NB101Arch", type(arch).__name__)
         v = self.num_vertices
-        self._check_host(where, concrete(where, "arch.matrix", arch.matrix, (v, v)),
-                         concrete(where, "arch.ops", arch.ops, (v - 2,)))
+        self._check_host(
+            where,
+            concrete(where, "arch.matrix", arch.matrix, (v, v)),
+            concrete(where, "arch.ops", arch.ops, (v - 2,)),
+        )
 
     def _check_host(self, where: str, m: np.ndarray, ops: np.ndarray) -> None:
         """`validate` on host arrays (V x V matrix, V-2 op ids)."""
         if not np.isin(m, (0, 1)).all():
             raise bad(where, "arch.matrix", "0/1 entries", m.tolist())
         if np.any(np.tril(m) != 0):
-            raise bad(where, "arch.matrix", "upper triangular (a DAG in topological order)",
-                      m.tolist())
+            raise bad(
+                where, "arch.matrix", "upper triangular (a DAG in topological order)", m.tolist()
+            )
         if ops.min() < 0 or ops.max() >= self.num_ops:
             raise bad(where, "arch.ops", f"op indices in [0, {self.num_ops})", ops.tolist())
         pruned_m, live = self._prune_host(m, ops)
         if not live[0]:
-            raise bad(where, "arch.matrix", "a graph with a path from input to output "
-                      "(it is disconnected)", m.tolist())
+            raise bad(
+                where,
+                "arch.matrix",
+                "a graph with a path from input to output (it is disconnected)",
+                m.tolist(),
+            )
         edges = int(np.sum(pruned_m))
         if edges > self.max_edges:
-            raise bad(where, "arch.matrix", f"at most {self.max_edges} edges after pruning",
-                      edges)
+            raise bad(where, "arch.matrix", f"at most {self.max_edges} edges after pruning", edges)
 
     # ------------------------------------------------------------------ sampling
     def sample(self, key: jax.Array) -> NB101Arch:
         """A uniformly random valid cell: random edges and ops, rejected until valid
         (the NB101 paper's random search)."""
+
         def draw(key):
             e_key, o_key = jax.random.split(key)
             bits = jax.random.bernoulli(e_key, 0.5, (self.num_vertices,) * 2)
@@ -194,8 +203,10 @@ class NB101:
         op_ops = jnp.tile(arch.ops[None], (len(pos), 1))
         op_ops = op_ops.at[jnp.arange(len(pos)), pos].set(new.astype(jnp.int8))
         op_m = jnp.tile(arch.matrix[None], (len(pos), 1, 1))
-        batch = NB101Arch(jnp.concatenate([edge_m, op_m.astype(jnp.int8)]),
-                          jnp.concatenate([edge_ops.astype(jnp.int8), op_ops]))
+        batch = NB101Arch(
+            jnp.concatenate([edge_m, op_m.astype(jnp.int8)]),
+            jnp.concatenate([edge_ops.astype(jnp.int8), op_ops]),
+        )
         return batch, jax.vmap(self.is_valid)(batch)
 
     def mutate(self, key: jax.Array, arch: NB101Arch) -> NB101Arch:
@@ -214,8 +225,9 @@ class NB101:
     def _spec_host(self, matrix: np.ndarray, ops: np.ndarray) -> tuple[np.ndarray, list[str]]:
         pruned_m, live = self._prune_host(matrix, ops)
         m = pruned_m[np.ix_(live, live)].astype(np.int64)
-        names = ["input"] + [self.ops[o] for o, a in zip(ops.tolist(), live[1:-1],
-                                                          strict=True) if a]
+        names = ["input"] + [
+            self.ops[o] for o, a in zip(ops.tolist(), live[1:-1], strict=True) if a
+        ]
         return m, [*names, "output"]
 
     def hash(self, arch: NB101Arch) -> str:
@@ -227,8 +239,11 @@ class NB101:
         """`hash` of a valid cell given as host arrays (`spec_arrays`' output), without a
         device round trip: the loaders hash every cell of a release this way."""
         spec_matrix, names = self._spec_host(np.asarray(matrix), np.asarray(ops))
-        labels = [-1] + [NB101_OPS.index(n) if n in NB101_OPS else self.ops.index(n)
-                         for n in names[1:-1]] + [-2]
+        labels = (
+            [-1]
+            + [NB101_OPS.index(n) if n in NB101_OPS else self.ops.index(n) for n in names[1:-1]]
+            + [-2]
+        )
         return _hash_module(spec_matrix, labels)
 
     def fingerprint(self, arch: NB101Arch) -> jax.Array:
@@ -265,9 +280,14 @@ class NB101:
         u32 = xp.uint32
         m = matrix.astype(u32)
         batch = ops.shape[:-1]
-        labels = xp.concatenate([
-            xp.full((*batch, 1), self.num_ops, u32), ops.astype(u32),
-            xp.full((*batch, 1), self.num_ops + 1, u32)], axis=-1)
+        labels = xp.concatenate(
+            [
+                xp.full((*batch, 1), self.num_ops, u32),
+                ops.astype(u32),
+                xp.full((*batch, 1), self.num_ops + 1, u32),
+            ],
+            axis=-1,
+        )
         keys = []
         for salt in (0x9E3779B9, 0x85EBCA77):
             h = mix32(labels * u32(0x01000193) + u32(salt), xp)
@@ -277,8 +297,12 @@ class NB101:
                 g = mix32(h + u32(salt), xp)
                 into = xp.sum(m * g[..., :, None], axis=-2, dtype=u32)
                 out = xp.sum(m * g[..., None, :], axis=-1, dtype=u32)
-                h = mix32(h * u32(0xCC9E2D51) + mix32(into ^ u32(0x1B873593), xp)
-                          + mix32(out + u32(0xE6546B64), xp) * u32(3), xp)
+                h = mix32(
+                    h * u32(0xCC9E2D51)
+                    + mix32(into ^ u32(0x1B873593), xp)
+                    + mix32(out + u32(0xE6546B64), xp) * u32(3),
+                    xp,
+                )
             keys.append(xp.sum(xp.where(live, mix32(h, xp), u32(0)), axis=-1, dtype=u32))
         return xp.stack(keys, axis=-1)
 
@@ -305,8 +329,9 @@ class NB101:
         matrix = np.array([int(b) for b in bits], np.int64).reshape(n, n)
         return self.from_spec(matrix, names)
 
-    def from_spec(self, matrix: Sequence[Sequence[int]] | np.ndarray,
-                  ops: Sequence[str]) -> NB101Arch:
+    def from_spec(
+        self, matrix: Sequence[Sequence[int]] | np.ndarray, ops: Sequence[str]
+    ) -> NB101Arch:
         """An arch from an NB101 `ModelSpec`-style (matrix, op names) of any size <= V.
 
         Op names may be the release's (`conv3x3-bn-relu`, ...) with `input`/`output` first
@@ -315,15 +340,24 @@ class NB101:
         full, op_ids = self.spec_arrays(matrix, ops, where="NB101.from_spec")
         return NB101Arch(jnp.asarray(full), jnp.asarray(op_ids))
 
-    def spec_arrays(self, matrix: Sequence[Sequence[int]] | np.ndarray, ops: Sequence[str],
-                    *, where: str = "NB101.spec_arrays") -> tuple[np.ndarray, np.ndarray]:
+    def spec_arrays(
+        self,
+        matrix: Sequence[Sequence[int]] | np.ndarray,
+        ops: Sequence[str],
+        *,
+        where: str = "NB101.spec_arrays",
+    ) -> tuple[np.ndarray, np.ndarray]:
         """`from_spec` on the host: the checked, padded (int8[V, V] matrix, int8[V-2] op
         ids), for building tables of many cells without a device transfer per cell."""
         m = np.asarray(matrix)
         n = len(ops)
         if m.ndim != 2 or m.shape != (n, n) or not 2 <= n <= self.num_vertices:
-            raise bad(where, "matrix", f"a square n x n matrix with n = len(ops) in "
-                      f"[2, {self.num_vertices}]", m.shape)
+            raise bad(
+                where,
+                "matrix",
+                f"a square n x n matrix with n = len(ops) in [2, {self.num_vertices}]",
+                m.shape,
+            )
         if list(ops[:1]) != ["input"] or list(ops[-1:]) != ["output"]:
             raise bad(where, "ops", "'input' first and 'output' last", list(ops))
         for op in ops[1:-1]:
@@ -349,8 +383,13 @@ class NB101:
     def adjacency(self, arch: NB101Arch) -> AdjacencyEncoding:
         """The pruned cell; labels `0..K-1` for ops, `K` for input, `K+1` for output."""
         pruned, _ = self.prune(arch)
-        labels = jnp.concatenate([jnp.array([self.num_ops], jnp.int8), pruned.ops,
-                                  jnp.array([self.num_ops + 1], jnp.int8)])
+        labels = jnp.concatenate(
+            [
+                jnp.array([self.num_ops], jnp.int8),
+                pruned.ops,
+                jnp.array([self.num_ops + 1], jnp.int8),
+            ]
+        )
         return AdjacencyEncoding(pruned.matrix, labels)
 
     @property
@@ -369,21 +408,34 @@ class NB101:
                 nodes = (0, *mid, last)
                 alive = jnp.all(jnp.stack([m[a, b] == 1 for a, b in itertools.pairwise(nodes)]))
                 seq = ops[jnp.asarray(mid, jnp.int32) - 1] if mid else jnp.zeros(0, jnp.int32)
-                idx = offset + (seq @ (self.num_ops ** jnp.arange(r, dtype=jnp.int32))
-                                if r else 0)
+                idx = offset + (seq @ (self.num_ops ** jnp.arange(r, dtype=jnp.int32)) if r else 0)
                 feats = feats.at[idx].max(alive.astype(jnp.float32))
         return feats
 
     # ------------------------------------------------------------------- networks
-    def build(self, arch: NB101Arch, *, stem_channels: int = 128, num_stacks: int = 3,
-              cells_per_stack: int = 3, num_classes: int = 10, rngs: Any = None) -> Any:
+    def build(
+        self,
+        arch: NB101Arch,
+        *,
+        stem_channels: int = 128,
+        num_stacks: int = 3,
+        cells_per_stack: int = 3,
+        num_classes: int = 10,
+        rngs: Any = None,
+    ) -> Any:
         """The NB101 network (`jnas.nn.NB101Network`) of the pruned cell."""
         from jnas.nn import NB101Network
 
         matrix, names = self.spec(arch)
-        return NB101Network(matrix, names, stem_channels=stem_channels, num_stacks=num_stacks,
-                            cells_per_stack=cells_per_stack, num_classes=num_classes,
-                            rngs=rngs)
+        return NB101Network(
+            matrix,
+            names,
+            stem_channels=stem_channels,
+            num_stacks=num_stacks,
+            cells_per_stack=cells_per_stack,
+            num_classes=num_classes,
+            rngs=rngs,
+        )
 
 
 def _hash_module(matrix: np.ndarray, labeling: list[int]) -> str:
@@ -391,15 +443,21 @@ def _hash_module(matrix: np.ndarray, labeling: list[int]) -> str:
     vertices = np.shape(matrix)[0]
     in_edges = np.sum(matrix, axis=0).tolist()
     out_edges = np.sum(matrix, axis=1).tolist()
-    hashes = [hashlib.md5(str(h).encode("utf-8")).hexdigest()
-              for h in zip(out_edges, in_edges, labeling, strict=True)]
+    hashes = [
+        hashlib.md5(str(h).encode("utf-8")).hexdigest()
+        for h in zip(out_edges, in_edges, labeling, strict=True)
+    ]
     for _ in range(vertices):
         new_hashes = []
         for v in range(vertices):
             in_neighbors = sorted(hashes[w] for w in range(vertices) if matrix[w, v])
             out_neighbors = sorted(hashes[w] for w in range(vertices) if matrix[v, w])
-            new_hashes.append(hashlib.md5(
-                ("".join(in_neighbors) + "|" + "".join(out_neighbors) + "|" + hashes[v])
-                .encode("utf-8")).hexdigest())
+            new_hashes.append(
+                hashlib.md5(
+                    ("".join(in_neighbors) + "|" + "".join(out_neighbors) + "|" + hashes[v]).encode(
+                        "utf-8"
+                    )
+                ).hexdigest()
+            )
         hashes = new_hashes
     return hashlib.md5(str(sorted(hashes)).encode("utf-8")).hexdigest()

@@ -134,8 +134,9 @@ class NB201(DecisionSupernet):
             raise bad("NB201.validate", "arch", "an NB201Arch", type(arch).__name__)
         ops = concrete("NB201.validate", "arch.ops", arch.ops, (self.num_edges,))
         if ops.min() < 0 or ops.max() >= self.num_ops:
-            raise bad("NB201.validate", "arch.ops", f"op indices in [0, {self.num_ops})",
-                      ops.tolist())
+            raise bad(
+                "NB201.validate", "arch.ops", f"op indices in [0, {self.num_ops})", ops.tolist()
+            )
 
     # ------------------------------------------------------------------- indexing
     def code(self, arch: NB201Arch) -> jax.Array:
@@ -177,8 +178,13 @@ class NB201(DecisionSupernet):
             raise bad(where, "string", "a str", type(string).__name__)
         nodes = string.split("+")
         if len(nodes) != self.num_nodes - 1:
-            raise bad(where, "string", f"{self.num_nodes - 1} '+'-separated nodes like "
-                      "'|nor_conv_3x3~0|+|skip_connect~0|none~1|+...'", string)
+            raise bad(
+                where,
+                "string",
+                f"{self.num_nodes - 1} '+'-separated nodes like "
+                "'|nor_conv_3x3~0|+|skip_connect~0|none~1|+...'",
+                string,
+            )
         ops = []
         for j, node in enumerate(nodes, start=1):
             if not re.fullmatch(r"\|([^|]+\|)+", node):
@@ -204,8 +210,12 @@ class NB201(DecisionSupernet):
         """
         self.validate(arch)
         if "none" not in self.ops or "skip_connect" not in self.ops:
-            raise bad("NB201.isomorphism_key", "space.ops", "to contain 'none' and "
-                      "'skip_connect' (their semantics define the classes)", self.ops)
+            raise bad(
+                "NB201.isomorphism_key",
+                "space.ops",
+                "to contain 'none' and 'skip_connect' (their semantics define the classes)",
+                self.ops,
+            )
         ops = np.asarray(arch.ops).tolist()
         exprs, k = {0: "0"}, 0
         for j in range(1, self.num_nodes):
@@ -241,9 +251,13 @@ class NB201(DecisionSupernet):
                 matrix[s, 1 + e] = 1
             if j == self.num_nodes - 1:
                 matrix[1 + e, num_v - 1] = 1
-        labels = jnp.concatenate([
-            jnp.array([self.num_ops], jnp.int8), arch.ops.astype(jnp.int8),
-            jnp.array([self.num_ops + 1], jnp.int8)])
+        labels = jnp.concatenate(
+            [
+                jnp.array([self.num_ops], jnp.int8),
+                arch.ops.astype(jnp.int8),
+                jnp.array([self.num_ops + 1], jnp.int8),
+            ]
+        )
         return AdjacencyEncoding(jnp.asarray(matrix), labels)
 
     @functools.cached_property
@@ -285,33 +299,64 @@ class NB201(DecisionSupernet):
         return feats
 
     # ------------------------------------------------------------------- networks
-    def build(self, arch: NB201Arch, *, channels: int = 16, cells_per_stage: int = 5,
-              num_classes: int = 10, rngs: Any = None) -> Any:
+    def build(
+        self,
+        arch: NB201Arch,
+        *,
+        channels: int = 16,
+        cells_per_stage: int = 5,
+        num_classes: int = 10,
+        rngs: Any = None,
+    ) -> Any:
         """The NB201 network of this cell (`jnas.nn.NB201Network`), as the benchmark trains it."""
         from jnas.nn import NB201Network
 
         self.validate(arch)
-        return NB201Network(self, arch, channels=channels, cells_per_stage=cells_per_stage,
-                            num_classes=num_classes, rngs=rngs)
+        return NB201Network(
+            self,
+            arch,
+            channels=channels,
+            cells_per_stage=cells_per_stage,
+            num_classes=num_classes,
+            rngs=rngs,
+        )
 
-    def supernet(self, *, channels: int = 16, cells_per_stage: int = 5, num_classes: int = 10,
-                 in_channels: int = 3, stem_stride: int = 1, scan: bool = True,
-                 remat: bool = True, rngs: Any = None) -> Any:
+    def supernet(
+        self,
+        *,
+        channels: int = 16,
+        cells_per_stage: int = 5,
+        num_classes: int = 10,
+        in_channels: int = 3,
+        stem_stride: int = 1,
+        scan: bool = True,
+        remat: bool = True,
+        rngs: Any = None,
+    ) -> Any:
         """The weight-sharing search network (`jnas.nn.NB201Supernet`, C=16, N=5 default;
         `scan` / `remat`: scanned cells, recomputation in the backward pass)."""
         from jnas.nn import NB201Supernet
 
-        return NB201Supernet(self.edges, self.ops, channels=channels,
-                             cells_per_stage=cells_per_stage,
-                             num_classes=num_classes, in_channels=in_channels,
-                             stem_stride=stem_stride, scan=scan, remat=remat, rngs=rngs)
+        return NB201Supernet(
+            self.edges,
+            self.ops,
+            channels=channels,
+            cells_per_stage=cells_per_stage,
+            num_classes=num_classes,
+            in_channels=in_channels,
+            stem_stride=stem_stride,
+            scan=scan,
+            remat=remat,
+            rngs=rngs,
+        )
 
 
 @functools.cache
 def _tables(space: NB201) -> tuple[np.ndarray, np.ndarray]:
     """(code -> index, index -> ops) for a space; the benchmark's shuffle when it is one."""
-    all_ops = np.array(list(itertools.product(range(space.num_ops), repeat=space.num_edges)),
-                       np.int8).reshape(space.size, space.num_edges)
+    all_ops = np.array(
+        list(itertools.product(range(space.num_ops), repeat=space.num_edges)), np.int8
+    ).reshape(space.size, space.num_edges)
     order = np.arange(space.size)
     if space.is_benchmark:
         order = list(order)

@@ -115,8 +115,16 @@ class Buildable(Protocol):
     def build(self, arch: Arch, **config: Any) -> Any: ...
 
 
-CAPABILITIES: tuple[type, ...] = (Space, Encodable, Indexed, Decisions, HasAdjacency, HasPath,
-                                  HasSupernet, Buildable)
+CAPABILITIES: tuple[type, ...] = (
+    Space,
+    Encodable,
+    Indexed,
+    Decisions,
+    HasAdjacency,
+    HasPath,
+    HasSupernet,
+    Buildable,
+)
 
 
 def _members(protocol: type) -> list[str]:
@@ -138,6 +146,8 @@ def require(where: str, space: Any, *protocols: type) -> None:
     naming the capability and the methods it lacks."""
     for protocol in protocols:
         if not isinstance(space, protocol):
-            raise ValueError(f"{where}: needs a space offering {protocol.__name__} "
-                             f"({', '.join(_members(protocol))}); {type(space).__name__} "
-                             f"lacks {missing(space, protocol)}")
+            raise ValueError(
+                f"{where}: needs a space offering {protocol.__name__} "
+                f"({', '.join(_members(protocol))}); {type(space).__name__} "
+                f"lacks {missing(space, protocol)}"
+            )

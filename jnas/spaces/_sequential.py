@@ -50,29 +50,46 @@ class Sequential:
         check_int("Sequential", "max_layers", self.max_layers, 1, 64)
         for name in ("conv_kernels", "conv_filters", "conv_strides", "fc_units"):
             v = getattr(self, name)
-            if (not isinstance(v, tuple) or not v or len(set(v)) != len(v)
-                    or not all(isinstance(x, int) and x >= 1 for x in v)):
+            if (
+                not isinstance(v, tuple)
+                or not v
+                or len(set(v)) != len(v)
+                or not all(isinstance(x, int) and x >= 1 for x in v)
+            ):
                 raise bad("Sequential", name, "a tuple of unique positive ints", v)
-        if (not isinstance(self.pools, tuple) or not all(
-                isinstance(p, tuple) and len(p) == 2 and all(isinstance(x, int) and x >= 1
-                                                             for x in p) for p in self.pools)):
+        if not isinstance(self.pools, tuple) or not all(
+            isinstance(p, tuple) and len(p) == 2 and all(isinstance(x, int) and x >= 1 for x in p)
+            for p in self.pools
+        ):
             raise bad("Sequential", "pools", "a tuple of (kernel, stride) int pairs", self.pools)
         if len(self.conv_kernels) * len(self.conv_filters) < 2:
-            raise bad("Sequential", "conv_kernels/conv_filters", "at least two conv choices "
-                      "per stride (mutation needs one)", (self.conv_kernels, self.conv_filters))
+            raise bad(
+                "Sequential",
+                "conv_kernels/conv_filters",
+                "at least two conv choices per stride (mutation needs one)",
+                (self.conv_kernels, self.conv_filters),
+            )
         check_int("Sequential", "max_fc", self.max_fc, 0)
         check_int("Sequential", "fc_max_size", self.fc_max_size, 1)
         check_int("Sequential", "input_size", self.input_size, 1)
         if len(self.tokens) > 127:
-            raise bad("Sequential", "conv_kernels/conv_filters/conv_strides/pools/fc_units",
-                      "at most 127 layer tokens in all (int8)", len(self.tokens))
+            raise bad(
+                "Sequential",
+                "conv_kernels/conv_filters/conv_strides/pools/fc_units",
+                "at most 127 layer tokens in all (int8)",
+                len(self.tokens),
+            )
 
     @functools.cached_property
     def tokens(self) -> tuple[tuple, ...]:
         """All layer tokens: ('terminal',), ('conv', k, f, s), ('pool', k, s), ('fc', u)."""
         out: list[tuple] = [("terminal",)]
-        out += [("conv", k, f, s) for k in self.conv_kernels for f in self.conv_filters
-                for s in self.conv_strides]
+        out += [
+            ("conv", k, f, s)
+            for k in self.conv_kernels
+            for f in self.conv_filters
+            for s in self.conv_strides
+        ]
         out += [("pool", k, s) for k, s in self.pools]
         out += [("fc", u) for u in self.fc_units]
         return tuple(out)
@@ -94,11 +111,9 @@ class Sequential:
             for kind, kernel, stride in table[1:].tolist():
                 if kind == CONV and prev != FC:
                     total += count(depth + 1, CONV, -(-size // stride), 0, False)
-                elif (kind == POOL and not first and prev not in (POOL, FC)
-                      and size >= kernel):
+                elif kind == POOL and not first and prev not in (POOL, FC) and size >= kernel:
                     total += count(depth + 1, POOL, (size - kernel) // stride + 1, 0, False)
-                elif (kind == FC and not first and size <= self.fc_max_size
-                      and fc_run < self.max_fc):
+                elif kind == FC and not first and size <= self.fc_max_size and fc_run < self.max_fc:
                     total += count(depth + 1, FC, size, fc_run + 1, False)
             return total
 
@@ -125,25 +140,38 @@ class Sequential:
         pool_size = (size - kernel) // stride + 1  # 'VALID'
         rules = jnp.select(
             [kind == TERMINAL, kind == CONV, kind == POOL, kind == FC],
-            [~first,
-             ~ended & (prev != FC),
-             ~ended & ~first & (prev != POOL) & (prev != FC) & (size >= kernel),
-             ~ended & ~first & (size <= self.fc_max_size) & (fc_run < self.max_fc)],
-            False)
+            [
+                ~first,
+                ~ended & (prev != FC),
+                ~ended & ~first & (prev != POOL) & (prev != FC) & (size >= kernel),
+                ~ended & ~first & (size <= self.fc_max_size) & (fc_run < self.max_fc),
+            ],
+            False,
+        )
         ok = ok & in_range & rules
         new_size = jnp.select([kind == CONV, kind == POOL], [conv_size, pool_size], size)
         new_fc = jnp.where(kind == FC, fc_run + 1, 0)
         live = kind != TERMINAL
-        carry = (ok, ended | ~live, jnp.where(live, kind, prev),
-                 jnp.where(live, new_size, size), jnp.where(live, new_fc, fc_run),
-                 jnp.zeros((), bool))
+        carry = (
+            ok,
+            ended | ~live,
+            jnp.where(live, kind, prev),
+            jnp.where(live, new_size, size),
+            jnp.where(live, new_fc, fc_run),
+            jnp.zeros((), bool),
+        )
         return carry, None
 
     def _start(self) -> tuple:
         """The validity scan's carry before the first layer."""
-        return (jnp.ones((), bool), jnp.zeros((), bool), jnp.full((), TERMINAL, jnp.int32),
-                jnp.full((), self.input_size, jnp.int32), jnp.zeros((), jnp.int32),
-                jnp.ones((), bool))
+        return (
+            jnp.ones((), bool),
+            jnp.zeros((), bool),
+            jnp.full((), TERMINAL, jnp.int32),
+            jnp.full((), self.input_size, jnp.int32),
+            jnp.zeros((), jnp.int32),
+            jnp.ones((), bool),
+        )
 
     def is_valid(self, arch: SequentialArch) -> jax.Array:
         tokens = jnp.asarray(arch.tokens).astype(jnp.int32)
@@ -159,16 +187,21 @@ class Sequential:
         with jax.ensure_compile_time_eval():
             ok = bool(self.is_valid(SequentialArch(jnp.asarray(tokens))))
         if not ok:
-            raise bad(where, "arch.tokens", "a layer sequence obeying MetaQNN's rules (first "
-                      "layer conv; no pool after pool; no conv/pool after fc; at most "
-                      f"{self.max_fc} fc, only at size <= {self.fc_max_size}; terminal "
-                      "padding at the end)", [self.tokens[t] if 0 <= t < self.num_tokens
-                                              else t for t in tokens.tolist()])
+            raise bad(
+                where,
+                "arch.tokens",
+                "a layer sequence obeying MetaQNN's rules (first "
+                "layer conv; no pool after pool; no conv/pool after fc; at most "
+                f"{self.max_fc} fc, only at size <= {self.fc_max_size}; terminal "
+                "padding at the end)",
+                [self.tokens[t] if 0 <= t < self.num_tokens else t for t in tokens.tolist()],
+            )
 
     def _allowed(self, carry) -> jax.Array:
         """bool[T]: tokens that may come next after the layers scanned into `carry`."""
         steps = jax.vmap(lambda t: self._step(carry, t)[0][0])(
-            jnp.arange(self.num_tokens, dtype=jnp.int32))
+            jnp.arange(self.num_tokens, dtype=jnp.int32)
+        )
         return steps
 
     def sample(self, key: jax.Array) -> SequentialArch:
@@ -216,8 +249,11 @@ class Sequential:
         """Every single-token change and whether it is valid."""
         d, t = self.max_layers, self.num_tokens
         pos, val = np.repeat(np.arange(d), t), np.tile(np.arange(t), d)
-        batch = jnp.tile(arch.tokens[None], (d * t, 1)).at[np.arange(d * t), pos].set(
-            jnp.asarray(val, jnp.int8))
+        batch = (
+            jnp.tile(arch.tokens[None], (d * t, 1))
+            .at[np.arange(d * t), pos]
+            .set(jnp.asarray(val, jnp.int8))
+        )
         batch = SequentialArch(batch)
         mask = (arch.tokens[pos] != val) & jax.vmap(self.is_valid)(batch)
         return batch, mask
@@ -261,9 +297,11 @@ class Sequential:
             raise bad(where, "string", "layers like 'C(3,64,1)-P(2,2)-FC(512)'", string)
         names = {}
         for i, t in enumerate(self.tokens[1:], start=1):
-            key = {"conv": lambda t: f"C({t[1]},{t[2]},{t[3]})",
-                   "pool": lambda t: f"P({t[1]},{t[2]})",
-                   "fc": lambda t: f"FC({t[1]})"}[t[0]](t)
+            key = {
+                "conv": lambda t: f"C({t[1]},{t[2]},{t[3]})",
+                "pool": lambda t: f"P({t[1]},{t[2]})",
+                "fc": lambda t: f"FC({t[1]})",
+            }[t[0]](t)
             names[key] = i
         parts = string.split("-")
         if len(parts) > self.max_layers:
@@ -271,8 +309,9 @@ class Sequential:
         tokens = []
         for p in parts:
             if p not in names:
-                raise bad(where, "string", "layers from this space's tokens, e.g. "
-                          f"{list(names)[:3]}", p)
+                raise bad(
+                    where, "string", f"layers from this space's tokens, e.g. {list(names)[:3]}", p
+                )
             tokens.append(names[p])
         tokens += [TERMINAL] * (self.max_layers - len(tokens))
         self.validate(SequentialArch(np.asarray(tokens, np.int8)))
@@ -282,10 +321,22 @@ class Sequential:
         """float32[max_layers, T]."""
         return jax.nn.one_hot(arch.tokens, self.num_tokens, dtype=jnp.float32)
 
-    def build(self, arch: SequentialArch, *, num_classes: int = 10, batch_norm: bool = True,
-              dropout: float = 0.0, rngs: Any = None) -> Any:
+    def build(
+        self,
+        arch: SequentialArch,
+        *,
+        num_classes: int = 10,
+        batch_norm: bool = True,
+        dropout: float = 0.0,
+        rngs: Any = None,
+    ) -> Any:
         """The layer sequence as a network (`jnas.nn.SequentialNetwork`)."""
         from jnas.nn import SequentialNetwork
 
-        return SequentialNetwork(self.layers(arch), num_classes=num_classes,
-                                 batch_norm=batch_norm, dropout=dropout, rngs=rngs)
+        return SequentialNetwork(
+            self.layers(arch),
+            num_classes=num_classes,
+            batch_norm=batch_norm,
+            dropout=dropout,
+            rngs=rngs,
+        )

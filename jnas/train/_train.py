@@ -39,16 +39,22 @@ class TrainConfig:
     eval_batch_size: int = 500
 
     def __post_init__(self) -> None:
-        check_positive("TrainConfig", epochs=self.epochs, batch_size=self.batch_size,
-                       eval_batch_size=self.eval_batch_size)
+        check_positive(
+            "TrainConfig",
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            eval_batch_size=self.eval_batch_size,
+        )
         for name in ("lr", "momentum", "weight_decay"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"TrainConfig: `{name}` must be >= 0; got {getattr(self, name)}")
 
     def optimizer(self, steps_per_epoch: int) -> optax.GradientTransformation:
         schedule = optax.cosine_decay_schedule(self.lr, self.epochs * steps_per_epoch)
-        return optax.chain(optax.add_decayed_weights(self.weight_decay),
-                           optax.sgd(schedule, momentum=self.momentum, nesterov=self.nesterov))
+        return optax.chain(
+            optax.add_decayed_weights(self.weight_decay),
+            optax.sgd(schedule, momentum=self.momentum, nesterov=self.nesterov),
+        )
 
 
 def _logits_fn(graphdef: Any) -> Callable:
@@ -56,6 +62,7 @@ def _logits_fn(graphdef: Any) -> Callable:
         model = nnx.merge(graphdef, params, rest, copy=True)
         out = model(x)
         return out, nnx.split(model, nnx.Param, ...)[2]
+
     return logits
 
 
@@ -66,8 +73,9 @@ def _eval_chunk(graphdef: Any, params: Any, rest: Any, x: jax.Array, y: jax.Arra
     return jnp.sum(loss), jnp.sum(jnp.argmax(logits, -1) == y)
 
 
-def evaluate(model: nnx.Module, data: Split | HostSource, batch_size: int = 500
-             ) -> dict[str, float]:
+def evaluate(
+    model: nnx.Module, data: Split | HostSource, batch_size: int = 500
+) -> dict[str, float]:
     """Loss and accuracy of `model` in eval mode on all of `data` (no example dropped)."""
     model.eval()
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
@@ -78,10 +86,18 @@ def evaluate(model: nnx.Module, data: Split | HostSource, batch_size: int = 500
     return {"loss": total_loss / n, "acc": correct / n}
 
 
-def train(model: nnx.Module, key: jax.Array, data: Split | HostSource,
-          config: TrainConfig = TrainConfig(), *, test: Split | HostSource | None = None, out: str | pathlib.Path | None = None,
-          resume: bool = False, steps_mode: str = "auto", on_epoch: Callable[[dict], None] | None = None
-          ) -> tuple[nnx.Module, list[dict]]:
+def train(
+    model: nnx.Module,
+    key: jax.Array,
+    data: Split | HostSource,
+    config: TrainConfig = TrainConfig(),
+    *,
+    test: Split | HostSource | None = None,
+    out: str | pathlib.Path | None = None,
+    resume: bool = False,
+    steps_mode: str = "auto",
+    on_epoch: Callable[[dict], None] | None = None,
+) -> tuple[nnx.Module, list[dict]]:
     """Train `model` (in place; also returned) on `data` from scratch with `config`.
 
     One record per epoch (mean train loss/accuracy, and test loss/accuracy when `test` is
@@ -97,8 +113,9 @@ def train(model: nnx.Module, key: jax.Array, data: Split | HostSource,
     streamed = isinstance(data, HostSource)
     n = len(data) if streamed else len(data.y)
     if config.batch_size > n:
-        raise ValueError(f"train: `config.batch_size` {config.batch_size} exceeds the {n} "
-                         "training examples")
+        raise ValueError(
+            f"train: `config.batch_size` {config.batch_size} exceeds the {n} training examples"
+        )
     steps = n // config.batch_size
     optimizer = config.optimizer(steps)
     model.train()
@@ -113,11 +130,9 @@ def train(model: nnx.Module, key: jax.Array, data: Split | HostSource,
     def update(state, xb, yb, k):
         params, rest, opt_state = state
         xb = random_crop_flip(k, xb) if config.augment else xb
-        (loss, (rest, acc)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            params, rest, xb, yb)
+        (loss, (rest, acc)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, rest, xb, yb)
         updates, opt_state = optimizer.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), rest, opt_state), {
-            "loss": loss, "acc": acc}
+        return (optax.apply_updates(params, updates), rest, opt_state), {"loss": loss, "acc": acc}
 
     def body(carry, inputs):
         state, x, y = carry
@@ -145,16 +160,27 @@ def train(model: nnx.Module, key: jax.Array, data: Split | HostSource,
 
     def unit(carry: Any, e: int) -> tuple[Any, dict, dict]:
         carry, metrics = epoch(carry, jax.random.fold_in(key, e))
-        record = {"epoch": e, "train_loss": float(np.mean(metrics["loss"])),
-                  "train_acc": float(np.mean(metrics["acc"]))}
+        record = {
+            "epoch": e,
+            "train_loss": float(np.mean(metrics["loss"])),
+            "train_acc": float(np.mean(metrics["acc"])),
+        }
         if test is not None:
             nnx.update(model, carry[0], carry[1])
-            record.update({f"test_{k}": v for k, v in
-                           evaluate(model, test, config.eval_batch_size).items()})
+            record.update(
+                {f"test_{k}": v for k, v in evaluate(model, test, config.eval_batch_size).items()}
+            )
             model.train()
         return carry, metrics, record
 
-    carry, records = run_units(unit, units=config.epochs, init=lambda _: fresh, key=key,
-                               out=out, resume=resume, on_record=on_epoch)
+    carry, records = run_units(
+        unit,
+        units=config.epochs,
+        init=lambda _: fresh,
+        key=key,
+        out=out,
+        resume=resume,
+        on_record=on_epoch,
+    )
     nnx.update(model, carry[0], carry[1])
     return model, records

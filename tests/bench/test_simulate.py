@@ -30,8 +30,7 @@ def test_vmapped_seeds_equal_separate_runs(obj, key, make):
 
 
 def test_clock_and_budget(obj, key, nb201_table):
-    sim = bench.simulate(search.random_search(NB201()), obj, key=key, num_seeds=16,
-                         budget_s=12000)
+    sim = bench.simulate(search.random_search(NB201()), obj, key=key, num_seeds=16, budget_s=12000)
     final = sim.time_s[:, -1]
     assert np.all(final >= 12000)  # the scan was long enough to spend the budget
     # the evaluation that crosses the budget is the last one charged
@@ -50,8 +49,9 @@ def test_nan_fitness_never_becomes_the_incumbent(nb201_table, key):
     obj = bench.objective(nb201_table, dataset="cifar10-valid", metric="valid_acc", epochs=12)
     poisoned = obj.fitness.at[::2].set(jnp.nan)  # half the table fails
     obj = bench.Objective(poisoned, obj.cost_s, obj.space, "poisoned")
-    sim = bench.simulate(search.regularized_evolution(NB201()), obj, key=key, num_seeds=8,
-                         budget_s=5000)
+    sim = bench.simulate(
+        search.regularized_evolution(NB201()), obj, key=key, num_seeds=8, budget_s=5000
+    )
     assert np.all(sim.final_rows() % 2 == 1)
     assert np.all(np.isfinite(sim.best_fitness[:, -1]))
 
@@ -59,18 +59,20 @@ def test_nan_fitness_never_becomes_the_incumbent(nb201_table, key):
 def test_regularized_evolution_beats_random_search(nb201_table, obj, key):
     """NB201 Table 5 protocol (12-epoch signal, 12,000 s): REA's incumbent tests better."""
     results = {}
-    for name, s in (("rs", search.random_search(NB201())),
-                    ("rea", search.regularized_evolution(NB201()))):
+    for name, s in (
+        ("rs", search.random_search(NB201())),
+        ("rea", search.regularized_evolution(NB201())),
+    ):
         sim = bench.simulate(s, obj, key=key, num_seeds=300, budget_s=12000)
-        results[name] = sim.report(nb201_table, dataset="cifar10", metric="test_acc",
-                                   epochs=200)[:, -1]
+        results[name] = sim.report(nb201_table, dataset="cifar10", metric="test_acc", epochs=200)[
+            :, -1
+        ]
     assert results["rea"].mean() > results["rs"].mean() + 0.05
     assert 93.4 < results["rs"].mean() < 94.1  # NB201 paper: RS 93.70 +- 0.36
 
 
 def test_on_grid_resamples_curves(obj, key):
-    sim = bench.simulate(search.random_search(NB201()), obj, key=key, num_seeds=4,
-                         budget_s=2000)
+    sim = bench.simulate(search.random_search(NB201()), obj, key=key, num_seeds=4, budget_s=2000)
     grid = np.array([0.0, 1000.0, 1e9])
     out = sim.on_grid(sim.best_fitness, grid)
     assert np.all(np.isnan(out[:, 0]))
@@ -84,16 +86,24 @@ def test_simulate_rejects_bad_arguments(obj, key):
         bench.simulate(search.random_search(NB201()), obj, key=key, num_seeds=1, budget_s=0)
 
 
-@pytest.mark.parametrize("make", [search.random_search, search.regularized_evolution,
-                                  search.tournament_evolution, search.local_search,
-                                  search.reinforce])
+@pytest.mark.parametrize(
+    "make",
+    [
+        search.random_search,
+        search.regularized_evolution,
+        search.tournament_evolution,
+        search.local_search,
+        search.reinforce,
+    ],
+)
 def test_nats_size_protocol_with_an_evaluation_budget(nasbench_dir, key, make):
     """The compact NATS size table has no training times: charge one unit per query."""
     from jnas.spaces import NATSSize
 
     table = bench.load_nats_sss(nasbench_dir)
-    obj = bench.objective(table, dataset="cifar10-valid", metric="valid_acc", epochs=90,
-                          cost="evaluations")
+    obj = bench.objective(
+        table, dataset="cifar10-valid", metric="valid_acc", epochs=90, cost="evaluations"
+    )
     sim = bench.simulate(make(NATSSize()), obj, key=key, num_seeds=16, budget_s=50)
     np.testing.assert_array_equal(sim.num_evals, 50)
     best = sim.best_fitness[:, -1]

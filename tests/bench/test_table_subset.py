@@ -18,8 +18,9 @@ def subset(nb101_csv_path):
 
 
 def _genes(cells):
-    return np.concatenate([np.asarray(x).reshape(len(np.asarray(cells.ops)), -1)
-                           for x in jax.tree.leaves(cells)], 1)
+    return np.concatenate(
+        [np.asarray(x).reshape(len(np.asarray(cells.ops)), -1) for x in jax.tree.leaves(cells)], 1
+    )
 
 
 def test_the_subset_space_is_the_table_cells_with_nearest_neighbours(subset):
@@ -37,8 +38,9 @@ def test_the_subset_space_is_the_table_cells_with_nearest_neighbours(subset):
         near, ok = space.neighbors(SubsetArch(jnp.int32(r)))
         assert bool(jnp.all(ok))
         np.testing.assert_array_equal(np.sort(d[np.asarray(near.row)]), np.sort(d)[:5])
-    kids = jax.vmap(space.mutate)(jax.random.split(jax.random.key(0), 50),
-                                  SubsetArch(jnp.full((50,), 17, jnp.int32)))
+    kids = jax.vmap(space.mutate)(
+        jax.random.split(jax.random.key(0), 50), SubsetArch(jnp.full((50,), 17, jnp.int32))
+    )
     near17 = np.asarray(space.neighbors(SubsetArch(jnp.int32(17)))[0].row)
     assert set(np.asarray(kids.row).tolist()) == set(near17.tolist())  # all 5, nothing else
 
@@ -53,18 +55,25 @@ def test_encodings_and_queries_are_those_of_the_real_cells(subset):
     adj, want = space.adjacency(arch), base.adjacency(cell)
     np.testing.assert_array_equal(adj.matrix, want.matrix)
     assert space.to_string(arch) == base.to_string(cell)
-    assert set(spaces.capabilities(space)) == {"Space", "Encodable", "Decisions",
-                                               "HasAdjacency", "HasPath"}
+    assert set(spaces.capabilities(space)) == {
+        "Space",
+        "Encodable",
+        "Decisions",
+        "HasAdjacency",
+        "HasPath",
+    }
     assert space.from_string(base.to_string(cell)) == arch
     space.validate(arch)
     with pytest.raises(ValueError, match=r"arch\.row"):
         space.validate(SubsetArch(np.int32(292)))
-    obj = bench.objective(subset, dataset="cifar10", metric="valid_acc", epochs=108,
-                          cost="evaluations")
+    obj = bench.objective(
+        subset, dataset="cifar10", metric="valid_acc", epochs=108, cost="evaluations"
+    )
     rows = jnp.array([0, 5, 291], jnp.int32)
     fitness, cost = obj(SubsetArch(rows))
     np.testing.assert_array_equal(
-        fitness, np.asarray(subset.column("cifar10", "valid_acc", 108))[np.asarray(rows)])
+        fitness, np.asarray(subset.column("cifar10", "valid_acc", 108))[np.asarray(rows)]
+    )
     np.testing.assert_array_equal(cost, 1.0)
 
 
@@ -76,10 +85,10 @@ def test_restrict_needs_a_table_that_lists_its_cells(nb201_table):
 @pytest.mark.parametrize("name", [n for n in SEARCHERS if n not in ("hyperband", "bohb")])
 def test_every_single_fidelity_searcher_searches_the_subset(name, subset):
     searcher = make_searcher(name, subset.space)
-    obj = bench.objective(subset, dataset="cifar10", metric="valid_acc", epochs=108,
-                          cost="evaluations")
-    sim = bench.simulate(searcher, obj, key=jax.random.key(0), num_seeds=2, budget_s=30,
-                         chunk=2)
+    obj = bench.objective(
+        subset, dataset="cifar10", metric="valid_acc", epochs=108, cost="evaluations"
+    )
+    sim = bench.simulate(searcher, obj, key=jax.random.key(0), num_seeds=2, budget_s=30, chunk=2)
     assert np.all(sim.num_evals >= 30)
     final = sim.final_rows()
     assert np.all((final >= 0) & (final < 292))
@@ -96,8 +105,7 @@ def test_snapping_breaks_ties_without_favouring_low_rows(subset):
     genes = jnp.asarray(space._genes)
     nearest = jnp.min(jnp.sum(genes[None] != decisions[:, None], -1), axis=1)
     # every snap is to a nearest cell ...
-    np.testing.assert_array_equal(
-        jnp.sum(genes[rows] != decisions, -1), nearest)
+    np.testing.assert_array_equal(jnp.sum(genes[rows] != decisions, -1), nearest)
     # ... and uniform decisions reach many cells, the upper half of the rows as often as
     # the lower (tie -> lowest row sent 2000 draws to a handful of low rows)
     assert len(set(rows.tolist())) > 100
@@ -113,8 +121,9 @@ def test_a_subset_offers_exactly_the_encodings_of_its_base():
     assert set(spaces.capabilities(space)) == {"Space", "Encodable", "Decisions"}
     assert not hasattr(space, "path")
     assert not hasattr(space, "adjacency")
-    np.testing.assert_array_equal(space.one_hot(SubsetArch(jnp.int32(2))),
-                                  base.one_hot(base.from_index(8)))
+    np.testing.assert_array_equal(
+        space.one_hot(SubsetArch(jnp.int32(2))), base.one_hot(base.from_index(8))
+    )
     with pytest.raises(ValueError, match="HasAdjacency"):
         make_searcher("bo-wl", space)
     with pytest.raises(ValueError, match="must name one of the table's 10 cells"):

@@ -15,8 +15,9 @@ def test_digits_splits_are_disjoint_stratified_and_normalised(key):
     assert sizes["train_full"] == sizes["train"] + sizes["valid"]
     assert abs(sizes["train"] - sizes["valid"]) <= 10
     assert splits["train"].x.shape[1:] == (16, 16, 3)
-    flat = {k: {v.x[i].tobytes() + bytes([v.y[i]]) for i in range(len(v.y))}
-            for k, v in splits.items()}
+    flat = {
+        k: {v.x[i].tobytes() + bytes([v.y[i]]) for i in range(len(v.y))} for k, v in splits.items()
+    }
     assert not flat["train"] & flat["test"]
     assert not flat["valid"] & flat["test"]
     for name in ("train", "valid", "test"):  # every class in every split, near its share
@@ -63,9 +64,15 @@ def test_random_crop_flip_is_a_pure_function_of_the_key_and_crops(key):
     padded = np.pad(np.asarray(x), ((0, 0), (4, 4), (4, 4), (0, 0)))
     for n in range(6):
         out = np.asarray(a[n])
-        hits = [(i, j, f) for i in range(9) for j in range(9) for f in (False, True)
-                if np.array_equal(out, (lambda c: c[:, ::-1] if f else c)(
-                    padded[n, i:i + 8, j:j + 8]))]
+        hits = [
+            (i, j, f)
+            for i in range(9)
+            for j in range(9)
+            for f in (False, True)
+            if np.array_equal(
+                out, (lambda c: c[:, ::-1] if f else c)(padded[n, i : i + 8, j : j + 8])
+            )
+        ]
         assert hits, f"image {n} is not a crop of its padded input"
 
 
@@ -127,8 +134,7 @@ def test_stream_rejects_bad_arguments(key, tmp_path):
 def test_tfds_source_streams_a_prepared_split_record_by_record(key):
     tfds = pytest.importorskip("tensorflow_datasets")
     with tfds.testing.mock_data(num_examples=20):
-        source = data.TFDSSource("mnist", "train", mean=np.float32([0.5]),
-                                 std=np.float32([0.25]))
+        source = data.TFDSSource("mnist", "train", mean=np.float32([0.5]), std=np.float32([0.25]))
         x_all, y_all = data.tfds_arrays("mnist", "train")
         batches = list(data.stream(source, key, 6))
     assert len(source) == 20

@@ -13,8 +13,9 @@ from jnas.spaces import NB201
 
 
 def _f64(tree):
-    return jax.tree.map(lambda a: a.astype(jnp.float64)
-                        if jnp.issubdtype(a.dtype, jnp.floating) else a, tree)
+    return jax.tree.map(
+        lambda a: a.astype(jnp.float64) if jnp.issubdtype(a.dtype, jnp.floating) else a, tree
+    )
 
 
 def _grad_of_step(learner, state, tasks):
@@ -38,8 +39,9 @@ def _check_against_fd(learner, state, tasks, directions, eps=1e-6, rtol=1e-6):
         plus = jax.tree.map(lambda p, v: p + eps * v, state.params, d)
         minus = jax.tree.map(lambda p, v: p - eps * v, state.params, d)
         fd = (loss(plus) - loss(minus)) / (2 * eps)
-        exact = sum(jnp.vdot(g, v) for g, v in zip(jax.tree.leaves(grad), jax.tree.leaves(d),
-                                                    strict=True))
+        exact = sum(
+            jnp.vdot(g, v) for g, v in zip(jax.tree.leaves(grad), jax.tree.leaves(d), strict=True)
+        )
         assert abs(float(fd)) > 1e-6  # the direction matters
         np.testing.assert_allclose(float(exact), float(fd), rtol=rtol, atol=1e-9)
 
@@ -50,23 +52,40 @@ def _directions(params, key, n, select=lambda path: True):
     out = []
     for i in range(n):
         ks = jax.random.split(jax.random.fold_in(key, i), len(leaves))
-        out.append(treedef.unflatten([
-            jax.random.normal(k, leaf.shape, leaf.dtype) if select(p) else jnp.zeros_like(leaf)
-            for k, leaf, p in zip(ks, leaves, paths, strict=True)]))
+        out.append(
+            treedef.unflatten(
+                [
+                    jax.random.normal(k, leaf.shape, leaf.dtype)
+                    if select(p)
+                    else jnp.zeros_like(leaf)
+                    for k, leaf, p in zip(ks, leaves, paths, strict=True)
+                ]
+            )
+        )
     return out
 
 
 def test_maml_meta_gradient_matches_finite_differences_in_float64(key):
     with jax.enable_x64(True):
-        learner = meta.maml(meta.mlp((1, 8, 8, 1)), loss="mse", inner_lr=0.05, inner_steps=2,
-                            outer_optimizer=optax.sgd(1.0))
+        learner = meta.maml(
+            meta.mlp((1, 8, 8, 1)),
+            loss="mse",
+            inner_lr=0.05,
+            inner_steps=2,
+            outer_optimizer=optax.sgd(1.0),
+        )
         state = _f64(learner.init(key))
         state = state._replace(opt_state=learner.init(key).opt_state)
         tasks = _f64(meta.task_batch(meta.sinusoid(5, 5), key, 3))
         _check_against_fd(learner, state, tasks, _directions(state.params, key, 3))
         # ... and differs from first-order MAML's gradient (second-order terms matter)
-        fo = meta.fomaml(meta.mlp((1, 8, 8, 1)), loss="mse", inner_lr=0.05, inner_steps=2,
-                         outer_optimizer=optax.sgd(1.0))
+        fo = meta.fomaml(
+            meta.mlp((1, 8, 8, 1)),
+            loss="mse",
+            inner_lr=0.05,
+            inner_steps=2,
+            outer_optimizer=optax.sgd(1.0),
+        )
         g2 = jax.tree.leaves(_grad_of_step(learner, state, tasks))
         g1 = jax.tree.leaves(_grad_of_step(fo, state, tasks))
         assert max(float(jnp.abs(a - b).max()) for a, b in zip(g1, g2, strict=True)) > 1e-4
@@ -74,37 +93,54 @@ def test_maml_meta_gradient_matches_finite_differences_in_float64(key):
 
 def test_metanas_meta_gradient_in_weights_and_alpha_matches_finite_differences(key):
     with jax.enable_x64(True):
-        net = meta.supernet_model(NB201(), channels=2, cells_per_stage=1, num_classes=3,
-                                  in_channels=1, alpha_scale=0.5)
-        learner = meta.metanas(net, inner_lr={"w": 0.1, "alpha": 0.5}, inner_steps=1,
-                               outer="maml", outer_optimizer=optax.sgd(1.0), task_map="vmap")
+        net = meta.supernet_model(
+            NB201(), channels=2, cells_per_stage=1, num_classes=3, in_channels=1, alpha_scale=0.5
+        )
+        learner = meta.metanas(
+            net,
+            inner_lr={"w": 0.1, "alpha": 0.5},
+            inner_steps=1,
+            outer="maml",
+            outer_optimizer=optax.sgd(1.0),
+            task_map="vmap",
+        )
         state = learner.init(key)
         state = state._replace(params=_f64(state.params))
         pool = jax.random.normal(key, (6, 4, 4, 4, 1), jnp.float64)
         tasks = meta.task_batch(meta.few_shot(pool, ways=3, shots=1, queries=2), key, 2)
-        directions = [*_directions(state.params, key, 2, lambda p: p == "alpha"),
-                      *_directions(state.params, key, 1)]
+        directions = [
+            *_directions(state.params, key, 2, lambda p: p == "alpha"),
+            *_directions(state.params, key, 1),
+        ]
         _check_against_fd(learner, state, tasks, directions, eps=1e-7, rtol=1e-5)
 
 
 def test_metanas_paper_setting_adam_inside_reptile_outside_with_own_step_sizes(key):
     """Elsken et al.'s setting: Adam (β1 = 0) adapts w and α on support + query minibatches;
     the Reptile step moves w all the way (1.0) and α 0.6 of the way to the task mean."""
-    net = meta.supernet_model(NB201(), channels=2, cells_per_stage=1, num_classes=3,
-                              in_channels=1, alpha_scale=0.5)
+    net = meta.supernet_model(
+        NB201(), channels=2, cells_per_stage=1, num_classes=3, in_channels=1, alpha_scale=0.5
+    )
     learner = meta.metanas(
-        net, inner_optimizer=optax.adam(0.01, b1=0.0), inner_steps=2, train_on="all",
-        inner_batch=4, outer="reptile",
-        outer_optimizer=optax.multi_transform({"w": optax.sgd(1.0), "alpha": optax.sgd(0.6)},
-                                              {"w": "w", "alpha": "alpha"}))
+        net,
+        inner_optimizer=optax.adam(0.01, b1=0.0),
+        inner_steps=2,
+        train_on="all",
+        inner_batch=4,
+        outer="reptile",
+        outer_optimizer=optax.multi_transform(
+            {"w": optax.sgd(1.0), "alpha": optax.sgd(0.6)}, {"w": "w", "alpha": "alpha"}
+        ),
+    )
     state = learner.init(key)
     pool = jax.random.normal(key, (6, 4, 4, 4, 1))
     tasks = meta.task_batch(meta.few_shot(pool, ways=3, shots=1, queries=2), key, 2)
     ones = [jax.tree.map(lambda a, i=i: a[i], tasks) for i in range(2)]
     adapted = []
     for t in ones:  # by hand: Adam on the interleaved support + query, batches of 4
-        x, y = meta.interleave(jnp.concatenate([t.support_x, t.query_x]),
-                               jnp.concatenate([t.support_y, t.query_y]))
+        x, y = meta.interleave(
+            jnp.concatenate([t.support_x, t.query_x]), jnp.concatenate([t.support_y, t.query_y])
+        )
         p, tx = state.params, optax.adam(0.01, b1=0.0)
         opt = tx.init(p)
         for step in range(2):
@@ -116,21 +152,33 @@ def test_metanas_paper_setting_adam_inside_reptile_outside_with_own_step_sizes(k
         adapted.append(p)
     mean = jax.tree.map(lambda a, b: (a + b) / 2, *adapted)
     new, _ = jax.jit(learner.step)(state, tasks)
-    np.testing.assert_allclose(new.params["alpha"], state.params["alpha"] + 0.6 * (
-        mean["alpha"] - state.params["alpha"]), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        new.params["alpha"],
+        state.params["alpha"] + 0.6 * (mean["alpha"] - state.params["alpha"]),
+        rtol=1e-4,
+        atol=1e-6,
+    )
     for a, b in zip(jax.tree.leaves(new.params["w"]), jax.tree.leaves(mean["w"]), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
     assert not np.allclose(new.params["alpha"], state.params["alpha"])
 
 
 def test_fomaml_uses_the_query_gradient_at_the_adapted_weights(key):
-    learner = meta.fomaml(meta.mlp((1, 8, 1)), loss="mse", inner_lr=0.05, inner_steps=3,
-                          outer_optimizer=optax.sgd(1.0))
+    learner = meta.fomaml(
+        meta.mlp((1, 8, 1)),
+        loss="mse",
+        inner_lr=0.05,
+        inner_steps=3,
+        outer_optimizer=optax.sgd(1.0),
+    )
     state = learner.init(key)
     tasks = meta.task_batch(meta.sinusoid(5, 5), key, 4)
-    grads = [jax.grad(lambda p, t=t: meta.mse(meta.mlp((1, 8, 1)).apply(p, t.query_x),
-                                              t.query_y)[0])(learner.adapt(state.params, t))
-             for t in (jax.tree.map(lambda a, i=i: a[i], tasks) for i in range(4))]
+    grads = [
+        jax.grad(lambda p, t=t: meta.mse(meta.mlp((1, 8, 1)).apply(p, t.query_x), t.query_y)[0])(
+            learner.adapt(state.params, t)
+        )
+        for t in (jax.tree.map(lambda a, i=i: a[i], tasks) for i in range(4))
+    ]
     expected = jax.tree.map(lambda *g: sum(g) / 4, *grads)
     got = _grad_of_step(learner, state, tasks)
     for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(expected), strict=True):
@@ -146,18 +194,23 @@ def test_adapt_is_plain_sgd_on_the_support_set(key):
     for _ in range(2):
         g = jax.grad(lambda q: meta.mse(model.apply(q, task.support_x), task.support_y)[0])(p)
         p = jax.tree.map(lambda a, b: a - 0.05 * b, p, g)
-    for a, b in zip(jax.tree.leaves(learner.adapt(params, task)), jax.tree.leaves(p),
-                    strict=True):
+    for a, b in zip(jax.tree.leaves(learner.adapt(params, task)), jax.tree.leaves(p), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
 
 
 def test_reptile_moves_towards_the_mean_adapted_weights(key):
-    learner = meta.reptile(meta.mlp((1, 8, 1)), loss="mse", inner_lr=0.05, inner_steps=3,
-                           outer_optimizer=optax.sgd(0.5))
+    learner = meta.reptile(
+        meta.mlp((1, 8, 1)),
+        loss="mse",
+        inner_lr=0.05,
+        inner_steps=3,
+        outer_optimizer=optax.sgd(0.5),
+    )
     state = learner.init(key)
     tasks = meta.task_batch(meta.sinusoid(5, 5), key, 4)
-    adapted = [learner.adapt(state.params, jax.tree.map(lambda a, i=i: a[i], tasks))
-               for i in range(4)]
+    adapted = [
+        learner.adapt(state.params, jax.tree.map(lambda a, i=i: a[i], tasks)) for i in range(4)
+    ]
     mean = jax.tree.map(lambda *a: sum(a) / 4, *adapted)
     expected = jax.tree.map(lambda t, m: t + 0.5 * (m - t), state.params, mean)
     new, _ = learner.step(state, tasks)
@@ -174,17 +227,30 @@ def test_inner_optimizer_sees_only_the_adapted_leaves_by_name(key):
     def rules(frozen):
         def label(path, _):
             name = jax.tree_util.keystr(path, simple=True, separator="/")
-            return ("frozen" if frozen and name.startswith("layers/0/") else
-                    "adam" if name.startswith("layers/2/") else "sgd")
+            return (
+                "frozen"
+                if frozen and name.startswith("layers/0/")
+                else "adam"
+                if name.startswith("layers/2/")
+                else "sgd"
+            )
+
         return optax.multi_transform(
-            {"adam": optax.adam(0.05, b1=0.0), "sgd": optax.sgd(0.02),
-             "frozen": optax.set_to_zero()},
-            lambda tree: jax.tree_util.tree_map_with_path(label, tree))
+            {
+                "adam": optax.adam(0.05, b1=0.0),
+                "sgd": optax.sgd(0.02),
+                "frozen": optax.set_to_zero(),
+            },
+            lambda tree: jax.tree_util.tree_map_with_path(label, tree),
+        )
 
     learner = meta.meta_learner(
-        model, meta.InnerLoop(steps=3, optimizer=rules(False),
-                              adapt=lambda path: not path.startswith("layers/0/")),
-        loss="mse")
+        model,
+        meta.InnerLoop(
+            steps=3, optimizer=rules(False), adapt=lambda path: not path.startswith("layers/0/")
+        ),
+        loss="mse",
+    )
     params = model.init(key)
     task = meta.sinusoid(5, 5)(key)
     hand, p = rules(True), params
@@ -198,8 +264,7 @@ def test_inner_optimizer_sees_only_the_adapted_leaves_by_name(key):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
     leaves = dict(zip(meta.leaf_paths(got), jax.tree.leaves(got), strict=True))
     before = dict(zip(meta.leaf_paths(params), jax.tree.leaves(params), strict=True))
-    np.testing.assert_array_equal(leaves["layers/0/kernel/value"],
-                                  before["layers/0/kernel/value"])
+    np.testing.assert_array_equal(leaves["layers/0/kernel/value"], before["layers/0/kernel/value"])
     assert not np.allclose(leaves["layers/2/kernel/value"], before["layers/2/kernel/value"])
 
 
@@ -219,8 +284,14 @@ def test_reptile_train_shots_adapts_on_minibatches_of_support_and_query(key):
     model = meta.mlp((4, 6, 3))
     pool = jax.random.normal(key, (6, 7, 4))
     tasks = meta.task_batch(meta.few_shot(pool, 3, 1, 4), key, 2)
-    learner = meta.reptile(model, inner_lr=0.1, inner_steps=3, train_on="all",
-                           inner_batch=6, outer_optimizer=optax.sgd(1.0))
+    learner = meta.reptile(
+        model,
+        inner_lr=0.1,
+        inner_steps=3,
+        train_on="all",
+        inner_batch=6,
+        outer_optimizer=optax.sgd(1.0),
+    )
     state = learner.init(key)
     expected = []
     for i in range(2):
@@ -234,8 +305,7 @@ def test_reptile_train_shots_adapts_on_minibatches_of_support_and_query(key):
         for step in range(3):
             idx = (step * 6 + jnp.arange(6)) % 15
             xb, yb = x[idx], y[idx]
-            g = jax.grad(lambda q, xb=xb, yb=yb: meta.cross_entropy(
-                model.apply(q, xb), yb)[0])(p)
+            g = jax.grad(lambda q, xb=xb, yb=yb: meta.cross_entropy(model.apply(q, xb), yb)[0])(p)
             p = jax.tree.map(lambda a, b: a - 0.1 * b, p, g)
         expected.append(p)
     mean = jax.tree.map(lambda *a: sum(a) / 2, *expected)
@@ -250,31 +320,34 @@ def test_anil_adapts_only_the_head(key):
     pool = jax.random.uniform(key, (5, 4, 8, 8, 1))
     task = meta.few_shot(pool, ways=3, shots=1, queries=1)(key)
     adapted = learner.adapt(params, task)
-    for path, a, b in zip(meta.leaf_paths(params), jax.tree.leaves(params),
-                          jax.tree.leaves(adapted), strict=True):
+    for path, a, b in zip(
+        meta.leaf_paths(params), jax.tree.leaves(params), jax.tree.leaves(adapted), strict=True
+    ):
         assert np.array_equal(a, b) != path.startswith("head/"), path
 
 
 def test_tnas_meta_learns_only_alpha_and_adapts_both(key):
-    net = meta.supernet_model(NB201(), channels=2, cells_per_stage=1, num_classes=3,
-                              in_channels=1)
+    net = meta.supernet_model(NB201(), channels=2, cells_per_stage=1, num_classes=3, in_channels=1)
     learner = meta.tnas(net, inner_lr={"w": 0.1, "alpha": 0.5})
     state = learner.init(key)
     pool = jax.random.uniform(key, (5, 4, 6, 6, 1))
     tasks = meta.task_batch(meta.few_shot(pool, ways=3, shots=1, queries=1), key, 2)
     new, _ = jax.jit(learner.step)(state, tasks)
-    for a, b in zip(jax.tree.leaves(state.params["w"]), jax.tree.leaves(new.params["w"]),
-                    strict=True):
+    for a, b in zip(
+        jax.tree.leaves(state.params["w"]), jax.tree.leaves(new.params["w"]), strict=True
+    ):
         np.testing.assert_array_equal(a, b)
     assert not np.allclose(state.params["alpha"], new.params["alpha"])
     adapted = learner.adapt(state.params, jax.tree.map(lambda a: a[0], tasks))
     assert not np.allclose(adapted["alpha"], state.params["alpha"])
-    assert any(not np.allclose(a, b) for a, b in zip(jax.tree.leaves(adapted["w"]),
-                                                     jax.tree.leaves(state.params["w"]),
-                                                     strict=True))
+    assert any(
+        not np.allclose(a, b)
+        for a, b in zip(
+            jax.tree.leaves(adapted["w"]), jax.tree.leaves(state.params["w"]), strict=True
+        )
+    )
     cell = meta.derive(NB201(), adapted)
-    np.testing.assert_array_equal(NB201().to_decisions(cell),
-                                  np.argmax(adapted["alpha"], -1))
+    np.testing.assert_array_equal(NB201().to_decisions(cell), np.argmax(adapted["alpha"], -1))
 
 
 @pytest.mark.parametrize("method", ["maml", "reptile", "protonet"])
@@ -285,11 +358,16 @@ def test_vmapped_tasks_equal_unrolled_tasks_and_jit_equals_eager(key, method):
     def make(task_map):  # SGD outside: Adam would blow float noise in the zero gradients of
         # the conv biases before BN up to +-lr
         if method == "protonet":
-            return meta.protonet(meta.conv4(None, channels=4), 3, task_map=task_map,
-                                 optimizer=optax.sgd(0.1))
-        return getattr(meta, method)(meta.conv4(3, channels=4), inner_lr=0.3,
-                                     inner_steps=2, task_map=task_map,
-                                     outer_optimizer=optax.sgd(0.1))
+            return meta.protonet(
+                meta.conv4(None, channels=4), 3, task_map=task_map, optimizer=optax.sgd(0.1)
+            )
+        return getattr(meta, method)(
+            meta.conv4(3, channels=4),
+            inner_lr=0.3,
+            inner_steps=2,
+            task_map=task_map,
+            outer_optimizer=optax.sgd(0.1),
+        )
 
     v, u = make("vmap"), make("unroll")
     state = v.init(key)
@@ -319,11 +397,11 @@ def test_protonet_logits_are_negative_squared_distances_to_prototypes(key):
 def test_maml_learns_the_sinusoid_and_beats_its_initialisation(key):
     learner = meta.maml(meta.mlp(), loss="mse", inner_lr=0.01, inner_steps=1)
     sampler = meta.sinusoid(10, 10)
-    state, records = meta.meta_train(learner, sampler, key, steps=1500, meta_batch=25,
-                                     log_every=500)
+    state, records = meta.meta_train(
+        learner, sampler, key, steps=1500, meta_batch=25, log_every=500
+    )
     assert records[-1]["loss"] < records[0]["loss"]
-    result = meta.evaluate_tasks(learner, state.params, sampler, jax.random.key(7),
-                                 num_tasks=200)
+    result = meta.evaluate_tasks(learner, state.params, sampler, jax.random.key(7), num_tasks=200)
     before, after = result["loss_before"], result["loss_after"]
     assert after[0] + after[1] < before[0] - before[1]  # CIs apart
     assert after[0] < 0.6 * before[0]
@@ -332,15 +410,17 @@ def test_maml_learns_the_sinusoid_and_beats_its_initialisation(key):
 def test_evaluate_tasks_gives_the_same_tasks_and_values_whatever_per_call(key):
     """Task identity is (group, index) of `batch`-sized groups, as `task_batch` draws them;
     `per_call` (1 task per compiled call: a long inner loop unrolled) changes no value."""
-    learner = meta.reptile(meta.mlp((1, 8, 1)), loss="mse", inner_lr=0.02, inner_steps=2,
-                           eval_inner_steps=40)
+    learner = meta.reptile(
+        meta.mlp((1, 8, 1)), loss="mse", inner_lr=0.02, inner_steps=2, eval_inner_steps=40
+    )
     params = learner.init(key).params
     sampler = meta.sinusoid(5, 5)
     one = meta.evaluate_tasks(learner, params, sampler, key, num_tasks=7, batch=4, per_call=1)
-    many = meta.evaluate_tasks(learner, params, sampler, key, num_tasks=7, batch=4,
-                               per_call=4)
-    by_hand = [learner.evaluate(params, meta.task_batch(sampler, jax.random.fold_in(key, b), 4))
-               for b in range(2)]
+    many = meta.evaluate_tasks(learner, params, sampler, key, num_tasks=7, batch=4, per_call=4)
+    by_hand = [
+        learner.evaluate(params, meta.task_batch(sampler, jax.random.fold_in(key, b), 4))
+        for b in range(2)
+    ]
     values = np.concatenate([np.asarray(v["loss_after"]) for v in by_hand])[:7]
     for name in one:
         np.testing.assert_allclose(one[name], many[name], rtol=1e-5)
@@ -350,12 +430,13 @@ def test_evaluate_tasks_gives_the_same_tasks_and_values_whatever_per_call(key):
 def test_meta_train_resumes_to_the_same_state_and_records(key, tmp_path):
     learner = meta.maml(meta.mlp((1, 8, 1)), loss="mse", inner_lr=0.02)
     sampler = meta.sinusoid(5, 5)
-    full, full_records = meta.meta_train(learner, sampler, key, steps=6, meta_batch=4,
-                                         log_every=2, out=tmp_path / "a")
-    meta.meta_train(learner, sampler, key, steps=4, meta_batch=4, log_every=2,
-                    out=tmp_path / "b")
-    resumed, records = meta.meta_train(learner, sampler, key, steps=6, meta_batch=4,
-                                       log_every=2, out=tmp_path / "b", resume=True)
+    full, full_records = meta.meta_train(
+        learner, sampler, key, steps=6, meta_batch=4, log_every=2, out=tmp_path / "a"
+    )
+    meta.meta_train(learner, sampler, key, steps=4, meta_batch=4, log_every=2, out=tmp_path / "b")
+    resumed, records = meta.meta_train(
+        learner, sampler, key, steps=6, meta_batch=4, log_every=2, out=tmp_path / "b", resume=True
+    )
     assert records == full_records
     assert len(records) == 3
     for a, b in zip(jax.tree.leaves(full), jax.tree.leaves(resumed), strict=True):
@@ -365,8 +446,7 @@ def test_meta_train_resumes_to_the_same_state_and_records(key, tmp_path):
 def test_nan_losses_stop_meta_training(key):
     learner = meta.maml(meta.mlp((1, 8, 1)), loss="mse", inner_lr=1e30)
     with pytest.raises(FloatingPointError, match="non-finite `loss`"):
-        meta.meta_train(learner, meta.sinusoid(5, 5), key, steps=4, meta_batch=2,
-                        log_every=2)
+        meta.meta_train(learner, meta.sinusoid(5, 5), key, steps=4, meta_batch=2, log_every=2)
 
 
 def test_bad_configurations_fail_early_with_the_argument_named():

@@ -49,8 +49,9 @@ def test_tasks_are_pure_functions_of_the_key(key):
 def _pool(classes=12, per_class=8):
     # image of class c, example e is the constant 100 c + e, so a task reveals its picks
     values = 100 * np.arange(classes)[:, None] + np.arange(per_class)[None]
-    return np.broadcast_to(values[:, :, None, None, None], (classes, per_class, 2, 2, 1)
-                           ).astype(np.float32)
+    return np.broadcast_to(values[:, :, None, None, None], (classes, per_class, 2, 2, 1)).astype(
+        np.float32
+    )
 
 
 def test_few_shot_tasks_draw_distinct_classes_and_examples(key):
@@ -59,7 +60,10 @@ def test_few_shot_tasks_draw_distinct_classes_and_examples(key):
     assert tasks.support_x.shape == (50, 10, 2, 2, 1)
     assert tasks.query_x.shape == (50, 15, 2, 2, 1)
     for t in range(50):
-        sx, qx = np.asarray(tasks.support_x[t, :, 0, 0, 0]), np.asarray(tasks.query_x[t, :, 0, 0, 0])
+        sx, qx = (
+            np.asarray(tasks.support_x[t, :, 0, 0, 0]),
+            np.asarray(tasks.query_x[t, :, 0, 0, 0]),
+        )
         sy, qy = np.asarray(tasks.support_y[t]), np.asarray(tasks.query_y[t])
         np.testing.assert_array_equal(sy, np.repeat(np.arange(5), 2))
         np.testing.assert_array_equal(qy, np.repeat(np.arange(5), 3))
@@ -113,8 +117,12 @@ def test_omniglot_reads_the_zip_layout_with_rotations(tmp_path):
     zpath = _tiny_omniglot(tmp_path / "small.zip")
     pool = omniglot(zpath, size=28)
     assert pool.images.shape == (16, 3, 28, 28, 1)
-    assert pool.names[:4] == ("Alpha/character01", "Alpha/character02", "Beta/character01",
-                              "Beta/character02")
+    assert pool.names[:4] == (
+        "Alpha/character01",
+        "Alpha/character02",
+        "Beta/character01",
+        "Beta/character02",
+    )
     assert pool.names[4] == "Alpha/character01@90"
     img = pool.images[0, 0, :, :, 0]
     assert img[5, 22] > 0.9  # ink (value 0 in the PNG) reads as 1, top right
@@ -147,8 +155,9 @@ def test_omniglot_bad_input_gets_clear_errors(tmp_path):
 @pytest.fixture(scope="module")
 def omniglot_dir() -> pathlib.Path:
     if not (OMNIGLOT / "images_background_small1.zip").exists():
-        pytest.skip(f"{OMNIGLOT} is absent: the Omniglot background_small zips live in "
-                    "../shared/omniglot")
+        pytest.skip(
+            f"{OMNIGLOT} is absent: the Omniglot background_small zips live in ../shared/omniglot"
+        )
     return OMNIGLOT
 
 
@@ -157,12 +166,10 @@ def test_omniglot_background_small_splits_are_class_disjoint(omniglot_dir):
     small2 = omniglot_dir / "images_background_small2.zip"
     train = omniglot(small1)
     test = omniglot(small2, exclude=omniglot_alphabets(small1))
-    assert omniglot_alphabets(small1) == ("Balinese", "Early_Aramaic", "Greek", "Korean",
-                                          "Latin")
+    assert omniglot_alphabets(small1) == ("Balinese", "Early_Aramaic", "Greek", "Korean", "Latin")
     assert train.images.shape == (4 * 136, 20, 28, 28, 1)
     assert test.images.shape == (4 * 106, 20, 28, 28, 1)
-    assert {n.split("/")[0] for n in test.names} == {"Japanese_(katakana)", "Sanskrit",
-                                                     "Tagalog"}
+    assert {n.split("/")[0] for n in test.names} == {"Japanese_(katakana)", "Sanskrit", "Tagalog"}
     assert not {n.split("/")[0] for n in train.names} & {n.split("/")[0] for n in test.names}
     ink = train.images.mean()
     assert 0.03 < ink < 0.2  # strokes on white paper, inverted

@@ -30,9 +30,11 @@ def _check_cells(nb201_npz, dataset, count, part=0, parts=1):
         arch = space.from_index(int(row))
         model = _abstract(lambda arch=arch: space.build(arch, num_classes=num_classes))
         assert count_params(model) / 1e6 == pytest.approx(
-            nb201_npz[f"{dataset}_params_M"][row], abs=1e-6), (row, dataset)
+            nb201_npz[f"{dataset}_params_M"][row], abs=1e-6
+        ), (row, dataset)
         assert count_flops(model, (1, res, res, 3)) / 1e6 == pytest.approx(
-            nb201_npz[f"{dataset}_flops_M"][row], abs=1e-5), (row, dataset)
+            nb201_npz[f"{dataset}_flops_M"][row], abs=1e-5
+        ), (row, dataset)
 
 
 @pytest.mark.parametrize("dataset", list(DATASETS))
@@ -57,7 +59,8 @@ def test_isomorph_cost_cells_have_exact_flops(nb201_npz):
         arch = space.from_index(int(row))
         model = _abstract(lambda arch=arch: space.build(arch))
         assert count_flops(model, (1, 32, 32, 3)) / 1e6 == pytest.approx(
-            nb201_npz["cifar10_flops_M"][row], abs=1e-5)
+            nb201_npz["cifar10_flops_M"][row], abs=1e-5
+        )
 
 
 def test_official_records_params_and_flops(nats_samples):
@@ -72,11 +75,13 @@ def test_official_records_params_and_flops(nats_samples):
             assert int(space.index(arch)) == int(cell)
             for run in record["runs"]:
                 ds = run["dataset"]
-                model = _abstract(lambda arch=arch, ds=ds, space=space: space.build(
-                    arch, num_classes=classes[ds]))
+                model = _abstract(
+                    lambda arch=arch, ds=ds, space=space: space.build(arch, num_classes=classes[ds])
+                )
                 assert count_params(model) / 1e6 == pytest.approx(run["params_M"], abs=1e-6)
                 assert count_flops(model, (1, res[ds], res[ds], 3)) / 1e6 == pytest.approx(
-                    run["flops_M"], abs=1e-5)
+                    run["flops_M"], abs=1e-5
+                )
                 checked += 1
     assert checked >= 12
 

@@ -32,8 +32,7 @@ def _check_nb101_params(rows):
     for r in rows:
         arch = space.from_string(r["adjacency_7x7_rowmajor"] + ":" + r["ops"])
         model = nnx.eval_shape(lambda arch=arch: space.build(arch))
-        assert count_params(model) / 1e6 == pytest.approx(float(r["params_M_naslib"]),
-                                                           abs=1e-6), r
+        assert count_params(model) / 1e6 == pytest.approx(float(r["params_M_naslib"]), abs=1e-6), r
 
 
 def test_nb101_params_equal_reference_counts(nb101_csv_path):
@@ -48,11 +47,13 @@ def test_nb101_params_equal_reference_counts_all_rows(nb101_csv_path):
 
 def test_nb101_vertex_channels_split_the_output():
     # three vertices feed the output: 128 = 43 + 43 + 42; vertex 1 feeds vertex 2 only
-    m = np.array([[0, 1, 0, 1, 0], [0, 0, 1, 0, 0], [0, 0, 0, 0, 1],
-                  [0, 0, 0, 0, 1], [0, 0, 0, 0, 0]])
+    m = np.array(
+        [[0, 1, 0, 1, 0], [0, 0, 1, 0, 0], [0, 0, 0, 0, 1], [0, 0, 0, 0, 1], [0, 0, 0, 0, 0]]
+    )
     assert vertex_channels(64, 128, m) == [64, 64, 64, 64, 128]
-    m = np.array([[0, 1, 1, 1, 0], [0, 0, 0, 0, 1], [0, 0, 0, 0, 1],
-                  [0, 0, 0, 0, 1], [0, 0, 0, 0, 0]])
+    m = np.array(
+        [[0, 1, 1, 1, 0], [0, 0, 0, 0, 1], [0, 0, 0, 0, 1], [0, 0, 0, 0, 1], [0, 0, 0, 0, 0]]
+    )
     assert vertex_channels(64, 128, m) == [64, 43, 43, 42, 128]
 
 
@@ -89,8 +90,14 @@ def test_darts_search_depth_network_builds_from_any_genotype(key):
 
 def test_darts_auxiliary_head_and_drop_path_follow_the_mode():
     space = DARTS()
-    model = space.build(space.from_string(DARTS_V2), channels=4, num_cells=5, auxiliary=True,
-                        drop_path=0.5, rngs=nnx.Rngs(0, dropout=1))
+    model = space.build(
+        space.from_string(DARTS_V2),
+        channels=4,
+        num_cells=5,
+        auxiliary=True,
+        drop_path=0.5,
+        rngs=nnx.Rngs(0, dropout=1),
+    )
     x = jax.random.normal(jax.random.key(0), (2, 32, 32, 3))
     logits, aux = model(x)
     assert logits.shape == aux.shape == (2, 10)
@@ -133,8 +140,9 @@ def test_sequential_network_params_by_hand():
     space = Sequential()
     arch = space.from_string("C(3,64,1)-P(5,3)-C(1,128,1)-P(2,2)-FC(512)")
     model = space.build(arch, num_classes=10)
-    expected = (3 * 3 * 3 * 64 + 2 * 64) + (64 * 128 + 2 * 128) + (128 * 512 + 512) + (
-        512 * 10 + 10)
+    expected = (
+        (3 * 3 * 3 * 64 + 2 * 64) + (64 * 128 + 2 * 128) + (128 * 512 + 512) + (512 * 10 + 10)
+    )
     assert count_params(model) == expected
     assert model(jnp.ones((2, 32, 32, 3))).shape == (2, 10)
 

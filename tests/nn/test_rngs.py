@@ -18,8 +18,10 @@ def test_init_rngs_draws_the_same_parameters_as_nnx_rngs():
 
     plain = _params(lambda: build(nnx.Rngs(3)))
     assert len(plain) > 20
-    for got in (_params(lambda: build(init_rngs(3))),
-                jax.jit(lambda k: _params(lambda: build(init_rngs(k))))(jax.random.key(3))):
+    for got in (
+        _params(lambda: build(init_rngs(3))),
+        jax.jit(lambda k: _params(lambda: build(init_rngs(k))))(jax.random.key(3)),
+    ):
         for a, b in zip(plain, got, strict=True):
             np.testing.assert_array_equal(a, b)
     other = _params(lambda: build(init_rngs(4)))

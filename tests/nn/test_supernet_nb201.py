@@ -26,23 +26,29 @@ def images(seed, n=4, size=8, channels=3):
     return jax.random.normal(jax.random.key(seed), (n, size, size, channels))
 
 
-@pytest.mark.parametrize(("kernel", "stride", "padding", "size"),
-                         [(3, 1, 1, 8), (3, 2, 1, 8), (3, 2, 1, 7), (1, 1, 0, 5), (1, 2, 0, 6)])
+@pytest.mark.parametrize(
+    ("kernel", "stride", "padding", "size"),
+    [(3, 1, 1, 8), (3, 2, 1, 8), (3, 2, 1, 7), (1, 1, 0, 5), (1, 2, 0, 6)],
+)
 def test_matmul_conv_is_xlas_convolution_forward_and_backward(kernel, stride, padding, size):
     x = images(0, n=3, size=size, channels=5)
     w = jax.random.normal(jax.random.key(1), (kernel, kernel, 5, 7))
 
     def xla(x, w):
-        return jax.lax.conv_general_dilated(x, w, (stride, stride), [(padding, padding)] * 2,
-                                            dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        return jax.lax.conv_general_dilated(
+            x,
+            w,
+            (stride, stride),
+            [(padding, padding)] * 2,
+            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        )
 
     want = xla(x, w)
     got = matmul_conv(x, w, stride, padding)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
     cot = jax.random.normal(jax.random.key(2), want.shape)
     g_want = jax.grad(lambda x, w: jnp.sum(xla(x, w) * cot), (0, 1))(x, w)
-    g_got = jax.grad(lambda x, w: jnp.sum(matmul_conv(x, w, stride, padding) * cot),
-                     (0, 1))(x, w)
+    g_got = jax.grad(lambda x, w: jnp.sum(matmul_conv(x, w, stride, padding) * cot), (0, 1))(x, w)
     for a, b in zip(g_got, g_want, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
@@ -52,8 +58,13 @@ def test_avg_pool_3x3_excludes_the_padding_like_pytorch(size):
     """NumPy reference: the mean of each 3x3 window's pixels inside the image."""
     x = np.asarray(images(0, n=2, size=size))
     xp = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=np.nan)
-    want = np.stack([np.stack([np.nanmean(xp[:, i:i + 3, j:j + 3], axis=(1, 2))
-                               for j in range(size)], 1) for i in range(size)], 1)
+    want = np.stack(
+        [
+            np.stack([np.nanmean(xp[:, i : i + 3, j : j + 3], axis=(1, 2)) for j in range(size)], 1)
+            for i in range(size)
+        ],
+        1,
+    )
     np.testing.assert_allclose(avg_pool_3x3(jnp.asarray(x)), want, rtol=1e-6, atol=1e-6)
 
 
@@ -70,12 +81,35 @@ class PerEdgeSupernet(nnx.Module):
         for s in range(3):
             width = channels * 2**s
             if s:
-                reductions.append(ResNetBasicBlock(width // 2, width, 2, track_stats=False,
-                                                   rngs=rngs))
-            stages.append(nnx.List([nnx.List([
-                nnx.List([nb201_op(name, width, width, 1, affine=False, track_stats=False,
-                                   rngs=rngs) for name in space.ops])
-                for _ in space.edges]) for _ in range(cells)]))
+                reductions.append(
+                    ResNetBasicBlock(width // 2, width, 2, track_stats=False, rngs=rngs)
+                )
+            stages.append(
+                nnx.List(
+                    [
+                        nnx.List(
+                            [
+                                nnx.List(
+                                    [
+                                        nb201_op(
+                                            name,
+                                            width,
+                                            width,
+                                            1,
+                                            affine=False,
+                                            track_stats=False,
+                                            rngs=rngs,
+                                        )
+                                        for name in space.ops
+                                    ]
+                                )
+                                for _ in space.edges
+                            ]
+                        )
+                        for _ in range(cells)
+                    ]
+                )
+            )
         self.stages, self.reductions = nnx.List(stages), nnx.List(reductions)
         self.head_bn = batch_norm(4 * channels, track_stats=False, rngs=rngs)
         self.classifier = linear(4 * channels, num_classes, rngs=rngs)
@@ -97,9 +131,9 @@ class PerEdgeSupernet(nnx.Module):
                         if name in ("nor_conv_1x1", "nor_conv_3x3"):
                             size = 1 if name == "nor_conv_1x1" else 3
                             kernel = stage.kernels[name][i][...][
-                                c, :, slot * width:(slot + 1) * width]
-                            cell[e][k].conv.kernel[...] = kernel.reshape(size, size, width,
-                                                                         width)
+                                c, :, slot * width : (slot + 1) * width
+                            ]
+                            cell[e][k].conv.kernel[...] = kernel.reshape(size, size, width, width)
         self.classifier.kernel[...] = net.classifier.kernel[...]
         self.classifier.bias[...] = net.classifier.bias[...]
         return self
@@ -117,20 +151,25 @@ class PerEdgeSupernet(nnx.Module):
                         if t != j:
                             continue
                         if index is None:
-                            total = total + sum(w[e, k] * op(nodes[i])
-                                                for k, op in enumerate(cell[e]))
+                            total = total + sum(
+                                w[e, k] * op(nodes[i]) for k, op in enumerate(cell[e])
+                            )
                         else:  # GDAS: the indexed op, plus the others' straight-through 0
                             k = int(index[e])
-                            total = total + w[e, k] * cell[e][k](nodes[i]) + (
-                                jnp.sum(w[e]) - w[e, k])
+                            total = (
+                                total + w[e, k] * cell[e][k](nodes[i]) + (jnp.sum(w[e]) - w[e, k])
+                            )
                     nodes.append(total)
                 x = nodes[-1]
         return classifier_head(x, self.head_bn, self.classifier)
 
 
-SPACES = {"nb201": NB201(),
-          "max_pool, 3 nodes": NB201(ops=("none", "max_pool_3x3", "nor_conv_3x3",
-                                          "skip_connect"), num_nodes=3)}
+SPACES = {
+    "nb201": NB201(),
+    "max_pool, 3 nodes": NB201(
+        ops=("none", "max_pool_3x3", "nor_conv_3x3", "skip_connect"), num_nodes=3
+    ),
+}
 
 
 @pytest.mark.parametrize(("name", "cells"), [("nb201", 1), ("max_pool, 3 nodes", 1)])
@@ -150,11 +189,12 @@ def test_nb201_supernet_is_the_per_edge_search_network(name, cells):
         single-path methods: only the indexed op runs)."""
         out = {}
         for key, model in (("net", net), ("ref", ref)):
-            out[key] = (model(x, w),
-                        jax.grad(lambda w, model=model: jnp.sum(jnp.sin(model(x, w))))(w),
-                        model(x, hard, index),
-                        jax.grad(lambda w, model=model: jnp.sum(jnp.sin(
-                            model(x, w, index))))(w))
+            out[key] = (
+                model(x, w),
+                jax.grad(lambda w, model=model: jnp.sum(jnp.sin(model(x, w))))(w),
+                model(x, hard, index),
+                jax.grad(lambda w, model=model: jnp.sum(jnp.sin(model(x, w, index))))(w),
+            )
         return out
 
     out = outputs(w, x, hard)
@@ -177,7 +217,8 @@ def test_nb201_supernet_with_one_hot_weights_is_the_discrete_network():
     given the supernet's weights for the chosen ops computes the same logits."""
     space = NB201()
     arch = space.from_string(
-        "|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|avg_pool_3x3~0|none~1|nor_conv_3x3~2|")
+        "|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|avg_pool_3x3~0|none~1|nor_conv_3x3~2|"
+    )
     net = space.supernet(channels=4, cells_per_stage=2, num_classes=5, rngs=nnx.Rngs(0))
     model = space.build(arch, channels=4, cells_per_stage=2, num_classes=5, rngs=nnx.Rngs(1))
     assert isinstance(model, NB201Network)
@@ -197,7 +238,7 @@ def test_nb201_supernet_with_one_hot_weights_is_the_discrete_network():
             if name in ("nor_conv_1x1", "nor_conv_3x3"):
                 k = 1 if name == "nor_conv_1x1" else 3
                 slot = stage.out_edges[i].index(e)
-                kernel = stage.kernels[name][i][...][c % 2, :, slot * width:(slot + 1) * width]
+                kernel = stage.kernels[name][i][...][c % 2, :, slot * width : (slot + 1) * width]
                 cell.ops[e].conv.kernel[...] = kernel.reshape(k, k, width, width)
     model.classifier.kernel[...] = net.classifier.kernel[...]
     model.classifier.bias[...] = net.classifier.bias[...]

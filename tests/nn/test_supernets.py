@@ -11,9 +11,14 @@ from flax import nnx
 from jnas.spaces import DARTS, Chain, NATSSize
 
 DARTS_TINY = DARTS(num_nodes=3)
-CHAIN_TINY = Chain(stages=((8, 1, 1), (12, 2, 2), (16, 2, 1)), kernels=(3, 5),
-                   expansions=(1, 2), stem_channels=8, first_block_channels=8,
-                   head_channels=16)
+CHAIN_TINY = Chain(
+    stages=((8, 1, 1), (12, 2, 2), (16, 2, 1)),
+    kernels=(3, 5),
+    expansions=(1, 2),
+    stem_channels=8,
+    first_block_channels=8,
+    head_channels=16,
+)
 NATS_TINY = NATSSize(channels=(4, 6, 8))
 
 
@@ -25,9 +30,10 @@ def darts_genotype(weights, num_nodes, none):
     """The DARTS code's `genotype()._parse` for one cell, verbatim in NumPy."""
     gene, start, n = [], 0, 2
     for i in range(num_nodes):
-        w = weights[start:start + n]
-        edges = sorted(range(i + 2), key=lambda x: -max(
-            w[x][k] for k in range(len(w[x])) if k != none))[:2]
+        w = weights[start : start + n]
+        edges = sorted(
+            range(i + 2), key=lambda x: -max(w[x][k] for k in range(len(w[x])) if k != none)
+        )[:2]
         for j in edges:
             k_best = None
             for k in range(len(w[j])):
@@ -49,10 +55,18 @@ def test_darts_derive_is_the_darts_genotype_rule():
         arch = jax.jit(space.derive)(jnp.asarray(weights, jnp.float32))
         e = space.supernet_shape[0] // 2
         for c in range(2):
-            want = darts_genotype(weights[c * e:(c + 1) * e].astype(np.float32),
-                                  space.num_nodes, space.ops.index("none"))
-            got = list(zip(np.asarray(arch.ops[c]).tolist(), np.asarray(arch.inputs[c]).tolist(),
-                           strict=True))
+            want = darts_genotype(
+                weights[c * e : (c + 1) * e].astype(np.float32),
+                space.num_nodes,
+                space.ops.index("none"),
+            )
+            got = list(
+                zip(
+                    np.asarray(arch.ops[c]).tolist(),
+                    np.asarray(arch.inputs[c]).tolist(),
+                    strict=True,
+                )
+            )
             assert got == want
         assert bool(space.is_valid(arch))
 
@@ -64,11 +78,13 @@ def test_darts_supernet_index_round_trips_through_derive():
     assert index.shape == (50, *space.supernet_shape[:1])
     assert np.all(np.sum(np.asarray(index) != 0, axis=1) == 2 * space.num_edges)
     back = jax.vmap(space.derive)(jax.nn.one_hot(index, space.num_ops))
+
     # derive orders each node's pair strongest first (ties to the lower input): compare
     # each node's (input, op) pairs as sets
     def pairs(x):
         code = np.asarray(x.inputs).astype(int) * 16 + np.asarray(x.ops)
         return np.sort(code.reshape(50, 2, space.num_nodes, 2), -1)
+
     np.testing.assert_array_equal(pairs(back), pairs(archs))
 
 
@@ -212,8 +228,14 @@ def test_nb201_supernet_stem_stride_halves_the_resolution():
     weights = jnp.full((space.num_edges, space.num_ops), 1.0 / space.num_ops)
     x = images(0, n=2, size=28, channels=1)
     for stride, size in ((1, 28), (2, 14)):
-        net = space.supernet(channels=4, cells_per_stage=1, num_classes=5, in_channels=1,
-                             stem_stride=stride, rngs=nnx.Rngs(0))
+        net = space.supernet(
+            channels=4,
+            cells_per_stage=1,
+            num_classes=5,
+            in_channels=1,
+            stem_stride=stride,
+            rngs=nnx.Rngs(0),
+        )
         assert net.stem_conv(x).shape == (2, size, size, 4)
         out = net(x, weights)
         assert out.shape == (2, 5)

@@ -14,8 +14,7 @@ from jnas.search import lstm_controller
 from jnas.spaces import NB201
 
 SPACE = NB201(ops=("none", "skip_connect", "nor_conv_3x3", "avg_pool_3x3"), num_nodes=3)
-TINY = {"channels": 4, "cells_per_stage": 1, "num_classes": 3, "epochs": 2,
-        "steps_per_epoch": 4}
+TINY = {"channels": 4, "cells_per_stage": 1, "num_classes": 3, "epochs": 2, "steps_per_epoch": 4}
 SAMPLING = {"rsws", "spos", "oneshot-dropout", "setn", "enas"}
 
 
@@ -30,8 +29,13 @@ def structure(tree):
 
 @pytest.mark.parametrize("name", sorted(set(oneshot.REGISTRY) - {"darts-v2"}))
 def test_method_contract(name):
-    extra = ({"num_evaluations": 16, "population_size": 8} if name == "spos" else
-             {"num_candidates": 8} if name in SAMPLING else {})
+    extra = (
+        {"num_evaluations": 16, "population_size": 8}
+        if name == "spos"
+        else {"num_candidates": 8}
+        if name in SAMPLING
+        else {}
+    )
     method = oneshot.REGISTRY[name].make(SPACE, **TINY, **extra)
     state = jax.jit(method.init)(jax.random.key(0))
     step = jax.jit(method.step)
@@ -40,8 +44,11 @@ def test_method_contract(name):
     assert structure(new) == structure(state)  # a valid lax.scan carry
     assert int(new.step) == 2
     assert all(np.isfinite(float(v)) for v in metrics.values())
-    assert not all(jax.tree.leaves(jax.tree.map(lambda a, b: bool(jnp.array_equal(a, b)),
-                                                new.params, state.params)))
+    assert not all(
+        jax.tree.leaves(
+            jax.tree.map(lambda a, b: bool(jnp.array_equal(a, b)), new.params, state.params)
+        )
+    )
     derive = jax.jit(method.derive)
     a = derive(new, jax.random.key(6), batch(7))
     b = derive(new, jax.random.key(6), batch(7))
@@ -55,8 +62,7 @@ def test_method_contract(name):
 def test_snas_resource_penalty_moves_weight_off_costly_ops():
     import optax
 
-    method = oneshot.snas(SPACE, **TINY, resource_weight=100.0,
-                          alpha_optimizer=optax.sgd(0.1))
+    method = oneshot.snas(SPACE, **TINY, resource_weight=100.0, alpha_optimizer=optax.sgd(0.1))
     state = method.init(jax.random.key(0))
     new, metrics = jax.jit(method.step)(jax.random.key(3), state, batch(1), batch(2))
     conv = SPACE.ops.index("nor_conv_3x3")
@@ -65,7 +71,8 @@ def test_snas_resource_penalty_moves_weight_off_costly_ops():
     assert bool(jnp.all(after < before - 1e-3))
     costs = oneshot.op_costs(SPACE)
     assert float(metrics["resource"]) == pytest.approx(
-        float(jnp.sum(jax.nn.softmax(state.alpha, -1) * costs)), rel=1e-5)
+        float(jnp.sum(jax.nn.softmax(state.alpha, -1) * costs)), rel=1e-5
+    )
     weights = oneshot.relaxed_gumbel(jax.random.key(1), state.alpha, 0.5)
     np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-6)
     with pytest.raises(ValueError, match="no cost"):
@@ -98,8 +105,9 @@ def test_two_path_gates_follow_the_binary_gate_gradient():
         assert len(pair) == 2  # exactly the two sampled paths get gradient
         assert int(chosen[e]) in pair
         p = np.asarray(jax.nn.softmax(alpha[e, pair]))
-        expect = [sum(float(g[e, pair[j]]) * p[j] * ((i == j) - p[i]) for j in range(2))
-                  for i in range(2)]
+        expect = [
+            sum(float(g[e, pair[j]]) * p[j] * ((i == j) - p[i]) for j in range(2)) for i in range(2)
+        ]
         np.testing.assert_allclose(np.asarray(grad[e, pair]), expect, rtol=1e-5, atol=1e-7)
 
 
@@ -118,17 +126,21 @@ def test_lstm_controller_is_a_normalised_policy():
     sizes = (2, 3, 2)
     ctrl = lstm_controller(sizes, hidden=8)
     params = ctrl.init(jax.random.key(0))
-    total = sum(float(jnp.exp(ctrl.log_prob(params, jnp.asarray(d))[0]))
-                for d in itertools.product(*(range(s) for s in sizes)))
+    total = sum(
+        float(jnp.exp(ctrl.log_prob(params, jnp.asarray(d))[0]))
+        for d in itertools.product(*(range(s) for s in sizes))
+    )
     assert total == pytest.approx(1.0, rel=1e-5)
     decisions, logp, _ = jax.jit(ctrl.sample)(params, jax.random.key(1))
     assert all(0 <= int(d) < s for d, s in zip(decisions, sizes, strict=True))
     assert float(logp) == pytest.approx(float(ctrl.log_prob(params, decisions)[0]), rel=1e-6)
-    draws = jax.vmap(lambda k: ctrl.sample(params, k)[0])(jax.random.split(jax.random.key(2),
-                                                                           4000))
+    draws = jax.vmap(lambda k: ctrl.sample(params, k)[0])(jax.random.split(jax.random.key(2), 4000))
     freq = np.mean(np.asarray(draws[:, 0]) == 0)
-    p0 = sum(float(jnp.exp(ctrl.log_prob(params, jnp.asarray((0, b, c)))[0]))
-             for b in range(3) for c in range(2))
+    p0 = sum(
+        float(jnp.exp(ctrl.log_prob(params, jnp.asarray((0, b, c)))[0]))
+        for b in range(3)
+        for c in range(2)
+    )
     assert freq == pytest.approx(p0, abs=0.03)
 
 
@@ -140,12 +152,14 @@ def test_uniform_single_path_trains_only_the_sampled_cell(name):
     import optax
 
     conv = SPACE.ops.index("nor_conv_3x3")
-    edges = {k: np.asarray(SPACE.supernet_index(SPACE.sample(jax.random.key(k))))
-             for k in range(300)}
+    edges = {
+        k: np.asarray(SPACE.supernet_index(SPACE.sample(jax.random.key(k)))) for k in range(300)
+    }
     # NB201 (3 nodes): edges 1<-0, 2<-0, 2<-1; the supernet stacks kernels by source node
     none = SPACE.ops.index("none")  # node 1 must carry signal into the convolution
-    only_last = next(k for k, e in edges.items()
-                     if e[2] == conv and (e[:2] != conv).all() and e[0] != none)
+    only_last = next(
+        k for k, e in edges.items() if e[2] == conv and (e[:2] != conv).all() and e[0] != none
+    )
     no_conv = next(k for k, e in edges.items() if (e != conv).all())
     extra = {"num_evaluations": 16, "population_size": 8} if name == "spos" else {}
     method = oneshot.REGISTRY[name].make(SPACE, **TINY, w_optimizer=optax.sgd(0.1), **extra)
@@ -155,8 +169,12 @@ def test_uniform_single_path_trains_only_the_sampled_cell(name):
     def moved(key):
         new, _ = step(jax.random.key(key), state, batch(1), batch(2))
         kernels = lambda s: s.params["stages"][0]["kernels"]["nor_conv_3x3"]
-        return [not np.array_equal(a, b) for a, b in
-                zip(jax.tree.leaves(kernels(state)), jax.tree.leaves(kernels(new)), strict=True)]
+        return [
+            not np.array_equal(a, b)
+            for a, b in zip(
+                jax.tree.leaves(kernels(state)), jax.tree.leaves(kernels(new)), strict=True
+            )
+        ]
 
     assert moved(only_last) == [False, True]  # source node 0's edges off the path
     assert moved(no_conv) == [False, False]
@@ -168,8 +186,10 @@ def test_setn_samples_its_templates_from_alpha():
     method = oneshot.REGISTRY["setn"].make(SPACE, **TINY, num_candidates=8)
     state = jax.jit(method.init)(jax.random.key(0))
     derive = jax.jit(method.derive)
-    for target in ("|avg_pool_3x3~0|+|skip_connect~0|nor_conv_3x3~1|",
-                   "|none~0|+|nor_conv_3x3~0|skip_connect~1|"):
+    for target in (
+        "|avg_pool_3x3~0|+|skip_connect~0|nor_conv_3x3~1|",
+        "|none~0|+|nor_conv_3x3~0|skip_connect~1|",
+    ):
         index = SPACE.supernet_index(SPACE.from_string(target))
         peaked = state._replace(alpha=20.0 * jax.nn.one_hot(index, len(SPACE.ops)))
         for k in range(3):
@@ -182,8 +202,9 @@ def test_enas_controller_follows_the_reward():
     """ENAS' controller takes a REINFORCE step on (reward - baseline): the sampled cell
     grows likelier when its validation accuracy (in [0, 1]) beats the baseline, less likely
     when it falls short (entropy bonus off, so nothing else moves the controller)."""
-    method = oneshot.REGISTRY["enas"].make(SPACE, **TINY, num_candidates=8,
-                                           entropy_weight=0.0, hidden=8, controller_lr=0.05)
+    method = oneshot.REGISTRY["enas"].make(
+        SPACE, **TINY, num_candidates=8, entropy_weight=0.0, hidden=8, controller_lr=0.05
+    )
     state = jax.jit(method.init)(jax.random.key(0))
     step = jax.jit(method.step)
     ctrl = lstm_controller(SPACE.decision_sizes, hidden=8)
@@ -192,8 +213,10 @@ def test_enas_controller_follows_the_reward():
     arch = ctrl.sample(state.controller, k_c)[0]
     before = float(ctrl.log_prob(state.controller, arch)[0])
     for baseline, direction in ((-1.0, 1), (2.0, -1)):
-        start = state._replace(step=jnp.ones((), jnp.int32),  # past the first baseline
-                               baseline=jnp.asarray(baseline))
+        start = state._replace(
+            step=jnp.ones((), jnp.int32),  # past the first baseline
+            baseline=jnp.asarray(baseline),
+        )
         new, metrics = step(key, start, batch(1), batch(2))
         assert 0.0 <= float(metrics["reward"]) <= 1.0
         after = float(ctrl.log_prob(new.controller, arch)[0])
@@ -206,12 +229,21 @@ def test_oneshot_dropout_drops_ops_step_by_step():
     moves them every step; a single fixed path never)."""
     import optax
 
-    method = oneshot.REGISTRY["oneshot-dropout"].make(SPACE, **TINY, num_candidates=8,
-                                                drop_rate=0.5, w_optimizer=optax.sgd(0.1))
+    method = oneshot.REGISTRY["oneshot-dropout"].make(
+        SPACE, **TINY, num_candidates=8, drop_rate=0.5, w_optimizer=optax.sgd(0.1)
+    )
     state = jax.jit(method.init)(jax.random.key(0))
     step = jax.jit(method.step)
     kernels = lambda s: jax.tree.leaves(s.params["stages"][0]["kernels"]["nor_conv_3x3"])
-    moved = [any(not np.array_equal(a, b) for a, b in zip(
-        kernels(state), kernels(step(jax.random.key(k), state, batch(1), batch(2))[0]),
-        strict=True)) for k in range(16)]
+    moved = [
+        any(
+            not np.array_equal(a, b)
+            for a, b in zip(
+                kernels(state),
+                kernels(step(jax.random.key(k), state, batch(1), batch(2))[0]),
+                strict=True,
+            )
+        )
+        for k in range(16)
+    ]
     assert 2 <= sum(moved) <= 14, moved

@@ -30,15 +30,29 @@ def free_port() -> int:
 
 def run(tmp_path, num_processes):
     # 3 steps: compiling is the cost, so LLVM -O0 as in the suite (conftest)
-    env = {**os.environ, "XLA_FLAGS": "--xla_backend_optimization_level=0",
-           "JAX_PLATFORMS": "cpu"}
+    env = {**os.environ, "XLA_FLAGS": "--xla_backend_optimization_level=0", "JAX_PLATFORMS": "cpu"}
     port = free_port()
-    procs = [subprocess.Popen(
-        [sys.executable, str(SCRIPT), "--num-processes", str(num_processes),
-         "--process-id", str(p), "--coordinator", f"localhost:{port}",
-         "--out", str(tmp_path / f"{num_processes}-{p}.json")],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        for p in range(num_processes)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                str(SCRIPT),
+                "--num-processes",
+                str(num_processes),
+                "--process-id",
+                str(p),
+                "--coordinator",
+                f"localhost:{port}",
+                "--out",
+                str(tmp_path / f"{num_processes}-{p}.json"),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for p in range(num_processes)
+    ]
     try:
         for proc in procs:
             out, _ = proc.communicate(timeout=300)
@@ -48,8 +62,10 @@ def run(tmp_path, num_processes):
             if proc.poll() is None:
                 proc.kill()
                 proc.communicate()
-    return [json.loads((tmp_path / f"{num_processes}-{p}.json").read_text())
-            for p in range(num_processes)]
+    return [
+        json.loads((tmp_path / f"{num_processes}-{p}.json").read_text())
+        for p in range(num_processes)
+    ]
 
 
 def test_two_processes_equal_one(tmp_path):

@@ -13,8 +13,7 @@ from jnas.spaces import NB201
 
 # A 3-node, 4-op NB201 space keeps compiles short on CPU; the full space shares the code.
 SPACE = NB201(ops=("none", "skip_connect", "nor_conv_3x3", "avg_pool_3x3"), num_nodes=3)
-TINY = {"channels": 4, "cells_per_stage": 1, "num_classes": 3,
-        "epochs": 2, "steps_per_epoch": 4}
+TINY = {"channels": 4, "cells_per_stage": 1, "num_classes": 3, "epochs": 2, "steps_per_epoch": 4}
 
 
 def batch(seed, n=8, size=8):
@@ -31,15 +30,15 @@ def x64_problem():
     """A tiny supernet's loss in float64, its weights, α and two batches (float64 is on
     only while the test using it runs)."""
     with jax.enable_x64(True):
-        net = oneshot.make_supernet(SPACE, {"channels": 2, "cells_per_stage": 1,
-                                            "num_classes": 3})
-        params = jax.tree.map(lambda p: p.astype(jnp.float64),
-                              net.init_params(jax.random.key(0)))
+        net = oneshot.make_supernet(SPACE, {"channels": 2, "cells_per_stage": 1, "num_classes": 3})
+        params = jax.tree.map(lambda p: p.astype(jnp.float64), net.init_params(jax.random.key(0)))
         alpha = jax.random.normal(jax.random.key(1), (3, 4), jnp.float64)
-        train = jax.tree.map(lambda a: a.astype(jnp.float64) if a.dtype == jnp.float32 else a,
-                             batch(2))
-        val = jax.tree.map(lambda a: a.astype(jnp.float64) if a.dtype == jnp.float32 else a,
-                           batch(3))
+        train = jax.tree.map(
+            lambda a: a.astype(jnp.float64) if a.dtype == jnp.float32 else a, batch(2)
+        )
+        val = jax.tree.map(
+            lambda a: a.astype(jnp.float64) if a.dtype == jnp.float32 else a, batch(3)
+        )
 
         def loss(p, a, b):
             logits = net.apply(p, b[0], jax.nn.softmax(a, -1))
@@ -52,12 +51,14 @@ def test_exact_hypergradient_matches_finite_differences_in_float64(x64_problem):
     loss, params, alpha, train, val = x64_problem
     xi = 0.1
     with jax.enable_x64(True):
+
         def outer(a):
             g = jax.grad(loss)(params, a, train)
             return loss(jax.tree.map(lambda w, d: w - xi * d, params, g), a, val)
 
-        value, grad = jax.jit(functools.partial(oneshot.hypergradient, loss,
-                                                method="exact"))(params, alpha, train, val, xi)
+        value, grad = jax.jit(functools.partial(oneshot.hypergradient, loss, method="exact"))(
+            params, alpha, train, val, xi
+        )
         assert grad.dtype == jnp.float64
         np.testing.assert_allclose(value, outer(alpha), rtol=1e-12)
         h = 1e-5
@@ -67,8 +68,7 @@ def test_exact_hypergradient_matches_finite_differences_in_float64(x64_problem):
             np.testing.assert_allclose(jnp.sum(grad * d), numeric, rtol=1e-6, atol=1e-10)
 
 
-def test_darts_finite_difference_approximation_converges_to_the_exact_hypergradient(
-        x64_problem):
+def test_darts_finite_difference_approximation_converges_to_the_exact_hypergradient(x64_problem):
     loss, params, alpha, train, val = x64_problem
     with jax.enable_x64(True):
         # compiled (op by op the supernet took minutes); one program for all three steps
@@ -77,8 +77,9 @@ def test_darts_finite_difference_approximation_converges_to_the_exact_hypergradi
         _, first = jax.value_and_grad(loss, 1)(params, alpha, val)
         errors = {}
         for eps in (1e-2, 1e-4, 1e-6):
-            _, approx = hypergradient(loss, params, alpha, train, val, 0.1,
-                                      "finite_difference", fd_epsilon=eps)
+            _, approx = hypergradient(
+                loss, params, alpha, train, val, 0.1, "finite_difference", fd_epsilon=eps
+            )
             errors[eps] = float(jnp.linalg.norm(exact - approx) / jnp.linalg.norm(exact))
     # eq. 8 is a central difference: it tends to the exact value as the step shrinks ...
     assert errors[1e-4] < 1e-5
@@ -110,13 +111,12 @@ def test_vmapped_seeds_equal_separate_runs(name):
     train = jax.tree.map(lambda *b: jnp.stack(b), *[batch(s) for s in (1, 2)])
     val = jax.tree.map(lambda *b: jnp.stack(b), *[batch(s) for s in (4, 5)])
     step_keys = jax.random.split(jax.random.key(8), 2)
-    states, _ = jax.jit(jax.vmap(method.step))(step_keys, jax.vmap(method.init)(keys), train,
-                                               val)
+    states, _ = jax.jit(jax.vmap(method.step))(step_keys, jax.vmap(method.init)(keys), train, val)
     for i in range(2):
-        alone, _ = jax.jit(method.step)(step_keys[i], method.init(keys[i]),
-                                        (train[0][i], train[1][i]), (val[0][i], val[1][i]))
-        assert allclose(jax.tree.map(lambda a, i=i: a[i], states), alone, rtol=1e-4,
-                        atol=1e-5)
+        alone, _ = jax.jit(method.step)(
+            step_keys[i], method.init(keys[i]), (train[0][i], train[1][i]), (val[0][i], val[1][i])
+        )
+        assert allclose(jax.tree.map(lambda a, i=i: a[i], states), alone, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.multidevice
@@ -149,11 +149,13 @@ def test_gdas_samples_hard_one_hots_with_softmax_gradients(key):
     np.testing.assert_array_equal(hard, jax.nn.one_hot(index, 5))
     # straight through: the gradient is the relaxed softmax's
     g = jax.random.normal(jax.random.key(2), (6, 5))
-    grad_hard = jax.grad(lambda a: jnp.sum(oneshot.hard_gumbel(jax.random.key(1), a, 1.0)[0]
-                                           * g))(alpha)
+    grad_hard = jax.grad(lambda a: jnp.sum(oneshot.hard_gumbel(jax.random.key(1), a, 1.0)[0] * g))(
+        alpha
+    )
     gumbel = jax.random.gumbel(jax.random.key(1), alpha.shape)
-    grad_soft = jax.grad(lambda a: jnp.sum(
-        jax.nn.softmax(jax.nn.log_softmax(a, -1) + gumbel, -1) * g))(alpha)
+    grad_soft = jax.grad(
+        lambda a: jnp.sum(jax.nn.softmax(jax.nn.log_softmax(a, -1) + gumbel, -1) * g)
+    )(alpha)
     np.testing.assert_allclose(grad_hard, grad_soft, rtol=1e-5, atol=1e-7)
     taus = [float(oneshot.gdas_tau(jnp.asarray(s), 10, 250, 10.0, 0.1)) for s in (0, 9, 2499)]
     assert taus[0] == taus[1] == 10.0
@@ -167,8 +169,9 @@ def test_hard_path_computes_the_same_as_the_weighted_sum(key):
     x = batch(1)[0]
     index = jnp.asarray([3, 1, 2])
     w = jax.nn.one_hot(index, 4)
-    np.testing.assert_allclose(net.apply(params, x, w, index), net.apply(params, x, w),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        net.apply(params, x, w, index), net.apply(params, x, w), rtol=1e-5, atol=1e-5
+    )
 
 
 def test_factories_reject_bad_hyper_parameters():
@@ -190,8 +193,7 @@ def _digits_like(seed, n):
 def test_search_resumes_to_the_same_records_and_state(tmp_path, key):
     method = oneshot.darts(SPACE, **TINY)
     train, valid = _digits_like(1, 32), _digits_like(2, 32)
-    run = functools.partial(oneshot.search, method, key, train, valid, batch_size=8,
-                            space=SPACE)
+    run = functools.partial(oneshot.search, method, key, train, valid, batch_size=8, space=SPACE)
     full_state, full = run(epochs=3, out=tmp_path / "full")
     run(epochs=2, out=tmp_path / "cut")  # "killed" after two epochs
     state, records = run(epochs=3, out=tmp_path / "cut", resume=True)
@@ -235,7 +237,8 @@ def test_seeds_sharded_over_devices_equal_one_device():
     one, _ = step(step_keys, states, train, val)
     mesh = parallel.mesh()
     many, _ = parallel.over_seeds(method.step, mesh)(
-        *parallel.shard_leading((step_keys, states, train, val), mesh))
+        *parallel.shard_leading((step_keys, states, train, val), mesh)
+    )
     assert len(many.alpha.sharding.device_set) == 8
     assert not many.alpha.sharding.is_fully_replicated  # each device holds its own seed
     # one seed's matrix products per device round unlike eight batched on one device:

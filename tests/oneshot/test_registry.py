@@ -13,8 +13,7 @@ from jnas.commands.oneshot import METHOD_NAMES
 from jnas.spaces import NB201
 
 SPACE = NB201(ops=("none", "skip_connect", "nor_conv_3x3", "avg_pool_3x3"), num_nodes=3)
-TINY = {"channels": 4, "cells_per_stage": 1, "num_classes": 3, "epochs": 2,
-        "steps_per_epoch": 4}
+TINY = {"channels": 4, "cells_per_stage": 1, "num_classes": 3, "epochs": 2, "steps_per_epoch": 4}
 EXTRA = {"spos": {"num_evaluations": 16, "population_size": 8}}
 
 
@@ -77,16 +76,22 @@ def test_the_penalty_adds_its_weighted_gradient_to_alpha(levels):
 
     def alpha_after(weight):
         method = oneshot.relaxed_search(
-            SPACE, relax, levels=levels, alpha_optimizer=optax.sgd(1.0),
-            penalty=oneshot.expected_cost_penalty(SPACE, weight, cost), **TINY)
+            SPACE,
+            relax,
+            levels=levels,
+            alpha_optimizer=optax.sgd(1.0),
+            penalty=oneshot.expected_cost_penalty(SPACE, weight, cost),
+            **TINY,
+        )
         state = method.init(jax.random.key(0))
         new, metrics = jax.jit(method.step)(jax.random.key(3), state, batch(1), batch(2))
         return np.asarray(state.alpha), np.asarray(new.alpha), metrics
 
     alpha0, plain, metrics = alpha_after(0.0)
     _, penalised, _ = alpha_after(3.0)
-    np.testing.assert_allclose(penalised - plain, -3.0 * expected_cost_grad(alpha0, cost),
-                               atol=2e-5)
+    np.testing.assert_allclose(
+        penalised - plain, -3.0 * expected_cost_grad(alpha0, cost), atol=2e-5
+    )
     p = np.exp(alpha0) / np.exp(alpha0).sum(-1, keepdims=True)
     assert float(metrics["expected_cost"]) == pytest.approx(float((p * cost).sum()), rel=1e-5)
 
@@ -94,13 +99,14 @@ def test_the_penalty_adds_its_weighted_gradient_to_alpha(levels):
 def test_single_level_ignores_the_validation_batch_and_bilevel_uses_it():
     """Single level (SNAS) trains α on the training loss: the validation batch changes
     nothing. Bi-level trains α on the validation batch: another one moves α elsewhere."""
+
     def alphas(levels):
-        method = oneshot.relaxed_search(SPACE, oneshot.softmax_relaxation(), levels=levels,
-                                        **TINY)
+        method = oneshot.relaxed_search(SPACE, oneshot.softmax_relaxation(), levels=levels, **TINY)
         state = method.init(jax.random.key(0))
         step = jax.jit(method.step)
-        return [np.asarray(step(jax.random.key(3), state, batch(1), batch(v))[0].alpha)
-                for v in (2, 5)]
+        return [
+            np.asarray(step(jax.random.key(3), state, batch(1), batch(v))[0].alpha) for v in (2, 5)
+        ]
 
     one = alphas(1)
     np.testing.assert_array_equal(one[0], one[1])
@@ -112,8 +118,7 @@ def test_composition_refuses_what_it_cannot_run():
     with pytest.raises(ValueError, match="levels"):
         oneshot.relaxed_search(SPACE, oneshot.softmax_relaxation(), levels=3, **TINY)
     with pytest.raises(ValueError, match="order"):
-        oneshot.relaxed_search(SPACE, oneshot.softmax_relaxation(), levels=1, order=2,
-                               **TINY)
+        oneshot.relaxed_search(SPACE, oneshot.softmax_relaxation(), levels=1, order=2, **TINY)
     with pytest.raises(ValueError, match="weight"):
         oneshot.expected_cost_penalty(SPACE, -1.0)
     with pytest.raises(ValueError, match="drop_rate"):
@@ -125,9 +130,10 @@ def test_composition_refuses_what_it_cannot_run():
 def test_dirichlet_mean_is_the_normalised_concentration():
     alpha = jnp.asarray([[0.5, -2.0, 1.0]])
     beta = np.asarray(jax.nn.elu(alpha)) + 1.0
-    np.testing.assert_allclose(oneshot.dirichlet_relaxation().mean(alpha),
-                               beta / beta.sum(-1, keepdims=True), rtol=1e-6)
+    np.testing.assert_allclose(
+        oneshot.dirichlet_relaxation().mean(alpha), beta / beta.sum(-1, keepdims=True), rtol=1e-6
+    )
     draws = jax.vmap(lambda k: oneshot.dirichlet_relaxation().sample(k, alpha, 0)[0])(
-        jax.random.split(jax.random.key(0), 20000))
-    np.testing.assert_allclose(draws.mean(0), beta / beta.sum(-1, keepdims=True),
-                               atol=0.01)
+        jax.random.split(jax.random.key(0), 20000)
+    )
+    np.testing.assert_allclose(draws.mean(0), beta / beta.sum(-1, keepdims=True), atol=0.01)

@@ -12,11 +12,21 @@ from jnas.spaces import DARTS, Chain, NATSSize
 
 # Small spaces keep CPU compiles short; the full spaces share the code (tests/nn).
 SPACES = {
-    "darts": (DARTS(ops=("none", "max_pool_3x3", "skip_connect", "sep_conv_3x3"),
-                    num_nodes=2), {"channels": 4, "num_cells": 3, "num_classes": 3}),
-    "chain": (Chain(stages=((8, 1, 1), (12, 2, 2)), kernels=(3, 5), expansions=(1, 2),
-                    stem_channels=8, first_block_channels=8, head_channels=16),
-              {"num_classes": 3, "stem_stride": 1}),
+    "darts": (
+        DARTS(ops=("none", "max_pool_3x3", "skip_connect", "sep_conv_3x3"), num_nodes=2),
+        {"channels": 4, "num_cells": 3, "num_classes": 3},
+    ),
+    "chain": (
+        Chain(
+            stages=((8, 1, 1), (12, 2, 2)),
+            kernels=(3, 5),
+            expansions=(1, 2),
+            stem_channels=8,
+            first_block_channels=8,
+            head_channels=16,
+        ),
+        {"num_classes": 3, "stem_stride": 1},
+    ),
     "nats": (NATSSize(channels=(4, 6, 8)), {"num_classes": 3}),
 }
 SAMPLING = {"rsws", "spos", "oneshot-dropout", "setn", "enas"}
@@ -42,8 +52,13 @@ def cases():
 @pytest.mark.parametrize(("name", "space_name"), list(cases()))
 def test_method_runs_on_every_supernet(name, space_name):
     space, config = SPACES[space_name]
-    extra = ({"num_evaluations": 16, "population_size": 8} if name == "spos" else
-             {"num_candidates": 8} if name in SAMPLING else {})
+    extra = (
+        {"num_evaluations": 16, "population_size": 8}
+        if name == "spos"
+        else {"num_candidates": 8}
+        if name in SAMPLING
+        else {}
+    )
     method = oneshot.REGISTRY[name].make(space, epochs=2, steps_per_epoch=4, **config, **extra)
     state = jax.jit(method.init)(jax.random.key(0))
     if oneshot.REGISTRY[name].uses_alpha:
@@ -53,8 +68,11 @@ def test_method_runs_on_every_supernet(name, space_name):
     new, metrics = step(jax.random.key(5), new, batch(3), batch(4))
     assert structure(new) == structure(state)
     assert all(np.isfinite(float(v)) for v in metrics.values())
-    assert not all(jax.tree.leaves(jax.tree.map(lambda a, b: bool(jnp.array_equal(a, b)),
-                                                new.params, state.params)))
+    assert not all(
+        jax.tree.leaves(
+            jax.tree.map(lambda a, b: bool(jnp.array_equal(a, b)), new.params, state.params)
+        )
+    )
     arch = jax.jit(method.derive)(new, jax.random.key(6), batch(7))
     assert bool(space.is_valid(arch))
     space.validate(arch)
@@ -74,6 +92,7 @@ def test_darts_derives_the_genotype_alpha_prefers():
     target = space.sample(jax.random.key(1))
     alpha = 5.0 * jax.nn.one_hot(space.supernet_index(target), space.num_ops)
     arch = method.derive(state._replace(alpha=alpha))
+
     def pairs(a):  # each node's (input, op) pairs, in input order
         code = np.asarray(a.inputs).astype(int) * 16 + np.asarray(a.ops)
         return np.sort(code.reshape(2, space.num_nodes, 2), -1)
@@ -85,8 +104,9 @@ def test_chain_proxyless_latency_loss_uses_block_flops():
     space, config = SPACES["chain"]
     costs = space.op_flops(image_size=8, stem_stride=1)
     assert costs.shape == space.supernet_shape
-    method = oneshot.proxyless(space, epochs=2, steps_per_epoch=4, latency_weight=1.0,
-                               costs=costs, **config)
+    method = oneshot.proxyless(
+        space, epochs=2, steps_per_epoch=4, latency_weight=1.0, costs=costs, **config
+    )
     state = method.init(jax.random.key(0))
     _, metrics = jax.jit(method.step)(jax.random.key(3), state, batch(1), batch(2))
     want = float(jnp.sum(jax.nn.softmax(state.alpha, -1) * costs))

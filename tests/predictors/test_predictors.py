@@ -64,7 +64,8 @@ def test_mlp_ensemble_learns_and_spreads():
     x, xt = encodings(0, 150), encodings(7, 50)
     y, yt = target(x), target(xt)
     model = jax.jit(predictors.ensemble_fit, static_argnames=("members", "steps"))(
-        jax.random.key(0), x, y, jnp.ones(150, bool), members=3, steps=300)
+        jax.random.key(0), x, y, jnp.ones(150, bool), members=3, steps=300
+    )
     preds = predictors.ensemble_predict(model, xt)
     assert preds.shape == (3, 50)
     assert np.mean((preds.mean(0) - yt) ** 2) < 0.3 * np.var(yt)
@@ -81,9 +82,13 @@ def _reference_wl(matrix, ops, iterations=2):
     labels = [str(int(o)) for o in ops]
     levels = [labels]
     for _ in range(iterations):
-        labels = [labels[j] + "(" + ",".join(sorted(labels[i] for i in range(v)
-                                                     if matrix[i, j] and present[i])) + ")"
-                  for j in range(v)]
+        labels = [
+            labels[j]
+            + "("
+            + ",".join(sorted(labels[i] for i in range(v) if matrix[i, j] and present[i]))
+            + ")"
+            for j in range(v)
+        ]
         levels.append(labels)
     return [[lab for lab, p in zip(level, present, strict=True) if p] for level in levels]
 
@@ -104,14 +109,21 @@ def test_wl_kernel_equals_exact_relabelling(space_name):
     adj = jax.vmap(space.adjacency)(archs)
     feats = jax.vmap(predictors.wl_features)(adj.matrix, adj.ops)
     kernel = predictors.wl_kernel(adj.matrix.shape[1])(feats, feats)
-    refs = [_reference_wl(m, o) for m, o in zip(np.asarray(adj.matrix), np.asarray(adj.ops),
-                                                  strict=True)]
+    refs = [
+        _reference_wl(m, o)
+        for m, o in zip(np.asarray(adj.matrix), np.asarray(adj.ops), strict=True)
+    ]
     expected = np.array([[_reference_kernel(a, b) for b in refs] for a in refs])
     np.testing.assert_allclose(kernel, expected, rtol=1e-6)
     assert np.allclose(np.diag(kernel), 1.0)
     assert len(np.unique(np.round(expected, 6))) > 5  # the pairs differ: not a trivial check
     # PSD, and so is the GP's exp(-(1 - k) / lengthscale): its Gram matrix factorises
     assert np.linalg.eigvalsh(np.asarray(kernel, np.float64)).min() > -1e-5
-    gp = predictors.gp_fit(feats, jnp.arange(12.0), jnp.ones(12, bool), (0.2, 1.0),
-                           distance=predictors.wl_distance(adj.matrix.shape[1]))
+    gp = predictors.gp_fit(
+        feats,
+        jnp.arange(12.0),
+        jnp.ones(12, bool),
+        (0.2, 1.0),
+        distance=predictors.wl_distance(adj.matrix.shape[1]),
+    )
     assert bool(jnp.all(jnp.isfinite(gp.chol)))

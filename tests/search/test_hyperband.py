@@ -19,8 +19,13 @@ def test_schedule_is_hyperbands_brackets():
     assert two["fidelity"].tolist() == [0, 0, 0, 1, 1, 1]
     assert two["fresh"].tolist() == [True, True, True, False, True, True]
     three = search.hyperband_schedule(3, 3)  # Li et al.'s table for eta = 3, s_max = 2
-    rungs = [(int(f), int(n)) for f, n, first in zip(three["fidelity"], three["rung_size"],
-                                                      three["slot"] == 0, strict=True) if first]
+    rungs = [
+        (int(f), int(n))
+        for f, n, first in zip(
+            three["fidelity"], three["rung_size"], three["slot"] == 0, strict=True
+        )
+        if first
+    ]
     assert rungs == [(0, 9), (1, 3), (2, 1), (1, 5), (2, 1), (2, 3)]
 
 
@@ -99,5 +104,10 @@ def test_multi_fidelity_searchers_reject_bad_arguments():
     with pytest.raises(ValueError, match="lacks"):
         search.hyperband(NB101())  # no categorical decisions
     with pytest.raises(ValueError, match="multi-fidelity"):  # one-architecture objectives
-        search.run(search.hyperband(NB201()), lambda arch: 0.0, jax.random.key(0),
-                   num_evaluations=2, space=NB201())
+        search.run(
+            search.hyperband(NB201()),
+            lambda arch: 0.0,
+            jax.random.key(0),
+            num_evaluations=2,
+            space=NB201(),
+        )

@@ -18,8 +18,7 @@ from jnas.spaces import NB201
 
 SPACE = NB201()
 WEIGHTS = jnp.asarray([[0, 1, 2, 4, 1]] * 6, jnp.float32)  # optimum 24, random mean 9.6
-KW = {"batch_size": 10, "num_init": 10, "num_candidates": 100, "num_parents": 10,
-      "max_points": 64}
+KW = {"batch_size": 10, "num_init": 10, "num_candidates": 100, "num_parents": 10, "max_points": 64}
 
 
 def objective(arch):
@@ -30,7 +29,7 @@ def told(searcher, key):
     archs = jax.vmap(SPACE.sample)(jax.random.split(key, 40))
     state = searcher.init(jax.random.key(1))
     for i in range(4):  # 4 tells of 10
-        batch = jax.tree.map(lambda a, i=i: a[10 * i:10 * (i + 1)], archs)
+        batch = jax.tree.map(lambda a, i=i: a[10 * i : 10 * (i + 1)], archs)
         state = searcher.tell(state, batch, jax.vmap(objective)(batch))
     return state
 
@@ -48,8 +47,13 @@ def test_the_surrogate_picks_the_asked_cells(name):
     make = REGISTRY[name].make
     guided = asked_fitness(make(SPACE, **KW, **extra), keys)
     encoding = "wl" if name == "bo-wl" else "auto"
-    noise = model_based(SPACE, lambda k, x, y, m, c: jax.random.uniform(k, (c.shape[0],)),
-                        encoding=encoding, where="random score", **KW)
+    noise = model_based(
+        SPACE,
+        lambda k, x, y, m, c: jax.random.uniform(k, (c.shape[0],)),
+        encoding=encoding,
+        where="random score",
+        **KW,
+    )
     unguided = asked_fitness(noise, keys)
     # measured: guided 14.8-17.5 a batch, unguided 11.3-12.3 (mutants of the best told)
     assert guided.mean() > unguided.mean() + 3, (guided, unguided)

@@ -45,8 +45,15 @@ def _generation(searcher, space, key, fitness_fn, generations):
 
 def test_crossover_children_take_every_gene_from_two_members_of_the_population(key):
     space = NB201()
-    searcher = search.neat(space, 12, elitism=0, crossover_rate=1.0, mutation_rate=0.0,
-                           compatibility_threshold=2.0, survival=1.0)
+    searcher = search.neat(
+        space,
+        12,
+        elitism=0,
+        crossover_rate=1.0,
+        mutation_rate=0.0,
+        compatibility_threshold=2.0,
+        survival=1.0,
+    )
     state = _generation(searcher, space, key, lambda a: jnp.sum(a.ops, 1).astype(float), 1)
     children, _ = searcher.ask(jax.random.key(7), state)
     pop, kids = np.asarray(state.population.ops), np.asarray(children.ops)
@@ -71,8 +78,9 @@ def test_elites_survive_unchanged_and_are_not_re_asked(key):
     np.testing.assert_array_equal(told.fitness[3:], -1.0)
 
 
-@pytest.mark.parametrize("space", [Sequential(max_layers=6), Hierarchical()],
-                         ids=["sequential", "hierarchical"])
+@pytest.mark.parametrize(
+    "space", [Sequential(max_layers=6), Hierarchical()], ids=["sequential", "hierarchical"]
+)
 def test_neat_evolves_valid_sequences_and_motifs(space, key):
     searcher = search.neat(space, 12)
     w = jax.random.normal(jax.random.key(3), space.one_hot(space.sample(key)).size)
@@ -104,8 +112,9 @@ def test_weight_genes_evolve_towards_the_optimum(key):
         state = tell(state, genomes, fit(genomes))
     assert first < -3.0
     assert float(state.best_fitness) > -0.3
-    np.testing.assert_allclose(fit(jax.tree.map(lambda x: x[None], state.best))[0],
-                               state.best_fitness)
+    np.testing.assert_allclose(
+        fit(jax.tree.map(lambda x: x[None], state.best))[0], state.best_fitness
+    )
 
 
 def test_neat_validates_its_arguments():

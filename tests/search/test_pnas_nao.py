@@ -13,13 +13,18 @@ from jnas.search._pnas import prefix_encoding
 from jnas.spaces import NB201
 
 # an additive objective over NB201's six edges: the first edge matters most
-WEIGHTS = jnp.asarray(np.random.default_rng(0).normal(size=(6, 5)) * np.array(
-    [[8.0], [1.0], [1.0], [1.0], [1.0], [1.0]]), jnp.float32)
+WEIGHTS = jnp.asarray(
+    np.random.default_rng(0).normal(size=(6, 5))
+    * np.array([[8.0], [1.0], [1.0], [1.0], [1.0], [1.0]]),
+    jnp.float32,
+)
 
 
 def _fitness(archs):
-    return jnp.sum(jnp.take_along_axis(WEIGHTS[None], archs.ops[..., None].astype(jnp.int32),
-                                       axis=-1)[..., 0], axis=-1)
+    return jnp.sum(
+        jnp.take_along_axis(WEIGHTS[None], archs.ops[..., None].astype(jnp.int32), axis=-1)[..., 0],
+        axis=-1,
+    )
 
 
 def test_prefix_encoding_leaves_undecided_positions_zero():
@@ -88,7 +93,7 @@ def test_nao_learns_to_reconstruct_predict_and_propose_new_architectures(key):
     fresh = []
     for i, k in enumerate(jax.random.split(key, 8)):
         archs, state = ask(k, state)
-        seen = {tuple(r) for r in np.asarray(state.x[:int(state.count)]).tolist()}
+        seen = {tuple(r) for r in np.asarray(state.x[: int(state.count)]).tolist()}
         if i >= 2:
             fresh += [tuple(r) not in seen for r in np.asarray(archs.ops).tolist()]
         state = tell(state, archs, _fitness(archs))
@@ -103,8 +108,7 @@ def test_nao_learns_to_reconstruct_predict_and_propose_new_architectures(key):
     assert _spearman(np.asarray(nao_predict(state.params, e)), y) > 0.8
     # a step along the predictor's gradient raises the prediction
     grad = jax.vmap(jax.grad(lambda v: nao_predict(state.params, v)))(e)
-    assert bool(jnp.all(nao_predict(state.params, e + 0.05 * grad)
-                        > nao_predict(state.params, e)))
+    assert bool(jnp.all(nao_predict(state.params, e + 0.05 * grad) > nao_predict(state.params, e)))
 
 
 def test_nao_proposals_beat_what_it_has_evaluated(key):
@@ -120,12 +124,15 @@ def test_nao_proposals_beat_what_it_has_evaluated(key):
     assert float(jnp.max(_fitness(archs))) >= random_best
 
 
-@pytest.mark.parametrize(("factory", "kwargs", "match"), [
-    (search.pnas, {"fill": 7}, "`fill` must be a choice"),
-    (search.pnas, {"beam": 0}, "`beam` must be an integer >= 1"),
-    (search.nao, {"batch_size": 30}, "`batch_size` 30 exceeds `num_parents`"),
-    (search.nao, {"trade_off": 2.0}, "`trade_off` must be in"),
-])
+@pytest.mark.parametrize(
+    ("factory", "kwargs", "match"),
+    [
+        (search.pnas, {"fill": 7}, "`fill` must be a choice"),
+        (search.pnas, {"beam": 0}, "`beam` must be an integer >= 1"),
+        (search.nao, {"batch_size": 30}, "`batch_size` 30 exceeds `num_parents`"),
+        (search.nao, {"trade_off": 2.0}, "`trade_off` must be in"),
+    ],
+)
 def test_pnas_and_nao_validate_arguments(factory, kwargs, match):
     with pytest.raises(ValueError, match=match):
         factory(NB201(), **kwargs)
@@ -138,8 +145,7 @@ def test_nao_asks_new_distinct_cells_of_a_table_subset(key, nasbench_dir):
 
     table = bench.restrict(bench.load_nb101(nasbench_dir))
     acc = table.column("cifar10", "valid_acc", 108)
-    searcher = search.nao(table.space, batch_size=5, num_init=10, num_parents=10,
-                          train_steps=50)
+    searcher = search.nao(table.space, batch_size=5, num_init=10, num_parents=10, train_steps=50)
     ask, tell = jax.jit(searcher.ask), jax.jit(searcher.tell)
     state, told, fresh = searcher.init(key), set(), []
     for i, k in enumerate(jax.random.split(key, 6)):

@@ -26,8 +26,9 @@ def _reference_replay(q, decisions, reward, lr, discount, valid):
 
 def test_one_tell_replays_the_stored_episode_backwards(key):
     space = Chain()  # decisions of different sizes: invalid choices must not count in max
-    searcher = search.q_learning(space, learning_rate=0.5, discount=0.9, replay=1, memory=1,
-                                 epsilon=1.0)
+    searcher = search.q_learning(
+        space, learning_rate=0.5, discount=0.9, replay=1, memory=1, epsilon=1.0
+    )
     state = searcher.init(key)
     archs, state = searcher.ask(key, state)
     state = searcher.tell(state, archs, jnp.array([2.0]))  # Q starts at 2.0 everywhere
@@ -48,9 +49,13 @@ def test_greedy_policy_learns_an_objective_its_states_can_represent(key):
     """The state is (step, previous decision), as MetaQNN's is the current layer, so a
     reward of the last two decisions is exactly learnable by the backward updates."""
     space = NB201()
-    searcher = search.q_learning(space, batch_size=2, learning_rate=0.2,
-                                 epsilon=search.metaqnn_epsilon(explore=40, per_step=10),
-                                 replay=20)
+    searcher = search.q_learning(
+        space,
+        batch_size=2,
+        learning_rate=0.2,
+        epsilon=search.metaqnn_epsilon(explore=40, per_step=10),
+        replay=20,
+    )
 
     def reward_of(ops):
         return ((ops[:, 4] == 2) + 2 * (ops[:, 5] == 3)).astype(jnp.float32)

@@ -25,8 +25,9 @@ def test_policy_concentrates_on_the_rewarded_op(key):
 
 def test_lstm_controller_learns_the_rewarded_op_and_its_log_probs_match(key):
     space = NB201()
-    searcher = search.reinforce(space, batch_size=8, learning_rate=0.02, controller="lstm",
-                                hidden=32)
+    searcher = search.reinforce(
+        space, batch_size=8, learning_rate=0.02, controller="lstm", hidden=32
+    )
 
     def step(state, k):
         archs, state = searcher.ask(k, state)
@@ -42,7 +43,8 @@ def test_lstm_controller_learns_the_rewarded_op_and_its_log_probs_match(key):
     lstm = search.lstm_controller(space.decision_sizes, hidden=32)
     archs, _ = searcher.ask(key, state)
     logp, _ = jax.vmap(lstm.log_prob, in_axes=(None, 0))(
-        state.policy, jax.vmap(space.to_decisions)(archs).astype(jnp.int32))
+        state.policy, jax.vmap(space.to_decisions)(archs).astype(jnp.int32)
+    )
     assert bool(jnp.all(jnp.isfinite(logp)))
     assert float(jnp.mean(jnp.exp(logp))) > 0.3
 

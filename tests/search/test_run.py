@@ -34,8 +34,14 @@ def test_run_matches_the_objective_and_finds_good_cells(name, tmp_path):
     from jnas.search import make_searcher
 
     objective = Counting(nan_every=7)
-    _, records = search.run(make_searcher(name, SPACE), objective, jax.random.key(0),
-                            num_evaluations=60, space=SPACE, out=tmp_path)
+    _, records = search.run(
+        make_searcher(name, SPACE),
+        objective,
+        jax.random.key(0),
+        num_evaluations=60,
+        space=SPACE,
+        out=tmp_path,
+    )
     evaluations = [e for r in records for e in r["evaluations"]]
     assert len(evaluations) == objective.calls == 60
     finite = [e for e in evaluations if not math.isnan(e["fitness"])]
@@ -50,18 +56,38 @@ def test_interrupted_run_resumes_without_losing_or_repeating_evaluations(tmp_pat
 
     searcher = make_searcher("rea", SPACE)
     full_obj = Counting()
-    _, full = search.run(searcher, full_obj, jax.random.key(1), num_evaluations=25,
-                         space=SPACE, out=tmp_path / "full")
+    _, full = search.run(
+        searcher,
+        full_obj,
+        jax.random.key(1),
+        num_evaluations=25,
+        space=SPACE,
+        out=tmp_path / "full",
+    )
     calls = 0
     for fail_at in (4, 9, 3):  # three kills at different points
         obj = Counting(fail_at=fail_at)
         with pytest.raises(KeyboardInterrupt):
-            search.run(searcher, obj, jax.random.key(1), num_evaluations=25, space=SPACE,
-                       out=tmp_path / "cut", resume=True)
+            search.run(
+                searcher,
+                obj,
+                jax.random.key(1),
+                num_evaluations=25,
+                space=SPACE,
+                out=tmp_path / "cut",
+                resume=True,
+            )
         calls += obj.calls - 1  # the interrupted call did not finish
     obj = Counting()
-    _, resumed = search.run(searcher, obj, jax.random.key(1), num_evaluations=25,
-                            space=SPACE, out=tmp_path / "cut", resume=True)
+    _, resumed = search.run(
+        searcher,
+        obj,
+        jax.random.key(1),
+        num_evaluations=25,
+        space=SPACE,
+        out=tmp_path / "cut",
+        resume=True,
+    )
     assert resumed == full
     assert calls + obj.calls == full_obj.calls == 25  # nothing lost, nothing repeated
     with pytest.raises(ValueError, match="num_evaluations"):

@@ -16,23 +16,38 @@ REGISTRY = {
     "ls": search.local_search,
     "neat": lambda space: search.neat(space, 6, elitism=1),
     "reinforce": lambda space: search.reinforce(space, batch_size=4, learning_rate=0.05),
-    "reinforce-lstm": lambda space: search.reinforce(space, batch_size=4, controller="lstm",
-                                                     hidden=16),
+    "reinforce-lstm": lambda space: search.reinforce(
+        space, batch_size=4, controller="lstm", hidden=16
+    ),
     "qlearning": lambda space: search.q_learning(space, batch_size=2, replay=8, memory=16),
     "hyperband": search.hyperband,
     "bohb": lambda space: search.bohb(space, num_samples=8, memory=16),
     "bo": lambda space: search.bayesian_optimization(
-        space, batch_size=2, num_init=4, num_candidates=16, num_parents=4, max_points=16),
+        space, batch_size=2, num_init=4, num_candidates=16, num_parents=4, max_points=16
+    ),
     "bo-wl": lambda space: search.bayesian_optimization(
-        space, encoding="wl", batch_size=2, num_init=4, num_candidates=16, num_parents=4,
-        max_points=16),
-    "pnas": lambda space: search.pnas(space, beam=4, members=2, train_steps=20,
-                                      max_points=16),
-    "nao": lambda space: search.nao(space, batch_size=2, num_init=4, num_parents=4,
-                                    train_steps=10, max_points=16),
+        space,
+        encoding="wl",
+        batch_size=2,
+        num_init=4,
+        num_candidates=16,
+        num_parents=4,
+        max_points=16,
+    ),
+    "pnas": lambda space: search.pnas(space, beam=4, members=2, train_steps=20, max_points=16),
+    "nao": lambda space: search.nao(
+        space, batch_size=2, num_init=4, num_parents=4, train_steps=10, max_points=16
+    ),
     "bananas": lambda space: search.bananas(
-        space, batch_size=2, num_init=4, num_candidates=16, num_parents=4, members=2,
-        train_steps=20, max_points=16),
+        space,
+        batch_size=2,
+        num_init=4,
+        num_candidates=16,
+        num_parents=4,
+        members=2,
+        train_steps=20,
+        max_points=16,
+    ),
 }
 SPACES = {"nb201": NB201(), "nats_size": NATSSize(), "chain": Chain()}
 
@@ -97,8 +112,9 @@ def test_same_key_same_result_and_vmap_equals_loop(name, key):
     batched = jax.jit(jax.vmap(run))(keys)
     for i, k in enumerate(keys):
         # floats may differ in the last bit (vmap reorders sums); integers exactly
-        chex.assert_trees_all_close(jax.tree.map(lambda x, i=i: x[i], batched), run(k),
-                                    rtol=1e-5, atol=1e-6)
+        chex.assert_trees_all_close(
+            jax.tree.map(lambda x, i=i: x[i], batched), run(k), rtol=1e-5, atol=1e-6
+        )
 
 
 @pytest.mark.parametrize("name", list(REGISTRY))
@@ -151,8 +167,15 @@ def test_registry_says_which_spaces_each_searcher_runs_on():
     offering those capabilities, and refuses the others at construction."""
     from jnas import spaces
 
-    every = [spaces.NB201(), spaces.NB101(), spaces.DARTS(), spaces.NATSSize(),
-             spaces.Chain(), spaces.Sequential(), spaces.Hierarchical()]
+    every = [
+        spaces.NB201(),
+        spaces.NB101(),
+        spaces.DARTS(),
+        spaces.NATSSize(),
+        spaces.Chain(),
+        spaces.Sequential(),
+        spaces.Hierarchical(),
+    ]
     for name, entry in search.REGISTRY.items():
         for space in every:
             if search.supports(entry, space):
@@ -169,11 +192,25 @@ def test_registry_says_which_spaces_each_searcher_runs_on():
 def test_registry_names_every_public_factory():
     import functools
 
-    factories = {e.make.func if isinstance(e.make, functools.partial) else e.make
-                 for e in search.REGISTRY.values()}
-    names = {"random_search", "regularized_evolution", "tournament_evolution", "neat",
-             "reinforce", "q_learning", "local_search", "bayesian_optimization", "bananas",
-             "hyperband", "bohb", "pnas", "nao"}
+    factories = {
+        e.make.func if isinstance(e.make, functools.partial) else e.make
+        for e in search.REGISTRY.values()
+    }
+    names = {
+        "random_search",
+        "regularized_evolution",
+        "tournament_evolution",
+        "neat",
+        "reinforce",
+        "q_learning",
+        "local_search",
+        "bayesian_optimization",
+        "bananas",
+        "hyperband",
+        "bohb",
+        "pnas",
+        "nao",
+    }
     assert {getattr(search, n) for n in names} <= factories
     assert search.make_searcher("reinforce-lstm", NB201()).batch_size >= 1
     with pytest.raises(ValueError, match="unknown searcher"):

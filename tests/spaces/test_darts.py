@@ -24,16 +24,26 @@ def test_range_concat_is_accepted():
     assert space.to_string(space.from_string(text)) == DARTS_V2
 
 
-@pytest.mark.parametrize(("text", "match"), [
-    ("Genotype(normal=[])", "exactly the fields"),
-    (DARTS_V2.replace("('sep_conv_3x3', 0)", "('sep_conv_9x9', 0)", 1), "ops from"),
-    (DARTS_V2.replace("('sep_conv_3x3', 0)", "('none', 0)", 1), "ops from"),
-    (DARTS_V2.replace("('dil_conv_3x3', 2)", "('dil_conv_3x3', 5)"), "inputs in"),
-    (DARTS_V2.replace("('sep_conv_3x3', 1), ('sep_conv_3x3', 0)", "('sep_conv_3x3', 1), ('sep_conv_3x3', 1)", 1), "distinct"),
-    (DARTS_V2.replace("normal_concat=[2, 3, 4, 5]", "normal_concat=[2, 3]"), "normal_concat"),
-    ("Genotype(normal=__import__('os'))", "must be"),
-    ("print('x')", "must be"),
-])
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("Genotype(normal=[])", "exactly the fields"),
+        (DARTS_V2.replace("('sep_conv_3x3', 0)", "('sep_conv_9x9', 0)", 1), "ops from"),
+        (DARTS_V2.replace("('sep_conv_3x3', 0)", "('none', 0)", 1), "ops from"),
+        (DARTS_V2.replace("('dil_conv_3x3', 2)", "('dil_conv_3x3', 5)"), "inputs in"),
+        (
+            DARTS_V2.replace(
+                "('sep_conv_3x3', 1), ('sep_conv_3x3', 0)",
+                "('sep_conv_3x3', 1), ('sep_conv_3x3', 1)",
+                1,
+            ),
+            "distinct",
+        ),
+        (DARTS_V2.replace("normal_concat=[2, 3, 4, 5]", "normal_concat=[2, 3]"), "normal_concat"),
+        ("Genotype(normal=__import__('os'))", "must be"),
+        ("print('x')", "must be"),
+    ],
+)
 def test_malformed_genotypes_raise(text, match):
     with pytest.raises(ValueError, match=match):
         DARTS().from_string(text)

@@ -44,9 +44,9 @@ def test_sequential_rules():
     ok = "C(3,64,1)-P(5,3)-C(1,128,1)-P(2,2)-FC(512)-FC(128)"  # 32 -> 10 -> 5: fc allowed
     assert space.to_string(_seq(space, ok)) == ok
     for bad, _why in [
-        ("P(2,2)", "first layer conv"),                      # must start with conv
-        ("C(3,64,1)-P(2,2)-P(2,2)", "pool after pool"),     # no consecutive pooling
-        ("C(3,64,1)-FC(512)", "fc at size 32"),              # fc only on small maps
+        ("P(2,2)", "first layer conv"),  # must start with conv
+        ("C(3,64,1)-P(2,2)-P(2,2)", "pool after pool"),  # no consecutive pooling
+        ("C(3,64,1)-FC(512)", "fc at size 32"),  # fc only on small maps
         ("C(3,64,1)-P(5,3)-P(2,2)", "pool after pool"),
         ("C(3,64,1)-P(5,3)-FC(512)-C(3,64,1)", "conv after fc"),
         ("C(3,64,1)-P(5,3)-FC(512)-FC(512)-FC(512)", "three fc"),
@@ -61,21 +61,33 @@ def test_sequential_rules():
 
 
 def test_sequential_size_by_brute_force_on_a_tiny_space():
-    space = Sequential(max_layers=3, conv_kernels=(1, 3), conv_filters=(8,),
-                       pools=((2, 2),), fc_units=(4,), max_fc=1, fc_max_size=2,
-                       input_size=4)
+    space = Sequential(
+        max_layers=3,
+        conv_kernels=(1, 3),
+        conv_filters=(8,),
+        pools=((2, 2),),
+        fc_units=(4,),
+        max_fc=1,
+        fc_max_size=2,
+        input_size=4,
+    )
     import itertools
-    count = sum(bool(space.is_valid(SequentialArch(jnp.asarray(t, jnp.int8))))
-                for t in itertools.product(range(space.num_tokens), repeat=3))
+
+    count = sum(
+        bool(space.is_valid(SequentialArch(jnp.asarray(t, jnp.int8))))
+        for t in itertools.product(range(space.num_tokens), repeat=3)
+    )
     assert space.size == count
 
 
 def test_hierarchical_size_by_brute_force_on_a_tiny_space():
-    space = Hierarchical(primitives=("identity", "max_pool_3x3"), num_nodes=(3,),
-                         num_motifs=(1,))
+    space = Hierarchical(primitives=("identity", "max_pool_3x3"), num_nodes=(3,), num_motifs=(1,))
     import itertools
-    count = sum(bool(space.is_valid(HierarchicalArch((jnp.asarray([v], jnp.int8),))))
-                for v in itertools.product(range(3), repeat=3))
+
+    count = sum(
+        bool(space.is_valid(HierarchicalArch((jnp.asarray([v], jnp.int8),))))
+        for v in itertools.product(range(3), repeat=3)
+    )
     assert space.size == count == 2 * 9 + 2 * 2  # edge 0->2, or 0->1->2 without it
 
 

@@ -11,15 +11,26 @@ import pytest
 from jnas.spaces import NB101, NB101Arch
 
 # The NB101 README's example cell (5 vertices + padding).
-EXAMPLE = ([[0, 1, 1, 1, 0, 1, 0],
-            [0, 0, 0, 0, 0, 0, 1],
-            [0, 0, 0, 0, 0, 0, 1],
-            [0, 0, 0, 0, 1, 0, 0],
-            [0, 0, 0, 0, 0, 0, 1],
-            [0, 0, 0, 0, 0, 0, 1],
-            [0, 0, 0, 0, 0, 0, 0]],
-           ["input", "conv1x1-bn-relu", "conv3x3-bn-relu", "conv3x3-bn-relu",
-            "conv3x3-bn-relu", "maxpool3x3", "output"])
+EXAMPLE = (
+    [
+        [0, 1, 1, 1, 0, 1, 0],
+        [0, 0, 0, 0, 0, 0, 1],
+        [0, 0, 0, 0, 0, 0, 1],
+        [0, 0, 0, 0, 1, 0, 0],
+        [0, 0, 0, 0, 0, 0, 1],
+        [0, 0, 0, 0, 0, 0, 1],
+        [0, 0, 0, 0, 0, 0, 0],
+    ],
+    [
+        "input",
+        "conv1x1-bn-relu",
+        "conv3x3-bn-relu",
+        "conv3x3-bn-relu",
+        "conv3x3-bn-relu",
+        "maxpool3x3",
+        "output",
+    ],
+)
 
 
 def _permute(matrix, ops, perm):
@@ -47,8 +58,9 @@ def test_hash_is_invariant_to_vertex_relabelling():
 
 def test_hash_ignores_dead_vertices_and_padding():
     space = NB101()
-    small = space.from_spec([[0, 1, 0], [0, 0, 1], [0, 0, 0]],
-                            ["input", "conv3x3-bn-relu", "output"])
+    small = space.from_spec(
+        [[0, 1, 0], [0, 0, 1], [0, 0, 0]], ["input", "conv3x3-bn-relu", "output"]
+    )
     m = np.zeros((7, 7), np.int8)
     m[0, 1] = m[1, 6] = 1
     m[2, 3] = 1  # a dangling edge between dead vertices
@@ -138,4 +150,5 @@ def test_host_fingerprints_equal_the_jitted_ones():
     assert host.shape == (300, 2)
     np.testing.assert_array_equal(host, np.asarray(jax.jit(jax.vmap(space.fingerprint))(archs)))
     assert len({tuple(k) for k in host.tolist()}) == len(
-        {space.hash_arrays(a, b) for a, b in zip(m, o, strict=True)})
+        {space.hash_arrays(a, b) for a, b in zip(m, o, strict=True)}
+    )

@@ -14,8 +14,7 @@ def test_every_cell_round_trips_string_arch_index(nb201_npz):
     space = NB201()
     archs = space.enumerate()
     np.testing.assert_array_equal(np.asarray(archs.ops), nb201_npz["ops"])
-    np.testing.assert_array_equal(jax.jit(jax.vmap(space.index))(archs),
-                                  np.arange(space.size))
+    np.testing.assert_array_equal(jax.jit(jax.vmap(space.index))(archs), np.arange(space.size))
     for i, text in enumerate(nb201_npz["arch"]):
         arch = NB201Arch(archs.ops[i])
         assert space.to_string(arch) == text
@@ -75,7 +74,9 @@ def test_path_encoding_hand_worked():
     enc = np.asarray(space.path(arch))
     np.testing.assert_array_equal(np.flatnonzero(enc), [0])
     # chain 0->1->2->3 of conv3x3 (rank 2): path (2, 2, 2) -> 4 + 16 + 2*16 + 2*4 + 2
-    arch = space.from_string("|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|none~0|none~1|nor_conv_3x3~2|")
+    arch = space.from_string(
+        "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|none~0|none~1|nor_conv_3x3~2|"
+    )
     np.testing.assert_array_equal(np.flatnonzero(space.path(arch)), [20 + 32 + 8 + 2])
     # all four paths alive for a cell with no `none`
     assert float(jnp.sum(space.path(space.from_index(1)))) == 4.0
@@ -95,12 +96,17 @@ def test_neighbors_count():
     assert bool(jnp.all(mask))
 
 
-@pytest.mark.parametrize("bad_string", [
-    "", "|nor_conv_3x3~0|", "|nor_conv_3x3~1|+|none~0|none~1|+|none~0|none~1|none~2|",
-    "|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|",
-    "|none~0|+|none~0|+|none~0|none~1|none~2|",
-    "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|+|none~0|",
-])
+@pytest.mark.parametrize(
+    "bad_string",
+    [
+        "",
+        "|nor_conv_3x3~0|",
+        "|nor_conv_3x3~1|+|none~0|none~1|+|none~0|none~1|none~2|",
+        "|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|",
+        "|none~0|+|none~0|+|none~0|none~1|none~2|",
+        "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|+|none~0|",
+    ],
+)
 def test_from_string_rejects_malformed(bad_string):
     with pytest.raises(ValueError, match=r"NB201.from_string: `string` must be"):
         NB201().from_string(bad_string)

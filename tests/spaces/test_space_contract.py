@@ -218,8 +218,16 @@ def test_mutate_property(name, parent_seed, child_seed):
 # What each space offers: the README's table of spaces, written out independently of the
 # code. A capability silently lost (or gained by a half-written method) fails here.
 OFFERS = {
-    "nb201": {"Space", "Encodable", "Indexed", "Decisions", "HasAdjacency", "HasPath",
-              "HasSupernet", "Buildable"},
+    "nb201": {
+        "Space",
+        "Encodable",
+        "Indexed",
+        "Decisions",
+        "HasAdjacency",
+        "HasPath",
+        "HasSupernet",
+        "Buildable",
+    },
     "nb101": {"Space", "Encodable", "HasAdjacency", "HasPath", "Buildable"},
     "darts": {"Space", "Encodable", "Decisions", "HasSupernet", "Buildable"},
     "nats_size": {"Space", "Encodable", "Indexed", "Decisions", "HasSupernet", "Buildable"},
@@ -247,11 +255,17 @@ def test_require_names_the_capability_and_what_is_missing():
         def from_string(self, s): ...
 
     assert not isinstance(NoMutate(), spaces.Space)
-    with pytest.raises(ValueError, match=r"my_searcher: needs a space offering Space .*"
-                                         r"NoMutate lacks \['mutate'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"my_searcher: needs a space offering Space .*"
+        r"NoMutate lacks \['mutate'\]",
+    ):
         spaces.require("my_searcher", NoMutate(), spaces.Space)
-    with pytest.raises(ValueError, match=r"offering Decisions.*NB101 lacks "
-                                         r"\['decision_sizes', 'from_decisions'"):
+    with pytest.raises(
+        ValueError,
+        match=r"offering Decisions.*NB101 lacks "
+        r"\['decision_sizes', 'from_decisions'",
+    ):
         spaces.require("reinforce", spaces.NB101(), spaces.Space, spaces.Decisions)
     spaces.require("reinforce", spaces.NB201(), spaces.Space, spaces.Decisions)
 

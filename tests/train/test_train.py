@@ -21,14 +21,16 @@ def digits():
 
 def small_net(seed=0, channels=8):
     space = NB201()
-    return space.build(space.from_string(CELL), channels=channels, cells_per_stage=1,
-                       rngs=nnx.Rngs(seed))
+    return space.build(
+        space.from_string(CELL), channels=channels, cells_per_stage=1, rngs=nnx.Rngs(seed)
+    )
 
 
 def test_small_nb201_cell_learns_the_digits(digits):
     config = TrainConfig(epochs=4, batch_size=64, lr=0.05, augment=False)
-    model, records = train(small_net(), jax.random.key(1), digits["train_full"], config,
-                           test=digits["test"])
+    model, records = train(
+        small_net(), jax.random.key(1), digits["train_full"], config, test=digits["test"]
+    )
     assert len(records) == 4
     assert records[-1]["train_loss"] < records[0]["train_loss"]
     assert records[-1]["test_acc"] >= 0.90, records[-1]
@@ -42,13 +44,14 @@ def test_resumed_training_ends_like_an_uninterrupted_one(digits, tmp_path):
     full_model, full = run(small_net(channels=4), config=config, out=tmp_path / "full")
     # a run killed during its third epoch: its checkpoints hold epochs 0 and 1
     with pytest.raises(KeyboardInterrupt):
-        run(small_net(channels=4), config=config, out=tmp_path / "cut",
-            on_epoch=_interrupt_at(2))
-    model, records = run(small_net(seed=5, channels=4), config=config, out=tmp_path / "cut",
-                         resume=True)
+        run(small_net(channels=4), config=config, out=tmp_path / "cut", on_epoch=_interrupt_at(2))
+    model, records = run(
+        small_net(seed=5, channels=4), config=config, out=tmp_path / "cut", resume=True
+    )
     assert records == full
-    for a, b in zip(jax.tree.leaves(nnx.state(model)), jax.tree.leaves(nnx.state(full_model)),
-                    strict=True):
+    for a, b in zip(
+        jax.tree.leaves(nnx.state(model)), jax.tree.leaves(nnx.state(full_model)), strict=True
+    ):
         np.testing.assert_array_equal(a, b)
 
 
@@ -56,6 +59,7 @@ def _interrupt_at(epoch):
     def hook(record):
         if record["epoch"] == epoch:
             raise KeyboardInterrupt
+
     return hook
 
 
@@ -69,9 +73,12 @@ def test_bad_config_is_rejected_early(digits):
     with pytest.raises(ValueError, match="epochs"):
         TrainConfig(epochs=0)
     with pytest.raises(ValueError, match="batch_size"):
-        train(small_net(channels=4), jax.random.key(0),
-              data.Split(digits["test"].x[:10], digits["test"].y[:10]),
-              TrainConfig(batch_size=64))
+        train(
+            small_net(channels=4),
+            jax.random.key(0),
+            data.Split(digits["test"].x[:10], digits["test"].y[:10]),
+            TrainConfig(batch_size=64),
+        )
 
 
 @pytest.mark.parametrize("mode", ["loop", "scan"])
@@ -96,9 +103,13 @@ def test_streaming_from_a_memory_map_trains_like_device_resident_data(digits, tm
     rel, atol = (0.0, 0.0) if mode == "loop" else (1e-4, 2e-3)
     for a, b in zip(host, device, strict=True):
         assert a == pytest.approx(b, rel=rel, abs=atol)
-    for a, b in zip(jax.tree.leaves(nnx.state(host_model)),
-                    jax.tree.leaves(nnx.state(device_model)), strict=True):
+    for a, b in zip(
+        jax.tree.leaves(nnx.state(host_model)),
+        jax.tree.leaves(nnx.state(device_model)),
+        strict=True,
+    ):
         np.testing.assert_allclose(a, b, rtol=0.0, atol=atol)
     # evaluation reads a host source chunk by chunk, the short last chunk included
-    assert evaluate(host_model, data.ArraySource(np.asarray(test.x), np.asarray(test.y)),
-                    batch_size=32) == pytest.approx(evaluate(host_model, test), rel=1e-6)
+    assert evaluate(
+        host_model, data.ArraySource(np.asarray(test.x), np.asarray(test.y)), batch_size=32
+    ) == pytest.approx(evaluate(host_model, test), rel=1e-6)

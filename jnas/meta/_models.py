@@ -16,7 +16,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jnas._checks import check_positive
-from jnas.nn import BatchStatsNorm, conv, init_rngs, linear
+from jnas.nn import BatchStatsNorm, conv, functional, linear
 
 
 class Model(NamedTuple):
@@ -28,15 +28,8 @@ class Model(NamedTuple):
 
 def from_module(make: Callable[[nnx.Rngs], nnx.Module]) -> Model:
     """A pure model from a Flax NNX module factory `make(rngs)` without mutable state."""
-    graphdef, _ = nnx.split(nnx.eval_shape(lambda: make(init_rngs(0))))
-
-    def init(key: jax.Array) -> Any:
-        return nnx.split(make(init_rngs(key)))[1]
-
-    def apply(params: Any, x: jax.Array) -> jax.Array:
-        return nnx.merge(graphdef, params)(x)
-
-    return Model(init, apply)
+    net = functional(make)
+    return Model(net.init, net.apply)
 
 
 class MLP(nnx.Module):

@@ -10,6 +10,7 @@ from jnas.nn._darts import (
     SepConv,
     darts_op,
 )
+from jnas.nn._functional import Functional, functional
 from jnas.nn._hierarchical import HierarchicalNetwork, Motif
 from jnas.nn._mobilenet import ChainNetwork, MBConv
 from jnas.nn._nb101 import NB101Cell, NB101Network, vertex_channels
@@ -34,6 +35,7 @@ __all__ = [
     "DARTSSearchCell",
     "DARTSSupernet",
     "DilConv",
+    "Functional",
     "HierarchicalNetwork",
     "InferCell",
     "MBConv",
@@ -52,6 +54,7 @@ __all__ = [
     "count_flops",
     "count_params",
     "darts_op",
+    "functional",
     "init_rngs",
     "linear",
     "lstm_controller",

@@ -8,10 +8,9 @@ from typing import Any, Generic, NamedTuple, TypeVar
 import jax
 import jax.numpy as jnp
 import optax
-from flax import nnx
 
 from jnas._checks import check_positive
-from jnas.nn import init_rngs
+from jnas.nn import functional
 from jnas.spaces import HasSupernet, require
 
 Batch = tuple[jax.Array, jax.Array]  # (images NHWC, int labels)
@@ -76,33 +75,18 @@ def make_supernet(space: HasSupernet, config: dict) -> Supernet:
     """
     config = dict(config)
     compute_dtype = config.pop("compute_dtype", None)
-    if compute_dtype is not None and not jnp.issubdtype(compute_dtype, jnp.floating):
-        raise ValueError(
-            f"`compute_dtype` must be a floating dtype (e.g. jnp.bfloat16); got {compute_dtype!r}"
-        )
     require("one-shot search", space, HasSupernet)
     try:
-        graphdef, _ = nnx.split(nnx.eval_shape(lambda: space.supernet(**config, rngs=init_rngs(0))))
+        net = functional(lambda rngs: space.supernet(**config, rngs=rngs), compute_dtype)
     except TypeError as e:
         raise ValueError(f"bad `supernet` config {config!r} for {type(space).__name__}: {e}") from e
-
-    def init_params(key: jax.Array) -> Any:
-        return nnx.split(space.supernet(**config, rngs=init_rngs(key)))[1]
-
-    def cast(tree: Any) -> Any:
-        return jax.tree.map(
-            lambda a: a.astype(compute_dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, tree
-        )
 
     def apply(
         params: Any, x: jax.Array, weights: jax.Array, index: jax.Array | None = None
     ) -> jax.Array:
-        if compute_dtype is None:
-            return nnx.merge(graphdef, params)(x, weights, index)
-        logits = nnx.merge(graphdef, cast(params))(cast(x), cast(weights), index)
-        return logits.astype(jnp.float32)
+        return net.apply(params, x, weights, index)
 
-    return Supernet(init_params, apply)
+    return Supernet(net.init, apply)
 
 
 def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:

@@ -11,7 +11,7 @@ import pathlib
 from collections.abc import Callable
 from typing import Any
 
-from jnas._steps import check_finite
+from jnas._execution import check_finite
 from jnas.checkpoint import RunDir, open_run
 
 Unit = Callable[[Any, int], tuple[Any, dict, dict]]  # (state, u) -> (state, metrics, record)

@@ -21,41 +21,13 @@ import jax.numpy as jnp
 import optax
 
 from jnas._checks import check_positive
+from jnas._execution import MAX_UNROLL, TASK_MAPS, UNROLL_BUDGET, map_tasks
 from jnas.meta._models import Model
 from jnas.meta._tasks import Task
 
 LossFn = Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array]]  # -> (loss, metric)
 MaskSpec = Any  # None (everything), a predicate on "a/b/c" leaf paths, or a bool pytree prefix
 OUTER = ("maml", "fomaml", "reptile")
-TASK_MAPS = ("auto", "vmap", "unroll")
-# Inner loops are unrolled when they have at most MAX_UNROLL steps (XLA fuses across
-# MAML's 1-5 steps) or, at evaluation, when all tasks of the program together have at most
-# UNROLL_BUDGET steps. On XLA:CPU a convolution's gradient inside a loop runs 10-40x
-# slower than unrolled (jax-ml/jax#12868: a conv4 step on 25 images, 60 ms vs 6 ms), but
-# unrolling costs compile time and memory (Reptile's 50 test steps over 20 tasks: > 22 GB).
-MAX_UNROLL = 5
-UNROLL_BUDGET = 64
-
-
-def map_tasks(fn: Callable[[Task], Any], tasks: Task, mode: str = "auto") -> Any:
-    """`fn` over a task batch's leading axis, outputs stacked.
-
-    `"vmap"` batches the tasks (one program, best on GPU/TPU). On XLA:CPU a convolution
-    whose kernel is batched (each task has its own adapted weights) runs ~10x slower than
-    the same work task by task, and a `lax.map` loop does no better (jax-ml/jax#12868), so
-    `"auto"` unrolls a Python loop over the tasks inside the compiled program on CPU
-    (measured: 8 Omniglot MAML tasks 2.2 s vmapped vs 0.25 s unrolled; compile time grows
-    with the batch). Both give the same values.
-    """
-    if mode not in TASK_MAPS:
-        raise ValueError(f"`task_map` must be one of {TASK_MAPS}; got {mode!r}")
-    if mode == "auto":
-        mode = "unroll" if jax.default_backend() == "cpu" else "vmap"
-    if mode == "vmap":
-        return jax.vmap(fn)(tasks)
-    n = jax.tree.leaves(tasks)[0].shape[0]
-    outs = [fn(jax.tree.map(lambda a, i=i: a[i], tasks)) for i in range(n)]
-    return jax.tree.map(lambda *o: jnp.stack(o), *outs)
 
 
 def cross_entropy(logits: jax.Array, labels: jax.Array) -> tuple[jax.Array, jax.Array]:

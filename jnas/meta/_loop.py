@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jnas._checks import check_positive
-from jnas._steps import stepper
+from jnas._execution import eval_tasks_per_call, stepper
 from jnas.meta._core import MetaLearner, MetaState
 from jnas.meta._tasks import TaskSampler, task_batch
 from jnas.runs import run_units
@@ -108,7 +108,7 @@ def evaluate_tasks(
     if not isinstance(num_tasks, int) or num_tasks < 2:
         raise ValueError(f"evaluate_tasks: `num_tasks` must be an int >= 2; got {num_tasks!r}")
     if per_call is None:
-        per_call = 1 if jax.default_backend() == "cpu" else batch
+        per_call = eval_tasks_per_call(batch)
     groups = math.ceil(num_tasks / batch)
     keys = jax.vmap(
         lambda b: jax.vmap(lambda j: jax.random.fold_in(jax.random.fold_in(key, b), j))(

@@ -6,7 +6,7 @@ op weights) and an optional penalty; α-free ones one call of `weight_sharing`.
 `REGISTRY` names them all.
 """
 
-from jnas._steps import check_finite
+from jnas._execution import check_finite
 from jnas.oneshot._base import (
     OneShot,
     OneShotState,

@@ -12,7 +12,7 @@ import jax
 import numpy as np
 
 from jnas._checks import check_positive
-from jnas._steps import stepper
+from jnas._execution import stepper
 from jnas.data import Split, batch_indices
 from jnas.oneshot._base import OneShot, OneShotState
 from jnas.runs import run_units
@@ -30,7 +30,7 @@ def epoch_fn(
     shuffled validation batch (min(len) // batch_size steps, NB201's pairing of the two
     25k halves) and optionally augments both with `augment(key, images)`. `steps_mode`:
     one `lax.scan` per epoch (`"scan"`), a loop of jitted steps (`"loop"`), or `"auto"`
-    (scan except on CPU, see `jnas._steps`); the results are the same.
+    (scan except on CPU, see `jnas._execution`); the results are the same.
     """
     check_positive("epoch_fn", batch_size=batch_size)
 

@@ -20,7 +20,7 @@ import optax
 from flax import nnx
 
 from jnas._checks import check_positive
-from jnas._steps import stepper
+from jnas._execution import stepper
 from jnas.data import HostSource, Split, batch_indices, chunks, random_crop_flip, stream
 from jnas.runs import run_units
 
@@ -103,7 +103,7 @@ def train(
     One record per epoch (mean train loss/accuracy, and test loss/accuracy when `test` is
     given). With `out`, records go to `out/records.jsonl` and the model and optimiser are
     checkpointed every epoch; `resume=True` continues a killed run to the same result.
-    `steps_mode` chooses one `lax.scan` per epoch or a loop of jitted steps (`jnas._steps`).
+    `steps_mode` chooses one `lax.scan` per epoch or a loop of jitted steps (`jnas._execution`).
 
     `data` is a `Split` (kept on the device; an epoch gathers its batches there) or a
     `HostSource` such as `jnas.data.ArraySource.load(...)` or `TFDSSource` (kept on the

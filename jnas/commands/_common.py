@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import pathlib
 import sys
 import time
@@ -64,3 +65,36 @@ def enable_compilation_cache() -> None:
 
     jax.config.update("jax_compilation_cache_dir", folder)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
+# Flags several commands share (each command adds its own in its module's `add_parser`).
+DATASETS = ("digits", "cifar10", "cifar100", "imagenet16", "mnist", "fashion_mnist", "svhn")
+NASBENCH_HELP = "folder of the NAS-Bench tables (default: $JNAS_NASBENCH_DIR or ../shared/nasbench)"
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1; got {text}")
+    return value
+
+
+def add_data_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--dataset",
+        default="digits",
+        choices=DATASETS,
+        help="digits (bundled, no download) or a prepared TFDS dataset with "
+        "NB201's splits (default: digits)",
+    )
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="TFDS data_dir (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="PRNG seed (default: 0)")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue a killed run from the checkpoints under --out",
+    )

@@ -6,7 +6,7 @@ import argparse
 import pathlib
 import time
 
-from jnas.commands._common import progress
+from jnas.commands._common import NASBENCH_HELP, SEARCHERS, SEARCHERS_HELP, progress
 from jnas.search import make_searcher
 
 FAST_SEARCHERS = ("rs", "rea", "te", "ls", "reinforce")  # the default of `bench run`
@@ -91,3 +91,57 @@ def cmd_bench_convert(args: argparse.Namespace) -> int:
         f"{list(table.seeds)}) to {out} in {time.perf_counter() - start:.1f}s"
     )
     return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """`jnas bench`: its flags, its choices from the registries."""
+    bench = sub.add_parser("bench", help="benchmark searchers against NAS-Bench tables")
+    bench_sub = bench.add_subparsers(dest="bench_command", required=True, metavar="COMMAND")
+    run = bench_sub.add_parser(
+        "run",
+        help="run the NB201 protocol for many seeds on a simulated clock",
+        description="Run searchers for many seeds against the NB201 table: select by the "
+        "validation accuracy at --epochs, charge each query its training time, and report "
+        "the final incumbent as NB201 Table 5 does.",
+    )
+    run.add_argument("--table", default="nb201", choices=("nb201",), help="benchmark table")
+    run.add_argument("--nasbench", default=None, help=NASBENCH_HELP)
+    run.add_argument(
+        "--dataset",
+        default="cifar10",
+        choices=("cifar10", "cifar10-valid", "cifar100", "ImageNet16-120"),
+        help="dataset whose validation accuracy guides the search; cifar10 "
+        "means its 25k/25k train/valid split (default: cifar10)",
+    )
+    run.add_argument(
+        "--epochs",
+        type=int,
+        default=12,
+        choices=(12, 200),
+        help="fidelity of the signal and of its cost (default: 12)",
+    )
+    run.add_argument(
+        "--searcher",
+        nargs="+",
+        default=list(FAST_SEARCHERS),
+        choices=SEARCHERS,
+        help=f"searchers to run: {SEARCHERS_HELP} (default: {' '.join(FAST_SEARCHERS)})",
+    )
+    run.add_argument("--seeds", type=int, default=500, help="independent runs (default: 500)")
+    run.add_argument(
+        "--budget", type=float, default=12000, help="simulated seconds per run (default: 12000)"
+    )
+    run.add_argument("--seed", type=int, default=0, help="PRNG seed (default: 0)")
+    run.add_argument("--out", default="out/bench", help="output folder (default: out/bench)")
+    run.set_defaults(func=cmd_bench_run)
+    convert = bench_sub.add_parser(
+        "convert",
+        help="turn an official release into a compact table",
+        description="Read an official NATS-Bench '*-simple' folder (meta.pickle.pbz2 and one "
+        "<index>.pickle.pbz2 per cell, with a restricted unpickler) or a NAS-Bench-101 "
+        ".tfrecord (without TensorFlow) and write jnas' compact .npz, which "
+        "`jnas.bench.load_table` reads in well under a second.",
+    )
+    convert.add_argument("official", help="the release folder or .tfrecord file")
+    convert.add_argument("-o", "--output", required=True, help="the .npz to write")
+    convert.set_defaults(func=cmd_bench_convert)

@@ -9,7 +9,8 @@ import json
 import pathlib
 import time
 
-from jnas.commands._common import progress
+from jnas.commands._common import NASBENCH_HELP, positive_int, progress
+from jnas.commands.oneshot import METHOD_NAMES
 from jnas.recipes.oneshot import load_nb201_if_present, run_oneshot
 from jnas.recipes.train import run_train
 
@@ -95,3 +96,37 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"{', regret.png' if table is not None else ''}) in {summary['wall_s']}s"
     )
     return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """`jnas demo`: its flags, its choices from the registries."""
+    demo = sub.add_parser(
+        "demo",
+        help="the main job: a one-shot search on the bundled digits, end to end",
+        description="Search the NB201 cell space with a one-shot method on scikit-learn's "
+        "digits, derive the cell, train it from scratch and report its test accuracy; with "
+        "the NB201 table, also report the cell's published CIFAR-10/100/ImageNet16 "
+        "accuracies and run regularized evolution vs random search on the table.",
+    )
+    demo.add_argument(
+        "--out", default=None, help="run folder (default: a new folder out/demo/<date-time>)"
+    )
+    demo.add_argument(
+        "--method",
+        default="darts-v1",
+        choices=METHOD_NAMES,
+        help="one-shot method (default: darts-v1)",
+    )
+    demo.add_argument("--epochs", type=positive_int, default=10, help="search epochs (default: 10)")
+    demo.add_argument(
+        "--train-epochs",
+        type=positive_int,
+        default=20,
+        help="epochs of the final training (default: 20)",
+    )
+    demo.add_argument(
+        "--seeds", type=positive_int, default=100, help="seeds of the table search (default: 100)"
+    )
+    demo.add_argument("--nasbench", default=None, help=NASBENCH_HELP)
+    demo.add_argument("--seed", type=int, default=0, help="PRNG seed (default: 0)")
+    demo.set_defaults(func=cmd_demo)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from jnas.commands._common import progress
+from jnas.commands._common import NASBENCH_HELP, add_data_flags, positive_int, progress
 from jnas.recipes.oneshot import load_nb201_if_present, run_oneshot
 
 # `jnas.oneshot.REGISTRY`'s names, here so that `jnas --help` need not import jax
@@ -51,3 +51,35 @@ def cmd_oneshot(args: argparse.Namespace) -> int:
         print(f"  NB201 {name:32s} {value:6.2f}")
     print(f"wrote {args.out}/records.jsonl, alpha.png, cell.png, summary.json")
     return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """`jnas oneshot`: its flags, its choices from the registries."""
+    oneshot = sub.add_parser(
+        "oneshot",
+        help="one-shot (weight-sharing) search in the NB201 space",
+        description="Train an NB201 supernet with a one-shot method, derive the cell every "
+        "epoch and log it (and its NB201 table accuracy when the table is present) to "
+        "--out/records.jsonl, with checkpoints, an α heatmap and a drawing of the cell.",
+    )
+    oneshot.add_argument("method", choices=METHOD_NAMES, help="one-shot method")
+    add_data_flags(oneshot)
+    oneshot.add_argument("--epochs", type=positive_int, default=10, help="default: 10")
+    oneshot.add_argument("--batch-size", type=positive_int, default=64, help="default: 64")
+    oneshot.add_argument(
+        "--channels",
+        type=positive_int,
+        default=8,
+        help="supernet channels C (NB201: 16; default: 8)",
+    )
+    oneshot.add_argument(
+        "--cells",
+        type=positive_int,
+        default=1,
+        help="search cells per stage N (NB201: 5; default: 1)",
+    )
+    oneshot.add_argument("--nasbench", default=None, help=NASBENCH_HELP)
+    oneshot.add_argument(
+        "--out", default=None, help="run folder (default: a new folder out/oneshot/<date-time>)"
+    )
+    oneshot.set_defaults(func=cmd_oneshot)

@@ -9,7 +9,14 @@ import pathlib
 import time
 from typing import Any
 
-from jnas.commands._common import progress
+from jnas.commands._common import (
+    NASBENCH_HELP,
+    SEARCHERS,
+    SEARCHERS_HELP,
+    add_data_flags,
+    positive_int,
+    progress,
+)
 from jnas.search import make_searcher
 
 
@@ -119,3 +126,35 @@ def cmd_search(args: argparse.Namespace) -> int:
         print(f"  NB201 {name:32s} {value:6.2f}")
     print(f"wrote {args.out}/records.jsonl, evaluations.jsonl, summary.json, cell.png")
     return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """`jnas search`: its flags, its choices from the registries."""
+    search = sub.add_parser(
+        "search",
+        help="black-box search in the NB201 space (table or real training)",
+        description="Run a black-box searcher in the NB201 space for --evaluations "
+        "evaluations: look each cell up in the NB201 table (12-epoch CIFAR-10 validation "
+        "accuracy), or train each cell from scratch on --dataset and use its validation "
+        "accuracy. Checkpointed after every round; --resume continues a killed run without "
+        "losing or repeating an evaluation.",
+    )
+    search.add_argument("searcher", choices=SEARCHERS, help=SEARCHERS_HELP)
+    search.add_argument(
+        "--objective",
+        default="train",
+        choices=("train", "table"),
+        help="train: train every candidate on --dataset; table: NB201 lookup (default: train)",
+    )
+    add_data_flags(search)
+    search.add_argument("--evaluations", type=positive_int, default=20, help="default: 20")
+    search.add_argument(
+        "--epochs", type=positive_int, default=3, help="training epochs per candidate (default: 3)"
+    )
+    search.add_argument("--channels", type=positive_int, default=8, help="default: 8")
+    search.add_argument("--cells", type=positive_int, default=1, help="default: 1")
+    search.add_argument("--nasbench", default=None, help=NASBENCH_HELP)
+    search.add_argument(
+        "--out", default=None, help="run folder (default: a new folder out/search/<date-time>)"
+    )
+    search.set_defaults(func=cmd_search)

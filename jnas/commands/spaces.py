@@ -74,3 +74,33 @@ def cmd_spaces(args: argparse.Namespace) -> int:
             f"{name:13s} params {row['params']:>10,d}  flops {row['flops_M']:>9.2f}M  {row['arch']}"
         )
     return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """`jnas spaces`: its flags, its choices from the registries."""
+    spaces = sub.add_parser(
+        "spaces",
+        help="list search spaces, sample and print architectures",
+        description="List the search spaces, or sample "
+        "an architecture of one (or all) and print its network's size.",
+    )
+    spaces.add_argument(
+        "space",
+        nargs="?",
+        default="all",
+        choices=("all", *SPACE_NAMES),
+        help="which space (default: all)",
+    )
+    spaces.add_argument("--list", action="store_true", help="list spaces and their sizes")
+    spaces.add_argument("--seed", type=int, default=0, help="PRNG seed (default: 0)")
+    spaces.add_argument(
+        "--arch",
+        help="an architecture string of SPACE (as printed) to "
+        "describe or draw instead of a sampled one",
+    )
+    spaces.add_argument(
+        "--draw",
+        metavar="PATH",
+        help="draw the architecture to PATH (.png, .svg or .pdf); needs one SPACE",
+    )
+    spaces.set_defaults(func=cmd_spaces)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from jnas.commands._common import progress
+from jnas.commands._common import add_data_flags, positive_int, progress
 from jnas.recipes.train import run_train
 
 
@@ -31,3 +31,35 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     print(f"wrote {args.out}/records.jsonl and summary.json")
     return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """`jnas train`: its flags, its choices from the registries."""
+    train = sub.add_parser(
+        "train",
+        help="train an NB201 cell from scratch",
+        description="Train the NB201 network of a cell (SGD Nesterov, cosine, weight decay "
+        "5e-4) on a dataset's training split and report test accuracy every epoch.",
+    )
+    train.add_argument(
+        "arch",
+        help="NB201 cell string, e.g. '|nor_conv_3x3~0|+|nor_conv_3x3~0|skip_connect~1|+|...|'",
+    )
+    add_data_flags(train)
+    train.add_argument("--epochs", type=positive_int, default=20, help="default: 20")
+    train.add_argument("--batch-size", type=positive_int, default=64, help="default: 64")
+    train.add_argument("--lr", type=float, default=0.05, help="default: 0.05")
+    train.add_argument("--channels", type=positive_int, default=16, help="default: 16")
+    train.add_argument(
+        "--cells", type=positive_int, default=2, help="cells per stage N (NB201: 5; default: 2)"
+    )
+    train.add_argument(
+        "--stream",
+        action="store_true",
+        help="keep the training data on the host and stream prefetched "
+        "batches to the device (for data larger than device memory)",
+    )
+    train.add_argument(
+        "--out", default=None, help="run folder (default: a new folder out/train/<date-time>)"
+    )
+    train.set_defaults(func=cmd_train)

@@ -15,7 +15,7 @@ from jnas.nn._hierarchical import HierarchicalNetwork, Motif
 from jnas.nn._mobilenet import ChainNetwork, MBConv
 from jnas.nn._nb101 import NB101Cell, NB101Network, vertex_channels
 from jnas.nn._nb201 import InferCell, NATSSizeNetwork, NB201Network, nb201_op
-from jnas.nn._ops import BatchStatsNorm, conv, linear
+from jnas.nn._ops import BatchNorm, BatchStatsNorm, conv, linear, without_batch_norm
 from jnas.nn._rngs import init_rngs
 from jnas.nn._sequential import SequentialNetwork
 from jnas.nn._supernet import MixedEdge
@@ -26,6 +26,7 @@ from jnas.nn._supernet_nb201 import NB201SearchStage, NB201Supernet
 
 __all__ = [
     "AuxiliaryHead",
+    "BatchNorm",
     "BatchStatsNorm",
     "ChainNetwork",
     "ChainSupernet",
@@ -60,4 +61,5 @@ __all__ = [
     "lstm_controller",
     "nb201_op",
     "vertex_channels",
+    "without_batch_norm",
 ]

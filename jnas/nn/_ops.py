@@ -7,12 +7,30 @@ see the same pixels as the reference implementations. Batch norm uses PyTorch's 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import contextvars
+from collections.abc import Callable, Iterator
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+
+_NO_BATCH_NORM = contextvars.ContextVar("jnas_no_batch_norm", default=False)
+
+
+@contextlib.contextmanager
+def without_batch_norm() -> Iterator[None]:
+    """Every batch norm of a jnas network is the identity while tracing inside this block:
+    the networks as zero-cost proxies score them, "batch norm removed" (SynFlow on an
+    all-ones input: batch statistics of constant features would zero every signal).
+    Enter it inside the function that is jitted, so its trace sees it."""
+    token = _NO_BATCH_NORM.set(True)
+    try:
+        yield
+    finally:
+        _NO_BATCH_NORM.reset(token)
+
 
 # PyTorch's default initialisation of conv and linear weights (kaiming_uniform, a=sqrt(5)):
 # U(-1/sqrt(fan_in), 1/sqrt(fan_in)), as the reference implementations train with.
@@ -119,9 +137,18 @@ def batch_norm(
     """
     if not track_stats:
         return BatchStatsNorm(channels, affine=affine, rngs=rngs)
-    return nnx.BatchNorm(
+    return BatchNorm(
         channels, momentum=0.9, epsilon=1e-5, use_bias=affine, use_scale=affine, rngs=rngs
     )
+
+
+class BatchNorm(nnx.BatchNorm):
+    """`nnx.BatchNorm` that `without_batch_norm()` turns into the identity."""
+
+    def __call__(self, x: jax.Array, use_running_average: bool | None = None, **kwargs):
+        if _NO_BATCH_NORM.get():
+            return x
+        return super().__call__(x, use_running_average=use_running_average, **kwargs)
 
 
 class BatchStatsNorm(nnx.Module):
@@ -148,7 +175,10 @@ def batch_stats_norm(
     bias: jax.Array | None = None,
 ) -> jax.Array:
     """Batch norm over all axes but the last with the batch's own statistics (biased
-    variance, as PyTorch normalises in training); float32 statistics at least."""
+    variance, as PyTorch normalises in training); float32 statistics at least. The
+    identity inside `without_batch_norm()`."""
+    if _NO_BATCH_NORM.get():
+        return x
     dtype = x.dtype
     x = x.astype(jnp.promote_types(dtype, jnp.float32))
     axes = tuple(range(x.ndim - 1))

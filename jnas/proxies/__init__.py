@@ -1,0 +1,31 @@
+"""Cheap performance estimation: zero-cost proxies that score an untrained network.
+
+Each proxy is a pure function of `apply(params, x)`, `params` and (for the data-dependent
+ones) a batch; `PROXIES` names them with what they read.
+"""
+
+from jnas.proxies._space import score_architectures
+from jnas.proxies._zero_cost import (
+    grad_norm,
+    grasp,
+    jacob_cov,
+    kernels,
+    l2_norm,
+    num_params,
+    plain,
+    snip,
+    synflow,
+)
+
+__all__ = [
+    "grad_norm",
+    "grasp",
+    "jacob_cov",
+    "kernels",
+    "l2_norm",
+    "num_params",
+    "plain",
+    "score_architectures",
+    "snip",
+    "synflow",
+]

@@ -1,0 +1,106 @@
+"""Zero-cost proxies against hand-written NumPy on a tiny ReLU network (gradients by hand,
+the Hessian-vector product by finite differences), not the same code path."""
+
+import jax
+import numpy as np
+import pytest
+from flax import nnx
+
+from jnas import proxies
+from jnas.nn import functional
+
+NET = functional(
+    lambda rngs: nnx.Sequential(
+        nnx.Linear(6, 4, rngs=rngs), jax.nn.relu, nnx.Linear(4, 2, rngs=rngs)
+    )
+)
+
+
+def setup():
+    params = NET.init(jax.random.key(0))
+    # biases away from zero so no pre-activation sits on ReLU's kink
+    params = jax.tree_util.tree_map_with_path(
+        lambda p, a: a + 0.3 if "bias" in jax.tree_util.keystr(p) else a, params
+    )
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(5, 6)).astype(np.float32)
+    y = np.asarray([0, 1, 1, 0, 1])
+    leaves = {
+        jax.tree_util.keystr(p, simple=True, separator="/"): np.asarray(a, np.float64)
+        for p, a in jax.tree_util.tree_flatten_with_path(params)[0]
+    }
+    w1, b1 = leaves["layers/0/kernel/value"], leaves["layers/0/bias/value"]
+    w2, b2 = leaves["layers/2/kernel/value"], leaves["layers/2/bias/value"]
+    return params, (x, y), (w1, b1, w2, b2)
+
+
+def np_grads(w1, b1, w2, b2, x, y):
+    """d mean cross-entropy / d (W1, W2), by hand."""
+    x = x.astype(np.float64)
+    pre = x @ w1 + b1
+    h = np.maximum(pre, 0)
+    z = h @ w2 + b2
+    p = np.exp(z - z.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    dz = (p - np.eye(2)[y]) / len(y)
+    dw2 = h.T @ dz
+    dw1 = x.T @ ((dz @ w2.T) * (pre > 0))
+    return dw1, dw2
+
+
+def test_gradient_proxies_match_numpy():
+    params, (x, y), (w1, b1, w2, b2) = setup()
+    g1, g2 = np_grads(w1, b1, w2, b2, x, y)
+    batch = (x, y)
+    assert float(proxies.grad_norm(NET.apply, params, batch)) == pytest.approx(
+        np.linalg.norm(g1) + np.linalg.norm(g2), rel=1e-5
+    )
+    assert float(proxies.snip(NET.apply, params, batch)) == pytest.approx(
+        np.abs(w1 * g1).sum() + np.abs(w2 * g2).sum(), rel=1e-5
+    )
+    assert float(proxies.plain(NET.apply, params, batch)) == pytest.approx(
+        (w1 * g1).sum() + (w2 * g2).sum(), rel=1e-4
+    )
+    assert float(proxies.l2_norm(params)) == pytest.approx(
+        np.linalg.norm(w1) + np.linalg.norm(w2), rel=1e-6
+    )
+    assert proxies.num_params(params) == 6 * 4 + 4 + 4 * 2 + 2
+
+
+def test_grasp_is_minus_w_hessian_times_gradient():
+    params, (x, y), (w1, b1, w2, b2) = setup()
+    g1, g2 = np_grads(w1, b1, w2, b2, x, y)
+    eps = 1e-5  # central difference of the gradient along g: H g
+    p1, p2 = np_grads(w1 + eps * g1, b1, w2 + eps * g2, b2, x, y)
+    m1, m2 = np_grads(w1 - eps * g1, b1, w2 - eps * g2, b2, x, y)
+    hg1, hg2 = (p1 - m1) / (2 * eps), (p2 - m2) / (2 * eps)
+    want = -((w1 * hg1).sum() + (w2 * hg2).sum())
+    assert float(proxies.grasp(NET.apply, params, (x, y))) == pytest.approx(want, rel=1e-3)
+
+
+def test_synflow_is_the_absolute_network_on_ones():
+    params, _, (w1, b1, w2, _) = setup()
+    a1, c1, a2 = np.abs(w1), np.abs(b1), np.abs(w2)
+    h = np.ones(6) @ a1 + c1  # positive: ReLU passes it
+    # R = sum_j (h @ |W2| + |b2|)_j: dR/d|W2| = h x 1, dR/d|W1| = 1 x rowsum(|W2|)
+    want = (a2 * np.outer(h, np.ones(2))).sum() + (a1 * np.outer(np.ones(6), a2.sum(1))).sum()
+    got = float(proxies.synflow(NET.apply, params, (1, 6)))
+    assert got == pytest.approx(want, rel=1e-5)
+    with jax.enable_x64(True):
+        assert float(proxies.synflow(NET.apply, params, (1, 6))) == pytest.approx(want, rel=1e-12)
+
+
+def test_jacob_cov_scores_the_input_gradients_correlations():
+    params, (x, y), (w1, b1, w2, _) = setup()
+    x, y = x[:4], y[:4]  # 4 examples: input gradients span 4 dims, C is full rank
+    pre = x.astype(np.float64) @ w1 + b1
+    jac = ((pre > 0) * (w2 @ np.ones(2))) @ w1.T  # d sum_c y[b, c] / d x[b], per row
+    eig = np.linalg.eigvalsh(np.corrcoef(jac))
+    want = -np.sum(np.log(eig + 1e-5) + 1.0 / (eig + 1e-5))
+    assert float(proxies.jacob_cov(NET.apply, params, (x, y))) == pytest.approx(want, rel=1e-3)
+
+
+def test_a_selection_that_scores_nothing_is_refused():
+    params, batch, _ = setup()
+    with pytest.raises(ValueError, match="no parameter selected"):
+        proxies.snip(NET.apply, params, batch, select=lambda path: False)

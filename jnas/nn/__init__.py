@@ -1,5 +1,6 @@
 """Networks compiled from architectures, and their building blocks (Flax NNX)."""
 
+from jnas.nn._chain import ChainNetwork, MBConv
 from jnas.nn._controller import Controller, lstm_controller
 from jnas.nn._count import count_flops, count_params
 from jnas.nn._darts import (
@@ -12,9 +13,9 @@ from jnas.nn._darts import (
 )
 from jnas.nn._functional import Functional, functional
 from jnas.nn._hierarchical import HierarchicalNetwork, Motif
-from jnas.nn._mobilenet import ChainNetwork, MBConv
+from jnas.nn._nats import NATSSizeNetwork
 from jnas.nn._nb101 import NB101Cell, NB101Network, vertex_channels
-from jnas.nn._nb201 import InferCell, NATSSizeNetwork, NB201Network, nb201_op
+from jnas.nn._nb201 import InferCell, NB201Network, nb201_op
 from jnas.nn._ops import BatchNorm, BatchStatsNorm, conv, linear, without_batch_norm
 from jnas.nn._rngs import init_rngs
 from jnas.nn._sequential import SequentialNetwork

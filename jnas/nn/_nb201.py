@@ -1,6 +1,7 @@
-"""The NAS-Bench-201 network and the NATS-Bench size-space network.
+"""The NAS-Bench-201 network (the NATS-Bench size-space network, built on the same
+`_TinyNetwork`, is in `_nats.py`).
 
-Both follow AutoDL-Projects (`TinyNetwork` / `DynamicShapeTinyNet` with `InferCell`):
+It follows AutoDL-Projects (`TinyNetwork` / `DynamicShapeTinyNet` with `InferCell`):
 a 3x3 conv-BN stem, stages of cells separated by residual reduction blocks, then
 BN-ReLU, global average pooling and a linear classifier.
 """
@@ -161,45 +162,4 @@ class NB201Network(_TinyNetwork):
         reductions = [False] * n + [True] + [False] * n + [True] + [False] * n
         super().__init__(
             widths, reductions, edges, num_classes=num_classes, rngs=rngs or init_rngs(0)
-        )
-
-
-NATS_SSS_EDGES: tuple[tuple[int, int, str], ...] = (
-    (0, 1, "nor_conv_3x3"),
-    (0, 2, "nor_conv_3x3"),
-    (1, 2, "nor_conv_3x3"),
-    (0, 3, "skip_connect"),
-    (1, 3, "nor_conv_3x3"),
-    (2, 3, "nor_conv_3x3"),
-)
-"""The cell of every NATS-Bench size-space network (`jnas.spaces.NATS_SSS_CELL`) as
-(from, to, op) edges: the best NB201 topology."""
-
-
-class NATSSizeNetwork(_TinyNetwork):
-    """The NATS-Bench size-space network (`DynamicShapeTinyNet`) for given layer widths.
-
-    Layer k has `widths[k]` channels; the layers are N cells, a reduction block, N cells,
-    a reduction block and N cells, the cell fixed to the best NB201 topology.
-    """
-
-    def __init__(
-        self,
-        widths: tuple[int, ...],
-        *,
-        num_classes: int = 10,
-        edges: tuple[tuple[int, int, str], ...] = NATS_SSS_EDGES,
-        rngs: nnx.Rngs | None = None,
-    ):
-        check_positive(
-            "NATSSizeNetwork",
-            num_classes=num_classes,
-            **{f"widths[{k}]": w for k, w in enumerate(widths)},
-        )
-        if len(widths) % 3 != 2:
-            raise ValueError(f"NATSSizeNetwork: `widths` must have 3N+2 entries; got {widths}")
-        n = len(widths) // 3
-        reductions = [False] * n + [True] + [False] * n + [True] + [False] * n
-        super().__init__(
-            list(widths), reductions, edges, num_classes=num_classes, rngs=rngs or init_rngs(0)
         )

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jnas._checks import check_positive
-from jnas.nn._mobilenet import ConvBNAct, MBConv
+from jnas.nn._chain import ConvBNAct, MBConv
 from jnas.nn._ops import Identity, Zero, linear
 from jnas.nn._rngs import init_rngs
 from jnas.nn._supernet import MixedEdge

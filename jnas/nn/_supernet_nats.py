@@ -19,7 +19,8 @@ import numpy as np
 from flax import nnx
 
 from jnas._checks import check_positive
-from jnas.nn._nb201 import NATS_SSS_EDGES, InferCell, _TinyNetwork
+from jnas.nn._nats import NATS_SSS_EDGES
+from jnas.nn._nb201 import InferCell, _TinyNetwork
 from jnas.nn._ops import avg_pool
 from jnas.nn._rngs import init_rngs
 

@@ -54,7 +54,7 @@ from jnas.oneshot._relaxations import (
     two_path_gates,
     uniform_path_relaxation,
 )
-from jnas.oneshot._sampling import oneshot_dropout, rsws, spos
+from jnas.oneshot._rsws_spos_dropout import oneshot_dropout, rsws, spos
 from jnas.oneshot._setn import setn
 from jnas.oneshot._snas import snas
 

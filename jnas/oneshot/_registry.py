@@ -13,7 +13,7 @@ from jnas.oneshot._drnas import drnas
 from jnas.oneshot._enas import enas
 from jnas.oneshot._gdas import gdas
 from jnas.oneshot._proxyless import proxyless
-from jnas.oneshot._sampling import oneshot_dropout, rsws, spos
+from jnas.oneshot._rsws_spos_dropout import oneshot_dropout, rsws, spos
 from jnas.oneshot._setn import setn
 from jnas.oneshot._snas import snas
 from jnas.spaces import Decisions, HasSupernet

@@ -23,13 +23,11 @@ def drnas(
     space: Any, *, epochs: int = 50, steps_per_epoch: int = 391, reg: float = 1e-3, **config: Any
 ) -> OneShot[OneShotState]:
     """DrNAS on `space.supernet(**config)` (see `relaxed_search` for the rest)."""
-    if not reg >= 0:
-        raise ValueError(f"drnas: `reg` must be >= 0; got {reg}")
     return relaxed_search(
         space,
         dirichlet_relaxation(),
         name="drnas",
-        penalty=dirichlet_anchor_penalty(reg),
+        penalty=dirichlet_anchor_penalty(reg, where=("drnas", "reg")),
         epochs=epochs,
         steps_per_epoch=steps_per_epoch,
         **config,

@@ -26,9 +26,7 @@ def gdas(
 ) -> OneShot[OneShotState]:
     """GDAS on `space.supernet(**config)`: a weight step on the training batch and an α
     step on the validation batch, each through a freshly sampled hard Gumbel cell."""
-    if not 0 < tau_min <= tau_max:
-        raise ValueError(f"gdas: need 0 < `tau_min` <= `tau_max`; got {tau_min}, {tau_max}")
-    tau = linear_tau_schedule(steps_per_epoch, epochs, tau_max, tau_min)
+    tau = linear_tau_schedule(steps_per_epoch, epochs, tau_max, tau_min, "gdas")
     return relaxed_search(
         space,
         gumbel_relaxation(tau, hard=True),

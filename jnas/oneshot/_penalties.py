@@ -102,11 +102,16 @@ def linear_op_costs(space: Any, values: Any) -> np.ndarray:
 
 
 def expected_cost_penalty(
-    space: Any, weight: float, costs: Any = None, name: str = "expected_cost"
+    space: Any,
+    weight: float,
+    costs: Any = None,
+    name: str = "expected_cost",
+    where: tuple[str, str] = ("expected_cost_penalty", "weight"),
 ) -> Penalty:
     """`weight * sum_e sum_k softmax(α)_ek cost_ek` (`costs`: see `op_costs`): SNAS'
-    resource constraint, ProxylessNAS' differentiable latency loss."""
-    _check_weight("expected cost", "weight", weight)
+    resource constraint, ProxylessNAS' differentiable latency loss. `where`: (caller,
+    argument) named by the error for a negative weight."""
+    _check_weight(*where, weight)
     cost = op_costs(space, costs)
     return Penalty(name, lambda alpha: jnp.sum(jax.nn.softmax(alpha, -1) * cost), weight)
 
@@ -124,8 +129,11 @@ def dirichlet_kl_to_uniform(beta: jax.Array) -> jax.Array:
     return jnp.sum(kl)
 
 
-def dirichlet_anchor_penalty(weight: float) -> Penalty:
+def dirichlet_anchor_penalty(
+    weight: float, where: tuple[str, str] = ("dirichlet_anchor_penalty", "weight")
+) -> Penalty:
     """`weight * KL(Dir(elu(α) + 1) || Dir(1))`: DrNAS' anchor, which keeps the
-    concentration from exploding."""
-    _check_weight("dirichlet anchor", "weight", weight)
+    concentration from exploding. `where`: (caller, argument) named by the error for a
+    negative weight."""
+    _check_weight(*where, weight)
     return Penalty("anchor", lambda alpha: dirichlet_kl_to_uniform(concentration(alpha)), weight)

@@ -31,9 +31,9 @@ def proxyless(
 ) -> OneShot[OneShotState]:
     """ProxylessNAS with binary gates on `space.supernet(**config)`; the derived cell takes
     each edge's most probable op (reported: `expected_cost`)."""
-    if not latency_weight >= 0:
-        raise ValueError(f"proxyless: `latency_weight` must be >= 0; got {latency_weight}")
-    penalty = expected_cost_penalty(space, latency_weight, costs)
+    penalty = expected_cost_penalty(
+        space, latency_weight, costs, where=("proxyless", "latency_weight")
+    )
     return relaxed_search(
         space,
         binary_gate_relaxation(),

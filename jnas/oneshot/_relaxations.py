@@ -53,11 +53,16 @@ gdas_tau = linear_tau  # GDAS: linear in the epoch from 10 to 0.1
 
 
 def linear_tau_schedule(
-    steps_per_epoch: int, epochs: int, tau_max: float, tau_min: float
+    steps_per_epoch: int,
+    epochs: int,
+    tau_max: float,
+    tau_min: float,
+    where: str = "linear_tau_schedule",
 ) -> Schedule:
-    """`linear_tau` as a schedule of the step (GDAS, SNAS)."""
+    """`linear_tau` as a schedule of the step (GDAS, SNAS); `where` names the caller in
+    the error for a bad range."""
     if not 0 < tau_min <= tau_max:
-        raise ValueError(f"need 0 < `tau_min` <= `tau_max`; got {tau_min}, {tau_max}")
+        raise ValueError(f"{where}: need 0 < `tau_min` <= `tau_max`; got {tau_min}, {tau_max}")
     return lambda step: linear_tau(step, steps_per_epoch, epochs, tau_max, tau_min)
 
 

@@ -29,12 +29,10 @@ def snas(
 ) -> OneShot[OneShotState]:
     """SNAS: relaxed Gumbel weights, temperature linear in the epoch from `tau_max` to
     `tau_min`, loss = CE + `resource_weight` * expected cost (`costs`: see `op_costs`)."""
-    if not 0 < tau_min <= tau_max:
-        raise ValueError(f"snas: need 0 < `tau_min` <= `tau_max`; got {tau_min}, {tau_max}")
-    tau = linear_tau_schedule(steps_per_epoch, epochs, tau_max, tau_min)
-    if not resource_weight >= 0:
-        raise ValueError(f"snas: `resource_weight` must be >= 0; got {resource_weight}")
-    penalty = expected_cost_penalty(space, resource_weight, costs, name="resource")
+    tau = linear_tau_schedule(steps_per_epoch, epochs, tau_max, tau_min, "snas")
+    penalty = expected_cost_penalty(
+        space, resource_weight, costs, name="resource", where=("snas", "resource_weight")
+    )
     return relaxed_search(
         space,
         gumbel_relaxation(tau, hard=False),

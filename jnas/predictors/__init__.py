@@ -1,5 +1,17 @@
-"""Surrogate models of architecture performance as pure `fit` / `predict` functions."""
+"""Surrogate models of architecture performance as pure `fit` / `predict` functions, and
+learning-curve extrapolation (Domhan et al. 2015, Baker et al. 2017) with early stopping."""
 
+from jnas.predictors._curve_svr import CurveSVR, curve_features, fit_curve_svr
+from jnas.predictors._curves import (
+    DEFAULT_FAMILIES,
+    FAMILIES,
+    CurveFamily,
+    CurveForecast,
+    curve_families,
+    extrapolate_curve,
+    probability_better,
+)
+from jnas.predictors._early_stop import CurveStopper, curve_stopper
 from jnas.predictors._gp import (
     DEFAULT_LENGTHSCALES,
     GP,
@@ -12,14 +24,26 @@ from jnas.predictors._mlp import ensemble_fit, ensemble_predict
 from jnas.predictors._wl import wl_distance, wl_features, wl_kernel
 
 __all__ = [
+    "DEFAULT_FAMILIES",
     "DEFAULT_LENGTHSCALES",
+    "FAMILIES",
     "GP",
+    "CurveFamily",
+    "CurveForecast",
+    "CurveSVR",
+    "CurveStopper",
+    "curve_families",
+    "curve_features",
+    "curve_stopper",
     "ensemble_fit",
     "ensemble_predict",
+    "extrapolate_curve",
+    "fit_curve_svr",
     "gp_fit",
     "gp_predict",
     "hamming_distance",
     "hamming_kernel",
+    "probability_better",
     "wl_distance",
     "wl_features",
     "wl_kernel",

@@ -7,6 +7,12 @@ record appended (`jnas.checkpoint.RunDir`); every finished evaluation is also ap
 the last state, re-asks the same round (same key, same state: the same architectures) and
 takes the evaluations already finished from the log, so none is lost or repeated and the
 final records equal an uninterrupted run's.
+
+With `early_stop` (e.g. `jnas.predictors.curve_stopper(epochs, increasing=True)`), the
+objective yields the fitness after each epoch instead of returning one number; after each
+epoch the rule sees the curve so far and the incumbent (the best *completed* run) and may stop
+the run (Domhan et al. 2015). A stopped run is told its forecast final fitness (as Domhan et
+al. tell SMAC) and never becomes the incumbent; its curve and `stopped_at` epoch are recorded.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from __future__ import annotations
 import json
 import math
 import pathlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import jax
@@ -26,11 +32,12 @@ from jnas.runs import run_units
 from jnas.search._base import Searcher
 
 Objective = Callable[[Any], float]  # one architecture -> fitness (higher is better)
+CurveObjective = Callable[[Any], Iterable[float]]  # -> fitness after each epoch
 
 
 def run(
     searcher: Searcher,
-    objective: Objective,
+    objective: Objective | CurveObjective,
     key: jax.Array,
     *,
     num_evaluations: int,
@@ -38,6 +45,7 @@ def run(
     out: str | pathlib.Path | None = None,
     resume: bool = False,
     on_evaluation: Callable[[dict], None] | None = None,
+    early_stop: Callable[[list[float], float], tuple[bool, Any]] | None = None,
 ) -> tuple[Any, list[dict]]:
     """Run `searcher` for `num_evaluations` evaluations of `objective` (rounded up to whole
     batches); returns (final state, one record per round). Round t asks with
@@ -50,10 +58,15 @@ def run(
             "a table with `jnas.bench.simulate` and a multi-fidelity objective"
         )
     check_positive("run", num_evaluations=num_evaluations)
+    if early_stop is not None and not getattr(early_stop, "increasing", True):
+        raise ValueError(
+            "run: `early_stop` must treat the curve as a fitness (higher is better): build it "
+            "with `curve_stopper(..., increasing=True)`"
+        )
     rounds = math.ceil(num_evaluations / searcher.batch_size)
     k_init, k_rounds = jax.random.split(key)
     ask, tell = jax.jit(searcher.ask), jax.jit(searcher.tell)
-    done: dict = {}  # (round, i) -> fitness already evaluated by a killed run
+    done: dict = {}  # (round, i) -> the evaluation a killed run already finished
     seen: list[dict] = []  # every evaluation so far, for the running best
     log: list[pathlib.Path] = []
 
@@ -62,7 +75,7 @@ def run(
         if rundir is not None:
             log.append(rundir.path / "evaluations.jsonl")
             if resume:
-                done.update({(e["round"], e["i"]): e["fitness"] for e in read_jsonl(log[0])})
+                done.update({(e["round"], e["i"]): e for e in read_jsonl(log[0])})
             else:
                 log[0].write_text("")
 
@@ -72,24 +85,24 @@ def run(
         for i in range(searcher.batch_size):
             arch = jax.tree.map(lambda a, i=i: a[i], archs)
             if (t, i) in done:
-                fitness = done[(t, i)]
+                entry = done[(t, i)]
             else:
-                fitness = float(objective(arch))
+                entry = {"round": t, "i": i}
+                if early_stop is None:
+                    entry["fitness"] = float(objective(arch))  # type: ignore[arg-type]
+                else:
+                    entry.update(_train_with_stopping(objective, arch, early_stop, _best(seen)))
                 if log:
                     with open(log[0], "a") as f:
-                        f.write(json.dumps({"round": t, "i": i, "fitness": fitness}) + "\n")
-            evaluation = {"round": t, "i": i, "arch": space.to_string(arch), "fitness": fitness}
+                        f.write(json.dumps(entry) + "\n")
+            evaluation = {**entry, "arch": space.to_string(arch)}
             if on_evaluation is not None:
                 on_evaluation(evaluation)
             evaluations.append(evaluation)
+            seen.append(evaluation)
         fitness = np.asarray([e["fitness"] for e in evaluations], np.float32)
         state = tell(state, archs, fitness)
-        seen.extend(evaluations)
-        best = max(
-            (e for e in seen if not math.isnan(e["fitness"])),
-            key=lambda e: e["fitness"],
-            default=None,
-        )
+        best = _best(seen)
         return (
             state,
             {},
@@ -104,3 +117,26 @@ def run(
     return run_units(
         unit, units=rounds, init=searcher.init, key=k_init, out=out, resume=resume, on_open=on_open
     )
+
+
+def _best(evaluations: list[dict]) -> dict | None:
+    """The best completed evaluation (NaN fitness and early-stopped runs never count)."""
+    return max(
+        (e for e in evaluations if not math.isnan(e["fitness"]) and e.get("stopped_at") is None),
+        key=lambda e: e["fitness"],
+        default=None,
+    )
+
+
+def _train_with_stopping(objective, arch, early_stop, best: dict | None) -> dict:
+    """Consume the objective's per-epoch fitness until it ends or `early_stop` says stop."""
+    incumbent = -math.inf if best is None else best["fitness"]  # -inf: none yet, never stop
+    curve: list[float] = []
+    for value in objective(arch):
+        curve.append(float(value))
+        stop, forecast = early_stop(curve, incumbent)
+        if stop:
+            return {"fitness": float(forecast.mean), "curve": curve, "stopped_at": len(curve)}
+    if not curve:
+        return {"fitness": math.nan, "curve": curve, "stopped_at": None}
+    return {"fitness": curve[-1], "curve": curve, "stopped_at": None}

@@ -92,3 +92,87 @@ def test_interrupted_run_resumes_without_losing_or_repeating_evaluations(tmp_pat
     assert calls + obj.calls == full_obj.calls == 25  # nothing lost, nothing repeated
     with pytest.raises(ValueError, match="num_evaluations"):
         search.run(searcher, obj, jax.random.key(1), num_evaluations=0, space=SPACE)
+
+
+class Curves:
+    """Per-epoch fitness rising to the fixed score of the cell: score - 3 exp(-0.3 e)."""
+
+    def __init__(self, epochs=20):
+        self.epochs, self.trained = epochs, 0
+
+    def final(self, arch):
+        return float(WEIGHTS[np.arange(6), np.asarray(arch.ops)].sum())
+
+    def __call__(self, arch):
+        final = self.final(arch)
+        for e in range(1, self.epochs + 1):
+            self.trained += 1
+            yield final - 3.0 * math.exp(-0.3 * e)
+
+
+def test_early_stopping_stops_only_runs_that_cannot_win(tmp_path):
+    """Runs stopped at epoch 5 by the curve rule would not have beaten the incumbent of the
+    time; completed runs carry their full curve; a stopped run is never the incumbent; the
+    epochs trained drop. A resumed run with early stopping equals an uninterrupted one."""
+    from jnas.predictors import curve_stopper
+    from jnas.search import make_searcher
+
+    stop = curve_stopper(20, check_at=(5,), increasing=True)
+    objective = Curves()
+    kwargs = {"num_evaluations": 24, "space": SPACE, "early_stop": stop}
+    _, records = search.run(
+        make_searcher("rs", SPACE),
+        objective,
+        jax.random.key(3),
+        out=tmp_path / "a",
+        **kwargs,
+    )
+    evaluations = [e for r in records for e in r["evaluations"]]
+    stopped = [e for e in evaluations if e["stopped_at"] is not None]
+    assert 0 < len(stopped) < len(evaluations)
+    assert objective.trained == 20 * len(evaluations) - 15 * len(stopped)
+    best = -math.inf
+    for e in evaluations:
+        arch = SPACE.from_string(e["arch"])
+        truth = [objective.final(arch) - 3.0 * math.exp(-0.3 * k) for k in range(1, 21)]
+        if e["stopped_at"] is None:
+            np.testing.assert_allclose(e["curve"], truth)
+            best = max(best, e["fitness"])
+        else:
+            assert e["stopped_at"] == 5
+            np.testing.assert_allclose(e["curve"], truth[:5])
+            assert truth[-1] < best  # it could not have won
+    assert records[-1]["best_fitness"] == best
+    with pytest.raises(ValueError, match="increasing=True"):
+        search.run(
+            make_searcher("rs", SPACE),
+            objective,
+            jax.random.key(3),
+            num_evaluations=2,
+            space=SPACE,
+            early_stop=curve_stopper(20),
+        )
+
+    class Killed(Curves):
+        def __call__(self, arch):
+            if self.trained >= 100:
+                raise KeyboardInterrupt
+            yield from super().__call__(arch)
+
+    with pytest.raises(KeyboardInterrupt):
+        search.run(
+            make_searcher("rs", SPACE),
+            Killed(),
+            jax.random.key(3),
+            out=tmp_path / "b",
+            **kwargs,
+        )
+    _, resumed = search.run(
+        make_searcher("rs", SPACE),
+        Curves(),
+        jax.random.key(3),
+        out=tmp_path / "b",
+        resume=True,
+        **kwargs,
+    )
+    assert resumed == records

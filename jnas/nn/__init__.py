@@ -2,7 +2,7 @@
 
 from jnas.nn._chain import ChainNetwork, MBConv
 from jnas.nn._controller import Controller, lstm_controller
-from jnas.nn._count import count_flops, count_params
+from jnas.nn._count import count_apply_flops, count_flops, count_params
 from jnas.nn._darts import (
     AuxiliaryHead,
     DARTSCell,
@@ -24,8 +24,11 @@ from jnas.nn._supernet_chain import ChainSupernet
 from jnas.nn._supernet_darts import DARTSSearchCell, DARTSSupernet
 from jnas.nn._supernet_nats import NATSSizeSupernet
 from jnas.nn._supernet_nb201 import NB201SearchStage, NB201Supernet
+from jnas.nn._taps import KINDS as TAP_KINDS
+from jnas.nn._taps import Tap, record_taps, relu, tap, taps_active, zero_offsets
 
 __all__ = [
+    "TAP_KINDS",
     "AuxiliaryHead",
     "BatchNorm",
     "BatchStatsNorm",
@@ -52,7 +55,9 @@ __all__ = [
     "NB201Supernet",
     "SepConv",
     "SequentialNetwork",
+    "Tap",
     "conv",
+    "count_apply_flops",
     "count_flops",
     "count_params",
     "darts_op",
@@ -61,6 +66,11 @@ __all__ = [
     "linear",
     "lstm_controller",
     "nb201_op",
+    "record_taps",
+    "relu",
+    "tap",
+    "taps_active",
     "vertex_channels",
     "without_batch_norm",
+    "zero_offsets",
 ]

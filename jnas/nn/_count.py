@@ -52,6 +52,14 @@ def count_flops(model: nnx.Module, input_shape: tuple[int, ...]) -> int:
     return _count_jaxpr(closed.jaxpr, params)
 
 
+def count_apply_flops(apply: Any, params: Any, input_shape: tuple[int, ...]) -> int:
+    """`count_flops` for a pure `apply(params, x)` (e.g. from `jnas.nn.functional`):
+    multiply-accumulates of one call on an input of `input_shape`, traced, never run."""
+    closed = jax.make_jaxpr(apply)(params, jax.ShapeDtypeStruct(input_shape, jnp.float32))
+    num_params = len(jax.tree.leaves(params))
+    return _count_jaxpr(closed.jaxpr, set(closed.jaxpr.invars[:num_params]))
+
+
 def _count_jaxpr(jaxpr: Any, params: set) -> int:
     """MACs of conv / dot_general eqns plus bias additions, recursing into sub-jaxprs."""
     total = 0

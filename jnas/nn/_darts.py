@@ -24,6 +24,7 @@ from jnas.nn._ops import (
     max_pool,
 )
 from jnas.nn._rngs import init_rngs
+from jnas.nn._taps import relu
 
 
 class SepConv(nnx.Module):
@@ -50,8 +51,8 @@ class SepConv(nnx.Module):
         self.bn2 = batch_norm(cout, **norm)
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        x = self.bn1(self.pw1(self.dw1(jax.nn.relu(x))))
-        return self.bn2(self.pw2(self.dw2(jax.nn.relu(x))))
+        x = self.bn1(self.pw1(self.dw1(relu(x))))
+        return self.bn2(self.pw2(self.dw2(relu(x))))
 
 
 class DilConv(nnx.Module):
@@ -75,7 +76,7 @@ class DilConv(nnx.Module):
         self.bn = batch_norm(cout, affine=affine, track_stats=track_stats, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        return self.bn(self.pw(self.dw(jax.nn.relu(x))))
+        return self.bn(self.pw(self.dw(relu(x))))
 
 
 class _Pool(nnx.Module):
@@ -173,9 +174,9 @@ class AuxiliaryHead(nnx.Module):
         self.classifier = linear(768, num_classes, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        x = nnx.avg_pool(jax.nn.relu(x), (5, 5), (3, 3), "VALID")
-        x = jax.nn.relu(self.bn1(self.conv1(x)))
-        x = jax.nn.relu(self.bn2(self.conv2(x)))
+        x = nnx.avg_pool(relu(x), (5, 5), (3, 3), "VALID")
+        x = relu(self.bn1(self.conv1(x)))
+        x = relu(self.bn2(self.conv2(x)))
         return self.classifier(x.reshape(x.shape[0], -1))
 
 

@@ -18,6 +18,7 @@ from flax import nnx
 from jnas._checks import check_positive
 from jnas.nn._ops import Identity, avg_pool, batch_norm, conv, linear, max_pool
 from jnas.nn._rngs import init_rngs
+from jnas.nn._taps import relu
 
 
 class _Primitive(nnx.Module):
@@ -51,7 +52,7 @@ class _Primitive(nnx.Module):
             x = self.dw(x)
         if self.pw is not None:
             x = self.pw(x)
-        return jax.nn.relu(self.bn(x))
+        return relu(self.bn(x))
 
 
 class Motif(nnx.Module):
@@ -114,7 +115,7 @@ class _SepConvReduce(nnx.Module):
         self.bn = batch_norm(cout, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        return jax.nn.relu(self.bn(self.pw(self.dw(x))))
+        return relu(self.bn(self.pw(self.dw(x))))
 
 
 class HierarchicalNetwork(nnx.Module):

@@ -16,6 +16,7 @@ from flax import nnx
 from jnas._checks import check_positive
 from jnas.nn._ops import batch_norm, conv, linear, max_pool
 from jnas.nn._rngs import init_rngs
+from jnas.nn._taps import relu
 
 
 class ConvBNReLU(nnx.Module):
@@ -26,7 +27,7 @@ class ConvBNReLU(nnx.Module):
         self.bn = batch_norm(cout, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        return jax.nn.relu(self.bn(self.conv(x)))
+        return relu(self.bn(self.conv(x)))
 
 
 class _MaxPool3x3(nnx.Module):

@@ -16,6 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from jnas.nn._taps import relu, tap
+
 _NO_BATCH_NORM = contextvars.ContextVar("jnas_no_batch_norm", default=False)
 
 
@@ -62,7 +64,7 @@ def conv(
                 f"got dilation={dilation}, groups={groups}, bias={bias}"
             )
         return MatmulConv(cin, cout, kernel, stride, padding, rngs=rngs)
-    return nnx.Conv(
+    return Conv(
         cin,
         cout,
         (kernel, kernel),
@@ -119,12 +121,27 @@ class MatmulConv(nnx.Module):
         )
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        return matmul_conv(x, self.kernel[...].astype(x.dtype), self.stride, self.padding)
+        y = matmul_conv(x, self.kernel[...].astype(x.dtype), self.stride, self.padding)
+        return tap("layer", y)
+
+
+class Conv(nnx.Conv):
+    """`nnx.Conv` whose output is the `"layer"` tap (`jnas.nn.record_taps`)."""
+
+    def __call__(self, x: jax.Array, *args, **kwargs) -> jax.Array:
+        return tap("layer", super().__call__(x, *args, **kwargs))
+
+
+class Linear(nnx.Linear):
+    """`nnx.Linear` whose output is the `"layer"` tap."""
+
+    def __call__(self, x: jax.Array, *args, **kwargs) -> jax.Array:
+        return tap("layer", super().__call__(x, *args, **kwargs))
 
 
 def linear(fin: int, fout: int, *, rngs: nnx.Rngs) -> nnx.Linear:
     """A dense layer with PyTorch's default weight initialisation."""
-    return nnx.Linear(fin, fout, kernel_init=torch_default_init, rngs=rngs)
+    return Linear(fin, fout, kernel_init=torch_default_init, rngs=rngs)
 
 
 def batch_norm(
@@ -277,7 +294,7 @@ class ReLUConvBN(nnx.Module):
         self.bn = batch_norm(cout, affine=affine, track_stats=track_stats, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        return self.bn(self.conv(jax.nn.relu(x)))
+        return self.bn(self.conv(relu(x)))
 
 
 class FactorizedReduce(nnx.Module):
@@ -308,7 +325,7 @@ class FactorizedReduce(nnx.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         if self.stride == 1:
             return self.bn(self.convs[0](x))
-        x = jax.nn.relu(x)
+        x = relu(x)
         shifted = jnp.pad(x, ((0, 0), (0, 1), (0, 1), (0, 0)))[:, 1:, 1:]
         return self.bn(jnp.concatenate([self.convs[0](x), self.convs[1](shifted)], axis=-1))
 
@@ -376,8 +393,8 @@ class ResNetBasicBlock(nnx.Module):
 
 
 def classifier_head(x: jax.Array, bn: nnx.BatchNorm, linear: nnx.Linear) -> jax.Array:
-    """BN -> ReLU -> global average pool -> linear."""
-    x = jax.nn.relu(bn(x))
+    """BN -> ReLU -> global average pool -> linear (the pooled map is the `"features"` tap)."""
+    x = tap("features", relu(bn(x)))
     return linear(jnp.mean(x, axis=(1, 2)))
 
 

@@ -10,6 +10,7 @@ from jnas._checks import check_positive
 from jnas.nn._ops import batch_norm as make_bn
 from jnas.nn._ops import linear, max_pool
 from jnas.nn._rngs import init_rngs
+from jnas.nn._taps import relu
 
 
 class _ConvLayer(nnx.Module):
@@ -30,7 +31,7 @@ class _ConvLayer(nnx.Module):
         x = self.conv(x)
         if self.bn is not None:
             x = self.bn(x)
-        return jax.nn.relu(x)
+        return relu(x)
 
 
 class _PoolLayer(nnx.Module):
@@ -47,7 +48,7 @@ class _FCLayer(nnx.Module):
         self.dropout = nnx.Dropout(dropout, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        return self.dropout(jax.nn.relu(self.linear(x)))
+        return self.dropout(relu(self.linear(x)))
 
 
 class SequentialNetwork(nnx.Module):

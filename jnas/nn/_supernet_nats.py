@@ -23,6 +23,7 @@ from jnas.nn._nats import NATS_SSS_EDGES
 from jnas.nn._nb201 import InferCell, _TinyNetwork
 from jnas.nn._ops import avg_pool
 from jnas.nn._rngs import init_rngs
+from jnas.nn._taps import relu
 
 
 class NATSSizeSupernet(_TinyNetwork):
@@ -86,5 +87,5 @@ class NATSSizeSupernet(_TinyNetwork):
             else:  # the residual reduction block
                 y = layer.conv_b(layer.conv_a(x) * mask)
                 x = (layer.down(avg_pool(x, 2, 2, 0, ceil_mode=True)) + y) * mask
-        x = jax.nn.relu(self.head_bn(x) * masks[-1])
+        x = relu(self.head_bn(x) * masks[-1])
         return self.classifier(jnp.mean(x, axis=(1, 2)))

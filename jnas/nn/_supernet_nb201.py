@@ -42,6 +42,7 @@ from jnas.nn._ops import (
     max_pool,
 )
 from jnas.nn._rngs import init_rngs
+from jnas.nn._taps import relu, tap, taps_active
 
 SEARCH_OPS = (
     "none",
@@ -123,8 +124,16 @@ class NB201SearchStage(nnx.Module):
         # one cell a stage: neither the loop nor the recompute pays for its compile time
         # (a second-order MetaNAS step of a 1-cell network compiled in 101 s with, 61 s
         # without the checkpoint)
-        scan = self.scan and self.num_cells > 1
-        if self.remat and self.num_cells > 1:  # keep the matrix products, recompute the rest
+        tapped = taps_active()  # taps must be traced in this trace: no scan, no remat
+        if tapped and index is not None:
+            raise ValueError(
+                "NB201Supernet: taps (jnas.nn.record_taps) cannot be read inside the "
+                "`lax.switch` of `index`; call it with index=None and one-hot `weights`"
+            )
+        scan = self.scan and self.num_cells > 1 and not tapped
+        if (
+            self.remat and self.num_cells > 1 and not tapped
+        ):  # keep the matrix products, recompute the rest
             cell = jax.checkpoint(
                 cell,
                 prevent_cse=not scan,
@@ -163,12 +172,18 @@ class NB201SearchStage(nnx.Module):
         c = self.channels
         feats: dict[str, jax.Array] = {}
         if kern:
-            relu = jax.nn.relu(node)
+            # the ReLU is shared by the convolutions of every edge leaving the node: its tap
+            # counts how many of them the weights select (one per conv of a one-hot cell)
+            conv_ops = [k for k, name in enumerate(self.op_names) if name in _KERNEL]
+            uses = jnp.sum(weights[jnp.asarray(out)][:, jnp.asarray(conv_ops)])
+            act = jax.nn.relu(tap("relu", node, uses))
             if "nor_conv_1x1" in kern:
-                feats["nor_conv_1x1"] = batch_stats_norm(_dot(relu, kern["nor_conv_1x1"]))
+                wide = tap("layer", _dot(act, kern["nor_conv_1x1"]))
+                feats["nor_conv_1x1"] = batch_stats_norm(wide)
             if "nor_conv_3x3" in kern:
-                patches = conv_patches(relu, 3, 1, 1)
-                feats["nor_conv_3x3"] = batch_stats_norm(_dot(patches, kern["nor_conv_3x3"]))
+                patches = conv_patches(act, 3, 1, 1)
+                wide = tap("layer", _dot(patches, kern["nor_conv_3x3"]))
+                feats["nor_conv_3x3"] = batch_stats_norm(wide)
         if "skip_connect" in self.op_names:
             feats["skip_connect"] = node
         if "avg_pool_3x3" in self.op_names:
@@ -207,7 +222,7 @@ class NB201SearchStage(nnx.Module):
                 return max_pool(x, 3, 1, 1)
             kernel = kern[name][:, slot * c : (slot + 1) * c]
             k = _KERNEL[name]
-            return batch_stats_norm(_dot(conv_patches(jax.nn.relu(x), k, 1, k // 2), kernel))
+            return batch_stats_norm(_dot(conv_patches(relu(x), k, 1, k // 2), kernel))
 
         branches = [functools.partial(op, name) for name in self.op_names]
         y = jax.lax.switch(index, branches, node)

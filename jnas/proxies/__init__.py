@@ -6,24 +6,32 @@ ones) a batch; `PROXIES` names them with what they read.
 
 from jnas.proxies._space import score_architectures
 from jnas.proxies._zero_cost import (
+    epe_nas,
+    fisher,
+    flops,
     grad_norm,
     grasp,
     jacob_cov,
     kernels,
     l2_norm,
     num_params,
+    nwot,
     plain,
     snip,
     synflow,
 )
 
 __all__ = [
+    "epe_nas",
+    "fisher",
+    "flops",
     "grad_norm",
     "grasp",
     "jacob_cov",
     "kernels",
     "l2_norm",
     "num_params",
+    "nwot",
     "plain",
     "score_architectures",
     "snip",

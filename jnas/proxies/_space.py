@@ -8,12 +8,15 @@ the same compiled program, so memory stays constant over the whole space (NASLib
 one PyTorch model at a time and runs out of memory on NB201's 15,625 cells, its #142).
 
 Proxies whose every term is weighted by a gradient (synflow, snip, grad_norm, plain,
-grasp, jacob_cov) score exactly the architecture: the supernet's unused ops get zero
-gradient. Weight-only ones (l2_norm, params) must be computed on `space.build(arch)`.
+grasp, jacob_cov, epe_nas, fisher) score exactly the architecture: the supernet's unused ops
+get zero gradient. NASWOT (nwot) reads every ReLU, each counted as often as the one-hot
+cell uses it (`jnas.nn.record_taps`). Weight-only ones (l2_norm, params, flops) count every
+candidate op and must be computed on `space.build(arch)`; they are refused here.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +27,7 @@ import numpy as np
 from jnas._checks import check_positive
 from jnas._execution import on_cpu
 from jnas.nn import functional, without_batch_norm
+from jnas.proxies._zero_cost import NOT_ON_SUPERNET, READS_TAPS
 from jnas.spaces import HasSupernet, require
 
 # proxy(apply, params) -> score; e.g. functools.partial(synflow, input_shape=(1, 32, 32, 3))
@@ -49,6 +53,15 @@ def score_architectures(
     """
     require("score_architectures", space, HasSupernet)
     check_positive("score_architectures", chunk=chunk)
+    base = proxy
+    while isinstance(base, functools.partial):
+        base = base.func
+    if base in NOT_ON_SUPERNET:
+        raise ValueError(
+            f"score_architectures: `proxy` {base.__name__} reads the weights' structure, and "
+            "a supernet holds every candidate op: score it on `space.build(arch)` instead"
+        )
+    taps = base in READS_TAPS  # run every op (no lax.switch), selected by one-hot weights
     net = functional(lambda rngs: space.supernet(**supernet, rngs=rngs))
     num_ops = tuple(space.supernet_shape)[1]
 
@@ -58,7 +71,7 @@ def score_architectures(
         weights = jax.nn.one_hot(index, num_ops)
 
         def apply(p: Any, x: jax.Array) -> jax.Array:
-            return net.apply(p, x, weights.astype(x.dtype), index)
+            return net.apply(p, x, weights.astype(x.dtype), None if taps else index)
 
         if batch_norm:
             return proxy(apply, params)

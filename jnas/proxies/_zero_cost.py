@@ -20,6 +20,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jnas.nn import count_apply_flops, record_taps
+
 Apply = Callable[[Any, jax.Array], jax.Array]
 Batch = tuple[jax.Array, jax.Array]
 Select = Callable[[str], bool]  # leaf path "a/b/kernel" -> scored?
@@ -131,6 +133,92 @@ def jacob_cov(apply: Apply, params: Any, batch: Batch, *, k: float = 1e-5) -> ja
     return -jnp.sum(jnp.log(eig + k) + 1.0 / (eig + k))
 
 
+def _ce(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+
+def nwot(apply: Apply, params: Any, batch: Batch) -> jax.Array:
+    """NASWOT v2 (Mellor et al., ICML 2021; NASLib's `nwot`): each example's binary code
+    c = [input > 0] at every ReLU, K = sum over ReLUs of c c' + (1 - c)(1 - c)' (examples x
+    examples: how many units agree), score = log |det K|. High when examples fall into
+    different linear regions. Reads the `"relu"` taps (`jnas.nn.record_taps`)."""
+    x = batch[0]
+    n = x.shape[0]
+    with record_taps("relu") as rec:
+        apply(params, x)
+    if not rec["relu"]:
+        raise ValueError("nwot: the network has no jnas ReLU (no `relu` tap was recorded)")
+    dtype = jnp.result_type(float)
+    k = jnp.zeros((n, n), dtype)
+    for t in rec["relu"]:
+        c = (t.value.reshape(n, -1) > 0).astype(jnp.float32)
+        agree = c @ c.T + (1.0 - c) @ (1.0 - c).T
+        k = k + jnp.asarray(t.weight, dtype) * agree.astype(dtype)
+    return jnp.linalg.slogdet(k)[1]
+
+
+def fisher(apply: Apply, params: Any, batch: Batch) -> jax.Array:
+    """Fisher pruning saliency (Theis et al. 2018; Turner et al., BlockSwap, ICLR 2020; as
+    NASLib sums it): for every channel of every convolution / linear output a,
+    0.5 * mean over examples of (sum over positions a * dL/da)^2, summed. Reads the
+    `"layer"` taps, offset by zeros to get dL/da."""
+    x, labels = batch
+
+    def probe(p):
+        with record_taps("layer") as rec:
+            apply(p, x)
+        return [t.value for t in rec["layer"]]
+
+    shapes = jax.eval_shape(probe, params)
+    if not shapes:
+        raise ValueError("fisher: the network has no jnas conv / linear (no `layer` tap)")
+
+    def loss(offsets):
+        with record_taps("layer", offsets={"layer": offsets}) as rec:
+            logits = apply(params, x)
+        return _ce(logits, labels), [t.value for t in rec["layer"]]
+
+    zeros = [jnp.zeros(s.shape, s.dtype) for s in shapes]
+    grads, acts = jax.grad(loss, has_aux=True)(zeros)
+    terms = []
+    for a, g in zip(acts, grads, strict=True):
+        prod = a * g
+        per = jnp.sum(prod, axis=tuple(range(1, prod.ndim - 1))) if prod.ndim > 2 else prod
+        terms.append(jnp.sum(0.5 * jnp.mean(per**2, axis=0)))
+    return _total(terms)
+
+
+def epe_nas(
+    apply: Apply, params: Any, batch: Batch, *, num_classes: int, k: float = 1e-5
+) -> jax.Array:
+    """EPE-NAS (Lopes et al., ICANN 2021; NASLib's `epe_nas`): input Jacobians J (as
+    `jacob_cov`), per class c the correlation matrix of its examples' J and
+    s_c = sum log(|corr| + k); score = sum_c |s_c| for up to 100 classes, else (s_c divided by
+    the class size) sum over class pairs |s_c - s_c'| / classes seen (with two examples or
+    more). Classes absent from the batch count nothing."""
+    x, labels = batch
+    jac = jax.grad(lambda inp: jnp.sum(apply(params, inp)))(x).reshape(x.shape[0], -1)
+    logs = jnp.log(jnp.abs(jnp.corrcoef(jac)) + k)
+    onehot = jax.nn.one_hot(labels, num_classes, dtype=logs.dtype)  # [N, C]
+    s = jnp.einsum("ic,ij,jc->c", onehot, logs, onehot)
+    count = jnp.sum(onehot, axis=0)
+    seen = count > 0
+    if num_classes <= 100:
+        return jnp.sum(jnp.abs(s))
+    seen = count > 1  # NASLib skips a class seen once here (its len() of a 0-d array fails)
+    s = jnp.where(seen, s / jnp.maximum(count, 1), 0.0)
+    pair = seen[:, None] & seen[None, :]
+    total = jnp.sum(jnp.where(pair, jnp.abs(s[:, None] - s[None, :]), 0.0))
+    return total / jnp.maximum(jnp.sum(seen), 1)
+
+
+def flops(apply: Apply, params: Any, input_shape: tuple[int, ...]) -> int:
+    """Multiply-accumulates of one forward pass on `input_shape` (data-free; NASLib's
+    `flops`, the benchmarks' convention: `jnas.nn.count_flops`). On a supernet it counts
+    every candidate op: score a cell on `space.build(arch)`."""
+    return count_apply_flops(apply, params, input_shape)
+
+
 def l2_norm(params: Any, *, select: Select = kernels) -> jax.Array:
     """Sum over weight tensors of ||w||_2 (data-free)."""
     return _total(jnp.linalg.norm(w.ravel()) for w in _scored(params, select))
@@ -139,3 +227,10 @@ def l2_norm(params: Any, *, select: Select = kernels) -> jax.Array:
 def num_params(params: Any) -> int:
     """The number of trainable scalars (NASLib's `params`)."""
     return int(sum(a.size for a in jax.tree.leaves(params)))
+
+
+# What `score_architectures` must know about a proxy: the ones that read taps run the
+# supernet without `index` (no `lax.switch`), the ones that read the weights' structure
+# rather than gradients count every candidate op of a supernet and need `space.build`.
+READS_TAPS = frozenset({nwot, fisher})
+NOT_ON_SUPERNET = frozenset({flops, l2_norm, num_params})

@@ -104,3 +104,87 @@ def test_a_selection_that_scores_nothing_is_refused():
     params, batch, _ = setup()
     with pytest.raises(ValueError, match="no parameter selected"):
         proxies.snip(NET.apply, params, batch, select=lambda path: False)
+
+
+# A network built from jnas' own layers, whose ReLU inputs and layer outputs are taps.
+def tapped_setup(classes=3, n=10, seed=0):
+    from jnas import nn as jnn
+
+    net = functional(
+        lambda rngs: nnx.Sequential(
+            jnn.linear(6, 16, rngs=rngs), jnn.relu, jnn.linear(16, classes, rngs=rngs)
+        )
+    )
+    params = net.init(jax.random.key(seed))
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 6)).astype(np.float32)
+    y = rng.integers(0, classes, n)
+    leaves = {
+        jax.tree_util.keystr(p, simple=True, separator="/"): np.asarray(a, np.float64)
+        for p, a in jax.tree_util.tree_flatten_with_path(params)[0]
+    }
+    w = [leaves[f"layers/{i}/{k}/value"] for i in (0, 2) for k in ("kernel", "bias")]
+    return net, params, (x, y), w
+
+
+def np_forward(w1, b1, w2, b2, x, y, classes):
+    pre = x.astype(np.float64) @ w1 + b1
+    z = np.maximum(pre, 0) @ w2 + b2
+    p = np.exp(z - z.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    dz = (p - np.eye(classes)[y]) / len(y)
+    dpre = (dz @ w2.T) * (pre > 0)
+    return pre, z, dpre, dz
+
+
+def test_nwot_is_the_log_determinant_of_the_relu_code_kernel():
+    net, params, (x, y), (w1, b1, w2, b2) = tapped_setup()
+    pre, *_ = np_forward(w1, b1, w2, b2, x, y, 3)
+    c = (pre > 0).astype(np.float64)
+    k = c @ c.T + (1 - c) @ (1 - c).T
+    want = np.linalg.slogdet(k)[1]
+    assert float(proxies.nwot(net.apply, params, (x, y))) == pytest.approx(want, rel=1e-5)
+
+
+def test_fisher_sums_the_squared_channel_saliencies():
+    net, params, (x, y), (w1, b1, w2, b2) = tapped_setup()
+    pre, z, dpre, dz = np_forward(w1, b1, w2, b2, x, y, 3)
+    want = sum(np.sum(0.5 * np.mean((a * g) ** 2, axis=0)) for a, g in ((pre, dpre), (z, dz)))
+    assert float(proxies.fisher(net.apply, params, (x, y))) == pytest.approx(want, rel=1e-4)
+
+
+def np_epe_nas(jac, labels, classes, k=1e-5):
+    """EPE-NAS written the way NASLib's `eval_score_perclass` loops over classes."""
+    per_class = {}
+    for row, label in zip(jac, labels, strict=True):
+        per_class.setdefault(int(label), []).append(row)
+    scores = {}
+    for c, rows in per_class.items():
+        if classes > 100 and len(rows) == 1:
+            continue  # NASLib: len() of the 0-d corrcoef raises, the class is skipped
+        corrs = np.corrcoef(np.asarray(rows)) if len(rows) > 1 else np.array(1.0)
+        s = np.sum(np.log(np.abs(corrs) + k))
+        scores[c] = s / len(rows) if classes > 100 else s
+    if classes <= 100:
+        return sum(abs(s) for s in scores.values())
+    return sum(abs(a - b) for a in scores.values() for b in scores.values()) / len(scores)
+
+
+@pytest.mark.parametrize("classes", [3, 120])
+def test_epe_nas_matches_the_per_class_loop(classes):
+    net, params, (x, y), (w1, b1, w2, b2) = tapped_setup(classes=classes, n=12)
+    if classes == 3:
+        y = np.asarray([0, 0, 0, 0, 1, 1, 1, 1, 1, 0, 1, 2])  # class 2 seen once
+    else:
+        y = np.asarray([5, 5, 5, 7, 7, 7, 7, 9, 9, 100, 100, 3])
+    pre, *_ = np_forward(w1, b1, w2, b2, x, y, classes)
+    jac = ((pre > 0) * w2.sum(1)) @ w1.T  # d sum(z) / dx per example
+    want = np_epe_nas(jac, y, classes)
+    got = float(proxies.epe_nas(net.apply, params, (x, y), num_classes=classes))
+    assert got == pytest.approx(want, rel=1e-4)
+
+
+def test_flops_counts_the_multiply_accumulates():
+    net, params, _, _ = tapped_setup()
+    # 6x16 + 16x3 multiply-accumulates, 16 + 3 bias additions, for one example
+    assert proxies.flops(net.apply, params, (1, 6)) == 6 * 16 + 16 * 3 + 16 + 3

@@ -159,6 +159,7 @@ def simulate(
     max_steps: int | None = None,
     chunk: int = 4096,
     progress: Any = None,
+    setup_s: float = 0.0,
 ) -> Simulation:
     """Run `num_seeds` independent searches, each until `budget_s` simulated seconds.
 
@@ -176,6 +177,8 @@ def simulate(
       max_steps: scan length; default: enough for the cheapest architectures.
       chunk: seeds per compiled call (memory bound).
       progress: optional callable `progress(done_seeds, num_seeds)`.
+      setup_s: simulated seconds already spent when the search starts (e.g. scoring
+        candidates with a zero-cost proxy for a warm start), charged to every seed.
     """
     if not isinstance(num_seeds, int) or num_seeds < 1:
         raise ValueError(f"simulate: `num_seeds` must be an integer >= 1; got {num_seeds!r}")
@@ -189,7 +192,9 @@ def simulate(
         )
     if max_steps is None:
         max_steps = max_steps_for(obj, budget_s, searcher.batch_size)
-    batch = simulate_batch(searcher, obj.space, budget_s, max_steps)
+    if not 0 <= setup_s < budget_s:
+        raise ValueError(f"simulate: `setup_s` must be in [0, budget_s); got {setup_s!r}")
+    batch = simulate_batch(searcher, obj.space, budget_s, max_steps, setup_s)
     # the seeds' keys are derived inside the compiled program: one compile, not two
     run = jax.jit(
         lambda key, seeds, fitness, cost: batch(
@@ -219,7 +224,9 @@ def simulate_one(searcher: Searcher, space: Any, budget_s: float, max_steps: int
     return run
 
 
-def simulate_batch(searcher: Searcher, space: Any, budget_s: float, max_steps: int):
+def simulate_batch(
+    searcher: Searcher, space: Any, budget_s: float, max_steps: int, setup_s: float = 0.0
+):
     """The protocol for a batch of seeds: `run(keys[S], fitness_col, cost_col)`.
 
     The per-seed step is `vmap`ped inside one `while_loop` over steps that stops once
@@ -261,7 +268,7 @@ def simulate_batch(searcher: Searcher, space: Any, budget_s: float, max_steps: i
         carry = (
             jnp.zeros((), jnp.int32),
             state,
-            jnp.zeros((num,), jnp.float32),
+            jnp.full((num,), setup_s, jnp.float32),
             jnp.full((num,), -jnp.inf, jnp.float32),
             jnp.full((num,), -1, jnp.int32),
             jnp.zeros((num,), jnp.int32),

@@ -165,6 +165,7 @@ class BatchNorm(nnx.BatchNorm):
     def __call__(self, x: jax.Array, use_running_average: bool | None = None, **kwargs):
         if _NO_BATCH_NORM.get():
             return x
+        x = tap("norm", x)
         return super().__call__(x, use_running_average=use_running_average, **kwargs)
 
 
@@ -196,6 +197,7 @@ def batch_stats_norm(
     identity inside `without_batch_norm()`."""
     if _NO_BATCH_NORM.get():
         return x
+    x = tap("norm", x)
     dtype = x.dtype
     x = x.astype(jnp.promote_types(dtype, jnp.float32))
     axes = tuple(range(x.ndim - 1))

@@ -2,7 +2,8 @@
 
 NASLib reads them with PyTorch forward hooks. Here the networks call `tap(kind, x)` at the
 points a proxy may need (`"relu"`: every ReLU's input; `"layer"`: every convolution's and
-linear layer's output; `"features"`: the last feature map before global pooling). Outside
+linear layer's output; `"features"`: the last feature map before global pooling; `"norm"`:
+every batch norm's input). Outside
 `record_taps` a tap is the identity and costs nothing. Inside it, each tap appends
 `Tap(value, weight)` to the record of its kind, and with `offsets` adds the next offset to
 the value first (a zero offset whose gradient is dL/d(activation): Fisher's pruning score).
@@ -24,7 +25,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-KINDS = ("relu", "layer", "features")
+KINDS = ("relu", "layer", "features", "norm")
 
 
 class Tap(NamedTuple):

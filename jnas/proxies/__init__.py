@@ -19,6 +19,7 @@ from jnas.proxies._zero_cost import (
     plain,
     snip,
     synflow,
+    zen,
 )
 
 __all__ = [
@@ -36,4 +37,5 @@ __all__ = [
     "score_architectures",
     "snip",
     "synflow",
+    "zen",
 ]

@@ -58,8 +58,8 @@ def score_architectures(
         base = base.func
     if base in NOT_ON_SUPERNET:
         raise ValueError(
-            f"score_architectures: `proxy` {base.__name__} reads the weights' structure, and "
-            "a supernet holds every candidate op: score it on `space.build(arch)` instead"
+            f"score_architectures: `proxy` {base.__name__} reads every candidate op of a "
+            "supernet (weights, sizes or wide batch norms): score it on `space.build(arch)` instead"
         )
     taps = base in READS_TAPS  # run every op (no lax.switch), selected by one-hot weights
     net = functional(lambda rngs: space.supernet(**supernet, rngs=rngs))

@@ -212,6 +212,54 @@ def epe_nas(
     return total / jnp.maximum(jnp.sum(seen), 1)
 
 
+def zen(
+    key: jax.Array,
+    apply: Apply,
+    params: Any,
+    input_shape: tuple[int, ...],
+    *,
+    mixup: float = 1e-2,
+    select: Select = kernels,
+) -> jax.Array:
+    """Zen-score (Lin et al., "Zen-NAS", ICCV 2021): the selected weights redrawn from
+    N(0, 1) and biases zeroed (their Gaussian network), x and e ~ N(0, 1) of `input_shape`,
+    Delta = mean over examples of sum |f(x) - f(x + mixup * e)| with f the feature map before
+    global pooling (the `"features"` tap), score = log Delta + sum over batch norms of
+    log sqrt(mean over channels of the batch variance of its input) (the `"norm"` taps, the
+    paper's definition; NASLib uses running variances, which adds a constant per norm).
+    Data-free; run the network with batch statistics (training mode)."""
+    k_w, k_x, k_e = jax.random.split(key, 3)
+    paths = _paths(params)
+    leaves, treedef = jax.tree.flatten(params)
+    keys = jax.random.split(k_w, len(leaves))
+    gaussian = []
+    for leaf, path, k in zip(leaves, paths, keys, strict=True):
+        if select(path):
+            leaf = jax.random.normal(k, jnp.shape(leaf), jnp.result_type(leaf))
+        elif path.split("/")[-1] == "bias" or path.endswith("bias/value"):
+            leaf = jnp.zeros_like(leaf)
+        gaussian.append(leaf)
+    p = treedef.unflatten(gaussian)
+    x = jax.random.normal(k_x, input_shape)
+    e = jax.random.normal(k_e, input_shape)
+
+    def run(inp):
+        with record_taps("features", "norm") as rec:
+            apply(p, inp)
+        if not rec["features"]:
+            raise ValueError("zen: the network records no `features` tap (a jnas classifier head)")
+        return rec["features"][-1].value, rec["norm"]
+
+    f1, norms = run(x)
+    f2, _ = run(x + mixup * e)
+    delta = jnp.mean(jnp.sum(jnp.abs(f1 - f2).reshape(f1.shape[0], -1), axis=1))
+    bn = [
+        0.5 * jnp.log(jnp.mean(jnp.var(t.value, axis=tuple(range(t.value.ndim - 1)))))
+        for t in norms
+    ]
+    return jnp.log(delta) + (_total(bn) if bn else 0.0)
+
+
 def flops(apply: Apply, params: Any, input_shape: tuple[int, ...]) -> int:
     """Multiply-accumulates of one forward pass on `input_shape` (data-free; NASLib's
     `flops`, the benchmarks' convention: `jnas.nn.count_flops`). On a supernet it counts
@@ -233,4 +281,4 @@ def num_params(params: Any) -> int:
 # supernet without `index` (no `lax.switch`), the ones that read the weights' structure
 # rather than gradients count every candidate op of a supernet and need `space.build`.
 READS_TAPS = frozenset({nwot, fisher})
-NOT_ON_SUPERNET = frozenset({flops, l2_norm, num_params})
+NOT_ON_SUPERNET = frozenset({flops, l2_norm, num_params, zen})  # zen: wide norms

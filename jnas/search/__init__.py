@@ -17,6 +17,7 @@ from jnas.search._registry import REGISTRY, Entry, make_searcher, supports
 from jnas.search._reinforce import ReinforceState, reinforce
 from jnas.search._run import run
 from jnas.search._tournament import tournament_evolution
+from jnas.search._warmup import WarmupState, zero_cost_warmup
 
 __all__ = [
     "REGISTRY",
@@ -34,6 +35,7 @@ __all__ = [
     "RandomSearchState",
     "ReinforceState",
     "Searcher",
+    "WarmupState",
     "bananas",
     "bayesian_optimization",
     "bohb",
@@ -54,4 +56,5 @@ __all__ = [
     "run",
     "supports",
     "tournament_evolution",
+    "zero_cost_warmup",
 ]

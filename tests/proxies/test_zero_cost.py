@@ -188,3 +188,59 @@ def test_flops_counts_the_multiply_accumulates():
     net, params, _, _ = tapped_setup()
     # 6x16 + 16x3 multiply-accumulates, 16 + 3 bias additions, for one example
     assert proxies.flops(net.apply, params, (1, 6)) == 6 * 16 + 16 * 3 + 16 + 3
+
+
+class _ZenNet(nnx.Module):
+    """1x1 conv (a dense layer per pixel) -> BN -> ReLU -> BN -> ReLU -> pool -> linear, from
+    jnas' layers: the head's pooled map is the `features` tap, both BNs are `norm` taps."""
+
+    def __init__(self, rngs):
+        from jnas.nn._ops import batch_norm
+
+        self.conv = nnx_linear(3, 5, rngs)
+        self.bn1 = batch_norm(5, rngs=rngs)
+        self.bn2 = batch_norm(5, rngs=rngs)
+        self.head = nnx_linear(5, 2, rngs)
+
+    def __call__(self, x):
+        from jnas.nn._ops import classifier_head
+        from jnas.nn._taps import relu
+
+        return classifier_head(relu(self.bn1(self.conv(x))), self.bn2, self.head)
+
+
+def nnx_linear(i, o, rngs):
+    from jnas import nn as jnn
+
+    return jnn.linear(i, o, rngs=rngs)
+
+
+def test_zen_is_the_log_feature_change_plus_the_norms_log_scales():
+    net = functional(_ZenNet)
+    params = net.init(jax.random.key(0))
+    key = jax.random.key(3)
+    got = float(proxies.zen(key, net.apply, params, (6, 4, 4, 3)))
+    # the same Gaussian draws, in NumPy
+    k_w, k_x, k_e = jax.random.split(key, 3)
+    leaves = jax.tree_util.tree_flatten_with_path(params)[0]
+    keys = jax.random.split(k_w, len(leaves))
+    w = {}
+    for (p, a), k in zip(leaves, keys, strict=True):
+        name = jax.tree_util.keystr(p, simple=True, separator="/")
+        w[name] = np.asarray(jax.random.normal(k, a.shape), np.float64)
+    x = np.asarray(jax.random.normal(k_x, (6, 4, 4, 3)), np.float64)
+    e = np.asarray(jax.random.normal(k_e, (6, 4, 4, 3)), np.float64)
+
+    def bn(h):
+        return (h - h.mean((0, 1, 2))) / np.sqrt(h.var((0, 1, 2)) + 1e-5)  # scale 1, bias 0
+
+    def forward(inp):
+        h1 = inp @ w["conv/kernel/value"]  # biases zeroed
+        h2 = np.maximum(bn(h1), 0)
+        return np.maximum(bn(h2), 0), (h1, h2)
+
+    f1, (h1, h2) = forward(x)
+    f2, _ = forward(x + 0.01 * e)
+    delta = np.mean(np.abs(f1 - f2).reshape(6, -1).sum(1))
+    want = np.log(delta) + sum(0.5 * np.log(np.mean(h.var((0, 1, 2)))) for h in (h1, h2))
+    assert got == pytest.approx(want, rel=1e-4)

@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from jnas.commands import bench, demo, meta, oneshot, search, spaces, train
+from jnas.commands import bench, demo, estimate, meta, oneshot, search, spaces, train
 from jnas.commands._common import SPACE_NAMES, enable_compilation_cache, make_space
 from jnas.commands.spaces import describe
 
@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    for command in (demo, oneshot, search, train, meta, spaces, bench):
+    for command in (demo, oneshot, search, train, meta, spaces, bench, estimate):
         command.add_parser(sub)  # each command owns its flags
     return parser
 

@@ -58,6 +58,8 @@ def test_help_lists_subcommands():
             "not prepared in '/nonexistent/tfds'",
         ),
         (("oneshot", "gdas", "--resume"), "--resume needs --out"),
+        (("estimate", "--proxy", "flops"), "invalid choice: 'flops'"),
+        (("estimate", "--cells", "-1", "--out", "/tmp/jnas-estimate-bad"), "--cells must be >= 0"),
     ],
 )
 def test_bad_flags_exit_2_with_one_clear_line(args, message):
@@ -371,3 +373,22 @@ def test_spaces_draw_writes_the_named_architecture(tmp_path):
     bad = _run("spaces", "nb201", "--draw", str(tmp_path / "x.txt"))
     assert bad.returncode == 2
     assert ".png, .svg or .pdf" in bad.stderr
+
+
+def test_estimate_writes_scores_correlations_and_a_plot(tmp_path, nb201_table):
+    import numpy as np
+    from scipy import stats
+
+    out = tmp_path / "est"
+    args = ("estimate", "--proxy", "nwot", "--cells", "6", "--channels", "4")
+    args += ("--cells-per-stage", "1", "--batch", "8", "--chunk", "4", "--out", str(out))
+    res = _run(*args)
+    assert res.returncode == 0, res.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    saved = np.load(out / "scores.npz")
+    assert summary["cells"] == 6
+    assert len(set(saved["index"].tolist())) == 6
+    acc = np.asarray(nb201_table.column("cifar10", "test_acc", 200))[saved["index"]]
+    want = stats.spearmanr(saved["score"], acc)[0]
+    assert summary["spearman"]["cifar10/test_acc/200"] == pytest.approx(want)
+    assert (out / "correlation.png").stat().st_size > 1000

@@ -101,8 +101,10 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         for dataset, metric, epochs in REPORT:
             acc = np.asarray(table.column(dataset, metric, epochs))[index]
             ok = finite & np.isfinite(acc)
-            rho = stats.spearmanr(scores[ok], acc[ok])[0] if ok.sum() > 2 else float("nan")
-            summary["spearman"][f"{dataset}/{metric}/{epochs}"] = float(rho)
+            rho = np.nan
+            if ok.sum() > 2:
+                rho = float(np.asarray(stats.spearmanr(scores[ok], acc[ok])[0]).item())
+            summary["spearman"][f"{dataset}/{metric}/{epochs}"] = rho
         acc = np.asarray(table.column(*REPORT[0]))[index]
         _plot(scores, acc, out / "correlation.png", args.proxy, REPORT[0])
     np.savez_compressed(

@@ -1,0 +1,82 @@
+"""Network morphisms compute the same function in evaluation mode (max |d logits| <= 1e-5,
+float32), batch norm on non-trivial running statistics included."""
+
+import jax
+import numpy as np
+import pytest
+from flax import nnx
+
+from jnas import morphism
+from jnas.spaces import Sequential
+
+SPACE = Sequential(input_size=16)
+ARCH = "C(3,64,1)-P(2,2)-C(1,64,1)-FC(128)"
+
+
+def trained_like(bn=True, seed=0):
+    """A network whose weights and batch-norm statistics are all non-trivial."""
+    arch = SPACE.from_string(ARCH)
+    model = SPACE.build(arch, batch_norm=bn, rngs=nnx.Rngs(seed))
+    rng = np.random.default_rng(seed)
+    for path, var in nnx.iter_graph(model):
+        if isinstance(var, nnx.Param | nnx.BatchStat):
+            v = np.asarray(var[...])
+            if "var" in [str(p) for p in path]:
+                var[...] = rng.uniform(0.5, 2.0, v.shape).astype(v.dtype)
+            elif v.dtype == np.float32:
+                var[...] = (v + rng.normal(0, 0.1, v.shape)).astype(v.dtype)
+    model.eval()
+    return arch, model
+
+
+def logits(model, x):
+    model.eval()
+    return np.asarray(model(x))
+
+
+X = np.random.default_rng(1).normal(size=(4, 16, 16, 3)).astype(np.float32)
+
+
+@pytest.mark.parametrize("bn", [True, False])
+@pytest.mark.parametrize(
+    ("name", "call"),
+    [
+        ("widen conv", lambda k, a, m, b: morphism.widen(k, SPACE, a, m, 0, 128, batch_norm=b)),
+        ("widen 2nd conv", lambda k, a, m, b: morphism.widen(k, SPACE, a, m, 2, 256, batch_norm=b)),
+        ("widen fc", lambda k, a, m, b: morphism.widen(k, SPACE, a, m, 3, 256, batch_norm=b)),
+        ("deepen conv", lambda k, a, m, b: morphism.deepen(SPACE, a, m, 0, batch_norm=b)),
+        ("deepen pool", lambda k, a, m, b: morphism.deepen(SPACE, a, m, 1, kernel=5, batch_norm=b)),
+        ("deepen fc", lambda k, a, m, b: morphism.deepen(SPACE, a, m, 3, batch_norm=b)),
+        ("grow kernel", lambda k, a, m, b: morphism.grow_kernel(SPACE, a, m, 2, 5, batch_norm=b)),
+    ],
+)
+def test_morphisms_preserve_the_function(name, call, bn):
+    arch, model = trained_like(bn)
+    before = logits(model, X)
+    new_arch, new = call(jax.random.key(0), arch, model, bn)
+    assert SPACE.to_string(new_arch) != SPACE.to_string(arch)
+    assert np.max(np.abs(logits(new, X) - before)) <= 1e-5 * max(1.0, np.max(np.abs(before)))
+    assert np.max(np.abs(before)) > 0.1  # a real function, not all zeros
+
+
+def test_widening_really_splits_units():
+    """Without dividing the copies' outgoing weights the function changes: the test above
+    would see it."""
+    arch, model = trained_like()
+    _, new = morphism.widen(jax.random.key(0), SPACE, arch, model, 3, 256)
+    k = np.asarray(new.classifier.kernel[...])
+    assert k.shape[0] == 256
+    assert not np.allclose(k[:128], np.asarray(model.classifier.kernel[...]))
+
+
+def test_bad_morphisms_are_named():
+    arch, model = trained_like()
+    with pytest.raises(ValueError, match="must exceed"):
+        morphism.widen(jax.random.key(0), SPACE, arch, model, 0, 64)
+    with pytest.raises(ValueError, match="not a conv or FC"):
+        morphism.widen(jax.random.key(0), SPACE, arch, model, 1, 128)
+    with pytest.raises(ValueError, match="odd"):
+        morphism.grow_kernel(SPACE, arch, model, 0, 4)
+    a2, m2 = morphism.deepen(SPACE, arch, model, 3)
+    with pytest.raises(ValueError, match="MetaQNN"):  # a third FC layer breaks the space's rules
+        morphism.deepen(SPACE, a2, m2, 4)

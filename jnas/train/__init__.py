@@ -1,7 +1,17 @@
 """Train-from-scratch evaluation of a found architecture (the NB201 final-training recipe),
-and many cells of a space trained in one program (`train_cells`)."""
+many cells of a space trained in one program (`train_cells`), and NASH hill climbing with
+network morphisms (`nash`)."""
 
 from jnas.train._cells import TrainedCells, train_cells
+from jnas.train._nash import nash, random_morphism
 from jnas.train._train import TrainConfig, evaluate, train
 
-__all__ = ["TrainConfig", "TrainedCells", "evaluate", "train", "train_cells"]
+__all__ = [
+    "TrainConfig",
+    "TrainedCells",
+    "evaluate",
+    "nash",
+    "random_morphism",
+    "train",
+    "train_cells",
+]

@@ -9,6 +9,9 @@ cells into candidates and takes the `batch_size` best by independent Thompson sa
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 
@@ -29,8 +32,10 @@ def bananas(
     members: int = 5,
     train_steps: int = 200,
     max_points: int = 200,
+    features: Callable[[Any], jax.Array] | None = None,
 ) -> Searcher:
-    """BANANAS over `space` (the path encoding where the space has one)."""
+    """BANANAS over `space` (the path encoding where the space has one); `features(arch)`
+    adds inputs to the encoding (zero-cost proxy scores, standardised)."""
 
     def score(key, x, y, mask, candidates):
         k_fit, k_its = jax.random.split(key)
@@ -51,4 +56,5 @@ def bananas(
         num_parents=num_parents,
         max_points=max_points,
         where="bananas",
+        features=features,
     )

@@ -53,6 +53,20 @@ def encoder(space: Any, encoding: str, where: str) -> Callable[[Any], jax.Array]
     return lambda arch: space_.one_hot(arch).astype(jnp.float32).ravel()
 
 
+def _with_features(
+    encode: Callable[[Any], jax.Array], features: Callable[[Any], jax.Array] | None
+) -> Callable[[Any], jax.Array]:
+    """The encoding with `features(arch)` appended (non-finite values as 0)."""
+    if features is None:
+        return encode
+
+    def both(arch: Any) -> jax.Array:
+        more = jnp.atleast_1d(jnp.asarray(features(arch), jnp.float32))
+        return jnp.concatenate([encode(arch), jnp.where(jnp.isfinite(more), more, 0.0)])
+
+    return both
+
+
 def num_cell_nodes(space: Any) -> int:
     """V, the node count of `space.adjacency`'s cells."""
     shape = jax.eval_shape(lambda k: space.adjacency(space.sample(k)), jax.random.key(0))
@@ -70,10 +84,13 @@ def model_based(
     num_parents: int,
     max_points: int,
     where: str,
+    features: Callable[[Any], jax.Array] | None = None,
 ) -> Searcher:
     """An SMBO searcher: random cells until `num_init` are told, then each `ask` scores
     `num_candidates` candidates (mutations of the `num_parents` best cells, a quarter fresh
-    samples) and returns the `batch_size` best-scoring ones."""
+    samples) and returns the `batch_size` best-scoring ones. `features(arch) -> float32[F]`
+    appends extra inputs to the encoding (e.g. standardised zero-cost proxy scores, White et
+    al.'s "proxies as predictor features")."""
     check_positive(
         where,
         batch_size=batch_size,
@@ -87,7 +104,7 @@ def model_based(
             f"{where}: `batch_size` {batch_size} exceeds `num_candidates` {num_candidates}"
         )
     require(where, space, Space)
-    encode = encoder(space, encoding, where)
+    encode = _with_features(encoder(space, encoding, where), features)
     num_random = max(num_candidates // 4, 1)
     num_mutants = num_candidates - num_random
 

@@ -17,6 +17,8 @@ parent's training instead of starting from scratch:
   identity because its input is already non-negative (Net2DeeperNet).
 - `grow_kernel`: a conv kernel is zero-padded to a larger odd size ("same" padding keeps
   the alignment).
+- `replace_none` (NB201 cells): a `none` edge becomes a ReLU-conv-BN op whose batch norm has
+  scale 0 and shift 0, so it adds exactly zero (in training mode too) until it learns.
 
 Host-side functions (they build a new network); the weights are copied, not traced.
 """
@@ -30,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jnas.spaces import Sequential
+from jnas.spaces import NB201, Sequential
 
 _EPS = 1e-5  # jnas' batch-norm epsilon (PyTorch's)
 
@@ -199,4 +201,35 @@ def grow_kernel(
         _set(dst.conv.bias, np.asarray(src.conv.bias[...]))
     if src.bn is not None:
         _copy_layer(dst.bn, src.bn)
+    return new_arch, new
+
+
+def replace_none(
+    space: NB201, arch: Any, model: Any, edge: int, op: str = "nor_conv_3x3", **build: Any
+) -> tuple[Any, Any]:
+    """An NB201 cell's `none` edge `edge` replaced by `op` (a ReLU-conv-BN op) initialised to
+    output zero, in every cell of the network; `build` are the keywords it was built with."""
+    if not isinstance(space, NB201):
+        raise ValueError(f"replace_none: `space` must be jnas.spaces.NB201; got {type(space)}")
+    ops = np.asarray(arch.ops).astype(np.int64)
+    if not 0 <= edge < ops.shape[0] or space.ops[ops[edge]] != "none":
+        raise ValueError(f"replace_none: edge {edge} of {space.to_string(arch)} is not `none`")
+    if op not in ("nor_conv_1x1", "nor_conv_3x3"):
+        raise ValueError(f"replace_none: `op` must be nor_conv_1x1 or nor_conv_3x3; got {op!r}")
+    ops[edge] = space.ops.index(op)
+    new_arch = type(arch)(jnp.asarray(ops, jnp.asarray(arch.ops).dtype))
+    new = space.build(new_arch, rngs=nnx.Rngs(0), **build)
+    for name in ("stem_conv", "stem_bn", "head_bn", "classifier"):
+        _copy_layer(getattr(new, name), getattr(model, name))
+    for src, dst in zip(model.layers, new.layers, strict=True):
+        if not hasattr(src, "ops"):  # a residual reduction block
+            _copy_layer(dst, src)
+            continue
+        for e, (a, b) in enumerate(zip(src.ops, dst.ops, strict=True)):
+            if e != edge:
+                _copy_layer(b, a)
+        bn = dst.ops[edge].bn
+        _set(bn.scale, np.zeros(bn.scale[...].shape))
+        _set(bn.bias, np.zeros(bn.bias[...].shape))
+    new.eval()
     return new_arch, new

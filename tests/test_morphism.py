@@ -80,3 +80,24 @@ def test_bad_morphisms_are_named():
     a2, m2 = morphism.deepen(SPACE, arch, model, 3)
     with pytest.raises(ValueError, match="MetaQNN"):  # a third FC layer breaks the space's rules
         morphism.deepen(SPACE, a2, m2, 4)
+
+
+@pytest.mark.parametrize("op", ["nor_conv_1x1", "nor_conv_3x3"])
+def test_nb201_none_edge_becomes_a_zero_initialised_conv(op):
+    from jnas.spaces import NB201
+
+    space = NB201()
+    arch = space.from_string(
+        "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|avg_pool_3x3~0|none~1|nor_conv_1x1~2|"
+    )
+    build = {"channels": 4, "cells_per_stage": 1, "num_classes": 3}
+    model = space.build(arch, rngs=nnx.Rngs(0), **build)
+    x = np.random.default_rng(0).normal(size=(2, 8, 8, 3)).astype(np.float32)
+    model.train()
+    model(x)  # running statistics away from their initial values
+    before = logits(model, x)
+    new_arch, new = morphism.replace_none(space, arch, model, 1, op, **build)
+    assert space.ops[int(new_arch.ops[1])] == op
+    assert np.max(np.abs(logits(new, x) - before)) <= 1e-5 * max(1.0, np.max(np.abs(before)))
+    with pytest.raises(ValueError, match="not `none`"):
+        morphism.replace_none(space, arch, model, 0, **build)

@@ -174,8 +174,10 @@ class NB201SearchStage(nnx.Module):
         if kern:
             # the ReLU is shared by the convolutions of every edge leaving the node: its tap
             # counts how many of them the weights select (one per conv of a one-hot cell)
-            conv_ops = [k for k, name in enumerate(self.op_names) if name in _KERNEL]
-            uses = jnp.sum(weights[jnp.asarray(out)][:, jnp.asarray(conv_ops)])
+            uses = 1.0
+            if taps_active():  # traced only for a recording: the step's program is unchanged
+                conv_ops = [k for k, name in enumerate(self.op_names) if name in _KERNEL]
+                uses = jnp.sum(weights[jnp.asarray(out)][:, jnp.asarray(conv_ops)])
             act = jax.nn.relu(tap("relu", node, uses))
             if "nor_conv_1x1" in kern:
                 wide = tap("layer", _dot(act, kern["nor_conv_1x1"]))

@@ -132,7 +132,13 @@ def _train_with_stopping(objective, arch, early_stop, best: dict | None) -> dict
     """Consume the objective's per-epoch fitness until it ends or `early_stop` says stop."""
     incumbent = -math.inf if best is None else best["fitness"]  # -inf: none yet, never stop
     curve: list[float] = []
-    for value in objective(arch):
+    values = objective(arch)
+    if not isinstance(values, Iterable):
+        raise ValueError(
+            "run: with `early_stop` the objective must yield the fitness after each epoch "
+            f"(a generator); it returned {type(values).__name__}"
+        )
+    for value in values:
         curve.append(float(value))
         stop, forecast = early_stop(curve, incumbent)
         if stop:

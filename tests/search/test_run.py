@@ -143,6 +143,15 @@ def test_early_stopping_stops_only_runs_that_cannot_win(tmp_path):
             np.testing.assert_allclose(e["curve"], truth[:5])
             assert truth[-1] < best  # it could not have won
     assert records[-1]["best_fitness"] == best
+    with pytest.raises(ValueError, match="yield the fitness"):
+        search.run(
+            make_searcher("rs", SPACE),
+            objective.final,
+            jax.random.key(3),
+            num_evaluations=2,
+            space=SPACE,
+            early_stop=stop,
+        )
     with pytest.raises(ValueError, match="increasing=True"):
         search.run(
             make_searcher("rs", SPACE),

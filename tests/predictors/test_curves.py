@@ -121,9 +121,12 @@ def test_mixture_moments_and_accuracy_curves():
 def test_vmap_equals_loop_and_too_few_points_is_nan():
     ys = np.stack([REFERENCE[n] for n in ("pow3", "exp3", "mmf")]).astype(np.float32)
     obs = np.stack([observed(k) for k in (8, 12, 1)])
-    batched = jax.jit(jax.vmap(lambda y, o: predictors.extrapolate_curve(y, o, T)))(ys, obs)
+    fams = predictors.curve_families(["pow3", "exp3", "ilog2"])
+    batched = jax.jit(jax.vmap(lambda y, o: predictors.extrapolate_curve(y, o, T, families=fams)))(
+        ys, obs
+    )
     for i in range(2):
-        one = predictors.extrapolate_curve(ys[i], obs[i], T)
+        one = predictors.extrapolate_curve(ys[i], obs[i], T, families=fams)
         np.testing.assert_allclose(float(batched.mean[i]), float(one.mean), rtol=1e-5)
     assert np.isnan(batched.mean[2])
     assert np.isnan(batched.std[2])
@@ -175,14 +178,15 @@ def test_svr_learns_final_values_out_of_sample():
 
 
 def test_stopper_stops_hopeless_runs_only():
-    stop = predictors.curve_stopper(T, threshold=0.05, check_at=(10, 20))
+    fams = predictors.curve_families(["pow3", "exp3", "ilog2"])
+    stop = predictors.curve_stopper(T, threshold=0.05, check_at=(10, 20), families=fams)
     hopeless = (5.0 + 1.0 * np.exp(-0.3 * t)).tolist()  # plateaus at 5
     promising = (2.0 + 3.0 * t**-0.7).tolist()  # heads to 2.07
     assert stop(hopeless[:10], 4.0)[0]
     assert not stop(promising[:10], 4.0)[0]
     assert not stop(hopeless[:11], 4.0)[0]  # not a check epoch
     assert not stop(hopeless[:10], float("inf"))[0]  # no incumbent yet
-    up = predictors.curve_stopper(T, check_at=(10,), increasing=True)
+    up = predictors.curve_stopper(T, check_at=(10,), increasing=True, families=fams)
     assert up([10 - v for v in hopeless[:10]], 6.0)[0]
 
 

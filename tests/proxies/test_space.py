@@ -146,8 +146,6 @@ def test_score_architectures_runs_every_kind_of_proxy():
         assert np.isfinite(conv)
         assert np.isfinite(skip)
         assert conv > skip  # more ReLU codes and more layers
-    epe = functools.partial(proxies.epe_nas, batch=batch, num_classes=3)
-    assert np.all(np.isfinite(proxies.score_architectures(key, epe, SPACE, archs, **NET)))
     for proxy in (proxies.flops, proxies.l2_norm):
         with pytest.raises(ValueError, match=r"space\.build"):
             proxies.score_architectures(key, proxy, SPACE, archs, **NET)

@@ -30,15 +30,7 @@ from jnas.nn import count_flops, count_params, without_batch_norm
 from jnas.spaces import DARTS, NB101
 
 HERE = pathlib.Path(__file__).parent
-NB301_OPS = (
-    "max_pool_3x3",
-    "avg_pool_3x3",
-    "skip_connect",
-    "sep_conv_3x3",
-    "sep_conv_5x5",
-    "dil_conv_3x3",
-    "dil_conv_5x5",
-)
+NB301_OPS = tuple(op for op in DARTS().ops if op != "none")  # NASLib's compact op indices
 
 
 def nb301_genotype(compact: str) -> str:

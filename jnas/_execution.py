@@ -95,3 +95,28 @@ def eval_tasks_per_call(batch: int) -> int:
     """Tasks per compiled evaluation call: 1 on CPU (a lone task's inner loop can be
     unrolled within `UNROLL_BUDGET`), the whole `batch` elsewhere."""
     return 1 if on_cpu() else batch
+
+
+def map_in_chunks(one: Callable[[jax.Array, Any], Any], items: Any, chunk: int) -> list[Any]:
+    """`one(i, item)` for every item along `items`' leading axis, as host arrays: chunks of
+    `chunk` through one compiled program (`lax.map` on CPU, `vmap` elsewhere), the last chunk
+    padded so every call has one shape. Returns one output pytree per chunk, trimmed."""
+
+    def many(ids: jax.Array, part: Any) -> Any:
+        if on_cpu():
+            return jax.lax.map(lambda a: one(*a), (ids, part))
+        return jax.vmap(one)(ids, part)
+
+    run = jax.jit(many)
+    n = jax.tree.leaves(items)[0].shape[0]
+    out = []
+    for start in range(0, n, chunk):
+        size = min(chunk, n - start)
+        ids = jnp.arange(start, start + size)
+        part = jax.tree.map(lambda a, s=start, z=size: jnp.asarray(a[s : s + z]), items)
+        if size < chunk:  # pad the last chunk: one compiled shape
+            pad = chunk - size
+            ids = jnp.concatenate([ids, jnp.full((pad,), ids[-1])])
+            part = jax.tree.map(lambda a, p=pad: jnp.concatenate([a, a[-1:].repeat(p, 0)]), part)
+        out.append(jax.tree.map(lambda o, s=size: np.asarray(o)[:s], run(ids, part)))
+    return out

@@ -21,11 +21,10 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jnas._checks import check_positive
-from jnas._execution import on_cpu
+from jnas._execution import map_in_chunks
 from jnas.nn import functional, without_batch_norm
 from jnas.proxies._zero_cost import NOT_ON_SUPERNET, READS_TAPS
 from jnas.spaces import HasSupernet, require
@@ -78,20 +77,5 @@ def score_architectures(
         with without_batch_norm():
             return proxy(apply, params)
 
-    def many(ids: jax.Array, archs: Any) -> jax.Array:
-        if on_cpu():
-            return jax.lax.map(lambda a: one(*a), (ids, archs))
-        return jax.vmap(one)(ids, archs)
-
-    run = jax.jit(many)
-    n = jax.tree.leaves(archs)[0].shape[0]
-    out = []
-    for start in range(0, n, chunk):
-        ids = jnp.arange(start, min(start + chunk, n))
-        part = jax.tree.map(lambda a, s=start: a[s : s + chunk], archs)
-        if ids.shape[0] < chunk:  # pad the last chunk: one compiled shape
-            pad = chunk - ids.shape[0]
-            ids = jnp.concatenate([ids, jnp.full((pad,), ids[-1])])
-            part = jax.tree.map(lambda a, p=pad: jnp.concatenate([a, a[-1:].repeat(p, 0)]), part)
-        out.append(np.asarray(run(ids, part), np.float64)[: min(chunk, n - start)])
-    return np.concatenate(out)
+    parts = map_in_chunks(one, archs, chunk)
+    return np.concatenate([np.asarray(p, np.float64) for p in parts])

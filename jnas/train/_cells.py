@@ -21,7 +21,7 @@ import numpy as np
 import optax
 
 from jnas._checks import check_positive
-from jnas._execution import on_cpu
+from jnas._execution import map_in_chunks
 from jnas.data import Split
 from jnas.nn import functional
 from jnas.spaces import HasSupernet, require
@@ -121,22 +121,6 @@ def train_cells(
         _, curves = jax.lax.scan(epoch, (params, optimizer.init(params)), jnp.arange(config.epochs))
         return curves
 
-    def many(ids: jax.Array, archs: Any) -> tuple[jax.Array, ...]:
-        if on_cpu():
-            return jax.lax.map(lambda a: one(*a), (ids, archs))
-        return jax.vmap(one)(ids, archs)
-
-    run = jax.jit(many)
-    total = jax.tree.leaves(archs)[0].shape[0]
-    parts = []
-    for start in range(0, total, chunk):
-        ids = jnp.arange(start, min(start + chunk, total))
-        part = jax.tree.map(lambda a, s=start: jnp.asarray(a[s : s + chunk]), archs)
-        if ids.shape[0] < chunk:  # pad the last chunk: one compiled shape
-            pad = chunk - ids.shape[0]
-            ids = jnp.concatenate([ids, jnp.full((pad,), ids[-1])])
-            part = jax.tree.map(lambda a, p=pad: jnp.concatenate([a, a[-1:].repeat(p, 0)]), part)
-        out = run(ids, part)
-        parts.append([np.asarray(o, np.float64)[: min(chunk, total - start)] for o in out])
-    cols = [np.concatenate(c) for c in zip(*parts, strict=True)]
+    parts = map_in_chunks(one, archs, chunk)
+    cols = [np.concatenate([np.asarray(p[k], np.float64) for p in parts]) for k in range(5)]
     return TrainedCells(*cols)

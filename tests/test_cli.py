@@ -180,6 +180,8 @@ TRAIN_CELL = (
         pytest.param(
             ["oneshot", "darts-v1", "--epochs", "8", "--channels", "4", "--batch-size", "128"],
             id="oneshot-search",
+            # the same run driver as train-streamed (kill points, cut, resume); 2 min
+            marks=pytest.mark.slow,
         ),
         pytest.param(
             ["train", TRAIN_CELL, "--epochs", "8", "--channels", "4", "--cells", "1", "--stream"],
@@ -312,6 +314,7 @@ def test_meta_command_on_the_sinusoid(tmp_path):
     assert len(_records(tmp_path / "m" / "records.jsonl")) == 1
 
 
+@pytest.mark.slow  # a learning run (70 s); the meta CLI's wiring is tested above
 def test_meta_command_reptile_on_digits_learns_with_the_paper_setting(tmp_path):
     """Reptile's Omniglot setting (Adam inner loop on support + query minibatches, 50 test
     steps) runs end to end and its meta-learned initialisation adapts to new classes."""

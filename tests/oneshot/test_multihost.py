@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 SCRIPT = pathlib.Path(__file__).parents[2] / "experiments" / "multihost_oneshot.py"
 
@@ -68,6 +69,7 @@ def run(tmp_path, num_processes):
     ]
 
 
+@pytest.mark.slow  # two processes compiling at once (90 s); 8 forced devices in the fast suite
 def test_two_processes_equal_one(tmp_path):
     one = single_process(tmp_path)
     assert one["processes"] == 1

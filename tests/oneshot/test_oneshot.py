@@ -248,7 +248,10 @@ def test_seeds_sharded_over_devices_equal_one_device():
     assert allclose(many.params, one.params, rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", ["darts-v1", "gdas"])
+@pytest.mark.parametrize(
+    "name",
+    ["darts-v1", pytest.param("gdas", marks=pytest.mark.slow)],  # same cast path
+)
 def test_bfloat16_compute_keeps_float32_master_weights(name, key):
     fp32 = oneshot.REGISTRY[name].make(SPACE, **TINY)
     bf16 = oneshot.REGISTRY[name].make(SPACE, **TINY, compute_dtype=jnp.bfloat16)

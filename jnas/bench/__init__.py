@@ -14,6 +14,7 @@ from jnas.bench._nb101 import (
     read_tfrecord,
     write_tfrecord,
 )
+from jnas.bench._nbnlp import NBNLP_DATASET, load_nbnlp
 from jnas.bench._official import (
     convert_official,
     load_table,
@@ -46,6 +47,7 @@ from jnas.bench._table import Table, table_from_numpy
 __all__ = [
     "NB201_DATASETS",
     "NB201_REPORT",
+    "NBNLP_DATASET",
     "Objective",
     "Simulation",
     "SubsetArch",
@@ -59,6 +61,7 @@ __all__ = [
     "load_nats_sss",
     "load_nb101",
     "load_nb201",
+    "load_nbnlp",
     "load_table",
     "max_steps_for",
     "objective",

@@ -18,6 +18,7 @@ from jnas.nn._nb101 import NB101Cell, NB101Network, vertex_channels
 from jnas.nn._nb201 import InferCell, NB201Network, nb201_op
 from jnas.nn._ops import BatchNorm, BatchStatsNorm, conv, linear, without_batch_norm
 from jnas.nn._rngs import init_rngs
+from jnas.nn._rnn import MultiLinear, RecipeCell, RecurrentLM, lm_loss, recipe_order
 from jnas.nn._sequential import SequentialNetwork
 from jnas.nn._supernet import MixedEdge
 from jnas.nn._supernet_chain import ChainSupernet
@@ -46,6 +47,7 @@ __all__ = [
     "MBConv",
     "MixedEdge",
     "Motif",
+    "MultiLinear",
     "NATSSizeNetwork",
     "NATSSizeSupernet",
     "NB101Cell",
@@ -53,6 +55,8 @@ __all__ = [
     "NB201Network",
     "NB201SearchStage",
     "NB201Supernet",
+    "RecipeCell",
+    "RecurrentLM",
     "SepConv",
     "SequentialNetwork",
     "Tap",
@@ -64,8 +68,10 @@ __all__ = [
     "functional",
     "init_rngs",
     "linear",
+    "lm_loss",
     "lstm_controller",
     "nb201_op",
+    "recipe_order",
     "record_taps",
     "relu",
     "tap",

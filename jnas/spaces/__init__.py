@@ -6,6 +6,7 @@ from jnas.spaces._hierarchical import HNAS_PRIMITIVES, Hierarchical, Hierarchica
 from jnas.spaces._nats import NATSSize, NATSSizeArch
 from jnas.spaces._nb101 import NB101, NB101Arch
 from jnas.spaces._nb201 import NB201, AdjacencyEncoding, NB201Arch
+from jnas.spaces._nbnlp import NBNLP, NBNLP_EXAMPLES, NBNLP_OPS, NBNLPArch
 from jnas.spaces._protocols import (
     CAPABILITIES,
     Arch,
@@ -35,6 +36,9 @@ __all__ = [
     "MOBILENET_V2_STAGES",
     "NB101",
     "NB201",
+    "NBNLP",
+    "NBNLP_EXAMPLES",
+    "NBNLP_OPS",
     "PROXYLESS_STAGES",
     "AdjacencyEncoding",
     "Arch",
@@ -56,6 +60,7 @@ __all__ = [
     "NATSSizeArch",
     "NB101Arch",
     "NB201Arch",
+    "NBNLPArch",
     "OpWeights",
     "Sequential",
     "SequentialArch",

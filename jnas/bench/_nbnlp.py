@@ -7,7 +7,8 @@ found by `NBNLP.fingerprint`; each run of a cell is one `seed` of the per-seed c
 the row holds the mean over the runs that reached an epoch. Dataset `"wikitext2"`;
 metrics per epoch 1..50: `valid_loss`, `test_loss`, `train_loss` (cross-entropy, nats),
 `valid_ppl`, `test_ppl` (exp of the loss), `train_time_s` (the benchmark GPU's wall time
-up to the end of that epoch); `params` (epochs None): the language model's parameter
+up to the end of that epoch; for the 4 runs that stopped with a NaN loss, the time up to
+the stop: a query of a later epoch is a failed evaluation charged what the run cost); `params` (epochs None): the language model's parameter
 count as the benchmark reports it.
 """
 
@@ -63,7 +64,8 @@ def load_nbnlp(path: str | os.PathLike | None = None) -> Table:
         counts = np.sum(~np.isnan(per), axis=1)
         return np.where(counts > 0, np.nansum(per, axis=1) / np.maximum(counts, 1), np.nan)
 
-    time_cum = np.cumsum(np.asarray(data["epoch_time_s"], np.float64), axis=1)
+    # a run that stopped (loss NaN) cost its time up to the stop: its clock stays there
+    time_cum = np.cumsum(np.nan_to_num(np.asarray(data["epoch_time_s"], np.float64)), axis=1)
     curves = {
         "valid_loss": np.asarray(data["valid_loss"], np.float64),
         "test_loss": np.asarray(data["test_loss"], np.float64),

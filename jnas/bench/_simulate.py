@@ -33,6 +33,9 @@ class Objective:
     cost_s: jax.Array  # float32[rows] or [fidelities, rows]: simulated seconds per query
     space: Any = dataclasses.field(metadata={"static": True})
     description: str = dataclasses.field(metadata={"static": True})
+    # multi-fidelity only: `cost_s` is cumulative and a run continues from the highest
+    # fidelity it was trained to (charged the difference; a lower one is free)
+    resume: bool = dataclasses.field(default=False, metadata={"static": True})
 
     @property
     def fidelities(self) -> int:
@@ -63,6 +66,8 @@ def objective(
     epochs: int | tuple[int, ...],
     seed: int | None = None,
     cost: str = "train_time_s",
+    minimize: bool = False,
+    resume: bool = False,
 ) -> Objective:
     """An objective from a table: fitness = (dataset, metric, epochs[, seed]), each query
     charged (dataset, `cost`, epochs), or 1 per query with `cost="evaluations"` (for
@@ -73,6 +78,13 @@ def objective(
     metric="valid_acc", epochs=12` (or 200). For multi-fidelity searchers (Hyperband,
     BOHB), a tuple of increasing epochs, e.g. `epochs=(12, 200)`: each query is charged the
     training time at the fidelity it is evaluated at.
+
+    `minimize=True` searches for the lowest value (fitness = -value: a loss or a
+    perplexity). `resume=True` (multi-fidelity, cumulative `cost` columns such as
+    NAS-Bench-NLP's `train_time_s`) continues runs as Hyperband's promotions do in
+    reality: a query at fidelity f of a cell already trained to f' < f is charged
+    cost[f] - cost[f'], one at f <= f' is free (the value is on the logged curve), as
+    NAS-Bench-NLP's own `Environment.simulated_train` charges.
     """
     if isinstance(epochs, tuple):
         if len(epochs) < 2 or list(epochs) != sorted(set(epochs)):
@@ -81,16 +93,36 @@ def objective(
                 f"epochs (lowest fidelity first); got {epochs!r}"
             )
         parts = [
-            objective(table, dataset=dataset, metric=metric, epochs=e, seed=seed, cost=cost)
+            objective(
+                table,
+                dataset=dataset,
+                metric=metric,
+                epochs=e,
+                seed=seed,
+                cost=cost,
+                minimize=minimize,
+            )
             for e in epochs
         ]
+        cost_s = jnp.stack([p.cost_s for p in parts])
+        if resume and not bool(jnp.all(jnp.nan_to_num(jnp.diff(cost_s, axis=0), nan=0.0) >= 0)):
+            raise ValueError(
+                f"objective: `resume=True` needs a cumulative cost ({cost!r} must not "
+                "decrease with the epochs)"
+            )
         return Objective(
             jnp.stack([p.fitness for p in parts]),
-            jnp.stack([p.cost_s for p in parts]),
+            cost_s,
             table.space,
-            parts[-1].description.replace(f"at {epochs[-1]} epochs", f"at {epochs} epochs"),
+            parts[-1].description.replace(f"at {epochs[-1]} epochs", f"at {epochs} epochs")
+            + (", resumed runs" if resume else ""),
+            resume,
         )
+    if resume:
+        raise ValueError("objective: `resume=True` needs several fidelities (a tuple of epochs)")
     fitness = table.column(dataset, metric, epochs, seed)
+    if minimize:
+        fitness = -fitness
     if cost == "evaluations":
         cost_col = jnp.ones_like(fitness)
     else:
@@ -99,6 +131,7 @@ def objective(
         f"{table.name}: {dataset} {metric} at {epochs} epochs"
         + (f", seed {seed}" if seed is not None else "")
         + f", cost {cost}"
+        + (" (minimised)" if minimize else "")
     )
     return Objective(fitness, cost_col, table.space, desc)
 
@@ -194,7 +227,7 @@ def simulate(
         max_steps = max_steps_for(obj, budget_s, searcher.batch_size)
     if not 0 <= setup_s < budget_s:
         raise ValueError(f"simulate: `setup_s` must be in [0, budget_s); got {setup_s!r}")
-    batch = simulate_batch(searcher, obj.space, budget_s, max_steps, setup_s)
+    batch = simulate_batch(searcher, obj.space, budget_s, max_steps, setup_s, resume=obj.resume)
     # the seeds' keys are derived inside the compiled program: one compile, not two
     run = jax.jit(
         lambda key, seeds, fitness, cost: batch(
@@ -224,8 +257,33 @@ def simulate_one(searcher: Searcher, space: Any, budget_s: float, max_steps: int
     return run
 
 
+def _resumed_cost(
+    cost_col: jax.Array, rows: jax.Array, fid: jax.Array, trained: jax.Array, active: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """Charges of a batch of queries that continue runs (`Objective.resume`), one after
+    the other: each pays cost[fid] - cost[reached] (0 if it reached fid already), and
+    `trained[row]` becomes the highest fidelity reached. Inactive steps change nothing."""
+
+    def one(trained, q):
+        row, f = rows[q], fid[q]
+        reached = trained[row].astype(jnp.int32)
+        before = jnp.where(reached >= 0, cost_col[jnp.maximum(reached, 0), row], 0.0)
+        charge = jnp.where(reached >= f, 0.0, cost_col[f, row] - before)
+        new = jnp.where(active, jnp.maximum(reached, f), reached).astype(trained.dtype)
+        return trained.at[row].set(new), charge
+
+    trained, charges = jax.lax.scan(one, trained, jnp.arange(rows.shape[0]))
+    return charges, trained
+
+
 def simulate_batch(
-    searcher: Searcher, space: Any, budget_s: float, max_steps: int, setup_s: float = 0.0
+    searcher: Searcher,
+    space: Any,
+    budget_s: float,
+    max_steps: int,
+    setup_s: float = 0.0,
+    *,
+    resume: bool = False,
 ):
     """The protocol for a batch of seeds: `run(keys[S], fitness_col, cost_col)`.
 
@@ -237,7 +295,7 @@ def simulate_batch(
     fidelity can become the incumbent.
     """
 
-    def step_one(key, state, t, best_f, best_row, n, fitness_col, cost_col):
+    def step_one(key, state, t, best_f, best_row, n, trained, fitness_col, cost_col):
         active = t < budget_s
         archs, asked = searcher.ask(key, state)
         rows = jax.vmap(space.index)(archs)
@@ -248,6 +306,8 @@ def simulate_batch(
             else jnp.full(rows.shape, top, jnp.int32)
         )
         fit, cost = _lookup(fitness_col, cost_col, rows, fid)
+        if resume:  # continue each run from the fidelity it reached (in ask order)
+            cost, trained = _resumed_cost(cost_col, rows, fid, trained, active)
         told = searcher.tell(asked, archs, fit)
         state = jax.tree.map(lambda a, b: jnp.where(active, a, b), told, state)
         clean = jnp.where(jnp.isnan(fit) | (fid != top), -jnp.inf, fit)
@@ -257,9 +317,9 @@ def simulate_batch(
         best_row = jnp.where(better, rows[i], best_row)
         t = t + jnp.where(active, jnp.sum(cost), 0.0)
         n = n + jnp.where(active, rows.shape[0], 0)
-        return state, t, best_f, best_row, n
+        return state, t, best_f, best_row, n, trained
 
-    step_all = jax.vmap(step_one, in_axes=(0, 0, 0, 0, 0, 0, None, None))
+    step_all = jax.vmap(step_one, in_axes=(0, 0, 0, 0, 0, 0, 0, None, None))
 
     def run(keys, fitness_col, cost_col):
         num = keys.shape[0]
@@ -272,6 +332,8 @@ def simulate_batch(
             jnp.full((num,), -jnp.inf, jnp.float32),
             jnp.full((num,), -1, jnp.int32),
             jnp.zeros((num,), jnp.int32),
+            # per seed, the highest fidelity each row was trained to (-1: never)
+            jnp.full((num, fitness_col.shape[-1] if resume else 1), -1, jnp.int8),
             (
                 jnp.zeros((num, max_steps), jnp.float32),
                 jnp.full((num, max_steps), -jnp.inf, jnp.float32),
@@ -284,19 +346,19 @@ def simulate_batch(
             return (step < max_steps) & jnp.any(t < budget_s)
 
         def body(carry):
-            step, state, t, best_f, best_row, n, (ts, fs, rs) = carry
+            step, state, t, best_f, best_row, n, trained, (ts, fs, rs) = carry
             keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(loop_keys, step)
-            state, t, best_f, best_row, n = step_all(
-                keys, state, t, best_f, best_row, n, fitness_col, cost_col
+            state, t, best_f, best_row, n, trained = step_all(
+                keys, state, t, best_f, best_row, n, trained, fitness_col, cost_col
             )
             curves = (
                 ts.at[:, step].set(t),
                 fs.at[:, step].set(best_f),
                 rs.at[:, step].set(best_row),
             )
-            return step + 1, state, t, best_f, best_row, n, curves
+            return step + 1, state, t, best_f, best_row, n, trained, curves
 
-        steps, _, t, best_f, best_row, n, (ts, fs, rs) = jax.lax.while_loop(going, body, carry)
+        steps, _, t, best_f, best_row, n, _, (ts, fs, rs) = jax.lax.while_loop(going, body, carry)
         done = jnp.arange(max_steps)[None, :] >= steps  # unrun steps: the final values
         return (
             jnp.where(done, t[:, None], ts),

@@ -19,6 +19,7 @@ from jnas.data._omniglot import (
     omniglot_tfds,
 )
 from jnas.data._stream import ArraySource, HostSource, chunks, stream
+from jnas.data._text import TextCorpus, bptt_batches, char_corpus, python_corpus
 from jnas.data._tfds import (
     TFDS_NAMES,
     DatasetNotPrepared,
@@ -36,8 +37,11 @@ __all__ = [
     "HostSource",
     "Split",
     "TFDSSource",
+    "TextCorpus",
     "batch_indices",
+    "bptt_batches",
     "channel_stats",
+    "char_corpus",
     "chunks",
     "class_images",
     "digits",
@@ -47,6 +51,7 @@ __all__ = [
     "omniglot",
     "omniglot_alphabets",
     "omniglot_tfds",
+    "python_corpus",
     "random_crop_flip",
     "stratified_halves",
     "stream",

@@ -290,7 +290,7 @@ class RecurrentLM(nnx.Module):
 
 
 def lm_loss(
-    model: RecurrentLM,
+    model: Any,
     tokens: jax.Array,
     targets: jax.Array,
     hidden: list[tuple[jax.Array, ...]] | None = None,
@@ -298,12 +298,14 @@ def lm_loss(
     key: jax.Array | None = None,
     alpha: float = 2.0,
     beta: float = 1.0,
+    **call: Any,
 ) -> tuple[jax.Array, tuple[jax.Array, list[tuple[jax.Array, ...]]]]:
-    """AWD-LSTM's training loss: cross-entropy (nats per token) + `alpha` x mean squared
+    """AWD-LSTM's training loss (for `RecurrentLM`, `DARTSRecurrentLM`, any model with
+    their call signature; `**call` goes to the model, e.g. a search model's `weights`): cross-entropy (nats per token) + `alpha` x mean squared
     dropped last-layer output (AR) + `beta` x mean squared step-to-step change of the raw
     last-layer output (TAR). Returns (loss, (cross-entropy, new hidden)); AR and TAR only
     with a `key` (training)."""
-    logits, new_hidden, extra = model(tokens, hidden, key=key)
+    logits, new_hidden, extra = model(tokens, hidden, key=key, **call)
     ce = optax.softmax_cross_entropy_with_integer_labels(logits, targets).mean()
     loss = ce
     if key is not None:

@@ -163,10 +163,12 @@ def _check(where: str, space: Any, fidelities: int, eta: int, memory: int) -> No
 
 
 def _uniform(space: DecisionSpace) -> Proposer:
-    sizes = jnp.asarray(space.decision_sizes)
+    """The space's own random architecture as decisions: uniform decisions where every
+    combination is a cell (NB201), a uniform table row for a `TableSubset` (whose
+    `from_decisions` snaps uniform decisions to the nearest row, which is not uniform)."""
 
     def propose(key: jax.Array, state: HyperbandState) -> jax.Array:
-        return jax.random.randint(key, sizes.shape, 0, sizes)
+        return space.to_decisions(space.sample(key)).astype(jnp.int32)
 
     return propose
 

@@ -2,6 +2,7 @@
 
 from jnas.spaces._chain import MOBILENET_V2_STAGES, PROXYLESS_STAGES, Chain, ChainArch
 from jnas.spaces._darts import DARTS, DARTS_V1, DARTS_V2, DARTSArch
+from jnas.spaces._darts_rnn import RNN_PRIMITIVES, DARTSRecurrent, DARTSRecurrentArch
 from jnas.spaces._hierarchical import HNAS_PRIMITIVES, Hierarchical, HierarchicalArch
 from jnas.spaces._nats import NATSSize, NATSSizeArch
 from jnas.spaces._nb101 import NB101, NB101Arch
@@ -40,12 +41,15 @@ __all__ = [
     "NBNLP_EXAMPLES",
     "NBNLP_OPS",
     "PROXYLESS_STAGES",
+    "RNN_PRIMITIVES",
     "AdjacencyEncoding",
     "Arch",
     "Buildable",
     "Chain",
     "ChainArch",
     "DARTSArch",
+    "DARTSRecurrent",
+    "DARTSRecurrentArch",
     "DecisionSpace",
     "Decisions",
     "Encodable",

@@ -20,6 +20,7 @@ SPACES = {
     "chain": spaces.Chain(),
     "sequential": spaces.Sequential(),
     "hierarchical": spaces.Hierarchical(),
+    "darts_rnn": spaces.DARTSRecurrent(),
 }
 IDS = list(SPACES)
 
@@ -234,6 +235,7 @@ OFFERS = {
     "chain": {"Space", "Encodable", "Decisions", "HasSupernet", "Buildable"},
     "sequential": {"Space", "Encodable", "Decisions", "Buildable"},
     "hierarchical": {"Space", "Encodable", "Decisions", "Buildable"},
+    "darts_rnn": {"Space", "Encodable", "Decisions", "HasSupernet", "Buildable"},
 }
 
 

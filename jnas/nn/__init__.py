@@ -19,7 +19,7 @@ from jnas.nn._nb201 import InferCell, NB201Network, nb201_op
 from jnas.nn._ops import BatchNorm, BatchStatsNorm, conv, linear, without_batch_norm
 from jnas.nn._rngs import init_rngs
 from jnas.nn._rnn import MultiLinear, RecipeCell, RecurrentLM, lm_loss, recipe_order
-from jnas.nn._rnn_darts import DARTSRecurrentLM
+from jnas.nn._rnn_darts import DARTSRecurrentLM, DARTSRecurrentSupernet
 from jnas.nn._sequential import SequentialNetwork
 from jnas.nn._supernet import MixedEdge
 from jnas.nn._supernet_chain import ChainSupernet
@@ -40,6 +40,7 @@ __all__ = [
     "DARTSCell",
     "DARTSNetwork",
     "DARTSRecurrentLM",
+    "DARTSRecurrentSupernet",
     "DARTSSearchCell",
     "DARTSSupernet",
     "DilConv",

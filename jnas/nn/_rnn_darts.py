@@ -110,7 +110,7 @@ class DARTSRecurrentLM(nnx.Module):
         """One layer, one hidden state: `[(zeros[B, nhid],)]`."""
         return [(jnp.zeros((batch, self.nhid)),)]
 
-    def _cell(self, x, h, x_mask, h_mask, weights):
+    def _cell(self, x, h, x_mask, h_mask, weights, index=None):
         w0, ws = self.w0.get_value(), self.ws.get_value()
         search = self.genotype is None
         c0, h0 = jnp.split(jnp.concatenate([x * x_mask, h * h_mask], -1) @ w0, 2, axis=-1)
@@ -128,12 +128,15 @@ class DARTSRecurrentLM(nnx.Module):
             c, hh = jnp.split((stacked * h_mask[None]) @ ws[i], 2, axis=-1)
             c = jax.nn.sigmoid(c)
             s = jnp.zeros_like(s0)
+            w_node = weights[offset : offset + i + 1]
+            if index is not None:  # only each edge's indexed op (GDAS, single-path methods)
+                picked = jax.nn.one_hot(index[offset : offset + i + 1], len(self.ops))
+                w_node = w_node * picked
             for k, name in enumerate(self.ops):
                 if name == "none":
                     continue
                 update = stacked + c * (_FN[name](hh) - stacked)
-                w = weights[offset : offset + i + 1, k]
-                s = s + jnp.einsum("j,jbh->bh", w, update)
+                s = s + jnp.einsum("j,jbh->bh", w_node[:, k], update)
             states.append(batch_stats_norm(s))
             offset += i + 1
         return jnp.mean(jnp.stack(states[1:]), axis=0)
@@ -144,10 +147,12 @@ class DARTSRecurrentLM(nnx.Module):
         hidden: list[tuple[jax.Array, ...]] | None = None,
         *,
         weights: jax.Array | None = None,
+        index: jax.Array | None = None,
         key: jax.Array | None = None,
     ) -> tuple[jax.Array, list[tuple[jax.Array, ...]], dict[str, jax.Array]]:
         """`tokens` int[B, T] -> (logits [B, T, V], `[(last hidden,)]`, `raw` / `dropped`
-        outputs); the search model needs op `weights` float[steps (steps + 1) / 2, K]."""
+        outputs); the search model needs op `weights` float[steps (steps + 1) / 2, K]
+        (and, for single-path methods, `index` int[E]: one op per edge)."""
         if (self.genotype is None) != (weights is not None):
             raise ValueError(
                 "DARTSRecurrentLM: pass `weights` to the search model (genotype=None) "
@@ -170,7 +175,7 @@ class DARTSRecurrentLM(nnx.Module):
         h_mask = self._mask(keys[3], "dropouth", (b, self.nhid))
 
         def body(h, x):
-            new = self._cell(x, h, x_mask, h_mask, weights)
+            new = self._cell(x, h, x_mask, h_mask, weights, index)
             return new, new
 
         last, raw = jax.lax.scan(body, h, jnp.swapaxes(emb, 0, 1))
@@ -190,3 +195,19 @@ class DARTSRecurrentLM(nnx.Module):
 
     def _locked(self, x: jax.Array, rate: str, key: jax.Array | None) -> jax.Array:
         return x * self._mask(key, rate, (x.shape[0], 1, x.shape[2]))
+
+
+class DARTSRecurrentSupernet(nnx.Module):
+    """The search model as the one-shot methods call a supernet: `(tokens, weights,
+    index=None) -> logits` on batches of (tokens int[B, T], next tokens int[B, T]).
+    Each batch starts from a zero hidden state and runs without dropout (DARTS carries
+    the hidden state across BPTT windows and searches with dropout; the one-shot
+    protocol's batches are stateless)."""
+
+    def __init__(self, **config: Any):
+        self.lm = DARTSRecurrentLM(None, **config)
+
+    def __call__(
+        self, tokens: jax.Array, weights: jax.Array, index: jax.Array | None = None
+    ) -> jax.Array:
+        return self.lm(tokens, weights=weights, index=index)[0]

@@ -122,6 +122,19 @@ def nb201_alpha_optimizer(
     return optax.chain(optax.add_decayed_weights(weight_decay), optax.adam(lr, b1=0.5, b2=0.999))
 
 
+def darts_rnn_optimizers(
+    lr: float = 20.0, weight_decay: float = 5e-7, clip: float = 0.25, alpha_lr: float = 3e-3
+) -> dict[str, Any]:
+    """DARTS' recurrent search settings (`rnn/train_search.py`): SGD 20 with weight decay
+    5e-7 and gradient clip 0.25 on the weights, Adam 3e-3 with weight decay 1e-3 on α. A
+    dict of `w_lr`, `w_optimizer`, `alpha_optimizer` for any method's config."""
+    w = optax.chain(
+        optax.clip_by_global_norm(clip), optax.add_decayed_weights(weight_decay), optax.sgd(lr)
+    )
+    a = optax.chain(optax.add_decayed_weights(1e-3), optax.adam(alpha_lr, b1=0.9, b2=0.999))
+    return {"w_lr": lr, "w_optimizer": w, "alpha_optimizer": a}
+
+
 def check_config(where: str, *, epochs: int, steps_per_epoch: int) -> None:
     check_positive(where, epochs=epochs, steps_per_epoch=steps_per_epoch)
 

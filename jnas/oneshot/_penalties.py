@@ -38,6 +38,11 @@ DARTS_OP_COST = {
 }
 
 
+# DARTS' recurrent ops: every kept edge multiplies by its node's W_i (nhid x 2 nhid);
+# the activation itself is negligible
+RNN_OP_COST = {"tanh": 1.0, "relu": 1.0, "sigmoid": 1.0, "identity": 1.0}
+
+
 class Penalty(NamedTuple):
     """`weight * value(alpha)` added to the architecture loss; `value` is reported under
     `name` in the step's metrics."""
@@ -54,12 +59,13 @@ def _check_weight(where: str, name: str, weight: float) -> None:
 
 def default_op_costs(space: Any) -> Any:
     """A space's own cost table: Chain's per-block MFLOPs (224 px), the NATS size space's
-    relative widths, else the relative MACs of the NB201 / DARTS ops."""
+    relative widths, else the relative MACs of the NB201 / DARTS (convolutional and
+    recurrent) ops."""
     if callable(getattr(space, "op_flops", None)):
         return space.op_flops()
     if callable(getattr(space, "widths", None)) and hasattr(space, "channels"):
         return np.asarray(space.channels, np.float32) / max(space.channels)
-    return NB201_OP_COST | DARTS_OP_COST
+    return NB201_OP_COST | DARTS_OP_COST | RNN_OP_COST
 
 
 def op_costs(space: Any, costs: Any = None) -> jax.Array:

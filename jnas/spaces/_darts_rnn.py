@@ -214,11 +214,12 @@ class DARTSRecurrent:
         )
 
     def supernet(self, **config: Any) -> Any:
-        """The DARTS recurrent search model (`jnas.nn.DARTSRecurrentLM` over the mixed
-        cell); `config` as for `build`."""
-        from jnas.nn import DARTSRecurrentLM
+        """The DARTS recurrent search model as one-shot methods call a supernet
+        (`jnas.nn.DARTSRecurrentSupernet`: `(tokens, weights, index) -> logits`; its
+        `.lm` is the full `DARTSRecurrentLM`); `config` as for `build`."""
+        from jnas.nn import DARTSRecurrentSupernet
 
-        return DARTSRecurrentLM(None, ops=self.ops, steps=self.steps, **config)
+        return DARTSRecurrentSupernet(ops=self.ops, steps=self.steps, **config)
 
     def build(self, arch: DARTSRecurrentArch, **config: Any) -> Any:
         """The language model of the cell (`jnas.nn.DARTSRecurrentLM`; DARTS' PTB setting

@@ -4,8 +4,9 @@ from window to window, Adam with L2 weight decay, gradient clipping, AR/TAR."""
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import jax
@@ -37,7 +38,7 @@ class LMRun(NamedTuple):
 
 def train_lm(
     key: jax.Array,
-    recipe: Mapping[str, Mapping[str, Any]],
+    cell: Mapping[str, Mapping[str, Any]] | Callable[..., Any],
     corpus: TextCorpus,
     *,
     epochs: int = 1,
@@ -51,15 +52,19 @@ def train_lm(
     beta: float = 1.0,
     **model: Any,
 ) -> LMRun:
-    """Train `RecurrentLM(recipe, vocab_size=len(corpus.vocab), **model)` for `epochs` on
-    `corpus.train`; validation after every epoch, test at the end. One compiled program
-    per epoch (`lax.scan` over the BPTT windows). NAS-Bench-NLP trains with batch 20,
-    bptt 70, Adam 1e-3, weight decay 1.2e-6, clip 0.25, alpha 2, beta 1 (its defaults
-    here but bptt)."""
+    """Train a language model for `epochs` on `corpus.train`; validation after every
+    epoch, test at the end. One compiled program per epoch (`lax.scan` over the BPTT
+    windows). `cell`: a NAS-Bench-NLP recipe (the model is `RecurrentLM(recipe,
+    vocab_size=len(corpus.vocab), **model)`) or `make(vocab_size=..., rngs=..., **model)`
+    returning a model with `RecurrentLM`'s call signature (e.g. a `DARTSRecurrent`
+    space's `build` with the cell bound). NAS-Bench-NLP trains with batch 20, bptt 70,
+    Adam 1e-3, weight decay 1.2e-6, clip 0.25, alpha 2, beta 1 (its defaults here but
+    bptt)."""
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"train_lm: `epochs` must be an integer >= 1; got {epochs!r}")
     k_init, key = jax.random.split(key)
-    net = RecurrentLM(recipe, vocab_size=len(corpus.vocab), rngs=nnx.Rngs(k_init), **model)
+    make = cell if callable(cell) else functools.partial(RecurrentLM, cell)
+    net = make(vocab_size=len(corpus.vocab), rngs=nnx.Rngs(k_init), **model)
     graph, params = nnx.split(net)
     tx = optax.chain(
         optax.clip_by_global_norm(clip), optax.add_decayed_weights(wdecay), optax.adam(lr)

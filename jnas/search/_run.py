@@ -13,18 +13,29 @@ objective yields the fitness after each epoch instead of returning one number; a
 epoch the rule sees the curve so far and the incumbent (the best *completed* run) and may stop
 the run (Domhan et al. 2015). A stopped run is told its forecast final fitness (as Domhan et
 al. tell SMAC) and never becomes the incumbent; its curve and `stopped_at` epoch are recorded.
+
+Multi-fidelity searchers (Hyperband, BOHB) need `fidelities`, the budget of each of their
+fidelities (epochs, a data fraction, a width: whatever the objective reads), and an
+objective `objective(arch, budget, state) -> (fitness, state)`: `state` is None for a fresh
+run, else the state the objective returned when this architecture last reached a lower
+budget, so a promotion trains only the difference. States are pytrees of arrays, stored in
+the run folder (`partial/`, Flax's msgpack) and handed back as Flax state dicts (nested
+dicts of NumPy arrays) with and without a resume alike. Only evaluations at the highest
+fidelity become the incumbent.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import pathlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import jax
 import numpy as np
+from flax import serialization
 
 from jnas._checks import check_positive
 from jnas.checkpoint import RunDir, read_jsonl
@@ -33,11 +44,13 @@ from jnas.search._base import Searcher
 
 Objective = Callable[[Any], float]  # one architecture -> fitness (higher is better)
 CurveObjective = Callable[[Any], Iterable[float]]  # -> fitness after each epoch
+# (architecture, budget, state to continue from or None) -> (fitness, state at that budget)
+FidelityObjective = Callable[[Any, Any, Any], tuple[float, Any]]
 
 
 def run(
     searcher: Searcher,
-    objective: Objective | CurveObjective,
+    objective: Objective | CurveObjective | FidelityObjective,
     key: jax.Array,
     *,
     num_evaluations: int,
@@ -46,17 +59,27 @@ def run(
     resume: bool = False,
     on_evaluation: Callable[[dict], None] | None = None,
     early_stop: Callable[[list[float], float], tuple[bool, Any]] | None = None,
+    fidelities: Sequence[Any] | None = None,
 ) -> tuple[Any, list[dict]]:
     """Run `searcher` for `num_evaluations` evaluations of `objective` (rounded up to whole
     batches); returns (final state, one record per round). Round t asks with
-    `fold_in(key, t)`. A NaN fitness is recorded as NaN and told as the worst.
+    `fold_in(key, t)`. A NaN fitness is recorded as NaN and told as the worst. For a
+    multi-fidelity searcher, `fidelities` are its budgets, lowest first (see the module
+    docstring).
     """
-    if searcher.fidelities > 1:
+    multi = searcher.fidelities > 1
+    if multi and (fidelities is None or len(fidelities) != searcher.fidelities):
         raise ValueError(
-            f"run: the searcher is multi-fidelity ({searcher.fidelities} "
-            "fidelities) and `objective` takes one architecture; run it against "
-            "a table with `jnas.bench.simulate` and a multi-fidelity objective"
+            f"run: the searcher is multi-fidelity ({searcher.fidelities} fidelities): pass "
+            f"`fidelities`, the budget of each (e.g. epochs), lowest first; got {fidelities!r}"
         )
+    if not multi and fidelities is not None:
+        raise ValueError(
+            "run: `fidelities` is for multi-fidelity searchers (hyperband, bohb); "
+            f"this one evaluates at one fidelity; got {fidelities!r}"
+        )
+    if multi and early_stop is not None:
+        raise ValueError("run: `early_stop` and a multi-fidelity searcher do not combine")
     check_positive("run", num_evaluations=num_evaluations)
     if early_stop is not None and not getattr(early_stop, "increasing", True):
         raise ValueError(
@@ -66,21 +89,29 @@ def run(
     rounds = math.ceil(num_evaluations / searcher.batch_size)
     k_init, k_rounds = jax.random.split(key)
     ask, tell = jax.jit(searcher.ask), jax.jit(searcher.tell)
+    fidelity_of = jax.jit(searcher.fidelity) if multi and searcher.fidelity else None
+    top = searcher.fidelities - 1
     done: dict = {}  # (round, i) -> the evaluation a killed run already finished
     seen: list[dict] = []  # every evaluation so far, for the running best
     log: list[pathlib.Path] = []
+    partial = _Partial()  # multi-fidelity: the state each architecture reached
 
     def on_open(rundir: RunDir | None, start: int, records: list[dict]) -> None:
         seen.extend(e for r in records for e in r["evaluations"])
         if rundir is not None:
             log.append(rundir.path / "evaluations.jsonl")
+            partial.folder = rundir.path / "partial"
             if resume:
                 done.update({(e["round"], e["i"]): e for e in read_jsonl(log[0])})
             else:
                 log[0].write_text("")
+        for e in [*seen, *done.values()]:
+            if "budget_index" in e and "arch" in e:
+                partial.reach(e["arch"], e["budget_index"], e.get("state_file"))
 
     def unit(state: Any, t: int) -> tuple[Any, dict, dict]:
         archs, state = ask(jax.random.fold_in(k_rounds, t), state)
+        fids = np.asarray(fidelity_of(state)) if fidelity_of is not None else None
         evaluations = []
         for i in range(searcher.batch_size):
             arch = jax.tree.map(lambda a, i=i: a[i], archs)
@@ -88,7 +119,14 @@ def run(
                 entry = done[(t, i)]
             else:
                 entry = {"round": t, "i": i}
-                if early_stop is None:
+                if fids is not None:
+                    assert fidelities is not None
+                    entry.update(
+                        partial.evaluate(
+                            objective, arch, space.to_string(arch), int(fids[i]), fidelities, t, i
+                        )
+                    )
+                elif early_stop is None:
                     entry["fitness"] = float(objective(arch))  # type: ignore[arg-type]
                 else:
                     entry.update(_train_with_stopping(objective, arch, early_stop, _best(seen)))
@@ -102,7 +140,7 @@ def run(
             seen.append(evaluation)
         fitness = np.asarray([e["fitness"] for e in evaluations], np.float32)
         state = tell(state, archs, fitness)
-        best = _best(seen)
+        best = _best([e for e in seen if e.get("budget_index", top) == top])
         return (
             state,
             {},
@@ -117,6 +155,70 @@ def run(
     return run_units(
         unit, units=rounds, init=searcher.init, key=k_init, out=out, resume=resume, on_open=on_open
     )
+
+
+class _Partial:
+    """Multi-fidelity runs in progress: per architecture string, the highest budget index
+    reached and the file holding the objective's state there (in memory without a run
+    folder, as the same state-dict form)."""
+
+    def __init__(self) -> None:
+        self.folder: pathlib.Path | None = None
+        self.reached: dict[str, tuple[int, str | None]] = {}
+        self.memory: dict[str, bytes] = {}
+
+    def reach(self, arch: str, index: int, state_file: str | None) -> None:
+        if index > self.reached.get(arch, (-1, None))[0]:
+            self.reached[arch] = (index, state_file)
+
+    def _load(self, name: str | None) -> Any:
+        if name is None:
+            return None
+        data = self.memory[name] if self.folder is None else (self.folder / name).read_bytes()
+        return serialization.msgpack_restore(data)
+
+    def _save(self, name: str, state: Any) -> None:
+        data = serialization.msgpack_serialize(serialization.to_state_dict(state))
+        if self.folder is None:
+            self.memory[name] = data
+            return
+        self.folder.mkdir(exist_ok=True)
+        tmp = self.folder / f"{name}.tmp"
+        tmp.write_bytes(data)
+        tmp.replace(self.folder / name)  # whole or absent after a kill
+
+    def evaluate(
+        self,
+        objective: Any,
+        arch: Any,
+        key: str,
+        index: int,
+        budgets: Sequence[Any],
+        t: int,
+        i: int,
+    ) -> dict:
+        """Evaluate at budget `index`, continuing from the highest budget reached below it
+        (a budget at or below one reached starts a fresh run: its state is past it)."""
+        before, state_file = self.reached.get(key, (-1, None))
+        start = state_file if before < index else None
+        out = objective(arch, budgets[index], self._load(start))
+        if not isinstance(out, tuple) or len(out) != 2:
+            raise ValueError(
+                "run: a multi-fidelity objective returns (fitness, state); got "
+                f"{type(out).__name__}"
+            )
+        fitness, state = out
+        name = f"{hashlib.md5(key.encode()).hexdigest()}-{index}-{t}-{i}.msgpack"
+        self._save(name, state)
+        self.reach(key, index, name)
+        return {
+            "fitness": float(fitness),
+            "arch": key,
+            "budget_index": index,
+            "budget": budgets[index],
+            "continued_from": None if start is None else budgets[before],
+            "state_file": name,
+        }
 
 
 def _best(evaluations: list[dict]) -> dict | None:

@@ -185,3 +185,68 @@ def test_early_stopping_stops_only_runs_that_cannot_win(tmp_path):
         **kwargs,
     )
     assert resumed == records
+
+
+class Training:
+    """A multi-fidelity objective with a state: fitness after e epochs is
+    sum_{k<e} score * 0.5^k (the same whether trained at once or continued); counts the
+    epochs it trains; can be killed on a chosen call."""
+
+    def __init__(self, fail_at=None):
+        self.epochs, self.calls, self.fail_at = 0, 0, fail_at
+
+    def __call__(self, arch, budget, state):
+        self.calls += 1
+        if self.fail_at is not None and self.calls == self.fail_at:
+            raise KeyboardInterrupt
+        score = float(WEIGHTS[np.arange(6), np.asarray(arch.ops)].sum())
+        start = 0 if state is None else int(state["epochs"])
+        value = 0.0 if state is None else float(state["value"])
+        assert start < budget
+        for e in range(start, budget):
+            value += score * 0.5**e
+            self.epochs += 1
+        return value, {"epochs": np.int32(budget), "value": np.float64(value)}
+
+
+def _scratch(arch_string, budget):
+    arch = SPACE.from_string(arch_string)
+    score = float(WEIGHTS[np.arange(6), np.asarray(arch.ops)].sum())
+    return sum(score * 0.5**e for e in range(budget))
+
+
+def test_hyperband_runs_real_objectives_and_promotions_continue_their_runs(tmp_path):
+    searcher = search.hyperband(SPACE, fidelities=3, eta=3)
+    budgets = (1, 3, 9)
+    kwargs = {"num_evaluations": 40, "space": SPACE, "fidelities": budgets}
+    objective = Training()
+    _, full = search.run(searcher, objective, jax.random.key(2), out=tmp_path / "full", **kwargs)
+    evaluations = [e for r in full for e in r["evaluations"]]
+    assert len(evaluations) == 40
+    promoted = [e for e in evaluations if e["continued_from"] is not None]
+    assert promoted  # Hyperband's promotions re-evaluate the same cells higher up
+    for e in evaluations:
+        assert e["budget"] == budgets[e["budget_index"]]
+        np.testing.assert_allclose(e["fitness"], _scratch(e["arch"], e["budget"]), rtol=1e-12)
+    trained = sum(e["budget"] - (e["continued_from"] or 0) for e in evaluations)
+    assert objective.epochs == trained < sum(e["budget"] for e in evaluations)
+    top = [e for e in evaluations if e["budget_index"] == 2]
+    assert full[-1]["best_fitness"] == max(e["fitness"] for e in top)
+    # killed twice (the states of partial runs on disk), resumed: the same records and no
+    # epoch trained twice
+    epochs = 0
+    for fail_at in (7, 11):
+        obj = Training(fail_at=fail_at)
+        with pytest.raises(KeyboardInterrupt):
+            search.run(
+                searcher, obj, jax.random.key(2), out=tmp_path / "cut", resume=True, **kwargs
+            )
+        epochs += obj.epochs
+    obj = Training()
+    _, resumed = search.run(
+        searcher, obj, jax.random.key(2), out=tmp_path / "cut", resume=True, **kwargs
+    )
+    assert resumed == full
+    assert epochs + obj.epochs == objective.epochs
+    with pytest.raises(ValueError, match="fidelities"):
+        search.run(searcher, obj, jax.random.key(2), num_evaluations=3, space=SPACE)

@@ -15,7 +15,7 @@ from jnas.search._qlearning import QLearningState, metaqnn_epsilon, q_learning
 from jnas.search._random import RandomSearchState, random_search
 from jnas.search._registry import REGISTRY, Entry, make_searcher, supports
 from jnas.search._reinforce import ReinforceState, reinforce
-from jnas.search._run import run
+from jnas.search._run import restore_state, run
 from jnas.search._tournament import tournament_evolution
 from jnas.search._warmup import WarmupState, zero_cost_warmup
 
@@ -53,6 +53,7 @@ __all__ = [
     "random_search",
     "regularized_evolution",
     "reinforce",
+    "restore_state",
     "run",
     "supports",
     "tournament_evolution",

@@ -19,9 +19,10 @@ fidelities (epochs, a data fraction, a width: whatever the objective reads), and
 objective `objective(arch, budget, state) -> (fitness, state)`: `state` is None for a fresh
 run, else the state the objective returned when this architecture last reached a lower
 budget, so a promotion trains only the difference. States are pytrees of arrays, stored in
-the run folder (`partial/`, Flax's msgpack) and handed back as Flax state dicts (nested
-dicts of NumPy arrays) with and without a resume alike. Only evaluations at the highest
-fidelity become the incumbent.
+the run folder (`partial/`, msgpack) and handed back flat, `{jax.tree_util.keystr(path):
+NumPy array}`, with and without a resume alike; `restore_state(template, state)` rebuilds
+the pytree (an `nnx.State`, an optimiser state) from a template of the same structure.
+Only evaluations at the highest fidelity become the incumbent.
 """
 
 from __future__ import annotations
@@ -157,6 +158,22 @@ def run(
     )
 
 
+def restore_state(template: Any, state: dict[str, Any]) -> Any:
+    """The pytree of `template`'s structure with the leaves of a multi-fidelity
+    objective's saved `state` (`{keystr(path): array}`), e.g. `restore_state(
+    (params, opt_state), state)` with a freshly initialised pair as the template."""
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(template)
+    missing = [jax.tree_util.keystr(p) for p, _ in leaves if jax.tree_util.keystr(p) not in state]
+    if missing or len(leaves) != len(state):
+        raise ValueError(
+            f"restore_state: `state` does not match the template: missing {missing[:5]}, "
+            f"{len(state)} saved leaves for {len(leaves)}"
+        )
+    return jax.tree_util.tree_unflatten(
+        treedef, [state[jax.tree_util.keystr(p)] for p, _ in leaves]
+    )
+
+
 class _Partial:
     """Multi-fidelity runs in progress: per architecture string, the highest budget index
     reached and the file holding the objective's state there (in memory without a run
@@ -178,7 +195,9 @@ class _Partial:
         return serialization.msgpack_restore(data)
 
     def _save(self, name: str, state: Any) -> None:
-        data = serialization.msgpack_serialize(serialization.to_state_dict(state))
+        leaves = jax.tree_util.tree_flatten_with_path(state)[0]
+        flat = {jax.tree_util.keystr(p): np.asarray(x) for p, x in leaves}
+        data = serialization.msgpack_serialize(flat)
         if self.folder is None:
             self.memory[name] = data
             return

@@ -200,6 +200,8 @@ class Training:
         if self.fail_at is not None and self.calls == self.fail_at:
             raise KeyboardInterrupt
         score = float(WEIGHTS[np.arange(6), np.asarray(arch.ops)].sum())
+        if state is not None:
+            state = search.restore_state({"epochs": np.int32(0), "value": np.float64(0)}, state)
         start = 0 if state is None else int(state["epochs"])
         value = 0.0 if state is None else float(state["value"])
         assert start < budget

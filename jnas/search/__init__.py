@@ -17,6 +17,7 @@ from jnas.search._registry import REGISTRY, Entry, make_searcher, supports
 from jnas.search._reinforce import ReinforceState, reinforce
 from jnas.search._run import restore_state, run
 from jnas.search._tournament import tournament_evolution
+from jnas.search._tpe import TPEState, tpe
 from jnas.search._warmup import WarmupState, zero_cost_warmup
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "RandomSearchState",
     "ReinforceState",
     "Searcher",
+    "TPEState",
     "WarmupState",
     "bananas",
     "bayesian_optimization",
@@ -57,5 +59,6 @@ __all__ = [
     "run",
     "supports",
     "tournament_evolution",
+    "tpe",
     "zero_cost_warmup",
 ]

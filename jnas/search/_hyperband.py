@@ -173,6 +173,72 @@ def _uniform(space: DecisionSpace) -> Proposer:
     return propose
 
 
+def tpe_proposer(
+    space: DecisionSpace,
+    top_fraction: float,
+    random_fraction: float,
+    num_samples: int,
+    bandwidth: float,
+    bandwidth_factor: float,
+    min_points: int,
+) -> Callable[[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array], jax.Array]:
+    """TPE's proposal (Bergstra et al. 2011, as BOHB uses it): `propose(key, decisions,
+    fitness, mine, use_model) -> decisions`. Of the observations `mine`, the best
+    `top_fraction` (at least `min_points`) are "good", the rest (at least `min_points`)
+    "bad"; `num_samples` candidates drawn around good points (each decision redrawn with
+    probability `bandwidth * bandwidth_factor`) are ranked by l(x) / g(x), categorical
+    Aitchison-Aitken kernel densities of the good and bad points; a uniform architecture
+    instead with probability `random_fraction` or while `use_model` is False."""
+    sizes = jnp.asarray(space.decision_sizes)
+    uniform = _uniform(space)
+    other = jnp.maximum(sizes - 1, 1).astype(jnp.float32)
+
+    def density(x: jax.Array, points: jax.Array, weight: jax.Array, bw: float) -> jax.Array:
+        k = jnp.where(
+            points == x[None, :], 1.0 - bw, jnp.where(sizes > 1, bw / other, 0.0)[None, :]
+        )
+        return jnp.sum(jnp.prod(k, axis=1) * weight) / jnp.maximum(jnp.sum(weight), 1.0)
+
+    def propose(
+        key: jax.Array,
+        decisions: jax.Array,
+        fitness: jax.Array,
+        mine: jax.Array,
+        use_model: jax.Array,
+    ) -> jax.Array:
+        memory = decisions.shape[0]
+        k_uniform, k_coin, k_base, k_keep, k_shift = jax.random.split(key, 5)
+        n = jnp.sum(mine)
+        rank = jnp.argsort(jnp.argsort(jnp.where(mine, -fitness, jnp.inf)))
+        n_good = jnp.maximum(min_points, jnp.floor(top_fraction * n).astype(jnp.int32))
+        n_bad = jnp.maximum(min_points, n - n_good)
+        good = mine & (rank < n_good)
+        bad = mine & (rank >= n - n_bad)
+        # candidates around good points, the bandwidth widened by `bandwidth_factor`
+        wide = min(bandwidth * bandwidth_factor, 1.0)
+        bases = decisions[
+            jax.random.choice(
+                k_base, memory, (num_samples,), p=good / jnp.maximum(jnp.sum(good), 1)
+            )
+        ]
+        keep = jax.random.uniform(k_keep, bases.shape) >= wide
+        shift = jax.random.randint(k_shift, bases.shape, 1, jnp.maximum(sizes, 2)[None, :])
+        candidates = jnp.where(
+            keep | (sizes == 1)[None, :], bases, (bases + shift) % sizes[None, :]
+        )
+        score = jax.vmap(
+            lambda x: (
+                jnp.log(density(x, decisions, good, bandwidth) + 1e-32)
+                - jnp.log(density(x, decisions, bad, bandwidth) + 1e-32)
+            )
+        )(candidates)
+        modelled = candidates[jnp.argmax(score)]
+        model = use_model & (jax.random.uniform(k_coin) >= random_fraction)
+        return jnp.where(model, modelled, uniform(k_uniform, None))
+
+    return propose
+
+
 def hyperband(space: DecisionSpace, fidelities: int = 2, eta: int = 3) -> Searcher:
     """Hyperband with uniform random architectures starting each bracket; evaluate with a
     multi-fidelity objective, e.g. `bench.objective(table, ..., epochs=(12, 200))`."""
@@ -209,52 +275,18 @@ def bohb(
             raise ValueError(f"{where}: `{name}` must be in (0, 1); got {value!r}")
     if not bandwidth_factor >= 1:
         raise ValueError(f"{where}: `bandwidth_factor` must be >= 1; got {bandwidth_factor!r}")
-    sizes = jnp.asarray(space.decision_sizes)
-    num_decisions = len(space.decision_sizes)
-    min_points = num_decisions + 1 if min_points is None else min_points
+    min_points = len(space.decision_sizes) + 1 if min_points is None else min_points
     check_positive(where, min_points=min_points)
-    uniform = _uniform(space)
-    other = jnp.maximum(sizes - 1, 1).astype(jnp.float32)
-
-    def density(x: jax.Array, points: jax.Array, weight: jax.Array, bw: float) -> jax.Array:
-        k = jnp.where(
-            points == x[None, :], 1.0 - bw, jnp.where(sizes > 1, bw / other, 0.0)[None, :]
-        )
-        return jnp.sum(jnp.prod(k, axis=1) * weight) / jnp.maximum(jnp.sum(weight), 1.0)
+    tpe = tpe_proposer(
+        space, top_fraction, random_fraction, num_samples, bandwidth, bandwidth_factor, min_points
+    )
 
     def propose(key: jax.Array, state: HyperbandState) -> jax.Array:
-        k_uniform, k_coin, k_base, k_keep, k_shift = jax.random.split(key, 5)
         valid = jnp.arange(memory) < jnp.minimum(state.stored, memory)
         counts = jnp.asarray([jnp.sum(valid & (state.fidelity_of == f)) for f in range(fidelities)])
         usable = counts >= min_points
         level = jnp.max(jnp.where(usable, jnp.arange(fidelities), -1))
         mine = valid & (state.fidelity_of == level)
-        n = jnp.sum(mine)
-        rank = jnp.argsort(jnp.argsort(jnp.where(mine, -state.fitness, jnp.inf)))
-        n_good = jnp.maximum(min_points, jnp.floor(top_fraction * n).astype(jnp.int32))
-        n_bad = jnp.maximum(min_points, n - n_good)
-        good = mine & (rank < n_good)
-        bad = mine & (rank >= n - n_bad)
-        # candidates around good points, the bandwidth widened by `bandwidth_factor`
-        wide = min(bandwidth * bandwidth_factor, 1.0)
-        bases = state.decisions[
-            jax.random.choice(
-                k_base, memory, (num_samples,), p=good / jnp.maximum(jnp.sum(good), 1)
-            )
-        ]
-        keep = jax.random.uniform(k_keep, bases.shape) >= wide
-        shift = jax.random.randint(k_shift, bases.shape, 1, jnp.maximum(sizes, 2)[None, :])
-        candidates = jnp.where(
-            keep | (sizes == 1)[None, :], bases, (bases + shift) % sizes[None, :]
-        )
-        score = jax.vmap(
-            lambda x: (
-                jnp.log(density(x, state.decisions, good, bandwidth) + 1e-32)
-                - jnp.log(density(x, state.decisions, bad, bandwidth) + 1e-32)
-            )
-        )(candidates)
-        modelled = candidates[jnp.argmax(score)]
-        use_model = (level >= 0) & (jax.random.uniform(k_coin) >= random_fraction)
-        return jnp.where(use_model, modelled, uniform(k_uniform, state))
+        return tpe(key, state.decisions, state.fitness, mine, level >= 0)
 
     return _multi_fidelity(space, fidelities, eta, memory, propose)

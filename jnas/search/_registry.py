@@ -19,6 +19,7 @@ from jnas.search._qlearning import q_learning
 from jnas.search._random import random_search
 from jnas.search._reinforce import reinforce
 from jnas.search._tournament import tournament_evolution
+from jnas.search._tpe import tpe
 from jnas.spaces import Decisions, Encodable, HasAdjacency, Space
 
 
@@ -76,6 +77,7 @@ REGISTRY: dict[str, Entry] = {
         needs=(Space, HasAdjacency),
     ),
     "bananas": Entry("BANANAS", "BANANAS", bananas, model_based=True, needs=(Space, Encodable)),
+    "tpe": Entry("TPE", "TPE (categorical kernel densities, as in BOHB)", tpe, needs=_DECISIONS),
     "pnas": Entry(
         "PNAS",
         "PNAS (progressive prefixes, MLP-ensemble surrogate)",

@@ -1,4 +1,5 @@
-"""Surrogate models of architecture performance as pure `fit` / `predict` functions, and
+"""Surrogate models of architecture performance as pure `fit` / `predict` functions (GP, MLP
+ensembles, random forests, the WL kernel), and
 learning-curve extrapolation (Domhan et al. 2015, Baker et al. 2017) with early stopping."""
 
 from jnas.predictors._curve_svr import CurveSVR, curve_features, fit_curve_svr
@@ -12,6 +13,7 @@ from jnas.predictors._curves import (
     probability_better,
 )
 from jnas.predictors._early_stop import CurveStopper, curve_stopper
+from jnas.predictors._forest import Forest, forest_fit, forest_predict
 from jnas.predictors._gp import (
     DEFAULT_LENGTHSCALES,
     GP,
@@ -32,6 +34,7 @@ __all__ = [
     "CurveForecast",
     "CurveSVR",
     "CurveStopper",
+    "Forest",
     "curve_families",
     "curve_features",
     "curve_stopper",
@@ -39,6 +42,8 @@ __all__ = [
     "ensemble_predict",
     "extrapolate_curve",
     "fit_curve_svr",
+    "forest_fit",
+    "forest_predict",
     "gp_fit",
     "gp_predict",
     "hamming_distance",

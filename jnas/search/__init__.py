@@ -16,6 +16,7 @@ from jnas.search._random import RandomSearchState, random_search
 from jnas.search._registry import REGISTRY, Entry, make_searcher, supports
 from jnas.search._reinforce import ReinforceState, reinforce
 from jnas.search._run import restore_state, run
+from jnas.search._smac import SMACState, smac
 from jnas.search._tournament import tournament_evolution
 from jnas.search._tpe import TPEState, tpe
 from jnas.search._warmup import WarmupState, zero_cost_warmup
@@ -35,6 +36,7 @@ __all__ = [
     "QLearningState",
     "RandomSearchState",
     "ReinforceState",
+    "SMACState",
     "Searcher",
     "TPEState",
     "WarmupState",
@@ -57,6 +59,7 @@ __all__ = [
     "reinforce",
     "restore_state",
     "run",
+    "smac",
     "supports",
     "tournament_evolution",
     "tpe",

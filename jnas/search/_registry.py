@@ -18,6 +18,7 @@ from jnas.search._pnas import pnas
 from jnas.search._qlearning import q_learning
 from jnas.search._random import random_search
 from jnas.search._reinforce import reinforce
+from jnas.search._smac import smac
 from jnas.search._tournament import tournament_evolution
 from jnas.search._tpe import tpe
 from jnas.spaces import Decisions, Encodable, HasAdjacency, Space
@@ -77,6 +78,13 @@ REGISTRY: dict[str, Entry] = {
         needs=(Space, HasAdjacency),
     ),
     "bananas": Entry("BANANAS", "BANANAS", bananas, model_based=True, needs=(Space, Encodable)),
+    "smac": Entry(
+        "SMAC (random forest, EI)",
+        "SMAC: random-forest surrogate, EI, local search",
+        smac,
+        model_based=True,
+        needs=(Space, Encodable),
+    ),
     "tpe": Entry("TPE", "TPE (categorical kernel densities, as in BOHB)", tpe, needs=_DECISIONS),
     "pnas": Entry(
         "PNAS",

@@ -22,6 +22,10 @@ REGISTRY = {
     "qlearning": lambda space: search.q_learning(space, batch_size=2, replay=8, memory=16),
     "hyperband": search.hyperband,
     "bohb": lambda space: search.bohb(space, num_samples=8, memory=16),
+    "tpe": lambda space: search.tpe(space, num_samples=8, memory=16, min_points=3),
+    "smac": lambda space: search.smac(
+        space, trees=2, depth=3, num_init=3, num_random=8, local_starts=2, local_steps=1, memory=16
+    ),
     "bo": lambda space: search.bayesian_optimization(
         space, batch_size=2, num_init=4, num_candidates=16, num_parents=4, max_points=16
     ),
@@ -210,6 +214,8 @@ def test_registry_names_every_public_factory():
         "bohb",
         "pnas",
         "nao",
+        "tpe",
+        "smac",
     }
     assert {getattr(search, n) for n in names} <= factories
     assert search.make_searcher("reinforce-lstm", NB201()).batch_size >= 1

@@ -243,6 +243,31 @@ def test_bench_run_writes_results_and_plot(tmp_path, nasbench_dir):
     assert "seeds" in out.stderr  # the progress bar
 
 
+def test_bench_run_on_nas_bench_nlp_with_resumed_multi_fidelity(tmp_path, nasbench_dir):
+    out = _run(
+        "bench",
+        "run",
+        "--table",
+        "nbnlp",
+        "--nasbench",
+        str(nasbench_dir),
+        "--searcher",
+        "rs",
+        "hyperband",
+        "--seeds",
+        "10",
+        "--out",
+        str(tmp_path),
+    )
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert [r["searcher"] for r in rows] == ["rs", "hyperband"]
+    assert "resumed runs" in rows[1]["fitness"]  # promotions continue their runs
+    assert 96.4 < rows[0]["wikitext2/valid_ppl/50"]["mean"] < 300  # the best cell: 96.49
+    assert rows[1]["evals_mean"] > 5 * rows[0]["evals_mean"]  # cheap low-fidelity queries
+    assert (tmp_path / "regret.png").stat().st_size > 1000
+
+
 def test_bench_run_bad_arguments_exit_2(tmp_path):
     out = _run("bench", "run", "--seeds", "0", "--out", str(tmp_path))
     assert out.returncode == 2
@@ -251,6 +276,9 @@ def test_bench_run_bad_arguments_exit_2(tmp_path):
     assert out.returncode == 2
     assert "nb201_tss.npz" in out.stderr
     assert "Traceback" not in out.stderr
+    out = _run("bench", "run", "--table", "nbnlp", "--epochs", "12", "--out", str(tmp_path))
+    assert out.returncode == 2
+    assert "drop --dataset and --epochs" in out.stderr
 
 
 def test_search_command_on_the_table_and_by_training(tmp_path, nasbench_dir):

@@ -25,6 +25,7 @@ from jnas.bench._official import (
 from jnas.bench._pareto import pareto_front
 from jnas.bench._report import (
     NB201_REPORT,
+    NBNLP_REPORT,
     arch_report,
     plot_regret,
     regret_curves,
@@ -48,6 +49,7 @@ __all__ = [
     "NB201_DATASETS",
     "NB201_REPORT",
     "NBNLP_DATASET",
+    "NBNLP_REPORT",
     "Objective",
     "Simulation",
     "SubsetArch",

@@ -24,6 +24,13 @@ NB201_REPORT: tuple[Key, ...] = (
 )
 
 
+# NAS-Bench-NLP: the chosen cell's 50-epoch WikiText-2 perplexities (lower is better)
+NBNLP_REPORT: tuple[Key, ...] = (
+    ("wikitext2", "valid_ppl", 50),
+    ("wikitext2", "test_ppl", 50),
+)
+
+
 def summarize(sim: Simulation, table: Table, report: Sequence[Key] = NB201_REPORT) -> dict:
     """Mean, std and count over seeds of each reported metric of the final incumbent."""
     out = {
@@ -58,16 +65,19 @@ def regret_curves(
     metric: str,
     epochs: int,
     num_points: int = 200,
+    minimize: bool = False,
 ) -> dict[str, np.ndarray]:
     """Per searcher: grid, mean and std over seeds of the incumbent's regret (the best
-    value in the table minus the incumbent's), on a shared simulated-time grid."""
+    value in the table minus the incumbent's; the incumbent's minus the lowest with
+    `minimize`), on a shared simulated-time grid."""
     col = np.asarray(table.column(dataset, metric, epochs), np.float64)
-    best = np.nanmax(col)
+    sign = -1.0 if minimize else 1.0
+    best = sign * (np.nanmin(col) if minimize else np.nanmax(col))
     budget = max(s.budget_s for s in sims.values())
     grid = np.linspace(0, budget, num_points)
     out = {"grid": grid}
     for name, sim in sims.items():
-        regret = best - sim.report(table, dataset=dataset, metric=metric, epochs=epochs)
+        regret = best - sign * sim.report(table, dataset=dataset, metric=metric, epochs=epochs)
         curve = sim.on_grid(regret, grid)
         with warnings.catch_warnings():  # grid points before any seed's first result
             warnings.simplefilter("ignore", RuntimeWarning)

@@ -14,52 +14,78 @@ FAST_SEARCHERS = ("rs", "rea", "te", "ls", "reinforce")  # the default of `bench
 
 def cmd_bench_run(args: argparse.Namespace) -> int:
     import jax
+    import jax.numpy as jnp
 
     from jnas import bench
     from jnas.bench import (
         NB201_REPORT,
+        NBNLP_REPORT,
         plot_regret,
         regret_curves,
         summarize,
         write_jsonl,
     )
 
-    if args.table != "nb201":
-        raise ValueError(f"--table {args.table!r}: only 'nb201' runs the protocol so far")
     if args.seeds < 1:
         raise ValueError(f"--seeds must be >= 1; got {args.seeds}")
-    if args.budget <= 0:
+    if args.budget is not None and args.budget <= 0:
         raise ValueError(f"--budget must be > 0 simulated seconds; got {args.budget}")
-    table = bench.load_nb201(args.nasbench)
-    # "search on CIFAR-10" means its train/valid split, as in the NB201 API
-    dataset = "cifar10-valid" if args.dataset == "cifar10" else args.dataset
-    obj = bench.objective(table, dataset=dataset, metric="valid_acc", epochs=args.epochs)
-    # Hyperband and BOHB evaluate at 12 or 200 epochs, each charged its training time
-    multi = bench.objective(table, dataset=dataset, metric="valid_acc", epochs=(12, 200))
+    if args.table == "nbnlp":
+        if args.dataset is not None or args.epochs not in (None, 50):
+            raise ValueError(
+                "--table nbnlp: WikiText-2 at 50 epochs (its multi-fidelity searchers use "
+                "1/3/9/27/50); drop --dataset and --epochs"
+            )
+        table = bench.restrict(bench.load_nbnlp(args.nasbench))
+        kw = {"dataset": "wikitext2", "metric": "valid_ppl", "minimize": True}
+        obj = bench.objective(table, epochs=50, **kw)
+        multi = bench.objective(table, epochs=(1, 3, 9, 27, 50), resume=True, **kw)
+        report, regret_of = NBNLP_REPORT, ("wikitext2", "valid_ppl", 50, True)
+        mean_run = float(jnp.mean(table.column("wikitext2", "train_time_s", 50)))
+        budget = 20 * mean_run if args.budget is None else args.budget
+        ylabel = "validation perplexity regret (50 epochs)"
+        fidelities = 5
+    else:
+        table = bench.load_nb201(args.nasbench)
+        # "search on CIFAR-10" means its train/valid split, as in the NB201 API
+        dataset = {None: "cifar10-valid", "cifar10": "cifar10-valid"}.get(
+            args.dataset, args.dataset
+        )
+        epochs = 12 if args.epochs is None else args.epochs
+        if epochs not in (12, 200):
+            raise ValueError(f"--epochs must be 12 or 200 for nb201; got {epochs}")
+        obj = bench.objective(table, dataset=dataset, metric="valid_acc", epochs=epochs)
+        # Hyperband and BOHB evaluate at 12 or 200 epochs, each charged its training time
+        multi = bench.objective(table, dataset=dataset, metric="valid_acc", epochs=(12, 200))
+        report, regret_of = NB201_REPORT, ("cifar10", "test_acc", 200, False)
+        budget = 12000.0 if args.budget is None else args.budget
+        ylabel = "CIFAR-10 test regret (%)"
+        fidelities = 2
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     sims, rows = {}, []
     for name in args.searcher:
         start = time.perf_counter()
-        searcher = make_searcher(name, table.space)
+        searcher = make_searcher(name, table.space, fidelities=fidelities)
         used = multi if searcher.fidelities > 1 else obj
         sim = bench.simulate(
             searcher,
             used,
             key=jax.random.key(args.seed),
             num_seeds=args.seeds,
-            budget_s=args.budget,
+            budget_s=budget,
             progress=progress(name),
         )
-        summary = summarize(sim, table, NB201_REPORT)
+        summary = summarize(sim, table, report)
         summary.update(
             searcher=name, fitness=used.description, wall_s=round(time.perf_counter() - start, 2)
         )
         sims[name], rows = sim, [*rows, summary]
     write_jsonl(out / "results.jsonl", rows)
-    curves = regret_curves(sims, table, dataset="cifar10", metric="test_acc", epochs=200)
-    plot_regret(curves, out / "regret.png", ylabel="CIFAR-10 test regret (%)")
-    cols = [f"{d}/{m}/{e}" for d, m, e in NB201_REPORT]
+    d, m, e, minimize = regret_of
+    curves = regret_curves(sims, table, dataset=d, metric=m, epochs=e, minimize=minimize)
+    plot_regret(curves, out / "regret.png", ylabel=ylabel)
+    cols = [f"{d}/{m}/{e}" for d, m, e in report]
     width = max(len("searcher"), *(len(r["searcher"]) for r in rows))
     print(
         f"{'searcher':{width}s} "
@@ -104,21 +130,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "validation accuracy at --epochs, charge each query its training time, and report "
         "the final incumbent as NB201 Table 5 does.",
     )
-    run.add_argument("--table", default="nb201", choices=("nb201",), help="benchmark table")
+    run.add_argument(
+        "--table",
+        default="nb201",
+        choices=("nb201", "nbnlp"),
+        help="benchmark table: NAS-Bench-201 (Table 5's protocol) or NAS-Bench-NLP "
+        "(WikiText-2 perplexity, 265 cells; multi-fidelity searchers continue their runs)",
+    )
     run.add_argument("--nasbench", default=None, help=NASBENCH_HELP)
     run.add_argument(
         "--dataset",
-        default="cifar10",
+        default=None,
         choices=("cifar10", "cifar10-valid", "cifar100", "ImageNet16-120"),
-        help="dataset whose validation accuracy guides the search; cifar10 "
+        help="nb201: dataset whose validation accuracy guides the search; cifar10 "
         "means its 25k/25k train/valid split (default: cifar10)",
     )
     run.add_argument(
         "--epochs",
         type=int,
-        default=12,
-        choices=(12, 200),
-        help="fidelity of the signal and of its cost (default: 12)",
+        default=None,
+        help="nb201: fidelity of the signal and of its cost, 12 or 200 (default: 12)",
     )
     run.add_argument(
         "--searcher",
@@ -129,7 +160,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     run.add_argument("--seeds", type=int, default=500, help="independent runs (default: 500)")
     run.add_argument(
-        "--budget", type=float, default=12000, help="simulated seconds per run (default: 12000)"
+        "--budget",
+        type=float,
+        default=None,
+        help="simulated seconds per run (default: 12000 for nb201, 20 mean 50-epoch runs "
+        "= 435,509 s for nbnlp)",
     )
     run.add_argument("--seed", type=int, default=0, help="PRNG seed (default: 0)")
     run.add_argument("--out", default="out/bench", help="output folder (default: out/bench)")

@@ -122,8 +122,13 @@ def supports(entry: Entry, space: Any) -> bool:
     return all(isinstance(space, p) for p in entry.needs)
 
 
-def make_searcher(name: str, space: Any) -> Any:
-    """A searcher by its short name (`REGISTRY`) with default hyper-parameters."""
+def make_searcher(name: str, space: Any, *, fidelities: int | None = None) -> Any:
+    """A searcher by its short name (`REGISTRY`) with default hyper-parameters;
+    `fidelities` sets how many fidelities the multi-fidelity ones use (default 2: NB201's
+    12 and 200 epochs) and is ignored by the others."""
     if name not in REGISTRY:
         raise ValueError(f"unknown searcher {name!r}; expected one of {', '.join(REGISTRY)}")
-    return REGISTRY[name].make(space)
+    entry = REGISTRY[name]
+    if entry.multi_fidelity and fidelities is not None:
+        return entry.make(space, fidelities=fidelities)
+    return entry.make(space)

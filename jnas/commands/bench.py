@@ -48,9 +48,7 @@ def cmd_bench_run(args: argparse.Namespace) -> int:
     else:
         table = bench.load_nb201(args.nasbench)
         # "search on CIFAR-10" means its train/valid split, as in the NB201 API
-        dataset = {None: "cifar10-valid", "cifar10": "cifar10-valid"}.get(
-            args.dataset, args.dataset
-        )
+        dataset = "cifar10-valid" if args.dataset in (None, "cifar10") else str(args.dataset)
         epochs = 12 if args.epochs is None else args.epochs
         if epochs not in (12, 200):
             raise ValueError(f"--epochs must be 12 or 200 for nb201; got {epochs}")

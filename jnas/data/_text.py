@@ -52,7 +52,9 @@ def char_corpus(texts: dict[str, str], *, source: str = "texts") -> TextCorpus:
     def encode(text: str) -> np.ndarray:
         return table[np.frombuffer(text.encode("utf-32-le"), np.uint32)].astype(np.int32)
 
-    return TextCorpus(*(encode(joined[k]) for k in ("train", "valid", "test")), vocab, source)
+    return TextCorpus(
+        encode(joined["train"]), encode(joined["valid"]), encode(joined["test"]), vocab, source
+    )
 
 
 def python_corpus(max_chars: int = 2_000_000, *, ascii_only: bool = True) -> TextCorpus:

@@ -113,13 +113,14 @@ class DARTSRecurrentLM(nnx.Module):
     def _cell(self, x, h, x_mask, h_mask, weights, index=None):
         w0, ws = self.w0.get_value(), self.ws.get_value()
         search = self.genotype is None
+        genotype = self.genotype or ()
         c0, h0 = jnp.split(jnp.concatenate([x * x_mask, h * h_mask], -1) @ w0, 2, axis=-1)
         s0 = h + jax.nn.sigmoid(c0) * (jnp.tanh(h0) - h)
         states = [batch_stats_norm(s0) if search else s0]
         offset = 0
         for i in range(self.steps):
             if not search:
-                op, p = self.genotype[i]
+                op, p = genotype[i]
                 sp = states[p]
                 c, hh = jnp.split((sp * h_mask) @ ws[i], 2, axis=-1)
                 states.append(sp + jax.nn.sigmoid(c) * (_FN[op](hh) - sp))

@@ -7,6 +7,7 @@ from jnas.search._bo import bayesian_optimization
 from jnas.search._evolution import EvolutionState, regularized_evolution
 from jnas.search._hyperband import HyperbandState, bohb, hyperband, hyperband_schedule
 from jnas.search._local import LocalSearchState, local_search
+from jnas.search._metaqnn import MetaQNNState, metaqnn
 from jnas.search._model_based import ModelBasedState
 from jnas.search._nao import NAOState, nao
 from jnas.search._neat import NeatGenome, NeatState, neat
@@ -28,6 +29,7 @@ __all__ = [
     "EvolutionState",
     "HyperbandState",
     "LocalSearchState",
+    "MetaQNNState",
     "ModelBasedState",
     "NAOState",
     "NeatGenome",
@@ -49,6 +51,7 @@ __all__ = [
     "local_search",
     "lstm_controller",
     "make_searcher",
+    "metaqnn",
     "metaqnn_epsilon",
     "nao",
     "neat",

@@ -73,7 +73,7 @@ def hyperband_schedule(fidelities: int, eta: int) -> dict[str, np.ndarray]:
     }
 
 
-Proposer = Callable[[jax.Array, HyperbandState], jax.Array]  # -> int32[D] decisions
+Proposer = Callable[[jax.Array, Any], jax.Array]  # -> int32[D] decisions
 
 
 def _multi_fidelity(

@@ -12,6 +12,7 @@ from jnas.search._bo import bayesian_optimization
 from jnas.search._evolution import regularized_evolution
 from jnas.search._hyperband import bohb, hyperband
 from jnas.search._local import local_search
+from jnas.search._metaqnn import metaqnn
 from jnas.search._nao import nao
 from jnas.search._neat import neat
 from jnas.search._pnas import pnas
@@ -21,7 +22,7 @@ from jnas.search._reinforce import reinforce
 from jnas.search._smac import smac
 from jnas.search._tournament import tournament_evolution
 from jnas.search._tpe import tpe
-from jnas.spaces import Decisions, Encodable, HasAdjacency, Space
+from jnas.spaces import Decisions, Encodable, HasAdjacency, LayerRules, Space
 
 
 class Entry(NamedTuple):
@@ -36,7 +37,7 @@ class Entry(NamedTuple):
 
     label: str
     description: str
-    make: Callable[[Any], Any]
+    make: Callable[..., Any]
     model_based: bool = False
     multi_fidelity: bool = False
     needs: tuple[type, ...] = (Space,)
@@ -62,6 +63,12 @@ REGISTRY: dict[str, Entry] = {
     ),
     "qlearning": Entry(
         "Q-learning (MetaQNN)", "Q-learning (MetaQNN)", q_learning, needs=_DECISIONS
+    ),
+    "metaqnn": Entry(
+        "MetaQNN (layer states)",
+        "MetaQNN as published: Q-learning over layer states (type, depth, size) under its rules",
+        metaqnn,
+        needs=(Space, LayerRules),
     ),
     "bo": Entry(
         "BO (GP, EI)",

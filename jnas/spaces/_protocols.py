@@ -14,7 +14,8 @@ in `typing.Protocol`).
 | `Decisions` | decision_sizes, to_decisions, from_decisions | all but NB101 |
 | `HasAdjacency` | adjacency (a node-labelled cell graph) | NB201, NB101 |
 | `HasPath` | path, path_dim | NB201, NB101 |
-| `HasSupernet` | supernet, supernet_shape, supernet_index, derive | NB201, DARTS, NATSSize, Chain |
+| `HasSupernet` | supernet, supernet_shape, supernet_index, derive | NB201, DARTS, NATSSize, Chain, DARTSRecurrent |
+| `LayerRules` | start_state, next_state, allowed_next, state_size, num_tokens, max_layers | Sequential |
 | `Buildable` | build | all |
 """
 
@@ -109,6 +110,21 @@ class HasSupernet(Protocol):
 
 
 @runtime_checkable
+class LayerRules(Protocol):
+    """Layer-by-layer construction under rules, as a state machine (MetaQNN's agent walks
+    it: its Q-learning state is the current layer and the representation size)."""
+
+    @property
+    def num_tokens(self) -> int: ...
+    @property
+    def max_layers(self) -> int: ...
+    def start_state(self) -> Any: ...
+    def next_state(self, state: Any, token: jax.Array) -> Any: ...
+    def allowed_next(self, state: Any) -> jax.Array: ...
+    def state_size(self, state: Any) -> jax.Array: ...
+
+
+@runtime_checkable
 class Buildable(Protocol):
     """The discrete network of an architecture as a Flax NNX module."""
 
@@ -123,6 +139,7 @@ CAPABILITIES: tuple[type, ...] = (
     HasAdjacency,
     HasPath,
     HasSupernet,
+    LayerRules,
     Buildable,
 )
 

@@ -173,6 +173,24 @@ class Sequential:
             jnp.ones((), bool),
         )
 
+    # The rules as a state machine, public for layer-by-layer agents (MetaQNN's states).
+    def start_state(self) -> tuple:
+        """The rules' state before the first layer (a tuple of int/bool scalars)."""
+        return self._start()
+
+    def next_state(self, state: tuple, token: jax.Array) -> tuple:
+        """The state after appending layer `token`."""
+        return self._step(state, jnp.asarray(token, jnp.int32))[0]
+
+    def allowed_next(self, state: tuple) -> jax.Array:
+        """bool[num_tokens]: the layers MetaQNN's rules allow after `state` (only
+        `terminal` once the sequence ended)."""
+        return self._allowed(state)
+
+    def state_size(self, state: tuple) -> jax.Array:
+        """int32[]: the representation size (height = width) after the layers so far."""
+        return state[3]
+
     def is_valid(self, arch: SequentialArch) -> jax.Array:
         tokens = jnp.asarray(arch.tokens).astype(jnp.int32)
         init = self._start()

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from jnas import search
-from jnas.spaces import NB201, Chain, NATSSize
+from jnas.spaces import NB201, Chain, NATSSize, Sequential
 
 REGISTRY = {
     "rs": lambda space: search.random_search(space, batch_size=4),
@@ -22,6 +22,7 @@ REGISTRY = {
     "qlearning": lambda space: search.q_learning(space, batch_size=2, replay=8, memory=16),
     "hyperband": search.hyperband,
     "bohb": lambda space: search.bohb(space, num_samples=8, memory=16),
+    "metaqnn": lambda space: search.metaqnn(space, batch_size=2, replay=4, memory=8),
     "tpe": lambda space: search.tpe(space, num_samples=8, memory=16, min_points=3),
     "smac": lambda space: search.smac(
         space, trees=2, depth=3, num_init=3, num_random=8, local_starts=2, local_steps=1, memory=16
@@ -54,6 +55,11 @@ REGISTRY = {
     ),
 }
 SPACES = {"nb201": NB201(), "nats_size": NATSSize(), "chain": Chain()}
+
+
+def _space_for(name):
+    """NB201, or the layer-rule space for the searchers that need one (MetaQNN)."""
+    return NB201() if search.supports(search.REGISTRY[name], NB201()) else Sequential()
 
 
 def _fitness(space, archs):
@@ -95,7 +101,7 @@ def test_state_is_a_stable_scan_carry_and_traces_once(name, space_name, key):
 
 @pytest.mark.parametrize("name", list(REGISTRY))
 def test_same_key_same_result_and_vmap_equals_loop(name, key):
-    space = NB201()
+    space = _space_for(name)
     searcher = REGISTRY[name](space)
 
     def run(k):
@@ -123,18 +129,18 @@ def test_same_key_same_result_and_vmap_equals_loop(name, key):
 
 @pytest.mark.parametrize("name", list(REGISTRY))
 def test_nan_fitness_never_becomes_the_incumbent(name, key):
-    space = NB201()
+    space = _space_for(name)
     searcher = REGISTRY[name](space)
     ask, tell = jax.jit(searcher.ask), jax.jit(searcher.tell)  # compiled once, not op by op
     state = searcher.init(key)
     for k in jax.random.split(key, 10):
         archs, state = ask(k, state)
-        state = tell(state, archs, jnp.full((archs.ops.shape[0],), jnp.nan))
+        state = tell(state, archs, jnp.full((jax.tree.leaves(archs)[0].shape[0],), jnp.nan))
     assert float(state.best_fitness) == -np.inf
     archs, state = ask(key, state)
-    fit = jnp.arange(archs.ops.shape[0], dtype=jnp.float32)
+    n = jax.tree.leaves(archs)[0].shape[0]
+    fit = jnp.arange(n, dtype=jnp.float32)
     state = tell(state, archs, fit.at[-1].set(jnp.nan))
-    n = archs.ops.shape[0]
     assert float(state.best_fitness) == (n - 2.0 if n > 1 else -np.inf)
 
 
@@ -216,6 +222,7 @@ def test_registry_names_every_public_factory():
         "nao",
         "tpe",
         "smac",
+        "metaqnn",
     }
     assert {getattr(search, n) for n in names} <= factories
     assert search.make_searcher("reinforce-lstm", NB201()).batch_size >= 1

@@ -233,7 +233,7 @@ OFFERS = {
     "darts": {"Space", "Encodable", "Decisions", "HasSupernet", "Buildable"},
     "nats_size": {"Space", "Encodable", "Indexed", "Decisions", "HasSupernet", "Buildable"},
     "chain": {"Space", "Encodable", "Decisions", "HasSupernet", "Buildable"},
-    "sequential": {"Space", "Encodable", "Decisions", "Buildable"},
+    "sequential": {"Space", "Encodable", "Decisions", "LayerRules", "Buildable"},
     "hierarchical": {"Space", "Encodable", "Decisions", "Buildable"},
     "darts_rnn": {"Space", "Encodable", "Decisions", "HasSupernet", "Buildable"},
 }

@@ -1,6 +1,7 @@
 """Black-box searchers as pure `init / ask / tell` functions."""
 
 from jnas.nn import Controller, lstm_controller
+from jnas.search import automl_zero
 from jnas.search._bananas import bananas
 from jnas.search._base import Searcher, clean_fitness
 from jnas.search._bo import bayesian_optimization
@@ -42,6 +43,7 @@ __all__ = [
     "Searcher",
     "TPEState",
     "WarmupState",
+    "automl_zero",
     "bananas",
     "bayesian_optimization",
     "bohb",

@@ -1,0 +1,421 @@
+"""AutoML-Zero (Real, Liang, So & Le, ICML 2020): learning algorithms evolved from empty
+programs, as fixed-length integer arrays run by a register machine inside `jit`.
+
+An algorithm is three components, `setup` (run once per task), `predict` (per example:
+the input is in `v0`, the prediction must end in `s1`) and `learn` (per training example,
+after `predict`, with the label in `s0`), each `length` instructions `(op, in1, in2, out,
+constant)` over scalar registers `s*` and vector registers `v*` of the task's feature
+size; `nop` pads. Evaluation runs a batch of programs on a batch of tasks in one compiled
+call (`vmap` over programs and tasks, `lax.scan` over examples and instructions, every
+op computed and one selected: no data-dependent control flow). Fitness is minus the mean
+squared validation error, averaged over the tasks (NaN or inf: the worst).
+
+Evolution is regularized evolution (aging, tournament selection) with the paper's
+mutations: insert a random instruction or remove one, randomize a whole component,
+or change one argument of one instruction. `linear_tasks` are the paper's linear
+regression tasks (a random weight vector per task, Gaussian features); `SGD_LINEAR` is
+the program the paper reports rediscovering (the learned weights in `v1`).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jnas._checks import check_positive
+
+# (name, writes: "s" or "v", reads: kinds of in1 and in2)
+OPS = (
+    ("nop", "", ""),
+    ("s=c", "s", ""),  # a constant (setup: learning rates, initial weights)
+    ("s=s+s", "s", "ss"),
+    ("s=s-s", "s", "ss"),
+    ("s=s*s", "s", "ss"),
+    ("s=s/s", "s", "ss"),
+    ("v=v+v", "v", "vv"),
+    ("v=v-v", "v", "vv"),
+    ("v=v*v", "v", "vv"),
+    ("v=s*v", "v", "sv"),
+    ("s=dot(v,v)", "s", "vv"),
+    ("s=mean(v)", "s", "v"),
+    ("v=gauss*c", "v", ""),  # a random vector scaled by the constant
+)
+COMPONENTS = ("setup", "predict", "learn")
+# Linear regression by SGD, as AutoML-Zero rediscovers it (the paper's Figure 5 form):
+# weights in v1, learning rate in s2
+SGD_LINEAR = {
+    "setup": ["s2 = 0.1"],
+    "predict": ["s1 = dot(v1, v0)"],
+    "learn": ["s3 = s0 - s1", "s3 = s2 * s3", "v2 = s3 * v0", "v1 = v1 + v2"],
+}
+
+
+class Program(NamedTuple):
+    """A batch of programs has a leading axis; each component is `length` slots."""
+
+    ops: jax.Array  # int8[3, length]: op index per slot (0 = nop)
+    args: jax.Array  # int8[3, length, 3]: in1, in2, out register indices
+    consts: jax.Array  # float32[3, length]
+
+
+class Tasks(NamedTuple):
+    """A batch of regression tasks: train and validation examples."""
+
+    x_train: jax.Array  # float[T, N, F]
+    y_train: jax.Array  # float[T, N]
+    x_valid: jax.Array  # float[T, M, F]
+    y_valid: jax.Array  # float[T, M]
+
+
+def linear_tasks(
+    key: jax.Array, num_tasks: int, *, features: int = 4, train: int = 100, valid: int = 100
+) -> Tasks:
+    """The paper's linear regression tasks: y = w . x with w, x ~ N(0, 1) per task."""
+    k_w, k_x = jax.random.split(key)
+    w = jax.random.normal(k_w, (num_tasks, features))
+    x = jax.random.normal(k_x, (num_tasks, train + valid, features))
+    y = jnp.einsum("tnf,tf->tn", x, w)
+    return Tasks(x[:, :train], y[:, :train], x[:, train:], y[:, train:])
+
+
+def digit_pair_tasks(
+    key: jax.Array, num_tasks: int, *, features: int = 16, train: int = 200, valid: int = 100
+) -> Tasks:
+    """Projected binary tasks of scikit-learn's digits (the paper's projected binary
+    CIFAR-10 tasks, on the data we have offline): per task a random pair of classes, the
+    64 pixels projected to `features` dimensions by a random Gaussian matrix (scaled by
+    1 / sqrt(64), pixels in [0, 1]), labels -1 / +1; train and validation examples drawn
+    without replacement from the pair's 360-odd images."""
+    from sklearn.datasets import load_digits
+
+    pixels, target = load_digits(return_X_y=True)
+    images = jnp.asarray(np.asarray(pixels) / 16.0, jnp.float32)
+    labels = jnp.asarray(np.asarray(target))
+
+    def one(k):
+        k_pair, k_proj, k_pick = jax.random.split(k, 3)
+        pair = jax.random.choice(k_pair, 10, (2,), replace=False)
+        member = (labels == pair[0]) | (labels == pair[1])
+        order = jnp.argsort(jnp.where(member, jax.random.uniform(k_pick, labels.shape), 2.0))
+        idx = order[: train + valid]
+        proj = jax.random.normal(k_proj, (64, features)) / 8.0
+        x = images[idx] @ proj
+        x = (x - x.mean(0, keepdims=True)) / (x.std(0, keepdims=True) + 1e-6)
+        y = jnp.where(labels[idx] == pair[1], 1.0, -1.0)
+        return x[:train], y[:train], x[train:], y[train:]
+
+    return Tasks(*jax.vmap(one)(jax.random.split(key, num_tasks)))
+
+
+def empty_program(length: int) -> Program:
+    return Program(
+        jnp.zeros((3, length), jnp.int8),
+        jnp.zeros((3, length, 3), jnp.int8),
+        jnp.zeros((3, length), jnp.float32),
+    )
+
+
+def parse_program(
+    text: dict[str, list[str]], length: int, scalars: int = 4, vectors: int = 4
+) -> Program:
+    """A program from `{component: ["s3 = s0 - s1", "v1 = s2 * v2", ...]}` (the notation
+    of `to_text`; `s2 = 0.1` for a constant)."""
+    ops = np.zeros((3, length), np.int8)
+    args = np.zeros((3, length, 3), np.int8)
+    consts = np.zeros((3, length), np.float32)
+    names = {name: i for i, (name, _, _) in enumerate(OPS)}
+    for c, comp in enumerate(COMPONENTS):
+        lines = text.get(comp, [])
+        if len(lines) > length:
+            raise ValueError(f"parse_program: {comp} has {len(lines)} instructions > {length}")
+        for i, line in enumerate(lines):
+            line = line.replace(" ", "")
+            m = re.fullmatch(r"([sv])(\d+)=(.*)", line)
+            if not m:
+                raise ValueError(f"parse_program: cannot read {line!r}")
+            kind, out, rhs = m.group(1), int(m.group(2)), m.group(3)
+            regs = [(k, int(n)) for k, n in re.findall(r"([sv])(\d+)", rhs)]
+            shape = re.sub(r"([sv])\d+", r"\1", rhs)
+            if re.fullmatch(r"-?[\d.e-]+", rhs):
+                op, consts[c, i] = "s=c", float(rhs)
+            elif shape.startswith("gauss*"):
+                op, consts[c, i] = "v=gauss*c", float(rhs.split("*")[1])
+            else:
+                op = f"{kind}={shape}"
+            if op not in names:
+                raise ValueError(f"parse_program: unknown op {op!r} in {line!r}")
+            ops[c, i] = names[op]
+            a = [n for _, n in regs] + [0, 0]
+            args[c, i] = (a[0], a[1], out)
+            limit = scalars if kind == "s" else vectors
+            if out >= limit:
+                raise ValueError(f"parse_program: register {kind}{out} out of range in {line!r}")
+    return Program(jnp.asarray(ops), jnp.asarray(args), jnp.asarray(consts))
+
+
+def to_text(program: Program, *, live_only: bool = False) -> dict[str, list[str]]:
+    """The program in the paper's notation, nops left out."""
+    ops, args, consts = (np.asarray(a) for a in program)
+    out = {}
+    for c, comp in enumerate(COMPONENTS):
+        lines = []
+        for i in range(ops.shape[1]):
+            name, writes, reads = OPS[int(ops[c, i])]
+            if name == "nop":
+                continue
+            a, b, o = (int(v) for v in args[c, i])
+            if name == "s=c":
+                lines.append(f"s{o} = {consts[c, i]:.4g}")
+            elif name == "v=gauss*c":
+                lines.append(f"v{o} = gauss * {consts[c, i]:.4g}")
+            else:
+                rhs = name.split("=")[1]
+                regs = iter([f"{reads[0]}{a}", f"{reads[1] if len(reads) > 1 else ''}{b}"])
+                rhs = re.sub(r"[sv]", lambda m, r=regs: next(r), rhs)
+                lines.append(f"{writes}{o} = {rhs}")
+        out[comp] = lines
+    return out
+
+
+def _run(ops, args, consts, s, v, key):
+    """Run one component (`length` instructions) on registers (s, v)."""
+    f = v.shape[1]
+
+    def step(carry, inst):
+        s, v, i = carry
+        op, (a, b, o), c = inst
+        sa, sb = s[a % s.shape[0]], s[b % s.shape[0]]
+        va, vb = v[a % v.shape[0]], v[b % v.shape[0]]
+        gauss = jax.random.normal(jax.random.fold_in(key, i), (f,))
+        scalars = jnp.stack(
+            [
+                s[o % s.shape[0]],
+                c,
+                sa + sb,
+                sa - sb,
+                sa * sb,
+                jnp.where(sb == 0, 0.0, sa / jnp.where(sb == 0, 1.0, sb)),
+                jnp.dot(va, vb),
+                jnp.mean(va),
+            ]
+        )
+        vectors = jnp.stack([v[o % v.shape[0]], va + vb, va - vb, va * vb, sa * vb, gauss * c])
+        s_index = jnp.asarray([0, 1, 2, 3, 4, 5, 0, 0, 0, 0, 6, 7, 0])[op]
+        v_index = jnp.asarray([0, 0, 0, 0, 0, 0, 1, 2, 3, 4, 0, 0, 5])[op]
+        s = s.at[o % s.shape[0]].set(scalars[s_index])
+        v = v.at[o % v.shape[0]].set(vectors[v_index])
+        return (s, v, i + 1), None
+
+    (s, v, _), _ = jax.lax.scan(
+        step, (s, v, jnp.int32(0)), (ops.astype(jnp.int32), args.astype(jnp.int32), consts)
+    )
+    return s, v
+
+
+def evaluate(
+    program: Program,
+    tasks: Tasks,
+    key: jax.Array,
+    *,
+    scalars: int = 4,
+    vectors: int = 4,
+    metric: str = "mse",
+) -> jax.Array:
+    """float32[]: the fitness of `program` averaged over `tasks` (one program; `vmap` for
+    many): minus the validation MSE (`metric="mse"`, regression) or the validation
+    accuracy of sign(s1) against -1 / +1 labels (`"accuracy"`). NaN / inf: -inf."""
+    if metric not in ("mse", "accuracy"):
+        raise ValueError(f"evaluate: `metric` must be 'mse' or 'accuracy'; got {metric!r}")
+
+    def one_task(xt, yt, xv, yv, k):
+        f = xt.shape[-1]
+        s = jnp.zeros(scalars)
+        v = jnp.zeros((vectors, f))
+        s, v = _run(
+            program.ops[0], program.args[0], program.consts[0], s, v, jax.random.fold_in(k, 0)
+        )
+
+        def train(carry, ex):
+            s, v = carry
+            x, y = ex
+            v = v.at[0].set(x)
+            s = s.at[0].set(0.0)  # no label in predict
+            s, v = _run(program.ops[1], program.args[1], program.consts[1], s, v, k)
+            s = s.at[0].set(y)
+            s, v = _run(program.ops[2], program.args[2], program.consts[2], s, v, k)
+            return (s, v), None
+
+        (s, v), _ = jax.lax.scan(train, (s, v), (xt, yt))
+
+        def predict(x):
+            v2 = v.at[0].set(x)
+            s2 = s.at[0].set(0.0)
+            s2, _ = _run(program.ops[1], program.args[1], program.consts[1], s2, v2, k)
+            return s2[1]
+
+        pred = jax.vmap(predict)(xv)
+        if metric == "accuracy":
+            return jnp.where(jnp.all(jnp.isfinite(pred)), jnp.mean(jnp.sign(pred) == yv), jnp.nan)
+        return -jnp.mean((pred - yv) ** 2)
+
+    keys = jax.random.split(key, tasks.x_train.shape[0])
+    scores = jax.vmap(one_task)(tasks.x_train, tasks.y_train, tasks.x_valid, tasks.y_valid, keys)
+    fitness = jnp.mean(scores)
+    return jnp.where(jnp.isfinite(fitness), fitness, -jnp.inf)
+
+
+def mutate(key: jax.Array, program: Program, *, scalars: int = 4, vectors: int = 4) -> Program:
+    """One of the paper's mutations, each with probability 1/3: insert a random
+    instruction at a random slot (the last one drops) or remove one (a nop joins at the
+    end); randomize a whole component; change one argument (op, an input, the output or
+    the constant) of one instruction."""
+    length = program.ops.shape[1]
+    k_kind, k_comp, k_pos, k_inst, k_arg, k_comp2 = jax.random.split(key, 6)
+    kind = jax.random.randint(k_kind, (), 0, 3)
+    comp = jax.random.randint(k_comp, (), 0, 3)
+    pos = jax.random.randint(k_pos, (), 0, length)
+
+    def random_instruction(k):
+        k1, k2, k3 = jax.random.split(k, 3)
+        op = jax.random.randint(k1, (), 1, len(OPS))
+        regs = jax.random.randint(k2, (3,), 0, max(scalars, vectors))
+        limit = jnp.where(jnp.asarray([w == "s" for _, w, _ in OPS])[op], scalars, vectors)
+        regs = regs.at[2].set(regs[2] % limit)
+        return (
+            op.astype(jnp.int8),
+            regs.astype(jnp.int8),
+            jax.random.uniform(k3, (), minval=-1.0, maxval=1.0),
+        )
+
+    ops, args, consts = program
+    # insert / remove
+    op_i, reg_i, c_i = random_instruction(k_inst)
+    idx = jnp.arange(length)
+    ins = jax.random.bernoulli(k_arg)
+    row_ops, row_args, row_c = ops[comp], args[comp], consts[comp]
+    shifted_right = jnp.where(idx[:, None] > pos, row_args[jnp.maximum(idx - 1, 0)], row_args)
+    ins_ops = jnp.where(idx > pos, row_ops[jnp.maximum(idx - 1, 0)], row_ops).at[pos].set(op_i)
+    ins_args = shifted_right.at[pos].set(reg_i)
+    ins_c = jnp.where(idx > pos, row_c[jnp.maximum(idx - 1, 0)], row_c).at[pos].set(c_i)
+    nxt = jnp.minimum(idx + 1, length - 1)
+    rem_ops = jnp.where(idx >= pos, jnp.where(idx == length - 1, 0, row_ops[nxt]), row_ops)
+    rem_args = jnp.where(
+        (idx >= pos)[:, None], jnp.where((idx == length - 1)[:, None], 0, row_args[nxt]), row_args
+    )
+    rem_c = jnp.where(idx >= pos, jnp.where(idx == length - 1, 0.0, row_c[nxt]), row_c)
+    edit = (
+        jnp.where(ins, ins_ops, rem_ops).astype(jnp.int8),
+        jnp.where(ins, ins_args, rem_args).astype(jnp.int8),
+        jnp.where(ins, ins_c, rem_c),
+    )
+    # randomize the component
+    rand = jax.vmap(random_instruction)(jax.random.split(k_comp2, length))
+    # change one argument of one instruction
+    field = jax.random.randint(k_arg, (), 0, 5)
+    new_op, new_regs, new_c = random_instruction(jax.random.fold_in(k_inst, 1))
+    a_ops = row_ops.at[pos].set(jnp.where(field == 0, new_op, row_ops[pos]))
+    a_args = row_args.at[pos].set(jnp.where((jnp.arange(3) + 1) == field, new_regs, row_args[pos]))
+    a_c = row_c.at[pos].set(jnp.where(field == 4, new_c, row_c[pos]))
+    change = (a_ops, a_args, a_c)
+    pick = [edit, rand, change]
+    new_row = [
+        jnp.select([kind == 0, kind == 1, kind == 2], [p[j] for p in pick]) for j in range(3)
+    ]
+    return Program(
+        ops.at[comp].set(new_row[0].astype(jnp.int8)),
+        args.at[comp].set(new_row[1].astype(jnp.int8)),
+        consts.at[comp].set(new_row[2].astype(jnp.float32)),
+    )
+
+
+class EvolutionState(NamedTuple):
+    population: Program  # leading axis: population size
+    fitness: jax.Array
+    age: jax.Array  # int32[P]: when each member was born (evaluation count)
+    evaluations: jax.Array  # int32[]
+    best: Program
+    best_fitness: jax.Array
+
+
+def evolve(
+    key: jax.Array,
+    tasks_fn,
+    *,
+    generations: int,
+    population: int = 100,
+    tournament: int = 10,
+    children: int = 100,
+    length: int = 8,
+    scalars: int = 4,
+    vectors: int = 4,
+    metric: str = "mse",
+    state: EvolutionState | None = None,
+) -> EvolutionState:
+    """Regularized evolution of programs from empty ones: each generation draws
+    `children` tournaments of `tournament` members, mutates the winners, evaluates them
+    on fresh tasks `tasks_fn(key)` in one compiled call, and replaces the oldest members.
+    Pass `state` to continue."""
+    check_positive(
+        "evolve",
+        generations=generations,
+        population=population,
+        tournament=tournament,
+        children=children,
+        length=length,
+    )
+    if children > population:
+        raise ValueError(f"evolve: `children` must be <= population ({population}); got {children}")
+    evaluate_all = jax.vmap(
+        lambda p, t, k: evaluate(p, t, k, scalars=scalars, vectors=vectors, metric=metric),
+        in_axes=(0, None, None),
+    )
+
+    if state is None:
+        k0, key = jax.random.split(key)
+        pop = jax.tree.map(
+            lambda a: jnp.broadcast_to(a, (population, *a.shape)), empty_program(length)
+        )
+        fit = evaluate_all(pop, tasks_fn(k0), k0)
+        state = EvolutionState(
+            pop,
+            fit,
+            jnp.arange(population, dtype=jnp.int32),
+            jnp.int32(population),
+            jax.tree.map(lambda a: a[0], pop),
+            fit[0],
+        )
+
+    @jax.jit
+    def generation(state: EvolutionState, key: jax.Array) -> EvolutionState:
+        k_sel, k_mut, k_task = jax.random.split(key, 3)
+        contestants = jax.random.randint(k_sel, (children, tournament), 0, population)
+        winners = contestants[jnp.arange(children), jnp.argmax(state.fitness[contestants], axis=1)]
+        parents = jax.tree.map(lambda a: a[winners], state.population)
+        kids = jax.vmap(lambda k, p: mutate(k, p, scalars=scalars, vectors=vectors))(
+            jax.random.split(k_mut, children), parents
+        )
+        fit = evaluate_all(kids, tasks_fn(k_task), k_task)
+        oldest = jnp.argsort(state.age)[:children]
+        pop = jax.tree.map(lambda a, b: a.at[oldest].set(b), state.population, kids)
+        fitness = state.fitness.at[oldest].set(fit)
+        age = state.age.at[oldest].set(state.evaluations + jnp.arange(children, dtype=jnp.int32))
+        i = jnp.argmax(fit)
+        better = fit[i] > state.best_fitness
+        best = jax.tree.map(lambda a, b: jnp.where(better, a[i], b), kids, state.best)
+        return EvolutionState(
+            pop,
+            fitness,
+            age,
+            state.evaluations + children,
+            best,
+            jnp.maximum(state.best_fitness, fit[i]),
+        )
+
+    out: EvolutionState = state
+    for g in range(generations):
+        out = generation(out, jax.random.fold_in(key, g))
+    return out

@@ -23,7 +23,7 @@ import numpy as np
 
 from jnas.bench._load import _npz, _resolve
 from jnas.bench._table import Table, table_from_numpy
-from jnas.spaces._nbnlp import NBNLP, NBNLPArch
+from jnas.spaces import NBNLP, NBNLPArch
 
 NBNLP_DATASET = "wikitext2"
 NBNLP_EPOCHS = 50

@@ -15,7 +15,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from jnas.data._text import TextCorpus, bptt_batches
+from jnas.data import TextCorpus, bptt_batches
 from jnas.nn import RecurrentLM, lm_loss
 
 

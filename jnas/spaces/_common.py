@@ -64,7 +64,7 @@ def random_choice_masked(key: jax.Array, mask: jax.Array) -> jax.Array:
 
 
 def categorical_neighbors(
-    values: jax.Array, num_choices: jax.Array | int
+    values: jax.Array, num_choices: np.ndarray | jax.Array | int
 ) -> tuple[jax.Array, jax.Array]:
     """All arrays that differ from the 1-D `values` in exactly one position.
 

@@ -118,7 +118,7 @@ class DARTSRecurrent:
     def neighbors(self, arch: DARTSRecurrentArch) -> tuple[DARTSRecurrentArch, jax.Array]:
         """Every cell with one op or one input changed."""
         batch, mask = categorical_neighbors(
-            self.to_decisions(arch), jnp.asarray(self.decision_sizes)
+            self.to_decisions(arch), np.asarray(self.decision_sizes)
         )
         return jax.vmap(self.from_decisions)(batch), mask
 

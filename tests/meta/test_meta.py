@@ -115,6 +115,7 @@ def test_metanas_meta_gradient_in_weights_and_alpha_matches_finite_differences(k
         _check_against_fd(learner, state, tasks, directions, eps=1e-7, rtol=1e-5)
 
 
+@pytest.mark.slow  # 80-110 s of compile; Reptile's update and per-group steps are tested fast
 def test_metanas_paper_setting_adam_inside_reptile_outside_with_own_step_sizes(key):
     """Elsken et al.'s setting: Adam (β1 = 0) adapts w and α on support + query minibatches;
     the Reptile step moves w all the way (1.0) and α 0.6 of the way to the task mean."""

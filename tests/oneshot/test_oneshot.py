@@ -104,7 +104,10 @@ def test_step_jit_equals_eager(name, key):
     assert not jnp.allclose(jitted.alpha, state.alpha)
 
 
-@pytest.mark.parametrize("name", ["darts-v2", "gdas"])
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param("darts-v2", marks=pytest.mark.slow), "gdas"],  # 50 s of compile
+)
 def test_vmapped_seeds_equal_separate_runs(name):
     method = oneshot.REGISTRY[name].make(SPACE, **TINY)
     keys = jax.random.split(jax.random.key(7), 2)

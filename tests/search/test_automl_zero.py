@@ -55,9 +55,9 @@ def test_evolution_from_empty_programs_improves(key):
     )
     start = float(state.best_fitness)
     state = amz.evolve(
-        key, tasks, generations=15, population=20, tournament=4, children=20, length=4, state=state
+        key, tasks, generations=8, population=20, tournament=4, children=20, length=4, state=state
     )
-    assert int(state.evaluations) == 20 + 16 * 20
+    assert int(state.evaluations) == 20 + 9 * 20
     assert float(state.best_fitness) > start
     assert float(jnp.max(state.fitness)) <= float(state.best_fitness)
     accuracy = amz.evaluate(

@@ -13,10 +13,13 @@ def test_smac_beats_random_search_and_without_its_model_is_random_search(nb201_t
     final = {}
     for name, searcher in (
         ("rs", search.random_search(NB201())),
-        ("smac", search.smac(NB201(), trees=5, depth=6, num_random=50, local_starts=5)),
+        (
+            "smac",
+            search.smac(NB201(), trees=5, depth=5, num_random=32, local_starts=4, local_steps=3),
+        ),
         ("no model", search.smac(NB201(), trees=2, depth=2, random_fraction=1.0)),
     ):
-        sim = bench.simulate(searcher, obj, key=key, num_seeds=60, budget_s=12000, chunk=30)
+        sim = bench.simulate(searcher, obj, key=key, num_seeds=40, budget_s=12000, chunk=40)
         final[name] = sim.report(
             nb201_table, dataset="cifar10-valid", metric="valid_acc", epochs=12
         )[:, -1]

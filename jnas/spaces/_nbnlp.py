@@ -404,8 +404,8 @@ class NBNLP:
         return jax.vmap(self.compact)(batch), ok
 
     def mutate(self, key: jax.Array, arch: NBNLPArch) -> NBNLPArch:
-        """One valid single edit, uniform among them (an activation can always change, and
-        every cell has one)... or the cell itself when it has no valid edit."""
+        """One valid single edit, uniform among them, compacted (the cell itself, compacted,
+        in the rare case that it has none: every edit would break a rule)."""
         batch, ok = self.neighbors(arch)
         i = random_choice_masked(key, ok)
         new = jax.tree.map(lambda x: x[i], batch)

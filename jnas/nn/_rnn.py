@@ -67,6 +67,14 @@ def recipe_order(recipe: Mapping[str, Mapping[str, Any]]) -> tuple[list[str], in
     return order, size
 
 
+def dropout_rates(where: str, **rates: float) -> dict[str, float]:
+    """The dropout rates, each checked to be in [0, 1)."""
+    for name, p in rates.items():
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"{where}: `{name}` must be in [0, 1); got {p!r}")
+    return rates
+
+
 def _uniform(scale: float):
     def init(key: jax.Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> jax.Array:
         return jax.random.uniform(key, shape, dtype, -scale, scale)
@@ -197,22 +205,14 @@ class RecurrentLM(nnx.Module):
                 raise ValueError(f"RecurrentLM: `{name}` must be an integer >= 1; got {value!r}")
         if not isinstance(nlayers, int) or nlayers < 1:
             raise ValueError(f"RecurrentLM: `nlayers` must be an integer >= 1; got {nlayers!r}")
-        for name, p in (
-            ("dropout", dropout),
-            ("dropouth", dropouth),
-            ("dropouti", dropouti),
-            ("dropoute", dropoute),
-            ("wdrop", wdrop),
-        ):
-            if not 0.0 <= p < 1.0:
-                raise ValueError(f"RecurrentLM: `{name}` must be in [0, 1); got {p!r}")
-        self.rates = {
-            "dropout": dropout,
-            "dropouth": dropouth,
-            "dropouti": dropouti,
-            "dropoute": dropoute,
-            "wdrop": wdrop,
-        }
+        self.rates = dropout_rates(
+            "RecurrentLM",
+            dropout=dropout,
+            dropouth=dropouth,
+            dropouti=dropouti,
+            dropoute=dropoute,
+            wdrop=wdrop,
+        )
         self.tie_weights = tie_weights
         self.encoder = nnx.Embed(vocab_size, emsize, embedding_init=_uniform(0.1), rngs=rngs)
         sizes = [

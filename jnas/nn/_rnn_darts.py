@@ -22,6 +22,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jnas.nn._ops import batch_stats_norm
+from jnas.nn._rnn import dropout_rates
 
 INIT_RANGE = 0.04  # DARTS' INITRANGE
 _FN = {
@@ -72,26 +73,18 @@ class DARTSRecurrentLM(nnx.Module):
                     f"DARTSRecurrentLM: `genotype` must be {steps} (op in {sorted(_FN)}, "
                     f"input in [0, i]) pairs; got {genotype}"
                 )
-        for name, p in (
-            ("dropout", dropout),
-            ("dropouth", dropouth),
-            ("dropoutx", dropoutx),
-            ("dropouti", dropouti),
-            ("dropoute", dropoute),
-        ):
-            if not 0.0 <= p < 1.0:
-                raise ValueError(f"DARTSRecurrentLM: `{name}` must be in [0, 1); got {p!r}")
+        self.rates = dropout_rates(
+            "DARTSRecurrentLM",
+            dropout=dropout,
+            dropouth=dropouth,
+            dropoutx=dropoutx,
+            dropouti=dropouti,
+            dropoute=dropoute,
+        )
         self.genotype = None if genotype is None else tuple(genotype)
         self.ops = tuple(ops)
         self.steps = steps
         self.nhid = nhid
-        self.rates = {
-            "dropout": dropout,
-            "dropouth": dropouth,
-            "dropoutx": dropoutx,
-            "dropouti": dropouti,
-            "dropoute": dropoute,
-        }
         self.encoder = nnx.Embed(
             vocab_size,
             emsize,

@@ -173,6 +173,31 @@ def _uniform(space: DecisionSpace) -> Proposer:
     return propose
 
 
+def check_tpe(
+    where: str,
+    space: DecisionSpace,
+    top_fraction: float,
+    random_fraction: float,
+    num_samples: int,
+    bandwidth: float,
+    bandwidth_factor: float,
+    min_points: int | None,
+) -> int:
+    """Check TPE's settings (BOHB's and the single-fidelity searcher's); return
+    `min_points` (default: decisions + 1)."""
+    check_positive(where, num_samples=num_samples)
+    for name, value in (("top_fraction", top_fraction), ("bandwidth", bandwidth)):
+        if not 0 < value < 1:
+            raise ValueError(f"{where}: `{name}` must be in (0, 1); got {value!r}")
+    if not 0 <= random_fraction <= 1:
+        raise ValueError(f"{where}: `random_fraction` must be in [0, 1]; got {random_fraction!r}")
+    if not bandwidth_factor >= 1:
+        raise ValueError(f"{where}: `bandwidth_factor` must be >= 1; got {bandwidth_factor!r}")
+    min_points = len(space.decision_sizes) + 1 if min_points is None else min_points
+    check_positive(where, min_points=min_points)
+    return min_points
+
+
 def tpe_proposer(
     space: DecisionSpace,
     top_fraction: float,
@@ -265,18 +290,16 @@ def bohb(
     the last `memory`."""
     where = "bohb"
     _check(where, space, fidelities, eta, memory)
-    check_positive(where, num_samples=num_samples)
-    for name, value in (
-        ("top_fraction", top_fraction),
-        ("random_fraction", random_fraction),
-        ("bandwidth", bandwidth),
-    ):
-        if not 0 < value < 1 and not (name == "random_fraction" and value in (0, 1)):
-            raise ValueError(f"{where}: `{name}` must be in (0, 1); got {value!r}")
-    if not bandwidth_factor >= 1:
-        raise ValueError(f"{where}: `bandwidth_factor` must be >= 1; got {bandwidth_factor!r}")
-    min_points = len(space.decision_sizes) + 1 if min_points is None else min_points
-    check_positive(where, min_points=min_points)
+    min_points = check_tpe(
+        where,
+        space,
+        top_fraction,
+        random_fraction,
+        num_samples,
+        bandwidth,
+        bandwidth_factor,
+        min_points,
+    )
     tpe = tpe_proposer(
         space, top_fraction, random_fraction, num_samples, bandwidth, bandwidth_factor, min_points
     )

@@ -24,8 +24,8 @@ import jax
 import jax.numpy as jnp
 
 from jnas._checks import check_positive
-from jnas.search._base import Searcher, clean_fitness, update_incumbent
-from jnas.search._qlearning import metaqnn_epsilon
+from jnas.search._base import Searcher
+from jnas.search._qlearning import q_settings, replay_tell
 from jnas.spaces import LayerRules, Space, require
 
 
@@ -56,22 +56,12 @@ def metaqnn(
     where = "metaqnn"
     require(where, space, Space, LayerRules)
     check_positive(where, batch_size=batch_size, replay=replay, memory=memory)
-    if not 0 < learning_rate <= 1:
-        raise ValueError(f"{where}: `learning_rate` must be in (0, 1]; got {learning_rate!r}")
-    if not 0 <= discount <= 1:
-        raise ValueError(f"{where}: `discount` must be in [0, 1]; got {discount!r}")
+    epsilon = q_settings(where, learning_rate, discount, epsilon)
     bins = tuple(int(b) for b in size_bins)
     if list(bins) != sorted(bins, reverse=True) or any(b < 1 for b in bins):
         raise ValueError(
             f"{where}: `size_bins` must be decreasing positive sizes; got {size_bins!r}"
         )
-    if epsilon is None:
-        epsilon = metaqnn_epsilon()
-    elif not callable(epsilon):
-        if not 0 <= epsilon <= 1:
-            raise ValueError(f"{where}: `epsilon` must be in [0, 1] or a schedule; got {epsilon!r}")
-        constant = float(epsilon)
-        epsilon = lambda count: jnp.full((), constant)
     depth, tokens = space.max_layers, space.num_tokens
     start = tokens  # the "previous layer" of the first layer
 
@@ -154,41 +144,7 @@ def metaqnn(
         return jax.lax.fori_loop(0, depth, update, q)
 
     def tell(state: MetaQNNState, archs: Any, fitness: jax.Array) -> MetaQNNState:
-        fitness = jnp.asarray(fitness, jnp.float32)
-        ok = ~jnp.isnan(fitness)
-        layers = jax.vmap(space.to_decisions)(archs).astype(jnp.int32)
-        mean = jnp.sum(jnp.where(ok, fitness, 0.0)) / jnp.maximum(jnp.sum(ok), 1)
-        q = jnp.where((state.stored == 0) & jnp.any(ok), mean, state.q)
-
-        def store(carry, item):
-            mem, rewards, stored = carry
-            d, r, good = item
-            slot = stored % memory
-            mem = jnp.where(good, mem.at[slot].set(d), mem)
-            rewards = jnp.where(good, rewards.at[slot].set(r), rewards)
-            return (mem, rewards, stored + good.astype(jnp.int32)), None
-
-        (mem, rewards, stored), _ = jax.lax.scan(
-            store, (state.memory, state.rewards, state.stored), (layers, fitness, ok)
-        )
-        picks = jax.random.randint(
-            jax.random.wrap_key_data(state.key),
-            (replay,),
-            0,
-            jnp.maximum(jnp.minimum(stored, memory), 1),
-        )
-
-        def replay_step(q, i):
-            return replay_one(q, mem[i], rewards[i]), None
-
-        q, _ = jax.lax.cond(
-            stored > 0, lambda q: jax.lax.scan(replay_step, q, picks), lambda q: (q, None), q
-        )
-        best, best_fitness = update_incumbent(
-            state.best, state.best_fitness, archs, clean_fitness(fitness)
-        )
-        return MetaQNNState(
-            q, mem, rewards, stored, state.num_told + batch_size, state.key, best, best_fitness
-        )
+        episodes = jax.vmap(space.to_decisions)(archs).astype(jnp.int32)
+        return replay_tell(state, archs, episodes, fitness, replay_one, replay, memory)
 
     return Searcher(init, ask, tell, batch_size)

@@ -52,6 +52,84 @@ def metaqnn_epsilon(
     return epsilon
 
 
+def q_settings(
+    where: str,
+    learning_rate: float,
+    discount: float,
+    epsilon: float | Callable[[jax.Array], jax.Array] | None,
+) -> Callable[[jax.Array], jax.Array]:
+    """Check the Q-learning settings; return the ε schedule (`metaqnn_epsilon()` by
+    default, a constant as a schedule)."""
+    if not 0 < learning_rate <= 1:
+        raise ValueError(f"{where}: `learning_rate` must be in (0, 1]; got {learning_rate!r}")
+    if not 0 <= discount <= 1:
+        raise ValueError(f"{where}: `discount` must be in [0, 1]; got {discount!r}")
+    if epsilon is None:
+        return metaqnn_epsilon()
+    if callable(epsilon):
+        return epsilon
+    if not 0 <= epsilon <= 1:
+        raise ValueError(f"{where}: `epsilon` must be in [0, 1] or a schedule; got {epsilon!r}")
+    constant = float(epsilon)
+    return lambda count: jnp.full((), constant)
+
+
+def replay_tell(
+    state: Any,
+    archs: Any,
+    episodes: jax.Array,
+    fitness: jax.Array,
+    replay_one: Callable[[jax.Array, jax.Array, jax.Array], jax.Array],
+    replay: int,
+    memory: int,
+) -> Any:
+    """The `tell` of the tabular Q-learners (`QLearningState`, `MetaQNNState`): Q starts
+    at the first batch's mean reward; the batch's episodes (int32[B, T]) with finite
+    rewards join the ring buffer; `replay` stored episodes drawn with the state's key are
+    replayed by `replay_one(q, episode, reward)`; the incumbent is updated."""
+    fitness = jnp.asarray(fitness, jnp.float32)
+    ok = ~jnp.isnan(fitness)
+    mean = jnp.sum(jnp.where(ok, fitness, 0.0)) / jnp.maximum(jnp.sum(ok), 1)
+    q = jnp.where((state.stored == 0) & jnp.any(ok), mean, state.q)
+
+    def store(carry, item):
+        mem, rewards, stored = carry
+        d, r, good = item
+        slot = stored % memory
+        mem = jnp.where(good, mem.at[slot].set(d), mem)
+        rewards = jnp.where(good, rewards.at[slot].set(r), rewards)
+        return (mem, rewards, stored + good.astype(jnp.int32)), None
+
+    (mem, rewards, stored), _ = jax.lax.scan(
+        store, (state.memory, state.rewards, state.stored), (episodes, fitness, ok)
+    )
+    picks = jax.random.randint(
+        jax.random.wrap_key_data(state.key),
+        (replay,),
+        0,
+        jnp.maximum(jnp.minimum(stored, memory), 1),
+    )
+
+    def replay_step(q, i):
+        return replay_one(q, mem[i], rewards[i]), None
+
+    q, _ = jax.lax.cond(
+        stored > 0, lambda q: jax.lax.scan(replay_step, q, picks), lambda q: (q, None), q
+    )
+    best, best_fitness = update_incumbent(
+        state.best, state.best_fitness, archs, clean_fitness(fitness)
+    )
+    return state._replace(
+        q=q,
+        memory=mem,
+        rewards=rewards,
+        stored=stored,
+        num_told=state.num_told + fitness.shape[0],
+        best=best,
+        best_fitness=best_fitness,
+    )
+
+
 def q_learning(
     space: DecisionSpace,
     batch_size: int = 1,
@@ -73,17 +151,7 @@ def q_learning(
     where = "q_learning"
     check_positive(where, batch_size=batch_size, replay=replay, memory=memory)
     require(where, space, Space, Decisions)
-    if not 0 < learning_rate <= 1:
-        raise ValueError(f"{where}: `learning_rate` must be in (0, 1]; got {learning_rate!r}")
-    if not 0 <= discount <= 1:
-        raise ValueError(f"{where}: `discount` must be in [0, 1]; got {discount!r}")
-    if epsilon is None:
-        epsilon = metaqnn_epsilon()
-    elif not callable(epsilon):
-        if not 0 <= epsilon <= 1:
-            raise ValueError(f"{where}: `epsilon` must be in [0, 1] or a schedule; got {epsilon!r}")
-        constant = float(epsilon)
-        epsilon = lambda count: jnp.full((), constant)
+    epsilon = q_settings(where, learning_rate, discount, epsilon)
     sizes = jnp.asarray(space.decision_sizes)
     steps, width = len(space.decision_sizes), int(max(space.decision_sizes))
     valid = jnp.arange(width)[None, :] < sizes[:, None]  # [T, K]
@@ -140,41 +208,7 @@ def q_learning(
         return jax.lax.fori_loop(0, steps, update, q)
 
     def tell(state: QLearningState, archs: Any, fitness: jax.Array) -> QLearningState:
-        fitness = jnp.asarray(fitness, jnp.float32)
-        ok = ~jnp.isnan(fitness)
-        decisions = jax.vmap(space.to_decisions)(archs).astype(jnp.int32)
-        mean = jnp.sum(jnp.where(ok, fitness, 0.0)) / jnp.maximum(jnp.sum(ok), 1)
-        q = jnp.where((state.stored == 0) & jnp.any(ok), mean, state.q)
-
-        def store(carry, item):
-            mem, rewards, stored = carry
-            d, r, good = item
-            slot = stored % memory
-            mem = jnp.where(good, mem.at[slot].set(d), mem)
-            rewards = jnp.where(good, rewards.at[slot].set(r), rewards)
-            return (mem, rewards, stored + good.astype(jnp.int32)), None
-
-        (mem, rewards, stored), _ = jax.lax.scan(
-            store, (state.memory, state.rewards, state.stored), (decisions, fitness, ok)
-        )
-        picks = jax.random.randint(
-            jax.random.wrap_key_data(state.key),
-            (replay,),
-            0,
-            jnp.maximum(jnp.minimum(stored, memory), 1),
-        )
-
-        def replay_step(q, i):
-            return replay_one(q, mem[i], rewards[i]), None
-
-        q, _ = jax.lax.cond(
-            stored > 0, lambda q: jax.lax.scan(replay_step, q, picks), lambda q: (q, None), q
-        )
-        best, best_fitness = update_incumbent(
-            state.best, state.best_fitness, archs, clean_fitness(fitness)
-        )
-        return QLearningState(
-            q, mem, rewards, stored, state.num_told + batch_size, state.key, best, best_fitness
-        )
+        episodes = jax.vmap(space.to_decisions)(archs).astype(jnp.int32)
+        return replay_tell(state, archs, episodes, fitness, replay_one, replay, memory)
 
     return Searcher(init, ask, tell, batch_size)

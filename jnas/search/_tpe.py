@@ -11,7 +11,7 @@ import jax.numpy as jnp
 
 from jnas._checks import check_positive
 from jnas.search._base import Searcher, clean_fitness, update_incumbent
-from jnas.search._hyperband import tpe_proposer
+from jnas.search._hyperband import check_tpe, tpe_proposer
 from jnas.spaces import Decisions, DecisionSpace, Space, require
 
 
@@ -39,16 +39,17 @@ def tpe(
     (a uniform one with probability `random_fraction`), over the last `memory`."""
     where = "tpe"
     require(where, space, Space, Decisions)
-    check_positive(where, num_samples=num_samples, memory=memory)
-    for name, value in (("top_fraction", top_fraction), ("bandwidth", bandwidth)):
-        if not 0 < value < 1:
-            raise ValueError(f"{where}: `{name}` must be in (0, 1); got {value!r}")
-    if not 0 <= random_fraction <= 1:
-        raise ValueError(f"{where}: `random_fraction` must be in [0, 1]; got {random_fraction!r}")
-    if not bandwidth_factor >= 1:
-        raise ValueError(f"{where}: `bandwidth_factor` must be >= 1; got {bandwidth_factor!r}")
-    min_points = len(space.decision_sizes) + 1 if min_points is None else min_points
-    check_positive(where, min_points=min_points)
+    check_positive(where, memory=memory)
+    min_points = check_tpe(
+        where,
+        space,
+        top_fraction,
+        random_fraction,
+        num_samples,
+        bandwidth,
+        bandwidth_factor,
+        min_points,
+    )
     propose = tpe_proposer(
         space, top_fraction, random_fraction, num_samples, bandwidth, bandwidth_factor, min_points
     )

@@ -166,8 +166,9 @@ class NBNLP:
             (hidden[:, None] == jnp.arange(self.max_nodes)[None, :]) & (hidden >= 0)[:, None], 0
         )
         inner = feeds[self.num_sources :]
-        for _ in range(self.max_nodes):
-            live = live | ((inner @ live.astype(jnp.int32)) > 0)
+        live = jax.lax.fori_loop(  # a loop, not max_nodes unrolled matvecs
+            0, self.max_nodes, lambda _, on: on | ((inner @ on.astype(jnp.int32)) > 0), live
+        )
         live = live & (jnp.asarray(arch.ops) > 0)
         used = (feeds @ live.astype(jnp.int32)) > 0
         return live, used

@@ -4,6 +4,7 @@ its run) lives in a module of `jnas.commands`."""
 from __future__ import annotations
 
 import argparse
+import os
 import pathlib
 import sys
 import time
@@ -42,16 +43,35 @@ def new_run_folder(parent: pathlib.Path) -> pathlib.Path:
     raise FileExistsError(f"new_run_folder: 999 runs in {parent} this second")
 
 
+# Flags a resumed run may change: where the data lie, and how long a search or a
+# meta-training runs (neither changes what the finished part computed).
+MOVABLE = ("out", "resume", "func", "nasbench", "data_dir", "omniglot")
+EXTENDABLE = {"search": ("evaluations",), "meta": ("steps",)}
+
+
+def run_settings(args: argparse.Namespace) -> dict:
+    """The settings a resumable run stores in its folder and a resume must repeat."""
+    skip = {*MOVABLE, *EXTENDABLE.get(args.command, ())}
+    return {k: v for k, v in sorted(vars(args).items()) if k not in skip and not callable(v)}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `jnas` console script."""
+    from jnas.checkpoint import claim
+
     parser = build_parser()
+    console = argv is None
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     if getattr(args, "out", "") is None:  # a run command without --out
         if getattr(args, "resume", False):
             parser.error("--resume needs --out: the folder of the run to continue")
         args.out = str(new_run_folder(pathlib.Path("out") / args.command))
-    enable_compilation_cache()
+    resumable = hasattr(args, "resume")
     try:
+        if resumable:  # before any start-up cost: a wrong folder fails in a second
+            claim(args.out, resume=args.resume, settings=run_settings(args))
+        enable_compilation_cache()
         return args.func(args)
     except (ValueError, OSError) as err:  # bad input: one clear line, no traceback
         print(f"jnas {args.command}: error: {err}", file=sys.stderr)
@@ -59,6 +79,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FloatingPointError as err:
         print(f"jnas {args.command}: stopped: {err}", file=sys.stderr)
         return 3
+    except KeyboardInterrupt:
+        print(f"\njnas {args.command}: interrupted; {_saved(args, argv)}", file=sys.stderr)
+        if console:  # skip interpreter shutdown: the checkpointer's interrupted event
+            sys.stdout.flush()  # loop would print tracebacks; a run survives a kill at
+            sys.stderr.flush()  # any point, so nothing is lost by not tidying up
+            os._exit(130)
+        return 130
+
+
+def _saved(args: argparse.Namespace, argv: list[str]) -> str:
+    """What an interrupted run left and how to continue it."""
+    out = getattr(args, "out", None)
+    if out is None or not hasattr(args, "resume"):
+        return "nothing to resume"
+    from jnas.checkpoint import read_jsonl
+
+    done = len(read_jsonl(pathlib.Path(out) / "records.jsonl"))
+    again = [a for a in argv if a != "--resume"]
+    if "--out" not in again:
+        again += ["--out", out]
+    return f"{done} finished unit(s) saved in {out}; continue with: jnas {' '.join(again)} --resume"
 
 
 if __name__ == "__main__":

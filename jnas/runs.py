@@ -28,6 +28,7 @@ def run_units(
     on_record: Callable[[dict], None] | None = None,
     describe: Callable[[int], str] | None = None,
     on_open: Callable[[RunDir | None, int, list[dict]], None] | None = None,
+    settings: dict | None = None,
 ) -> tuple[Any, list[dict]]:
     """Run units `start..units-1` of `unit` from `jit(init)(key)` or from `out`'s latest
     checkpoint (`resume=True`); returns (final state, every unit's record).
@@ -36,11 +37,20 @@ def run_units(
     finite, else `FloatingPointError` names the unit and step (`describe(u)` says what a
     unit is); `on_record(record)` may add fields before the record is written;
     `on_open(run_dir, start, records)` sees the run folder and the records restored before
-    the first unit (side logs, running bests).
+    the first unit (side logs, running bests). `settings` (JSON-able) are stored in a fresh
+    run's folder; resuming with others raises, naming the first that differs.
     """
-    run, start, state, records = open_run(out, resume, init, key)
-    if on_open is not None:
-        on_open(run, start, records)
+    run, start, state, records = open_run(out, resume, init, key, settings)
+    try:
+        if on_open is not None:
+            on_open(run, start, records)
+        return _units(unit, run, start, state, records, units, on_record, describe)
+    finally:
+        if run is not None:
+            run.close()
+
+
+def _units(unit, run, start, state, records, units, on_record, describe):
     for u in range(start, units):
         state, metrics, record = unit(state, u)
         try:

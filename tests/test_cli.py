@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -299,6 +300,24 @@ def test_search_command_on_the_table_and_by_training(tmp_path, nasbench_dir):
     assert summary["evaluations"] == 12
     assert "cifar10/test_acc/200" in summary["nb201"]
     assert (tmp_path / "t" / "cell.png").read_bytes().startswith(b"\x89PNG")
+    # a resume must repeat the run's settings (a longer search is allowed)
+    records = (tmp_path / "t" / "records.jsonl").read_text()
+    table = ("--nasbench", str(nasbench_dir), "--out", str(tmp_path / "t"), "--resume")
+    out = _run("search", "rea", "--objective", "train", "--evaluations", "12", *table)
+    assert out.returncode == 2
+    assert "started with objective='table'; resuming it with objective='train'" in out.stderr
+    assert (tmp_path / "t" / "records.jsonl").read_text() == records
+    out = _run("search", "rea", "--objective", "table", "--evaluations", "20", *table)
+    assert out.returncode == 0, out.stderr
+    assert "\r" not in out.stderr  # a log gets lines, not a redrawn bar
+    assert "12/20" in out.stderr
+    assert " 1/20" not in out.stderr
+    assert json.loads((tmp_path / "t" / "summary.json").read_text())["evaluations"] == 20
+    out = _run("search", "rea", "--out", str(tmp_path / "typo"), "--resume")
+    assert out.returncode == 2
+    assert "nothing to resume" in out.stderr
+    assert "does not exist" in out.stderr
+    assert not (tmp_path / "typo").exists()
     out = _run(
         "search",
         "rs",
@@ -315,6 +334,29 @@ def test_search_command_on_the_table_and_by_training(tmp_path, nasbench_dir):
     evaluations = _records(tmp_path / "r" / "evaluations.jsonl")
     assert len(evaluations) == 2
     assert all(0 <= e["fitness"] <= 100 for e in evaluations)
+
+
+def test_ctrl_c_prints_what_was_saved_and_how_to_resume(tmp_path, nasbench_dir):
+    args = ["search", "rs", "--objective", "table", "--evaluations", "1000000"]
+    args += ["--nasbench", str(nasbench_dir), "--out", str(tmp_path / "r")]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jnas.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    records = tmp_path / "r" / "records.jsonl"
+    for _ in range(600):
+        if proc.poll() is not None or len(read_jsonl(records)) >= 2:
+            break
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    done = len(read_jsonl(records))
+    assert f"interrupted; {done} finished unit(s) saved in {tmp_path / 'r'}" in err
+    assert f"jnas {' '.join(args)} --resume" in err
 
 
 def test_meta_command_on_the_sinusoid(tmp_path):

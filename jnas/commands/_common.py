@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import pathlib
 import sys
-import time
+from typing import TextIO
 
 from jnas.search import REGISTRY
 
@@ -34,20 +34,48 @@ SEARCHERS = {name: entry.description for name, entry in REGISTRY.items()}
 SEARCHERS_HELP = ", ".join(f"{k} {v}" for k, v in SEARCHERS.items())
 
 
-def progress(label: str, unit: str = "seeds"):
-    """A one-line progress bar with ETA on stderr: `show(done, total)`."""
-    start = time.perf_counter()
+class _Lines:
+    """A stream for tqdm in a log (not a terminal): each status on its own line, no
+    carriage returns."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> None:
+        text = text.replace("\r", "").strip()
+        if text:
+            self.stream.write(text + "\n")
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def progress(label: str, unit: str = "seeds", *, stream: TextIO | None = None):
+    """A tqdm progress bar on stderr: `show(done, total)` with absolute counts, so a resumed
+    run's bar starts where the run was. On a terminal it redraws in place; in a log (CI, a
+    file) it writes a plain line at most every 30 s and at the end."""
+    from tqdm import tqdm
+
+    out: TextIO = sys.stderr if stream is None else stream
+    bar = None
 
     def show(done: int, total: int) -> None:
-        elapsed = time.perf_counter() - start
-        eta = elapsed / done * (total - done) if done else 0.0
-        bar = "#" * int(30 * done / total)
-        print(
-            f"\r{label} [{bar:<30s}] {done}/{total} {unit}, {elapsed:5.1f}s, ETA {eta:5.1f}s",
-            end="" if done < total else "\n",
-            file=sys.stderr,
-            flush=True,
-        )
+        nonlocal bar
+        if bar is None:
+            terminal = out.isatty()
+            bar = tqdm(
+                total=total,
+                initial=max(done - 1, 0),
+                desc=label,
+                unit=f" {unit}",
+                file=out if terminal else _Lines(out),  # type: ignore[arg-type]
+                mininterval=0.1 if terminal else 30.0,
+                dynamic_ncols=terminal,
+                ascii=not terminal,
+            )
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
 
     return show
 

@@ -83,15 +83,14 @@ def cmd_search(args: argparse.Namespace) -> int:
             data_dir=args.data_dir,
         )
     show = progress(f"{args.searcher} ({args.objective})", "evaluations")
-    count = [0]
+    searcher = make_searcher(args.searcher, space)
 
-    def on_evaluation(e: dict) -> None:
-        count[0] += 1
-        show(min(count[0], args.evaluations), args.evaluations)
+    def on_evaluation(e: dict) -> None:  # counted from the run's start, resumed or not
+        show(min(e["round"] * searcher.batch_size + e["i"] + 1, args.evaluations), args.evaluations)
 
     start = time.perf_counter()
     _, records = search.run(
-        make_searcher(args.searcher, space),
+        searcher,
         objective,
         jax.random.key(args.seed),
         num_evaluations=args.evaluations,

@@ -2,6 +2,10 @@
 
 import ast
 import pathlib
+import subprocess
+import sys
+
+import pytest
 
 import jnas
 
@@ -59,3 +63,20 @@ def test_experiments_and_benchmarks_call_the_library_not_the_cli():
                 or module == "jnas.cli"
             ]
     assert not bad, "\n".join(bad)
+
+
+def test_tensorflow_datasets_is_an_optional_extra(monkeypatch):
+    """Only the TFDS data path needs it (`pip install jnas[tfds]`): importing every package
+    and the CLI leaves it unimported, and the TFDS path without it says what to install."""
+    code = (
+        "import sys, jnas, jnas.cli, jnas.data, jnas.meta, jnas.oneshot, jnas.search, "
+        "jnas.bench, jnas.train, jnas.recipes\n"
+        "print('tensorflow_datasets' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "False", out.stderr
+    from jnas import data
+
+    monkeypatch.setitem(sys.modules, "tensorflow_datasets", None)  # as if not installed
+    with pytest.raises(ImportError, match=r"pip install 'jnas\[tfds\]'"):
+        data.TFDSSource("mnist", "train")

@@ -35,7 +35,12 @@ def default_tfds_dir() -> str:
 def _open(where: str, name: str, split: str, data_dir: str | None) -> tuple[Any, str]:
     """The `tfds.data_source` of a prepared split, or `DatasetNotPrepared` saying how to
     prepare it."""
-    import tensorflow_datasets as tfds
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError:
+        raise ImportError(
+            f"{where}: the TFDS data path needs tensorflow-datasets: pip install 'jnas[tfds]'"
+        ) from None
 
     if name not in TFDS_NAMES:
         raise ValueError(

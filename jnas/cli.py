@@ -43,9 +43,9 @@ def new_run_folder(parent: pathlib.Path) -> pathlib.Path:
     raise FileExistsError(f"new_run_folder: 999 runs in {parent} this second")
 
 
-# Flags a resumed run may change: where the data lie, and how long a search or a
-# meta-training runs (neither changes what the finished part computed).
-MOVABLE = ("out", "resume", "func", "nasbench", "data_dir", "omniglot")
+# Flags a resumed run may change: where the data lie, where evaluations run, and how long
+# a search or a meta-training runs (none changes what the finished part computed).
+MOVABLE = ("out", "resume", "func", "nasbench", "data_dir", "omniglot", "workers", "dask")
 EXTENDABLE = {"search": ("evaluations",), "meta": ("steps",)}
 
 

@@ -59,6 +59,8 @@ def test_help_lists_subcommands():
             "not prepared in '/nonexistent/tfds'",
         ),
         (("oneshot", "gdas", "--resume"), "--resume needs --out"),
+        (("search", "rea", "--async"), "--async needs parallel workers"),
+        (("search", "rs", "--workers", "2", "--objective", "table"), "parallelise training"),
         (("estimate", "--proxy", "flops"), "invalid choice: 'flops'"),
         (("estimate", "--cells", "-1", "--out", "/tmp/jnas-estimate-bad"), "--cells must be >= 0"),
     ],
@@ -318,7 +320,7 @@ def test_search_command_on_the_table_and_by_training(tmp_path, nasbench_dir):
     assert "nothing to resume" in out.stderr
     assert "does not exist" in out.stderr
     assert not (tmp_path / "typo").exists()
-    out = _run(
+    out = _run(  # two candidates trained at once in a process pool, asynchronously
         "search",
         "rs",
         "--evaluations",
@@ -327,6 +329,9 @@ def test_search_command_on_the_table_and_by_training(tmp_path, nasbench_dir):
         "1",
         "--channels",
         "4",
+        "--workers",
+        "2",
+        "--async",
         "--out",
         str(tmp_path / "r"),
     )

@@ -4,6 +4,8 @@ every candidate on a dataset; checkpointed after every evaluation round (`--resu
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import functools
 import json
 import pathlib
 import time
@@ -20,35 +22,35 @@ from jnas.commands._common import (
 from jnas.search import make_searcher
 
 
-def training_objective(
-    dataset: str,
-    *,
-    seed: int,
-    epochs: int,
-    channels: int,
-    cells_per_stage: int,
-    data_dir: str | None = None,
-):
+@dataclasses.dataclass(frozen=True)
+class TrainingObjective:
     """fitness(arch) = validation accuracy (%) of the cell's network trained from scratch
-    for `epochs` epochs on the dataset's `train` split."""
-    import jax
-    from flax import nnx
+    for `epochs` epochs on the dataset's `train` split. Picklable (a process pool or Dask
+    worker rebuilds it): the data load once per process, at the first call."""
 
-    from jnas import data
-    from jnas.spaces import NB201
-    from jnas.train import TrainConfig, evaluate, train
+    dataset: str
+    seed: int
+    epochs: int
+    channels: int
+    cells_per_stage: int
+    data_dir: str | None = None
 
-    space = NB201()
-    k_data, k_train = jax.random.split(jax.random.key(seed))
-    splits = data.load_dataset(dataset, k_data, data_dir=data_dir)
-    num_classes = int(splits["train"].y.max()) + 1
-    config = TrainConfig(epochs=epochs, batch_size=64, lr=0.05, augment=dataset != "digits")
+    def __call__(self, arch: Any) -> float:
+        import jax
+        from flax import nnx
 
-    def fitness(arch: Any) -> float:
-        model = space.build(
-            arch,
-            channels=channels,
-            cells_per_stage=cells_per_stage,
+        from jnas.spaces import NB201
+        from jnas.train import TrainConfig, evaluate, train
+
+        splits, k_train = _data(self.dataset, self.seed, self.data_dir)
+        num_classes = int(splits["train"].y.max()) + 1
+        config = TrainConfig(
+            epochs=self.epochs, batch_size=64, lr=0.05, augment=self.dataset != "digits"
+        )
+        model = NB201().build(
+            jax.tree.map(jax.numpy.asarray, arch),
+            channels=self.channels,
+            cells_per_stage=self.cells_per_stage,
             num_classes=num_classes,
             rngs=nnx.Rngs(k_train),
         )
@@ -58,7 +60,50 @@ def training_objective(
             return float("nan")  # a diverged candidate is the worst, not a crash
         return 100.0 * evaluate(model, splits["valid"])["acc"]
 
-    return fitness
+
+@functools.cache
+def _data(dataset: str, seed: int, data_dir: str | None) -> tuple[dict, Any]:
+    import jax
+
+    from jnas import data
+
+    k_data, k_train = jax.random.split(jax.random.key(seed))
+    return data.load_dataset(dataset, k_data, data_dir=data_dir), k_train
+
+
+def training_objective(
+    dataset: str,
+    *,
+    seed: int,
+    epochs: int,
+    channels: int,
+    cells_per_stage: int,
+    data_dir: str | None = None,
+) -> TrainingObjective:
+    """The objective of `--objective train` (see `TrainingObjective`)."""
+    return TrainingObjective(dataset, seed, epochs, channels, cells_per_stage, data_dir)
+
+
+def _executor(args: argparse.Namespace) -> Any:
+    """None (serial), a local process pool (`--workers N`) or a Dask cluster (`--dask`)."""
+    from jnas import search
+
+    if args.dask is None and args.workers == 1:
+        if args.asynchronous:
+            raise ValueError("--async needs parallel workers: --workers N (N > 1) or --dask")
+        return None
+    if args.objective == "table":
+        raise ValueError(
+            "--workers/--dask parallelise training (--objective train); a table "
+            "lookup is faster in one process"
+        )
+    if args.dask is None:
+        return search.process_executor(args.workers)
+    if args.dask == "local":
+        return search.dask_executor(
+            n_workers=args.workers, threads_per_worker=1, dashboard_address=None
+        )
+    return search.dask_executor(args.dask)
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -89,16 +134,23 @@ def cmd_search(args: argparse.Namespace) -> int:
         show(min(e["round"] * searcher.batch_size + e["i"] + 1, args.evaluations), args.evaluations)
 
     start = time.perf_counter()
-    _, records = search.run(
-        searcher,
-        objective,
-        jax.random.key(args.seed),
-        num_evaluations=args.evaluations,
-        space=space,
-        out=args.out,
-        resume=args.resume,
-        on_evaluation=on_evaluation,
-    )
+    executor = _executor(args)
+    try:
+        _, records = search.run(
+            searcher,
+            objective,
+            jax.random.key(args.seed),
+            num_evaluations=args.evaluations,
+            space=space,
+            out=args.out,
+            resume=args.resume,
+            on_evaluation=on_evaluation,
+            executor=executor,
+            asynchronous=args.asynchronous,
+        )
+    finally:
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
     best = records[-1]
     summary = {
         "searcher": args.searcher,
@@ -152,6 +204,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     search.add_argument("--channels", type=positive_int, default=8, help="default: 8")
     search.add_argument("--cells", type=positive_int, default=1, help="default: 1")
+    search.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        help="evaluate this many candidates at once in a local process pool (or a local "
+        "Dask cluster with --dask local); default 1: one at a time in this process",
+    )
+    search.add_argument(
+        "--dask",
+        default=None,
+        metavar="ADDRESS",
+        help="evaluate on a Dask cluster: a scheduler address (tcp://host:8786; start one "
+        "with `dask scheduler` and `dask worker ADDRESS` on each machine) or 'local'",
+    )
+    search.add_argument(
+        "--async",
+        dest="asynchronous",
+        action="store_true",
+        help="asynchronous search: a worker that finishes gets the next candidate at once "
+        "(searchers with batch size 1)",
+    )
     search.add_argument("--nasbench", default=None, help=NASBENCH_HELP)
     search.add_argument(
         "--out", default=None, help="run folder (default: a new folder out/search/<date-time>)"

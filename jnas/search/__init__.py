@@ -6,6 +6,7 @@ from jnas.search._bananas import bananas
 from jnas.search._base import Searcher, clean_fitness
 from jnas.search._bo import bayesian_optimization
 from jnas.search._evolution import EvolutionState, regularized_evolution
+from jnas.search._executors import dask_executor, executor_width, process_executor
 from jnas.search._hyperband import HyperbandState, bohb, hyperband, hyperband_schedule
 from jnas.search._local import LocalSearchState, local_search
 from jnas.search._metaqnn import MetaQNNState, metaqnn
@@ -48,6 +49,8 @@ __all__ = [
     "bayesian_optimization",
     "bohb",
     "clean_fitness",
+    "dask_executor",
+    "executor_width",
     "hyperband",
     "hyperband_schedule",
     "local_search",
@@ -58,6 +61,7 @@ __all__ = [
     "nao",
     "neat",
     "pnas",
+    "process_executor",
     "q_learning",
     "random_search",
     "regularized_evolution",

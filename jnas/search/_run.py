@@ -27,6 +27,7 @@ Only evaluations at the highest fidelity become the incumbent.
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import hashlib
 import json
 import math
@@ -42,6 +43,7 @@ from jnas._checks import check_positive
 from jnas.checkpoint import RunDir, read_jsonl
 from jnas.runs import run_units
 from jnas.search._base import Searcher
+from jnas.search._executors import Pool, executor_width
 
 Objective = Callable[[Any], float]  # one architecture -> fitness (higher is better)
 CurveObjective = Callable[[Any], Iterable[float]]  # -> fitness after each epoch
@@ -61,12 +63,26 @@ def run(
     on_evaluation: Callable[[dict], None] | None = None,
     early_stop: Callable[[list[float], float], tuple[bool, Any]] | None = None,
     fidelities: Sequence[Any] | None = None,
+    executor: cf.Executor | None = None,
+    asynchronous: bool = False,
+    workers: int | None = None,
+    retries: int = 1,
+    settings: dict | None = None,
 ) -> tuple[Any, list[dict]]:
     """Run `searcher` for `num_evaluations` evaluations of `objective` (rounded up to whole
     batches); returns (final state, one record per round). Round t asks with
     `fold_in(key, t)`. A NaN fitness is recorded as NaN and told as the worst. For a
     multi-fidelity searcher, `fidelities` are its budgets, lowest first (see the module
     docstring).
+
+    With an `executor` (`process_executor(n)`, `dask_executor(...)`, any
+    `concurrent.futures.Executor`; the objective must pickle) a round's evaluations run in
+    parallel and the records equal a serial run's. An evaluation that raises, or whose
+    worker dies, is retried `retries` times, then recorded as NaN with its `error` (without
+    an executor the objective's exceptions propagate). `asynchronous=True` keeps `workers`
+    evaluations in flight (default: the executor's width) and tells each as it ends, then
+    asks the next (batch-size-1 searchers; see `_run_async`). `settings` are stored in the
+    run folder and a resume must repeat them.
     """
     multi = searcher.fidelities > 1
     if multi and (fidelities is None or len(fidelities) != searcher.fidelities):
@@ -82,6 +98,31 @@ def run(
     if multi and early_stop is not None:
         raise ValueError("run: `early_stop` and a multi-fidelity searcher do not combine")
     check_positive("run", num_evaluations=num_evaluations)
+    if executor is not None and early_stop is not None:
+        raise ValueError("run: `early_stop` decides epoch by epoch in this process; no executor")
+    if asynchronous:
+        if executor is None:
+            raise ValueError("run: `asynchronous=True` needs an `executor`")
+        if multi or searcher.batch_size != 1 or early_stop is not None:
+            raise ValueError(
+                "run: `asynchronous=True` hands out one architecture at a time: it needs a "
+                "single-fidelity searcher with batch_size 1 and no early_stop; got batch_size "
+                f"{searcher.batch_size}, {searcher.fidelities} fidelities"
+            )
+        return _run_async(
+            searcher,
+            objective,  # type: ignore[arg-type]
+            key,
+            num_evaluations=num_evaluations,
+            space=space,
+            out=out,
+            resume=resume,
+            on_evaluation=on_evaluation,
+            pool=Pool(executor, retries),
+            workers=workers or executor_width(executor),
+            settings=settings,
+        )
+    pool = None if executor is None else Pool(executor, retries)
     if early_stop is not None and not getattr(early_stop, "increasing", True):
         raise ValueError(
             "run: `early_stop` must treat the curve as a fitness (higher is better): build it "
@@ -107,34 +148,68 @@ def run(
             else:
                 log[0].write_text("")
         for e in [*seen, *done.values()]:
-            if "budget_index" in e and "arch" in e:
+            if "state_file" in e:
                 partial.reach(e["arch"], e["budget_index"], e.get("state_file"))
+
+    def job(t: int, i: int, arch: Any, fid: int | None) -> tuple[Callable, tuple, Callable]:
+        """(function, arguments, finish(output) -> entry) of one evaluation."""
+        if fid is None:
+            return objective, (arch,), lambda out: {"fitness": float(out)}
+        budgets = fidelities
+        assert budgets is not None
+        name = space.to_string(arch)
+        since, saved = partial.prepare(name, fid, budgets)
+        return (
+            objective,
+            (arch, budgets[fid], saved),
+            lambda out: partial.finish(out, name, fid, budgets, since, t, i),
+        )
+
+    def evaluate(t: int, archs: Any, fids: Any) -> dict[int, dict]:
+        """The entries of round t's evaluations not finished before a kill, each logged as
+        soon as it ends (serially, or all at once on the executor)."""
+        entries, jobs = {}, {}
+        for i in range(searcher.batch_size):
+            if (t, i) in done:
+                entries[i] = done[(t, i)]
+                continue
+            arch = jax.tree.map(lambda a, i=i: a[i], archs)
+            if pool is not None:
+                arch = jax.tree.map(np.asarray, arch)  # workers need no device arrays
+            if early_stop is not None:
+                entry = _train_with_stopping(objective, arch, early_stop, _best(seen))
+                entries[i] = _log({"round": t, "i": i, **entry})
+                continue
+            fn, args, finish = job(t, i, arch, None if fids is None else int(fids[i]))
+            if pool is None:
+                entries[i] = _log({"round": t, "i": i, **finish(fn(*args))})
+            else:
+                jobs[i] = finish
+                pool.submit(i, fn, args)
+        try:
+            while pool is not None and pool.running:
+                for i, out, error in pool.wait():
+                    entry = finish_or_fail(jobs[i], out, error)
+                    entries[i] = _log({"round": t, "i": i, **entry})
+        finally:
+            if pool is not None:
+                pool.cancel()  # after an interrupt: nothing left running unrecorded
+        return entries
+
+    def _log(entry: dict) -> dict:
+        if log:
+            with open(log[0], "a") as f:
+                f.write(json.dumps(entry) + "\n")
+        return entry
 
     def unit(state: Any, t: int) -> tuple[Any, dict, dict]:
         archs, state = ask(jax.random.fold_in(k_rounds, t), state)
         fids = np.asarray(fidelity_of(state)) if fidelity_of is not None else None
+        entries = evaluate(t, archs, fids)
         evaluations = []
         for i in range(searcher.batch_size):
             arch = jax.tree.map(lambda a, i=i: a[i], archs)
-            if (t, i) in done:
-                entry = done[(t, i)]
-            else:
-                entry = {"round": t, "i": i}
-                if fids is not None:
-                    assert fidelities is not None
-                    entry.update(
-                        partial.evaluate(
-                            objective, arch, space.to_string(arch), int(fids[i]), fidelities, t, i
-                        )
-                    )
-                elif early_stop is None:
-                    entry["fitness"] = float(objective(arch))  # type: ignore[arg-type]
-                else:
-                    entry.update(_train_with_stopping(objective, arch, early_stop, _best(seen)))
-                if log:
-                    with open(log[0], "a") as f:
-                        f.write(json.dumps(entry) + "\n")
-            evaluation = {**entry, "arch": space.to_string(arch)}
+            evaluation = {**entries[i], "arch": space.to_string(arch)}
             if on_evaluation is not None:
                 on_evaluation(evaluation)
             evaluations.append(evaluation)
@@ -154,8 +229,142 @@ def run(
         )
 
     return run_units(
-        unit, units=rounds, init=searcher.init, key=k_init, out=out, resume=resume, on_open=on_open
+        unit,
+        units=rounds,
+        init=searcher.init,
+        key=k_init,
+        out=out,
+        resume=resume,
+        on_open=on_open,
+        settings=settings,
     )
+
+
+def finish_or_fail(finish: Callable[[Any], dict], out: Any, error: str | None) -> dict:
+    """The entry of an ended evaluation: its result, or NaN fitness and the reason."""
+    return finish(out) if error is None else {"fitness": math.nan, "error": error}
+
+
+def _run_async(
+    searcher: Searcher,
+    objective: Objective,
+    key: jax.Array,
+    *,
+    num_evaluations: int,
+    space: Any,
+    out: str | pathlib.Path | None,
+    resume: bool,
+    on_evaluation: Callable[[dict], None] | None,
+    pool: Pool,
+    workers: int,
+    settings: dict | None,
+) -> tuple[Any, list[dict]]:
+    """Asynchronous search: `workers` asked architectures (slots) are always in flight; each
+    unit waits for one to end, tells it, and asks the next into its slot (Real et al.'s
+    asynchronous evolution; Hyperband's ASHA schedules the same way). Ask j uses
+    `fold_in(key, j)`; asks 0..workers-1 are made before the first unit, the ask of unit u
+    is number workers + u, so the pending architectures are part of the checkpointed state.
+    Which evaluation ends first is up to the workers, so records are not a serial run's;
+    they are exact: each ask is evaluated once (a killed run resubmits only the asks not in
+    `evaluations.jsonl`) and told once, and a unit's record names its ask (`ask`)."""
+    check_positive("run", workers=workers)
+    k_init, k_asks = jax.random.split(key)
+
+    def init(k: jax.Array) -> dict:
+        state = searcher.init(k)
+        archs = []
+        for j in range(workers):
+            arch, state = searcher.ask(jax.random.fold_in(k_asks, j), state)
+            archs.append(arch)
+        return {
+            "searcher": state,
+            "archs": jax.tree.map(lambda *a: _cat(a), *archs),
+            "ids": jax.numpy.arange(workers, dtype=jax.numpy.int32),
+        }
+
+    @jax.jit
+    def advance(carry: dict, slot: jax.Array, fitness: jax.Array, j: jax.Array) -> dict:
+        told = jax.tree.map(lambda a: jax.lax.dynamic_slice_in_dim(a, slot, 1), carry["archs"])
+        state = searcher.tell(carry["searcher"], told, fitness[None])
+        arch, state = searcher.ask(jax.random.fold_in(k_asks, j), state)
+        archs = jax.tree.map(
+            lambda a, n: jax.lax.dynamic_update_slice_in_dim(a, n, slot, 0), carry["archs"], arch
+        )
+        return {"searcher": state, "archs": archs, "ids": carry["ids"].at[slot].set(j)}
+
+    done: dict[int, dict] = {}  # ask -> its finished evaluation, from the log after a kill
+    seen: list[dict] = []
+    log: list[pathlib.Path] = []
+
+    def on_open(rundir: Any, start: int, records: list[dict]) -> None:
+        seen.extend(e for r in records for e in r["evaluations"])
+        if rundir is not None:
+            log.append(rundir.path / "evaluations.jsonl")
+            if resume:
+                done.update({e["ask"]: e for e in read_jsonl(log[0])})
+            else:
+                log[0].write_text("")
+
+    def _log(entry: dict) -> None:
+        done[entry["ask"]] = entry
+        if log:
+            with open(log[0], "a") as f:
+                f.write(json.dumps(entry) + "\n")
+
+    def unit(carry: dict, u: int) -> tuple[Any, dict, dict]:
+        ids = [int(j) for j in np.asarray(carry["ids"])]
+        told = {e["ask"] for e in seen}
+        for slot, j in enumerate(ids):  # every pending ask runs (after a resume: again)
+            if j < num_evaluations and j not in done and j not in told and not pool.busy(j):
+                arch = jax.tree.map(lambda a, s=slot: np.asarray(a[s]), carry["archs"])
+                pool.submit(j, objective, (arch,))
+        try:
+            while not any(j in done and j not in told for j in ids):
+                for j, result, error in pool.wait():
+                    entry = finish_or_fail(lambda r: {"fitness": float(r)}, result, error)
+                    _log({"ask": j, **entry})
+        except BaseException:
+            pool.cancel()
+            raise
+        slot = min(s for s, j in enumerate(ids) if j in done and j not in told)
+        arch = jax.tree.map(lambda a: a[slot], carry["archs"])
+        evaluation = {
+            **done[ids[slot]],
+            "round": u,
+            "i": 0,
+            "arch": space.to_string(arch),
+        }
+        if on_evaluation is not None:
+            on_evaluation(evaluation)
+        seen.append(evaluation)
+        carry = advance(
+            carry, jax.numpy.int32(slot), jax.numpy.float32(evaluation["fitness"]), workers + u
+        )
+        best = _best(seen)
+        record = {
+            "round": u,
+            "evaluations": [evaluation],
+            "best_arch": best and best["arch"],
+            "best_fitness": best and best["fitness"],
+        }
+        if u == num_evaluations - 1:
+            pool.cancel()
+        return carry, {}, record
+
+    return run_units(
+        unit,
+        units=num_evaluations,
+        init=init,
+        key=k_init,
+        out=out,
+        resume=resume,
+        on_open=on_open,
+        settings=settings,
+    )
+
+
+def _cat(arrays: Sequence[Any]) -> Any:
+    return jax.numpy.concatenate(arrays)
 
 
 def restore_state(template: Any, state: dict[str, Any]) -> Any:
@@ -206,21 +415,18 @@ class _Partial:
         tmp.write_bytes(data)
         tmp.replace(self.folder / name)  # whole or absent after a kill
 
-    def evaluate(
-        self,
-        objective: Any,
-        arch: Any,
-        key: str,
-        index: int,
-        budgets: Sequence[Any],
-        t: int,
-        i: int,
-    ) -> dict:
-        """Evaluate at budget `index`, continuing from the highest budget reached below it
-        (a budget at or below one reached starts a fresh run: its state is past it)."""
+    def prepare(self, key: str, index: int, budgets: Sequence[Any]) -> tuple[Any, Any]:
+        """(the budget continued from or None, the state there) for an evaluation
+        at budget `index`: it continues from the highest budget reached below it (a budget
+        at or below one reached starts a fresh run: its state is past it)."""
         before, state_file = self.reached.get(key, (-1, None))
         start = state_file if before < index else None
-        out = objective(arch, budgets[index], self._load(start))
+        return (None if start is None else budgets[before]), self._load(start)
+
+    def finish(
+        self, out: Any, key: str, index: int, budgets: Sequence[Any], since: Any, t: int, i: int
+    ) -> dict:
+        """The record of a finished evaluation; its state saved for later promotions."""
         if not isinstance(out, tuple) or len(out) != 2:
             raise ValueError(
                 "run: a multi-fidelity objective returns (fitness, state); got "
@@ -235,7 +441,7 @@ class _Partial:
             "arch": key,
             "budget_index": index,
             "budget": budgets[index],
-            "continued_from": None if start is None else budgets[before],
+            "continued_from": since,
             "state_file": name,
         }
 

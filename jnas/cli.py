@@ -21,11 +21,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jnas", description="JAX-native, functional neural architecture search."
     )
+    parser.add_argument("--version", action="version", version=f"jnas {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     for command in (demo, oneshot, search, train, meta, spaces, bench, estimate):
         command.add_parser(sub)  # each command owns its flags
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("jnas")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def new_run_folder(parent: pathlib.Path) -> pathlib.Path:

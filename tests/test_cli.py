@@ -386,7 +386,31 @@ def test_meta_command_on_the_sinusoid(tmp_path):
     summary = json.loads((tmp_path / "m" / "summary.json").read_text())
     assert summary["test_tasks"] == 20
     assert summary["test"]["loss_after"]["mean"] > 0
-    assert len(_records(tmp_path / "m" / "records.jsonl")) == 1
+    assert len(_records(tmp_path / "m" / "records.jsonl")) == 4  # every 10 steps
+    # test tasks of their own size, learning rates, records every 2 steps
+    flags = ["--test-shots", "7", "--inner-lr", "0.02", "--outer-lr", "0.002", "--log-every", "2"]
+    out = _run("meta", "maml", "--dataset", "sinusoid", "--steps", "4", "--meta-batch", "2",
+               "--test-tasks", "4", *flags, "--out", str(tmp_path / "f"))  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    summary = json.loads((tmp_path / "f" / "summary.json").read_text())
+    assert (summary["test_shots"], summary["shots"]) == (7, 1)
+    assert (summary["inner_lr"], summary["outer_lr"]) == (0.02, 0.002)
+    assert len(_records(tmp_path / "f" / "records.jsonl")) == 2
+    assert "held-out 7-shot tasks" in out.stdout
+
+
+def test_meta_command_protonet_other_test_ways_and_one_figure(tmp_path):
+    out = _run("meta", "protonet", "--dataset", "digits", "--ways", "2", "--test-ways", "4",
+               "--steps", "2", "--meta-batch", "2", "--test-tasks", "4", "--queries", "3",
+               "--out", str(tmp_path / "p"))  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "held-out 4-way 1-shot tasks" in out.stdout
+    assert "before" not in out.stdout  # nothing adapts: no before/after pair
+    assert "accuracy: " in out.stdout
+    out = _run("meta", "maml", "--dataset", "digits", "--test-ways", "4", "--out",
+               str(tmp_path / "q"))  # fmt: skip
+    assert out.returncode == 2
+    assert "only protonet" in out.stderr
 
 
 @pytest.mark.slow  # a learning run (70 s); the meta CLI's wiring is tested above

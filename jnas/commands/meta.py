@@ -33,10 +33,25 @@ def cmd_meta(args: Any) -> int:
         omniglot_dir=args.omniglot,
         data_dir=args.data_dir,
         progress=progress(f"{args.method} {args.dataset}", "steps"),
+        log_every=args.log_every,
+        test_ways=args.test_ways,
+        test_shots=args.test_shots,
+        test_queries=args.test_queries,
+        inner_lr=args.inner_lr,
+        outer_lr=args.outer_lr,
     )
+    if s["note"]:
+        print(f"note: {s['note']}")
     metric = "MSE" if args.dataset == "sinusoid" else "accuracy"
-    print(f"{args.method} on {args.dataset}, {s['test_tasks']} held-out tasks (mean ± 95% CI):")
-    for when in ("before", "after"):
+    ways = "" if args.dataset == "sinusoid" else f"{s['test_ways']}-way "
+    print(
+        f"{args.method} on {args.dataset}, {s['test_tasks']} held-out {ways}"
+        f"{s['test_shots']}-shot tasks (mean ± 95% CI):"
+    )
+    if args.method == "protonet":  # nothing adapts: one figure
+        m = s["test"]["metric_after"]
+        print(f"  {metric}: {m['mean']:.4f} ± {m['ci95']:.4f}")
+    for when in ("before", "after") if args.method != "protonet" else ():
         m = s["test"][f"metric_{when}"]
         print(f"  {metric} {when:>6s} adaptation: {m['mean']:.4f} ± {m['ci95']:.4f}")
     if "cell_first_test_task" in s:
@@ -52,7 +67,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="meta-learning: MAML, Reptile, ANIL, ProtoNets, MetaNAS, T-NAS",
         description="Meta-train on few-shot tasks (sinusoid regression, Omniglot from the "
         "official zips, or the bundled digits) and report the held-out tasks' loss and "
-        "accuracy before and after adaptation (mean ± 95%% CI). MetaNAS and T-NAS adapt an "
+        "accuracy before and after adaptation (mean ± 95% CI). MetaNAS and T-NAS adapt an "
         "NB201 supernet's weights and α per task and print the task's cell. Records, "
         "checkpoints (--resume) and summary.json go under --out.",
     )
@@ -95,6 +110,37 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=positive_int,
         default=None,
         help="inner steps (default: the method's paper setting)",
+    )
+    for name, what in (("ways", "classes"), ("shots", "support examples per class")):
+        meta.add_argument(
+            f"--test-{name}",
+            type=positive_int,
+            default=None,
+            help=f"{what} of the held-out tasks (default: --{name}; other ways: protonet only)",
+        )
+    meta.add_argument(
+        "--test-queries",
+        type=positive_int,
+        default=None,
+        help="query examples per class of the held-out tasks (default: --queries)",
+    )
+    meta.add_argument(
+        "--inner-lr",
+        type=float,
+        default=None,
+        help="inner-loop learning rate (default: the method's paper setting)",
+    )
+    meta.add_argument(
+        "--outer-lr",
+        type=float,
+        default=None,
+        help="outer (meta) learning rate (default: the method's paper setting)",
+    )
+    meta.add_argument(
+        "--log-every",
+        type=positive_int,
+        default=10,
+        help="record and show progress every this many steps (default: 10)",
     )
     meta.add_argument(
         "--test-tasks",

@@ -16,6 +16,7 @@ from jnas.data._omniglot import (
     class_images,
     omniglot,
     omniglot_alphabets,
+    omniglot_image,
     omniglot_tfds,
 )
 from jnas.data._stream import ArraySource, HostSource, chunks, stream
@@ -50,6 +51,7 @@ __all__ = [
     "normalize",
     "omniglot",
     "omniglot_alphabets",
+    "omniglot_image",
     "omniglot_tfds",
     "python_corpus",
     "random_crop_flip",

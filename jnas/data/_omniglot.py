@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import pathlib
 import zipfile
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -39,6 +39,35 @@ def _decode(data: bytes, size: int) -> np.ndarray:
 
     with Image.open(io.BytesIO(data)) as im:
         return _resized(im, size)
+
+
+def omniglot_image(image: Any, size: int = 28) -> np.ndarray:
+    """One image as the Omniglot learners train on it: float32 `[size, size, 1]`,
+    grayscale, resized with LANCZOS (as MAML's code does), ink = 1 and paper = 0 (dark
+    strokes on a light background, as scanned). `image` is a file path, PNG/JPEG bytes,
+    a PIL image, or a uint8 array `[H, W]` / `[H, W, C]`; to classify your own drawings
+    with a model trained by `jnas meta` (stack them into `query_x`)."""
+    from PIL import Image
+
+    check_positive("omniglot_image", size=size)
+    if isinstance(image, (str, pathlib.Path)):
+        with Image.open(image) as im:
+            return _resized(im, size)[..., None]
+    if isinstance(image, (bytes, bytearray)):
+        return _decode(bytes(image), size)[..., None]
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 or image.ndim not in (2, 3):
+            raise ValueError(
+                "omniglot_image: an array `image` must be uint8 [H, W] or [H, W, C]; got "
+                f"{image.dtype} {image.shape}"
+            )
+        image = Image.fromarray(image[..., 0] if image.ndim == 3 else image)
+    if not isinstance(image, Image.Image):
+        raise ValueError(
+            "omniglot_image: `image` must be a path, bytes, a PIL image or a uint8 array; "
+            f"got {type(image).__name__}"
+        )
+    return _resized(image, size)[..., None]
 
 
 def _with_rotations(pool: ClassImages) -> ClassImages:
@@ -83,6 +112,7 @@ def omniglot(
     rotations: bool = True,
     alphabets: tuple[str, ...] | None = None,
     exclude: tuple[str, ...] = (),
+    per_class: int | str | None = None,
 ) -> ClassImages:
     """Omniglot characters as classes: `images[C, 20, size, size, 1]` float32 in [0, 1].
 
@@ -90,6 +120,8 @@ def omniglot(
     `exclude` drops alphabets (e.g. the ones a meta-training split already holds).
     `rotations=True` appends each character rotated by 90/180/270 degrees as new classes
     (names suffixed `@90` etc.). Classes are sorted by name, so the order is reproducible.
+    Every class must hold as many images (Omniglot's 20), else `per_class` says how many
+    to keep: an int, or `"smallest"` (the first n of each, n the smallest class's size).
     """
     check_positive("omniglot", size=size)
     files = _read_files(pathlib.Path(path))
@@ -105,8 +137,7 @@ def omniglot(
             f"omniglot: no characters left in {path} after choosing "
             f"alphabets={alphabets} exclude={exclude}"
         )
-    counts = {len(files[k]) for k in keys}
-    per_class = min(counts)
+    per_class = _per_class("omniglot", {f"{a}/{c}": len(files[(a, c)]) for a, c in keys}, per_class)
     images = np.stack(
         [np.stack([_decode(data, size) for _, data in sorted(files[k])[:per_class]]) for k in keys]
     )[..., None]
@@ -128,8 +159,35 @@ def omniglot_tfds(
     gray = np.stack(
         [_resized(Image.fromarray(np.ascontiguousarray(im[..., 0])), size) for im in x]
     )[..., None]
-    pool = class_images(gray, y)
+    pool = class_images(gray, y, per_class="smallest")  # TFDS omniglot: 20 per class
     return _with_rotations(pool) if rotations else pool
+
+
+def _per_class(where: str, sizes: dict[str, int], per_class: int | str | None) -> int:
+    """How many examples per class to keep: all when every class has as many; else what
+    `per_class` says, or an error naming the uneven classes (no silent truncation)."""
+    smallest = min(sizes.values())
+    if per_class is None:
+        if len(set(sizes.values())) > 1:
+            low = min(sizes, key=lambda k: sizes[k])
+            high = max(sizes, key=lambda k: sizes[k])
+            raise ValueError(
+                f"{where}: classes hold {smallest} to {sizes[high]} examples (e.g. {low}: "
+                f"{smallest}, {high}: {sizes[high]}); pass per_class='smallest' to keep the "
+                f"first {smallest} of each, or an int"
+            )
+        return smallest
+    if per_class == "smallest":
+        return smallest
+    if not isinstance(per_class, int) or isinstance(per_class, bool) or per_class < 1:
+        raise ValueError(
+            f"{where}: `per_class` must be an int >= 1 or 'smallest'; got {per_class!r}"
+        )
+    if per_class > smallest:
+        raise ValueError(
+            f"{where}: `per_class`={per_class} exceeds the smallest class's {smallest} examples"
+        )
+    return per_class
 
 
 def omniglot_alphabets(path: str | pathlib.Path) -> tuple[str, ...]:
@@ -137,20 +195,17 @@ def omniglot_alphabets(path: str | pathlib.Path) -> tuple[str, ...]:
     return tuple(sorted({a for a, _ in _read_files(pathlib.Path(path))}))
 
 
-def class_images(x: np.ndarray, y: np.ndarray, per_class: int | None = None) -> ClassImages:
-    """Group a labelled array dataset by class (`images[C, M, ...]`, M = the smallest
-    class's size or `per_class`), for few-shot tasks from any dataset (digits, TFDS)."""
+def class_images(x: np.ndarray, y: np.ndarray, per_class: int | str | None = None) -> ClassImages:
+    """Group a labelled array dataset by class (`images[C, M, ...]`), for few-shot tasks
+    from any dataset (digits, TFDS). Classes of unequal sizes need `per_class`: an int M
+    (the first M of each) or `"smallest"`; nothing is dropped without being asked."""
     x, y = np.asarray(x), np.asarray(y)
     if len(x) != len(y):
         raise ValueError(f"class_images: {len(x)} images but {len(y)} labels")
     classes = np.unique(y)
     members = [np.flatnonzero(y == c) for c in classes]
-    m = min(len(i) for i in members) if per_class is None else per_class
-    if m > min(len(i) for i in members):
-        raise ValueError(
-            f"class_images: `per_class`={per_class} exceeds the smallest "
-            f"class's {min(len(i) for i in members)} examples"
-        )
+    sizes = {str(c): len(i) for c, i in zip(classes.tolist(), members, strict=True)}
+    m = _per_class("class_images", sizes, per_class)
     return ClassImages(
         np.stack([x[i[:m]] for i in members]), tuple(str(c) for c in classes.tolist())
     )

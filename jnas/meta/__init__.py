@@ -9,6 +9,7 @@ parts; ProtoNets is the metric baseline.
 
 from jnas.meta._core import (
     LOSSES,
+    NORMS,
     InnerLoop,
     MetaLearner,
     MetaState,
@@ -20,7 +21,7 @@ from jnas.meta._core import (
     meta_learner,
     mse,
 )
-from jnas.meta._loop import evaluate_tasks, mean_ci, meta_train
+from jnas.meta._loop import evaluate_episodes, evaluate_tasks, mean_ci, meta_train
 from jnas.meta._methods import anil, derive, fomaml, maml, metanas, reptile, tnas
 from jnas.meta._models import MLP, Conv4, Model, conv4, from_module, mlp, supernet_model
 from jnas.meta._protonet import protonet
@@ -29,6 +30,7 @@ from jnas.meta._tasks import Task, TaskSampler, few_shot, sinusoid, task_batch
 __all__ = [
     "LOSSES",
     "MLP",
+    "NORMS",
     "Conv4",
     "InnerLoop",
     "MetaLearner",
@@ -41,6 +43,7 @@ __all__ = [
     "conv4",
     "cross_entropy",
     "derive",
+    "evaluate_episodes",
     "evaluate_tasks",
     "few_shot",
     "fomaml",

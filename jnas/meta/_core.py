@@ -24,6 +24,7 @@ from jnas._checks import check_positive
 from jnas._execution import MAX_UNROLL, TASK_MAPS, UNROLL_BUDGET, map_tasks
 from jnas.meta._models import Model
 from jnas.meta._tasks import Task
+from jnas.nn import batch_statistics_from
 
 LossFn = Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array]]  # -> (loss, metric)
 MaskSpec = Any  # None (everything), a predicate on "a/b/c" leaf paths, or a bool pytree prefix
@@ -63,14 +64,49 @@ class MetaLearner(NamedTuple):
       adaptation.
     - `adapt(params, task, steps=None, unroll=False) -> params`: the inner loop on one
       task's support set (`unroll`: unroll it whatever its length).
-    - `evaluate(params, tasks, steps=None) -> dict`: per task, query `loss_before`,
-      `metric_before` (at θ) and `loss_after`, `metric_after` (after adapting).
+    - `evaluate(params, tasks, steps=None, norm="transductive") -> dict`: per task, query
+      `loss_before`, `metric_before` (at θ) and `loss_after`, `metric_after` (after
+      adapting).
+    - `predict(params, support_x, support_y, query_x, steps=None, norm="transductive")`:
+      the query outputs (logits) after adapting to the support set.
+
+    `norm` is how batch norm sees the query at inference: `"transductive"` (the query
+    batch's own statistics, as MAML's and ProtoNets' papers evaluate) or `"support"` (the
+    support set's statistics, so a query's prediction does not depend on which other
+    queries share its batch).
     """
 
     init: Callable[[jax.Array], MetaState]
     step: Callable[[MetaState, Task], tuple[MetaState, dict]]
     adapt: Callable[..., Any]
     evaluate: Callable[..., dict]
+    predict: Callable[..., jax.Array]
+
+
+NORMS = ("transductive", "support")
+
+
+def check_norm(where: str, norm: str) -> None:
+    if norm not in NORMS:
+        raise ValueError(f"{where}: `norm` must be one of {NORMS}; got {norm!r}")
+
+
+def query_outputs(apply: Callable, params: Any, support_x: Any, query_x: Any, norm: str) -> Any:
+    """`apply(params, query_x)` with batch norm's statistics from the query batch
+    (`"transductive"`) or from the support set (`"support"`: the network runs on
+    `[support; query]` with statistics from the support rows)."""
+    if norm == "transductive":
+        return apply(params, query_x)
+    n = support_x.shape[0]
+    with batch_statistics_from(n):
+        return apply(params, jnp.concatenate([support_x, query_x]))[n:]
+
+
+def as_task(support_x: Any, support_y: Any, query_x: Any) -> Task:
+    """A task of a support set and unlabelled query inputs (zero placeholder labels)."""
+    support_y = jnp.asarray(support_y)
+    query_y = jnp.zeros((query_x.shape[0], *support_y.shape[1:]), support_y.dtype)
+    return Task(jnp.asarray(support_x), support_y, jnp.asarray(query_x), query_y)
 
 
 def leaf_paths(params: Any) -> list[str]:
@@ -371,13 +407,20 @@ def meta_learner(
             {"loss": loss, "metric": metric},
         )
 
-    def evaluate(params: Any, tasks: Task, steps: int | None = None) -> dict:
+    def on_query(params: Any, task: Task, norm: str) -> tuple[jax.Array, jax.Array]:
+        out = query_outputs(model.apply, params, task.support_x, task.query_x, norm)
+        return loss_fn(out, task.query_y)
+
+    def evaluate(
+        params: Any, tasks: Task, steps: int | None = None, norm: str = "transductive"
+    ) -> dict:
+        check_norm(name, norm)
         n = eval_steps if steps is None else steps
         unroll = n * jax.tree.leaves(tasks)[0].shape[0] <= UNROLL_BUDGET
 
         def one(task):
-            before = task_loss(params, task.query_x, task.query_y)
-            after = task_loss(adapt_fn(params, task, n, unroll), task.query_x, task.query_y)
+            before = on_query(params, task, norm)
+            after = on_query(adapt_fn(params, task, n, unroll), task, norm)
             return {
                 "loss_before": before[0],
                 "metric_before": before[1],
@@ -387,4 +430,17 @@ def meta_learner(
 
         return map_tasks(one, tasks, task_map)
 
-    return MetaLearner(init, step, adapt_fn, evaluate)
+    def predict(
+        params: Any,
+        support_x: jax.Array,
+        support_y: jax.Array,
+        query_x: jax.Array,
+        steps: int | None = None,
+        norm: str = "transductive",
+    ) -> jax.Array:
+        check_norm(name, norm)
+        task = as_task(support_x, support_y, query_x)
+        adapted = adapt_fn(params, task, eval_steps if steps is None else steps)
+        return query_outputs(model.apply, adapted, task.support_x, task.query_x, norm)
+
+    return MetaLearner(init, step, adapt_fn, evaluate, predict)

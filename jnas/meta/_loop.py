@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import math
 import pathlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -16,7 +16,7 @@ import numpy as np
 from jnas._checks import check_positive
 from jnas._execution import eval_tasks_per_call, stepper
 from jnas.meta._core import MetaLearner, MetaState
-from jnas.meta._tasks import TaskSampler, task_batch
+from jnas.meta._tasks import Task, TaskSampler, task_batch
 from jnas.runs import run_units
 
 
@@ -96,9 +96,11 @@ def evaluate_tasks(
     batch: int = 50,
     steps: int | None = None,
     per_call: int | None = None,
+    norm: str = "transductive",
 ) -> dict[str, tuple[float, float]]:
     """Adapt to `num_tasks` held-out tasks; {metric: (mean, 95% CI)} of `evaluate`'s
-    per-task values (`loss_before`, `metric_before`, `loss_after`, `metric_after`).
+    per-task values (`loss_before`, `metric_before`, `loss_after`, `metric_after`);
+    `norm`: batch norm's inference mode (see `MetaLearner`).
 
     Task j of group b is `sampler(fold_in(fold_in(key, b), j))`, groups of `batch` tasks
     (as `task_batch`). `per_call` tasks go through each compiled call (default: 1 on CPU,
@@ -118,12 +120,57 @@ def evaluate_tasks(
     keys = keys.reshape(-1)[:num_tasks]
     pad = -num_tasks % per_call
     keys = jnp.concatenate([keys, keys[jnp.zeros(pad, jnp.int32)]]) if pad else keys
-    run = _eval_fn(learner, sampler, steps)
+    run = _eval_fn(learner, sampler, steps, norm)
     parts = [run(params, keys[i : i + per_call]) for i in range(0, keys.shape[0], per_call)]
     values = {k: np.concatenate([np.asarray(p[k]) for p in parts])[:num_tasks] for k in parts[0]}
     return {k: mean_ci(v) for k, v in values.items()}
 
 
+def evaluate_episodes(
+    learner: MetaLearner,
+    params: Any,
+    tasks: Task | Sequence[Task],
+    *,
+    steps: int | None = None,
+    norm: str = "transductive",
+    per_call: int | None = None,
+) -> dict[str, Any]:
+    """Adapt to fixed, user-given episodes (a list of `Task`s of one shape, or a stacked
+    `Task`) instead of sampled ones: {metric: (mean, 95% CI)} as `evaluate_tasks`, plus
+    `per_task`, each task's values in the given order."""
+    if isinstance(tasks, Task):
+        stacked = tasks
+    else:
+        tasks = list(tasks)
+        if not tasks:
+            raise ValueError("evaluate_episodes: `tasks` is empty")
+        shapes = {tuple(np.shape(x) for x in t) for t in tasks}
+        if len(shapes) != 1:
+            raise ValueError(
+                "evaluate_episodes: every task must have the same shapes (ways, shots, "
+                f"queries, image size); got {sorted(shapes)}"
+            )
+        stacked = jax.tree.map(lambda *x: jnp.stack([jnp.asarray(a) for a in x]), *tasks)
+    count = jax.tree.leaves(stacked)[0].shape[0]
+    chunk: int = per_call or eval_tasks_per_call(count)
+    run = _fixed_eval_fn(learner, steps, norm)
+    parts = [
+        run(params, jax.tree.map(lambda a, i=i: a[i : i + chunk], stacked))
+        for i in range(0, count, chunk)
+    ]
+    values = {k: np.concatenate([np.asarray(p[k]) for p in parts]) for k in parts[0]}
+    summary: dict[str, Any] = {k: mean_ci(v) for k, v in values.items()}
+    summary["per_task"] = {k: v.tolist() for k, v in values.items()}
+    return summary
+
+
 @functools.lru_cache(maxsize=16)
-def _eval_fn(learner: MetaLearner, sampler: TaskSampler, steps: int | None):
-    return jax.jit(lambda params, keys: learner.evaluate(params, jax.vmap(sampler)(keys), steps))
+def _eval_fn(learner: MetaLearner, sampler: TaskSampler, steps: int | None, norm: str):
+    return jax.jit(
+        lambda params, keys: learner.evaluate(params, jax.vmap(sampler)(keys), steps, norm)
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def _fixed_eval_fn(learner: MetaLearner, steps: int | None, norm: str):
+    return jax.jit(lambda params, tasks: learner.evaluate(params, tasks, steps, norm))

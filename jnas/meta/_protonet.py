@@ -7,7 +7,15 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jnas.meta._core import MetaLearner, MetaState, cross_entropy, map_tasks
+from jnas.meta._core import (
+    MetaLearner,
+    MetaState,
+    as_task,
+    check_norm,
+    cross_entropy,
+    map_tasks,
+    query_outputs,
+)
 from jnas.meta._models import Model
 from jnas.meta._tasks import Task
 
@@ -29,14 +37,15 @@ def protonet(
         raise ValueError(f"protonet: `ways` must be an int >= 2; got {ways!r}")
     optimizer = optimizer or optax.adam(1e-3)
 
-    def logits(params, task: Task) -> jax.Array:
-        zs, zq = embed.apply(params, task.support_x), embed.apply(params, task.query_x)
+    def logits(params, task: Task, norm: str = "transductive") -> jax.Array:
+        zs = embed.apply(params, task.support_x)
+        zq = query_outputs(embed.apply, params, task.support_x, task.query_x, norm)
         onehot = jax.nn.one_hot(task.support_y, ways)
         protos = onehot.T @ zs / jnp.maximum(onehot.sum(0), 1.0)[:, None]
         return -jnp.sum(jnp.square(zq[:, None, :] - protos[None]), -1)
 
-    def query(params, task: Task):
-        return cross_entropy(logits(params, task), task.query_y)
+    def query(params, task: Task, norm: str = "transductive"):
+        return cross_entropy(logits(params, task, norm), task.query_y)
 
     def init(key: jax.Array) -> MetaState:
         params = embed.init(key)
@@ -57,8 +66,14 @@ def protonet(
     def adapt(params, task: Task, steps: int | None = None):
         return params
 
-    def evaluate(params, tasks: Task, steps: int | None = None) -> dict:
-        loss, acc = map_tasks(lambda t: query(params, t), tasks, task_map)
+    def evaluate(params, tasks: Task, steps: int | None = None, norm: str = "transductive") -> dict:
+        check_norm("protonet", norm)
+        loss, acc = map_tasks(lambda t: query(params, t, norm), tasks, task_map)
         return {"loss_before": loss, "metric_before": acc, "loss_after": loss, "metric_after": acc}
 
-    return MetaLearner(init, step, adapt, evaluate)
+    def predict(params, support_x, support_y, query_x, steps=None, norm="transductive"):
+        """Logits: minus the squared distance of each query embedding to each prototype."""
+        check_norm("protonet", norm)
+        return logits(params, as_task(support_x, support_y, query_x), norm)
+
+    return MetaLearner(init, step, adapt, evaluate, predict)

@@ -16,7 +16,14 @@ from jnas.nn._hierarchical import HierarchicalNetwork, Motif
 from jnas.nn._nats import NATSSizeNetwork
 from jnas.nn._nb101 import NB101Cell, NB101Network, vertex_channels
 from jnas.nn._nb201 import InferCell, NB201Network, nb201_op
-from jnas.nn._ops import BatchNorm, BatchStatsNorm, conv, linear, without_batch_norm
+from jnas.nn._ops import (
+    BatchNorm,
+    BatchStatsNorm,
+    batch_statistics_from,
+    conv,
+    linear,
+    without_batch_norm,
+)
 from jnas.nn._rngs import init_rngs
 from jnas.nn._rnn import MultiLinear, RecipeCell, RecurrentLM, lm_loss, recipe_order
 from jnas.nn._rnn_darts import DARTSRecurrentLM, DARTSRecurrentSupernet
@@ -63,6 +70,7 @@ __all__ = [
     "SepConv",
     "SequentialNetwork",
     "Tap",
+    "batch_statistics_from",
     "conv",
     "count_apply_flops",
     "count_flops",

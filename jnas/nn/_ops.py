@@ -34,6 +34,27 @@ def without_batch_norm() -> Iterator[None]:
         _NO_BATCH_NORM.reset(token)
 
 
+_STATISTICS_ROWS: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "jnas_statistics_rows", default=None
+)
+
+
+@contextlib.contextmanager
+def batch_statistics_from(rows: int) -> Iterator[None]:
+    """Every batch-statistics norm (`BatchStatsNorm`, `batch_stats_norm`) computes its mean
+    and variance from the first `rows` examples of the batch only and normalises all of
+    them with those: a few-shot learner run on `[support; query]` normalises each query
+    image with the support set's statistics, so a query's prediction does not depend on
+    which other query images share its batch. Enter it inside the traced function."""
+    if not isinstance(rows, int) or rows < 1:
+        raise ValueError(f"batch_statistics_from: `rows` must be an int >= 1; got {rows!r}")
+    token = _STATISTICS_ROWS.set(rows)
+    try:
+        yield
+    finally:
+        _STATISTICS_ROWS.reset(token)
+
+
 # PyTorch's default initialisation of conv and linear weights (kaiming_uniform, a=sqrt(5)):
 # U(-1/sqrt(fan_in), 1/sqrt(fan_in)), as the reference implementations train with.
 torch_default_init = nnx.initializers.variance_scaling(1 / 3, "fan_in", "uniform")
@@ -194,15 +215,18 @@ def batch_stats_norm(
 ) -> jax.Array:
     """Batch norm over all axes but the last with the batch's own statistics (biased
     variance, as PyTorch normalises in training); float32 statistics at least. The
-    identity inside `without_batch_norm()`."""
+    identity inside `without_batch_norm()`; statistics from the first rows only inside
+    `batch_statistics_from(rows)`."""
     if _NO_BATCH_NORM.get():
         return x
     x = tap("norm", x)
     dtype = x.dtype
     x = x.astype(jnp.promote_types(dtype, jnp.float32))
     axes = tuple(range(x.ndim - 1))
-    mean = jnp.mean(x, axis=axes, keepdims=True)
-    var = jnp.mean(jnp.square(x - mean), axis=axes, keepdims=True)
+    rows = _STATISTICS_ROWS.get()
+    stats = x if rows is None else x[:rows]
+    mean = jnp.mean(stats, axis=axes, keepdims=True)
+    var = jnp.mean(jnp.square(stats - mean), axis=axes, keepdims=True)
     y = (x - mean) * jax.lax.rsqrt(var + epsilon)
     if scale is not None:
         shape = (1,) * (x.ndim - 1) + (-1,)

@@ -28,50 +28,72 @@ def task_sources(
     queries: int,
     omniglot_dir: str | pathlib.Path | None = None,
     data_dir: str | None = None,
+    test_ways: int | None = None,
+    test_shots: int | None = None,
+    test_queries: int | None = None,
 ) -> dict:
-    """{"train", "test": task samplers with disjoint classes, "image": bool}.
+    """{"train", "test": task samplers with disjoint classes, "image": bool, "note"}; the
+    test tasks have `test_ways/shots/queries` (default: the training ones).
 
     - sinusoid: Finn et al.'s regression tasks (train and test from the same distribution);
     - omniglot: meta-train on every character of images_background_small1, meta-test on
       the alphabets of images_background_small2 that small1 lacks; rotations as classes;
+      with small1 alone, its last alphabet is held out for meta-testing (said in "note");
     - omniglot-tfds: a prepared TFDS `omniglot` (`data_dir`), meta-train on its `train`
       (background) characters, meta-test on `test` (evaluation), rotations as classes;
-    - digits: scikit-learn's digits, classes 0-4 to meta-train, 5-9 to meta-test.
+    - digits: scikit-learn's digits, classes 0-4 to meta-train, 5-9 to meta-test (the
+      first 174 images of each class: the smallest class's size).
     """
     from jnas import meta
 
+    tw, ts, tq = test_ways or ways, test_shots or shots, test_queries or queries
+
+    def pair(train: Any, test: Any, note: str = "") -> dict:
+        return {
+            "train": meta.few_shot(train, ways, shots, queries),
+            "test": meta.few_shot(test, tw, ts, tq),
+            "image": True,
+            "classes": (train.shape[0], test.shape[0]),
+            "note": note,
+        }
+
     if dataset == "sinusoid":
-        sampler = meta.sinusoid(shots, queries)
-        return {"train": sampler, "test": sampler, "image": False}
+        return {
+            "train": meta.sinusoid(shots, queries),
+            "test": meta.sinusoid(ts, tq),
+            "image": False,
+            "note": "",
+        }
     if dataset == "omniglot":
         from jnas.data import omniglot, omniglot_alphabets
 
         folder = pathlib.Path(omniglot_dir or OMNIGLOT_DIR)
         small1, small2 = (folder / f"images_background_small{i}.zip" for i in (1, 2))
-        for f in (small1, small2):
-            if not f.exists():
-                raise FileNotFoundError(
-                    f"omniglot: {f} is absent; pass --omniglot DIR "
-                    "holding images_background_small{1,2}.zip"
-                )
-        train = omniglot(small1)
-        test = omniglot(small2, exclude=omniglot_alphabets(small1))
-        return {
-            "train": meta.few_shot(train.images, ways, shots, queries),
-            "test": meta.few_shot(test.images, ways, shots, queries),
-            "image": True,
-            "classes": (len(train.names), len(test.names)),
-        }
+        if not small1.exists():
+            raise FileNotFoundError(
+                f"omniglot: {small1} is absent; pass --omniglot DIR holding "
+                "images_background_small1.zip (and small2.zip to meta-test on its alphabets)"
+            )
+        if small2.exists():
+            train = omniglot(small1)
+            test = omniglot(small2, exclude=omniglot_alphabets(small1))
+            return pair(train.images, test.images)
+        alphabets = omniglot_alphabets(small1)
+        if len(alphabets) < 2:
+            raise ValueError(f"omniglot: {small1} holds one alphabet; nothing to hold out")
+        train = omniglot(small1, alphabets=alphabets[:-1])
+        test = omniglot(small1, alphabets=alphabets[-1:])
+        return pair(
+            train.images,
+            test.images,
+            f"{small2.name} is absent: meta-testing on {small1.name}'s alphabet "
+            f"{alphabets[-1]!r}, held out of meta-training",
+        )
     if dataset == "omniglot-tfds":
         from jnas.data import omniglot_tfds
 
         train, test = (omniglot_tfds(s, data_dir=data_dir) for s in ("train", "test"))
-        return {
-            "train": meta.few_shot(train.images, ways, shots, queries),
-            "test": meta.few_shot(test.images, ways, shots, queries),
-            "image": True,
-            "classes": (len(train.names), len(test.names)),
-        }
+        return pair(train.images, test.images)
     if dataset == "digits":
         import numpy as np
         from sklearn.datasets import load_digits
@@ -80,14 +102,9 @@ def task_sources(
 
         x, y = load_digits(return_X_y=True)
         x = (x.reshape(-1, 8, 8, 1) / 16.0).astype(np.float32)
-        pool = class_images(x, y)
+        pool = class_images(x, y, per_class="smallest")
         half = pool.images.shape[0] // 2
-        return {
-            "train": meta.few_shot(pool.images[:half], ways, shots, queries),
-            "test": meta.few_shot(pool.images[half:], ways, shots, queries),
-            "image": True,
-            "classes": (half, pool.images.shape[0] - half),
-        }
+        return pair(pool.images[:half], pool.images[half:])
     raise ValueError(f"unknown dataset {dataset!r}; expected one of {', '.join(DATASETS)}")
 
 
@@ -100,8 +117,11 @@ def make_learner(
     inner_steps: int | None = None,
     channels: int = 64,
     task_map: str = "auto",
+    inner_lr: float | None = None,
+    outer_lr: float | None = None,
 ) -> Any:
-    """`method` with the settings of its paper for Omniglot (image tasks) or the sinusoid.
+    """`method` with the settings of its paper for Omniglot (image tasks) or the sinusoid;
+    `inner_lr` / `outer_lr` replace the paper's inner and outer learning rates.
 
     MAML/FOMAML/ANIL: inner SGD 0.4, 1 step (3 at test) for images; 0.01, 1 step for the
     sinusoid (Finn et al.); Adam 1e-3 outer. Reptile (Nichol et al.'s Omniglot setting):
@@ -123,11 +143,17 @@ def make_learner(
         raise ValueError(f"{method} needs image tasks (--dataset omniglot or digits)")
     model = meta.conv4(ways, channels=channels) if image else meta.mlp()
     loss = "cross_entropy" if image else "mse"
-    lr = 0.4 if image else 0.01
+    lr = inner_lr or (0.4 if image else 0.01)
+    adam = {} if outer_lr is None else {"outer_optimizer": optax.adam(outer_lr)}
     k = inner_steps or 1
     test_steps = 3 * k if image else k
     if method == "protonet":
-        return meta.protonet(meta.conv4(None, channels=channels), ways, task_map=task_map)
+        return meta.protonet(
+            meta.conv4(None, channels=channels),
+            ways,
+            task_map=task_map,
+            optimizer=optax.adam(outer_lr or 1e-3),
+        )
     if method in ("maml", "fomaml", "anil"):
         maker = getattr(meta, method)
         extra = {"head": "head" if image else "layers/2"} if method == "anil" else {}
@@ -139,14 +165,15 @@ def make_learner(
             loss=loss,
             task_map=task_map,
             **extra,
+            **adam,
         )
     if method == "reptile":
         k = inner_steps or 5
-        anneal = optax.sgd(optax.linear_schedule(1.0, 0.0, steps))
+        anneal = optax.sgd(optax.linear_schedule(outer_lr or 1.0, 0.0, steps))
         if not image:
             return meta.reptile(
                 model,
-                inner_lr=0.01,
+                inner_lr=inner_lr or 0.01,
                 inner_steps=k,
                 eval_inner_steps=k,
                 loss=loss,
@@ -155,7 +182,7 @@ def make_learner(
             )
         return meta.reptile(
             model,
-            inner_optimizer=optax.adam(1e-3, b1=0.0),
+            inner_optimizer=optax.adam(inner_lr or 1e-3, b1=0.0),
             inner_steps=k,
             train_on="all",
             inner_batch=10,
@@ -171,11 +198,12 @@ def make_learner(
     )
     return getattr(meta, method)(
         net,
-        inner_lr={"w": 0.4, "alpha": 0.4},
+        inner_lr={"w": lr, "alpha": lr},
         inner_steps=k,
         eval_inner_steps=test_steps,
         outer="maml" if method == "metanas" else "fomaml",
         task_map=task_map,
+        **adam,
     )
 
 
@@ -195,14 +223,25 @@ def run_meta(
     resume: bool = False,
     omniglot_dir: str | None = None,
     data_dir: str | None = None,
-    log_every: int = 100,
+    log_every: int = 10,
     progress: Progress | None = None,
+    test_ways: int | None = None,
+    test_shots: int | None = None,
+    test_queries: int | None = None,
+    inner_lr: float | None = None,
+    outer_lr: float | None = None,
 ) -> dict:
-    """Meta-train `method` on `dataset`, evaluate on `test_tasks` held-out tasks; writes
-    records, checkpoints and `summary.json` under `out` and returns the summary.
-    `progress(done, total)` after every logged chunk of steps."""
+    """Meta-train `method` on `dataset`, evaluate on `test_tasks` held-out tasks of
+    `test_ways/shots/queries` (default: the training ones); writes records, checkpoints
+    and `summary.json` under `out` and returns the summary. `progress(done, total)` after
+    every logged chunk of `log_every` steps."""
     from jnas import meta
 
+    if test_ways not in (None, ways) and method != "protonet":
+        raise ValueError(
+            f"--test-ways {test_ways} differs from --ways {ways}: only protonet classifies "
+            f"another number of classes ({method}'s head has {ways} outputs)"
+        )
     source = task_sources(
         dataset,
         ways=ways,
@@ -210,9 +249,18 @@ def run_meta(
         queries=queries,
         omniglot_dir=omniglot_dir,
         data_dir=data_dir,
+        test_ways=test_ways,
+        test_shots=test_shots,
+        test_queries=test_queries,
     )
     learner = make_learner(
-        method, image=source["image"], ways=ways, steps=steps, inner_steps=inner_steps
+        method,
+        image=source["image"],
+        ways=ways,
+        steps=steps,
+        inner_steps=inner_steps,
+        inner_lr=inner_lr,
+        outer_lr=outer_lr,
     )
     out = pathlib.Path(out)
     start = time.perf_counter()
@@ -242,6 +290,12 @@ def run_meta(
         "ways": ways,
         "shots": shots,
         "queries": queries,
+        "test_ways": test_ways or ways,
+        "test_shots": test_shots or shots,
+        "test_queries": test_queries or queries,
+        "inner_lr": inner_lr,
+        "outer_lr": outer_lr,
+        "note": source["note"],
         "steps": steps,
         "meta_batch": meta_batch,
         "seed": seed,

@@ -87,9 +87,12 @@ def test_few_shot_rejects_impossible_tasks():
 def test_class_images_groups_a_labelled_dataset():
     x = np.arange(10, dtype=np.float32)[:, None]
     y = np.array([1, 0, 1, 0, 1, 2, 2, 0, 1, 2])
-    pool = class_images(x, y)
+    with pytest.raises(ValueError, match=r"classes hold 3 to 4 examples .*per_class='smallest'"):
+        class_images(x, y)  # class 1 has 4: nothing dropped without being asked
+    pool = class_images(x, y, per_class="smallest")
     assert pool.images.shape == (3, 3, 1)
     np.testing.assert_array_equal(pool.images[:, :, 0], [[1, 3, 7], [0, 2, 4], [5, 6, 9]])
+    assert class_images(x, y, per_class=2).images.shape == (3, 2, 1)
     with pytest.raises(ValueError, match="per_class"):
         class_images(x, y, per_class=4)
 
@@ -192,3 +195,46 @@ def test_tfds_omniglot_not_prepared_names_the_directory(tmp_path):
 
     with pytest.raises(DatasetNotPrepared, match=str(tmp_path)):
         omniglot_tfds("train", data_dir=str(tmp_path))
+
+
+def test_omniglot_with_uneven_classes_says_so(tmp_path):
+    zpath = _tiny_omniglot(tmp_path / "small.zip")
+    with zipfile.ZipFile(zpath, "a") as z:
+        z.writestr("images_background_small1/Beta/character02/09.png", _png(0))
+    with pytest.raises(ValueError, match=r"3 to 4 examples .*Beta/character02: 4"):
+        omniglot(zpath)
+    assert omniglot(zpath, per_class="smallest", rotations=False).images.shape[1] == 3
+
+
+def test_one_image_is_preprocessed_as_the_loader_does(tmp_path):
+    """Ink reads 1, paper 0, [28, 28, 1]; a path, bytes, a PIL image and a uint8 array
+    agree, and equal the image the loader gives for the same PNG."""
+    from PIL import Image
+
+    from jnas.data import omniglot_image
+
+    png = _png(0)
+    (tmp_path / "a.png").write_bytes(png)
+    pool = omniglot(_tiny_omniglot(tmp_path / "small.zip"), rotations=False)
+    pixels = np.asarray(Image.open(io.BytesIO(png)))
+    for image in (png, tmp_path / "a.png", Image.open(io.BytesIO(png)), pixels):
+        got = omniglot_image(image)
+        assert got.shape == (28, 28, 1)
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, pool.images[0, 0])
+    assert got[5, 22, 0] > 0.9  # the ink in the top-right corner
+    assert got[22, 5, 0] < 0.1
+    with pytest.raises(ValueError, match="uint8"):
+        omniglot_image(pixels.astype(np.float32))
+
+
+def test_omniglot_tasks_from_small1_alone_hold_out_its_last_alphabet(tmp_path):
+    from jnas.recipes.meta import task_sources
+
+    _tiny_omniglot(tmp_path / "images_background_small1.zip")  # no small2 beside it
+    source = task_sources("omniglot", ways=2, shots=1, queries=1, omniglot_dir=tmp_path)
+    assert "images_background_small2.zip is absent" in source["note"]
+    assert "'Beta', held out of meta-training" in source["note"]
+    assert source["classes"] == (8, 8)  # Alpha's and Beta's 2 characters x 4 rotations
+    task = source["test"](jax.random.key(0))
+    assert task.support_x.shape == (2, 28, 28, 1)

@@ -3,4 +3,13 @@
 from jnas import nn, spaces
 
 __version__ = "0.1.0"
-__all__ = ["nn", "spaces"]
+__all__ = ["load", "nn", "spaces"]
+
+
+def load(run_dir):
+    """The run in `run_dir` (written by `jnas meta|oneshot|search|train`) rebuilt to use:
+    a `jnas.recipes.load.LoadedRun` with the learner / method / searcher / trained network,
+    its latest state, records and summary (`predict`, `logits`, `arch`)."""
+    from jnas.recipes.load import load as _load
+
+    return _load(run_dir)

@@ -160,9 +160,12 @@ def _jsonable(settings: dict) -> dict:
     return json.loads(json.dumps(settings, default=str))
 
 
-def _open(folder: pathlib.Path, fresh: bool, settings: dict | None) -> tuple[Any, dict]:
+def _open(
+    folder: pathlib.Path, fresh: bool, settings: dict | None, args: dict | None = None
+) -> tuple[Any, dict]:
     """Check `folder` for a fresh run or a resume (see `RunDir`), lock it, mark it; returns
-    (the held lock, the mark)."""
+    (the held lock, the mark). `args` (all the run's arguments, the compared `settings`
+    and those a resume may change) are stored as the latest launch's."""
     if folder.exists() and not folder.is_dir():
         raise NotADirectoryError(f"RunDir: `out` must be a folder; got the file {folder}")
     present = [name for name in RUN_FILES if (folder / name).exists()]
@@ -191,21 +194,32 @@ def _open(folder: pathlib.Path, fresh: bool, settings: dict | None) -> tuple[Any
             marker = marker or {"created": _now()}
             if settings is not None:
                 marker["settings"] = _jsonable(settings)
-            write_atomic(folder / MARKER, json.dumps(marker) + "\n")
         else:
             assert marker is not None
             check_settings(folder, marker.get("settings"), settings)
+        if args is not None:
+            marker["args"] = _jsonable(args)
+        if fresh or args is not None:
+            write_atomic(folder / MARKER, json.dumps(marker) + "\n")
     except BaseException:
         lock.close()
         raise
     return lock, marker
 
 
-def claim(folder: str | pathlib.Path, *, resume: bool, settings: dict | None = None) -> None:
+def claim(
+    folder: str | pathlib.Path,
+    *,
+    resume: bool,
+    settings: dict | None = None,
+    args: dict | None = None,
+) -> None:
     """Check a run folder before a long start-up (building a network, loading data): a
     fresh run's folder is free and gets marked with `settings`, a resumed one holds a run
-    started with the same `settings`; raises as `RunDir` would, writes nothing else."""
-    lock, _ = _open(pathlib.Path(folder).absolute(), not resume, settings)
+    started with the same `settings`; raises as `RunDir` would. `args` (every argument of
+    this launch, so the run can be rebuilt: `jnas.recipes.load`) are stored in the mark;
+    nothing else is written."""
+    lock, _ = _open(pathlib.Path(folder).absolute(), not resume, settings, args)
     lock.close()
 
 

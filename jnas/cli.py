@@ -80,7 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     resumable = hasattr(args, "resume")
     try:
         if resumable:  # before any start-up cost: a wrong folder fails in a second
-            claim(args.out, resume=args.resume, settings=run_settings(args))
+            every = {k: v for k, v in sorted(vars(args).items()) if not callable(v)}
+            claim(args.out, resume=args.resume, settings=run_settings(args), args=every)
         enable_compilation_cache()
         return args.func(args)
     except (ValueError, OSError) as err:  # bad input: one clear line, no traceback

@@ -23,6 +23,49 @@ def load_nb201_if_present(path: str | None) -> Any:
     return bench.load_nb201(path)
 
 
+def oneshot_setup(
+    method: str,
+    dataset: str,
+    seed: int,
+    epochs: int,
+    batch_size: int,
+    channels: int,
+    cells_per_stage: int,
+    data_dir: str | None,
+) -> tuple[Any, Any, Any, Any]:
+    """(the one-shot method as `run_oneshot` builds it, train split, valid split, search
+    key): shared by the run and by `jnas.recipes.load`, which rebuilds it."""
+    import jax
+
+    from jnas import data, oneshot
+    from jnas.spaces import NB201
+
+    if method not in oneshot.REGISTRY:
+        raise ValueError(
+            f"unknown one-shot method {method!r}; expected one of {', '.join(oneshot.REGISTRY)}"
+        )
+    k_data, k_search = jax.random.split(jax.random.key(seed))
+    splits = data.load_dataset(dataset, k_data, data_dir=data_dir)
+    train, valid = splits["train"], splits["valid"]
+    steps = min(len(train.y), len(valid.y)) // batch_size
+    if steps < 1:
+        raise ValueError(
+            f"--batch-size {batch_size} exceeds the search splits "
+            f"({len(train.y)} / {len(valid.y)} examples)"
+        )
+    num_classes = int(max(train.y.max(), valid.y.max())) + 1
+    made = oneshot.REGISTRY[method].make(
+        NB201(),
+        epochs=epochs,
+        steps_per_epoch=steps,
+        channels=channels,
+        cells_per_stage=cells_per_stage,
+        num_classes=num_classes,
+        in_channels=int(train.x.shape[-1]),
+    )
+    return made, train, valid, k_search
+
+
 def run_oneshot(
     method: str,
     dataset: str = "digits",
@@ -45,36 +88,15 @@ def run_oneshot(
     accuracies when `table` is given), `out/checkpoints/`, `out/alpha.png`, `out/cell.png`
     and `out/summary.json`; returns the summary. `progress(done, total)` after every epoch.
     """
-    import jax
 
     from jnas import bench, data, oneshot, plots
     from jnas.spaces import NB201
 
-    if method not in oneshot.REGISTRY:
-        raise ValueError(
-            f"unknown one-shot method {method!r}; expected one of {', '.join(oneshot.REGISTRY)}"
-        )
     out = pathlib.Path(out)
     out.mkdir(parents=True, exist_ok=True)
     space = NB201()
-    k_data, k_search = jax.random.split(jax.random.key(seed))
-    splits = data.load_dataset(dataset, k_data, data_dir=data_dir)
-    train, valid = splits["train"], splits["valid"]
-    steps = min(len(train.y), len(valid.y)) // batch_size
-    if steps < 1:
-        raise ValueError(
-            f"--batch-size {batch_size} exceeds the search splits "
-            f"({len(train.y)} / {len(valid.y)} examples)"
-        )
-    num_classes = int(max(train.y.max(), valid.y.max())) + 1
-    searcher = oneshot.REGISTRY[method].make(
-        space,
-        epochs=epochs,
-        steps_per_epoch=steps,
-        channels=channels,
-        cells_per_stage=cells_per_stage,
-        num_classes=num_classes,
-        in_channels=int(train.x.shape[-1]),
+    searcher, train, valid, k_search = oneshot_setup(
+        method, dataset, seed, epochs, batch_size, channels, cells_per_stage, data_dir
     )
     augment = None if dataset == "digits" else data.random_crop_flip  # digits don't mirror
     start = time.perf_counter()

@@ -7,8 +7,43 @@ import json
 import pathlib
 import time
 from collections.abc import Callable
+from typing import Any
 
 Progress = Callable[[int, int], None]  # (done, total)
+
+
+def train_setup(
+    arch: str,
+    dataset: str,
+    seed: int,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    channels: int,
+    cells_per_stage: int,
+    data_dir: str | None,
+) -> tuple[Any, Any, dict, Any]:
+    """(the freshly initialised network, its TrainConfig, the splits, the training key) as
+    `run_train` builds them: shared by the run and by `jnas.recipes.load`."""
+    import jax
+    from flax import nnx
+
+    from jnas import data
+    from jnas.spaces import NB201
+    from jnas.train import TrainConfig
+
+    k_data, k_init, k_train = jax.random.split(jax.random.key(seed), 3)
+    splits = data.load_dataset(dataset, k_data, data_dir=data_dir)
+    num_classes = int(splits["train_full"].y.max()) + 1
+    model = NB201().build(
+        NB201().from_string(arch),
+        channels=channels,
+        cells_per_stage=cells_per_stage,
+        num_classes=num_classes,
+        rngs=nnx.Rngs(k_init),
+    )
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, augment=dataset != "digits")
+    return model, config, splits, k_train
 
 
 def run_train(
@@ -32,28 +67,15 @@ def run_train(
     `stream`, the training data stays on the host and batches are streamed to the device.
     `progress(done, total)` is called after every epoch.
     """
-    import jax
     import numpy as np
-    from flax import nnx
 
     from jnas import data
-    from jnas.spaces import NB201
-    from jnas.train import TrainConfig, train
+    from jnas.train import train
 
-    space = NB201()
-    cell = space.from_string(arch)
     out = pathlib.Path(out)
-    k_data, k_init, k_train = jax.random.split(jax.random.key(seed), 3)
-    splits = data.load_dataset(dataset, k_data, data_dir=data_dir)
-    num_classes = int(splits["train_full"].y.max()) + 1
-    model = space.build(
-        cell,
-        channels=channels,
-        cells_per_stage=cells_per_stage,
-        num_classes=num_classes,
-        rngs=nnx.Rngs(k_init),
+    model, config, splits, k_train = train_setup(
+        arch, dataset, seed, epochs, batch_size, lr, channels, cells_per_stage, data_dir
     )
-    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, augment=dataset != "digits")
     start = time.perf_counter()
     train_data = splits["train_full"]
     if stream:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from jnas import cli
@@ -244,6 +245,19 @@ def test_bench_run_writes_results_and_plot(tmp_path, nasbench_dir):
     assert 80 < rows[0]["cifar10/test_acc/200"]["mean"] < 95
     assert (tmp_path / "regret.png").stat().st_size > 1000
     assert "seeds" in out.stderr  # the progress bar
+    values = rows[1]["cifar10/test_acc/200"]["values"]  # per seed, for tests across searchers
+    assert len(values) == 20
+    assert np.mean(values) == pytest.approx(rows[1]["cifar10/test_acc/200"]["mean"], abs=1e-3)
+    assert "Welch's t test vs rs on cifar10/test_acc/200" in out.stdout
+    assert "  rea: t = " in out.stdout
+    short = ["bench", "run", "--nasbench", str(nasbench_dir), "--seeds", "4", "--budget", "10"]
+    again = _run(*short, "--searcher", "rs", "--out", str(tmp_path))
+    assert again.returncode == 2  # an earlier bench run is never overwritten
+    assert "holds an earlier bench run" in again.stderr
+    # a budget too short for any result: a summary and a plot, not a log-scale crash
+    empty = _run(*short, "--searcher", "rs", "rea", "--out", str(tmp_path / "short"))
+    assert empty.returncode == 0, empty.stderr
+    assert (tmp_path / "short" / "regret.png").stat().st_size > 1000
 
 
 def test_bench_run_on_nas_bench_nlp_with_resumed_multi_fidelity(tmp_path, nasbench_dir):
@@ -312,7 +326,7 @@ def test_search_command_on_the_table_and_by_training(tmp_path, nasbench_dir):
     out = _run("search", "rea", "--objective", "table", "--evaluations", "20", *table)
     assert out.returncode == 0, out.stderr
     assert "\r" not in out.stderr  # a log gets lines, not a redrawn bar
-    assert "12/20" in out.stderr
+    assert "13/20" in out.stderr
     assert " 1/20" not in out.stderr
     assert json.loads((tmp_path / "t" / "summary.json").read_text())["evaluations"] == 20
     out = _run("search", "rea", "--out", str(tmp_path / "typo"), "--resume")

@@ -32,7 +32,9 @@ NBNLP_REPORT: tuple[Key, ...] = (
 
 
 def summarize(sim: Simulation, table: Table, report: Sequence[Key] = NB201_REPORT) -> dict:
-    """Mean, std and count over seeds of each reported metric of the final incumbent."""
+    """Mean, std and count over seeds of each reported metric of the final incumbent, and
+    every seed's value (`values`, None where a seed has no result), for tests across
+    searchers."""
     out = {
         "num_seeds": int(sim.best_row.shape[0]),
         "budget_s": sim.budget_s,
@@ -44,6 +46,7 @@ def summarize(sim: Simulation, table: Table, report: Sequence[Key] = NB201_REPOR
             "mean": float(np.nanmean(values)),
             "std": float(np.nanstd(values)),
             "n": int(np.sum(~np.isnan(values))),
+            "values": [None if np.isnan(v) else round(float(v), 4) for v in values],
         }
     return out
 
@@ -67,9 +70,10 @@ def regret_curves(
     num_points: int = 200,
     minimize: bool = False,
 ) -> dict[str, np.ndarray]:
-    """Per searcher: grid, mean and std over seeds of the incumbent's regret (the best
-    value in the table minus the incumbent's; the incumbent's minus the lowest with
-    `minimize`), on a shared simulated-time grid."""
+    """Per searcher: float[4, num_points], the mean, std, 25th and 75th percentile over
+    seeds of the incumbent's regret (the best value in the table minus the incumbent's;
+    the incumbent's minus the lowest with `minimize`) on a shared simulated-time grid
+    (`grid`); NaN where no seed has a result yet."""
     col = np.asarray(table.column(dataset, metric, epochs), np.float64)
     sign = -1.0 if minimize else 1.0
     best = sign * (np.nanmin(col) if minimize else np.nanmax(col))
@@ -81,12 +85,21 @@ def regret_curves(
         curve = sim.on_grid(regret, grid)
         with warnings.catch_warnings():  # grid points before any seed's first result
             warnings.simplefilter("ignore", RuntimeWarning)
-            out[name] = np.stack([np.nanmean(curve, 0), np.nanstd(curve, 0)])
+            out[name] = np.stack(
+                [
+                    np.nanmean(curve, 0),
+                    np.nanstd(curve, 0),
+                    *np.nanpercentile(curve, [25, 75], axis=0),
+                ]
+            )
     return out
 
 
 def plot_regret(curves: dict[str, np.ndarray], path: str | pathlib.Path, *, ylabel: str) -> None:
-    """A regret-vs-simulated-time plot (mean and a +-std band per searcher), PNG or SVG."""
+    """A regret-vs-simulated-time plot, PNG or SVG: per searcher the mean over seeds (line)
+    and the 25th-75th percentile band (a ±std band would fall below zero on the log axis).
+    The axis is logarithmic when any regret is positive, else linear with a note (a budget
+    too short for any seed's first result)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -94,14 +107,24 @@ def plot_regret(curves: dict[str, np.ndarray], path: str | pathlib.Path, *, ylab
 
     fig, ax = plt.subplots(figsize=(6, 4))
     grid = curves["grid"]
-    for name, (mean, std) in ((k, v) for k, v in curves.items() if k != "grid"):
+    rows = {k: v for k, v in curves.items() if k != "grid"}
+    values = np.concatenate([v[[0, 2, 3]].ravel() for v in rows.values()])
+    positive = values[np.isfinite(values) & (values > 0)]
+    floor = positive.min() / 2 if positive.size else 0.0
+    for name, row in rows.items():
+        mean, low, high = row[0], row[2], row[3]
         ax.plot(grid, mean, label=name)
-        ax.fill_between(grid, mean - std, mean + std, alpha=0.2)
+        ax.fill_between(grid, np.maximum(low, floor), np.maximum(high, floor), alpha=0.2)
     ax.set_xlabel("simulated time (s)")
     ax.set_ylabel(ylabel)
-    ax.set_yscale("log")
+    ax.set_title("mean over seeds; band: 25th-75th percentile", fontsize=9)
+    if positive.size:
+        ax.set_yscale("log")
+    else:
+        ax.text(0.5, 0.5, "no result within the budget", ha="center", transform=ax.transAxes)
     ax.grid(True, alpha=0.3)
-    ax.legend()
+    if rows:
+        ax.legend()
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

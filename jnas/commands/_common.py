@@ -65,7 +65,7 @@ def progress(label: str, unit: str = "seeds", *, stream: TextIO | None = None):
             terminal = out.isatty()
             bar = tqdm(
                 total=total,
-                initial=max(done - 1, 0),
+                initial=done,
                 desc=label,
                 unit=f" {unit}",
                 file=out if terminal else _Lines(out),  # type: ignore[arg-type]

@@ -60,6 +60,11 @@ def cmd_bench_run(args: argparse.Namespace) -> int:
         ylabel = "CIFAR-10 test regret (%)"
         fidelities = 2
     out = pathlib.Path(args.out)
+    if (out / "results.jsonl").exists():
+        raise FileExistsError(
+            f"{out} holds an earlier bench run (results.jsonl); choose another --out (without "
+            "--out each run gets a new folder)"
+        )
     out.mkdir(parents=True, exist_ok=True)
     sims, rows = {}, []
     for name in args.searcher:
@@ -94,7 +99,9 @@ def cmd_bench_run(args: argparse.Namespace) -> int:
             f"{r['searcher']:{width}s} "
             + " ".join(f"{r[c]['mean']:>15.2f} +- {r[c]['std']:5.2f}" for c in cols)
         )
-    print(f"wrote {out / 'results.jsonl'} and {out / 'regret.png'}")
+    target = f"{d}/{m}/{e}"
+    _print_tests(rows, target if target in cols else cols[0], minimize)
+    print(f"wrote {out / 'results.jsonl'} (per-seed values) and {out / 'regret.png'}")
     return 0
 
 
@@ -115,6 +122,29 @@ def cmd_bench_convert(args: argparse.Namespace) -> int:
         f"{list(table.seeds)}) to {out} in {time.perf_counter() - start:.1f}s"
     )
     return 0
+
+
+def _print_tests(rows: list[dict], column: str, minimize: bool) -> None:
+    """Welch's t test of each searcher against the first (random search when listed) on the
+    final value of `column`, across seeds."""
+    import numpy as np
+
+    from jnas.bench import welch_test
+
+    base = next((r for r in rows if r["searcher"] == "rs"), rows[0])
+
+    def values(r: dict) -> np.ndarray:
+        v = np.asarray([x for x in r[column]["values"] if x is not None], np.float64)
+        return -v if minimize else v
+
+    if len(values(base)) < 2:
+        return
+    print(f"Welch's t test vs {base['searcher']} on {column} (one-sided: better than it):")
+    for r in rows:
+        if r is base or len(values(r)) < 2:
+            continue
+        t, p = welch_test(values(r), values(base))
+        print(f"  {r['searcher']:>12s}: t = {t:6.2f}, p = {p:.3g}")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -165,7 +195,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "= 435,509 s for nbnlp)",
     )
     run.add_argument("--seed", type=int, default=0, help="PRNG seed (default: 0)")
-    run.add_argument("--out", default="out/bench", help="output folder (default: out/bench)")
+    run.add_argument(
+        "--out", default=None, help="output folder (default: a new folder out/bench/<date-time>)"
+    )
     run.set_defaults(func=cmd_bench_run)
     convert = bench_sub.add_parser(
         "convert",

@@ -67,16 +67,51 @@ def run_settings(args: argparse.Namespace) -> dict:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `jnas` console script."""
-    from jnas.checkpoint import claim
-
     parser = build_parser()
     console = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
-    if getattr(args, "out", "") is None:  # a run command without --out
+    out = getattr(args, "out", "")
+    made = out is None or (bool(out) and not pathlib.Path(out).exists())  # ours to tidy
+    parents: list[pathlib.Path] = []
+    if out is None:  # a run command without --out
         if getattr(args, "resume", False):
             parser.error("--resume needs --out: the folder of the run to continue")
-        args.out = str(new_run_folder(pathlib.Path("out") / args.command))
+        parent = pathlib.Path("out") / args.command
+        parents = [p for p in (parent, parent.parent) if not p.exists()]
+        args.out = str(new_run_folder(parent))
+    try:
+        return _dispatch(args, argv, console)
+    finally:
+        if made and sys.exc_info()[0] is None:
+            _tidy(args.out)
+            for p in parents:  # the out/<command> folders this call made, left empty
+                if p.is_dir() and not any(p.iterdir()):
+                    p.rmdir()
+
+
+def _tidy(out: str | None) -> None:
+    """Remove a run folder this invocation created when the run left nothing in it but
+    jnas' own mark and lock (it failed on bad input before writing anything): bad input
+    leaves nothing behind. A folder holding anything else is kept."""
+    from jnas.checkpoint import LOCK, MARKER
+
+    folder = pathlib.Path(out) if out else None
+    if folder is None or not folder.is_dir():
+        return
+    names = {p.name for p in folder.iterdir()}
+    if names <= {MARKER, LOCK, "records.jsonl"} and not (
+        (folder / "records.jsonl").exists() and (folder / "records.jsonl").stat().st_size
+    ):
+        for name in names:
+            (folder / name).unlink()
+        folder.rmdir()
+
+
+def _dispatch(args: argparse.Namespace, argv: list[str], console: bool) -> int:
+    """Run the command; bad input is one line on stderr and exit code 2."""
+    from jnas.checkpoint import claim
+
     resumable = hasattr(args, "resume")
     try:
         if resumable:  # before any start-up cost: a wrong folder fails in a second

@@ -41,10 +41,30 @@ def _resolve(path: str | os.PathLike | None, filename: str) -> pathlib.Path:
     return p
 
 
-def _npz(path: pathlib.Path, required: tuple[str, ...]) -> dict[str, np.ndarray]:
+class _Arrays(dict):
+    """A table file's arrays; a missing one is a ValueError naming the file."""
+
+    path: pathlib.Path
+
+    def __missing__(self, key: str) -> np.ndarray:
+        raise ValueError(
+            f"{self.path}: not a NAS-Bench table of the expected schema; missing array {key!r}"
+        )
+
+
+def _npz(
+    path: pathlib.Path,
+    required: tuple[str, ...],
+    rows: str | None = None,
+    numeric: tuple[str, ...] = (),
+) -> dict[str, np.ndarray]:
+    """The arrays of an .npz table; `rows` names the array whose length every array with a
+    per-row leading axis must share, `numeric` the arrays that must hold numbers (else a
+    ValueError naming the file and array)."""
     try:
         with open(path, "rb") as f, np.load(f, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
+            arrays = _Arrays({k: data[k] for k in data.files})
+            arrays.path = path
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as err:
         raise ValueError(f"{path}: truncated or corrupt .npz file ({err})") from err
     missing = [k for k in required if k not in arrays]
@@ -52,6 +72,14 @@ def _npz(path: pathlib.Path, required: tuple[str, ...]) -> dict[str, np.ndarray]
         raise ValueError(
             f"{path}: not a NAS-Bench table of the expected schema; missing arrays {missing}"
         )
+    for k in numeric:
+        if arrays[k].dtype.kind not in "biuf":
+            raise ValueError(f"{path}: array {k!r} must be numeric; got {arrays[k].dtype}")
+    if rows is not None:
+        n = len(arrays[rows])
+        for k in required:
+            if arrays[k].ndim and len(arrays[k]) != n:
+                raise ValueError(f"{path}: array {k!r} has {len(arrays[k])} rows; {rows!r} has {n}")
     return arrays
 
 

@@ -34,7 +34,10 @@ def load_nbnlp(path: str | os.PathLike | None = None) -> Table:
     or the folder holding `nbnlp_wt2.npz` (default `$JNAS_NASBENCH_DIR`)."""
     p = _resolve(path, "nbnlp_wt2.npz")
     data = _npz(
-        p, ("recipe", "num_params", "train_loss", "valid_loss", "test_loss", "epoch_time_s")
+        p,
+        ("recipe", "num_params", "train_loss", "valid_loss", "test_loss", "epoch_time_s"),
+        rows="recipe",
+        numeric=("num_params", "train_loss", "valid_loss", "test_loss", "epoch_time_s"),
     )
     space = NBNLP()
     groups: dict[tuple[int, int], list[int]] = {}

@@ -147,6 +147,12 @@ def table_from_numpy(
     """Check shapes and move host columns to the device as float32."""
     n = space.size if num_rows is None else num_rows
     out, out_seeds = {}, {}
+    for key, values in [*columns.items(), *(seed_columns or {}).items()]:
+        kind = np.asarray(values).dtype.kind
+        if kind not in "biuf":
+            raise ValueError(
+                f"{name}: column {key} must be numeric; got {np.asarray(values).dtype}"
+            )
     for key, values in columns.items():
         values = np.asarray(values, np.float64)
         if values.shape != (n,):

@@ -168,29 +168,31 @@ def run(
     def evaluate(t: int, archs: Any, fids: Any) -> dict[int, dict]:
         """The entries of round t's evaluations not finished before a kill, each logged as
         soon as it ends (serially, or all at once on the executor)."""
-        entries, jobs = {}, {}
+        entries, jobs, heads = {}, {}, {}
         for i in range(searcher.batch_size):
             if (t, i) in done:
                 entries[i] = done[(t, i)]
                 continue
             arch = jax.tree.map(lambda a, i=i: a[i], archs)
+            head = {"round": t, "i": i, "arch": space.to_string(arch)}
             if pool is not None:
                 arch = jax.tree.map(np.asarray, arch)  # workers need no device arrays
             if early_stop is not None:
                 entry = _train_with_stopping(objective, arch, early_stop, _best(seen))
-                entries[i] = _log({"round": t, "i": i, **entry})
+                entries[i] = _log({**head, **entry})
                 continue
             fn, args, finish = job(t, i, arch, None if fids is None else int(fids[i]))
             if pool is None:
-                entries[i] = _log({"round": t, "i": i, **finish(fn(*args))})
+                entries[i] = _log({**head, **finish(fn(*args))})
             else:
+                heads[i] = head
                 jobs[i] = finish
                 pool.submit(i, fn, args)
         try:
             while pool is not None and pool.running:
                 for i, out, error in pool.wait():
                     entry = finish_or_fail(jobs[i], out, error)
-                    entries[i] = _log({"round": t, "i": i, **entry})
+                    entries[i] = _log({**heads[i], **entry})
         finally:
             if pool is not None:
                 pool.cancel()  # after an interrupt: nothing left running unrecorded
@@ -293,6 +295,7 @@ def _run_async(
         return {"searcher": state, "archs": archs, "ids": carry["ids"].at[slot].set(j)}
 
     done: dict[int, dict] = {}  # ask -> its finished evaluation, from the log after a kill
+    names: dict[int, str] = {}  # ask -> its architecture string
     seen: list[dict] = []
     log: list[pathlib.Path] = []
 
@@ -317,12 +320,13 @@ def _run_async(
         for slot, j in enumerate(ids):  # every pending ask runs (after a resume: again)
             if j < num_evaluations and j not in done and j not in told and not pool.busy(j):
                 arch = jax.tree.map(lambda a, s=slot: np.asarray(a[s]), carry["archs"])
+                names[j] = space.to_string(arch)
                 pool.submit(j, objective, (arch,))
         try:
             while not any(j in done and j not in told for j in ids):
                 for j, result, error in pool.wait():
                     entry = finish_or_fail(lambda r: {"fitness": float(r)}, result, error)
-                    _log({"ask": j, **entry})
+                    _log({"ask": j, "arch": names[j], **entry})
         except BaseException:
             pool.cancel()
             raise

@@ -187,6 +187,8 @@ def test_a_killed_driver_resubmits_only_the_unfinished_evaluations(tmp_path):
     proc.wait()
     ended = [json.loads(x) for x in log.read_text().splitlines()]
     assert len(ended) == 7
+    by_key = {(e["round"], e["i"]): e["arch"] for r in serial for e in r["evaluations"]}
+    assert all(e["arch"] == by_key[(e["round"], e["i"])] for e in ended)  # the log names them
     assert len(_calls(tmp_path / "d")) == 7
     done = subprocess.run([*args, "-1", "1"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr

@@ -78,14 +78,19 @@ def stream(
     *,
     prefetch: int = 2,
     sharding: Any = None,
+    workers: int = 1,
 ) -> Iterator[Split]:
     """One epoch of shuffled device batches of `data` (remainder dropped).
 
     The batches are those of `batch_indices(key, len(data), batch_size)`, in order; each is
-    gathered on the host by a background thread `prefetch` batches ahead and placed with
-    `jax.device_put(..., sharding)` (default device if `sharding` is None).
+    gathered on the host by background threads `prefetch` batches ahead and placed with
+    `jax.device_put(..., sharding)` (default device if `sharding` is None). `workers`
+    threads gather batches at once (at least `workers` ahead): decoding images (PIL, TFDS
+    records) and reading memory maps release the GIL, so a source whose `batch` decodes
+    keeps pace with a GPU (`benchmarks/stream_throughput.py`); the order is unchanged.
     """
-    check_positive("stream", prefetch=prefetch)
+    check_positive("stream", prefetch=prefetch, workers=workers)
+    prefetch = max(prefetch, workers)
     source = _as_source(data)
     order = np.asarray(batch_indices(key, len(source), batch_size))
 
@@ -93,7 +98,7 @@ def stream(
         x, y = source.batch(idx)
         return Split(*jax.device_put((x, y), sharding))
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
         pending: collections.deque = collections.deque()
         for idx in order:
             pending.append(pool.submit(load, idx))

@@ -37,6 +37,7 @@ class TrainConfig:
     weight_decay: float = 5e-4
     augment: bool = True  # random crop (pad 4) + horizontal flip
     eval_batch_size: int = 500
+    data_workers: int = 1  # host-streamed data: threads gathering/decoding batches at once
 
     def __post_init__(self) -> None:
         check_positive(
@@ -44,6 +45,7 @@ class TrainConfig:
             epochs=self.epochs,
             batch_size=self.batch_size,
             eval_batch_size=self.eval_batch_size,
+            data_workers=self.data_workers,
         )
         for name in ("lr", "momentum", "weight_decay"):
             if not getattr(self, name) >= 0:
@@ -148,7 +150,9 @@ def train(
         aug_keys = jax.random.split(k_aug, steps)
         if streamed:
             outs = []
-            for i, (xb, yb) in enumerate(stream(data, k_perm, config.batch_size)):
+            for i, (xb, yb) in enumerate(
+                stream(data, k_perm, config.batch_size, workers=config.data_workers)
+            ):
                 carry, out = step(carry, xb, yb, aug_keys[i])
                 outs.append(out)
             return carry, jax.tree.map(lambda *o: jnp.stack(o), *outs)

@@ -117,6 +117,42 @@ def test_stream_yields_the_batches_of_batch_indices_in_order(key):
     np.testing.assert_array_equal(np.concatenate([c[1] for c in chunked]), y)
 
 
+class _Meeting:
+    """A source whose batches wait (up to 10 s) until another batch is being gathered at
+    the same time: it only finishes quickly when batches are gathered in parallel."""
+
+    def __init__(self, x):
+        import threading
+
+        self.x, self.barrier, self.met = x, threading.Barrier(2, timeout=10), 0
+
+    def __len__(self):
+        return len(self.x)
+
+    def batch(self, indices):
+        import threading
+
+        try:
+            self.barrier.wait()
+            self.met += 1
+        except threading.BrokenBarrierError:
+            self.barrier.reset()
+        return self.x[indices], np.asarray(indices, np.int32)
+
+
+def test_stream_workers_gather_batches_at_once_in_the_same_order(key):
+    x = np.arange(48 * 4, dtype=np.float32).reshape(48, 2, 2, 1)
+    order = np.asarray(data.batch_indices(key, 48, 8))
+    source = _Meeting(x)
+    batches = list(data.stream(source, key, 8, workers=2))
+    assert source.met >= 2  # two batches were being decoded at the same moment
+    np.testing.assert_array_equal(np.stack([b.y for b in batches]), order)
+    for batch, idx in zip(batches, order, strict=True):
+        np.testing.assert_array_equal(batch.x, x[idx])
+    with pytest.raises(ValueError, match="workers"):
+        next(data.stream(source, key, 8, workers=0))
+
+
 def test_stream_rejects_bad_arguments(key, tmp_path):
     source = data.ArraySource(np.zeros((4, 2, 2, 1), np.float32), np.zeros(4, np.int32))
     with pytest.raises(ValueError, match="prefetch"):

@@ -173,6 +173,13 @@ def _draw_graph(ax: Any, graph: Graph) -> None:
     ax.set_title(graph.title, fontsize=8)
 
 
+def title_lines(text: str, width_inches: float, fontsize: float = 8.0) -> list[str]:
+    """`text` broken into lines that fit a figure `width_inches` wide at `fontsize`
+    points (an architecture string can be longer than any figure: nothing is cut)."""
+    per_line = max(20, int(width_inches * 72 / (0.62 * fontsize)))
+    return [text[i : i + per_line] for i in range(0, len(text), per_line)] or [""]
+
+
 def draw_cell(space: Any, arch: Any, path: str | pathlib.Path, *, title: str = "") -> None:
     """A drawing (PNG, SVG, PDF: by the suffix of `path`) of an architecture of any jnas
     space: one panel per graph of `arch_graphs` (NB201/NB101/DARTS cells, chains, motifs).
@@ -180,12 +187,13 @@ def draw_cell(space: Any, arch: Any, path: str | pathlib.Path, *, title: str = "
     plt = _pyplot()
     graphs = arch_graphs(space, arch)
     width = min(30.0, 1.3 * max(len(g.nodes) for g in graphs) + 1.5)
-    fig, axes = plt.subplots(
-        len(graphs), 1, figsize=(width, 1.9 * len(graphs) + 0.4), squeeze=False
-    )
+    lines = title_lines(title or f"{type(space).__name__}: {space.to_string(arch)}", width)
+    head = 0.16 * len(lines) + 0.15  # inches above the panels for the whole title
+    height = 1.9 * len(graphs) + 0.4 + head
+    fig, axes = plt.subplots(len(graphs), 1, figsize=(width, height), squeeze=False)
     for ax, graph in zip(axes[:, 0], graphs, strict=True):
         _draw_graph(ax, graph)
-    fig.suptitle(title or f"{type(space).__name__}: {space.to_string(arch)}"[:160], fontsize=8)
-    fig.tight_layout()
+    fig.suptitle("\n".join(lines), fontsize=8)
+    fig.tight_layout(rect=(0.0, 0.0, 1.0, 1.0 - head / height))
     fig.savefig(path)
     plt.close(fig)

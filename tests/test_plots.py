@@ -81,3 +81,15 @@ def test_draw_cell_writes_a_picture_for_every_space(tmp_path, name, suffix):
 def test_arch_graphs_rejects_an_unknown_space():
     with pytest.raises(TypeError, match="no drawing for space"):
         plots.arch_graphs(object(), None)
+
+
+def test_a_long_architecture_title_is_wrapped_not_cut():
+    from jnas.plots import title_lines
+    from jnas.spaces import DARTS
+
+    text = "DARTS: " + DARTS().to_string(DARTS().sample(jax.random.key(0)))
+    assert len(text) > 160  # the length the drawings cut titles at before
+    lines = title_lines(text, 8.0)
+    assert "".join(lines) == text
+    assert len(lines) > 1
+    assert max(len(line) for line in lines) <= int(8.0 * 72 / (0.62 * 8.0))

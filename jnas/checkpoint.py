@@ -288,7 +288,9 @@ class RunDir:
             return 0, None, []
         state = _uncommitted(self._manager.restore(latest, args=ocp.args.StandardRestore(target)))
         done = int(latest) + 1
-        if len(records) > done or self.records_path.read_text().count("\n") != len(records):
+        text = self.records_path.read_text()
+        torn = bool(text) and not text.endswith("\n")  # a record cut short by a kill
+        if len(records) > done or torn or text.count("\n") != len(records):
             self._write(records[:done])
         return done, state, records[:done]
 

@@ -59,6 +59,11 @@ def test_resume_cuts_the_records_to_the_latest_checkpoint(tmp_path):
         done, state, records = run.restore(target)
     assert (done, records) == (1, [{"epoch": 0}])
     np.testing.assert_array_equal(state["w"], [0.0, 1.0, 2.0])
+    with open(run.records_path, "a") as f:
+        f.write('{"epoch": 1, "lo')  # only a torn line after the checkpointed records
+    with RunDir(tmp_path) as run:
+        assert run.restore(target)[0] == 1
+    assert run.records_path.read_text() == '{"epoch": 0}\n'  # the next record starts clean
 
 
 def test_a_restored_state_reuses_the_fresh_runs_compiled_step(tmp_path):

@@ -112,6 +112,15 @@ def test_demo_searches_trains_and_uses_the_table(tmp_path, nasbench_dir):
     assert len(_records(tmp_path / "search" / "records.jsonl")) == 2
     assert "found cell" in out.stdout
     assert "epochs" in out.stderr  # progress bars
+    assert "compiling first" in out.stdout  # the silence is announced
+    assert "α after the search: op weights" in out.stdout
+    from jnas import bench
+
+    col = np.asarray(bench.load_nb201(nasbench_dir).column("cifar10", "test_acc", 200))
+    found = summary["search"]["nb201"]["cifar10/test_acc/200"]
+    want = 100 * np.mean(col[~np.isnan(col)] < found)
+    assert summary["percentile_cifar10"] == pytest.approx(want, abs=0.01)
+    assert f"beats {want:.1f}% of the 15,625 NB201 cells" in out.stdout
 
 
 def test_oneshot_and_train_commands(tmp_path):

@@ -156,6 +156,23 @@ def test_oneshot_and_train_commands(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "test accuracy" in out.stdout
     assert json.loads((tmp_path / "t" / "summary.json").read_text())["arch"] == arch
+    # both runs load to be used (jnas.load), reading only
+    import jax
+
+    import jnas
+    from jnas import data
+    from jnas.spaces import NB201
+
+    before = {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()}
+    search = jnas.load(tmp_path / "s")
+    assert (search.command, search.units) == ("oneshot", 2)
+    assert NB201().to_string(search.arch) == arch
+    test = data.load_dataset("digits", jax.random.split(jax.random.key(0), 3)[0])["test"]
+    assert search.logits(test.x[:5]).shape == (5, 10)
+    net = jnas.load(tmp_path / "t")
+    acc = float(np.mean(np.argmax(net.logits(test.x), -1) == np.asarray(test.y)))
+    assert acc == pytest.approx(net.summary["test_acc"], abs=1e-6)  # the trained weights
+    assert {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()} == before
 
 
 def test_a_run_into_a_folder_holding_a_run_exits_2_and_touches_nothing(tmp_path):

@@ -339,7 +339,7 @@ def test_tnas_meta_learns_only_alpha_and_adapts_both(key):
     ):
         np.testing.assert_array_equal(a, b)
     assert not np.allclose(state.params["alpha"], new.params["alpha"])
-    adapted = learner.adapt(state.params, jax.tree.map(lambda a: a[0], tasks))
+    adapted = jax.jit(learner.adapt)(state.params, jax.tree.map(lambda a: a[0], tasks))
     assert not np.allclose(adapted["alpha"], state.params["alpha"])
     assert any(
         not np.allclose(a, b)

@@ -8,6 +8,7 @@ import argparse
 import json
 import pathlib
 import time
+from typing import Any
 
 from jnas.commands._common import NASBENCH_HELP, positive_int, progress
 from jnas.commands.oneshot import METHOD_NAMES
@@ -113,7 +114,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"  from scratch  test accuracy {100 * trained['test_acc']:.2f}% on the digits "
         f"({trained['epochs']} epochs, {trained['train_s']}s)"
     )
-    summary = {"search": found, "train": trained}
+    summary: dict[str, Any] = {"search": found, "train": trained}
     if table is None:
         print(
             "  (no NB201 table: set JNAS_NASBENCH_DIR or --nasbench to add the cell's "

@@ -360,7 +360,7 @@ def test_search_command_on_the_table_and_by_training(tmp_path, nasbench_dir):
     assert "nothing to resume" in out.stderr
     assert "does not exist" in out.stderr
     assert not (tmp_path / "typo").exists()
-    out = _run(  # two candidates trained at once in a process pool, asynchronously
+    out = _run(
         "search",
         "rs",
         "--evaluations",
@@ -369,15 +369,22 @@ def test_search_command_on_the_table_and_by_training(tmp_path, nasbench_dir):
         "1",
         "--channels",
         "4",
-        "--workers",
-        "2",
-        "--async",
         "--out",
         str(tmp_path / "r"),
     )
     assert out.returncode == 0, out.stderr
     evaluations = _records(tmp_path / "r" / "evaluations.jsonl")
     assert len(evaluations) == 2
+    assert all(0 <= e["fitness"] <= 100 for e in evaluations)
+
+
+@pytest.mark.slow  # two worker processes each compile the training; the executor is tested fast
+def test_search_command_trains_candidates_in_parallel_asynchronously(tmp_path):
+    args = ["search", "rs", "--evaluations", "2", "--epochs", "1", "--channels", "4"]
+    out = _run(*args, "--workers", "2", "--async", "--out", str(tmp_path / "r"))
+    assert out.returncode == 0, out.stderr
+    evaluations = _records(tmp_path / "r" / "evaluations.jsonl")
+    assert sorted(e["ask"] for e in evaluations) == [0, 1]
     assert all(0 <= e["fitness"] <= 100 for e in evaluations)
 
 

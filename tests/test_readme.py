@@ -18,7 +18,8 @@ TINY = {
     "space.build(space.from_index(6111))": ([], None),
     "bench.simulate(": ([("num_seeds=10_000", "num_seeds=16")], NASBENCH / "nb201_tss.npz"),
     "oneshot.darts(space, order=2": (
-        [
+        [  # first order: the exact second-order step is tested in tests/oneshot
+            ("order=2", "order=1"),
             ("steps_per_epoch=391)", "steps_per_epoch=391, channels=4, cells_per_stage=1)"),
             ("(64, 32, 32, 3)", "(8, 32, 32, 3)"),
             ("(64,)", "(8,)"),

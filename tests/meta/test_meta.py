@@ -327,6 +327,8 @@ def test_anil_adapts_only_the_head(key):
         assert np.array_equal(a, b) != path.startswith("head/"), path
 
 
+@pytest.mark.slow  # a supernet step's compile; the meta mask and the α meta-gradient are
+# checked fast by ANIL's and MetaNAS' tests
 def test_tnas_meta_learns_only_alpha_and_adapts_both(key):
     net = meta.supernet_model(NB201(), channels=2, cells_per_stage=1, num_classes=3, in_channels=1)
     learner = meta.tnas(net, inner_lr={"w": 0.1, "alpha": 0.5})
@@ -351,7 +353,10 @@ def test_tnas_meta_learns_only_alpha_and_adapts_both(key):
     np.testing.assert_array_equal(NB201().to_decisions(cell), np.argmax(adapted["alpha"], -1))
 
 
-@pytest.mark.parametrize("method", ["maml", "reptile", "protonet"])
+@pytest.mark.parametrize(
+    "method",  # MAML's second-order step: slow; the task map is one mechanism for all
+    [pytest.param("maml", marks=pytest.mark.slow), "reptile", "protonet"],
+)
 def test_vmapped_tasks_equal_unrolled_tasks_and_jit_equals_eager(key, method):
     pool = jax.random.uniform(key, (6, 5, 8, 8, 1))
     tasks = meta.task_batch(meta.few_shot(pool, ways=3, shots=2, queries=2), key, 3)

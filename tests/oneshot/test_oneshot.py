@@ -68,6 +68,7 @@ def test_exact_hypergradient_matches_finite_differences_in_float64(x64_problem):
             np.testing.assert_allclose(jnp.sum(grad * d), numeric, rtol=1e-6, atol=1e-10)
 
 
+@pytest.mark.slow  # DARTS' own approximation; the exact hypergradient is checked fast above
 def test_darts_finite_difference_approximation_converges_to_the_exact_hypergradient(x64_problem):
     loss, params, alpha, train, val = x64_problem
     with jax.enable_x64(True):
@@ -92,7 +93,10 @@ def test_darts_finite_difference_approximation_converges_to_the_exact_hypergradi
         oneshot.hypergradient(loss, params, alpha, train, val, 0.1, "magic")
 
 
-@pytest.mark.parametrize("name", ["darts-v1", "gdas"])
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param("darts-v1", marks=pytest.mark.slow), "gdas"],  # one composed step suffices
+)
 def test_step_jit_equals_eager(name, key):
     method = oneshot.REGISTRY[name].make(SPACE, **TINY)
     state = method.init(key)
@@ -223,6 +227,7 @@ def test_nan_metrics_stop_with_the_step_named():
 
 
 @pytest.mark.multidevice
+@pytest.mark.slow  # 8 devices == 1 stays fast for the data-parallel step below
 def test_seeds_sharded_over_devices_equal_one_device():
     """Population parallel: 8 vmapped supernets, one per device, train as on one device.
 

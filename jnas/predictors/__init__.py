@@ -23,6 +23,7 @@ from jnas.predictors._gp import (
     hamming_kernel,
 )
 from jnas.predictors._mlp import ensemble_fit, ensemble_predict
+from jnas.predictors._rank import average_ranks, spearman
 from jnas.predictors._wl import wl_distance, wl_features, wl_kernel
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "CurveSVR",
     "CurveStopper",
     "Forest",
+    "average_ranks",
     "curve_families",
     "curve_features",
     "curve_stopper",
@@ -49,6 +51,7 @@ __all__ = [
     "hamming_distance",
     "hamming_kernel",
     "probability_better",
+    "spearman",
     "wl_distance",
     "wl_features",
     "wl_kernel",

@@ -22,7 +22,7 @@ from jnas.search._run import restore_state, run
 from jnas.search._smac import SMACState, smac
 from jnas.search._tournament import tournament_evolution
 from jnas.search._tpe import TPEState, tpe
-from jnas.search._warmup import WarmupState, zero_cost_warmup
+from jnas.search._warmup import WarmupState, warm_start, zero_cost_warmup
 
 __all__ = [
     "REGISTRY",
@@ -72,5 +72,6 @@ __all__ = [
     "supports",
     "tournament_evolution",
     "tpe",
+    "warm_start",
     "zero_cost_warmup",
 ]

@@ -12,7 +12,8 @@ Reported: each searcher's final mean +- std of the target's test accuracy (NATS:
 accuracy, the only one tabulated), the first simulated time at which its mean incumbent
 reaches regularized evolution's final mean, and Welch's t test of the warm-started
 evolution at 25% of the budget against plain evolution at 100%. Writes
-`transfer_warm_start.json`, `.md` and one regret plot per rotation.
+`transfer_warm_start.json`, `.md` and a folder per rotation (its summary and regret plot;
+`jnas.recipes.transfer.run_warm_start`, also `jnas transfer warm-start`).
 """
 
 from __future__ import annotations
@@ -22,77 +23,9 @@ import json
 import pathlib
 import time
 
-import jax
-import numpy as np
+from jnas.recipes.transfer import run_warm_start
 
-from jnas import bench, search, transfer
-
-
-def run_rotation(table, tasks, sources, target, args, budget, source_tasks):
-    task = tasks[target]
-    obj = task.objective(table)
-    scores = transfer.suite_scores(table, [source_tasks[s] for s in sources])
-    rows = transfer.portfolio(scores, args.portfolio)
-    archs = table.space.from_index(rows)
-    space = table.space
-    makers = {
-        "random search": lambda: search.random_search(space),
-        "regularized evolution": lambda: search.regularized_evolution(space),
-        "RS + portfolio": lambda: search.warm_start(search.random_search(space), space, archs),
-        "REA + portfolio": lambda: search.warm_start(
-            search.regularized_evolution(space), space, archs
-        ),
-    }
-    key = jax.random.key(args.seed)
-    sims = {
-        name: bench.simulate(make(), obj, key=key, num_seeds=args.seeds, budget_s=budget)
-        for name, make in makers.items()
-    }
-    quarter = bench.simulate(
-        makers["REA + portfolio"](), obj, key=key, num_seeds=args.seeds, budget_s=budget / 4
-    )
-    report = (task.report_dataset, task.report_metric, task.report_epochs)
-    curves = bench.regret_curves(sims, table, dataset=report[0], metric=report[1], epochs=report[2])
-    best = float(np.nanmax(np.asarray(task.truth(table))))
-    finals = {
-        name: sim.report(table, dataset=report[0], metric=report[1], epochs=report[2])[:, -1]
-        for name, sim in sims.items()
-    }
-    rea_final = float(np.nanmean(finals["regularized evolution"]))
-    out: dict = {
-        "target": target,
-        "sources": list(sources),
-        "report": "/".join(map(str, report)),
-        "budget": budget,
-        "portfolio_rows": [int(r) for r in rows],
-        "portfolio_truth": [round(float(v), 2) for v in np.asarray(task.truth(table))[rows]],
-        "best_in_table": round(best, 2),
-        "searchers": {},
-    }
-    grid = curves["grid"]
-    for name, values in finals.items():
-        mean_regret = curves[name][0]
-        reached = np.flatnonzero(best - mean_regret >= rea_final - 1e-9)
-        out["searchers"][name] = {
-            "final_mean": round(float(np.nanmean(values)), 3),
-            "final_std": round(float(np.nanstd(values)), 3),
-            "evals_mean": round(float(np.mean(sims[name].num_evals)), 1),
-            "reaches_rea_final_at": float(grid[reached[0]]) if reached.size else None,
-            "reaches_rea_final_at_fraction": (
-                round(float(grid[reached[0]]) / budget, 4) if reached.size else None
-            ),
-        }
-    q = quarter.report(table, dataset=report[0], metric=report[1], epochs=report[2])[:, -1]
-    t, p = bench.welch_test(q[~np.isnan(q)], finals["regularized evolution"])
-    out["rea_portfolio_at_25pct_vs_rea_at_100pct"] = {
-        "mean_at_25pct": round(float(np.nanmean(q)), 3),
-        "rea_final": round(rea_final, 3),
-        "t": round(t, 2),
-        "p": p,
-    }
-    plot = pathlib.Path(args.out) / f"transfer_{args.space_tag}_{target}.png"
-    bench.plot_regret(curves, plot, ylabel=f"{target} regret ({report[1]}, %)")
-    return out
+TARGETS = ("cifar10", "cifar100", "ImageNet16-120")
 
 
 def main() -> None:
@@ -103,32 +36,23 @@ def main() -> None:
     parser.add_argument("--nasbench", default=None)
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args()
-    pathlib.Path(args.out).mkdir(parents=True, exist_ok=True)
+    out = pathlib.Path(args.out)
     start = time.perf_counter()
-    spaces = {
-        "nb201": (
-            bench.load_nb201(args.nasbench),
-            transfer.nb201_tasks(12),
-            transfer.nb201_tasks(200),  # the sources' tables: their full 200-epoch results
-            12_000.0,
-        ),
-        "nats_size": (
-            bench.load_nats_sss(args.nasbench),
-            transfer.nats_size_tasks(),
-            transfer.nats_size_tasks(),
-            100.0,
-        ),
-    }
     result: dict = {"seeds": args.seeds, "portfolio": args.portfolio, "rotations": []}
-    for tag, (table, tasks, source_tasks, budget) in spaces.items():
-        args.space_tag = tag
-        for sources, target in transfer.leave_one_out(list(tasks)):
-            row = run_rotation(table, tasks, sources, target, args, budget, source_tasks)
-            row["space"] = tag
+    for space in ("nb201", "nats_size"):
+        for target in TARGETS:
+            row = run_warm_start(
+                space,
+                target,
+                seeds=args.seeds,
+                portfolio=args.portfolio,
+                seed=args.seed,
+                nasbench=args.nasbench,
+                out=out / f"transfer_{space}_{target}",
+            )
             result["rotations"].append(row)
             print(json.dumps(row), flush=True)
     result["wall_s"] = round(time.perf_counter() - start, 1)
-    out = pathlib.Path(args.out)
     (out / "transfer_warm_start.json").write_text(json.dumps(result, indent=1))
     lines = [
         f"Leave-one-dataset-out warm starts, {args.seeds} seeds, portfolio of "

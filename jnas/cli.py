@@ -10,7 +10,17 @@ import sys
 import time
 from collections.abc import Sequence
 
-from jnas.commands import bench, demo, estimate, meta, oneshot, search, spaces, train
+from jnas.commands import (
+    bench,
+    demo,
+    estimate,
+    meta,
+    oneshot,
+    search,
+    spaces,
+    train,
+    transfer,
+)
 from jnas.commands._common import SPACE_NAMES, enable_compilation_cache, make_space
 from jnas.commands.spaces import describe
 
@@ -24,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"jnas {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    for command in (demo, oneshot, search, train, meta, spaces, bench, estimate):
+    for command in (demo, oneshot, search, train, meta, spaces, bench, estimate, transfer):
         command.add_parser(sub)  # each command owns its flags
     return parser
 

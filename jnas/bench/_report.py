@@ -141,9 +141,16 @@ def arch_report(table: Table, arch: object, report: Sequence[Key] = NB201_REPORT
 def welch_test(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     """Welch's t statistic of mean(a) > mean(b) across seeds and its one-sided p value
     (Student's t with Welch-Satterthwaite degrees of freedom, by SciPy); NaN-free input."""
+    import warnings
+
     from scipy import stats
 
-    res = stats.ttest_ind(
-        np.asarray(a, np.float64), np.asarray(b, np.float64), equal_var=False, alternative="greater"
-    )
+    with warnings.catch_warnings():  # identical values (a converged searcher): t is inf/NaN
+        warnings.filterwarnings("ignore", "Precision loss", RuntimeWarning)
+        res = stats.ttest_ind(
+            np.asarray(a, np.float64),
+            np.asarray(b, np.float64),
+            equal_var=False,
+            alternative="greater",
+        )
     return float(res.statistic), float(res.pvalue)

@@ -4,8 +4,8 @@
   unseen ones beside the FLOPs baseline and the same network trained from scratch, then
   used for latency-constrained search; writes `summary.json` and `predictor.npz`.
 - `run_warm_start`: one leave-one-dataset-out rotation: a portfolio from the source
-  datasets in front of random search and regularized evolution on the target, against
-  the same searchers from scratch; writes `summary.json` and `regret.png`.
+  datasets in front of random search and regularized evolution on the target, and a
+  REINFORCE policy meta-learned on them, against the same searchers from scratch; writes `summary.json` and `regret.png`.
 """
 
 from __future__ import annotations
@@ -53,8 +53,9 @@ def run_warm_start(
 ) -> dict:
     """Leave `target` out of the space's datasets: a `portfolio`-cell zero-shot portfolio
     from the others' tables, evaluated first by random search and regularized evolution
-    on the target (its 12-epoch validation accuracy charged its training time, 12,000
-    simulated s; NATS size: 100 evaluations), against both from scratch. Returns each
+    on the target, and REINFORCE started from logits meta-learned with Reptile on the
+    others' tables (`transfer.meta_train_policy`), each (its 12-epoch validation accuracy charged its training time, 12,000
+    simulated s; NATS size: 100 evaluations), against the three from scratch. Returns each
     searcher's final mean +- std of the target's reported metric, the share of the budget
     at which its mean incumbent reaches plain evolution's final mean, and Welch's t test of
     the warm-started evolution at a quarter of the budget against evolution at all of it."""
@@ -66,16 +67,18 @@ def run_warm_start(
     sources = tuple(n for n in tasks if n != target)
     task = tasks[target]
     obj = task.objective(table)
-    rows = transfer.portfolio(
-        transfer.suite_scores(table, [source_tasks[s] for s in sources]), portfolio
-    )
+    source_scores = transfer.suite_scores(table, [source_tasks[s] for s in sources])
+    rows = transfer.portfolio(source_scores, portfolio)
     sp = table.space
     archs = sp.from_index(rows)
+    logits = transfer.meta_train_policy(jax.random.key(seed + 1), sp, source_scores)
     makers: dict[str, Callable[[], search.Searcher]] = {
         "random search": lambda: search.random_search(sp),
         "regularized evolution": lambda: search.regularized_evolution(sp),
         "RS + portfolio": lambda: search.warm_start(search.random_search(sp), sp, archs),
         "REA + portfolio": lambda: search.warm_start(search.regularized_evolution(sp), sp, archs),
+        "REINFORCE": lambda: search.reinforce(sp),
+        "REINFORCE, Reptile-meta-learned": lambda: search.reinforce(sp, initial_logits=logits),
     }
     key = jax.random.key(seed)
     sims = {

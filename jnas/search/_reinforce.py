@@ -41,6 +41,7 @@ def reinforce(
     controller: str = "logits",
     hidden: int = 64,
     entropy_weight: float = 0.0,
+    initial_logits: jax.Array | None = None,
 ) -> Searcher:
     """REINFORCE (Williams 1992) with a moving-average baseline over a space's decisions.
 
@@ -51,6 +52,9 @@ def reinforce(
     `-(reward - baseline) * log p(arch) - entropy_weight * H` (Adam, `learning_rate`, or
     `optimizer`), then the baseline moves toward the batch's mean reward (`baseline_decay`,
     NB201's EMA momentum).
+
+    `initial_logits` (float[D, K], `controller="logits"`): the policy to start from instead
+    of uniform, e.g. one meta-learned on earlier tasks (`jnas.transfer.meta_train_policy`).
 
     The space must offer categorical decisions (`decision_sizes`, `to_decisions`,
     `from_decisions`: NB201, NATSSize, Chain). A NaN reward never becomes the incumbent
@@ -70,6 +74,14 @@ def reinforce(
         raise ValueError(f"reinforce: `entropy_weight` must be >= 0; got {entropy_weight!r}")
     sizes = jnp.asarray(space.decision_sizes)
     num_decisions, num_choices = len(space.decision_sizes), int(max(space.decision_sizes))
+    if initial_logits is not None:
+        if controller != "logits":
+            raise ValueError("reinforce: `initial_logits` needs controller='logits'")
+        if tuple(jnp.shape(initial_logits)) != (num_decisions, num_choices):
+            raise ValueError(
+                f"reinforce: `initial_logits` must have shape {(num_decisions, num_choices)}; "
+                f"got {tuple(jnp.shape(initial_logits))}"
+            )
     valid = jnp.arange(num_choices)[None, :] < sizes[:, None]
     tx = optimizer if optimizer is not None else optax.adam(learning_rate)
 
@@ -83,6 +95,8 @@ def reinforce(
     else:
 
         def init_policy(key: jax.Array) -> jax.Array:
+            if initial_logits is not None:
+                return jnp.asarray(initial_logits, jnp.float32)
             return jnp.zeros((num_decisions, num_choices), jnp.float32)
 
         def sample(policy: jax.Array, key: jax.Array) -> jax.Array:

@@ -19,6 +19,7 @@ from jnas.transfer._latency import (
     meta_train_latency,
     save_latency_predictor,
 )
+from jnas.transfer._policy import meta_train_policy
 from jnas.transfer._suites import (
     TableTask,
     leave_one_out,
@@ -42,6 +43,7 @@ __all__ = [
     "leave_one_out",
     "load_latency_predictor",
     "meta_train_latency",
+    "meta_train_policy",
     "nats_size_tasks",
     "nb201_tasks",
     "portfolio",

@@ -11,6 +11,8 @@ policy-gradient steps needs a score-function estimator of its own; Reptile needs
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 
@@ -21,7 +23,7 @@ from jnas.spaces import Decisions, Indexed, Space, require
 
 def meta_train_policy(
     key: jax.Array,
-    space: Space,
+    space: Any,
     scores: jax.Array,
     *,
     meta_steps: int = 100,

@@ -5,6 +5,7 @@ source tasks (evaluated first on the target: `jnas.search.warm_start`), HELP's m
 latency predictor (Lee et al. 2021) and latency-constrained search on an unseen device.
 """
 
+from jnas.transfer._box import BoxedSpace, decision_box
 from jnas.transfer._latency import (
     HELP_PUBLISHED,
     HELP_SPLIT,
@@ -32,11 +33,13 @@ from jnas.transfer._suites import (
 __all__ = [
     "HELP_PUBLISHED",
     "HELP_SPLIT",
+    "BoxedSpace",
     "LatencyPredictor",
     "TableTask",
     "adapt_latency",
     "architecture_features",
     "constrained_best",
+    "decision_box",
     "device_latencies",
     "evaluate_latency",
     "fit_latency_from_scratch",

@@ -26,6 +26,9 @@ def test_warm_start_command(tmp_path, capsys):
         "regularized evolution",
         "RS + portfolio",
         "REA + portfolio",
+        "REA, bounding box",
+        "REINFORCE",
+        "REINFORCE, Reptile-meta-learned",
     }
     assert (out / "regret.png").stat().st_size > 1000
     printed = capsys.readouterr().out

@@ -123,3 +123,40 @@ def test_reptile_meta_learned_policy_beats_plain_reinforce_on_the_unseen_dataset
     assert final["meta"] > final["plain"] + 1.0
     with pytest.raises(ValueError, match="initial_logits"):
         search.reinforce(table.space, initial_logits=jnp.zeros((6, 4)))
+
+
+def test_decision_box_holds_the_sources_best_and_searchers_stay_inside(nasbench_dir):
+    table = bench.load_nb201(nasbench_dir)
+    sources = transfer.nb201_tasks(200)
+    scores = transfer.suite_scores(table, [sources["cifar10"], sources["cifar100"]])
+    box = transfer.decision_box(table.space, scores, top=5)
+    # by hand: the ops each edge takes among each source's 5 best cells
+    ops = np.asarray(
+        jax.vmap(table.space.from_index)(np.argsort(-np.asarray(scores), 1)[:, :5].ravel()).ops
+    )
+    want = np.zeros((6, 5), bool)
+    for row in ops:
+        want[np.arange(6), row] = True
+    assert np.array_equal(np.asarray(box.allowed), want)
+    assert box.size == int(np.prod(want.sum(1))) < 15_625
+    keys = jax.random.split(jax.random.key(0), 200)
+    cells = jax.vmap(box.sample)(keys)
+    assert bool(jax.vmap(box.contains)(cells).all())
+    moved = jax.vmap(box.mutate)(keys, cells)
+    assert bool(jax.vmap(box.contains)(moved).all())
+    assert bool(jnp.any(jax.vmap(table.space.index)(moved) != jax.vmap(table.space.index)(cells)))
+    batch, mask = box.neighbors(jax.tree.map(lambda a: a[0], cells))
+    assert bool(jnp.all(jax.vmap(box.contains)(batch) == mask))
+    # any searcher runs on it and proposes only cells of the box; the target gains
+    obj = transfer.nb201_tasks(12)["ImageNet16-120"].objective(table)
+    report = {"dataset": "ImageNet16-120", "metric": "test_acc", "epochs": 200}
+    plain = bench.simulate(
+        search.random_search(table.space), obj, key=jax.random.key(1), num_seeds=20, budget_s=6_000
+    )
+    boxed = bench.simulate(
+        search.random_search(box), obj, key=jax.random.key(1), num_seeds=20, budget_s=6_000
+    )
+    assert (
+        np.nanmean(boxed.report(table, **report)[:, -1])
+        > np.nanmean(plain.report(table, **report)[:, -1]) + 1.0
+    )

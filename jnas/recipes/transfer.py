@@ -54,7 +54,8 @@ def run_warm_start(
     """Leave `target` out of the space's datasets: a `portfolio`-cell zero-shot portfolio
     from the others' tables, evaluated first by random search and regularized evolution
     on the target, evolution within the box of the choices the others' 5 best cells make
-    (`transfer.decision_box`), and REINFORCE started from logits meta-learned with
+    (`transfer.decision_box`), random search drawing from the choices of the others' top
+    1% (`transfer.quantile_prior`), and REINFORCE started from logits meta-learned with
     Reptile on the others' tables (`transfer.meta_train_policy`), each (its 12-epoch validation accuracy charged its training time, 12,000
     simulated s; NATS size: 100 evaluations), against the three from scratch. Returns each
     searcher's final mean +- std of the target's reported metric, the share of the budget
@@ -74,12 +75,14 @@ def run_warm_start(
     archs = sp.from_index(rows)
     logits = transfer.meta_train_policy(jax.random.key(seed + 1), sp, source_scores)
     box: Any = transfer.decision_box(sp, source_scores, top=5)  # a Space by delegation
+    prior: Any = transfer.quantile_prior(sp, source_scores, quantile=0.01)
     makers: dict[str, Callable[[], search.Searcher]] = {
         "random search": lambda: search.random_search(sp),
         "regularized evolution": lambda: search.regularized_evolution(sp),
         "RS + portfolio": lambda: search.warm_start(search.random_search(sp), sp, archs),
         "REA + portfolio": lambda: search.warm_start(search.regularized_evolution(sp), sp, archs),
         "REA, bounding box": lambda: search.regularized_evolution(box),
+        "RS, quantile prior": lambda: search.random_search(prior),
         "REINFORCE": lambda: search.reinforce(sp),
         "REINFORCE, Reptile-meta-learned": lambda: search.reinforce(sp, initial_logits=logits),
     }

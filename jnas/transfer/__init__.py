@@ -5,7 +5,7 @@ source tasks (evaluated first on the target: `jnas.search.warm_start`), HELP's m
 latency predictor (Lee et al. 2021) and latency-constrained search on an unseen device.
 """
 
-from jnas.transfer._box import BoxedSpace, decision_box
+from jnas.transfer._box import PriorSpace, decision_box, quantile_prior
 from jnas.transfer._latency import (
     HELP_PUBLISHED,
     HELP_SPLIT,
@@ -33,8 +33,8 @@ from jnas.transfer._suites import (
 __all__ = [
     "HELP_PUBLISHED",
     "HELP_SPLIT",
-    "BoxedSpace",
     "LatencyPredictor",
+    "PriorSpace",
     "TableTask",
     "adapt_latency",
     "architecture_features",
@@ -50,6 +50,7 @@ __all__ = [
     "nats_size_tasks",
     "nb201_tasks",
     "portfolio",
+    "quantile_prior",
     "save_latency_predictor",
     "suite_scores",
 ]

@@ -27,6 +27,7 @@ def test_warm_start_command(tmp_path, capsys):
         "RS + portfolio",
         "REA + portfolio",
         "REA, bounding box",
+        "RS, quantile prior",
         "REINFORCE",
         "REINFORCE, Reptile-meta-learned",
     }

@@ -160,3 +160,22 @@ def test_decision_box_holds_the_sources_best_and_searchers_stay_inside(nasbench_
         np.nanmean(boxed.report(table, **report)[:, -1])
         > np.nanmean(plain.report(table, **report)[:, -1]) + 1.0
     )
+
+
+def test_quantile_prior_draws_as_often_as_the_sources_top_cells_choose(nasbench_dir):
+    table = bench.load_nb201(nasbench_dir)
+    sources = transfer.nb201_tasks(200)
+    scores = transfer.suite_scores(table, [sources["cifar10"], sources["cifar100"]])
+    prior = transfer.quantile_prior(table.space, scores, quantile=0.01, smoothing=1.0)
+    # by hand: per edge, op counts among each source's best 156 cells, + 1 each
+    top = np.argsort(-np.nan_to_num(np.asarray(scores), nan=-np.inf), 1)[:, :156].ravel()
+    ops = np.asarray(jax.vmap(table.space.from_index)(top).ops)
+    counts = np.stack([np.bincount(ops[:, e], minlength=5) for e in range(6)]) + 1.0
+    want = counts / counts.sum(1, keepdims=True)
+    np.testing.assert_allclose(np.exp(np.asarray(prior.logits)), want, rtol=1e-6)
+    assert prior.size == 15_625  # smoothing keeps every cell reachable
+    draws = np.asarray(jax.vmap(prior.sample)(jax.random.split(jax.random.key(0), 20_000)).ops)
+    freq = np.stack([np.bincount(draws[:, e], minlength=5) for e in range(6)]) / 20_000
+    np.testing.assert_allclose(freq, want, atol=0.015)
+    with pytest.raises(ValueError, match="quantile"):
+        transfer.quantile_prior(table.space, scores, quantile=0.0)

@@ -22,7 +22,7 @@ from jnas.bench._official import (
     save_table,
     write_official_fixture,
 )
-from jnas.bench._pareto import pareto_front
+from jnas.bench._pareto import hypervolume, pareto_front, simulate_pareto
 from jnas.bench._report import (
     NB201_REPORT,
     NBNLP_REPORT,
@@ -59,6 +59,7 @@ __all__ = [
     "convert_official",
     "default_dir",
     "encode_model_metrics",
+    "hypervolume",
     "load_latency",
     "load_nats_sss",
     "load_nb101",
@@ -78,6 +79,7 @@ __all__ = [
     "simulate",
     "simulate_batch",
     "simulate_one",
+    "simulate_pareto",
     "subset_space",
     "summarize",
     "table_from_numpy",

@@ -13,6 +13,7 @@ from jnas.search._metaqnn import MetaQNNState, metaqnn
 from jnas.search._model_based import ModelBasedState
 from jnas.search._nao import NAOState, nao
 from jnas.search._neat import NeatGenome, NeatState, neat
+from jnas.search._nsga2 import NSGA2State, crowding_distance, dominates, nondominated_ranks, nsga2
 from jnas.search._pnas import PNASState, pnas
 from jnas.search._qlearning import QLearningState, metaqnn_epsilon, q_learning
 from jnas.search._random import RandomSearchState, random_search
@@ -34,6 +35,7 @@ __all__ = [
     "MetaQNNState",
     "ModelBasedState",
     "NAOState",
+    "NSGA2State",
     "NeatGenome",
     "NeatState",
     "PNASState",
@@ -49,7 +51,9 @@ __all__ = [
     "bayesian_optimization",
     "bohb",
     "clean_fitness",
+    "crowding_distance",
     "dask_executor",
+    "dominates",
     "executor_width",
     "hyperband",
     "hyperband_schedule",
@@ -60,6 +64,8 @@ __all__ = [
     "metaqnn_epsilon",
     "nao",
     "neat",
+    "nondominated_ranks",
+    "nsga2",
     "pnas",
     "process_executor",
     "q_learning",

@@ -9,6 +9,7 @@ from jnas.transfer._box import PriorSpace, decision_box, quantile_prior
 from jnas.transfer._latency import (
     HELP_PUBLISHED,
     HELP_SPLIT,
+    LatencyMetaTraining,
     LatencyPredictor,
     adapt_latency,
     architecture_features,
@@ -16,6 +17,7 @@ from jnas.transfer._latency import (
     device_latencies,
     evaluate_latency,
     fit_latency_from_scratch,
+    latency_meta_training,
     load_latency_predictor,
     meta_train_latency,
     save_latency_predictor,
@@ -33,6 +35,7 @@ from jnas.transfer._suites import (
 __all__ = [
     "HELP_PUBLISHED",
     "HELP_SPLIT",
+    "LatencyMetaTraining",
     "LatencyPredictor",
     "PriorSpace",
     "TableTask",
@@ -43,6 +46,7 @@ __all__ = [
     "device_latencies",
     "evaluate_latency",
     "fit_latency_from_scratch",
+    "latency_meta_training",
     "leave_one_out",
     "load_latency_predictor",
     "meta_train_latency",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -109,6 +110,47 @@ def _task(x: jax.Array, y: jax.Array, references: jax.Array, queries: jax.Array)
     )
 
 
+class LatencyMetaTraining(NamedTuple):
+    """The parts of HELP's meta-training: the MAML learner, the reference rows, and
+    `step(state, key) -> (state, loss)`, one outer step over all devices (vmapped),
+    pure and jittable."""
+
+    learner: meta.MetaLearner
+    references: jax.Array
+    step: Callable[[Any, jax.Array], tuple[Any, jax.Array]]
+
+
+def latency_meta_training(
+    key: jax.Array,
+    table: Table,
+    devices: tuple[str, ...],
+    *,
+    references: int = 10,
+    hidden: tuple[int, ...] = (64, 64),
+    inner_lr: float = 0.1,
+    inner_steps: int = 10,
+    queries: int = 256,
+) -> LatencyMetaTraining:
+    """HELP's meta-training problem on `devices` of a latency table: `references` rows
+    drawn with `key` (the hardware embedding), one few-shot regression task per device
+    whose query set is `queries` rows drawn per step."""
+    check_positive(
+        "latency_meta_training", references=references, inner_steps=inner_steps, queries=queries
+    )
+    x = architecture_features(table)
+    y = device_latencies(table, devices)
+    refs = jax.random.choice(key, table.num_rows, (references,), replace=False).astype(jnp.int32)
+    learner = _learner(x.shape[1], references, hidden, inner_lr, inner_steps)
+
+    def step(state: Any, k: jax.Array) -> tuple[Any, jax.Array]:
+        q = jax.random.choice(k, table.num_rows, (len(devices), queries))
+        tasks = jax.vmap(lambda yd, qd: _task(x, yd, refs, qd))(y, q)
+        state, metrics = learner.step(state, tasks)
+        return state, metrics["loss"]
+
+    return LatencyMetaTraining(learner, refs, step)
+
+
 def meta_train_latency(
     key: jax.Array,
     table: Table,
@@ -128,34 +170,28 @@ def meta_train_latency(
     references and is scored by Spearman over the space; the best-scoring parameters are
     kept (HELP's model selection on meta-validation devices). Returns the predictor and
     the validation history."""
-    check_positive(
-        "meta_train_latency",
-        references=references,
-        inner_steps=inner_steps,
-        steps=steps,
-        queries=queries,
-        eval_every=eval_every,
-    )
-    x = architecture_features(table)
-    y = device_latencies(table, devices)
+    check_positive("meta_train_latency", steps=steps, eval_every=eval_every)
     k_ref, k_init, k_run = jax.random.split(key, 3)
-    refs = jax.random.choice(k_ref, table.num_rows, (references,), replace=False).astype(jnp.int32)
-    learner = _learner(x.shape[1], references, hidden, inner_lr, inner_steps)
-    state = learner.init(k_init)
+    problem = latency_meta_training(
+        k_ref,
+        table,
+        devices,
+        references=references,
+        hidden=hidden,
+        inner_lr=inner_lr,
+        inner_steps=inner_steps,
+        queries=queries,
+    )
+    state = problem.learner.init(k_init)
 
     @jax.jit
     def chunk(state: Any, start: jax.Array) -> tuple[Any, jax.Array]:
-        def one(state: Any, i: jax.Array) -> tuple[Any, jax.Array]:
-            q = jax.random.choice(
-                jax.random.fold_in(k_run, i), table.num_rows, (len(devices), queries)
-            )
-            tasks = jax.vmap(lambda yd, qd: _task(x, yd, refs, qd))(y, q)
-            state, metrics = learner.step(state, tasks)
-            return state, metrics["loss"]
+        keys = jax.vmap(lambda i: jax.random.fold_in(k_run, i))(start + jnp.arange(eval_every))
+        return jax.lax.scan(problem.step, state, keys)
 
-        return jax.lax.scan(one, state, start + jnp.arange(eval_every))
-
-    predictor = LatencyPredictor(state.params, refs, tuple(hidden), inner_lr, inner_steps)
+    predictor = LatencyPredictor(
+        state.params, problem.references, tuple(hidden), inner_lr, inner_steps
+    )
     history: list[dict] = []
     best, best_params = -np.inf, state.params
     done = 0

@@ -1,0 +1,97 @@
+"""NSGA-II: non-dominated ranks and crowding distances against NumPy re-derivations of Deb
+et al.'s procedures, the 2-D hypervolume against a rasterised count and the published NB201
+front, and the search against random search on the table."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jnas import bench, search
+
+
+def _ranks_numpy(f):
+    ranks, left, r = np.full(len(f), -1), set(range(len(f))), 0
+    while left:
+        front = {
+            i
+            for i in left
+            if not any(np.all(f[j] >= f[i]) and np.any(f[j] > f[i]) for j in left if j != i)
+        }
+        for i in front:
+            ranks[i] = r
+        left -= front
+        r += 1
+    return ranks
+
+
+def _crowding_numpy(f, ranks):
+    """Deb et al. 2002, Fig. 'crowding-distance-assignment', per front."""
+    d = np.zeros(len(f))
+    span = f.max(0) - f.min(0)
+    for r in np.unique(ranks):
+        idx = np.flatnonzero(ranks == r)
+        for m in range(f.shape[1]):
+            order = idx[np.argsort(f[idx, m])]
+            d[order[0]] = d[order[-1]] = np.inf
+            for a, b, c in zip(order[:-2], order[1:-1], order[2:], strict=True):
+                d[b] += (f[c, m] - f[a, m]) / span[m]
+    return d
+
+
+def test_ranks_and_crowding_match_deb_et_al():
+    f = np.random.default_rng(0).normal(size=(40, 2)).astype(np.float32)
+    ranks = np.asarray(search.nondominated_ranks(jnp.asarray(f)))
+    np.testing.assert_array_equal(ranks, _ranks_numpy(f))
+    crowd = np.asarray(search.crowding_distance(jnp.asarray(f), jnp.asarray(ranks)))
+    np.testing.assert_allclose(crowd, _crowding_numpy(f, ranks), rtol=1e-5)
+
+
+def test_hypervolume_is_the_dominated_area():
+    rng = np.random.default_rng(1)
+    err, cost = rng.integers(0, 20, 30), rng.integers(0, 20, 30)
+    grid = np.zeros((20, 20), bool)  # unit squares [e, e+1) x [c, c+1) dominated
+    for e, c in zip(err, cost, strict=True):
+        grid[e:, c:] = True
+    assert bench.hypervolume(err, cost, (20, 20)) == grid.sum()
+    assert bench.hypervolume(np.array([30.0]), np.array([1.0]), (20, 20)) == 0.0
+
+
+def test_the_tables_front_has_the_published_hypervolume(nasbench_dir):
+    table = bench.load_nb201(nasbench_dir)
+    true = json.loads((nasbench_dir / "pareto_fronts.json").read_text())
+    true = np.asarray(true["NAS201_CIFAR-100|TestAcc|FLOPs"]["points"])
+    flops = np.asarray(table.column("cifar100", "flops_M", None))
+    error = 100 - np.asarray(table.column("cifar100", "test_acc", 200))
+    ref = (float(np.nanmedian(error)), float(flops.max()))
+    got = bench.hypervolume(error, flops, ref)
+    assert got == pytest.approx(bench.hypervolume(true[:, 0], true[:, 1], ref), rel=1e-3)
+
+
+def test_nsga2_finds_more_of_the_front_than_random_search(nasbench_dir):
+    table = bench.load_nb201(nasbench_dir)
+    flops = np.asarray(table.column("cifar100", "flops_M", None))
+    error = 100 - np.asarray(table.column("cifar100", "test_acc", 200))
+    ref = (float(np.nanmedian(error)), float(flops.max()))
+    objectives = [("cifar100", "valid_acc", 200, 1.0), ("cifar100", "flops_M", None, -1.0)]
+    rows = bench.simulate_pareto(
+        search.nsga2(table.space, 20),
+        table,
+        objectives,
+        key=jax.random.key(0),
+        num_seeds=16,
+        generations=10,
+    )
+    rand = np.asarray(jax.random.randint(jax.random.key(1), rows.shape, 0, table.num_rows))
+    hv = {
+        k: np.mean([bench.hypervolume(error[r], flops[r], ref) for r in v])
+        for k, v in (("nsga2", rows), ("rs", rand))
+    }
+    assert hv["nsga2"] > 1.03 * hv["rs"]
+    s = search.nsga2(table.space, 4)
+    state = s.init(jax.random.key(0))
+    archs, state = s.ask(jax.random.key(1), state)
+    with pytest.raises(ValueError, match="fitness"):
+        s.tell(state, archs, jnp.ones(4))

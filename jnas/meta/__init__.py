@@ -23,8 +23,15 @@ from jnas.meta._core import (
 )
 from jnas.meta._loop import evaluate_episodes, evaluate_tasks, mean_ci, meta_train
 from jnas.meta._methods import anil, derive, fomaml, maml, metanas, reptile, tnas
+from jnas.meta._metric import (
+    matching_logits,
+    matching_net,
+    metric_learner,
+    protonet,
+    prototype_logits,
+    relation_net,
+)
 from jnas.meta._models import MLP, Conv4, Model, conv4, from_module, mlp, supernet_model
-from jnas.meta._protonet import protonet
 from jnas.meta._tasks import Task, TaskSampler, few_shot, sinusoid, task_batch
 
 __all__ = [
@@ -52,13 +59,18 @@ __all__ = [
     "leaf_paths",
     "loops",
     "maml",
+    "matching_logits",
+    "matching_net",
     "mean_ci",
     "meta_learner",
     "meta_train",
     "metanas",
+    "metric_learner",
     "mlp",
     "mse",
     "protonet",
+    "prototype_logits",
+    "relation_net",
     "reptile",
     "sinusoid",
     "supernet_model",

@@ -1,0 +1,196 @@
+"""Metric-based meta-learners: a query is classified by comparing its embedding with the
+support set's; no inner loop, the embedding (and any comparison module) is meta-trained
+end to end on episodes.
+
+- Prototypical networks (Snell, Swersky & Zemel 2017): minus the squared Euclidean
+  distance to each class's mean support embedding.
+- Matching networks (Vinyals, Blundell, Lillicrap, Kavukcuoglu & Wierstra 2016, without
+  the full-context embeddings): attention over the support set, softmax of the cosine
+  similarities, the prediction the attention-weighted sum of the support labels.
+- Relation networks (Sung, Yang, Zhang, Xiang, Torr & Hospedales 2018): a learned relation
+  module scores [query embedding, class embedding (sum of its shots)] in [0, 1], trained
+  by mean squared error against the one-hot label.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jnas.meta._core import (
+    MetaLearner,
+    MetaState,
+    as_task,
+    check_norm,
+    cross_entropy,
+    map_tasks,
+    query_outputs,
+)
+from jnas.meta._models import Model, mlp
+from jnas.meta._tasks import Task
+
+# (params, query embeddings [Q, F], support embeddings [S, F], one-hot [S, W]) -> logits
+Compare = Callable[[Any, jax.Array, jax.Array, jax.Array], jax.Array]
+# (logits [Q, W], labels [Q]) -> (loss, accuracy)
+Loss = Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
+
+
+def _check_ways(where: str, ways: Any) -> None:
+    if not isinstance(ways, int) or ways < 2:
+        raise ValueError(f"{where}: `ways` must be an int >= 2; got {ways!r}")
+
+
+def metric_learner(
+    name: str,
+    embed: Model,
+    ways: int,
+    compare: Compare,
+    *,
+    extra: Model | None = None,
+    loss: Loss = cross_entropy,
+    optimizer: optax.GradientTransformation | None = None,
+    task_map: str = "auto",
+) -> MetaLearner:
+    """A metric-based learner: params are the embedding's, or `{"embed": ..., "extra":
+    ...}` with a comparison module `extra`; logits from `compare`, Adam 1e-3 by default. Support labels must be
+    0..ways-1. `adapt` returns the parameters unchanged; `evaluate`'s `*_before` equal
+    `*_after` (nothing to adapt)."""
+    _check_ways(name, ways)
+    optimizer = optimizer or optax.adam(1e-3)
+
+    def logits(params, task: Task, norm: str = "transductive") -> jax.Array:
+        pe, px = (params, None) if extra is None else (params["embed"], params["extra"])
+        zs = embed.apply(pe, task.support_x)
+        zq = query_outputs(embed.apply, pe, task.support_x, task.query_x, norm)
+        onehot = jax.nn.one_hot(task.support_y, ways)
+        return compare(px, zq, zs, onehot)
+
+    def query(params, task: Task, norm: str = "transductive"):
+        return loss(logits(params, task, norm), task.query_y)
+
+    def init(key: jax.Array) -> MetaState:
+        if extra is None:
+            params = embed.init(key)
+        else:
+            k_embed, k_extra = jax.random.split(key)
+            params = {"embed": embed.init(k_embed), "extra": extra.init(k_extra)}
+        return MetaState(params, optimizer.init(params), jnp.zeros((), jnp.int32))
+
+    def step(state: MetaState, tasks: Task):
+        def objective(params):
+            losses, accs = map_tasks(lambda t: query(params, t), tasks, task_map)
+            return losses.mean(), accs.mean()
+
+        (value, acc), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        return (
+            MetaState(optax.apply_updates(state.params, updates), opt_state, state.step + 1),
+            {"loss": value, "metric": acc},
+        )
+
+    def adapt(params, task: Task, steps: int | None = None):
+        return params
+
+    def evaluate(params, tasks: Task, steps: int | None = None, norm: str = "transductive") -> dict:
+        check_norm(name, norm)
+        value, acc = map_tasks(lambda t: query(params, t, norm), tasks, task_map)
+        return {
+            "loss_before": value,
+            "metric_before": acc,
+            "loss_after": value,
+            "metric_after": acc,
+        }
+
+    def predict(params, support_x, support_y, query_x, steps=None, norm="transductive"):
+        """The logits (scores) of each query for each class."""
+        check_norm(name, norm)
+        return logits(params, as_task(support_x, support_y, query_x), norm)
+
+    return MetaLearner(init, step, adapt, evaluate, predict)
+
+
+def prototype_logits(extra: Any, zq: jax.Array, zs: jax.Array, onehot: jax.Array) -> jax.Array:
+    """Minus the squared distance of each query embedding to each class mean."""
+    protos = onehot.T @ zs / jnp.maximum(onehot.sum(0), 1.0)[:, None]
+    return -jnp.sum(jnp.square(zq[:, None, :] - protos[None]), -1)
+
+
+def matching_logits(extra: Any, zq: jax.Array, zs: jax.Array, onehot: jax.Array) -> jax.Array:
+    """log sum_j a(q, j) y_j with a = softmax over the support of cosine similarities."""
+    unit = lambda z: z / jnp.maximum(jnp.linalg.norm(z, axis=-1, keepdims=True), 1e-8)
+    attention = jax.nn.softmax(unit(zq) @ unit(zs).T, axis=-1)  # [Q, S]
+    return jnp.log(attention @ onehot + 1e-12)
+
+
+def protonet(
+    embed: Model,
+    ways: int,
+    *,
+    optimizer: optax.GradientTransformation | None = None,
+    task_map: str = "auto",
+) -> MetaLearner:
+    """ProtoNets over an embedding model (e.g. `conv4(ways=None)`), Adam 1e-3 by default.
+    `task_map`: see `jnas.meta.map_tasks`."""
+    _check_ways("protonet", ways)
+    return metric_learner(
+        "protonet", embed, ways, prototype_logits, optimizer=optimizer, task_map=task_map
+    )
+
+
+def matching_net(
+    embed: Model,
+    ways: int,
+    *,
+    optimizer: optax.GradientTransformation | None = None,
+    task_map: str = "auto",
+) -> MetaLearner:
+    """Matching networks over an embedding model (the same embedding for support and
+    query, no full-context embedding): cross-entropy of the attention-weighted labels."""
+    _check_ways("matching_net", ways)
+    return metric_learner(
+        "matching_net", embed, ways, matching_logits, optimizer=optimizer, task_map=task_map
+    )
+
+
+def relation_net(
+    embed: Model,
+    ways: int,
+    features: int,
+    *,
+    hidden: int = 8,
+    optimizer: optax.GradientTransformation | None = None,
+    task_map: str = "auto",
+) -> MetaLearner:
+    """Relation networks over an embedding model of `features` outputs: the relation
+    module (an MLP 2F-hidden-1 with a sigmoid, the paper's fully connected head) scores
+    each (query, class) pair; trained by MSE against the one-hot label, as the paper."""
+    _check_ways("relation_net", ways)
+    if not isinstance(features, int) or features < 1:
+        raise ValueError(f"relation_net: `features` must be an int >= 1; got {features!r}")
+    module = mlp((2 * features, hidden, 1))
+
+    def compare(extra: Any, zq: jax.Array, zs: jax.Array, onehot: jax.Array) -> jax.Array:
+        classes = onehot.T @ zs  # [W, F]: the sum of each class's shot embeddings
+        q = jnp.broadcast_to(zq[:, None, :], (zq.shape[0], ways, zq.shape[1]))
+        c = jnp.broadcast_to(classes[None], q.shape)
+        pairs = jnp.concatenate([q, c], -1).reshape(-1, 2 * zq.shape[1])
+        return jax.nn.sigmoid(module.apply(extra, pairs)).reshape(zq.shape[0], ways)
+
+    def mse_onehot(scores: jax.Array, labels: jax.Array) -> tuple[jax.Array, jax.Array]:
+        target = jax.nn.one_hot(labels, ways)
+        return jnp.mean(jnp.square(scores - target)), jnp.mean(jnp.argmax(scores, -1) == labels)
+
+    return metric_learner(
+        "relation_net",
+        embed,
+        ways,
+        compare,
+        extra=module,
+        loss=mse_onehot,
+        optimizer=optimizer,
+        task_map=task_map,
+    )

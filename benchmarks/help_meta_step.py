@@ -23,6 +23,7 @@ from jnas import bench, transfer
 
 
 def _time(fn, state, repeats: int) -> float:
+    jax.block_until_ready(fn(state, jax.random.key(99)))  # warm: first-run allocations
     times = []
     for i in range(repeats):
         start = time.perf_counter()
@@ -44,7 +45,6 @@ def main() -> None:
     single = transfer.latency_meta_training(jax.random.key(0), table, devices[:1])
     single_state = single.learner.init(jax.random.key(1))
     single_step = jax.jit(single.step)
-    jax.block_until_ready(single_step(single_state, jax.random.key(0)))
     one_ms = 1e3 * _time(single_step, single_state, args.repeats)
     for n in args.sizes:
         problem = transfer.latency_meta_training(jax.random.key(0), table, devices[:n])

@@ -32,12 +32,14 @@ from jnas.meta._metric import (
     relation_net,
 )
 from jnas.meta._models import MLP, Conv4, Model, conv4, from_module, mlp, supernet_model
+from jnas.meta._neural_process import CNPModel, cnp, cnp_model, gaussian_nll
 from jnas.meta._tasks import Task, TaskSampler, few_shot, sinusoid, task_batch
 
 __all__ = [
     "LOSSES",
     "MLP",
     "NORMS",
+    "CNPModel",
     "Conv4",
     "InnerLoop",
     "MetaLearner",
@@ -47,6 +49,8 @@ __all__ = [
     "Task",
     "TaskSampler",
     "anil",
+    "cnp",
+    "cnp_model",
     "conv4",
     "cross_entropy",
     "derive",
@@ -55,6 +59,7 @@ __all__ = [
     "few_shot",
     "fomaml",
     "from_module",
+    "gaussian_nll",
     "interleave",
     "leaf_paths",
     "loops",

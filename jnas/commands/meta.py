@@ -48,10 +48,11 @@ def cmd_meta(args: Any) -> int:
         f"{args.method} on {args.dataset}, {s['test_tasks']} held-out {ways}"
         f"{s['test_shots']}-shot tasks (mean ± 95% CI):"
     )
-    if args.method == "protonet":  # nothing adapts: one figure
+    adapts = args.method not in ("protonet", "matching_net")
+    if not adapts:  # nothing adapts: one figure
         m = s["test"]["metric_after"]
         print(f"  {metric}: {m['mean']:.4f} ± {m['ci95']:.4f}")
-    for when in ("before", "after") if args.method != "protonet" else ():
+    for when in ("before", "after") if adapts else ():
         m = s["test"][f"metric_{when}"]
         print(f"  {metric} {when:>6s} adaptation: {m['mean']:.4f} ± {m['ci95']:.4f}")
     if "cell_first_test_task" in s:

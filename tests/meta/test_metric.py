@@ -76,3 +76,17 @@ def test_learns_unseen_classes_from_one_shot(method):
     after = evaluate(state.params, tasks)["metric_after"].mean()
     assert after > 0.6  # chance: 0.2
     assert after > before + 0.2  # meta-training, not the random embedding, gets there
+
+
+def test_meta_command_runs_matching_networks(tmp_path, monkeypatch, capsys):
+    from jnas import cli
+
+    monkeypatch.setenv("JNAS_XLA_CACHE", "")
+    out = tmp_path / "m"
+    args = ["meta", "matching_net", "--dataset", "digits", "--ways", "2", "--steps", "2"]
+    args += ["--meta-batch", "2", "--test-tasks", "4", "--queries", "3", "--out", str(out)]
+    assert cli.main(args) == 0
+    printed = capsys.readouterr().out
+    assert "accuracy: " in printed
+    assert "before" not in printed  # nothing adapts: one figure
+    assert (out / "summary.json").exists()

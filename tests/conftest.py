@@ -14,6 +14,7 @@ os.environ["XLA_FLAGS"] = flags.strip()
 
 import gc  # noqa: E402
 import pathlib  # noqa: E402
+import shutil  # noqa: E402
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
@@ -21,6 +22,24 @@ import pytest  # noqa: E402
 from hypothesis import settings  # noqa: E402
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
+_CACHE_OWNER = False
+
+# One disk cache of compiled programs for the whole session, shared by both xdist workers
+# and the CLI subprocesses: tests rebuild the same steps (a new closure each, so JAX's
+# in-memory caches miss) and compile identical programs again; the cache is keyed by the
+# program and its options, so a hit runs the very executable a compile would give. The
+# controller makes the folder before the workers start; they inherit the variable.
+# JNAS_TEST_XLA_CACHE=0 turns it off.
+if os.environ.get("JNAS_TEST_XLA_CACHE", "1") != "0":
+    import tempfile
+
+    if "JNAS_TEST_XLA_CACHE_DIR" not in os.environ:
+        os.environ["JNAS_TEST_XLA_CACHE_DIR"] = tempfile.mkdtemp(prefix="jnas-test-xla-")
+        _CACHE_OWNER = True  # this process made it: it removes it at the end
+    _cache = os.environ["JNAS_TEST_XLA_CACHE_DIR"]
+    jax.config.update("jax_compilation_cache_dir", _cache)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    os.environ.setdefault("JNAS_XLA_CACHE", _cache)  # the CLI's subprocesses
 settings.register_profile("dev", max_examples=25, deadline=None)  # compiles are slow
 settings.register_profile("ci", max_examples=100, deadline=None, derandomize=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
@@ -31,6 +50,12 @@ NASBENCH_DIR = pathlib.Path(
         pathlib.Path(__file__).resolve().parents[1] / ".." / "shared" / "nasbench",
     )
 )
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The session's compile cache goes with the session (the process that made it)."""
+    if _CACHE_OWNER and "PYTEST_XDIST_WORKER" not in os.environ:
+        shutil.rmtree(os.environ["JNAS_TEST_XLA_CACHE_DIR"], ignore_errors=True)
 
 
 @pytest.fixture(autouse=True, scope="module")

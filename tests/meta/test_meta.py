@@ -464,6 +464,8 @@ def test_protonet_logits_are_negative_squared_distances_to_prototypes(key):
     np.testing.assert_allclose(got, expected, rtol=1e-5)
 
 
+@pytest.mark.slow  # 30 s; the meta-gradient is checked by finite differences above, and the
+# README's and the CLI's meta-training runs learn (experiments/meta_sinusoid.py: the figures)
 def test_maml_learns_the_sinusoid_and_beats_its_initialisation(key):
     learner = meta.maml(meta.mlp(), loss="mse", inner_lr=0.01, inner_steps=1)
     sampler = meta.sinusoid(10, 10)

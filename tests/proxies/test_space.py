@@ -108,7 +108,10 @@ def _discrete_twin(space, net, arch, cells):
     return model
 
 
-@pytest.mark.parametrize("name", ["nwot", "fisher"])
+@pytest.mark.parametrize(
+    "name",
+    ["nwot", pytest.param("fisher", marks=pytest.mark.slow)],  # the same taps; 30 s
+)
 def test_tapped_proxies_on_the_one_hot_supernet_equal_the_discrete_network(name):
     """NASWOT counts a node's ReLU once per convolution reading it (0, 1 or 2 here) and
     Fisher sees zero gradient on the unused ops' channels: the one-hot supernet scores

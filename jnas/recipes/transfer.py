@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import math
 import pathlib
 from collections.abc import Callable
 from typing import Any
@@ -172,7 +173,7 @@ def run_latency(
         folder.mkdir(parents=True, exist_ok=True)
     for seed in range(seeds):
         key = jax.random.key(seed)
-        step = min(500, steps)
+        step = math.gcd(steps, 500)  # validation every 500 steps, or what divides `steps`
         predictor, _ = transfer.meta_train_latency(key, latency, steps=steps, eval_every=step)
         if folder is not None and seed == 0:
             transfer.save_latency_predictor(predictor, folder / "predictor.npz")

@@ -171,6 +171,11 @@ def meta_train_latency(
     kept (HELP's model selection on meta-validation devices). Returns the predictor and
     the validation history."""
     check_positive("meta_train_latency", steps=steps, eval_every=eval_every)
+    if steps % eval_every:
+        raise ValueError(
+            f"meta_train_latency: `steps` must be a multiple of eval_every ({eval_every}); "
+            f"got {steps}"
+        )
     k_ref, k_init, k_run = jax.random.split(key, 3)
     problem = latency_meta_training(
         k_ref,

@@ -72,6 +72,8 @@ def test_adapted_latency_is_in_milliseconds_of_the_device(latency, predictor):
     assert abs(np.median(ms) / np.median(y) - 1) < 0.25
     with pytest.raises(ValueError, match="references"):
         transfer.adapt_latency(pred, x, jnp.ones(3))
+    with pytest.raises(ValueError, match="multiple of eval_every"):  # not 200 steps run as 300
+        transfer.meta_train_latency(jax.random.key(0), latency, steps=200, eval_every=150)
 
 
 def test_constrained_best_is_the_brute_force_choice():

@@ -23,6 +23,7 @@ METHOD_NAMES = (
     "oneshot-dropout",
     "setn",
     "drnas",
+    "smash",
 )
 
 

@@ -13,6 +13,7 @@ from jnas.nn._darts import (
 )
 from jnas.nn._functional import Functional, functional
 from jnas.nn._hierarchical import HierarchicalNetwork, Motif
+from jnas.nn._memory_bank import MemoryBankNetwork, MemoryBankSupernet
 from jnas.nn._nats import NATSSizeNetwork
 from jnas.nn._nb101 import NB101Cell, NB101Network, vertex_channels
 from jnas.nn._nb201 import InferCell, NB201Network, nb201_op
@@ -55,6 +56,8 @@ __all__ = [
     "HierarchicalNetwork",
     "InferCell",
     "MBConv",
+    "MemoryBankNetwork",
+    "MemoryBankSupernet",
     "MixedEdge",
     "Motif",
     "MultiLinear",

@@ -11,12 +11,14 @@ from jnas.oneshot._base import (
     OneShot,
     OneShotState,
     SharedWeightsState,
+    Supernet,
     alpha_shape,
     darts_rnn_optimizers,
     make_supernet,
     nb201_alpha_optimizer,
     nb201_w_lr,
     nb201_w_optimizer,
+    supernet_accuracy,
 )
 from jnas.oneshot._bilevel import (
     bilevel_step,
@@ -57,6 +59,7 @@ from jnas.oneshot._relaxations import (
 )
 from jnas.oneshot._rsws_spos_dropout import oneshot_dropout, rsws, spos
 from jnas.oneshot._setn import setn
+from jnas.oneshot._smash import generate, hypernetwork, smash
 from jnas.oneshot._snas import snas
 
 __all__ = [
@@ -68,6 +71,7 @@ __all__ = [
     "Penalty",
     "Relaxation",
     "SharedWeightsState",
+    "Supernet",
     "alpha_shape",
     "bilevel_step",
     "binary_gate_relaxation",
@@ -83,9 +87,11 @@ __all__ = [
     "expected_cost_penalty",
     "gdas",
     "gdas_tau",
+    "generate",
     "gumbel_relaxation",
     "hard_gumbel",
     "hypergradient",
+    "hypernetwork",
     "linear_op_costs",
     "linear_tau_schedule",
     "make_supernet",
@@ -103,9 +109,11 @@ __all__ = [
     "search",
     "setn",
     "single_level_step",
+    "smash",
     "snas",
     "softmax_relaxation",
     "spos",
+    "supernet_accuracy",
     "supports",
     "two_path_gates",
     "uniform_path_relaxation",

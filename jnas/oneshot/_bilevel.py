@@ -319,12 +319,16 @@ def weight_sharing(
     steps_per_epoch: int = 391,
     w_lr: optax.ScalarOrSchedule | None = None,
     w_optimizer: optax.GradientTransformation | None = None,
+    wrap: Callable[[Supernet], Supernet] | None = None,
     **supernet: Any,
 ) -> OneShot[SharedWeightsState]:
     """An α-free method: each step trains the shared weights through `relaxation` (a
-    sampled path, a dropout mask); `derive_with(supernet)` searches with them."""
+    sampled path, a dropout mask); `derive_with(supernet)` searches with them. `wrap`
+    replaces the supernet by one built on it (SMASH: weights a hypernetwork generates)."""
     check_config(name, epochs=epochs, steps_per_epoch=steps_per_epoch)
     net = make_supernet(space, supernet)
+    if wrap is not None:
+        net = wrap(net)
     lr = nb201_w_lr(epochs, steps_per_epoch) if w_lr is None else w_lr
     w_opt = w_optimizer or nb201_w_optimizer(lr)
 

@@ -15,6 +15,7 @@ from jnas.oneshot._gdas import gdas
 from jnas.oneshot._proxyless import proxyless
 from jnas.oneshot._rsws_spos_dropout import oneshot_dropout, rsws, spos
 from jnas.oneshot._setn import setn
+from jnas.oneshot._smash import smash
 from jnas.oneshot._snas import snas
 from jnas.spaces import Decisions, HasSupernet
 
@@ -64,6 +65,7 @@ REGISTRY: dict[str, Entry] = {
     "oneshot-dropout": Entry(
         "One-Shot (path dropout)", "Bender et al., ICML 2018", oneshot_dropout, False, True
     ),
+    "smash": Entry("SMASH", "Brock et al., ICLR 2018", smash, False, True),
 }
 
 

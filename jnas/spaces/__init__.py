@@ -4,6 +4,7 @@ from jnas.spaces._chain import MOBILENET_V2_STAGES, PROXYLESS_STAGES, Chain, Cha
 from jnas.spaces._darts import DARTS, DARTS_V1, DARTS_V2, DARTSArch
 from jnas.spaces._darts_rnn import RNN_PRIMITIVES, DARTSRecurrent, DARTSRecurrentArch
 from jnas.spaces._hierarchical import HNAS_PRIMITIVES, Hierarchical, HierarchicalArch
+from jnas.spaces._memory_bank import MemoryBank, MemoryBankArch
 from jnas.spaces._nats import NATSSize, NATSSizeArch
 from jnas.spaces._nb101 import NB101, NB101Arch
 from jnas.spaces._nb201 import NB201, AdjacencyEncoding, NB201Arch
@@ -62,6 +63,8 @@ __all__ = [
     "HierarchicalArch",
     "Indexed",
     "LayerRules",
+    "MemoryBank",
+    "MemoryBankArch",
     "NATSSize",
     "NATSSizeArch",
     "NB101Arch",

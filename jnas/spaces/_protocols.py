@@ -14,7 +14,7 @@ in `typing.Protocol`).
 | `Decisions` | decision_sizes, to_decisions, from_decisions | all but NB101 |
 | `HasAdjacency` | adjacency (a node-labelled cell graph) | NB201, NB101 |
 | `HasPath` | path, path_dim | NB201, NB101 |
-| `HasSupernet` | supernet, supernet_shape, supernet_index, derive | NB201, DARTS, NATSSize, Chain, DARTSRecurrent |
+| `HasSupernet` | supernet, supernet_shape, supernet_index, derive | NB201, DARTS, NATSSize, Chain, DARTSRecurrent, MemoryBank |
 | `LayerRules` | start_state, next_state, allowed_next, state_size, num_tokens, max_layers | Sequential |
 | `Buildable` | build | all |
 """

@@ -21,6 +21,7 @@ SPACES = {
     "sequential": spaces.Sequential(),
     "hierarchical": spaces.Hierarchical(),
     "darts_rnn": spaces.DARTSRecurrent(),
+    "memory_bank": spaces.MemoryBank(),
 }
 IDS = list(SPACES)
 
@@ -236,6 +237,7 @@ OFFERS = {
     "sequential": {"Space", "Encodable", "Decisions", "LayerRules", "Buildable"},
     "hierarchical": {"Space", "Encodable", "Decisions", "Buildable"},
     "darts_rnn": {"Space", "Encodable", "Decisions", "HasSupernet", "Buildable"},
+    "memory_bank": {"Space", "Encodable", "Decisions", "HasSupernet", "Buildable"},
 }
 
 

@@ -19,6 +19,14 @@ parent's training instead of starting from scratch:
   the alignment).
 - `replace_none` (NB201 cells): a `none` edge becomes a ReLU-conv-BN op whose batch norm has
   scale 0 and shift 0, so it adds exactly zero (in training mode too) until it learns.
+  (NB201 has no function-preserving skip insertion: a `skip_connect` edge adds its input.)
+- `Chain` networks (ProxylessNAS / MobileNetV2): `insert_block` turns a skipped block (the
+  identity) into an MBConv block on a residual path whose projection's batch norm has scale
+  0 and shift 0 (skip-connection insertion as EAS and NASH do it: the new branch starts at
+  zero beside the identity); `widen_block` raises a block's expansion ratio (Net2WiderNet on
+  its hidden channels: expansion conv, depthwise conv and their batch norms copied per
+  channel, the projection's inputs divided by the copies); `grow_block_kernel` zero-pads a
+  block's depthwise kernel to a larger size.
 
 Host-side functions (they build a new network); the weights are copied, not traced.
 """
@@ -32,7 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jnas.spaces import NB201, Sequential
+from jnas.spaces import NB201, Chain, Sequential
 
 _EPS = 1e-5  # jnas' batch-norm epsilon (PyTorch's)
 
@@ -232,4 +240,127 @@ def replace_none(
         _set(bn.scale, np.zeros(bn.scale[...].shape))
         _set(bn.bias, np.zeros(bn.bias[...].shape))
     new.eval()
+    return new_arch, new
+
+
+def _chain_blocks(where: str, space: Any, arch: Any, model: Any, block: int) -> list:
+    if not isinstance(space, Chain):
+        raise ValueError(f"{where}: `space` must be jnas.spaces.Chain; got {type(space)}")
+    blocks = space.blocks(arch)
+    if len(model.blocks) != sum(b is not None for b in blocks):
+        raise ValueError(f"{where}: `model` is not the network of `arch`")
+    if not 0 <= block < len(blocks):
+        raise ValueError(f"{where}: `block` must be in [0, {len(blocks)}); got {block}")
+    return blocks
+
+
+def _chain_rebuild(
+    space: Chain, blocks: list, model: Any, block: int, **build: Any
+) -> tuple[Any, Any, int]:
+    """The new architecture and network, every layer but block `block`'s copied from
+    `model`; returns the position of `block` among the new network's blocks."""
+    string = "-".join("skip" if b is None else f"k{b[0]}e{b[1]}" for b in blocks)
+    arch = space.from_string(string)
+    new = space.build(arch, rngs=nnx.Rngs(0), **build)
+    for name in ("stem", "first", "head", "classifier"):
+        _copy_layer(getattr(new, name), getattr(model, name))
+    position = sum(b is not None for b in blocks[:block])
+    old = iter(model.blocks)
+    for j, dst in enumerate(new.blocks):
+        if j == position:
+            if len(model.blocks) == len(new.blocks):
+                next(old)  # the changed block replaces its parent's
+            continue
+        _copy_layer(dst, next(old))
+    new.eval()
+    return arch, new, position
+
+
+def insert_block(
+    space: Chain,
+    arch: Any,
+    model: Any,
+    block: int,
+    kernel: int,
+    expansion: int,
+    **build: Any,
+) -> tuple[Any, Any]:
+    """A skipped block `block` becomes a `kernel` x `expansion` MBConv block whose output
+    starts at zero beside its residual path; `build` are the keywords the network was built
+    with (num_classes, dropout, stem_stride)."""
+    blocks = _chain_blocks("insert_block", space, arch, model, block)
+    if blocks[block] is not None:
+        raise ValueError(f"insert_block: block {block} is not skipped ({blocks[block]})")
+    if kernel not in space.kernels or expansion not in space.expansions:
+        raise ValueError(
+            f"insert_block: (kernel, expansion) must be in {space.kernels} x "
+            f"{space.expansions}; got ({kernel}, {expansion})"
+        )
+    blocks[block] = (kernel, expansion)
+    new_arch, new, position = _chain_rebuild(space, blocks, model, block, **build)
+    bn = new.blocks[position].project.bn
+    _set(bn.scale, np.zeros(bn.scale[...].shape))
+    _set(bn.bias, np.zeros(bn.bias[...].shape))
+    return new_arch, new
+
+
+def widen_block(
+    key: jax.Array, space: Chain, arch: Any, model: Any, block: int, expansion: int, **build: Any
+) -> tuple[Any, Any]:
+    """Block `block`'s expansion ratio raised to `expansion`: each new hidden channel copies
+    a random old one (`key`) through the expansion conv, the depthwise conv and their batch
+    norms, and the projection divides each copied channel's weights by its copies."""
+    blocks = _chain_blocks("widen_block", space, arch, model, block)
+    if blocks[block] is None:
+        raise ValueError(f"widen_block: block {block} is skipped: insert it first")
+    kernel, old_e = blocks[block]
+    if old_e == 1:
+        raise ValueError("widen_block: an expansion-1 block has no hidden layer to widen")
+    if expansion not in space.expansions or expansion <= old_e:
+        raise ValueError(
+            f"widen_block: `expansion` must be one of {space.expansions} above {old_e}; "
+            f"got {expansion}"
+        )
+    blocks[block] = (kernel, expansion)
+    new_arch, new, position = _chain_rebuild(space, blocks, model, block, **build)
+    src, dst = model.blocks[position], new.blocks[position]
+    old = np.asarray(src.expand.conv.kernel[...]).shape[-1]
+    width = np.asarray(dst.expand.conv.kernel[...]).shape[-1]
+    extra = np.asarray(jax.random.randint(key, (width - old,), 0, old))
+    g = np.concatenate([np.arange(old), extra])
+    counts = np.bincount(g, minlength=old)
+    _set(dst.expand.conv.kernel, np.asarray(src.expand.conv.kernel[...])[..., g])
+    _set(dst.depthwise.conv.kernel, np.asarray(src.depthwise.conv.kernel[...])[..., g])
+    for layer in ("expand", "depthwise"):
+        for name in ("scale", "bias", "mean", "var"):
+            value = np.asarray(getattr(getattr(src, layer).bn, name)[...])[g]
+            _set(getattr(getattr(dst, layer).bn, name), value)
+    w = np.asarray(src.project.conv.kernel[...])[:, :, g, :]
+    _set(dst.project.conv.kernel, w / counts[g][None, None, :, None])
+    _copy_layer(dst.project.bn, src.project.bn)
+    return new_arch, new
+
+
+def grow_block_kernel(
+    space: Chain, arch: Any, model: Any, block: int, kernel: int, **build: Any
+) -> tuple[Any, Any]:
+    """Block `block`'s depthwise kernel zero-padded to `kernel` x `kernel`."""
+    blocks = _chain_blocks("grow_block_kernel", space, arch, model, block)
+    if blocks[block] is None:
+        raise ValueError(f"grow_block_kernel: block {block} is skipped: insert it first")
+    k, e = blocks[block]
+    if kernel not in space.kernels or kernel <= k:
+        raise ValueError(
+            f"grow_block_kernel: `kernel` must be one of {space.kernels} above {k}; got {kernel}"
+        )
+    blocks[block] = (kernel, e)
+    new_arch, new, position = _chain_rebuild(space, blocks, model, block, **build)
+    src, dst = model.blocks[position], new.blocks[position]
+    _copy_layer(dst.project, src.project)
+    if src.expand is not None:
+        _copy_layer(dst.expand, src.expand)
+    pad = (kernel - k) // 2
+    w = np.pad(np.asarray(src.depthwise.conv.kernel[...]), ((pad, pad), (pad, pad), (0, 0), (0, 0)))
+    _set(dst.depthwise.conv.kernel, w)
+    _copy_layer(dst.depthwise.bn, src.depthwise.bn)
     return new_arch, new

@@ -101,3 +101,100 @@ def test_nb201_none_edge_becomes_a_zero_initialised_conv(op):
     assert np.max(np.abs(logits(new, x) - before)) <= 1e-5 * max(1.0, np.max(np.abs(before)))
     with pytest.raises(ValueError, match="not `none`"):
         morphism.replace_none(space, arch, model, 0, **build)
+
+
+def chain_model(seed=0):
+    """A small Chain network (stride-1 stem) with non-trivial weights and statistics."""
+    from jnas.spaces import Chain
+
+    space = Chain(
+        stages=((8, 2, 1), (12, 3, 2)),
+        kernels=(3, 5, 7),
+        expansions=(1, 3, 6),
+        stem_channels=8,
+        first_block_channels=8,
+        head_channels=16,
+    )
+    arch = space.from_string("k3e3-skip-k5e3-k3e3-skip")
+    model = space.build(arch, num_classes=5, stem_stride=1, rngs=nnx.Rngs(seed))
+    rng = np.random.default_rng(seed)
+    for path, var in nnx.iter_graph(model):
+        if isinstance(var, nnx.Param | nnx.BatchStat):
+            v = np.asarray(var[...])
+            if "var" in [str(p) for p in path]:
+                var[...] = rng.uniform(0.5, 2.0, v.shape).astype(v.dtype)
+            elif v.dtype == np.float32:
+                var[...] = (v + rng.normal(0, 0.2, v.shape)).astype(v.dtype)
+    model.eval()
+    return space, arch, model
+
+
+XC = np.random.default_rng(2).normal(size=(3, 8, 8, 3)).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    ("name", "call", "want"),
+    [
+        (
+            "insert skipped block",
+            lambda k, s, a, m: morphism.insert_block(
+                s, a, m, 1, 5, 6, num_classes=5, stem_stride=1
+            ),
+            "k3e3-k5e6-k5e3-k3e3-skip",
+        ),
+        (
+            "insert last block",
+            lambda k, s, a, m: morphism.insert_block(
+                s, a, m, 4, 3, 1, num_classes=5, stem_stride=1
+            ),
+            "k3e3-skip-k5e3-k3e3-k3e1",
+        ),
+        (
+            "widen block",
+            lambda k, s, a, m: morphism.widen_block(k, s, a, m, 2, 6, num_classes=5, stem_stride=1),
+            "k3e3-skip-k5e6-k3e3-skip",
+        ),
+        (
+            "grow block kernel",
+            lambda k, s, a, m: morphism.grow_block_kernel(
+                s, a, m, 3, 7, num_classes=5, stem_stride=1
+            ),
+            "k3e3-skip-k5e3-k7e3-skip",
+        ),
+    ],
+)
+def test_chain_morphisms_preserve_the_function(name, call, want):
+    space, arch, model = chain_model()
+    before = logits(model, XC)
+    new_arch, new = call(jax.random.key(0), space, arch, model)
+    assert space.to_string(new_arch) == want
+    assert np.max(np.abs(logits(new, XC) - before)) <= 1e-5 * max(1.0, np.max(np.abs(before)))
+    assert np.std(before) > 0.1
+    # the changed block is really there and really new (not the parent's weights reused)
+    if name.startswith("insert"):
+        assert len(new.blocks) == len(model.blocks) + 1
+    if name == "widen block":
+        assert np.asarray(new.blocks[1].expand.conv.kernel[...]).shape[-1] == 48
+
+
+def test_inserted_block_learns_from_zero_and_bad_chain_morphisms_are_named():
+    """The inserted branch's projection scale starts at 0 but gets a gradient, so it
+    can grow; wrong calls name what is wrong."""
+    space, arch, model = chain_model()
+    _, new = morphism.insert_block(space, arch, model, 1, 3, 3, num_classes=5, stem_stride=1)
+    new.train()
+
+    def loss(m):
+        return (m(XC) ** 2).mean()
+
+    grads = nnx.grad(loss)(new)
+    assert float(np.abs(np.asarray(grads.blocks[1].project.bn.scale[...])).max()) > 0
+    with pytest.raises(ValueError, match="not skipped"):
+        morphism.insert_block(space, arch, model, 0, 3, 3)
+    a2, m2 = morphism.insert_block(space, arch, model, 1, 3, 1, num_classes=5, stem_stride=1)
+    with pytest.raises(ValueError, match="expansion-1"):
+        morphism.widen_block(jax.random.key(0), space, a2, m2, 1, 6, num_classes=5, stem_stride=1)
+    with pytest.raises(ValueError, match="above 5"):
+        morphism.grow_block_kernel(space, arch, model, 2, 3)
+    with pytest.raises(ValueError, match="Chain"):
+        morphism.insert_block(SPACE, arch, model, 1, 3, 3)

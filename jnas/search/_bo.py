@@ -10,6 +10,9 @@ or independent Thompson samples (`"ts"`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 from jax.scipy.stats import norm
@@ -53,10 +56,14 @@ def bayesian_optimization(
     num_candidates: int = 100,
     num_parents: int = 10,
     max_points: int = 200,
+    features: Callable[[Any], jax.Array] | None = None,
 ) -> Searcher:
     """GP-based BO over `space`. `encoding`: `"path"` or `"one_hot"` with the Hamming
     kernel, `"auto"` (path where the space has it), or `"wl"`: the Weisfeiler-Lehman
-    kernel on the cell graph (NAS-BOWL, Ru et al. ICLR 2021; spaces with `adjacency`)."""
+    kernel on the cell graph (NAS-BOWL, Ru et al. ICLR 2021; spaces with `adjacency`).
+    `features(arch) -> float32[F]` (e.g. a standardised zero-cost proxy score) enters the
+    GP through an RBF factor of its own lengthscale (`jnas.predictors.gp_fit`'s mixed
+    kernel), not the encoding's distance."""
     if acquisition_fn not in ACQUISITIONS:
         raise ValueError(
             f"bayesian_optimization: `acquisition_fn` must be one of "
@@ -69,8 +76,22 @@ def bayesian_optimization(
     else:
         distance, lengthscales = hamming_distance, DEFAULT_LENGTHSCALES
 
+    num_features = 0
+    if features is not None:
+        shape = jax.eval_shape(
+            lambda k: jnp.atleast_1d(features(space.sample(k))), jax.random.key(0)
+        )
+        num_features = int(shape.shape[0])
+
     def score(key, x, y, mask, candidates):
-        gp = gp_fit(x, jnp.where(mask, y, 0.0), mask, lengthscales, distance=distance)
+        gp = gp_fit(
+            x,
+            jnp.where(mask, y, 0.0),
+            mask,
+            lengthscales,
+            distance=distance,
+            num_features=num_features,
+        )
         mean, std = gp_predict(gp, candidates, distance)
         best = jnp.max(jnp.where(mask, y, -jnp.inf))
         return acquisition(acquisition_fn, mean, std, best, key)
@@ -85,4 +106,5 @@ def bayesian_optimization(
         num_parents=num_parents,
         max_points=max_points,
         where="bayesian_optimization",
+        features=features,
     )

@@ -90,6 +90,7 @@ def test_gradient_in_u_is_the_chain_rule_through_the_generated_weights(hyper):
         np.testing.assert_allclose(np.asarray(gb), np.asarray(gw), rtol=1e-4, atol=1e-7)
 
 
+@pytest.mark.slow  # 30 s; the generation, its gradient and one step are checked above/below
 def test_smash_learns_and_its_weights_depend_on_the_architecture():
     """Trained on the digits in the memory-bank space, the hypernetwork's generated
     weights classify far above chance, and differ between architectures."""
@@ -140,3 +141,27 @@ def test_smash_learns_and_its_weights_depend_on_the_architecture():
     assert max(diffs) > 1e-3
     arch = method.derive(state, jax.random.key(6), val)
     assert bool(space.is_valid(arch))
+
+
+def test_one_smash_step_makes_the_weights_depend_on_the_architecture():
+    """U starts at zero (weight sharing: every architecture gets W0); after one step on a
+    sampled architecture the generated weights of two architectures differ, and derive
+    ranks cells with them."""
+    method = oneshot.smash(
+        SPACE, embedding=4, hidden=8, epochs=1, steps_per_epoch=2, num_candidates=4, **NET
+    )
+    state = method.init(jax.random.key(0))
+    a, b = (onehot(SPACE.sample(jax.random.key(i))) for i in (10, 11))
+
+    def gap(params):
+        ga, gb = oneshot.generate(params, a), oneshot.generate(params, b)
+        return max(
+            float(jnp.abs(x - y).max())
+            for x, y in zip(jax.tree.leaves(ga), jax.tree.leaves(gb), strict=True)
+        )
+
+    assert gap(state.params) == 0.0
+    state, metrics = jax.jit(method.step)(jax.random.key(1), state, batch(1), batch(2))
+    assert np.isfinite(float(metrics["w_loss"]))
+    assert gap(state.params) > 0.0
+    assert bool(SPACE.is_valid(method.derive(state, jax.random.key(2), batch(3))))

@@ -22,6 +22,7 @@ from jnas.commands import (
     transfer,
 )
 from jnas.commands._common import SPACE_NAMES, enable_compilation_cache, make_space
+from jnas.commands._quiet import drain_stderr, quiet_xla_alarms
 from jnas.commands.spaces import describe
 
 __all__ = ["SPACE_NAMES", "build_parser", "describe", "main", "make_space"]
@@ -79,6 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `jnas` console script."""
     parser = build_parser()
     console = argv is None
+    if console:
+        quiet_xla_alarms()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     out = getattr(args, "out", "")
@@ -140,6 +143,7 @@ def _dispatch(args: argparse.Namespace, argv: list[str], console: bool) -> int:
         if console:  # skip interpreter shutdown: the checkpointer's interrupted event
             sys.stdout.flush()  # loop would print tracebacks; a run survives a kill at
             sys.stderr.flush()  # any point, so nothing is lost by not tidying up
+            drain_stderr()
             os._exit(130)
         return 130
 

@@ -541,3 +541,46 @@ def test_estimate_writes_scores_correlations_and_a_plot(tmp_path, nb201_table):
     want = stats.spearmanr(saved["score"], acc)[0]
     assert summary["spearman"]["cifar10/test_acc/200"] == pytest.approx(want)
     assert (out / "correlation.png").stat().st_size > 1000
+
+
+ALARM = (
+    b"2025-03-19 07:30:02.045318: E external/xla/xla/service/slow_operation_alarm.cc:73] \n"
+    b"********************************\n"
+    b"[Compiling module jit_step] Very slow compile? If you want to file a bug, run with "
+    b"envvar XLA_FLAGS=--xla_dump_to=/tmp/foo and attach the results.\n"
+    b"********************************\n"
+    b"2025-03-19 07:30:14.895694: E external/xla/xla/service/slow_operation_alarm.cc:140] "
+    b"The operation took 2m12.850942799s\n"
+    b"\n"
+    b"********************************\n"
+    b"[Compiling module jit_step] Very slow compile? If you want to file a bug, run with "
+    b"envvar XLA_FLAGS=--xla_dump_to=/tmp/foo and attach the results.\n"
+    b"********************************\n"
+)
+
+
+def test_xla_slow_compile_alarms_are_dropped_and_everything_else_kept():
+    """XLA's alarm blocks (its log format, both kinds) written to fd 2 from outside Python
+    vanish; Python's own stderr lines, before, between and after, come through in order;
+    `JNAS_XLA_ALARMS=1` keeps the alarms."""
+    code = (
+        "import os, sys\n"
+        "from jnas.commands._quiet import quiet_xla_alarms\n"
+        "quiet_xla_alarms()\n"
+        "print('before', file=sys.stderr, flush=True)\n"
+        f"os.write(2, {ALARM!r})\n"
+        "print('***** not an alarm', file=sys.stderr, flush=True)\n"
+        f"os.write(2, {ALARM!r})\n"
+        "print('after', file=sys.stderr)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "JNAS_XLA_ALARMS"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, env=env, timeout=60)
+    assert out.returncode == 0
+    assert out.stderr.decode().splitlines() == ["before", "***** not an alarm", "after"]
+    kept = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        env={**env, "JNAS_XLA_ALARMS": "1"},
+        timeout=60,
+    )
+    assert kept.stderr.count(b"Very slow compile?") == 4

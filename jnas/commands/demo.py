@@ -81,8 +81,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     print(
         "  compiling first: about 2 minutes cold on 2 CPU cores, seconds once cached "
-        "($JNAS_XLA_CACHE, default ~/.cache/jnas/xla); XLA may log 'Very slow compile?' "
-        "meanwhile: a note, not an error",
+        "($JNAS_XLA_CACHE, default ~/.cache/jnas/xla)",
         flush=True,
     )
     found = run_oneshot(

@@ -386,6 +386,15 @@ def test_search_command_trains_candidates_in_parallel_asynchronously(tmp_path):
     evaluations = _records(tmp_path / "r" / "evaluations.jsonl")
     assert sorted(e["ask"] for e in evaluations) == [0, 1]
     assert all(0 <= e["fitness"] <= 100 for e in evaluations)
+    # jnas.load rebuilds the asynchronous carry: the searcher state and the two asks
+    # still in flight (numbers 2 and 3: each finished unit asked the next)
+    import jnas
+
+    run = jnas.load(tmp_path / "r")
+    assert run.units == 2
+    assert sorted(int(i) for i in run.state["ids"]) == [2, 3]
+    assert np.asarray(run.state["archs"].ops).shape == (2, 6)
+    assert run.arch is not None
 
 
 def test_ctrl_c_prints_what_was_saved_and_how_to_resume(tmp_path, nasbench_dir):

@@ -52,3 +52,4 @@ def test_a_search_loads_its_searcher_state_and_best_cell(tmp_path, nasbench_dir)
 def test_loading_a_folder_without_a_run_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="holds no jnas run"):
         jnas.load(tmp_path)
+

@@ -20,7 +20,9 @@ class LoadedRun:
     - `command`: which run (`meta`, `oneshot`, `search`, `train`); `args` its arguments;
       `records` the finished units; `summary` its `summary.json` (None if it did not end);
       `state` the latest checkpointed state (`MetaState`, a one-shot state, a searcher
-      state, or the training carry); `units` how many units it holds.
+      state, or the training carry; for an asynchronous search `{"searcher": state,
+      "archs": the asks in flight, "ids": their ask numbers}`); `units` how many units it
+      holds.
     - `learner` (meta), `method` (oneshot), `searcher` (search) or `model` (train, an
       `nnx.Module` holding the trained weights) — the object that state belongs to.
     - `arch`: the architecture found (oneshot: derived from the state; search: the best
@@ -89,6 +91,8 @@ def load(run_dir: str | pathlib.Path) -> LoadedRun:
     command = args["command"]
     build = {"meta": _meta, "oneshot": _oneshot, "search": _search, "train": _train}[command]
     fields, template = build(args)
+    if command == "search" and args.get("asynchronous") and (folder / "checkpoints").is_dir():
+        template = _async_template(folder, fields["searcher"])
     units, state = _restore(folder, template)
     records = read_jsonl(folder / "records.jsonl")[:units]
     run = LoadedRun(command, args, records, summary, state, units, **fields)
@@ -170,9 +174,31 @@ def _search(args: dict) -> tuple[dict, Any]:
     from jnas.spaces import NB201
 
     searcher = make_searcher(args["searcher"], NB201())
-    if args.get("asynchronous"):  # the state also holds the pending asks: records only
+    if args.get("asynchronous"):  # the template needs the slot count: see `_async_template`
         return {"searcher": searcher}, None
     return {"searcher": searcher}, jax.eval_shape(searcher.init, jax.random.key(0))
+
+
+def _async_template(folder: pathlib.Path, searcher: Any) -> Any:
+    """The checkpointed carry of an asynchronous search (`jnas.search.run(...,
+    asynchronous=True)`): the searcher state, the architectures asked and still in flight
+    (one per worker slot) and their ask numbers. The slot count is read from the latest
+    checkpoint's metadata (a resume may run another number of workers than the flag)."""
+    import jax
+    import orbax.checkpoint as ocp
+
+    steps = sorted(int(p.name) for p in (folder / "checkpoints").glob("[0-9]*"))
+    if not steps:
+        return None
+    meta = ocp.StandardCheckpointer().metadata(folder / "checkpoints" / str(steps[-1]) / "default")
+    slots = int(meta.item_metadata.tree["ids"].shape[0])
+    key = jax.random.key(0)
+    state = jax.eval_shape(searcher.init, key)
+    arch = jax.eval_shape(searcher.ask, key, state)[0]  # one ask (a batch of one)
+    archs = jax.tree.map(
+        lambda a: jax.ShapeDtypeStruct((slots * a.shape[0], *a.shape[1:]), a.dtype), arch
+    )
+    return {"searcher": state, "archs": archs, "ids": jax.ShapeDtypeStruct((slots,), "int32")}
 
 
 def _train(args: dict) -> tuple[dict, Any]:

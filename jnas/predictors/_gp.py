@@ -62,7 +62,14 @@ def squared_distance(a: jax.Array, b: jax.Array) -> jax.Array:
     return jnp.sum(jnp.square(a[:, None, :] - b[None, :, :]), -1)
 
 
-def _masked_gram(d, mask, lengthscale, noise, d_feat=None, feature_lengthscale=1.0):
+def _masked_gram(
+    d: jax.Array,
+    mask: jax.Array,
+    lengthscale: jax.Array,
+    noise: jax.Array,
+    d_feat: jax.Array | None = None,
+    feature_lengthscale: jax.Array | float = 1.0,
+) -> jax.Array:
     m = mask.astype(d.dtype)
     exponent = -d / lengthscale
     if d_feat is not None:
@@ -131,10 +138,11 @@ def gp_predict(
     if gp.features is None:
         exponent = -distance(x_new, gp.x) / gp.lengthscale
     else:
-        enc, feat = _split(x_new, gp.features.shape[1])
+        f = gp.features.shape[1]
+        lf = 1.0 if gp.feature_lengthscale is None else gp.feature_lengthscale
         exponent = (
-            -distance(enc, gp.x) / gp.lengthscale
-            - squared_distance(feat, gp.features) / gp.feature_lengthscale
+            -distance(x_new[:, :-f], gp.x) / gp.lengthscale
+            - squared_distance(x_new[:, -f:], gp.features) / lf
         )
     k_star = jnp.exp(exponent)
     k_star = k_star * gp.mask.astype(jnp.float32)[None, :]

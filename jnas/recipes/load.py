@@ -191,7 +191,10 @@ def _async_template(folder: pathlib.Path, searcher: Any) -> Any:
     if not steps:
         return None
     meta = ocp.StandardCheckpointer().metadata(folder / "checkpoints" / str(steps[-1]) / "default")
-    slots = int(meta.item_metadata.tree["ids"].shape[0])
+    tree = getattr(meta.item_metadata, "tree", None)
+    if tree is None or "ids" not in tree:
+        return None
+    slots = int(tree["ids"].shape[0])
     key = jax.random.key(0)
     state = jax.eval_shape(searcher.init, key)
     arch = jax.eval_shape(searcher.ask, key, state)[0]  # one ask (a batch of one)

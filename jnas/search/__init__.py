@@ -1,7 +1,7 @@
 """Black-box searchers as pure `init / ask / tell` functions."""
 
 from jnas.nn import Controller, lstm_controller
-from jnas.search import automl_zero
+from jnas.search import automl_zero, neat_networks
 from jnas.search._bananas import bananas
 from jnas.search._base import Searcher, clean_fitness
 from jnas.search._bo import bayesian_optimization
@@ -64,6 +64,7 @@ __all__ = [
     "metaqnn_epsilon",
     "nao",
     "neat",
+    "neat_networks",
     "nondominated_ranks",
     "nsga2",
     "pnas",

@@ -19,12 +19,22 @@ def _pyplot():
 
 
 def plot_alpha(records: Sequence[dict], space: Any, path: str | pathlib.Path) -> None:
-    """One heatmap per edge: softmax(α) of each op (rows) after each epoch (columns)."""
+    """One heatmap per edge (NB201) or supernet slot (other spaces): softmax(α) of each
+    candidate (rows: op names where the space has one per candidate) after each epoch."""
     plt = _pyplot()
     alpha = np.asarray([r["alpha"] for r in records], np.float64)  # [epochs, E, K]
     probs = np.exp(alpha - alpha.max(-1, keepdims=True))
     probs /= probs.sum(-1, keepdims=True)
-    edges = getattr(space, "edges", [(0, e + 1) for e in range(alpha.shape[1])])
+    slots, k = alpha.shape[1:]
+    edges = list(getattr(space, "edges", ()))
+    titles = (
+        [f"edge {i}->{j}" for i, j in edges]
+        if len(edges) == slots
+        else [f"slot {e}" for e in range(slots)]
+    )
+    names = list(getattr(space, "ops", ()))
+    names = names if len(names) == k else [str(c) for c in range(k)]
+    edges = titles
     cols = min(3, len(edges))
     rows = -(-len(edges) // cols)
     fig, axes = plt.subplots(
@@ -43,8 +53,8 @@ def plot_alpha(records: Sequence[dict], space: Any, path: str | pathlib.Path) ->
             cmap="viridis",
             interpolation="nearest",
         )
-        ax.set_title(f"edge {edges[e][0]}->{edges[e][1]}", fontsize=9)
-        ax.set_yticks(range(len(space.ops)), space.ops, fontsize=7)
+        ax.set_title(titles[e], fontsize=9)
+        ax.set_yticks(range(k), names, fontsize=7)
         ax.set_xlabel("epoch", fontsize=8)
     fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label="softmax(α)")
     fig.suptitle("architecture weights per edge over the search", fontsize=10)
@@ -71,7 +81,7 @@ def arch_graphs(space: Any, arch: Any) -> list[Graph]:
     NB201: nodes and edge ops (`none` left out); NB101: the pruned cell, ops on nodes;
     DARTS: the normal and the reduction cell (two inputs per node, each with its op, and
     the concatenated output); Chain / Sequential / NATSSize: the chain of blocks, layers or
-    widths; Hierarchical: every motif of every level, edges naming the motif or primitive
+    widths; MemoryBank: each stage's blocks in order; Hierarchical: every motif of every level, edges naming the motif or primitive
     of the level below.
     """
     from jnas import spaces
@@ -107,6 +117,11 @@ def arch_graphs(space: Any, arch: Any) -> list[Graph]:
         return [_chain(f"{len(layers)} layers", layers, "input", "softmax")]
     if isinstance(space, spaces.NATSSize):
         return [_chain("channels per layer", [f"C={w}" for w in space.widths(arch)])]
+    if isinstance(space, spaces.MemoryBank):
+        return [
+            _chain(f"stage {s}: blocks (banks read, banks written, op)", blocks.split("-"))
+            for s, blocks in enumerate(space.to_string(arch).split("/"))
+        ]
     if isinstance(space, spaces.Hierarchical):
         graphs = []
         for level, motifs in enumerate(np.asarray(v) for v in arch.levels):

@@ -53,3 +53,31 @@ def test_loading_a_folder_without_a_run_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="holds no jnas run"):
         jnas.load(tmp_path)
 
+
+def test_the_oneshot_recipe_builds_every_space_it_offers():
+    """`jnas oneshot --space NAME`: each space's supernet takes the keywords the recipe
+    gives it (traced, not compiled) and an unknown space is a clear error."""
+    from jnas.recipes.oneshot import ONESHOT_SPACES, oneshot_setup
+
+    for name in ONESHOT_SPACES:
+        method, train, _, key = oneshot_setup("rsws", "digits", 0, 1, 64, 4, 3, None, name)
+        state = jax.eval_shape(method.init, key)
+        assert jax.tree.leaves(state.params), name
+        assert train.x.shape[-1] == 3
+    with pytest.raises(ValueError, match="unknown one-shot space"):
+        oneshot_setup("rsws", "digits", 0, 1, 64, 4, 2, None, "nb101")
+
+
+@pytest.mark.slow  # one compile per space: about a minute each on 2 CPU cores
+@pytest.mark.parametrize("space", ["memory_bank", "nats_size"])
+def test_a_oneshot_run_in_another_space_loads_and_runs_its_architecture(tmp_path, space):
+    from jnas import data
+    from jnas.recipes.oneshot import oneshot_space
+
+    out = str(tmp_path / "o")
+    args = ["oneshot", "gdas", "--space", space, "--epochs", "1", "--channels", "4"]
+    assert cli.main([*args, "--batch-size", "256", "--out", out]) == 0
+    run = jnas.load(out)
+    assert oneshot_space(space).to_string(run.arch) == run.summary["arch"]
+    test = data.load_dataset("digits", jax.random.split(jax.random.key(0), 3)[0])["test"]
+    assert run.logits(test.x[:5]).shape == (5, 10)

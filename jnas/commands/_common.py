@@ -9,7 +9,16 @@ from typing import TextIO
 
 from jnas.search import REGISTRY
 
-SPACE_NAMES = ("nb201", "nb101", "darts", "nats_size", "chain", "sequential", "hierarchical")
+SPACE_NAMES = (
+    "nb201",
+    "nb101",
+    "darts",
+    "nats_size",
+    "chain",
+    "sequential",
+    "hierarchical",
+    "memory_bank",
+)
 
 
 def make_space(name: str):
@@ -24,6 +33,7 @@ def make_space(name: str):
         "chain": spaces.Chain,
         "sequential": spaces.Sequential,
         "hierarchical": spaces.Hierarchical,
+        "memory_bank": spaces.MemoryBank,
     }
     if name not in table:
         raise ValueError(f"unknown space {name!r}; expected one of {', '.join(table)}")

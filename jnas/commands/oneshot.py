@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 
 from jnas.commands._common import NASBENCH_HELP, add_data_flags, positive_int, progress
-from jnas.recipes.oneshot import load_nb201_if_present, run_oneshot
+from jnas.recipes.oneshot import ONESHOT_SPACES, load_nb201_if_present, run_oneshot
 
 # `jnas.oneshot.REGISTRY`'s names, here so that `jnas --help` need not import jax
 # (tests/oneshot/test_registry.py keeps the two equal).
@@ -42,8 +42,9 @@ def cmd_oneshot(args: argparse.Namespace) -> int:
         table=table,
         data_dir=args.data_dir,
         progress=progress(f"{args.method} on {args.dataset}", "epochs"),
+        space_name=args.space,
     )
-    print(f"derived cell: {summary['arch']}")
+    print(f"derived architecture ({args.space}): {summary['arch']}")
     print(
         f"supernet train loss {summary['w_loss']:.3f}, accuracy {summary['w_acc']:.3f}; "
         f"searched in {summary['search_s']}s"
@@ -58,12 +59,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     """`jnas oneshot`: its flags, its choices from the registries."""
     oneshot = sub.add_parser(
         "oneshot",
-        help="one-shot (weight-sharing) search in the NB201 space",
-        description="Train an NB201 supernet with a one-shot method, derive the cell every "
-        "epoch and log it (and its NB201 table accuracy when the table is present) to "
-        "--out/records.jsonl, with checkpoints, an α heatmap and a drawing of the cell.",
+        help="one-shot (weight-sharing) search in a space with a supernet (NB201 by default)",
+        description="Train a supernet with a one-shot method, derive the architecture every "
+        "epoch and log it (and, in NB201, its table accuracy when the table is present) to "
+        "--out/records.jsonl, with checkpoints, an α heatmap and a drawing of it.",
     )
     oneshot.add_argument("method", choices=METHOD_NAMES, help="one-shot method")
+    oneshot.add_argument(
+        "--space",
+        choices=ONESHOT_SPACES,
+        default="nb201",
+        help="search space (default: nb201); darts: the DARTS search network, chain: "
+        "ProxylessNAS' MobileNet blocks, nats_size: NATS channel widths, memory_bank: SMASH",
+    )
     add_data_flags(oneshot)
     oneshot.add_argument("--epochs", type=positive_int, default=10, help="default: 10")
     oneshot.add_argument("--batch-size", type=positive_int, default=64, help="default: 64")
@@ -77,7 +85,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--cells",
         type=positive_int,
         default=1,
-        help="search cells per stage N (NB201: 5; default: 1)",
+        help="search cells per stage N (NB201: 5; DARTS: the number of cells, 8; default: 1)",
     )
     oneshot.add_argument("--nasbench", default=None, help=NASBENCH_HELP)
     oneshot.add_argument(

@@ -58,9 +58,9 @@ class LoadedRun:
             return self.model(x)
         if self.method is not None:
             from jnas.oneshot import alpha_shape
-            from jnas.spaces import NB201
+            from jnas.recipes.oneshot import oneshot_space
 
-            space = NB201()
+            space = oneshot_space(self.args.get("space", "nb201"))
             index = space.supernet_index(self.arch)
             weights = jax.nn.one_hot(index, alpha_shape(space)[1])
             return self.method.apply(self.state.params, x, weights, index)
@@ -163,6 +163,7 @@ def _oneshot(args: dict) -> tuple[dict, Any]:
         args["channels"],
         args["cells"],
         args.get("data_dir"),
+        args.get("space", "nb201"),
     )
     return {"method": method}, jax.eval_shape(method.init, jax.random.key(0))
 

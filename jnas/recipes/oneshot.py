@@ -1,6 +1,6 @@
-"""A one-shot search in the NB201 space on a dataset, with records, checkpoints, α plots,
-the derived cell's drawing and its NB201 table accuracy: the run behind `jnas oneshot`,
-the demo and `experiments/nb201_oneshot.py`."""
+"""A one-shot search on a dataset in any space with a supernet (NB201 by default), with
+records, checkpoints, α plots, the derived architecture's drawing and, for NB201, its table
+accuracy: the run behind `jnas oneshot`, the demo and `experiments/nb201_oneshot.py`."""
 
 from __future__ import annotations
 
@@ -23,6 +23,44 @@ def load_nb201_if_present(path: str | None) -> Any:
     return bench.load_nb201(path)
 
 
+ONESHOT_SPACES = ("nb201", "darts", "nats_size", "chain", "memory_bank")
+
+
+def oneshot_space(name: str) -> Any:
+    """The search space `jnas oneshot --space name` searches (its default configuration)."""
+    from jnas import spaces
+
+    table = {
+        "nb201": spaces.NB201,
+        "darts": spaces.DARTS,
+        "nats_size": spaces.NATSSize,
+        "chain": spaces.Chain,
+        "memory_bank": spaces.MemoryBank,
+    }
+    if name not in table:
+        raise ValueError(f"unknown one-shot space {name!r}; expected one of {', '.join(table)}")
+    return table[name]()
+
+
+def supernet_config(
+    name: str, channels: int, cells: int, num_classes: int, in_channels: int
+) -> dict:
+    """The `space.supernet(...)` keywords of space `name` for `--channels` / `--cells`
+    (NB201: C and cells per stage; DARTS: C and the number of cells; the memory-bank
+    space: the first stage's width; Chain and NATS size fix their widths, and Chain's stem
+    keeps the resolution of small images)."""
+    base = {"num_classes": num_classes, "in_channels": in_channels}
+    if name == "nb201":
+        return {**base, "channels": channels, "cells_per_stage": cells}
+    if name == "darts":
+        return {**base, "channels": channels, "num_cells": cells}
+    if name == "memory_bank":
+        return {**base, "channels": channels}
+    if name == "chain":
+        return {**base, "stem_stride": 1}
+    return base
+
+
 def oneshot_setup(
     method: str,
     dataset: str,
@@ -32,13 +70,13 @@ def oneshot_setup(
     channels: int,
     cells_per_stage: int,
     data_dir: str | None,
+    space_name: str = "nb201",
 ) -> tuple[Any, Any, Any, Any]:
     """(the one-shot method as `run_oneshot` builds it, train split, valid split, search
     key): shared by the run and by `jnas.recipes.load`, which rebuilds it."""
     import jax
 
     from jnas import data, oneshot
-    from jnas.spaces import NB201
 
     if method not in oneshot.REGISTRY:
         raise ValueError(
@@ -54,14 +92,17 @@ def oneshot_setup(
             f"({len(train.y)} / {len(valid.y)} examples)"
         )
     num_classes = int(max(train.y.max(), valid.y.max())) + 1
-    made = oneshot.REGISTRY[method].make(
-        NB201(),
+    space = oneshot_space(space_name)
+    entry = oneshot.REGISTRY[method]
+    if not oneshot.supports(entry, space):
+        raise ValueError(f"one-shot method {method!r} does not run on the {space_name} space")
+    made = entry.make(
+        space,
         epochs=epochs,
         steps_per_epoch=steps,
-        channels=channels,
-        cells_per_stage=cells_per_stage,
-        num_classes=num_classes,
-        in_channels=int(train.x.shape[-1]),
+        **supernet_config(
+            space_name, channels, cells_per_stage, num_classes, int(train.x.shape[-1])
+        ),
     )
     return made, train, valid, k_search
 
@@ -81,22 +122,26 @@ def run_oneshot(
     data_dir: str | None = None,
     steps_mode: str = "auto",
     progress: Progress | None = None,
+    space_name: str = "nb201",
 ) -> dict:
-    """Search the NB201 space with a one-shot method; derive the cell after every epoch.
+    """Search `space_name` (NB201 by default) with a one-shot method; derive the
+    architecture after every epoch.
 
-    Writes `out/records.jsonl` (per epoch: losses, derived cell, α, and the cell's NB201
-    accuracies when `table` is given), `out/checkpoints/`, `out/alpha.png`, `out/cell.png`
-    and `out/summary.json`; returns the summary. `progress(done, total)` after every epoch.
+    Writes `out/records.jsonl` (per epoch: losses, derived architecture, α, and the cell's
+    NB201 accuracies when `table` is given and the space is NB201), `out/checkpoints/`,
+    `out/alpha.png`, `out/cell.png` and `out/summary.json`; returns the summary.
+    `progress(done, total)` after every epoch.
     """
 
     from jnas import bench, data, oneshot, plots
-    from jnas.spaces import NB201
 
     out = pathlib.Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    space = NB201()
+    space = oneshot_space(space_name)
+    if space_name != "nb201":
+        table = None  # the NB201 table knows NB201 cells only
     searcher, train, valid, k_search = oneshot_setup(
-        method, dataset, seed, epochs, batch_size, channels, cells_per_stage, data_dir
+        method, dataset, seed, epochs, batch_size, channels, cells_per_stage, data_dir, space_name
     )
     augment = None if dataset == "digits" else data.random_crop_flip  # digits don't mirror
     start = time.perf_counter()
@@ -127,6 +172,7 @@ def run_oneshot(
     plots.draw_cell(space, arch, out / "cell.png", title=f"{method}: {records[-1]['arch']}")
     summary = {
         "method": method,
+        "space": space_name,
         "dataset": dataset,
         "seed": seed,
         "epochs": epochs,

@@ -26,23 +26,22 @@ def plot_alpha(records: Sequence[dict], space: Any, path: str | pathlib.Path) ->
     probs = np.exp(alpha - alpha.max(-1, keepdims=True))
     probs /= probs.sum(-1, keepdims=True)
     slots, k = alpha.shape[1:]
-    edges = list(getattr(space, "edges", ()))
+    edges: list[tuple[int, int]] = list(getattr(space, "edges", ()))
     titles = (
         [f"edge {i}->{j}" for i, j in edges]
         if len(edges) == slots
         else [f"slot {e}" for e in range(slots)]
     )
-    names = list(getattr(space, "ops", ()))
+    names: list[str] = list(getattr(space, "ops", ()))
     names = names if len(names) == k else [str(c) for c in range(k)]
-    edges = titles
-    cols = min(3, len(edges))
-    rows = -(-len(edges) // cols)
+    cols = min(3, len(titles))
+    rows = -(-len(titles) // cols)
     fig, axes = plt.subplots(
         rows, cols, figsize=(4.4 * cols, 2.4 * rows), squeeze=False, layout="constrained"
     )
     low, high = probs.min(), probs.max()  # α moves little early on: use the full colour range
     for e, ax in enumerate(axes.ravel()):
-        if e >= len(edges):
+        if e >= len(titles):
             ax.axis("off")
             continue
         im = ax.imshow(

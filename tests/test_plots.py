@@ -93,3 +93,13 @@ def test_a_long_architecture_title_is_wrapped_not_cut():
     assert "".join(lines) == text
     assert len(lines) > 1
     assert max(len(line) for line in lines) <= int(8.0 * 72 / (0.62 * 8.0))
+
+
+@pytest.mark.parametrize("name", ["nb201", "memory_bank"])
+def test_alpha_heatmaps_for_edges_and_for_supernet_slots(tmp_path, name):
+    space = make_space(name)
+    e, k = space.supernet_shape
+    rng = np.random.default_rng(0)
+    records = [{"alpha": rng.normal(size=(e, k)).tolist()} for _ in range(3)]
+    plots.plot_alpha(records, space, tmp_path / "alpha.png")
+    assert (tmp_path / "alpha.png").read_bytes()[:4] == b"\x89PNG"

@@ -593,3 +593,28 @@ def test_xla_slow_compile_alarms_are_dropped_and_everything_else_kept():
         timeout=60,
     )
     assert kept.stderr.count(b"Very slow compile?") == 4
+
+
+def test_bench_run_on_the_nats_size_table_counts_evaluations(tmp_path, nasbench_dir, capsys):
+    """`--table nats_sss`: the size space's 90-epoch accuracies, a budget of evaluations
+    (the compact table has no training times); each seed's final incumbent is the best
+    table value among exactly `--budget` cells; multi-fidelity searchers are refused."""
+    from jnas import bench
+
+    out = tmp_path / "b"
+    args = ["bench", "run", "--table", "nats_sss", "--searcher", "rs", "--seeds", "4"]
+    assert (
+        cli.main([*args, "--budget", "30", "--nasbench", str(nasbench_dir), "--out", str(out)]) == 0
+    )
+    rows = _records(out / "results.jsonl")
+    assert rows[0]["searcher"] == "rs"
+    values = np.asarray(rows[0]["cifar10-valid/valid_acc/90"]["values"])
+    table = bench.load_nats_sss(nasbench_dir)
+    column = np.asarray(table.column("cifar10-valid", "valid_acc", 90))
+    assert np.all(values <= column.max() + 1e-4)
+    assert np.abs(values[:, None] - column[None].astype(np.float64)).min(1).max() < 1e-3
+    assert (out / "regret.png").exists()
+    capsys.readouterr()
+    bad = ["bench", "run", "--table", "nats_sss", "--searcher", "hyperband", "--seeds", "2"]
+    assert cli.main([*bad, "--nasbench", str(nasbench_dir), "--out", str(tmp_path / "c")]) == 2
+    assert "one fidelity" in capsys.readouterr().err

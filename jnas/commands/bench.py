@@ -45,6 +45,25 @@ def cmd_bench_run(args: argparse.Namespace) -> int:
         budget = 20 * mean_run if args.budget is None else args.budget
         ylabel = "validation perplexity regret (50 epochs)"
         fidelities = 5
+    elif args.table == "nats_sss":
+        table = bench.load_nats_sss(args.nasbench)
+        dataset = "cifar10-valid" if args.dataset in (None, "cifar10") else str(args.dataset)
+        if args.epochs not in (None, 90):
+            raise ValueError(
+                f"--table nats_sss has 90-epoch accuracies only; got --epochs {args.epochs}"
+            )
+        # the compact NATS size table has no training times: the budget counts evaluations
+        obj = bench.objective(
+            table, dataset=dataset, metric="valid_acc", epochs=90, cost="evaluations"
+        )
+        multi = None
+        report = tuple(
+            (d, "valid_acc", 90) for d in ("cifar10-valid", "cifar100", "ImageNet16-120")
+        )
+        regret_of = (dataset, "valid_acc", 90, False)
+        budget = 100.0 if args.budget is None else args.budget
+        ylabel = f"{dataset} validation regret (%)"
+        fidelities = 1
     else:
         table = bench.load_nb201(args.nasbench)
         # "search on CIFAR-10" means its train/valid split, as in the NB201 API
@@ -69,7 +88,11 @@ def cmd_bench_run(args: argparse.Namespace) -> int:
     sims, rows = {}, []
     for name in args.searcher:
         start = time.perf_counter()
-        searcher = make_searcher(name, table.space, fidelities=fidelities)
+        searcher = make_searcher(name, table.space, fidelities=max(fidelities, 2))
+        if searcher.fidelities > 1 and multi is None:
+            raise ValueError(
+                f"--searcher {name} is multi-fidelity; --table {args.table} has one fidelity"
+            )
         used = multi if searcher.fidelities > 1 else obj
         sim = bench.simulate(
             searcher,
@@ -161,8 +184,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument(
         "--table",
         default="nb201",
-        choices=("nb201", "nbnlp"),
-        help="benchmark table: NAS-Bench-201 (Table 5's protocol) or NAS-Bench-NLP "
+        choices=("nb201", "nbnlp", "nats_sss"),
+        help="benchmark table: NAS-Bench-201 (Table 5's protocol), NATS-Bench's size space "
+        "(nats_sss: 32,768 channel configurations, 90-epoch accuracy, the budget in "
+        "evaluations, default 100) or NAS-Bench-NLP "
         "(WikiText-2 perplexity, 265 cells; multi-fidelity searchers continue their runs)",
     )
     run.add_argument("--nasbench", default=None, help=NASBENCH_HELP)

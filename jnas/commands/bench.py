@@ -89,11 +89,13 @@ def cmd_bench_run(args: argparse.Namespace) -> int:
     for name in args.searcher:
         start = time.perf_counter()
         searcher = make_searcher(name, table.space, fidelities=max(fidelities, 2))
-        if searcher.fidelities > 1 and multi is None:
-            raise ValueError(
-                f"--searcher {name} is multi-fidelity; --table {args.table} has one fidelity"
-            )
-        used = multi if searcher.fidelities > 1 else obj
+        used = obj
+        if searcher.fidelities > 1:
+            if multi is None:
+                raise ValueError(
+                    f"--searcher {name} is multi-fidelity; --table {args.table} has one fidelity"
+                )
+            used = multi
         sim = bench.simulate(
             searcher,
             used,

@@ -55,15 +55,18 @@ def test_loading_a_folder_without_a_run_is_a_clear_error(tmp_path):
 
 
 def test_the_oneshot_recipe_builds_every_space_it_offers():
-    """`jnas oneshot --space NAME`: each space's supernet takes the keywords the recipe
-    gives it (traced, not compiled) and an unknown space is a clear error."""
-    from jnas.recipes.oneshot import ONESHOT_SPACES, oneshot_setup
+    """`jnas oneshot --space NAME`: each space's supernet accepts the keywords the recipe
+    gives it (NATS size built for real, traced), and an unknown space is a clear error."""
+    import inspect
+
+    from jnas.recipes.oneshot import ONESHOT_SPACES, oneshot_setup, oneshot_space, supernet_config
 
     for name in ONESHOT_SPACES:
-        method, train, _, key = oneshot_setup("rsws", "digits", 0, 1, 64, 4, 3, None, name)
-        state = jax.eval_shape(method.init, key)
-        assert jax.tree.leaves(state.params), name
-        assert train.x.shape[-1] == 3
+        space = inspect.signature(oneshot_space(name).supernet)
+        space.bind(**supernet_config(name, 4, 3, 10, 3))  # raises on a keyword it lacks
+    method, train, _, key = oneshot_setup("rsws", "digits", 0, 1, 64, 4, 3, None, "nats_size")
+    assert jax.tree.leaves(jax.eval_shape(method.init, key).params)
+    assert train.x.shape[-1] == 3
     with pytest.raises(ValueError, match="unknown one-shot space"):
         oneshot_setup("rsws", "digits", 0, 1, 64, 4, 2, None, "nb101")
 

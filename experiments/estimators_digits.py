@@ -30,6 +30,7 @@ import argparse
 import json
 import os
 import pathlib
+import sys
 import time
 
 import jax
@@ -193,6 +194,54 @@ def memory_bank_part(args: argparse.Namespace, data) -> dict:
     }
 
 
+def render(result: dict, argv: str) -> list[str]:
+    """The Markdown table of a result (`--render JSON` redraws it from the file)."""
+    cells, train = result["nb201_cells"], result["oneshot_training"]
+    lines = [
+        "# Every estimator on the same digits-trained NB201 cells",
+        "",
+        f"{cells['cells']} NB201 cells trained from scratch on the digits ({cells['seeds']} "
+        f"seeds, {cells['epochs']} epochs; `{cells['table']}`); target: mean final test "
+        f"accuracy over the seeds. Seed-to-seed Spearman of single runs: "
+        f"{cells['seed_to_seed_spearman']:.3f} (the ceiling for an estimator that does not "
+        "see the runs; the curve rows read the same runs' first epochs, so they share their "
+        "noise and can pass it). Domhan's families need at least 4 observed epochs.",
+        "",
+        "| estimator | Spearman | Kendall |",
+        "|---|---|---|",
+    ]
+    for name, row in sorted(
+        cells["estimators"].items(), key=lambda kv: -np.nan_to_num(kv[1]["spearman"], nan=-9)
+    ):
+        std = f" ± {row['spearman_std']:.3f}" if "spearman_std" in row else ""
+        lines.append(f"| {name} | {row['spearman']:+.3f}{std} | {row['kendall']:+.3f} |")
+    lines += [
+        "",
+        f"One-shot estimators: {train['steps']} steps of {train['batch']} images, "
+        f"{train['seeds']} seeds (mean ± std), scored by {train['scoring']}.",
+    ]
+    mb = result.get("memory_bank")
+    if mb is not None:
+        lines += [
+            "",
+            f"## SMASH's own space: {mb['archs']} memory-bank architectures",
+            "",
+            f"`{mb['space']}`, trained from scratch {mb['seeds']} seeds x {mb['epochs']} "
+            f"epochs (mean test accuracy {mb['mean_test_acc']:.3f}); seed-to-seed Spearman "
+            f"{mb['seed_to_seed_spearman']:.3f}.",
+            "",
+            "| estimator | Spearman | Kendall |",
+            "|---|---|---|",
+        ]
+        for name, row in mb["estimators"].items():
+            lines.append(
+                f"| {name} | {row['spearman']:+.3f} ± {row['spearman_std']:.3f} | "
+                f"{row['kendall']:+.3f} |"
+            )
+    lines += ["", f"    python experiments/estimators_digits.py {argv}".rstrip(), ""]
+    return lines
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--table", default=str(RESULTS / "digits_nb201_cells_16ep.npz"))
@@ -204,7 +253,15 @@ def main() -> None:
     p.add_argument("--mb-epochs", type=int, default=4)
     p.add_argument("--mb-seeds", type=int, default=2)
     p.add_argument("--out", default=str(RESULTS / "estimators_digits.json"))
+    p.add_argument("--render", default=None, help="only redraw the Markdown of this JSON")
+    p.add_argument("--command", default="", help="with --render: the arguments it ran with")
     args = p.parse_args()
+    if args.render:
+        path = pathlib.Path(args.render)
+        path.with_suffix(".md").write_text(
+            "\n".join(render(json.loads(path.read_text()), args.command))
+        )
+        return
     data = digits(jax.random.key(0), size=8, channels=1)
 
     # -- NB201 cells -----------------------------------------------------------------------
@@ -261,6 +318,8 @@ def main() -> None:
             "table": pathlib.Path(args.table).name,
             "cells": len(target),
             "target": "mean over seeds of the final test accuracy on the digits",
+            "seeds": seeds,
+            "epochs": int(valid_curves.shape[1]),
             "seed_to_seed_spearman": float(ceiling),
             "estimators": rows,
         },
@@ -275,42 +334,7 @@ def main() -> None:
         },
     }
     out.write_text(json.dumps(result, indent=1))
-    lines = [
-        "# Every estimator on the same digits-trained NB201 cells",
-        "",
-        f"{len(target)} NB201 cells trained from scratch on the digits ({seeds} seeds, "
-        f"{valid_curves.shape[1]} epochs; `{pathlib.Path(args.table).name}`); target: mean final "
-        f"test accuracy. Seed-to-seed Spearman of the table (the ceiling): {ceiling:.3f}.",
-        "",
-        "| estimator | Spearman | Kendall |",
-        "|---|---|---|",
-    ]
-    for name, row in sorted(rows.items(), key=lambda kv: -kv[1]["spearman"]):
-        std = f" ± {row['spearman_std']:.3f}" if "spearman_std" in row else ""
-        lines.append(f"| {name} | {row['spearman']:+.3f}{std} | {row['kendall']:+.3f} |")
-    lines += [
-        "",
-        f"One-shot estimators: {args.steps} steps of {args.batch} images, "
-        f"{args.oneshot_seeds} seeds (mean ± std).",
-    ]
-    if mb is not None:
-        lines += [
-            "",
-            f"## SMASH's own space: {mb['archs']} memory-bank architectures",
-            "",
-            f"`{mb['space']}`, trained from scratch {mb['seeds']} seeds x {mb['epochs']} "
-            f"epochs (mean test accuracy {mb['mean_test_acc']:.3f}); seed-to-seed Spearman "
-            f"{mb['seed_to_seed_spearman']:.3f}.",
-            "",
-            "| estimator | Spearman | Kendall |",
-            "|---|---|---|",
-        ]
-        for name, row in mb["estimators"].items():
-            lines.append(
-                f"| {name} | {row['spearman']:+.3f} ± {row['spearman_std']:.3f} | "
-                f"{row['kendall']:+.3f} |"
-            )
-    lines += ["", "    python experiments/estimators_digits.py", ""]
+    lines = render(result, " ".join(sys.argv[1:]))
     out.with_suffix(".md").write_text("\n".join(lines))
     print("wrote", out, out.with_suffix(".md"))
 

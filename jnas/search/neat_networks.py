@@ -339,10 +339,11 @@ def speciate(
 
 
 def shared_fitness(fitness: jax.Array, species: jax.Array) -> jax.Array:
-    """Explicit fitness sharing: each (non-negative, shifted) fitness over its species' size."""
+    """Explicit fitness sharing: each fitness over its species' size. NEAT's fitness is
+    non-negative; a negative one shifts all so the lowest is 0 (failures count 0)."""
     p = fitness.shape[0]
     finite = jnp.isfinite(fitness)
-    low = jnp.min(jnp.where(finite, fitness, jnp.inf))
+    low = jnp.minimum(jnp.min(jnp.where(finite, fitness, jnp.inf)), 0.0)
     shifted = jnp.where(finite, fitness - low + 1e-3, 0.0)
     size = jnp.zeros(p).at[species].add(1.0)
     return shifted / size[species]

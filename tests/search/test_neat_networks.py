@@ -134,7 +134,7 @@ def test_speciation_and_explicit_fitness_sharing_allot_offspring_by_niche():
     assert len(set(species[5:])) == 1
     assert species[0] != species[5]  # the new structure founds its own species
     shared = np.asarray(neat.shared_fitness(fitness, jnp.asarray(species)))
-    raw = np.asarray(fitness) - 4.0 + 1e-3
+    raw = np.asarray(fitness) + 1e-3  # non-negative: not shifted
     np.testing.assert_allclose(shared, raw / np.array([5] * 5 + [2] * 2), rtol=1e-5)
     counts = np.asarray(neat.allot_offspring(jnp.asarray(shared), jnp.asarray(species), 7))
     sums = np.bincount(species, weights=shared, minlength=7)

@@ -61,7 +61,9 @@ def quiet_xla_alarms() -> None:
         with os.fdopen(read, "rb", buffering=0) as source:
             lines = iter(source.readline, b"")
             for line in drop_alarms(lines):
-                os.write(original, line)
+                view = memoryview(line)
+                while view:  # a pipe or terminal may take part of a long line
+                    view = view[os.write(original, view) :]
 
     thread = threading.Thread(target=pump, name="jnas-stderr", daemon=True)
     thread.start()

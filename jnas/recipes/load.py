@@ -191,7 +191,11 @@ def _async_template(folder: pathlib.Path, searcher: Any) -> Any:
     steps = sorted(int(p.name) for p in (folder / "checkpoints").glob("[0-9]*"))
     if not steps:
         return None
-    meta = ocp.StandardCheckpointer().metadata(folder / "checkpoints" / str(steps[-1]) / "default")
+    checkpointer = ocp.StandardCheckpointer()
+    try:
+        meta = checkpointer.metadata(folder / "checkpoints" / str(steps[-1]) / "default")
+    finally:
+        checkpointer.close()
     tree = getattr(meta.item_metadata, "tree", None)
     if tree is None or "ids" not in tree:
         return None

@@ -17,6 +17,11 @@ def trained_like(bn=True, seed=0):
     """A network whose weights and batch-norm statistics are all non-trivial."""
     arch = SPACE.from_string(ARCH)
     model = SPACE.build(arch, batch_norm=bn, rngs=nnx.Rngs(seed))
+    return arch, perturbed(model, seed, 0.1)
+
+
+def perturbed(model, seed, scale):
+    """`model` with noise on every weight and BN variances in [0.5, 2], in eval mode."""
     rng = np.random.default_rng(seed)
     for path, var in nnx.iter_graph(model):
         if isinstance(var, nnx.Param | nnx.BatchStat):
@@ -24,9 +29,9 @@ def trained_like(bn=True, seed=0):
             if "var" in [str(p) for p in path]:
                 var[...] = rng.uniform(0.5, 2.0, v.shape).astype(v.dtype)
             elif v.dtype == np.float32:
-                var[...] = (v + rng.normal(0, 0.1, v.shape)).astype(v.dtype)
+                var[...] = (v + rng.normal(0, scale, v.shape)).astype(v.dtype)
     model.eval()
-    return arch, model
+    return model
 
 
 def logits(model, x):
@@ -117,16 +122,7 @@ def chain_model(seed=0):
     )
     arch = space.from_string("k3e3-skip-k5e3-k3e3-skip")
     model = space.build(arch, num_classes=5, stem_stride=1, rngs=nnx.Rngs(seed))
-    rng = np.random.default_rng(seed)
-    for path, var in nnx.iter_graph(model):
-        if isinstance(var, nnx.Param | nnx.BatchStat):
-            v = np.asarray(var[...])
-            if "var" in [str(p) for p in path]:
-                var[...] = rng.uniform(0.5, 2.0, v.shape).astype(v.dtype)
-            elif v.dtype == np.float32:
-                var[...] = (v + rng.normal(0, 0.2, v.shape)).astype(v.dtype)
-    model.eval()
-    return space, arch, model
+    return space, arch, perturbed(model, seed, 0.2)
 
 
 XC = np.random.default_rng(2).normal(size=(3, 8, 8, 3)).astype(np.float32)

@@ -351,9 +351,12 @@ def shared_fitness(fitness: jax.Array, species: jax.Array) -> jax.Array:
 
 def allot_offspring(shared: jax.Array, species: jax.Array, total: int) -> jax.Array:
     """int32[P] offspring per species id: `total` in proportion to each species' summed
-    shared fitness (largest remainders round it to exactly `total`)."""
+    shared fitness (largest remainders round it to exactly `total`; by species size when
+    no genome has a finite fitness)."""
     p = shared.shape[0]
     sums = jnp.zeros(p).at[species].add(shared)
+    sizes = jnp.zeros(p).at[species].add(1.0)
+    sums = jnp.where(jnp.sum(sums) > 0, sums, sizes)  # every evaluation failed: by size
     exact = total * sums / jnp.sum(sums)
     base = jnp.floor(exact)
     left = total - jnp.sum(base)
@@ -476,7 +479,8 @@ def neat_networks(
             logits = jnp.where(pool, 0.0, -jnp.inf)
             a = jax.random.categorical(k1, logits)
             b = jax.random.categorical(k2, logits)
-            fitter, other = jax.lax.cond(fit[a] >= fit[b], lambda: (a, b), lambda: (b, a))
+            a_first = fit[a] >= fit[b]
+            fitter, other = jnp.where(a_first, a, b), jnp.where(a_first, b, a)
             pa = jax.tree.map(lambda x: x[fitter], state.population)
             pb = jax.tree.map(lambda x: x[other], state.population)
             crossed = crossover(k_cross, pa, pb)

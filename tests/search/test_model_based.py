@@ -60,30 +60,35 @@ def test_the_surrogate_picks_the_asked_cells(name):
     assert (guided > unguided).all(), (guided, unguided)
 
 
+HIDDEN_VALUES = jax.random.normal(jax.random.key(5), (SPACE.size,))
+
+
+def hidden(arch):
+    """A fitness random per cell: no encoding predicts it; as a feature it is a perfect
+    proxy."""
+    return HIDDEN_VALUES[SPACE.index(arch)]
+
+
+def fitness_of_asked(searcher, num_keys):
+    """Mean hidden fitness of the batches `searcher` asks after being told 40 cells."""
+    archs = jax.vmap(SPACE.sample)(jax.random.split(jax.random.key(7), 40))
+    state = searcher.init(jax.random.key(1))
+    for i in range(4):
+        batch = jax.tree.map(lambda a, i=i: a[10 * i : 10 * (i + 1)], archs)
+        state = searcher.tell(state, batch, jax.vmap(hidden)(batch))
+    ask = jax.jit(searcher.ask)
+    keys = jax.random.split(jax.random.key(3), num_keys)
+    return np.asarray([jnp.mean(jax.vmap(hidden)(ask(k, state)[0])) for k in keys])
+
+
 def test_extra_features_reach_the_surrogate():
     """A fitness that is random per cell cannot be learnt from the encoding; given as an
     extra feature (a perfect proxy), BANANAS asks far better cells than without it."""
     from jnas.search import bananas
 
-    values = jax.random.normal(jax.random.key(5), (SPACE.size,))
-
-    def hidden(arch):
-        return values[SPACE.index(arch)]
-
     kw = {**KW, "members": 3, "train_steps": 200}
-    keys = jax.random.split(jax.random.key(3), 4)
-
-    def fitness_of_asked(searcher):
-        archs = jax.vmap(SPACE.sample)(jax.random.split(jax.random.key(7), 40))
-        state = searcher.init(jax.random.key(1))
-        for i in range(4):
-            batch = jax.tree.map(lambda a, i=i: a[10 * i : 10 * (i + 1)], archs)
-            state = searcher.tell(state, batch, jax.vmap(hidden)(batch))
-        ask = jax.jit(searcher.ask)
-        return np.asarray([jnp.mean(jax.vmap(hidden)(ask(k, state)[0])) for k in keys])
-
-    with_feature = fitness_of_asked(bananas(SPACE, features=hidden, **kw))
-    without = fitness_of_asked(bananas(SPACE, **kw))
+    with_feature = fitness_of_asked(bananas(SPACE, features=hidden, **kw), 4)
+    without = fitness_of_asked(bananas(SPACE, **kw), 4)
     assert with_feature.mean() > without.mean() + 0.5, (with_feature, without)
     state = bananas(SPACE, features=hidden, **kw).init(jax.random.key(0))
     np.testing.assert_allclose(state.x[:, -1], jax.vmap(hidden)(state.archs), rtol=1e-6)
@@ -94,23 +99,7 @@ def test_bo_features_enter_the_gp_through_their_own_kernel():
     cells than the encoding alone (a Hamming distance could not use a continuous score)."""
     from jnas.search import bayesian_optimization
 
-    values = jax.random.normal(jax.random.key(5), (SPACE.size,))
-
-    def hidden(arch):
-        return values[SPACE.index(arch)]
-
-    keys = jax.random.split(jax.random.key(3), 3)
-
-    def fitness_of_asked(searcher):
-        archs = jax.vmap(SPACE.sample)(jax.random.split(jax.random.key(7), 40))
-        state = searcher.init(jax.random.key(1))
-        for i in range(4):
-            batch = jax.tree.map(lambda a, i=i: a[10 * i : 10 * (i + 1)], archs)
-            state = searcher.tell(state, batch, jax.vmap(hidden)(batch))
-        ask = jax.jit(searcher.ask)
-        return np.asarray([jnp.mean(jax.vmap(hidden)(ask(k, state)[0])) for k in keys])
-
     kw = {"batch_size": 10, "num_init": 10, "num_candidates": 200, "max_points": 40}
-    with_feature = fitness_of_asked(bayesian_optimization(SPACE, features=hidden, **kw))
-    without = fitness_of_asked(bayesian_optimization(SPACE, **kw))
+    with_feature = fitness_of_asked(bayesian_optimization(SPACE, features=hidden, **kw), 3)
+    without = fitness_of_asked(bayesian_optimization(SPACE, **kw), 3)
     assert with_feature.mean() > without.mean() + 0.5, (with_feature, without)

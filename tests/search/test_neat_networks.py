@@ -142,6 +142,10 @@ def test_speciation_and_explicit_fitness_sharing_allot_offspring_by_niche():
     want[np.argsort(-(7 * sums / sums.sum() - want))[: 7 - int(want.sum())]] += 1
     np.testing.assert_array_equal(counts, want)
     assert counts.sum() == 7
+    failed = neat.shared_fitness(jnp.full(7, -jnp.inf), jnp.asarray(species))
+    by_size = np.asarray(neat.allot_offspring(failed, jnp.asarray(species), 7))
+    assert by_size[species[0]] == 5
+    assert by_size[species[5]] == 2
 
 
 def _evolve(searcher, key, generations):

@@ -80,8 +80,8 @@ def arch_graphs(space: Any, arch: Any) -> list[Graph]:
     NB201: nodes and edge ops (`none` left out); NB101: the pruned cell, ops on nodes;
     DARTS: the normal and the reduction cell (two inputs per node, each with its op, and
     the concatenated output); Chain / Sequential / NATSSize: the chain of blocks, layers or
-    widths; MemoryBank: each stage's blocks in order; Hierarchical: every motif of every level, edges naming the motif or primitive
-    of the level below.
+    widths; MemoryBank: each stage's blocks in order; Hierarchical: every motif of every level, edges
+    naming the motif or primitive of the level below; NBNLP: the recurrent cell's nodes.
     """
     from jnas import spaces
 
@@ -143,7 +143,33 @@ def arch_graphs(space: Any, arch: Any) -> list[Graph]:
                     )
                 )
         return graphs
+    if isinstance(space, spaces.NBNLP):
+        return [_recipe_graph(space.recipe(arch))]
     raise TypeError(f"arch_graphs: no drawing for space {type(space).__name__}")
+
+
+def _recipe_graph(recipe: dict[str, dict[str, Any]]) -> Graph:
+    """A NAS-Bench-NLP recipe as a graph: the inputs (`x`, `h_prev_i`), then the nodes in
+    topological order, each input edge labelled with the node's op."""
+    sources = sorted({i for n in recipe.values() for i in n["input"] if i not in recipe})
+    order: list[str] = []
+    while len(order) < len(recipe):
+        ready = [
+            k
+            for k in sorted(recipe)
+            if k not in order and all(i in order or i in sources for i in recipe[k]["input"])
+        ]
+        if not ready:
+            raise ValueError(f"arch_graphs: the recipe has a cycle: {recipe}")
+        order.extend(ready)
+    nodes = [*sources, *order]
+    at = {name: i for i, name in enumerate(nodes)}
+    edges = [
+        (at[i], at[k], recipe[k]["op"].replace("activation_", ""))
+        for k in order
+        for i in recipe[k]["input"]
+    ]
+    return Graph("NAS-Bench-NLP cell", nodes, edges)
 
 
 def _draw_graph(ax: Any, graph: Graph) -> None:

@@ -618,3 +618,85 @@ def test_bench_run_on_the_nats_size_table_counts_evaluations(tmp_path, nasbench_
     bad = ["bench", "run", "--table", "nats_sss", "--searcher", "hyperband", "--seeds", "2"]
     assert cli.main([*bad, "--nasbench", str(nasbench_dir), "--out", str(tmp_path / "c")]) == 2
     assert "one fidelity" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["nb101", "nb301"])
+def test_bench_run_on_the_subsets_searches_their_cells_only(tmp_path, nasbench_dir, name, capsys):
+    """`--table nb101|nb301`: the subset's cells only (restricted), a budget of
+    evaluations: every seed's incumbent is one of the file's values (NB301: one row per
+    cell) and, as the best of 20 cells, above the file's median."""
+    import csv
+    import gzip
+
+    out = tmp_path / "b"
+    args = ["bench", "run", "--table", name, "--searcher", "rs", "rea", "--seeds", "3"]
+    code = cli.main([*args, "--budget", "20", "--nasbench", str(nasbench_dir), "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    file, column, epochs = {
+        "nb101": ("nb101_subset_naslib.csv.gz", "val_acc_108ep", 108),
+        "nb301": ("nb301_subset_naslib.csv.gz", "val_acc_surrogate", 100),
+    }[name]
+    with gzip.open(nasbench_dir / file, "rt") as f:
+        accs = np.asarray([float(r[column]) for r in csv.DictReader(f) if r[column]])
+    rows = _records(out / "results.jsonl")
+    assert [r["searcher"] for r in rows] == ["rs", "rea"]
+    for r in rows:
+        values = np.asarray(r[f"cifar10/valid_acc/{epochs}"]["values"], np.float64)
+        assert values.shape == (3,)
+        if name == "nb301":  # one row per cell: each value is one of the file's
+            assert np.abs(values[:, None] - accs[None]).min(1).max() < 1e-3
+        assert np.all(values <= accs.max() + 1e-3)
+        assert np.all(values > np.median(accs))
+    assert "Welch's t test" in capsys.readouterr().out
+
+
+def test_train_and_search_commands_on_other_spaces(tmp_path, nasbench_dir, capsys):
+    """`jnas train --space`: a NATS size network trained, then loaded (`jnas.load`) to give
+    the accuracy its summary reports; a string of another space is one clear line.
+    `jnas search --space S --objective table`: the NB301 subset (its cells only, each
+    evaluation the file's value of the cell) and NAS-Bench-NLP (fitness: the negative
+    validation perplexity), the incumbent reported from its table."""
+    import csv
+    import gzip
+
+    import jax
+
+    import jnas
+    from jnas import data
+
+    out = tmp_path / "t"
+    flags = ["--space", "nats_size", "--epochs", "1", "--batch-size", "128"]
+    assert cli.main(["train", "8:8:8:8:8", *flags, "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["space"], summary["arch"]) == ("nats_size", "8:8:8:8:8")
+    net = jnas.load(out)
+    test = data.load_dataset("digits", jax.random.split(jax.random.key(0), 3)[0])["test"]
+    acc = float(np.mean(np.argmax(net.logits(test.x), -1) == np.asarray(test.y)))
+    assert acc == pytest.approx(summary["test_acc"], abs=1e-6)
+    capsys.readouterr()
+    nb201_cell = "|nor_conv_3x3~0|+|nor_conv_3x3~0|skip_connect~1|+|none~0|none~1|none~2|"
+    assert cli.main(["train", nb201_cell, *flags, "--out", str(tmp_path / "bad")]) == 2
+    assert "NATSSize" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+
+    with gzip.open(nasbench_dir / "nb301_subset_naslib.csv.gz", "rt") as f:
+        nb301 = np.asarray([float(r["val_acc_surrogate"]) for r in csv.DictReader(f)])
+    for space in ("darts", "nbnlp"):
+        run = tmp_path / space
+        args = ["search", "rea", "--space", space, "--objective", "table", "--evaluations", "12"]
+        assert cli.main([*args, "--nasbench", str(nasbench_dir), "--out", str(run)]) == 0
+        fitness = np.asarray([e["fitness"] for e in _records(run / "evaluations.jsonl")])
+        summary = json.loads((run / "summary.json").read_text())
+        assert summary["best_fitness"] == pytest.approx(np.nanmax(fitness))  # NaN: diverged
+        assert (run / "cell.png").read_bytes().startswith(b"\x89PNG")
+        if space == "darts":
+            assert np.abs(fitness[:, None] - nb301[None]).min(1).max() < 1e-3
+            assert summary["nb301"]["cifar10/valid_acc/100"] == pytest.approx(
+                fitness.max(), abs=1e-3
+            )
+        else:
+            ppl = summary["nbnlp"]["wikitext2/valid_ppl/50"]
+            assert ppl == pytest.approx(-np.nanmax(fitness), rel=1e-5)
+            assert 50 < ppl < 2000
+        loaded = jnas.load(run)  # the incumbent in the space's own form, to build
+        assert jnas.recipes.spaces.make_space(space).to_string(loaded.arch) == summary["best_arch"]

@@ -14,6 +14,7 @@ from jnas.bench._nb101 import (
     read_tfrecord,
     write_tfrecord,
 )
+from jnas.bench._nb301 import load_nb301, parse_naslib_genotype
 from jnas.bench._nbnlp import NBNLP_DATASET, load_nbnlp
 from jnas.bench._official import (
     convert_official,
@@ -64,12 +65,14 @@ __all__ = [
     "load_nats_sss",
     "load_nb101",
     "load_nb201",
+    "load_nb301",
     "load_nbnlp",
     "load_table",
     "max_steps_for",
     "objective",
     "pareto_front",
     "parse_model_metrics",
+    "parse_naslib_genotype",
     "plot_regret",
     "read_pickle_bz2",
     "read_tfrecord",

@@ -7,38 +7,10 @@ import pathlib
 import sys
 from typing import TextIO
 
+# the commands find the spaces here
+from jnas.recipes.spaces import SPACE_NAMES as SPACE_NAMES
+from jnas.recipes.spaces import make_space as make_space
 from jnas.search import REGISTRY
-
-SPACE_NAMES = (
-    "nb201",
-    "nb101",
-    "darts",
-    "nats_size",
-    "chain",
-    "sequential",
-    "hierarchical",
-    "memory_bank",
-)
-
-
-def make_space(name: str):
-    """The search space called `name` with its default configuration."""
-    from jnas import spaces
-
-    table = {
-        "nb201": spaces.NB201,
-        "nb101": spaces.NB101,
-        "darts": spaces.DARTS,
-        "nats_size": spaces.NATSSize,
-        "chain": spaces.Chain,
-        "sequential": spaces.Sequential,
-        "hierarchical": spaces.Hierarchical,
-        "memory_bank": spaces.MemoryBank,
-    }
-    if name not in table:
-        raise ValueError(f"unknown space {name!r}; expected one of {', '.join(table)}")
-    return table[name]()
-
 
 SEARCHERS = {name: entry.description for name, entry in REGISTRY.items()}
 SEARCHERS_HELP = ", ".join(f"{k} {v}" for k, v in SEARCHERS.items())

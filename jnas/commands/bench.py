@@ -7,6 +7,7 @@ import pathlib
 import time
 
 from jnas.commands._common import NASBENCH_HELP, SEARCHERS, SEARCHERS_HELP, progress
+from jnas.recipes.tables import TABLE_SPACES, TABLES_HELP, table_setup
 from jnas.search import make_searcher
 
 FAST_SEARCHERS = ("rs", "rea", "te", "ls", "reinforce")  # the default of `bench run`
@@ -14,12 +15,9 @@ FAST_SEARCHERS = ("rs", "rea", "te", "ls", "reinforce")  # the default of `bench
 
 def cmd_bench_run(args: argparse.Namespace) -> int:
     import jax
-    import jax.numpy as jnp
 
     from jnas import bench
     from jnas.bench import (
-        NB201_REPORT,
-        NBNLP_REPORT,
         plot_regret,
         regret_curves,
         summarize,
@@ -30,54 +28,11 @@ def cmd_bench_run(args: argparse.Namespace) -> int:
         raise ValueError(f"--seeds must be >= 1; got {args.seeds}")
     if args.budget is not None and args.budget <= 0:
         raise ValueError(f"--budget must be > 0 simulated seconds; got {args.budget}")
-    if args.table == "nbnlp":
-        if args.dataset is not None or args.epochs not in (None, 50):
-            raise ValueError(
-                "--table nbnlp: WikiText-2 at 50 epochs (its multi-fidelity searchers use "
-                "1/3/9/27/50); drop --dataset and --epochs"
-            )
-        table = bench.restrict(bench.load_nbnlp(args.nasbench))
-        kw = {"dataset": "wikitext2", "metric": "valid_ppl", "minimize": True}
-        obj = bench.objective(table, epochs=50, **kw)
-        multi = bench.objective(table, epochs=(1, 3, 9, 27, 50), resume=True, **kw)
-        report, regret_of = NBNLP_REPORT, ("wikitext2", "valid_ppl", 50, True)
-        mean_run = float(jnp.mean(table.column("wikitext2", "train_time_s", 50)))
-        budget = 20 * mean_run if args.budget is None else args.budget
-        ylabel = "validation perplexity regret (50 epochs)"
-        fidelities = 5
-    elif args.table == "nats_sss":
-        table = bench.load_nats_sss(args.nasbench)
-        dataset = "cifar10-valid" if args.dataset in (None, "cifar10") else str(args.dataset)
-        if args.epochs not in (None, 90):
-            raise ValueError(
-                f"--table nats_sss has 90-epoch accuracies only; got --epochs {args.epochs}"
-            )
-        # the compact NATS size table has no training times: the budget counts evaluations
-        obj = bench.objective(
-            table, dataset=dataset, metric="valid_acc", epochs=90, cost="evaluations"
-        )
-        multi = None
-        report = tuple(
-            (d, "valid_acc", 90) for d in ("cifar10-valid", "cifar100", "ImageNet16-120")
-        )
-        regret_of = (dataset, "valid_acc", 90, False)
-        budget = 100.0 if args.budget is None else args.budget
-        ylabel = f"{dataset} validation regret (%)"
-        fidelities = 1
-    else:
-        table = bench.load_nb201(args.nasbench)
-        # "search on CIFAR-10" means its train/valid split, as in the NB201 API
-        dataset = "cifar10-valid" if args.dataset in (None, "cifar10") else str(args.dataset)
-        epochs = 12 if args.epochs is None else args.epochs
-        if epochs not in (12, 200):
-            raise ValueError(f"--epochs must be 12 or 200 for nb201; got {epochs}")
-        obj = bench.objective(table, dataset=dataset, metric="valid_acc", epochs=epochs)
-        # Hyperband and BOHB evaluate at 12 or 200 epochs, each charged its training time
-        multi = bench.objective(table, dataset=dataset, metric="valid_acc", epochs=(12, 200))
-        report, regret_of = NB201_REPORT, ("cifar10", "test_acc", 200, False)
-        budget = 12000.0 if args.budget is None else args.budget
-        ylabel = "CIFAR-10 test regret (%)"
-        fidelities = 2
+    setup = table_setup(
+        args.table, args.nasbench, dataset=args.dataset, epochs=args.epochs, budget=args.budget
+    )
+    table, obj, multi, fidelities = setup.table, setup.objective, setup.multi, setup.fidelities
+    report, regret_of, budget, ylabel = setup.report, setup.regret_of, setup.budget, setup.ylabel
     out = pathlib.Path(args.out)
     if (out / "results.jsonl").exists():
         raise FileExistsError(
@@ -178,19 +133,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     bench_sub = bench.add_subparsers(dest="bench_command", required=True, metavar="COMMAND")
     run = bench_sub.add_parser(
         "run",
-        help="run the NB201 protocol for many seeds on a simulated clock",
-        description="Run searchers for many seeds against the NB201 table: select by the "
-        "validation accuracy at --epochs, charge each query its training time, and report "
-        "the final incumbent as NB201 Table 5 does.",
+        help="run searchers for many seeds against a NAS-Bench table on a simulated clock",
+        description="Run searchers for many seeds against a NAS-Bench table (NB201 by "
+        "default: select by the validation accuracy at --epochs, charge each query its "
+        "training time, and report the final incumbent as NB201 Table 5 does; the subsets "
+        "of NB101 and NB301 and the NATS size table count evaluations).",
     )
     run.add_argument(
         "--table",
         default="nb201",
-        choices=("nb201", "nbnlp", "nats_sss"),
-        help="benchmark table: NAS-Bench-201 (Table 5's protocol), NATS-Bench's size space "
-        "(nats_sss: 32,768 channel configurations, 90-epoch accuracy, the budget in "
-        "evaluations, default 100) or NAS-Bench-NLP "
-        "(WikiText-2 perplexity, 265 cells; multi-fidelity searchers continue their runs)",
+        choices=tuple(TABLE_SPACES),
+        help=f"benchmark table (default: nb201): {TABLES_HELP}",
     )
     run.add_argument("--nasbench", default=None, help=NASBENCH_HELP)
     run.add_argument(
@@ -219,7 +172,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=float,
         default=None,
         help="simulated seconds per run (default: 12000 for nb201, 20 mean 50-epoch runs "
-        "= 435,509 s for nbnlp)",
+        "= 435,509 s for nbnlp), or evaluations for nats_sss, nb101 and nb301 (default: 100)",
     )
     run.add_argument("--seed", type=int, default=0, help="PRNG seed (default: 0)")
     run.add_argument(

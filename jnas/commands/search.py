@@ -1,5 +1,6 @@
-"""`jnas search`: a black-box search in the NB201 space, against the table or by training
-every candidate on a dataset; checkpointed after every evaluation round (`--resume`)."""
+"""`jnas search`: a black-box search in a space (NB201 by default), against the space's
+NAS-Bench table or by training every candidate on a dataset; checkpointed after every
+evaluation round (`--resume`)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,11 @@ from jnas.commands._common import (
     positive_int,
     progress,
 )
+from jnas.recipes.spaces import TRAIN_SPACES
+from jnas.recipes.tables import SPACE_TABLES, search_setup
 from jnas.search import make_searcher
+
+SEARCH_SPACES = tuple(dict.fromkeys((*TRAIN_SPACES, *SPACE_TABLES)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,12 +39,13 @@ class TrainingObjective:
     channels: int
     cells_per_stage: int
     data_dir: str | None = None
+    space: str = "nb201"
 
     def __call__(self, arch: Any) -> float:
         import jax
         from flax import nnx
 
-        from jnas.spaces import NB201
+        from jnas.recipes.spaces import make_space, network_config
         from jnas.train import TrainConfig, evaluate, train
 
         splits, k_train = _data(self.dataset, self.seed, self.data_dir)
@@ -47,12 +53,15 @@ class TrainingObjective:
         config = TrainConfig(
             epochs=self.epochs, batch_size=64, lr=0.05, augment=self.dataset != "digits"
         )
-        model = NB201().build(
-            jax.tree.map(jax.numpy.asarray, arch),
-            channels=self.channels,
-            cells_per_stage=self.cells_per_stage,
-            num_classes=num_classes,
-            rngs=nnx.Rngs(k_train),
+        size = network_config(
+            self.space,
+            self.channels,
+            self.cells_per_stage,
+            num_classes,
+            int(splits["train"].x.shape[-1]),
+        )
+        model = make_space(self.space).build(
+            jax.tree.map(jax.numpy.asarray, arch), **size, rngs=nnx.Rngs(k_train)
         )
         try:
             model, _ = train(model, k_train, splits["train"], config)
@@ -79,9 +88,10 @@ def training_objective(
     channels: int,
     cells_per_stage: int,
     data_dir: str | None = None,
+    space: str = "nb201",
 ) -> TrainingObjective:
     """The objective of `--objective train` (see `TrainingObjective`)."""
-    return TrainingObjective(dataset, seed, epochs, channels, cells_per_stage, data_dir)
+    return TrainingObjective(dataset, seed, epochs, channels, cells_per_stage, data_dir, space)
 
 
 def _executor(args: argparse.Namespace) -> Any:
@@ -110,14 +120,13 @@ def cmd_search(args: argparse.Namespace) -> int:
     import jax
 
     from jnas import bench, plots, search
-    from jnas.spaces import NB201
 
-    space = NB201()
-    if args.objective == "table":
-        table = bench.load_nb201(args.nasbench)
+    space, setup = search_setup(args.space, args.objective, args.nasbench)
+    if setup is not None:
+        lookup = jax.jit(lambda a: setup.objective(jax.tree.map(lambda x: x[None], a))[0][0])
 
-        def objective(arch):
-            return float(table.query(arch, dataset="cifar10-valid", metric="valid_acc", epochs=12))
+        def objective(arch):  # the table's signal (a perplexity's negative for nbnlp)
+            return float(lookup(arch))
     else:
         objective = training_objective(
             args.dataset,
@@ -126,6 +135,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             channels=args.channels,
             cells_per_stage=args.cells,
             data_dir=args.data_dir,
+            space=args.space,
         )
     show = progress(f"{args.searcher} ({args.objective})", "evaluations")
     searcher = make_searcher(args.searcher, space)
@@ -154,18 +164,21 @@ def cmd_search(args: argparse.Namespace) -> int:
     best = records[-1]
     summary = {
         "searcher": args.searcher,
+        "space": args.space,
         "objective": args.objective,
         "evaluations": sum(len(r["evaluations"]) for r in records),
         "best_arch": best["best_arch"],
         "best_fitness": best["best_fitness"],
         "wall_s": round(time.perf_counter() - start, 1),
     }
-    if args.objective == "table":
-        summary["nb201"] = bench.arch_report(table, space.from_string(best["best_arch"]))
+    found = space.from_string(best["best_arch"])
+    if setup is not None:  # the incumbent's reported values in its table
+        summary[setup.name] = bench.arch_report(setup.table, found, setup.report)
     pathlib.Path(args.out, "summary.json").write_text(json.dumps(summary, indent=1))
+    base = getattr(space, "base", space)  # a table's subset draws its cells in their space
     plots.draw_cell(
-        space,
-        space.from_string(best["best_arch"]),
+        base,
+        space.cell(found) if base is not space else found,
         pathlib.Path(args.out, "cell.png"),
         title=f"{args.searcher}: best of {summary['evaluations']} evaluations",
     )
@@ -173,8 +186,9 @@ def cmd_search(args: argparse.Namespace) -> int:
         f"best of {summary['evaluations']} evaluations: {best['best_arch']} "
         f"(fitness {best['best_fitness']:.2f})"
     )
-    for name, value in summary.get("nb201", {}).items():
-        print(f"  NB201 {name:32s} {value:6.2f}")
+    if setup is not None:
+        for name, value in summary[setup.name].items():
+            print(f"  {setup.name} {name:32s} {value:8.2f}")
     print(f"wrote {args.out}/records.jsonl, evaluations.jsonl, summary.json, cell.png")
     return 0
 
@@ -183,19 +197,29 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     """`jnas search`: its flags, its choices from the registries."""
     search = sub.add_parser(
         "search",
-        help="black-box search in the NB201 space (table or real training)",
-        description="Run a black-box searcher in the NB201 space for --evaluations "
-        "evaluations: look each cell up in the NB201 table (12-epoch CIFAR-10 validation "
-        "accuracy), or train each cell from scratch on --dataset and use its validation "
-        "accuracy. Checkpointed after every round; --resume continues a killed run without "
-        "losing or repeating an evaluation.",
+        help="black-box search in a space (table or real training)",
+        description="Run a black-box searcher in --space for --evaluations evaluations: "
+        "look each architecture up in the space's NAS-Bench table (NB201: 12-epoch CIFAR-10 "
+        "validation accuracy; NATS size: 90-epoch; the NB101 and NB301 subsets and "
+        "NAS-Bench-NLP: their cells only, NAS-Bench-NLP's negative validation perplexity), "
+        "or train each from scratch on --dataset and use its validation accuracy. "
+        "Checkpointed after every round; --resume continues a killed run without losing or "
+        "repeating an evaluation.",
     )
     search.add_argument("searcher", choices=SEARCHERS, help=SEARCHERS_HELP)
+    search.add_argument(
+        "--space",
+        default="nb201",
+        choices=SEARCH_SPACES,
+        help="the space searched (default: nb201); --objective table needs one with a "
+        f"table: {', '.join(SPACE_TABLES)}",
+    )
     search.add_argument(
         "--objective",
         default="train",
         choices=("train", "table"),
-        help="train: train every candidate on --dataset; table: NB201 lookup (default: train)",
+        help="train: train every candidate on --dataset; table: the space's NAS-Bench table "
+        "(default: train)",
     )
     add_data_flags(search)
     search.add_argument("--evaluations", type=positive_int, default=20, help="default: 20")

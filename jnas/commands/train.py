@@ -1,10 +1,12 @@
-"""`jnas train`: train an NB201 cell from scratch on a dataset and report test accuracy."""
+"""`jnas train`: train an architecture (an NB201 cell by default) from scratch on a dataset
+and report test accuracy."""
 
 from __future__ import annotations
 
 import argparse
 
 from jnas.commands._common import add_data_flags, positive_int, progress
+from jnas.recipes.spaces import TRAIN_SPACES
 from jnas.recipes.train import run_train
 
 
@@ -23,6 +25,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         stream=args.stream,
         progress=progress(f"train on {args.dataset}", "epochs"),
+        space_name=args.space,
     )
     print(
         f"{summary['arch']} on {summary['dataset']}: test accuracy "
@@ -37,13 +40,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     """`jnas train`: its flags, its choices from the registries."""
     train = sub.add_parser(
         "train",
-        help="train an NB201 cell from scratch",
-        description="Train the NB201 network of a cell (SGD Nesterov, cosine, weight decay "
-        "5e-4) on a dataset's training split and report test accuracy every epoch.",
+        help="train an architecture (NB201 cell by default) from scratch",
+        description="Train the network of an architecture of --space (SGD Nesterov, cosine, "
+        "weight decay 5e-4) on a dataset's training split and report test accuracy every "
+        "epoch. --channels and --cells size it: C and cells per stage for NB201 and the "
+        "hierarchical space, the stem's C and cells per stack for NB101, C and cells per "
+        "stage (3 stages) for DARTS, the first stage's C for the memory-bank space (NATS size, "
+        "Chain and the sequential space fix their own widths).",
     )
     train.add_argument(
         "arch",
-        help="NB201 cell string, e.g. '|nor_conv_3x3~0|+|nor_conv_3x3~0|skip_connect~1|+|...|'",
+        help="the architecture as `jnas spaces SPACE` prints it, e.g. an NB201 cell "
+        "'|nor_conv_3x3~0|+|nor_conv_3x3~0|skip_connect~1|+|...|'",
+    )
+    train.add_argument(
+        "--space",
+        default="nb201",
+        choices=TRAIN_SPACES,
+        help="the architecture's space (default: nb201)",
     )
     add_data_flags(train)
     train.add_argument("--epochs", type=positive_int, default=20, help="default: 20")

@@ -99,9 +99,9 @@ def load(run_dir: str | pathlib.Path) -> LoadedRun:
     if command == "oneshot" and state is not None:
         run.arch = run.method.derive(state, jax.random.key(0))
     if command == "search" and records:
-        from jnas.spaces import NB201
+        from jnas.recipes.spaces import make_space
 
-        run.arch = NB201().from_string(records[-1]["best_arch"])
+        run.arch = make_space(args.get("space", "nb201")).from_string(records[-1]["best_arch"])
     if command == "train":
         import flax.nnx as nnx
 
@@ -171,10 +171,13 @@ def _oneshot(args: dict) -> tuple[dict, Any]:
 def _search(args: dict) -> tuple[dict, Any]:
     import jax
 
+    from jnas.recipes.tables import search_setup
     from jnas.search import make_searcher
-    from jnas.spaces import NB201
 
-    searcher = make_searcher(args["searcher"], NB201())
+    space, _ = search_setup(
+        args.get("space", "nb201"), args.get("objective", "train"), args.get("nasbench")
+    )
+    searcher = make_searcher(args["searcher"], space)
     if args.get("asynchronous"):  # the template needs the slot count: see `_async_template`
         return {"searcher": searcher}, None
     return {"searcher": searcher}, jax.eval_shape(searcher.init, jax.random.key(0))
@@ -225,6 +228,7 @@ def _train(args: dict) -> tuple[dict, Any]:
         args["channels"],
         args["cells"],
         args.get("data_dir"),
+        args.get("space", "nb201"),
     )
     _, params, rest = nnx.split(model, nnx.Param, ...)
     steps = len(splits["train_full"].y) // config.batch_size

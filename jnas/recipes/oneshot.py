@@ -28,18 +28,13 @@ ONESHOT_SPACES = ("nb201", "darts", "nats_size", "chain", "memory_bank")
 
 def oneshot_space(name: str) -> Any:
     """The search space `jnas oneshot --space name` searches (its default configuration)."""
-    from jnas import spaces
+    from jnas.recipes.spaces import make_space
 
-    table = {
-        "nb201": spaces.NB201,
-        "darts": spaces.DARTS,
-        "nats_size": spaces.NATSSize,
-        "chain": spaces.Chain,
-        "memory_bank": spaces.MemoryBank,
-    }
-    if name not in table:
-        raise ValueError(f"unknown one-shot space {name!r}; expected one of {', '.join(table)}")
-    return table[name]()
+    if name not in ONESHOT_SPACES:
+        raise ValueError(
+            f"unknown one-shot space {name!r}; expected one of {', '.join(ONESHOT_SPACES)}"
+        )
+    return make_space(name)
 
 
 def supernet_config(

@@ -1,4 +1,4 @@
-"""Training an NB201 cell from scratch on a dataset: the run behind `jnas train` and the
+"""Training an architecture (an NB201 cell by default) from scratch on a dataset: the run behind `jnas train` and the
 demo's second half."""
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ def train_setup(
     channels: int,
     cells_per_stage: int,
     data_dir: str | None,
+    space_name: str = "nb201",
 ) -> tuple[Any, Any, dict, Any]:
     """(the freshly initialised network, its TrainConfig, the splits, the training key) as
     `run_train` builds them: shared by the run and by `jnas.recipes.load`."""
@@ -29,19 +30,18 @@ def train_setup(
     from flax import nnx
 
     from jnas import data
-    from jnas.spaces import NB201
+    from jnas.recipes.spaces import make_space, network_config
     from jnas.train import TrainConfig
 
+    space = make_space(space_name)
+    parsed = space.from_string(arch)  # a bad string fails before the data load
     k_data, k_init, k_train = jax.random.split(jax.random.key(seed), 3)
     splits = data.load_dataset(dataset, k_data, data_dir=data_dir)
     num_classes = int(splits["train_full"].y.max()) + 1
-    model = NB201().build(
-        NB201().from_string(arch),
-        channels=channels,
-        cells_per_stage=cells_per_stage,
-        num_classes=num_classes,
-        rngs=nnx.Rngs(k_init),
+    size = network_config(
+        space_name, channels, cells_per_stage, num_classes, int(splits["train_full"].x.shape[-1])
     )
+    model = space.build(parsed, **size, rngs=nnx.Rngs(k_init))
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, augment=dataset != "digits")
     return model, config, splits, k_train
 
@@ -61,9 +61,11 @@ def run_train(
     data_dir: str | None = None,
     stream: bool = False,
     progress: Progress | None = None,
+    space_name: str = "nb201",
 ) -> dict:
-    """Train the NB201 network of cell `arch` (NB201 string) on `train_full`; evaluate on
-    `test` every epoch. Records, checkpoints and `summary.json` go under `out`. With
+    """Train the network of architecture `arch` (a string of space `space_name`, NB201 by
+    default; sized by `recipes.spaces.network_config`) on `train_full`; evaluate on `test`
+    every epoch. Records, checkpoints and `summary.json` go under `out`. With
     `stream`, the training data stays on the host and batches are streamed to the device.
     `progress(done, total)` is called after every epoch.
     """
@@ -74,7 +76,7 @@ def run_train(
 
     out = pathlib.Path(out)
     model, config, splits, k_train = train_setup(
-        arch, dataset, seed, epochs, batch_size, lr, channels, cells_per_stage, data_dir
+        arch, dataset, seed, epochs, batch_size, lr, channels, cells_per_stage, data_dir, space_name
     )
     start = time.perf_counter()
     train_data = splits["train_full"]
@@ -92,6 +94,7 @@ def run_train(
     )
     summary = {
         "arch": arch,
+        "space": space_name,
         "dataset": dataset,
         "seed": seed,
         "epochs": epochs,

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jnas._hash import mix32
 from jnas.spaces._common import (
     bad,
     check_int,
@@ -221,6 +222,27 @@ class DARTS:
         batch, mask = self.neighbors(arch)
         i = random_choice_masked(key, mask)
         return jax.tree.map(lambda x: x[i], batch)
+
+    # -------------------------------------------------------------------- hashing
+    def fingerprint(self, arch: DARTSArch) -> jax.Array:
+        """uint32[2]: a jittable key of the genotype that ignores the order of a node's two
+        edges (the same cell written either way: NAS-Bench-301's genotypes and DARTS'
+        own). Each edge is coded (input, op); a node's two codes are sorted; the codes of
+        both cells are folded with murmur3's finaliser, twice with different seeds for 64
+        bits. `jnas.bench.load_nb301` finds its rows by it inside `jit`."""
+        ops = jnp.asarray(arch.ops).astype(jnp.uint32)
+        src = jnp.asarray(arch.inputs).astype(jnp.uint32)
+        code = src * jnp.uint32(self.num_ops) + ops + jnp.uint32(1)  # [2, E], never 0
+        lo = jnp.minimum(code[:, 0::2], code[:, 1::2])
+        hi = jnp.maximum(code[:, 0::2], code[:, 1::2])
+        seq = jnp.stack([lo, hi], -1).reshape(-1)
+        out = []
+        for seed in (0x9E3779B9, 0x7F4A7C15):
+            h = jnp.uint32(seed)
+            for i in range(seq.shape[0]):  # static length: 4 x nodes
+                h = mix32(h ^ (seq[i] + jnp.uint32(i) * jnp.uint32(0x01000193)))
+            out.append(h)
+        return jnp.stack(out)
 
     # -------------------------------------------------------------------- strings
     def to_string(self, arch: DARTSArch) -> str:

@@ -700,3 +700,30 @@ def test_train_and_search_commands_on_other_spaces(tmp_path, nasbench_dir, capsy
             assert 50 < ppl < 2000
         loaded = jnas.load(run)  # the incumbent in the space's own form, to build
         assert jnas.recipes.spaces.make_space(space).to_string(loaded.arch) == summary["best_arch"]
+
+
+def test_meta_command_relation_net_trains_and_loads(tmp_path, capsys):
+    """`jnas meta relation_net`: the conv4 embedding and the paper's relation module; a
+    metric learner (no before/after adaptation); the run loads to score new tasks."""
+    import jax
+
+    import jnas
+
+    out = tmp_path / "r"
+    args = ["meta", "relation_net", "--dataset", "digits", "--ways", "2", "--steps", "2"]
+    args += ["--meta-batch", "2", "--test-tasks", "4", "--queries", "3", "--out", str(out)]
+    assert cli.main(args) == 0
+    printed = capsys.readouterr().out
+    assert "relation_net on digits, 4 held-out 2-way 1-shot tasks" in printed
+    assert "before" not in printed
+    run = jnas.load(out)
+    assert run.command == "meta"
+    from jnas import data
+
+    test = data.load_dataset("digits", jax.random.key(0))["test"]
+    x, y = np.asarray(test.x), np.asarray(test.y)
+    support = np.stack([np.flatnonzero(y == c)[0] for c in (3, 7)])  # new 2-way 1-shot task
+    query = np.concatenate([np.flatnonzero(y == c)[1:4] for c in (3, 7)])
+    scores = run.predict(x[support, ..., :1], np.arange(2), x[query, ..., :1])
+    assert scores.shape == (6, 2)
+    assert np.all(np.isfinite(np.asarray(scores)))

@@ -8,7 +8,7 @@ import pathlib
 from typing import Any
 
 from jnas.commands._common import positive_int, progress
-from jnas.recipes.meta import DATASETS, METHODS, run_meta
+from jnas.recipes.meta import DATASETS, METHODS, METRIC_METHODS, run_meta
 
 __all__ = ["DATASETS", "METHODS", "cmd_meta"]
 
@@ -48,7 +48,7 @@ def cmd_meta(args: Any) -> int:
         f"{args.method} on {args.dataset}, {s['test_tasks']} held-out {ways}"
         f"{s['test_shots']}-shot tasks (mean ± 95% CI):"
     )
-    adapts = args.method not in ("protonet", "matching_net")
+    adapts = args.method not in METRIC_METHODS
     if not adapts:  # nothing adapts: one figure
         m = s["test"]["metric_after"]
         print(f"  {metric}: {m['mean']:.4f} ± {m['ci95']:.4f}")

@@ -15,7 +15,18 @@ import jax
 import optax
 
 Progress = Callable[[int, int], None]  # (done, total)
-METHODS = ("maml", "fomaml", "reptile", "anil", "protonet", "matching_net", "metanas", "tnas")
+METHODS = (
+    "maml",
+    "fomaml",
+    "reptile",
+    "anil",
+    "protonet",
+    "matching_net",
+    "relation_net",
+    "metanas",
+    "tnas",
+)
+METRIC_METHODS = ("protonet", "matching_net", "relation_net")  # nothing adapts at test
 DATASETS = ("sinusoid", "omniglot", "omniglot-tfds", "digits")
 OMNIGLOT_DIR = pathlib.Path(__file__).resolve().parents[2] / ".." / "shared" / "omniglot"
 
@@ -128,7 +139,7 @@ def make_learner(
     5 inner Adam steps (1e-3, β1 = 0) on minibatches of 10 drawn from support + query, so
     10 "train shots" per class; 50 steps on the support set at test; outer step size 1
     annealed linearly to 0 (meta-batch 5 in the paper: pass `meta_batch=5`); on the
-    sinusoid 5 SGD steps of 0.01. ProtoNets, Matching networks: Adam 1e-3. MetaNAS and
+    sinusoid 5 SGD steps of 0.01. ProtoNets, Matching and Relation networks: Adam 1e-3. MetaNAS and
     T-NAS: an NB201 supernet (C=8, one cell per stage, stride-2 stem so it costs about
     what conv4 does; 99k weights against conv4's 112k) adapted in w and α with MAML's
     inner settings; MetaNAS with the exact (second-order) meta-gradient in w and α, T-NAS
@@ -139,7 +150,7 @@ def make_learner(
 
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
-    if not image and method in ("protonet", "matching_net", "metanas", "tnas"):
+    if not image and method in (*METRIC_METHODS, "metanas", "tnas"):
         raise ValueError(f"{method} needs image tasks (--dataset omniglot or digits)")
     model = meta.conv4(ways, channels=channels) if image else meta.mlp()
     loss = "cross_entropy" if image else "mse"
@@ -147,12 +158,16 @@ def make_learner(
     adam = {} if outer_lr is None else {"outer_optimizer": optax.adam(outer_lr)}
     k = inner_steps or 1
     test_steps = 3 * k if image else k
-    if method in ("protonet", "matching_net"):
+    if method in METRIC_METHODS:
+        # relation networks: the conv4 embedding (global pooled: `channels` features) and
+        # the paper's relation module with 8 hidden units, trained by MSE
+        extra = {"features": channels, "hidden": 8} if method == "relation_net" else {}
         return getattr(meta, method)(
             meta.conv4(None, channels=channels),
             ways,
             task_map=task_map,
             optimizer=optax.adam(outer_lr or 1e-3),
+            **extra,
         )
     if method in ("maml", "fomaml", "anil"):
         maker = getattr(meta, method)

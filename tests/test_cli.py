@@ -35,6 +35,16 @@ def _records(path):
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+def _main(capsys, *args):
+    """`jnas ARGS` in this process: (exit code, stdout, stderr)."""
+    try:
+        code = cli.main([str(a) for a in args])
+    except SystemExit as exit:  # argparse's errors
+        code = exit.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
 def test_help_lists_subcommands():
     out = _run("--help")
     assert out.returncode == 0
@@ -66,18 +76,36 @@ def test_help_lists_subcommands():
         (("estimate", "--cells", "-1", "--out", "/tmp/jnas-estimate-bad"), "--cells must be >= 0"),
     ],
 )
-def test_bad_flags_exit_2_with_one_clear_line(args, message):
-    out = _run(*args)
+def test_bad_flags_exit_2_with_one_clear_line(args, message, capsys, monkeypatch, tmp_path):
+    """In this process (`cli.main`, the console script's own function: an exception it
+    let through would fail the test); the console's process boundary is checked below."""
+    monkeypatch.chdir(tmp_path)  # a run without --out gets out/<command>/... here
+    try:
+        code = cli.main(list(args))
+    except SystemExit as exit:  # argparse's errors
+        code = exit.code
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert message in err
+    assert sum("error" in line for line in err.splitlines()) == 1  # usage, then one line
+    assert not list(tmp_path.rglob("*"))  # bad input leaves nothing behind
+
+
+def test_bad_input_in_a_console_process_is_one_line_and_exit_2():
+    out = _run("oneshot", "gdas", "--epochs", "0")
     assert out.returncode == 2, out.stderr
-    assert message in out.stderr
+    assert "must be an integer >= 1" in out.stderr
+    assert "Traceback" not in out.stderr
+    out = _run("train", "|bogus~0|", "--out", "/nonexistent-jnas/run")
+    assert out.returncode == 2, out.stderr
     assert "Traceback" not in out.stderr
 
 
-def test_spaces_list():
-    out = _run("spaces", "--list")
-    assert out.returncode == 0
-    assert "nb201" in out.stdout
-    assert "1.562e+04" in out.stdout
+def test_spaces_list(capsys):
+    code, out, _ = _main(capsys, "spaces", "--list")
+    assert code == 0
+    assert "nb201" in out
+    assert "1.562e+04" in out
 
 
 def test_describe_reports_the_networks_size():
@@ -176,25 +204,15 @@ def test_oneshot_and_train_commands(tmp_path):
     assert {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()} == before
 
 
-def test_a_run_into_a_folder_holding_a_run_exits_2_and_touches_nothing(tmp_path):
+def test_a_run_into_a_folder_holding_a_run_exits_2_and_touches_nothing(tmp_path, capsys):
     (tmp_path / "records.jsonl").write_text('{"mine": 1}\n')
     for resume in ([], ["--resume"]):
-        out = _run(
-            "train",
-            "|nor_conv_3x3~0|+|skip_connect~0|none~1|+|none~0|none~1|none~2|",
-            "--epochs",
-            "1",
-            "--channels",
-            "4",
-            "--cells",
-            "1",
-            "--out",
-            str(tmp_path),
-            *resume,
-        )
-        assert out.returncode == 2, out.stderr
-        assert "Traceback" not in out.stderr
-        assert ("already holds a run" if not resume else "did not write") in out.stderr
+        code, _, err = _main(
+            capsys, "train", "|nor_conv_3x3~0|+|skip_connect~0|none~1|+|none~0|none~1|none~2|",
+            "--epochs", "1", "--channels", "4", "--cells", "1", "--out", tmp_path, *resume,
+        )  # fmt: skip
+        assert code == 2, err
+        assert ("already holds a run" if not resume else "did not write") in err
     assert (tmp_path / "records.jsonl").read_text() == '{"mine": 1}\n'
     assert sorted(p.name for p in tmp_path.iterdir()) == ["records.jsonl"]
 
@@ -311,68 +329,64 @@ def test_bench_run_on_nas_bench_nlp_with_resumed_multi_fidelity(tmp_path, nasben
     assert (tmp_path / "regret.png").stat().st_size > 1000
 
 
-def test_bench_run_bad_arguments_exit_2(tmp_path):
-    out = _run("bench", "run", "--seeds", "0", "--out", str(tmp_path))
-    assert out.returncode == 2
-    assert "--seeds must be >= 1" in out.stderr
-    out = _run("bench", "run", "--nasbench", str(tmp_path / "nowhere"), "--out", str(tmp_path))
-    assert out.returncode == 2
-    assert "nb201_tss.npz" in out.stderr
-    assert "Traceback" not in out.stderr
-    out = _run("bench", "run", "--table", "nbnlp", "--epochs", "12", "--out", str(tmp_path))
-    assert out.returncode == 2
-    assert "drop --dataset and --epochs" in out.stderr
-
-
-def test_search_command_on_the_table_and_by_training(tmp_path, nasbench_dir):
-    out = _run(
-        "search",
-        "rea",
-        "--objective",
-        "table",
-        "--evaluations",
-        "12",
-        "--nasbench",
-        str(nasbench_dir),
-        "--out",
-        str(tmp_path / "t"),
+def test_bench_run_bad_arguments_exit_2(tmp_path, capsys):
+    code, _, err = _main(capsys, "bench", "run", "--seeds", "0", "--out", tmp_path)
+    assert code == 2
+    assert "--seeds must be >= 1" in err
+    code, _, err = _main(
+        capsys, "bench", "run", "--nasbench", tmp_path / "nowhere", "--out", tmp_path
     )
-    assert out.returncode == 0, out.stderr
+    assert code == 2
+    assert "nb201_tss.npz" in err
+    code, _, err = _main(
+        capsys, "bench", "run", "--table", "nbnlp", "--epochs", "12", "--out", tmp_path
+    )
+    assert code == 2
+    assert "drop --dataset and --epochs" in err
+    code, _, err = _main(
+        capsys, "bench", "run", "--table", "nb301", "--epochs", "12", "--out", tmp_path
+    )
+    assert code == 2
+    assert "100-epoch accuracies only" in err
+
+
+def test_search_command_on_the_table_and_by_training(tmp_path, nasbench_dir, capsys):
+    code, _, err = _main(
+        capsys, "search", "rea", "--objective", "table", "--evaluations", "12",
+        "--nasbench", nasbench_dir, "--out", tmp_path / "t",
+    )  # fmt: skip
+    assert code == 0, err
     summary = json.loads((tmp_path / "t" / "summary.json").read_text())
     assert summary["evaluations"] == 12
     assert "cifar10/test_acc/200" in summary["nb201"]
     assert (tmp_path / "t" / "cell.png").read_bytes().startswith(b"\x89PNG")
     # a resume must repeat the run's settings (a longer search is allowed)
     records = (tmp_path / "t" / "records.jsonl").read_text()
-    table = ("--nasbench", str(nasbench_dir), "--out", str(tmp_path / "t"), "--resume")
-    out = _run("search", "rea", "--objective", "train", "--evaluations", "12", *table)
-    assert out.returncode == 2
-    assert "started with objective='table'; resuming it with objective='train'" in out.stderr
-    assert (tmp_path / "t" / "records.jsonl").read_text() == records
-    out = _run("search", "rea", "--objective", "table", "--evaluations", "20", *table)
-    assert out.returncode == 0, out.stderr
-    assert "\r" not in out.stderr  # a log gets lines, not a redrawn bar
-    assert "13/20" in out.stderr
-    assert " 1/20" not in out.stderr
-    assert json.loads((tmp_path / "t" / "summary.json").read_text())["evaluations"] == 20
-    out = _run("search", "rea", "--out", str(tmp_path / "typo"), "--resume")
-    assert out.returncode == 2
-    assert "nothing to resume" in out.stderr
-    assert "does not exist" in out.stderr
-    assert not (tmp_path / "typo").exists()
-    out = _run(
-        "search",
-        "rs",
-        "--evaluations",
-        "2",
-        "--epochs",
-        "1",
-        "--channels",
-        "4",
-        "--out",
-        str(tmp_path / "r"),
+    table = ("--nasbench", nasbench_dir, "--out", tmp_path / "t", "--resume")
+    code, _, err = _main(
+        capsys, "search", "rea", "--objective", "train", "--evaluations", "12", *table
     )
-    assert out.returncode == 0, out.stderr
+    assert code == 2
+    assert "started with objective='table'; resuming it with objective='train'" in err
+    assert (tmp_path / "t" / "records.jsonl").read_text() == records
+    code, _, err = _main(
+        capsys, "search", "rea", "--objective", "table", "--evaluations", "20", *table
+    )
+    assert code == 0, err
+    assert "\r" not in err  # a log gets lines, not a redrawn bar
+    assert "13/20" in err
+    assert " 1/20" not in err
+    assert json.loads((tmp_path / "t" / "summary.json").read_text())["evaluations"] == 20
+    code, _, err = _main(capsys, "search", "rea", "--out", tmp_path / "typo", "--resume")
+    assert code == 2
+    assert "nothing to resume" in err
+    assert "does not exist" in err
+    assert not (tmp_path / "typo").exists()
+    code, _, err = _main(
+        capsys, "search", "rs", "--evaluations", "2", "--epochs", "1", "--channels", "4",
+        "--out", tmp_path / "r",
+    )  # fmt: skip
+    assert code == 0, err
     evaluations = _records(tmp_path / "r" / "evaluations.jsonl")
     assert len(evaluations) == 2
     assert all(0 <= e["fitness"] <= 100 for e in evaluations)

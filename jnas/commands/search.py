@@ -121,31 +121,34 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     from jnas import bench, plots, search
 
-    space, setup = search_setup(args.space, args.objective, args.nasbench)
-    if setup is not None:
-        lookup = jax.jit(lambda a: setup.objective(jax.tree.map(lambda x: x[None], a))[0][0])
-
-        def objective(arch):  # the table's signal (a perplexity's negative for nbnlp)
-            return float(lookup(arch))
-    else:
-        objective = training_objective(
-            args.dataset,
-            seed=args.seed,
-            epochs=args.epochs,
-            channels=args.channels,
-            cells_per_stage=args.cells,
-            data_dir=args.data_dir,
-            space=args.space,
-        )
-    show = progress(f"{args.searcher} ({args.objective})", "evaluations")
-    searcher = make_searcher(args.searcher, space)
-
-    def on_evaluation(e: dict) -> None:  # counted from the run's start, resumed or not
-        show(min(e["round"] * searcher.batch_size + e["i"] + 1, args.evaluations), args.evaluations)
-
-    start = time.perf_counter()
-    executor = _executor(args)
+    executor = _executor(args)  # a bad flag combination fails before any loading
     try:
+        space, setup = search_setup(args.space, args.objective, args.nasbench)
+        if setup is not None:
+            lookup = jax.jit(lambda a: setup.objective(jax.tree.map(lambda x: x[None], a))[0][0])
+
+            def objective(arch):  # the table's signal (a perplexity's negative for nbnlp)
+                return float(lookup(arch))
+        else:
+            objective = training_objective(
+                args.dataset,
+                seed=args.seed,
+                epochs=args.epochs,
+                channels=args.channels,
+                cells_per_stage=args.cells,
+                data_dir=args.data_dir,
+                space=args.space,
+            )
+        show = progress(f"{args.searcher} ({args.objective})", "evaluations")
+        searcher = make_searcher(args.searcher, space)
+
+        def on_evaluation(e: dict) -> None:  # counted from the run's start, resumed or not
+            show(
+                min(e["round"] * searcher.batch_size + e["i"] + 1, args.evaluations),
+                args.evaluations,
+            )
+
+        start = time.perf_counter()
         _, records = search.run(
             searcher,
             objective,

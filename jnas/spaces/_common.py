@@ -90,6 +90,7 @@ def categorical_neighbors(
 
 def mutate_categorical(key: jax.Array, values: jax.Array, num_choices: int) -> jax.Array:
     """Change exactly one entry of the 1-D `values` to a different value in range."""
+    values = jnp.asarray(values)  # host arrays too
     pos_key, shift_key = jax.random.split(key)
     pos = jax.random.randint(pos_key, (), 0, values.shape[0])
     shift = jax.random.randint(shift_key, (), 1, num_choices)

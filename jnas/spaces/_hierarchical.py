@@ -153,8 +153,8 @@ class Hierarchical:
                     f"choices in [0, {self.num_choices(level)})",
                     v.tolist(),
                 )
-            with jax.ensure_compile_time_eval():
-                ok = np.asarray(jax.vmap(functools.partial(self._motif_ok, level))(jnp.asarray(v)))
+            with jax.ensure_compile_time_eval():  # concrete even inside a trace
+                ok = np.asarray(_motifs_ok_compiled(self, level, jnp.asarray(v)))
             if not ok.all():
                 raise bad(
                     where,
@@ -329,3 +329,10 @@ class Hierarchical:
             cells_per_stage=cells_per_stage,
             rngs=rngs,
         )
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _motifs_ok_compiled(space: Hierarchical, level: int, motifs: jax.Array) -> jax.Array:
+    """`space._motif_ok` of every motif of a level, compiled once per space and level:
+    `validate` runs it per architecture on the host (op by op it dominated `to_string`)."""
+    return jax.vmap(functools.partial(space._motif_ok, level))(motifs)

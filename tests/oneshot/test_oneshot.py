@@ -52,6 +52,7 @@ def test_exact_hypergradient_matches_finite_differences_in_float64(x64_problem):
     xi = 0.1
     with jax.enable_x64(True):
 
+        @jax.jit  # seven evaluations below: one compile, not seven op-by-op passes
         def outer(a):
             g = jax.grad(loss)(params, a, train)
             return loss(jax.tree.map(lambda w, d: w - xi * d, params, g), a, val)

@@ -46,7 +46,7 @@ def test_sample_jit_vmap_equals_loop_and_is_valid(name, key):
     space = SPACES[name]
     keys = jax.random.split(key, 6)
     batch = jax.jit(jax.vmap(space.sample))(keys)
-    for i, k in enumerate(keys):
+    for i, k in enumerate(keys[:3]):  # op by op (no jit): three keys say it
         one = space.sample(k)
         chex.assert_trees_all_equal(jax.tree.map(lambda x, i=i: x[i], batch), one)
         assert bool(space.is_valid(one))
@@ -73,21 +73,21 @@ def test_mutate_changes_exactly_one_decision_and_stays_valid(name, key):
     parents = jax.vmap(space.sample)(jax.random.split(key, 16))
     children = mutate(jax.random.split(jax.random.fold_in(key, 1), 16), parents)
     assert bool(jnp.all(jax.vmap(space.is_valid)(children)))
+    parents, children = jax.tree.map(np.asarray, (parents, children))
     for i in range(16):
         p = jax.tree.map(lambda x, i=i: x[i], parents)
         c = jax.tree.map(lambda x, i=i: x[i], children)
         assert _num_changed(p, c) == 1, (space.to_string(p), space.to_string(c))
-        # a mutated child equals the no-jit result
-        k = jax.random.split(jax.random.fold_in(key, 1), 16)[i]
-        chex.assert_trees_all_equal(space.mutate(k, p), c)
+        if i < 4:  # a mutated child equals the no-jit result (op by op: four say it)
+            k = jax.random.split(jax.random.fold_in(key, 1), 16)[i]
+            chex.assert_trees_all_equal(space.mutate(k, p), c)
 
 
 @pytest.mark.parametrize("name", IDS)
 def test_neighbors_are_the_single_changes(name, key):
     space = SPACES[name]
     arch = space.sample(key)
-    batch, mask = jax.jit(space.neighbors)(arch)
-    mask = np.asarray(mask)
+    batch, mask = jax.tree.map(np.asarray, jax.jit(space.neighbors)(arch))
     assert mask.any()
     valid = np.asarray(jax.vmap(space.is_valid)(batch))
     assert np.all(valid[mask])

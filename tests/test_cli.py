@@ -1,5 +1,8 @@
-"""The `jnas` command, end to end in a subprocess."""
+"""The `jnas` command end to end: in this process (`cli.main`) or, where the console
+process itself is what is tested (kills, Ctrl-C, XLA flags), in a subprocess."""
 
+import contextlib
+import io
 import json
 import os
 import signal
@@ -14,10 +17,20 @@ from jnas import cli
 from jnas.checkpoint import read_jsonl
 
 
-def _run(*args, env=None, optimize=False):
-    """`jnas ARGS` in a subprocess. The suite's LLVM -O0 (conftest) halves compile but slows
-    the steps: a test that runs many epochs asks for XLA's optimizer (`optimize=True`; an
-    8-epoch DARTS search: 59 s at -O0, 23 s at -O2 with its compiled programs cached)."""
+def _run(*args, env=None, optimize=False, process=False):
+    """`jnas ARGS`: in this process (`cli.main`, stdout and stderr captured) unless the
+    test needs a process of its own (`process=True`, its own `env`, or `optimize`). The
+    suite's LLVM -O0 (conftest) halves compile but slows the steps: a test that runs many
+    epochs asks for XLA's optimizer in a subprocess (`optimize=True`; an 8-epoch DARTS
+    search: 59 s at -O0, 23 s at -O2 with its compiled programs cached)."""
+    if not (process or optimize or env is not None):
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = cli.main([str(a) for a in args])
+            except SystemExit as exit:  # argparse's errors and --help
+                code = exit.code
+        return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
     env = dict(os.environ if env is None else env)
     if optimize:
         flags = env.get("XLA_FLAGS", "").replace("--xla_backend_optimization_level=0", "")
@@ -46,7 +59,7 @@ def _main(capsys, *args):
 
 
 def test_help_lists_subcommands():
-    out = _run("--help")
+    out = _run("--help", process=True)
     assert out.returncode == 0
     for command in ("demo", "oneshot", "train", "spaces", "bench", "meta"):
         assert command in out.stdout
@@ -92,11 +105,11 @@ def test_bad_flags_exit_2_with_one_clear_line(args, message, capsys, monkeypatch
 
 
 def test_bad_input_in_a_console_process_is_one_line_and_exit_2():
-    out = _run("oneshot", "gdas", "--epochs", "0")
+    out = _run("oneshot", "gdas", "--epochs", "0", process=True)
     assert out.returncode == 2, out.stderr
     assert "must be an integer >= 1" in out.stderr
     assert "Traceback" not in out.stderr
-    out = _run("train", "|bogus~0|", "--out", "/nonexistent-jnas/run")
+    out = _run("train", "|bogus~0|", "--out", "/nonexistent-jnas/run", process=True)
     assert out.returncode == 2, out.stderr
     assert "Traceback" not in out.stderr
 

@@ -169,3 +169,17 @@ def load_latency(path: str | os.PathLike | None = None) -> Table:
         raise ValueError(f"{p}: no `<device>_ms` arrays")
     cols = {(d, "latency_ms", None): a[f"{d}_ms"] for d in devices}
     return table_from_numpy(NB201(), "NB201-latency", cols)
+
+
+def read_csv_rows(p: pathlib.Path) -> list[dict[str, str]]:
+    """The rows of a (gzipped) CSV file as dicts; a truncated or corrupt file is a
+    `ValueError` naming it."""
+    import csv
+    import gzip
+
+    try:
+        opener = gzip.open if p.name.endswith(".gz") else open
+        with opener(p, "rt") as f:
+            return list(csv.DictReader(f))
+    except (OSError, EOFError, UnicodeDecodeError) as err:
+        raise ValueError(f"{p}: truncated or corrupt file ({err})") from err

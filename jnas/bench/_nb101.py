@@ -9,8 +9,6 @@ cell, and a cell the table lacks reads NaN.
 from __future__ import annotations
 
 import base64
-import csv
-import gzip
 import json
 import os
 import pathlib
@@ -21,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jnas.bench._load import read_csv_rows
 from jnas.bench._table import Table, table_from_numpy
 from jnas.spaces import NB101, NB101Arch
 
@@ -227,12 +226,7 @@ def load_nb101(path: str | os.PathLike | None = None, *, verify: bool = True) ->
 
 def _load_subset(p: pathlib.Path) -> Table:
     space = NB101()
-    try:
-        opener = gzip.open if p.name.endswith(".gz") else open
-        with opener(p, "rt") as f:
-            rows = list(csv.DictReader(f))
-    except (OSError, EOFError, UnicodeDecodeError) as err:
-        raise ValueError(f"{p}: truncated or corrupt file ({err})") from err
+    rows = read_csv_rows(p)
     if not rows or "adjacency_7x7_rowmajor" not in rows[0]:
         raise ValueError(
             f"{p}: expected the columns adjacency_7x7_rowmajor, ops, val_acc_108ep, ..."

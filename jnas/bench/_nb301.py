@@ -11,15 +11,13 @@ NaN; search the subset through `bench.restrict(load_nb301())`.
 
 from __future__ import annotations
 
-import csv
-import gzip
 import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jnas.bench._load import _resolve
+from jnas.bench._load import _resolve, read_csv_rows
 from jnas.bench._table import Table, table_from_numpy
 from jnas.spaces import DARTS, DARTSArch
 
@@ -70,12 +68,7 @@ def load_nb301(path: str | os.PathLike | None = None) -> Table:
     """The NAS-Bench-301 subset table (see the module docstring); `path` is the file or
     the folder holding `nb301_subset_naslib.csv.gz` (default `$JNAS_NASBENCH_DIR`)."""
     p = _resolve(path, "nb301_subset_naslib.csv.gz")
-    try:
-        opener = gzip.open if p.name.endswith(".gz") else open
-        with opener(p, "rt") as f:
-            rows = list(csv.DictReader(f))
-    except (OSError, EOFError, UnicodeDecodeError) as err:
-        raise ValueError(f"{p}: truncated or corrupt file ({err})") from err
+    rows = read_csv_rows(p)
     need = ("genotype_naslib", "val_acc_surrogate", "params_M_naslib", "flops_M_naslib")
     if not rows or any(c not in rows[0] for c in need):
         raise ValueError(f"{p}: expected the columns {', '.join(need)}, zc_*")

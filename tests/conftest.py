@@ -10,6 +10,11 @@ if "xla_backend_optimization_level" not in flags:
     # halves the compile of a supernet step (16 s -> 8 s); JNAS_TEST_XLA_OPT=1 turns it off.
     if os.environ.get("JNAS_TEST_XLA_OPT") != "1":
         flags += " --xla_backend_optimization_level=0"
+if "xla_cpu_use_fusion_emitters" not in flags:
+    # XLA:CPU's MLIR fusion emitters (on by default in jax 0.10) take twice as long to
+    # compile the tests' tiny programs as the classic emitters: a NB201 supernet step
+    # 8.8 s -> 3.8 s, tests/oneshot/test_{oneshot,methods}.py 237 s -> 136 s on 2 cores
+    flags += " --xla_cpu_use_fusion_emitters=false"
 os.environ["XLA_FLAGS"] = flags.strip()
 
 import gc  # noqa: E402

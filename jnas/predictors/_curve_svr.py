@@ -18,11 +18,6 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy.stats import loguniform, uniform
-from sklearn.model_selection import KFold, RandomizedSearchCV, cross_val_predict
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
-from sklearn.svm import NuSVR
 
 from jnas.predictors._curves import CurveForecast
 
@@ -96,6 +91,14 @@ def fit_curve_svr(
         raise ValueError(
             f"fit_curve_svr: need at least 2 * folds = {2 * folds} runs; got {x.shape[0]}"
         )
+    # imported here: scipy.stats and scikit-learn take a second to import, which every
+    # `jnas` command (through `jnas.search`) would pay for a predictor few of them fit
+    from scipy.stats import loguniform, uniform
+    from sklearn.model_selection import KFold, RandomizedSearchCV, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import NuSVR
+
     seed = int(jax.random.randint(key, (), 0, 2**31 - 1))
     pipe = make_pipeline(StandardScaler(), NuSVR(kernel="rbf"))
     space = {

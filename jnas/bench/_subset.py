@@ -13,7 +13,7 @@ whose architectures are table rows:
   interior ops), `from_decisions` snapping any decision vector to the nearest cell;
 - the base space's encodings where it has them (`one_hot`, `path`, `adjacency`), so BO,
   BANANAS and the WL kernel see the real cells: `subset_space` picks the class that
-  declares exactly those (`isinstance(space, HasPath)` is true only over a base with paths).
+  declares exactly those (`offers(space, HasPath)` is true only over a base with paths).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import numpy as np
 
 from jnas._hash import mix32
 from jnas.bench._table import Table
-from jnas.spaces import HasAdjacency, HasPath
+from jnas.spaces import HasAdjacency, HasPath, offers
 
 _ENCODINGS = ("one_hot", "path")  # precomputed per row where the base has them
 
@@ -201,7 +201,7 @@ def _subset_class(path: bool, adjacency: bool) -> type:
 def subset_space(base: Any, cells: Any, neighbors_k: int = 8) -> TableSubset:
     """A `TableSubset` of `cells` that offers `path` / `adjacency` exactly where `base`
     does (its class declares them, so the capability checks of `jnas.spaces` see it)."""
-    cls = _subset_class(isinstance(base, HasPath), isinstance(base, HasAdjacency))
+    cls = _subset_class(offers(base, HasPath), offers(base, HasAdjacency))
     return cls(base, cells, neighbors_k)
 
 

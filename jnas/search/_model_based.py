@@ -17,7 +17,7 @@ from jnas.search._base import (
     clean_fitness,
     update_incumbent,
 )
-from jnas.spaces import Encodable, HasAdjacency, HasPath, Space, require
+from jnas.spaces import Encodable, HasAdjacency, HasPath, Space, offers, require
 
 Score = Callable[[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array], jax.Array]
 
@@ -42,7 +42,7 @@ def encoder(space: Any, encoding: str, where: str) -> Callable[[Any], jax.Array]
         raise ValueError(f"{where}: `encoding` must be one of {ENCODINGS}; got {encoding!r}")
     space_: Any = space  # checked below, capability by capability
     if encoding == "auto":
-        encoding = "path" if isinstance(space, HasPath) else "one_hot"
+        encoding = "path" if offers(space, HasPath) else "one_hot"
     if encoding == "wl":
         require(where, space, HasAdjacency)
         return lambda arch: wl_features(*space_.adjacency(arch))

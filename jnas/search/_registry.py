@@ -22,7 +22,7 @@ from jnas.search._reinforce import reinforce
 from jnas.search._smac import smac
 from jnas.search._tournament import tournament_evolution
 from jnas.search._tpe import tpe
-from jnas.spaces import Decisions, Encodable, HasAdjacency, LayerRules, Space
+from jnas.spaces import Decisions, Encodable, HasAdjacency, LayerRules, Space, offers
 
 
 class Entry(NamedTuple):
@@ -126,7 +126,7 @@ REGISTRY: dict[str, Entry] = {
 
 def supports(entry: Entry, space: Any) -> bool:
     """Whether `space` offers every capability the searcher of `entry` needs."""
-    return all(isinstance(space, p) for p in entry.needs)
+    return all(offers(space, p) for p in entry.needs)
 
 
 def make_searcher(name: str, space: Any, *, fidelities: int | None = None) -> Any:

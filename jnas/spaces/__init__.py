@@ -26,6 +26,7 @@ from jnas.spaces._protocols import (
     Space,
     capabilities,
     missing,
+    offers,
     require,
 )
 from jnas.spaces._sequential import Sequential, SequentialArch
@@ -76,5 +77,6 @@ __all__ = [
     "Space",
     "capabilities",
     "missing",
+    "offers",
     "require",
 ]

@@ -148,21 +148,36 @@ def _members(protocol: type) -> list[str]:
     return sorted(n for n in vars(protocol) if not n.startswith("_"))
 
 
+_ABSENT = object()
+
+
 def missing(space: Any, protocol: type) -> list[str]:
-    """The methods and attributes of `protocol` that `space` lacks (empty: it conforms)."""
-    return [n for n in _members(protocol) if not hasattr(space, n)]
+    """The methods and attributes of `protocol` that `space` lacks (empty: it conforms).
+
+    Looked up statically (`inspect.getattr_static`), never evaluated: Python 3.11's
+    `isinstance` against a runtime protocol reads every property, and a property that
+    refuses (`NBNLP.size`: the space is not enumerable) raised out of the check."""
+    import inspect
+
+    return [n for n in _members(protocol) if inspect.getattr_static(space, n, _ABSENT) is _ABSENT]
+
+
+def offers(space: Any, protocol: type) -> bool:
+    """Whether `space` declares every method and attribute of `protocol` (`isinstance`
+    without evaluating a property)."""
+    return not missing(space, protocol)
 
 
 def capabilities(space: Any) -> tuple[str, ...]:
     """The names of the protocols `space` conforms to."""
-    return tuple(p.__name__ for p in CAPABILITIES if isinstance(space, p))
+    return tuple(p.__name__ for p in CAPABILITIES if offers(space, p))
 
 
 def require(where: str, space: Any, *protocols: type) -> None:
     """Raise `ValueError` at construction unless `space` offers every one of `protocols`,
     naming the capability and the methods it lacks."""
     for protocol in protocols:
-        if not isinstance(space, protocol):
+        if not offers(space, protocol):
             raise ValueError(
                 f"{where}: needs a space offering {protocol.__name__} "
                 f"({', '.join(_members(protocol))}); {type(space).__name__} "

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jnas import search
+from jnas import search, spaces
 from jnas.spaces import NB201, Chain, NATSSize, Sequential
 
 REGISTRY = {
@@ -57,7 +57,19 @@ REGISTRY = {
         max_points=16,
     ),
 }
-SPACES = {"nb201": NB201(), "nats_size": NATSSize(), "chain": Chain()}
+# every space: each searcher runs on those offering what it needs and refuses the others
+SPACES = {
+    "nb201": NB201(),
+    "nb101": spaces.NB101(),
+    "darts": spaces.DARTS(),
+    "nats_size": NATSSize(),
+    "chain": Chain(),
+    "sequential": Sequential(),
+    "hierarchical": spaces.Hierarchical(),
+    "memory_bank": spaces.MemoryBank(),
+    "nbnlp": spaces.NBNLP(),
+    "darts_rnn": spaces.DARTSRecurrent(),
+}
 
 
 def _space_for(name):
@@ -183,17 +195,7 @@ def test_the_contract_covers_every_registered_searcher():
 def test_registry_says_which_spaces_each_searcher_runs_on():
     """`Entry.needs` is the truth: the default searcher builds on exactly the spaces
     offering those capabilities, and refuses the others at construction."""
-    from jnas import spaces
-
-    every = [
-        spaces.NB201(),
-        spaces.NB101(),
-        spaces.DARTS(),
-        spaces.NATSSize(),
-        spaces.Chain(),
-        spaces.Sequential(),
-        spaces.Hierarchical(),
-    ]
+    every = list(SPACES.values())
     for name, entry in search.REGISTRY.items():
         for space in every:
             if search.supports(entry, space):

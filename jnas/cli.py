@@ -84,6 +84,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         quiet_xla_alarms()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    if getattr(args, "dataset", "") is None:  # `jnas oneshot`: the space's own data
+        from jnas.recipes.oneshot import default_dataset
+
+        args.dataset = default_dataset(args.space)
     out = getattr(args, "out", "")
     made = out is None or (bool(out) and not pathlib.Path(out).exists())  # ours to tidy
     parents: list[pathlib.Path] = []

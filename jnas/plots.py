@@ -81,7 +81,8 @@ def arch_graphs(space: Any, arch: Any) -> list[Graph]:
     DARTS: the normal and the reduction cell (two inputs per node, each with its op, and
     the concatenated output); Chain / Sequential / NATSSize: the chain of blocks, layers or
     widths; MemoryBank: each stage's blocks in order; Hierarchical: every motif of every level, edges
-    naming the motif or primitive of the level below; NBNLP: the recurrent cell's nodes.
+    naming the motif or primitive of the level below; NBNLP: the recurrent cell's nodes;
+    DARTS recurrent: node 0 (from x and h), each node's input and activation, the mean.
     """
     from jnas import spaces
 
@@ -145,6 +146,12 @@ def arch_graphs(space: Any, arch: Any) -> list[Graph]:
         return graphs
     if isinstance(space, spaces.NBNLP):
         return [_recipe_graph(space.recipe(arch))]
+    if isinstance(space, spaces.DARTSRecurrent):
+        pairs = space.genotype(arch)
+        nodes = ["0 (x, h)", *(str(i + 1) for i in range(len(pairs))), "h (mean)"]
+        edges = [(p, i + 1, op) for i, (op, p) in enumerate(pairs)]
+        edges += [(i + 1, len(nodes) - 1, "") for i in range(len(pairs))]
+        return [Graph("recurrent cell", nodes, edges)]
     raise TypeError(f"arch_graphs: no drawing for space {type(space).__name__}")
 
 

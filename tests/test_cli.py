@@ -677,6 +677,46 @@ def test_bench_run_on_the_subsets_searches_their_cells_only(tmp_path, nasbench_d
     assert "Welch's t test" in capsys.readouterr().out
 
 
+def test_oneshot_command_searches_recurrent_cells_on_the_python_corpus(tmp_path):
+    """`--space darts_rnn`: DARTS' recurrent search cell in a character language model
+    on the standard library's sources (the default data of that space); the shared
+    weights learn (perplexity well below the uniform model's, the vocabulary size), the
+    derived genotype parses, is drawn, and loads to give next-character logits."""
+    import jax
+
+    import jnas
+    from jnas.recipes.oneshot import text_splits
+    from jnas.spaces import DARTSRecurrent
+
+    args = ("oneshot", "gdas", "--space", "darts_rnn", "--epochs", "2", "--channels", "8")
+    out = _run(*args, "--out", tmp_path / "r")
+    assert out.returncode == 0, out.stderr
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    splits, vocab = text_splits(None)
+    assert summary["dataset"] == "python"
+    assert summary["w_perplexity"] == pytest.approx(np.exp(summary["w_loss"]), rel=1e-3)
+    assert summary["w_perplexity"] < vocab / 2  # uniform: the vocabulary size (96)
+    losses = [r["w_loss"] for r in _records(tmp_path / "r" / "records.jsonl")]
+    assert losses[1] < losses[0] - 0.1
+    arch = DARTSRecurrent().from_string(summary["arch"])
+    assert bool(DARTSRecurrent().is_valid(arch))
+    assert "perplexity (per character): train" in out.stdout
+    assert (tmp_path / "r" / "cell.png").stat().st_size > 5000
+    run = jnas.load(tmp_path / "r")
+    assert DARTSRecurrent().to_string(run.arch) == summary["arch"]
+    tokens = jax.numpy.asarray(splits["valid"].x[:3])
+    assert run.logits(tokens).shape == (3, 35, vocab)
+    # the space reads text, the image spaces do not: one line, exit 2, nothing written
+    for bad in (
+        ("oneshot", "gdas", "--space", "darts_rnn", "--dataset", "digits"),
+        ("oneshot", "gdas", "--dataset", "python"),
+    ):
+        code = _run(*bad, "--out", tmp_path / "bad")
+        assert code.returncode == 2, code.stderr
+        assert "--dataset" in code.stderr
+        assert not (tmp_path / "bad").exists()
+
+
 def test_train_and_search_commands_on_other_spaces(tmp_path, nasbench_dir, capsys):
     """`jnas train --space`: a NATS size network trained, then loaded (`jnas.load`) to give
     the accuracy its summary reports; a string of another space is one clear line.

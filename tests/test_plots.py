@@ -36,6 +36,20 @@ def test_darts_graphs_are_the_genotypes_cells():
     assert len(reduce.edges) == 12
 
 
+def test_darts_recurrent_graph_is_the_genotype():
+    space = spaces.DARTSRecurrent()
+    # DARTS-V2's recurrent genotype (rnn/genotypes.py), written out by hand
+    arch = space.from_string(
+        "Genotype(recurrent=[('sigmoid', 0), ('relu', 1), ('relu', 1), ('identity', 1), "
+        "('tanh', 2), ('sigmoid', 5), ('tanh', 3), ('relu', 5)], concat=range(1, 9))"
+    )
+    (graph,) = plots.arch_graphs(space, arch)
+    assert graph.nodes == ["0 (x, h)", *"12345678", "h (mean)"]
+    assert graph.edges[:3] == [(0, 1, "sigmoid"), (1, 2, "relu"), (1, 3, "relu")]
+    assert graph.edges[7] == (5, 8, "relu")
+    assert graph.edges[8:] == [(k, 9, "") for k in range(1, 9)]  # the mean of nodes 1..8
+
+
 def test_nb101_graph_is_the_pruned_spec():
     space = spaces.NB101()
     arch = space.sample(jax.random.key(4))

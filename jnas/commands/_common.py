@@ -84,6 +84,7 @@ def enable_compilation_cache() -> None:
 
 # Flags several commands share (each command adds its own in its module's `add_parser`).
 DATASETS = ("digits", "cifar10", "cifar100", "imagenet16", "mnist", "fashion_mnist", "svhn")
+TEXT_DATASETS = ("python",)
 NASBENCH_HELP = "folder of the NAS-Bench tables (default: $JNAS_NASBENCH_DIR or ../shared/nasbench)"
 
 
@@ -97,13 +98,22 @@ def positive_int(text: str) -> int:
     return value
 
 
-def add_data_flags(p: argparse.ArgumentParser) -> None:
+def add_data_flags(p: argparse.ArgumentParser, *, text: bool = False) -> None:
+    """`--dataset`, `--data-dir`, `--seed`, `--resume`; with `text`, `--dataset python`
+    too (the standard library's sources, for the recurrent spaces), and the default
+    follows the space (None here)."""
     p.add_argument(
         "--dataset",
-        default="digits",
-        choices=DATASETS,
+        default=None if text else "digits",
+        choices=(*DATASETS, *TEXT_DATASETS) if text else DATASETS,
         help="digits (bundled, no download) or a prepared TFDS dataset with "
-        "NB201's splits (default: digits)",
+        "NB201's splits (default: digits)"
+        + (
+            "; python: the standard library's .py files as a character corpus (the "
+            "recurrent space's default)"
+            if text
+            else ""
+        ),
     )
     p.add_argument(
         "--data-dir",

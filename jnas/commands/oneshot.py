@@ -1,5 +1,5 @@
 """`jnas oneshot`: flags and printing around `jnas.recipes.oneshot.run_oneshot`, a one-shot
-search in the NB201 space on a dataset, with records,
+search in a space with a supernet (NB201 by default) on a dataset, with records,
 checkpoints, α plots, the derived cell's drawing and its NB201 table accuracy."""
 
 from __future__ import annotations
@@ -49,6 +49,11 @@ def cmd_oneshot(args: argparse.Namespace) -> int:
         f"supernet train loss {summary['w_loss']:.3f}, accuracy {summary['w_acc']:.3f}; "
         f"searched in {summary['search_s']}s"
     )
+    if "w_perplexity" in summary:
+        print(f"  perplexity (per character): train {summary['w_perplexity']:.2f}", end="")
+        if "alpha_perplexity" in summary:
+            print(f", validation {summary['alpha_perplexity']:.2f}", end="")
+        print(f" on {summary['dataset']}")
     for name, value in summary.get("nb201", {}).items():
         print(f"  NB201 {name:32s} {value:6.2f}")
     print(f"wrote {args.out}/records.jsonl, alpha.png, cell.png, summary.json")
@@ -70,9 +75,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         choices=ONESHOT_SPACES,
         default="nb201",
         help="search space (default: nb201); darts: the DARTS search network, chain: "
-        "ProxylessNAS' MobileNet blocks, nats_size: NATS channel widths, memory_bank: SMASH",
+        "ProxylessNAS' MobileNet blocks, nats_size: NATS channel widths, memory_bank: SMASH, "
+        "darts_rnn: DARTS' recurrent cell in a character language model (--dataset python; "
+        "--channels is its embedding and hidden size)",
     )
-    add_data_flags(oneshot)
+    add_data_flags(oneshot, text=True)
     oneshot.add_argument("--epochs", type=positive_int, default=10, help="default: 10")
     oneshot.add_argument("--batch-size", type=positive_int, default=64, help="default: 64")
     oneshot.add_argument(

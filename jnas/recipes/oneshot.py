@@ -23,7 +23,11 @@ def load_nb201_if_present(path: str | None) -> Any:
     return bench.load_nb201(path)
 
 
-ONESHOT_SPACES = ("nb201", "darts", "nats_size", "chain", "memory_bank")
+ONESHOT_SPACES = ("nb201", "darts", "nats_size", "chain", "memory_bank", "darts_rnn")
+# the recurrent spaces search language models on text, not classifiers on images
+TEXT_SPACES = ("darts_rnn",)
+BPTT = 35  # DARTS' (and AWD-LSTM's) truncation length
+TEXT_CHARS = 400_000  # of the standard library's sources: ~10k windows, a CPU-sized search
 
 
 def oneshot_space(name: str) -> Any:
@@ -37,13 +41,50 @@ def oneshot_space(name: str) -> Any:
     return make_space(name)
 
 
+def default_dataset(space_name: str) -> str:
+    """The dataset a one-shot search of `space_name` reads when none is named."""
+    return "python" if space_name in TEXT_SPACES else "digits"
+
+
+def text_splits(key: Any, chars: int = TEXT_CHARS, bptt: int = BPTT) -> tuple[dict, int]:
+    """({"train", "valid"} `Split`s of BPTT windows of a character corpus of the Python
+    standard library's sources (`jnas.data.python_corpus`: offline, no download), the
+    vocabulary size). An example is a window of `bptt` characters, its label the next
+    character at each position (int32[windows, bptt] both); windows are drawn
+    independently, each starting from a zero hidden state, as the one-shot steps take
+    them (`key` is unused: the corpus' splits are fixed)."""
+    import jax.numpy as jnp
+
+    from jnas import data
+
+    del key
+    corpus = data.python_corpus(chars)
+    splits = {}
+    for name in ("train", "valid"):
+        x, y = data.bptt_batches(getattr(corpus, name), 1, bptt)  # [windows, 1, bptt]
+        splits[name] = data.Split(jnp.asarray(x[:, 0]), jnp.asarray(y[:, 0]))
+    return splits, len(corpus.vocab)
+
+
 def supernet_config(
     name: str, channels: int, cells: int, num_classes: int, in_channels: int
 ) -> dict:
     """The `space.supernet(...)` keywords of space `name` for `--channels` / `--cells`
     (NB201: C and cells per stage; DARTS: C and the number of cells; the memory-bank
     space: the first stage's width; Chain and NATS size fix their widths, and Chain's stem
-    keeps the resolution of small images)."""
+    keeps the resolution of small images; the DARTS recurrent cell: embedding and hidden
+    size C, `num_classes` the vocabulary, and Adam at 3e-2, with which a small model
+    learns in few steps where DARTS' SGD at 20 is noise)."""
+    if name in TEXT_SPACES:
+        import optax
+
+        return {
+            "vocab_size": num_classes,
+            "emsize": channels,
+            "nhid": channels,
+            "w_lr": 3e-2,
+            "w_optimizer": optax.adam(3e-2),
+        }
     base = {"num_classes": num_classes, "in_channels": in_channels}
     if name == "nb201":
         return {**base, "channels": channels, "cells_per_stage": cells}
@@ -58,7 +99,7 @@ def supernet_config(
 
 def oneshot_setup(
     method: str,
-    dataset: str,
+    dataset: str | None,
     seed: int,
     epochs: int,
     batch_size: int,
@@ -77,8 +118,18 @@ def oneshot_setup(
         raise ValueError(
             f"unknown one-shot method {method!r}; expected one of {', '.join(oneshot.REGISTRY)}"
         )
+    dataset = dataset or default_dataset(space_name)
+    if (space_name in TEXT_SPACES) != (dataset == "python"):
+        raise ValueError(
+            f"the {space_name} space searches "
+            + ("text: --dataset python" if space_name in TEXT_SPACES else "images")
+            + f"; got --dataset {dataset}"
+        )
     k_data, k_search = jax.random.split(jax.random.key(seed))
-    splits = data.load_dataset(dataset, k_data, data_dir=data_dir)
+    if dataset == "python":
+        splits, vocab = text_splits(k_data)
+    else:
+        splits, vocab = data.load_dataset(dataset, k_data, data_dir=data_dir), None
     train, valid = splits["train"], splits["valid"]
     steps = min(len(train.y), len(valid.y)) // batch_size
     if steps < 1:
@@ -86,7 +137,7 @@ def oneshot_setup(
             f"--batch-size {batch_size} exceeds the search splits "
             f"({len(train.y)} / {len(valid.y)} examples)"
         )
-    num_classes = int(max(train.y.max(), valid.y.max())) + 1
+    num_classes = vocab or int(max(train.y.max(), valid.y.max())) + 1
     space = oneshot_space(space_name)
     entry = oneshot.REGISTRY[method]
     if not oneshot.supports(entry, space):
@@ -104,7 +155,7 @@ def oneshot_setup(
 
 def run_oneshot(
     method: str,
-    dataset: str = "digits",
+    dataset: str | None = None,
     *,
     seed: int = 0,
     epochs: int = 10,
@@ -120,7 +171,9 @@ def run_oneshot(
     space_name: str = "nb201",
 ) -> dict:
     """Search `space_name` (NB201 by default) with a one-shot method; derive the
-    architecture after every epoch.
+    architecture after every epoch. The recurrent space (`darts_rnn`) searches a
+    character-level language model on the Python corpus (`dataset` "python", its default;
+    see `text_splits`), and its summary adds the perplexities exp(loss).
 
     Writes `out/records.jsonl` (per epoch: losses, derived architecture, α, and the cell's
     NB201 accuracies when `table` is given and the space is NB201), `out/checkpoints/`,
@@ -135,10 +188,12 @@ def run_oneshot(
     space = oneshot_space(space_name)
     if space_name != "nb201":
         table = None  # the NB201 table knows NB201 cells only
+    dataset = dataset or default_dataset(space_name)
     searcher, train, valid, k_search = oneshot_setup(
         method, dataset, seed, epochs, batch_size, channels, cells_per_stage, data_dir, space_name
     )
-    augment = None if dataset == "digits" else data.random_crop_flip  # digits don't mirror
+    # digits don't mirror; text is not augmented
+    augment = None if dataset in ("digits", "python") else data.random_crop_flip
     start = time.perf_counter()
 
     def on_epoch(record: dict) -> None:
@@ -175,5 +230,11 @@ def run_oneshot(
         "search_s": round(time.perf_counter() - start, 1),
         **{k: v for k, v in records[-1].items() if k not in ("alpha", "epoch", "arch")},
     }
+    if space_name in TEXT_SPACES:
+        import math
+
+        for name in ("w_loss", "alpha_loss"):
+            if name in summary:
+                summary[name.replace("loss", "perplexity")] = round(math.exp(summary[name]), 3)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary

@@ -36,6 +36,7 @@ def make_space(name: str) -> Any:
         "hierarchical": spaces.Hierarchical,
         "memory_bank": spaces.MemoryBank,
         "nbnlp": spaces.NBNLP,
+        "darts_rnn": spaces.DARTSRecurrent,
     }
     if name not in table:
         raise ValueError(f"unknown space {name!r}; expected one of {', '.join(table)}")

@@ -84,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         quiet_xla_alarms()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
-    if getattr(args, "dataset", "") is None:  # `jnas oneshot`: the space's own data
+    if getattr(args, "command", None) == "oneshot" and args.dataset is None:  # its data
         from jnas.recipes.oneshot import default_dataset
 
         args.dataset = default_dataset(args.space)

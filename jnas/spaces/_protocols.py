@@ -154,12 +154,26 @@ _ABSENT = object()
 def missing(space: Any, protocol: type) -> list[str]:
     """The methods and attributes of `protocol` that `space` lacks (empty: it conforms).
 
-    Looked up statically (`inspect.getattr_static`), never evaluated: Python 3.11's
-    `isinstance` against a runtime protocol reads every property, and a property that
-    refuses (`NBNLP.size`: the space is not enumerable) raised out of the check."""
+    Python 3.11's `isinstance` against a runtime protocol reads every property, and a
+    property that refuses (`NBNLP.size`: the space is not enumerable) raised out of the
+    check. Here a member the space's class declares counts without being read
+    (`inspect.getattr_static`); one it forwards (`__getattr__`, e.g. the transfer priors'
+    spaces) is read, and counts unless reading it raises `AttributeError`."""
+    return [n for n in _members(protocol) if not _declares(space, n)]
+
+
+def _declares(space: Any, name: str) -> bool:
     import inspect
 
-    return [n for n in _members(protocol) if inspect.getattr_static(space, n, _ABSENT) is _ABSENT]
+    if inspect.getattr_static(space, name, _ABSENT) is not _ABSENT:
+        return True
+    try:
+        getattr(space, name)
+    except AttributeError:
+        return False
+    except Exception:  # it is there and refuses to be read (a property of a forwarded space)
+        return True
+    return True
 
 
 def offers(space: Any, protocol: type) -> bool:

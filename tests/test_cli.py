@@ -692,7 +692,7 @@ def test_oneshot_command_searches_recurrent_cells_on_the_python_corpus(tmp_path)
     out = _run(*args, "--out", tmp_path / "r")
     assert out.returncode == 0, out.stderr
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
-    splits, vocab = text_splits(None)
+    splits, vocab = text_splits()
     assert summary["dataset"] == "python"
     assert summary["w_perplexity"] == pytest.approx(np.exp(summary["w_loss"]), rel=1e-3)
     assert summary["w_perplexity"] < vocab / 2  # uniform: the vocabulary size (96)

@@ -46,18 +46,17 @@ def default_dataset(space_name: str) -> str:
     return "python" if space_name in TEXT_SPACES else "digits"
 
 
-def text_splits(key: Any, chars: int = TEXT_CHARS, bptt: int = BPTT) -> tuple[dict, int]:
+def text_splits(chars: int = TEXT_CHARS, bptt: int = BPTT) -> tuple[dict, int]:
     """({"train", "valid"} `Split`s of BPTT windows of a character corpus of the Python
     standard library's sources (`jnas.data.python_corpus`: offline, no download), the
     vocabulary size). An example is a window of `bptt` characters, its label the next
     character at each position (int32[windows, bptt] both); windows are drawn
     independently, each starting from a zero hidden state, as the one-shot steps take
-    them (`key` is unused: the corpus' splits are fixed)."""
+    them (the corpus' splits are fixed: no key)."""
     import jax.numpy as jnp
 
     from jnas import data
 
-    del key
     corpus = data.python_corpus(chars)
     splits = {}
     for name in ("train", "valid"):
@@ -127,7 +126,7 @@ def oneshot_setup(
         )
     k_data, k_search = jax.random.split(jax.random.key(seed))
     if dataset == "python":
-        splits, vocab = text_splits(k_data)
+        splits, vocab = text_splits()
     else:
         splits, vocab = data.load_dataset(dataset, k_data, data_dir=data_dir), None
     train, valid = splits["train"], splits["valid"]

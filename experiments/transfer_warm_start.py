@@ -1,6 +1,8 @@
 """Learning to search across datasets (#19 §1-2): leave-one-dataset-out warm starts.
 
     python experiments/transfer_warm_start.py --seeds 500 --out benchmarks/results
+    python experiments/transfer_warm_start.py --seeds 100 \
+        --out benchmarks/results/transfer_surrogates --name transfer_surrogates
 
 For each rotation of NB201's three datasets (and of the NATS size space's), a zero-shot
 portfolio of 10 cells is learned from the two source datasets' tables (Wistuba et al. 2015)
@@ -8,6 +10,8 @@ and evaluated first on the target, in front of regularized evolution and random 
 (`search.warm_start`); the baselines start from scratch. The protocol on the target is
 the repository's NB201 one (the target's 12-epoch validation accuracy, charged its training
 time, 12,000 simulated s; NATS size: its 90-epoch validation accuracy, 100 evaluations).
+With surrogates (unless `--no-surrogates`), BO with surrogates meta-learned on the sources'
+evaluations (RGPE, FSBO; `jnas.transfer`) and a GP from scratch join them.
 Reported: each searcher's final mean +- std of the target's test accuracy (NATS: validation
 accuracy, the only one tabulated), the first simulated time at which its mean incumbent
 reaches regularized evolution's final mean, and Welch's t test of the warm-started
@@ -35,11 +39,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--nasbench", default=None)
     parser.add_argument("--out", default="benchmarks/results")
+    parser.add_argument(
+        "--name", default="transfer_warm_start", help="the JSON / Markdown files' stem"
+    )
+    parser.add_argument("--spaces", nargs="+", default=["nb201", "nats_size"])
+    parser.add_argument("--no-surrogates", action="store_true", help="leave out RGPE / FSBO")
     args = parser.parse_args()
     out = pathlib.Path(args.out)
     start = time.perf_counter()
     result: dict = {"seeds": args.seeds, "portfolio": args.portfolio, "rotations": []}
-    for space in ("nb201", "nats_size"):
+    for space in args.spaces:
         for target in TARGETS:
             row = run_warm_start(
                 space,
@@ -49,11 +58,12 @@ def main() -> None:
                 seed=args.seed,
                 nasbench=args.nasbench,
                 out=out / f"transfer_{space}_{target}",
+                surrogates=not args.no_surrogates,
             )
             result["rotations"].append(row)
             print(json.dumps(row), flush=True)
     result["wall_s"] = round(time.perf_counter() - start, 1)
-    (out / "transfer_warm_start.json").write_text(json.dumps(result, indent=1))
+    (out / f"{args.name}.json").write_text(json.dumps(result, indent=1))
     lines = [
         f"Leave-one-dataset-out warm starts, {args.seeds} seeds, portfolio of "
         f"{args.portfolio} from the two source datasets (`experiments/transfer_warm_start.py`).",
@@ -80,7 +90,7 @@ def main() -> None:
             f"- {r['space']} {r['target']}: {w['mean_at_25pct']:.2f} vs {w['rea_final']:.2f}, "
             f"t = {w['t']:.2f}, p = {w['p']:.1e}"
         )
-    (out / "transfer_warm_start.md").write_text("\n".join(lines) + "\n")
+    (out / f"{args.name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -55,6 +55,7 @@ def cmd_warm_start(args: argparse.Namespace) -> int:
         seed=args.seed,
         nasbench=args.nasbench,
         out=args.out,
+        surrogates=not args.no_surrogates,
     )
     print(
         f"{args.space}: target {args.target}, portfolio of {args.portfolio} from "
@@ -65,7 +66,7 @@ def cmd_warm_start(args: argparse.Namespace) -> int:
         reach = (
             "" if frac is None else f"  reaches REA's final mean at {100 * frac:.1f}% of the budget"
         )
-        print(f"  {name:24s} {s['final_mean']:6.2f} +- {s['final_std']:4.2f}{reach}")
+        print(f"  {name:31s} {s['final_mean']:6.2f} +- {s['final_std']:4.2f}{reach}")
     w = r["rea_portfolio_at_25pct_vs_rea_at_100pct"]
     print(
         f"  REA + portfolio at 25% of the budget {w['mean_at_25pct']:.2f} vs REA at 100% "
@@ -98,7 +99,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="a portfolio from the other datasets in front of RS and REA on one target",
         description="Leave one dataset out: learn a zero-shot portfolio from the other "
         "datasets' tables (Wistuba et al. 2015), evaluate it first on the target in front of "
-        "random search and regularized evolution, and compare with both from scratch "
+        "random search and regularized evolution, and compare with both from scratch; also "
+        "a bounding box and a quantile prior from the sources, a Reptile-meta-learned "
+        "REINFORCE policy, and BO with surrogates meta-learned on the sources (RGPE, FSBO) "
         "(simulated NB201 protocol, regret curves, Welch's t test).",
     )
     ws.add_argument("--space", default="nb201", choices=("nb201", "nats_size"))
@@ -108,6 +111,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     ws.add_argument("--seeds", type=positive_int, default=500, help="default 500")
     ws.add_argument("--portfolio", type=positive_int, default=10, help="cells (default 10)")
     ws.add_argument("--seed", type=int, default=0)
+    ws.add_argument(
+        "--no-surrogates",
+        action="store_true",
+        help="leave out BO with meta-learned surrogates (RGPE, FSBO) and its GP baseline",
+    )
     for q, func in ((lat, cmd_latency), (ws, cmd_warm_start)):
         q.add_argument("--nasbench", default=None, help="NAS-Bench folder (JNAS_NASBENCH_DIR)")
         q.add_argument("--out", default=None, help="output folder (default out/transfer/<time>)")

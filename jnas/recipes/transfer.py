@@ -51,14 +51,19 @@ def run_warm_start(
     seed: int = 0,
     nasbench: Any = None,
     out: str | pathlib.Path | None = None,
+    surrogates: bool = True,
 ) -> dict:
     """Leave `target` out of the space's datasets: a `portfolio`-cell zero-shot portfolio
     from the others' tables, evaluated first by random search and regularized evolution
     on the target, evolution within the box of the choices the others' 5 best cells make
     (`transfer.decision_box`), random search drawing from the choices of the others' top
     1% (`transfer.quantile_prior`), and REINFORCE started from logits meta-learned with
-    Reptile on the others' tables (`transfer.meta_train_policy`), each (its 12-epoch validation accuracy charged its training time, 12,000
-    simulated s; NATS size: 100 evaluations), against the three from scratch. Returns each
+    Reptile on the others' tables (`transfer.meta_train_policy`), and, with `surrogates`,
+    Bayesian optimisation with surrogates meta-learned on 100 random evaluations of each
+    source (RGPE's ranking-weighted GP ensemble; FSBO's deep-kernel GP, 1,000 meta-training
+    steps, 20 fine-tuning steps per proposal, alone and after the portfolio) against a GP
+    from scratch; each searches the target (its 12-epoch validation accuracy charged its
+    training time, 12,000 simulated s; NATS size: 100 evaluations). Returns each
     searcher's final mean +- std of the target's reported metric, the share of the budget
     at which its mean incumbent reaches plain evolution's final mean, and Welch's t test of
     the warm-started evolution at a quarter of the budget against evolution at all of it."""
@@ -87,6 +92,16 @@ def run_warm_start(
         "REINFORCE": lambda: search.reinforce(sp),
         "REINFORCE, Reptile-meta-learned": lambda: search.reinforce(sp, initial_logits=logits),
     }
+    if surrogates:
+        data = transfer.source_data(jax.random.key(seed + 2), sp, source_scores, num_points=100)
+        kernel, _ = transfer.meta_train_deep_kernel(jax.random.key(seed + 3), data, steps=1000)
+        fsbo = lambda: transfer.fsbo(sp, kernel, finetune_steps=20)
+        makers |= {
+            "BO (GP)": lambda: search.bayesian_optimization(sp, encoding="one_hot", max_points=100),
+            "BO, RGPE": lambda: transfer.rgpe(sp, data),
+            "BO, FSBO": fsbo,
+            "BO, FSBO + portfolio": lambda: search.warm_start(fsbo(), sp, archs),
+        }
     key = jax.random.key(seed)
     sims = {
         name: bench.simulate(make(), obj, key=key, num_seeds=seeds, budget_s=budget)

@@ -4,13 +4,13 @@ from jnas.nn import Controller, lstm_controller
 from jnas.search import automl_zero, neat_networks
 from jnas.search._bananas import bananas
 from jnas.search._base import Searcher, clean_fitness
-from jnas.search._bo import bayesian_optimization
+from jnas.search._bo import acquisition, bayesian_optimization
 from jnas.search._evolution import EvolutionState, regularized_evolution
 from jnas.search._executors import dask_executor, executor_width, process_executor
 from jnas.search._hyperband import HyperbandState, bohb, hyperband, hyperband_schedule
 from jnas.search._local import LocalSearchState, local_search
 from jnas.search._metaqnn import MetaQNNState, metaqnn
-from jnas.search._model_based import ModelBasedState
+from jnas.search._model_based import ModelBasedState, Score, encoder, model_based
 from jnas.search._nao import NAOState, nao
 from jnas.search._neat import NeatGenome, NeatState, neat
 from jnas.search._nsga2 import NSGA2State, crowding_distance, dominates, nondominated_ranks, nsga2
@@ -43,9 +43,11 @@ __all__ = [
     "RandomSearchState",
     "ReinforceState",
     "SMACState",
+    "Score",
     "Searcher",
     "TPEState",
     "WarmupState",
+    "acquisition",
     "automl_zero",
     "bananas",
     "bayesian_optimization",
@@ -54,6 +56,7 @@ __all__ = [
     "crowding_distance",
     "dask_executor",
     "dominates",
+    "encoder",
     "executor_width",
     "hyperband",
     "hyperband_schedule",
@@ -62,6 +65,7 @@ __all__ = [
     "make_searcher",
     "metaqnn",
     "metaqnn_epsilon",
+    "model_based",
     "nao",
     "neat",
     "neat_networks",

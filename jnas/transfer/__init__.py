@@ -2,7 +2,8 @@
 
 Task suites from the tables with leave-one-out rotations, zero-shot portfolios from the
 source tasks (evaluated first on the target: `jnas.search.warm_start`), HELP's meta-learned
-latency predictor (Lee et al. 2021) and latency-constrained search on an unseen device.
+latency predictor (Lee et al. 2021) and latency-constrained search on an unseen device,
+and Bayesian optimisation with surrogates meta-learned on the source tasks (RGPE, FSBO).
 """
 
 from jnas.transfer._box import PriorSpace, decision_box, quantile_prior
@@ -31,30 +32,66 @@ from jnas.transfer._suites import (
     portfolio,
     suite_scores,
 )
+from jnas.transfer._surrogates import (
+    DeepKernel,
+    SourceData,
+    SourceGP,
+    deep_kernel_nll,
+    deep_kernel_predict,
+    fit_deep_kernel,
+    fit_source_gps,
+    fsbo,
+    init_deep_kernel,
+    load_deep_kernel,
+    loo_posterior,
+    meta_train_deep_kernel,
+    ranking_losses,
+    rgpe,
+    rgpe_weights,
+    save_deep_kernel,
+    source_data,
+)
 
 __all__ = [
     "HELP_PUBLISHED",
     "HELP_SPLIT",
+    "DeepKernel",
     "LatencyMetaTraining",
     "LatencyPredictor",
     "PriorSpace",
+    "SourceData",
+    "SourceGP",
     "TableTask",
     "adapt_latency",
     "architecture_features",
     "constrained_best",
     "decision_box",
+    "deep_kernel_nll",
+    "deep_kernel_predict",
     "device_latencies",
     "evaluate_latency",
+    "fit_deep_kernel",
     "fit_latency_from_scratch",
+    "fit_source_gps",
+    "fsbo",
+    "init_deep_kernel",
     "latency_meta_training",
     "leave_one_out",
+    "load_deep_kernel",
     "load_latency_predictor",
+    "loo_posterior",
+    "meta_train_deep_kernel",
     "meta_train_latency",
     "meta_train_policy",
     "nats_size_tasks",
     "nb201_tasks",
     "portfolio",
     "quantile_prior",
+    "ranking_losses",
+    "rgpe",
+    "rgpe_weights",
+    "save_deep_kernel",
     "save_latency_predictor",
+    "source_data",
     "suite_scores",
 ]

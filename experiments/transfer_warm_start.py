@@ -61,25 +61,33 @@ def main() -> None:
                 surrogates=not args.no_surrogates,
             )
             result["rotations"].append(row)
+            result["wall_s"] = round(time.perf_counter() - start, 1)
             print(json.dumps(row), flush=True)
-    result["wall_s"] = round(time.perf_counter() - start, 1)
-    (out / f"{args.name}.json").write_text(json.dumps(result, indent=1))
+            write(result, out, args.name)  # after each rotation: a long run keeps its rows
+    print(write(result, out, args.name))
+
+
+def write(result: dict, out: pathlib.Path, name: str) -> str:
+    """Writes `name`.json and `name`.md (the table) under `out`; returns the table."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(result, indent=1))
     lines = [
-        f"Leave-one-dataset-out warm starts, {args.seeds} seeds, portfolio of "
-        f"{args.portfolio} from the two source datasets (`experiments/transfer_warm_start.py`).",
+        f"Leave-one-dataset-out warm starts, {result['seeds']} seeds, portfolio of "
+        f"{result['portfolio']} from the two source datasets "
+        "(`experiments/transfer_warm_start.py`).",
         "",
         "| space | target | searcher | final mean +- std | reaches REA's final at (share of "
         "budget) | evals |",
         "|---|---|---|---|---|---|",
     ]
     for r in result["rotations"]:
-        for name, s in r["searchers"].items():
+        for searcher, s in r["searchers"].items():
             frac = s["reaches_rea_final_at_fraction"]
             reach = "-" if frac is None else f"{100 * frac:.1f}%"
-            if name == "regularized evolution":
+            if searcher == "regularized evolution":
                 reach = "(the reference)"
             lines.append(
-                f"| {r['space']} | {r['target']} | {name} | {s['final_mean']:.2f} +- "
+                f"| {r['space']} | {r['target']} | {searcher} | {s['final_mean']:.2f} +- "
                 f"{s['final_std']:.2f} | {reach} | "
                 f"{s['evals_mean']:.0f} |"
             )
@@ -90,8 +98,9 @@ def main() -> None:
             f"- {r['space']} {r['target']}: {w['mean_at_25pct']:.2f} vs {w['rea_final']:.2f}, "
             f"t = {w['t']:.2f}, p = {w['p']:.1e}"
         )
-    (out / f"{args.name}.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    table = "\n".join(lines) + "\n"
+    (out / f"{name}.md").write_text(table)
+    return table
 
 
 if __name__ == "__main__":

@@ -163,10 +163,11 @@ def rgpe_weights(
     exceeds the target's 95th-percentile loss gets weight 0.
 
     Draws are per row, from each model's marginal posterior. The paper draws the sources'
-    jointly; a Cholesky factor of the joint posterior inside the searcher's `ask` wedged
-    XLA:CPU's thread pool on 2 cores in this jax version (an idle hang in
+    jointly, which needs a factorisation of each source's posterior at the target's rows
+    inside `ask`; such batched factorisations and triangular solves beside the target's fit
+    wedged XLA:CPU's thread pool on 2 cores in this jax version (an idle hang in
     `block_until_ready`, gone with `--xla_cpu_multi_thread_eigen=false`), so jnas draws
-    them as it draws the target's leave-one-out posterior."""
+    them as it draws the target's leave-one-out posterior, from precomputed inverses."""
     k_src, k_tgt, k_tie = jax.random.split(key, 3)
     num_src = sources.alpha.shape[0]  # stacked source GPs (`rgpe` builds them)
     mean_s, std_s = jax.vmap(_source_predict, in_axes=(0, None))(sources, x)  # [T, N]

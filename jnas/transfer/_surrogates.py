@@ -81,16 +81,24 @@ def source_data(
     return SourceData(x, y)
 
 
-def _check_sources(where: str, space: Any, sources: SourceData, encoding: str) -> None:
-    width = jax.eval_shape(
+def _encoding_width(space: Any, encoding: str, where: str) -> int:
+    """D, the width of the space's `encoding` (traced, nothing computed)."""
+    one = jax.eval_shape(
         lambda k: encoder(space, encoding, where)(space.sample(k)), jax.random.key(0)
-    ).shape[0]
+    )
+    return int(one.shape[0])
+
+
+def _check_sources(where: str, space: Any, sources: SourceData, encoding: str) -> None:
+    width = _encoding_width(space, encoding, where)
     x, y = sources
     if x.ndim != 3 or y.shape != x.shape[:2] or x.shape[2] != width:
         raise ValueError(
             f"{where}: `sources` must be SourceData(x [T, M, {width}], y [T, M]) in the "
             f"{encoding!r} encoding of the space; got x {x.shape}, y {y.shape}"
         )
+    if not np.all(np.isfinite(np.asarray(y))):
+        raise ValueError(f"{where}: `sources.y` holds non-finite values (a failed evaluation?)")
 
 
 # --------------------------------------------------------------------------- RGPE
@@ -410,9 +418,7 @@ def fsbo(
     evaluations (`finetune_steps` Adam steps from the meta-learned values at every `ask`),
     then expected improvement (or `acquisition_fn`) over the candidates."""
     check_positive("fsbo", finetune_steps=finetune_steps)
-    width = jax.eval_shape(
-        lambda k: encoder(space, encoding, "fsbo")(space.sample(k)), jax.random.key(0)
-    ).shape[0]
+    width = _encoding_width(space, encoding, "fsbo")
     if kernel.layers[0][0].shape[0] != width:
         raise ValueError(
             f"fsbo: `kernel` takes {kernel.layers[0][0].shape[0]}-wide encodings; the space's "

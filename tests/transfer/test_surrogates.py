@@ -176,6 +176,9 @@ def test_bad_input_is_named(nb201):
     wide = transfer.SourceData(jnp.zeros((2, 5, 31)), jnp.zeros((2, 5)))
     with pytest.raises(ValueError, match=r"rgpe: `sources` must be SourceData\(x \[T, M, 30\]"):
         transfer.rgpe(space, wide)
+    nan = transfer.SourceData(jnp.zeros((2, 5, 30)), jnp.full((2, 5), jnp.nan))
+    with pytest.raises(ValueError, match=r"rgpe: `sources.y` holds non-finite values"):
+        transfer.rgpe(space, nan)
     with pytest.raises(ValueError, match="fsbo: `kernel` takes 31-wide encodings"):
         transfer.fsbo(space, transfer.init_deep_kernel(jax.random.key(0), 31))
     with pytest.raises(ValueError, match="`num_points` 20000 exceeds"):

@@ -83,6 +83,8 @@ def test_help_lists_subcommands():
             "not prepared in '/nonexistent/tfds'",
         ),
         (("oneshot", "gdas", "--resume"), "--resume needs --out"),
+        (("oneshot", "enas", "--alpha-lr", "0.01"), "'enas' has no architecture parameters"),
+        (("demo", "--alpha-lr", "0"), "must be a finite number > 0"),
         (("search", "rea", "--async"), "--async needs parallel workers"),
         (("search", "rs", "--workers", "2", "--objective", "table"), "parallelise training"),
         (("estimate", "--proxy", "flops"), "invalid choice: 'flops'"),
@@ -163,6 +165,23 @@ def test_demo_searches_trains_and_uses_the_table(tmp_path, nasbench_dir):
     want = 100 * np.mean(col[~np.isnan(col)] < found)
     assert summary["percentile_cifar10"] == pytest.approx(want, abs=0.01)
     assert f"beats {want:.1f}% of the 15,625 NB201 cells" in out.stdout
+    # α moves: ~20 α steps at the demo's 1e-2 spread the op weights by > 0.03; at NB201's
+    # 3e-4 they would stay within 0.002 of uniform (0.2)
+    alpha = np.asarray(_records(tmp_path / "search" / "records.jsonl")[-1]["alpha"])
+    weights = np.exp(alpha) / np.exp(alpha).sum(-1, keepdims=True)
+    assert weights.max() - weights.min() > 0.03
+    assert summary["search"]["alpha_lr"] == pytest.approx(1e-2)
+    # the reference: the table's best CIFAR-10 cell (by a NumPy argmax), trained alike
+    best = bench.load_nb201(nasbench_dir).space
+    assert summary["reference"]["arch"] == (
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|"
+        "nor_conv_1x1~2|"
+    )
+    assert int(np.nanargmax(col)) == int(best.index(best.from_string(summary["reference"]["arch"])))
+    assert summary["reference"]["test_acc"] > 0.5
+    assert len(_records(tmp_path / "reference" / "records.jsonl")) == 3
+    assert "trained alike on the digits" in out.stdout
+    assert "the supernet learned: training accuracy" in out.stdout
 
 
 def test_oneshot_and_train_commands(tmp_path):

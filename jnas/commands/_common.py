@@ -98,6 +98,23 @@ def positive_int(text: str) -> int:
     return value
 
 
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number > 0; got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0; got {text}")
+    return value
+
+
+ALPHA_LR_HELP = (
+    "Adam's learning rate on the architecture parameters α (methods with α; "
+    "default: NB201's 3e-4, set for 19,550 steps: a search of a few hundred steps "
+    "needs ~1e-2 for α to move)"
+)
+
+
 def add_data_flags(p: argparse.ArgumentParser, *, text: bool = False) -> None:
     """`--dataset`, `--data-dir`, `--seed`, `--resume`; with `text`, `--dataset python`
     too (the standard library's sources, for the recurrent spaces), and the default

@@ -6,7 +6,14 @@ from __future__ import annotations
 
 import argparse
 
-from jnas.commands._common import NASBENCH_HELP, add_data_flags, positive_int, progress
+from jnas.commands._common import (
+    ALPHA_LR_HELP,
+    NASBENCH_HELP,
+    add_data_flags,
+    positive_float,
+    positive_int,
+    progress,
+)
 from jnas.recipes.oneshot import ONESHOT_SPACES, load_nb201_if_present, run_oneshot
 
 # `jnas.oneshot.REGISTRY`'s names, here so that `jnas --help` need not import jax
@@ -43,6 +50,7 @@ def cmd_oneshot(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         progress=progress(f"{args.method} on {args.dataset}", "epochs"),
         space_name=args.space,
+        alpha_lr=args.alpha_lr,
     )
     print(f"derived architecture ({args.space}): {summary['arch']}")
     print(
@@ -94,6 +102,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=1,
         help="search cells per stage N (NB201: 5; DARTS: the number of cells, 8; default: 1)",
     )
+    oneshot.add_argument("--alpha-lr", type=positive_float, default=None, help=ALPHA_LR_HELP)
     oneshot.add_argument("--nasbench", default=None, help=NASBENCH_HELP)
     oneshot.add_argument(
         "--out", default=None, help="run folder (default: a new folder out/oneshot/<date-time>)"

@@ -164,6 +164,7 @@ def _oneshot(args: dict) -> tuple[dict, Any]:
         args["cells"],
         args.get("data_dir"),
         args.get("space", "nb201"),
+        args.get("alpha_lr"),
     )
     return {"method": method}, jax.eval_shape(method.init, jax.random.key(0))
 

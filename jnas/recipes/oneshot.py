@@ -106,9 +106,11 @@ def oneshot_setup(
     cells_per_stage: int,
     data_dir: str | None,
     space_name: str = "nb201",
+    alpha_lr: float | None = None,
 ) -> tuple[Any, Any, Any, Any]:
     """(the one-shot method as `run_oneshot` builds it, train split, valid split, search
-    key): shared by the run and by `jnas.recipes.load`, which rebuilds it."""
+    key): shared by the run and by `jnas.recipes.load`, which rebuilds it. `alpha_lr`
+    replaces the NB201 α learning rate (Adam 3e-4) in the methods with α."""
     import jax
 
     from jnas import data, oneshot
@@ -141,6 +143,17 @@ def oneshot_setup(
     entry = oneshot.REGISTRY[method]
     if not oneshot.supports(entry, space):
         raise ValueError(f"one-shot method {method!r} does not run on the {space_name} space")
+    extra: dict[str, Any] = {}
+    if alpha_lr is not None:
+        if not entry.uses_alpha:
+            raise ValueError(
+                f"--alpha-lr: one-shot method {method!r} has no architecture parameters α; "
+                "expected one of "
+                + ", ".join(name for name, e in oneshot.REGISTRY.items() if e.uses_alpha)
+            )
+        if not alpha_lr > 0:
+            raise ValueError(f"--alpha-lr: expected a positive learning rate; got {alpha_lr!r}")
+        extra["alpha_optimizer"] = oneshot.nb201_alpha_optimizer(alpha_lr)
     made = entry.make(
         space,
         epochs=epochs,
@@ -148,6 +161,7 @@ def oneshot_setup(
         **supernet_config(
             space_name, channels, cells_per_stage, num_classes, int(train.x.shape[-1])
         ),
+        **extra,
     )
     return made, train, valid, k_search
 
@@ -168,9 +182,11 @@ def run_oneshot(
     steps_mode: str = "auto",
     progress: Progress | None = None,
     space_name: str = "nb201",
+    alpha_lr: float | None = None,
 ) -> dict:
     """Search `space_name` (NB201 by default) with a one-shot method; derive the
-    architecture after every epoch. The recurrent space (`darts_rnn`) searches a
+    architecture after every epoch. `alpha_lr`: Adam's learning rate on α (NB201's 3e-4
+    when None; a search of a few hundred steps needs more for α to move). The recurrent space (`darts_rnn`) searches a
     character-level language model on the Python corpus (`dataset` "python", its default;
     see `text_splits`), and its summary adds the perplexities exp(loss).
 
@@ -189,7 +205,16 @@ def run_oneshot(
         table = None  # the NB201 table knows NB201 cells only
     dataset = dataset or default_dataset(space_name)
     searcher, train, valid, k_search = oneshot_setup(
-        method, dataset, seed, epochs, batch_size, channels, cells_per_stage, data_dir, space_name
+        method,
+        dataset,
+        seed,
+        epochs,
+        batch_size,
+        channels,
+        cells_per_stage,
+        data_dir,
+        space_name,
+        alpha_lr,
     )
     # digits don't mirror; text is not augmented
     augment = None if dataset in ("digits", "python") else data.random_crop_flip
@@ -225,6 +250,7 @@ def run_oneshot(
         "dataset": dataset,
         "seed": seed,
         "epochs": epochs,
+        "alpha_lr": alpha_lr,
         "arch": records[-1]["arch"],
         "search_s": round(time.perf_counter() - start, 1),
         **{k: v for k, v in records[-1].items() if k not in ("alpha", "epoch", "arch")},

@@ -44,7 +44,7 @@ def measure(name: str, make, table: bench.Table, seeds: int, steps: int) -> dict
     compiled = run.lower(keys, obj.fitness, obj.cost_s).compile()
     compile_s = time.perf_counter() - start
     start = time.perf_counter()
-    _, best, _, evaluations = jax.block_until_ready(compiled(keys, obj.fitness, obj.cost_s))
+    _, best, _, evaluations, _ = jax.block_until_ready(compiled(keys, obj.fitness, obj.cost_s))
     run_s = time.perf_counter() - start
     n = int(evaluations.sum())
     row = {

@@ -1,5 +1,6 @@
 """NAS-Bench tables on the device, a simulated clock, and the benchmark protocol."""
 
+from jnas.bench._early_stop import curve_stopping
 from jnas.bench._load import (
     NB201_DATASETS,
     default_dir,
@@ -37,11 +38,13 @@ from jnas.bench._report import (
 from jnas.bench._simulate import (
     Objective,
     Simulation,
+    Stops,
     max_steps_for,
     objective,
     simulate,
     simulate_batch,
     simulate_one,
+    stop_decisions,
 )
 from jnas.bench._subset import SubsetArch, TableSubset, restrict, subset_space
 from jnas.bench._table import Table, table_from_numpy
@@ -53,11 +56,13 @@ __all__ = [
     "NBNLP_REPORT",
     "Objective",
     "Simulation",
+    "Stops",
     "SubsetArch",
     "Table",
     "TableSubset",
     "arch_report",
     "convert_official",
+    "curve_stopping",
     "default_dir",
     "encode_model_metrics",
     "hypervolume",
@@ -83,6 +88,7 @@ __all__ = [
     "simulate_batch",
     "simulate_one",
     "simulate_pareto",
+    "stop_decisions",
     "subset_space",
     "summarize",
     "table_from_numpy",

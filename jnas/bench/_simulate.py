@@ -16,7 +16,36 @@ import jax.numpy as jnp
 import numpy as np
 
 from jnas.bench._table import Table
+from jnas.predictors import CurveForecast, probability_better
 from jnas.search import Searcher
+
+
+class Stops(NamedTuple):
+    """Per check epoch and table row: what stopping there costs and what was forecast.
+
+    checks: int32[C], the check epochs (increasing); cost_s: float32[C, rows], the run's
+    (cumulative) cost up to each check; forecast: the final value's forecast at each check
+    in fitness units (higher is better), every field with leading axes [C, rows];
+    threshold: float32[], stop when P(final > incumbent) is below it.
+    """
+
+    checks: jax.Array
+    cost_s: jax.Array
+    forecast: CurveForecast
+    threshold: jax.Array
+
+
+def stop_decisions(
+    stops: Stops, rows: jax.Array, incumbent: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """(stopped bool[Q], check index int32[Q] (the first check that stops, 0 if none),
+    P(final beats the incumbent) float32[C, Q]) of queries `rows` against one seed's
+    incumbent fitness (-inf: none yet, never stops; a NaN forecast never stops)."""
+    fc = jax.tree.map(lambda a: a[:, rows], stops.forecast)
+    level = jnp.broadcast_to(incumbent, fc.mean.shape)
+    p = probability_better(fc, level, increasing=True)
+    stop = (p < stops.threshold) & jnp.isfinite(incumbent)  # NaN < thr is False
+    return jnp.any(stop, 0), jnp.argmax(stop, 0).astype(jnp.int32), p
 
 
 @jax.tree_util.register_dataclass
@@ -36,6 +65,8 @@ class Objective:
     # multi-fidelity only: `cost_s` is cumulative and a run continues from the highest
     # fidelity it was trained to (charged the difference; a lower one is free)
     resume: bool = dataclasses.field(default=False, metadata={"static": True})
+    # runs stopped early by learning-curve extrapolation (`curve_stopping`), or None
+    stops: Stops | None = None
 
     @property
     def fidelities(self) -> int:
@@ -144,6 +175,7 @@ class Simulation(NamedTuple):
     best_row: np.ndarray  # int32[seeds, steps]: table row of that incumbent (-1 before any)
     num_evals: np.ndarray  # int32[seeds]: evaluations charged within the budget
     budget_s: float
+    num_stopped: np.ndarray | None = None  # int32[seeds]: of them, stopped early
 
     def report(
         self,
@@ -227,22 +259,29 @@ def simulate(
         max_steps = max_steps_for(obj, budget_s, searcher.batch_size)
     if not 0 <= setup_s < budget_s:
         raise ValueError(f"simulate: `setup_s` must be in [0, budget_s); got {setup_s!r}")
+    if obj.stops is not None and searcher.fidelities > 1:
+        raise ValueError(
+            "simulate: a multi-fidelity searcher picks its own fidelities; early stopping "
+            "(`curve_stopping`) is for single-fidelity searchers"
+        )
     batch = simulate_batch(searcher, obj.space, budget_s, max_steps, setup_s, resume=obj.resume)
     # the seeds' keys are derived inside the compiled program: one compile, not two
     run = jax.jit(
-        lambda key, seeds, fitness, cost: batch(
-            jax.vmap(lambda i: jax.random.fold_in(key, i))(seeds), fitness, cost
+        lambda key, seeds, fitness, cost, stops: batch(
+            jax.vmap(lambda i: jax.random.fold_in(key, i))(seeds), fitness, cost, stops
         )
     )
     parts = []
     for start in range(0, num_seeds, chunk):
         seeds = np.arange(start, min(start + chunk, num_seeds), dtype=np.int32)
-        out = jax.device_get(run(key, seeds, obj.fitness, obj.cost_s))
+        out = jax.device_get(run(key, seeds, obj.fitness, obj.cost_s, obj.stops))
         parts.append(out)
         if progress is not None:
             progress(int(seeds[-1]) + 1, num_seeds)
-    time_s, best_f, best_row, n = (np.concatenate(x) for x in zip(*parts, strict=True))
-    return Simulation(time_s, best_f, best_row, n, float(budget_s))
+    time_s, best_f, best_row, n, stopped = (np.concatenate(x) for x in zip(*parts, strict=True))
+    return Simulation(
+        time_s, best_f, best_row, n, float(budget_s), stopped if obj.stops is not None else None
+    )
 
 
 def simulate_one(searcher: Searcher, space: Any, budget_s: float, max_steps: int):
@@ -252,7 +291,7 @@ def simulate_one(searcher: Searcher, space: Any, budget_s: float, max_steps: int
     batch = simulate_batch(searcher, space, budget_s, max_steps)
 
     def run(key, fitness_col, cost_col):
-        return jax.tree.map(lambda x: x[0], batch(key[None], fitness_col, cost_col))
+        return jax.tree.map(lambda x: x[0], batch(key[None], fitness_col, cost_col)[:4])
 
     return run
 
@@ -292,10 +331,13 @@ def simulate_batch(
     that are done are masked, and each step writes one column of the [S, T] curves.
     With a multi-fidelity objective (`fitness_col[F, rows]`) each query is looked up and
     charged at the fidelity the searcher asks for, and only evaluations at the highest
-    fidelity can become the incumbent.
+    fidelity can become the incumbent. With `stops` (`Objective.stops`), a query whose
+    forecast at a check epoch gives P(beat the seed's incumbent) < the threshold is charged
+    the cost to that epoch, told the forecast, and cannot become the incumbent; `run`
+    then also returns how many were stopped per seed.
     """
 
-    def step_one(key, state, t, best_f, best_row, n, trained, fitness_col, cost_col):
+    def step_one(key, state, t, best_f, best_row, n, trained, k, fitness_col, cost_col, stops):
         active = t < budget_s
         archs, asked = searcher.ask(key, state)
         rows = jax.vmap(space.index)(archs)
@@ -308,20 +350,27 @@ def simulate_batch(
         fit, cost = _lookup(fitness_col, cost_col, rows, fid)
         if resume:  # continue each run from the fidelity it reached (in ask order)
             cost, trained = _resumed_cost(cost_col, rows, fid, trained, active)
-        told = searcher.tell(asked, archs, fit)
+        stopped = jnp.zeros(rows.shape, bool)
+        told_fit = fit
+        if stops is not None:  # the incumbent before this batch, as a run sees it
+            stopped, at, _ = stop_decisions(stops, rows, best_f)
+            cost = jnp.where(stopped, stops.cost_s[at, rows], cost)
+            told_fit = jnp.where(stopped, stops.forecast.mean[at, rows], fit)
+        told = searcher.tell(asked, archs, told_fit)
         state = jax.tree.map(lambda a, b: jnp.where(active, a, b), told, state)
-        clean = jnp.where(jnp.isnan(fit) | (fid != top), -jnp.inf, fit)
+        clean = jnp.where(jnp.isnan(fit) | (fid != top) | stopped, -jnp.inf, fit)
         i = jnp.argmax(clean)
         better = active & (clean[i] > best_f)
         best_f = jnp.where(better, clean[i], best_f)
         best_row = jnp.where(better, rows[i], best_row)
         t = t + jnp.where(active, jnp.sum(cost), 0.0)
         n = n + jnp.where(active, rows.shape[0], 0)
-        return state, t, best_f, best_row, n, trained
+        k = k + jnp.where(active, jnp.sum(stopped), 0)
+        return state, t, best_f, best_row, n, trained, k
 
-    step_all = jax.vmap(step_one, in_axes=(0, 0, 0, 0, 0, 0, 0, None, None))
+    step_all = jax.vmap(step_one, in_axes=(0, 0, 0, 0, 0, 0, 0, 0, None, None, None))
 
-    def run(keys, fitness_col, cost_col):
+    def run(keys, fitness_col, cost_col, stops=None):
         num = keys.shape[0]
         init_keys, loop_keys = jax.vmap(lambda k: tuple(jax.random.split(k)))(keys)
         state = jax.vmap(searcher.init)(init_keys)
@@ -334,6 +383,7 @@ def simulate_batch(
             jnp.zeros((num,), jnp.int32),
             # per seed, the highest fidelity each row was trained to (-1: never)
             jnp.full((num, fitness_col.shape[-1] if resume else 1), -1, jnp.int8),
+            jnp.zeros((num,), jnp.int32),  # runs stopped early
             (
                 jnp.zeros((num, max_steps), jnp.float32),
                 jnp.full((num, max_steps), -jnp.inf, jnp.float32),
@@ -346,25 +396,28 @@ def simulate_batch(
             return (step < max_steps) & jnp.any(t < budget_s)
 
         def body(carry):
-            step, state, t, best_f, best_row, n, trained, (ts, fs, rs) = carry
+            step, state, t, best_f, best_row, n, trained, k, (ts, fs, rs) = carry
             keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(loop_keys, step)
-            state, t, best_f, best_row, n, trained = step_all(
-                keys, state, t, best_f, best_row, n, trained, fitness_col, cost_col
+            state, t, best_f, best_row, n, trained, k = step_all(
+                keys, state, t, best_f, best_row, n, trained, k, fitness_col, cost_col, stops
             )
             curves = (
                 ts.at[:, step].set(t),
                 fs.at[:, step].set(best_f),
                 rs.at[:, step].set(best_row),
             )
-            return step + 1, state, t, best_f, best_row, n, trained, curves
+            return step + 1, state, t, best_f, best_row, n, trained, k, curves
 
-        steps, _, t, best_f, best_row, n, _, (ts, fs, rs) = jax.lax.while_loop(going, body, carry)
+        steps, _, t, best_f, best_row, n, _, k, (ts, fs, rs) = jax.lax.while_loop(
+            going, body, carry
+        )
         done = jnp.arange(max_steps)[None, :] >= steps  # unrun steps: the final values
         return (
             jnp.where(done, t[:, None], ts),
             jnp.where(done, best_f[:, None], fs),
             jnp.where(done, best_row[:, None], rs),
             n,
+            k,
         )
 
     return run

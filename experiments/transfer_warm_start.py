@@ -3,6 +3,10 @@
     python experiments/transfer_warm_start.py --seeds 500 --out benchmarks/results
     python experiments/transfer_warm_start.py --seeds 100 \
         --out benchmarks/results/transfer_surrogates --name transfer_surrogates
+    python experiments/transfer_warm_start.py --seeds 100 \
+        --out benchmarks/results/transfer_maml_policy --name transfer_maml_policy \
+        --only "REINFORCE" "REINFORCE, Reptile-meta-learned" \
+        "REINFORCE, MAML-meta-learned (exact)"
 
 For each rotation of NB201's three datasets (and of the NATS size space's), a zero-shot
 portfolio of 10 cells is learned from the two source datasets' tables (Wistuba et al. 2015)
@@ -43,13 +47,23 @@ def main() -> None:
         "--name", default="transfer_warm_start", help="the JSON / Markdown files' stem"
     )
     parser.add_argument("--spaces", nargs="+", default=["nb201", "nats_size"])
-    parser.add_argument("--no-surrogates", action="store_true", help="leave out RGPE / FSBO")
+    parser.add_argument(
+        "--no-surrogates",
+        action="store_true",
+        help="leave out RGPE / FSBO / the MAML policy",
+    )
+    parser.add_argument(
+        "--targets", nargs="+", default=list(TARGETS), help="the rotations' target datasets"
+    )
+    parser.add_argument(
+        "--only", nargs="+", default=None, help="just these searchers (and REA, the reference)"
+    )
     args = parser.parse_args()
     out = pathlib.Path(args.out)
     start = time.perf_counter()
     result: dict = {"seeds": args.seeds, "portfolio": args.portfolio, "rotations": []}
     for space in args.spaces:
-        for target in TARGETS:
+        for target in args.targets:
             row = run_warm_start(
                 space,
                 target,
@@ -59,6 +73,7 @@ def main() -> None:
                 nasbench=args.nasbench,
                 out=out / f"transfer_{space}_{target}",
                 surrogates=not args.no_surrogates,
+                only=args.only,
             )
             result["rotations"].append(row)
             result["wall_s"] = round(time.perf_counter() - start, 1)

@@ -10,10 +10,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import pathlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -52,21 +53,24 @@ def run_warm_start(
     nasbench: Any = None,
     out: str | pathlib.Path | None = None,
     surrogates: bool = True,
+    only: Sequence[str] | None = None,
 ) -> dict:
     """Leave `target` out of the space's datasets: a `portfolio`-cell zero-shot portfolio
     from the others' tables, evaluated first by random search and regularized evolution
     on the target, evolution within the box of the choices the others' 5 best cells make
     (`transfer.decision_box`), random search drawing from the choices of the others' top
     1% (`transfer.quantile_prior`), and REINFORCE started from logits meta-learned with
-    Reptile on the others' tables (`transfer.meta_train_policy`), and, with `surrogates`,
-    Bayesian optimisation with surrogates meta-learned on 100 random evaluations of each
+    Reptile on the others' tables (`transfer.meta_train_policy`), and, with `surrogates`
+    (the heavier meta-learners), REINFORCE from logits meta-learned by MAML with exact
+    policy gradients (100 meta-steps through 50 inner steps) and Bayesian optimisation with surrogates meta-learned on 100 random evaluations of each
     source (RGPE's ranking-weighted GP ensemble; FSBO's deep-kernel GP, 1,000 meta-training
     steps, 20 fine-tuning steps per proposal, alone and after the portfolio) against a GP
     from scratch; each searches the target (its 12-epoch validation accuracy charged its
     training time, 12,000 simulated s; NATS size: 100 evaluations). Returns each
     searcher's final mean +- std of the target's reported metric, the share of the budget
     at which its mean incumbent reaches plain evolution's final mean, and Welch's t test of
-    the warm-started evolution at a quarter of the budget against evolution at all of it."""
+    the warm-started evolution at a quarter of the budget against evolution at all of it.
+    `only`: run just these searchers (by name) beside regularized evolution, the reference."""
     table, tasks, source_tasks, budget = _space_tasks(space, nasbench)
     if target not in tasks:
         raise ValueError(f"--target must be one of {list(tasks)}; got {target!r}")
@@ -92,20 +96,43 @@ def run_warm_start(
         "REINFORCE": lambda: search.reinforce(sp),
         "REINFORCE, Reptile-meta-learned": lambda: search.reinforce(sp, initial_logits=logits),
     }
-    if surrogates:
-        data = transfer.source_data(jax.random.key(seed + 2), sp, source_scores, num_points=100)
-        kernel, _ = transfer.meta_train_deep_kernel(jax.random.key(seed + 3), data, steps=1000)
-        fsbo = lambda: transfer.fsbo(sp, kernel, finetune_steps=20)
+    if surrogates:  # meta-trained when a searcher that needs them is made
+        maml = functools.cache(
+            lambda: transfer.meta_train_policy(
+                jax.random.key(seed + 4), sp, source_scores, method="maml", meta_steps=100
+            )
+        )
+        data = functools.cache(
+            lambda: transfer.source_data(
+                jax.random.key(seed + 2), sp, source_scores, num_points=100
+            )
+        )
+        kernel = functools.cache(
+            lambda: transfer.meta_train_deep_kernel(jax.random.key(seed + 3), data(), steps=1000)[0]
+        )
+        fsbo = lambda: transfer.fsbo(sp, kernel(), finetune_steps=20)
         makers |= {
+            "REINFORCE, MAML-meta-learned (exact)": lambda: search.reinforce(
+                sp, initial_logits=maml()
+            ),
             "BO (GP)": lambda: search.bayesian_optimization(sp, encoding="one_hot", max_points=100),
-            "BO, RGPE": lambda: transfer.rgpe(sp, data),
+            "BO, RGPE": lambda: transfer.rgpe(sp, data()),
             "BO, FSBO": fsbo,
             "BO, FSBO + portfolio": lambda: search.warm_start(fsbo(), sp, archs),
         }
+    run = list(makers)
+    if only is not None:
+        unknown = sorted(set(only) - set(makers))
+        if unknown:
+            raise ValueError(f"run_warm_start: unknown searchers {unknown}; expected of {run}")
+        run = [
+            "regularized evolution",
+            *(n for n in run if n in only and n != "regularized evolution"),
+        ]
     key = jax.random.key(seed)
     sims = {
-        name: bench.simulate(make(), obj, key=key, num_seeds=seeds, budget_s=budget)
-        for name, make in makers.items()
+        name: bench.simulate(makers[name](), obj, key=key, num_seeds=seeds, budget_s=budget)
+        for name in run
     }
     quarter = bench.simulate(
         makers["REA + portfolio"](), obj, key=key, num_seeds=seeds, budget_s=budget / 4

@@ -23,7 +23,12 @@ from jnas.transfer._latency import (
     meta_train_latency,
     save_latency_predictor,
 )
-from jnas.transfer._policy import meta_train_policy
+from jnas.transfer._policy import (
+    expected_reward,
+    maml_policy_loss,
+    meta_train_policy,
+    row_decisions,
+)
 from jnas.transfer._suites import (
     TableTask,
     leave_one_out,
@@ -70,6 +75,7 @@ __all__ = [
     "deep_kernel_predict",
     "device_latencies",
     "evaluate_latency",
+    "expected_reward",
     "fit_deep_kernel",
     "fit_latency_from_scratch",
     "fit_source_gps",
@@ -80,6 +86,7 @@ __all__ = [
     "load_deep_kernel",
     "load_latency_predictor",
     "loo_posterior",
+    "maml_policy_loss",
     "meta_train_deep_kernel",
     "meta_train_latency",
     "meta_train_policy",
@@ -90,6 +97,7 @@ __all__ = [
     "ranking_losses",
     "rgpe",
     "rgpe_weights",
+    "row_decisions",
     "save_deep_kernel",
     "save_latency_predictor",
     "source_data",

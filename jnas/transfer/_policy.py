@@ -1,20 +1,28 @@
 """A search policy meta-learned across tasks: REINFORCE's per-decision logits meta-trained
-with Reptile (Nichol et al. 2018) over source tasks' tables, then adapted on the target by
-its own evaluations (`search.reinforce(space, initial_logits=...)`).
+over source tasks' tables, then adapted on the target by its own evaluations
+(`search.reinforce(space, initial_logits=...)`).
 
-The inner loop is a whole REINFORCE search of `inner_evals` evaluations on one source task
-(rewards: the task's scores, standardised per task so each task weighs the same); the outer
-step moves the initial logits towards the mean of the adapted ones over tasks and seeds, all
-tasks and seeds `vmap`ped in one program. (MAML's exact meta-gradient through sampled
-policy-gradient steps needs a score-function estimator of its own; Reptile needs none.)
+Two meta-learners (`method`):
+- `"reptile"` (Nichol et al. 2018): the inner loop is a whole sampled REINFORCE search of
+  `inner_evals` evaluations on one source task (rewards: the task's scores, standardised per
+  task so each task weighs the same); the outer step moves the initial logits towards the
+  mean of the adapted ones over tasks and seeds.
+- `"maml"` (Finn et al. 2017) with **exact** policy gradients: on a table the expected reward
+  of a factorised policy is a finite sum, J(θ) = Σ_rows p_θ(row) z(row), so the inner loop
+  takes `inner_evals` Adam steps on ∇J itself (the mean path of REINFORCE's sampled steps, no
+  estimator variance), and the meta-gradient of J_task(θ_K) is differentiated exactly through
+  all K steps (no first-order shortcut, no score-function estimator of the inner samples).
+All tasks (and Reptile's seeds) are `vmap`ped in one program.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import optax
 
 from jnas._checks import check_positive
 from jnas.search import reinforce
@@ -30,12 +38,19 @@ def meta_train_policy(
     inner_evals: int = 50,
     seeds_per_task: int = 8,
     inner_lr: float = 0.05,
-    meta_lr: float = 0.5,
+    meta_lr: float | None = None,
+    method: str = "reptile",
 ) -> jax.Array:
-    """float32[D, K]: initial REINFORCE logits meta-learned with Reptile over the source
-    tasks' `scores[T, N]` (rows of an indexed space with decisions; NaN rows score the
-    task's minimum)."""
+    """float32[D, K]: initial REINFORCE logits meta-learned over the source tasks'
+    `scores[T, N]` (rows of an indexed space with decisions; NaN rows score the task's
+    minimum), by `method` `"reptile"` or `"maml"` (see the module docstring).
+
+    meta_lr: Reptile's interpolation step (default 0.5) or MAML's outer Adam step (default
+    0.05). seeds_per_task: Reptile's sampled searches per task (MAML's inner loop is exact).
+    """
     require("meta_train_policy", space, Space, Decisions, Indexed)
+    if method not in ("reptile", "maml"):
+        raise ValueError(f"meta_train_policy: `method` must be 'reptile' or 'maml'; got {method!r}")
     check_positive(
         "meta_train_policy",
         meta_steps=meta_steps,
@@ -48,6 +63,12 @@ def meta_train_policy(
     z = jnp.where(jnp.isnan(scores), lo, scores)
     z = (z - z.mean(1, keepdims=True)) / (z.std(1, keepdims=True) + 1e-8)
     shape = (len(space.decision_sizes), int(max(space.decision_sizes)))
+    if method == "maml":
+        del key  # exact: nothing is sampled
+        return _maml(
+            space, z, meta_steps, inner_evals, inner_lr, 0.05 if meta_lr is None else meta_lr
+        )
+    meta_lr = 0.5 if meta_lr is None else meta_lr
 
     def inner(logits: jax.Array, column: jax.Array, k: jax.Array) -> jax.Array:
         searcher = reinforce(space, learning_rate=inner_lr, initial_logits=logits)
@@ -72,3 +93,75 @@ def meta_train_policy(
         )
     )(key)
     return logits
+
+
+def row_decisions(space: Any) -> jax.Array:
+    """int32[N, D]: the decisions of every row of an indexed space."""
+    rows = jnp.arange(space.size, dtype=jnp.int32)
+    return jax.vmap(lambda r: space.to_decisions(space.from_index(r)))(rows).astype(jnp.int32)
+
+
+def expected_reward(logits: jax.Array, decisions: jax.Array, reward: jax.Array) -> jax.Array:
+    """Σ_rows p(row) reward(row) under per-decision softmax(`logits`) [D, K] (choices past a
+    decision's size carry -inf logits): the exact objective REINFORCE samples."""
+    logp = jax.nn.log_softmax(logits, -1)
+    row_logp = jnp.sum(jnp.take_along_axis(logp, decisions.T, axis=1), 0)
+    return jnp.sum(jnp.exp(row_logp) * reward)
+
+
+def maml_policy_loss(
+    space: Any, rewards: jax.Array, *, inner_steps: int, inner_lr: float
+) -> Callable[[jax.Array], jax.Array]:
+    """`loss(logits [D, K]) -> -mean over tasks of J_task(θ_K)`: MAML's meta-objective for
+    REINFORCE's logits, θ_K after `inner_steps` Adam steps (`inner_lr`) on the exact ∇J_task
+    from θ_0 = logits, `rewards[T, N]` per task and row. Differentiable end to end
+    (`jax.grad(loss)` is the exact meta-gradient)."""
+    decisions = row_decisions(space)
+    sizes = jnp.asarray(space.decision_sizes)
+    invalid = jnp.arange(int(max(space.decision_sizes)))[None, :] >= sizes[:, None]
+    # Adam as REINFORCE's own steps; eps_root keeps its square root differentiable at 0
+    inner_tx = optax.adam(inner_lr, eps_root=1e-12)
+
+    def masked(logits: jax.Array) -> jax.Array:
+        return jnp.where(invalid, -jnp.inf, logits)
+
+    def adapted_reward(logits: jax.Array, reward: jax.Array) -> jax.Array:
+        def one(carry, _):
+            theta, opt = carry
+            g = jax.grad(lambda t: -expected_reward(masked(t), decisions, reward))(theta)
+            updates, opt = inner_tx.update(g, opt, theta)
+            return (theta + updates, opt), None  # optax.apply_updates for one array
+
+        (theta, _), _ = jax.lax.scan(one, (logits, inner_tx.init(logits)), None, inner_steps)
+        return expected_reward(masked(theta), decisions, reward)
+
+    def loss(logits: jax.Array) -> jax.Array:
+        return -jnp.mean(jax.vmap(lambda r: adapted_reward(logits, r))(rewards))
+
+    return loss
+
+
+def _maml(
+    space: Any,
+    z: jax.Array,
+    meta_steps: int,
+    inner_steps: int,
+    inner_lr: float,
+    meta_lr: float,
+) -> jax.Array:
+    loss = maml_policy_loss(space, z, inner_steps=inner_steps, inner_lr=inner_lr)
+    sizes = jnp.asarray(space.decision_sizes)
+    shape = (len(space.decision_sizes), int(max(space.decision_sizes)))
+    invalid = jnp.arange(shape[1])[None, :] >= sizes[:, None]
+    outer = optax.adam(meta_lr)
+
+    def meta_step(carry, _):
+        logits, opt = carry
+        updates, opt = outer.update(jax.grad(loss)(logits), opt, logits)
+        return (logits + updates, opt), None
+
+    start = jnp.zeros(shape, jnp.float32)
+    (logits, _), _ = jax.jit(
+        lambda s: jax.lax.scan(meta_step, (s, outer.init(s)), None, meta_steps)
+    )(start)
+    return jnp.where(invalid, 0.0, logits)

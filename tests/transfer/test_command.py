@@ -55,3 +55,16 @@ def test_latency_command_writes_a_predictor_that_loads(tmp_path, capsys):
     assert pred.references.shape == (10,)
     assert np.isfinite(summary["spearman"]["help"]["mean"])
     assert "HELP (meta-learned)" in capsys.readouterr().out
+
+
+def test_warm_start_runs_only_the_searchers_asked_and_meta_trains_nothing_else(monkeypatch):
+    from jnas.recipes.transfer import run_warm_start
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the deep kernel was meta-trained for no searcher")
+
+    monkeypatch.setattr(transfer, "meta_train_deep_kernel", refuse)
+    summary = run_warm_start("nats_size", "cifar100", seeds=2, portfolio=2, only=["REINFORCE"])
+    assert set(summary["searchers"]) == {"regularized evolution", "REINFORCE"}
+    with pytest.raises(ValueError, match="unknown searchers"):
+        run_warm_start("nats_size", "cifar100", seeds=2, only=["REINFORCE, MAML"])

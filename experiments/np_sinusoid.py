@@ -1,11 +1,13 @@
-"""Conditional neural processes against MAML on sinusoid regression (#19 §4).
+"""Conditional and latent neural processes against MAML on sinusoid regression (#19 §4).
 
     python experiments/np_sinusoid.py --steps 20000 --out benchmarks/results
 
 K = 5 and 10 context (support) points, 10 query points, meta-batch 25, 600 test tasks.
 MAML: Finn et al.'s 1-40-40-1 ReLU MLP, one inner SGD step (lr 0.01), Adam 1e-3. CNP:
 Garnelo et al.'s encoder and decoder of three 128-unit layers, Adam 1e-4 (the paper's)
-and 1e-3. Reported: query MSE (mean, 95% CI) and the predictive log-likelihood per point;
+and 1e-3. Latent NP (Garnelo et al. 2018b): the same encoder into a 128-d Gaussian latent,
+trained on the ELBO, alone and with the CNP's deterministic path beside it (Kim et al.
+2019's NP), its log-likelihood a 32-draw estimate of log p(y | context). Reported: query MSE (mean, 95% CI) and the predictive log-likelihood per point;
 MAML predicts a point, so its log-likelihood is that of the best constant-variance Gaussian
 around its prediction (variance = its test MSE), a bound in MAML's favour. Writes
 `np_sinusoid.json`.
@@ -55,6 +57,10 @@ def main() -> None:
             "maml": meta.maml(meta.mlp(), loss="mse", inner_lr=0.01, inner_steps=1),
             "cnp (Adam 1e-4)": meta.cnp(1, 1),
             "cnp (Adam 1e-3)": meta.cnp(1, 1, optimizer=optax.adam(1e-3)),
+            "latent np (Adam 1e-3)": meta.lnp(1, 1, optimizer=optax.adam(1e-3)),
+            "latent np + deterministic path (Adam 1e-3)": meta.lnp(
+                1, 1, deterministic=True, optimizer=optax.adam(1e-3)
+            ),
         }
         for name, learner in learners.items():
             start = time.perf_counter()

@@ -32,7 +32,16 @@ from jnas.meta._metric import (
     relation_net,
 )
 from jnas.meta._models import MLP, Conv4, Model, conv4, from_module, mlp, supernet_model
-from jnas.meta._neural_process import CNPModel, cnp, cnp_model, gaussian_nll
+from jnas.meta._neural_process import (
+    CNPModel,
+    LNPModel,
+    cnp,
+    cnp_model,
+    gaussian_kl,
+    gaussian_nll,
+    lnp,
+    lnp_model,
+)
 from jnas.meta._tasks import Task, TaskSampler, few_shot, sinusoid, task_batch
 
 __all__ = [
@@ -42,6 +51,7 @@ __all__ = [
     "CNPModel",
     "Conv4",
     "InnerLoop",
+    "LNPModel",
     "MetaLearner",
     "MetaState",
     "Model",
@@ -59,9 +69,12 @@ __all__ = [
     "few_shot",
     "fomaml",
     "from_module",
+    "gaussian_kl",
     "gaussian_nll",
     "interleave",
     "leaf_paths",
+    "lnp",
+    "lnp_model",
     "loops",
     "maml",
     "matching_logits",

@@ -27,6 +27,7 @@ from jnas import meta
 from jnas._checks import check_positive
 from jnas.bench import Table
 from jnas.predictors import spearman
+from jnas.transfer._resume import fingerprint, run_steps
 
 HELP_SPLIT: dict[str, tuple[str, ...]] = {
     "meta_train": (
@@ -164,12 +165,15 @@ def meta_train_latency(
     steps: int = 3000,
     queries: int = 256,
     eval_every: int = 500,
+    out: str | os.PathLike | None = None,
+    resume: bool = False,
 ) -> tuple[LatencyPredictor, list[dict]]:
     """MAML over the `devices` of a latency table (one task per device, all devices in one
     vmapped step). Every `eval_every` steps the predictor adapts to each `valid` device's
     references and is scored by Spearman over the space; the best-scoring parameters are
     kept (HELP's model selection on meta-validation devices). Returns the predictor and
-    the validation history."""
+    the validation history. With `out`, a checkpoint after every validation; `resume=True`
+    continues a killed run (or extends a finished one to more `steps`) from its folder."""
     check_positive("meta_train_latency", steps=steps, eval_every=eval_every)
     if steps % eval_every:
         raise ValueError(
@@ -187,29 +191,53 @@ def meta_train_latency(
         inner_steps=inner_steps,
         queries=queries,
     )
-    state = problem.learner.init(k_init)
-
-    @jax.jit
-    def chunk(state: Any, start: jax.Array) -> tuple[Any, jax.Array]:
-        keys = jax.vmap(lambda i: jax.random.fold_in(k_run, i))(start + jnp.arange(eval_every))
-        return jax.lax.scan(problem.step, state, keys)
-
+    init_state = problem.learner.init(k_init)
     predictor = LatencyPredictor(
-        state.params, problem.references, tuple(hidden), inner_lr, inner_steps
+        init_state.params, problem.references, tuple(hidden), inner_lr, inner_steps
     )
-    history: list[dict] = []
-    best, best_params = -np.inf, state.params
-    done = 0
-    while done < steps:
-        state, losses = chunk(state, jnp.asarray(done))
-        done += eval_every
+
+    def step(carry: Any, i: jax.Array) -> tuple[Any, jax.Array]:
+        state, best, best_params = carry
+        state, loss = problem.step(state, jax.random.fold_in(k_run, i))
+        return (state, best, best_params), loss
+
+    def validate(carry: Any, done: int) -> tuple[Any, dict]:
+        state, best, best_params = carry
         score = float("nan")
         if valid:
             p = predictor._replace(params=state.params)
             score = float(np.mean(evaluate_latency(p, table, valid)["spearman"]))
-        history.append({"step": done, "loss": float(losses[-1]), "valid_spearman": score})
-        if not valid or score > best:
-            best, best_params = score, state.params
+        if not valid or score > float(best):
+            best, best_params = jnp.float32(score), state.params
+        return (state, best, best_params), {"step": done, "valid_spearman": score}
+
+    settings = {
+        "devices": list(devices),
+        "valid": list(valid),
+        "references": references,
+        "hidden": list(hidden),
+        "inner_lr": inner_lr,
+        "inner_steps": inner_steps,
+        "queries": queries,
+        "key": fingerprint(jax.random.key_data(key)),
+        "table": fingerprint(problem.references, device_latencies(table, devices)),
+    }
+    (_, _, best_params), records = run_steps(
+        "meta_train_latency",
+        step,
+        lambda k: (init_state, jnp.float32(-jnp.inf), init_state.params),
+        k_init,
+        steps=steps,
+        chunk=eval_every,
+        out=out,
+        resume=resume,
+        settings=settings,
+        after_chunk=validate,
+    )
+    history = [
+        {"step": r["step"], "loss": r["values"][-1], "valid_spearman": r["valid_spearman"]}
+        for r in records
+    ]
     return predictor._replace(params=best_params), history
 
 

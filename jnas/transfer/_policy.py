@@ -17,6 +17,7 @@ All tasks (and Reptile's seeds) are `vmap`ped in one program.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +28,7 @@ import optax
 from jnas._checks import check_positive
 from jnas.search import reinforce
 from jnas.spaces import Decisions, Indexed, Space, require
+from jnas.transfer._resume import fingerprint, run_steps
 
 
 def meta_train_policy(
@@ -40,6 +42,9 @@ def meta_train_policy(
     inner_lr: float = 0.05,
     meta_lr: float | None = None,
     method: str = "reptile",
+    out: str | os.PathLike | None = None,
+    resume: bool = False,
+    checkpoint_every: int = 10,
 ) -> jax.Array:
     """float32[D, K]: initial REINFORCE logits meta-learned over the source tasks'
     `scores[T, N]` (rows of an indexed space with decisions; NaN rows score the task's
@@ -47,6 +52,9 @@ def meta_train_policy(
 
     meta_lr: Reptile's interpolation step (default 0.5) or MAML's outer Adam step (default
     0.05). seeds_per_task: Reptile's sampled searches per task (MAML's inner loop is exact).
+    With `out`, a checkpoint every `checkpoint_every` meta-steps; `resume=True` continues a
+    killed run (or extends a finished one) from its folder. Meta-step i draws from
+    `fold_in(key, i)`.
     """
     require("meta_train_policy", space, Space, Decisions, Indexed)
     if method not in ("reptile", "maml"):
@@ -63,12 +71,25 @@ def meta_train_policy(
     z = jnp.where(jnp.isnan(scores), lo, scores)
     z = (z - z.mean(1, keepdims=True)) / (z.std(1, keepdims=True) + 1e-8)
     shape = (len(space.decision_sizes), int(max(space.decision_sizes)))
-    if method == "maml":
-        del key  # exact: nothing is sampled
-        return _maml(
-            space, z, meta_steps, inner_evals, inner_lr, 0.05 if meta_lr is None else meta_lr
-        )
-    meta_lr = 0.5 if meta_lr is None else meta_lr
+    meta_lr = (0.05 if method == "maml" else 0.5) if meta_lr is None else meta_lr
+    settings = {
+        "method": method,
+        "inner_evals": inner_evals,
+        "seeds_per_task": seeds_per_task,
+        "inner_lr": inner_lr,
+        "meta_lr": meta_lr,
+        "key": fingerprint(jax.random.key_data(key)),
+        "scores": fingerprint(scores),
+    }
+    resumable = {
+        "steps": meta_steps,
+        "chunk": min(checkpoint_every, meta_steps),
+        "out": out,
+        "resume": resume,
+        "settings": settings,
+    }
+    if method == "maml":  # exact: nothing is sampled
+        return _maml(space, z, inner_evals, inner_lr, meta_lr, key, resumable)
 
     def inner(logits: jax.Array, column: jax.Array, k: jax.Array) -> jax.Array:
         searcher = reinforce(space, learning_rate=inner_lr, initial_logits=logits)
@@ -82,16 +103,19 @@ def meta_train_policy(
         state, _ = jax.lax.scan(one, searcher.init(k_init), jax.random.split(k_run, inner_evals))
         return state.policy
 
-    def meta_step(logits: jax.Array, k: jax.Array) -> tuple[jax.Array, None]:
-        keys = jax.random.split(k, (scores.shape[0], seeds_per_task))
+    def meta_step(logits: jax.Array, i: jax.Array) -> tuple[jax.Array, jax.Array]:
+        keys = jax.random.split(jax.random.fold_in(key, i), (scores.shape[0], seeds_per_task))
         adapted = jax.vmap(lambda col, ks: jax.vmap(lambda kk: inner(logits, col, kk))(ks))(z, keys)
-        return logits + meta_lr * (adapted.mean((0, 1)) - logits), None
+        new = logits + meta_lr * (adapted.mean((0, 1)) - logits)
+        return new, jnp.mean(jnp.abs(new - logits))  # how far the step moved
 
-    logits, _ = jax.jit(
-        lambda k: jax.lax.scan(
-            meta_step, jnp.zeros(shape, jnp.float32), jax.random.split(k, meta_steps)
-        )
-    )(key)
+    logits, _ = run_steps(
+        "meta_train_policy",
+        meta_step,
+        lambda k: jnp.zeros(shape, jnp.float32),
+        key,
+        **resumable,
+    )
     return logits
 
 
@@ -144,10 +168,11 @@ def maml_policy_loss(
 def _maml(
     space: Any,
     z: jax.Array,
-    meta_steps: int,
     inner_steps: int,
     inner_lr: float,
     meta_lr: float,
+    key: jax.Array,
+    resumable: dict,
 ) -> jax.Array:
     loss = maml_policy_loss(space, z, inner_steps=inner_steps, inner_lr=inner_lr)
     sizes = jnp.asarray(space.decision_sizes)
@@ -155,13 +180,15 @@ def _maml(
     invalid = jnp.arange(shape[1])[None, :] >= sizes[:, None]
     outer = optax.adam(meta_lr)
 
-    def meta_step(carry, _):
+    def meta_step(carry: Any, i: jax.Array) -> tuple[Any, jax.Array]:
         logits, opt = carry
-        updates, opt = outer.update(jax.grad(loss)(logits), opt, logits)
-        return (logits + updates, opt), None
+        value, grad = jax.value_and_grad(loss)(logits)
+        updates, opt = outer.update(grad, opt, logits)
+        return (logits + updates, opt), value
 
-    start = jnp.zeros(shape, jnp.float32)
-    (logits, _), _ = jax.jit(
-        lambda s: jax.lax.scan(meta_step, (s, outer.init(s)), None, meta_steps)
-    )(start)
+    def init(k: jax.Array) -> Any:
+        start = jnp.zeros(shape, jnp.float32)
+        return start, outer.init(start)
+
+    (logits, _), _ = run_steps("meta_train_policy", meta_step, init, key, **resumable)
     return jnp.where(invalid, 0.0, logits)

@@ -38,6 +38,7 @@ from jnas._checks import check_positive
 from jnas.predictors import GP, gp_fit, gp_predict, hamming_distance
 from jnas.search import Searcher, acquisition, encoder, model_based
 from jnas.spaces import Indexed, require
+from jnas.transfer._resume import fingerprint, run_steps, step_values
 
 _LOG_2PI = float(np.log(2 * np.pi))
 
@@ -363,10 +364,15 @@ def meta_train_deep_kernel(
     steps: int = 2000,
     batch: int = 50,
     learning_rate: float = 1e-3,
+    out: str | os.PathLike | None = None,
+    resume: bool = False,
+    checkpoint_every: int = 100,
 ) -> tuple[DeepKernel, jax.Array]:
     """FSBO's meta-training: from `init_deep_kernel`, `steps` Adam steps on the mean over the
     source tasks (vmapped) of `deep_kernel_nll` on a random `batch` of each task's
-    evaluations. Returns the kernel and the per-step loss (float32[steps])."""
+    evaluations (step i's from `fold_in(key, i)`). Returns the kernel and the per-step loss
+    (float32[steps]). With `out`, a checkpoint every `checkpoint_every` steps; `resume=True`
+    continues a killed run (or extends a finished one to more `steps`) from its folder."""
     check_positive("meta_train_deep_kernel", steps=steps, batch=batch)
     num_points = sources.y.shape[1]
     if batch > num_points:
@@ -374,7 +380,6 @@ def meta_train_deep_kernel(
             f"meta_train_deep_kernel: `batch` {batch} exceeds the sources' {num_points} points"
         )
     k_init, k_steps = jax.random.split(key)
-    kernel = init_deep_kernel(k_init, sources.x.shape[2], hidden)
     opt = optax.adam(learning_rate)
     everything = jnp.ones((batch,), bool)
 
@@ -386,18 +391,35 @@ def meta_train_deep_kernel(
         keys = jax.random.split(k, sources.y.shape[0])
         return jnp.mean(jax.vmap(task)(keys, sources.x, sources.y))
 
-    @jax.jit
-    def train(kernel: DeepKernel, keys: jax.Array) -> tuple[DeepKernel, jax.Array]:
-        def step(carry, k):
-            params, state = carry
-            value, grads = jax.value_and_grad(loss)(params, k)
-            updates, state = opt.update(grads, state, params)
-            return (optax.apply_updates(params, updates), state), value
+    def init(k: jax.Array) -> tuple[DeepKernel, Any]:
+        kernel = init_deep_kernel(k, sources.x.shape[2], hidden)
+        return kernel, opt.init(kernel)
 
-        (trained, _), values = jax.lax.scan(step, (kernel, opt.init(kernel)), keys)
-        return cast(DeepKernel, trained), values
+    def step(carry: Any, i: jax.Array) -> tuple[Any, jax.Array]:
+        params, state = carry
+        value, grads = jax.value_and_grad(loss)(params, jax.random.fold_in(k_steps, i))
+        updates, state = opt.update(grads, state, params)
+        return (optax.apply_updates(params, updates), state), value
 
-    return train(kernel, jax.random.split(k_steps, steps))
+    settings = {
+        "hidden": list(hidden),
+        "batch": batch,
+        "learning_rate": learning_rate,
+        "key": fingerprint(jax.random.key_data(key)),
+        "sources": fingerprint(sources.x, sources.y),
+    }
+    (trained, _), records = run_steps(
+        "meta_train_deep_kernel",
+        step,
+        init,
+        k_init,
+        steps=steps,
+        chunk=min(checkpoint_every, steps),
+        out=out,
+        resume=resume,
+        settings=settings,
+    )
+    return cast(DeepKernel, trained), jnp.asarray(step_values(records))
 
 
 def fsbo(

@@ -8,7 +8,10 @@ Random search and regularized evolution train every cell for 50 epochs; Hyperban
 BOHB (eta = 3) use the fidelities 1, 3, 9, 27 and 50 epochs, and a promoted run continues
 from the epoch it reached (`resume=True`: charged only the added epochs, as NAS-Bench-NLP's
 own environment does); "no resume" rows charge every rung from scratch, for comparison.
-Only 50-epoch evaluations become incumbents. Budget: `--runs` mean 50-epoch runs (one is
+Only 50-epoch evaluations become incumbents. The "+ curve stopping" rows train every cell
+towards 50 epochs but check it at epochs 5, 10 and 20 and stop it when the learning-curve
+forecast (Domhan et al. 2015's families, `bench.curve_stopping`) gives it P < 0.05 of beating
+the incumbent: charged the epochs it ran, the searcher told the forecast. Budget: `--runs` mean 50-epoch runs (one is
 21,775 s); regret = the incumbent's 50-epoch validation perplexity minus the table's best
 (96.49), a seed without an incumbent yet counted at the table's worst. Welch's t of each
 searcher's regret against random search at several budgets (t > 0: lower regret than RS).
@@ -28,6 +31,7 @@ import numpy as np
 from jnas import bench, search
 
 EPOCHS = (1, 3, 9, 27, 50)
+CHECKS = (5, 10, 20)
 
 
 def main() -> None:
@@ -43,6 +47,7 @@ def main() -> None:
     single = bench.objective(table, epochs=50, **kw)
     multi = bench.objective(table, epochs=EPOCHS, resume=True, **kw)
     scratch = bench.objective(table, epochs=EPOCHS, **kw)
+    stopping = bench.curve_stopping(table, epochs=50, check_at=CHECKS, threshold=0.05, **kw)
     run_s = float(np.mean(np.asarray(table.column("wikitext2", "train_time_s", 50))))
     budget = args.runs * run_s
     ppl = np.asarray(table.column("wikitext2", "valid_ppl", 50), np.float64)
@@ -52,6 +57,11 @@ def main() -> None:
         "regularized evolution": (search.regularized_evolution(space), single),
         "Hyperband": (search.hyperband(space, fidelities=len(EPOCHS), eta=3), multi),
         "BOHB": (search.bohb(space, fidelities=len(EPOCHS), eta=3), multi),
+        "random search + curve stopping": (search.random_search(space), stopping),
+        "regularized evolution + curve stopping": (
+            search.regularized_evolution(space),
+            stopping,
+        ),
         "Hyperband (no resume)": (search.hyperband(space, fidelities=len(EPOCHS), eta=3), scratch),
         "BOHB (no resume)": (search.bohb(space, fidelities=len(EPOCHS), eta=3), scratch),
     }
@@ -73,12 +83,17 @@ def main() -> None:
             for m in marks
         }
         regrets[name] = at
-        curves[name] = (regret.mean(0), regret.std(0))
+        curves[name] = np.stack(
+            [regret.mean(0), regret.std(0), *np.percentile(regret, [25, 75], axis=0)]
+        )
         rows.append(
             {
                 "searcher": name,
                 "seeds": args.seeds,
                 "evals_mean": float(np.mean(sim.num_evals)),
+                "stopped_mean": (
+                    None if sim.num_stopped is None else float(np.mean(sim.num_stopped))
+                ),
                 "with_incumbent_at_runs": {str(m): v for m, v in found.items()},
                 "regret_at_runs": {
                     str(m): {"mean": float(v.mean()), "std": float(v.std())} for m, v in at.items()
@@ -104,6 +119,7 @@ def main() -> None:
         "budget_s": budget,
         "mean_run_s": run_s,
         "fidelities_epochs": EPOCHS,
+        "curve_stopping": stopping.description,
         "fitness": single.description,
         "best_valid_ppl": best,
         "device": jax.devices()[0].platform,

@@ -42,12 +42,14 @@ from jnas.meta._neural_process import (
     lnp,
     lnp_model,
 )
+from jnas.meta._snail import SNAIL, snail, snail_model
 from jnas.meta._tasks import Task, TaskSampler, few_shot, sinusoid, task_batch
 
 __all__ = [
     "LOSSES",
     "MLP",
     "NORMS",
+    "SNAIL",
     "CNPModel",
     "Conv4",
     "InnerLoop",
@@ -91,6 +93,8 @@ __all__ = [
     "relation_net",
     "reptile",
     "sinusoid",
+    "snail",
+    "snail_model",
     "supernet_model",
     "task_batch",
     "tnas",

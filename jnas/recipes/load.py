@@ -145,6 +145,7 @@ def _meta(args: dict) -> tuple[dict, Any]:
         inner_steps=args.get("inner_steps"),
         inner_lr=args.get("inner_lr"),
         outer_lr=args.get("outer_lr"),
+        shots=args.get("shots", 1),
     )
     return {"learner": learner}, jax.eval_shape(learner.init, jax.random.key(0))
 

@@ -23,10 +23,12 @@ METHODS = (
     "protonet",
     "matching_net",
     "relation_net",
+    "snail",
     "metanas",
     "tnas",
 )
-METRIC_METHODS = ("protonet", "matching_net", "relation_net")  # nothing adapts at test
+# nothing adapts at test
+METRIC_METHODS = ("protonet", "matching_net", "relation_net", "snail")
 DATASETS = ("sinusoid", "omniglot", "omniglot-tfds", "digits")
 OMNIGLOT_DIR = pathlib.Path(__file__).resolve().parents[2] / ".." / "shared" / "omniglot"
 
@@ -130,6 +132,7 @@ def make_learner(
     task_map: str = "auto",
     inner_lr: float | None = None,
     outer_lr: float | None = None,
+    shots: int = 1,
 ) -> Any:
     """`method` with the settings of its paper for Omniglot (image tasks) or the sinusoid;
     `inner_lr` / `outer_lr` replace the paper's inner and outer learning rates.
@@ -139,7 +142,8 @@ def make_learner(
     5 inner Adam steps (1e-3, β1 = 0) on minibatches of 10 drawn from support + query, so
     10 "train shots" per class; 50 steps on the support set at test; outer step size 1
     annealed linearly to 0 (meta-batch 5 in the paper: pass `meta_batch=5`); on the
-    sinusoid 5 SGD steps of 0.01. ProtoNets, Matching and Relation networks: Adam 1e-3. MetaNAS and
+    sinusoid 5 SGD steps of 0.01. ProtoNets, Matching and Relation networks, SNAIL (its
+    sequence of `ways * shots` support pairs and a query): Adam 1e-3. MetaNAS and
     T-NAS: an NB201 supernet (C=8, one cell per stage, stride-2 stem so it costs about
     what conv4 does; 99k weights against conv4's 112k) adapted in w and α with MAML's
     inner settings; MetaNAS with the exact (second-order) meta-gradient in w and α, T-NAS
@@ -161,7 +165,9 @@ def make_learner(
     if method in METRIC_METHODS:
         # relation networks: the conv4 embedding (global pooled: `channels` features) and
         # the paper's relation module with 8 hidden units, trained by MSE
-        extra = {"features": channels, "hidden": 8} if method == "relation_net" else {}
+        extra: dict = {"features": channels, "hidden": 8} if method == "relation_net" else {}
+        if method == "snail":
+            extra = {"shots": shots, "features": channels}
         return getattr(meta, method)(
             meta.conv4(None, channels=channels),
             ways,
@@ -276,6 +282,7 @@ def run_meta(
         inner_steps=inner_steps,
         inner_lr=inner_lr,
         outer_lr=outer_lr,
+        shots=shots,
     )
     out = pathlib.Path(out)
     start = time.perf_counter()

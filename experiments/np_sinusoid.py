@@ -54,7 +54,9 @@ def main() -> None:
         sample = meta.sinusoid(shots, 10)
         tasks = meta.task_batch(sample, jax.random.key(10_000), args.test_tasks)
         learners = {
-            "maml": meta.maml(meta.mlp(), loss="mse", inner_lr=0.01, inner_steps=1),
+            "maml": meta.maml(
+                meta.mlp(), loss="mse", inner_lr=0.01, inner_steps=1, task_map="vmap"
+            ),
             "cnp (Adam 1e-4)": meta.cnp(1, 1),
             "cnp (Adam 1e-3)": meta.cnp(1, 1, optimizer=optax.adam(1e-3)),
             "latent np (Adam 1e-3)": meta.lnp(1, 1, optimizer=optax.adam(1e-3)),

@@ -813,3 +813,18 @@ def test_meta_command_relation_net_trains_and_loads(tmp_path, capsys):
     scores = run.predict(x[support, ..., :1], np.arange(2), x[query, ..., :1])
     assert scores.shape == (6, 2)
     assert np.all(np.isfinite(np.asarray(scores)))
+
+
+def test_demo_gives_the_alpha_rate_only_to_methods_with_alpha():
+    """`jnas demo --method rsws` must not pass its α rate to a method without α (which
+    `run_oneshot` refuses): the registry's flag decides."""
+    from jnas.commands.demo import _has_alpha
+    from jnas.oneshot import REGISTRY
+
+    assert {m for m in REGISTRY if _has_alpha(m)} == {
+        "darts-v1", "darts-v2", "gdas", "snas", "proxyless", "drnas", "setn",
+    }  # fmt: skip
+    from jnas.recipes.oneshot import oneshot_setup
+
+    with pytest.raises(ValueError, match="no architecture parameters"):
+        oneshot_setup("rsws", "digits", 0, 1, 64, 4, 1, None, alpha_lr=1e-2)

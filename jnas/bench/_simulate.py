@@ -333,8 +333,9 @@ def simulate_batch(
     charged at the fidelity the searcher asks for, and only evaluations at the highest
     fidelity can become the incumbent. With `stops` (`Objective.stops`), a query whose
     forecast at a check epoch gives P(beat the seed's incumbent) < the threshold is charged
-    the cost to that epoch, told the forecast, and cannot become the incumbent; `run`
-    then also returns how many were stopped per seed.
+    the cost to that epoch, told the forecast, and cannot become the incumbent.
+    `run` returns (time_s[S, T], best_fitness[S, T], best_row[S, T], evaluations[S],
+    stopped early[S]) (no stops: zeros).
     """
 
     def step_one(key, state, t, best_f, best_row, n, trained, k, fitness_col, cost_col, stops):

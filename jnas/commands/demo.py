@@ -66,6 +66,13 @@ def _alpha_moved(records: pathlib.Path) -> tuple[float, float, int] | None:
     return float(weights.min()), float(weights.max()), int(alpha.shape[-1])
 
 
+def _has_alpha(method: str) -> bool:
+    """Whether the one-shot method has architecture parameters α (`--alpha-lr` applies)."""
+    from jnas.oneshot import REGISTRY
+
+    return REGISTRY[method].uses_alpha
+
+
 def _learned(records: pathlib.Path) -> tuple[float, float, float, float] | None:
     """(supernet training accuracy, α-step validation loss) of the first and last epoch."""
     from jnas.checkpoint import read_jsonl
@@ -122,7 +129,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         out=out / "search",
         table=table,
         progress=progress(f"{args.method} on digits", "epochs"),
-        alpha_lr=args.alpha_lr,
+        alpha_lr=args.alpha_lr if _has_alpha(args.method) else None,
     )
     print(f"  found cell    {found['arch']}  ({found['search_s']}s)")
     learned = _learned(out / "search" / "records.jsonl")

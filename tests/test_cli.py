@@ -130,7 +130,15 @@ def test_describe_reports_the_networks_size():
     assert row["arch"].count(":") == 4
 
 
-def test_demo_searches_trains_and_uses_the_table(tmp_path, nasbench_dir):
+@pytest.mark.parametrize(
+    "reference",
+    [
+        pytest.param(False, id="no-reference"),
+        # the reference cell's training: another cell's compile, ~40 s
+        pytest.param(True, id="reference", marks=pytest.mark.slow),
+    ],
+)
+def test_demo_searches_trains_and_uses_the_table(tmp_path, nasbench_dir, reference):
     out = _run(
         "demo",
         "--out",
@@ -143,6 +151,7 @@ def test_demo_searches_trains_and_uses_the_table(tmp_path, nasbench_dir):
         "10",
         "--nasbench",
         str(nasbench_dir),
+        "--reference" if reference else "--no-reference",
         optimize=True,  # 3 training epochs at -O0 outlast the compile they save
     )
     assert out.returncode == 0, out.stderr
@@ -171,6 +180,11 @@ def test_demo_searches_trains_and_uses_the_table(tmp_path, nasbench_dir):
     weights = np.exp(alpha) / np.exp(alpha).sum(-1, keepdims=True)
     assert weights.max() - weights.min() > 0.03
     assert summary["search"]["alpha_lr"] == pytest.approx(1e-2)
+    assert "the supernet learned: training accuracy" in out.stdout
+    if not reference:
+        assert "reference" not in summary
+        assert not (tmp_path / "reference").exists()
+        return
     # the reference: the table's best CIFAR-10 cell (by a NumPy argmax), trained alike
     best = bench.load_nb201(nasbench_dir).space
     assert summary["reference"]["arch"] == (
@@ -181,7 +195,6 @@ def test_demo_searches_trains_and_uses_the_table(tmp_path, nasbench_dir):
     assert summary["reference"]["test_acc"] > 0.5
     assert len(_records(tmp_path / "reference" / "records.jsonl")) == 3
     assert "trained alike on the digits" in out.stdout
-    assert "the supernet learned: training accuracy" in out.stdout
 
 
 def test_oneshot_and_train_commands(tmp_path):
@@ -828,3 +841,11 @@ def test_demo_gives_the_alpha_rate_only_to_methods_with_alpha():
 
     with pytest.raises(ValueError, match="no architecture parameters"):
         oneshot_setup("rsws", "digits", 0, 1, 64, 4, 1, None, alpha_lr=1e-2)
+
+
+def test_demo_reference_is_the_tables_best_cifar10_cell(nb201_table):
+    from jnas.commands.demo import _best_cell
+
+    col = np.asarray(nb201_table.column("cifar10", "test_acc", 200))
+    space = nb201_table.space
+    assert int(space.index(space.from_string(_best_cell(nb201_table)))) == int(np.nanargmax(col))

@@ -2,12 +2,16 @@
 
 Pure functions over a params pytree: `sample(params, key) -> (decisions, log_prob,
 entropy)` draws the decisions one after another, each conditioned through the LSTM on the
-previous ones; `log_prob(params, decisions)` scores given decisions (teacher forcing).
+previous ones; `log_prob(params, decisions)` scores given decisions (teacher forcing);
+`log_probs(params)` scores every decision tuple of the space at once, walking the tree of
+prefixes level by level (one LSTM step per prefix: 3,906 for NB201's 15,625 cells, not 6 per
+cell), so that an objective summed over a whole table is exact and cheap.
 Logits are `tanh_constant * tanh(l / temperature)` as in ENAS.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -19,6 +23,7 @@ class Controller(NamedTuple):
     init: Callable[[jax.Array], Any]
     sample: Callable[[Any, jax.Array], tuple[jax.Array, jax.Array, jax.Array]]
     log_prob: Callable[[Any, jax.Array], tuple[jax.Array, jax.Array]]
+    log_probs: Callable[[Any], jax.Array]
 
 
 def lstm_controller(
@@ -89,4 +94,18 @@ def lstm_controller(
         _, logp, ent = run(params, jax.random.key(0), decisions)
         return logp, ent
 
-    return Controller(init, sample, log_prob)
+    def log_probs(params):
+        """float[prod(sizes)]: log p of every decision tuple, in row-major order (the
+        last decision varies fastest, `numpy.ravel_multi_index`)."""
+        zeros = jnp.zeros((1, hidden))
+        x, state, total = params["start"][None], (zeros, zeros), jnp.zeros(1)
+        for t, size in enumerate(sizes):  # static: one level of the prefix tree per step
+            h, state = jax.vmap(lambda xi, si: cell(params, xi, si))(x, state)
+            logp = jax.nn.log_softmax(jax.vmap(logits_at, (None, 0, None))(params, h, t))
+            total = (total[:, None] + logp[:, :size]).reshape(-1)  # prefix-major
+            if t + 1 < len(sizes):
+                x = jnp.tile(params["embed"][t, :size], (h.shape[0], 1))
+                state = jax.tree.map(functools.partial(jnp.repeat, repeats=size, axis=0), state)
+        return total
+
+    return Controller(init, sample, log_prob, log_probs)

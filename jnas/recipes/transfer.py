@@ -62,7 +62,10 @@ def run_warm_start(
     1% (`transfer.quantile_prior`), and REINFORCE started from logits meta-learned with
     Reptile on the others' tables (`transfer.meta_train_policy`), and, with `surrogates`
     (the heavier meta-learners), REINFORCE from logits meta-learned by MAML with exact
-    policy gradients (100 meta-steps through 50 inner steps) and Bayesian optimisation with surrogates meta-learned on 100 random evaluations of each
+    policy gradients (100 meta-steps through 50 inner steps), REINFORCE with Zoph & Le's LSTM
+    controller from scratch and from one meta-learned alike (100 meta-steps through 20 inner
+    steps of REINFORCE's learning rate, the exact sum over every cell's probability), and
+    Bayesian optimisation with surrogates meta-learned on 100 random evaluations of each
     source (RGPE's ranking-weighted GP ensemble; FSBO's deep-kernel GP, 1,000 meta-training
     steps, 20 fine-tuning steps per proposal, alone and after the portfolio) against a GP
     from scratch; each searches the target (its 12-epoch validation accuracy charged its
@@ -94,7 +97,7 @@ def run_warm_start(
         "REA, bounding box": lambda: search.regularized_evolution(box),
         "RS, quantile prior": lambda: search.random_search(prior),
         "REINFORCE": lambda: search.reinforce(sp),
-        "REINFORCE, Reptile-meta-learned": lambda: search.reinforce(sp, initial_logits=logits),
+        "REINFORCE, Reptile-meta-learned": lambda: search.reinforce(sp, initial_policy=logits),
     }
     if surrogates:  # meta-trained when a searcher that needs them is made
         maml = functools.cache(
@@ -111,9 +114,25 @@ def run_warm_start(
             lambda: transfer.meta_train_deep_kernel(jax.random.key(seed + 3), data(), steps=1000)[0]
         )
         fsbo = lambda: transfer.fsbo(sp, kernel(), finetune_steps=20)
+        maml_lstm = functools.cache(
+            lambda: transfer.meta_train_policy(
+                jax.random.key(seed + 5),
+                sp,
+                source_scores,
+                method="maml",
+                controller="lstm",
+                meta_steps=100,
+                inner_evals=20,
+                inner_lr=0.01,  # REINFORCE's own step: 0.05 left a poor start on CIFAR-10
+            )
+        )
         makers |= {
             "REINFORCE, MAML-meta-learned (exact)": lambda: search.reinforce(
-                sp, initial_logits=maml()
+                sp, initial_policy=maml()
+            ),
+            "REINFORCE (LSTM)": lambda: search.reinforce(sp, controller="lstm"),
+            "REINFORCE (LSTM), MAML-meta-learned (exact)": lambda: search.reinforce(
+                sp, controller="lstm", initial_policy=maml_lstm()
             ),
             "BO (GP)": lambda: search.bayesian_optimization(sp, encoding="one_hot", max_points=100),
             "BO, RGPE": lambda: transfer.rgpe(sp, data()),

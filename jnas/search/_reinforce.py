@@ -41,7 +41,7 @@ def reinforce(
     controller: str = "logits",
     hidden: int = 64,
     entropy_weight: float = 0.0,
-    initial_logits: jax.Array | None = None,
+    initial_policy: Any = None,
 ) -> Searcher:
     """REINFORCE (Williams 1992) with a moving-average baseline over a space's decisions.
 
@@ -53,8 +53,10 @@ def reinforce(
     `optimizer`), then the baseline moves toward the batch's mean reward (`baseline_decay`,
     NB201's EMA momentum).
 
-    `initial_logits` (float[D, K], `controller="logits"`): the policy to start from instead
-    of uniform, e.g. one meta-learned on earlier tasks (`jnas.transfer.meta_train_policy`).
+    `initial_policy`: the policy to start from instead of uniform logits or a random LSTM,
+    e.g. one meta-learned on earlier tasks (`jnas.transfer.meta_train_policy`): float[D, K]
+    logits, or the LSTM controller's params (the structure and shapes `lstm_controller`
+    makes for this space and `hidden`).
 
     The space must offer categorical decisions (`decision_sizes`, `to_decisions`,
     `from_decisions`: NB201, NATSSize, Chain). A NaN reward never becomes the incumbent
@@ -74,30 +76,41 @@ def reinforce(
         raise ValueError(f"reinforce: `entropy_weight` must be >= 0; got {entropy_weight!r}")
     sizes = jnp.asarray(space.decision_sizes)
     num_decisions, num_choices = len(space.decision_sizes), int(max(space.decision_sizes))
-    if initial_logits is not None:
-        if controller != "logits":
-            raise ValueError("reinforce: `initial_logits` needs controller='logits'")
-        if tuple(jnp.shape(initial_logits)) != (num_decisions, num_choices):
+    lstm = lstm_controller(space.decision_sizes, hidden)
+    if initial_policy is not None:
+        want_struct = (
+            jax.ShapeDtypeStruct((num_decisions, num_choices), jnp.float32)
+            if controller == "logits"
+            else jax.eval_shape(lstm.init, jax.random.key(0))
+        )
+        want = jax.tree.map(lambda w: tuple(w.shape), want_struct)
+        try:
+            got = jax.tree.map(lambda w, a: tuple(jnp.shape(a)), want_struct, initial_policy)
+        except (ValueError, TypeError):  # another tree structure
+            got = jax.tree.map(jnp.shape, initial_policy)
+        if got != want:
             raise ValueError(
-                f"reinforce: `initial_logits` must have shape {(num_decisions, num_choices)}; "
-                f"got {tuple(jnp.shape(initial_logits))}"
+                f"reinforce: `initial_policy` for controller={controller!r} must have the "
+                f"shapes {want}; got {jax.tree.map(jnp.shape, initial_policy)}"
             )
+        initial_policy = jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), initial_policy)
     valid = jnp.arange(num_choices)[None, :] < sizes[:, None]
     tx = optimizer if optimizer is not None else optax.adam(learning_rate)
 
+    def init_policy(key: jax.Array) -> Any:
+        if initial_policy is not None:
+            return initial_policy
+        if controller == "lstm":
+            return lstm.init(key)
+        return jnp.zeros((num_decisions, num_choices), jnp.float32)
+
     if controller == "lstm":
-        lstm = lstm_controller(space.decision_sizes, hidden)
-        init_policy, log_prob = lstm.init, lstm.log_prob
+        log_prob = lstm.log_prob
 
         def sample(policy: Any, key: jax.Array) -> jax.Array:
             keys = jax.random.split(key, batch_size)
             return jax.vmap(lambda k: lstm.sample(policy, k)[0])(keys)
     else:
-
-        def init_policy(key: jax.Array) -> jax.Array:
-            if initial_logits is not None:
-                return jnp.asarray(initial_logits, jnp.float32)
-            return jnp.zeros((num_decisions, num_choices), jnp.float32)
 
         def sample(policy: jax.Array, key: jax.Array) -> jax.Array:
             return jax.random.categorical(

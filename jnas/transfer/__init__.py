@@ -25,9 +25,11 @@ from jnas.transfer._latency import (
 )
 from jnas.transfer._policy import (
     expected_reward,
+    initial_policy,
     maml_policy_loss,
     meta_train_policy,
     row_decisions,
+    row_log_probs,
 )
 from jnas.transfer._suites import (
     TableTask,
@@ -55,6 +57,7 @@ from jnas.transfer._surrogates import (
     rgpe_weights,
     save_deep_kernel,
     source_data,
+    source_draws,
 )
 
 __all__ = [
@@ -81,6 +84,7 @@ __all__ = [
     "fit_source_gps",
     "fsbo",
     "init_deep_kernel",
+    "initial_policy",
     "latency_meta_training",
     "leave_one_out",
     "load_deep_kernel",
@@ -98,8 +102,10 @@ __all__ = [
     "rgpe",
     "rgpe_weights",
     "row_decisions",
+    "row_log_probs",
     "save_deep_kernel",
     "save_latency_predictor",
     "source_data",
+    "source_draws",
     "suite_scores",
 ]

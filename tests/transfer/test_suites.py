@@ -2,12 +2,13 @@
 greedy rule) and warm starts in front of a searcher, on the real NB201 table."""
 
 import jax
+import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 
-from jnas import bench, search, transfer
+from jnas import bench, nn, search, transfer
 from jnas.spaces import NB201
 
 
@@ -100,33 +101,42 @@ def test_portfolio_from_two_datasets_beats_evolution_on_the_third(nasbench_dir):
     assert np.mean(truth[np.asarray(rows)]) > np.nanpercentile(truth, 99)
 
 
+LSTM16 = {"controller": "lstm", "hidden": 16}
+
+
 @pytest.mark.parametrize(
-    "method", [{"method": "reptile", "seeds_per_task": 4}, {"method": "maml", "meta_steps": 20}]
+    "method",
+    [
+        {"method": "reptile", "seeds_per_task": 4},
+        {"method": "maml", "meta_steps": 20},
+        {"method": "maml", "inner_evals": 20, "inner_lr": 0.01, **LSTM16},
+    ],
 )
 def test_meta_learned_policy_beats_plain_reinforce_on_the_unseen_dataset(nasbench_dir, method):
     table = bench.load_nb201(nasbench_dir)
     sources = transfer.nb201_tasks(200)
     scores = transfer.suite_scores(table, [sources["cifar10"], sources["cifar100"]])
-    logits = transfer.meta_train_policy(
+    policy = transfer.meta_train_policy(
         jax.random.key(0), table.space, scores, **{"meta_steps": 10, **method}
     )
+    controller = {k: method[k] for k in ("controller", "hidden") if k in method}
     # the policy moved towards the sources' good cells: its likeliest cell is far above
     # the target's median, which was never read
     truth = np.asarray(transfer.nb201_tasks(12)["ImageNet16-120"].truth(table))
-    mode = int(table.space.index(table.space.from_decisions(jnp.argmax(logits, -1))))
+    mode = int(jnp.argmax(transfer.row_log_probs(table.space, **controller)(policy)))
     assert truth[mode] > np.nanpercentile(truth, 95)
     obj = transfer.nb201_tasks(12)["ImageNet16-120"].objective(table)
     report = {"dataset": "ImageNet16-120", "metric": "test_acc", "epochs": 200}
     final = {}
     for name, s in (
-        ("plain", search.reinforce(table.space)),
-        ("meta", search.reinforce(table.space, initial_logits=logits)),
+        ("plain", search.reinforce(table.space, **controller)),
+        ("meta", search.reinforce(table.space, initial_policy=policy, **controller)),
     ):
         sim = bench.simulate(s, obj, key=jax.random.key(1), num_seeds=20, budget_s=6_000)
         final[name] = np.nanmean(sim.report(table, **report)[:, -1])
     assert final["meta"] > final["plain"] + 1.0
-    with pytest.raises(ValueError, match="initial_logits"):
-        search.reinforce(table.space, initial_logits=jnp.zeros((6, 4)))
+    with pytest.raises(ValueError, match="initial_policy"):
+        search.reinforce(table.space, initial_policy=jnp.zeros((6, 4)), **controller)
 
 
 def test_decision_box_holds_the_sources_best_and_searchers_stay_inside(nasbench_dir):
@@ -229,3 +239,32 @@ def test_maml_policy_objective_is_the_table_sum_and_its_meta_gradient_is_exact(n
         assert np.abs(first - grad).max() > 0.05 * np.abs(grad).max()  # measured: 0.095
     with pytest.raises(ValueError, match="method"):
         transfer.meta_train_policy(jax.random.key(0), table.space, jnp.asarray(z), method="x")
+
+
+def test_lstm_policy_objective_and_its_maml_meta_gradient_are_exact(nasbench_dir):
+    """The LSTM controller's row probabilities (one pass over the prefix tree) against its
+    teacher-forced scoring of sampled rows; the MAML meta-gradient through 2 inner Adam steps
+    against central finite differences along random directions (float64)."""
+    table = bench.load_nb201(nasbench_dir)
+    lstm = nn.lstm_controller(table.space.decision_sizes, hidden=4)
+    rows = jnp.asarray([0, 7, 1234, 15624])
+    decisions = transfer.row_decisions(table.space)[rows]
+    params = jax.tree.map(lambda a: a * 10, lstm.init(jax.random.key(3)))
+    got = transfer.row_log_probs(table.space, controller="lstm", hidden=4)(params)[rows]
+    want = jax.vmap(lambda d: lstm.log_prob(params, d)[0])(decisions)
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=2e-6)
+    sources = transfer.nb201_tasks(200)
+    scores = np.asarray(transfer.suite_scores(table, [sources["cifar10"], sources["cifar100"]]))
+    z = np.nan_to_num((scores - np.nanmean(scores, 1, keepdims=True)) / np.nanstd(scores, 1, keepdims=True), nan=-3.0)  # fmt: skip
+    with jax.enable_x64(True):
+        loss = transfer.maml_policy_loss(table.space, jnp.asarray(z), inner_steps=2, inner_lr=0.3, controller="lstm", hidden=4)  # fmt: skip
+        x = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), params)
+        grad, loss = jax.jit(jax.grad(loss))(x), jax.jit(loss)
+        flat, unravel = jax.flatten_util.ravel_pytree(x)
+        g = np.asarray(jax.flatten_util.ravel_pytree(grad)[0])
+        rng, eps = np.random.default_rng(0), 1e-5
+        for v in rng.normal(size=(3, flat.size)):
+            fd = (float(loss(unravel(flat + eps * v))) - float(loss(unravel(flat - eps * v)))) / (2 * eps)  # fmt: skip
+            assert g @ v == pytest.approx(fd, rel=1e-4, abs=1e-9)
+    with pytest.raises(ValueError, match="controller"):
+        transfer.meta_train_policy(jax.random.key(0), table.space, jnp.asarray(z), controller="gru")

@@ -5,9 +5,8 @@
   that task's evaluations, and the target's own GP, combined as a weighted sum of their
   standardised posteriors. A model's weight is the probability, over posterior samples at the
   target's evaluated architectures, that it misorders the fewest pairs of them (the target's
-  GP judged by its leave-one-out posterior, so it cannot win by memorising; draws per row,
-  see `rgpe_weights`); a source whose
-  median loss exceeds the target's 95th percentile is dropped (the paper's guard against
+  GP judged by its leave-one-out posterior, so it cannot win by memorising; a source's
+  draws joint over those architectures, see `rgpe_weights`); a source whose median loss exceeds the target's 95th percentile is dropped (the paper's guard against
   weight dilution). The classical transfer baseline.
 - **FSBO** (Wistuba & Grabocka, ICLR 2021, "Few-shot Bayesian optimization with deep kernel
   surrogates"): a GP whose kernel is an RBF on an MLP's embedding of the encoding. The MLP and
@@ -147,6 +146,42 @@ def _source_predict(gp: SourceGP, rows: jax.Array) -> tuple[jax.Array, jax.Array
     return k_star @ gp.alpha, jnp.sqrt(jnp.maximum(var, 1e-12))
 
 
+def _source_posterior(gp: SourceGP, rows: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Joint posterior mean [N] and covariance [N, N] of a source GP at `rows`."""
+    k_star = jnp.exp(-hamming_distance(rows, gp.x) / gp.lengthscale)
+    k_rows = jnp.exp(-hamming_distance(rows, rows) / gp.lengthscale)
+    return k_star @ gp.alpha, k_rows - k_star @ gp.kinv @ k_star.T
+
+
+def psd_sqrt(a: jax.Array, iters: int = 30) -> jax.Array:
+    """The symmetric square root S (S S = a) of a positive semi-definite matrix by the coupled
+    Newton-Schulz iteration (Higham 2008, eq. 6.35), matrix products only: no factorisation
+    or triangular solve (which wedge XLA:CPU's thread pool in batched use inside `ask`, see
+    `rgpe_weights`). A jitter of 1e-4 of the mean variance joins the diagonal (the usual
+    jitter of GP sampling, larger for float32: in exact arithmetic the iteration converges
+    for any PSD matrix, in float32 it drifts on near-singular ones), so draws `S z` have
+    covariance a + jitter."""
+    eye = jnp.eye(a.shape[-1], dtype=a.dtype)
+    a = (a + a.T) / 2 + 1e-4 * jnp.trace(a) / a.shape[-1] * eye
+    norm = jnp.sqrt(jnp.sum(jnp.square(a)))
+
+    def step(carry, _):
+        y, z = carry
+        t = 1.5 * eye - 0.5 * z @ y
+        return (y @ t, t @ z), None
+
+    (y, _), _ = jax.lax.scan(step, (a / norm, eye), None, iters)
+    return y * jnp.sqrt(norm)
+
+
+def source_draws(key: jax.Array, sources: SourceGP, x: jax.Array, num_samples: int) -> jax.Array:
+    """float32[T, S, N]: `num_samples` joint posterior draws of each source GP (standardised
+    units) at the rows `x` [N, D]: mean + z S with S = `psd_sqrt` of the covariance."""
+    mean, cov = jax.vmap(_source_posterior, in_axes=(0, None))(sources, x)  # [T, N(, N)]
+    noise = jax.random.normal(key, (mean.shape[0], num_samples, x.shape[0]))
+    return mean[:, None] + noise @ jax.vmap(psd_sqrt)(cov)  # S symmetric: z S ~ N(0, S S)
+
+
 def ranking_losses(samples: jax.Array, y: jax.Array, mask: jax.Array) -> jax.Array:
     """[..., S] misordered pairs: for each draw f [N] of `samples[..., S, N]`, the number of
     ordered pairs (i, j) of valid rows with (f_i < f_j) != (y_i < y_j)."""
@@ -171,17 +206,14 @@ def rgpe_weights(
     each model misorders the fewest pairs (ties broken at random); a source whose median loss
     exceeds the target's 95th-percentile loss gets weight 0.
 
-    Draws are per row, from each model's marginal posterior. The paper draws the sources'
-    jointly, which needs a factorisation of each source's posterior at the target's rows
-    inside `ask`; such batched factorisations and triangular solves beside the target's fit
-    wedged XLA:CPU's thread pool on 2 cores in this jax version (an idle hang in
-    `block_until_ready`, gone with `--xla_cpu_multi_thread_eigen=false`), so jnas draws
-    them as it draws the target's leave-one-out posterior, from precomputed inverses."""
+    As in the paper, a source's draws are joint over the target's rows (its posterior
+    covariance's square root times standard normals; `source_draws`, products only: batched
+    factorisations and triangular solves beside the target's fit wedged XLA:CPU's thread
+    pool on 2 cores in this jax version), and the target's are per row from its leave-one-out
+    posteriors (each row's own model)."""
     k_src, k_tgt, k_tie = jax.random.split(key, 3)
     num_src = sources.alpha.shape[0]  # stacked source GPs (`rgpe` builds them)
-    mean_s, std_s = jax.vmap(_source_predict, in_axes=(0, None))(sources, x)  # [T, N]
-    noise = jax.random.normal(k_src, (num_src, num_samples, x.shape[0]))
-    src = mean_s[:, None] + std_s[:, None] * noise
+    src = source_draws(k_src, sources, x, num_samples)
     mean, std = loo_posterior(target)
     tgt = mean[None] + std[None] * jax.random.normal(k_tgt, (num_samples, mean.shape[0]))
     losses = ranking_losses(jnp.concatenate([src, tgt[None]]), y, mask).astype(jnp.float32)

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.linalg
 import scipy.stats
 
 from jnas import bench, search, transfer
@@ -106,6 +107,44 @@ def test_rgpe_weights_trust_the_source_that_orders_the_target(nb201):
     # with no target evaluations, no model ranks better: ties broken at random
     w0 = transfer.rgpe_weights(jax.random.key(8), sources, tgt, xt, yt, jnp.zeros(40, bool))
     assert np.all(np.asarray(w0) > 0.2)
+
+
+def test_rgpe_source_draws_are_joint_posterior_draws(nb201):
+    """A source's draws at the target's rows against the GP posterior written in NumPy
+    (mean k* alpha, covariance K** - k* K^-1 k*^T): their empirical mean and covariance, and
+    a row asked twice draws the same value (marginal draws would be uncorrelated)."""
+    table, _, target = nb201
+    rows = np.asarray(jax.random.choice(jax.random.key(1), 15625, (80,), replace=False))
+    x = _one_hot(table.space, jnp.asarray(rows[:60]))
+    sources = transfer.fit_source_gps(transfer.SourceData(x[None], jnp.asarray(target)[rows[:60]][None]))  # fmt: skip
+    asked = np.concatenate([rows[58:80], rows[60:62]])  # 2 seen, 20 unseen, 2 asked twice
+    xt = np.asarray(_one_hot(table.space, jnp.asarray(asked)), np.float64)
+    draws = np.asarray(transfer.source_draws(jax.random.key(2), sources, jnp.asarray(xt), 20_000))
+    assert draws.shape == (1, 20_000, 24)
+    xs, ls = np.asarray(x, np.float64), float(sources.lengthscale[0])
+    kern = lambda a, b: np.exp(-np.abs(a[:, None] - b[None]).sum(-1) / ls)
+    k_star = kern(xt, xs)
+    mean = k_star @ np.asarray(sources.alpha[0], np.float64)
+    cov = kern(xt, xt) - k_star @ np.asarray(sources.kinv[0], np.float64) @ k_star.T
+    np.testing.assert_allclose(draws[0].mean(0), mean, atol=0.03)
+    np.testing.assert_allclose(np.cov(draws[0].T), cov, atol=0.04)
+    assert np.corrcoef(draws[0, :, 2], draws[0, :, 22])[0, 1] > 0.99
+    assert np.corrcoef(draws[0, :, 3], draws[0, :, 23])[0, 1] > 0.99
+    assert np.diag(cov)[:2].max() < 0.5 * np.diag(cov)[2:].min()  # seen rows: surer
+
+
+def test_psd_sqrt_equals_scipy_sqrtm():
+    """Newton-Schulz against SciPy's Schur-based square root, of a full-rank and a rank-5
+    matrix (both with psd_sqrt's 1e-4 jitter)."""
+    from jnas.transfer._surrogates import psd_sqrt
+
+    rng = np.random.default_rng(0)
+    for rank in (40, 5):
+        b = rng.normal(size=(40, rank))
+        a = b @ b.T / rank
+        want = scipy.linalg.sqrtm(a + 1e-4 * np.trace(a) / 40 * np.eye(40)).real
+        got = np.asarray(jax.jit(psd_sqrt)(jnp.asarray(a, jnp.float32)))
+        np.testing.assert_allclose(got, want, atol=1e-4)
 
 
 def test_fsbo_meta_training_transfers_to_an_unseen_dataset(nb201):

@@ -56,26 +56,53 @@ def source_data(
     *,
     num_points: int = 100,
     encoding: str = "one_hot",
+    searcher: Searcher | None = None,
 ) -> SourceData:
-    """`num_points` architectures per source task drawn without replacement from a table's
-    rows with a finite score (`scores[T, N]`, e.g. `transfer.suite_scores`), encoded as the
-    searchers will encode them (`encoding`: `"one_hot"` or `"path"`)."""
+    """`num_points` evaluated architectures per source task (`scores[T, N]` over a table's
+    rows, e.g. `transfer.suite_scores`), encoded as the searchers will encode them
+    (`encoding`: `"one_hot"` or `"path"`).
+
+    Without `searcher`: rows with a finite score drawn without replacement. With one: what
+    an earlier search measured, the first `num_points` evaluations of `searcher` run on each
+    task (the task's scores as fitness, tasks vmapped; a NaN row is told as the failed
+    evaluation it is and kept at the task's lowest score, so labels stay finite). A search's
+    evaluations crowd around its good cells, as real earlier searches' do, where random rows
+    spread over the whole ranking."""
     require("source_data", space, Indexed)
     check_positive("source_data", num_points=num_points)
     scores = jnp.asarray(scores, jnp.float32)
     if scores.ndim != 2:
         raise ValueError(f"source_data: `scores` must be [tasks, rows]; got shape {scores.shape}")
     finite = np.isfinite(np.asarray(scores)).sum(1)
-    if finite.min() < num_points:
+    if finite.min() < (1 if searcher is not None else num_points):
         raise ValueError(
             f"source_data: `num_points` {num_points} exceeds a task's finite rows ({finite.min()})"
         )
     encode = encoder(space, encoding, "source_data")
 
-    def one(k: jax.Array, s: jax.Array) -> tuple[jax.Array, jax.Array]:
+    def drawn(k: jax.Array, s: jax.Array) -> jax.Array:
         ok = jnp.isfinite(s)
-        rows = jax.random.choice(k, s.shape[0], (num_points,), replace=False, p=ok / ok.sum())
-        return jax.vmap(encode)(space.from_index(rows)), s[rows]
+        return jax.random.choice(k, s.shape[0], (num_points,), replace=False, p=ok / ok.sum())
+
+    def searched(k: jax.Array, s: jax.Array) -> jax.Array:
+        assert searcher is not None
+        k_init, k_run = jax.random.split(k)
+        state = searcher.init(k_init)
+        batch = jax.eval_shape(lambda kk: space.index(searcher.ask(kk, state)[0]), k_run).shape[0]
+
+        def step(state: Any, kk: jax.Array) -> tuple[Any, jax.Array]:
+            archs, state = searcher.ask(kk, state)
+            rows = space.index(archs)
+            return searcher.tell(state, archs, s[rows]), rows
+
+        steps = -(-num_points // batch)
+        _, rows = jax.lax.scan(step, state, jax.random.split(k_run, steps))
+        return rows.reshape(-1)[:num_points]
+
+    def one(k: jax.Array, s: jax.Array) -> tuple[jax.Array, jax.Array]:
+        rows = drawn(k, s) if searcher is None else searched(k, s)
+        y = s[rows]
+        return jax.vmap(encode)(space.from_index(rows)), jnp.where(jnp.isnan(y), jnp.nanmin(s), y)
 
     x, y = jax.vmap(one)(jax.random.split(key, scores.shape[0]), scores)
     return SourceData(x, y)

@@ -24,6 +24,8 @@ from jnas.meta._core import (
 from jnas.meta._loop import evaluate_episodes, evaluate_tasks, mean_ci, meta_train
 from jnas.meta._methods import anil, derive, fomaml, maml, metanas, reptile, tnas
 from jnas.meta._metric import (
+    fce_embed,
+    init_fce,
     matching_logits,
     matching_net,
     metric_learner,
@@ -68,11 +70,13 @@ __all__ = [
     "derive",
     "evaluate_episodes",
     "evaluate_tasks",
+    "fce_embed",
     "few_shot",
     "fomaml",
     "from_module",
     "gaussian_kl",
     "gaussian_nll",
+    "init_fce",
     "interleave",
     "leaf_paths",
     "lnp",

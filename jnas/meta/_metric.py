@@ -4,9 +4,11 @@ end to end on episodes.
 
 - Prototypical networks (Snell, Swersky & Zemel 2017): minus the squared Euclidean
   distance to each class's mean support embedding.
-- Matching networks (Vinyals, Blundell, Lillicrap, Kavukcuoglu & Wierstra 2016, without
-  the full-context embeddings): attention over the support set, softmax of the cosine
-  similarities, the prediction the attention-weighted sum of the support labels.
+- Matching networks (Vinyals, Blundell, Lillicrap, Kavukcuoglu & Wierstra 2016): attention
+  over the support set, softmax of the cosine similarities, the prediction the
+  attention-weighted sum of the support labels; optionally with the paper's full-context
+  embeddings (`fce=True`, its appendix): a bidirectional LSTM over the support set and an
+  attention LSTM that reads it `read_steps` times for each query.
 - Relation networks (Sung, Yang, Zhang, Xiang, Torr & Hospedales 2018): a learned relation
   module scores [query embedding, class embedding (sum of its shots)] in [0, 1], trained
   by mean squared error against the one-hot label.
@@ -14,13 +16,16 @@ end to end on episodes.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
+from jnas._checks import check_positive
 from jnas.meta._core import (
     MetaLearner,
     MetaState,
@@ -145,15 +150,101 @@ def matching_net(
     embed: Model,
     ways: int,
     *,
+    fce: bool = False,
+    features: int | None = None,
+    read_steps: int = 5,
     optimizer: optax.GradientTransformation | None = None,
     task_map: str = "auto",
 ) -> MetaLearner:
-    """Matching networks over an embedding model (the same embedding for support and
-    query, no full-context embedding): cross-entropy of the attention-weighted labels."""
+    """Matching networks over an embedding model: cross-entropy of the attention-weighted
+    labels. Without `fce`, the same embedding for support and query; with it, the paper's
+    full-context embeddings on top of the embedding's `features` outputs (`fce_embed`),
+    their LSTMs meta-trained with it."""
     _check_ways("matching_net", ways)
+    if not fce:
+        return metric_learner(
+            "matching_net", embed, ways, matching_logits, optimizer=optimizer, task_map=task_map
+        )
+    if not isinstance(features, int) or features < 1:
+        raise ValueError(
+            f"matching_net: fce=True needs `features` (an int >= 1, the embedding's width); "
+            f"got {features!r}"
+        )
+    check_positive("matching_net", read_steps=read_steps)
+
+    def compare(extra: Any, zq: jax.Array, zs: jax.Array, onehot: jax.Array) -> jax.Array:
+        fq, gs = fce_embed(extra, zq, zs, read_steps)
+        return matching_logits(None, fq, gs, onehot)
+
     return metric_learner(
-        "matching_net", embed, ways, matching_logits, optimizer=optimizer, task_map=task_map
+        "matching_net",
+        embed,
+        ways,
+        compare,
+        extra=Model(functools.partial(init_fce, features=features), _no_apply),
+        optimizer=optimizer,
+        task_map=task_map,
     )
+
+
+def _no_apply(params: Any, x: jax.Array) -> jax.Array:
+    raise TypeError("the full-context embedding's params are read by `fce_embed`")
+
+
+def init_fce(key: jax.Array, features: int) -> dict:
+    """The full-context embeddings' LSTMs for `features`-wide embeddings: forward and
+    backward LSTMs over the support set (input F, hidden F) and the attention LSTM (input
+    F, recurrent input [h, r] of 2F, cell F), uniform in +-1/sqrt(F) as PyTorch's LSTM."""
+    f = features
+    bound = 1.0 / float(np.sqrt(f))
+    ks = jax.random.split(key, 3)
+
+    def lstm(k: jax.Array, inputs: int) -> dict:
+        kw, kb = jax.random.split(k)
+        return {
+            "w": jax.random.uniform(kw, (inputs, 4 * f), minval=-bound, maxval=bound),
+            "b": jax.random.uniform(kb, (4 * f,), minval=-bound, maxval=bound),
+        }
+
+    return {"fwd": lstm(ks[0], 2 * f), "bwd": lstm(ks[1], 2 * f), "att": lstm(ks[2], 3 * f)}
+
+
+def _lstm_cell(p: dict, x: jax.Array, c: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """One LSTM step: x = [input, recurrent input] -> (h, c), gates i, f, g, o."""
+    i, f, g, o = jnp.split(x @ p["w"] + p["b"], 4)
+    c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+    return jax.nn.sigmoid(o) * jnp.tanh(c), c
+
+
+def fce_embed(
+    params: dict, zq: jax.Array, zs: jax.Array, read_steps: int
+) -> tuple[jax.Array, jax.Array]:
+    """Matching networks' full-context embeddings (Vinyals et al. 2016, appendix A.2):
+    g(x_i, S) = fwd_i + bwd_i + g'(x_i), a bidirectional LSTM over the support embeddings
+    g' [S, F] in their given order; f(x, S) = h_K of the attention LSTM, h_k = LSTM(f'(x),
+    [h_{k-1}, r_{k-1}], c_{k-1}) + f'(x), r_{k-1} = softmax(h_{k-1} . g(S)) g(S), from
+    h_0 = c_0 = 0. Returns (f for the queries [Q, F], g [S, F])."""
+    zeros = jnp.zeros(zs.shape[-1], zs.dtype)
+
+    def run(p: dict, xs: jax.Array) -> jax.Array:
+        def step(carry, x):
+            h, c = _lstm_cell(p, jnp.concatenate([x, carry[0]]), carry[1])
+            return (h, c), h
+
+        return jax.lax.scan(step, (zeros, zeros), xs)[1]
+
+    g = zs + run(params["fwd"], zs) + run(params["bwd"], zs[::-1])[::-1]
+
+    def read(x: jax.Array) -> jax.Array:
+        def step(carry, _):
+            h, c = carry
+            r = jax.nn.softmax(g @ h) @ g
+            h_hat, c = _lstm_cell(params["att"], jnp.concatenate([x, h, r]), c)
+            return (h_hat + x, c), None
+
+        return jax.lax.scan(step, (zeros, zeros), None, read_steps)[0][0]
+
+    return jax.vmap(read)(zq), g
 
 
 def relation_net(

@@ -22,13 +22,14 @@ METHODS = (
     "anil",
     "protonet",
     "matching_net",
+    "matching_net_fce",
     "relation_net",
     "snail",
     "metanas",
     "tnas",
 )
 # nothing adapts at test
-METRIC_METHODS = ("protonet", "matching_net", "relation_net", "snail")
+METRIC_METHODS = ("protonet", "matching_net", "matching_net_fce", "relation_net", "snail")
 DATASETS = ("sinusoid", "omniglot", "omniglot-tfds", "digits")
 OMNIGLOT_DIR = pathlib.Path(__file__).resolve().parents[2] / ".." / "shared" / "omniglot"
 
@@ -142,7 +143,8 @@ def make_learner(
     5 inner Adam steps (1e-3, β1 = 0) on minibatches of 10 drawn from support + query, so
     10 "train shots" per class; 50 steps on the support set at test; outer step size 1
     annealed linearly to 0 (meta-batch 5 in the paper: pass `meta_batch=5`); on the
-    sinusoid 5 SGD steps of 0.01. ProtoNets, Matching and Relation networks, SNAIL (its
+    sinusoid 5 SGD steps of 0.01. ProtoNets, Matching networks (`matching_net_fce`: with
+    the full-context embeddings, 5 attention reads), Relation networks, SNAIL (its
     sequence of `ways * shots` support pairs and a query): Adam 1e-3. MetaNAS and
     T-NAS: an NB201 supernet (C=8, one cell per stage, stride-2 stem so it costs about
     what conv4 does; 99k weights against conv4's 112k) adapted in w and α with MAML's
@@ -168,6 +170,8 @@ def make_learner(
         extra: dict = {"features": channels, "hidden": 8} if method == "relation_net" else {}
         if method == "snail":
             extra = {"shots": shots, "features": channels}
+        if method == "matching_net_fce":  # the paper's full-context embeddings, 5 reads
+            method, extra = "matching_net", {"fce": True, "features": channels}
         return getattr(meta, method)(
             meta.conv4(None, channels=channels),
             ways,

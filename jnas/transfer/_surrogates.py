@@ -84,8 +84,7 @@ def source_data(
         ok = jnp.isfinite(s)
         return jax.random.choice(k, s.shape[0], (num_points,), replace=False, p=ok / ok.sum())
 
-    def searched(k: jax.Array, s: jax.Array) -> jax.Array:
-        assert searcher is not None
+    def searched(k: jax.Array, s: jax.Array, searcher: Searcher) -> jax.Array:
         k_init, k_run = jax.random.split(k)
         state = searcher.init(k_init)
         batch = jax.eval_shape(lambda kk: space.index(searcher.ask(kk, state)[0]), k_run).shape[0]
@@ -100,7 +99,7 @@ def source_data(
         return rows.reshape(-1)[:num_points]
 
     def one(k: jax.Array, s: jax.Array) -> tuple[jax.Array, jax.Array]:
-        rows = drawn(k, s) if searcher is None else searched(k, s)
+        rows = drawn(k, s) if searcher is None else searched(k, s, searcher)
         y = s[rows]
         return jax.vmap(encode)(space.from_index(rows)), jnp.where(jnp.isnan(y), jnp.nanmin(s), y)
 

@@ -25,6 +25,58 @@ def test_matching_logits_are_the_attention_weighted_labels():
     np.testing.assert_allclose(got, want, rtol=1e-5)
 
 
+def _np_lstm(p, x, c):
+    sig = lambda v: 1 / (1 + np.exp(-v))
+    z = x @ np.asarray(p["w"], np.float64) + np.asarray(p["b"], np.float64)
+    i, f, g, o = np.split(z, 4)
+    c = sig(f) * c + sig(i) * np.tanh(g)
+    return sig(o) * np.tanh(c), c
+
+
+def test_full_context_embeddings_follow_the_papers_equations():
+    """Matching networks' FCE (Vinyals et al. 2016, appendix A.2) re-derived in NumPy loops:
+    a bidirectional LSTM over the support set plus a skip, and an attention LSTM reading
+    it K times per query; the classifier is the cosine attention on top of both."""
+    features, k_reads = 6, 3
+    learner = meta.matching_net(meta.mlp((4, features)), ways=3, fce=True, features=features,
+                                read_steps=k_reads)  # fmt: skip
+    params = learner.init(jax.random.key(0)).params
+    rng = np.random.default_rng(3)
+    support_x = jnp.asarray(rng.normal(size=(6, 4)), jnp.float32)
+    support_y = jnp.asarray([0, 1, 2, 2, 1, 0])
+    query_x = jnp.asarray(rng.normal(size=(2, 4)), jnp.float32)
+    got = learner.predict(params, support_x, support_y, query_x)
+    embed = meta.mlp((4, features))
+    zs = np.asarray(embed.apply(params["embed"], support_x), np.float64)
+    zq = np.asarray(embed.apply(params["embed"], query_x), np.float64)
+    p = params["extra"]
+    fwd, bwd = np.zeros_like(zs), np.zeros_like(zs)
+    h, c = np.zeros(features), np.zeros(features)
+    for i in range(6):
+        h, c = _np_lstm(p["fwd"], np.concatenate([zs[i], h]), c)
+        fwd[i] = h
+    h, c = np.zeros(features), np.zeros(features)
+    for i in reversed(range(6)):
+        h, c = _np_lstm(p["bwd"], np.concatenate([zs[i], h]), c)
+        bwd[i] = h
+    g = zs + fwd + bwd
+    f = np.zeros_like(zq)
+    for q in range(2):
+        h, c = np.zeros(features), np.zeros(features)
+        for _ in range(k_reads):
+            a = np.exp(g @ h) / np.exp(g @ h).sum()
+            h_hat, c = _np_lstm(p["att"], np.concatenate([zq[q], h, a @ g]), c)
+            h = h_hat + zq[q]
+        f[q] = h
+    unit = lambda z: z / np.linalg.norm(z, axis=1, keepdims=True)
+    att = np.exp(unit(f) @ unit(g).T)
+    att /= att.sum(1, keepdims=True)
+    want = np.log(att @ np.eye(3)[np.asarray(support_y)])
+    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="features"):
+        meta.matching_net(meta.mlp((4, features)), ways=3, fce=True)
+
+
 def test_relation_scores_pair_each_query_with_each_class_sum():
     learner = meta.relation_net(meta.mlp((3, 4)), ways=2, features=4, hidden=5)
     params = learner.init(jax.random.key(0)).params
@@ -54,7 +106,12 @@ def _clusters(key, classes=230):
 
 @pytest.mark.parametrize(
     "method",
-    ["matching_net", "relation_net", pytest.param("snail", marks=pytest.mark.slow)],  # 46 s
+    [
+        "matching_net",
+        pytest.param("matching_fce", marks=pytest.mark.slow),  # 20 s; equations checked above
+        "relation_net",
+        pytest.param("snail", marks=pytest.mark.slow),  # 46 s
+    ],
 )
 def test_learns_unseen_classes_from_one_shot(method):
     data = _clusters(jax.random.key(0))
@@ -62,6 +119,8 @@ def test_learns_unseen_classes_from_one_shot(method):
     embed = meta.mlp((16, 32, 16))
     if method == "matching_net":
         learner = meta.matching_net(embed, ways=5, optimizer=optax.adam(3e-3))
+    elif method == "matching_fce":
+        learner = meta.matching_net(embed, ways=5, fce=True, features=16, optimizer=optax.adam(3e-3))  # fmt: skip
     elif method == "snail":
         # a quarter of the paper's block sizes; vmapped tasks (an MLP embedding)
         learner = meta.snail(embed, ways=5, shots=1, features=16, width=0.25,

@@ -33,7 +33,17 @@ from jnas.meta._metric import (
     prototype_logits,
     relation_net,
 )
-from jnas.meta._models import MLP, Conv4, Model, conv4, from_module, mlp, supernet_model
+from jnas.meta._models import (
+    MLP,
+    Conv4,
+    Model,
+    RelationModule,
+    conv4,
+    from_module,
+    mlp,
+    relation_module,
+    supernet_model,
+)
 from jnas.meta._neural_process import (
     CNPModel,
     LNPModel,
@@ -60,6 +70,7 @@ __all__ = [
     "MetaState",
     "Model",
     "OuterLoop",
+    "RelationModule",
     "Task",
     "TaskSampler",
     "anil",
@@ -94,6 +105,7 @@ __all__ = [
     "mse",
     "protonet",
     "prototype_logits",
+    "relation_module",
     "relation_net",
     "reptile",
     "sinusoid",

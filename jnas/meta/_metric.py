@@ -35,7 +35,7 @@ from jnas.meta._core import (
     map_tasks,
     query_outputs,
 )
-from jnas.meta._models import Model, mlp
+from jnas.meta._models import Model, mlp, relation_module
 from jnas.meta._tasks import Task
 
 # (params, query embeddings [Q, F], support embeddings [S, F], one-hot [S, W]) -> logits
@@ -253,23 +253,40 @@ def relation_net(
     features: int,
     *,
     hidden: int = 8,
+    module: str = "mlp",
     optimizer: optax.GradientTransformation | None = None,
     task_map: str = "auto",
 ) -> MetaLearner:
-    """Relation networks over an embedding model of `features` outputs: the relation
-    module (an MLP 2F-hidden-1 with a sigmoid, the paper's fully connected head) scores
-    each (query, class) pair; trained by MSE against the one-hot label, as the paper."""
+    """Relation networks: a relation module scores each (query, class) pair in [0, 1] from
+    the query's embedding concatenated with the class's (the sum of its shots' embeddings);
+    trained by MSE against the one-hot label, as the paper. `module="mlp"`: embeddings of
+    `features` outputs, an MLP 2F-hidden-1; `module="conv"`: the paper's convolutional
+    module (`RelationModule`, `hidden` units in its head) on feature maps of `features`
+    channels (e.g. `conv4(None, pool=False)`), the pair concatenated along channels."""
     _check_ways("relation_net", ways)
     if not isinstance(features, int) or features < 1:
         raise ValueError(f"relation_net: `features` must be an int >= 1; got {features!r}")
-    module = mlp((2 * features, hidden, 1))
+    if module not in ("mlp", "conv"):
+        raise ValueError(f"relation_net: `module` must be 'mlp' or 'conv'; got {module!r}")
+    net = (
+        mlp((2 * features, hidden, 1))
+        if module == "mlp"
+        else relation_module(2 * features, channels=64, hidden=hidden)
+    )
 
     def compare(extra: Any, zq: jax.Array, zs: jax.Array, onehot: jax.Array) -> jax.Array:
-        classes = onehot.T @ zs  # [W, F]: the sum of each class's shot embeddings
-        q = jnp.broadcast_to(zq[:, None, :], (zq.shape[0], ways, zq.shape[1]))
+        if zq.shape[-1] != features or (module == "conv") != (zq.ndim == 4):
+            raise ValueError(
+                f"relation_net(module={module!r}): the embedding must give "
+                f"{'[N, H, W, features]' if module == 'conv' else '[N, features]'} with "
+                f"features={features}; got {zq.shape}"
+            )
+        # [W, ...]: the sum of each class's shot embeddings (maps)
+        classes = jnp.tensordot(onehot.T, zs, axes=1)
+        q = jnp.broadcast_to(zq[:, None], (zq.shape[0], ways, *zq.shape[1:]))
         c = jnp.broadcast_to(classes[None], q.shape)
-        pairs = jnp.concatenate([q, c], -1).reshape(-1, 2 * zq.shape[1])
-        return jax.nn.sigmoid(module.apply(extra, pairs)).reshape(zq.shape[0], ways)
+        pairs = jnp.concatenate([q, c], -1).reshape(-1, *zq.shape[1:-1], 2 * features)
+        return jax.nn.sigmoid(net.apply(extra, pairs)).reshape(zq.shape[0], ways)
 
     def mse_onehot(scores: jax.Array, labels: jax.Array) -> tuple[jax.Array, jax.Array]:
         target = jax.nn.one_hot(labels, ways)
@@ -280,7 +297,7 @@ def relation_net(
         embed,
         ways,
         compare,
-        extra=module,
+        extra=net,
         loss=mse_onehot,
         optimizer=optimizer,
         task_map=task_map,

@@ -46,11 +46,24 @@ class MLP(nnx.Module):
 
 class Conv4(nnx.Module):
     """Finn et al.'s Omniglot network: 4 x [3x3 conv (stride 2), BN, ReLU], global average
-    pool, linear head (`ways=None`: no head, the 64-d embedding, as in ProtoNets)."""
+    pool, linear head (`ways=None`: no head, the 64-d embedding, as in ProtoNets;
+    `pool=False`: no head and no pooling, the feature maps, 2x2 for 28x28 inputs, as a
+    relation network's convolutional module reads them)."""
 
     def __init__(
-        self, ways: int | None, *, channels: int = 64, in_channels: int = 1, rngs: nnx.Rngs
+        self,
+        ways: int | None,
+        *,
+        channels: int = 64,
+        in_channels: int = 1,
+        pool: bool = True,
+        rngs: nnx.Rngs,
     ):
+        if not pool and ways:
+            raise ValueError(
+                f"conv4: `pool=False` returns feature maps; `ways` must be None, got {ways}"
+            )
+        self.pool = pool
         widths = [in_channels] + [channels] * 4
         self.convs = nnx.List(
             [conv(a, b, 3, 2, 1, bias=True, rngs=rngs) for a, b in itertools.pairwise(widths)]
@@ -61,8 +74,33 @@ class Conv4(nnx.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         for c, n in zip(self.convs, self.norms, strict=True):
             x = jax.nn.relu(n(c(x)))
+        if not self.pool:
+            return x
         x = jnp.mean(x, axis=(1, 2))
         return x if self.head is None else self.head(x)
+
+
+class RelationModule(nnx.Module):
+    """Relation networks' convolutional relation module (Sung et al. 2018, Omniglot): 2 x
+    [3x3 conv (padding 1), BN, ReLU, 2x2 max pool (ceil)], a global max over what is left
+    (1x1 on Omniglot, as in the paper), linear `hidden` + ReLU, linear 1 (the logit; the
+    learner applies the sigmoid)."""
+
+    def __init__(self, in_channels: int, *, channels: int = 64, hidden: int = 8, rngs: nnx.Rngs):
+        self.convs = nnx.List(
+            [
+                conv(in_channels, channels, 3, 1, 1, bias=True, rngs=rngs),
+                conv(channels, channels, 3, 1, 1, bias=True, rngs=rngs),
+            ]
+        )
+        self.norms = nnx.List([BatchStatsNorm(channels, rngs=rngs) for _ in range(2)])
+        self.fc1 = linear(channels, hidden, rngs=rngs)
+        self.fc2 = linear(hidden, 1, rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        for c, n in zip(self.convs, self.norms, strict=True):
+            x = nnx.max_pool(jax.nn.relu(n(c(x))), (2, 2), (2, 2), "SAME")
+        return self.fc2(jax.nn.relu(self.fc1(jnp.max(x, axis=(1, 2)))))
 
 
 def mlp(sizes: tuple[int, ...] = (1, 40, 40, 1)) -> Model:
@@ -72,11 +110,26 @@ def mlp(sizes: tuple[int, ...] = (1, 40, 40, 1)) -> Model:
     return from_module(lambda rngs: MLP(tuple(sizes), rngs=rngs))
 
 
-def conv4(ways: int | None = 5, *, channels: int = 64, in_channels: int = 1) -> Model:
-    """The 4-block convolutional network of MAML/ProtoNets for 28x28 Omniglot."""
+def conv4(
+    ways: int | None = 5, *, channels: int = 64, in_channels: int = 1, pool: bool = True
+) -> Model:
+    """The 4-block convolutional network of MAML/ProtoNets for 28x28 Omniglot
+    (`pool=False`: its feature maps)."""
     check_positive("conv4", channels=channels, in_channels=in_channels)
+    if not pool and ways:
+        raise ValueError(
+            f"conv4: `pool=False` returns feature maps; `ways` must be None, got {ways}"
+        )
     return from_module(
-        lambda rngs: Conv4(ways, channels=channels, in_channels=in_channels, rngs=rngs)
+        lambda rngs: Conv4(ways, channels=channels, in_channels=in_channels, pool=pool, rngs=rngs)
+    )
+
+
+def relation_module(in_channels: int, *, channels: int = 64, hidden: int = 8) -> Model:
+    """`RelationModule` as a pure model."""
+    check_positive("relation_module", in_channels=in_channels, channels=channels, hidden=hidden)
+    return from_module(
+        lambda rngs: RelationModule(in_channels, channels=channels, hidden=hidden, rngs=rngs)
     )
 
 

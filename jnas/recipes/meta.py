@@ -24,12 +24,20 @@ METHODS = (
     "matching_net",
     "matching_net_fce",
     "relation_net",
+    "relation_net_conv",
     "snail",
     "metanas",
     "tnas",
 )
 # nothing adapts at test
-METRIC_METHODS = ("protonet", "matching_net", "matching_net_fce", "relation_net", "snail")
+METRIC_METHODS = (
+    "protonet",
+    "matching_net",
+    "matching_net_fce",
+    "relation_net",
+    "relation_net_conv",
+    "snail",
+)
 DATASETS = ("sinusoid", "omniglot", "omniglot-tfds", "digits")
 OMNIGLOT_DIR = pathlib.Path(__file__).resolve().parents[2] / ".." / "shared" / "omniglot"
 
@@ -144,8 +152,9 @@ def make_learner(
     10 "train shots" per class; 50 steps on the support set at test; outer step size 1
     annealed linearly to 0 (meta-batch 5 in the paper: pass `meta_batch=5`); on the
     sinusoid 5 SGD steps of 0.01. ProtoNets, Matching networks (`matching_net_fce`: with
-    the full-context embeddings, 5 attention reads), Relation networks, SNAIL (its
-    sequence of `ways * shots` support pairs and a query): Adam 1e-3. MetaNAS and
+    the full-context embeddings, 5 attention reads), Relation networks
+    (`relation_net_conv`: the paper's convolutional relation module on conv4's 2x2 maps),
+    SNAIL (its sequence of `ways * shots` support pairs and a query): Adam 1e-3. MetaNAS and
     T-NAS: an NB201 supernet (C=8, one cell per stage, stride-2 stem so it costs about
     what conv4 does; 99k weights against conv4's 112k) adapted in w and α with MAML's
     inner settings; MetaNAS with the exact (second-order) meta-gradient in w and α, T-NAS
@@ -172,8 +181,11 @@ def make_learner(
             extra = {"shots": shots, "features": channels}
         if method == "matching_net_fce":  # the paper's full-context embeddings, 5 reads
             method, extra = "matching_net", {"fce": True, "features": channels}
+        maps = method == "relation_net_conv"  # the paper's convolutional relation module
+        if maps:
+            method, extra = "relation_net", {"features": channels, "module": "conv"}
         return getattr(meta, method)(
-            meta.conv4(None, channels=channels),
+            meta.conv4(None, channels=channels, pool=not maps),
             ways,
             task_map=task_map,
             optimizer=optax.adam(outer_lr or 1e-3),

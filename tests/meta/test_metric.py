@@ -94,6 +94,35 @@ def test_relation_scores_pair_each_query_with_each_class_sum():
             assert float(got[i, c]) == pytest.approx(float(want), rel=1e-5)
 
 
+def test_convolutional_relation_module_scores_each_query_map_with_each_class_map_sum():
+    """The paper's conv module on conv4's 2x2 maps: the pairs (query map, sum of the class's
+    shot maps) built by loops, in the learner's order (query-major), through the module;
+    conv4 gives 2x2x64 maps for 28x28 images."""
+    embed = meta.conv4(None, channels=8, pool=False)
+    learner = meta.relation_net(embed, ways=2, features=8, module="conv")
+    params = learner.init(jax.random.key(0)).params
+    rng = np.random.default_rng(1)
+    support_x = jnp.asarray(rng.normal(size=(4, 28, 28, 1)), jnp.float32)
+    support_y = jnp.asarray([0, 1, 1, 0])
+    query_x = jnp.asarray(rng.normal(size=(3, 28, 28, 1)), jnp.float32)
+    got = np.asarray(learner.predict(params, support_x, support_y, query_x))
+    zs = embed.apply(params["embed"], support_x)
+    zq = embed.apply(params["embed"], query_x)
+    assert zs.shape == (4, 2, 2, 8)
+    classes = [zs[0] + zs[3], zs[1] + zs[2]]
+    pairs = jnp.stack(
+        [jnp.concatenate([zq[i], classes[c]], -1) for i in range(3) for c in range(2)]
+    )
+    module = meta.relation_module(16, channels=64, hidden=8)
+    want = np.asarray(jax.nn.sigmoid(module.apply(params["extra"], pairs))).reshape(3, 2)
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    assert meta.conv4(None, pool=False).apply(meta.conv4(None, pool=False).init(jax.random.key(0)), support_x).shape == (4, 2, 2, 64)  # fmt: skip
+    with pytest.raises(ValueError, match="features"):  # pooled embeddings for the conv module
+        meta.relation_net(meta.conv4(None, channels=8), ways=2, features=8, module="conv").predict(
+            learner.init(jax.random.key(0)).params, support_x, support_y, query_x
+        )
+
+
 def _clusters(key, classes=230):
     """Classes differ in 4 features; 12 more are large noise (a random embedding sees
     mostly noise: meta-training must learn to ignore it)."""

@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import jax.scipy.stats
 import optax
 
 from jnas.meta._core import MetaLearner, MetaState, map_tasks
@@ -52,7 +53,7 @@ def cnp_model(x_dim: int = 1, y_dim: int = 1, width: int = 128) -> CNPModel:
 
 def gaussian_nll(mean: jax.Array, std: jax.Array, y: jax.Array) -> jax.Array:
     """Mean negative log-likelihood of y under N(mean, std^2), per point."""
-    return jnp.mean(0.5 * jnp.log(2 * jnp.pi) + jnp.log(std) + 0.5 * jnp.square((y - mean) / std))
+    return -jnp.mean(jax.scipy.stats.norm.logpdf(y, mean, std))
 
 
 def cnp(
@@ -215,7 +216,7 @@ def lnp(
         mu_c, sd_c = model.posterior(params, task.support_x, task.support_y)
         z = mu_t + sd_t * jax.random.normal(key, mu_t.shape, mu_t.dtype)
         mean, std = model.decode(params, z, task.support_x, task.support_y, x)
-        nll = jnp.sum(0.5 * jnp.log(2 * jnp.pi) + jnp.log(std) + 0.5 * jnp.square((y - mean) / std))
+        nll = -jnp.sum(jax.scipy.stats.norm.logpdf(y, mean, std))
         kl = gaussian_kl(mu_t, sd_t, mu_c, sd_c)
         return (nll + kl) / x.shape[0], jnp.mean(jnp.square(mean - y)[task.support_x.shape[0] :])
 
@@ -226,12 +227,7 @@ def lnp(
         means, stds = jax.vmap(
             lambda z: model.decode(params, z, task.support_x, task.support_y, task.query_x)
         )(zs)
-        logp = jnp.sum(
-            -0.5 * jnp.log(2 * jnp.pi)
-            - jnp.log(stds)
-            - 0.5 * jnp.square((task.query_y[None] - means) / stds),
-            -1,
-        )  # [S, Q]
+        logp = jnp.sum(jax.scipy.stats.norm.logpdf(task.query_y[None], means, stds), -1)  # [S, Q]
         return jax.nn.logsumexp(logp, 0) - jnp.log(samples), means.mean(0)
 
     def init(key: jax.Array) -> MetaState:

@@ -84,7 +84,7 @@ def enable_compilation_cache() -> None:
 
 # Flags several commands share (each command adds its own in its module's `add_parser`).
 DATASETS = ("digits", "cifar10", "cifar100", "imagenet16", "mnist", "fashion_mnist", "svhn")
-TEXT_DATASETS = ("python",)
+TEXT_DATASETS = ("python", "text", "lm1b")
 NASBENCH_HELP = "folder of the NAS-Bench tables (default: $JNAS_NASBENCH_DIR or ../shared/nasbench)"
 
 
@@ -127,7 +127,8 @@ def add_data_flags(p: argparse.ArgumentParser, *, text: bool = False) -> None:
         "NB201's splits (default: digits)"
         + (
             "; python: the standard library's .py files as a character corpus (the "
-            "recurrent space's default)"
+            "recurrent space's default); text: PTB / WikiText token files in --data-dir; "
+            "lm1b: TFDS's One Billion Word, prepared in --data-dir"
             if text
             else ""
         ),

@@ -58,7 +58,8 @@ def cmd_oneshot(args: argparse.Namespace) -> int:
         f"searched in {summary['search_s']}s"
     )
     if "w_perplexity" in summary:
-        print(f"  perplexity (per character): train {summary['w_perplexity']:.2f}", end="")
+        unit = "character" if summary["dataset"] == "python" else "word"
+        print(f"  perplexity (per {unit}): train {summary['w_perplexity']:.2f}", end="")
         if "alpha_perplexity" in summary:
             print(f", validation {summary['alpha_perplexity']:.2f}", end="")
         print(f" on {summary['dataset']}")

@@ -20,18 +20,30 @@ from jnas.data._omniglot import (
     omniglot_tfds,
 )
 from jnas.data._stream import ArraySource, HostSource, chunks, stream
-from jnas.data._text import TextCorpus, bptt_batches, char_corpus, python_corpus
+from jnas.data._text import (
+    WORD_FILES,
+    TextCorpus,
+    bptt_batches,
+    char_corpus,
+    python_corpus,
+    text_file_corpus,
+    word_corpus,
+)
 from jnas.data._tfds import (
     TFDS_NAMES,
+    TFDS_TEXT_NAMES,
     DatasetNotPrepared,
     TFDSSource,
     load_dataset,
     nb201_splits,
     tfds_arrays,
+    tfds_text_corpus,
 )
 
 __all__ = [
     "TFDS_NAMES",
+    "TFDS_TEXT_NAMES",
+    "WORD_FILES",
     "ArraySource",
     "ClassImages",
     "DatasetNotPrepared",
@@ -57,6 +69,9 @@ __all__ = [
     "random_crop_flip",
     "stratified_halves",
     "stream",
+    "text_file_corpus",
     "tfds_arrays",
+    "tfds_text_corpus",
     "upsample",
+    "word_corpus",
 ]

@@ -1,18 +1,24 @@
 """Text corpora for language models, offline: the Python standard library's own sources as
-a character-level code corpus (present wherever Python is; no download), or any text, and
-the batching AWD-LSTM uses for truncated back-propagation through time.
+a character-level code corpus (present wherever Python is; no download), word-level corpora
+as the language-modelling papers read them (PTB's and WikiText's token files, or the text of
+a prepared TFDS dataset such as `lm1b`), and the batching AWD-LSTM uses for truncated
+back-propagation through time.
 
-Why this corpus: PTB and WikiText need a download (TFDS `ptb` / `wikitext` work through
-`load_dataset` where prepared), while every machine that runs jnas holds a few MB of
-well-formed Python. Files are split into train / valid / test by a hash of their path, so
-the split does not depend on the order a file system lists them in.
+Why the default corpus: PTB and WikiText need a download, while every machine that runs
+jnas holds a few MB of well-formed Python. Files are split into train / valid / test by a
+hash of their path, so the split does not depend on the order a file system lists them in.
+TFDS (4.9) ships no `ptb` or `wikitext` builder (its language-model dataset is `lm1b`), so
+PTB / WikiText are read from their own files (`text_file_corpus`), the format every
+language-modelling codebase downloads, and TFDS text through `tfds_text_corpus`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import pathlib
 import sysconfig
+from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
 import numpy as np
@@ -81,6 +87,57 @@ def python_corpus(max_chars: int = 2_000_000, *, ascii_only: bool = True) -> Tex
         if total >= max_chars:
             break
     return char_corpus(texts, source=f"python stdlib at {root} ({total} characters)")
+
+
+WORD_FILES = (  # (train, valid, test) names: PTB (Mikolov's), WikiText (Merity et al.), plain
+    ("ptb.train.txt", "ptb.valid.txt", "ptb.test.txt"),
+    ("wiki.train.tokens", "wiki.valid.tokens", "wiki.test.tokens"),
+    ("train.txt", "valid.txt", "test.txt"),
+)
+
+
+def word_corpus(
+    splits: Mapping[str, Iterable[str]], *, source: str = "lines", eos: str = "<eos>"
+) -> TextCorpus:
+    """A word-level corpus from `{"train" | "valid" | "test": lines}` as AWD-LSTM's `Corpus`
+    builds it (Merity et al. 2018, the code NAS-Bench-NLP and DARTS use): each line's
+    whitespace-separated words then `eos`; one vocabulary over train, valid and test in the
+    order words first appear (so PTB gives its 10,000 words, WikiText-2 its 33,278)."""
+    if set(splits) != {"train", "valid", "test"}:
+        raise ValueError(
+            f"word_corpus: `splits` must have keys train, valid, test; got {sorted(splits)}"
+        )
+    index: dict[str, int] = {}
+    ids: dict[str, list[int]] = {}
+    for name in ("train", "valid", "test"):
+        out = ids[name] = []
+        for line in splits[name]:
+            for word in [*line.split(), eos]:
+                out.append(index.setdefault(word, len(index)))
+    if not ids["train"]:
+        raise ValueError("word_corpus: the train split is empty")
+    arrays = {k: np.asarray(v, np.int32) for k, v in ids.items()}
+    return TextCorpus(arrays["train"], arrays["valid"], arrays["test"], tuple(index), source)
+
+
+def text_file_corpus(folder: str | os.PathLike) -> TextCorpus:
+    """PTB or WikiText from their token files in `folder` (`ptb.{train,valid,test}.txt`,
+    `wiki.{train,valid,test}.tokens`, or `{train,valid,test}.txt`), word-level, lines
+    skipped by nothing (`word_corpus`; WikiText's empty lines give one `<eos>` each, as
+    AWD-LSTM reads them)."""
+    root = pathlib.Path(folder)
+    for names in WORD_FILES:
+        paths = [root / n for n in names]
+        if all(p.is_file() for p in paths):
+            lines = {
+                k: p.read_text(encoding="utf-8").splitlines()
+                for k, p in zip(("train", "valid", "test"), paths, strict=True)
+            }
+            return word_corpus(lines, source=f"{names[0]} in {root}")
+    raise FileNotFoundError(
+        f"text_file_corpus: no corpus in {str(root)!r}; expected one of "
+        + "; ".join(", ".join(n) for n in WORD_FILES)
+    )
 
 
 def bptt_batches(tokens: np.ndarray, batch_size: int, bptt: int) -> tuple[np.ndarray, np.ndarray]:

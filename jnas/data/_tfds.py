@@ -9,6 +9,7 @@ import jax
 import numpy as np
 
 from jnas.data._arrays import Split, channel_stats, normalize, stratified_halves
+from jnas.data._text import TextCorpus, word_corpus
 
 # NB201's datasets and the splits the benchmark reports on.
 TFDS_NAMES = {
@@ -24,6 +25,11 @@ TFDS_NAMES = {
 }
 
 
+# TFDS's text datasets for language models (4.9 has no `ptb` / `wikitext` builder; those are
+# read from their own files: `jnas.data.text_file_corpus`), with their (train, valid, test)
+TFDS_TEXT_NAMES = {"lm1b": ("train", "test", "test")}  # lm1b has no validation split
+
+
 class DatasetNotPrepared(FileNotFoundError):
     """A TFDS dataset is not prepared in the searched `data_dir`."""
 
@@ -32,9 +38,12 @@ def default_tfds_dir() -> str:
     return os.environ.get("TFDS_DATA_DIR", os.path.expanduser("~/tensorflow_datasets"))
 
 
-def _open(where: str, name: str, split: str, data_dir: str | None) -> tuple[Any, str]:
+def _open(
+    where: str, name: str, split: str, data_dir: str | None, names: Any = None
+) -> tuple[Any, str]:
     """The `tfds.data_source` of a prepared split, or `DatasetNotPrepared` saying how to
-    prepare it."""
+    prepare it (`names`: jnas's names -> TFDS's, `TFDS_NAMES` by default)."""
+    names = TFDS_NAMES if names is None else names
     try:
         import tensorflow_datasets as tfds
     except ImportError:
@@ -42,12 +51,11 @@ def _open(where: str, name: str, split: str, data_dir: str | None) -> tuple[Any,
             f"{where}: the TFDS data path needs tensorflow-datasets: pip install 'jnas[tfds]'"
         ) from None
 
-    if name not in TFDS_NAMES:
+    if name not in names:
         raise ValueError(
-            f"{where}: unknown dataset `name` {name!r}; expected one of "
-            f"{', '.join(sorted(TFDS_NAMES))}"
+            f"{where}: unknown dataset `name` {name!r}; expected one of {', '.join(sorted(names))}"
         )
-    tfds_name = TFDS_NAMES[name]
+    tfds_name = names[name] if isinstance(names[name], str) else name
     data_dir = data_dir or default_tfds_dir()
     try:
         source = tfds.data_source(tfds_name, split=split, data_dir=data_dir, download=False)
@@ -72,6 +80,43 @@ def _decode(records: list[dict], image_key: str, label_key: str) -> tuple[np.nda
     if x.ndim == 3:
         x = x[..., None]
     return x, np.asarray([r[label_key] for r in records], np.int32)
+
+
+def tfds_text_corpus(
+    name: str = "lm1b",
+    *,
+    data_dir: str | None = None,
+    text_key: str = "text",
+    max_records: int | None = None,
+) -> TextCorpus:
+    """A word-level corpus (`word_corpus`: words, `<eos>` per record, one vocabulary) from
+    a prepared TFDS text dataset read through `tfds.data_source` (no download), one record
+    a line. Its (train, valid, test) splits are `TFDS_TEXT_NAMES[name]`; where valid and
+    test name the same split (lm1b has none for validation) its first half of records is
+    valid, the second test. `max_records`: at most that many records per TFDS split, the
+    first ones (lm1b's train holds 30M sentences)."""
+    if name not in TFDS_TEXT_NAMES:
+        raise ValueError(
+            f"tfds_text_corpus: unknown dataset `name` {name!r}; expected one of "
+            f"{', '.join(sorted(TFDS_TEXT_NAMES))} (PTB / WikiText: `text_file_corpus`)"
+        )
+    if max_records is not None and (not isinstance(max_records, int) or max_records < 2):
+        raise ValueError(
+            f"tfds_text_corpus: `max_records` must be an int >= 2; got {max_records!r}"
+        )
+    train, valid, test = TFDS_TEXT_NAMES[name]
+    lines: dict[str, list[str]] = {}
+    for split in dict.fromkeys((train, valid, test)):
+        source, _ = _open("tfds_text_corpus", name, split, data_dir, TFDS_TEXT_NAMES)
+        count = len(source) if max_records is None else min(len(source), max_records)
+        texts = (source[i][text_key] for i in range(count))
+        lines[split] = [t.decode("utf-8") if isinstance(t, bytes) else str(t) for t in texts]
+    if valid == test:
+        half = len(lines[valid]) // 2
+        parts = {"valid": lines[valid][:half], "test": lines[valid][half:]}
+    else:
+        parts = {"valid": lines[valid], "test": lines[test]}
+    return word_corpus({"train": lines[train], **parts}, source=f"TFDS {name}")
 
 
 def tfds_arrays(

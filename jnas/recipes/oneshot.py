@@ -28,6 +28,8 @@ ONESHOT_SPACES = ("nb201", "darts", "nats_size", "chain", "memory_bank", "darts_
 TEXT_SPACES = ("darts_rnn",)
 BPTT = 35  # DARTS' (and AWD-LSTM's) truncation length
 TEXT_CHARS = 400_000  # of the standard library's sources: ~10k windows, a CPU-sized search
+TEXT_DATASETS = ("python", "text", "lm1b")
+LM1B_RECORDS = 200_000  # of lm1b's 30M training sentences (and of its test split)
 
 
 def oneshot_space(name: str) -> Any:
@@ -46,18 +48,36 @@ def default_dataset(space_name: str) -> str:
     return "python" if space_name in TEXT_SPACES else "digits"
 
 
-def text_splits(chars: int = TEXT_CHARS, bptt: int = BPTT) -> tuple[dict, int]:
-    """({"train", "valid"} `Split`s of BPTT windows of a character corpus of the Python
-    standard library's sources (`jnas.data.python_corpus`: offline, no download), the
-    vocabulary size). An example is a window of `bptt` characters, its label the next
-    character at each position (int32[windows, bptt] both); windows are drawn
-    independently, each starting from a zero hidden state, as the one-shot steps take
-    them (the corpus' splits are fixed: no key)."""
+def text_splits(
+    chars: int = TEXT_CHARS,
+    bptt: int = BPTT,
+    *,
+    dataset: str = "python",
+    data_dir: str | None = None,
+) -> tuple[dict, int]:
+    """({"train", "valid"} `Split`s of BPTT windows of a text corpus, the vocabulary size).
+    `dataset`: "python", a character corpus of the Python standard library's sources
+    (`jnas.data.python_corpus`, `chars` characters: offline, no download); "text", PTB or
+    WikiText from their token files in `data_dir` (`jnas.data.text_file_corpus`, words);
+    "lm1b", TFDS's One Billion Word benchmark prepared in `data_dir` (its first
+    `LM1B_RECORDS` sentences; `jnas.data.tfds_text_corpus`). An example is a window of
+    `bptt` tokens, its label the next token at each position (int32[windows, bptt]
+    both); windows are drawn independently, each starting from a zero hidden state, as
+    the one-shot steps take them (the corpus' splits are fixed: no key)."""
     import jax.numpy as jnp
 
     from jnas import data
 
-    corpus = data.python_corpus(chars)
+    if dataset not in TEXT_DATASETS:
+        raise ValueError(f"text_splits: `dataset` must be one of {TEXT_DATASETS}; got {dataset!r}")
+    if dataset == "text" and data_dir is None:
+        raise ValueError("--dataset text reads PTB / WikiText files: give their folder, --data-dir")
+    if dataset == "python":
+        corpus = data.python_corpus(chars)
+    elif dataset == "text":
+        corpus = data.text_file_corpus(str(data_dir))
+    else:
+        corpus = data.tfds_text_corpus("lm1b", data_dir=data_dir, max_records=LM1B_RECORDS)
     splits = {}
     for name in ("train", "valid"):
         x, y = data.bptt_batches(getattr(corpus, name), 1, bptt)  # [windows, 1, bptt]
@@ -120,15 +140,19 @@ def oneshot_setup(
             f"unknown one-shot method {method!r}; expected one of {', '.join(oneshot.REGISTRY)}"
         )
     dataset = dataset or default_dataset(space_name)
-    if (space_name in TEXT_SPACES) != (dataset == "python"):
+    if (space_name in TEXT_SPACES) != (dataset in TEXT_DATASETS):
         raise ValueError(
             f"the {space_name} space searches "
-            + ("text: --dataset python" if space_name in TEXT_SPACES else "images")
+            + (
+                f"text: --dataset one of {', '.join(TEXT_DATASETS)}"
+                if space_name in TEXT_SPACES
+                else "images"
+            )
             + f"; got --dataset {dataset}"
         )
     k_data, k_search = jax.random.split(jax.random.key(seed))
-    if dataset == "python":
-        splits, vocab = text_splits()
+    if dataset in TEXT_DATASETS:
+        splits, vocab = text_splits(dataset=dataset, data_dir=data_dir)
     else:
         splits, vocab = data.load_dataset(dataset, k_data, data_dir=data_dir), None
     train, valid = splits["train"], splits["valid"]
@@ -186,9 +210,11 @@ def run_oneshot(
 ) -> dict:
     """Search `space_name` (NB201 by default) with a one-shot method; derive the
     architecture after every epoch. `alpha_lr`: Adam's learning rate on α (NB201's 3e-4
-    when None; a search of a few hundred steps needs more for α to move). The recurrent space (`darts_rnn`) searches a
-    character-level language model on the Python corpus (`dataset` "python", its default;
-    see `text_splits`), and its summary adds the perplexities exp(loss).
+    when None; a search of a few hundred steps needs more for α to move). The recurrent
+    space (`darts_rnn`) searches a language model on a text corpus (`dataset` "python",
+    its default, the standard library's sources by character; "text", PTB / WikiText
+    files in `data_dir`; "lm1b": see `text_splits`), and its summary adds the
+    perplexities exp(loss).
 
     Writes `out/records.jsonl` (per epoch: losses, derived architecture, α, and the cell's
     NB201 accuracies when `table` is given and the space is NB201), `out/checkpoints/`,
@@ -217,7 +243,7 @@ def run_oneshot(
         alpha_lr,
     )
     # digits don't mirror; text is not augmented
-    augment = None if dataset in ("digits", "python") else data.random_crop_flip
+    augment = None if dataset in ("digits", *TEXT_DATASETS) else data.random_crop_flip
     start = time.perf_counter()
 
     def on_epoch(record: dict) -> None:

@@ -6,8 +6,10 @@ All seeds run in one compiled program (`vmap` over seeds of a `lax.scan` over ge
 `jnas.search.neat_networks`). Reported: the fraction of seeds that solve XOR (every output
 on the right side of 0.5) within `--generations`, the generations and evaluations to the
 first solution, and the hidden nodes and enabled connections of that first solution; then
-the same without speciation (one species: every genome shares with the whole population)
-and without add-node mutations (no hidden node can appear: XOR is out of reach).
+the same with weight steps of std 0.5 (jnas' earlier default), without the stagnation rule
+(a species that stops improving keeps reproducing), without speciation (one species: every
+genome shares with the whole population) and without add-node mutations (no hidden node
+can appear: XOR is out of reach).
 
     python experiments/neat_xor.py --seeds 50  # ~10 min on 2 CPU cores
 """
@@ -73,6 +75,8 @@ def main() -> None:
     rows = {}
     for name, kwargs in (
         ("NEAT", {}),
+        ("weight perturbation std 0.5", {"weight_sigma": 0.5}),
+        ("no stagnation (species live forever)", {"stagnation": 10**6}),
         ("no speciation (one species)", {"compatibility_threshold": 1e9}),
         ("no add-node mutation", {"add_node_rate": 0.0}),
     ):

@@ -427,9 +427,10 @@ def neat_networks(
     paper's XOR settings by default; species persist across generations, and one whose
     best has not improved for `stagnation` generations does not reproduce). `weight_sigma`:
     the std of a weight perturbation (the paper gives none; on XOR, 20 seeds, 2.5 solves 95%
-    within 100 generations, 0.5 80%: `experiments/neat_xor.py`). `ask` returns a generation of `population_size`
-    genomes (the first: minimal genomes with random weights); `tell` their fitness.
-    `activate(genome, state.node_order, x, num_outputs)` runs one."""
+    within 100 generations, 0.5 80%: `experiments/neat_xor.py`). `ask` returns a
+    generation of `population_size` genomes (the first: minimal genomes with random
+    weights); `tell` their fitness. `activate(genome, state.node_order, x, num_outputs)`
+    runs one."""
     check_positive(
         "neat_networks",
         num_inputs=num_inputs,

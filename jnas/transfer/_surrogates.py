@@ -6,8 +6,9 @@
   standardised posteriors. A model's weight is the probability, over posterior samples at the
   target's evaluated architectures, that it misorders the fewest pairs of them (the target's
   GP judged by its leave-one-out posterior, so it cannot win by memorising; a source's
-  draws joint over those architectures, see `rgpe_weights`); a source whose median loss exceeds the target's 95th percentile is dropped (the paper's guard against
-  weight dilution). The classical transfer baseline.
+  draws joint over those architectures, see `rgpe_weights`); a source whose median loss
+  exceeds the target's 95th percentile is dropped (the paper's guard against weight
+  dilution). The classical transfer baseline.
 - **FSBO** (Wistuba & Grabocka, ICLR 2021, "Few-shot Bayesian optimization with deep kernel
   surrogates"): a GP whose kernel is an RBF on an MLP's embedding of the encoding. The MLP and
   the kernel's hyper-parameters are meta-learned by maximising the GP's marginal likelihood

@@ -6,9 +6,9 @@
   standardised posteriors. A model's weight is the probability, over posterior samples at the
   target's evaluated architectures, that it misorders the fewest pairs of them (the target's
   GP judged by its leave-one-out posterior, so it cannot win by memorising; a source's
-  draws joint over those architectures, see `rgpe_weights`); a source whose median loss
-  exceeds the target's 95th percentile is dropped (the paper's guard against weight
-  dilution). The classical transfer baseline.
+  draws joint over those architectures with `joint=True`, see `rgpe_weights`); a source
+  whose median loss exceeds the target's 95th percentile is dropped (the paper's guard
+  against weight dilution). The classical transfer baseline.
 - **FSBO** (Wistuba & Grabocka, ICLR 2021, "Few-shot Bayesian optimization with deep kernel
   surrogates"): a GP whose kernel is an RBF on an MLP's embedding of the encoding. The MLP and
   the kernel's hyper-parameters are meta-learned by maximising the GP's marginal likelihood
@@ -227,20 +227,28 @@ def rgpe_weights(
     y: jax.Array,
     mask: jax.Array,
     num_samples: int = 256,
+    joint: bool = False,
 ) -> jax.Array:
     """float32[T + 1]: RGPE's weights of the T source GPs (`fit_source_gps`) and the target's GP (last)
     given the target's evaluations (x, y) where `mask`: the share of posterior draws in which
     each model misorders the fewest pairs (ties broken at random); a source whose median loss
     exceeds the target's 95th-percentile loss gets weight 0.
 
-    As in the paper, a source's draws are joint over the target's rows (its posterior
-    covariance's square root times standard normals; `source_draws`, products only: batched
-    factorisations and triangular solves beside the target's fit wedged XLA:CPU's thread
-    pool on 2 cores in this jax version), and the target's are per row from its leave-one-out
-    posteriors (each row's own model)."""
+    `joint=True`: as in the paper, a source's draws are joint over the target's rows
+    (`source_draws`: the covariance's square root by matrix products only). Default: per
+    row from each source's marginal posterior, because inside a 100-seed vmapped simulation
+    on XLA:CPU (2 cores, this jax version) the joint draws wedged the thread pool, as the
+    Cholesky they replace did (an idle hang in `block_until_ready`, with or without
+    `--xla_cpu_multi_thread_eigen=false`). The target's draws are per row from its
+    leave-one-out posteriors (each row's own model) either way."""
     k_src, k_tgt, k_tie = jax.random.split(key, 3)
     num_src = sources.alpha.shape[0]  # stacked source GPs (`rgpe` builds them)
-    src = source_draws(k_src, sources, x, num_samples)
+    if joint:
+        src = source_draws(k_src, sources, x, num_samples)
+    else:
+        mean_s, std_s = jax.vmap(_source_predict, in_axes=(0, None))(sources, x)  # [T, N]
+        noise = jax.random.normal(k_src, (num_src, num_samples, x.shape[0]))
+        src = mean_s[:, None] + std_s[:, None] * noise
     mean, std = loo_posterior(target)
     tgt = mean[None] + std[None] * jax.random.normal(k_tgt, (num_samples, mean.shape[0]))
     losses = ranking_losses(jnp.concatenate([src, tgt[None]]), y, mask).astype(jnp.float32)
@@ -257,6 +265,7 @@ def rgpe(
     sources: SourceData,
     *,
     num_samples: int = 256,
+    joint: bool = False,
     encoding: str = "one_hot",
     acquisition_fn: str = "ei",
     batch_size: int = 1,
@@ -268,7 +277,8 @@ def rgpe(
     """BO with RGPE's ranking-weighted ensemble of the sources' GPs and the target's GP
     (Hamming-kernel GPs on `encoding`, hyper-parameters by marginal likelihood). With the
     sources' GPs as a prior, the model proposes from the first evaluation on
-    (`num_init=1`)."""
+    (`num_init=1`). `joint`: the sources' draws joint over the target's rows, as the paper
+    (see `rgpe_weights`: off by default, it hangs XLA:CPU in large vmapped runs)."""
     check_positive("rgpe", num_samples=num_samples)
     _check_sources("rgpe", space, sources, encoding)
     source_gps = fit_source_gps(sources)
@@ -281,7 +291,7 @@ def rgpe(
         k_w, k_acq = jax.random.split(key)
         y0 = jnp.where(mask, y, 0.0)
         target = gp_fit(x, y0, mask)
-        w = rgpe_weights(k_w, source_gps, target, x, y0, mask, num_samples)
+        w = rgpe_weights(k_w, source_gps, target, x, y0, mask, num_samples, joint)
         ms, ss = jax.vmap(_source_predict, in_axes=(0, None))(source_gps, candidates)
         mt, st = standardised(target, candidates)
         mean = w[:-1] @ ms + w[-1] * mt

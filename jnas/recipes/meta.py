@@ -15,20 +15,6 @@ import jax
 import optax
 
 Progress = Callable[[int, int], None]  # (done, total)
-METHODS = (
-    "maml",
-    "fomaml",
-    "reptile",
-    "anil",
-    "protonet",
-    "matching_net",
-    "matching_net_fce",
-    "relation_net",
-    "relation_net_conv",
-    "snail",
-    "metanas",
-    "tnas",
-)
 # nothing adapts at test
 METRIC_METHODS = (
     "protonet",
@@ -38,6 +24,7 @@ METRIC_METHODS = (
     "relation_net_conv",
     "snail",
 )
+METHODS = ("maml", "fomaml", "reptile", "anil", *METRIC_METHODS, "metanas", "tnas")
 DATASETS = ("sinusoid", "omniglot", "omniglot-tfds", "digits")
 OMNIGLOT_DIR = pathlib.Path(__file__).resolve().parents[2] / ".." / "shared" / "omniglot"
 

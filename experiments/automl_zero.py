@@ -30,15 +30,17 @@ from jnas.search import automl_zero as amz
 
 
 def search(name, search_tasks, held_out, metric, target, max_evaluations, args, op_set):
+    sizes = tuple(args.sizes) if args.sizes else None
     key = jax.random.key(args.seed)
     score = jax.jit(lambda p: amz.evaluate(p, held_out, jax.random.key(99), metric=metric))
     config = {
         "population": args.population,
         "tournament": 10,
         "children": 100,
-        "length": 8,
+        "length": max(8, *(sizes or ())),
         "metric": metric,
         "op_set": op_set,
+        "sizes": sizes,
     }
     start = time.perf_counter()
     state = amz.evolve(key, search_tasks, generations=1, **config)
@@ -79,6 +81,14 @@ def main() -> None:
     parser.add_argument("--population", type=int, default=1000)
     parser.add_argument("--task", choices=("linear", "digits", "both"), default="both")
     parser.add_argument("--op-set", choices=("all", "linear"), default="all")
+    parser.add_argument(
+        "--sizes",
+        type=int,
+        nargs=3,
+        default=None,
+        help="start from random programs of these (setup, predict, learn) sizes and keep"
+        " them (the authors' demo: 10 2 8); default: empty programs that grow",
+    )
     parser.add_argument("--max-evaluations", type=int, default=1_000_000)
     parser.add_argument("--digits-evaluations", type=int, default=100_000)
     parser.add_argument("--out", default="benchmarks/results")
@@ -122,7 +132,7 @@ def main() -> None:
         "automl_zero"
         if args.task == "both"
         else f"automl_zero_{args.task}_{args.op_set}_seed{args.seed}"
-    )
+    ) + ("_random" + "_".join(map(str, args.sizes)) if args.sizes else "")
     (out / f"{name}.json").write_text(json.dumps(result, indent=2))
     print(
         json.dumps(

@@ -343,30 +343,28 @@ def mutate(
     scalars: int = 4,
     vectors: int = 4,
     op_set: tuple[str, ...] | None = None,
+    sizes: tuple[int, int, int] | None = None,
 ) -> Program:
     """One of the paper's mutations, each with probability 1/3: insert a random
     instruction at a random slot (the last one drops) or remove one (a nop joins at the
     end); randomize a whole component; change one argument (op, an input, the output or
     the constant) of one instruction. New instructions draw their op from `op_set` (names
-    of `OPS`; default all but nop), as the paper's experiments restrict the ops."""
-    allowed = _op_indices(op_set)
+    of `OPS`; default all but nop), as the paper's experiments restrict the ops.
+
+    `sizes` (instructions per component) fixes the programs' sizes, as the authors' demo
+    does: the insert / remove mutation becomes randomizing one instruction, and a
+    randomized component keeps its size."""
     length = program.ops.shape[1]
+    if sizes is not None and (len(sizes) != 3 or not all(1 <= n <= length for n in sizes)):
+        raise ValueError(f"mutate: `sizes` must be 3 sizes in [1, {length}]; got {sizes!r}")
     k_kind, k_comp, k_pos, k_inst, k_arg, k_comp2 = jax.random.split(key, 6)
     kind = jax.random.randint(k_kind, (), 0, 3)
     comp = jax.random.randint(k_comp, (), 0, 3)
-    pos = jax.random.randint(k_pos, (), 0, length)
+    size = length if sizes is None else jnp.asarray(sizes)[comp]
+    pos = jax.random.randint(k_pos, (), 0, size)
 
     def random_instruction(k):
-        k1, k2, k3 = jax.random.split(k, 3)
-        op = jnp.asarray(allowed)[jax.random.randint(k1, (), 0, len(allowed))]
-        regs = jax.random.randint(k2, (3,), 0, max(scalars, vectors))
-        limit = jnp.where(jnp.asarray([w == "s" for _, w, _ in OPS])[op], scalars, vectors)
-        regs = regs.at[2].set(regs[2] % limit)
-        return (
-            op.astype(jnp.int8),
-            regs.astype(jnp.int8),
-            jax.random.uniform(k3, (), minval=-1.0, maxval=1.0),
-        )
+        return _random_instruction(k, scalars=scalars, vectors=vectors, op_set=op_set)
 
     ops, args, consts = program
     # insert / remove
@@ -389,8 +387,17 @@ def mutate(
         jnp.where(ins, ins_args, rem_args).astype(jnp.int8),
         jnp.where(ins, ins_c, rem_c),
     )
+    if sizes is not None:  # fixed sizes: randomize the instruction at pos instead
+        edit = (row_ops.at[pos].set(op_i), row_args.at[pos].set(reg_i), row_c.at[pos].set(c_i))
     # randomize the component
     rand = jax.vmap(random_instruction)(jax.random.split(k_comp2, length))
+    if sizes is not None:
+        live = idx < size
+        rand = (
+            jnp.where(live, rand[0], 0),
+            jnp.where(live[:, None], rand[1], 0),
+            jnp.where(live, rand[2], 0.0),
+        )
     # change one argument of one instruction
     field = jax.random.randint(k_arg, (), 0, 5)
     new_op, new_regs, new_c = random_instruction(jax.random.fold_in(k_inst, 1))
@@ -406,6 +413,49 @@ def mutate(
         ops.at[comp].set(new_row[0].astype(jnp.int8)),
         args.at[comp].set(new_row[1].astype(jnp.int8)),
         consts.at[comp].set(new_row[2].astype(jnp.float32)),
+    )
+
+
+def _random_instruction(
+    key: jax.Array, *, scalars: int, vectors: int, op_set: tuple[str, ...] | None
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """(op, (in1, in2, out), constant): an op of `op_set`, registers uniform, the output
+    in range for the register kind it writes, the constant uniform in [-1, 1]."""
+    allowed = _op_indices(op_set)
+    k1, k2, k3 = jax.random.split(key, 3)
+    op = jnp.asarray(allowed)[jax.random.randint(k1, (), 0, len(allowed))]
+    regs = jax.random.randint(k2, (3,), 0, max(scalars, vectors))
+    limit = jnp.where(jnp.asarray(_WRITES_SCALAR)[op], scalars, vectors)
+    regs = regs.at[2].set(regs[2] % limit)
+    return (
+        op.astype(jnp.int8),
+        regs.astype(jnp.int8),
+        jax.random.uniform(k3, (), minval=-1.0, maxval=1.0),
+    )
+
+
+def random_program(
+    key: jax.Array,
+    sizes: tuple[int, int, int],
+    length: int,
+    *,
+    scalars: int = 4,
+    vectors: int = 4,
+    op_set: tuple[str, ...] | None = None,
+) -> Program:
+    """A program of random instructions, `sizes[c]` in component c (nops after): the
+    authors' demo starts from a population of these rather than empty programs."""
+    if len(sizes) != 3 or not all(0 <= n <= length for n in sizes):
+        raise ValueError(f"random_program: `sizes` must be 3 sizes in [0, {length}]; got {sizes!r}")
+    keys = jax.random.split(key, 3 * length).reshape(3, length)
+    op, regs, const = jax.vmap(
+        jax.vmap(lambda k: _random_instruction(k, scalars=scalars, vectors=vectors, op_set=op_set))
+    )(keys)
+    live = jnp.arange(length)[None, :] < jnp.asarray(sizes)[:, None]
+    return Program(
+        jnp.where(live, op, 0).astype(jnp.int8),
+        jnp.where(live[..., None], regs, 0).astype(jnp.int8),
+        jnp.where(live, const, 0.0),
     )
 
 
@@ -457,6 +507,7 @@ def _generation(
     vectors: int,
     metric: str,
     op_set: tuple[str, ...] | None,
+    sizes: tuple[int, int, int] | None,
 ) -> EvolutionState:
     """One generation of `evolve` (module level, so that its compilation is reused
     across calls with the same configuration)."""
@@ -501,6 +552,7 @@ def evolve(
     vectors: int = 4,
     metric: str = "mse",
     op_set: tuple[str, ...] | None = None,
+    sizes: tuple[int, int, int] | None = None,
     state: EvolutionState | None = None,
 ) -> EvolutionState:
     """Regularized evolution of programs from empty ones: each generation draws
@@ -509,7 +561,9 @@ def evolve(
 
     `tasks` is either a fixed `Tasks` batch — the paper's T_search: every program is
     scored on the same tasks, so fitnesses compare — or `tasks(key) -> Tasks`, fresh
-    tasks each generation (pass the same function object each call, or it recompiles)."""
+    tasks each generation (pass the same function object each call, or it recompiles).
+    `sizes` switches to the authors' demo: the population starts as random programs of
+    those component sizes (`random_program`) and mutations keep the sizes."""
     check_positive(
         "evolve",
         generations=generations,
@@ -522,25 +576,37 @@ def evolve(
         raise ValueError(f"evolve: `children` must be <= population ({population}); got {children}")
     op_set = None if op_set is None else tuple(op_set)
     _op_indices(op_set)
+    sizes = None if sizes is None else tuple(int(n) for n in sizes)  # type: ignore[assignment]
+    if sizes is not None and (len(sizes) != 3 or not all(1 <= n <= length for n in sizes)):
+        raise ValueError(f"evolve: `sizes` must be 3 sizes in [1, {length}]; got {sizes!r}")
     fixed = None if callable(tasks) else tasks
     tasks_fn = tasks if callable(tasks) else None
 
     if state is None:
         k0, key = jax.random.split(key)
-        pop = jax.tree.map(
-            lambda a: jnp.broadcast_to(a, (population, *a.shape)), empty_program(length)
-        )
+        if sizes is None:
+            pop = jax.tree.map(
+                lambda a: jnp.broadcast_to(a, (population, *a.shape)), empty_program(length)
+            )
+        else:
+            k0, k_pop = jax.random.split(k0)
+            pop = jax.vmap(
+                lambda k: random_program(
+                    k, sizes, length, scalars=scalars, vectors=vectors, op_set=op_set
+                )
+            )(jax.random.split(k_pop, population))
         first = fixed if tasks_fn is None else tasks_fn(k0)
         fit = jax.jit(evaluate_many, static_argnames=("scalars", "vectors", "metric"))(
             pop, first, k0, scalars=scalars, vectors=vectors, metric=metric
         )
+        i0 = jnp.argmax(fit)
         state = EvolutionState(
             pop,
             fit,
             jnp.arange(population, dtype=jnp.int32),
             jnp.int32(population),
-            jax.tree.map(lambda a: a[0], pop),
-            fit[0],
+            jax.tree.map(lambda a: a[i0], pop),
+            fit[i0],
         )
 
     out: EvolutionState = state
@@ -556,5 +622,6 @@ def evolve(
             vectors=vectors,
             metric=metric,
             op_set=op_set,
+            sizes=sizes,
         )
     return out

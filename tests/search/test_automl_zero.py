@@ -165,3 +165,27 @@ def test_batched_register_machine_equals_a_numpy_interpreter_on_random_programs(
     )
     assert np.isfinite(want).sum() >= count // 2  # the comparison is not all -inf
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_fixed_size_programs_start_random_and_keep_their_sizes(key):
+    """The authors' demo: random programs of sizes (setup, predict, learn) whose
+    mutations keep every component's size and draw only ops of the op set."""
+    sizes = (4, 2, 3)
+    program = amz.random_program(key, sizes, 5, op_set=amz.LINEAR_OPS)
+    allowed = {i for i, (name, _, _) in enumerate(amz.OPS) if name in amz.LINEAR_OPS}
+    ops = np.asarray(program.ops)
+    assert [int((row != 0).sum()) for row in ops] == list(sizes)
+    assert set(ops[ops != 0].tolist()) <= allowed
+    kids = jax.vmap(lambda k: amz.mutate(k, program, op_set=amz.LINEAR_OPS, sizes=sizes))(
+        jax.random.split(key, 300)
+    )
+    kid_ops = np.asarray(kids.ops)
+    assert ((kid_ops != 0).sum(2) == np.asarray(sizes)).all()
+    assert set(kid_ops[kid_ops != 0].tolist()) <= allowed
+    assert (np.any(kid_ops != ops[None], axis=(1, 2))).mean() > 0.5
+    unsized = jax.vmap(lambda k: amz.mutate(k, program, op_set=amz.LINEAR_OPS))(
+        jax.random.split(key, 300)
+    )
+    assert ((np.asarray(unsized.ops) != 0).sum(2) != np.asarray(sizes)).any()  # they grow
+    with pytest.raises(ValueError, match="sizes"):
+        amz.mutate(key, program, sizes=(4, 0, 3))

@@ -493,6 +493,7 @@ class EvolutionState(NamedTuple):
         "vectors",
         "metric",
         "op_set",
+        "sizes",
     ),
 )
 def _generation(
@@ -516,9 +517,9 @@ def _generation(
     contestants = jax.random.randint(k_sel, (children, tournament), 0, population)
     winners = contestants[jnp.arange(children), jnp.argmax(state.fitness[contestants], axis=1)]
     parents = jax.tree.map(lambda a: a[winners], state.population)
-    kids = jax.vmap(lambda k, p: mutate(k, p, scalars=scalars, vectors=vectors, op_set=op_set))(
-        jax.random.split(k_mut, children), parents
-    )
+    kids = jax.vmap(
+        lambda k, p: mutate(k, p, scalars=scalars, vectors=vectors, op_set=op_set, sizes=sizes)
+    )(jax.random.split(k_mut, children), parents)
     on = tasks if tasks_fn is None else tasks_fn(k_task)
     assert on is not None
     fit = evaluate_many(kids, on, k_task, scalars=scalars, vectors=vectors, metric=metric)

@@ -189,3 +189,15 @@ def test_fixed_size_programs_start_random_and_keep_their_sizes(key):
     assert ((np.asarray(unsized.ops) != 0).sum(2) != np.asarray(sizes)).any()  # they grow
     with pytest.raises(ValueError, match="sizes"):
         amz.mutate(key, program, sizes=(4, 0, 3))
+    tasks = amz.linear_tasks(key, 2, train=4, valid=4)
+    state = amz.evolve(
+        key,
+        tasks,
+        generations=3,
+        population=20,
+        children=10,
+        length=5,
+        sizes=sizes,
+        op_set=amz.LINEAR_OPS,
+    )
+    assert ((np.asarray(state.population.ops) != 0).sum(2) == np.asarray(sizes)).all()

@@ -13,7 +13,9 @@ held-out MSE is below 1e-3 of the targets' variance (SGD on a linear model reach
 here). `--op-set linear` restricts new instructions to the authors' demo op set
 (`automl_zero.LINEAR_OPS`); `all` uses every op. Digits: the same search with fitness =
 validation accuracy of sign(s1) on projected binary digit tasks (`digit_pair_tasks`, 16
-features). Writes `automl_zero[_<task>_<op-set>_seed<k>].json`.
+features). `--sizes 10 2 8` starts from random programs of those component sizes and
+keeps them (the authors' demo). Writes `automl_zero_<task>_<op-set>_seed<k>[_random<sizes>]
+.json` (`automl_zero.json` for both tasks).
 """
 
 from __future__ import annotations

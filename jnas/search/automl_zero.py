@@ -185,71 +185,90 @@ def to_text(program: Program, *, live_only: bool = False) -> dict[str, list[str]
 
 # per op: whether it writes a scalar (else a vector, or nothing for nop)
 _WRITES_SCALAR = np.asarray([w == "s" for _, w, _ in OPS])
-_WRITES_VECTOR = np.asarray([w == "v" for _, w, _ in OPS])
 
 
-def _gaussians(key: jax.Array, length: int, features: int) -> jax.Array:
-    """float32[length, features]: instruction i's random vector, `normal(fold_in(key, i))`
-    (one draw per instruction and task, the same at every example)."""
-    return jax.vmap(lambda i: jax.random.normal(jax.random.fold_in(key, i), (features,)))(
-        jnp.arange(length)
+def _run(ops, args, consts, s, v, key):
+    """Run one component (`length` instructions) on registers (s, v): one instruction per
+    scan step, every op computed and the program's own selected."""
+    f = v.shape[1]
+
+    def step(carry, inst):
+        s, v, i = carry
+        op, (a, b, o), c = inst
+        sa, sb = s[a % s.shape[0]], s[b % s.shape[0]]
+        va, vb = v[a % v.shape[0]], v[b % v.shape[0]]
+        gauss = jax.random.normal(jax.random.fold_in(key, i), (f,))
+        scalars = jnp.stack(
+            [
+                s[o % s.shape[0]],
+                c,
+                sa + sb,
+                sa - sb,
+                sa * sb,
+                jnp.where(sb == 0, 0.0, sa / jnp.where(sb == 0, 1.0, sb)),
+                jnp.dot(va, vb),
+                jnp.mean(va),
+            ]
+        )
+        vectors = jnp.stack([v[o % v.shape[0]], va + vb, va - vb, va * vb, sa * vb, gauss * c])
+        s_index = jnp.asarray([0, 1, 2, 3, 4, 5, 0, 0, 0, 0, 6, 7, 0])[op]
+        v_index = jnp.asarray([0, 0, 0, 0, 0, 0, 1, 2, 3, 4, 0, 0, 5])[op]
+        s = s.at[o % s.shape[0]].set(scalars[s_index])
+        v = v.at[o % v.shape[0]].set(vectors[v_index])
+        return (s, v, i + 1), None
+
+    (s, v, _), _ = jax.lax.scan(
+        step, (s, v, jnp.int32(0)), (ops.astype(jnp.int32), args.astype(jnp.int32), consts)
     )
-
-
-def _read(registers: jax.Array, index: jax.Array) -> jax.Array:
-    """registers[index] per lane: registers [R, *inner, *lanes], index [*lanes]. A select
-    over the few registers, elementwise across lanes (no gather)."""
-    index = index.reshape((1,) * (registers.ndim - 1 - index.ndim) + index.shape)
-    out = registers[0]
-    for r in range(1, registers.shape[0]):
-        out = jnp.where(index == r, registers[r], out)
-    return out
-
-
-def _step(s, v, op, a, b, o, c, g):
-    """One instruction on every lane: scalars s [S, *lanes], vectors v [V, F, *lanes]; the
-    instruction's fields (op, in1, in2, out, constant) are [*lanes], its random vector g
-    [F, *lanes]. Every op is computed and the lane's own selected."""
-    ns, nv = s.shape[0], v.shape[0]
-    sa, sb = _read(s, a % ns), _read(s, b % ns)
-    va, vb = _read(v, a % nv), _read(v, b % nv)
-    safe = jnp.where(sb == 0, 1.0, sb)
-    s_new = jnp.select(
-        [op == 1, op == 2, op == 3, op == 4, op == 5, op == 10],
-        [c, sa + sb, sa - sb, sa * sb, jnp.where(sb == 0, 0.0, sa / safe), jnp.sum(va * vb, 0)],
-        jnp.mean(va, 0),  # op 11 (other ops do not write a scalar)
-    )
-    v_op = op[None]
-    v_new = jnp.select(
-        [v_op == 6, v_op == 7, v_op == 8, v_op == 9],
-        [va + vb, va - vb, va * vb, sa[None] * vb],
-        g * c[None],
-    )
-    writes_s = jnp.asarray(_WRITES_SCALAR)[op]
-    writes_v = jnp.asarray(_WRITES_VECTOR)[op]
-    s_slot = jnp.arange(ns).reshape((ns,) + (1,) * o.ndim) == (o % ns)[None]
-    v_slot = jnp.arange(nv).reshape((nv, 1) + (1,) * o.ndim) == (o % nv)[None, None]
-    s = jnp.where(s_slot & writes_s[None], s_new[None], s)
-    v = jnp.where(v_slot & writes_v[None, None], v_new[None], v)
     return s, v
 
 
-def _run(component, gauss, s, v):
-    """Run one component (ops [length, L], args [length, 3, L], consts [length, L]) on
-    registers whose trailing lane axes end in L; gauss [length, F, *lanes]."""
-    ops, args, consts = component
-    extra = (1,) * (s.ndim - 1 - ops.ndim + 1)  # inner lane axes (validation examples)
+def _evaluate_one(
+    program: Program,
+    tasks: Tasks,
+    key: jax.Array,
+    *,
+    scalars: int = 4,
+    vectors: int = 4,
+    metric: str = "mse",
+) -> jax.Array:
+    """float32[]: one program's fitness (see `evaluate_many`)."""
 
-    def lane(a):
-        return a.reshape(a.shape[:-1] + extra + a.shape[-1:]) if extra else a
+    def one_task(xt, yt, xv, yv, k):
+        f = xt.shape[-1]
+        s = jnp.zeros(scalars)
+        v = jnp.zeros((vectors, f))
+        s, v = _run(
+            program.ops[0], program.args[0], program.consts[0], s, v, jax.random.fold_in(k, 0)
+        )
 
-    def instruction(i, carry):
-        # `args[i, k]`, not `args[i][k]`: the two-step slice ran ~6x slower on XLA:CPU
-        a, b, o = (lane(args[i, k]) for k in range(3))
-        return _step(carry[0], carry[1], lane(ops[i]), a, b, o, lane(consts[i]), gauss[i])
+        def train(carry, ex):
+            s, v = carry
+            x, y = ex
+            v = v.at[0].set(x)
+            s = s.at[0].set(0.0)  # no label in predict
+            s, v = _run(program.ops[1], program.args[1], program.consts[1], s, v, k)
+            s = s.at[0].set(y)
+            s, v = _run(program.ops[2], program.args[2], program.consts[2], s, v, k)
+            return (s, v), None
 
-    s, v = jax.lax.fori_loop(0, ops.shape[0], instruction, (s, v))
-    return s, v
+        (s, v), _ = jax.lax.scan(train, (s, v), (xt, yt))
+
+        def predict(x):
+            v2 = v.at[0].set(x)
+            s2 = s.at[0].set(0.0)
+            s2, _ = _run(program.ops[1], program.args[1], program.consts[1], s2, v2, k)
+            return s2[1]
+
+        pred = jax.vmap(predict)(xv)
+        if metric == "accuracy":
+            return jnp.where(jnp.all(jnp.isfinite(pred)), jnp.mean(jnp.sign(pred) == yv), jnp.nan)
+        return -jnp.mean((pred - yv) ** 2)
+
+    keys = jax.random.split(key, tasks.x_train.shape[0])
+    scores = jax.vmap(one_task)(tasks.x_train, tasks.y_train, tasks.x_valid, tasks.y_valid, keys)
+    fitness = jnp.mean(scores)
+    return jnp.where(jnp.isfinite(fitness), fitness, -jnp.inf)
 
 
 def evaluate_many(
@@ -265,61 +284,14 @@ def evaluate_many(
     over `tasks`: minus the validation MSE (`metric="mse"`, regression) or the validation
     accuracy of sign(s1) against -1 / +1 labels (`"accuracy"`). NaN / inf: -inf.
 
-    All programs run on all tasks at once as P * T lanes of one register machine, lanes
-    last: every instruction is a few elementwise selects over the registers, so XLA
-    vectorizes across programs instead of gathering per program (3-6x faster on CPU than
-    `vmap` over a per-program interpreter)."""
+    A per-program interpreter under `vmap`. Measured against running programs x tasks as
+    the lanes of one elementwise register machine (selects instead of register gathers),
+    this is ~2-3x faster on XLA:CPU (`benchmarks/automl_zero_throughput.py`)."""
     if metric not in ("mse", "accuracy"):
         raise ValueError(f"evaluate: `metric` must be 'mse' or 'accuracy'; got {metric!r}")
-    num_p, length = programs.ops.shape[0], programs.ops.shape[2]
-    num_t, _, f = tasks.x_train.shape
-
-    def per_program(a):  # [P, ...] -> [..., P * T]
-        return jnp.moveaxis(jnp.repeat(a, num_t, axis=0), 0, -1)
-
-    def per_task(a):  # [T, ...] -> [..., P * T]
-        return jnp.moveaxis(jnp.tile(a, (num_p,) + (1,) * (a.ndim - 1)), 0, -1)
-
-    ops = per_program(programs.ops.astype(jnp.int32))  # [3, length, L]
-    args = per_program(programs.args.astype(jnp.int32))  # [3, length, 3, L]
-    consts = per_program(programs.consts)  # [3, length, L]
-    comps = [(ops[c], args[c], consts[c]) for c in range(3)]
-    keys = jax.random.split(key, num_t)
-    g_setup = per_task(jax.vmap(lambda k: _gaussians(jax.random.fold_in(k, 0), length, f))(keys))
-    g_run = per_task(jax.vmap(lambda k: _gaussians(k, length, f))(keys))  # [length, F, L]
-    x_train, y_train = per_task(tasks.x_train), per_task(tasks.y_train)  # [N, F, L], [N, L]
-    x_valid, y_valid = per_task(tasks.x_valid), per_task(tasks.y_valid)
-    x_train, x_valid = jnp.moveaxis(x_train, 0, 1), jnp.moveaxis(x_valid, 0, 1)  # [F, N, L]
-    lanes = num_p * num_t
-    s = jnp.zeros((scalars, lanes))
-    v = jnp.zeros((vectors, f, lanes))
-    s, v = _run(comps[0], g_setup, s, v)
-
-    def train(carry, example):
-        s, v = carry
-        x, y = example
-        v = v.at[0].set(x)
-        s = s.at[0].set(0.0)  # no label in predict
-        s, v = _run(comps[1], g_run, s, v)
-        s = s.at[0].set(y)
-        s, v = _run(comps[2], g_run, s, v)
-        return (s, v), None
-
-    (s, v), _ = jax.lax.scan(train, (s, v), (jnp.moveaxis(x_train, 1, 0), y_train))
-    # validation: the examples become a second lane axis, [*, M, L]
-    m = y_valid.shape[0]
-    s_val = jnp.broadcast_to(s[:, None], (scalars, m, lanes)).at[0].set(0.0)
-    v_val = jnp.broadcast_to(v[:, :, None], (vectors, f, m, lanes)).at[0].set(x_valid)
-    s_val, _ = _run(comps[1], g_run[:, :, None], s_val, v_val)
-    pred = s_val[1]  # [M, L]
-    if metric == "accuracy":
-        scores = jnp.where(
-            jnp.all(jnp.isfinite(pred), 0), jnp.mean(jnp.sign(pred) == y_valid, 0), jnp.nan
-        )
-    else:
-        scores = -jnp.mean((pred - y_valid) ** 2, 0)
-    fitness = jnp.mean(scores.reshape(num_p, num_t), 1)
-    return jnp.where(jnp.isfinite(fitness), fitness, -jnp.inf)
+    return jax.vmap(
+        lambda p: _evaluate_one(p, tasks, key, scalars=scalars, vectors=vectors, metric=metric)
+    )(programs)
 
 
 def evaluate(
@@ -332,7 +304,7 @@ def evaluate(
     metric: str = "mse",
 ) -> jax.Array:
     """float32[]: the fitness of one program (`evaluate_many` for a batch)."""
-    batch = jax.tree.map(lambda a: a[None], program)
+    batch = jax.tree.map(lambda x: x[None], program)
     return evaluate_many(batch, tasks, key, scalars=scalars, vectors=vectors, metric=metric)[0]
 
 

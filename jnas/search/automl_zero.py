@@ -5,16 +5,20 @@ An algorithm is three components, `setup` (run once per task), `predict` (per ex
 the input is in `v0`, the prediction must end in `s1`) and `learn` (per training example,
 after `predict`, with the label in `s0`), each `length` instructions `(op, in1, in2, out,
 constant)` over scalar registers `s*` and vector registers `v*` of the task's feature
-size; `nop` pads. Evaluation runs a batch of programs on a batch of tasks in one compiled
-call (`vmap` over programs and tasks, `lax.scan` over examples and instructions, every
-op computed and one selected: no data-dependent control flow). Fitness is minus the mean
-squared validation error, averaged over the tasks (NaN or inf: the worst).
+size; `nop` pads; s0 and v0 are read-only. Evaluation runs a batch of programs on a batch
+of tasks in one compiled call (`vmap` over programs and tasks, `lax.scan` over examples
+and instructions, every op computed and one selected: no data-dependent control flow).
+Fitness (`evaluate_many`): the paper's 1 - (2 / pi) arctan(RMSE) per task with the
+authors' early stopping (`metric="rms"`), minus the MSE, or accuracy, averaged over tasks.
 
 Evolution is regularized evolution (aging, tournament selection) with the paper's
 mutations: insert a random instruction or remove one, randomize a whole component,
-or change one argument of one instruction. `linear_tasks` are the paper's linear
-regression tasks (a random weight vector per task, Gaussian features); `SGD_LINEAR` is
-the program the paper reports rediscovering (the learned weights in `v1`).
+or alter one parameter of one instruction (constants on a log scale). `linear_tasks`
+are the paper's linear regression tasks (a random weight vector per task, Gaussian
+features); `SGD_LINEAR` is the program the paper reports rediscovering (the learned
+weights in `v1`). The semantics follow the authors' C++ (`executor.h`, `instruction.cc`,
+`run_demo.sh` in google-research/automl_zero); functional-equivalence caching is not
+implemented (a batch of fixed shape gains nothing from skipping some of its members).
 """
 
 from __future__ import annotations
@@ -231,44 +235,59 @@ def _evaluate_one(
     scalars: int = 4,
     vectors: int = 4,
     metric: str = "mse",
+    max_abs_error: float = 100.0,
+    sizes: tuple[int, int, int] | None = None,
 ) -> jax.Array:
     """float32[]: one program's fitness (see `evaluate_many`)."""
+    length = program.ops.shape[1]
+    n = sizes or (length,) * 3
+
+    def component(c):  # the first sizes[c] slots: the rest are nops
+        return program.ops[c, : n[c]], program.args[c, : n[c]], program.consts[c, : n[c]]
 
     def one_task(xt, yt, xv, yv, k):
         f = xt.shape[-1]
         s = jnp.zeros(scalars)
         v = jnp.zeros((vectors, f))
-        s, v = _run(
-            program.ops[0], program.args[0], program.consts[0], s, v, jax.random.fold_in(k, 0)
-        )
+        s, v = _run(*component(0), s, v, jax.random.fold_in(k, 0))
 
-        def train(carry, ex):
-            s, v = carry
-            x, y = ex
+        def predict(s, v, x):
             v = v.at[0].set(x)
             s = s.at[0].set(0.0)  # no label in predict
-            s, v = _run(program.ops[1], program.args[1], program.consts[1], s, v, k)
+            return _run(*component(1), s, v, k)
+
+        def train(carry, ex):
+            s, v, ok = carry
+            x, y = ex
+            s, v = predict(s, v, x)
+            ok = ok & (jnp.abs(y - s[1]) <= max_abs_error)  # NaN fails too
             s = s.at[0].set(y)
-            s, v = _run(program.ops[2], program.args[2], program.consts[2], s, v, k)
-            return (s, v), None
+            s, v = _run(*component(2), s, v, k)
+            return (s, v, ok), None
 
-        (s, v), _ = jax.lax.scan(train, (s, v), (xt, yt))
+        (s, v, ok), _ = jax.lax.scan(train, (s, v, jnp.bool_(True)), (xt, yt))
 
-        def predict(x):
-            v2 = v.at[0].set(x)
-            s2 = s.at[0].set(0.0)
-            s2, _ = _run(program.ops[1], program.args[1], program.consts[1], s2, v2, k)
-            return s2[1]
+        def valid(carry, x):
+            s, v = predict(carry[0], carry[1], x)
+            return (s, v), s[1]
 
-        pred = jax.vmap(predict)(xv)
+        # the memory carries on through validation, as in the authors' executor
+        _, pred = jax.lax.scan(valid, (s, v), xv)
         if metric == "accuracy":
             return jnp.where(jnp.all(jnp.isfinite(pred)), jnp.mean(jnp.sign(pred) == yv), jnp.nan)
+        if metric == "rms":
+            ok = ok & jnp.all(jnp.abs(pred - yv) <= max_abs_error)
+            rms = jnp.sqrt(jnp.mean((pred - yv) ** 2))
+            return jnp.where(ok & jnp.isfinite(rms), 1.0 - 2.0 / jnp.pi * jnp.arctan(rms), 0.0)
         return -jnp.mean((pred - yv) ** 2)
 
     keys = jax.random.split(key, tasks.x_train.shape[0])
     scores = jax.vmap(one_task)(tasks.x_train, tasks.y_train, tasks.x_valid, tasks.y_valid, keys)
     fitness = jnp.mean(scores)
     return jnp.where(jnp.isfinite(fitness), fitness, -jnp.inf)
+
+
+_METRICS = ("mse", "rms", "accuracy")
 
 
 def evaluate_many(
@@ -279,18 +298,31 @@ def evaluate_many(
     scalars: int = 4,
     vectors: int = 4,
     metric: str = "mse",
+    sizes: tuple[int, int, int] | None = None,
 ) -> jax.Array:
     """float32[P]: the fitness of each of a batch of programs (leading axis P) averaged
-    over `tasks`: minus the validation MSE (`metric="mse"`, regression) or the validation
-    accuracy of sign(s1) against -1 / +1 labels (`"accuracy"`). NaN / inf: -inf.
+    over `tasks`, from the validation predictions of a program trained on each task's
+    training examples (memory carries on from training through validation, as in the
+    authors' executor):
+
+    - `"rms"`: the paper's regression fitness, per task 1 - (2 / pi) arctan(RMSE) in
+      [0, 1]; a task whose |label - prediction| exceeds 100 (or is NaN) at any training
+      or validation example scores 0 (the authors' early stopping, `max_abs_error`).
+    - `"mse"`: minus the validation MSE averaged over the tasks (any NaN / inf: -inf).
+    - `"accuracy"`: the accuracy of sign(s1) against -1 / +1 labels.
+
+    `sizes` (the programs' fixed component sizes, `evolve(sizes=)`) runs only those
+    slots: the nops after them cost a scan step each otherwise.
 
     A per-program interpreter under `vmap`. Measured against running programs x tasks as
     the lanes of one elementwise register machine (selects instead of register gathers),
     this is ~2-3x faster on XLA:CPU (`benchmarks/automl_zero_throughput.py`)."""
-    if metric not in ("mse", "accuracy"):
-        raise ValueError(f"evaluate: `metric` must be 'mse' or 'accuracy'; got {metric!r}")
+    if metric not in _METRICS:
+        raise ValueError(f"evaluate: `metric` must be one of {_METRICS}; got {metric!r}")
     return jax.vmap(
-        lambda p: _evaluate_one(p, tasks, key, scalars=scalars, vectors=vectors, metric=metric)
+        lambda p: _evaluate_one(
+            p, tasks, key, scalars=scalars, vectors=vectors, metric=metric, sizes=sizes
+        )
     )(programs)
 
 
@@ -314,14 +346,17 @@ def mutate(
     *,
     scalars: int = 4,
     vectors: int = 4,
-    op_set: tuple[str, ...] | None = None,
+    op_set: OpSet = None,
     sizes: tuple[int, int, int] | None = None,
 ) -> Program:
     """One of the paper's mutations, each with probability 1/3: insert a random
     instruction at a random slot (the last one drops) or remove one (a nop joins at the
-    end); randomize a whole component; change one argument (op, an input, the output or
-    the constant) of one instruction. New instructions draw their op from `op_set` (names
-    of `OPS`; default all but nop), as the paper's experiments restrict the ops.
+    end); randomize a whole component; alter one parameter of one live instruction (an
+    input, the output, or the constant: times exp(N(0, 1)), or its sign flipped with
+    probability 0.1, as the authors' `AlterParam`). New instructions draw their op from
+    `op_set` (names of `OPS`; default all but nop), or per component three tuples of
+    names (setup, predict, learn), as the paper's experiments restrict the ops, and never
+    write the label s0 or the features v0.
 
     `sizes` (instructions per component) fixes the programs' sizes, as the authors' demo
     does: the insert / remove mutation becomes randomizing one instruction, and a
@@ -335,8 +370,10 @@ def mutate(
     size = length if sizes is None else jnp.asarray(sizes)[comp]
     pos = jax.random.randint(k_pos, (), 0, size)
 
+    op_set = _normalize_op_set(op_set)
+
     def random_instruction(k):
-        return _random_instruction(k, scalars=scalars, vectors=vectors, op_set=op_set)
+        return _random_instruction(k, comp, scalars=scalars, vectors=vectors, op_set=op_set)
 
     ops, args, consts = program
     # insert / remove
@@ -370,13 +407,7 @@ def mutate(
             jnp.where(live[:, None], rand[1], 0),
             jnp.where(live, rand[2], 0.0),
         )
-    # change one argument of one instruction
-    field = jax.random.randint(k_arg, (), 0, 5)
-    new_op, new_regs, new_c = random_instruction(jax.random.fold_in(k_inst, 1))
-    a_ops = row_ops.at[pos].set(jnp.where(field == 0, new_op, row_ops[pos]))
-    a_args = row_args.at[pos].set(jnp.where((jnp.arange(3) + 1) == field, new_regs, row_args[pos]))
-    a_c = row_c.at[pos].set(jnp.where(field == 4, new_c, row_c[pos]))
-    change = (a_ops, a_args, a_c)
+    change = _alter_param(k_inst, row_ops, row_args, row_c, scalars=scalars, vectors=vectors)
     pick = [edit, rand, change]
     new_row = [
         jnp.select([kind == 0, kind == 1, kind == 2], [p[j] for p in pick]) for j in range(3)
@@ -388,21 +419,72 @@ def mutate(
     )
 
 
+# per op: the register file each of (in1, in2, out) addresses (0: none, 1: scalars,
+# 2: vectors), and whether it has a constant
+_KINDS = np.asarray(
+    [[" sv".index(k) for k in (reads + "  ")[:2] + (writes or " ")] for _, writes, reads in OPS]
+)
+_HAS_CONST = np.asarray([name in ("s=c", "v=gauss*c") for name, _, _ in OPS])
+
+
+def _register(
+    key: jax.Array, kind: jax.Array, scalars: int, vectors: int, first: int | jax.Array
+) -> jax.Array:
+    """A register index uniform in [first, count) of the file `kind` addresses (0: none)."""
+    count = jnp.asarray([first + 1, scalars, vectors])[kind]
+    return first + jnp.floor(jax.random.uniform(key) * (count - first)).astype(jnp.int32)
+
+
+def _alter_param(key, row_ops, row_args, row_c, *, scalars: int, vectors: int):
+    """The paper's parameter mutation on one live instruction of a component: one of its
+    parameters, uniformly, takes a new random register (an input, or the output, never
+    s0 / v0), or its constant is scaled by exp(N(0, 1)) or, with probability 0.1, negated.
+    A component of nops only is left as it is."""
+    k_pos, k_field, k_reg, k_flip, k_scale = jax.random.split(key, 5)
+    live = row_ops != 0
+    pos = jax.random.categorical(k_pos, jnp.where(live, 0.0, -jnp.inf))
+    pos = jnp.where(live.any(), pos, 0)
+    op = row_ops[pos].astype(jnp.int32)
+    kinds = jnp.asarray(_KINDS)[op]
+    fields = jnp.concatenate([kinds > 0, jnp.asarray(_HAS_CONST)[op][None]])
+    field = jax.random.categorical(k_field, jnp.where(fields, 0.0, -jnp.inf))
+    reg = _register(k_reg, kinds[jnp.minimum(field, 2)], scalars, vectors, (field == 2) * 1)
+    regs = row_args[pos].astype(jnp.int32)
+    regs = jnp.where((jnp.arange(3) == field) & live[pos], reg, regs)
+    c = row_c[pos]
+    scaled = jnp.where(
+        jax.random.bernoulli(k_flip, 0.1), -c, c * jnp.exp(jax.random.normal(k_scale))
+    )
+    c = jnp.where((field == 3) & live[pos], scaled, c)
+    return row_ops, row_args.at[pos].set(regs.astype(row_args.dtype)), row_c.at[pos].set(c)
+
+
 def _random_instruction(
-    key: jax.Array, *, scalars: int, vectors: int, op_set: tuple[str, ...] | None
+    key: jax.Array, comp: jax.Array | int, *, scalars: int, vectors: int, op_set: OpSet
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """(op, (in1, in2, out), constant): an op of `op_set`, registers uniform, the output
-    in range for the register kind it writes, the constant uniform in [-1, 1]."""
-    allowed = _op_indices(op_set)
+    """(op, (in1, in2, out), constant): an op that `op_set` allows in component `comp`,
+    each input uniform over the
+    registers of its kind, the output uniform over its kind's registers but the first
+    (the label s0 and the features v0 are read-only, as in the authors' machine), the
+    constant uniform in [-1, 1]."""
+    table, counts = _op_table(op_set)
     k1, k2, k3 = jax.random.split(key, 3)
-    op = jnp.asarray(allowed)[jax.random.randint(k1, (), 0, len(allowed))]
-    regs = jax.random.randint(k2, (3,), 0, max(scalars, vectors))
-    limit = jnp.where(jnp.asarray(_WRITES_SCALAR)[op], scalars, vectors)
-    regs = regs.at[2].set(regs[2] % limit)
+    pick = jnp.floor(jax.random.uniform(k1) * jnp.asarray(counts)[comp]).astype(jnp.int32)
+    op = jnp.asarray(table)[comp, pick]
+    kinds = jnp.asarray(_KINDS)[op]
+    regs = jnp.stack(
+        [
+            _register(k, kinds[i], scalars, vectors, int(i == 2))
+            for i, k in enumerate(jax.random.split(k2, 3))
+        ]
+    )
+    regs = jnp.where(kinds > 0, regs, 0)
     return (
         op.astype(jnp.int8),
         regs.astype(jnp.int8),
-        jax.random.uniform(k3, (), minval=-1.0, maxval=1.0),
+        jnp.where(
+            jnp.asarray(_HAS_CONST)[op], jax.random.uniform(k3, (), minval=-1.0, maxval=1.0), 0.0
+        ),
     )
 
 
@@ -413,16 +495,19 @@ def random_program(
     *,
     scalars: int = 4,
     vectors: int = 4,
-    op_set: tuple[str, ...] | None = None,
+    op_set: OpSet = None,
 ) -> Program:
     """A program of random instructions, `sizes[c]` in component c (nops after): the
     authors' demo starts from a population of these rather than empty programs."""
     if len(sizes) != 3 or not all(0 <= n <= length for n in sizes):
         raise ValueError(f"random_program: `sizes` must be 3 sizes in [0, {length}]; got {sizes!r}")
+    op_set = _normalize_op_set(op_set)
     keys = jax.random.split(key, 3 * length).reshape(3, length)
     op, regs, const = jax.vmap(
-        jax.vmap(lambda k: _random_instruction(k, scalars=scalars, vectors=vectors, op_set=op_set))
-    )(keys)
+        lambda ks, c: jax.vmap(
+            lambda k: _random_instruction(k, c, scalars=scalars, vectors=vectors, op_set=op_set)
+        )(ks)
+    )(keys, jnp.arange(3))
     live = jnp.arange(length)[None, :] < jnp.asarray(sizes)[:, None]
     return Program(
         jnp.where(live, op, 0).astype(jnp.int8),
@@ -435,15 +520,51 @@ def _op_indices(op_set: tuple[str, ...] | None) -> np.ndarray:
     names = [name for name, _, _ in OPS]
     if op_set is None:
         return np.arange(1, len(OPS), dtype=np.int32)
-    unknown = [op for op in op_set if op not in names[1:]]
+    unknown = [op for op in op_set if not isinstance(op, str) or op not in names[1:]]
     if unknown or not op_set:
         raise ValueError(f"mutate: `op_set` must be non-empty names of OPS[1:]; got {op_set!r}")
     return np.asarray([names.index(op) for op in op_set], np.int32)
 
 
+OpSet = tuple[str, ...] | tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]] | None
+
+
+def _normalize_op_set(op_set) -> OpSet:
+    """A hashable op set: None, names for every component, or three tuples of names (one
+    per component: setup, predict, learn), checked."""
+    if op_set is None:
+        return None
+    if all(isinstance(o, str) for o in op_set):
+        out: OpSet = tuple(op_set)
+    elif len(op_set) == 3 and not any(isinstance(o, str) for o in op_set):
+        out = tuple(tuple(o) for o in op_set)  # type: ignore[assignment]
+    else:
+        raise ValueError(
+            "mutate: `op_set` must be names of OPS[1:] or three tuples of them (setup,"
+            f" predict, learn); got {op_set!r}"
+        )
+    _op_table(out)
+    return out
+
+
+def _op_table(op_set: OpSet) -> tuple[np.ndarray, np.ndarray]:
+    """int32[3, K]: the allowed op indices of each component (rows padded by repetition)
+    and int32[3]: how many each allows."""
+    if op_set is None or all(isinstance(o, str) for o in op_set):
+        rows = [_op_indices(op_set)] * 3  # type: ignore[arg-type]
+    else:
+        rows = [_op_indices(o) for o in op_set]  # type: ignore[arg-type]
+    width = max(len(r) for r in rows)
+    return np.stack([np.resize(r, width) for r in rows]), np.asarray([len(r) for r in rows])
+
+
 # The linear-regression demo's op set (the authors' `run_demo.sh`: constant, dot product,
 # scalar difference and product, scalar-vector product, vector sum)
 LINEAR_OPS = ("s=c", "s=dot(v,v)", "s=s-s", "s=s*s", "v=s*v", "v=v+v")
+# The same ops split by component, as the paper's restricted linear search (Section 4.1;
+# the authors' `run_integration_test_linear.sh`, sizes 5 / 1 / 4): constants in setup, a
+# dot product in predict, the update's arithmetic in learn
+LINEAR_OPS_BY_COMPONENT = (("s=c",), ("s=dot(v,v)",), ("s=s-s", "s=s*s", "v=s*v", "v=v+v"))
 
 
 class EvolutionState(NamedTuple):
@@ -466,6 +587,7 @@ class EvolutionState(NamedTuple):
         "metric",
         "op_set",
         "sizes",
+        "mutate_prob",
     ),
 )
 def _generation(
@@ -479,22 +601,29 @@ def _generation(
     scalars: int,
     vectors: int,
     metric: str,
-    op_set: tuple[str, ...] | None,
+    op_set: OpSet,
     sizes: tuple[int, int, int] | None,
+    mutate_prob: float,
 ) -> EvolutionState:
     """One generation of `evolve` (module level, so that its compilation is reused
     across calls with the same configuration)."""
     population = state.fitness.shape[0]
-    k_sel, k_mut, k_task = jax.random.split(key, 3)
+    k_sel, k_mut, k_task, k_copy = jax.random.split(key, 4)
     contestants = jax.random.randint(k_sel, (children, tournament), 0, population)
     winners = contestants[jnp.arange(children), jnp.argmax(state.fitness[contestants], axis=1)]
     parents = jax.tree.map(lambda a: a[winners], state.population)
     kids = jax.vmap(
         lambda k, p: mutate(k, p, scalars=scalars, vectors=vectors, op_set=op_set, sizes=sizes)
     )(jax.random.split(k_mut, children), parents)
+    mutated = jax.random.bernoulli(k_copy, mutate_prob, (children,))
+    kids = jax.tree.map(
+        lambda a, b: jnp.where(mutated.reshape(-1, *[1] * (a.ndim - 1)), a, b), kids, parents
+    )
     on = tasks if tasks_fn is None else tasks_fn(k_task)
     assert on is not None
-    fit = evaluate_many(kids, on, k_task, scalars=scalars, vectors=vectors, metric=metric)
+    fit = evaluate_many(
+        kids, on, k_task, scalars=scalars, vectors=vectors, metric=metric, sizes=sizes
+    )
     oldest = jnp.argsort(state.age)[:children]
     pop = jax.tree.map(lambda a, b: a.at[oldest].set(b), state.population, kids)
     fitness = state.fitness.at[oldest].set(fit)
@@ -524,13 +653,16 @@ def evolve(
     scalars: int = 4,
     vectors: int = 4,
     metric: str = "mse",
-    op_set: tuple[str, ...] | None = None,
+    op_set: OpSet = None,
     sizes: tuple[int, int, int] | None = None,
+    mutate_prob: float = 0.9,
     state: EvolutionState | None = None,
 ) -> EvolutionState:
     """Regularized evolution of programs from empty ones: each generation draws
     `children` tournaments of `tournament` members, mutates the winners, evaluates them
     in one compiled call, and replaces the oldest members. Pass `state` to continue.
+    A child is its parent mutated with probability `mutate_prob` (the authors' 0.9), else
+    a copy of it.
 
     `tasks` is either a fixed `Tasks` batch — the paper's T_search: every program is
     scored on the same tasks, so fitnesses compare — or `tasks(key) -> Tasks`, fresh
@@ -545,10 +677,18 @@ def evolve(
         children=children,
         length=length,
     )
+    if not 0.0 <= mutate_prob <= 1.0:
+        raise ValueError(f"evolve: `mutate_prob` must be in [0, 1]; got {mutate_prob}")
+    if scalars < 2 or vectors < 2:
+        raise ValueError(
+            f"evolve: `scalars` and `vectors` must be >= 2 (s0 / v0 are the label and the"
+            f" features, s1 the prediction); got {scalars}, {vectors}"
+        )
+    if metric not in _METRICS:
+        raise ValueError(f"evolve: `metric` must be one of {_METRICS}; got {metric!r}")
     if children > population:
         raise ValueError(f"evolve: `children` must be <= population ({population}); got {children}")
-    op_set = None if op_set is None else tuple(op_set)
-    _op_indices(op_set)
+    op_set = _normalize_op_set(op_set)
     sizes = None if sizes is None else tuple(int(n) for n in sizes)  # type: ignore[assignment]
     if sizes is not None and (len(sizes) != 3 or not all(1 <= n <= length for n in sizes)):
         raise ValueError(f"evolve: `sizes` must be 3 sizes in [1, {length}]; got {sizes!r}")
@@ -569,8 +709,8 @@ def evolve(
                 )
             )(jax.random.split(k_pop, population))
         first = fixed if tasks_fn is None else tasks_fn(k0)
-        fit = jax.jit(evaluate_many, static_argnames=("scalars", "vectors", "metric"))(
-            pop, first, k0, scalars=scalars, vectors=vectors, metric=metric
+        fit = jax.jit(evaluate_many, static_argnames=("scalars", "vectors", "metric", "sizes"))(
+            pop, first, k0, scalars=scalars, vectors=vectors, metric=metric, sizes=sizes
         )
         i0 = jnp.argmax(fit)
         state = EvolutionState(
@@ -596,5 +736,6 @@ def evolve(
             metric=metric,
             op_set=op_set,
             sizes=sizes,
+            mutate_prob=float(mutate_prob),
         )
     return out

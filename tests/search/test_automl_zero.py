@@ -85,9 +85,11 @@ def test_evolution_on_fresh_tasks_and_the_accuracy_metric(key):
         amz.evolve(key, tasks, generations=1, population=20, children=20, op_set=("s=c", "jump"))
 
 
-def _numpy_fitness(ops, args, consts, tasks, key):
+def _numpy_fitness(ops, args, consts, tasks, key, metric="mse"):
     """A per-program NumPy register machine (float64), the paper's semantics written out
-    instruction by instruction: the independent reference for `evaluate_many`."""
+    instruction by instruction (the authors' `Executor`: memory carries on through
+    validation; for "rms", 1 - 2/pi arctan(RMSE) per task, 0 once an error exceeds 100):
+    the independent reference for `evaluate_many`."""
     t_count, _, f = np.asarray(tasks.x_train).shape
     keys = jax.random.split(key, t_count)
     length = ops.shape[1]
@@ -133,17 +135,26 @@ def _numpy_fitness(ops, args, consts, tasks, key):
         xt, yt, xv, yv = (np.asarray(a[t], np.float64) for a in tasks)
         g_setup, g_run = gauss(jax.random.fold_in(keys[t], 0)), gauss(keys[t])
         s, v = run(0, g_setup, np.zeros(4), np.zeros((4, f)))
+        stopped = False
         for x, y in zip(xt, yt, strict=True):
             v[0], s[0] = x, 0.0
             s, v = run(1, g_run, s, v)
+            stopped = stopped or not abs(y - s[1]) <= 100
             s[0] = y
             s, v = run(2, g_run, s, v)
         pred = []
         for x in xv:
-            s2, v2 = s.copy(), v.copy()
-            v2[0], s2[0] = x, 0.0
-            pred.append(run(1, g_run, s2, v2)[0][1])
-        scores.append(-np.mean((np.asarray(pred) - yv) ** 2))
+            v[0], s[0] = x, 0.0
+            s, v = run(1, g_run, s, v)
+            pred.append(s[1])
+        errors = np.asarray(pred) - yv
+        if metric == "rms":
+            stopped = stopped or not np.all(np.abs(errors) <= 100)
+            rms = np.sqrt(np.mean(errors**2))
+            ok = not stopped and np.isfinite(rms)
+            scores.append(1 - 2 / np.pi * np.arctan(rms) if ok else 0.0)
+        else:
+            scores.append(-np.mean(errors**2))
     fitness = np.mean(scores)
     return fitness if np.isfinite(fitness) else -np.inf
 
@@ -154,17 +165,31 @@ def test_batched_register_machine_equals_a_numpy_interpreter_on_random_programs(
     ops = rng.integers(0, len(amz.OPS), (count, 3, length))
     args = rng.integers(0, 4, (count, 3, length, 3))
     consts = rng.uniform(-1, 1, (count, 3, length)).astype(np.float32)
+    # one that errs by 400 on its first training example only, then predicts 0: the
+    # authors' early stopping scores it 0 (without it, an ordinary finite fitness)
+    stop = amz.parse_program(
+        {"setup": ["s2 = 200"], "predict": ["s1 = s2 + s2"], "learn": ["s2 = 0"]}, length
+    )
+    ops[-1], args[-1], consts[-1] = (np.asarray(a) for a in stop)
     programs = amz.Program(
         jnp.asarray(ops, jnp.int8), jnp.asarray(args, jnp.int8), jnp.asarray(consts)
     )
     tasks = amz.linear_tasks(jax.random.key(3), 2, train=4, valid=3)
     key = jax.random.key(5)
-    got = np.asarray(jax.jit(amz.evaluate_many)(programs, tasks, key))
-    want = np.asarray(
-        [_numpy_fitness(ops[p], args[p], consts[p], tasks, key) for p in range(count)]
-    )
-    assert np.isfinite(want).sum() >= count // 2  # the comparison is not all -inf
-    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    for metric in ("mse", "rms"):
+        got = np.asarray(
+            jax.jit(amz.evaluate_many, static_argnames="metric")(
+                programs, tasks, key, metric=metric
+            )
+        )
+        want = np.asarray(
+            [_numpy_fitness(ops[p], args[p], consts[p], tasks, key, metric) for p in range(count)]
+        )
+        assert np.isfinite(want).sum() >= count // 2  # the comparison is not all -inf
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+        if metric == "rms":  # the squashing and the early stop are both exercised
+            assert ((want > 0.05) & (want < 0.95)).sum() >= 4
+            assert want[-1] == 0
 
 
 def test_fixed_size_programs_start_random_and_keep_their_sizes(key):
@@ -201,3 +226,72 @@ def test_fixed_size_programs_start_random_and_keep_their_sizes(key):
         op_set=amz.LINEAR_OPS,
     )
     assert ((np.asarray(state.population.ops) != 0).sum(2) == np.asarray(sizes)).all()
+    full = amz.evaluate_many(state.population, tasks, key, metric="rms")
+    sliced = amz.evaluate_many(state.population, tasks, key, metric="rms", sizes=sizes)
+    np.testing.assert_allclose(sliced, full, rtol=1e-5)
+
+
+def test_parameter_mutation_scales_constants_log_normally_and_never_writes_inputs(key):
+    """The authors' AlterParam on a constant: negated with probability 0.1, else scaled by
+    exp(N(0, 1)) (a fresh uniform draw would fail both checks); and no new instruction
+    writes the label s0 or the features v0."""
+    from scipy import stats
+
+    program = amz.parse_program({"setup": ["s2 = 0.1"]}, 4)
+    kids = jax.vmap(lambda k: amz.mutate(k, program, op_set=amz.LINEAR_OPS))(
+        jax.random.split(key, 6000)
+    )
+    same_shape = (np.asarray(kids.ops) == np.asarray(program.ops)[None]).all((1, 2)) & (
+        np.asarray(kids.args) == np.asarray(program.args)[None]
+    ).all((1, 2, 3))
+    ratio = np.asarray(kids.consts)[same_shape, 0, 0] / 0.1
+    ratio = ratio[ratio != 1.0]  # the kids whose constant was altered
+    assert len(ratio) > 300
+    flipped = np.isclose(ratio, -1.0)
+    assert abs(flipped.mean() - 0.1) < 0.04
+    assert stats.kstest(np.log(ratio[~flipped]), "norm").pvalue > 1e-3
+    random = jax.vmap(lambda k: amz.random_program(k, (4, 4, 4), 4, scalars=4, vectors=3))(
+        jax.random.split(key, 200)
+    )
+    ops, out = np.asarray(random.ops), np.asarray(random.args)[..., 2]
+    assert (out[ops != 0] >= 1).all()
+    assert out[ops != 0].max() == 3
+    writes_vector = np.isin(ops, [i for i, (_, w, _) in enumerate(amz.OPS) if w == "v"])
+    assert out[writes_vector].max() == 2  # three vector registers: v1, v2 written
+
+
+def test_children_are_copies_of_their_parents_with_probability_one_minus_mutate_prob(key):
+    tasks = amz.linear_tasks(key, 2, train=4, valid=4)
+    config = dict(generations=3, population=20, children=10, length=4, sizes=(2, 2, 2))
+    first = amz.evolve(key, tasks, **{**config, "generations": 1}, mutate_prob=0.0)
+    state = amz.evolve(key, tasks, **config, mutate_prob=0.0, state=first)
+    initial = {np.asarray(a).tobytes() for a in first.population.ops}
+    assert {np.asarray(a).tobytes() for a in state.population.ops} <= initial
+    mutated = amz.evolve(key, tasks, **config, mutate_prob=1.0, state=first)
+    assert not {np.asarray(a).tobytes() for a in mutated.population.ops} <= initial
+    with pytest.raises(ValueError, match="mutate_prob"):
+        amz.evolve(key, tasks, **config, mutate_prob=1.5)
+
+
+def test_op_sets_per_component_as_the_papers_restricted_linear_search(key):
+    """`LINEAR_OPS_BY_COMPONENT` (the authors' restricted linear search): constants only
+    in setup, a dot product only in predict, the update's arithmetic only in learn, for
+    random programs and every mutation of them."""
+    names = [name for name, _, _ in amz.OPS]
+    allowed = [{names.index(op) for op in ops} for ops in amz.LINEAR_OPS_BY_COMPONENT]
+    sizes = (5, 1, 4)
+    programs = jax.vmap(
+        lambda k: amz.random_program(k, sizes, 5, vectors=3, op_set=amz.LINEAR_OPS_BY_COMPONENT)
+    )(jax.random.split(key, 50))
+    kids = jax.vmap(
+        lambda k, p: amz.mutate(k, p, vectors=3, op_set=amz.LINEAR_OPS_BY_COMPONENT, sizes=sizes)
+    )(jax.random.split(key, 50), programs)
+    for batch in (programs, kids):
+        ops = np.asarray(batch.ops)
+        for c in range(3):
+            assert set(ops[:, c][ops[:, c] != 0].tolist()) <= allowed[c]
+            assert ((ops[:, c] != 0).sum(1) == sizes[c]).all()
+    learn_ops = set(np.asarray(programs.ops)[:, 2].ravel().tolist()) - {0}
+    assert learn_ops == allowed[2]  # every allowed op is drawn
+    with pytest.raises(ValueError, match="op_set"):
+        amz.mutate(key, amz.empty_program(4), op_set=(("s=c",), ("s=dot(v,v)",)))

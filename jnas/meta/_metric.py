@@ -16,7 +16,6 @@ end to end on episodes.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -124,10 +123,13 @@ def prototype_logits(extra: Any, zq: jax.Array, zs: jax.Array, onehot: jax.Array
     return -jnp.sum(jnp.square(zq[:, None, :] - protos[None]), -1)
 
 
-def matching_logits(extra: Any, zq: jax.Array, zs: jax.Array, onehot: jax.Array) -> jax.Array:
-    """log sum_j a(q, j) y_j with a = softmax over the support of cosine similarities."""
+def matching_logits(
+    extra: Any, zq: jax.Array, zs: jax.Array, onehot: jax.Array, scale: Any = 1.0
+) -> jax.Array:
+    """log sum_j a(q, j) y_j with a = softmax over the support of `scale` x the cosine
+    similarities (the paper: scale 1)."""
     unit = lambda z: z / jnp.maximum(jnp.linalg.norm(z, axis=-1, keepdims=True), 1e-8)
-    attention = jax.nn.softmax(unit(zq) @ unit(zs).T, axis=-1)  # [Q, S]
+    attention = jax.nn.softmax(scale * (unit(zq) @ unit(zs).T), axis=-1)  # [Q, S]
     return jnp.log(attention @ onehot + 1e-12)
 
 
@@ -153,19 +155,23 @@ def matching_net(
     fce: bool = False,
     features: int | None = None,
     read_steps: int = 5,
+    scale: float | None = None,
     optimizer: optax.GradientTransformation | None = None,
     task_map: str = "auto",
 ) -> MetaLearner:
     """Matching networks over an embedding model: cross-entropy of the attention-weighted
     labels. Without `fce`, the same embedding for support and query; with it, the paper's
     full-context embeddings on top of the embedding's `features` outputs (`fce_embed`),
-    their LSTMs meta-trained with it."""
+    their LSTMs meta-trained with it.
+
+    `scale` (> 0) multiplies the cosines by a learned scalar initialised to it (metric
+    scaling, Oreshkin, Rodriguez & Lacoste 2018, TADAM): cosines lie in [-1, 1] (in [0, 1]
+    for ReLU embeddings), so at the paper's fixed scale of 1 the attention over 5 classes
+    can put at most e / (e + 4) = 40% on a class. Default None: the paper's scale 1."""
     _check_ways("matching_net", ways)
-    if not fce:
-        return metric_learner(
-            "matching_net", embed, ways, matching_logits, optimizer=optimizer, task_map=task_map
-        )
-    if not isinstance(features, int) or features < 1:
+    if scale is not None and not (isinstance(scale, int | float) and scale > 0):
+        raise ValueError(f"matching_net: `scale` must be a number > 0 or None; got {scale!r}")
+    if fce and (not isinstance(features, int) or features < 1):
         raise ValueError(
             f"matching_net: fce=True needs `features` (an int >= 1, the embedding's width); "
             f"got {features!r}"
@@ -173,15 +179,27 @@ def matching_net(
     check_positive("matching_net", read_steps=read_steps)
 
     def compare(extra: Any, zq: jax.Array, zs: jax.Array, onehot: jax.Array) -> jax.Array:
-        fq, gs = fce_embed(extra, zq, zs, read_steps)
-        return matching_logits(None, fq, gs, onehot)
+        if fce:
+            zq, zs = fce_embed(extra, zq, zs, read_steps)
+        alpha = 1.0 if scale is None else jnp.exp(extra["log_scale"])
+        return matching_logits(None, zq, zs, onehot, alpha)
 
+    def init_extra(key: jax.Array) -> dict:
+        params = init_fce(key, features) if fce else {}  # type: ignore[arg-type]
+        if scale is not None:
+            params["log_scale"] = jnp.log(jnp.float32(scale))
+        return params
+
+    if not fce and scale is None:
+        return metric_learner(
+            "matching_net", embed, ways, matching_logits, optimizer=optimizer, task_map=task_map
+        )
     return metric_learner(
         "matching_net",
         embed,
         ways,
         compare,
-        extra=Model(functools.partial(init_fce, features=features), _no_apply),
+        extra=Model(init_extra, _no_apply),
         optimizer=optimizer,
         task_map=task_map,
     )

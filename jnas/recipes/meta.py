@@ -20,6 +20,7 @@ METRIC_METHODS = (
     "protonet",
     "matching_net",
     "matching_net_fce",
+    "matching_net_scaled",
     "relation_net",
     "relation_net_conv",
     "snail",
@@ -168,6 +169,8 @@ def make_learner(
             extra = {"shots": shots, "features": channels}
         if method == "matching_net_fce":  # the paper's full-context embeddings, 5 reads
             method, extra = "matching_net", {"fce": True, "features": channels}
+        if method == "matching_net_scaled":  # a learned cosine scale from 10 (TADAM)
+            method, extra = "matching_net", {"scale": 10.0}
         maps = method == "relation_net_conv"  # the paper's convolutional relation module
         if maps:
             method, extra = "relation_net", {"features": channels, "module": "conv"}

@@ -23,6 +23,33 @@ def test_matching_logits_are_the_attention_weighted_labels():
     want = np.log(a @ onehot)
     got = meta.matching_logits(None, jnp.asarray(zq), jnp.asarray(zs), jnp.asarray(onehot))
     np.testing.assert_allclose(got, want, rtol=1e-5)
+    a10 = np.exp(10 * cos) / np.exp(10 * cos).sum(1, keepdims=True)
+    got10 = meta.matching_logits(None, *(jnp.asarray(v) for v in (zq, zs, onehot)), 10.0)
+    np.testing.assert_allclose(got10, np.log(a10 @ onehot), rtol=1e-5)
+
+
+def test_matching_networks_learn_their_metric_scale():
+    """`scale=`: the learner's logits are the scaled formula at the learned scale, and
+    meta-training moves the scale (its gradient is not cut)."""
+    embed = meta.mlp((4, 6))
+    learner = meta.matching_net(embed, ways=3, scale=10.0, optimizer=optax.adam(0.1))
+    state = learner.init(jax.random.key(0))
+    assert float(state.params["extra"]["log_scale"]) == pytest.approx(np.log(10.0))
+    rng = np.random.default_rng(1)
+    support_x = jnp.asarray(rng.normal(size=(6, 4)), jnp.float32)
+    support_y = jnp.asarray([0, 1, 2, 0, 1, 2])
+    query_x = jnp.asarray(rng.normal(size=(3, 4)), jnp.float32)
+    zs = embed.apply(state.params["embed"], support_x)
+    zq = embed.apply(state.params["embed"], query_x)
+    want = meta.matching_logits(None, zq, zs, jax.nn.one_hot(support_y, 3), 10.0)
+    got = learner.predict(state.params, support_x, support_y, query_x)
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    task = meta.Task(support_x, support_y, query_x, jnp.asarray([0, 1, 2]))
+    batch = jax.tree.map(lambda a: a[None], task)
+    new, _ = learner.step(state, batch)
+    assert float(new.params["extra"]["log_scale"]) != pytest.approx(np.log(10.0), abs=1e-4)
+    with pytest.raises(ValueError, match="scale"):
+        meta.matching_net(embed, ways=3, scale=0.0)
 
 
 def _np_lstm(p, x, c):

@@ -351,7 +351,7 @@ def mutate(
 ) -> Program:
     """One of the paper's mutations, each with probability 1/3: insert a random
     instruction at a random slot (the last one drops) or remove one (a nop joins at the
-    end); randomize a whole component; alter one parameter of one live instruction (an
+    end); randomize every instruction of a component (its size kept); alter one parameter of one live instruction (an
     input, the output, or the constant: times exp(N(0, 1)), or its sign flipped with
     probability 0.1, as the authors' `AlterParam`). New instructions draw their op from
     `op_set` (names of `OPS`; default all but nop), or per component three tuples of
@@ -398,15 +398,14 @@ def mutate(
     )
     if sizes is not None:  # fixed sizes: randomize the instruction at pos instead
         edit = (row_ops.at[pos].set(op_i), row_args.at[pos].set(reg_i), row_c.at[pos].set(c_i))
-    # randomize the component
+    # randomize the component: its instructions, not its size (the authors' mutation)
     rand = jax.vmap(random_instruction)(jax.random.split(k_comp2, length))
-    if sizes is not None:
-        live = idx < size
-        rand = (
-            jnp.where(live, rand[0], 0),
-            jnp.where(live[:, None], rand[1], 0),
-            jnp.where(live, rand[2], 0.0),
-        )
+    live = idx < size if sizes is not None else row_ops != 0
+    rand = (
+        jnp.where(live, rand[0], 0),
+        jnp.where(live[:, None], rand[1], 0),
+        jnp.where(live, rand[2], 0.0),
+    )
     change = _alter_param(k_inst, row_ops, row_args, row_c, scalars=scalars, vectors=vectors)
     pick = [edit, rand, change]
     new_row = [

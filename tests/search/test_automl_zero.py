@@ -45,6 +45,8 @@ def test_mutations_change_one_component_and_keep_registers_in_range(key):
     lengths = (ops != 0).sum(2)
     assert (lengths > (np.asarray(program.ops) != 0).sum(1)).any()  # insertions
     assert (lengths < (np.asarray(program.ops) != 0).sum(1)).any()  # removals
+    # randomizing a component keeps its size: only insert / remove change it, by one
+    assert np.abs(lengths - (np.asarray(program.ops) != 0).sum(1)).max() == 1
 
 
 def test_evolution_selects_on_fixed_search_tasks_and_continues(key):

@@ -187,10 +187,6 @@ def to_text(program: Program, *, live_only: bool = False) -> dict[str, list[str]
     return out
 
 
-# per op: whether it writes a scalar (else a vector, or nothing for nop)
-_WRITES_SCALAR = np.asarray([w == "s" for _, w, _ in OPS])
-
-
 def _run(ops, args, consts, s, v, key):
     """Run one component (`length` instructions) on registers (s, v): one instruction per
     scan step, every op computed and the program's own selected."""
@@ -351,12 +347,12 @@ def mutate(
 ) -> Program:
     """One of the paper's mutations, each with probability 1/3: insert a random
     instruction at a random slot (the last one drops) or remove one (a nop joins at the
-    end); randomize every instruction of a component (its size kept); alter one parameter of one live instruction (an
-    input, the output, or the constant: times exp(N(0, 1)), or its sign flipped with
-    probability 0.1, as the authors' `AlterParam`). New instructions draw their op from
-    `op_set` (names of `OPS`; default all but nop), or per component three tuples of
-    names (setup, predict, learn), as the paper's experiments restrict the ops, and never
-    write the label s0 or the features v0.
+    end); randomize every instruction of a component (its size kept); alter one parameter
+    of one live instruction (an input, the output, or the constant: times exp(N(0, 1)), or
+    its sign flipped with probability 0.1, as the authors' `AlterParam`). New instructions
+    draw their op from `op_set` (names of `OPS`; default all but nop), or per component
+    three tuples of names (setup, predict, learn), as the paper's experiments restrict the
+    ops, and never write the label s0 or the features v0.
 
     `sizes` (instructions per component) fixes the programs' sizes, as the authors' demo
     does: the insert / remove mutation becomes randomizing one instruction, and a
@@ -462,10 +458,9 @@ def _random_instruction(
     key: jax.Array, comp: jax.Array | int, *, scalars: int, vectors: int, op_set: OpSet
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """(op, (in1, in2, out), constant): an op that `op_set` allows in component `comp`,
-    each input uniform over the
-    registers of its kind, the output uniform over its kind's registers but the first
-    (the label s0 and the features v0 are read-only, as in the authors' machine), the
-    constant uniform in [-1, 1]."""
+    each input uniform over the registers of its kind, the output uniform over its kind's
+    registers but the first (the label s0 and the features v0 are read-only, as in the
+    authors' machine), the constant (ops that have one) uniform in [-1, 1]."""
     table, counts = _op_table(op_set)
     k1, k2, k3 = jax.random.split(key, 3)
     pick = jnp.floor(jax.random.uniform(k1) * jnp.asarray(counts)[comp]).astype(jnp.int32)

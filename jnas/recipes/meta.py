@@ -140,7 +140,8 @@ def make_learner(
     10 "train shots" per class; 50 steps on the support set at test; outer step size 1
     annealed linearly to 0 (meta-batch 5 in the paper: pass `meta_batch=5`); on the
     sinusoid 5 SGD steps of 0.01. ProtoNets, Matching networks (`matching_net_fce`: with
-    the full-context embeddings, 5 attention reads), Relation networks
+    the full-context embeddings, 5 attention reads; `matching_net_scaled`: the cosines
+    times a learned scale from 10), Relation networks
     (`relation_net_conv`: the paper's convolutional relation module on conv4's 2x2 maps),
     SNAIL (its sequence of `ways * shots` support pairs and a query): Adam 1e-3. MetaNAS and
     T-NAS: an NB201 supernet (C=8, one cell per stage, stride-2 stem so it costs about

@@ -315,6 +315,9 @@ def evaluate_many(
     this is ~2-3x faster on XLA:CPU (`benchmarks/automl_zero_throughput.py`)."""
     if metric not in _METRICS:
         raise ValueError(f"evaluate: `metric` must be one of {_METRICS}; got {metric!r}")
+    length = programs.ops.shape[-1]
+    if sizes is not None and (len(sizes) != 3 or not all(0 <= n <= length for n in sizes)):
+        raise ValueError(f"evaluate: `sizes` must be 3 sizes in [0, {length}]; got {sizes!r}")
     return jax.vmap(
         lambda p: _evaluate_one(
             p, tasks, key, scalars=scalars, vectors=vectors, metric=metric, sizes=sizes

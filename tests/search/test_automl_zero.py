@@ -231,6 +231,8 @@ def test_fixed_size_programs_start_random_and_keep_their_sizes(key):
     full = amz.evaluate_many(state.population, tasks, key, metric="rms")
     sliced = amz.evaluate_many(state.population, tasks, key, metric="rms", sizes=sizes)
     np.testing.assert_allclose(sliced, full, rtol=1e-5)
+    with pytest.raises(ValueError, match="sizes"):
+        amz.evaluate_many(state.population, tasks, key, sizes=(4, 2, 6))  # past length 5
 
 
 def test_parameter_mutation_scales_constants_log_normally_and_never_writes_inputs(key):

@@ -213,6 +213,66 @@ def test_a_stale_species_breeds_no_children(stale):
         assert from_b >= 2
 
 
+@pytest.mark.parametrize("since_record", [20, 19])
+def test_a_stagnant_population_refocuses_on_its_two_best_species(since_record):
+    """The paper's refocusing (the authors' C++ `Population::epoch`, delta coding): after 20
+    generations without a new population best, the species of the best genome (A) gets
+    half the children and the next best species (B) the rest, each bred from its champion,
+    and C none — though C's shared fitness would earn it children, as it does one
+    generation earlier. The count restarts, and so do the two species' stagnation counts."""
+    searcher = neat.neat_networks(
+        2, 1, population_size=11, max_nodes=16, max_connections=12, survival=1.0,
+        weight_sigma=1e-3, add_node_rate=0.0, add_connection_rate=0.0,
+    )  # fmt: skip
+    state = searcher.init(jax.random.key(0))
+    a, b, c = [0, 1, 2], [0, 1, 2, 20, 21, 22, 23], [0, 1, 2, 30, 31, 32, 33]
+    champion = [0.1, 0.2, 0.3]
+    pop = [genome(a, [1.0] * 3)] * 3 + [genome(a, champion), genome(a, [1.0] * 3)]
+    pop += [genome(b, [0.1] * 7), genome(b, [0.2] * 7)] + [genome(c, [0.5] * 7)] * 4
+    population = jax.tree.map(lambda *g: jnp.stack(g), *pop)
+    fitness = jnp.asarray([5.0, 5.0, 5.0, 6.0, 5.0, 4.0, 4.5, 3.0, 3.0, 3.0, 3.0])
+    state = state._replace(
+        population=population,
+        fitness=fitness,
+        generation=1,
+        since_record=jnp.asarray(since_record, jnp.int32),
+        species=state.species._replace(  # A, B, C in slots 0-2, 7 generations stale
+            reps=jax.tree.map(
+                lambda r, *x: r.at[:3].set(jnp.stack(x)), state.species.reps, pop[3], pop[5], pop[7]
+            ),
+            alive=state.species.alive.at[:3].set(True),
+            best=state.species.best.at[:3].set(100.0),
+            stale=state.species.stale.at[:3].set(7),
+        ),
+    )
+    children, after = searcher.ask(jax.random.key(1), state)
+    inn = np.asarray(children.innovation)
+    from_b, from_c = np.any(inn == 20, 1), np.any(inn == 30, 1)
+    from_a = ~from_b & ~from_c
+    w = np.asarray(children.weight)[from_a, :3]
+    near_champion = np.all(np.abs(w - np.asarray(champion)) < 0.01, 1)
+    if since_record == 20:
+        assert (from_a.sum(), from_b.sum(), from_c.sum()) == (5, 6, 0)
+        assert near_champion.mean() >= 0.6  # mutated copies (a weight reset spoils some)
+        assert int(after.since_record) == 0
+    else:
+        assert from_c.sum() >= 2
+        assert near_champion.mean() < 0.6  # crossover and the other members' weights
+        assert int(after.since_record) == 19
+    stale = np.asarray(after.species.stale)[:3]
+    assert stale.tolist() == ([0, 0, 8] if since_record == 20 else [8, 8, 8])
+
+
+def test_tell_counts_generations_since_the_population_best_improved(start):
+    searcher = neat.neat_networks(2, 1, population_size=8, max_nodes=16, max_connections=12)
+    g, state = searcher.ask(jax.random.key(0), start)
+    counts = []
+    for best in (1.0, 2.0, 2.0, 1.5, 3.0):
+        state = searcher.tell(state, g, jnp.full(8, best).at[0].set(0.0))
+        counts.append(int(state.since_record))
+    assert counts == [0, 0, 1, 2, 0]
+
+
 def _evolve(searcher, key, generations):
     def gen(state, k):
         g, state = searcher.ask(k, state)

@@ -27,9 +27,9 @@ has not improved for `stagnation` (15) generations does not reproduce, unless it
 best genome; and when the population's best has not improved for `refocus` (20)
 generations, only the two best species reproduce, half the population each, from their
 champions (the paper's parameter settings: "refocusing the search into the most promising
-spaces"; the authors' C++ calls it delta coding). **Explicit fitness sharing**: each genome's fitness is divided by its
-species' size, and offspring are allotted to species in proportion to their summed shared
-fitness. Species of five or more keep their champion.
+spaces"; the authors' C++ calls it delta coding). **Explicit fitness sharing**: each
+genome's fitness is divided by its species' size, and offspring are allotted to species in
+proportion to their summed shared fitness. Species of five or more keep their champion.
 
 Genomes are fixed-shape pytrees (`Genome`), so a population is a batch, `activate` runs
 under `vmap`, and `neat_networks(...)` is a `Searcher` (pure init / ask / tell) whose

@@ -263,6 +263,16 @@ def test_a_stagnant_population_refocuses_on_its_two_best_species(since_record):
     assert stale.tolist() == ([0, 0, 8] if since_record == 20 else [8, 8, 8])
 
 
+def test_refocus_allotment_by_hand():
+    """Species ids 3 (best genome), 1 (best outside it), 0: 7 children split 3 / 4 / 0;
+    one species gets all 7."""
+    fitness = jnp.asarray([1.0, 9.0, 2.0, 5.0, 8.0])
+    got = np.asarray(neat.refocus_offspring(fitness, jnp.asarray([0, 3, 1, 1, 3]), 7))
+    np.testing.assert_array_equal(got, [0, 4, 0, 3, 0])
+    alone = np.asarray(neat.refocus_offspring(fitness, jnp.full(5, 2), 7))
+    np.testing.assert_array_equal(alone, [0, 0, 7, 0, 0])
+
+
 def test_tell_counts_generations_since_the_population_best_improved(start):
     searcher = neat.neat_networks(2, 1, population_size=8, max_nodes=16, max_connections=12)
     g, state = searcher.ask(jax.random.key(0), start)

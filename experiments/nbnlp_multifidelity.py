@@ -4,17 +4,19 @@
 
 The 265 cells of the WikiText-2 table (`bench.restrict(bench.load_nbnlp())`), fitness the
 validation perplexity (minimised), each query charged the benchmark GPU's wall time.
-Random search and regularized evolution train every cell for 50 epochs; Hyperband and
-BOHB (eta = 3) use the fidelities 1, 3, 9, 27 and 50 epochs, and a promoted run continues
-from the epoch it reached (`resume=True`: charged only the added epochs, as NAS-Bench-NLP's
-own environment does); "no resume" rows charge every rung from scratch, for comparison.
-Only 50-epoch evaluations become incumbents. The "+ curve stopping" rows train every cell
-towards 50 epochs but check it at epochs 5, 10 and 20 and stop it when the learning-curve
-forecast (Domhan et al. 2015's families, `bench.curve_stopping`) gives it P < 0.05 of beating
-the incumbent: charged the epochs it ran, the searcher told the forecast. Budget: `--runs` mean 50-epoch runs (one is
-21,775 s); regret = the incumbent's 50-epoch validation perplexity minus the table's best
-(96.49), a seed without an incumbent yet counted at the table's worst. Welch's t of each
-searcher's regret against random search at several budgets (t > 0: lower regret than RS).
+Random search and regularized evolution train every cell for 50 epochs; Hyperband,
+BOHB and DEHB (eta = 3) use the fidelities 1, 3, 9, 27 and 50 epochs, and a promoted run
+continues from the epoch it reached (`resume=True`: charged only the added epochs, as
+NAS-Bench-NLP's own environment does; DEHB's trials at a higher rung are new cells, charged
+from scratch unless the cell ran before); "no resume" rows charge every rung from scratch,
+for comparison. Only 50-epoch evaluations become incumbents. The "+ curve stopping" rows
+train every cell towards 50 epochs but check it at epochs 5, 10 and 20 and stop it when the
+learning-curve forecast (Domhan et al. 2015's families, `bench.curve_stopping`) gives it
+P < 0.05 of beating the incumbent: charged the epochs it ran, the searcher told the
+forecast. Budget: `--runs` mean 50-epoch runs (one is 21,775 s); regret = the incumbent's
+50-epoch validation perplexity minus the table's best (96.49), a seed without an incumbent
+yet counted at the table's worst. Welch's t of each searcher's regret against random search
+at several budgets (t > 0: lower regret than RS).
 Writes `nbnlp_multifidelity.{json,md,png}`.
 """
 
@@ -57,6 +59,7 @@ def main() -> None:
         "regularized evolution": (search.regularized_evolution(space), single),
         "Hyperband": (search.hyperband(space, fidelities=len(EPOCHS), eta=3), multi),
         "BOHB": (search.bohb(space, fidelities=len(EPOCHS), eta=3), multi),
+        "DEHB": (search.dehb(space, fidelities=len(EPOCHS), eta=3), multi),
         "random search + curve stopping": (search.random_search(space), stopping),
         "regularized evolution + curve stopping": (
             search.regularized_evolution(space),
@@ -64,6 +67,7 @@ def main() -> None:
         ),
         "Hyperband (no resume)": (search.hyperband(space, fidelities=len(EPOCHS), eta=3), scratch),
         "BOHB (no resume)": (search.bohb(space, fidelities=len(EPOCHS), eta=3), scratch),
+        "DEHB (no resume)": (search.dehb(space, fidelities=len(EPOCHS), eta=3), scratch),
     }
     marks = [m for m in (2, 5, 10, 20, 40) if m <= args.runs]
     grid = np.linspace(0, budget, 201)

@@ -5,6 +5,7 @@ from jnas.search import automl_zero, neat_networks
 from jnas.search._bananas import bananas
 from jnas.search._base import Searcher, clean_fitness
 from jnas.search._bo import acquisition, bayesian_optimization
+from jnas.search._dehb import DEHBState, dehb, dehb_schedule
 from jnas.search._evolution import EvolutionState, regularized_evolution
 from jnas.search._executors import dask_executor, executor_width, process_executor
 from jnas.search._hyperband import HyperbandState, bohb, hyperband, hyperband_schedule
@@ -28,6 +29,7 @@ from jnas.search._warmup import WarmupState, warm_start, zero_cost_warmup
 __all__ = [
     "REGISTRY",
     "Controller",
+    "DEHBState",
     "Entry",
     "EvolutionState",
     "HyperbandState",
@@ -55,6 +57,8 @@ __all__ = [
     "clean_fitness",
     "crowding_distance",
     "dask_executor",
+    "dehb",
+    "dehb_schedule",
     "dominates",
     "encoder",
     "executor_width",

@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 
 from jnas.search._bananas import bananas
 from jnas.search._bo import bayesian_optimization
+from jnas.search._dehb import dehb
 from jnas.search._evolution import regularized_evolution
 from jnas.search._hyperband import bohb, hyperband
 from jnas.search._local import local_search
@@ -118,6 +119,13 @@ REGISTRY: dict[str, Entry] = {
         "BOHB (12/200 epochs)",
         "BOHB (12 and 200 epochs)",
         bohb,
+        multi_fidelity=True,
+        needs=_DECISIONS,
+    ),
+    "dehb": Entry(
+        "DEHB (12/200 epochs)",
+        "DEHB: differential evolution in Hyperband (12 and 200 epochs)",
+        dehb,
         multi_fidelity=True,
         needs=_DECISIONS,
     ),

@@ -25,6 +25,7 @@ REGISTRY = {
     "qlearning": lambda space: search.q_learning(space, batch_size=2, replay=8, memory=16),
     "hyperband": search.hyperband,
     "bohb": lambda space: search.bohb(space, num_samples=8, memory=16),
+    "dehb": search.dehb,
     "metaqnn": lambda space: search.metaqnn(space, batch_size=2, replay=4, memory=8),
     "tpe": lambda space: search.tpe(space, num_samples=8, memory=16, min_points=3),
     "smac": lambda space: search.smac(
@@ -212,7 +213,7 @@ def test_registry_says_which_spaces_each_searcher_runs_on():
                 with pytest.raises(ValueError, match="needs a space offering"):
                     search.make_searcher(name, space)
     # the policy searchers the issue names run on the layer-wise and hierarchical spaces
-    for name in ("reinforce", "qlearning", "pnas", "nao", "hyperband", "bohb"):
+    for name in ("reinforce", "qlearning", "pnas", "nao", "hyperband", "bohb", "dehb"):
         assert search.supports(search.REGISTRY[name], spaces.Sequential())
         assert search.supports(search.REGISTRY[name], spaces.Hierarchical())
 
@@ -236,6 +237,7 @@ def test_registry_names_every_public_factory():
         "bananas",
         "hyperband",
         "bohb",
+        "dehb",
         "pnas",
         "nao",
         "tpe",

@@ -1,0 +1,183 @@
+"""DEHB: the authors' brackets, successive halving in the first iteration (promotions skip
+what the higher subpopulation holds), rand/1/bin trials from the fidelity below checked
+against the formula in NumPy, DE's selection, and the search it makes."""
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jnas import search
+from jnas.spaces import NB201
+
+
+def _rungs(schedule):
+    first = np.r_[True, np.diff(schedule["rung"]) != 0] | np.r_[True, schedule["slot"][1:] == 0]
+    return [
+        (int(f), int(n))
+        for f, n in zip(schedule["fidelity"][first], schedule["rung_size"][first], strict=True)
+    ]
+
+
+def test_schedule_is_the_authors_brackets():
+    # DEHB's get_next_iteration: n0 = floor((s_max + 1) / (s + 1)) * eta^s, rung i keeps
+    # max(int(n0 eta^-i), 1); worked by hand for eta = 3 and 5 budgets (1 .. 81)
+    assert _rungs(search.dehb_schedule(5, 3)) == [
+        (0, 81), (1, 27), (2, 9), (3, 3), (4, 1),
+        (1, 27), (2, 9), (3, 3), (4, 1),
+        (2, 9), (3, 3), (4, 1),
+        (3, 6), (4, 2),
+        (4, 5),
+    ]  # fmt: skip
+    assert _rungs(search.dehb_schedule(2, 3)) == [(0, 3), (1, 1), (1, 2)]
+
+
+def _cell_key(archs):
+    return tuple(np.asarray(archs.ops[0]).tolist())
+
+
+def test_first_iteration_promotes_the_best_below_except_what_the_rung_above_holds(key):
+    searcher = search.dehb(NB201(), fidelities=3, eta=3)  # brackets [9, 3, 1], [3, 1], [3]
+    ask, tell = jax.jit(searcher.ask), jax.jit(searcher.tell)
+    state = searcher.init(key)
+    keys = iter(jax.random.split(key, 20))
+    by_fitness = {}
+    for i in range(9):  # rung 0: nine cells at fidelity 0, told fitness 0 .. 8
+        archs, state = ask(next(keys), state)
+        assert int(searcher.fidelity(state)[0]) == 0
+        by_fitness[float(i)] = _cell_key(archs)
+        state = tell(state, archs, jnp.asarray([float(i)]))
+    promoted = []
+    for told in (5.0, 9.0, 7.0):  # rung 1: the best three, best first
+        archs, state = ask(next(keys), state)
+        assert int(searcher.fidelity(state)[0]) == 1
+        promoted.append(_cell_key(archs))
+        state = tell(state, archs, jnp.asarray([told]))
+    assert promoted == [by_fitness[8.0], by_fitness[7.0], by_fitness[6.0]]
+    archs, state = ask(next(keys), state)  # rung 2: the best of rung 1 (told 9)
+    assert int(searcher.fidelity(state)[0]) == 2
+    assert _cell_key(archs) == by_fitness[7.0]
+    state = tell(state, archs, jnp.asarray([1.0]))
+    for _ in range(3):  # bracket 2 starts at fidelity 1 with DE trials, all worse
+        archs, state = ask(next(keys), state)
+        assert int(searcher.fidelity(state)[0]) == 1
+        state = tell(state, archs, jnp.asarray([-1.0]))
+    # its promotion: fidelity 1's best (told 9) is already at fidelity 2: the next (7)
+    archs, state = ask(next(keys), state)
+    assert int(searcher.fidelity(state)[0]) == 2
+    assert _cell_key(archs) == by_fitness[6.0]
+
+
+def _after_first_iteration(key, **kw):
+    """A 3-fidelity DEHB state in its second iteration, at bracket 1's rung 1 (fidelity 1,
+    3 trials, parents from fidelity 0), fidelity 0's best three set to known vectors."""
+    searcher = search.dehb(NB201(), fidelities=3, eta=3, **kw)
+    state = searcher.init(key)
+    cycle = search.dehb_schedule(3, 3)["slot"].shape[0]
+    parents = np.array(
+        [
+            [0.40, 0.45, 0.50, 0.55, 0.60, 0.65],
+            [0.30, 0.35, 0.40, 0.45, 0.50, 0.55],
+            [0.62, 0.58, 0.54, 0.50, 0.46, 0.42],
+        ],
+        np.float32,
+    )
+    vectors = np.asarray(state.vectors).copy()
+    fitness = np.full(state.vector_fitness.shape, -np.inf, np.float32)
+    fitness[0, :9] = np.arange(9) - 20.0  # the other cells of fidelity 0: worse
+    vectors[0, 3:6] = parents
+    fitness[0, 3:6] = [5.0, 6.0, 7.0]
+    fitness[1, :3] = 0.0
+    state = state._replace(
+        step=jnp.asarray(cycle + 9, jnp.int32),
+        vectors=jnp.asarray(vectors),
+        vector_fitness=jnp.asarray(fitness),
+    )
+    return searcher, state, parents
+
+
+def test_trials_are_rand1_mutants_of_the_best_below_crossed_with_the_target(key):
+    searcher, state, parents = _after_first_iteration(key, crossover_prob=1.0)
+    assert int(searcher.fidelity(state)[0]) == 1
+    expected = {
+        (a, b, c): parents[a] + 0.5 * (parents[b] - parents[c])
+        for a, b, c in itertools.permutations(range(3))
+    }
+    seen = set()
+    ask = jax.jit(searcher.ask)
+    for k in jax.random.split(key, 60):
+        _, asked = ask(k, state)
+        trial = np.asarray(asked.trial)
+        match = [p for p, v in expected.items() if np.allclose(trial, v, atol=1e-6)]
+        assert len(match) == 1, trial  # a rand/1 mutant of fidelity 0's best three
+        seen.add(match[0])
+        assert int(asked.target) == int(state.counter[1])
+    assert len(seen) == 6  # every ordering of the three parents is drawn
+    # crossover 0: exactly one coordinate from the mutant, the rest the target's
+    searcher, state, parents = _after_first_iteration(key, crossover_prob=0.0)
+    target = np.asarray(state.vectors[1, int(state.counter[1])])
+    ask = jax.jit(searcher.ask)
+    for k in jax.random.split(key, 20):
+        trial = np.asarray(ask(k, state)[1].trial)
+        changed = np.flatnonzero(trial != target)
+        assert changed.size == 1
+        j = int(changed[0])
+        assert any(np.isclose(trial[j], v[j], atol=1e-6) for v in expected.values())
+
+
+def test_coordinates_outside_the_unit_cube_are_redrawn(key):
+    searcher, state, _ = _after_first_iteration(key, crossover_prob=1.0, mutation_factor=2.0)
+    far = np.asarray(state.vectors).copy()
+    far[0, 3:6] = [[0.9] * 6, [1.0] * 6, [0.0] * 6]  # r1 + 2 (r2 - r3) leaves [0, 1]
+    state = state._replace(vectors=jnp.asarray(far))
+    ask = jax.jit(searcher.ask)
+    trials = np.stack([np.asarray(ask(k, state)[1].trial) for k in jax.random.split(key, 30)])
+    assert trials.min() >= 0.0
+    assert trials.max() <= 1.0
+    assert len(np.unique(np.round(trials, 5))) > 30  # redrawn uniformly, not clipped
+
+
+def test_selection_keeps_the_fitter_of_trial_and_target(key):
+    searcher, state, _ = _after_first_iteration(key, crossover_prob=1.0)
+    archs, asked = searcher.ask(key, state)
+    t = int(asked.target)
+    worse = searcher.tell(asked, archs, jnp.asarray([-1.0]))
+    np.testing.assert_array_equal(worse.vectors, state.vectors)
+    assert float(worse.vector_fitness[1, t]) == 0.0
+    tie = searcher.tell(asked, archs, jnp.asarray([0.0]))  # DE accepts ties
+    np.testing.assert_array_equal(tie.vectors[1, t], asked.trial)
+    better = searcher.tell(asked, archs, jnp.asarray([3.0]))
+    np.testing.assert_array_equal(better.vectors[1, t], asked.trial)
+    assert float(better.vector_fitness[1, t]) == 3.0
+    assert int(better.counter[1]) == (t + 1) % 3  # the next target in turn
+
+
+def test_dehb_concentrates_on_good_cells(key):
+    space = NB201()
+    searcher = search.dehb(space, fidelities=3, eta=3)
+
+    def run(k):
+        def step(state, k):
+            archs, state = searcher.ask(k, state)
+            fit = jnp.sum(archs.ops == 3, axis=1).astype(jnp.float32)  # conv3x3 edges
+            return searcher.tell(state, archs, fit), None
+
+        return jax.lax.scan(step, searcher.init(k), jax.random.split(k, 300))[0]
+
+    state = jax.jit(run)(key)
+    # uniform cells have 6 / 5 conv3x3 edges on average (this mean's std ~0.12)
+    assert float(jnp.mean(state.vector_fitness[0, :9])) > 3.5
+    top = state.vector_fitness[2][jnp.isfinite(state.vector_fitness[2])]
+    assert float(jnp.mean(top)) > 3.5
+    assert float(state.best_fitness) >= 5.0
+
+
+def test_dehb_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="`mutation_factor`"):
+        search.dehb(NB201(), mutation_factor=0.0)
+    with pytest.raises(ValueError, match="`crossover_prob`"):
+        search.dehb(NB201(), crossover_prob=1.5)
+    with pytest.raises(ValueError, match="`eta`"):
+        search.dehb(NB201(), eta=1)

@@ -92,7 +92,7 @@ def run(
         )
     if not multi and fidelities is not None:
         raise ValueError(
-            "run: `fidelities` is for multi-fidelity searchers (hyperband, bohb); "
+            "run: `fidelities` is for multi-fidelity searchers (hyperband, bohb, dehb); "
             f"this one evaluates at one fidelity; got {fidelities!r}"
         )
     if multi and early_stop is not None:

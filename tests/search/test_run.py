@@ -217,8 +217,9 @@ def _scratch(arch_string, budget):
     return sum(score * 0.5**e for e in range(budget))
 
 
-def test_hyperband_runs_real_objectives_and_promotions_continue_their_runs(tmp_path):
-    searcher = search.hyperband(SPACE, fidelities=3, eta=3)
+@pytest.mark.parametrize("make", [search.hyperband, search.dehb])
+def test_hyperband_runs_real_objectives_and_promotions_continue_their_runs(make, tmp_path):
+    searcher = make(SPACE, fidelities=3, eta=3)  # 40 evaluations: DEHB's 2nd iteration too
     budgets = (1, 3, 9)
     kwargs = {"num_evaluations": 40, "space": SPACE, "fidelities": budgets}
     objective = Training()

@@ -58,6 +58,11 @@ def main() -> None:
     parser.add_argument(
         "--only", nargs="+", default=None, help="just these searchers (and REA, the reference)"
     )
+    parser.add_argument(
+        "--rgpe-marginal",
+        action="store_true",
+        help="RGPE draws each source per cell from its marginals (default: jointly, the paper)",
+    )
     args = parser.parse_args()
     out = pathlib.Path(args.out)
     start = time.perf_counter()
@@ -74,6 +79,7 @@ def main() -> None:
                 out=out / f"transfer_{space}_{target}",
                 surrogates=not args.no_surrogates,
                 only=args.only,
+                rgpe_joint=not args.rgpe_marginal,
             )
             result["rotations"].append(row)
             result["wall_s"] = round(time.perf_counter() - start, 1)

@@ -54,6 +54,7 @@ def run_warm_start(
     out: str | pathlib.Path | None = None,
     surrogates: bool = True,
     only: Sequence[str] | None = None,
+    rgpe_joint: bool = True,
 ) -> dict:
     """Leave `target` out of the space's datasets: a `portfolio`-cell zero-shot portfolio
     from the others' tables, evaluated first by random search and regularized evolution
@@ -71,7 +72,7 @@ def run_warm_start(
     on the first 100 evaluations of a regularized-evolution search of each source, what
     earlier searches leave behind) against a GP from scratch; each searches the target
     (its 12-epoch validation accuracy charged its training time, 12,000 simulated s; NATS
-    size: 100 evaluations). Returns each
+    size: 100 evaluations; `rgpe_joint`: RGPE's source draws joint, as the paper). Returns each
     searcher's final mean +- std of the target's reported metric, the share of the budget
     at which its mean incumbent reaches plain evolution's final mean, and Welch's t test of
     the warm-started evolution at a quarter of the budget against evolution at all of it.
@@ -151,9 +152,11 @@ def run_warm_start(
                 sp, controller="lstm", initial_policy=maml_lstm()
             ),
             "BO (GP)": lambda: search.bayesian_optimization(sp, encoding="one_hot", max_points=100),
-            "BO, RGPE": lambda: transfer.rgpe(sp, data()),
+            "BO, RGPE": lambda: transfer.rgpe(sp, data(), joint=rgpe_joint),
             "BO, FSBO": fsbo,
-            "BO, RGPE (sources: REA searches)": lambda: transfer.rgpe(sp, searched()),
+            "BO, RGPE (sources: REA searches)": lambda: transfer.rgpe(
+                sp, searched(), joint=rgpe_joint
+            ),
             "BO, FSBO (sources: REA searches)": lambda: transfer.fsbo(
                 sp, kernel_searched(), finetune_steps=20
             ),

@@ -100,13 +100,13 @@ def test_rgpe_weights_trust_the_source_that_orders_the_target(nb201):
     yt = jnp.zeros(40).at[:30].set(y[seen])
     mask = jnp.arange(40) < 30
     tgt = gp_fit(xt, yt, mask)
-    w = transfer.rgpe_weights(jax.random.key(8), sources, tgt, xt, yt, mask)
+    w = transfer.rgpe_weights(jax.random.key(8), sources, tgt, xt, yt, mask, joint=False)
     assert w.shape == (3,)
     assert float(w.sum()) == pytest.approx(1.0)
     assert float(w[0]) > 0.9  # a source that has seen these very cells ranks them best
     assert float(w[1]) == 0.0  # the reversed one is dropped
-    wj = transfer.rgpe_weights(jax.random.key(8), sources, tgt, xt, yt, mask, joint=True)
-    assert float(wj[0]) > 0.9  # the paper's joint draws agree here
+    wj = transfer.rgpe_weights(jax.random.key(8), sources, tgt, xt, yt, mask)
+    assert float(wj[0]) > 0.9  # the paper's joint draws (the default) agree here
     assert float(wj[1]) == 0.0
     # with no target evaluations, no model ranks better: ties broken at random
     w0 = transfer.rgpe_weights(jax.random.key(8), sources, tgt, xt, yt, jnp.zeros(40, bool))

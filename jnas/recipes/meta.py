@@ -21,6 +21,7 @@ METRIC_METHODS = (
     "matching_net",
     "matching_net_fce",
     "matching_net_scaled",
+    "matching_net_fce_scaled",
     "relation_net",
     "relation_net_conv",
     "snail",
@@ -141,7 +142,7 @@ def make_learner(
     annealed linearly to 0 (meta-batch 5 in the paper: pass `meta_batch=5`); on the
     sinusoid 5 SGD steps of 0.01. ProtoNets, Matching networks (`matching_net_fce`: with
     the full-context embeddings, 5 attention reads; `matching_net_scaled`: the cosines
-    times a learned scale from 10), Relation networks
+    times a learned scale from 10; `matching_net_fce_scaled`: both), Relation networks
     (`relation_net_conv`: the paper's convolutional relation module on conv4's 2x2 maps),
     SNAIL (its sequence of `ways * shots` support pairs and a query): Adam 1e-3. MetaNAS and
     T-NAS: an NB201 supernet (C=8, one cell per stage, stride-2 stem so it costs about
@@ -172,6 +173,8 @@ def make_learner(
             method, extra = "matching_net", {"fce": True, "features": channels}
         if method == "matching_net_scaled":  # a learned cosine scale from 10 (TADAM)
             method, extra = "matching_net", {"scale": 10.0}
+        if method == "matching_net_fce_scaled":  # both
+            method, extra = "matching_net", {"fce": True, "features": channels, "scale": 10.0}
         maps = method == "relation_net_conv"  # the paper's convolutional relation module
         if maps:
             method, extra = "relation_net", {"features": channels, "module": "conv"}

@@ -60,13 +60,15 @@ def _np_lstm(p, x, c):
     return sig(o) * np.tanh(c), c
 
 
-def test_full_context_embeddings_follow_the_papers_equations():
+@pytest.mark.parametrize("scale", [None, 7.0])
+def test_full_context_embeddings_follow_the_papers_equations(scale):
     """Matching networks' FCE (Vinyals et al. 2016, appendix A.2) re-derived in NumPy loops:
     a bidirectional LSTM over the support set plus a skip, and an attention LSTM reading
-    it K times per query; the classifier is the cosine attention on top of both."""
+    it K times per query; the classifier is the cosine attention on top of both (the
+    cosines times the learned scale, when there is one)."""
     features, k_reads = 6, 3
     learner = meta.matching_net(meta.mlp((4, features)), ways=3, fce=True, features=features,
-                                read_steps=k_reads)  # fmt: skip
+                                read_steps=k_reads, scale=scale)  # fmt: skip
     params = learner.init(jax.random.key(0)).params
     rng = np.random.default_rng(3)
     support_x = jnp.asarray(rng.normal(size=(6, 4)), jnp.float32)
@@ -96,7 +98,7 @@ def test_full_context_embeddings_follow_the_papers_equations():
             h = h_hat + zq[q]
         f[q] = h
     unit = lambda z: z / np.linalg.norm(z, axis=1, keepdims=True)
-    att = np.exp(unit(f) @ unit(g).T)
+    att = np.exp((1.0 if scale is None else scale) * unit(f) @ unit(g).T)
     att /= att.sum(1, keepdims=True)
     want = np.log(att @ np.eye(3)[np.asarray(support_y)])
     np.testing.assert_allclose(np.asarray(got), want, rtol=1e-4, atol=1e-5)

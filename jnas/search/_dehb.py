@@ -127,9 +127,9 @@ def dehb(
         r = vectors[i]
         return r[0] + mutation_factor * (r[1] - r[2])
 
-    def evolve(key: jax.Array, state: DEHBState, f, lower, n, target) -> jax.Array:
+    def evolve(key: jax.Array, state: DEHBState, f, lower, order, n, target) -> jax.Array:
+        """A rand/1/bin trial against `target` of f; `order`: `lower`'s slots, best first."""
         k_fill, k_pick, k_cross, k_j, k_fix = jax.random.split(key, 5)
-        order = ranked(state, lower)
         rank = jnp.zeros((pop,), jnp.int32).at[order].set(jnp.arange(pop))
         in_pool = valid[lower] & (rank < n)
         count = jnp.sum(in_pool)
@@ -149,9 +149,8 @@ def dehb(
         outside = (trial < 0) | (trial > 1)
         return jnp.where(outside, jax.random.uniform(k_fix, (dims,)), trial)
 
-    def promotion_list(state: DEHBState, f, lower) -> tuple[jax.Array, jax.Array]:
+    def promotion_list(state: DEHBState, f, lower, order) -> tuple[jax.Array, jax.Array]:
         """The evaluated vectors of `lower`, best first, less those f already holds."""
-        order = ranked(state, lower)
         cand = state.vectors[lower][order]
         held = jnp.any(
             jnp.all(cand[:, None, :] == state.vectors[f][None, :, :], axis=-1) & valid[f][None],
@@ -169,13 +168,14 @@ def dehb(
         lower = jnp.where(rung > 0, f - 1, f)
         target = state.counter[f]
         promote = (state.step < cycle) & (rung > 0)
-        fresh_list = promotion_list(state, f, lower)
+        order = ranked(state, lower)
+        fresh_list = promotion_list(state, f, lower, order)
         new_list = promote & (slot == 0)
         promotions = jnp.where(new_list, fresh_list[0], state.promotions)
         promotable = jnp.where(new_list, fresh_list[1], state.promotable)
-        best_lower = state.vectors[lower][ranked(state, lower)[0]]
+        best_lower = state.vectors[lower][order[0]]
         promoted = jnp.where(slot < promotable, promotions[jnp.minimum(slot, pop - 1)], best_lower)
-        trial = jnp.where(promote, promoted, evolve(key, state, f, lower, n, target))
+        trial = jnp.where(promote, promoted, evolve(key, state, f, lower, order, n, target))
         arch = space.from_decisions(decode(trial))
         state = state._replace(
             counter=state.counter.at[f].set((target + 1) % jnp.asarray(pop_sizes)[f]),

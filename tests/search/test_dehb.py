@@ -71,7 +71,7 @@ def test_first_iteration_promotes_the_best_below_except_what_the_rung_above_hold
 
 
 def _after_first_iteration(key, **kw):
-    """A 3-fidelity DEHB state in its second iteration, at bracket 1's rung 1 (fidelity 1,
+    """A 3-fidelity DEHB state in its second iteration, at its first bracket's rung 1 (fidelity 1,
     3 trials, parents from fidelity 0), fidelity 0's best three set to known vectors."""
     searcher = search.dehb(NB201(), fidelities=3, eta=3, **kw)
     state = searcher.init(key)

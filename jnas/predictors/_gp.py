@@ -35,13 +35,14 @@ class GP(NamedTuple):
     x: jax.Array  # float32[N, D] training encodings (masked rows ignored)
     mask: jax.Array  # bool[N]
     alpha: jax.Array  # float32[N]: K^-1 (y - mean), zero where masked
-    chol: jax.Array  # float32[N, N]: Cholesky factor of the masked K + noise
+    chol: jax.Array | None  # float32[N, N]: Cholesky factor of the masked K + noise
     mean: jax.Array  # float32[]: mean of y
     scale: jax.Array  # float32[]: standard deviation of y
     lengthscale: jax.Array  # float32[]
     noise: jax.Array  # float32[]
     features: jax.Array | None = None  # float32[N, F]: continuous columns (mixed kernel)
     feature_lengthscale: jax.Array | None = None  # float32[]
+    chol_inv: jax.Array | None = None  # float32[N, N]: its inverse (`gp_fit_factored`)
 
 
 Distance = Callable[[jax.Array, jax.Array], jax.Array]  # rows a [N, D], b [M, D] -> [N, M]
@@ -147,6 +148,153 @@ def gp_predict(
     k_star = jnp.exp(exponent)
     k_star = k_star * gp.mask.astype(jnp.float32)[None, :]
     mean = k_star @ gp.alpha
-    v = jax.scipy.linalg.solve_triangular(gp.chol, k_star.T, lower=True)
+    if gp.chol_inv is not None:
+        v = gp.chol_inv @ k_star.T
+    else:
+        assert gp.chol is not None
+        v = jax.scipy.linalg.solve_triangular(gp.chol, k_star.T, lower=True)
     var = jnp.maximum(1.0 - jnp.sum(v * v, 0), 1e-12)
     return gp.mean + gp.scale * mean, gp.scale * jnp.sqrt(var)
+
+
+# --- incremental fits: the search loop adds one point at a time --------------------------------
+
+
+class GPGrid(NamedTuple):
+    """The (lengthscale, noise, feature lengthscale) grid of `gp_fit`, flattened in its
+    order (so ties resolve the same way)."""
+
+    lengthscale: jax.Array  # float32[G]
+    noise: jax.Array  # float32[G]
+    feature_lengthscale: jax.Array  # float32[G]
+
+
+def gp_grid(
+    lengthscales: tuple[float, ...] = DEFAULT_LENGTHSCALES,
+    noises: tuple[float, ...] = DEFAULT_NOISES,
+    *,
+    num_features: int = 0,
+    feature_lengthscales: tuple[float, ...] = DEFAULT_FEATURE_LENGTHSCALES,
+) -> GPGrid:
+    """The hyper-parameter grid `gp_fit` searches, as arrays of G = its size."""
+    lfs = (1.0,) if num_features == 0 else feature_lengthscales
+    grid = [g.ravel() for g in jnp.meshgrid(*map(jnp.asarray, (lengthscales, noises, lfs)))]
+    return GPGrid(*(g.astype(jnp.float32) for g in grid))
+
+
+def gp_factors_init(grid: GPGrid, max_points: int) -> jax.Array:
+    """float32[G, P, P]: the inverse Cholesky factors of an empty history (every row
+    masked: identity)."""
+    size = grid.lengthscale.shape[0]
+    return jnp.broadcast_to(jnp.eye(max_points, dtype=jnp.float32), (size, max_points, max_points))
+
+
+def _drop_first(inv_chol: jax.Array) -> jax.Array:
+    """The inverse factors once point 0 leaves: the rest move one place forward (an
+    identity row enters last). With `W = L^-1` and `L = [[l, 0], [v, L2]]` the rest's Gram
+    matrix is `L2 L2^T + v v^T = L2 (I + u u^T) L2^T`, `u = L2^-1 v = -W[1:, 0] / W[0, 0]`.
+    The Cholesky factor M of `I + u u^T` is known in closed form (M_jj = sqrt(b_j / b_j-1),
+    M_ij = u_i u_j / sqrt(b_j b_j-1), b_j = 1 + sum_{k<=j} u_k^2), and forward substitution
+    through it reduces to a cumulative sum, so `M^-1 W[1:, 1:]` costs O(P^2), no loop."""
+    n = inv_chol.shape[-1]
+    u = -inv_chol[:, 1:, 0] / inv_chol[:, :1, 0]  # [G, P-1]
+    rest = inv_chol[:, 1:, 1:]
+    beta = 1.0 + jnp.cumsum(u * u, -1)
+    beta_prev = jnp.concatenate([jnp.ones_like(beta[:, :1]), beta[:, :-1]], -1)
+    before = jnp.cumsum(u[..., None] * rest, 1) - u[..., None] * rest  # exclusive, down rows
+    rest = (rest - u[..., None] * before / beta_prev[..., None]) * jnp.sqrt(beta_prev / beta)[
+        ..., None
+    ]
+    rest = jnp.pad(rest, ((0, 0), (0, 1), (0, 1)))
+    return rest.at[:, n - 1, n - 1].set(1.0)
+
+
+def gp_factors_add(
+    inv_chol: jax.Array,
+    grid: GPGrid,
+    x_view: jax.Array,
+    mask_view: jax.Array,
+    position: jax.Array,
+    drop_first: jax.Array,
+    distance: Distance = hamming_distance,
+    *,
+    num_features: int = 0,
+) -> jax.Array:
+    """Add one point to the inverse Cholesky factors `W = L^-1` of every grid point's
+    masked Gram matrix (`gp_fit`'s), in O(G P^2) where a refit costs O(G P^3).
+
+    The factors hold the points in the order they arrived. `x_view`, `mask_view` [P, ...]
+    are the points in that order *after* the add, the new one at `position`. The new row
+    of L is `l = L^-1 k` with diagonal `d = sqrt(1 + noise - |l|^2)`
+    (Cholesky-Banachiewicz, one row), so W gains the row `[-l^T W / d, 1 / d]`; a masked
+    point is an identity row. `drop_first`: the oldest point left a full buffer first (the
+    rest moved one place forward): a rank-one update of the rest (`_drop_first`). Keeping `L^-1` rather than `L`
+    turns every solve of the search into a matrix product (XLA:CPU's batched triangular
+    solves re-layout each matrix: ~9x slower); its entries are bounded by
+    `1 / sqrt(noise)` since the Gram matrix's eigenvalues are at least the noise.
+    """
+    n = inv_chol.shape[-1]
+    x_view = jnp.asarray(x_view, jnp.float32)
+    earlier = mask_view & (jnp.arange(n) < position)
+
+    def drop(carry):  # a loop of 0 or 1 steps: under `vmap`, skipped unless one member drops
+        i, inv_chol = carry
+        return i + 1, _drop_first(inv_chol)
+
+    inv_chol = jax.lax.while_loop(
+        lambda c: c[0] < drop_first.astype(jnp.int32), drop, (jnp.zeros((), jnp.int32), inv_chol)
+    )[1]
+    x_all, feats = _split(x_view, num_features)
+    d = distance(x_all[position][None], x_all)[0]  # [P]
+    exponent = -d[None, :] / grid.lengthscale[:, None]
+    if feats is not None:
+        d_feat = squared_distance(feats[position][None], feats)[0]
+        exponent = exponent - d_feat[None, :] / grid.feature_lengthscale[:, None]
+    k = jnp.exp(exponent) * earlier[None, :].astype(jnp.float32)  # [G, P]
+    low = jnp.einsum("gij,gj->gi", inv_chol, k)  # the new row of L
+    diag = jnp.sqrt(1.0 + grid.noise - jnp.sum(low * low, -1))  # NaN if not PD, as a refit
+    row = -jnp.einsum("gi,gij->gj", low, inv_chol) / diag[:, None]
+    row = row.at[:, position].set(1.0 / diag)
+    valid = mask_view[position]
+    row = jnp.where(valid, row, (jnp.arange(n) == position).astype(jnp.float32)[None, :])
+    return inv_chol.at[:, position, :].set(row)
+
+
+def gp_fit_factored(
+    inv_chol: jax.Array,
+    grid: GPGrid,
+    x: jax.Array,
+    y: jax.Array,
+    mask: jax.Array,
+    *,
+    num_features: int = 0,
+) -> GP:
+    """`gp_fit` from the inverse factors kept by `gp_factors_add` (rows of `x`, `y`, `mask`
+    in their order): the marginal likelihood of every grid point is one matrix-vector
+    product."""
+    x, f = _split(jnp.asarray(x, jnp.float32), num_features)
+    m = mask.astype(jnp.float32)
+    n = jnp.maximum(jnp.sum(m), 1.0)
+    y = jnp.where(mask, y, 0.0)
+    mean = jnp.sum(y * m) / n
+    scale = jnp.sqrt(jnp.sum(jnp.square(y - mean) * m) / n) + 1e-6
+    z = jnp.where(mask, (y - mean) / scale, 0.0)
+    a = jnp.einsum("gij,j->gi", inv_chol, z)  # L^-1 z
+    log_diag = jnp.log(jnp.diagonal(inv_chol, axis1=-2, axis2=-1))  # -log diag L
+    log_ml = -0.5 * jnp.sum(a * a, -1) + jnp.sum(log_diag * m[None, :], -1)
+    best = jnp.argmax(jnp.where(jnp.isfinite(log_ml), log_ml, -jnp.inf))
+    alpha = inv_chol[best].T @ a[best]
+    lf = None if f is None else grid.feature_lengthscale[best]
+    return GP(
+        x,
+        mask,
+        alpha,
+        None,
+        mean,
+        scale,
+        grid.lengthscale[best],
+        grid.noise[best],
+        f,
+        lf,
+        inv_chol[best],
+    )

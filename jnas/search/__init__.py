@@ -11,7 +11,13 @@ from jnas.search._executors import dask_executor, executor_width, process_execut
 from jnas.search._hyperband import HyperbandState, bohb, hyperband, hyperband_schedule
 from jnas.search._local import LocalSearchState, local_search
 from jnas.search._metaqnn import MetaQNNState, metaqnn
-from jnas.search._model_based import ModelBasedState, Score, encoder, model_based
+from jnas.search._model_based import (
+    Incremental,
+    ModelBasedState,
+    Score,
+    encoder,
+    model_based,
+)
 from jnas.search._nao import NAOState, nao
 from jnas.search._neat import NeatGenome, NeatState, neat
 from jnas.search._nsga2 import NSGA2State, crowding_distance, dominates, nondominated_ranks, nsga2
@@ -33,6 +39,7 @@ __all__ = [
     "Entry",
     "EvolutionState",
     "HyperbandState",
+    "Incremental",
     "LocalSearchState",
     "MetaQNNState",
     "ModelBasedState",

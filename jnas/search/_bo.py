@@ -3,9 +3,14 @@
 the GP/kernel details in `jnas.predictors`).
 
 SMBO loop: after `num_init` random cells, every `ask` fits an exact GP (hyper-parameters by
-marginal likelihood) to the history and returns the candidates maximising the
+marginal likelihood over a grid) to the history and returns the candidates maximising the
 acquisition: expected improvement (`"ei"`), upper confidence bound (`"ucb"`, mean + 2 std)
 or independent Thompson samples (`"ts"`).
+
+The fit is exact but not redone from scratch: the Cholesky factor of every grid point's
+Gram matrix is kept in the searcher's state and grows by one row per told point (a rank-one
+update when the oldest leaves a full history), so an ask costs O(G P^2), not the O(G P^3)
+of G factorisations (`jnas.predictors.gp_factors_add`; ~10x faster at P = 200).
 """
 
 from __future__ import annotations
@@ -19,13 +24,16 @@ from jax.scipy.stats import norm
 
 from jnas.predictors import (
     DEFAULT_LENGTHSCALES,
-    gp_fit,
+    gp_factors_add,
+    gp_factors_init,
+    gp_fit_factored,
+    gp_grid,
     gp_predict,
     hamming_distance,
     wl_distance,
 )
 from jnas.search._base import Searcher
-from jnas.search._model_based import model_based, num_cell_nodes
+from jnas.search._model_based import Incremental, model_based, num_cell_nodes
 from jnas.spaces import HasAdjacency, Space, require
 
 # 1 - normalised WL similarity lies in [0, 1]: lengthscales on that scale
@@ -83,22 +91,22 @@ def bayesian_optimization(
         )
         num_features = int(shape.shape[0])
 
-    def score(key, x, y, mask, candidates):
-        gp = gp_fit(
-            x,
-            jnp.where(mask, y, 0.0),
-            mask,
-            lengthscales,
-            distance=distance,
-            num_features=num_features,
+    grid = gp_grid(lengthscales, num_features=num_features)
+
+    def add(chol, x, mask, position, drop_first):
+        return gp_factors_add(
+            chol, grid, x, mask, position, drop_first, distance, num_features=num_features
         )
+
+    def score(key, chol, x, y, mask, candidates):
+        gp = gp_fit_factored(chol, grid, x, y, mask, num_features=num_features)
         mean, std = gp_predict(gp, candidates, distance)
         best = jnp.max(jnp.where(mask, y, -jnp.inf))
         return acquisition(acquisition_fn, mean, std, best, key)
 
     return model_based(
         space,
-        score,
+        Incremental(lambda max_points: gp_factors_init(grid, max_points), add, score),
         encoding=encoding,
         batch_size=batch_size,
         num_init=num_init,

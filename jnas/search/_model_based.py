@@ -1,6 +1,8 @@
 """What model-based searchers share: a fixed-size history of evaluated architectures with
 their encodings, and candidates made by mutating the best of them (the SMBO loop of BO
-and BANANAS). A searcher supplies `score(key, x, y, mask, candidates) -> float[C]`."""
+and BANANAS). A searcher supplies `score(key, x, y, mask, candidates) -> float[C]`, or an `Incremental`
+surrogate whose state is brought up to date point by point as results are told (a GP's
+Cholesky factors: O(P^2) a point where a refit every ask is O(P^3))."""
 
 from __future__ import annotations
 
@@ -29,6 +31,30 @@ class ModelBasedState(NamedTuple):
     count: jax.Array  # int32[]: evaluations told
     best: Any
     best_fitness: jax.Array  # float32[]
+    model: Any = None  # the `Incremental` surrogate's state (None without one)
+
+
+class Incremental(NamedTuple):
+    """A surrogate updated as points are told rather than refitted at every ask. Its
+    functions see the history in the order it was told (`chronological`): the oldest
+    point held first, the newest last, masked rows (not yet told, or failed) anywhere.
+
+    - `init(max_points) -> m`;
+    - `add(m, x_view, mask_view, position, drop_first) -> m`: one new point at `position`
+      of the view, after the oldest left the full buffer when `drop_first`;
+    - `score(key, m, x_view, y_view, mask_view, candidates) -> float[C]`.
+    """
+
+    init: Callable[[int], Any]
+    add: Callable[[Any, jax.Array, jax.Array, jax.Array, jax.Array], Any]
+    score: Callable[[jax.Array, Any, jax.Array, jax.Array, jax.Array, jax.Array], jax.Array]
+
+
+def chronological(count: jax.Array, max_points: int) -> jax.Array:
+    """int32[P]: the ring-buffer slots in the order their points were told (`count`
+    evaluations told; before the buffer fills, slot i is the i-th point)."""
+    start = jnp.maximum(count - max_points, 0) % max_points
+    return (start + jnp.arange(max_points)) % max_points
 
 
 ENCODINGS = ("auto", "path", "one_hot", "wl")
@@ -75,7 +101,7 @@ def num_cell_nodes(space: Any) -> int:
 
 def model_based(
     space: Any,
-    score: Score,
+    score: Score | Incremental,
     *,
     encoding: str,
     batch_size: int,
@@ -90,7 +116,7 @@ def model_based(
     `num_candidates` candidates (mutations of the `num_parents` best cells, a quarter fresh
     samples) and returns the `batch_size` best-scoring ones. `features(arch) -> float32[F]`
     appends extra inputs to the encoding (e.g. standardised zero-cost proxy scores, White et
-    al.'s "proxies as predictor features")."""
+    al.'s "proxies as predictor features"). `score` may be an `Incremental` surrogate."""
     check_positive(
         where,
         batch_size=batch_size,
@@ -102,6 +128,10 @@ def model_based(
     if batch_size > num_candidates:
         raise ValueError(
             f"{where}: `batch_size` {batch_size} exceeds `num_candidates` {num_candidates}"
+        )
+    if batch_size > max_points:
+        raise ValueError(
+            f"{where}: `batch_size` {batch_size} exceeds `max_points` {max_points} (the history)"
         )
     require(where, space, Space)
     encode = _with_features(encoder(space, encoding, where), features)
@@ -118,6 +148,7 @@ def model_based(
             jnp.zeros((), jnp.int32),
             space.sample(key),
             jnp.full((), -jnp.inf, jnp.float32),
+            score.init(max_points) if isinstance(score, Incremental) else None,
         )
 
     def ask(key: jax.Array, state: ModelBasedState) -> tuple[Any, ModelBasedState]:
@@ -130,7 +161,14 @@ def model_based(
         mutants = jax.vmap(space.mutate)(jax.random.split(k_mut, num_mutants), parent_archs)
         fresh = jax.vmap(space.sample)(jax.random.split(k_fresh, num_random))
         candidates = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), mutants, fresh)
-        scores = score(k_score, state.x, state.y, mask, jax.vmap(encode)(candidates))
+        encoded = jax.vmap(encode)(candidates)
+        if isinstance(score, Incremental):
+            order = chronological(state.count, max_points)
+            scores = score.score(
+                k_score, state.model, state.x[order], state.y[order], mask[order], encoded
+            )
+        else:
+            scores = score(k_score, state.x, state.y, mask, encoded)
         chosen = jax.lax.top_k(scores, batch_size)[1]
         model_batch = jax.tree.map(lambda a: a[chosen], candidates)
         use_model = state.count >= num_init
@@ -144,13 +182,29 @@ def model_based(
         best, best_fitness = update_incumbent(
             state.best, state.best_fitness, archs, clean_fitness(fitness)
         )
+        new_x = jax.vmap(encode)(archs)
+        x, y, model = state.x, state.y, state.model
+        for q in range(batch_size):  # one point at a time, in the order told
+            told = state.count + q  # points told before this one
+            x, y = x.at[slots[q]].set(new_x[q]), y.at[slots[q]].set(fitness[q])
+            if isinstance(score, Incremental):
+                held = (jnp.arange(max_points) <= told) & jnp.isfinite(y)
+                order = chronological(told + 1, max_points)
+                model = score.add(
+                    model,
+                    x[order],
+                    held[order],
+                    jnp.minimum(told, max_points - 1),
+                    told >= max_points,
+                )
         return ModelBasedState(
             jax.tree.map(put, state.archs, archs),
-            put(state.x, jax.vmap(encode)(archs)),
-            put(state.y, fitness),
+            x,
+            y,
             state.count + batch_size,
             best,
             best_fitness,
+            model,
         )
 
     return Searcher(init, ask, tell, batch_size)

@@ -135,10 +135,10 @@ def loo_posterior(gp: GP) -> tuple[jax.Array, jax.Array]:
     """Leave-one-out predictive mean and std of a fitted GP at its own training rows, in its
     standardised units (Rasmussen & Williams eq. 5.12: mu_i = z_i - [K^-1 z]_i / [K^-1]_ii,
     var_i = 1 / [K^-1]_ii); rows outside the mask read mean 0, std 1."""
-    n = gp.alpha.shape[0]
-    kinv = jax.scipy.linalg.cho_solve((gp.chol, True), jnp.eye(n, dtype=gp.chol.dtype))
+    n, chol = gp.alpha.shape[0], _factor(gp)
+    kinv = jax.scipy.linalg.cho_solve((chol, True), jnp.eye(n, dtype=chol.dtype))
     d = jnp.diag(kinv)
-    z = gp.chol @ (gp.chol.T @ gp.alpha)  # K alpha: the standardised targets it was fitted to
+    z = chol @ (chol.T @ gp.alpha)  # K alpha: the standardised targets it was fitted to
     return z - gp.alpha / d, jnp.sqrt(1.0 / d)
 
 
@@ -162,8 +162,15 @@ def _source_gp(x: jax.Array, y: jax.Array) -> SourceGP:
     gp = gp_fit(x, y, jnp.ones(y.shape, bool))
     eye = jnp.eye(y.shape[0], dtype=jnp.float32)
     return SourceGP(
-        gp.x, gp.alpha, jax.scipy.linalg.cho_solve((gp.chol, True), eye), gp.lengthscale
+        gp.x, gp.alpha, jax.scipy.linalg.cho_solve((_factor(gp), True), eye), gp.lengthscale
     )
+
+
+def _factor(gp: GP) -> jax.Array:
+    """The GP's Cholesky factor (`gp_fit`'s; `gp_fit_factored` keeps only its inverse)."""
+    if gp.chol is None:
+        raise ValueError("RGPE needs a GP from `gp_fit` (with its Cholesky factor)")
+    return gp.chol
 
 
 def _source_predict(gp: SourceGP, rows: jax.Array) -> tuple[jax.Array, jax.Array]:

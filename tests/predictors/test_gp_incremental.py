@@ -1,0 +1,115 @@
+"""The GP kept up to date point by point (`gp_factors_add`, BO's state) against a NumPy GP
+refitted from scratch on the points the search holds: through a full history (the oldest
+point leaving, the rank-one update) and failed (NaN) evaluations."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jnas import predictors
+from jnas.search import bayesian_optimization
+from jnas.search._model_based import chronological
+from jnas.spaces import NB201
+
+SPACE = NB201()
+P = 16  # history size: 27 points told in 9 batches of 3 fill it and wrap
+
+
+def numpy_gp(x, y, grid, x_test, features=None, f_test=None):
+    """Grid search of the marginal likelihood and the posterior, float64, from scratch."""
+    mean, scale = y.mean(), y.std() + 1e-6
+    z = (y - mean) / scale
+    d = np.abs(x[:, None] - x[None]).sum(-1)
+    ds = np.abs(x_test[:, None] - x[None]).sum(-1)
+    if features is not None:
+        df = np.square(features[:, None] - features[None]).sum(-1)
+        dfs = np.square(f_test[:, None] - features[None]).sum(-1)
+    best = None
+    for ls, noise, lf in zip(*(np.asarray(g, np.float64) for g in grid), strict=True):
+        e, es = -d / ls, -ds / ls
+        if features is not None:
+            e, es = e - df / lf, es - dfs / lf
+        k = np.exp(e) + noise * np.eye(len(y))
+        chol = np.linalg.cholesky(k)
+        a = np.linalg.solve(chol, z)
+        log_ml = -0.5 * a @ a - np.log(np.diag(chol)).sum()
+        if best is None or log_ml > best[0]:
+            best = (log_ml, ls, noise, k, np.exp(es))
+    _, ls, noise, k, ks = best
+    mu = mean + scale * ks @ np.linalg.solve(k, z)
+    sd = scale * np.sqrt(1 - np.einsum("ij,ji->i", ks, np.linalg.solve(k, ks.T)))
+    return ls, noise, mu, sd
+
+
+def fitness(archs):
+    """A smooth function of the path encoding, so the grid's choice is not a corner."""
+    x = np.asarray(jax.vmap(SPACE.path)(archs), np.float64).reshape(len(archs.ops), -1)
+    return (x @ np.sin(np.arange(x.shape[1]))).astype(np.float32)
+
+
+def test_bo_state_is_the_gp_of_the_points_it_holds_through_a_full_history():
+    bo = bayesian_optimization(SPACE, max_points=P, batch_size=3)
+    state = bo.init(jax.random.key(0))
+    tell = jax.jit(bo.tell)
+    grid = predictors.gp_grid()
+    xs, ys = [], []
+    test = jax.vmap(SPACE.sample)(jax.random.split(jax.random.key(99), 8))
+    x_test = np.asarray(jax.vmap(SPACE.path)(test), np.float64).reshape(8, -1)
+    wrapped = 0
+    for i in range(9):
+        archs = jax.vmap(SPACE.sample)(jax.random.split(jax.random.key(i + 10), 3))
+        y = fitness(archs)
+        if i in (2, 6):
+            y[1] = np.nan  # a failed evaluation: masked
+        state = tell(state, archs, y)
+        xs.append(np.asarray(jax.vmap(SPACE.path)(archs), np.float64).reshape(3, -1))
+        ys.append(y)
+        held_x, held_y = np.concatenate(xs)[-P:], np.concatenate(ys)[-P:]
+        ok = np.isfinite(held_y)
+        wrapped += int(state.count) > P
+        order = chronological(state.count, P)
+        mask = (jnp.arange(P) < state.count) & jnp.isfinite(state.y)
+        gp = predictors.gp_fit_factored(
+            state.model, grid, state.x[order], state.y[order], mask[order]
+        )
+        ls, noise, mu, sd = numpy_gp(held_x[ok], held_y[ok].astype(np.float64), grid, x_test)
+        assert (float(gp.lengthscale), float(gp.noise)) == pytest.approx((ls, noise)), i
+        got_mu, got_sd = predictors.gp_predict(gp, x_test.astype(np.float32))
+        np.testing.assert_allclose(got_mu, mu, rtol=2e-3, atol=2e-3 * np.abs(mu).max())
+        np.testing.assert_allclose(got_sd, sd, rtol=2e-2, atol=2e-3 * np.abs(mu).max())
+    assert wrapped == 4  # four tells after the history was full
+
+
+@pytest.mark.parametrize("num_features", [0, 1])
+def test_inverse_factors_whiten_every_grid_points_gram_matrix(num_features):
+    """W K W^T = I for every (lengthscale, noise[, feature lengthscale]): the defining
+    property of W = L^-1, checked after adds, failed points and three drops."""
+    grid = predictors.gp_grid(num_features=num_features)
+    archs = jax.vmap(SPACE.sample)(jax.random.split(jax.random.key(3), 11))
+    x = np.asarray(jax.vmap(SPACE.path)(archs), np.float32).reshape(11, -1)
+    if num_features:
+        x = np.hstack([x, np.random.default_rng(0).normal(size=(11, 1)).astype(np.float32)])
+    valid = np.ones(11, bool)
+    valid[[1, 5]] = False
+    n = 8
+    add = jax.jit(
+        lambda w, xv, mv, pos, drop: predictors.gp_factors_add(
+            w, grid, xv, mv, pos, drop, num_features=num_features
+        )
+    )
+    w = predictors.gp_factors_init(grid, n)
+    for t in range(11):
+        lo = max(0, t + 1 - n)
+        view = np.zeros((n, x.shape[1]), np.float32)
+        view[: t + 1 - lo] = x[lo : t + 1]
+        mask = np.zeros(n, bool)
+        mask[: t + 1 - lo] = valid[lo : t + 1]
+        w = add(w, view, mask, min(t, n - 1), t >= n)
+    held, ok = x[3:11], valid[3:11]
+    enc, feat = (held[:, :-1], held[:, -1:]) if num_features else (held, None)
+    d = np.abs(enc[:, None] - enc[None]).sum(-1)
+    for g, (ls, noise, lf) in enumerate(zip(*map(np.asarray, grid), strict=True)):
+        e = -d / ls - (0 if feat is None else np.square(feat - feat.T) / lf)
+        k = np.exp(e) * np.outer(ok, ok) + np.diag(np.where(ok, noise, 1.0))
+        np.testing.assert_allclose(w[g] @ k @ w[g].T, np.eye(n), atol=2e-3)

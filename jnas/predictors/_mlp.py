@@ -3,6 +3,10 @@
 `ensemble_fit(key, x, y, mask)` trains `members` independently initialised MLPs on the
 masked rows (full-batch Adam for `steps` steps, one `lax.scan`); `ensemble_predict` gives
 every member's prediction, whose spread is BANANAS' uncertainty.
+
+A search's history is a fixed-size buffer filled from the front, mostly empty early on: the
+full-batch gradient is summed over blocks of rows up to the last unmasked one (a loop whose
+trip count is that row's block), so a fit costs what the history holds, not its capacity.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import optax
+
+BLOCK = 32  # rows per gradient block
 
 
 def _init_mlp(key: jax.Array, sizes: tuple[int, ...]) -> list[dict]:
@@ -57,16 +63,28 @@ def ensemble_fit(
     z = jnp.where(mask, (y - mean) / scale, 0.0)
     sizes = (x.shape[-1], *hidden, 1)
     tx = optax.adam(learning_rate)
+    rows = x.shape[0]
+    num_blocks = -(-rows // BLOCK)
+    pad = num_blocks * BLOCK - rows
+    xb = jnp.pad(x, ((0, pad), (0, 0))).reshape(num_blocks, BLOCK, -1)
+    zb, mb = (jnp.pad(a, (0, pad)).reshape(num_blocks, BLOCK) for a in (z, m))
+    last = jnp.max(jnp.where(mask, jnp.arange(rows) + 1, 0))  # rows up to the last unmasked
+    used = -(-last // BLOCK)
+
+    def block_loss(p, i):
+        return jnp.sum(jnp.abs(_mlp(p, xb[i]) - zb[i]) * mb[i]) / n
+
+    def grad(p):  # the full-batch MAE gradient, block by block over the used rows
+        zero = jax.tree.map(jnp.zeros_like, p)
+        add = lambda i, g: jax.tree.map(jnp.add, g, jax.grad(block_loss)(p, i))
+        return jax.lax.fori_loop(0, used, add, zero)
 
     def train_one(k):
         params = _init_mlp(k, sizes)
 
-        def loss(p):
-            return jnp.sum(jnp.abs(_mlp(p, x) - z) * m) / n
-
         def body(carry, _):
             p, s = carry
-            g = jax.grad(loss)(p)
+            g = grad(p)
             u, s = tx.update(g, s, p)
             return (optax.apply_updates(p, u), s), None
 

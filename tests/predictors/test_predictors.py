@@ -74,6 +74,38 @@ def test_mlp_ensemble_learns_and_spreads():
         predictors.ensemble_fit(jax.random.key(0), x, y)  # the mask is required
 
 
+def test_mlp_ensemble_fits_exactly_the_masked_rows_of_a_holey_buffer():
+    """The blocked gradient against full-batch Adam written out here: a 100-row buffer with
+    valid rows 0-39 and 70 (after a hole, in the third block), garbage everywhere else.
+    Summing blocks only up to the valid *count* (40) would drop row 70; summing garbage
+    rows would move the fit."""
+    import optax
+
+    from jnas.predictors._mlp import _init_mlp, _mlp
+
+    x = encodings(0, 100).astype(np.float32)
+    y = target(x).astype(np.float32)
+    mask = np.zeros(100, bool)
+    mask[:40] = mask[70] = True
+    y[~mask] = 1e3  # garbage where masked
+    key = jax.random.key(4)
+    model = predictors.ensemble_fit(key, x, y, jnp.asarray(mask), members=2, steps=30)
+    # reference: each member trained on the 41 valid rows alone, full batch
+    xv, yv = x[mask], y[mask]
+    z = (yv - yv.mean()) / (yv.std() + 1e-6)
+    tx = optax.adam(0.01)
+    for member, k in enumerate(jax.random.split(key, 2)):
+        p = _init_mlp(k, (x.shape[1], 32, 32, 1))
+        s = tx.init(p)
+        for _ in range(30):
+            g = jax.grad(lambda p: jnp.mean(jnp.abs(_mlp(p, xv) - z)))(p)
+            u, s = tx.update(g, s, p)
+            p = optax.apply_updates(p, u)
+        got = jax.tree.map(lambda a, member=member: a[member], model["members"])
+        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(p), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
 def _reference_wl(matrix, ops, iterations=2):
     """Exact WL labels by string relabelling (NAS-BOWL's algorithm, in plain Python)."""
     matrix = np.asarray(matrix)

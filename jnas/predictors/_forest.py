@@ -70,11 +70,18 @@ def _grow(key, x, y, w, depth, max_features):
     for level in range(depth):
         first = 2**level - 1
         width = 2**level
-        member = jax.nn.one_hot(node - first, width) * w[:, None]  # [N, width]
-        cnt = member.sum(0)
-        tot = member.T @ y  # [width]
-        right_cnt = member.T @ x  # [width, F]
-        right_sum = member.T @ (x * y[:, None])
+        # per-node sums: each row sits in one node, so a segment sum (O(N F)), not a
+        # one-hot matrix product (O(N F width))
+        local = node - first
+        sums = jax.ops.segment_sum(
+            jnp.concatenate(
+                [w[:, None], (w * y)[:, None], w[:, None] * x, (w * y)[:, None] * x], 1
+            ),
+            local,
+            num_segments=width,
+        )
+        cnt, tot = sums[:, 0], sums[:, 1]
+        right_cnt, right_sum = sums[:, 2 : 2 + f], sums[:, 2 + f :]
         left_cnt, left_sum = cnt[:, None] - right_cnt, tot[:, None] - right_sum
         gain = (
             _ratio(right_sum**2, right_cnt)
@@ -95,15 +102,14 @@ def _grow(key, x, y, w, depth, max_features):
         features.append(feat)
         mean = jnp.where(cnt > 0, tot / jnp.maximum(cnt, 1e-12), parent_values)
         values.append(mean)
-        local = node - first
         go_right = (feat[local] >= 0) & (
             jnp.take_along_axis(x, jnp.maximum(feat[local], 0)[:, None], 1)[:, 0] > 0.5
         )
         node = 2 * node + 1 + go_right.astype(jnp.int32)
         parent_values = jnp.repeat(mean, 2)
     width = 2**depth
-    member = jax.nn.one_hot(node - (width - 1), width) * w[:, None]
-    cnt, tot = member.sum(0), member.T @ y
+    cnt = jax.ops.segment_sum(w, node - (width - 1), num_segments=width)
+    tot = jax.ops.segment_sum(w * y, node - (width - 1), num_segments=width)
     values.append(jnp.where(cnt > 0, tot / jnp.maximum(cnt, 1e-12), parent_values))
     return Forest(jnp.concatenate(features).astype(jnp.int32), jnp.concatenate(values))
 

@@ -106,20 +106,25 @@ def smac(
         top = jnp.argsort(jnp.where(valid, -state.fitness, jnp.inf))[:starts]
         current = jax.tree.map(lambda a: a[top], state.archs)
         current_ei = ei(current)
-        for _ in range(local_steps):
+
+        def move(_: Any, carry: tuple[Any, jax.Array]) -> tuple[Any, jax.Array]:
+            current, current_ei = carry  # best-improvement step of every local search
             neighbours, ok = jax.vmap(space.neighbors)(current)  # [starts, M, ...], [starts, M]
             m = ok.shape[1]
-            flat = jax.tree.map(lambda a, m=m: a.reshape(starts * m, *a.shape[2:]), neighbours)
+            flat = jax.tree.map(lambda a: a.reshape(starts * m, *a.shape[2:]), neighbours)
             scores = jnp.where(ok, ei(flat).reshape(starts, m), -jnp.inf)
             j = jnp.argmax(scores, axis=1)
             better = scores[jnp.arange(starts), j] > current_ei
-            moved = jax.tree.map(lambda a, j=j: a[jnp.arange(starts), j], neighbours)
+            moved = jax.tree.map(lambda a: a[jnp.arange(starts), j], neighbours)
             current = jax.tree.map(
-                lambda n, c, b=better: jnp.where(b.reshape(-1, *([1] * (n.ndim - 1))), n, c),
+                lambda n, c: jnp.where(better.reshape(-1, *([1] * (n.ndim - 1))), n, c),
                 moved,
                 current,
             )
-            current_ei = jnp.maximum(current_ei, scores[jnp.arange(starts), j])
+            return current, jnp.maximum(current_ei, scores[jnp.arange(starts), j])
+
+        # a loop, not unrolled: one copy of the forest's prediction in the program
+        current, current_ei = jax.lax.fori_loop(0, local_steps, move, (current, current_ei))
         started = jnp.arange(starts) < jnp.sum(valid)  # local searches from real points only
         pool = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), randoms, current)
         scores = jnp.concatenate([ei(randoms), jnp.where(started, current_ei, -jnp.inf)])

@@ -13,7 +13,10 @@ The model-based searchers (BO, BANANAS) fit a surrogate every round, so they may
 seeds (`--model-seeds`); every row states its seed count. (XLA:CPU's multi-threaded Eigen
 kernels deadlock on these vmapped GP programs: the script turns them off.)
 `--only` (the registry's short names) reruns those rows and random search, the reference
-of every t test, and keeps the other rows of the existing JSON.
+of every t test, and keeps the other rows of the existing JSON. `--workers 2` (default)
+runs the rows in two processes, the costliest first (rows are independent and each seed's
+key is fixed, so the numbers do not depend on it); the total wall time, compile included,
+is in the JSON's `meta`.
 """
 
 from __future__ import annotations
@@ -26,20 +29,55 @@ import os
 os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
 ).strip()
+import concurrent.futures
 import json
+import multiprocessing
 import pathlib
 import time
 
 import jax
+import numpy as np
 
 from jnas import bench, search
 from jnas.bench._report import NB201_REPORT, summarize
 from jnas.spaces import NB201
 
 MODEL_BASED = tuple(e.label for e in search.REGISTRY.values() if e.model_based)
+# rough cost order of the rows (seconds on 2 cores, last full run): the costliest start first
+COST = {"bananas": 56, "smac": 54, "nao": 34, "pnas": 28, "reinforce-lstm": 28, "bo-wl": 24}
+# rows whose program runs in well under its compile time: XLA's -O0 compiles them 3-4x
+# faster (NEAT 9.6 -> 2.2 s) for a run that stays under a second; the others (model-based,
+# the LSTM policy, TPE, Q-learning, BOHB) run 3-6x slower at -O0 and keep the default
+COMPILE_BOUND = {"rs", "rea", "te", "neat", "ls", "reinforce", "hyperband", "dehb"}
+
+
+def run_row(short: str, seeds: int, budget: float, nasbench: str | None) -> tuple[dict, np.ndarray]:
+    """One row of the table: `seeds` searches of the registry's `short` searcher; returns
+    the summary row and every seed's final CIFAR-10 test accuracy."""
+    entry = search.REGISTRY[short]
+    table = bench.load_nb201(nasbench)
+    start = time.perf_counter()
+    searcher = entry.make(NB201())
+    epochs = (12, 200) if searcher.fidelities > 1 else 12
+    obj = bench.objective(table, dataset="cifar10-valid", metric="valid_acc", epochs=epochs)
+    sim = bench.simulate(
+        searcher,
+        obj,
+        key=jax.random.key(0),
+        num_seeds=seeds,
+        budget_s=budget,
+        chunk=25 if entry.model_based else min(seeds, 500),
+        compiler_options={"xla_backend_optimization_level": 0} if short in COMPILE_BOUND else None,
+    )
+    row = summarize(sim, table, NB201_REPORT)
+    row.update(searcher=entry.label, seeds=seeds, wall_s=round(time.perf_counter() - start, 2))
+    print(f"{entry.label}: {seeds} seeds in {row['wall_s']} s", flush=True)
+    final = sim.report(table, dataset="cifar10", metric="test_acc", epochs=200)[:, -1]
+    return row, np.asarray(final)
 
 
 def main() -> None:
+    begin = time.perf_counter()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=500)
     parser.add_argument(
@@ -51,6 +89,7 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=12000)
     parser.add_argument("--nasbench", default=None)
     parser.add_argument("--out", default="benchmarks/results")
+    parser.add_argument("--workers", type=int, default=2, help="processes running rows")
     parser.add_argument(
         "--only",
         nargs="+",
@@ -59,30 +98,31 @@ def main() -> None:
         help="rerun only these rows (with random search), keep the rest",
     )
     args = parser.parse_args()
-    table = bench.load_nb201(args.nasbench)
-    obj = bench.objective(table, dataset="cifar10-valid", metric="valid_acc", epochs=12)
-    multi = bench.objective(table, dataset="cifar10-valid", metric="valid_acc", epochs=(12, 200))
-    rows, finals = [], {}
-    for short, entry in search.REGISTRY.items():
-        if args.only and short not in args.only and short != "rs":
-            continue
-        name, make = entry.label, entry.make
-        start = time.perf_counter()
-        seeds = args.model_seeds if name in MODEL_BASED and args.model_seeds else args.seeds
-        searcher = make(NB201())
-        sim = bench.simulate(
-            searcher,
-            multi if searcher.fidelities > 1 else obj,
-            key=jax.random.key(0),
-            num_seeds=seeds,
-            budget_s=args.budget,
-            chunk=25 if name in MODEL_BASED else min(seeds, 500),
-        )
-        row = summarize(sim, table, NB201_REPORT)
-        row.update(searcher=name, seeds=seeds, wall_s=round(time.perf_counter() - start, 2))
-        print(f"{name}: {seeds} seeds in {row['wall_s']} s", flush=True)
-        finals[name] = sim.report(table, dataset="cifar10", metric="test_acc", epochs=200)[:, -1]
-        rows.append(row)
+    if args.workers < 1:
+        parser.error(f"--workers must be >= 1; got {args.workers}")
+    shorts = [  # every registered searcher NB201 can run (MetaQNN's layer states: not a cell)
+        s
+        for s, entry in search.REGISTRY.items()
+        if search.supports(entry, NB201()) and (not args.only or s in args.only or s == "rs")
+    ]
+    seeds = {
+        s: args.model_seeds if search.REGISTRY[s].model_based and args.model_seeds else args.seeds
+        for s in shorts
+    }
+
+    def jobs(s: str) -> tuple[str, int, float, str | None]:
+        return s, seeds[s], args.budget, args.nasbench
+
+    if args.workers == 1:
+        done = {s: run_row(*jobs(s)) for s in shorts}
+    else:  # spawn: a fresh interpreter per worker, not a fork of a process that ran XLA
+        ctx = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(args.workers, mp_context=ctx) as pool:
+            order = sorted(shorts, key=lambda s: -COST.get(s, 0))
+            futures = {s: pool.submit(run_row, *jobs(s)) for s in order}
+            done = {s: futures[s].result() for s in shorts}
+    rows = [done[s][0] for s in shorts]
+    finals = {done[s][0]["searcher"]: done[s][1] for s in shorts}
     for row in rows:
         t, p = bench.welch_test(finals[row["searcher"]], finals["random search"])
         row["vs_random_search"] = {"welch_t": round(t, 2), "p_one_sided": p}
@@ -92,11 +132,16 @@ def main() -> None:
         ran = {row["searcher"]: row for row in rows}
         old = json.loads((out / "nb201_table5.json").read_text())["rows"]
         rows = [ran.pop(row["searcher"], row) for row in old] + list(ran.values())
+    table = bench.load_nb201(args.nasbench)
+    obj = bench.objective(table, dataset="cifar10-valid", metric="valid_acc", epochs=12)
     meta = {
         "seeds": args.seeds,
         "budget_s": args.budget,
         "fitness": obj.description,
         "device": jax.devices()[0].platform,
+        "cpu_cores": os.cpu_count(),
+        "workers": args.workers,
+        "total_wall_s": round(time.perf_counter() - begin, 1),
     }
     (out / "nb201_table5.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     cols = [f"{d}/{m}/{e}" for d, m, e in NB201_REPORT]

@@ -2,6 +2,7 @@
 ensembles, random forests, the WL kernel), and
 learning-curve extrapolation (Domhan et al. 2015, Baker et al. 2017) with early stopping."""
 
+from jnas.predictors._blocks import blocked_grad, used_rows
 from jnas.predictors._curve_svr import CurveSVR, curve_features, fit_curve_svr
 from jnas.predictors._curves import (
     DEFAULT_FAMILIES,
@@ -43,6 +44,7 @@ __all__ = [
     "Forest",
     "GPGrid",
     "average_ranks",
+    "blocked_grad",
     "curve_families",
     "curve_features",
     "curve_stopper",
@@ -62,6 +64,7 @@ __all__ = [
     "hamming_kernel",
     "probability_better",
     "spearman",
+    "used_rows",
     "wl_distance",
     "wl_features",
     "wl_kernel",

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-BLOCK = 32  # rows per gradient block
+from jnas.predictors._blocks import blocked_grad, used_rows
 
 
 def _init_mlp(key: jax.Array, sizes: tuple[int, ...]) -> list[dict]:
@@ -63,21 +63,13 @@ def ensemble_fit(
     z = jnp.where(mask, (y - mean) / scale, 0.0)
     sizes = (x.shape[-1], *hidden, 1)
     tx = optax.adam(learning_rate)
-    rows = x.shape[0]
-    num_blocks = -(-rows // BLOCK)
-    pad = num_blocks * BLOCK - rows
-    xb = jnp.pad(x, ((0, pad), (0, 0))).reshape(num_blocks, BLOCK, -1)
-    zb, mb = (jnp.pad(a, (0, pad)).reshape(num_blocks, BLOCK) for a in (z, m))
-    last = jnp.max(jnp.where(mask, jnp.arange(rows) + 1, 0))  # rows up to the last unmasked
-    used = -(-last // BLOCK)
+    used = used_rows(mask)
 
-    def block_loss(p, i):
-        return jnp.sum(jnp.abs(_mlp(p, xb[i]) - zb[i]) * mb[i]) / n
+    def block_loss(p, xb, zb, mb):
+        return jnp.sum(jnp.abs(_mlp(p, xb) - zb) * mb) / n
 
-    def grad(p):  # the full-batch MAE gradient, block by block over the used rows
-        zero = jax.tree.map(jnp.zeros_like, p)
-        add = lambda i, g: jax.tree.map(jnp.add, g, jax.grad(block_loss)(p, i))
-        return jax.lax.fori_loop(0, used, add, zero)
+    def grad(p):  # the full-batch MAE gradient, block by block over the rows in use
+        return blocked_grad(block_loss, p, (x, z, m), used)
 
     def train_one(k):
         params = _init_mlp(k, sizes)

@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import optax
 
 from jnas._checks import check_positive
+from jnas.predictors import blocked_grad, used_rows
 from jnas.search._base import (
     Searcher,
     clean_fitness,
@@ -202,13 +203,14 @@ def nao(
         archs = jax.tree.map(lambda m, r: jnp.where(use_model, m, r), model_batch, random_batch)
         return archs, state
 
-    def loss(params, x, z, seen, ok):
+    def loss(params, x, z, seen, ok, num_ok, num_seen):
+        """The rows' share of the loss (the MSE over `num_ok` rows, the reconstruction
+        NLL over `num_seen`): additive over rows, zero on rows not seen."""
         e = encode(params, x, k)
-        mse = jnp.sum(jnp.where(ok, jnp.square(predict(params, e) - z), 0.0))
-        mse = mse / jnp.maximum(jnp.sum(ok), 1)
+        mse = jnp.sum(jnp.where(ok, jnp.square(predict(params, e) - z), 0.0)) / num_ok
         logp = jax.nn.log_softmax(decode(params, e, valid), axis=-1)
         nll = -jnp.sum(jnp.take_along_axis(logp, x[..., None], axis=-1)[..., 0], axis=-1)
-        nll = jnp.sum(jnp.where(seen, nll, 0.0)) / jnp.maximum(jnp.sum(seen), 1)
+        nll = jnp.sum(jnp.where(seen, nll, 0.0)) / num_seen
         return trade_off * mse + (1.0 - trade_off) * nll
 
     def tell(state: NAOState, archs: Any, fitness: jax.Array) -> NAOState:
@@ -221,9 +223,19 @@ def nao(
         ok = seen & jnp.isfinite(y)
         z = standardise(y, ok)
 
+        num_ok = jnp.maximum(jnp.sum(ok), 1).astype(jnp.float32)
+        num_seen = jnp.maximum(jnp.sum(seen), 1).astype(jnp.float32)
+        used = used_rows(seen)
+
         def step(carry, _):
             params, opt_state = carry
-            grads = jax.grad(loss)(params, x, z, seen, ok)
+            # summed over blocks of the rows told so far, not all max_points rows
+            grads = blocked_grad(
+                lambda p, x, z, seen, ok: loss(p, x, z, seen, ok, num_ok, num_seen),
+                params,
+                (x, z, seen, ok),
+                used,
+            )
             updates, opt_state = tx.update(grads, opt_state, params)
             return (optax.apply_updates(params, updates), opt_state), None
 

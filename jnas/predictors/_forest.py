@@ -67,6 +67,11 @@ def _grow(key, x, y, w, depth, max_features):
     features, values = [], []
     mean_parent = jnp.sum(w * y) / jnp.maximum(jnp.sum(w), 1e-12)
     parent_values = mean_parent[None]
+    # the feature subsets of every internal node, drawn at once (one random program, not
+    # two per level: XLA compiles each draw's hash rounds anew)
+    k_draw, k_force = jax.random.split(key)
+    draws = jax.random.uniform(k_draw, (2**depth - 1, f))
+    forced = jax.random.randint(k_force, (2**depth - 1,), 0, f)
     for level in range(depth):
         first = 2**level - 1
         width = 2**level
@@ -88,9 +93,8 @@ def _grow(key, x, y, w, depth, max_features):
             + _ratio(left_sum**2, left_cnt)
             - _ratio(tot**2, cnt)[:, None]
         )
-        k = jax.random.fold_in(key, level)
-        chosen = jax.random.uniform(k, (width, f)) < max_features
-        ensure = jax.nn.one_hot(jax.random.randint(k, (width,), 0, f), f) > 0
+        chosen = draws[first : first + width] < max_features
+        ensure = jax.nn.one_hot(forced[first : first + width], f) > 0
         allowed = chosen | ensure
         ok = (
             allowed & (right_cnt > 0) & (left_cnt > 0) & (gain > 1e-7 * (1 + jnp.abs(tot)[:, None]))

@@ -14,6 +14,11 @@ kernel is the product `exp(-d(a, b) / l) * exp(-|f_a - f_b|^2 / l_f)`, a categor
 on the encoding times an RBF on the features, with its own lengthscale `l_f` on the grid.
 A Hamming distance over a continuous score would be meaningless: this keeps each part in
 its own metric.
+
+Inside a search the history grows by one point per evaluation: `gp_factors_add` keeps the
+inverse Cholesky factor of every grid point's Gram matrix up to date in O(G P^2) a point,
+and `gp_fit_factored` fits from it with matrix products only (BO's state; the same GP as
+`gp_fit` on the points held, checked against a NumPy refit).
 """
 
 from __future__ import annotations
@@ -35,7 +40,8 @@ class GP(NamedTuple):
     x: jax.Array  # float32[N, D] training encodings (masked rows ignored)
     mask: jax.Array  # bool[N]
     alpha: jax.Array  # float32[N]: K^-1 (y - mean), zero where masked
-    chol: jax.Array | None  # float32[N, N]: Cholesky factor of the masked K + noise
+    chol: jax.Array | None  # float32[N, N]: Cholesky factor of the masked K + noise (or None:
+    # `gp_fit_factored` keeps only its inverse, `chol_inv`)
     mean: jax.Array  # float32[]: mean of y
     scale: jax.Array  # float32[]: standard deviation of y
     lengthscale: jax.Array  # float32[]

@@ -1,8 +1,8 @@
 """What model-based searchers share: a fixed-size history of evaluated architectures with
 their encodings, and candidates made by mutating the best of them (the SMBO loop of BO
-and BANANAS). A searcher supplies `score(key, x, y, mask, candidates) -> float[C]`, or an `Incremental`
-surrogate whose state is brought up to date point by point as results are told (a GP's
-Cholesky factors: O(P^2) a point where a refit every ask is O(P^3))."""
+and BANANAS). A searcher supplies `score(key, x, y, mask, candidates) -> float[C]`, or an
+`Incremental` surrogate whose state is brought up to date point by point as results are
+told (BO's inverse Cholesky factors: O(P^2) a point where a refit every ask is O(P^3))."""
 
 from __future__ import annotations
 

@@ -42,7 +42,6 @@ from jnas import bench, search
 from jnas.bench._report import NB201_REPORT, summarize
 from jnas.spaces import NB201
 
-MODEL_BASED = tuple(e.label for e in search.REGISTRY.values() if e.model_based)
 # rough cost order of the rows (seconds on 2 cores, last full run): the costliest start first
 COST = {"bananas": 56, "smac": 54, "nao": 34, "pnas": 28, "reinforce-lstm": 28, "bo-wl": 24}
 # rows whose program runs in well under its compile time: XLA's -O0 compiles them 3-4x

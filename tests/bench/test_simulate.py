@@ -60,26 +60,17 @@ def test_compiler_options_reach_xla_and_keep_the_results(obj, key):
     """The Table 5 script compiles cheap searchers at -O0: same numbers, and the options
     are XLA's (an unknown one is refused, so they are not dropped on the way)."""
     rea = search.regularized_evolution(NB201())
-    base = bench.simulate(rea, obj, key=key, num_seeds=4, budget_s=3000)
-    fast = bench.simulate(
-        rea,
-        obj,
-        key=key,
-        num_seeds=4,
-        budget_s=3000,
-        compiler_options={"xla_backend_optimization_level": 0},
-    )
+
+    def run(options):
+        return bench.simulate(
+            rea, obj, key=key, num_seeds=4, budget_s=3000, compiler_options=options
+        )
+
+    base, fast = run(None), run({"xla_backend_optimization_level": 0})
     np.testing.assert_array_equal(fast.best_row, base.best_row)
     np.testing.assert_array_equal(fast.time_s, base.time_s)
     with pytest.raises(Exception, match="xla_no_such_option"):
-        bench.simulate(
-            rea,
-            obj,
-            key=key,
-            num_seeds=4,
-            budget_s=3000,
-            compiler_options={"xla_no_such_option": 1},
-        )
+        run({"xla_no_such_option": 1})
 
 
 def test_regularized_evolution_beats_random_search(nb201_table, obj, key):

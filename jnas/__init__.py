@@ -1,6 +1,8 @@
 """jnas: JAX-native, functional neural architecture search."""
 
-from jnas import nn, spaces
+from jnas import _memory, nn, spaces
+
+_memory.install_from_environment()
 
 __version__ = "0.1.0"
 __all__ = ["load", "nn", "spaces"]

@@ -25,7 +25,7 @@ from jnas.nn._ops import (
     linear,
     without_batch_norm,
 )
-from jnas.nn._rngs import init_rngs
+from jnas.nn._rngs import init_normal, init_rngs, init_uniform, torch_default_init
 from jnas.nn._rnn import MultiLinear, RecipeCell, RecurrentLM, lm_loss, recipe_order
 from jnas.nn._rnn_darts import DARTSRecurrentLM, DARTSRecurrentSupernet
 from jnas.nn._sequential import SequentialNetwork
@@ -80,7 +80,9 @@ __all__ = [
     "count_params",
     "darts_op",
     "functional",
+    "init_normal",
     "init_rngs",
+    "init_uniform",
     "linear",
     "lm_loss",
     "lstm_controller",
@@ -90,6 +92,7 @@ __all__ = [
     "relu",
     "tap",
     "taps_active",
+    "torch_default_init",
     "vertex_channels",
     "without_batch_norm",
     "zero_offsets",

@@ -18,6 +18,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jnas.nn._rngs import init_uniform
+
 
 class Controller(NamedTuple):
     init: Callable[[jax.Array], Any]
@@ -43,7 +45,7 @@ def lstm_controller(
 
     def init(key: jax.Array) -> dict:
         k = jax.random.split(key, 4)
-        u = lambda kk, shape: jax.random.uniform(kk, shape, minval=-0.1, maxval=0.1)
+        u = lambda kk, shape: init_uniform(kk, shape, minval=-0.1, maxval=0.1)
         return {
             "start": u(k[0], (hidden,)),
             "embed": u(k[1], (steps, width, hidden)),

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from jnas.nn._rngs import torch_default_init  # PyTorch's conv / linear init, drawn flat
 from jnas.nn._taps import relu, tap
 
 _NO_BATCH_NORM = contextvars.ContextVar("jnas_no_batch_norm", default=False)
@@ -53,11 +54,6 @@ def batch_statistics_from(rows: int) -> Iterator[None]:
         yield
     finally:
         _STATISTICS_ROWS.reset(token)
-
-
-# PyTorch's default initialisation of conv and linear weights (kaiming_uniform, a=sqrt(5)):
-# U(-1/sqrt(fan_in), 1/sqrt(fan_in)), as the reference implementations train with.
-torch_default_init = nnx.initializers.variance_scaling(1 / 3, "fan_in", "uniform")
 
 
 def conv(

@@ -24,6 +24,8 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
+from jnas.nn._rngs import init_uniform
+
 _ACTIVATIONS = {
     "activation_tanh": jnp.tanh,
     "activation_sigm": jax.nn.sigmoid,
@@ -77,7 +79,7 @@ def dropout_rates(where: str, **rates: float) -> dict[str, float]:
 
 def _uniform(scale: float):
     def init(key: jax.Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> jax.Array:
-        return jax.random.uniform(key, shape, dtype, -scale, scale)
+        return init_uniform(key, shape, dtype, -scale, scale)
 
     return init
 

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jnas.nn._ops import batch_stats_norm
+from jnas.nn._rngs import init_uniform
 from jnas.nn._rnn import dropout_rates
 
 INIT_RANGE = 0.04  # DARTS' INITRANGE
@@ -34,7 +35,7 @@ _FN = {
 
 
 def _uniform(key: jax.Array, shape: tuple[int, ...], scale: float) -> jax.Array:
-    return jax.random.uniform(key, shape, jnp.float32, -scale, scale)
+    return init_uniform(key, shape, jnp.float32, -scale, scale)
 
 
 class DARTSRecurrentLM(nnx.Module):

@@ -41,7 +41,7 @@ from jnas.nn._ops import (
     linear,
     max_pool,
 )
-from jnas.nn._rngs import init_rngs
+from jnas.nn._rngs import init_rngs, init_uniform
 from jnas.nn._taps import relu, tap, taps_active
 
 SEARCH_OPS = (
@@ -99,7 +99,7 @@ class NB201SearchStage(nnx.Module):
             if name in _KERNEL:  # build and to compile (a draw per kernel took 40 s)
                 fan_in = _KERNEL[name] ** 2 * channels
                 bound = 1 / math.sqrt(fan_in)  # PyTorch's default init, as `conv` has
-                w = jax.random.uniform(
+                w = init_uniform(
                     rngs.params(),
                     (num_cells, len(self.edges), fan_in, channels),
                     jnp.float32,

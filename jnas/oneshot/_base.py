@@ -10,7 +10,8 @@ import jax.numpy as jnp
 import optax
 
 from jnas._checks import check_positive
-from jnas.nn import functional
+from jnas._execution import one_program
+from jnas.nn import functional, init_normal
 from jnas.spaces import HasSupernet, require
 
 Batch = tuple[jax.Array, jax.Array]  # (images NHWC, int labels)
@@ -189,10 +190,11 @@ def alpha_init_fn(
 ) -> Callable[[jax.Array], OneShotState]:
     """`init(key)`: fresh supernet weights and α = scale * N(0, 1) of shape [E, K]."""
 
+    @one_program
     def init(key: jax.Array) -> OneShotState:
         k_w, k_a = jax.random.split(key)
         params = net.init_params(k_w)
-        alpha = scale * jax.random.normal(k_a, alpha_shape(space))
+        alpha = scale * init_normal(k_a, alpha_shape(space))
         return OneShotState(
             params, alpha, w_opt.init(params), a_opt.init(alpha), jnp.zeros((), jnp.int32)
         )

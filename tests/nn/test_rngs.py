@@ -1,10 +1,12 @@
-"""`jnas.nn.init_rngs`: the same keys as `nnx.Rngs`, so the same parameters, eager and traced."""
+"""`jnas.nn.init_rngs`: the same keys as `nnx.Rngs`, so the same parameters, eager and traced;
+parameter draws made flat (cheaper to compile) with the values of the shaped draws."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jnas.nn import init_rngs
+from jnas.nn import functional, init_normal, init_rngs, init_uniform, torch_default_init
 from jnas.spaces import NB201
 
 
@@ -26,3 +28,45 @@ def test_init_rngs_draws_the_same_parameters_as_nnx_rngs():
             np.testing.assert_array_equal(a, b)
     other = _params(lambda: build(init_rngs(4)))
     assert not all(np.array_equal(a, b) for a, b in zip(plain, other, strict=True))
+
+
+def test_flat_draws_equal_jax_and_flax_draws_of_the_shape():
+    # the flat draw is a compile-time saving only: jax's draw of the shape, and flax's
+    # variance-scaling init (PyTorch's default), bit for bit
+    key = jax.random.key(7)
+    for shape in ((3, 3, 16, 32), (5, 6, 144, 16), (84, 32), (7,)):
+        np.testing.assert_array_equal(
+            init_uniform(key, shape, jnp.float32, -0.3, 0.2),
+            jax.random.uniform(key, shape, jnp.float32, -0.3, 0.2),
+        )
+        np.testing.assert_array_equal(init_normal(key, shape), jax.random.normal(key, shape))
+    flax_init = nnx.initializers.variance_scaling(1 / 3, "fan_in", "uniform")
+    for shape in ((3, 3, 16, 32), (1, 1, 8, 4), (84, 32)):
+        got = torch_default_init(key, shape, jnp.float32)
+        np.testing.assert_array_equal(got, flax_init(key, shape, jnp.float32))
+        bound = 1 / np.sqrt(np.prod(shape[:-1]))  # PyTorch: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+        largest = float(jnp.max(jnp.abs(got)))
+        assert 0.9 * bound < largest <= bound
+
+
+def test_an_eager_init_is_one_program_with_the_traced_values():
+    net = functional(lambda rngs: NB201().supernet(channels=3, cells_per_stage=2, rngs=rngs))
+    key = jax.random.key(5)
+    compiles = []
+    listener = lambda event, duration, **kw: compiles.append(event)
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        eager = net.init(key)  # concrete key: one -O0 program, not a program per op
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+    assert compiles.count("/jax/core/compile/backend_compile_duration") == 1
+    traced = jax.jit(net.init)(key)  # traced inline, compiled at XLA's default
+    for a, b in zip(jax.tree.leaves(eager), jax.tree.leaves(traced), strict=True):
+        np.testing.assert_array_equal(a, b)
+    batched = jax.vmap(net.init)(jax.random.split(key, 2))
+    for a, b in zip(
+        jax.tree.leaves(net.init(jax.random.split(key, 2)[1])),
+        jax.tree.leaves(batched),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(a, b[1])

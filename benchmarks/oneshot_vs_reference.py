@@ -36,6 +36,32 @@ import tempfile
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
+# The harness' jnas worker was written for the API of late 2026-11 (its README says to adapt
+# it): `oneshot.METHODS[name]` and `step(state, train, val, key)`. The writable copy gets
+# today's: the registry's `make` and the key first (`step(key, state, train, val)`).
+WORKER_API = (
+    ("oneshot.METHODS[name]", "oneshot.REGISTRY[name].make"),
+    (
+        "jax.jit(method.step, donate_argnums=0).lower(state, train, val, step_keys[0])",
+        "jax.jit(method.step, donate_argnums=1).lower(step_keys[0], state, train, val)",
+    ),
+    (
+        "compiled(state, train, val, step_keys[i % len(step_keys)])",
+        "compiled(step_keys[i % len(step_keys)], state, train, val)",
+    ),
+)
+
+
+def adapt_worker(path: pathlib.Path) -> None:
+    """Rewrite the copied `jnas_worker.py` for today's API (each old form must be there)."""
+    text = path.read_text()
+    for old, new in WORKER_API:
+        if old not in text:
+            raise RuntimeError(f"{path}: expected the harness' call {old!r}; not found")
+        text = text.replace(old, new)
+    path.write_text(text)
+
+
 def run_harness(
     perf: pathlib.Path, args: argparse.Namespace, cores: str, work: pathlib.Path
 ) -> list[dict]:
@@ -141,6 +167,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = pathlib.Path(tmp) / "perf"
         shutil.copytree(args.perf, work)
+        for path in (work, *work.iterdir()):  # the shared folder is read-only
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        adapt_worker(work / "jnas_worker.py")
         (work / ".peer").symlink_to(pathlib.Path(args.peer).resolve())
         for cores in args.cores.split(","):
             records = run_harness(work, args, cores, pathlib.Path(tmp))

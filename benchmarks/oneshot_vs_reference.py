@@ -114,6 +114,8 @@ def summary(records: list[dict]) -> dict:
             rows.setdefault(r["algo"], {})[f"{r['side']}_startup"] = {
                 k: r[k] for k in keep if k in r
             }
+            if "torch" in r:  # the reference's step time depends on the torch version
+                rows[r["algo"]]["torch"] = r["torch"]
         if r.get("kind") == "timing":
             rows.setdefault(r["algo"], {}).update(
                 {
@@ -177,6 +179,9 @@ def main() -> None:
     import jax
 
     result["jax"] = jax.__version__
+    result["jnas_commit"] = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
     path = pathlib.Path(args.out) / f"oneshot_vs_reference_cpu_b{args.batch}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1) + "\n")

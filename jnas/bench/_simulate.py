@@ -232,7 +232,9 @@ def simulate(
     A step asks a batch, looks up fitness and cost, and tells; a run stops once its
     budget is spent (the evaluation that crosses it counts, as in the NB201 code) and
     its curves hold their final values from there on. Seeds run `chunk` at a time, each chunk one compiled `vmap`-of-`scan` program;
-    seed i always uses `jax.random.fold_in(key, i)`, so results do not depend on `chunk`.
+    seed i always uses `jax.random.fold_in(key, i)`, so the draws do not depend on `chunk`
+    (a surrogate's float sums may round differently at another batch size, which can
+    change a model-based searcher's choice now and then).
 
     Args:
       searcher: the searcher (see `jnas.search`).

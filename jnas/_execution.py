@@ -19,19 +19,13 @@ On GPU/TPU the defaults are the compact forms: `lax.scan`, `vmap`, whole batches
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any
 
 import jax
-import jax.core
 import jax.numpy as jnp
 import numpy as np
 
-# LLVM's -O0 for programs that run once (an init): optimising them took longer than running
-# them (a C=8 NB201 supernet's init: 10.4 s to compile at XLA's default, 1.7 s at -O0); the
-# run folders' `open_run` compiles a run's init with the same options
-INIT_COMPILER_OPTIONS = {"xla_backend_optimization_level": 0}
 MODES = ("auto", "scan", "loop")
 TASK_MAPS = ("auto", "vmap", "unroll")
 MAX_UNROLL = 5
@@ -126,19 +120,3 @@ def map_in_chunks(one: Callable[[jax.Array, Any], Any], items: Any, chunk: int) 
             part = jax.tree.map(lambda a, p=pad: jnp.concatenate([a, a[-1:].repeat(p, 0)]), part)
         out.append(jax.tree.map(lambda o, s=size: np.asarray(o)[:s], run(ids, part)))
     return out
-
-
-def one_program(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """`fn` that, called with concrete arrays, runs as one program compiled at -O0
-    (`INIT_COMPILER_OPTIONS`) instead of op by op; inside a trace (`jit`, `vmap`, `grad`)
-    it is traced inline as before. For inits: the NB201 supernet's (C=16, N=5) took 5.6 s
-    op by op, each op a program of its own."""
-    compiled = jax.jit(fn, compiler_options=INIT_COMPILER_OPTIONS)
-
-    @functools.wraps(fn)
-    def call(*args: Any) -> Any:
-        if any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(args)):
-            return fn(*args)
-        return compiled(*args)
-
-    return call

@@ -18,7 +18,6 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jnas._execution import one_program
 from jnas.nn._rngs import init_rngs
 
 
@@ -51,7 +50,6 @@ def functional(make: Callable[[nnx.Rngs], nnx.Module], compute_dtype: Any = None
         )
     graphdef, _ = nnx.split(nnx.eval_shape(lambda: make(init_rngs(0))))
 
-    @one_program  # called eagerly, one program: not one per parameter draw
     def init(key: jax.Array) -> Any:
         return nnx.split(make(init_rngs(key)))[1]
 

@@ -10,7 +10,6 @@ import jax.numpy as jnp
 import optax
 
 from jnas._checks import check_positive
-from jnas._execution import one_program
 from jnas.nn import functional, init_normal
 from jnas.spaces import HasSupernet, require
 
@@ -190,7 +189,6 @@ def alpha_init_fn(
 ) -> Callable[[jax.Array], OneShotState]:
     """`init(key)`: fresh supernet weights and α = scale * N(0, 1) of shape [E, K]."""
 
-    @one_program
     def init(key: jax.Array) -> OneShotState:
         k_w, k_a = jax.random.split(key)
         params = net.init_params(k_w)

@@ -19,7 +19,6 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jnas._execution import one_program
 from jnas.oneshot._base import (
     Batch,
     OneShot,
@@ -335,7 +334,6 @@ def weight_sharing(
     lr = nb201_w_lr(epochs, steps_per_epoch) if w_lr is None else w_lr
     w_opt = w_optimizer or nb201_w_optimizer(lr)
 
-    @one_program
     def init(key: jax.Array) -> SharedWeightsState:
         params = net.init_params(key)
         return SharedWeightsState(params, w_opt.init(params), jnp.zeros((), jnp.int32))

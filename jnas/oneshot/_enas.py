@@ -18,7 +18,6 @@ import jax.numpy as jnp
 import optax
 
 from jnas._checks import check_positive
-from jnas._execution import one_program
 from jnas.oneshot._base import (
     Batch,
     OneShot,
@@ -81,7 +80,6 @@ def enas(
         index = space.supernet_index(space.from_decisions(decisions))
         return decisions, jax.nn.one_hot(index, num_ops), index
 
-    @one_program
     def init(key: jax.Array) -> ENASState:
         k_w, k_c = jax.random.split(key)
         params = net.init_params(k_w)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 from typing import Any
 
@@ -30,19 +31,16 @@ TRIM_AFTER_S = 0.5  # compiles shorter than this are not followed by a trim
 _state: dict[str, Any] = {"installed": False, "enabled": False}
 
 
+@functools.cache
 def _malloc_trim() -> Any:
-    """The C library's `malloc_trim`, or None where it has none."""
-    if "fn" not in _state:
-        fn = None
-        try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-            fn = getattr(libc, "malloc_trim", None)
-        except OSError:
-            fn = None
-        if fn is not None:
-            fn.argtypes, fn.restype = [ctypes.c_size_t], ctypes.c_int
-        _state["fn"] = fn
-    return _state["fn"]
+    """The C library's `malloc_trim`, or None where it has none (looked up once)."""
+    try:
+        fn = getattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"), "malloc_trim", None)
+    except OSError:
+        return None
+    if fn is not None:
+        fn.argtypes, fn.restype = [ctypes.c_size_t], ctypes.c_int
+    return fn
 
 
 def trim() -> bool:

@@ -14,6 +14,9 @@ slower than the same convolution outside one (jax-ml/jax#12868). So on CPU
   program whose tasks take at most `UNROLL_BUDGET` steps in all (unrolling costs compile
   time and memory: Reptile's 50 test steps over 20 tasks took > 22 GB), so evaluation
   compiles one task per call on CPU (`eval_tasks_per_call`).
+A run's initial state is one program compiled at LLVM's -O0, unless it makes so many
+separate random draws that XLA's compile would take longer than running it op by op
+(`initial_state`).
 On GPU/TPU the defaults are the compact forms: `lax.scan`, `vmap`, whole batches.
 """
 
@@ -62,6 +65,41 @@ def stepper(
         return carry, jax.tree.map(lambda *o: jnp.stack(o), *outs)
 
     return run
+
+
+# A run's `init` runs once: compiled at LLVM's -O0 it is quick while it makes few separate
+# random draws (the NB201 supernet's 14 weight draws: 10.4 s to compile at XLA's default
+# level, 1.7 s at -O0), but XLA's compile grows faster than the number of draws (each a
+# threefry loop of its own): the 3-cell DARTS search network (545 weight draws, as many key
+# derivations) took 85 s to compile even at -O0, the 8-cell one (1,396) minutes, while op by
+# op each distinct draw shape compiles once (9.5 s for the 8-cell network).
+INIT_COMPILER_OPTIONS = {"xla_backend_optimization_level": 0}
+MAX_COMPILED_DRAWS = 256
+_DRAWS = frozenset({"random_bits", "random_fold_in", "random_split", "threefry2x32"})
+
+
+def count_draws(jaxpr: Any) -> int:
+    """The random-draw primitives (bits, key splits and fold-ins) in `jaxpr` and in the
+    jaxprs nested in it (`jit`, `vmap`ped bodies, `scan`, `cond` branches)."""
+    jaxpr = getattr(jaxpr, "jaxpr", jaxpr)  # a ClosedJaxpr's inner jaxpr
+    n = 0
+    for eqn in jaxpr.eqns:
+        n += eqn.primitive.name in _DRAWS
+        for value in eqn.params.values():
+            for sub in value if isinstance(value, (tuple, list)) else (value,):
+                if hasattr(sub, "eqns") or hasattr(getattr(sub, "jaxpr", None), "eqns"):
+                    n += count_draws(sub)
+    return n
+
+
+def initial_state(init: Callable[[Any], Any], key: Any) -> Any:
+    """`init(key)`: one program compiled at -O0, or op by op when it makes more than
+    `MAX_COMPILED_DRAWS` random draws (see above). The draws are the same bits either way;
+    the arithmetic on them may round differently in the last bit."""
+    traced = jax.jit(init, compiler_options=INIT_COMPILER_OPTIONS).trace(key)
+    if count_draws(traced.jaxpr) > MAX_COMPILED_DRAWS:
+        return init(key)
+    return traced.lower().compile()(key)
 
 
 def check_finite(metrics: dict, epoch: int) -> None:

@@ -337,9 +337,6 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
-INIT_COMPILER_OPTIONS = {"xla_backend_optimization_level": 0}
-
-
 def open_run(
     out: str | pathlib.Path | None,
     resume: bool,
@@ -348,8 +345,8 @@ def open_run(
     settings: dict | None = None,
 ) -> tuple[RunDir | None, int, Any, list[dict]]:
     """(run dir or None, units done, state, their records) for a run that starts afresh
-    with `jit(init)(key)` or, with `resume=True`, from `out`'s latest checkpoint (a run
-    started with the same `settings`)."""
+    (state None: the caller runs `init(key)`) or, with `resume=True`, from `out`'s latest
+    checkpoint (a run started with the same `settings`; `init` gives its structure)."""
     import jax
 
     run, start, state, records = None, 0, None, []
@@ -357,8 +354,4 @@ def open_run(
         run = RunDir(out, fresh=not resume, settings=settings)
         if resume:
             start, state, records = run.restore(jax.eval_shape(init, key))
-    if state is None:
-        # LLVM's -O0: `init` runs once, and optimising it took longer than running it (a C=8
-        # NB201 supernet's init: 10.4 s to compile at XLA's default, 1.7 s at -O0)
-        state = jax.jit(init, compiler_options=INIT_COMPILER_OPTIONS)(key)
     return run, start, state, records

@@ -11,7 +11,7 @@ import pathlib
 from collections.abc import Callable
 from typing import Any
 
-from jnas._execution import check_finite
+from jnas._execution import check_finite, initial_state
 from jnas.checkpoint import RunDir, open_run
 
 Unit = Callable[[Any, int], tuple[Any, dict, dict]]  # (state, u) -> (state, metrics, record)
@@ -30,7 +30,8 @@ def run_units(
     on_open: Callable[[RunDir | None, int, list[dict]], None] | None = None,
     settings: dict | None = None,
 ) -> tuple[Any, list[dict]]:
-    """Run units `start..units-1` of `unit` from `jit(init)(key)` or from `out`'s latest
+    """Run units `start..units-1` of `unit` from `init(key)` (`jnas._execution.initial_state`:
+    compiled, or op by op for a network of many draws) or from `out`'s latest
     checkpoint (`resume=True`); returns (final state, every unit's record).
 
     `unit(state, u) -> (state, metrics, record)`: `metrics` (arrays per step) must be
@@ -42,6 +43,8 @@ def run_units(
     """
     run, start, state, records = open_run(out, resume, init, key, settings)
     try:
+        if state is None:
+            state = initial_state(init, key)
         if on_open is not None:
             on_open(run, start, records)
         return _units(unit, run, start, state, records, units, on_record, describe)

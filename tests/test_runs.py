@@ -1,11 +1,15 @@
 """The run driver: a resumed run ends with an uninterrupted run's state and records, a
-non-finite metric stops the run naming the unit, hooks see what they promise."""
+non-finite metric stops the run naming the unit, hooks see what they promise, an init of
+many draws runs op by op."""
+
+import logging
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jnas import _execution
 from jnas.runs import run_units
 
 
@@ -66,3 +70,48 @@ def test_on_record_adds_fields_before_the_record_is_kept(tmp_path):
     )
     assert [r["extra"] for r in records] == [0, 1]
     assert '"extra": 1' in (tmp_path / "r" / "records.jsonl").read_text()
+
+
+def test_count_draws_finds_the_draws_nested_in_jit_scan_cond_and_vmap():
+    def f(key):
+        k1, k2 = jax.random.split(key)  # 1
+        a = jax.random.uniform(k1, (3,))  # 2
+        k3 = jax.random.fold_in(k2, 3)  # 3
+        b = jax.jit(lambda k: jax.random.normal(k, (2,)))(k3)  # 4
+
+        def body(c, k):
+            return c + jax.random.uniform(k, ()), None  # 6
+
+        c, _ = jax.lax.scan(body, 0.0, jax.random.split(k1, 4))  # 5
+        d = jax.lax.cond(  # 7, 8: one draw in each branch
+            a[0] > 0.5, lambda k: jax.random.normal(k, ()), lambda k: jax.random.uniform(k, ()), k2
+        )
+        e = jax.vmap(lambda k: jax.random.uniform(k, (2,)))(jax.random.split(k2, 5))  # 9, 10
+        return a, b, c, d, e
+
+    for key in (jax.random.key(0), jax.random.PRNGKey(0)):  # typed and raw uint32 keys
+        assert _execution.count_draws(jax.make_jaxpr(f)(key)) == 10
+
+
+def test_an_init_of_many_draws_runs_op_by_op_and_one_of_few_is_compiled(monkeypatch, caplog):
+    """XLA's compile grows faster than an init's number of separate draws (the DARTS search
+    network's took minutes): past `MAX_COMPILED_DRAWS` the init runs op by op."""
+    monkeypatch.setattr(_execution, "MAX_COMPILED_DRAWS", 8)
+
+    def many_draws(key):  # 5 fold-ins and 5 draws: 10 > 8
+        return [jax.random.uniform(jax.random.fold_in(key, i), (2,)) for i in range(5)]
+
+    def few_draws(key):  # 4 <= 8
+        return [jax.random.uniform(jax.random.fold_in(key, i), (2,)) for i in range(2)]
+
+    key = jax.random.key(3)
+    for init_fn, compiled in ((many_draws, False), (few_draws, True)):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING), jax.log_compiles():
+            state = _execution.initial_state(init_fn, key)
+        assert (f"Compiling jit({init_fn.__name__})" in caplog.text) is compiled
+        want = [jax.random.uniform(jax.random.fold_in(key, i), (2,)) for i in range(len(state))]
+        np.testing.assert_array_equal(np.stack(state), np.stack(want))  # the same bits
+    # the driver starts a run from it
+    _, records = run_units(unit, units=1, init=init, key=key)
+    assert records[0]["sum"] == pytest.approx(float(init(key)["x"].sum()) * 0.5, rel=1e-6)

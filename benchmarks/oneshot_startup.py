@@ -1,0 +1,122 @@
+"""From process start to the first finished one-shot step, cold and with the persistent XLA
+cache warm (issue #21's goal 2: <= 20 s cold, <= 5 s warm, every NB201 method on CPU).
+
+    python benchmarks/oneshot_startup.py --out benchmarks/results
+    python benchmarks/oneshot_startup.py --methods gdas --channels 8 --cells 1   # quick
+
+For each method a fresh interpreter runs the whole start (import, the method and its
+state, a batch, tracing and lowering the step, XLA's compile, the first call) twice with
+one cache folder, set as the `jnas` command sets it (`JNAS_XLA_CACHE`, every program kept):
+first empty (cold), then again (warm). The phases are wall-clock seconds from the parent's
+spawn of the interpreter. Writes `oneshot_startup_<device>.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+PHASES = ("import", "state", "lower", "compile", "first_step")
+
+CHILD = r"""
+import json, os, sys, time
+t = {}
+import jax, jax.numpy as jnp
+from jnas import oneshot
+from jnas._execution import initial_state
+from jnas.commands._common import enable_compilation_cache
+from jnas.spaces import NB201
+enable_compilation_cache()
+t["import"] = time.time()
+name, channels, cells, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+method = oneshot.REGISTRY[name].make(
+    NB201(), channels=channels, cells_per_stage=cells, epochs=50, steps_per_epoch=391
+)
+state = jax.block_until_ready(initial_state(method.init, jax.random.key(0)))
+ks = jax.random.split(jax.random.key(1), 4)
+train = (jax.random.normal(ks[0], (batch, 32, 32, 3)), jax.random.randint(ks[1], (batch,), 0, 10))
+val = (jax.random.normal(ks[2], (batch, 32, 32, 3)), jax.random.randint(ks[3], (batch,), 0, 10))
+t["state"] = time.time()
+lowered = jax.jit(method.step).lower(jax.random.key(2), state, train, val)
+t["lower"] = time.time()
+compiled = lowered.compile()
+t["compile"] = time.time()
+jax.block_until_ready(compiled(jax.random.key(2), state, train, val))
+t["first_step"] = time.time()
+print("TIMES " + json.dumps(t))
+"""
+
+
+def _run(name: str, cache: str, args: argparse.Namespace) -> dict:
+    env = {**os.environ, "JNAS_XLA_CACHE": cache}
+    load = os.getloadavg()[0]
+    spawn = time.time()
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, name, str(args.channels), str(args.cells), str(args.batch)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"{name}: the child failed:\n{out.stderr[-3000:]}")
+    times = json.loads(out.stdout.split("TIMES ", 1)[1])
+    row, before = {"load_before": round(load, 2)}, spawn
+    for phase in PHASES:
+        row[f"{phase}_s"] = round(times[phase] - before, 2)
+        before = times[phase]
+    row["total_s"] = round(times["first_step"] - spawn, 2)
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--methods", nargs="+", default=["darts-v1", "gdas", "darts-v2"])
+    parser.add_argument("--channels", type=int, default=16)
+    parser.add_argument("--cells", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--out", type=pathlib.Path, default=None)
+    args = parser.parse_args()
+    import jax
+
+    rows = []
+    for name in args.methods:
+        with tempfile.TemporaryDirectory() as cache:
+            for state in ("cold", "warm"):
+                row = {"method": name, "cache": state, **_run(name, cache, args)}
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    result = {
+        "device": f"{jax.default_backend()}: {jax.devices()[0].device_kind}",
+        "cpus": os.cpu_count(),
+        "host": platform.machine(),
+        "jax": jax.__version__,
+        "commit": commit,
+        "config": {
+            "space": "nb201",
+            "channels": args.channels,
+            "cells_per_stage": args.cells,
+            "batch": args.batch,
+            "size": 32,
+        },
+        "goal_s": {"cold": 20.0, "warm": 5.0},
+        "rows": rows,
+    }
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        path = args.out / f"oneshot_startup_{jax.default_backend()}.json"
+        path.write_text(json.dumps(result, indent=1) + "\n")
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -459,12 +459,19 @@ def test_search_command_trains_candidates_in_parallel_asynchronously(tmp_path):
 def test_ctrl_c_prints_what_was_saved_and_how_to_resume(tmp_path, nasbench_dir):
     args = ["search", "rs", "--objective", "table", "--evaluations", "1000000"]
     args += ["--nasbench", str(nasbench_dir), "--out", str(tmp_path / "r")]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jnas.cli", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    # Ctrl-C's default action in the child, even under a suite started with SIGINT ignored
+    # (a background job of a non-interactive shell), which the child would inherit: a
+    # handler here is reset to the default by exec
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "jnas.cli", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
     records = tmp_path / "r" / "records.jsonl"
     for _ in range(600):
         if proc.poll() is not None or len(read_jsonl(records)) >= 2:

@@ -96,15 +96,15 @@ def main() -> None:
         "--only",
         nargs="+",
         default=[],
-        choices=list(search.REGISTRY),
+        choices=list(search.single_objective()),
         help="rerun only these rows (with random search), keep the rest",
     )
     args = parser.parse_args()
     if args.workers < 1:
         parser.error(f"--workers must be >= 1; got {args.workers}")
-    shorts = [  # every registered searcher NB201 can run (MetaQNN's layer states: not a cell)
+    shorts = [  # every single-objective searcher NB201 can run (MetaQNN: layer states)
         s
-        for s, entry in search.REGISTRY.items()
+        for s, entry in search.single_objective().items()
         if search.supports(entry, NB201()) and (not args.only or s in args.only or s == "rs")
     ]
     seeds = {

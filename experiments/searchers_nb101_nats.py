@@ -46,7 +46,7 @@ from jnas import bench, search
 from jnas.spaces import NATSSize
 
 # The single-fidelity searchers (the NB101 subset and NATS size tables have one fidelity).
-SEARCHERS = {name: e for name, e in search.REGISTRY.items() if not e.multi_fidelity}
+SEARCHERS = {name: e for name, e in search.single_objective().items() if not e.multi_fidelity}
 
 
 def settings(name: str, nasbench: str | None) -> dict:

@@ -349,6 +349,39 @@ def test_bench_run_writes_results_and_plot(tmp_path, nasbench_dir):
     assert (tmp_path / "short" / "regret.png").stat().st_size > 1000
 
 
+def test_bench_pareto_judges_nsga2_by_hypervolume_against_the_published_front(
+    tmp_path, nasbench_dir
+):
+    args = ["bench", "pareto", "--nasbench", str(nasbench_dir), "--dataset", "cifar100"]
+    args += ["--seeds", "3", "--generations", "2", "--population", "8"]
+    out = _run(*args, "--out", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    result = json.loads((tmp_path / "pareto.json").read_text())
+    assert result["evaluations"] == 16
+    # the denominator, the table's own front, is the published one (pareto_fronts.json,
+    # LOMONAS' data) at the same reference point
+    from jnas import bench
+
+    published = json.loads((nasbench_dir / "pareto_fronts.json").read_text())
+    front = np.asarray(published["NAS201_CIFAR-100|TestAcc|FLOPs"]["points"])
+    ref = tuple(result["reference_point"])
+    want = bench.hypervolume(front[:, 0], front[:, 1], ref)
+    assert result["table_front_hv"] == pytest.approx(want, rel=1e-3)
+    for name in ("nsga2", "random search"):
+        ratios = result["hv_ratio"][name]["values"]
+        assert len(ratios) == 3
+        assert all(0 < r <= 1 for r in ratios)
+    assert "nsga2: " in out.stdout
+    assert "random search: " in out.stdout
+    again = _run(*args, "--out", str(tmp_path))
+    assert again.returncode == 2
+    assert "holds an earlier run" in again.stderr
+    # the single-objective commands do not offer it: it tells fitness vectors
+    refused = _run("bench", "run", "--searcher", "nsga2", "--out", str(tmp_path / "x"))
+    assert refused.returncode == 2
+    assert "invalid choice: 'nsga2'" in refused.stderr
+
+
 def test_bench_run_on_nas_bench_nlp_with_resumed_multi_fidelity(tmp_path, nasbench_dir):
     out = _run(
         "bench",

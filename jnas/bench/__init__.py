@@ -24,7 +24,7 @@ from jnas.bench._official import (
     save_table,
     write_official_fixture,
 )
-from jnas.bench._pareto import hypervolume, pareto_front, simulate_pareto
+from jnas.bench._pareto import hypervolume, pareto_front, pareto_protocol, simulate_pareto
 from jnas.bench._report import (
     NB201_REPORT,
     NBNLP_REPORT,
@@ -76,6 +76,7 @@ __all__ = [
     "max_steps_for",
     "objective",
     "pareto_front",
+    "pareto_protocol",
     "parse_model_metrics",
     "parse_naslib_genotype",
     "plot_regret",

@@ -10,9 +10,12 @@ from typing import TextIO
 # the commands find the spaces here
 from jnas.recipes.spaces import SPACE_NAMES as SPACE_NAMES
 from jnas.recipes.spaces import make_space as make_space
-from jnas.search import REGISTRY
+from jnas.search import REGISTRY, single_objective
 
-SEARCHERS = {name: entry.description for name, entry in REGISTRY.items()}
+# `jnas search` and `jnas bench run`: one fitness per architecture; `jnas bench pareto`:
+# the multi-objective searchers
+SEARCHERS = {name: entry.description for name, entry in single_objective().items()}
+PARETO_SEARCHERS = {n: e.description for n, e in REGISTRY.items() if e.multi_objective}
 SEARCHERS_HELP = ", ".join(f"{k} {v}" for k, v in SEARCHERS.items())
 
 

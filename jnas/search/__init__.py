@@ -24,7 +24,7 @@ from jnas.search._nsga2 import NSGA2State, crowding_distance, dominates, nondomi
 from jnas.search._pnas import PNASState, pnas
 from jnas.search._qlearning import QLearningState, metaqnn_epsilon, q_learning
 from jnas.search._random import RandomSearchState, random_search
-from jnas.search._registry import REGISTRY, Entry, make_searcher, supports
+from jnas.search._registry import REGISTRY, Entry, make_searcher, single_objective, supports
 from jnas.search._reinforce import ReinforceState, reinforce
 from jnas.search._run import restore_state, run
 from jnas.search._smac import SMACState, smac
@@ -90,6 +90,7 @@ __all__ = [
     "reinforce",
     "restore_state",
     "run",
+    "single_objective",
     "smac",
     "supports",
     "tournament_evolution",

@@ -16,6 +16,7 @@ from jnas.search._local import local_search
 from jnas.search._metaqnn import metaqnn
 from jnas.search._nao import nao
 from jnas.search._neat import neat
+from jnas.search._nsga2 import nsga2
 from jnas.search._pnas import pnas
 from jnas.search._qlearning import q_learning
 from jnas.search._random import random_search
@@ -32,7 +33,10 @@ class Entry(NamedTuple):
     label: its row name in result tables; description: one line for `--help`;
     make: `make(space) -> Searcher`; model_based: refits a surrogate every `tell` (the
     protocol scripts run fewer seeds of these); multi_fidelity: needs the 12- and
-    200-epoch results of a table; needs: the capabilities (`jnas.spaces` protocols) a
+    200-epoch results of a table; multi_objective: its `tell` takes a fitness vector per
+    architecture (float[B, M], every objective maximised) and it keeps a Pareto front, not
+    an incumbent, so the scalar protocols (`single_objective()`) leave it out and
+    `jnas bench pareto` runs it; needs: the capabilities (`jnas.spaces` protocols) a
     space must offer, so which spaces it runs on is `supports(entry, space)`.
     """
 
@@ -42,6 +46,7 @@ class Entry(NamedTuple):
     model_based: bool = False
     multi_fidelity: bool = False
     needs: tuple[type, ...] = (Space,)
+    multi_objective: bool = False
 
 
 _DECISIONS = (Space, Decisions)
@@ -129,7 +134,19 @@ REGISTRY: dict[str, Entry] = {
         multi_fidelity=True,
         needs=_DECISIONS,
     ),
+    "nsga2": Entry(
+        "NSGA-II",
+        "NSGA-II: multi-objective evolution towards the Pareto front (`jnas bench pareto`)",
+        nsga2,
+        multi_objective=True,
+    ),
 }
+
+
+def single_objective() -> dict[str, Entry]:
+    """The searchers that tell one fitness per architecture and keep an incumbent: those
+    the simulated protocol, `jnas search` and the result tables run."""
+    return {name: e for name, e in REGISTRY.items() if not e.multi_objective}
 
 
 def supports(entry: Entry, space: Any) -> bool:
@@ -137,13 +154,18 @@ def supports(entry: Entry, space: Any) -> bool:
     return all(offers(space, p) for p in entry.needs)
 
 
-def make_searcher(name: str, space: Any, *, fidelities: int | None = None) -> Any:
+def make_searcher(
+    name: str, space: Any, *, fidelities: int | None = None, population: int | None = None
+) -> Any:
     """A searcher by its short name (`REGISTRY`) with default hyper-parameters;
     `fidelities` sets how many fidelities the multi-fidelity ones use (default 2: NB201's
-    12 and 200 epochs) and is ignored by the others."""
+    12 and 200 epochs), `population` the generation size of the multi-objective ones;
+    each is ignored by the others."""
     if name not in REGISTRY:
         raise ValueError(f"unknown searcher {name!r}; expected one of {', '.join(REGISTRY)}")
     entry = REGISTRY[name]
     if entry.multi_fidelity and fidelities is not None:
         return entry.make(space, fidelities=fidelities)
+    if entry.multi_objective and population is not None:
+        return entry.make(space, population=population)
     return entry.make(space)

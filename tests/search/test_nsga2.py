@@ -95,3 +95,53 @@ def test_nsga2_finds_more_of_the_front_than_random_search(nasbench_dir):
     archs, state = s.ask(jax.random.key(1), state)
     with pytest.raises(ValueError, match="fitness"):
         s.tell(state, archs, jnp.ones(4))
+
+
+@pytest.mark.parametrize("name", [n for n, e in search.REGISTRY.items() if e.multi_objective])
+def test_multi_objective_searchers_keep_the_searcher_contract(name):
+    """What tests/search/test_searcher_contract.py asks of the single-objective ones, with
+    fitness vectors: one trace, a stable state, vmap == loop, NaN never kept over a number."""
+    import chex
+
+    from jnas.spaces import NB201
+
+    space = NB201()
+    s = search.make_searcher(name, space, population=6)
+    assert s.batch_size == 6
+
+    def fitness(archs):  # two objectives of the one-hot, as the single-objective contract
+        flat = jax.vmap(space.one_hot)(archs).reshape(6, -1)
+        w = jnp.arange(flat.shape[1])
+        return jnp.stack([flat @ (w % 7), -(flat @ (w % 3))], -1).astype(jnp.float32)
+
+    chex.clear_trace_counter()
+    ask = jax.jit(chex.assert_max_traces(s.ask, n=1))
+    tell = jax.jit(chex.assert_max_traces(s.tell, n=1))
+    state = s.init(jax.random.key(0))
+    for k in jax.random.split(jax.random.key(1), 4):
+        archs, asked = ask(k, state)
+        new = tell(asked, archs, fitness(archs))
+        chex.assert_trees_all_equal_shapes_and_dtypes(new, state)
+        assert bool(jnp.all(jax.vmap(space.is_valid)(archs)))
+        state = new
+
+    def run(key):
+        def gen(st, k):
+            archs, st = s.ask(k, st)
+            return s.tell(st, archs, fitness(archs)), None
+
+        return jax.lax.scan(gen, s.init(key), jax.random.split(key, 4))[0]
+
+    keys = jax.random.split(jax.random.key(2), 3)
+    batched = jax.jit(jax.vmap(run))(keys)
+    for i, k in enumerate(keys):
+        chex.assert_trees_all_close(
+            jax.tree.map(lambda x, i=i: x[i], batched), jax.jit(run)(k), rtol=1e-5, atol=1e-6
+        )
+    # NaN (a failed evaluation) ranks below every evaluated architecture
+    state = s.init(jax.random.key(3))
+    archs, state = s.ask(jax.random.key(4), state)
+    state = s.tell(state, archs, jnp.full((6, 2), jnp.nan))
+    archs, state = s.ask(jax.random.key(5), state)
+    state = s.tell(state, archs, fitness(archs))
+    assert bool(jnp.all(jnp.isfinite(state.fitness)))

@@ -237,8 +237,10 @@ def best_of(
     return jax.tree.map(lambda a: a[best], archs)
 
 
-def need_data(where: str, key: Any, batch: Any) -> None:
+def need_data(where: str, key: jax.Array | None, batch: Batch | None) -> tuple[jax.Array, Batch]:
+    """(key, batch) for a `derive` that ranks cells with the supernet, or a clear error."""
     if key is None or batch is None:
         raise ValueError(
             f"{where}.derive ranks cells with the supernet: pass `key` and a validation `batch`"
         )
+    return key, batch

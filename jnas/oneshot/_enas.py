@@ -122,7 +122,7 @@ def enas(
         return new, {"w_loss": w_loss, "w_acc": w_acc, "reward": reward}
 
     def derive(state: ENASState, key: jax.Array | None = None, batch: Batch | None = None):
-        need_data("enas", key, batch)
+        key, batch = need_data("enas", key, batch)
         ops = jax.vmap(lambda k: controller.sample(state.controller, k)[0])(
             jax.random.split(key, num_candidates)
         )

@@ -38,7 +38,7 @@ def random_candidates_derive(space: Any, num_candidates: int, where: str):
 
     def derive_with(net: Supernet):
         def derive(state: Any, key: jax.Array | None = None, batch: Batch | None = None):
-            need_data(where, key, batch)
+            key, batch = need_data(where, key, batch)
             archs = jax.vmap(space.sample)(jax.random.split(key, num_candidates))
             return best_of(net, space, state.params, archs, batch)
 
@@ -100,7 +100,7 @@ def spos(
         def derive(
             state: SharedWeightsState, key: jax.Array | None = None, batch: Batch | None = None
         ):
-            need_data("spos", key, batch)
+            key, batch = need_data("spos", key, batch)
             k_init, k_run = jax.random.split(key)
 
             def body(s, k):

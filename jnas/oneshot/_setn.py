@@ -41,7 +41,7 @@ def setn(
 
     def derive_with(net: Supernet):
         def derive(state: OneShotState, key: jax.Array | None = None, batch: Batch | None = None):
-            need_data("setn", key, batch)
+            key, batch = need_data("setn", key, batch)
             keys = jax.random.split(key, num_candidates)
             archs = jax.vmap(lambda k: sample_from_alpha(space, k, state.alpha))(keys)
             return best_of(net, space, state.params, archs, batch)

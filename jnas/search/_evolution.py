@@ -101,7 +101,11 @@ def init_population(space: Space, population_size: int, key: jax.Array) -> Evolu
 
 
 def select_and_mutate(
-    space: Space, key: jax.Array, state: EvolutionState, sample_size: int, num_members: jax.Array
+    space: Space,
+    key: jax.Array,
+    state: EvolutionState,
+    sample_size: int,
+    num_members: int | jax.Array,
 ) -> Any:
     """A tournament among `sample_size` of the first `num_members` members, one mutation
     of its winner; the first `population_size` candidates are init's random members (slot

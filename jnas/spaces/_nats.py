@@ -10,6 +10,7 @@ import dataclasses
 from typing import Any, NamedTuple
 
 import jax
+import jax.core
 import jax.numpy as jnp
 import numpy as np
 

@@ -140,3 +140,15 @@ def nb201_table(nasbench_dir):
 
     _shared_file("nb201_tss.npz")
     return bench.load_nb201(nasbench_dir)
+
+
+@pytest.fixture
+def python_sigint():
+    """Python's Ctrl-C handler for the test (restored after), even when the suite was
+    started with SIGINT ignored (a background job of a non-interactive shell): a run keeps
+    an ignored SIGINT ignored, and a child process inherits it, so the Ctrl-C tests need it."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)

@@ -158,19 +158,7 @@ def test_a_full_disk_names_the_file(tmp_path):
             run.save(0, {"w": jnp.ones(2)}, {"epoch": 0})
 
 
-def test_ctrl_c_during_a_save_lands_after_the_unit_is_written(tmp_path):
-    import signal
-
-    # Python's Ctrl-C handler, even when the suite was started with SIGINT ignored (a
-    # background job of a non-interactive shell), which a run then rightly keeps ignoring
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        _ctrl_c_during_a_save(tmp_path)
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def _ctrl_c_during_a_save(tmp_path):
+def test_ctrl_c_during_a_save_lands_after_the_unit_is_written(tmp_path, python_sigint):
     import signal
 
     with RunDir(tmp_path, fresh=True) as run:

@@ -489,22 +489,15 @@ def test_search_command_trains_candidates_in_parallel_asynchronously(tmp_path):
     assert run.arch is not None
 
 
-def test_ctrl_c_prints_what_was_saved_and_how_to_resume(tmp_path, nasbench_dir):
+def test_ctrl_c_prints_what_was_saved_and_how_to_resume(tmp_path, nasbench_dir, python_sigint):
     args = ["search", "rs", "--objective", "table", "--evaluations", "1000000"]
     args += ["--nasbench", str(nasbench_dir), "--out", str(tmp_path / "r")]
-    # Ctrl-C's default action in the child, even under a suite started with SIGINT ignored
-    # (a background job of a non-interactive shell), which the child would inherit: a
-    # handler here is reset to the default by exec
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "jnas.cli", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    proc = subprocess.Popen(  # python_sigint: exec resets the handler to the default
+        [sys.executable, "-m", "jnas.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     records = tmp_path / "r" / "records.jsonl"
     for _ in range(600):
         if proc.poll() is not None or len(read_jsonl(records)) >= 2:

@@ -32,62 +32,45 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
-import time
 
 import jax
-import numpy as np
 
-from jnas.search import automl_zero as amz
+from jnas.recipes.automl_zero import run_automl_zero
+
+# the keys each result JSON keeps of the run's summary (`jnas automl-zero` writes it all)
+KEPT = (
+    "evaluations_to_target",
+    "evaluations",
+    "held_out_fitness",
+    "history",
+    "best_program",
+    "wall_s",
+    "target_variance",
+    "sgd_reference_mse",
+    "sgd_reference_rms_fitness",
+)
 
 
-def search(name, search_tasks, held_out, metric, target, max_evaluations, args, op_set):
-    sizes = tuple(args.sizes) if args.sizes else None
-    key = jax.random.key(args.seed)
-    score = jax.jit(
-        lambda p: amz.evaluate(p, held_out, jax.random.key(99), metric=metric, vectors=args.vectors)
+def search(task: str, metric: str, max_evaluations: int, args: argparse.Namespace) -> dict:
+    """One search through the shared recipe (no run folder), keeping the JSON's keys."""
+
+    def show(done: int, total: int) -> None:
+        print(f"{task}: {done} of {total} evaluations", flush=True)
+
+    summary = run_automl_zero(
+        task,
+        op_set=args.op_set,
+        sizes=tuple(args.sizes) if args.sizes else None,
+        metric=metric,
+        vectors=args.vectors,
+        population=args.population,
+        mutate_prob=args.mutate_prob,
+        max_evaluations=max_evaluations,
+        target=None,  # the task's default: rms 0.9999, mse 1e-3 of the variance, digits none
+        seed=args.seed,
+        progress=show,
     )
-    config = {
-        "population": args.population,
-        "tournament": 10,
-        "children": 100,
-        "length": max(8, *(sizes or (8,))),
-        "metric": metric,
-        "op_set": op_set,
-        "sizes": sizes,
-        "vectors": args.vectors,
-        "mutate_prob": args.mutate_prob,
-    }
-    start = time.perf_counter()
-    state = amz.evolve(key, search_tasks, generations=1, **config)
-    history = []
-    found = None
-    while int(state.evaluations) < max_evaluations:
-        state = amz.evolve(
-            jax.random.fold_in(key, int(state.evaluations)),
-            search_tasks,
-            generations=10,
-            state=state,
-            **config,
-        )
-        held = float(score(state.best))
-        history.append((int(state.evaluations), held, float(state.best_fitness)))
-        if len(history) % 10 == 0 or target(held):
-            print(
-                f"{name}: {int(state.evaluations)} evaluations, search {float(state.best_fitness):.5g},"
-                f" held-out {held:.5g}, {time.perf_counter() - start:.0f} s",
-                flush=True,
-            )
-        if target(held):
-            found = int(state.evaluations)
-            break
-    return {
-        "evaluations_to_target": found,
-        "evaluations": int(state.evaluations),
-        "held_out_fitness": history[-1][1],
-        "history": history,
-        "best_program": amz.to_text(state.best),
-        "wall_s": round(time.perf_counter() - start, 1),
-    }
+    return {k: summary[k] for k in KEPT if k in summary}
 
 
 def main() -> None:
@@ -118,49 +101,11 @@ def main() -> None:
     parser.add_argument("--digits-evaluations", type=int, default=100_000)
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args()
-    op_set = {
-        "all": None,
-        "linear": amz.LINEAR_OPS,
-        "linear-by-component": amz.LINEAR_OPS_BY_COMPONENT,
-    }[args.op_set]
     result = {"config": vars(args), "device": jax.devices()[0].platform}
     if args.task in ("linear", "both"):
-        search_linear = amz.linear_tasks(jax.random.fold_in(jax.random.key(args.seed), 7), 10)
-        # T_select: 100 tasks of 1,000 training examples, as the authors' demo
-        held_linear = amz.linear_tasks(jax.random.key(1234), 100, train=1000)
-        variance = float(np.mean(np.asarray(held_linear.y_valid) ** 2))
-        sgd = amz.parse_program(amz.SGD_LINEAR, 8)
-        sgd_mse = -float(amz.evaluate(sgd, held_linear, jax.random.key(99)))
-        sgd_rms = float(amz.evaluate(sgd, held_linear, jax.random.key(99), metric="rms"))
-        linear = search(
-            "linear",
-            search_linear,
-            held_linear,
-            args.metric,
-            (lambda fit: fit >= 0.9999)
-            if args.metric == "rms"
-            else (lambda fit: -fit < 1e-3 * variance),
-            args.max_evaluations,
-            args,
-            op_set,
-        )
-        linear.update(
-            target_variance=variance, sgd_reference_mse=sgd_mse, sgd_reference_rms_fitness=sgd_rms
-        )
-        result["linear"] = linear
+        result["linear"] = search("linear", args.metric, args.max_evaluations, args)
     if args.task in ("digits", "both"):
-        search_digits = amz.digit_pair_tasks(jax.random.fold_in(jax.random.key(args.seed), 7), 10)
-        held_digits = amz.digit_pair_tasks(jax.random.key(1234), 100)
-        result["digits"] = search(
-            "digits",
-            search_digits,
-            held_digits,
-            "accuracy",
-            lambda fit: False,
-            args.digits_evaluations,
-            args,
-            op_set,
-        )
+        result["digits"] = search("digits", "accuracy", args.digits_evaluations, args)
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     name = (

@@ -11,6 +11,7 @@ import time
 from collections.abc import Sequence
 
 from jnas.commands import (
+    automl_zero,
     bench,
     demo,
     estimate,
@@ -35,7 +36,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"jnas {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    for command in (demo, oneshot, search, train, meta, spaces, bench, estimate, transfer):
+    for command in (
+        demo,
+        oneshot,
+        search,
+        train,
+        meta,
+        automl_zero,
+        spaces,
+        bench,
+        estimate,
+        transfer,
+    ):
         command.add_parser(sub)  # each command owns its flags
     return parser
 
@@ -67,7 +79,11 @@ def new_run_folder(parent: pathlib.Path) -> pathlib.Path:
 # Flags a resumed run may change: where the data lie, where evaluations run, and how long
 # a search or a meta-training runs (none changes what the finished part computed).
 MOVABLE = ("out", "resume", "func", "nasbench", "data_dir", "omniglot", "workers", "dask")
-EXTENDABLE = {"search": ("evaluations",), "meta": ("steps",)}
+EXTENDABLE = {
+    "search": ("evaluations",),
+    "meta": ("steps",),
+    "automl-zero": ("max_evaluations",),
+}
 
 
 def run_settings(args: argparse.Namespace) -> dict:

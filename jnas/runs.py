@@ -29,6 +29,7 @@ def run_units(
     describe: Callable[[int], str] | None = None,
     on_open: Callable[[RunDir | None, int, list[dict]], None] | None = None,
     settings: dict | None = None,
+    until: Callable[[dict], bool] | None = None,
 ) -> tuple[Any, list[dict]]:
     """Run units `start..units-1` of `unit` from `init(key)` (`jnas._execution.initial_state`:
     compiled, or op by op for a network of many draws) or from `out`'s latest
@@ -40,6 +41,9 @@ def run_units(
     `on_open(run_dir, start, records)` sees the run folder and the records restored before
     the first unit (side logs, running bests). `settings` (JSON-able) are stored in a fresh
     run's folder; resuming with others raises, naming the first that differs.
+    `until(record)` ends the run early after the first unit whose record it accepts (a
+    search that reached its target); a resumed run whose last record it accepts runs no
+    more units (`units` is then an upper bound).
     """
     run, start, state, records = open_run(out, resume, init, key, settings)
     try:
@@ -47,13 +51,15 @@ def run_units(
             state = initial_state(init, key)
         if on_open is not None:
             on_open(run, start, records)
-        return _units(unit, run, start, state, records, units, on_record, describe)
+        if until is not None and records and until(records[-1]):
+            return state, records
+        return _units(unit, run, start, state, records, units, on_record, describe, until)
     finally:
         if run is not None:
             run.close()
 
 
-def _units(unit, run, start, state, records, units, on_record, describe):
+def _units(unit, run, start, state, records, units, on_record, describe, until):
     for u in range(start, units):
         state, metrics, record = unit(state, u)
         try:
@@ -67,4 +73,6 @@ def _units(unit, run, start, state, records, units, on_record, describe):
         records.append(record)
         if run is not None:
             run.save(u, state, record)
+        if until is not None and until(record):
+            break
     return state, records

@@ -10,23 +10,25 @@ import json
 import pathlib
 from typing import Any
 
-COMMANDS = ("meta", "oneshot", "search", "train")
+COMMANDS = ("meta", "oneshot", "search", "train", "automl-zero")
 
 
 @dataclasses.dataclass
 class LoadedRun:
     """A run rebuilt from its folder.
 
-    - `command`: which run (`meta`, `oneshot`, `search`, `train`); `args` its arguments;
+    - `command`: which run (`meta`, `oneshot`, `search`, `train`, `automl-zero`); `args`
+      its arguments;
       `records` the finished units; `summary` its `summary.json` (None if it did not end);
       `state` the latest checkpointed state (`MetaState`, a one-shot state, a searcher
       state, or the training carry; for an asynchronous search `{"searcher": state,
-      "archs": the asks in flight, "ids": their ask numbers}`); `units` how many units it
-      holds.
+      "archs": the asks in flight, "ids": their ask numbers}`; for AutoML-Zero the
+      `EvolutionState`); `units` how many units it holds.
     - `learner` (meta), `method` (oneshot), `searcher` (search) or `model` (train, an
       `nnx.Module` holding the trained weights) — the object that state belongs to.
     - `arch`: the architecture found (oneshot: derived from the state; search: the best
-      evaluated; train: the cell trained).
+      evaluated; train: the cell trained; automl-zero: the best program, an
+      `automl_zero.Program` to run with `automl_zero.evaluate` on new tasks).
     """
 
     command: str
@@ -89,7 +91,13 @@ def load(run_dir: str | pathlib.Path) -> LoadedRun:
     summary_path = folder / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
     command = args["command"]
-    build = {"meta": _meta, "oneshot": _oneshot, "search": _search, "train": _train}[command]
+    build = {
+        "meta": _meta,
+        "oneshot": _oneshot,
+        "search": _search,
+        "train": _train,
+        "automl-zero": _automl_zero,
+    }[command]
     fields, template = build(args)
     if command == "search" and args.get("asynchronous") and (folder / "checkpoints").is_dir():
         template = _async_template(folder, fields["searcher"])
@@ -102,6 +110,8 @@ def load(run_dir: str | pathlib.Path) -> LoadedRun:
         from jnas.recipes.spaces import make_space
 
         run.arch = make_space(args.get("space", "nb201")).from_string(records[-1]["best_arch"])
+    if command == "automl-zero" and state is not None:
+        run.arch = state.best
     if command == "train":
         import flax.nnx as nnx
 
@@ -237,3 +247,20 @@ def _train(args: dict) -> tuple[dict, Any]:
     optimizer = config.optimizer(steps)
     template = jax.eval_shape(lambda: (params, rest, optimizer.init(params)))
     return {"model": model, "arch": args["arch"]}, template
+
+
+def _automl_zero(args: dict) -> tuple[dict, Any]:
+    import jax
+
+    from jnas.recipes.automl_zero import METRICS, automl_zero_tasks, population_init
+
+    search_tasks, _ = automl_zero_tasks(args["task"], args["seed"], held_out_tasks=1)
+    init = population_init(
+        search_tasks,
+        population=args["population"],
+        sizes=tuple(args["sizes"]) if args.get("sizes") else None,
+        vectors=args["vectors"],
+        metric=args.get("metric") or METRICS[args["task"]][0],
+        op_set=args["op_set"],
+    )
+    return {}, jax.eval_shape(init, jax.random.key(0))

@@ -638,6 +638,48 @@ def _generation(
     )
 
 
+def initial_population(
+    key: jax.Array,
+    tasks: Tasks | Callable[[jax.Array], Tasks],
+    *,
+    population: int,
+    length: int,
+    scalars: int,
+    vectors: int,
+    metric: str,
+    op_set: OpSet,
+    sizes: tuple[int, int, int] | None,
+) -> EvolutionState:
+    """The state `evolve` starts from: `population` empty programs of `length`
+    instructions per component (or, with `sizes`, random programs of those sizes), scored
+    on `tasks` (drawn with `key` when a function). Arguments as `evolve`, already checked."""
+    op_set = _normalize_op_set(op_set)
+    if sizes is None:
+        pop = jax.tree.map(
+            lambda a: jnp.broadcast_to(a, (population, *a.shape)), empty_program(length)
+        )
+    else:
+        key, k_pop = jax.random.split(key)
+        pop = jax.vmap(
+            lambda k: random_program(
+                k, sizes, length, scalars=scalars, vectors=vectors, op_set=op_set
+            )
+        )(jax.random.split(k_pop, population))
+    first = tasks(key) if callable(tasks) else tasks
+    fit = jax.jit(evaluate_many, static_argnames=("scalars", "vectors", "metric", "sizes"))(
+        pop, first, key, scalars=scalars, vectors=vectors, metric=metric, sizes=sizes
+    )
+    i0 = jnp.argmax(fit)
+    return EvolutionState(
+        pop,
+        fit,
+        jnp.arange(population, dtype=jnp.int32),
+        jnp.int32(population),
+        jax.tree.map(lambda a: a[i0], pop),
+        fit[i0],
+    )
+
+
 def evolve(
     key: jax.Array,
     tasks: Tasks | Callable[[jax.Array], Tasks],
@@ -694,29 +736,16 @@ def evolve(
 
     if state is None:
         k0, key = jax.random.split(key)
-        if sizes is None:
-            pop = jax.tree.map(
-                lambda a: jnp.broadcast_to(a, (population, *a.shape)), empty_program(length)
-            )
-        else:
-            k0, k_pop = jax.random.split(k0)
-            pop = jax.vmap(
-                lambda k: random_program(
-                    k, sizes, length, scalars=scalars, vectors=vectors, op_set=op_set
-                )
-            )(jax.random.split(k_pop, population))
-        first = fixed if tasks_fn is None else tasks_fn(k0)
-        fit = jax.jit(evaluate_many, static_argnames=("scalars", "vectors", "metric", "sizes"))(
-            pop, first, k0, scalars=scalars, vectors=vectors, metric=metric, sizes=sizes
-        )
-        i0 = jnp.argmax(fit)
-        state = EvolutionState(
-            pop,
-            fit,
-            jnp.arange(population, dtype=jnp.int32),
-            jnp.int32(population),
-            jax.tree.map(lambda a: a[i0], pop),
-            fit[i0],
+        state = initial_population(
+            k0,
+            tasks,
+            population=population,
+            length=length,
+            scalars=scalars,
+            vectors=vectors,
+            metric=metric,
+            op_set=op_set,
+            sizes=sizes,
         )
 
     out: EvolutionState = state

@@ -1,4 +1,5 @@
-"""Pictures of a search: α heatmaps over time and drawings of a cell (matplotlib, PNG/SVG)."""
+"""Pictures of a search: α heatmaps over time, drawings of a cell, a search's fitness
+over evaluations (matplotlib, PNG/SVG)."""
 
 from __future__ import annotations
 
@@ -57,6 +58,31 @@ def plot_alpha(records: Sequence[dict], space: Any, path: str | pathlib.Path) ->
         ax.set_xlabel("epoch", fontsize=8)
     fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label="softmax(α)")
     fig.suptitle("architecture weights per edge over the search", fontsize=10)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_fitness(
+    history: Sequence[Sequence[float]],
+    path: str | pathlib.Path,
+    *,
+    target: float | None = None,
+    title: str = "",
+) -> None:
+    """The best program's fitness on the search tasks and on unseen tasks against the
+    programs evaluated (AutoML-Zero's `history` rows: [evaluations, held-out, search]),
+    with the target as a dashed line."""
+    plt = _pyplot()
+    rows = np.asarray(history, np.float64).reshape(-1, 3)
+    fig, ax = plt.subplots(figsize=(6.0, 3.6), layout="constrained")
+    ax.plot(rows[:, 0], rows[:, 2], label="search tasks", drawstyle="steps-post")
+    ax.plot(rows[:, 0], rows[:, 1], label="unseen tasks", drawstyle="steps-post")
+    if target is not None:
+        ax.axhline(target, color="grey", linestyle="--", linewidth=1, label="target")
+    ax.set_xlabel("programs evaluated")
+    ax.set_ylabel("fitness of the best so far")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
     fig.savefig(path)
     plt.close(fig)
 

@@ -49,7 +49,7 @@ def cmd_automl_zero(args: argparse.Namespace) -> int:
     print("best program (instructions that reach the prediction):")
     for component, lines in s["best_program_live"].items():
         print(f"  {component}:" + ("".join(f"\n    {line}" for line in lines) or " (empty)"))
-    print(f"wrote {args.out}/records.jsonl and summary.json")
+    print(f"wrote {args.out}/records.jsonl, summary.json and fitness.png")
     return 0
 
 
@@ -63,8 +63,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "best so far every --check-every generations on 100 unseen tasks, and the search "
         "stops at --target or --max-evaluations. The defaults are the authors' restricted "
         "linear search (population 1,000, tournament 10) from empty programs. Records, "
-        "checkpoints (--resume; a larger --max-evaluations continues a finished run) and "
-        "summary.json go under --out.",
+        "checkpoints (--resume; a larger --max-evaluations continues a finished run), "
+        "summary.json and fitness.png (the fitness curve) go under --out.",
     )
     p.add_argument(
         "--task",

@@ -119,7 +119,8 @@ def run_automl_zero(
     progress: Callable[[int, int], None] | None = None,
 ) -> dict:
     """Evolve programs on `task` until the held-out fitness reaches `target` or
-    `max_evaluations` programs were evaluated; returns (and writes to `out/summary.json`)
+    `max_evaluations` programs were evaluated; returns (and writes to `out/summary.json`,
+    with the fitness curve in `out/fitness.png`)
     the summary: `evaluations_to_target` (None if not reached), the best program as text,
     its held-out fitness, the history `[evaluations, held-out, search fitness]` per check.
 
@@ -268,7 +269,15 @@ def run_automl_zero(
         **extra,
     }
     if out is not None:
+        from jnas.plots import plot_fitness
+
         (pathlib.Path(out) / "summary.json").write_text(json.dumps(summary, indent=1))
+        plot_fitness(
+            history,
+            pathlib.Path(out) / "fitness.png",
+            target=target,
+            title=f"AutoML-Zero, {task} tasks ({metric}), seed {seed}",
+        )
     return summary
 
 

@@ -138,6 +138,7 @@ def test_cli_runs_extends_and_loads_the_best_program(tmp_path, capsys):
     assert "target not reached in 200 evaluations" in text
     assert "SGD linear regression on the same tasks: 1" in text  # the rms fitness of SGD
     summary = json.loads((out / "summary.json").read_text())
+    assert (out / "fitness.png").stat().st_size > 1000
     assert [e for e, _, _ in summary["history"]] == list(range(60, 201, 20))
     run = jnas.load(out)
     assert (run.command, run.units) == ("automl-zero", 4)

@@ -262,7 +262,7 @@ def run_automl_zero(
         "held_out_tasks": held_out_tasks,
         "search_fitness": float(state.best_fitness),
         "best_program": amz.to_text(state.best),
-        "best_program_live": amz.to_text(state.best, live_only=True),
+        "best_program_live": amz.to_text(state.best, live_only=True, vectors=vectors),
         "history": history,
         "wall_s": round(sum(r["seconds"] for r in records), 1),
         "device": jax.devices()[0].platform,

@@ -163,15 +163,65 @@ def parse_program(
     return Program(jnp.asarray(ops), jnp.asarray(args), jnp.asarray(consts))
 
 
-def to_text(program: Program, *, live_only: bool = False) -> dict[str, list[str]]:
-    """The program in the paper's notation, nops left out."""
+def live_instructions(program: Program, *, scalars: int = 4, vectors: int = 4) -> np.ndarray:
+    """bool[3, length]: which instructions can change a prediction. A backward dataflow
+    analysis over the evaluation's control flow (setup, then per example predict -> learn
+    in training and predict -> predict in validation, the memory carried throughout): the
+    prediction s1 is read after every predict, the harness writes v0 and s0 before predict
+    and s0 before learn. An instruction is live when it writes a register that a live
+    instruction or a prediction reads before it is written again; the others can be
+    removed without changing any output (registers as the machine indexes them, modulo
+    `scalars` / `vectors`)."""
+    ops, args = np.asarray(program.ops), np.asarray(program.args)
+    size = {"s": scalars, "v": vectors}
+
+    def backward(c: int, live_out: set) -> tuple[set, np.ndarray]:
+        live, mark = set(live_out), np.zeros(ops.shape[1], bool)
+        for i in reversed(range(ops.shape[1])):
+            _, writes, reads = OPS[int(ops[c, i])]
+            target = (writes, int(args[c, i, 2]) % size[writes]) if writes else None
+            if target is None or target not in live:
+                continue
+            mark[i] = True
+            live.discard(target)
+            live |= {(k, int(r) % size[k]) for k, r in zip(reads, args[c, i, :2], strict=False)}
+        return live, mark
+
+    at_predict: set = set()  # live on entering predict, before the harness writes v0, s0
+    at_learn: set = set()
+    while True:
+        into_predict = at_predict - {("v", 0), ("s", 0)}
+        new_predict, _ = backward(1, {("s", 1)} | (at_learn - {("s", 0)}) | into_predict)
+        new_learn, _ = backward(2, into_predict)
+        if new_predict == at_predict and new_learn == at_learn:
+            break
+        at_predict, at_learn = new_predict, new_learn
+    into_predict = at_predict - {("v", 0), ("s", 0)}
+    marks = [
+        backward(0, into_predict)[1],
+        backward(1, {("s", 1)} | (at_learn - {("s", 0)}) | into_predict)[1],
+        backward(2, into_predict)[1],
+    ]
+    return np.stack(marks)
+
+
+def to_text(
+    program: Program, *, live_only: bool = False, scalars: int = 4, vectors: int = 4
+) -> dict[str, list[str]]:
+    """The program in the paper's notation, nops left out; `live_only`: only the
+    instructions that can change a prediction (`live_instructions`)."""
     ops, args, consts = (np.asarray(a) for a in program)
+    live = (
+        live_instructions(program, scalars=scalars, vectors=vectors)
+        if live_only
+        else np.ones(ops.shape[:2], bool)
+    )
     out = {}
     for c, comp in enumerate(COMPONENTS):
         lines = []
         for i in range(ops.shape[1]):
             name, writes, reads = OPS[int(ops[c, i])]
-            if name == "nop":
+            if name == "nop" or not live[c, i]:
                 continue
             a, b, o = (int(v) for v in args[c, i])
             if name == "s=c":

@@ -21,6 +21,8 @@ with `--sizes 5 1 4`), `all` uses every op. `--sizes` starts from random program
 those component sizes and keeps them (the authors' setting; default: empty programs that
 grow); `--vectors 3` is their register count (4 scalars, 3 vectors). The authors rerun
 whole searches with new seeds until one succeeds; run seeds in turn to do the same.
+`jnas automl-zero` runs the same search (`recipes.automl_zero.run_automl_zero`) with a
+run folder: records, checkpoints, --resume.
 Digits: the same search with fitness = validation accuracy of sign(s1) on projected
 binary digit tasks (`digit_pair_tasks`, 16 features). Writes
 `automl_zero_<task>_<op-set>_seed<k>[_random<sizes>][_rms[_v3]].json`

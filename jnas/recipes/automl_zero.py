@@ -81,9 +81,9 @@ def population_init(
     metric: str,
     op_set: str,
 ) -> Callable[[jax.Array], amz.EvolutionState]:
-    """`init(key)`: the run's initial population scored on `search_tasks` (as `evolve`
-    from scratch with `key`'s first half); `jnas.load` builds a run's state template
-    with it."""
+    """`init(key)`: the run's initial population scored on `search_tasks` (`evolve` from
+    scratch with a seed's key draws it from the key's first split); `jnas.load` builds a
+    run's state template with it."""
     return lambda key: amz.initial_population(
         key,
         search_tasks,
@@ -120,18 +120,18 @@ def run_automl_zero(
 ) -> dict:
     """Evolve programs on `task` until the held-out fitness reaches `target` or
     `max_evaluations` programs were evaluated; returns (and writes to `out/summary.json`,
-    with the fitness curve in `out/fitness.png`)
-    the summary: `evaluations_to_target` (None if not reached), the best program as text,
-    its held-out fitness, the history `[evaluations, held-out, search fitness]` per check.
+    the fitness curve to `out/fitness.png`) the summary: `evaluations_to_target` (None if
+    not reached), the best program as text (and its live instructions), its held-out
+    fitness, the history `[evaluations, held-out, search fitness]` per check.
 
     `metric`: linear `rms` (default; target 0.9999) or `mse` (fitness = minus the MSE;
     target: below 1e-3 of the held-out targets' variance); digits `accuracy` (no target
     unless given). `op_set` names `OP_SETS`; `sizes` starts from random programs of those
     (setup, predict, learn) sizes and keeps them (the authors' demo), default empty
     programs that grow to 8 instructions per component. `held_out_tasks` (<= 100) checks
-    on fewer unseen tasks, for a quick run. `progress(evaluations,
-    max_evaluations)` after every unit; with `out`, records and checkpoints go there and
-    `resume=True` continues a killed run (with a larger `max_evaluations`, a finished one).
+    on fewer unseen tasks, for a quick run. `progress(evaluations, max_evaluations)` after
+    every unit; with `out`, records and checkpoints go there and `resume=True` continues
+    a killed run (with a larger `max_evaluations`, a finished one).
     """
     metric = _check(task, op_set, sizes, metric, max_evaluations, check_every, record_every)
     check_positive(

@@ -29,7 +29,7 @@ def test_sgd_program_runs_as_numpy_sgd_and_its_notation_round_trips():
 
 def test_mutations_change_one_component_and_keep_registers_in_range(key):
     program = amz.parse_program(amz.SGD_LINEAR, 6)
-    kids = jax.vmap(lambda k: amz.mutate(k, program))(jax.random.split(key, 200))
+    kids = jax.jit(jax.vmap(lambda k: amz.mutate(k, program)))(jax.random.split(key, 200))
     ops, args = np.asarray(kids.ops), np.asarray(kids.args)
     assert ops.min() >= 0
     assert ops.max() < len(amz.OPS)
@@ -203,14 +203,14 @@ def test_fixed_size_programs_start_random_and_keep_their_sizes(key):
     ops = np.asarray(program.ops)
     assert [int((row != 0).sum()) for row in ops] == list(sizes)
     assert set(ops[ops != 0].tolist()) <= allowed
-    kids = jax.vmap(lambda k: amz.mutate(k, program, op_set=amz.LINEAR_OPS, sizes=sizes))(
+    kids = jax.jit(jax.vmap(lambda k: amz.mutate(k, program, op_set=amz.LINEAR_OPS, sizes=sizes)))(
         jax.random.split(key, 300)
     )
     kid_ops = np.asarray(kids.ops)
     assert ((kid_ops != 0).sum(2) == np.asarray(sizes)).all()
     assert set(kid_ops[kid_ops != 0].tolist()) <= allowed
     assert (np.any(kid_ops != ops[None], axis=(1, 2))).mean() > 0.5
-    unsized = jax.vmap(lambda k: amz.mutate(k, program, op_set=amz.LINEAR_OPS))(
+    unsized = jax.jit(jax.vmap(lambda k: amz.mutate(k, program, op_set=amz.LINEAR_OPS)))(
         jax.random.split(key, 300)
     )
     assert ((np.asarray(unsized.ops) != 0).sum(2) != np.asarray(sizes)).any()  # they grow

@@ -50,6 +50,7 @@ def automl_zero_tasks(
     each, as the demo; a smaller count draws the first of the same tasks)."""
     if task not in TASKS:
         raise ValueError(f"automl_zero_tasks: `task` must be one of {TASKS}; got {task!r}")
+    _check_held_out("automl_zero_tasks", held_out_tasks)
     k_search = jax.random.fold_in(jax.random.key(seed), 7)
     if task == "linear":
         return (
@@ -64,11 +65,12 @@ def automl_zero_tasks(
     )
 
 
-def _first(tasks: amz.Tasks, n: int) -> amz.Tasks:
+def _check_held_out(where: str, n: int) -> None:
     if not 1 <= n <= HELD_OUT_TASKS:
-        raise ValueError(
-            f"automl_zero_tasks: `held_out_tasks` must be in [1, {HELD_OUT_TASKS}]; got {n}"
-        )
+        raise ValueError(f"{where}: `held_out_tasks` must be in [1, {HELD_OUT_TASKS}]; got {n}")
+
+
+def _first(tasks: amz.Tasks, n: int) -> amz.Tasks:
     return jax.tree.map(lambda a: a[:n], tasks) if n < HELD_OUT_TASKS else tasks
 
 
@@ -134,6 +136,7 @@ def run_automl_zero(
     a killed run (with a larger `max_evaluations`, a finished one).
     """
     metric = _check(task, op_set, sizes, metric, max_evaluations, check_every, record_every)
+    _check_held_out("run_automl_zero", held_out_tasks)
     check_positive(
         "run_automl_zero",
         vectors=vectors,

@@ -154,3 +154,25 @@ def test_cli_runs_extends_and_loads_the_best_program(tmp_path, capsys):
         capsys.readouterr().err
     )
     assert not bad.exists()
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--held-out-tasks", "200"], "`held_out_tasks` must be in [1, 100]; got 200"),
+        (["--mutate-prob", "2"], "mutate_prob=2.0"),
+        (["--children", "2000"], "children=2000, population=1000"),
+        (["--metric", "accuracy"], "for the linear tasks must be one of ('rms', 'mse')"),
+        (["--task", "digits", "--metric", "rms"], "for the digits tasks must be one of"),
+        (["--op-set", "every"], "invalid choice: 'every'"),
+    ],
+)
+def test_bad_flags_exit_2_with_one_line_and_leave_no_folder(tmp_path, capsys, flags, message):
+    out = tmp_path / "run"
+    try:
+        code = cli.main(["automl-zero", *flags, "--out", str(out)])
+    except SystemExit as exit:  # argparse's own errors
+        code = exit.code
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()

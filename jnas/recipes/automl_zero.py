@@ -74,6 +74,12 @@ def _first(tasks: amz.Tasks, n: int) -> amz.Tasks:
     return jax.tree.map(lambda a: a[:n], tasks) if n < HELD_OUT_TASKS else tasks
 
 
+def program_length(sizes: tuple[int, int, int] | None) -> int:
+    """Instructions per component: 8 (empty programs grow to it), or the largest of
+    `sizes` if more."""
+    return max(8, *(sizes or (8,)))
+
+
 def population_init(
     search_tasks: amz.Tasks,
     *,
@@ -90,7 +96,7 @@ def population_init(
         key,
         search_tasks,
         population=population,
-        length=max(8, *(sizes or (8,))),
+        length=program_length(sizes),
         scalars=4,
         vectors=vectors,
         metric=metric,
@@ -172,7 +178,7 @@ def run_automl_zero(
         "population": population,
         "tournament": tournament,
         "children": children,
-        "length": max(8, *(sizes or (8,))),
+        "length": program_length(sizes),
         "metric": metric,
         "op_set": OP_SETS[op_set],
         "sizes": sizes,

@@ -205,6 +205,8 @@ def test_oneshot_and_train_commands(tmp_path):
         "2",
         "--channels",
         "4",
+        "--cells",
+        "1",
         "--batch-size",
         "128",
         "--out",

@@ -75,7 +75,7 @@ SPACES = {
 
 def _space_for(name):
     """NB201, or the layer-rule space for the searchers that need one (MetaQNN)."""
-    return NB201() if search.supports(search.REGISTRY[name], NB201()) else Sequential()
+    return SPACES[_home(name)]
 
 
 def _fitness(space, archs):
@@ -96,8 +96,8 @@ def _run(searcher, space, key, steps=12):
 @pytest.mark.parametrize(
     "space_name",
     [
-        # NB-NLP's generator (nested while loops) compiles into each searcher's ask: 15-48 s
-        # a searcher on 2 cores, 5 minutes for the registry; the slow suite runs them
+        # NB-NLP's generator (nested while loops) traces into each searcher's ask: the slow
+        # suite runs it
         pytest.param(n, marks=pytest.mark.slow) if n == "nbnlp" else n
         for n in SPACES
     ],
@@ -106,10 +106,9 @@ def _run(searcher, space, key, steps=12):
 def test_state_is_a_stable_scan_carry_and_traces_once(name, space_name, key):
     """On every space it supports (and refusing the others): the state's types, weak
     types included, come back unchanged from ask and from tell (else a jitted ask / tell
-    traces again for a told state), and 8 rounds run as one `lax.scan` from `init` inside
-    `jit` (which refuses a carry that changes type), asking only valid architectures. One
-    compiled program per pair: init, ask, tell and the checks run op by op cost twice
-    the compile."""
+    traces again for a told state), and 8 rounds trace as one `lax.scan` from `init`
+    (which refuses a carry that changes type). Traced only (`eval_shape`): the compiled
+    run is `test_asks_only_valid_architectures`."""
     space = SPACES[space_name]
     if not search.supports(search.REGISTRY[name], space):
         with pytest.raises(ValueError, match="lacks"):
@@ -122,17 +121,47 @@ def test_state_is_a_stable_scan_carry_and_traces_once(name, space_name, key):
     told = jax.eval_shape(searcher.tell, asked, archs, fitness)
     assert _types(asked) == _types(state)
     assert _types(told) == _types(state)
+    final, valid = jax.eval_shape(_rounds(searcher, space), key)
+    assert _types(final) == _types(state)
+    assert valid.shape == (8,)
+
+
+def _rounds(searcher, space, rounds=8):
+    """key -> (the state after `rounds` ask / tell rounds from `init` in one `lax.scan`,
+    whether each round asked only valid architectures)."""
 
     def step(state, k):
         archs, state = searcher.ask(k, state)
         state = searcher.tell(state, archs, _fitness(space, archs))
         return state, jnp.all(jax.vmap(space.is_valid)(archs))
 
-    final, valid = jax.jit(
-        lambda key: jax.lax.scan(step, searcher.init(key), jax.random.split(key, 8))
-    )(key)
+    return lambda key: jax.lax.scan(step, searcher.init(key), jax.random.split(key, rounds))
+
+
+def _home(name):
+    """The space the default run checks `name` on (NB201, or MetaQNN's layer rules)."""
+    return "nb201" if search.supports(search.REGISTRY[name], SPACES["nb201"]) else "sequential"
+
+
+@pytest.mark.parametrize(
+    ("name", "space_name"),
+    [
+        # one compile per searcher and space (2-10 s at the suite's -O0): the default run
+        # takes each searcher's home space, the slow suite every space it supports
+        (n, s) if s == _home(n) else pytest.param(n, s, marks=pytest.mark.slow)
+        for n in REGISTRY
+        for s in SPACES
+        if search.supports(search.REGISTRY[n], SPACES[s])
+    ],
+)
+def test_asks_only_valid_architectures(name, space_name, key):
+    """8 rounds of ask / tell, compiled as one program, ask only valid architectures
+    (`space.is_valid`), and the state keeps its types."""
+    space = SPACES[space_name]
+    searcher = REGISTRY[name](space)
+    final, valid = jax.jit(_rounds(searcher, space))(key)
     assert bool(jnp.all(valid))
-    assert _types(final) == _types(state)
+    assert _types(final) == _types(jax.eval_shape(searcher.init, key))
 
 
 def _types(tree):

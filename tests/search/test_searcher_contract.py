@@ -96,8 +96,8 @@ def _run(searcher, space, key, steps=12):
 @pytest.mark.parametrize(
     "space_name",
     [
-        # NB-NLP's generator (nested while loops) traces into each searcher's ask: the slow
-        # suite runs it
+        # NB-NLP's generator (nested while loops) traced into each searcher's ask and
+        # tell: ~45 s for the registry; the slow suite runs it
         pytest.param(n, marks=pytest.mark.slow) if n == "nbnlp" else n
         for n in SPACES
     ],

@@ -25,20 +25,21 @@ def allclose(a, b, **kw):
     return all(jax.tree.leaves(jax.tree.map(lambda x, y: bool(jnp.allclose(x, y, **kw)), a, b)))
 
 
+def f64(tree):
+    """Every float32 leaf of `tree` as float64 (call with x64 enabled); others unchanged."""
+    return jax.tree.map(lambda a: a.astype(jnp.float64) if a.dtype == jnp.float32 else a, tree)
+
+
 @pytest.fixture
 def x64_problem():
     """A tiny supernet's loss in float64, its weights, α and two batches (float64 is on
     only while the test using it runs)."""
     with jax.enable_x64(True):
         net = oneshot.make_supernet(SPACE, {"channels": 2, "cells_per_stage": 1, "num_classes": 3})
-        params = jax.tree.map(lambda p: p.astype(jnp.float64), net.init_params(jax.random.key(0)))
+        params = f64(net.init_params(jax.random.key(0)))
         alpha = jax.random.normal(jax.random.key(1), (3, 4), jnp.float64)
-        train = jax.tree.map(
-            lambda a: a.astype(jnp.float64) if a.dtype == jnp.float32 else a, batch(2)
-        )
-        val = jax.tree.map(
-            lambda a: a.astype(jnp.float64) if a.dtype == jnp.float32 else a, batch(3)
-        )
+        train = f64(batch(2))
+        val = f64(batch(3))
 
         def loss(p, a, b):
             logits = net.apply(p, b[0], jax.nn.softmax(a, -1))
@@ -123,11 +124,6 @@ def test_vmapped_seeds_equal_separate_runs(name):
         train = jax.tree.map(lambda *b: jnp.stack(b), *[batch(s) for s in (1, 2)])
         val = jax.tree.map(lambda *b: jnp.stack(b), *[batch(s) for s in (4, 5)])
         step_keys = jax.random.split(jax.random.key(8), 2)
-
-        def f64(tree):
-            return jax.tree.map(
-                lambda a: a.astype(jnp.float64) if a.dtype == jnp.float32 else a, tree
-            )
 
         states, _ = jax.jit(jax.vmap(method.step))(
             step_keys, f64(jax.vmap(method.init)(keys)), train, val

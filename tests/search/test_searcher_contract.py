@@ -73,6 +73,11 @@ SPACES = {
 }
 
 
+def _home(name):
+    """The space the default run checks `name` on (NB201, or MetaQNN's layer rules)."""
+    return "nb201" if search.supports(search.REGISTRY[name], SPACES["nb201"]) else "sequential"
+
+
 def _space_for(name):
     """NB201, or the layer-rule space for the searchers that need one (MetaQNN)."""
     return SPACES[_home(name)]
@@ -136,11 +141,6 @@ def _rounds(searcher, space, rounds=8):
         return state, jnp.all(jax.vmap(space.is_valid)(archs))
 
     return lambda key: jax.lax.scan(step, searcher.init(key), jax.random.split(key, rounds))
-
-
-def _home(name):
-    """The space the default run checks `name` on (NB201, or MetaQNN's layer rules)."""
-    return "nb201" if search.supports(search.REGISTRY[name], SPACES["nb201"]) else "sequential"
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from jnas.data._arrays import (
     stratified_halves,
     upsample,
 )
-from jnas.data._digits import digits
+from jnas.data._digits import digit_arrays, digits
 from jnas.data._omniglot import (
     ClassImages,
     class_images,
@@ -57,6 +57,7 @@ __all__ = [
     "char_corpus",
     "chunks",
     "class_images",
+    "digit_arrays",
     "digits",
     "load_dataset",
     "nb201_splits",

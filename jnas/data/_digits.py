@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
+import pathlib
+
 import jax
 import numpy as np
 
@@ -12,6 +15,22 @@ from jnas.data._arrays import (
     stratified_halves,
     upsample,
 )
+
+
+def digit_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's digits as (pixels (1797, 64) float64 in 0..16, labels (1797,) int32),
+    read from the CSV file scikit-learn ships, without importing scikit-learn: its import
+    (SciPy's with it) is ~3 s of every `jnas` process that touches the digits, longer than
+    the tiny runs themselves. The same file `sklearn.datasets.load_digits` reads."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("sklearn")  # locates the package; runs none of it
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("the digits ship with scikit-learn: pip install scikit-learn")
+    path = pathlib.Path(spec.submodule_search_locations[0]) / "datasets" / "data"
+    with gzip.open(path / "digits.csv.gz", "rt") as f:
+        data = np.loadtxt(f, delimiter=",")
+    return data[:, :-1], data[:, -1].astype(np.int32)
 
 
 def digits(
@@ -26,18 +45,15 @@ def digits(
     and DARTS networks take them as they take CIFAR; normalised with the train_full
     statistics. The split is a pure function of `key`.
     """
-    from sklearn.datasets import load_digits
-
     if size % 8 or size < 8:
         raise ValueError(f"digits: `size` must be a positive multiple of 8; got {size}")
     if channels not in (1, 3):
         raise ValueError(f"digits: `channels` must be 1 or 3; got {channels}")
     if not 0 < test_fraction < 1:
         raise ValueError(f"digits: `test_fraction` must be in (0, 1); got {test_fraction}")
-    raw = load_digits()
-    x = raw.images.astype(np.float32)[..., None] / 16.0
+    pixels, y = digit_arrays()
+    x = pixels.reshape(-1, 8, 8, 1).astype(np.float32) / 16.0
     x = np.repeat(upsample(x, size // 8), channels, axis=-1)
-    y = raw.target.astype(np.int32)
     k_test, k_half = jax.random.split(key)
     test_idx, rest = _stratified_fraction(k_test, y, test_fraction)
     half_a, half_b = stratified_halves(k_half, y[rest])

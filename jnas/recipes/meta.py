@@ -107,11 +107,10 @@ def task_sources(
         return pair(train.images, test.images)
     if dataset == "digits":
         import numpy as np
-        from sklearn.datasets import load_digits
 
-        from jnas.data import class_images
+        from jnas.data import class_images, digit_arrays
 
-        x, y = load_digits(return_X_y=True)
+        x, y = digit_arrays()
         x = (x.reshape(-1, 8, 8, 1) / 16.0).astype(np.float32)
         pool = class_images(x, y, per_class="smallest")
         half = pool.images.shape[0] // 2

@@ -96,9 +96,9 @@ def digit_pair_tasks(
     64 pixels projected to `features` dimensions by a random Gaussian matrix (scaled by
     1 / sqrt(64), pixels in [0, 1]), labels -1 / +1; train and validation examples drawn
     without replacement from the pair's 360-odd images."""
-    from sklearn.datasets import load_digits
+    from jnas.data import digit_arrays
 
-    pixels, target = load_digits(return_X_y=True)
+    pixels, target = digit_arrays()
     images = jnp.asarray(np.asarray(pixels) / 16.0, jnp.float32)
     labels = jnp.asarray(np.asarray(target))
 

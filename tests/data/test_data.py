@@ -28,6 +28,29 @@ def test_digits_splits_are_disjoint_stratified_and_normalised(key):
     np.testing.assert_allclose(full.std(axis=(0, 1, 2), dtype=np.float64), 1, atol=1e-5)
 
 
+def test_digit_arrays_are_scikit_learns_digits_without_importing_it():
+    """Read from the file scikit-learn ships, equal to its own loader's arrays, and with
+    no scikit-learn (nor SciPy) module imported on the way (checked in a fresh process)."""
+    import subprocess
+    import sys
+
+    from sklearn.datasets import load_digits
+
+    pixels, labels = data.digit_arrays()
+    want_x, want_y = load_digits(return_X_y=True)
+    np.testing.assert_array_equal(pixels, want_x)
+    np.testing.assert_array_equal(labels, want_y)
+    assert pixels.shape == (1797, 64)
+    assert labels.dtype == np.int32
+    code = (
+        "import sys; from jnas.data._digits import digit_arrays; digit_arrays(); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'scipy')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
 def test_digits_same_key_same_split_and_bad_args(key):
     a, b = data.digits(key), data.digits(key)
     c = data.digits(jax.random.key(1))

@@ -111,9 +111,9 @@ def _run(searcher, space, key, steps=12):
 def test_state_is_a_stable_scan_carry_and_traces_once(name, space_name, key):
     """On every space it supports (and refusing the others): the state's types, weak
     types included, come back unchanged from ask and from tell (else a jitted ask / tell
-    traces again for a told state), and 8 rounds trace as one `lax.scan` from `init`
-    (which refuses a carry that changes type). Traced only (`eval_shape`): the compiled
-    run is `test_asks_only_valid_architectures`."""
+    traces again for a told state, and `lax.scan` refuses it as a carry). Traced only
+    (`eval_shape`): the rounds as one compiled `lax.scan` are
+    `test_asks_only_valid_architectures`."""
     space = SPACES[space_name]
     if not search.supports(search.REGISTRY[name], space):
         with pytest.raises(ValueError, match="lacks"):
@@ -126,9 +126,6 @@ def test_state_is_a_stable_scan_carry_and_traces_once(name, space_name, key):
     told = jax.eval_shape(searcher.tell, asked, archs, fitness)
     assert _types(asked) == _types(state)
     assert _types(told) == _types(state)
-    final, valid = jax.eval_shape(_rounds(searcher, space), key)
-    assert _types(final) == _types(state)
-    assert valid.shape == (8,)
 
 
 def _rounds(searcher, space, rounds=8):
@@ -197,10 +194,10 @@ def test_same_key_same_result_and_vmap_equals_loop(name, key):
     # vmap reorders float sums: in float32 the models of BANANAS / PNAS (an MLP ensemble
     # after 20 Adam steps) and SMAC (a random forest's expected improvement) meet near-tied
     # candidates that a last-bit change swaps; in float64 batched and looped runs agree
-    precise = jax.enable_x64(True) if name in ("bananas", "pnas", "smac") else nullcontext()
-    with precise:
+    x64 = name in ("bananas", "pnas", "smac")
+    with jax.enable_x64(True) if x64 else nullcontext():
         batched = jax.jit(jax.vmap(run))(keys)
-        looped = jax.jit(run)  # one wrapper: traced and compiled once for the four keys
+        looped = jax.jit(run) if x64 else compiled  # traced and compiled once for the keys
         for i, k in enumerate(keys):
             # floats may differ in the last bit (vmap reorders sums); integers exactly
             chex.assert_trees_all_close(

@@ -19,7 +19,7 @@ def test_smac_beats_random_search_and_without_its_model_is_random_search(nb201_t
         ),
         ("no model", search.smac(NB201(), trees=2, depth=2, random_fraction=1.0)),
     ):
-        sim = bench.simulate(searcher, obj, key=key, num_seeds=40, budget_s=12000, chunk=40)
+        sim = bench.simulate(searcher, obj, key=key, num_seeds=24, budget_s=12000, chunk=24)
         final[name] = sim.report(
             nb201_table, dataset="cifar10-valid", metric="valid_acc", epochs=12
         )[:, -1]

@@ -16,7 +16,7 @@ def test_tpe_beats_random_search_and_without_its_model_is_random_search(nb201_ta
         ("tpe", search.tpe(NB201())),
         ("no model", search.tpe(NB201(), random_fraction=1.0)),
     ):
-        sim = bench.simulate(searcher, obj, key=key, num_seeds=100, budget_s=12000)
+        sim = bench.simulate(searcher, obj, key=key, num_seeds=50, budget_s=12000)
         final[name] = sim.report(
             nb201_table, dataset="cifar10-valid", metric="valid_acc", epochs=12
         )[:, -1]

@@ -109,7 +109,13 @@ LSTM16 = {"controller": "lstm", "hidden": 16}
     [
         {"method": "reptile", "seeds_per_task": 4},
         {"method": "maml", "meta_steps": 20},
-        {"method": "maml", "inner_evals": 20, "inner_lr": 0.01, **LSTM16},
+        pytest.param(
+            {"method": "maml", "inner_evals": 20, "inner_lr": 0.01, **LSTM16},
+            # the same meta-training through the LSTM controller, whose objective and exact
+            # MAML meta-gradient test_lstm_policy_objective_... checks; 45 s of compile
+            marks=pytest.mark.slow,
+            id="maml-lstm",
+        ),
     ],
 )
 def test_meta_learned_policy_beats_plain_reinforce_on_the_unseen_dataset(nasbench_dir, method):

@@ -97,7 +97,7 @@ def test_darts_supernet_with_one_hot_weights_is_the_discrete_network():
     space = DARTS_TINY
     sup = space.supernet(channels=4, num_cells=3, num_classes=5, rngs=nnx.Rngs(0))
     x = images(1)
-    for seed in range(3):
+    for seed in range(2):  # between them every op (none aside) and every input
         arch = space.sample(jax.random.key(seed))
         net = space.build(arch, channels=4, num_cells=3, num_classes=5)
         net.stem_conv, net.stem_bn, net.classifier = sup.stem_conv, sup.stem_bn, sup.classifier

@@ -43,7 +43,10 @@ if os.environ.get("JNAS_TEST_XLA_CACHE", "1") != "0":
         _CACHE_OWNER = True  # this process made it: it removes it at the end
     _cache = os.environ["JNAS_TEST_XLA_CACHE_DIR"]
     jax.config.update("jax_compilation_cache_dir", _cache)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    # programs of 0.05 s and up: the small ones recur too (space and searcher functions
+    # rebuilt by each test); tests/spaces, tests/bench and the searcher contract on -n 2:
+    # 367 s with 0.5, 354 s with 0.05
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.05)
     os.environ.setdefault("JNAS_XLA_CACHE", _cache)  # the CLI's subprocesses
 settings.register_profile("dev", max_examples=25, deadline=None)  # compiles are slow
 settings.register_profile("ci", max_examples=100, deadline=None, derandomize=True)

@@ -62,7 +62,8 @@ def digits(
     mean, std = channel_stats(x[full_idx])
     x = normalize(x, mean, std)
     return {
-        name: Split(x[idx], y[idx])
+        # host (NumPy) arrays: the caller moves them to the device
+        name: Split(x[idx], y[idx])  # pyright: ignore[reportArgumentType]
         for name, idx in (
             ("train", train_idx),
             ("valid", valid_idx),

@@ -197,6 +197,11 @@ def test_demo_searches_trains_and_uses_the_table(tmp_path, nasbench_dir, referen
     assert "trained alike on the digits" in out.stdout
 
 
+# Each part runs by default elsewhere: `jnas oneshot gdas` searching, loaded and used
+# (test_oneshot_command_searches_recurrent_cells_...), `jnas train` then `jnas.load` giving
+# the summary's accuracy and writing nothing (test_train_and_search_commands_on_other_
+# spaces), both commands on the digits in the demo; 73 s
+@pytest.mark.slow
 def test_oneshot_and_train_commands(tmp_path):
     out = _run(
         "oneshot",
@@ -763,13 +768,17 @@ def test_oneshot_command_searches_recurrent_cells_on_the_python_corpus(tmp_path)
     assert summary["dataset"] == "python"
     assert summary["w_perplexity"] == pytest.approx(np.exp(summary["w_loss"]), rel=1e-3)
     assert summary["w_perplexity"] < vocab / 2  # uniform: the vocabulary size (96)
-    losses = [r["w_loss"] for r in _records(tmp_path / "r" / "records.jsonl")]
+    records = _records(tmp_path / "r" / "records.jsonl")
+    assert [r["epoch"] for r in records] == [0, 1]
+    assert records[0]["tau"] == pytest.approx(10.0)  # GDAS' temperature, recorded
+    losses = [r["w_loss"] for r in records]
     assert losses[1] < losses[0] - 0.1
     arch = DARTSRecurrent().from_string(summary["arch"])
     assert bool(DARTSRecurrent().is_valid(arch))
     assert "perplexity (per character): train" in out.stdout
     assert (tmp_path / "r" / "cell.png").stat().st_size > 5000
     run = jnas.load(tmp_path / "r")
+    assert (run.command, run.units) == ("oneshot", 2)
     assert DARTSRecurrent().to_string(run.arch) == summary["arch"]
     tokens = jax.numpy.asarray(splits["valid"].x[:3])
     assert run.logits(tokens).shape == (3, 35, vocab)
@@ -803,10 +812,12 @@ def test_train_and_search_commands_on_other_spaces(tmp_path, nasbench_dir, capsy
     assert cli.main(["train", "8:8:8:8:8", *flags, "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert (summary["space"], summary["arch"]) == ("nats_size", "8:8:8:8:8")
+    before = {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
     net = jnas.load(out)
     test = data.load_dataset("digits", jax.random.split(jax.random.key(0), 3)[0])["test"]
     acc = float(np.mean(np.argmax(net.logits(test.x), -1) == np.asarray(test.y)))
-    assert acc == pytest.approx(summary["test_acc"], abs=1e-6)
+    assert acc == pytest.approx(summary["test_acc"], abs=1e-6)  # the trained weights
+    assert {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()} == before
     capsys.readouterr()
     nb201_cell = "|nor_conv_3x3~0|+|nor_conv_3x3~0|skip_connect~1|+|none~0|none~1|none~2|"
     assert cli.main(["train", nb201_cell, *flags, "--out", str(tmp_path / "bad")]) == 2

@@ -197,10 +197,10 @@ def test_demo_searches_trains_and_uses_the_table(tmp_path, nasbench_dir, referen
     assert "trained alike on the digits" in out.stdout
 
 
-# Each part runs by default elsewhere: `jnas oneshot gdas` searching, loaded and used
-# (test_oneshot_command_searches_recurrent_cells_...), `jnas train` then `jnas.load` giving
-# the summary's accuracy and writing nothing (test_train_and_search_commands_on_other_
-# spaces), both commands on the digits in the demo; 73 s
+# Each part runs by default elsewhere: `jnas oneshot gdas` searching, loaded, used and left
+# unwritten (test_oneshot_command_searches_recurrent_cells_...), `jnas train` then
+# `jnas.load` giving the summary's accuracy and writing nothing (test_train_and_search_
+# commands_on_other_spaces), the search and training recipes on the digits in the demo; 73 s
 @pytest.mark.slow
 def test_oneshot_and_train_commands(tmp_path):
     out = _run(
@@ -777,11 +777,13 @@ def test_oneshot_command_searches_recurrent_cells_on_the_python_corpus(tmp_path)
     assert bool(DARTSRecurrent().is_valid(arch))
     assert "perplexity (per character): train" in out.stdout
     assert (tmp_path / "r" / "cell.png").stat().st_size > 5000
+    before = {p: p.read_bytes() for p in sorted((tmp_path / "r").rglob("*")) if p.is_file()}
     run = jnas.load(tmp_path / "r")
     assert (run.command, run.units) == ("oneshot", 2)
     assert DARTSRecurrent().to_string(run.arch) == summary["arch"]
     tokens = jax.numpy.asarray(splits["valid"].x[:3])
     assert run.logits(tokens).shape == (3, 35, vocab)
+    assert {p: p.read_bytes() for p in sorted((tmp_path / "r").rglob("*")) if p.is_file()} == before
     # the space reads text, the image spaces do not: one line, exit 2, nothing written
     for bad in (
         ("oneshot", "gdas", "--space", "darts_rnn", "--dataset", "digits"),

@@ -102,7 +102,7 @@ def _run(searcher, space, key, steps=12):
     "space_name",
     [
         # NB-NLP's generator (nested while loops) traced into each searcher's ask and
-        # tell: ~45 s for the registry; the slow suite runs it
+        # tell: tens of seconds over the registry; the slow suite runs it
         pytest.param(n, marks=pytest.mark.slow) if n == "nbnlp" else n
         for n in SPACES
     ],

@@ -239,6 +239,32 @@ def test_snail_is_causal_and_reads_the_support_labels():
     assert not np.allclose(a, b)
 
 
+def test_snail_computes_the_shared_support_once_and_equals_each_querys_whole_sequence():
+    """`model(prefix, last)` (the prefix's activations once, each query's position on top)
+    equals running each query's whole causal sequence and reading its last row, in value
+    and in gradient; with 6 prefix rows the third dense block's dilation (8) reaches before
+    the start, where the query sees zeros."""
+    model = meta.snail_model(8, 3, 7)
+    params = model.init(jax.random.key(0))
+    prefix = jax.random.normal(jax.random.key(1), (6, 11))
+    last = jax.random.normal(jax.random.key(2), (4, 11))
+
+    def shared(p):
+        return model.apply(p, prefix, last)
+
+    def whole(p):  # the plain causal pass, one sequence per query
+        return jnp.stack([model.apply(p, jnp.concatenate([prefix, q[None]]))[-1] for q in last])
+
+    np.testing.assert_allclose(shared(params), whole(params), rtol=1e-5, atol=1e-6)
+    g_shared = jax.grad(lambda p: jnp.sum(jnp.sin(shared(p))))(params)
+    g_whole = jax.grad(lambda p: jnp.sum(jnp.sin(whole(p))))(params)
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), g_shared, g_whole
+    )
+    with pytest.raises(ValueError, match=r"`last` must be \[Q, 11\]"):
+        model.apply(params, prefix, last[:, :5])
+
+
 def test_the_meta_command_builds_snail_for_its_shots():
     from jnas.recipes.meta import make_learner
 

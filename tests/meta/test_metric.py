@@ -222,19 +222,21 @@ def test_snail_is_causal_and_reads_the_support_labels():
     set's labels."""
     model = meta.snail_model(8, 3, 7)
     params = model.init(jax.random.key(0))
+    apply = jax.jit(model.apply)  # one program for every sequence below
     x = jax.random.normal(jax.random.key(1), (7, 11))
-    out = model.apply(params, x)
+    out = apply(params, x)
     assert out.shape == (7, 3)
     for t in range(6):
         later = x.at[t + 1 :].add(jax.random.normal(jax.random.key(t), (6 - t, 11)))
-        np.testing.assert_array_equal(model.apply(params, later)[: t + 1], out[: t + 1])
-        assert not np.allclose(model.apply(params, later)[t + 1 :], out[t + 1 :])
+        np.testing.assert_array_equal(apply(params, later)[: t + 1], out[: t + 1])
+        assert not np.allclose(apply(params, later)[t + 1 :], out[t + 1 :])
     learner = meta.snail(meta.mlp((4, 8)), ways=3, shots=2, features=8)
     p = learner.init(jax.random.key(2)).params
     sx = jax.random.normal(jax.random.key(3), (6, 4))
     qx = jax.random.normal(jax.random.key(4), (2, 4))
-    a = learner.predict(p, sx, jnp.asarray([0, 0, 1, 1, 2, 2]), qx)
-    b = learner.predict(p, sx, jnp.asarray([1, 1, 2, 2, 0, 0]), qx)
+    predict = jax.jit(learner.predict)
+    a = predict(p, sx, jnp.asarray([0, 0, 1, 1, 2, 2]), qx)
+    b = predict(p, sx, jnp.asarray([1, 1, 2, 2, 0, 0]), qx)
     assert a.shape == (2, 3)
     assert not np.allclose(a, b)
 
@@ -255,9 +257,11 @@ def test_snail_computes_the_shared_support_once_and_equals_each_querys_whole_seq
     def whole(p):  # the plain causal pass, one sequence per query
         return jnp.stack([model.apply(p, jnp.concatenate([prefix, q[None]]))[-1] for q in last])
 
-    np.testing.assert_allclose(shared(params), whole(params), rtol=1e-5, atol=1e-6)
-    g_shared = jax.grad(lambda p: jnp.sum(jnp.sin(shared(p))))(params)
-    g_whole = jax.grad(lambda p: jnp.sum(jnp.sin(whole(p))))(params)
+    np.testing.assert_allclose(
+        jax.jit(shared)(params), jax.jit(whole)(params), rtol=1e-5, atol=1e-6
+    )
+    g_shared = jax.jit(jax.grad(lambda p: jnp.sum(jnp.sin(shared(p)))))(params)
+    g_whole = jax.jit(jax.grad(lambda p: jnp.sum(jnp.sin(whole(p)))))(params)
     jax.tree.map(
         lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), g_shared, g_whole
     )

@@ -92,6 +92,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
+    load = os.getloadavg()  # other work on the machine skews the timings: recorded with them
     rows = []
     for shots in args.shots:
         row = sequence_model(shots, args.tasks, args.queries, args.repeats)
@@ -107,6 +108,7 @@ def main() -> None:
             "host": platform.machine(),
             "cpu_count": len(os.sched_getaffinity(0)),
             "jax": jax.__version__,
+            "load_avg_1_5_15_at_start": [round(x, 2) for x in load],
         }
         out.write_text(json.dumps({"meta": meta_info, "rows": rows}, indent=1))
         print(f"wrote {out}")

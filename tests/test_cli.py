@@ -48,6 +48,11 @@ def _records(path):
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+def _files(folder):
+    """Every file under `folder` with its bytes: equal before and after means nothing written."""
+    return {p: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
 def _main(capsys, *args):
     """`jnas ARGS` in this process: (exit code, stdout, stderr)."""
     try:
@@ -244,7 +249,7 @@ def test_oneshot_and_train_commands(tmp_path):
     from jnas import data
     from jnas.spaces import NB201
 
-    before = {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()}
+    before = _files(tmp_path)
     search = jnas.load(tmp_path / "s")
     assert (search.command, search.units) == ("oneshot", 2)
     assert NB201().to_string(search.arch) == arch
@@ -253,7 +258,7 @@ def test_oneshot_and_train_commands(tmp_path):
     net = jnas.load(tmp_path / "t")
     acc = float(np.mean(np.argmax(net.logits(test.x), -1) == np.asarray(test.y)))
     assert acc == pytest.approx(net.summary["test_acc"], abs=1e-6)  # the trained weights
-    assert {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()} == before
+    assert _files(tmp_path) == before
 
 
 def test_a_run_into_a_folder_holding_a_run_exits_2_and_touches_nothing(tmp_path, capsys):
@@ -777,13 +782,13 @@ def test_oneshot_command_searches_recurrent_cells_on_the_python_corpus(tmp_path)
     assert bool(DARTSRecurrent().is_valid(arch))
     assert "perplexity (per character): train" in out.stdout
     assert (tmp_path / "r" / "cell.png").stat().st_size > 5000
-    before = {p: p.read_bytes() for p in sorted((tmp_path / "r").rglob("*")) if p.is_file()}
+    before = _files(tmp_path / "r")
     run = jnas.load(tmp_path / "r")
     assert (run.command, run.units) == ("oneshot", 2)
     assert DARTSRecurrent().to_string(run.arch) == summary["arch"]
     tokens = jax.numpy.asarray(splits["valid"].x[:3])
     assert run.logits(tokens).shape == (3, 35, vocab)
-    assert {p: p.read_bytes() for p in sorted((tmp_path / "r").rglob("*")) if p.is_file()} == before
+    assert _files(tmp_path / "r") == before
     # the space reads text, the image spaces do not: one line, exit 2, nothing written
     for bad in (
         ("oneshot", "gdas", "--space", "darts_rnn", "--dataset", "digits"),
@@ -814,12 +819,12 @@ def test_train_and_search_commands_on_other_spaces(tmp_path, nasbench_dir, capsy
     assert cli.main(["train", "8:8:8:8:8", *flags, "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert (summary["space"], summary["arch"]) == ("nats_size", "8:8:8:8:8")
-    before = {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    before = _files(out)
     net = jnas.load(out)
     test = data.load_dataset("digits", jax.random.split(jax.random.key(0), 3)[0])["test"]
     acc = float(np.mean(np.argmax(net.logits(test.x), -1) == np.asarray(test.y)))
     assert acc == pytest.approx(summary["test_acc"], abs=1e-6)  # the trained weights
-    assert {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()} == before
+    assert _files(out) == before
     capsys.readouterr()
     nb201_cell = "|nor_conv_3x3~0|+|nor_conv_3x3~0|skip_connect~1|+|none~0|none~1|none~2|"
     assert cli.main(["train", nb201_cell, *flags, "--out", str(tmp_path / "bad")]) == 2

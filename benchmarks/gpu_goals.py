@@ -1,0 +1,164 @@
+"""Issue #21's GPU goals in one run of a few minutes, so that a lent device is used well.
+
+    PYTHONPATH=. python3 benchmarks/gpu_goals.py --out "$OUT"        # on the GPU
+    python benchmarks/gpu_goals.py --tiny --out /tmp/gpu_goals        # any machine: a dry run
+
+On the NB201 supernet (C=16, N=5, batch 64, 32x32x3, float32), against the NB201 authors'
+PyTorch search code on one H100 (`oneshot_step.py`'s reference figures):
+- DARTS-V1 step >= 10x faster than the reference's eager step (286 ms) and >= 3x faster
+  than its CUDA-graph replay (81 ms);
+- the exact second-order DARTS-V2 step <= 2x our first-order step;
+- GDAS >= 10x the reference's (163 ms);
+- 8 vmapped DARTS-V1 seeds >= 5x the throughput of one;
+- a 50-epoch DARTS-V1 search (NB201's 25k / 25k split, 390 steps an epoch) <= 10 minutes:
+  compile and two epochs are timed on device-resident random data of CIFAR-10's shape,
+  the 50 epochs extrapolated from the second (`--full-search` runs all 50).
+The step timings are `oneshot_step.py`'s (`measure`: compile apart, median of `--repeats`
+steps after a warm-up). Writes `gpu_goals_<platform>.json` and prints the goals table
+last. On the device image use its own jax (no network there to install jnas' pins).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import pathlib
+import platform
+import time
+
+import jax
+import numpy as np
+
+from jnas import oneshot
+from jnas.data import Split
+from jnas.spaces import NB201
+
+HERE = pathlib.Path(__file__).resolve().parent
+REFERENCE_MS = {"darts-v1": 286.0, "darts-v1-cuda-graph": 81.0, "gdas": 163.0}
+
+
+def _oneshot_step():
+    """`benchmarks/oneshot_step.py` as a module: one implementation of the step timing."""
+    spec = importlib.util.spec_from_file_location("oneshot_step", HERE / "oneshot_step.py")
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {HERE / 'oneshot_step.py'}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def search_time(config: dict, epochs: int, train_size: int, full: bool) -> dict:
+    """Compile + first epoch, a second epoch, and the `epochs`-epoch search time (all
+    of them run with `full`, else extrapolated from the second epoch)."""
+    method = oneshot.REGISTRY["darts-v1"].make(
+        NB201(),
+        channels=config["channels"],
+        cells_per_stage=config["cells"],
+        epochs=epochs,
+        steps_per_epoch=train_size // config["batch"],
+    )
+    ks = jax.random.split(jax.random.key(0), 5)
+    shape = (train_size, config["size"], config["size"], 3)
+    train = Split(jax.random.normal(ks[0], shape), jax.random.randint(ks[1], shape[:1], 0, 10))
+    valid = Split(jax.random.normal(ks[2], shape), jax.random.randint(ks[3], shape[:1], 0, 10))
+    epoch = oneshot.epoch_fn(method, config["batch"], None, "scan")
+    state = jax.block_until_ready(jax.jit(method.init)(ks[4]))
+    times = []
+    for e in range(epochs if full else 2):
+        start = time.perf_counter()
+        state, metrics = epoch(state, jax.random.fold_in(ks[4], e), train, valid)
+        jax.block_until_ready(metrics)
+        times.append(time.perf_counter() - start)
+    total = sum(times) if full else times[0] + (epochs - 1) * times[1]
+    return {
+        "epochs": epochs,
+        "steps_per_epoch": train_size // config["batch"],
+        "first_epoch_with_compile_s": round(times[0], 2),
+        "epoch_s": round(float(np.median(times[1:])), 3),
+        "search_s": round(total, 1),
+        "extrapolated": not full,
+    }
+
+
+def goals(rows: dict, search: dict) -> list[dict]:
+    """Each goal: what it asks, the measured value, the bound and whether it holds."""
+    v1, v2, gdas = (rows[m]["ms_per_step"] for m in ("darts-v1", "darts-v2", "gdas"))
+    seeds = rows["darts-v1x8"]["throughput_vs_one_seed"]
+    checks = [
+        ("DARTS-V1 step (ms) <= eager reference / 10", v1, REFERENCE_MS["darts-v1"] / 10),
+        (
+            "DARTS-V1 step (ms) <= CUDA-graph reference / 3",
+            v1,
+            REFERENCE_MS["darts-v1-cuda-graph"] / 3,
+        ),
+        ("exact DARTS-V2 step / DARTS-V1 step <= 2", v2 / v1, 2.0),
+        ("GDAS step (ms) <= reference / 10", gdas, REFERENCE_MS["gdas"] / 10),
+        ("8 vmapped seeds: throughput / one seed >= 5", seeds, 5.0),
+        (f"{search['epochs']}-epoch DARTS-V1 search (s) <= 600", search["search_s"], 600.0),
+    ]
+    return [
+        {
+            "goal": text,
+            "value": round(float(value), 3),
+            "bound": round(bound, 3),
+            "met": bool(value >= bound if ">=" in text else value <= bound),
+        }
+        for text, value, bound in checks
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--epochs", type=int, default=50)
+    parser.add_argument("--full-search", action="store_true", help="run all epochs")
+    parser.add_argument("--tiny", action="store_true", help="a dry run at toy sizes")
+    parser.add_argument("--out", default="benchmarks/results")
+    args = parser.parse_args()
+    config = {"space": "nb201", "channels": 16, "cells": 5, "batch": 64, "size": 32}
+    train_size = 25_000
+    if args.tiny:
+        config.update(channels=4, cells=1, batch=8, size=8)
+        train_size, args.repeats, args.epochs = 32, 2, 3
+    measure = _oneshot_step().measure
+    step = {**config, "repeats": args.repeats, "dtype": "float32"}
+    rows = {}
+    for name in ("darts-v1", "darts-v2", "gdas"):
+        rows[name] = measure(name, None, **step)
+        print(json.dumps(rows[name]), flush=True)
+    rows["darts-v1x8"] = measure("darts-v1", 8, **step)
+    rows["darts-v1x8"]["throughput_vs_one_seed"] = round(
+        rows["darts-v1x8"]["steps_per_s_all_seeds"] / rows["darts-v1"]["steps_per_s_all_seeds"], 2
+    )
+    print(json.dumps(rows["darts-v1x8"]), flush=True)
+    search = search_time(config, args.epochs, train_size, args.full_search)
+    print(json.dumps(search), flush=True)
+    device = jax.devices()[0]
+    table = goals(rows, search)
+    result = {
+        "device": f"{device.platform}: {device.device_kind}",
+        "host": platform.machine(),
+        "jax": jax.__version__,
+        "config": {**config, "tiny": args.tiny},
+        "reference_h100_ms": REFERENCE_MS,
+        "steps": rows,
+        "search": search,
+        "goals": table,
+    }
+    if device.platform == "gpu":
+        stats = device.memory_stats() or {}
+        result["peak_gpu_mb"] = round(stats.get("peak_bytes_in_use", 0) / 2**20, 1)
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"gpu_goals_{device.platform}{'_tiny' if args.tiny else ''}.json"
+    path.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {path}\n{result['device']}")
+    if args.tiny:
+        print("DRY RUN at toy sizes: the bounds below are the full-size goals'")
+    for g in table:
+        print(f"{'met ' if g['met'] else 'MISS'}  {g['value']:>10} vs {g['bound']:>8}  {g['goal']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -143,7 +143,7 @@ class NB201SearchStage(nnx.Module):
             self.remat and self.num_cells > 1 and not tapped
         ):  # keep the matrix products, recompute the rest
             policy = jax.checkpoint_policies.dots_with_no_batch_dims_saveable
-            if index is None:  # and the nodes of the mixed cell (see `_cell`)
+            if index is None:  # and the mixed cell's inner nodes (why: at `_NODE`)
                 policy = jax.checkpoint_policies.save_from_both_policies(
                     policy, jax.checkpoint_policies.save_only_these_names(_NODE)
                 )

@@ -229,6 +229,31 @@ def test_nb201_supernet_scanned_cells_equal_unrolled_cells():
     np.testing.assert_allclose(jax.jit(lambda w: net(x, w))(w), scanned, rtol=1e-5, atol=1e-5)
 
 
+def test_backward_keeps_the_mixed_cells_inner_nodes_and_not_the_single_paths():
+    """The checkpoint policy saves each mixed cell's two inner nodes (NB201 nodes 1 and 2,
+    the ones with edges leaving them) for the backward pass instead of recomputing them:
+    3 stages x 2 cells x 2 nodes; the single-path (GDAS) cell saves none."""
+    import contextlib
+    import io
+
+    from jax.ad_checkpoint import print_saved_residuals
+
+    net = NB201().supernet(channels=4, cells_per_stage=2, num_classes=5, rngs=nnx.Rngs(3))
+    for stage in net.stages:
+        stage.scan = False  # the same policy; residuals of unrolled cells are listed one by one
+    x = images(1)
+    w = jax.nn.softmax(jax.random.normal(jax.random.key(2), (6, 5)))
+
+    def saved_nodes(index):
+        text = io.StringIO()
+        with contextlib.redirect_stdout(text):
+            print_saved_residuals(lambda w: net(x, w, index).sum(), w)
+        return text.getvalue().count("named 'nb201_search_node'")
+
+    assert saved_nodes(None) == 3 * 2 * 2
+    assert saved_nodes(jnp.array([0, 1, 2, 3, 4, 1])) == 0
+
+
 def test_nb201_supernet_with_one_hot_weights_is_the_discrete_network():
     """The discrete NB201 network (affine BN at its initial identity, batch statistics)
     given the supernet's weights for the chosen ops computes the same logits."""

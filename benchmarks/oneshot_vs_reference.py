@@ -16,9 +16,11 @@ use one (`--xla_cpu_multi_thread_eigen=false`, the harness' `--threads 1`):
 - `cores=1`: both processes pinned to one core (`sched_setaffinity`): one core each, the
   like-for-like comparison.
 
-Writes `benchmarks/results/oneshot_vs_reference_cpu.json`: per setting and method the median
-step of each side, the per-pair ratios, start-up (build, lower, compile, first call) and peak
-RSS, with the machine's load.
+Writes `benchmarks/results/oneshot_vs_reference_cpu_b{batch}.json`: per setting and method the
+median step of each side, the per-pair ratios, start-up (build, lower, compile, first call) and
+peak RSS, with the machine's load. `--jnas-xla-flags` adds XLA flags to the jnas side only
+(e.g. `--xla_cpu_use_fusion_emitters=false`, the classic emitters: a lower compile-time
+memory peak, see the README) and `--label` names the JSON apart (`..._b16_{label}.json`).
 """
 
 from __future__ import annotations
@@ -60,6 +62,25 @@ def adapt_worker(path: pathlib.Path) -> None:
             raise RuntimeError(f"{path}: expected the harness' call {old!r}; not found")
         text = text.replace(old, new)
     path.write_text(text)
+
+
+# The harness' driver gives the jnas worker its own XLA_FLAGS (one thread). Extra flags go
+# first in that string in the writable copy: XLA's parser ignores the flags after the bare
+# `intra_op_parallelism_threads=1` there (measured: a flag appended after it had no effect).
+DRIVER_FLAGS = 'jenv["XLA_FLAGS"] = "'
+DRIVER_LINE = DRIVER_FLAGS + '--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"'
+
+
+def adapt_driver(path: pathlib.Path, extra_flags: str) -> None:
+    """Put `extra_flags` first in the jnas worker's XLA_FLAGS in the copied `side_by_side.py`."""
+    text = path.read_text()
+    if DRIVER_LINE not in text:
+        raise RuntimeError(f"{path}: expected the harness' line {DRIVER_LINE!r}; not found")
+    path.write_text(
+        text.replace(
+            DRIVER_LINE, DRIVER_FLAGS + extra_flags + " " + DRIVER_LINE[len(DRIVER_FLAGS) :]
+        )
+    )
 
 
 def run_harness(
@@ -152,8 +173,12 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--pairs", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--jnas-xla-flags", default="", help="XLA flags added to the jnas side only")
+    ap.add_argument("--label", default="", help="suffix of the JSON's name")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = ap.parse_args()
+    if args.jnas_xla_flags and not args.label:
+        ap.error("--jnas-xla-flags: also give --label, so the default run's JSON is kept")
     for name, path in (("--perf", args.perf), ("--peer", args.peer)):
         if not pathlib.Path(path).is_dir():
             ap.error(f"{name}: expected a folder; got {path!r}")
@@ -164,6 +189,7 @@ def main() -> None:
             "python": platform.python_version(),
         },
         "batch": args.batch,
+        "jnas_extra_xla_flags": args.jnas_xla_flags,
         "settings": {},
     }
     with tempfile.TemporaryDirectory() as tmp:
@@ -172,6 +198,8 @@ def main() -> None:
         for path in (work, *work.iterdir()):  # the shared folder is read-only
             path.chmod(0o755 if path.is_dir() else 0o644)
         adapt_worker(work / "jnas_worker.py")
+        if args.jnas_xla_flags:
+            adapt_driver(work / "side_by_side.py", args.jnas_xla_flags)
         (work / ".peer").symlink_to(pathlib.Path(args.peer).resolve())
         for cores in args.cores.split(","):
             records = run_harness(work, args, cores, pathlib.Path(tmp))
@@ -182,7 +210,8 @@ def main() -> None:
     result["jnas_commit"] = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
     ).stdout.strip()
-    path = pathlib.Path(args.out) / f"oneshot_vs_reference_cpu_b{args.batch}.json"
+    label = f"_{args.label}" if args.label else ""
+    path = pathlib.Path(args.out) / f"oneshot_vs_reference_cpu_b{args.batch}{label}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result, indent=1))

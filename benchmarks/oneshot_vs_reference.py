@@ -171,7 +171,7 @@ def main() -> None:
     ap.add_argument("--algos", default="DARTS-V1,GDAS,DARTS-V2")
     ap.add_argument("--cores", default="all,1", help="settings to run: all, 1 or both")
     ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--pairs", type=int, default=3)
+    ap.add_argument("--pairs", default="3", help="N, or per method: DARTS-V1=3,GDAS=20")
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--jnas-xla-flags", default="", help="XLA flags added to the jnas side only")
     ap.add_argument("--label", default="", help="suffix of the JSON's name")

@@ -117,7 +117,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"digits ({args.epochs} epochs), then the found cell trained from scratch"
     )
     print(
-        "  compiling first: about 2 minutes cold on 2 CPU cores, seconds once cached "
+        "  compiling first: under a minute cold on 2 CPU cores, seconds once cached "
         "($JNAS_XLA_CACHE, default ~/.cache/jnas/xla)",
         flush=True,
     )

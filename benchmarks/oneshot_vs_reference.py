@@ -54,12 +54,12 @@ WORKER_API = (
 )
 
 
-def adapt_worker(path: pathlib.Path) -> None:
-    """Rewrite the copied `jnas_worker.py` for today's API (each old form must be there)."""
+def rewrite(path: pathlib.Path, replacements: tuple[tuple[str, str], ...]) -> None:
+    """Apply `(old, new)` replacements to a copied harness file; each old form must be there."""
     text = path.read_text()
-    for old, new in WORKER_API:
+    for old, new in replacements:
         if old not in text:
-            raise RuntimeError(f"{path}: expected the harness' call {old!r}; not found")
+            raise RuntimeError(f"{path}: expected the harness' text {old!r}; not found")
         text = text.replace(old, new)
     path.write_text(text)
 
@@ -67,20 +67,13 @@ def adapt_worker(path: pathlib.Path) -> None:
 # The harness' driver gives the jnas worker its own XLA_FLAGS (one thread). Extra flags go
 # first in that string in the writable copy: XLA's parser ignores the flags after the bare
 # `intra_op_parallelism_threads=1` there (measured: a flag appended after it had no effect).
-DRIVER_FLAGS = 'jenv["XLA_FLAGS"] = "'
-DRIVER_LINE = DRIVER_FLAGS + '--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"'
+DRIVER_FLAGS = '--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"'
 
 
-def adapt_driver(path: pathlib.Path, extra_flags: str) -> None:
-    """Put `extra_flags` first in the jnas worker's XLA_FLAGS in the copied `side_by_side.py`."""
-    text = path.read_text()
-    if DRIVER_LINE not in text:
-        raise RuntimeError(f"{path}: expected the harness' line {DRIVER_LINE!r}; not found")
-    path.write_text(
-        text.replace(
-            DRIVER_LINE, DRIVER_FLAGS + extra_flags + " " + DRIVER_LINE[len(DRIVER_FLAGS) :]
-        )
-    )
+def driver_flags(extra_flags: str) -> tuple[tuple[str, str], ...]:
+    """The replacement putting `extra_flags` first in the jnas worker's XLA_FLAGS."""
+    line = 'jenv["XLA_FLAGS"] = "'
+    return ((line + DRIVER_FLAGS, f"{line}{extra_flags} {DRIVER_FLAGS}"),)
 
 
 def run_harness(
@@ -197,9 +190,9 @@ def main() -> None:
         shutil.copytree(args.perf, work)
         for path in (work, *work.iterdir()):  # the shared folder is read-only
             path.chmod(0o755 if path.is_dir() else 0o644)
-        adapt_worker(work / "jnas_worker.py")
+        rewrite(work / "jnas_worker.py", WORKER_API)
         if args.jnas_xla_flags:
-            adapt_driver(work / "side_by_side.py", args.jnas_xla_flags)
+            rewrite(work / "side_by_side.py", driver_flags(args.jnas_xla_flags))
         (work / ".peer").symlink_to(pathlib.Path(args.peer).resolve())
         for cores in args.cores.split(","):
             records = run_harness(work, args, cores, pathlib.Path(tmp))

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jnas import oneshot
+from jnas._execution import cpu_compiler_options
 from jnas.spaces import DARTS, NB201
 
 REFERENCE_H100_MS = {"darts-v1": 286.0, "darts-v2": 898.0, "gdas": 163.0}
@@ -89,7 +90,9 @@ def measure(
         )
     state = jax.jit(init)(key)
     start = time.perf_counter()
-    compiled = jax.jit(step, donate_argnums=1).lower(step_key, state, train, val).compile()
+    options = cpu_compiler_options(method.cpu_compiler_options)  # as the search loop's
+    jitted = jax.jit(step, donate_argnums=1, compiler_options=options)
+    compiled = jitted.lower(step_key, state, train, val).compile()
     compile_s = time.perf_counter() - start
     state, _ = compiled(step_key, state, train, val)  # warm-up
     jax.block_until_ready(state)

@@ -40,12 +40,13 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 # The harness' jnas worker was written for the API of late 2026-11 (its README says to adapt
 # it): `oneshot.METHODS[name]` and `step(state, train, val, key)`. The writable copy gets
-# today's: the registry's `make` and the key first (`step(key, state, train, val)`).
+# today's: the registry's `make`, the key first (`step(key, state, train, val)`) and the
+# method's own CPU compiler options (`oneshot.jit_step`: DARTS' classic emitters).
 WORKER_API = (
     ("oneshot.METHODS[name]", "oneshot.REGISTRY[name].make"),
     (
         "jax.jit(method.step, donate_argnums=0).lower(state, train, val, step_keys[0])",
-        "jax.jit(method.step, donate_argnums=1).lower(step_keys[0], state, train, val)",
+        "oneshot.jit_step(method, donate_argnums=1).lower(step_keys[0], state, train, val)",
     ),
     (
         "compiled(state, train, val, step_keys[i % len(step_keys)])",

@@ -64,7 +64,7 @@ def main() -> None:
     )
     key = jax.random.key(args.seed)
     state = method.init(key)
-    step = jax.jit(method.step)
+    step = oneshot.jit_step(method)  # with its CPU compiler options
     losses = []
     for i in range(args.search_steps):
         j = i % half

@@ -16,7 +16,8 @@ slower than the same convolution outside one (jax-ml/jax#12868). So on CPU
   compiles one task per call on CPU (`eval_tasks_per_call`).
 A run's initial state is one program compiled at LLVM's -O0, unless it makes so many
 separate random draws that XLA's compile would take longer than running it op by op
-(`initial_state`).
+(`initial_state`). A one-shot method may name XLA:CPU options for its step
+(`OneShot.cpu_compiler_options`): DARTS' takes the classic emitters (`CLASSIC_EMITTERS`).
 On GPU/TPU the defaults are the compact forms: `lax.scan`, `vmap`, whole batches.
 """
 
@@ -47,14 +48,37 @@ def resolve_mode(mode: str) -> str:
     return mode
 
 
+# Which XLA:CPU emitters compile a one-shot step. DARTS' all-ops NB201 cell compiles with
+# the classic loop emitters (`CLASSIC_EMITTERS`) rather than the MLIR fusion emitters that
+# are XLA:CPU's default since jax 0.10. `benchmarks/cpu_emitters.py` (C=16, N=5, fresh
+# processes alternating, `benchmarks/results/cpu_emitters_cpu_*.json`): the DARTS-V1 step
+# at batch 64 took 4.7-4.8 s against 5.3-5.9 s on one thread, 4.6-4.8 against 5.0-6.1 s on
+# two, 0.98-1.06 against 0.97-0.99 s at batch 16, and the process peaked at 0.80 against
+# 1.43 GB at batch 16 (the fusion emitters hold ~0.9 GB while compiling the mixed cell);
+# exact DARTS-V2 12.6-14.3 against 13.8-15.3 s, compiling ~10 s longer. GDAS' single-path
+# step keeps the default: the same step time, a compile 2.5 times as long (60-66 s).
+CLASSIC_EMITTERS: tuple[tuple[str, Any], ...] = (("xla_cpu_use_fusion_emitters", False),)
+
+
+def cpu_compiler_options(options: tuple[tuple[str, Any], ...]) -> dict[str, Any] | None:
+    """`options` (name, value) pairs as `jax.jit`'s `compiler_options` on CPU; None on
+    other backends (they are XLA:CPU's options) and when there are none."""
+    return dict(options) if options and on_cpu() else None
+
+
 def stepper(
-    step: Callable[[Any, Any], tuple[Any, Any]], mode: str = "auto"
+    step: Callable[[Any, Any], tuple[Any, Any]],
+    mode: str = "auto",
+    compiler_options: dict[str, Any] | None = None,
 ) -> Callable[[Any, Any], tuple[Any, Any]]:
-    """`run(carry, xs) -> (carry, stacked outputs)` applying `step` along xs' leading axis."""
+    """`run(carry, xs) -> (carry, stacked outputs)` applying `step` along xs' leading axis,
+    compiled with XLA `compiler_options` (None: XLA's defaults)."""
     mode = resolve_mode(mode)
     if mode == "scan":
-        return jax.jit(lambda carry, xs: jax.lax.scan(step, carry, xs))
-    jitted = jax.jit(step)
+        return jax.jit(
+            lambda carry, xs: jax.lax.scan(step, carry, xs), compiler_options=compiler_options
+        )
+    jitted = jax.jit(step, compiler_options=compiler_options)
 
     def run(carry: Any, xs: Any) -> tuple[Any, Any]:
         n = jax.tree.leaves(xs)[0].shape[0]

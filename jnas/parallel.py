@@ -105,8 +105,9 @@ def initialize_multihost(
         m = mesh()
         state = replicate(method.init(key), m)
         rows = process_rows(64)
-        state, _ = jax.jit(method.step)(step_key, state, global_batch(train[rows], m),
-                                        global_batch(valid[rows], m))
+        step = jnas.oneshot.jit_step(method)  # jax.jit with the method's CPU options
+        state, _ = step(step_key, state, global_batch(train[rows], m),
+                        global_batch(valid[rows], m))
     """
     if cpu_collectives is not None:
         jax.config.update("jax_cpu_collectives_implementation", cpu_collectives)

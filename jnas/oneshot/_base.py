@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import optax
 
 from jnas._checks import check_positive
+from jnas._execution import cpu_compiler_options
 from jnas.nn import functional, init_normal
 from jnas.spaces import HasSupernet, require
 
@@ -50,12 +51,22 @@ class OneShot(NamedTuple, Generic[S]):
     - `derive(state, key=None, batch=None) -> arch`: the discrete architecture found;
       sampling-based methods rank candidates on `batch` with key `key`.
     - `apply(params, x, weights, index=None) -> logits`: the supernet as a pure function.
+    - `cpu_compiler_options`: XLA:CPU options for compiling `step` (`jit_step`).
     """
 
     init: Callable[[jax.Array], S]
     step: Callable[[jax.Array, S, Batch, Batch], tuple[S, dict]]
     derive: Callable[..., Any]
     apply: Callable[..., jax.Array]
+    # (name, value) pairs, hashable as `epoch_fn`'s cache needs; `jit_step` and the epoch
+    # loop apply them on CPU (DARTS: `jnas._execution.CLASSIC_EMITTERS`, why there)
+    cpu_compiler_options: tuple[tuple[str, Any], ...] = ()
+
+
+def jit_step(method: OneShot, **jit_kwargs: Any) -> Callable[..., Any]:
+    """`jax.jit(method.step, **jit_kwargs)` with the method's CPU compiler options."""
+    options = cpu_compiler_options(method.cpu_compiler_options)
+    return jax.jit(method.step, compiler_options=options, **jit_kwargs)
 
 
 class Supernet(NamedTuple):

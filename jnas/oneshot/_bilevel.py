@@ -262,6 +262,7 @@ def relaxed_search(
     w_optimizer: optax.GradientTransformation | None = None,
     alpha_optimizer: optax.GradientTransformation | None = None,
     alpha_init_scale: float = 1e-3,
+    cpu_compiler_options: tuple[tuple[str, Any], ...] = (),
     **supernet: Any,
 ) -> OneShot[OneShotState]:
     """A one-shot method with architecture parameters α on `space.supernet(**supernet)`.
@@ -279,6 +280,7 @@ def relaxed_search(
       epochs, steps_per_epoch: length of the cosine weight schedule (NB201: 50 x 391).
       w_lr / w_optimizer / alpha_optimizer: the NB201 authors' by default; α starts as
         `alpha_init_scale * N(0, 1)`.
+      cpu_compiler_options: XLA:CPU options for the step (`OneShot.cpu_compiler_options`).
     """
     check_config(name, epochs=epochs, steps_per_epoch=steps_per_epoch)
     if levels not in (1, 2):
@@ -308,7 +310,7 @@ def relaxed_search(
     else:
         step = single_level_step(net, w_opt, a_opt, relaxation, penalty=penalty)
     derive = (derive_with or (lambda _: argmax_derive(space, relaxation.mean)))(net)
-    return OneShot(init, step, derive, net.apply)
+    return OneShot(init, step, derive, net.apply, tuple(cpu_compiler_options))
 
 
 def weight_sharing(

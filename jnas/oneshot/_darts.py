@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from jnas._execution import CLASSIC_EMITTERS
 from jnas.oneshot._base import OneShot, OneShotState
 from jnas.oneshot._bilevel import relaxed_search
 from jnas.oneshot._relaxations import softmax_relaxation
@@ -24,13 +25,16 @@ def darts(
     hypergradient_method: str = "exact",
     epochs: int = 50,
     steps_per_epoch: int = 391,
+    cpu_compiler_options: tuple[tuple[str, Any], ...] = CLASSIC_EMITTERS,
     **config: Any,
 ) -> OneShot[OneShotState]:
     """DARTS on `space.supernet(**config)`, NB201's search configuration by default.
 
     order: 1 (w step, then α step at the new w) or 2 (unrolled α step, then w step; the
     virtual step's size `xi` is the current weight learning rate). Other arguments
-    (optimisers, `alpha_init_scale`, supernet config): see `relaxed_search`.
+    (optimisers, `alpha_init_scale`, supernet config): see `relaxed_search`. On CPU the
+    step compiles with XLA's classic emitters (`cpu_compiler_options`; why:
+    `jnas._execution.CLASSIC_EMITTERS`).
     """
     if order not in (1, 2):
         raise ValueError(f"darts: `order` must be 1 or 2; got {order!r}")
@@ -42,5 +46,6 @@ def darts(
         hypergradient_method=hypergradient_method,
         epochs=epochs,
         steps_per_epoch=steps_per_epoch,
+        cpu_compiler_options=cpu_compiler_options,
         **config,
     )

@@ -12,7 +12,7 @@ import jax
 import numpy as np
 
 from jnas._checks import check_positive
-from jnas._execution import stepper
+from jnas._execution import cpu_compiler_options, stepper
 from jnas.data import Split, batch_indices
 from jnas.oneshot._base import OneShot, OneShotState
 from jnas.runs import run_units
@@ -44,7 +44,7 @@ def epoch_fn(
         state, metrics = method.step(k_step, state, (xt, train.y[it]), (xv, valid.y[iv]))
         return (state, train, valid), metrics
 
-    run = stepper(body, steps_mode)
+    run = stepper(body, steps_mode, cpu_compiler_options(method.cpu_compiler_options))
 
     @jax.jit
     def schedule(key, n_train, n_valid):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from jnas import oneshot, parallel
+from jnas._execution import CLASSIC_EMITTERS, cpu_compiler_options
 from jnas.data import Split
 from jnas.spaces import NB201
 
@@ -234,6 +235,26 @@ def test_scan_and_loop_epochs_agree(key):
     b, mb = oneshot.epoch_fn(method, 8, steps_mode="loop")(state, key, train, valid)
     assert allclose(a, b, rtol=1e-4, atol=1e-5)
     assert allclose(ma, mb, rtol=1e-4, atol=1e-5)
+
+
+def test_cpu_compiler_options_reach_every_compile_of_the_step(key, monkeypatch):
+    """DARTS asks XLA:CPU for its classic emitters (why: `CLASSIC_EMITTERS`); `jit_step`
+    and both epoch layouts pass a method's options to XLA: an option XLA does not know
+    fails each of them, so none is dropped on the way. Other backends get none."""
+    assert oneshot.darts(SPACE, **TINY).cpu_compiler_options == CLASSIC_EMITTERS
+    assert oneshot.darts(SPACE, order=2, **TINY).cpu_compiler_options == CLASSIC_EMITTERS
+    assert oneshot.gdas(SPACE, **TINY).cpu_compiler_options == ()
+    method = oneshot.darts(SPACE, **TINY, cpu_compiler_options=(("xla_not_an_option", True),))
+    state = method.init(key)
+    train, valid = _digits_like(1, 16), _digits_like(2, 16)
+    with pytest.raises(jax.errors.JaxRuntimeError, match="xla_not_an_option"):
+        oneshot.jit_step(method)(key, state, batch(1), batch(2))
+    for mode in ("scan", "loop"):
+        with pytest.raises(jax.errors.JaxRuntimeError, match="xla_not_an_option"):
+            oneshot.epoch_fn(method, 8, steps_mode=mode)(state, key, train, valid)
+    assert cpu_compiler_options(CLASSIC_EMITTERS) == {"xla_cpu_use_fusion_emitters": False}
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    assert cpu_compiler_options(CLASSIC_EMITTERS) is None
 
 
 def test_nan_metrics_stop_with_the_step_named():

@@ -1,0 +1,134 @@
+"""XLA:CPU's two code emitters on the NB201 one-shot steps, A against B in fresh processes.
+
+    python benchmarks/cpu_emitters.py --out benchmarks/results
+    python benchmarks/cpu_emitters.py --methods gdas --batch 16 --pairs 1 --repeats 3  # quick
+
+Since jax 0.10 XLA:CPU emits fused loops through MLIR ("fusion emitters"); its classic loop
+emitters remain behind `xla_cpu_use_fusion_emitters=false`. A one-shot method may ask for
+them (`OneShot.cpu_compiler_options`; DARTS does, `jnas._execution.CLASSIC_EMITTERS`).
+For each method, thread count and pair, one fresh interpreter per emitter (alternating,
+so drifts in the machine's speed hit both) compiles the step (C=16, N=5, 32x32, fp32)
+with `compiler_options` naming the emitter and times `--repeats` steps after one
+warm-up. `--threads 1` is how the side-by-side harness runs jnas
+(`--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1`); `2` is the
+default thread pool on this 2-core machine. Reports the median step, the compile and the
+process' peak RSS (VmHWM: the compile's peak included). Writes `cpu_emitters_cpu[_<label>].json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import platform
+import subprocess
+import sys
+
+import numpy as np
+
+CHILD = r"""
+import json, resource, sys, time
+import jax
+from jnas import oneshot
+from jnas._execution import initial_state
+from jnas.spaces import NB201
+name, batch, repeats, fusion = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+method = oneshot.REGISTRY[name].make(
+    NB201(), channels=16, cells_per_stage=5, epochs=50, steps_per_epoch=391
+)
+state = jax.block_until_ready(initial_state(method.init, jax.random.key(0)))
+ks = jax.random.split(jax.random.key(1), 4)
+train = (jax.random.normal(ks[0], (batch, 32, 32, 3)), jax.random.randint(ks[1], (batch,), 0, 10))
+val = (jax.random.normal(ks[2], (batch, 32, 32, 3)), jax.random.randint(ks[3], (batch,), 0, 10))
+options = {"xla_cpu_use_fusion_emitters": fusion == "fusion"}
+start = time.perf_counter()
+compiled = jax.jit(method.step, compiler_options=options).lower(
+    jax.random.key(2), state, train, val
+).compile()
+compile_s = time.perf_counter() - start
+jax.block_until_ready(compiled(jax.random.key(2), state, train, val))
+times = []
+for i in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(compiled(jax.random.key(3 + i), state, train, val))
+    times.append(time.perf_counter() - start)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+print("ROW " + json.dumps({"compile_s": compile_s, "steps_s": times, "peak_rss_gb": peak}))
+"""
+ONE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+EMITTERS = ("fusion", "classic")
+
+
+def _child(name: str, batch: int, repeats: int, emitter: str, threads: int) -> dict:
+    env = dict(os.environ)
+    env.pop("XLA_FLAGS", None)
+    if threads == 1:
+        env["XLA_FLAGS"] = ONE_THREAD
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, name, str(batch), str(repeats), emitter],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"{name} ({emitter}): the child failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.split("ROW ", 1)[1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--methods", nargs="+", default=["darts-v1", "darts-v2", "gdas"])
+    parser.add_argument("--batch", type=int, nargs="+", default=[64])
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], choices=[1, 2])
+    parser.add_argument("--pairs", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=4)
+    parser.add_argument("--out", type=pathlib.Path, default=None)
+    parser.add_argument("--label", default="", help="suffix of the JSON's name")
+    args = parser.parse_args()
+    rows = []
+    for name in args.methods:
+        for batch in args.batch:
+            for threads in args.threads:
+                runs: dict[str, list[dict]] = {e: [] for e in EMITTERS}
+                for _ in range(args.pairs):
+                    for emitter in EMITTERS:
+                        runs[emitter].append(_child(name, batch, args.repeats, emitter, threads))
+                row: dict = {"method": name, "batch": batch, "threads": threads}
+                for emitter in EMITTERS:
+                    row[emitter] = {
+                        "step_s_median_per_run": [
+                            round(float(np.median(r["steps_s"])), 3) for r in runs[emitter]
+                        ],
+                        "compile_s": [round(r["compile_s"], 1) for r in runs[emitter]],
+                        "peak_rss_gb": [round(r["peak_rss_gb"], 2) for r in runs[emitter]],
+                    }
+                classic = np.median([np.median(r["steps_s"]) for r in runs["classic"]])
+                fusion = np.median([np.median(r["steps_s"]) for r in runs["fusion"]])
+                row["classic_over_fusion_step"] = round(float(classic / fusion), 3)
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    import jax
+
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    result = {
+        "what": "NB201 supernet one-shot steps (C=16, N=5, 32x32, fp32), XLA:CPU's fusion "
+        "against classic emitters, fresh processes alternating",
+        "device": f"cpu ({platform.machine()}, {os.cpu_count()} cores)",
+        "jax": jax.__version__,
+        "commit": commit,
+        "load_at_end": round(os.getloadavg()[0], 2),
+        "rows": rows,
+    }
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        suffix = f"_{args.label}" if args.label else ""
+        path = args.out / f"cpu_emitters_cpu{suffix}.json"
+        path.write_text(json.dumps(result, indent=1) + "\n")
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -17,7 +17,7 @@ slower than the same convolution outside one (jax-ml/jax#12868). So on CPU
 A run's initial state is one program compiled at LLVM's -O0, unless it makes so many
 separate random draws that XLA's compile would take longer than running it op by op
 (`initial_state`). A one-shot method may name XLA:CPU options for its step
-(`OneShot.cpu_compiler_options`): DARTS' takes the classic emitters (`CLASSIC_EMITTERS`).
+(`OneShot.cpu_compiler_options`): DARTS-V1's takes the classic emitters (`CLASSIC_EMITTERS`).
 On GPU/TPU the defaults are the compact forms: `lax.scan`, `vmap`, whole batches.
 """
 
@@ -48,15 +48,18 @@ def resolve_mode(mode: str) -> str:
     return mode
 
 
-# Which XLA:CPU emitters compile a one-shot step. DARTS' all-ops NB201 cell compiles with
+# Which XLA:CPU emitters compile a one-shot step. DARTS-V1's all-ops NB201 cell compiles with
 # the classic loop emitters (`CLASSIC_EMITTERS`) rather than the MLIR fusion emitters that
 # are XLA:CPU's default since jax 0.10. `benchmarks/cpu_emitters.py` (C=16, N=5, fresh
 # processes alternating, `benchmarks/results/cpu_emitters_cpu_*.json`): the DARTS-V1 step
 # at batch 64 took 4.7-4.8 s against 5.3-5.9 s on one thread, 4.6-4.8 against 5.0-6.1 s on
 # two, 0.98-1.06 against 0.97-0.99 s at batch 16, and the process peaked at 0.80 against
-# 1.43 GB at batch 16 (the fusion emitters hold ~0.9 GB while compiling the mixed cell);
-# exact DARTS-V2 12.6-14.3 against 13.8-15.3 s, compiling ~10 s longer. GDAS' single-path
-# step keeps the default: the same step time, a compile 2.5 times as long (60-66 s).
+# 1.43 GB at batch 16 (the fusion emitters hold ~0.9 GB while compiling the mixed cell).
+# Exact DARTS-V2 keeps the default: 12.6-14.3 against 13.8-15.3 s alone, but 19.3 and
+# 21.2 s against 16.8 s beside the reference (`oneshot_vs_reference_cpu_b64*.json`) and a
+# compile ~10 s longer, though its process' peak at batch 16 is then 1.49 GB, not 2.24
+# (pass `cpu_compiler_options=CLASSIC_EMITTERS` for that). GDAS' single-path step keeps it
+# too: the same step time, a compile 2.5 times as long (60-66 s).
 CLASSIC_EMITTERS: tuple[tuple[str, Any], ...] = (("xla_cpu_use_fusion_emitters", False),)
 
 

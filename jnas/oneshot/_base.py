@@ -59,7 +59,7 @@ class OneShot(NamedTuple, Generic[S]):
     derive: Callable[..., Any]
     apply: Callable[..., jax.Array]
     # (name, value) pairs, hashable as `epoch_fn`'s cache needs; `jit_step` and the epoch
-    # loop apply them on CPU (DARTS: `jnas._execution.CLASSIC_EMITTERS`, why there)
+    # loop apply them on CPU (DARTS-V1: `jnas._execution.CLASSIC_EMITTERS`, why there)
     cpu_compiler_options: tuple[tuple[str, Any], ...] = ()
 
 

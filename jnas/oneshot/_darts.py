@@ -25,19 +25,22 @@ def darts(
     hypergradient_method: str = "exact",
     epochs: int = 50,
     steps_per_epoch: int = 391,
-    cpu_compiler_options: tuple[tuple[str, Any], ...] = CLASSIC_EMITTERS,
+    cpu_compiler_options: tuple[tuple[str, Any], ...] | None = None,
     **config: Any,
 ) -> OneShot[OneShotState]:
     """DARTS on `space.supernet(**config)`, NB201's search configuration by default.
 
     order: 1 (w step, then α step at the new w) or 2 (unrolled α step, then w step; the
     virtual step's size `xi` is the current weight learning rate). Other arguments
-    (optimisers, `alpha_init_scale`, supernet config): see `relaxed_search`. On CPU the
-    step compiles with XLA's classic emitters (`cpu_compiler_options`; why:
+    (optimisers, `alpha_init_scale`, supernet config): see `relaxed_search`.
+    `cpu_compiler_options`: XLA:CPU options for the step; by default first order compiles
+    with the classic emitters and second order with XLA's defaults (why:
     `jnas._execution.CLASSIC_EMITTERS`).
     """
     if order not in (1, 2):
         raise ValueError(f"darts: `order` must be 1 or 2; got {order!r}")
+    if cpu_compiler_options is None:
+        cpu_compiler_options = CLASSIC_EMITTERS if order == 1 else ()
     return relaxed_search(
         space,
         softmax_relaxation(),

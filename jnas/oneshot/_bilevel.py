@@ -283,6 +283,14 @@ def relaxed_search(
       cpu_compiler_options: XLA:CPU options for the step (`OneShot.cpu_compiler_options`).
     """
     check_config(name, epochs=epochs, steps_per_epoch=steps_per_epoch)
+    options = tuple(cpu_compiler_options) if isinstance(cpu_compiler_options, tuple) else None
+    if options is None or not all(
+        isinstance(o, tuple) and len(o) == 2 and isinstance(o[0], str) for o in options
+    ):
+        raise ValueError(
+            f"{name}: `cpu_compiler_options` must be a tuple of (name, value) pairs (e.g. "
+            f"jnas._execution.CLASSIC_EMITTERS); got {cpu_compiler_options!r}"
+        )
     if levels not in (1, 2):
         raise ValueError(f"{name}: `levels` must be 1 or 2; got {levels!r}")
     if order not in (1, 2) or (levels == 1 and order != 1):
@@ -310,7 +318,7 @@ def relaxed_search(
     else:
         step = single_level_step(net, w_opt, a_opt, relaxation, penalty=penalty)
     derive = (derive_with or (lambda _: argmax_derive(space, relaxation.mean)))(net)
-    return OneShot(init, step, derive, net.apply, tuple(cpu_compiler_options))
+    return OneShot(init, step, derive, net.apply, options)
 
 
 def weight_sharing(

@@ -252,6 +252,8 @@ def test_cpu_compiler_options_reach_every_compile_of_the_step(key, monkeypatch):
     for mode in ("scan", "loop"):
         with pytest.raises(jax.errors.JaxRuntimeError, match="xla_not_an_option"):
             oneshot.epoch_fn(method, 8, steps_mode=mode)(state, key, train, valid)
+    with pytest.raises(ValueError, match="cpu_compiler_options"):  # a dict, not pairs
+        oneshot.darts(SPACE, **TINY, cpu_compiler_options={"xla_cpu_use_fusion_emitters": 0})
     assert cpu_compiler_options(CLASSIC_EMITTERS) == {"xla_cpu_use_fusion_emitters": False}
     monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
     assert cpu_compiler_options(CLASSIC_EMITTERS) is None

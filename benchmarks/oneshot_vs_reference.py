@@ -41,7 +41,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 # The harness' jnas worker was written for the API of late 2026-11 (its README says to adapt
 # it): `oneshot.METHODS[name]` and `step(state, train, val, key)`. The writable copy gets
 # today's: the registry's `make`, the key first (`step(key, state, train, val)`) and the
-# method's own CPU compiler options (`oneshot.jit_step`: DARTS' classic emitters).
+# method's own CPU compiler options (`oneshot.jit_step`: DARTS-V1's classic emitters).
 WORKER_API = (
     ("oneshot.METHODS[name]", "oneshot.REGISTRY[name].make"),
     (

@@ -111,7 +111,10 @@ def main() -> None:
     import jax
 
     commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ["git", "rev-parse", "--short", "HEAD"],
+        cwd=pathlib.Path(__file__).resolve().parent,  # this checkout's, from any directory
+        capture_output=True,
+        text=True,
     ).stdout.strip()
     result = {
         "what": "NB201 supernet one-shot steps (C=16, N=5, 32x32, fp32), XLA:CPU's fusion "

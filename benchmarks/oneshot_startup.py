@@ -93,7 +93,10 @@ def main() -> None:
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ["git", "rev-parse", "--short", "HEAD"],
+        cwd=pathlib.Path(__file__).resolve().parent,  # this checkout's, from any directory
+        capture_output=True,
+        text=True,
     ).stdout.strip()
     result = {
         "device": f"{jax.default_backend()}: {jax.devices()[0].device_kind}",

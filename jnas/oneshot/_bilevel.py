@@ -283,9 +283,8 @@ def relaxed_search(
       cpu_compiler_options: XLA:CPU options for the step (`OneShot.cpu_compiler_options`).
     """
     check_config(name, epochs=epochs, steps_per_epoch=steps_per_epoch)
-    options = tuple(cpu_compiler_options) if isinstance(cpu_compiler_options, tuple) else None
-    if options is None or not all(
-        isinstance(o, tuple) and len(o) == 2 and isinstance(o[0], str) for o in options
+    if not isinstance(cpu_compiler_options, tuple) or not all(
+        isinstance(o, tuple) and len(o) == 2 and isinstance(o[0], str) for o in cpu_compiler_options
     ):
         raise ValueError(
             f"{name}: `cpu_compiler_options` must be a tuple of (name, value) pairs (e.g. "
@@ -318,7 +317,7 @@ def relaxed_search(
     else:
         step = single_level_step(net, w_opt, a_opt, relaxation, penalty=penalty)
     derive = (derive_with or (lambda _: argmax_derive(space, relaxation.mean)))(net)
-    return OneShot(init, step, derive, net.apply, options)
+    return OneShot(init, step, derive, net.apply, cpu_compiler_options)
 
 
 def weight_sharing(

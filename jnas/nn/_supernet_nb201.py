@@ -57,8 +57,7 @@ _KERNEL = {"nor_conv_1x1": 1, "nor_conv_3x3": 3}
 # The mixed cell's inner nodes are kept for the backward pass, not recomputed: each feeds
 # every op of every edge leaving it, and recomputed inside the backward's fusions XLA:CPU
 # evaluated the node's whole sum once per consumer (a DARTS-V1 step 6.4 -> 5.1 s, exact
-# DARTS-V2 16.7 -> 13.0 s, 13 % more temporary memory). Not in the single-path cell
-# (GDAS), where it saves no time and costs memory.
+# DARTS-V2 16.7 -> 13.0 s, 13 % more temporary memory).
 _NODE = "nb201_search_node"
 
 
@@ -71,9 +70,11 @@ class NB201SearchStage(nnx.Module):
     """`num_cells` identical NB201 search cells (C channels in and out) as one scanned cell.
 
     `scan=False` unrolls the cells (same numbers, a larger program). `remat=True` keeps
-    only the matrix products' outputs (and, in the mixed cell, the nodes) for the backward
-    pass and recomputes the rest (`jax.checkpoint`): the DARTS-V1 step needs a third of the
-    memory and runs faster (5.1 s against 6.1 s without it, C=16, N=5, batch 64, 2 cores).
+    only the mixed cell's matrix products' outputs and nodes for the backward pass and
+    recomputes the rest (`jax.checkpoint`): the DARTS-V1 step needs a third of the memory
+    and runs faster (5.1 s against 6.1 s without it, C=16, N=5, batch 64, 2 cores). The
+    single-path cell needs no checkpoint: its ops' own backward (`_switch_op`) keeps
+    their inputs and recomputes the rest.
 
     `kernels[name][i]`: float32[num_cells, k*k*C, len(out_edges[i]) * C], the kernels of
     op `name` on every edge leaving node i, side by side in edge order (HWIO rows).
@@ -139,14 +140,13 @@ class NB201SearchStage(nnx.Module):
                 "`lax.switch` of `index`; call it with index=None and one-hot `weights`"
             )
         scan = self.scan and self.num_cells > 1 and not tapped
-        if (
-            self.remat and self.num_cells > 1 and not tapped
-        ):  # keep the matrix products, recompute the rest
-            policy = jax.checkpoint_policies.dots_with_no_batch_dims_saveable
-            if index is None:  # and the mixed cell's inner nodes (why: at `_NODE`)
-                policy = jax.checkpoint_policies.save_from_both_policies(
-                    policy, jax.checkpoint_policies.save_only_these_names(_NODE)
-                )
+        if self.remat and self.num_cells > 1 and not tapped and index is None:
+            # keep the matrix products and the inner nodes (why: at `_NODE`), recompute
+            # the rest; the single-path cell saves what its `_switch_op`s keep
+            policy = jax.checkpoint_policies.save_from_both_policies(
+                jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+                jax.checkpoint_policies.save_only_these_names(_NODE),
+            )
             cell = jax.checkpoint(cell, prevent_cse=not scan, policy=policy)
         if scan:
             x, _ = jax.lax.scan(lambda h, p: (cell(h, p), None), x, stacked)
@@ -221,23 +221,70 @@ class NB201SearchStage(nnx.Module):
         weights' zero-valued straight-through sum (GDAS). Under `vmap` over `index` the
         switch becomes a select and every op runs."""
         c = self.channels
-
-        def op(name: str, x: jax.Array) -> jax.Array:
-            if name == "none":
-                return jnp.zeros_like(x)
-            if name == "skip_connect":
-                return x
-            if name == "avg_pool_3x3":
-                return avg_pool_3x3(x)
-            if name == "max_pool_3x3":
-                return max_pool(x, 3, 1, 1)
-            kernel = kern[name][:, slot * c : (slot + 1) * c]
-            k = _KERNEL[name]
-            return batch_stats_norm(_dot(conv_patches(relu(x), k, 1, k // 2), kernel))
-
-        branches = [functools.partial(op, name) for name in self.op_names]
-        y = jax.lax.switch(index, branches, node)
+        kernels = {name: k[:, slot * c : (slot + 1) * c] for name, k in kern.items()}
+        y = _switch_op(self.op_names, index, node, kernels)
         return w[index].astype(y.dtype) * y + (jnp.sum(w) - w[index]).astype(y.dtype)
+
+
+def _single_op(name: str, x: jax.Array, kernels: dict) -> jax.Array:
+    """Op `name` of one edge on NHWC `x` (`kernels`: that edge's kernel of each conv)."""
+    if name == "none":
+        return jnp.zeros_like(x)
+    if name == "skip_connect":
+        return x
+    if name == "avg_pool_3x3":
+        return avg_pool_3x3(x)
+    if name == "max_pool_3x3":
+        return max_pool(x, 3, 1, 1)
+    k = _KERNEL[name]
+    return batch_stats_norm(_dot(conv_patches(relu(x), k, 1, k // 2), kernels[name]))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _switch_op(names: tuple[str, ...], index: jax.Array, x: jax.Array, kernels: dict) -> jax.Array:
+    """Op `names[index]` of `x`, differentiated by a backward `lax.switch` that recomputes
+    only that op from (x, kernels).
+
+    Why: autodiff of a `lax.switch` makes every branch return the residuals of all of them
+    (zeros where not its own), so each GDAS edge kept and zero-filled both convolutions'
+    products whichever op it ran, and `jax.checkpoint` had to partially evaluate every
+    branch again (GDAS, NB201 C=16 N=5, batch 64, 2 cores: trace 5.7 -> 1.8 s, compile
+    18.5 -> 15.5 s, temporary memory 717 -> 547 MB, peak RSS 1.38 -> 1.15 GB, a step
+    1.65 -> 1.55 s). `jax.grad` and forward-over-reverse both go through it; `jax.jvp` of
+    the network itself does not (a `custom_vjp`).
+    """
+    return jax.lax.switch(index, _branches(names), x, kernels)
+
+
+@functools.cache  # one function object per op, so JAX traces a branch once per shape
+def _branches(names: tuple[str, ...]) -> tuple:
+    return tuple(functools.partial(_single_op, n) for n in names)
+
+
+def _vjp_branch(name: str, x: jax.Array, kernels: dict, g: jax.Array) -> tuple:
+    """(d x, d kernels) of op `name` along the output cotangent `g`."""
+    _, vjp = jax.vjp(functools.partial(_single_op, name), x, kernels)
+    return vjp(g)
+
+
+@functools.cache
+def _vjp_branches(names: tuple[str, ...]) -> tuple:
+    return tuple(functools.partial(_vjp_branch, n) for n in names)
+
+
+def _switch_op_fwd(
+    names: tuple[str, ...], index: jax.Array, x: jax.Array, kernels: dict
+) -> tuple[jax.Array, tuple]:
+    return jax.lax.switch(index, _branches(names), x, kernels), (index, x, kernels)
+
+
+def _switch_op_bwd(names: tuple[str, ...], res: tuple, g: jax.Array) -> tuple:
+    index, x, kernels = res
+    dx, dk = jax.lax.switch(index, _vjp_branches(names), x, kernels, g)
+    return None, dx, dk
+
+
+_switch_op.defvjp(_switch_op_fwd, _switch_op_bwd)
 
 
 class NB201Supernet(nnx.Module):

@@ -3,6 +3,8 @@ products) against independent references: XLA's own convolution and pooling, a p
 search network written here from `nb201_op` (the AutoDL-Projects layout, one module per
 op per edge), and the discrete NB201 network."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -219,6 +221,39 @@ def test_nb201_supernet_is_the_per_edge_search_network(name, cells):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
+def test_single_path_gradients_are_the_mixed_cells_at_one_hot_weights():
+    """The single-path cell's hand-written backward (the indexed op's gradient, recomputed
+    inside a `lax.switch`) against the mixed cell's autodiff, which every op runs in: at
+    one-hot weights the two networks are one function of the parameters and the input, so
+    their gradients and their forward-over-reverse products (exact DARTS-V2's) agree, in
+    float64, on every op of the space and through the scanned cells."""
+    from jnas.oneshot import make_supernet
+
+    space = SPACES["every op, 3 nodes"]
+    net = make_supernet(space, {"channels": 3, "cells_per_stage": 2, "num_classes": 4})
+    with jax.enable_x64():
+        params = jax.tree.map(lambda a: a.astype(jnp.float64), net.init_params(jax.random.key(0)))
+        x = images(1, n=4, size=6).astype(jnp.float64)
+
+        def loss(p, x, hard, index):
+            return jnp.sum(jnp.sin(net.apply(p, x, hard, index)))
+
+        def grads_and_hvp(p, x, hard, index):
+            """Gradients in (params, x) and their product with the Hessian along dp."""
+            g = jax.grad(loss, (0, 1))(p, x, hard, index)
+            dp = jax.tree.map(jnp.cos, p)  # a fixed direction, dense in every kernel
+            return g, jax.jvp(lambda p: jax.grad(loss)(p, x, hard, index), (p,), (dp,))[1]
+
+        single_path = jax.jit(grads_and_hvp)
+        mixed = jax.jit(functools.partial(grads_and_hvp, index=None))
+        for shift in range(space.num_ops):  # every op on every edge
+            index = (jnp.arange(space.num_edges) + shift) % space.num_ops
+            hard = jax.nn.one_hot(index, space.num_ops, dtype=jnp.float64)
+            got, want = single_path(params, x, hard, index), mixed(params, x, hard)
+            for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+                np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-10)
+
+
 def test_nb201_supernet_scanned_cells_equal_unrolled_cells():
     net = NB201().supernet(channels=4, cells_per_stage=2, num_classes=5, rngs=nnx.Rngs(3))
     x = images(1, n=6)
@@ -232,7 +267,9 @@ def test_nb201_supernet_scanned_cells_equal_unrolled_cells():
 def test_backward_keeps_the_mixed_cells_inner_nodes_and_not_the_single_paths():
     """The checkpoint policy saves each mixed cell's two inner nodes (NB201 nodes 1 and 2,
     the ones with edges leaving them) for the backward pass instead of recomputing them:
-    3 stages x 2 cells x 2 nodes; the single-path (GDAS) cell saves none."""
+    3 stages x 2 cells x 2 nodes. The single-path (GDAS) cell saves them too, as the
+    inputs its ops' backward recomputes from, and nothing from inside an op (no patches,
+    no pre-norm products: a `lax.switch` would keep those of every branch)."""
     import contextlib
     import io
 
@@ -244,14 +281,16 @@ def test_backward_keeps_the_mixed_cells_inner_nodes_and_not_the_single_paths():
     x = images(1)
     w = jax.nn.softmax(jax.random.normal(jax.random.key(2), (6, 5)))
 
-    def saved_nodes(index):
+    def saved(index):
         text = io.StringIO()
         with contextlib.redirect_stdout(text):
             print_saved_residuals(lambda w: net(x, w, index).sum(), w)
-        return text.getvalue().count("named 'nb201_search_node'")
+        return text.getvalue()
 
-    assert saved_nodes(None) == 3 * 2 * 2
-    assert saved_nodes(jnp.array([0, 1, 2, 3, 4, 1])) == 0
+    assert saved(None).count("named 'nb201_search_node'") == 3 * 2 * 2
+    single_path = saved(jnp.array([0, 1, 2, 3, 4, 1]))
+    assert single_path.count("named 'nb201_search_node'") == 3 * 2 * 2
+    assert "_single_op" not in single_path
 
 
 def test_nb201_supernet_with_one_hot_weights_is_the_discrete_network():

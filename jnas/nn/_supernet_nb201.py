@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import cast
 
 import jax
 import jax.numpy as jnp
@@ -222,7 +223,8 @@ class NB201SearchStage(nnx.Module):
         switch becomes a select and every op runs."""
         c = self.channels
         kernels = {name: k[:, slot * c : (slot + 1) * c] for name, k in kern.items()}
-        y = _switch_op(self.op_names, index, node, kernels)
+        # cast: custom_vjp's call is typed as returning its rule's generic value
+        y = cast(jax.Array, _switch_op(self.op_names, index, node, kernels))
         return w[index].astype(y.dtype) * y + (jnp.sum(w) - w[index]).astype(y.dtype)
 
 

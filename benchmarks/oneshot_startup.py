@@ -8,7 +8,9 @@ For each method a fresh interpreter runs the whole start (import, the method and
 state, a batch, tracing and lowering the step, XLA's compile, the first call) twice with
 one cache folder, set as the `jnas` command sets it (`JNAS_XLA_CACHE`, every program kept):
 first empty (cold), then again (warm). The phases are wall-clock seconds from the parent's
-spawn of the interpreter. Writes `oneshot_startup_<device>.json`.
+spawn of the interpreter. The child's environment is the `jnas` command's: with glibc's
+`glibc.malloc.hugetlb=1` where the command re-executes itself with it (`jnas._huge_pages`;
+`--no-huge-pages` leaves it out). Writes `oneshot_startup_<device>.json`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+from jnas import _huge_pages
 
 PHASES = ("import", "state", "lower", "compile", "first_step")
 
@@ -55,7 +59,7 @@ print("TIMES " + json.dumps(t))
 
 
 def _run(name: str, cache: str, args: argparse.Namespace) -> dict:
-    env = {**os.environ, "JNAS_XLA_CACHE": cache}
+    env = {**args.env, "JNAS_XLA_CACHE": cache}
     load = os.getloadavg()[0]
     spawn = time.time()
     out = subprocess.run(
@@ -82,7 +86,12 @@ def main() -> None:
     parser.add_argument("--cells", type=int, default=5)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--out", type=pathlib.Path, default=None)
+    parser.add_argument("--no-huge-pages", dest="huge_pages", action="store_false")
     args = parser.parse_args()
+    args.env = dict(os.environ)
+    if args.huge_pages:  # the child's environment as the command re-executes itself with it
+        thp, glibc = _huge_pages.thp_mode(), _huge_pages.glibc_version()
+        args.env = _huge_pages.environment(args.env, thp, glibc) or args.env
     import jax
 
     rows = []
@@ -111,6 +120,7 @@ def main() -> None:
             "batch": args.batch,
             "size": 32,
         },
+        "glibc_tunables": args.env.get("GLIBC_TUNABLES", ""),
         "goal_s": {"cold": 20.0, "warm": 5.0},
         "rows": rows,
     }

@@ -21,6 +21,10 @@ median step of each side, the per-pair ratios, start-up (build, lower, compile, 
 peak RSS, with the machine's load. `--jnas-xla-flags` adds XLA flags to the jnas side only
 (e.g. `--xla_cpu_use_fusion_emitters=false`, the classic emitters: a lower compile-time
 memory peak, see the README) and `--label` names the JSON apart (`..._b16_{label}.json`).
+
+`--huge-pages` sets glibc's `glibc.malloc.hugetlb=1` (`jnas._huge_pages`: no page faults on
+the fresh per-step buffers) for `jnas` (default: the jnas side only, as the `jnas` command
+sets it for itself), `both` sides (the reference's allocator gets the same), or `none`.
 """
 
 from __future__ import annotations
@@ -77,6 +81,23 @@ def driver_flags(extra_flags: str) -> tuple[tuple[str, str], ...]:
     return ((line + DRIVER_FLAGS, f"{line}{extra_flags} {DRIVER_FLAGS}"),)
 
 
+# The driver's environment for the jnas worker, in the writable copy, with the tunable added.
+JNAS_ENV = "    jenv = dict(base)\n"
+HUGE_PAGES = "glibc.malloc.hugetlb=1"
+
+
+def driver_env(huge_pages: str) -> dict[str, str]:
+    """The driver's environment: GLIBC_TUNABLES without the tunable, or with it for `both`
+    (inherited by both workers; `jnas` adds it to the jnas worker's in the copied driver)."""
+    env = dict(os.environ)
+    kept = [t for t in env.pop("GLIBC_TUNABLES", "").split(":") if t and "hugetlb" not in t]
+    if huge_pages == "both":
+        kept.append(HUGE_PAGES)
+    if kept:
+        env["GLIBC_TUNABLES"] = ":".join(kept)
+    return env
+
+
 def run_harness(
     perf: pathlib.Path, args: argparse.Namespace, cores: str, work: pathlib.Path
 ) -> list[dict]:
@@ -107,7 +128,8 @@ def run_harness(
     pin = (
         (lambda: os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})) if cores == "1" else None
     )
-    subprocess.run(cmd, cwd=perf, check=True, preexec_fn=pin)
+    env = driver_env(args.huge_pages)
+    subprocess.run(cmd, cwd=perf, check=True, preexec_fn=pin, env=env)
     return [json.loads(line) for line in out.read_text().splitlines()]
 
 
@@ -168,6 +190,12 @@ def main() -> None:
     ap.add_argument("--pairs", default="3", help="N, or per method: DARTS-V1=3,GDAS=20")
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--jnas-xla-flags", default="", help="XLA flags added to the jnas side only")
+    ap.add_argument(
+        "--huge-pages",
+        choices=("jnas", "both", "none"),
+        default="jnas",
+        help="glibc.malloc.hugetlb=1 for the jnas side (as the jnas command), both, or none",
+    )
     ap.add_argument("--label", default="", help="suffix of the JSON's name")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = ap.parse_args()
@@ -184,6 +212,7 @@ def main() -> None:
         },
         "batch": args.batch,
         "jnas_extra_xla_flags": args.jnas_xla_flags,
+        "huge_pages": args.huge_pages,
         "settings": {},
     }
     with tempfile.TemporaryDirectory() as tmp:
@@ -194,6 +223,10 @@ def main() -> None:
         rewrite(work / "jnas_worker.py", WORKER_API)
         if args.jnas_xla_flags:
             rewrite(work / "side_by_side.py", driver_flags(args.jnas_xla_flags))
+        if args.huge_pages == "jnas":
+            tunables = f'":".join(filter(None, (base.get("GLIBC_TUNABLES"), "{HUGE_PAGES}")))'
+            jenv = JNAS_ENV.replace("dict(base)", f"dict(base, GLIBC_TUNABLES={tunables})")
+            rewrite(work / "side_by_side.py", ((JNAS_ENV, jenv),))
         (work / ".peer").symlink_to(pathlib.Path(args.peer).resolve())
         for cores in args.cores.split(","):
             records = run_harness(work, args, cores, pathlib.Path(tmp))

@@ -1,6 +1,10 @@
 """jnas: JAX-native, functional neural architecture search."""
 
-from jnas import _memory, nn, spaces
+from jnas import _huge_pages
+
+_huge_pages.reexec_command()  # the `jnas` command only, before JAX loads (see the module)
+
+from jnas import _memory, nn, spaces  # noqa: E402
 
 _memory.install_from_environment()
 

@@ -1,5 +1,7 @@
 """XLA:CPU's two code emitters on the NB201 one-shot steps, A against B in fresh processes.
 
+
+
     python benchmarks/cpu_emitters.py --out benchmarks/results
     python benchmarks/cpu_emitters.py --methods gdas --batch 16 --pairs 1 --repeats 3  # quick
 
@@ -23,9 +25,9 @@ import os
 import pathlib
 import platform
 import subprocess
-import sys
 
 import numpy as np
+from _child import run_child
 
 CHILD = r"""
 import json, resource, sys, time
@@ -65,15 +67,8 @@ def _child(name: str, batch: int, repeats: int, emitter: str, threads: int) -> d
     env.pop("XLA_FLAGS", None)
     if threads == 1:
         env["XLA_FLAGS"] = ONE_THREAD
-    out = subprocess.run(
-        [sys.executable, "-c", CHILD, name, str(batch), str(repeats), emitter],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"{name} ({emitter}): the child failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.split("ROW ", 1)[1])
+    argv = [name, str(batch), str(repeats), emitter]
+    return run_child(CHILD, argv, env, "ROW", f"{name} ({emitter})")
 
 
 def main() -> None:

@@ -18,8 +18,8 @@ import os
 import pathlib
 import platform
 import statistics
-import subprocess
-import sys
+
+from _child import run_child
 
 from jnas import _huge_pages
 
@@ -51,15 +51,7 @@ print("RESULT " + json.dumps({"rows": rows, "peak_rss_mib": peak}))
 
 
 def run(name: str, batch: int, steps: int, env: dict[str, str]) -> dict:
-    out = subprocess.run(
-        [sys.executable, "-c", CHILD, name, str(batch), str(steps)],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"{name}: the child failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.split("RESULT ", 1)[1])
+    return run_child(CHILD, [name, str(batch), str(steps)], env, "RESULT", name)
 
 
 def main() -> None:

@@ -21,9 +21,10 @@ import os
 import pathlib
 import platform
 import subprocess
-import sys
 import tempfile
 import time
+
+from _child import run_child
 
 from jnas import _huge_pages
 
@@ -62,15 +63,8 @@ def _run(name: str, cache: str, args: argparse.Namespace) -> dict:
     env = {**args.env, "JNAS_XLA_CACHE": cache}
     load = os.getloadavg()[0]
     spawn = time.time()
-    out = subprocess.run(
-        [sys.executable, "-c", CHILD, name, str(args.channels), str(args.cells), str(args.batch)],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"{name}: the child failed:\n{out.stderr[-3000:]}")
-    times = json.loads(out.stdout.split("TIMES ", 1)[1])
+    argv = [name, str(args.channels), str(args.cells), str(args.batch)]
+    times = run_child(CHILD, argv, env, "TIMES", name)
     row, before = {"load_before": round(load, 2)}, spawn
     for phase in PHASES:
         row[f"{phase}_s"] = round(times[phase] - before, 2)

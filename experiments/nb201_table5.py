@@ -34,6 +34,7 @@ import json
 import multiprocessing
 import pathlib
 import time
+from typing import Any
 
 import jax
 import numpy as np
@@ -42,15 +43,45 @@ from jnas import bench, search
 from jnas.bench._report import NB201_REPORT, summarize
 from jnas.spaces import NB201
 
-# rough cost order of the rows (seconds on 2 cores, last full run): the costliest start first
-COST = {"bananas": 56, "smac": 54, "nao": 34, "pnas": 28, "reinforce-lstm": 28, "bo-wl": 24}
-# rows whose program runs in well under its compile time: XLA's -O0 compiles them 3-4x
-# faster (NEAT 9.6 -> 2.2 s) for a run that stays under a second; the others (model-based,
-# the LSTM policy, TPE, Q-learning, BOHB) run 3-6x slower at -O0 and keep the default
+# rough cost of the rows (seconds in a worker, last full run): the costliest start first
+COST = {
+    "smac": 64,
+    "bananas": 53,
+    "bo-wl": 37,
+    "pnas": 37,
+    "bo": 30,
+    "nao": 27,
+    "reinforce-lstm": 17,
+    "tpe": 14,
+    "qlearning": 6,
+    "bohb": 6,
+    "neat": 5,
+}
+# XLA's backend optimisation level per row (default 2), from compile and run times of each
+# row's program on one core (`experiments/nb201_table5.py` has one core per worker):
+# rows whose program runs in well under its compile time take -O0, which compiles them
+# 3-4x faster (NEAT 9.6 -> 2.2 s) for a run that stays under a second; most of the others
+# take -O1: the surrogates' compile 11-16 -> 7-11 s for the same run (BANANAS 15.9 -> 11.0 s
+# compile, 8.9 -> 8.3 s a 25-seed chunk; PNAS 8.1 -> 4.8, 6.3 -> 5.7; TPE 7.4 -> 3.0,
+# 2.2 -> 1.6); SMAC keeps -O2 (its forest's chunk runs 9.2 s there, 22.6 s at -O1).
+# The results are the same at every level (no fast math).
+OPT_LEVEL = dict.fromkeys(("rs", "rea", "te", "neat", "ls", "reinforce", "hyperband", "dehb"), 0)
+OPT_LEVEL |= dict.fromkeys(
+    ("qlearning", "tpe", "bohb", "reinforce-lstm", "bo", "bo-wl", "bananas", "pnas", "nao"), 1
+)
 # seeds per compiled call: a per-seed state that stays in cache runs faster (the LSTM
 # policy: 500 seeds 20 s, 50 at a time 10 s; TPE 9 s and 8 s at 100); the surrogates at 25
 CHUNK = {"reinforce-lstm": 50}
-COMPILE_BOUND = {"rs", "rea", "te", "neat", "ls", "reinforce", "hyperband", "dehb"}
+
+
+def _pin(cores: Any) -> None:
+    """Pin this worker process to one core taken from the queue `cores`, before JAX loads.
+
+    XLA:CPU sizes its thread pool by the cores a process may use; unpinned, each worker's
+    second thread spins while its programs (a vmapped while loop of small ops) run on one,
+    taking that core from the other worker. Pinned, each runs as fast as alone: a
+    BANANAS chunk ran 9.6 s on one core against 9.4 s on two (13.3 s of CPU)."""
+    os.sched_setaffinity(0, {cores.get()})
 
 
 def run_row(short: str, seeds: int, budget: float, nasbench: str | None) -> tuple[dict, np.ndarray]:
@@ -69,7 +100,9 @@ def run_row(short: str, seeds: int, budget: float, nasbench: str | None) -> tupl
         num_seeds=seeds,
         budget_s=budget,
         chunk=CHUNK.get(short, 25 if entry.model_based else 100),
-        compiler_options={"xla_backend_optimization_level": 0} if short in COMPILE_BOUND else None,
+        compiler_options=(
+            {"xla_backend_optimization_level": OPT_LEVEL[short]} if short in OPT_LEVEL else None
+        ),
     )
     row = summarize(sim, table, NB201_REPORT)
     row.update(searcher=entry.label, seeds=seeds, wall_s=round(time.perf_counter() - start, 2))
@@ -99,6 +132,12 @@ def main() -> None:
         choices=list(search.single_objective()),
         help="rerun only these rows (with random search), keep the rest",
     )
+    parser.add_argument(
+        "--no-pin",
+        dest="pin",
+        action="store_false",
+        help="leave the workers unpinned (default: one core each when there are enough)",
+    )
     args = parser.parse_args()
     if args.workers < 1:
         parser.error(f"--workers must be >= 1; got {args.workers}")
@@ -119,7 +158,14 @@ def main() -> None:
         done = {s: run_row(*jobs(s)) for s in shorts}
     else:  # spawn: a fresh interpreter per worker, not a fork of a process that ran XLA
         ctx = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(args.workers, mp_context=ctx) as pool:
+        cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+        pin: dict[str, Any] = {}
+        if args.pin and len(cores) >= args.workers:  # one core each (else: unpinned)
+            queue = ctx.Queue()
+            for core in cores[: args.workers]:
+                queue.put(core)
+            pin = {"initializer": _pin, "initargs": (queue,)}
+        with concurrent.futures.ProcessPoolExecutor(args.workers, mp_context=ctx, **pin) as pool:
             order = sorted(shorts, key=lambda s: -COST.get(s, 0))
             futures = {s: pool.submit(run_row, *jobs(s)) for s in order}
             done = {s: futures[s].result() for s in shorts}
@@ -143,6 +189,7 @@ def main() -> None:
         "device": jax.devices()[0].platform,
         "cpu_cores": os.cpu_count(),
         "workers": args.workers,
+        "pinned": bool(args.pin and args.workers > 1),
         "total_wall_s": round(time.perf_counter() - begin, 1),
     }
     for row in rows:  # the per-seed values (500 a column) stay out of the JSON: means, stds

@@ -4,8 +4,26 @@ huge-page benchmarks: each measures a whole process, so each run needs its own).
 from __future__ import annotations
 
 import json
+import pathlib
 import subprocess
 import sys
+
+# A child's common start: the NB201 search supernet (C=16, N=5) of method `name`, its state,
+# and one train and one validation batch of `batch` 32x32 images on the device (a timed
+# step then copies nothing from the host). Expects `name` and `batch` to be defined.
+SUPERNET = r"""
+import jax
+from jnas import oneshot
+from jnas._execution import initial_state
+from jnas.spaces import NB201
+method = oneshot.REGISTRY[name].make(
+    NB201(), channels=16, cells_per_stage=5, epochs=50, steps_per_epoch=391
+)
+state = jax.block_until_ready(initial_state(method.init, jax.random.key(0)))
+ks = jax.random.split(jax.random.key(1), 4)
+train = (jax.random.normal(ks[0], (batch, 32, 32, 3)), jax.random.randint(ks[1], (batch,), 0, 10))
+val = (jax.random.normal(ks[2], (batch, 32, 32, 3)), jax.random.randint(ks[3], (batch,), 0, 10))
+"""
 
 
 def run_child(code: str, argv: list[str], env: dict[str, str], marker: str, what: str) -> dict:
@@ -17,3 +35,13 @@ def run_child(code: str, argv: list[str], env: dict[str, str], marker: str, what
     if out.returncode != 0:
         raise RuntimeError(f"{what}: the child failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.split(f"{marker} ", 1)[1])
+
+
+def save(result: dict, out: pathlib.Path | None, name: str) -> None:
+    """Write `result` as `out/name` (indented JSON) and say so; nothing when `out` is None."""
+    if out is None:
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / name
+    path.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {path}")

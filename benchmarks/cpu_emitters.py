@@ -27,22 +27,15 @@ import platform
 import subprocess
 
 import numpy as np
-from _child import run_child
+from _child import SUPERNET, run_child, save
 
-CHILD = r"""
+CHILD = (
+    r"""
 import json, resource, sys, time
-import jax
-from jnas import oneshot
-from jnas._execution import initial_state
-from jnas.spaces import NB201
 name, batch, repeats, fusion = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-method = oneshot.REGISTRY[name].make(
-    NB201(), channels=16, cells_per_stage=5, epochs=50, steps_per_epoch=391
-)
-state = jax.block_until_ready(initial_state(method.init, jax.random.key(0)))
-ks = jax.random.split(jax.random.key(1), 4)
-train = (jax.random.normal(ks[0], (batch, 32, 32, 3)), jax.random.randint(ks[1], (batch,), 0, 10))
-val = (jax.random.normal(ks[2], (batch, 32, 32, 3)), jax.random.randint(ks[3], (batch,), 0, 10))
+"""
+    + SUPERNET
+    + r"""
 options = {"xla_cpu_use_fusion_emitters": fusion == "fusion"}
 start = time.perf_counter()
 compiled = jax.jit(method.step, compiler_options=options).lower(
@@ -58,6 +51,7 @@ for i in range(repeats):
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 print("ROW " + json.dumps({"compile_s": compile_s, "steps_s": times, "peak_rss_gb": peak}))
 """
+)
 ONE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 EMITTERS = ("fusion", "classic")
 
@@ -120,12 +114,8 @@ def main() -> None:
         "load_at_end": round(os.getloadavg()[0], 2),
         "rows": rows,
     }
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        suffix = f"_{args.label}" if args.label else ""
-        path = args.out / f"cpu_emitters_cpu{suffix}.json"
-        path.write_text(json.dumps(result, indent=1) + "\n")
-        print(f"wrote {path}")
+    suffix = f"_{args.label}" if args.label else ""
+    save(result, args.out, f"cpu_emitters_cpu{suffix}.json")
 
 
 if __name__ == "__main__":

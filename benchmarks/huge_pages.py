@@ -19,24 +19,17 @@ import pathlib
 import platform
 import statistics
 
-from _child import run_child
+from _child import SUPERNET, run_child, save
 
 from jnas import _huge_pages
 
-CHILD = r"""
+CHILD = (
+    r"""
 import json, resource, sys, time
-import jax
-from jnas import oneshot
-from jnas._execution import initial_state
-from jnas.spaces import NB201
 name, batch, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-method = oneshot.REGISTRY[name].make(
-    NB201(), channels=16, cells_per_stage=5, epochs=50, steps_per_epoch=391
-)
-state = jax.block_until_ready(initial_state(method.init, jax.random.key(0)))
-ks = jax.random.split(jax.random.key(1), 4)
-train = (jax.random.normal(ks[0], (batch, 32, 32, 3)), jax.random.randint(ks[1], (batch,), 0, 10))
-val = (jax.random.normal(ks[2], (batch, 32, 32, 3)), jax.random.randint(ks[3], (batch,), 0, 10))
+"""
+    + SUPERNET
+    + r"""
 step = oneshot.jit_step(method).lower(jax.random.key(2), state, train, val).compile()
 jax.block_until_ready(step(jax.random.key(2), state, train, val))
 rows = []
@@ -48,6 +41,7 @@ for i in range(steps):
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print("RESULT " + json.dumps({"rows": rows, "peak_rss_mib": peak}))
 """
+)
 
 
 def run(name: str, batch: int, steps: int, env: dict[str, str]) -> dict:
@@ -107,11 +101,7 @@ def main() -> None:
         "steps_per_process": args.steps,
         "rows": rows,
     }
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        path = args.out / f"huge_pages_{jax.default_backend()}.json"
-        path.write_text(json.dumps(result, indent=1) + "\n")
-        print(f"wrote {path}")
+    save(result, args.out, f"huge_pages_{jax.default_backend()}.json")
 
 
 if __name__ == "__main__":

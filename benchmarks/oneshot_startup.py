@@ -25,7 +25,7 @@ import subprocess
 import tempfile
 import time
 
-from _child import run_child
+from _child import run_child, save
 
 from jnas import _huge_pages
 
@@ -122,11 +122,7 @@ def main() -> None:
         "goal_s": {"cold": 20.0, "warm": 5.0},
         "rows": rows,
     }
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        path = args.out / f"oneshot_startup_{jax.default_backend()}.json"
-        path.write_text(json.dumps(result, indent=1) + "\n")
-        print(f"wrote {path}")
+    save(result, args.out, f"oneshot_startup_{jax.default_backend()}.json")
 
 
 if __name__ == "__main__":

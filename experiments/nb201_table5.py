@@ -154,12 +154,12 @@ def main() -> None:
     def jobs(s: str) -> tuple[str, int, float, str | None]:
         return s, seeds[s], args.budget, args.nasbench
 
+    pin: dict[str, Any] = {}  # the pool's initializer when the workers are pinned
     if args.workers == 1:
         done = {s: run_row(*jobs(s)) for s in shorts}
     else:  # spawn: a fresh interpreter per worker, not a fork of a process that ran XLA
         ctx = multiprocessing.get_context("spawn")
         cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-        pin: dict[str, Any] = {}
         if args.pin and len(cores) >= args.workers:  # one core each (else: unpinned)
             queue = ctx.Queue()
             for core in cores[: args.workers]:
@@ -189,7 +189,7 @@ def main() -> None:
         "device": jax.devices()[0].platform,
         "cpu_cores": os.cpu_count(),
         "workers": args.workers,
-        "pinned": bool(args.pin and args.workers > 1),
+        "pinned": bool(pin),
         "total_wall_s": round(time.perf_counter() - begin, 1),
     }
     for row in rows:  # the per-seed values (500 a column) stay out of the JSON: means, stds

@@ -23,6 +23,7 @@ On GPU/TPU the defaults are the compact forms: `lax.scan`, `vmap`, whole batches
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -65,8 +66,25 @@ CLASSIC_EMITTERS: tuple[tuple[str, Any], ...] = (("xla_cpu_use_fusion_emitters",
 
 def cpu_compiler_options(options: tuple[tuple[str, Any], ...]) -> dict[str, Any] | None:
     """`options` (name, value) pairs as `jax.jit`'s `compiler_options` on CPU; None on
-    other backends (they are XLA:CPU's options) and when there are none."""
-    return dict(options) if options and on_cpu() else None
+    other backends (they are XLA:CPU's options) and when there are none. An option this
+    XLA does not know is left out (XLA would refuse the whole compile): jax 0.11's XLA:CPU
+    has no classic emitters, so `CLASSIC_EMITTERS` is then a no-op."""
+    if not options or not on_cpu():
+        return None
+    known = {name: value for name, value in options if _known_option(name, value)}
+    return known or None
+
+
+@functools.cache
+def _known_option(name: str, value: Any) -> bool:
+    """Whether XLA accepts compile option `name` (one compile of an identity, ~10 ms)."""
+    try:
+        jax.jit(lambda x: x, compiler_options={name: value}).lower(np.float32(0)).compile()
+    except jax.errors.JaxRuntimeError as error:
+        if "No such compile option" in str(error):
+            return False
+        raise
+    return True
 
 
 def stepper(

@@ -62,8 +62,10 @@ def measure(
     size: int,
     repeats: int,
     dtype: str,
+    profile: pathlib.Path | None = None,
 ) -> dict:
-    """Compile time, ms per step and memory of one method, one seed or K vmapped seeds."""
+    """Compile time, ms per step and memory of one method, one seed or K vmapped seeds
+    (`profile`: also trace 3 steps with JAX's profiler into that folder, after the timing)."""
     net = (
         {"space": NB201(), "cells_per_stage": cells}
         if space == "nb201"
@@ -103,6 +105,11 @@ def measure(
         jax.block_until_ready(metrics)
         times.append(time.perf_counter() - start)
     ms = 1000 * float(np.median(times))
+    if profile is not None:
+        with jax.profiler.trace(str(profile)):
+            for _ in range(3):
+                state, metrics = compiled(step_key, state, train, val)
+            jax.block_until_ready(metrics)
     row = {
         "method": name,
         "dtype": dtype,

@@ -31,15 +31,25 @@ import tempfile
 import time
 
 HERE = pathlib.Path(__file__).resolve().parent
-VARIANTS = {
-    "default": "",
-    "cmd_buffer_conditional_while": "--xla_gpu_enable_command_buffer=+CONDITIONAL,+WHILE",
-    "cmd_buffer_unrolled_loops": "--xla_gpu_enable_command_buffer=+CONDITIONAL,+WHILE "
-    "--xla_gpu_command_buffer_unroll_loops=true",
+# name: (XLA_FLAGS, more arguments of the supernet)
+VARIANTS: dict[str, tuple[str, dict]] = {
+    "default": ("", {}),
+    "cmd_buffer_conditional_while": ("--xla_gpu_enable_command_buffer=+CONDITIONAL,+WHILE", {}),
+    "cmd_buffer_unrolled_loops": (
+        "--xla_gpu_enable_command_buffer=+CONDITIONAL,+WHILE "
+        "--xla_gpu_command_buffer_unroll_loops=true",
+        {},
+    ),
+    # the 3x3 convolutions as im2col products (the CPU layout) or as XLA's own (cuDNN)
+    "patches": ("", {"conv_impl": "patches"}),
+    "native": ("", {"conv_impl": "native"}),
+    "native_unrolled": ("", {"conv_impl": "native", "scan": False}),
 }
 
 
-def child(methods: list[str], config: dict, profile_to: pathlib.Path | None) -> None:
+def child(
+    methods: list[str], config: dict, profile_to: pathlib.Path | None, supernet: dict
+) -> None:
     """Time each method in this process (its XLA_FLAGS set by the parent), one JSON line each."""
     spec = importlib.util.spec_from_file_location("oneshot_step", HERE / "oneshot_step.py")
     if spec is None or spec.loader is None:
@@ -50,7 +60,9 @@ def child(methods: list[str], config: dict, profile_to: pathlib.Path | None) -> 
         seeds = 8 if method.endswith("x8") else None
         name = method.removesuffix("x8")
         trace = pathlib.Path(tempfile.mkdtemp()) if profile_to is not None else None
-        row = bench.measure(name, seeds, **config, dtype="float32", profile=trace)
+        row = bench.measure(
+            name, seeds, **config, dtype="float32", profile=trace, supernet=supernet
+        )
         if trace is not None and profile_to is not None:
             for i, found in enumerate(sorted(trace.rglob("*.xplane.pb"))):
                 target = profile_to / f"{method}{'' if i == 0 else i}.xplane.pb.gz"
@@ -70,6 +82,8 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--profile-to", type=pathlib.Path, help=argparse.SUPPRESS)
+    parser.add_argument("--supernet", default="{}", help=argparse.SUPPRESS)
+    parser.add_argument("--no-profile", action="store_true", help="trace nothing")
     args = parser.parse_args()
     config = {"space": "nb201", "channels": 16, "cells": 5, "batch": 64, "size": 32}
     if args.tiny:
@@ -77,17 +91,19 @@ def main() -> None:
         args.repeats = 2
     config["repeats"] = args.repeats
     if args.child:
-        child(args.methods, config, args.profile_to)
+        child(args.methods, config, args.profile_to, json.loads(args.supernet))
         return
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     result: dict = {"config": {**config, "tiny": args.tiny}, "variants": {}}
     for i, variant in enumerate(args.variants):
-        env = {**os.environ, "XLA_FLAGS": VARIANTS[variant]}
+        flags, supernet = VARIANTS[variant]
+        env = {**os.environ, "XLA_FLAGS": flags}
         methods = args.methods + (args.profiled_methods if i == 0 else [])
         cmd = [sys.executable, "-u", __file__, "--child", "--methods", *methods]
+        cmd += ["--supernet", json.dumps(supernet)]
         cmd += ["--tiny"] if args.tiny else ["--repeats", str(args.repeats)]
-        cmd += ["--profile-to", str(out)] if i == 0 else []
+        cmd += ["--profile-to", str(out)] if i == 0 and not args.no_profile else []
         start = time.perf_counter()
         try:
             done = subprocess.run(
@@ -99,7 +115,8 @@ def main() -> None:
             text = (stop.stdout or b"").decode() + (stop.stderr or b"").decode()
         rows = [json.loads(line[4:]) for line in text.splitlines() if line.startswith("ROW ")]
         result["variants"][variant] = {
-            "xla_flags": VARIANTS[variant],
+            "xla_flags": flags,
+            "supernet": supernet,
             "status": status,
             "wall_s": round(time.perf_counter() - start, 1),
             "rows": rows,

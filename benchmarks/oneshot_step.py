@@ -63,9 +63,11 @@ def measure(
     repeats: int,
     dtype: str,
     profile: pathlib.Path | None = None,
+    supernet: dict | None = None,
 ) -> dict:
     """Compile time, ms per step and memory of one method, one seed or K vmapped seeds
-    (`profile`: also trace 3 steps with JAX's profiler into that folder, after the timing)."""
+    (`profile`: also trace 3 steps with JAX's profiler into that folder, after the timing;
+    `supernet`: more arguments of the space's `supernet`, e.g. `conv_impl`, `scan`)."""
     net = (
         {"space": NB201(), "cells_per_stage": cells}
         if space == "nb201"
@@ -79,6 +81,7 @@ def measure(
         epochs=50,
         steps_per_epoch=391,
         compute_dtype=compute,
+        **(supernet or {}),
     )
     train, val = _batches(k, batch, size)
     if k is None:

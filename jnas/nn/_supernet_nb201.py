@@ -11,8 +11,11 @@ small program of large kernels:
   patches of a node are computed once and shared by every edge leaving it, and the
   convolutions of all those edges are one matrix product with their kernels side by side
   (the BN that follows is per channel, so normalising the wide output is the same);
-- **convolutions as matrix products** (`matmul_conv`), which XLA:CPU runs at full speed
-  inside the scan, where its own convolution is 10-40x slower (jax-ml/jax#12868).
+- **convolutions as matrix products** on CPU (`conv_impl="auto"`: im2col patches times the
+  kernels), which XLA:CPU runs at full speed inside the scan, where its own convolution is
+  10-40x slower (jax-ml/jax#12868); on a GPU the 3x3 ones are XLA's own convolution
+  (cuDNN), since there the patches are the cost: on one H200, 8 vmapped DARTS-V1 seeds
+  spent ~24 of 106 ms a step writing them (`benchmarks/gpu_flags.py`'s profile).
 
 Each stage draws all its kernels of one op in one call (PyTorch's default init), which
 builds and compiles in a fraction of the time a draw per kernel takes.
@@ -32,6 +35,7 @@ from flax import nnx
 from jax.ad_checkpoint import checkpoint_name
 
 from jnas._checks import check_positive
+from jnas._execution import on_cpu
 from jnas.nn._ops import (
     ResNetBasicBlock,
     avg_pool_3x3,
@@ -60,6 +64,26 @@ _KERNEL = {"nor_conv_1x1": 1, "nor_conv_3x3": 3}
 # evaluated the node's whole sum once per consumer (a DARTS-V1 step 6.4 -> 5.1 s, exact
 # DARTS-V2 16.7 -> 13.0 s, 13 % more temporary memory).
 _NODE = "nb201_search_node"
+# the wide convolutions' outputs, kept too (XLA's convolution is not a dot, so the dot
+# policy alone would recompute it in the backward pass)
+_CONV = "nb201_search_conv"
+CONV_IMPLS = ("auto", "patches", "native")
+
+
+def _native(conv_impl: str) -> bool:
+    """Whether `conv_impl` ("auto", "patches", "native") means XLA's own convolution here."""
+    return conv_impl == "native" or (conv_impl == "auto" and not on_cpu())
+
+
+def _conv3x3(x: jax.Array, matrix: jax.Array, native: bool) -> jax.Array:
+    """The 3x3, stride-1, padding-1 convolution of NHWC `x` by HWIO rows `matrix`
+    [9*C, C']: XLA's convolution (`native`) or im2col patches times the matrix."""
+    if native:
+        kernel = matrix.reshape(3, 3, x.shape[-1], matrix.shape[-1])
+        return jax.lax.conv_general_dilated(
+            x, kernel, (1, 1), ((1, 1), (1, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC")
+        )
+    return _dot(conv_patches(x, 3, 1, 1), matrix)
 
 
 def _dot(x: jax.Array, matrix: jax.Array) -> jax.Array:
@@ -70,7 +94,9 @@ def _dot(x: jax.Array, matrix: jax.Array) -> jax.Array:
 class NB201SearchStage(nnx.Module):
     """`num_cells` identical NB201 search cells (C channels in and out) as one scanned cell.
 
-    `scan=False` unrolls the cells (same numbers, a larger program). `remat=True` keeps
+    `scan=False` unrolls the cells (same numbers, a larger program). `conv_impl`: the 3x3
+    convolutions as im2col matrix products ("patches"), as XLA's own ("native") or
+    "auto": patches on CPU, native elsewhere (why: the module docstring). `remat=True` keeps
     only the mixed cell's matrix products' outputs and nodes for the backward pass and
     recomputes the rest (`jax.checkpoint`): the DARTS-V1 step needs a third of the memory
     and runs faster (5.1 s against 6.1 s without it, C=16, N=5, batch 64, 2 cores). The
@@ -90,8 +116,14 @@ class NB201SearchStage(nnx.Module):
         *,
         scan: bool = True,
         remat: bool = True,
+        conv_impl: str = "auto",
         rngs: nnx.Rngs,
     ):
+        if conv_impl not in CONV_IMPLS:
+            raise ValueError(
+                f"NB201SearchStage: `conv_impl` must be one of {CONV_IMPLS}; got {conv_impl!r}"
+            )
+        self.conv_impl = conv_impl
         unknown = [name for name in op_names if name not in SEARCH_OPS]
         if unknown:
             raise ValueError(
@@ -130,7 +162,9 @@ class NB201SearchStage(nnx.Module):
         """The stage's output for NHWC `x` under op weights float[E, K] (and, with `index`
         int[E], only the indexed op of each edge: GDAS, single-path methods)."""
         stacked = {name: [p[...] for p in kernels] for name, kernels in self.kernels.items()}
-        cell = functools.partial(self._cell, weights=weights, index=index)
+        cell = functools.partial(
+            self._cell, weights=weights, index=index, native=_native(self.conv_impl)
+        )
         # one cell a stage: neither the loop nor the recompute pays for its compile time
         # (a second-order MetaNAS step of a 1-cell network compiled in 101 s with, 61 s
         # without the checkpoint)
@@ -146,7 +180,7 @@ class NB201SearchStage(nnx.Module):
             # the rest; the single-path cell saves what its `_switch_op`s keep
             policy = jax.checkpoint_policies.save_from_both_policies(
                 jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
-                jax.checkpoint_policies.save_only_these_names(_NODE),
+                jax.checkpoint_policies.save_only_these_names(_NODE, _CONV),
             )
             cell = jax.checkpoint(cell, prevent_cse=not scan, policy=policy)
         if scan:
@@ -157,7 +191,13 @@ class NB201SearchStage(nnx.Module):
         return x
 
     def _cell(
-        self, x: jax.Array, kernels: dict, *, weights: jax.Array, index: jax.Array | None
+        self,
+        x: jax.Array,
+        kernels: dict,
+        *,
+        weights: jax.Array,
+        index: jax.Array | None,
+        native: bool,
     ) -> jax.Array:
         """One cell: node j sums, over its input edges e = (i, j), sum_k w[e, k] op_k(x_i)."""
         incoming: list[list[jax.Array]] = [[] for _ in range(self.num_nodes)]
@@ -165,10 +205,11 @@ class NB201SearchStage(nnx.Module):
             node = x if i == 0 else checkpoint_name(sum(incoming[i][1:], incoming[i][0]), _NODE)
             kern = {name: kernels[name][i].astype(node.dtype) for name in kernels}
             if index is None:
-                outs = self._mixed(node, kern, weights, out)
+                outs = self._mixed(node, kern, weights, out, native)
             else:
                 outs = [
-                    self._hard(node, kern, weights[e], index[e], slot) for slot, e in enumerate(out)
+                    self._hard(node, kern, weights[e], index[e], slot, native)
+                    for slot, e in enumerate(out)
                 ]
             for e, y in zip(out, outs, strict=True):
                 incoming[self.edges[e][1]].append(y)
@@ -176,7 +217,12 @@ class NB201SearchStage(nnx.Module):
         return sum(last[1:], last[0])
 
     def _mixed(
-        self, node: jax.Array, kern: dict, weights: jax.Array, out: tuple[int, ...]
+        self,
+        node: jax.Array,
+        kern: dict,
+        weights: jax.Array,
+        out: tuple[int, ...],
+        native: bool,
     ) -> list[jax.Array]:
         """Every op on every edge leaving `node`, each op computed once for all edges."""
         c = self.channels
@@ -193,8 +239,8 @@ class NB201SearchStage(nnx.Module):
                 wide = tap("layer", _dot(act, kern["nor_conv_1x1"]))
                 feats["nor_conv_1x1"] = batch_stats_norm(wide)
             if "nor_conv_3x3" in kern:
-                patches = conv_patches(act, 3, 1, 1)
-                wide = tap("layer", _dot(patches, kern["nor_conv_3x3"]))
+                wide = _conv3x3(act, kern["nor_conv_3x3"], native)
+                wide = tap("layer", checkpoint_name(wide, _CONV))
                 feats["nor_conv_3x3"] = batch_stats_norm(wide)
         if "skip_connect" in self.op_names:
             feats["skip_connect"] = node
@@ -216,7 +262,13 @@ class NB201SearchStage(nnx.Module):
         return outs
 
     def _hard(
-        self, node: jax.Array, kern: dict, w: jax.Array, index: jax.Array, slot: int
+        self,
+        node: jax.Array,
+        kern: dict,
+        w: jax.Array,
+        index: jax.Array,
+        slot: int,
+        native: bool,
     ) -> jax.Array:
         """Only op `index` of one edge (`lax.switch`), scaled by `w[index]`, plus the other
         weights' zero-valued straight-through sum (GDAS). Under `vmap` over `index` the
@@ -224,12 +276,13 @@ class NB201SearchStage(nnx.Module):
         c = self.channels
         kernels = {name: k[:, slot * c : (slot + 1) * c] for name, k in kern.items()}
         # cast: custom_vjp's call is typed as returning its rule's generic value
-        y = cast(jax.Array, _switch_op(self.op_names, index, node, kernels))
+        y = cast(jax.Array, _switch_op(self.op_names, native, index, node, kernels))
         return w[index].astype(y.dtype) * y + (jnp.sum(w) - w[index]).astype(y.dtype)
 
 
-def _single_op(name: str, x: jax.Array, kernels: dict) -> jax.Array:
-    """Op `name` of one edge on NHWC `x` (`kernels`: that edge's kernel of each conv)."""
+def _single_op(name: str, native: bool, x: jax.Array, kernels: dict) -> jax.Array:
+    """Op `name` of one edge on NHWC `x` (`kernels`: that edge's kernel of each conv;
+    `native`: XLA's convolution for the 3x3 one, else im2col patches)."""
     if name == "none":
         return jnp.zeros_like(x)
     if name == "skip_connect":
@@ -238,12 +291,15 @@ def _single_op(name: str, x: jax.Array, kernels: dict) -> jax.Array:
         return avg_pool_3x3(x)
     if name == "max_pool_3x3":
         return max_pool(x, 3, 1, 1)
-    k = _KERNEL[name]
-    return batch_stats_norm(_dot(conv_patches(relu(x), k, 1, k // 2), kernels[name]))
+    if _KERNEL[name] == 3:
+        return batch_stats_norm(_conv3x3(relu(x), kernels[name], native))
+    return batch_stats_norm(_dot(relu(x), kernels[name]))
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _switch_op(names: tuple[str, ...], index: jax.Array, x: jax.Array, kernels: dict) -> jax.Array:
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _switch_op(
+    names: tuple[str, ...], native: bool, index: jax.Array, x: jax.Array, kernels: dict
+) -> jax.Array:
     """Op `names[index]` of `x`, differentiated by a backward `lax.switch` that recomputes
     only that op from (x, kernels).
 
@@ -255,34 +311,34 @@ def _switch_op(names: tuple[str, ...], index: jax.Array, x: jax.Array, kernels: 
     1.65 -> 1.55 s). `jax.grad` and forward-over-reverse both go through it; `jax.jvp` of
     the network itself does not (a `custom_vjp`).
     """
-    return jax.lax.switch(index, _branches(names), x, kernels)
+    return jax.lax.switch(index, _branches(names, native), x, kernels)
 
 
 @functools.cache  # one function object per op, so JAX traces a branch once per shape
-def _branches(names: tuple[str, ...]) -> tuple:
-    return tuple(functools.partial(_single_op, n) for n in names)
+def _branches(names: tuple[str, ...], native: bool) -> tuple:
+    return tuple(functools.partial(_single_op, n, native) for n in names)
 
 
-def _vjp_branch(name: str, x: jax.Array, kernels: dict, g: jax.Array) -> tuple:
+def _vjp_branch(name: str, native: bool, x: jax.Array, kernels: dict, g: jax.Array) -> tuple:
     """(d x, d kernels) of op `name` along the output cotangent `g`."""
-    _, vjp = jax.vjp(functools.partial(_single_op, name), x, kernels)
+    _, vjp = jax.vjp(functools.partial(_single_op, name, native), x, kernels)
     return vjp(g)
 
 
 @functools.cache
-def _vjp_branches(names: tuple[str, ...]) -> tuple:
-    return tuple(functools.partial(_vjp_branch, n) for n in names)
+def _vjp_branches(names: tuple[str, ...], native: bool) -> tuple:
+    return tuple(functools.partial(_vjp_branch, n, native) for n in names)
 
 
 def _switch_op_fwd(
-    names: tuple[str, ...], index: jax.Array, x: jax.Array, kernels: dict
+    names: tuple[str, ...], native: bool, index: jax.Array, x: jax.Array, kernels: dict
 ) -> tuple[jax.Array, tuple]:
-    return jax.lax.switch(index, _branches(names), x, kernels), (index, x, kernels)
+    return jax.lax.switch(index, _branches(names, native), x, kernels), (index, x, kernels)
 
 
-def _switch_op_bwd(names: tuple[str, ...], res: tuple, g: jax.Array) -> tuple:
+def _switch_op_bwd(names: tuple[str, ...], native: bool, res: tuple, g: jax.Array) -> tuple:
     index, x, kernels = res
-    dx, dk = jax.lax.switch(index, _vjp_branches(names), x, kernels, g)
+    dx, dk = jax.lax.switch(index, _vjp_branches(names, native), x, kernels, g)
     return None, dx, dk
 
 
@@ -316,6 +372,7 @@ class NB201Supernet(nnx.Module):
         stem_stride: int = 1,
         scan: bool = True,
         remat: bool = True,
+        conv_impl: str = "auto",
         rngs: nnx.Rngs | None = None,
     ):
         check_positive(
@@ -341,7 +398,14 @@ class NB201Supernet(nnx.Module):
                 )
             stages.append(
                 NB201SearchStage(
-                    edges, op_names, width, cells_per_stage, scan=scan, remat=remat, rngs=rngs
+                    edges,
+                    op_names,
+                    width,
+                    cells_per_stage,
+                    scan=scan,
+                    remat=remat,
+                    conv_impl=conv_impl,
+                    rngs=rngs,
                 )
             )
         self.stages = nnx.List(stages)

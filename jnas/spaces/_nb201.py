@@ -332,10 +332,12 @@ class NB201(DecisionSupernet):
         stem_stride: int = 1,
         scan: bool = True,
         remat: bool = True,
+        conv_impl: str = "auto",
         rngs: Any = None,
     ) -> Any:
         """The weight-sharing search network (`jnas.nn.NB201Supernet`, C=16, N=5 default;
-        `scan` / `remat`: scanned cells, recomputation in the backward pass)."""
+        `scan` / `remat`: scanned cells, recomputation in the backward pass; `conv_impl`: the
+        3x3 convolutions as im2col products or XLA's own, "auto" by backend)."""
         from jnas.nn import NB201Supernet
 
         return NB201Supernet(
@@ -348,6 +350,7 @@ class NB201(DecisionSupernet):
             stem_stride=stem_stride,
             scan=scan,
             remat=remat,
+            conv_impl=conv_impl,
             rngs=rngs,
         )
 

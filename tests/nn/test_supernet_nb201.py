@@ -185,16 +185,21 @@ SPACES = {
 
 
 @pytest.mark.parametrize(
-    ("name", "cells"),
+    ("name", "cells", "conv_impl"),
     [
         # NB201's own cell (6 edges, 3 leaving node 0): 50 s of compile, the slow suite's
-        pytest.param("nb201", 1, marks=pytest.mark.slow),
-        ("every op, 3 nodes", 1),
+        pytest.param("nb201", 1, "auto", marks=pytest.mark.slow),
+        ("every op, 3 nodes", 1, "auto"),
+        # XLA's own 3x3 convolution (the GPU default) in place of the im2col products,
+        # through the scanned cells
+        ("every op, 3 nodes", 2, "native"),
     ],
 )
-def test_nb201_supernet_is_the_per_edge_search_network(name, cells):
+def test_nb201_supernet_is_the_per_edge_search_network(name, cells, conv_impl):
     space = SPACES[name]
-    net = space.supernet(channels=4, cells_per_stage=cells, num_classes=5, rngs=nnx.Rngs(3))
+    net = space.supernet(
+        channels=4, cells_per_stage=cells, num_classes=5, conv_impl=conv_impl, rngs=nnx.Rngs(3)
+    )
     ref = PerEdgeSupernet(space, 4, cells, 5, nnx.Rngs(4)).copy_from(net)
     assert count_params(net) == count_params(ref)
     x = images(1, n=6)
@@ -291,6 +296,16 @@ def test_backward_keeps_the_mixed_cells_inner_nodes_and_not_the_single_paths():
     single_path = saved(jnp.array([0, 1, 2, 3, 4, 1]))
     assert single_path.count("named 'nb201_search_node'") == 3 * 2 * 2
     assert "_single_op" not in single_path
+    # XLA's own convolution is no dot: its wide outputs (one per node with edges leaving
+    # it: nodes 0, 1, 2) are kept by name, not recomputed in the backward pass
+    for stage in net.stages:
+        stage.conv_impl = "native"
+    assert saved(None).count("named 'nb201_search_conv'") == 3 * 2 * 3
+
+
+def test_nb201_supernet_rejects_an_unknown_conv_impl():
+    with pytest.raises(ValueError, match="conv_impl"):
+        NB201().supernet(channels=4, cells_per_stage=1, conv_impl="winograd")
 
 
 def test_nb201_supernet_with_one_hot_weights_is_the_discrete_network():

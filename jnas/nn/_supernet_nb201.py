@@ -11,11 +11,16 @@ small program of large kernels:
   patches of a node are computed once and shared by every edge leaving it, and the
   convolutions of all those edges are one matrix product with their kernels side by side
   (the BN that follows is per channel, so normalising the wide output is the same);
-- **convolutions as matrix products** on CPU (`conv_impl="auto"`: im2col patches times the
-  kernels), which XLA:CPU runs at full speed inside the scan, where its own convolution is
-  10-40x slower (jax-ml/jax#12868); on a GPU the 3x3 ones are XLA's own convolution
-  (cuDNN), since there the patches are the cost: on one H200, 8 vmapped DARTS-V1 seeds
-  spent ~24 of 106 ms a step writing them (`benchmarks/gpu_flags.py`'s profile).
+- **convolutions as matrix products** (im2col patches times the kernels), which XLA:CPU
+  runs at full speed inside the scan, where its own convolution is 10-40x slower
+  (jax-ml/jax#12868). `conv_impl="native"` takes XLA's own 3x3 convolution instead (cuDNN
+  on a GPU). Measured on one H200 (`benchmarks/gpu_flags.py`, C=16, N=5, batch 64): the
+  DARTS-V1 step 24.5 ms either way (patches: 23.6-24.6 ms over three runs), GDAS slower,
+  35 ms against 22.7-24.0 (each cuDNN call inside a `lax.switch` branch is launched by the
+  host), so the patches stay the default on every backend. Where they do cost is many
+  vmapped seeds: 8 DARTS-V1 seeds spent ~24 of 106 ms a step writing them (the same
+  profile); that case with native convolutions was not measured (its compile outran the
+  lease).
 
 Each stage draws all its kernels of one op in one call (PyTorch's default init), which
 builds and compiles in a fraction of the time a draw per kernel takes.
@@ -35,7 +40,6 @@ from flax import nnx
 from jax.ad_checkpoint import checkpoint_name
 
 from jnas._checks import check_positive
-from jnas._execution import on_cpu
 from jnas.nn._ops import (
     ResNetBasicBlock,
     avg_pool_3x3,
@@ -67,12 +71,7 @@ _NODE = "nb201_search_node"
 # the wide convolutions' outputs, kept too (XLA's convolution is not a dot, so the dot
 # policy alone would recompute it in the backward pass)
 _CONV = "nb201_search_conv"
-CONV_IMPLS = ("auto", "patches", "native")
-
-
-def _native(conv_impl: str) -> bool:
-    """Whether `conv_impl` ("auto", "patches", "native") means XLA's own convolution here."""
-    return conv_impl == "native" or (conv_impl == "auto" and not on_cpu())
+CONV_IMPLS = ("patches", "native")
 
 
 def _conv3x3(x: jax.Array, matrix: jax.Array, native: bool) -> jax.Array:
@@ -95,8 +94,8 @@ class NB201SearchStage(nnx.Module):
     """`num_cells` identical NB201 search cells (C channels in and out) as one scanned cell.
 
     `scan=False` unrolls the cells (same numbers, a larger program). `conv_impl`: the 3x3
-    convolutions as im2col matrix products ("patches"), as XLA's own ("native") or
-    "auto": patches on CPU, native elsewhere (why: the module docstring). `remat=True` keeps
+    convolutions as im2col matrix products ("patches") or XLA's own ("native"; measured:
+    the module docstring). `remat=True` keeps
     only the mixed cell's matrix products' outputs and nodes for the backward pass and
     recomputes the rest (`jax.checkpoint`): the DARTS-V1 step needs a third of the memory
     and runs faster (5.1 s against 6.1 s without it, C=16, N=5, batch 64, 2 cores). The
@@ -116,7 +115,7 @@ class NB201SearchStage(nnx.Module):
         *,
         scan: bool = True,
         remat: bool = True,
-        conv_impl: str = "auto",
+        conv_impl: str = "patches",
         rngs: nnx.Rngs,
     ):
         if conv_impl not in CONV_IMPLS:
@@ -163,7 +162,7 @@ class NB201SearchStage(nnx.Module):
         int[E], only the indexed op of each edge: GDAS, single-path methods)."""
         stacked = {name: [p[...] for p in kernels] for name, kernels in self.kernels.items()}
         cell = functools.partial(
-            self._cell, weights=weights, index=index, native=_native(self.conv_impl)
+            self._cell, weights=weights, index=index, native=self.conv_impl == "native"
         )
         # one cell a stage: neither the loop nor the recompute pays for its compile time
         # (a second-order MetaNAS step of a 1-cell network compiled in 101 s with, 61 s
@@ -352,7 +351,8 @@ class NB201Supernet(nnx.Module):
     small images such as 28x28 Omniglot cost about what MAML's conv4 costs.
 
     `model(x, weights, index=None)`: `weights` float[E, K] op weights shared by all cells
-    (E edges, K ops); `index` int[E] runs only the indexed op per edge.
+    (E edges, K ops); `index` int[E] runs only the indexed op per edge. `scan`, `remat`,
+    `conv_impl`: each stage's (`NB201SearchStage`).
 
     Parameters: AutoDL-Projects' search network has 1,692,826 at C=16, N=5 and this one
     1,686,106. The 6,720 more are biases of the cells' convolutions (PyTorch's
@@ -372,7 +372,7 @@ class NB201Supernet(nnx.Module):
         stem_stride: int = 1,
         scan: bool = True,
         remat: bool = True,
-        conv_impl: str = "auto",
+        conv_impl: str = "patches",
         rngs: nnx.Rngs | None = None,
     ):
         check_positive(

@@ -188,9 +188,9 @@ SPACES = {
     ("name", "cells", "conv_impl"),
     [
         # NB201's own cell (6 edges, 3 leaving node 0): 50 s of compile, the slow suite's
-        pytest.param("nb201", 1, "auto", marks=pytest.mark.slow),
-        ("every op, 3 nodes", 1, "auto"),
-        # XLA's own 3x3 convolution (the GPU default) in place of the im2col products,
+        pytest.param("nb201", 1, "patches", marks=pytest.mark.slow),
+        ("every op, 3 nodes", 1, "patches"),
+        # XLA's own 3x3 convolution in place of the im2col products,
         # through the scanned cells
         ("every op, 3 nodes", 2, "native"),
     ],

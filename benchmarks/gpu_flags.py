@@ -10,7 +10,11 @@ fraction of DARTS-V1's (the reference: 25 ms of GPU work against 74 ms). GDAS ru
 conditional's branch and a loop's exit on the host unless they are recorded into a command
 buffer (CUDA graph) as conditional nodes, so each one is a device-to-host copy and a wait.
 Variants: XLA's defaults; conditionals and while loops added to the command-buffer types;
-and also loops of known trip count unrolled in the command buffer. The first variant
+and also loops of known trip count unrolled in the command buffer; the supernet's 3x3
+convolutions as im2col products or XLA's own; its cells scanned or unrolled. Measured on
+one H200 (2026-12-04, `benchmarks/results/gpu_flags_gpu*.json`): the flags changed nothing,
+unrolling in the command buffer failed, XLA's own convolution slowed GDAS (35 against 23
+ms); "unrolled" and "native_unrolled" not yet run. The first variant
 traces 3 steps of each method with JAX's profiler (`<method>.xplane.pb.gz` in --out; read
 them with `jax.profiler.ProfileData`) and alone times `--profiled-methods` too. Writes
 `gpu_flags_<platform>.json` after every variant.
@@ -44,6 +48,9 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "patches": ("", {"conv_impl": "patches"}),
     "native": ("", {"conv_impl": "native"}),
     "native_unrolled": ("", {"conv_impl": "native", "scan": False}),
+    # the cells of a stage unrolled: no while loops (each iteration's exit decided on the
+    # host: ~470 small device-to-host copies a V1 step on the H200), a larger program
+    "unrolled": ("", {"scan": False}),
 }
 
 

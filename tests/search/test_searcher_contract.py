@@ -186,9 +186,10 @@ def test_same_key_same_result_and_vmap_equals_loop(name, key):
 
     # vmap reorders float sums: in float32 the models of BANANAS / PNAS (an MLP ensemble
     # after 20 Adam steps) and SMAC (a random forest's expected improvement) meet near-tied
-    # candidates that a last-bit change swaps; in float64 batched and looped runs agree, so
-    # those three run the whole test in float64 (one program for the loop, not two)
-    x64 = name in ("bananas", "pnas", "smac")
+    # candidates that a last-bit change swaps, and NAO's Adam-trained encoder drifts past
+    # the tolerance (jax 0.11: one weight of 1,920 off by 1.5e-6); in float64 batched and
+    # looped runs agree, so those run the whole test in float64 (one program for the loop)
+    x64 = name in ("bananas", "pnas", "smac", "nao")
     with jax.enable_x64(True) if x64 else nullcontext():
         keys = jax.random.split(key, 4)
         compiled = jax.jit(run)  # one compile for the loop below

@@ -166,6 +166,12 @@ def goals(rows: dict, search: dict | None, reference_ms: dict, here: dict) -> li
     if "darts-v1x8" in rows:
         seeds = rows["darts-v1x8"]["throughput_vs_one_seed"]
         checks.append(("8 vmapped seeds: throughput / one seed >= 5", seeds, 5.0))
+    for method in ("darts-v1", "darts-v2", "gdas"):  # goal 5 on this device
+        mine = rows.get(method, {}).get("memory_mb")
+        theirs = here.get(method, {}).get("peak_alloc_mb")
+        if mine is not None and theirs is not None:
+            text = f"{method} step memory (MB, compiled) <= reference's peak allocation here"
+            checks.append((text, mine, theirs))
     if search is not None:
         text = f"{search['epochs']}-epoch DARTS-V1 search (s) <= 600"
         checks.append((text, search["search_s"], 600.0))

@@ -75,6 +75,7 @@ def child(
                 target = profile_to / f"{method}{'' if i == 0 else i}.xplane.pb.gz"
                 with open(found, "rb") as raw, gzip.open(target, "wb") as packed:
                     shutil.copyfileobj(raw, packed)
+            shutil.rmtree(trace)  # the raw trace, kept packed above
         print("ROW " + json.dumps({"variant_method": method, **row}), flush=True)
 
 

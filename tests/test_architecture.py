@@ -1,6 +1,7 @@
 """The import rules of ARCHITECTURE.md that `lint-imports` cannot express."""
 
 import ast
+import os
 import pathlib
 import subprocess
 import sys
@@ -80,3 +81,25 @@ def test_tensorflow_datasets_is_an_optional_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorflow_datasets", None)  # as if not installed
     with pytest.raises(ImportError, match=r"pip install 'jnas\[tfds\]'"):
         data.TFDSSource("mnist", "train")
+
+
+def test_importing_jnas_leaves_jax_unconfigured():
+    """Importing every module of the library starts no JAX backend: XLA's flags, the
+    process' CPU affinity (the NB201 Table 5 script pins each worker to a core, and XLA
+    sizes its thread pool by the cores it sees when the backend starts) and
+    `jax.distributed` must still be settable after `import jnas...`. A module-level JAX
+    array (NEAT's XOR data was one) starts it."""
+    code = (
+        "import importlib, os, pkgutil, jnas\n"
+        "for m in pkgutil.walk_packages(jnas.__path__, 'jnas.'):\n"
+        "    if not m.name.endswith('__main__'):\n"
+        "        importlib.import_module(m.name)\n"
+        "os.environ['XLA_FLAGS'] = '--xla_force_host_platform_device_count=3'\n"
+        "import jax\n"
+        "print(jax.device_count())"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert out.stdout.strip().splitlines()[-1:] == ["3"], out.stderr[-2000:]

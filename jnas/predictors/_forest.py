@@ -20,6 +20,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jnas.predictors._blocks import BLOCK, used_rows
+
 
 class Forest(NamedTuple):
     feature: jax.Array  # int32[trees, 2^depth - 1]: split feature per internal node, -1 none
@@ -38,13 +40,16 @@ def forest_fit(
     bootstrap: bool = True,
 ) -> Forest:
     """Fit `trees` trees on binary `x` float[N, F], targets `y` float[N]; `mask` bool[N]
-    marks the rows to use (the others weigh 0: fixed shapes for a growing history).
-    `max_features` is the share of features each node considers (SMAC's pyrfr: 5/6)."""
+    marks the rows to use (the others weigh 0: fixed shapes for a growing history; the
+    node sums run over the rows up to the last one in use, block by block, so a fit
+    costs what the history holds, not N). `max_features` is the share of features each
+    node considers (SMAC's pyrfr: 5/6)."""
     n = x.shape[0]
     x = (jnp.asarray(x) > 0.5).astype(jnp.float32)
     y = jnp.asarray(y, jnp.float32)
     base = jnp.ones(n) if mask is None else jnp.asarray(mask, jnp.float32)
     y = jnp.where(base > 0, y, 0.0)
+    used = used_rows(base > 0)
     k_boot, k_feat = jax.random.split(key)
 
     def one(k_b, k_f):
@@ -56,12 +61,42 @@ def forest_fit(
             w = jnp.where(base > 0, w, 0.0)
         else:
             w = base
-        return _grow(k_f, x, y, w, depth, max_features)
+        return _grow(k_f, x, y, w, used, depth, max_features)
 
     return jax.vmap(one)(jax.random.split(k_boot, trees), jax.random.split(k_feat, trees))
 
 
-def _grow(key, x, y, w, depth, max_features):
+def feature_subsets(key: jax.Array, nodes: int, features: int, share: float) -> jax.Array:
+    """bool[nodes, features]: each feature kept with probability `share` (to 2^-16), at
+    least one per node. Two 16-bit draws per 32 random bits: the draws are a large part of
+    a fit's cost (JAX's threefry hashes once per 32-bit word)."""
+    k_draw, k_force = jax.random.split(key)
+    forced = jax.random.randint(k_force, (nodes,), 0, features)
+    ensure = jax.nn.one_hot(forced, features) > 0
+    if share >= 1.0:
+        return jnp.ones((nodes, features), bool)
+    size = nodes * features
+    words = jax.random.bits(k_draw, (-(-size // 2),), jnp.uint32)
+    halves = jnp.concatenate([words & 0xFFFF, words >> 16])[:size].reshape(nodes, features)
+    return (halves < round(share * 65536)) | ensure
+
+
+def _node_sums(stats: jax.Array, local: jax.Array, width: int, used: jax.Array) -> jax.Array:
+    """float32[width, C]: the rows' `stats` [N, C] summed per node (`local` [N]), over the
+    rows before `used` only (a loop over blocks of rows; under `vmap` the batch's most)."""
+    n, c = stats.shape
+    count = -(-n // BLOCK)
+    pad = count * BLOCK - n
+    stats = jnp.pad(stats, ((0, pad), (0, 0))).reshape(count, BLOCK, c)
+    local = jnp.pad(local, (0, pad)).reshape(count, BLOCK)
+
+    def add(i: jax.Array, total: jax.Array) -> jax.Array:
+        return total + jax.ops.segment_sum(stats[i], local[i], num_segments=width)
+
+    return jax.lax.fori_loop(0, -(-used // BLOCK), add, jnp.zeros((width, c), stats.dtype))
+
+
+def _grow(key, x, y, w, used, depth, max_features):
     n, f = x.shape
     node = jnp.zeros(n, jnp.int32)  # every sample starts at the root
     features, values = [], []
@@ -69,22 +104,16 @@ def _grow(key, x, y, w, depth, max_features):
     parent_values = mean_parent[None]
     # the feature subsets of every internal node, drawn at once (one random program, not
     # two per level: XLA compiles each draw's hash rounds anew)
-    k_draw, k_force = jax.random.split(key)
-    draws = jax.random.uniform(k_draw, (2**depth - 1, f))
-    forced = jax.random.randint(k_force, (2**depth - 1,), 0, f)
+    allowed_all = feature_subsets(key, 2**depth - 1, f, max_features)
+    # per row: weight, weighted target, and both per feature (the right-hand sums)
+    stats = jnp.concatenate([w[:, None], (w * y)[:, None], w[:, None] * x, (w * y)[:, None] * x], 1)
     for level in range(depth):
         first = 2**level - 1
         width = 2**level
         # per-node sums: each row sits in one node, so a segment sum (O(N F)), not a
-        # one-hot matrix product (O(N F width))
+        # one-hot matrix product (O(N F width)); only the rows in use
         local = node - first
-        sums = jax.ops.segment_sum(
-            jnp.concatenate(
-                [w[:, None], (w * y)[:, None], w[:, None] * x, (w * y)[:, None] * x], 1
-            ),
-            local,
-            num_segments=width,
-        )
+        sums = _node_sums(stats, local, width, used)
         cnt, tot = sums[:, 0], sums[:, 1]
         right_cnt, right_sum = sums[:, 2 : 2 + f], sums[:, 2 + f :]
         left_cnt, left_sum = cnt[:, None] - right_cnt, tot[:, None] - right_sum
@@ -93,14 +122,15 @@ def _grow(key, x, y, w, depth, max_features):
             + _ratio(left_sum**2, left_cnt)
             - _ratio(tot**2, cnt)[:, None]
         )
-        chosen = draws[first : first + width] < max_features
-        ensure = jax.nn.one_hot(forced[first : first + width], f) > 0
-        allowed = chosen | ensure
+        allowed = allowed_all[first : first + width]
         ok = (
             allowed & (right_cnt > 0) & (left_cnt > 0) & (gain > 1e-7 * (1 + jnp.abs(tot)[:, None]))
         )
         score = jnp.where(ok, gain, -jnp.inf)
-        best = jnp.argmax(score, axis=1)
+        # the first best feature, by two plain reductions (XLA:CPU runs argmax's
+        # value-and-index reduction element by element: most of a fit's time at depth 8)
+        top = jnp.max(score, axis=1, keepdims=True)
+        best = jnp.min(jnp.where(score == top, jnp.arange(f), f), axis=1)
         split = jnp.any(ok, axis=1)
         feat = jnp.where(split, best, -1)
         features.append(feat)
@@ -112,8 +142,8 @@ def _grow(key, x, y, w, depth, max_features):
         node = 2 * node + 1 + go_right.astype(jnp.int32)
         parent_values = jnp.repeat(mean, 2)
     width = 2**depth
-    cnt = jax.ops.segment_sum(w, node - (width - 1), num_segments=width)
-    tot = jax.ops.segment_sum(w * y, node - (width - 1), num_segments=width)
+    leaves = _node_sums(stats[:, :2], node - (width - 1), width, used)
+    cnt, tot = leaves[:, 0], leaves[:, 1]
     values.append(jnp.where(cnt > 0, tot / jnp.maximum(cnt, 1e-12), parent_values))
     return Forest(jnp.concatenate(features).astype(jnp.int32), jnp.concatenate(values))
 

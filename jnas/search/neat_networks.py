@@ -42,6 +42,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jnas._checks import check_positive
 from jnas.search._base import Searcher, clean_fitness, update_incumbent
@@ -619,8 +620,10 @@ def neat_networks(
     return Searcher(init, ask, tell, batch_size=population_size)
 
 
-XOR_X = jnp.asarray([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
-XOR_Y = jnp.asarray([0.0, 1.0, 1.0, 0.0])
+# NumPy constants: a JAX array here would start JAX's backend when `jnas.search` is
+# imported (its thread pool then sized before a caller can pin or configure the process)
+XOR_X = np.asarray([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]], np.float32)
+XOR_Y = np.asarray([0.0, 1.0, 1.0, 0.0], np.float32)
 
 
 def xor_fitness(genome: Genome, node_order: jax.Array) -> tuple[jax.Array, jax.Array]:

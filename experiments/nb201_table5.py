@@ -45,17 +45,17 @@ from jnas.spaces import NB201
 
 # rough cost of the rows (seconds in a worker, last full run): the costliest start first
 COST = {
-    "smac": 64,
-    "bananas": 53,
-    "bo-wl": 37,
-    "pnas": 37,
-    "bo": 30,
-    "nao": 27,
-    "reinforce-lstm": 17,
-    "tpe": 14,
-    "qlearning": 6,
-    "bohb": 6,
-    "neat": 5,
+    "smac": 36,
+    "bananas": 36,
+    "bo-wl": 23,
+    "pnas": 22,
+    "bo": 20,
+    "nao": 19,
+    "reinforce-lstm": 11,
+    "tpe": 10,
+    "bohb": 5,
+    "neat": 4,
+    "qlearning": 4,
 }
 # XLA's backend optimisation level per row (default 2), from compile and run times of each
 # row's program on one core (`experiments/nb201_table5.py` has one core per worker):
@@ -63,7 +63,7 @@ COST = {
 # 3-4x faster (NEAT 9.6 -> 2.2 s) for a run that stays under a second; most of the others
 # take -O1: the surrogates' compile 11-16 -> 7-11 s for the same run (BANANAS 15.9 -> 11.0 s
 # compile, 8.9 -> 8.3 s a 25-seed chunk; PNAS 8.1 -> 4.8, 6.3 -> 5.7; TPE 7.4 -> 3.0,
-# 2.2 -> 1.6); SMAC keeps -O2 (its forest's chunk runs 9.2 s there, 22.6 s at -O1).
+# 2.2 -> 1.6); SMAC keeps -O2 (its forest's chunk runs 5.3 s there, ~10 s at -O1).
 # The results are the same at every level (no fast math).
 OPT_LEVEL = dict.fromkeys(("rs", "rea", "te", "neat", "ls", "reinforce", "hyperband", "dehb"), 0)
 OPT_LEVEL |= dict.fromkeys(

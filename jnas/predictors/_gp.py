@@ -29,6 +29,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jnas.predictors._blocks import prefix_columns, tril_prefix_matmul, used_rows
+
 DEFAULT_LENGTHSCALES = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 DEFAULT_NOISES = (1e-3, 1e-2, 1e-1)
 DEFAULT_FEATURE_LENGTHSCALES = (0.25, 1.0, 4.0, 16.0)
@@ -142,23 +144,26 @@ def gp_predict(
     """Posterior mean and standard deviation (of the latent function) at rows `x_new`
     (`distance` as in the fit; rows carry the fit's continuous feature columns last)."""
     x_new = jnp.asarray(x_new, jnp.float32)
-    if gp.features is None:
-        exponent = -distance(x_new, gp.x) / gp.lengthscale
-    else:
-        f = gp.features.shape[1]
-        lf = 1.0 if gp.feature_lengthscale is None else gp.feature_lengthscale
-        exponent = (
-            -distance(x_new[:, :-f], gp.x) / gp.lengthscale
-            - squared_distance(x_new[:, -f:], gp.features) / lf
-        )
-    k_star = jnp.exp(exponent)
-    k_star = k_star * gp.mask.astype(jnp.float32)[None, :]
-    mean = k_star @ gp.alpha
-    if gp.chol_inv is not None:
-        v = gp.chol_inv @ k_star.T
+    f = 0 if gp.features is None else gp.features.shape[1]
+    lf = 1.0 if gp.feature_lengthscale is None else gp.feature_lengthscale
+
+    def kernel(rows: tuple) -> jax.Array:  # k(x_new, rows) [C, B], zero at masked rows
+        x, feats, mask = rows
+        exponent = -distance(x_new[:, : x_new.shape[1] - f], x) / gp.lengthscale
+        if feats is not None:
+            exponent = exponent - squared_distance(x_new[:, -f:], feats) / lf
+        return jnp.exp(exponent) * mask.astype(jnp.float32)[None, :]
+
+    rows = (gp.x, gp.features, gp.mask)
+    if gp.chol_inv is not None:  # the search's history: only the rows in use
+        used = used_rows(gp.mask)
+        k_star = prefix_columns(kernel, rows, used, x_new.shape[0])
+        v = tril_prefix_matmul(gp.chol_inv[None], k_star.T[None], used)[0]
     else:
         assert gp.chol is not None
+        k_star = kernel(rows)
         v = jax.scipy.linalg.solve_triangular(gp.chol, k_star.T, lower=True)
+    mean = k_star @ gp.alpha
     var = jnp.maximum(1.0 - jnp.sum(v * v, 0), 1e-12)
     return gp.mean + gp.scale * mean, gp.scale * jnp.sqrt(var)
 
@@ -257,9 +262,12 @@ def gp_factors_add(
         d_feat = squared_distance(feats[position][None], feats)[0]
         exponent = exponent - d_feat[None, :] / grid.feature_lengthscale[:, None]
     k = jnp.exp(exponent) * earlier[None, :].astype(jnp.float32)  # [G, P]
-    low = jnp.einsum("gij,gj->gi", inv_chol, k)  # the new row of L
+    # the new row of L (k and the rows of W from `position` on are zero / identity rows:
+    # the products read only W's first `position` rows)
+    low = tril_prefix_matmul(inv_chol, k[..., None], position)[..., 0]
     diag = jnp.sqrt(1.0 + grid.noise - jnp.sum(low * low, -1))  # NaN if not PD, as a refit
-    row = -jnp.einsum("gi,gij->gj", low, inv_chol) / diag[:, None]
+    row = -tril_prefix_matmul(inv_chol, low[..., None], position, transpose=True)[..., 0]
+    row = row / diag[:, None]
     row = row.at[:, position].set(1.0 / diag)
     valid = mask_view[position]
     row = jnp.where(valid, row, (jnp.arange(n) == position).astype(jnp.float32)[None, :])
@@ -285,7 +293,10 @@ def gp_fit_factored(
     mean = jnp.sum(y * m) / n
     scale = jnp.sqrt(jnp.sum(jnp.square(y - mean) * m) / n) + 1e-6
     z = jnp.where(mask, (y - mean) / scale, 0.0)
-    a = jnp.einsum("gij,j->gi", inv_chol, z)  # L^-1 z
+    g = inv_chol.shape[0]  # L^-1 z, over the rows up to the last one held
+    a = tril_prefix_matmul(
+        inv_chol, jnp.broadcast_to(z[None, :, None], (g, z.shape[0], 1)), used_rows(mask)
+    )[..., 0]
     log_diag = jnp.log(jnp.diagonal(inv_chol, axis1=-2, axis2=-1))  # -log diag L
     log_ml = -0.5 * jnp.sum(a * a, -1) + jnp.sum(log_diag * m[None, :], -1)
     best = jnp.argmax(jnp.where(jnp.isfinite(log_ml), log_ml, -jnp.inf))

@@ -20,6 +20,17 @@ if "xla_cpu_use_fusion_emitters" not in flags and _JAXLIB < (0, 11):
     flags += " --xla_cpu_use_fusion_emitters=false"
 os.environ["XLA_FLAGS"] = flags.strip()
 
+# Each xdist worker on a core of its own, before JAX starts: XLA:CPU sizes its thread pool
+# by the cores a process may use, so two workers on two cores otherwise run four pool
+# threads (each program split over two, beside callers that spin while they wait).
+# JNAS_TEST_PIN=0 leaves them unpinned.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _WORKER.startswith("gw") and os.environ.get("JNAS_TEST_PIN", "1") != "0":
+    _cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    _count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if 1 < _count <= len(_cores):
+        os.sched_setaffinity(0, {_cores[int(_WORKER[2:]) % len(_cores)]})
+
 import gc  # noqa: E402
 import pathlib  # noqa: E402
 import shutil  # noqa: E402

@@ -19,6 +19,32 @@ def used_rows(mask: jax.Array) -> jax.Array:
     return jnp.max(jnp.where(mask, jnp.arange(mask.shape[0]) + 1, 0)).astype(jnp.int32)
 
 
+def blocked_sum(
+    f: Callable[..., Any],
+    rows: tuple[jax.Array, ...],
+    used: jax.Array,
+    block: int = BLOCK,
+) -> Any:
+    """`sum_b f(*rows[b])` over blocks b of `block` rows covering the first `used` rows (a
+    loop whose trip count is their block count; under `vmap` the batch's most). `f` must
+    give zero on rows past `used` (masked by its own arguments) and on the padding of the
+    last block, which is zeros (False)."""
+    n = rows[0].shape[0]
+    count = -(-n // block)
+    pad = count * block - n
+    blocks = tuple(
+        jnp.pad(r, [(0, pad)] + [(0, 0)] * (r.ndim - 1)).reshape(count, block, *r.shape[1:])
+        for r in rows
+    )
+
+    def add(i: jax.Array, total: Any) -> Any:
+        return jax.tree.map(jnp.add, total, f(*(b[i] for b in blocks)))
+
+    shapes = jax.eval_shape(f, *(b[0] for b in blocks))
+    zero = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), shapes)
+    return jax.lax.fori_loop(0, -(-used // block), add, zero)
+
+
 def blocked_grad(
     loss: Callable[..., jax.Array],
     params: Any,
@@ -27,23 +53,10 @@ def blocked_grad(
     block: int = BLOCK,
 ) -> Any:
     """The gradient of `sum_b loss(params, *rows[b])` over blocks b of `block` rows covering
-    the first `used` rows (a loop whose trip count is their block count; under `vmap` the
-    batch's most). `loss` must be additive over rows and zero on rows that are masked by
-    its own arguments: the padding of the last block is zeros (False)."""
-    n = rows[0].shape[0]
-    count = -(-n // block)
-    pad = count * block - n
-    blocks = tuple(
-        jnp.pad(r, [(0, pad)] + [(0, 0)] * (r.ndim - 1)).reshape(count, block, *r.shape[1:])
-        for r in rows
-    )
+    the first `used` rows (`blocked_sum`). `loss` must be additive over rows and zero on
+    rows that are masked by its own arguments: the padding of the last block is zeros."""
     grad = jax.grad(loss)
-
-    def add(i: jax.Array, total: Any) -> Any:
-        return jax.tree.map(jnp.add, total, grad(params, *(b[i] for b in blocks)))
-
-    zero = jax.tree.map(jnp.zeros_like, params)
-    return jax.lax.fori_loop(0, -(-used // block), add, zero)
+    return blocked_sum(lambda *b: grad(params, *b), rows, used, block)
 
 
 def block_size(n: int, target: int = BLOCK) -> int:

@@ -20,7 +20,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jnas.predictors._blocks import BLOCK, used_rows
+from jnas.predictors._blocks import blocked_sum, used_rows
 
 
 class Forest(NamedTuple):
@@ -70,11 +70,11 @@ def feature_subsets(key: jax.Array, nodes: int, features: int, share: float) -> 
     """bool[nodes, features]: each feature kept with probability `share` (to 2^-16), at
     least one per node. Two 16-bit draws per 32 random bits: the draws are a large part of
     a fit's cost (JAX's threefry hashes once per 32-bit word)."""
+    if share >= 1.0:
+        return jnp.ones((nodes, features), bool)
     k_draw, k_force = jax.random.split(key)
     forced = jax.random.randint(k_force, (nodes,), 0, features)
     ensure = jax.nn.one_hot(forced, features) > 0
-    if share >= 1.0:
-        return jnp.ones((nodes, features), bool)
     size = nodes * features
     words = jax.random.bits(k_draw, (-(-size // 2),), jnp.uint32)
     halves = jnp.concatenate([words & 0xFFFF, words >> 16])[:size].reshape(nodes, features)
@@ -83,17 +83,10 @@ def feature_subsets(key: jax.Array, nodes: int, features: int, share: float) -> 
 
 def _node_sums(stats: jax.Array, local: jax.Array, width: int, used: jax.Array) -> jax.Array:
     """float32[width, C]: the rows' `stats` [N, C] summed per node (`local` [N]), over the
-    rows before `used` only (a loop over blocks of rows; under `vmap` the batch's most)."""
-    n, c = stats.shape
-    count = -(-n // BLOCK)
-    pad = count * BLOCK - n
-    stats = jnp.pad(stats, ((0, pad), (0, 0))).reshape(count, BLOCK, c)
-    local = jnp.pad(local, (0, pad)).reshape(count, BLOCK)
-
-    def add(i: jax.Array, total: jax.Array) -> jax.Array:
-        return total + jax.ops.segment_sum(stats[i], local[i], num_segments=width)
-
-    return jax.lax.fori_loop(0, -(-used // BLOCK), add, jnp.zeros((width, c), stats.dtype))
+    rows before `used` only (`blocked_sum`: weights past `used` are zero)."""
+    return blocked_sum(
+        lambda s, node: jax.ops.segment_sum(s, node, num_segments=width), (stats, local), used
+    )
 
 
 def _grow(key, x, y, w, used, depth, max_features):

@@ -77,7 +77,11 @@ def hypergradient(
     unrolled = jax.tree.map(lambda w, d: w - xi * d, params, g)
     val_loss, (dw, da) = jax.value_and_grad(loss, argnums=(0, 1))(unrolled, alpha, val)
     if method == "exact":
-        _, mixed = jax.jvp(lambda p: jax.grad(loss, 1)(p, alpha, train), (params,), (dw,))
+        # the inner gradient is taken in (w, alpha), not alpha alone, so that it sees
+        # every op that `w` enters: a `custom_vjp` op (the supernet's CPU convolutions,
+        # `jnas.nn.canonical_conv`) whose inputs carry only the outer tangent would meet
+        # forward mode, which it does not define; the unused w-gradient is dead code
+        _, mixed = jax.jvp(lambda p: jax.grad(loss, (0, 1))(p, alpha, train)[1], (params,), (dw,))
         return val_loss, da - xi * mixed
     eps = fd_epsilon / optax.tree.norm(dw)
     plus = jax.tree.map(lambda w, d: w + eps * d, params, dw)

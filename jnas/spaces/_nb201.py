@@ -332,12 +332,13 @@ class NB201(DecisionSupernet):
         stem_stride: int = 1,
         scan: bool = True,
         remat: bool = True,
-        conv_impl: str = "patches",
+        conv_impl: str = "auto",
         rngs: Any = None,
     ) -> Any:
         """The weight-sharing search network (`jnas.nn.NB201Supernet`, C=16, N=5 default;
         `scan` / `remat`: scanned cells, recomputation in the backward pass; `conv_impl`: the
-        3x3 convolutions as im2col products, "patches", or XLA's own, "native")."""
+        3x3 convolutions as im2col products, "patches", XLA's own, "native", or "auto",
+        native on a CPU and patches elsewhere)."""
         from jnas.nn import NB201Supernet
 
         return NB201Supernet(

@@ -7,17 +7,20 @@ small program of large kernels:
 
 - **one cell body per stage**: the N identical cells of a stage keep their weights stacked
   on a leading axis and run in one `lax.scan`, so the program holds 3 cell bodies, not 15;
-- **ops once per node, not once per edge**: ReLU, the 3x3 average pool and the im2col
-  patches of a node are computed once and shared by every edge leaving it, and the
-  convolutions of all those edges are one matrix product with their kernels side by side
-  (the BN that follows is per channel, so normalising the wide output is the same);
-- **convolutions as matrix products** (im2col patches times the kernels), which XLA:CPU
-  runs at full speed inside the scan, where its own convolution is 10-40x slower
-  (jax-ml/jax#12868). `conv_impl="native"` takes XLA's own 3x3 convolution instead (cuDNN
-  on a GPU). Measured on one H200 (`benchmarks/gpu_flags.py`, C=16, N=5, batch 64): the
-  DARTS-V1 step 24.5 ms either way (patches: 23.6-24.6 ms over three runs), GDAS slower,
-  35 ms against 22.7-24.0 (each cuDNN call inside a `lax.switch` branch is launched by the
-  host), so the patches stay the default on every backend. Where they do cost is many
+- **ops once per node, not once per edge**: ReLU and the 3x3 average pool of a node (and
+  its im2col patches, where used) are computed once and shared by every edge leaving it,
+  and the convolutions of all those edges are one convolution with their kernels side by
+  side (the BN that follows is per channel, so normalising the wide output is the same);
+- **convolutions XLA:CPU runs fast inside the scan**: on a CPU (`conv_impl="auto"`, the
+  default) XLA's own 3x3 convolution with derivatives written as forward convolutions
+  (`canonical_conv`): inside a loop XLA:CPU runs JAX's transposed convolutions through a
+  generic loop (jax-ml/jax#12868). Elsewhere im2col patches times the kernels ("patches"),
+  which every backend runs as a matrix product. Measured: a DARTS-V1 step (C=16, N=5,
+  batch 64, one CPU core) 6.1 s with patches, 4.0 s native; GDAS 2.5 / 1.5 s. On one H200
+  (`benchmarks/gpu_flags.py`, XLA's convolution with JAX's own derivatives then) the
+  DARTS-V1 step took 24.5 ms either way (patches: 23.6-24.6 ms over three runs) and GDAS
+  was slower native, 35 ms against 22.7-24.0 (each cuDNN call inside a `lax.switch` branch
+  is launched by the host), so other backends keep the patches. Where they do cost is many
   vmapped seeds: 8 DARTS-V1 seeds spent ~24 of 106 ms a step writing them (the same
   profile); that case with native convolutions was not measured (its compile outran the
   lease).

@@ -81,9 +81,9 @@ def _conv_fwd(x: jax.Array, kernel: jax.Array, pads: Pads) -> tuple:
 def _conv_bwd(pads: Pads, res: tuple, g: jax.Array) -> tuple:
     x, kernel = res
     flipped = jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2)
-    inverse = tuple(
-        (k - 1 - lo, k - 1 - hi) for k, (lo, hi) in zip(kernel.shape[:2], pads, strict=True)
-    )
+    (low_h, high_h), (low_w, high_w) = pads
+    kh, kw = kernel.shape[0], kernel.shape[1]
+    inverse = ((kh - 1 - low_h, kh - 1 - high_h), (kw - 1 - low_w, kw - 1 - high_w))
     dx = _forward(g, flipped, inverse)
     # dK[a, b, i, o] = sum_{n, h, w} xpad[n, h + a, w + b, i] g[n, h, w, o]: a forward
     # convolution with batch i and features n, the cotangent as an image-sized kernel

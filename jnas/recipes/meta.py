@@ -223,8 +223,20 @@ def make_learner(
         )
     from jnas.spaces import NB201
 
+    # im2col patches, not the CPU default's XLA convolution: the exact second-order
+    # meta-gradient differentiates the convolution's backward pass again, which the
+    # forward-form rules do not cover (`jnas.nn._canonical_conv`), and at C=8 XLA:CPU
+    # runs these small convolutions on its slower path: a MetaNAS meta-step 69.6-69.8 ms
+    # a task with patches against 78.5-96.8 native (`benchmarks/meta_step.py --methods
+    # metanas --sizes 1 --maps unroll`, 2 cores); T-NAS shares the model
     net = meta.supernet_model(
-        NB201(), channels=8, cells_per_stage=1, num_classes=ways, in_channels=1, stem_stride=2
+        NB201(),
+        channels=8,
+        cells_per_stage=1,
+        num_classes=ways,
+        in_channels=1,
+        stem_stride=2,
+        conv_impl="patches",
     )
     return getattr(meta, method)(
         net,

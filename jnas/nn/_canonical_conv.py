@@ -53,6 +53,14 @@ def canonical_conv(x: jax.Array, kernel: jax.Array, padding: tuple[int, int]) ->
     return _conv(x, kernel, (pad, pad))
 
 
+def plain_conv(x: jax.Array, kernel: jax.Array, padding: tuple[int, int]) -> jax.Array:
+    """The same convolution with JAX's own derivatives: for a forward pass that is never
+    differentiated in reverse, where a nested `custom_vjp` would stop forward-over-reverse
+    (the single-path cell's forward branches)."""
+    pad = (int(padding[0]), int(padding[1]))
+    return _forward(x, kernel, (pad, pad))
+
+
 Pads = tuple[tuple[int, int], tuple[int, int]]
 
 

@@ -43,7 +43,7 @@ from flax import nnx
 from jax.ad_checkpoint import checkpoint_name
 
 from jnas._checks import check_positive
-from jnas.nn._canonical_conv import canonical_conv
+from jnas.nn._canonical_conv import canonical_conv, plain_conv
 from jnas.nn._ops import (
     ResNetBasicBlock,
     avg_pool_3x3,
@@ -95,16 +95,11 @@ def resolve_conv_impl(conv_impl: str) -> str:
 def _conv3x3(x: jax.Array, matrix: jax.Array, native: bool, vjp: bool = True) -> jax.Array:
     """The 3x3, stride-1, padding-1 convolution of NHWC `x` by HWIO rows `matrix`
     [9*C, C']: XLA's convolution with forward-form derivatives (`native`,
-    `canonical_conv`; `vjp=False`: the plain convolution, for a forward pass that is never
-    differentiated in reverse, where a nested `custom_vjp` would stop forward-over-reverse)
+    `canonical_conv`; `vjp=False`: `plain_conv`, the same numbers with JAX's derivatives)
     or im2col patches times the matrix."""
     if native:
         kernel = matrix.reshape(3, 3, x.shape[-1], matrix.shape[-1])
-        if vjp:
-            return canonical_conv(x, kernel, (1, 1))
-        return jax.lax.conv_general_dilated(
-            x, kernel, (1, 1), ((1, 1), (1, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC")
-        )
+        return (canonical_conv if vjp else plain_conv)(x, kernel, (1, 1))
     return _dot(conv_patches(x, 3, 1, 1), matrix)
 
 

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jnas.nn._canonical_conv import canonical_conv
+from jnas.nn._canonical_conv import canonical_conv, plain_conv
 
 
 def _reference(x, k, padding):
@@ -49,6 +49,8 @@ def test_value_gradients_and_second_order_match_jax_convolution(k, padding):
         want = jax.jit(lambda: derivatives(_reference))()
         for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
+        # the plain variant (the single-path forward branches') computes the same values
+        np.testing.assert_allclose(plain_conv(x, w, padding), want[0], rtol=1e-10, atol=1e-10)
 
 
 def test_vmap_equals_a_loop():

@@ -49,18 +49,21 @@ def resolve_mode(mode: str) -> str:
     return mode
 
 
-# Which XLA:CPU emitters compile a one-shot step. DARTS-V1's all-ops NB201 cell compiles with
-# the classic loop emitters (`CLASSIC_EMITTERS`) rather than the MLIR fusion emitters that
-# are XLA:CPU's default since jax 0.10. `benchmarks/cpu_emitters.py` (C=16, N=5, fresh
-# processes alternating, `benchmarks/results/cpu_emitters_cpu_*.json`): the DARTS-V1 step
-# at batch 64 took 4.7-4.8 s against 5.3-5.9 s on one thread, 4.6-4.8 against 5.0-6.1 s on
-# two, 0.98-1.06 against 0.97-0.99 s at batch 16, and the process peaked at 0.80 against
-# 1.43 GB at batch 16 (the fusion emitters hold ~0.9 GB while compiling the mixed cell).
-# Exact DARTS-V2 keeps the default: 12.6-14.3 against 13.8-15.3 s alone, but 19.3 and
-# 21.2 s against 16.8 s beside the reference (`oneshot_vs_reference_cpu_b64*.json`) and a
-# compile ~10 s longer, though its process' peak at batch 16 is then 1.49 GB, not 2.24
-# (pass `cpu_compiler_options=CLASSIC_EMITTERS` for that). GDAS' single-path step keeps it
-# too: the same step time, a compile 2.5 times as long (60-66 s).
+# Which XLA:CPU emitters compile a one-shot step. DARTS' all-ops NB201 cell (first and second
+# order) compiles with the classic loop emitters (`CLASSIC_EMITTERS`) rather than the MLIR
+# fusion emitters that are XLA:CPU's default since jax 0.10. `benchmarks/cpu_emitters.py`
+# (C=16, N=5, fresh processes alternating, `benchmarks/results/cpu_emitters_cpu_*.json`): the
+# DARTS-V1 step at batch 64 took 4.7-4.8 s against 5.3-5.9 s on one thread, 4.6-4.8 against
+# 5.0-6.1 s on two, 0.98-1.06 against 0.97-0.99 s at batch 16, and the process peaked at 0.80
+# against 1.43 GB at batch 16 (the fusion emitters hold ~0.9 GB while compiling the mixed
+# cell). Exact DARTS-V2 since the CPU convolutions are XLA's own (`canonical_conv`), one
+# process, one thread, both programs alternating: 8.10 against 8.22 s a step at batch 64
+# (4 pairs, 0.985 per pair), 1.73 against 1.75 s at batch 16, the process' peak at batch
+# 16 1.55 against 1.94 GB (the reference's: 1.87), the compile 23.5-28.5 s either way.
+# GDAS' single-path step keeps the default: the same step time and a peak of 0.77 against
+# 1.14 GB at batch 16, but the compile (its many small branch kernels) 15-20 s against
+# 8-11 s, which puts its cold start past 20 s (`benchmarks/oneshot_startup.py`: 25.7 s
+# against 15.7).
 CLASSIC_EMITTERS: tuple[tuple[str, Any], ...] = (("xla_cpu_use_fusion_emitters", False),)
 
 

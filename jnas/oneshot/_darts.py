@@ -33,14 +33,13 @@ def darts(
     order: 1 (w step, then α step at the new w) or 2 (unrolled α step, then w step; the
     virtual step's size `xi` is the current weight learning rate). Other arguments
     (optimisers, `alpha_init_scale`, supernet config): see `relaxed_search`.
-    `cpu_compiler_options`: XLA:CPU options for the step; by default first order compiles
-    with the classic emitters and second order with XLA's defaults (why:
-    `jnas._execution.CLASSIC_EMITTERS`).
+    `cpu_compiler_options`: XLA:CPU options for the step; by default both orders compile
+    with the classic emitters (why: `jnas._execution.CLASSIC_EMITTERS`).
     """
     if order not in (1, 2):
         raise ValueError(f"darts: `order` must be 1 or 2; got {order!r}")
     if cpu_compiler_options is None:
-        cpu_compiler_options = CLASSIC_EMITTERS if order == 1 else ()
+        cpu_compiler_options = CLASSIC_EMITTERS
     return relaxed_search(
         space,
         softmax_relaxation(),

@@ -11,7 +11,10 @@ one cache folder, set as the `jnas` command sets it (`JNAS_XLA_CACHE`, every pro
 first empty (cold), then again (warm). The phases are wall-clock seconds from the parent's
 spawn of the interpreter. The child's environment is the `jnas` command's: with glibc's
 `glibc.malloc.hugetlb=1` where the command re-executes itself with it (`jnas._huge_pages`;
-`--no-huge-pages` leaves it out). Writes `oneshot_startup_<device>.json`.
+`--no-huge-pages` leaves it out). Each row also has a second, steady step (`second_step_s`),
+the start less that step (`start_less_one_step_s`: what the start costs beyond the work of
+one step) and each call's system CPU time and page faults (the first call's is the kernel
+handing the process fresh memory). Writes `oneshot_startup_<device>.json`.
 """
 
 from __future__ import annotations
@@ -57,8 +60,17 @@ lowered = oneshot.jit_step(method).lower(jax.random.key(2), state, train, val)
 t["lower"] = time.time()
 compiled = lowered.compile()
 t["compile"] = time.time()
+import resource
+use = [resource.getrusage(resource.RUSAGE_SELF)]
 jax.block_until_ready(compiled(jax.random.key(2), state, train, val))
 t["first_step"] = time.time()
+use.append(resource.getrusage(resource.RUSAGE_SELF))
+jax.block_until_ready(compiled(jax.random.key(3), state, train, val))  # a steady step
+t["second_step"] = time.time()
+use.append(resource.getrusage(resource.RUSAGE_SELF))
+for i, call in enumerate(("first", "second")):
+    t[call + "_call_system_s"] = use[i + 1].ru_stime - use[i].ru_stime
+    t[call + "_call_page_faults"] = use[i + 1].ru_minflt - use[i].ru_minflt
 print("TIMES " + json.dumps(t))
 """
 
@@ -74,6 +86,12 @@ def _run(name: str, cache: str, args: argparse.Namespace) -> dict:
         row[f"{phase}_s"] = round(times[phase] - before, 2)
         before = times[phase]
     row["total_s"] = round(times["first_step"] - spawn, 2)
+    # the start's cost beyond the step itself: the total less one steady (second) step
+    row["second_step_s"] = round(times["second_step"] - times["first_step"], 2)
+    row["start_less_one_step_s"] = round(row["total_s"] - row["second_step_s"], 2)
+    for call in ("first", "second"):
+        row[f"{call}_call_system_s"] = round(times[f"{call}_call_system_s"], 2)
+        row[f"{call}_call_page_faults"] = times[f"{call}_call_page_faults"]
     return row
 
 

@@ -5,7 +5,8 @@
 
 As Abdelfattah et al. (ICLR 2021) compute it: the NB201 network (C=16, N=5), PyTorch's
 default initialisation, every parameter made positive, batch norm removed, float64, one
-all-ones 32x32x3 input; one fresh initialisation per cell (`fold_in(key, index)`), the
+all-ones 32x32x3 input; one fresh initialisation per cell (`fold_in(key, i)`, i its position
+among the scored cells: a `--sample` run initialises a cell otherwise than the full run), the
 cells streamed through one program in chunks (`jnas.proxies.score_architectures`).
 Reports the Spearman rank correlation of the scores, and of the table's params and
 FLOPs, with the 200-epoch test accuracy on CIFAR-10, CIFAR-100 and ImageNet16-120, next to
@@ -97,6 +98,7 @@ def main() -> None:
     if args.out:
         tag = "" if args.sample is None else f"_sample{n}"
         path = pathlib.Path(args.out) / f"zero_cost_nb201_{jax.devices()[0].platform}{tag}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(result, indent=1))
         np.savez_compressed(path.with_suffix(".npz"), rows=rows, synflow=scores)
         print(f"wrote {path}")

@@ -137,6 +137,7 @@ def main() -> None:
     }
     pathlib.Path(args.out, "hyperband_digits.json").write_text(json.dumps(summary, indent=2))
     if args.results:
+        pathlib.Path(args.results).mkdir(parents=True, exist_ok=True)
         pathlib.Path(args.results, "hyperband_digits.json").write_text(
             json.dumps(summary, indent=2)
         )

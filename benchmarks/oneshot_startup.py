@@ -35,7 +35,7 @@ from jnas import _huge_pages
 PHASES = ("import", "state", "lower", "compile", "first_step")
 
 CHILD = r"""
-import json, os, sys, time
+import json, os, resource, sys, time
 t = {}
 import jax, jax.numpy as jnp
 import numpy as np
@@ -60,7 +60,6 @@ lowered = oneshot.jit_step(method).lower(jax.random.key(2), state, train, val)
 t["lower"] = time.time()
 compiled = lowered.compile()
 t["compile"] = time.time()
-import resource
 use = [resource.getrusage(resource.RUSAGE_SELF)]
 jax.block_until_ready(compiled(jax.random.key(2), state, train, val))
 t["first_step"] = time.time()

@@ -25,7 +25,7 @@ def darts(
     hypergradient_method: str = "exact",
     epochs: int = 50,
     steps_per_epoch: int = 391,
-    cpu_compiler_options: tuple[tuple[str, Any], ...] | None = None,
+    cpu_compiler_options: tuple[tuple[str, Any], ...] = CLASSIC_EMITTERS,
     **config: Any,
 ) -> OneShot[OneShotState]:
     """DARTS on `space.supernet(**config)`, NB201's search configuration by default.
@@ -38,8 +38,6 @@ def darts(
     """
     if order not in (1, 2):
         raise ValueError(f"darts: `order` must be 1 or 2; got {order!r}")
-    if cpu_compiler_options is None:
-        cpu_compiler_options = CLASSIC_EMITTERS
     return relaxed_search(
         space,
         softmax_relaxation(),

@@ -25,6 +25,9 @@ memory peak, see the README) and `--label` names the JSON apart (`..._b16_{label
 `--huge-pages` sets glibc's `glibc.malloc.hugetlb=1` (`jnas._huge_pages`: no page faults on
 the fresh per-step buffers) for `jnas` (default: the jnas side only, as the `jnas` command
 sets it for itself), `both` sides (the reference's allocator gets the same), or `none`.
+`--retain` adds `jnas._huge_pages.RETAIN` on the jnas side: its per-call buffer stays in the
+heap between calls, so the pause while the reference runs its step costs no page faults
+(this VM's balloon device hands freed memory back to the host; see the module).
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+
+from jnas import _huge_pages
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -196,6 +201,11 @@ def main() -> None:
         default="jnas",
         help="glibc.malloc.hugetlb=1 for the jnas side (as the jnas command), both, or none",
     )
+    ap.add_argument(
+        "--retain",
+        action="store_true",
+        help="the jnas side keeps its per-call buffer in the heap (jnas._huge_pages.RETAIN)",
+    )
     ap.add_argument("--label", default="", help="suffix of the JSON's name")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = ap.parse_args()
@@ -213,6 +223,7 @@ def main() -> None:
         "batch": args.batch,
         "jnas_extra_xla_flags": args.jnas_xla_flags,
         "huge_pages": args.huge_pages,
+        "retain": args.retain,
         "settings": {},
     }
     with tempfile.TemporaryDirectory() as tmp:
@@ -223,8 +234,11 @@ def main() -> None:
         rewrite(work / "jnas_worker.py", WORKER_API)
         if args.jnas_xla_flags:
             rewrite(work / "side_by_side.py", driver_flags(args.jnas_xla_flags))
-        if args.huge_pages == "jnas":
-            tunables = f'":".join(filter(None, (base.get("GLIBC_TUNABLES"), "{HUGE_PAGES}")))'
+        extra = ":".join(
+            [HUGE_PAGES] * (args.huge_pages == "jnas") + [_huge_pages.RETAIN] * args.retain
+        )
+        if extra:
+            tunables = f'":".join(filter(None, (base.get("GLIBC_TUNABLES"), "{extra}")))'
             jenv = JNAS_ENV.replace("dict(base)", f"dict(base, GLIBC_TUNABLES={tunables})")
             rewrite(work / "side_by_side.py", ((JNAS_ENV, jenv),))
         (work / ".peer").symlink_to(pathlib.Path(args.peer).resolve())

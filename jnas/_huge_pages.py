@@ -15,6 +15,19 @@ the process that imported it. The `jnas` command re-executes itself with the tun
 (`reexec_command`, called by `import jnas` in the command's own process, before JAX loads;
 off with `JNAS_HUGE_PAGES=0`); a script gets the same with
 `GLIBC_TUNABLES=glibc.malloc.hugetlb=1 python script.py`.
+
+`RETAIN` (not set by the command) keeps that buffer in glibc's heap between calls instead of
+unmapping it: one arena, no mappings, no trimming. Measured on a 2-core VM whose balloon
+device reports free memory to the host (free page reporting): a step that follows a pause of
+a few seconds (another process's step, as in the side by side) faults the unmapped buffer
+back in at the host's cost, 1.0-2.2 s of system time for the V1 step at batch 64; with
+`RETAIN` none (V1 3.5-4.5 -> 2.9-3.1 s, batch 16 1.1-1.3 -> 0.65-0.70 s). Its costs: the heap
+keeps its peak, and grows before it settles (smaller allocations land in a freed buffer, and
+a call may take its buffer before the last one is freed: V1 at batch 16, 300 steps back to
+back: peak 742 -> 1,342 MiB by the 30th step, the heap unchanged after it); the compile is
+~40 % slower under them (V1 at batch 64 10.2 -> 14.9 s; likely the one arena that XLA's
+compile threads then share). Steps back to back
+pay no pause, so the command keeps glibc's default here; `RETAIN` is for measuring.
 """
 
 from __future__ import annotations
@@ -28,6 +41,9 @@ from collections.abc import Mapping
 TUNABLE = "glibc.malloc.hugetlb"
 THP_ENABLED = pathlib.Path("/sys/kernel/mm/transparent_hugepage/enabled")
 MIN_GLIBC = (2, 35)  # the first glibc with `glibc.malloc.hugetlb`
+RETAIN = (  # keep freed memory in the heap (see the docstring); glibc >= 2.26 tunables
+    "glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476736"
+)
 COMMAND = "jnas"  # the console script's name (pyproject's [project.scripts])
 
 

@@ -27,8 +27,8 @@ a call may take its buffer before the last one is freed: V1 at batch 16, 300 ste
 back: peak 742 -> 1,342 MiB by the 30th step, the heap unchanged after it); the compile is
 ~30-40 % slower under them (V1 at batch 64 10.2 -> 14.9 s): the one arena that XLA's
 compile threads then share (`arena_max=1` alone: V1 at batch 16 11.8 -> 15.4 s; the other
-two alone: no change). Steps back to back
-pay no pause, so the command keeps glibc's default here; `RETAIN` is for measuring.
+two alone: no change). Steps back to back pay no pause, so the command keeps glibc's
+default here; `RETAIN` is for measuring.
 """
 
 from __future__ import annotations

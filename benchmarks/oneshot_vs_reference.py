@@ -88,7 +88,7 @@ def driver_flags(extra_flags: str) -> tuple[tuple[str, str], ...]:
 
 # The driver's environment for the jnas worker, in the writable copy, with the tunable added.
 JNAS_ENV = "    jenv = dict(base)\n"
-HUGE_PAGES = "glibc.malloc.hugetlb=1"
+HUGE_PAGES = f"{_huge_pages.TUNABLE}=1"  # as the `jnas` command sets it
 
 
 def driver_env(huge_pages: str) -> dict[str, str]:

@@ -84,7 +84,7 @@ def test_the_command_and_only_the_command_reexecutes_with_the_tunable(tmp_path):
 @NEEDS
 def test_the_tunables_end_the_page_faults_of_xlas_per_call_buffer(tmp_path):
     # A program whose temporary buffer (128 MB) XLA:CPU allocates afresh on every call: with
-    # 4 KB pages every call faults it in again (~32,800 faults); with the tunable ~600 (measured).
+    # 4 KB pages every call faults it in again (~32,800 faults); with huge pages ~65 (measured).
     script = tmp_path / "faults.py"
     script.write_text(
         textwrap.dedent(

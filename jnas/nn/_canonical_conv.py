@@ -22,6 +22,15 @@ is taken in the convolution's inputs (the backward's convolutions are plain ones
 tangents are forward convolutions again); `jax.jvp` of the convolution itself does not.
 A second reverse pass differentiates those plain convolutions with JAX's own rules:
 right, but inside a loop in the slow forms again.
+
+`canonical_dot` does the same for a 1x1 convolution (a matrix product over the last
+axis): its kernel gradient is one matrix product of the input and the cotangent, each
+flattened to (rows, channels), contracted over the rows. From JAX's transpose rule XLA:CPU
+instead wrote the cotangent transposed, (channels, rows), inside the fusion before it, and
+ran the product with both operands transposed on Eigen's slow path: relu, 1x1 convolution
+16 -> 48 channels and batch norm at 64x32x32, forward and backward, one core: 43.9 ms
+with JAX's rule, 9.8 ms with this one (16 -> 16: 7.4 -> 4.5 ms; 64 -> 192 at 8x8:
+7.1 -> 3.8 ms).
 """
 
 from __future__ import annotations
@@ -100,3 +109,39 @@ def _conv_bwd(pads: Pads, res: tuple, g: jax.Array) -> tuple:
 
 
 _conv.defvjp(_conv_fwd, _conv_bwd)
+
+
+def canonical_dot(x: jax.Array, matrix: jax.Array) -> jax.Array:
+    """`x @ matrix` over x's last axis (a 1x1 convolution of NHWC `x`), its kernel
+    gradient one (rows, C)^T (rows, C') matrix product (why: the module docstring)."""
+    if matrix.ndim != 2 or x.shape[-1] != matrix.shape[0]:
+        raise ValueError(
+            f"canonical_dot: `matrix` must be ({x.shape[-1]}, C') for `x` of shape "
+            f"{x.shape}; got {matrix.shape}"
+        )
+    return _dot(x, matrix)
+
+
+def plain_dot(x: jax.Array, matrix: jax.Array) -> jax.Array:
+    """`x @ matrix` over x's last axis with JAX's own derivatives (see `plain_conv`)."""
+    return jax.lax.dot_general(x, matrix, (((x.ndim - 1,), (0,)), ((), ())))
+
+
+@jax.custom_vjp
+def _dot(x: jax.Array, matrix: jax.Array) -> jax.Array:
+    return plain_dot(x, matrix)
+
+
+def _dot_fwd(x: jax.Array, matrix: jax.Array) -> tuple:
+    return plain_dot(x, matrix), (x, matrix)
+
+
+def _dot_bwd(res: tuple, g: jax.Array) -> tuple:
+    x, matrix = res
+    dx = jax.lax.dot_general(g, matrix, (((g.ndim - 1,), (1,)), ((), ())))
+    rows = (-1, x.shape[-1]), (-1, g.shape[-1])
+    dk = jax.lax.dot_general(x.reshape(rows[0]), g.reshape(rows[1]), (((0,), (0,)), ((), ())))
+    return dx, dk.astype(matrix.dtype)
+
+
+_dot.defvjp(_dot_fwd, _dot_bwd)

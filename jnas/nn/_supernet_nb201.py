@@ -23,7 +23,9 @@ small program of large kernels:
   is launched by the host), so other backends keep the patches. Where they do cost is many
   vmapped seeds: 8 DARTS-V1 seeds spent ~24 of 106 ms a step writing them (the same
   profile); that case with native convolutions was not measured (its compile outran the
-  lease).
+  lease). On the same CPU path the 1x1 convolutions' kernel gradient is one product over
+  the rows (`canonical_dot`): from JAX's rule XLA:CPU transposed the cotangent and ran
+  the product on Eigen's slow path, 9.4 % of a one-core DARTS-V1 step (batch 64).
 
 Each stage draws all its kernels of one op in one call (PyTorch's default init), which
 builds and compiles in a fraction of the time a draw per kernel takes.
@@ -43,7 +45,7 @@ from flax import nnx
 from jax.ad_checkpoint import checkpoint_name
 
 from jnas._checks import check_positive
-from jnas.nn._canonical_conv import canonical_conv, plain_conv
+from jnas.nn._canonical_conv import canonical_conv, canonical_dot, plain_conv, plain_dot
 from jnas.nn._ops import (
     ResNetBasicBlock,
     avg_pool_3x3,
@@ -103,9 +105,10 @@ def _conv3x3(x: jax.Array, matrix: jax.Array, native: bool, vjp: bool = True) ->
     return _dot(conv_patches(x, 3, 1, 1), matrix)
 
 
-def _dot(x: jax.Array, matrix: jax.Array) -> jax.Array:
-    """`x @ matrix` over x's last axis (a 1x1 convolution of NHWC `x`)."""
-    return jax.lax.dot_general(x, matrix, (((x.ndim - 1,), (0,)), ((), ())))
+def _dot(x: jax.Array, matrix: jax.Array, native: bool = False, vjp: bool = True) -> jax.Array:
+    """`x @ matrix` over x's last axis (a 1x1 convolution of NHWC `x`); `native` (the CPU
+    setting) with `canonical_dot`'s kernel gradient unless `vjp=False`."""
+    return (canonical_dot if native and vjp else plain_dot)(x, matrix)
 
 
 class NB201SearchStage(nnx.Module):
@@ -249,7 +252,8 @@ class NB201SearchStage(nnx.Module):
                 uses = jnp.sum(weights[jnp.asarray(out)][:, jnp.asarray(conv_ops)])
             act = jax.nn.relu(tap("relu", node, uses))
             if "nor_conv_1x1" in kern:
-                wide = tap("layer", _dot(act, kern["nor_conv_1x1"]))
+                wide = _dot(act, kern["nor_conv_1x1"], native)
+                wide = tap("layer", checkpoint_name(wide, _CONV) if native else wide)
                 feats["nor_conv_1x1"] = batch_stats_norm(wide)
             if "nor_conv_3x3" in kern:
                 wide = _conv3x3(act, kern["nor_conv_3x3"], native)
@@ -306,7 +310,7 @@ def _single_op(name: str, native: bool, x: jax.Array, kernels: dict, vjp: bool =
         return max_pool(x, 3, 1, 1)
     if _KERNEL[name] == 3:
         return batch_stats_norm(_conv3x3(relu(x), kernels[name], native, vjp))
-    return batch_stats_norm(_dot(relu(x), kernels[name]))
+    return batch_stats_norm(_dot(relu(x), kernels[name], native, vjp))
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))

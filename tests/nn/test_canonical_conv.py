@@ -1,5 +1,7 @@
-"""`canonical_conv` against JAX's own convolution and its autodiff (float64), and the
-mechanism it exists for: every convolution of its derivatives is in the forward form."""
+"""`canonical_conv` and `canonical_dot` against JAX's own convolution / matrix product and
+their autodiff (float64), and the mechanisms they exist for: every convolution of the
+derivatives is in the forward form; the 1x1 kernel gradient is one product over the rows,
+not a product with the cotangent transposed."""
 
 from __future__ import annotations
 
@@ -10,7 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jnas.nn._canonical_conv import canonical_conv, plain_conv
+from jnas.nn._canonical_conv import canonical_conv, canonical_dot, plain_conv, plain_dot
+from jnas.nn._ops import batch_stats_norm
 
 
 def _reference(x, k, padding):
@@ -93,3 +96,55 @@ def test_bad_input_is_rejected():
         canonical_conv(jnp.ones((1, 4, 4, 3)), w, (1, 1))
     with pytest.raises(ValueError, match="square HWIO"):
         canonical_conv(x, jnp.ones((3, 2, 2, 2)), (1, 1))
+    with pytest.raises(ValueError, match="canonical_dot"):
+        canonical_dot(x, jnp.ones((3, 2)))
+
+
+def test_dot_value_gradients_and_second_order_match_jax():
+    with jax.enable_x64():
+        keys = jax.random.split(jax.random.key(3), 4)
+        x = jax.random.normal(keys[0], (2, 5, 4, 3), jnp.float64)
+        w = jax.random.normal(keys[1], (3, 6), jnp.float64)
+        dx = jax.random.normal(keys[2], x.shape, jnp.float64)
+        dw = jax.random.normal(keys[3], w.shape, jnp.float64)
+
+        def derivatives(dot):
+            def loss(x, w):
+                return jnp.sum(jnp.sin(dot(x, w)))
+
+            grad = jax.grad(loss, (0, 1))
+            return (
+                dot(x, w),
+                grad(x, w),
+                jax.grad(lambda x, w: jnp.sum(jnp.cos(grad(x, w)[1])), (0, 1))(x, w),
+                jax.jvp(grad, (x, w), (dx, dw))[1],
+            )
+
+        got = jax.jit(lambda: derivatives(canonical_dot))()
+        want = jax.jit(lambda: derivatives(lambda x, w: jnp.einsum("nhwc,cd->nhwd", x, w)))()
+        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
+
+
+def _kernel_gradient_forms(dot) -> set[tuple[str, str]]:
+    """(lhs, rhs) contracting dims of every dot XLA:CPU compiles for the gradient of
+    relu -> 1x1 convolution -> batch norm, as in the NB201 search cell."""
+
+    def loss(x, w):
+        return jnp.sum(jnp.sin(batch_stats_norm(dot(jax.nn.relu(x), w))))
+
+    x, w = jnp.ones((4, 8, 8, 16)), jnp.ones((16, 48))
+    text = jax.jit(jax.grad(loss, (0, 1))).lower(x, w).compile().as_text()
+    return set(
+        re.findall(r" dot\(.*?lhs_contracting_dims=\{(\d)\}, rhs_contracting_dims=\{(\d)\}", text)
+    )
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="XLA:CPU's dot forms")
+def test_the_1x1_kernel_gradient_is_one_product_over_the_rows():
+    """The point of `canonical_dot`: the kernel gradient contracts the rows of both
+    operands as laid out ({0}, {0}). From JAX's own rule XLA:CPU transposes the cotangent
+    and contracts ({0}, {1}) (checked on the reference, so the test would see it return)."""
+    assert ("0", "0") in _kernel_gradient_forms(canonical_dot)
+    assert ("0", "1") not in _kernel_gradient_forms(canonical_dot)
+    assert ("0", "1") in _kernel_gradient_forms(plain_dot)

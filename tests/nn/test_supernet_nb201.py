@@ -304,6 +304,23 @@ def test_backward_keeps_the_mixed_cells_inner_nodes_and_not_the_single_paths():
     assert saved(None).count("named 'nb201_search_conv'") == 3 * 2 * 3 * 2
 
 
+def test_the_cpu_path_runs_every_mixed_convolution_through_the_canonical_rules():
+    """conv_impl="native": each node's wide 3x3 and 1x1 convolution is `canonical_conv` /
+    `canonical_dot` (their derivatives are XLA:CPU's fast forms, tests/nn/
+    test_canonical_conv.py); "patches" keeps JAX's own rules (forward mode works there)."""
+    x, w = images(1), jnp.full((6, 5), 0.2)
+
+    def calls(conv_impl):
+        net = NB201().supernet(
+            channels=4, cells_per_stage=1, num_classes=5, conv_impl=conv_impl, rngs=nnx.Rngs(3)
+        )
+        text = str(jax.make_jaxpr(lambda x: net(x, w))(x))
+        return text.count("name=_conv"), text.count("name=_dot")
+
+    assert calls("native") == (3 * 3, 3 * 3)  # 3 stages x nodes 0, 1, 2
+    assert calls("patches") == (0, 0)
+
+
 def test_nb201_supernet_rejects_an_unknown_conv_impl():
     with pytest.raises(ValueError, match="conv_impl"):
         NB201().supernet(channels=4, cells_per_stage=1, conv_impl="winograd")

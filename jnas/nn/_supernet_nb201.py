@@ -74,8 +74,8 @@ _KERNEL = {"nor_conv_1x1": 1, "nor_conv_3x3": 3}
 # evaluated the node's whole sum once per consumer (a DARTS-V1 step 6.4 -> 5.1 s, exact
 # DARTS-V2 16.7 -> 13.0 s, 13 % more temporary memory).
 _NODE = "nb201_search_node"
-# the wide convolutions' outputs, kept too (XLA's convolution is not a dot, so the dot
-# policy alone would recompute it in the backward pass)
+# the wide convolutions' outputs, kept too (XLA's convolution and the CPU path's
+# `custom_vjp`s are no bare dots, so the dot policy alone would recompute them)
 _CONV = "nb201_search_conv"
 CONV_IMPLS = ("auto", "patches", "native")
 
@@ -253,7 +253,7 @@ class NB201SearchStage(nnx.Module):
             act = jax.nn.relu(tap("relu", node, uses))
             if "nor_conv_1x1" in kern:
                 wide = _dot(act, kern["nor_conv_1x1"], native)
-                wide = tap("layer", checkpoint_name(wide, _CONV) if native else wide)
+                wide = tap("layer", checkpoint_name(wide, _CONV))
                 feats["nor_conv_1x1"] = batch_stats_norm(wide)
             if "nor_conv_3x3" in kern:
                 wide = _conv3x3(act, kern["nor_conv_3x3"], native)

@@ -71,6 +71,53 @@ def test_exact_hypergradient_matches_finite_differences_in_float64(x64_problem):
             np.testing.assert_allclose(jnp.sum(grad * d), numeric, rtol=1e-6, atol=1e-10)
 
 
+def test_exact_hypergradient_runs_the_training_pass_once():
+    """The inner gradient is linearized once (its value is the virtual step's gradient,
+    its linear map the mixed term): compiled, it holds fewer convolutions than the
+    textbook form that takes the gradient and then its derivative along grad_w' L_val,
+    whose two training passes XLA cannot merge across the scanned layers (the supernet
+    scans the cells of a stage), and it gives that form's value."""
+
+    def conv(x, w):
+        return jax.lax.conv_general_dilated(
+            x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+        )
+
+    def loss(p, a, b):
+        layers = jnp.stack([p["w2"], 0.5 * p["w2"]])
+        y, _ = jax.lax.scan(
+            lambda h, w: (conv(jax.nn.relu(h), w), None), conv(b[0], p["w1"]), layers
+        )
+        return jnp.mean((y * jax.nn.softmax(a)[0] - b[1]) ** 2)
+
+    def textbook(params, alpha, train, val, xi):
+        g = jax.grad(loss)(params, alpha, train)
+        unrolled = jax.tree.map(lambda w, d: w - xi * d, params, g)
+        val_loss, (dw, da) = jax.value_and_grad(loss, (0, 1))(unrolled, alpha, val)
+        _, mixed = jax.jvp(lambda p: jax.grad(loss, (0, 1))(p, alpha, train)[1], (params,), (dw,))
+        return val_loss, da - xi * mixed
+
+    k = jax.random.split(jax.random.key(0), 6)
+    params = {
+        "w1": jax.random.normal(k[0], (3, 3, 3, 4)),
+        "w2": jax.random.normal(k[1], (3, 3, 4, 4)),
+    }
+    alpha = jax.random.normal(k[2], (4,))
+    train = (jax.random.normal(k[3], (2, 6, 6, 3)), jax.random.normal(k[4], (2, 6, 6, 4)))
+    val = (jax.random.normal(k[5], (2, 6, 6, 3)), jax.random.normal(k[4], (2, 6, 6, 4)))
+    args = (params, alpha, train, val, 0.1)
+    ours = functools.partial(oneshot.hypergradient, loss, method="exact")
+
+    def convolutions(f):
+        return jax.jit(f).lower(*args).compile().as_text().count(" convolution(")
+
+    assert convolutions(ours) < convolutions(textbook)
+    with jax.enable_x64(True):
+        args = (*f64(args[:4]), 0.1)
+        for a, b in zip(jax.jit(ours)(*args), jax.jit(textbook)(*args), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
 @pytest.mark.slow  # DARTS' own approximation; the exact hypergradient is checked fast above
 def test_darts_finite_difference_approximation_converges_to_the_exact_hypergradient(x64_problem):
     loss, params, alpha, train, val = x64_problem

@@ -78,7 +78,17 @@ def new_run_folder(parent: pathlib.Path) -> pathlib.Path:
 
 # Flags a resumed run may change: where the data lie, where evaluations run, and how long
 # a search or a meta-training runs (none changes what the finished part computed).
-MOVABLE = ("out", "resume", "func", "nasbench", "data_dir", "omniglot", "workers", "dask")
+MOVABLE = (
+    "out",
+    "resume",
+    "func",
+    "nasbench",
+    "data_dir",
+    "omniglot",
+    "workers",
+    "dask",
+    "devices",
+)
 EXTENDABLE = {
     "search": ("evaluations",),
     "meta": ("steps",),

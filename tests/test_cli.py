@@ -89,6 +89,7 @@ def test_help_lists_subcommands():
         ),
         (("oneshot", "gdas", "--resume"), "--resume needs --out"),
         (("oneshot", "enas", "--alpha-lr", "0.01"), "'enas' has no architecture parameters"),
+        (("oneshot", "gdas", "--devices", "3"), "--batch-size 64 and --devices 3"),
         (("demo", "--alpha-lr", "0"), "must be a finite number > 0"),
         (("search", "rea", "--async"), "--async needs parallel workers"),
         (("search", "rs", "--workers", "2", "--objective", "table"), "parallelise training"),
@@ -259,6 +260,26 @@ def test_oneshot_and_train_commands(tmp_path):
     acc = float(np.mean(np.argmax(net.logits(test.x), -1) == np.asarray(test.y)))
     assert acc == pytest.approx(net.summary["test_acc"], abs=1e-6)  # the trained weights
     assert _files(tmp_path) == before
+
+
+def test_oneshot_command_splits_its_batches_over_devices(tmp_path, capsys):
+    """`--devices 2`: the search runs data parallel (`jnas.oneshot.search`'s mesh, tested
+    there against one device); in this process JAX has started with the suite's 8 CPU
+    devices, so the command takes 2 of them (a fresh process asks JAX for 2)."""
+    import jax
+
+    assert jax.device_count() == 8  # started: the command cannot change the count
+    code, out, err = _main(
+        capsys, "oneshot", "darts-v1", "--devices", "2", "--epochs", "1", "--channels", "4",
+        "--batch-size", "64", "--out", tmp_path / "run",
+    )  # fmt: skip
+    assert code == 0, err
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["devices"] == 2
+    assert "derived architecture" in out
+    code, _, err = _main(capsys, "oneshot", "darts-v1", "--devices", "16", "--out", tmp_path / "x")
+    assert code == 2
+    assert "expected at most the 8 cpu device(s)" in err
 
 
 def test_a_run_into_a_folder_holding_a_run_exits_2_and_touches_nothing(tmp_path, capsys):

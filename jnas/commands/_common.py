@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import pathlib
 import sys
-from typing import TextIO
+from typing import Any, TextIO
 
 # the commands find the spaces here
 from jnas.recipes.spaces import SPACE_NAMES as SPACE_NAMES
@@ -33,6 +33,35 @@ class _Lines:
 
     def flush(self) -> None:
         self.stream.flush()
+
+
+def data_parallel_mesh(devices: int, batch_size: int) -> Any:
+    """None for one device; else a 1-D mesh (`jnas.parallel.mesh`) over the first
+    `devices` devices, asking JAX first for that many CPU devices (a CPU's cores as
+    devices: `jax_num_cpu_devices`, which must be set before JAX starts). A JAX already
+    started with enough devices (a test's forced ones) is used as it is."""
+    if batch_size % devices:
+        raise ValueError(
+            f"--devices: the batch size must split evenly over the devices; got "
+            f"--batch-size {batch_size} and --devices {devices}"
+        )
+    if devices == 1:
+        return None
+    import jax
+
+    from jnas import parallel
+
+    try:
+        jax.config.update("jax_num_cpu_devices", devices)
+    except RuntimeError:  # JAX has started: its devices are what there is
+        pass
+    have = jax.devices()
+    if len(have) < devices:
+        raise ValueError(
+            f"--devices: expected at most the {len(have)} {jax.default_backend()} "
+            f"device(s) JAX has; got {devices}"
+        )
+    return parallel.mesh(have[:devices])
 
 
 def progress(label: str, unit: str = "seeds", *, stream: TextIO | None = None):

@@ -10,6 +10,7 @@ from jnas.commands._common import (
     ALPHA_LR_HELP,
     NASBENCH_HELP,
     add_data_flags,
+    data_parallel_mesh,
     positive_float,
     positive_int,
     progress,
@@ -35,6 +36,7 @@ METHOD_NAMES = (
 
 
 def cmd_oneshot(args: argparse.Namespace) -> int:
+    mesh = data_parallel_mesh(args.devices, args.batch_size)  # before JAX starts
     table = load_nb201_if_present(args.nasbench)
     summary = run_oneshot(
         args.method,
@@ -51,6 +53,7 @@ def cmd_oneshot(args: argparse.Namespace) -> int:
         progress=progress(f"{args.method} on {args.dataset}", "epochs"),
         space_name=args.space,
         alpha_lr=args.alpha_lr,
+        mesh=mesh,
     )
     print(f"derived architecture ({args.space}): {summary['arch']}")
     print(
@@ -104,6 +107,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="search cells per stage N (NB201: 5; DARTS: the number of cells, 8; default: 1)",
     )
     oneshot.add_argument("--alpha-lr", type=positive_float, default=None, help=ALPHA_LR_HELP)
+    oneshot.add_argument(
+        "--devices",
+        type=positive_int,
+        default=1,
+        help="data parallel: split every batch over this many devices; on a CPU, devices "
+        "made from its cores (2 on 2 cores, NB201 at batch 64: a DARTS-V1 step 0.77x the "
+        "time of one device, GDAS 0.87x; at batch 16 GDAS 1.13x; "
+        "benchmarks/cpu_data_parallel.py); default: 1",
+    )
     oneshot.add_argument("--nasbench", default=None, help=NASBENCH_HELP)
     oneshot.add_argument(
         "--out", default=None, help="run folder (default: a new folder out/oneshot/<date-time>)"

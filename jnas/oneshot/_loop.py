@@ -10,7 +10,9 @@ from typing import Any
 
 import jax
 import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from jnas import parallel
 from jnas._checks import check_positive
 from jnas._execution import cpu_compiler_options, stepper
 from jnas.data import Split, batch_indices
@@ -22,7 +24,11 @@ Augment = Callable[[jax.Array, jax.Array], jax.Array]
 
 @functools.lru_cache(maxsize=16)  # one compiled step per (method, configuration)
 def epoch_fn(
-    method: OneShot, batch_size: int, augment: Augment | None = None, steps_mode: str = "auto"
+    method: OneShot,
+    batch_size: int,
+    augment: Augment | None = None,
+    steps_mode: str = "auto",
+    mesh: Mesh | None = None,
 ) -> Callable[[OneShotState, jax.Array, Split, Split], tuple[OneShotState, dict]]:
     """`epoch(state, key, train, valid) -> (state, metrics[steps])`.
 
@@ -31,17 +37,31 @@ def epoch_fn(
     25k halves) and optionally augments both with `augment(key, images)`. `steps_mode`:
     one `lax.scan` per epoch (`"scan"`), a loop of jitted steps (`"loop"`), or `"auto"`
     (scan except on CPU, see `jnas._execution`); the results are the same.
+    `mesh` (1-D, `jnas.parallel.mesh`): data parallel, each device steps on its rows of
+    every batch (the state and splits replicated: `search` places them).
     """
     check_positive("epoch_fn", batch_size=batch_size)
+    rows = None
+    if mesh is not None:
+        if len(mesh.axis_names) != 1:
+            raise ValueError(f"epoch_fn: `mesh` must be 1-D; got axes {mesh.axis_names}")
+        if batch_size % mesh.size:
+            raise ValueError(
+                f"epoch_fn: `batch_size` must split evenly over the mesh's {mesh.size} "
+                f"devices; got {batch_size}"
+            )
+        rows = NamedSharding(mesh, PartitionSpec(mesh.axis_names[0]))
 
     def body(carry, inputs):
         state, train, valid = carry
         it, iv, k = inputs
         k_step, k_at, k_av = jax.random.split(k, 3)
-        xt, xv = train.x[it], valid.x[iv]
+        xt, yt, xv, yv = train.x[it], train.y[it], valid.x[iv], valid.y[iv]
+        if rows is not None:  # each device its rows; XLA all-reduces BN statistics, grads
+            xt, yt, xv, yv = jax.lax.with_sharding_constraint((xt, yt, xv, yv), rows)
         if augment is not None:
             xt, xv = augment(k_at, xt), augment(k_av, xv)
-        state, metrics = method.step(k_step, state, (xt, train.y[it]), (xv, valid.y[iv]))
+        state, metrics = method.step(k_step, state, (xt, yt), (xv, yv))
         return (state, train, valid), metrics
 
     run = stepper(body, steps_mode, cpu_compiler_options(method.cpu_compiler_options))
@@ -82,6 +102,7 @@ def search(
     resume: bool = False,
     steps_mode: str = "auto",
     on_epoch: Callable[[dict], None] | None = None,
+    mesh: Mesh | None = None,
 ) -> tuple[OneShotState, list[dict]]:
     """Run `epochs` epochs of `method`; derive the cell after every epoch.
 
@@ -92,14 +113,23 @@ def search(
     ends with the same state and records as an uninterrupted run. Epoch e uses key
     `fold_in(key, e)`, independent of where a run was resumed. `on_epoch(record)` may add
     fields (e.g. the cell's benchmark accuracy) before the record is written.
+
+    `mesh`: data parallel over its devices (`epoch_fn`), the state and both splits
+    replicated. On a multi-core CPU, one device per core (`jax_num_cpu_devices`, set before
+    JAX starts) beat one device spread over the cores by XLA's threads on the NB201
+    supernet (`benchmarks/cpu_data_parallel.py`).
     """
     check_positive("search", epochs=epochs)
     k_init, k_epochs, k_derive = jax.random.split(key, 3)
+    epoch = epoch_fn(method, batch_size, augment, steps_mode, mesh)
+    if mesh is not None:
+        train, valid = parallel.replicate((train, valid), mesh)
     derive_batch = (valid.x[:batch_size], valid.y[:batch_size])
-    epoch = epoch_fn(method, batch_size, augment, steps_mode)
     derive = jax.jit(method.derive)
 
     def unit(state: Any, e: int) -> tuple[Any, dict, dict]:
+        if mesh is not None:  # a fresh or restored state: onto every device (else a no-op)
+            state = parallel.replicate(state, mesh)
         state, metrics = epoch(state, jax.random.fold_in(k_epochs, e), train, valid)
         arch = derive(state, jax.random.fold_in(k_derive, e), derive_batch)
         record = {

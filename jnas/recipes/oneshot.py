@@ -207,9 +207,11 @@ def run_oneshot(
     progress: Progress | None = None,
     space_name: str = "nb201",
     alpha_lr: float | None = None,
+    mesh: Any = None,
 ) -> dict:
     """Search `space_name` (NB201 by default) with a one-shot method; derive the
-    architecture after every epoch. `alpha_lr`: Adam's learning rate on α (NB201's 3e-4
+    architecture after every epoch. `mesh`: data parallel over its devices
+    (`jnas.oneshot.search`). `alpha_lr`: Adam's learning rate on α (NB201's 3e-4
     when None; a search of a few hundred steps needs more for α to move). The recurrent
     space (`darts_rnn`) searches a language model on a text corpus (`dataset` "python",
     its default, the standard library's sources by character; "text", PTB / WikiText
@@ -265,6 +267,7 @@ def run_oneshot(
         resume=resume,
         steps_mode=steps_mode,
         on_epoch=on_epoch,
+        mesh=mesh,
     )
     if "alpha" in records[-1]:
         plots.plot_alpha(records, space, out / "alpha.png")
@@ -277,6 +280,7 @@ def run_oneshot(
         "seed": seed,
         "epochs": epochs,
         "alpha_lr": alpha_lr,
+        "devices": 1 if mesh is None else mesh.size,
         "arch": records[-1]["arch"],
         "search_s": round(time.perf_counter() - start, 1),
         **{k: v for k, v in records[-1].items() if k not in ("alpha", "epoch", "arch")},

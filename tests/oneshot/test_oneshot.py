@@ -274,6 +274,53 @@ def test_search_resumes_to_the_same_records_and_state(tmp_path, key):
     assert len(lines) == 3
 
 
+@pytest.mark.multidevice
+@pytest.mark.parametrize("mode", ["loop", "scan"])
+def test_data_parallel_search_steps_on_split_batches_and_equals_one_device(tmp_path, key, mode):
+    """`search(mesh=...)`: every step's batches are split over the mesh (the step sees
+    each device holding 2 of the 8 rows), and a resumed run on the mesh ends where a
+    single-device run ends (losses, α, the derived cells)."""
+    assert jax.device_count() == 8, "conftest forces 8 CPU devices"
+    method = oneshot.darts(SPACE, **TINY)
+    seen = []
+
+    def step(k, state, train, val):
+        for rows in (train[0], train[1], val[0], val[1]):
+            jax.debug.inspect_array_sharding(
+                rows, callback=lambda s, n=rows.shape: seen.append(s.devices_indices_map(n))
+            )
+        return method.step(k, state, train, val)
+
+    spy = method._replace(step=step)
+    train, valid = _digits_like(1, 32), _digits_like(2, 32)
+    mesh = parallel.mesh(jax.devices()[:4])
+    run = functools.partial(
+        oneshot.search, spy, key, train, valid, batch_size=8, space=SPACE, steps_mode=mode
+    )
+    one_state, one = run(epochs=3)
+    assert seen
+    assert all(len(m) == 1 for m in seen)  # one device holds all 8 rows
+    seen.clear()
+    run(epochs=2, out=tmp_path / "run", mesh=mesh)
+    state, records = run(epochs=3, out=tmp_path / "run", mesh=mesh, resume=True)
+    assert seen
+    for indices in seen:  # rows 0-1, 2-3, 4-5, 6-7 on the four devices
+        assert sorted(ix[0].indices(8)[:2] for ix in indices.values()) == [
+            (0, 2),
+            (2, 4),
+            (4, 6),
+            (6, 8),
+        ]
+    assert state.alpha.sharding.device_set == set(mesh.devices.flat)
+    assert [r["arch"] for r in records] == [r["arch"] for r in one]
+    for r, o in zip(records, one, strict=True):
+        np.testing.assert_allclose(r["w_loss"], o["w_loss"], rtol=1e-5)
+        np.testing.assert_allclose(r["alpha"], o["alpha"], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(state.alpha, one_state.alpha, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="batch_size"):
+        oneshot.epoch_fn(method, 6, mesh=mesh)
+
+
 def test_scan_and_loop_epochs_agree(key):
     method = oneshot.darts(SPACE, **TINY)
     train, valid = _digits_like(1, 32), _digits_like(2, 32)

@@ -17,7 +17,7 @@ slower than the same convolution outside one (jax-ml/jax#12868). So on CPU
 A run's initial state is one program compiled at LLVM's -O0, unless it makes so many
 separate random draws that XLA's compile would take longer than running it op by op
 (`initial_state`). A one-shot method may name XLA:CPU options for its step
-(`OneShot.cpu_compiler_options`): DARTS-V1's takes the classic emitters (`CLASSIC_EMITTERS`).
+(`OneShot.cpu_compiler_options`): DARTS', SNAS' and DrNAS' take the classic emitters (`CLASSIC_EMITTERS`).
 On GPU/TPU the defaults are the compact forms: `lax.scan`, `vmap`, whole batches.
 """
 
@@ -63,7 +63,12 @@ def resolve_mode(mode: str) -> str:
 # GDAS' single-path step keeps the default: the same step time and a peak of 0.77 against
 # 1.14 GB at batch 16, but the compile (its many small branch kernels) 15-20 s against
 # 8-11 s, which puts its cold start past 20 s (`benchmarks/oneshot_startup.py`: 25.7 s
-# against 15.7).
+# against 15.7). SNAS and DrNAS, all-ops cells too, take them as well (2026-12-05,
+# a fresh process per setting, 2 CPU cores, batch 16: SNAS compile 7.3 against 9.9 s, peak 0.63
+# against 1.17 GB, steps 0.35 against 0.34-0.40 s; DrNAS 14.9 against 15.4 s, 0.85 against
+# 1.41 GB, 0.59-0.62 against 0.63-0.69 s; DrNAS at batch 64, two runs: compile 15.4 against
+# 16.4-19.3 s, peak 1.75 against 1.87 GB, steps alike). SETN's and ProxylessNAS' steps
+# compiled slower with them (17.9 against 16.7 s, 18.9 against 16.0) and keep the defaults.
 CLASSIC_EMITTERS: tuple[tuple[str, Any], ...] = (("xla_cpu_use_fusion_emitters", False),)
 
 

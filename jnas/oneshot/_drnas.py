@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from jnas._execution import CLASSIC_EMITTERS
 from jnas.oneshot._base import OneShot, OneShotState
 from jnas.oneshot._bilevel import relaxed_search
 from jnas.oneshot._penalties import dirichlet_anchor_penalty
@@ -20,9 +21,17 @@ from jnas.oneshot._relaxations import dirichlet_relaxation
 
 
 def drnas(
-    space: Any, *, epochs: int = 50, steps_per_epoch: int = 391, reg: float = 1e-3, **config: Any
+    space: Any,
+    *,
+    epochs: int = 50,
+    steps_per_epoch: int = 391,
+    reg: float = 1e-3,
+    cpu_compiler_options: tuple[tuple[str, Any], ...] = CLASSIC_EMITTERS,
+    **config: Any,
 ) -> OneShot[OneShotState]:
-    """DrNAS on `space.supernet(**config)` (see `relaxed_search` for the rest)."""
+    """DrNAS on `space.supernet(**config)` (see `relaxed_search` for the rest);
+    `cpu_compiler_options`: the classic emitters, as DARTS' all-ops cell
+    (`jnas._execution.CLASSIC_EMITTERS` says why)."""
     return relaxed_search(
         space,
         dirichlet_relaxation(),
@@ -30,5 +39,6 @@ def drnas(
         penalty=dirichlet_anchor_penalty(reg, where=("drnas", "reg")),
         epochs=epochs,
         steps_per_epoch=steps_per_epoch,
+        cpu_compiler_options=cpu_compiler_options,
         **config,
     )

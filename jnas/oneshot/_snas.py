@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from jnas._execution import CLASSIC_EMITTERS
 from jnas.oneshot._base import OneShot, OneShotState
 from jnas.oneshot._bilevel import relaxed_search
 from jnas.oneshot._penalties import expected_cost_penalty
@@ -25,10 +26,13 @@ def snas(
     tau_min: float = 0.03,
     resource_weight: float = 0.0,
     costs: Any = None,
+    cpu_compiler_options: tuple[tuple[str, Any], ...] = CLASSIC_EMITTERS,
     **config: Any,
 ) -> OneShot[OneShotState]:
     """SNAS: relaxed Gumbel weights, temperature linear in the epoch from `tau_max` to
-    `tau_min`, loss = CE + `resource_weight` * expected cost (`costs`: see `op_costs`)."""
+    `tau_min`, loss = CE + `resource_weight` * expected cost (`costs`: see `op_costs`).
+    `cpu_compiler_options`: the classic emitters, as DARTS' all-ops cell
+    (`jnas._execution.CLASSIC_EMITTERS` says why)."""
     tau = linear_tau_schedule(steps_per_epoch, epochs, tau_max, tau_min, "snas")
     penalty = expected_cost_penalty(
         space, resource_weight, costs, name="resource", where=("snas", "resource_weight")
@@ -41,5 +45,6 @@ def snas(
         penalty=penalty,
         epochs=epochs,
         steps_per_epoch=steps_per_epoch,
+        cpu_compiler_options=cpu_compiler_options,
         **config,
     )

@@ -332,13 +332,16 @@ def test_scan_and_loop_epochs_agree(key):
 
 
 def test_cpu_compiler_options_reach_every_compile_of_the_step(key, monkeypatch):
-    """DARTS (both orders) asks XLA:CPU for its classic emitters (why: `CLASSIC_EMITTERS`); `jit_step`
+    """DARTS (both orders), SNAS and DrNAS ask XLA:CPU for its classic emitters (why:
+    `CLASSIC_EMITTERS`); `jit_step`
     and both epoch layouts pass a method's options to XLA: an option XLA does not know
     fails each of them (here let through as if known), so none is dropped on the way.
     Other backends get none."""
     monkeypatch.setattr(_execution, "_known_option", lambda name, value: True)
     assert oneshot.darts(SPACE, **TINY).cpu_compiler_options == CLASSIC_EMITTERS
     assert oneshot.darts(SPACE, order=2, **TINY).cpu_compiler_options == CLASSIC_EMITTERS
+    assert oneshot.snas(SPACE, **TINY).cpu_compiler_options == CLASSIC_EMITTERS
+    assert oneshot.drnas(SPACE, **TINY).cpu_compiler_options == CLASSIC_EMITTERS
     assert oneshot.gdas(SPACE, **TINY).cpu_compiler_options == ()
     method = oneshot.darts(SPACE, **TINY, cpu_compiler_options=(("xla_not_an_option", True),))
     state = method.init(key)

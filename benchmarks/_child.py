@@ -4,7 +4,9 @@ huge-page benchmarks: each measures a whole process, so each run needs its own).
 from __future__ import annotations
 
 import json
+import os
 import pathlib
+import platform
 import subprocess
 import sys
 
@@ -35,6 +37,20 @@ def run_child(code: str, argv: list[str], env: dict[str, str], marker: str, what
     if out.returncode != 0:
         raise RuntimeError(f"{what}: the child failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.split(f"{marker} ", 1)[1])
+
+
+def machine() -> dict:
+    """The head of a result file: this process' JAX device, the cores, the host's
+    architecture, the jax version and the XLA flags its children inherit."""
+    import jax
+
+    return {
+        "device": f"{jax.default_backend()}: {jax.devices()[0].device_kind}",
+        "cpus": os.cpu_count(),
+        "host": platform.machine(),
+        "jax": jax.__version__,
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+    }
 
 
 def save(result: dict, out: pathlib.Path | None, name: str) -> None:

@@ -21,10 +21,9 @@ import argparse
 import json
 import os
 import pathlib
-import platform
 import statistics
 
-from _child import SUPERNET, run_child, save
+from _child import SUPERNET, machine, run_child, save
 
 CHILD = (
     r"""
@@ -76,6 +75,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.devices < 2:
         ap.error(f"--devices must be at least 2 (the cores); got {args.devices}")
+    load1 = os.getloadavg()[0]  # before this run's own load
     sides = {"one_device": 1, f"{args.devices}_devices": args.devices}
     rows = []
     for name in args.methods:
@@ -111,13 +111,9 @@ def main() -> None:
     import jax
 
     result = {
-        "device": f"{jax.default_backend()}: {jax.devices()[0].device_kind}",
-        "cpus": os.cpu_count(),
-        "host": platform.machine(),
-        "load1_at_start": os.getloadavg()[0],
-        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        **machine(),
+        "load1_at_start": load1,
         "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""),
-        "jax": jax.__version__,
         "config": {"space": "nb201", "channels": 16, "cells_per_stage": 5, "size": 32},
         "rounds": args.rounds,
         "steps_per_process": args.steps,

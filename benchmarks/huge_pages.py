@@ -16,10 +16,9 @@ import argparse
 import json
 import os
 import pathlib
-import platform
 import statistics
 
-from _child import SUPERNET, run_child, save
+from _child import SUPERNET, machine, run_child, save
 
 from jnas import _huge_pages
 
@@ -89,13 +88,9 @@ def main() -> None:
     import jax
 
     result = {
-        "device": f"{jax.default_backend()}: {jax.devices()[0].device_kind}",
-        "cpus": os.cpu_count(),
-        "host": platform.machine(),
+        **machine(),
         "glibc": _huge_pages.glibc_version(),
         "thp_mode": _huge_pages.thp_mode(),
-        "xla_flags": os.environ.get("XLA_FLAGS", ""),
-        "jax": jax.__version__,
         "config": {"space": "nb201", "channels": 16, "cells_per_stage": 5, "size": 32},
         "rounds": args.rounds,
         "steps_per_process": args.steps,

@@ -23,12 +23,11 @@ import argparse
 import json
 import os
 import pathlib
-import platform
 import subprocess
 import tempfile
 import time
 
-from _child import run_child, save
+from _child import machine, run_child, save
 
 from jnas import _huge_pages
 
@@ -123,10 +122,7 @@ def main() -> None:
         text=True,
     ).stdout.strip()
     result = {
-        "device": f"{jax.default_backend()}: {jax.devices()[0].device_kind}",
-        "cpus": os.cpu_count(),
-        "host": platform.machine(),
-        "jax": jax.__version__,
+        **machine(),
         "commit": commit,
         "config": {
             "space": "nb201",

@@ -1,6 +1,5 @@
-"""XLA:CPU's two code emitters on the NB201 one-shot steps, A against B in fresh processes.
-
-
+"""XLA:CPU's two code emitters (or two LLVM optimisation levels) on the NB201 one-shot
+steps, A against B in fresh processes.
 
     python benchmarks/cpu_emitters.py --out benchmarks/results
     python benchmarks/cpu_emitters.py --methods gdas --batch 16 --pairs 1 --repeats 3  # quick
@@ -15,6 +14,10 @@ warm-up. `--threads 1` is how the side-by-side harness runs jnas
 (`--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1`); `2` is the
 default thread pool on this 2-core machine. Reports the median step, the compile and the
 process' peak RSS (VmHWM: the compile's peak included). Writes `cpu_emitters_cpu[_<label>].json`.
+
+`--compare opt-level` times LLVM's -O2 (XLA's default) against -O1 instead, each over the
+method's own options (`cpu_opt_level_cpu[_<label>].json`): where the fused kernels come
+from the MLIR fusion emitters, which vectorise themselves, -O1 compiles faster.
 """
 
 from __future__ import annotations
@@ -32,11 +35,12 @@ from _child import SUPERNET, run_child, save
 CHILD = (
     r"""
 import json, resource, sys, time
-name, batch, repeats, fusion = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+name, batch, repeats, options = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 """
     + SUPERNET
     + r"""
-options = {"xla_cpu_use_fusion_emitters": fusion == "fusion"}
+from jnas._execution import cpu_compiler_options
+options = {**(cpu_compiler_options(method.cpu_compiler_options) or {}), **json.loads(options)}
 start = time.perf_counter()
 compiled = jax.jit(method.step, compiler_options=options).lower(
     jax.random.key(2), state, train, val
@@ -53,16 +57,26 @@ print("ROW " + json.dumps({"compile_s": compile_s, "steps_s": times, "peak_rss_g
 """
 )
 ONE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-EMITTERS = ("fusion", "classic")
+# setting name -> compiler options over the method's own (`OneShot.cpu_compiler_options`)
+COMPARE = {
+    "emitters": {
+        "fusion": {"xla_cpu_use_fusion_emitters": True},
+        "classic": {"xla_cpu_use_fusion_emitters": False},
+    },
+    "opt-level": {  # LLVM's optimisation level for the compiled kernels
+        "O2": {"xla_backend_optimization_level": 2},
+        "O1": {"xla_backend_optimization_level": 1},
+    },
+}
 
 
-def _child(name: str, batch: int, repeats: int, emitter: str, threads: int) -> dict:
+def _child(name: str, batch: int, repeats: int, setting: str, options: dict, threads: int) -> dict:
     env = dict(os.environ)
     env.pop("XLA_FLAGS", None)
     if threads == 1:
         env["XLA_FLAGS"] = ONE_THREAD
-    argv = [name, str(batch), str(repeats), emitter]
-    return run_child(CHILD, argv, env, "ROW", f"{name} ({emitter})")
+    argv = [name, str(batch), str(repeats), json.dumps(options)]
+    return run_child(CHILD, argv, env, "ROW", f"{name} ({setting})")
 
 
 def main() -> None:
@@ -74,17 +88,28 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=4)
     parser.add_argument("--out", type=pathlib.Path, default=None)
     parser.add_argument("--label", default="", help="suffix of the JSON's name")
+    parser.add_argument(
+        "--compare",
+        choices=tuple(COMPARE),
+        default="emitters",
+        help="emitters: fusion against classic; opt-level: LLVM -O2 against -O1 (each over "
+        "the method's own options)",
+    )
     args = parser.parse_args()
+    settings = COMPARE[args.compare]
+    (a, b) = tuple(settings)
     rows = []
     for name in args.methods:
         for batch in args.batch:
             for threads in args.threads:
-                runs: dict[str, list[dict]] = {e: [] for e in EMITTERS}
+                runs: dict[str, list[dict]] = {e: [] for e in settings}
                 for _ in range(args.pairs):
-                    for emitter in EMITTERS:
-                        runs[emitter].append(_child(name, batch, args.repeats, emitter, threads))
+                    for setting, options in settings.items():
+                        runs[setting].append(
+                            _child(name, batch, args.repeats, setting, options, threads)
+                        )
                 row: dict = {"method": name, "batch": batch, "threads": threads}
-                for emitter in EMITTERS:
+                for emitter in settings:
                     row[emitter] = {
                         "step_s_median_per_run": [
                             round(float(np.median(r["steps_s"])), 3) for r in runs[emitter]
@@ -92,9 +117,10 @@ def main() -> None:
                         "compile_s": [round(r["compile_s"], 1) for r in runs[emitter]],
                         "peak_rss_gb": [round(r["peak_rss_gb"], 2) for r in runs[emitter]],
                     }
-                classic = np.median([np.median(r["steps_s"]) for r in runs["classic"]])
-                fusion = np.median([np.median(r["steps_s"]) for r in runs["fusion"]])
-                row["classic_over_fusion_step"] = round(float(classic / fusion), 3)
+                first, second = (
+                    np.median([np.median(r["steps_s"]) for r in runs[k]]) for k in (a, b)
+                )
+                row[f"{b}_over_{a}_step"] = round(float(second / first), 3)
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     import jax
@@ -106,8 +132,9 @@ def main() -> None:
         text=True,
     ).stdout.strip()
     result = {
-        "what": "NB201 supernet one-shot steps (C=16, N=5, 32x32, fp32), XLA:CPU's fusion "
-        "against classic emitters, fresh processes alternating",
+        "what": "NB201 supernet one-shot steps (C=16, N=5, 32x32, fp32), XLA:CPU compiler "
+        f"options {a} against {b} ({args.compare}), fresh processes alternating",
+        "settings": settings,
         "device": f"cpu ({platform.machine()}, {os.cpu_count()} cores)",
         "jax": jax.__version__,
         "commit": commit,
@@ -115,7 +142,8 @@ def main() -> None:
         "rows": rows,
     }
     suffix = f"_{args.label}" if args.label else ""
-    save(result, args.out, f"cpu_emitters_cpu{suffix}.json")
+    stem = "cpu_emitters" if args.compare == "emitters" else "cpu_opt_level"
+    save(result, args.out, f"{stem}_cpu{suffix}.json")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import zipfile
 
 import numpy as np
 
-from jnas.bench._table import Table, table_from_numpy
+from jnas.bench._table import Key, Table, table_from_numpy
 from jnas.spaces import NB201, NATSSize
 
 NB201_DATASETS = ("cifar10-valid", "cifar10", "cifar100", "ImageNet16-120")
@@ -167,7 +167,7 @@ def load_latency(path: str | os.PathLike | None = None) -> Table:
     devices = sorted(k[: -len("_ms")] for k in a if k.endswith("_ms"))
     if not devices:
         raise ValueError(f"{p}: no `<device>_ms` arrays")
-    cols = {(d, "latency_ms", None): a[f"{d}_ms"] for d in devices}
+    cols: dict[Key, np.ndarray] = {(d, "latency_ms", None): a[f"{d}_ms"] for d in devices}
     return table_from_numpy(NB201(), "NB201-latency", cols)
 
 

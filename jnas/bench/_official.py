@@ -182,7 +182,7 @@ def save_table(table: Table, path: str | os.PathLike) -> None:
         arrays["rows:keys"] = np.asarray(table.row_keys)
         for name, leaf in zip(table.row_archs._fields, table.row_archs, strict=True):
             arrays[f"rows:{name}"] = np.asarray(leaf)
-    np.savez_compressed(path, **arrays)
+    np.savez_compressed(path, **arrays)  # pyright: ignore[reportArgumentType]
 
 
 def load_table(path: str | os.PathLike) -> Table:

@@ -6,6 +6,7 @@ import json
 import pathlib
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -147,7 +148,7 @@ def welch_test(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
 
     with warnings.catch_warnings():  # identical values (a converged searcher): t is inf/NaN
         warnings.filterwarnings("ignore", "Precision loss", RuntimeWarning)
-        res = stats.ttest_ind(
+        res: Any = stats.ttest_ind(  # SciPy's stubs lack TtestResult's fields
             np.asarray(a, np.float64),
             np.asarray(b, np.float64),
             equal_var=False,

@@ -130,6 +130,7 @@ class Table:
     def _row_by_key(self, arch: Any) -> jax.Array:
         key = self.space.fingerprint(arch)
         keys = self.row_keys
+        assert keys is not None  # only tables with row keys look rows up by key
         start = jnp.searchsorted(keys[:, 0], key[0])
         cand = jnp.clip(start + jnp.arange(4), 0, keys.shape[0] - 1)  # equal first halves
         hit = jnp.all(keys[cand] == key[None, :], axis=1)

@@ -33,6 +33,7 @@ REPORT = (
 def _proxy(name: str, key, size: int, batch: int, num_classes: int):
     """The proxy as `score_architectures` takes it, with its batch (the digits, resized)."""
     import jax
+    import jax.numpy as jnp
     import numpy as np
 
     from jnas import proxies
@@ -42,7 +43,7 @@ def _proxy(name: str, key, size: int, batch: int, num_classes: int):
         return functools.partial(proxies.synflow, input_shape=(1, size, size, 3))
     data = digits(key, size=size, channels=3)["train"]
     pick = np.asarray(jax.random.choice(key, len(data.y), (batch,), replace=False))
-    xy = (data.x[pick], data.y[pick])
+    xy = (jnp.asarray(data.x[pick]), jnp.asarray(data.y[pick]))
     if name == "epe_nas":
         return functools.partial(proxies.epe_nas, batch=xy, num_classes=num_classes)
     return functools.partial(getattr(proxies, name), batch=xy)

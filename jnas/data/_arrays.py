@@ -12,12 +12,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+Array = jax.Array | np.ndarray  # a split lives on the device or, loaded, on the host
+
 
 class Split(NamedTuple):
-    """One split of a labelled image dataset: `x` float32[N, H, W, C], `y` int32[N]."""
+    """One split of a labelled image dataset: `x` float32[N, H, W, C], `y` int32[N], on the
+    device or on the host (NumPy, as the loaders give them)."""
 
-    x: jax.Array
-    y: jax.Array
+    x: Array
+    y: Array
 
 
 def _check_split(where: str, x: np.ndarray, y: np.ndarray) -> None:

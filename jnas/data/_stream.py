@@ -21,7 +21,7 @@ import jax
 import numpy as np
 
 from jnas._checks import check_positive
-from jnas.data._arrays import Split, _check_split, batch_indices
+from jnas.data._arrays import Array, Split, _check_split, batch_indices
 
 
 @runtime_checkable
@@ -110,7 +110,7 @@ def stream(
             yield pending.popleft().result()
 
 
-def chunks(data: Split | HostSource, size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def chunks(data: Split | HostSource, size: int) -> Iterator[tuple[Array, Array]]:
     """All examples of `data` in order, `size` at a time (the last chunk may be smaller)."""
     if isinstance(data, Split):
         for start in range(0, len(data.y), size):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, cast
 
 import jax
 import numpy as np
@@ -61,7 +61,7 @@ def _open(
         source = tfds.data_source(tfds_name, split=split, data_dir=data_dir, download=False)
         size = len(source)
         if size:
-            source[0]  # reading one record finds a wrong format early
+            cast(Any, source)[0]  # reading one record finds a wrong format early
     except Exception as e:  # tfds raises several types for "not there" and "wrong format"
         raise DatasetNotPrepared(
             f"TFDS dataset {tfds_name!r} (split {split!r}) is not prepared in {data_dir!r} "
@@ -166,7 +166,7 @@ class TFDSSource:
     def batch(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x, y = _decode([self._source[int(i)] for i in indices], *self._keys)
         x = x.astype(np.float32) / 255.0
-        if self.mean is not None:
+        if self.mean is not None and self.std is not None:  # both or neither (`__init__`)
             x = normalize(x, self.mean, self.std)
         return x, y
 

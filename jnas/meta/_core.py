@@ -14,7 +14,7 @@ differentiates what it must.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -218,7 +218,7 @@ class OuterLoop(NamedTuple):
 
 def _check_loss(where: str, loss: Any) -> LossFn:
     if callable(loss):
-        return loss
+        return cast(LossFn, loss)
     if loss not in LOSSES:
         raise ValueError(
             f"{where}: `loss` must be one of {tuple(LOSSES)} or a callable "
@@ -401,7 +401,7 @@ def meta_learner(
         updates, opt_state = outer_optimizer.update(
             meta_view(grads), state.opt_state, meta_view(theta)
         )
-        theta = optax.apply_updates(theta, meta_part.split(updates)[0])
+        theta = cast(list, optax.apply_updates(theta, meta_part.split(updates)[0]))
         return (
             MetaState(meta_part.merge(theta, fixed), opt_state, state.step + 1),
             {"loss": loss, "metric": metric},

@@ -234,7 +234,10 @@ class DARTSNetwork(nnx.Module):
             if i == self.aux_index:
                 c_aux = c_p
         self.cells = nnx.List(cells)
-        self.aux = AuxiliaryHead(c_aux, num_classes, rngs=rngs) if auxiliary else None
+        self.aux: AuxiliaryHead | None = None
+        if auxiliary:
+            assert c_aux is not None  # aux_index < num_cells: set in the loop
+            self.aux = AuxiliaryHead(c_aux, num_classes, rngs=rngs)
         self.classifier = linear(c_p, num_classes, rngs=rngs)
         self.deterministic = False  # flipped by nnx's train() / eval()
 

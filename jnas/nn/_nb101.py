@@ -99,7 +99,8 @@ class NB101Cell(nnx.Module):
             tensors.append(self.layers[t - 1](sum(ins[1:], ins[0])))
             if self.matrix[t][n - 1]:
                 final.append(tensors[t])
-        if not final:
+        if not final:  # only the input reaches the output: its projection is there
+            assert self.out_proj is not None
             return self.out_proj(x)
         out = final[0] if len(final) == 1 else jnp.concatenate(final, axis=-1)
         if self.out_proj is not None:

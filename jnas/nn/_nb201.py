@@ -8,7 +8,7 @@ BN-ReLU, global average pooling and a linear classifier.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import jax
 import numpy as np
@@ -89,9 +89,8 @@ class InferCell(nnx.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         nodes = [x]
         for j in range(1, self.num_nodes):
-            nodes.append(
-                sum(op(nodes[i]) for op, (i, t) in zip(self.ops, self.edges, strict=True) if t == j)
-            )
+            into = (op(nodes[i]) for op, (i, t) in zip(self.ops, self.edges, strict=True) if t == j)
+            nodes.append(cast(jax.Array, sum(into)))
         return nodes[-1]
 
 

@@ -198,7 +198,7 @@ class BatchStatsNorm(nnx.Module):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         """Normalised `x`; statistics in float32 at least (for bfloat16 inputs too)."""
-        if self.scale is None:
+        if self.scale is None or self.bias is None:  # both or neither (`affine`)
             return batch_stats_norm(x, self.epsilon)
         return batch_stats_norm(x, self.epsilon, self.scale[...], self.bias[...])
 
@@ -225,6 +225,8 @@ def batch_stats_norm(
     var = jnp.mean(jnp.square(stats - mean), axis=axes, keepdims=True)
     y = (x - mean) * jax.lax.rsqrt(var + epsilon)
     if scale is not None:
+        if bias is None:
+            raise ValueError("batch_stats_norm: give `scale` and `bias` together")
         shape = (1,) * (x.ndim - 1) + (-1,)
         y = y * scale.reshape(shape) + bias.reshape(shape)
     return y.astype(dtype)
@@ -241,7 +243,13 @@ def avg_pool(
             (lo, hi + (kernel - n - lo - hi) % stride)
             for (lo, hi), n in zip(pad, x.shape[-3:-1], strict=True)
         ]
-    y = nnx.avg_pool(x, (kernel, kernel), (stride, stride), tuple(pad), count_include_pad=False)
+    y = nnx.avg_pool(  # flax annotates `padding` as str; it takes (low, high) pairs too
+        x,
+        (kernel, kernel),
+        (stride, stride),
+        tuple(pad),  # pyright: ignore[reportArgumentType]
+        count_include_pad=False,
+    )
     return y.astype(x.dtype)  # the padding count is float32
 
 
@@ -274,7 +282,7 @@ def _window_count(n: int) -> np.ndarray:
 
 def max_pool(x: jax.Array, kernel: int, stride: int, padding: int) -> jax.Array:
     pad = ((padding, padding), (padding, padding))
-    return nnx.max_pool(x, (kernel, kernel), (stride, stride), pad)
+    return nnx.max_pool(x, (kernel, kernel), (stride, stride), pad)  # pyright: ignore[reportArgumentType]
 
 
 class Identity(nnx.Module):
@@ -414,7 +422,9 @@ class ResNetBasicBlock(nnx.Module):
         return self.down(x) + y
 
 
-def classifier_head(x: jax.Array, bn: nnx.BatchNorm, linear: nnx.Linear) -> jax.Array:
+def classifier_head(
+    x: jax.Array, bn: Callable[[jax.Array], jax.Array], linear: nnx.Linear
+) -> jax.Array:
     """BN -> ReLU -> global average pool -> linear (the pooled map is the `"features"` tap)."""
     x = tap("features", relu(bn(x)))
     return linear(jnp.mean(x, axis=(1, 2)))

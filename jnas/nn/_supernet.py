@@ -8,6 +8,8 @@ supernet (`_supernet_nb201.py`) mixes per node, each op computed once for all it
 
 from __future__ import annotations
 
+from typing import cast
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -28,6 +30,6 @@ class MixedEdge(nnx.Module):
 
     def __call__(self, x: jax.Array, w: jax.Array, index: jax.Array | None = None) -> jax.Array:
         if index is None:
-            return sum(w[k] * op(x) for k, op in enumerate(self.ops))
+            return cast(jax.Array, sum(w[k] * op(x) for k, op in enumerate(self.ops)))
         branches = [lambda x, op=op: op(x) for op in self.ops]
         return w[index] * jax.lax.switch(index, branches, x) + (jnp.sum(w) - w[index])

@@ -46,7 +46,7 @@ class ChainSupernet(nnx.Module):
         for width, n, stride in space.stages:
             for i in range(n):
                 s = stride if i == 0 else 1
-                candidates = [
+                candidates: list[nnx.Module] = [
                     MBConv(c, width, k, s, e, **norm)
                     for k in space.kernels
                     for e in space.expansions

@@ -13,7 +13,7 @@ nodes), then the reduction cell's; edge (node j, input i) is row j (j + 3) / 2 +
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -96,14 +96,13 @@ class DARTSSearchCell(nnx.Module):
     ) -> jax.Array:
         states = [self.pre0(s0), self.pre1(s1)]
         for j, offset in enumerate(edge_offsets(self.num_nodes)):
-            states.append(
-                sum(
-                    self.mixed[offset + i](
-                        states[i], weights[offset + i], None if index is None else index[offset + i]
-                    )
-                    for i in range(j + 2)
+            into = (
+                self.mixed[offset + i](
+                    states[i], weights[offset + i], None if index is None else index[offset + i]
                 )
+                for i in range(j + 2)
             )
+            states.append(cast(jax.Array, sum(into)))
         return jnp.concatenate(states[2:], axis=-1)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar, cast
 
 import jax
 import jax.numpy as jnp
@@ -215,7 +215,7 @@ def alpha_update(
     a_opt: optax.GradientTransformation, alpha: jax.Array, opt_state: Any, grad: jax.Array
 ) -> tuple[jax.Array, Any]:
     updates, opt_state = a_opt.update(grad, opt_state, alpha)
-    return optax.apply_updates(alpha, updates), opt_state
+    return cast(jax.Array, optax.apply_updates(alpha, updates)), opt_state
 
 
 def optimizers(

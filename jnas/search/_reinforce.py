@@ -105,19 +105,21 @@ def reinforce(
         return jnp.zeros((num_decisions, num_choices), jnp.float32)
 
     if controller == "lstm":
-        log_prob = lstm.log_prob
+
+        def log_prob(policy: Any, decisions: jax.Array) -> tuple[jax.Array, jax.Array]:
+            return lstm.log_prob(policy, decisions)
 
         def sample(policy: Any, key: jax.Array) -> jax.Array:
             keys = jax.random.split(key, batch_size)
             return jax.vmap(lambda k: lstm.sample(policy, k)[0])(keys)
     else:
 
-        def sample(policy: jax.Array, key: jax.Array) -> jax.Array:
+        def sample(policy: Any, key: jax.Array) -> jax.Array:
             return jax.random.categorical(
                 key, jnp.where(valid, policy, -jnp.inf), axis=-1, shape=(batch_size, num_decisions)
             )
 
-        def log_prob(policy: jax.Array, decisions: jax.Array) -> tuple[jax.Array, jax.Array]:
+        def log_prob(policy: Any, decisions: jax.Array) -> tuple[jax.Array, jax.Array]:
             logp = jax.nn.log_softmax(jnp.where(valid, policy, -1e9), axis=-1)
             entropy = -jnp.sum(jnp.where(valid, jnp.exp(logp) * logp, 0.0))
             return jnp.sum(jnp.take_along_axis(logp, decisions[:, None], axis=-1)), entropy

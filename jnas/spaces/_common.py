@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.core
@@ -107,6 +107,15 @@ class DecisionSupernet:
     candidate beyond a decision's size (Chain's skip on a block that cannot be skipped)
     is a zero op the derivation never picks.
     """
+
+    if TYPE_CHECKING:  # what a space using it defines
+
+        @property
+        def decision_sizes(self) -> tuple[int, ...]: ...
+
+        def to_decisions(self, arch: Any) -> jax.Array: ...
+
+        def from_decisions(self, decisions: jax.Array) -> Any: ...
 
     @property
     def supernet_shape(self) -> tuple[int, int]:

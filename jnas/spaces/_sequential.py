@@ -29,7 +29,9 @@ _KINDS = ("terminal", "conv", "pool", "fc")
 
 
 class SequentialArch(NamedTuple):
-    tokens: jax.Array  # int8[max_layers]: layer tokens, `terminal` (0) after the last layer
+    tokens: (
+        jax.Array | np.ndarray
+    )  # int8[max_layers]: layer tokens, `terminal` (0) after the last layer
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,7 +11,7 @@ import dataclasses
 import functools
 import pathlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -156,8 +156,9 @@ def train(
                 carry, out = step(carry, xb, yb, aug_keys[i])
                 outs.append(out)
             return carry, jax.tree.map(lambda *o: jnp.stack(o), *outs)
+        split = cast(Split, data)  # not streamed: a split's arrays
         idx = batch_indices(k_perm, n, config.batch_size)
-        (carry, _, _), metrics = run((carry, data.x, data.y), (idx, aug_keys))
+        (carry, _, _), metrics = run((carry, split.x, split.y), (idx, aug_keys))
         return carry, metrics
 
     fresh = (params, rest, optimizer.init(params))

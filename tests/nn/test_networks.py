@@ -161,3 +161,19 @@ def test_hierarchical_network_forward(key):
     model = space.build(arch, channels=8)
     stem_and_reductions = (27 * 8 + 16) + (8 * 9 + 8 * 16 + 32) + (16 * 9 + 16 * 32 + 64)
     assert count_params(model) == stem_and_reductions + 32 * 10 + 10
+
+
+def test_batch_stats_norm_normalises_like_numpy_and_rejects_a_scale_without_bias():
+    """Batch statistics over N, H, W (NumPy's mean and biased variance), the affine
+    pair applied per channel; a scale without its bias is a clear error, not a crash on
+    None."""
+    from jnas.nn._ops import batch_stats_norm
+
+    x = np.random.default_rng(0).standard_normal((4, 3, 3, 2)).astype(np.float32)
+    scale, bias = np.array([2.0, 0.5], np.float32), np.array([1.0, -1.0], np.float32)
+    mean, var = x.mean((0, 1, 2)), x.var((0, 1, 2))
+    expected = (x - mean) / np.sqrt(var + 1e-5) * scale + bias
+    got = batch_stats_norm(jnp.asarray(x), 1e-5, jnp.asarray(scale), jnp.asarray(bias))
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="`scale` and `bias`"):
+        batch_stats_norm(jnp.asarray(x), 1e-5, jnp.asarray(scale))

@@ -234,10 +234,11 @@ class DARTSNetwork(nnx.Module):
             if i == self.aux_index:
                 c_aux = c_p
         self.cells = nnx.List(cells)
-        self.aux: AuxiliaryHead | None = None
-        if auxiliary:
-            assert c_aux is not None  # aux_index < num_cells: set in the loop
-            self.aux = AuxiliaryHead(c_aux, num_classes, rngs=rngs)
+        assert c_aux is not None or not auxiliary  # aux_index < num_cells: set in the loop
+        head = (
+            None if not auxiliary or c_aux is None else AuxiliaryHead(c_aux, num_classes, rngs=rngs)
+        )
+        self.aux = head  # one assignment: flax keeps a first None as a static attribute
         self.classifier = linear(c_p, num_classes, rngs=rngs)
         self.deterministic = False  # flipped by nnx's train() / eval()
 

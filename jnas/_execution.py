@@ -125,7 +125,11 @@ def stepper(
 # level, 1.7 s at -O0), but XLA's compile grows faster than the number of draws (each a
 # threefry loop of its own): the 3-cell DARTS search network (545 weight draws, as many key
 # derivations) took 85 s to compile even at -O0, the 8-cell one (1,396) minutes, while op by
-# op each distinct draw shape compiles once (9.5 s for the 8-cell network).
+# op each distinct draw shape compiles once (9.5 s for the 8-cell network). On CPU the init
+# compiles with XLA's classic emitters too (`init_compiler_options`): the NB201 supernets of
+# DARTS-V1, GDAS, DrNAS, ENAS, SPOS and SMASH (C=16, N=5) compiled in 0.52-0.84 s against
+# 1.19-1.68 s with the fusion emitters, to bit-identical states (2026-12-05, 2 cores): every
+# run's start saves the difference.
 INIT_COMPILER_OPTIONS = {"xla_backend_optimization_level": 0}
 MAX_COMPILED_DRAWS = 256
 _DRAWS = frozenset({"random_bits", "random_fold_in", "random_split", "threefry2x32"})
@@ -145,11 +149,17 @@ def count_draws(jaxpr: Any) -> int:
     return n
 
 
+def init_compiler_options() -> dict[str, Any]:
+    """XLA options for a run's init: LLVM -O0, and on CPU the classic emitters (where this
+    XLA has them; see above)."""
+    return {**INIT_COMPILER_OPTIONS, **(cpu_compiler_options(CLASSIC_EMITTERS) or {})}
+
+
 def initial_state(init: Callable[[Any], Any], key: Any) -> Any:
-    """`init(key)`: one program compiled at -O0, or op by op when it makes more than
-    `MAX_COMPILED_DRAWS` random draws (see above). The draws are the same bits either way;
-    the arithmetic on them may round differently in the last bit."""
-    traced = jax.jit(init, compiler_options=INIT_COMPILER_OPTIONS).trace(key)
+    """`init(key)`: one program compiled at -O0 (`init_compiler_options`), or op by op when
+    it makes more than `MAX_COMPILED_DRAWS` random draws (see above). The draws are the
+    same bits either way; the arithmetic on them may round differently in the last bit."""
+    traced = jax.jit(init, compiler_options=init_compiler_options()).trace(key)
     if count_draws(traced.jaxpr) > MAX_COMPILED_DRAWS:
         return init(key)
     return traced.lower().compile()(key)

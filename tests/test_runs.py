@@ -115,3 +115,25 @@ def test_an_init_of_many_draws_runs_op_by_op_and_one_of_few_is_compiled(monkeypa
     # the driver starts a run from it
     _, records = run_units(unit, units=1, init=init, key=key)
     assert records[0]["sum"] == pytest.approx(float(init(key)["x"].sum()) * 0.5, rel=1e-6)
+
+
+def test_an_init_compiles_with_the_classic_emitters_on_cpu_to_the_same_bits(monkeypatch):
+    """A run's init compiles at -O0 with XLA:CPU's classic emitters (half the compile of
+    the NB201 supernet's init): the option reaches the compile (an option XLA does not
+    know, let through as if known, fails it), and the state is bit for bit the one XLA's
+    default compile gives."""
+    from jnas import oneshot
+    from jnas.spaces import NB201
+
+    init = oneshot.darts(NB201(), channels=4, cells_per_stage=1).init
+    key = jax.random.key(5)
+    state = _execution.initial_state(init, key)
+    reference = jax.jit(init)(key)  # XLA's defaults: -O2, the fusion emitters
+    for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(reference), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    classic = jax.__version_info__ < (0, 11)  # XLA:CPU's classic emitters left in jax 0.11
+    assert ("xla_cpu_use_fusion_emitters" in _execution.init_compiler_options()) is classic
+    monkeypatch.setattr(_execution, "_known_option", lambda name, value: True)
+    monkeypatch.setattr(_execution, "CLASSIC_EMITTERS", (("xla_not_an_option", True),))
+    with pytest.raises(jax.errors.JaxRuntimeError, match="xla_not_an_option"):
+        _execution.initial_state(init, jax.random.key(6))

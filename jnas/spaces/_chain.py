@@ -30,7 +30,8 @@ MOBILENET_V2_STAGES = ((24, 2, 2), (32, 3, 2), (64, 4, 2), (96, 3, 1), (160, 3, 
 
 
 class ChainArch(NamedTuple):
-    ops: jax.Array | np.ndarray  # int8[B]: per block, kernel x expansion choice, or the skip choice
+    # int8[B]: per block, kernel x expansion choice, or the skip choice
+    ops: jax.Array | np.ndarray
 
 
 @dataclasses.dataclass(frozen=True)

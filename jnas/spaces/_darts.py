@@ -57,12 +57,10 @@ DARTS_V2 = (
 class DARTSArch(NamedTuple):
     """A genotype; index 0 of each leading pair is the normal cell, 1 the reduction cell."""
 
-    ops: (
-        jax.Array | np.ndarray
-    )  # int8[2, 2 * nodes]: op index (into DARTS.ops) of each chosen input edge
-    inputs: (
-        jax.Array | np.ndarray
-    )  # int8[2, 2 * nodes]: source of each edge, node k's pair at 2k, 2k+1
+    # int8[2, 2 * nodes]: op index (into DARTS.ops) of each chosen input edge
+    ops: jax.Array | np.ndarray
+    # int8[2, 2 * nodes]: source of each edge, node k's pair at 2k, 2k+1
+    inputs: jax.Array | np.ndarray
 
 
 @dataclasses.dataclass(frozen=True)

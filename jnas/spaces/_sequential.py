@@ -29,9 +29,8 @@ _KINDS = ("terminal", "conv", "pool", "fc")
 
 
 class SequentialArch(NamedTuple):
-    tokens: (
-        jax.Array | np.ndarray
-    )  # int8[max_layers]: layer tokens, `terminal` (0) after the last layer
+    # int8[max_layers]: layer tokens, `terminal` (0) after the last layer
+    tokens: jax.Array | np.ndarray
 
 
 @dataclasses.dataclass(frozen=True)

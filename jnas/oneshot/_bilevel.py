@@ -77,18 +77,21 @@ def hypergradient(
         raise ValueError(
             f"hypergradient: `method` must be 'exact' or 'finite_difference'; got {method!r}"
         )
+
+    def virtual_step(g: Any) -> tuple[jax.Array, tuple[Any, jax.Array]]:
+        """L_val at w' = w - xi * g and its gradient in (w', alpha)."""
+        unrolled = jax.tree.map(lambda w, d: w - xi * d, params, g)
+        return jax.value_and_grad(loss, argnums=(0, 1))(unrolled, alpha, val)
+
     if method == "exact":
         # the inner gradient is taken in (w, alpha), not alpha alone, so that it sees
         # every op that `w` enters: a `custom_vjp` op (the supernet's CPU convolutions,
         # `jnas.nn.canonical_conv`) whose inputs carry only the outer tangent would meet
         # forward mode, which it does not define; the tangent of the w-gradient is dead
         (g, _), inner = jax.linearize(lambda p: jax.grad(loss, (0, 1))(p, alpha, train), params)
-        unrolled = jax.tree.map(lambda w, d: w - xi * d, params, g)
-        val_loss, (dw, da) = jax.value_and_grad(loss, argnums=(0, 1))(unrolled, alpha, val)
+        val_loss, (dw, da) = virtual_step(g)
         return val_loss, da - xi * inner(dw)[1]
-    g = jax.grad(loss)(params, alpha, train)
-    unrolled = jax.tree.map(lambda w, d: w - xi * d, params, g)
-    val_loss, (dw, da) = jax.value_and_grad(loss, argnums=(0, 1))(unrolled, alpha, val)
+    val_loss, (dw, da) = virtual_step(jax.grad(loss)(params, alpha, train))
     eps = fd_epsilon / optax.tree.norm(dw)
     plus = jax.tree.map(lambda w, d: w + eps * d, params, dw)
     minus = jax.tree.map(lambda w, d: w - eps * d, params, dw)

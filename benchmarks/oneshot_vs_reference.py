@@ -51,8 +51,45 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 # it): `oneshot.METHODS[name]` and `step(state, train, val, key)`. The writable copy gets
 # today's: the registry's `make`, the key first (`step(key, state, train, val)`) and the
 # method's own CPU compiler options (`oneshot.jit_step`: DARTS-V1's classic emitters).
+# It also starts as a jnas run does (since 2026-12-05): the state from
+# `jnas._execution.initial_state` (the init compiled at -O0, as every run driver builds it;
+# the worker's own `jax.jit(init)` took 3.0-3.2 s against 1.0 s), the batch pool drawn on the
+# host with NumPy as a loader hands batches over (the same N(0,1) images and uniform labels;
+# drawn with `jax.random` they cost 2.8 s of compiles and dispatches, where the reference's
+# `torch.randn` costs milliseconds) and the 4,096 step keys, the same keys, unpacked from one
+# split (a list of the split array: 1.8 s of one-element dispatches; 0.4 s). None of it is
+# inside a timed step.
 WORKER_API = (
     ("oneshot.METHODS[name]", "oneshot.REGISTRY[name].make"),
+    (
+        "    from jnas.spaces import NB201\n",
+        "    from jnas.spaces import NB201\n"
+        "    import numpy as np\n"
+        "    from jnas._execution import initial_state\n",
+    ),
+    (
+        "state = jax.jit(method.init)(jax.random.key(1))",
+        "state = initial_state(method.init, jax.random.key(1))",
+    ),
+    (
+        "    keys = jax.random.split(jax.random.key(1234), 4 * args.pool)\n",
+        "    rng = np.random.default_rng(1234)\n",
+    ),
+    ("        k = keys[4 * i: 4 * i + 4]\n", ""),
+    (
+        "        pool.append(((jax.random.normal(k[0], shape), "
+        "jax.random.randint(k[1], (args.batch,), 0, 10)),\n"
+        "                     (jax.random.normal(k[2], shape), "
+        "jax.random.randint(k[3], (args.batch,), 0, 10))))\n",
+        "        pool.append(jax.device_put(\n"
+        "            tuple((rng.standard_normal(shape, np.float32),\n"
+        "                   rng.integers(0, 10, args.batch, dtype=np.int32)) for _ in range(2))))\n",
+    ),
+    (
+        "step_keys = list(jax.random.split(jax.random.key(2), 4096))",
+        "step_keys = [jax.random.wrap_key_data(d) for d in "
+        "np.asarray(jax.random.key_data(jax.random.split(jax.random.key(2), 4096)))]",
+    ),
     (
         "jax.jit(method.step, donate_argnums=0).lower(state, train, val, step_keys[0])",
         "oneshot.jit_step(method, donate_argnums=1).lower(step_keys[0], state, train, val)",
@@ -179,7 +216,7 @@ def summary(records: list[dict]) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument(
         "--perf",
         default=str(ROOT.parent / "shared" / "perf"),

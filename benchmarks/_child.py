@@ -54,10 +54,11 @@ def machine() -> dict:
 
 
 def save(result: dict, out: pathlib.Path | None, name: str) -> None:
-    """Write `result` as `out/name` (indented JSON) and say so; nothing when `out` is None."""
+    """Write `result` as `out/name` (indented JSON) and say so, or as `out` itself when it
+    names a `.json` file (not a folder of that name); nothing when `out` is None."""
     if out is None:
         return
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / name
+    path = out if out.suffix == ".json" else out / name
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {path}")

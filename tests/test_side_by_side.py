@@ -1,8 +1,10 @@
 """`benchmarks/oneshot_vs_reference.py` adapts the shared harness' jnas worker to today's
 API and start: every rewrite must find the harness' text, and the result must be a worker
-that builds its state and batches as a jnas run does."""
+that builds its state and batches as a jnas run does. The benchmarks' `--out` takes a
+folder or a `.json` file."""
 
 import importlib.util
+import json
 import pathlib
 from typing import Any
 
@@ -75,3 +77,24 @@ def test_rewritten_step_keys_are_the_harness_keys(worker: pathlib.Path):
         keys[name] = np.stack([jax.random.key_data(k) for k in scope["step_keys"]])
     assert keys["original"].shape == (64, 2)
     np.testing.assert_array_equal(keys["rewritten"], keys["original"])
+
+
+def _child():
+    spec = importlib.util.spec_from_file_location("_child", ROOT / "benchmarks" / "_child.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_results_go_to_a_folder_or_a_named_json(tmp_path: pathlib.Path):
+    """`--out results/` writes results/<default name>; `--out x.json` writes that file
+    (it made a folder named x.json before)."""
+    save = _child().save
+    save({"a": 1}, tmp_path / "results", "default.json")
+    assert json.loads((tmp_path / "results" / "default.json").read_text()) == {"a": 1}
+    save({"b": 2}, tmp_path / "named" / "mine.json", "default.json")
+    assert (tmp_path / "named" / "mine.json").is_file()
+    assert json.loads((tmp_path / "named" / "mine.json").read_text()) == {"b": 2}
+    assert not (tmp_path / "named" / "mine.json" / "default.json").exists()

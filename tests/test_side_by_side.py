@@ -3,6 +3,7 @@ API and start: every rewrite must find the harness' text, and the result must be
 that builds its state and batches as a jnas run does. The benchmarks' `--out` takes a
 folder or a `.json` file."""
 
+import argparse
 import importlib.util
 import json
 import pathlib
@@ -16,15 +17,18 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 PERF = ROOT.parent / "shared" / "perf"
 
 
-def _driver():
-    spec = importlib.util.spec_from_file_location(
-        "oneshot_vs_reference", ROOT / "benchmarks" / "oneshot_vs_reference.py"
-    )
+def _benchmark(name: str):
+    """The benchmark script `benchmarks/<name>.py` as a module."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _driver():
+    return _benchmark("oneshot_vs_reference")
 
 
 @pytest.fixture
@@ -79,19 +83,41 @@ def test_rewritten_step_keys_are_the_harness_keys(worker: pathlib.Path):
     np.testing.assert_array_equal(keys["rewritten"], keys["original"])
 
 
-def _child():
-    spec = importlib.util.spec_from_file_location("_child", ROOT / "benchmarks" / "_child.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def test_rewritten_pool_draws_what_the_harness_drew(worker: pathlib.Path):
+    """The rewritten worker's batch pool, executed: `pool` pairs of distinct (train, val)
+    batches of N(0, 1) float32 images and int32 labels in [0, 10), as the harness'
+    `jax.random` draws were, now on the host's generator."""
+    driver = _driver()
+    driver.rewrite(worker, driver.WORKER_API)
+    lines = worker.read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if "np.random.default_rng" in line)
+    stop = next(i for i, line in enumerate(lines) if line.strip().startswith("step_keys ="))
+    block = "\n".join(line[4:] for line in lines[start:stop])  # the body of main()
+    scope: dict[str, Any] = {"jax": jax, "np": np, "args": argparse.Namespace(pool=3, batch=512)}
+    exec(block, scope)
+    pool = scope["pool"]
+    assert len(pool) == 3
+    images = []
+    for train, val in pool:
+        for x, y in (train, val):
+            assert isinstance(x, jax.Array)
+            assert x.shape == (512, 32, 32, 3)
+            assert x.dtype == np.float32
+            assert y.shape == (512,)
+            assert y.dtype == np.int32
+            assert 0 <= int(y.min())
+            assert int(y.max()) <= 9
+            images.append(np.asarray(x))
+    every = np.stack(images)
+    assert abs(every.mean()) < 0.01  # N(0, 1): 9.4M draws, standard error 3e-4
+    assert abs(every.std() - 1) < 0.01
+    assert not np.array_equal(images[0], images[1])  # train and val apart
 
 
 def test_benchmark_results_go_to_a_folder_or_a_named_json(tmp_path: pathlib.Path):
     """`--out results/` writes results/<default name>; `--out x.json` writes that file
     (it made a folder named x.json before)."""
-    save = _child().save
+    save = _benchmark("_child").save
     save({"a": 1}, tmp_path / "results", "default.json")
     assert json.loads((tmp_path / "results" / "default.json").read_text()) == {"a": 1}
     save({"b": 2}, tmp_path / "named" / "mine.json", "default.json")

@@ -39,14 +39,30 @@ def run_child(code: str, argv: list[str], env: dict[str, str], marker: str, what
     return json.loads(out.stdout.split(f"{marker} ", 1)[1])
 
 
+def cpu_name(cpuinfo: pathlib.Path = pathlib.Path("/proc/cpuinfo")) -> str:
+    """The processor's model name as Linux reports it (`model name` in /proc/cpuinfo,
+    e.g. "Intel(R) Xeon(R) Processor"), else what `platform` knows. This project's VM
+    changes host between sessions (an AMD EPYC until 2026-12-05's afternoon, an Intel Xeon
+    that evening), and the ratios with it, so every timing names its processor."""
+    try:
+        for line in cpuinfo.read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and value.strip():
+                return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def machine() -> dict:
-    """The head of a result file: this process' JAX device, the cores, the host's
-    architecture, the jax version and the XLA flags its children inherit."""
+    """The head of a result file: this process' JAX device, the cores, the processor
+    (`cpu_name`) and architecture, the jax version and the XLA flags its children inherit."""
     import jax
 
     return {
         "device": f"{jax.default_backend()}: {jax.devices()[0].device_kind}",
         "cpus": os.cpu_count(),
+        "cpu": cpu_name(),
         "host": platform.machine(),
         "jax": jax.__version__,
         "xla_flags": os.environ.get("XLA_FLAGS", ""),

@@ -18,12 +18,12 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
-import platform
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _child import cpu_name
 
 from jnas import oneshot
 from jnas._execution import cpu_compiler_options
@@ -188,7 +188,7 @@ def main() -> None:
             )
     result = {
         "device": f"{device.platform}: {device.device_kind}",
-        "host": platform.processor() or platform.machine(),
+        "host": cpu_name(),
         "jax": jax.__version__,
         "config": config,
         "rows": rows,

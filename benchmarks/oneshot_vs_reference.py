@@ -42,6 +42,8 @@ import subprocess
 import sys
 import tempfile
 
+from _child import cpu_name
+
 from jnas import _huge_pages
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -253,7 +255,7 @@ def main() -> None:
             ap.error(f"{name}: expected a folder; got {path!r}")
     result = {
         "machine": {
-            "cpu": platform.processor() or platform.machine(),
+            "cpu": cpu_name(),
             "cores": os.cpu_count(),
             "python": platform.python_version(),
         },

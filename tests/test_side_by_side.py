@@ -7,6 +7,8 @@ import argparse
 import importlib.util
 import json
 import pathlib
+import platform
+import sys
 from typing import Any
 
 import jax
@@ -18,12 +20,18 @@ PERF = ROOT.parent / "shared" / "perf"
 
 
 def _benchmark(name: str):
-    """The benchmark script `benchmarks/<name>.py` as a module."""
+    """The benchmark script `benchmarks/<name>.py` as a module, its folder on the path
+    while it loads (as when it runs: the scripts share `_child`)."""
+    folder = str(ROOT / "benchmarks")
     spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    sys.path.insert(0, folder)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(folder)
     return module
 
 
@@ -124,3 +132,20 @@ def test_benchmark_results_go_to_a_folder_or_a_named_json(tmp_path: pathlib.Path
     assert (tmp_path / "named" / "mine.json").is_file()
     assert json.loads((tmp_path / "named" / "mine.json").read_text()) == {"b": 2}
     assert not (tmp_path / "named" / "mine.json" / "default.json").exists()
+
+
+def test_results_name_the_processor(tmp_path: pathlib.Path):
+    """A result names its processor (the lent VM's host changes between sessions): the
+    first `model name` of a /proc/cpuinfo-style file; without one, what `platform` knows."""
+    child = _benchmark("_child")
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(
+        "processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R) Processor\n"
+        "flags\t\t: fpu avx512f\n\nprocessor\t: 1\nmodel name\t: Intel(R) Xeon(R) Processor\n"
+    )
+    assert child.cpu_name(cpuinfo) == "Intel(R) Xeon(R) Processor"
+    fallback = platform.processor() or platform.machine()
+    assert child.cpu_name(tmp_path / "absent") == fallback
+    cpuinfo.write_text("processor\t: 0\nmodel name\t:\n")  # an empty name is no name
+    assert child.cpu_name(cpuinfo) == fallback
+    assert child.machine()["cpu"] == child.cpu_name()

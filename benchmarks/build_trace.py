@@ -14,10 +14,10 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
-import platform
 import time
 
 import jax
+from _child import cpu_name
 from flax import nnx
 
 from jnas.nn import count_params, init_rngs
@@ -65,7 +65,7 @@ def main() -> None:
         print(json.dumps(rows[-1]), flush=True)
     result = {
         "device": jax.devices()[0].device_kind,
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_name(),
         "jax": jax.__version__,
         "rows": rows,
     }

@@ -15,11 +15,11 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
-import platform
 import time
 
 import jax
 import numpy as np
+from _child import cpu_name
 
 from jnas import search
 from jnas.spaces import NB201
@@ -97,7 +97,7 @@ def main() -> None:
             f"dask {workers} worker(s): rounds {sync_s:.2f} s ({row['sync_speedup']:.2f}x), "
             f"asynchronous evolution {async_s:.2f} s ({row['async_speedup']:.2f}x)"
         )
-    results["machine"] = f"{platform.processor() or platform.machine()}, {jax.device_count()} cpu"
+    results["machine"] = f"{cpu_name()}, {jax.device_count()} cpu"
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "executor_speedup.json").write_text(json.dumps(results, indent=1) + "\n")

@@ -13,11 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
-import platform
 import time
 
 import jax
 import numpy as np
+from _child import cpu_name
 
 from jnas import bench, transfer
 
@@ -68,7 +68,7 @@ def main() -> None:
     kind = jax.devices()[0].device_kind
     result = {
         "device": kind,
-        "machine": platform.processor() or platform.machine(),
+        "machine": cpu_name(),
         "model": "HELP MLP 40-64-64-1, MAML 10 inner SGD steps on 10 references, 256 queries",
         "rows": rows,
     }

@@ -15,11 +15,11 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
-import platform
 import time
 
 import jax
 import numpy as np
+from _child import cpu_name
 
 from jnas import meta
 from jnas.recipes.meta import make_learner
@@ -77,7 +77,7 @@ def main() -> None:
             {
                 "device": device,
                 "backend": jax.default_backend(),
-                "host": platform.processor() or platform.machine(),
+                "host": cpu_name(),
                 "shots": args.shots,
                 "rows": rows,
             },

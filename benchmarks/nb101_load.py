@@ -18,12 +18,12 @@ import argparse
 import base64
 import json
 import pathlib
-import platform
 import tempfile
 import time
 
 import jax
 import numpy as np
+from _child import cpu_name
 
 from jnas import bench
 from jnas.bench._nb101 import write_tfrecord
@@ -110,7 +110,7 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="folder for the JSON")
     args = parser.parse_args()
     result: dict = {
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_name(),
         "cells": args.cells,
         "records": 3 * args.cells,
     }

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
-import platform
 import random
 import resource
 import time
@@ -22,6 +21,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _child import cpu_name
 
 from jnas import bench, search
 from jnas.spaces import NB201
@@ -170,7 +170,7 @@ def main() -> None:
     device = jax.devices()[0]
     result = {
         "device": f"{device.platform}:{device.device_kind}",
-        "host": platform.processor() or platform.machine(),
+        "host": cpu_name(),
         "jax": jax.__version__,
         "xla_cache": args.xla_cache,
         "loading": measure_loading(args.nasbench),

@@ -22,11 +22,11 @@ os.environ["XLA_FLAGS"] = (
 import json
 import math
 import pathlib
-import platform
 import time
 
 import jax
 import jax.numpy as jnp
+from _child import cpu_name
 
 from jnas import bench, search
 from jnas.spaces import NB201
@@ -88,7 +88,7 @@ def main() -> None:
     device = jax.devices()[0]
     result = {
         "device": f"{device.platform}:{device.device_kind}",
-        "host": platform.processor() or platform.machine(),
+        "host": cpu_name(),
         "cpu_count": os.cpu_count(),
         "jax": jax.__version__,
         "rows": rows,

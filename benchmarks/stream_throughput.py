@@ -13,12 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
-import platform
 import time
 import zipfile
 
 import jax
 import numpy as np
+from _child import cpu_name
 
 from jnas.data import omniglot_image, stream
 
@@ -70,7 +70,7 @@ def main() -> None:
         "batch_size": args.batch_size,
         "image_side": args.size,
         "images_in_zip": len(source),
-        "machine": f"{platform.processor() or platform.machine()}",
+        "machine": cpu_name(),
         "runs": rows,
     }
     out = pathlib.Path(args.out)

@@ -141,7 +141,7 @@ def test_results_name_the_processor(tmp_path: pathlib.Path):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(
         "processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R) Processor\n"
-        "flags\t\t: fpu avx512f\n\nprocessor\t: 1\nmodel name\t: Intel(R) Xeon(R) Processor\n"
+        "flags\t\t: fpu avx512f\n\nprocessor\t: 1\nmodel name\t: AMD EPYC Processor\n"
     )
     assert child.cpu_name(cpuinfo) == "Intel(R) Xeon(R) Processor"
     fallback = platform.processor() or platform.machine()

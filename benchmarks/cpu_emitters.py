@@ -18,6 +18,8 @@ process' peak RSS (VmHWM: the compile's peak included). Writes `cpu_emitters_cpu
 `--compare opt-level` times LLVM's -O2 (XLA's default) against -O1 instead, each over the
 method's own options (`cpu_opt_level_cpu[_<label>].json`): where the fused kernels come
 from the MLIR fusion emitters, which vectorise themselves, -O1 compiles faster.
+`--compare opt-preset` times XLA:CPU's default preset against `CPU_OPT_PRESET_FAST_COMPILE`
+(`xla_cpu_opt_preset`, `cpu_opt_preset_cpu[_<label>].json`).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import platform
 import subprocess
 
 import numpy as np
-from _child import SUPERNET, run_child, save
+from _child import SUPERNET, cpu_name, run_child, save
 
 CHILD = (
     r"""
@@ -67,6 +69,10 @@ COMPARE = {
         "O2": {"xla_backend_optimization_level": 2},
         "O1": {"xla_backend_optimization_level": 1},
     },
+    "opt-preset": {  # XLA:CPU's optimisation preset (DebugOptions.CpuOptPreset)
+        "default": {},
+        "fast-compile": {"xla_cpu_opt_preset": "CPU_OPT_PRESET_FAST_COMPILE"},
+    },
 }
 
 
@@ -92,8 +98,9 @@ def main() -> None:
         "--compare",
         choices=tuple(COMPARE),
         default="emitters",
-        help="emitters: fusion against classic; opt-level: LLVM -O2 against -O1 (each over "
-        "the method's own options)",
+        help="emitters: fusion against classic; opt-level: LLVM -O2 against -O1; "
+        "opt-preset: XLA:CPU's default preset against fast-compile (each over the method's "
+        "own options)",
     )
     args = parser.parse_args()
     settings = COMPARE[args.compare]
@@ -136,13 +143,16 @@ def main() -> None:
         f"options {a} against {b} ({args.compare}), fresh processes alternating",
         "settings": settings,
         "device": f"cpu ({platform.machine()}, {os.cpu_count()} cores)",
+        "cpu": cpu_name(),
         "jax": jax.__version__,
         "commit": commit,
         "load_at_end": round(os.getloadavg()[0], 2),
         "rows": rows,
     }
     suffix = f"_{args.label}" if args.label else ""
-    stem = "cpu_emitters" if args.compare == "emitters" else "cpu_opt_level"
+    stem = {"emitters": "cpu_emitters", "opt-level": "cpu_opt_level"}.get(
+        args.compare, "cpu_opt_preset"
+    )
     save(result, args.out, f"{stem}_cpu{suffix}.json")
 
 

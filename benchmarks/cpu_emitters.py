@@ -74,6 +74,7 @@ COMPARE = {
         "fast-compile": {"xla_cpu_opt_preset": "CPU_OPT_PRESET_FAST_COMPILE"},
     },
 }
+STEM = {"emitters": "cpu_emitters", "opt-level": "cpu_opt_level", "opt-preset": "cpu_opt_preset"}
 
 
 def _child(name: str, batch: int, repeats: int, setting: str, options: dict, threads: int) -> dict:
@@ -150,10 +151,7 @@ def main() -> None:
         "rows": rows,
     }
     suffix = f"_{args.label}" if args.label else ""
-    stem = {"emitters": "cpu_emitters", "opt-level": "cpu_opt_level"}.get(
-        args.compare, "cpu_opt_preset"
-    )
-    save(result, args.out, f"{stem}_cpu{suffix}.json")
+    save(result, args.out, f"{STEM[args.compare]}_cpu{suffix}.json")
 
 
 if __name__ == "__main__":

@@ -13,8 +13,9 @@ spawn of the interpreter. The child's environment is the `jnas` command's: with 
 `glibc.malloc.hugetlb=1` where the command re-executes itself with it (`jnas._huge_pages`;
 `--no-huge-pages` leaves it out). Each row also has a second, steady step (`second_step_s`),
 the start less that step (`start_less_one_step_s`: what the start costs beyond the work of
-one step; the second call repeats the first's key, as GDAS', SPOS' or ENAS' cell follows it) and each call's system CPU time and page faults (the first call's is the kernel
-handing the process fresh memory). Writes `oneshot_startup_<device>.json`.
+one step; the second call repeats the first's key, as GDAS', SPOS' or ENAS' cell follows
+it) and each call's system CPU time and page faults (the first call's is the kernel handing
+the process fresh memory). Writes `oneshot_startup_<device>.json`.
 """
 
 from __future__ import annotations

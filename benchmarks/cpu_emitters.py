@@ -20,6 +20,9 @@ method's own options (`cpu_opt_level_cpu[_<label>].json`): where the fused kerne
 from the MLIR fusion emitters, which vectorise themselves, -O1 compiles faster.
 `--compare opt-preset` times XLA:CPU's default preset against `CPU_OPT_PRESET_FAST_COMPILE`
 (`xla_cpu_opt_preset`, `cpu_opt_preset_cpu[_<label>].json`).
+`--compare ynn-fusion` times XLA:CPU's default YNNPACK fusions (single dots and
+convolutions, reductions) against the same plus elementwise fusions
+(`xla_cpu_experimental_ynn_fusion_type`, `cpu_ynn_fusion_cpu[_<label>].json`).
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ print("ROW " + json.dumps({"compile_s": compile_s, "steps_s": times, "peak_rss_g
 """
 )
 ONE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+YNN_DEFAULT = ("INDIVIDUAL_DOT", "INDIVIDUAL_CONVOLUTION", "REDUCE")
 # setting name -> compiler options over the method's own (`OneShot.cpu_compiler_options`)
 COMPARE = {
     "emitters": {
@@ -73,8 +77,21 @@ COMPARE = {
         "default": {},
         "fast-compile": {"xla_cpu_opt_preset": "CPU_OPT_PRESET_FAST_COMPILE"},
     },
+    "ynn-fusion": {  # which HLO XLA:CPU hands to YNNPACK; the default list is the first
+        "default": {},  # three (naming them gives the same program: 3,538 YNN fusions, GDAS)
+        "eltwise": {
+            "xla_cpu_experimental_ynn_fusion_type": ",".join(
+                "LIBRARY_FUSION_TYPE_" + kind for kind in (*YNN_DEFAULT, "ELTWISE")
+            )
+        },
+    },
 }
-STEM = {"emitters": "cpu_emitters", "opt-level": "cpu_opt_level", "opt-preset": "cpu_opt_preset"}
+STEM = {
+    "emitters": "cpu_emitters",
+    "opt-level": "cpu_opt_level",
+    "opt-preset": "cpu_opt_preset",
+    "ynn-fusion": "cpu_ynn_fusion",
+}
 
 
 def _child(name: str, batch: int, repeats: int, setting: str, options: dict, threads: int) -> dict:
@@ -100,8 +117,9 @@ def main() -> None:
         choices=tuple(COMPARE),
         default="emitters",
         help="emitters: fusion against classic; opt-level: LLVM -O2 against -O1; "
-        "opt-preset: XLA:CPU's default preset against fast-compile (each over the method's "
-        "own options)",
+        "opt-preset: XLA:CPU's default preset against fast-compile; ynn-fusion: YNNPACK's "
+        "default fusions against those plus elementwise ones (each over the method's own "
+        "options)",
     )
     args = parser.parse_args()
     settings = COMPARE[args.compare]

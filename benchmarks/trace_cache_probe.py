@@ -1,0 +1,164 @@
+"""What a stored trace would save of a warm start (issue #21's goal 2: <= 5 s warm): a
+probe, not a feature of the library.
+
+    pip install flatbuffers    # jax.export's serialisation needs it; jnas does not
+    python benchmarks/trace_cache_probe.py --methods rsws gdas --pairs 2 --out benchmarks/results
+
+A warm start (`benchmarks/oneshot_startup.py`) still traces and lowers the step before the
+persistent XLA cache can answer: 1-3 s of JAX's tracing, partial evaluation and
+linearisation, every process. This probe stores the step once as a `jax.export` module
+over its flattened arguments (the first child; a second compiles the plain step, so both
+programs are in the XLA cache), then alternates fresh children with the cache warm: "plain" traces and lowers the step as a run does
+(`oneshot.jit_step`); "stored" deserialises the module and lowers only a call of it, whose
+compile the XLA cache then answers too. Phases are wall-clock seconds, each from the end of
+the one before: `import`, `state` (the method, its state, host batches), `program` (trace
+and lower, or deserialise and lower), `compile` (the XLA cache's load), `first_step`.
+The children get the `jnas` command's environment (glibc's huge pages, as
+`oneshot_startup.py`'s). Writes `trace_cache_probe_<device>[_<label>].json`.
+
+Why the library does not do this yet: a stored trace is right only while everything that
+went into it is unchanged — jnas' source, JAX's and its dependencies' versions, the
+method's whole configuration (a user's own space, optimiser or augmentation included),
+the arguments' shapes and JAX's settings — and a stale one runs the wrong program without
+a sign. A cache key that covers all of that (and turns itself off for objects it cannot
+name) is the design this probe measures the payoff of.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import subprocess
+import tempfile
+import time
+
+from _child import machine, run_child, save
+
+from jnas import _huge_pages
+
+PHASES = ("import", "state", "program", "compile", "first_step")
+
+CHILD = r"""
+import json, sys, time
+t = {}
+import jax
+import numpy as np
+from jax import export
+from jnas import oneshot
+from jnas._execution import cpu_compiler_options, initial_state
+from jnas.commands._common import enable_compilation_cache
+from jnas.spaces import NB201
+enable_compilation_cache()
+t["import"] = time.time()
+mode, name, batch, path = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+method = oneshot.REGISTRY[name].make(
+    NB201(), channels=16, cells_per_stage=5, epochs=50, steps_per_epoch=391
+)
+state = jax.block_until_ready(initial_state(method.init, jax.random.key(0)))
+rng = np.random.default_rng(1)
+train = (rng.standard_normal((batch, 32, 32, 3), np.float32), rng.integers(0, 10, batch, np.int32))
+val = (rng.standard_normal((batch, 32, 32, 3), np.float32), rng.integers(0, 10, batch, np.int32))
+args = (jax.random.key(2), state, train, val)
+leaves, tree = jax.tree.flatten(args)
+t["state"] = time.time()
+if mode == "plain":
+    lowered = oneshot.jit_step(method).lower(*args)
+    run = lambda compiled: compiled(*args)
+else:
+    if mode == "export":
+        def flat(*xs):
+            return jax.tree.leaves(method.step(*jax.tree.unflatten(tree, xs)))
+        specs = [jax.ShapeDtypeStruct(x.shape, x.dtype) for x in leaves]
+        exported = export.export(jax.jit(flat))(*specs)
+        with open(path, "wb") as f:
+            f.write(exported.serialize())
+    with open(path, "rb") as f:
+        exported = export.deserialize(bytearray(f.read()))
+    options = cpu_compiler_options(method.cpu_compiler_options)
+    lowered = jax.jit(exported.call, compiler_options=options).lower(*leaves)
+    run = lambda compiled: compiled(*leaves)
+t["program"] = time.time()
+compiled = lowered.compile()
+t["compile"] = time.time()
+jax.block_until_ready(run(compiled))
+t["first_step"] = time.time()
+print("TIMES " + json.dumps(t))
+"""
+
+
+def _run(mode: str, name: str, batch: int, cache: str, module: str) -> dict:
+    env = dict(os.environ)  # as `oneshot_startup.py`'s children: the `jnas` command's
+    env = _huge_pages.environment(env, _huge_pages.thp_mode(), _huge_pages.glibc_version()) or env
+    env["JNAS_XLA_CACHE"] = cache
+    spawn = time.time()
+    times = run_child(CHILD, [mode, name, str(batch), module], env, "TIMES", f"{name} {mode}")
+    row, before = {"method": name, "mode": mode}, spawn
+    for phase in PHASES:
+        row[f"{phase}_s"] = round(times[phase] - before, 2)
+        before = times[phase]
+    row["total_s"] = round(times["first_step"] - spawn, 2)
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--methods", nargs="+", default=["rsws", "gdas"])
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--pairs", type=int, default=2)
+    parser.add_argument("--out", type=pathlib.Path, default=None)
+    parser.add_argument("--label", default="", help="suffix of the JSON's name")
+    args = parser.parse_args()
+    try:
+        import flatbuffers  # noqa: F401  (jax.export's serialisation imports it)
+    except ImportError:
+        raise SystemExit(
+            "trace_cache_probe: jax.export's serialisation needs `flatbuffers` "
+            "(pip install flatbuffers); jnas itself does not depend on it"
+        ) from None
+    import jax
+
+    rows = []
+    for name in args.methods:
+        with tempfile.TemporaryDirectory() as cache:
+            module = str(pathlib.Path(cache) / f"{name}.exported")
+            for mode in ("export", "plain"):  # each program's first compile, cold
+                rows.append({**_run(mode, name, args.batch, cache, module), "cache": "cold"})
+                print(json.dumps(rows[-1]), flush=True)
+            for _ in range(args.pairs):
+                for mode in ("plain", "stored"):
+                    rows.append({**_run(mode, name, args.batch, cache, module), "cache": "warm"})
+                    print(json.dumps(rows[-1]), flush=True)
+    summary = {}
+    for name in args.methods:
+        for mode in ("plain", "stored"):
+            mine = [
+                r
+                for r in rows
+                if r["method"] == name and r["mode"] == mode and r["cache"] == "warm"
+            ]
+            summary[f"{name}_{mode}_mean_s"] = {
+                key: round(sum(r[key] for r in mine) / len(mine), 2)
+                for key in ("program_s", "compile_s", "total_s")
+            }
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        cwd=pathlib.Path(__file__).resolve().parent,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    result = {
+        **machine(),
+        "commit": commit,
+        "config": {"space": "nb201", "channels": 16, "cells_per_stage": 5, "batch": args.batch},
+        "goal_s": {"warm": 5.0},
+        "summary": summary,
+        "rows": rows,
+    }
+    suffix = f"_{args.label}" if args.label else ""
+    save(result, args.out, f"trace_cache_probe_{jax.default_backend()}{suffix}.json")
+
+
+if __name__ == "__main__":
+    main()

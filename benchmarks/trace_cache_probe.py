@@ -14,7 +14,8 @@ compile the XLA cache then answers too. Phases are wall-clock seconds, each from
 the one before: `import`, `state` (the method, its state, host batches), `program` (trace
 and lower, or deserialise and lower), `compile` (the XLA cache's load), `first_step`.
 The children get the `jnas` command's environment (glibc's huge pages, as
-`oneshot_startup.py`'s). Writes `trace_cache_probe_<device>[_<label>].json`.
+`oneshot_startup.py`'s). Last, in this process, each method's stored call against its plain
+step at C=8, N=1 (`bitwise_equal_c8_n1`). Writes `trace_cache_probe_<device>[_<label>].json`.
 
 Why the library does not do this yet: a stored trace is right only while everything that
 went into it is unchanged — jnas' source, JAX's and its dependencies' versions, the
@@ -102,6 +103,44 @@ def _run(mode: str, name: str, batch: int, cache: str, module: str) -> dict:
     return row
 
 
+def same_outputs(name: str) -> bool:
+    """Whether the stored module's call gives the plain step's outputs bit for bit (the
+    method at C=8, N=1, batch 16, in this process: a small program, the same code paths)."""
+    import jax
+    import numpy as np
+    from jax import export
+
+    from jnas import oneshot
+    from jnas._execution import cpu_compiler_options, initial_state
+    from jnas.spaces import NB201
+
+    method = oneshot.REGISTRY[name].make(
+        NB201(), channels=8, cells_per_stage=1, epochs=50, steps_per_epoch=391
+    )
+    rng = np.random.default_rng(1)
+    batches = [
+        (rng.standard_normal((16, 32, 32, 3), np.float32), rng.integers(0, 10, 16, np.int32))
+        for _ in range(2)
+    ]
+    args = (jax.random.key(2), initial_state(method.init, jax.random.key(0)), *batches)
+    leaves, tree = jax.tree.flatten(args)
+
+    def flat(*xs):
+        return jax.tree.leaves(method.step(*jax.tree.unflatten(tree, xs)))
+
+    specs = [jax.ShapeDtypeStruct(x.shape, x.dtype) for x in leaves]
+    stored = export.deserialize(export.export(jax.jit(flat))(*specs).serialize())
+    options = cpu_compiler_options(method.cpu_compiler_options)
+    outs = jax.jit(stored.call, compiler_options=options)(*leaves)
+    plain = jax.tree.leaves(oneshot.jit_step(method)(*args))
+    return all(
+        np.array_equal(np.asarray(jax.random.key_data(a)), np.asarray(jax.random.key_data(b)))
+        if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key)
+        else np.array_equal(np.asarray(a), np.asarray(b))
+        for a, b in zip(plain, outs, strict=True)
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--methods", nargs="+", default=["rsws", "gdas"])
@@ -130,7 +169,8 @@ def main() -> None:
                 for mode in ("plain", "stored"):
                     rows.append({**_run(mode, name, args.batch, cache, module), "cache": "warm"})
                     print(json.dumps(rows[-1]), flush=True)
-    summary = {}
+    summary: dict = {"bitwise_equal_c8_n1": {name: same_outputs(name) for name in args.methods}}
+    print(json.dumps(summary), flush=True)
     for name in args.methods:
         for mode in ("plain", "stored"):
             mine = [

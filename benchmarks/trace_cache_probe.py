@@ -8,8 +8,9 @@ A warm start (`benchmarks/oneshot_startup.py`) still traces and lowers the step 
 persistent XLA cache can answer: 1-3 s of JAX's tracing, partial evaluation and
 linearisation, every process. This probe stores the step once as a `jax.export` module
 over its flattened arguments (the first child; a second compiles the plain step, so both
-programs are in the XLA cache), then alternates fresh children with the cache warm: "plain" traces and lowers the step as a run does
-(`oneshot.jit_step`); "stored" deserialises the module and lowers only a call of it, whose
+programs are in the XLA cache), then alternates fresh children with the cache warm:
+"plain" traces and lowers the step as `oneshot_startup.py` does (`oneshot.jit_step`);
+"stored" deserialises the module and lowers only a call of it, whose
 compile the XLA cache then answers too. Phases are wall-clock seconds, each from the end of
 the one before: `import`, `state` (the method, its state, host batches), `program` (trace
 and lower, or deserialise and lower), `compile` (the XLA cache's load), `first_step`.
@@ -34,6 +35,7 @@ import pathlib
 import subprocess
 import tempfile
 import time
+from typing import Any
 
 from _child import machine, run_child, save
 
@@ -51,9 +53,11 @@ from jnas import oneshot
 from jnas._execution import cpu_compiler_options, initial_state
 from jnas.commands._common import enable_compilation_cache
 from jnas.spaces import NB201
+mode, name, batch, path, here = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+sys.path.insert(0, here)
+from trace_cache_probe import export_step
 enable_compilation_cache()
 t["import"] = time.time()
-mode, name, batch, path = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 method = oneshot.REGISTRY[name].make(
     NB201(), channels=16, cells_per_stage=5, epochs=50, steps_per_epoch=391
 )
@@ -62,19 +66,15 @@ rng = np.random.default_rng(1)
 train = (rng.standard_normal((batch, 32, 32, 3), np.float32), rng.integers(0, 10, batch, np.int32))
 val = (rng.standard_normal((batch, 32, 32, 3), np.float32), rng.integers(0, 10, batch, np.int32))
 args = (jax.random.key(2), state, train, val)
-leaves, tree = jax.tree.flatten(args)
+leaves = jax.tree.leaves(args)
 t["state"] = time.time()
 if mode == "plain":
     lowered = oneshot.jit_step(method).lower(*args)
     run = lambda compiled: compiled(*args)
 else:
     if mode == "export":
-        def flat(*xs):
-            return jax.tree.leaves(method.step(*jax.tree.unflatten(tree, xs)))
-        specs = [jax.ShapeDtypeStruct(x.shape, x.dtype) for x in leaves]
-        exported = export.export(jax.jit(flat))(*specs)
         with open(path, "wb") as f:
-            f.write(exported.serialize())
+            f.write(export_step(method, args).serialize())
     with open(path, "rb") as f:
         exported = export.deserialize(bytearray(f.read()))
     options = cpu_compiler_options(method.cpu_compiler_options)
@@ -87,6 +87,22 @@ jax.block_until_ready(run(compiled))
 t["first_step"] = time.time()
 print("TIMES " + json.dumps(t))
 """
+HERE = str(pathlib.Path(__file__).resolve().parent)
+
+
+def export_step(method: Any, args: tuple) -> Any:
+    """`method.step` at `args`' shapes as a `jax.export` module over the flattened
+    arguments, returning the flattened outputs (no pytree registry needed to store it)."""
+    import jax
+    from jax import export
+
+    leaves, tree = jax.tree.flatten(args)
+
+    def flat(*xs):
+        return jax.tree.leaves(method.step(*jax.tree.unflatten(tree, xs)))
+
+    specs = [jax.ShapeDtypeStruct(x.shape, x.dtype) for x in leaves]
+    return export.export(jax.jit(flat))(*specs)
 
 
 def _run(mode: str, name: str, batch: int, cache: str, module: str) -> dict:
@@ -94,7 +110,7 @@ def _run(mode: str, name: str, batch: int, cache: str, module: str) -> dict:
     env = _huge_pages.environment(env, _huge_pages.thp_mode(), _huge_pages.glibc_version()) or env
     env["JNAS_XLA_CACHE"] = cache
     spawn = time.time()
-    times = run_child(CHILD, [mode, name, str(batch), module], env, "TIMES", f"{name} {mode}")
+    times = run_child(CHILD, [mode, name, str(batch), module, HERE], env, "TIMES", f"{name} {mode}")
     row, before = {"method": name, "mode": mode}, spawn
     for phase in PHASES:
         row[f"{phase}_s"] = round(times[phase] - before, 2)
@@ -123,13 +139,8 @@ def same_outputs(name: str) -> bool:
         for _ in range(2)
     ]
     args = (jax.random.key(2), initial_state(method.init, jax.random.key(0)), *batches)
-    leaves, tree = jax.tree.flatten(args)
-
-    def flat(*xs):
-        return jax.tree.leaves(method.step(*jax.tree.unflatten(tree, xs)))
-
-    specs = [jax.ShapeDtypeStruct(x.shape, x.dtype) for x in leaves]
-    stored = export.deserialize(export.export(jax.jit(flat))(*specs).serialize())
+    leaves = jax.tree.leaves(args)
+    stored = export.deserialize(export_step(method, args).serialize())
     options = cpu_compiler_options(method.cpu_compiler_options)
     outs = jax.jit(stored.call, compiler_options=options)(*leaves)
     plain = jax.tree.leaves(oneshot.jit_step(method)(*args))

@@ -15,7 +15,11 @@ spawn of the interpreter. The child's environment is the `jnas` command's: with 
 the start less that step (`start_less_one_step_s`: what the start costs beyond the work of
 one step; the second call repeats the first's key, as GDAS', SPOS' or ENAS' cell follows
 it) and each call's system CPU time and page faults (the first call's is the kernel handing
-the process fresh memory). Writes `oneshot_startup_<device>.json`.
+the process fresh memory). `--path epoch` starts as a run does instead: `oneshot.epoch_fn`
+over splits of one batch, one step, whose program the `jnas` command's trace store
+(`jnas._trace_store`) keeps beside the XLA cache, so the warm start loads the step traced;
+its tracing, compile and first call are all in `first_step_s` (the second epoch repeats
+the first's key, so its step too). Writes `oneshot_startup_<device>[_<label>].json`.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ from jnas.commands._common import enable_compilation_cache
 from jnas.spaces import NB201
 enable_compilation_cache()
 t["import"] = time.time()
-name, channels, cells, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+name, channels, cells, batch, path = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 method = oneshot.REGISTRY[name].make(
     NB201(), channels=channels, cells_per_stage=cells, epochs=50, steps_per_epoch=391
 )
@@ -56,10 +60,17 @@ rng = np.random.default_rng(1)
 train = (rng.standard_normal((batch, 32, 32, 3), np.float32), rng.integers(0, 10, batch, np.int32))
 val = (rng.standard_normal((batch, 32, 32, 3), np.float32), rng.integers(0, 10, batch, np.int32))
 t["state"] = time.time()
-lowered = oneshot.jit_step(method).lower(jax.random.key(2), state, train, val)
-t["lower"] = time.time()
-compiled = lowered.compile()
-t["compile"] = time.time()
+if path == "epoch":  # the run's own path: an epoch of one step, its program maybe stored
+    from jnas.data import Split
+    epoch = oneshot.epoch_fn(method, batch)
+    splits = (Split(*train), Split(*val))
+    compiled = lambda key, state, *_: epoch(state, key, *splits)
+    t["lower"] = t["compile"] = t["state"]
+else:
+    lowered = oneshot.jit_step(method).lower(jax.random.key(2), state, train, val)
+    t["lower"] = time.time()
+    compiled = lowered.compile()
+    t["compile"] = time.time()
 use = [resource.getrusage(resource.RUSAGE_SELF)]
 jax.block_until_ready(compiled(jax.random.key(2), state, train, val))
 t["first_step"] = time.time()
@@ -80,7 +91,7 @@ def _run(name: str, cache: str, args: argparse.Namespace) -> dict:
     env = {**args.env, "JNAS_XLA_CACHE": cache}
     load = os.getloadavg()[0]
     spawn = time.time()
-    argv = [name, str(args.channels), str(args.cells), str(args.batch)]
+    argv = [name, str(args.channels), str(args.cells), str(args.batch), args.path]
     times = run_child(CHILD, argv, env, "TIMES", name)
     row, before = {"load_before": round(load, 2)}, spawn
     for phase in PHASES:
@@ -104,8 +115,25 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--out", type=pathlib.Path, default=None)
     parser.add_argument("--no-huge-pages", dest="huge_pages", action="store_false")
+    parser.add_argument(
+        "--path",
+        choices=("step", "epoch"),
+        default="step",
+        help="step: `oneshot.jit_step` lowered and compiled by hand (the phases apart); "
+        "epoch: the run's own path, `oneshot.epoch_fn` over splits of one batch, whose "
+        "step program the trace store keeps (all of it in `first_step_s`)",
+    )
+    parser.add_argument(
+        "--no-trace-store",
+        dest="trace_store",
+        action="store_false",
+        help="JNAS_TRACE_STORE=0 in the children: the epoch path traced every start",
+    )
+    parser.add_argument("--label", default="", help="suffix of the JSON's name")
     args = parser.parse_args()
     args.env = dict(os.environ)
+    if not args.trace_store:
+        args.env["JNAS_TRACE_STORE"] = "0"
     if args.huge_pages:  # the child's environment as the command re-executes itself with it
         thp, glibc = _huge_pages.thp_mode(), _huge_pages.glibc_version()
         args.env = _huge_pages.environment(args.env, thp, glibc) or args.env
@@ -133,12 +161,15 @@ def main() -> None:
             "cells_per_stage": args.cells,
             "batch": args.batch,
             "size": 32,
+            "path": args.path,
+            "trace_store": args.trace_store,
         },
         "glibc_tunables": args.env.get("GLIBC_TUNABLES", ""),
         "goal_s": {"cold": 20.0, "warm": 5.0},
         "rows": rows,
     }
-    save(result, args.out, f"oneshot_startup_{jax.default_backend()}.json")
+    suffix = f"_{args.label}" if args.label else ""
+    save(result, args.out, f"oneshot_startup_{jax.default_backend()}{suffix}.json")
 
 
 if __name__ == "__main__":

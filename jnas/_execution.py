@@ -31,6 +31,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jnas import _trace_store
+
 MODES = ("auto", "scan", "loop")
 TASK_MAPS = ("auto", "vmap", "unroll")
 MAX_UNROLL = 5
@@ -99,15 +101,22 @@ def stepper(
     step: Callable[[Any, Any], tuple[Any, Any]],
     mode: str = "auto",
     compiler_options: dict[str, Any] | None = None,
+    identity: str | None = None,
 ) -> Callable[[Any, Any], tuple[Any, Any]]:
     """`run(carry, xs) -> (carry, stacked outputs)` applying `step` along xs' leading axis,
-    compiled with XLA `compiler_options` (None: XLA's defaults)."""
+    compiled with XLA `compiler_options` (None: XLA's defaults). `identity`: a name that
+    determines `step` completely (see `jnas._trace_store`): its program is stored and, on
+    later starts, loaded instead of traced while the store is on."""
     mode = resolve_mode(mode)
+
+    def compiled(fn: Callable[[Any, Any], tuple[Any, Any]]) -> Callable[..., Any]:
+        if identity is None:
+            return jax.jit(fn, compiler_options=compiler_options)
+        return _trace_store.StoredStep(fn, f"{identity}|{mode}", compiler_options)
+
     if mode == "scan":
-        return jax.jit(
-            lambda carry, xs: jax.lax.scan(step, carry, xs), compiler_options=compiler_options
-        )
-    jitted = jax.jit(step, compiler_options=compiler_options)
+        return compiled(lambda carry, xs: jax.lax.scan(step, carry, xs))
+    jitted = compiled(step)
 
     def run(carry: Any, xs: Any) -> tuple[Any, Any]:
         n = jax.tree.leaves(xs)[0].shape[0]

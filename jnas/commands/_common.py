@@ -99,8 +99,10 @@ def enable_compilation_cache() -> None:
     (the NB201 protocol: ~7 s cold, under 1 s warm on 2 CPU cores). The folder is
     `$JNAS_XLA_CACHE` (default `~/.cache/jnas/xla`); set it empty to turn this off. Every
     program is kept, even the op-by-op ones of building a network (59 of them, 3.7 s of
-    each start of `jnas train`). A program that calls `cli.main` with a cache of its own
-    configured keeps it."""
+    each start of `jnas train`). A one-shot run's step program is kept too, traced
+    (`jnas._trace_store`, under `traces/`; `JNAS_TRACE_STORE=0` turns it off): a warm
+    start then skips tracing it. A program
+    that calls `cli.main` with a cache of its own configured keeps it (and no traces)."""
     import os
 
     folder = os.environ.get("JNAS_XLA_CACHE", str(pathlib.Path.home() / ".cache" / "jnas" / "xla"))
@@ -112,6 +114,10 @@ def enable_compilation_cache() -> None:
         return
     jax.config.update("jax_compilation_cache_dir", folder)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    if os.environ.get("JNAS_TRACE_STORE", "1") != "0":
+        from jnas import _trace_store
+
+        _trace_store.enable(pathlib.Path(folder) / "traces")
 
 
 # Flags several commands share (each command adds its own in its module's `add_parser`).

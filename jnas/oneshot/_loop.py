@@ -12,7 +12,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jnas import parallel
+from jnas import _trace_store, parallel
 from jnas._checks import check_positive
 from jnas._execution import cpu_compiler_options, stepper
 from jnas.data import Split, batch_indices
@@ -64,7 +64,12 @@ def epoch_fn(
         state, metrics = method.step(k_step, state, (xt, yt), (xv, yv))
         return (state, train, valid), metrics
 
-    run = stepper(body, steps_mode, cpu_compiler_options(method.cpu_compiler_options))
+    run = stepper(
+        body,
+        steps_mode,
+        cpu_compiler_options(method.cpu_compiler_options),
+        _epoch_identity(method, batch_size, augment, mesh),
+    )
 
     @jax.jit
     def schedule(key, n_train, n_valid):
@@ -86,6 +91,23 @@ def epoch_fn(
         return state, metrics
 
     return epoch
+
+
+def _epoch_identity(
+    method: OneShot, batch_size: int, augment: Augment | None, mesh: Mesh | None
+) -> str | None:
+    """What names an epoch's step program for `jnas._trace_store`: the method's identity
+    (given by `REGISTRY`'s `make`), the batch size and the augmentation (a jnas function);
+    None (nothing stored) for a method or augmentation it cannot name, or a mesh."""
+    named = _trace_store.identity_of(method.step)
+    if named is None or mesh is not None:
+        return None
+    try:
+        augmented = _trace_store.name_of(augment)
+    except TypeError:
+        return None
+    options = _trace_store.name_of(method.cpu_compiler_options)
+    return f"oneshot.epoch_fn:{named}|batch={batch_size}|augment={augmented}|cpu={options}"
 
 
 def search(

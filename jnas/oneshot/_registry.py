@@ -8,6 +8,7 @@ import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from jnas import _trace_store
 from jnas.oneshot._darts import darts
 from jnas.oneshot._drnas import drnas
 from jnas.oneshot._enas import enas
@@ -67,6 +68,28 @@ REGISTRY: dict[str, Entry] = {
     ),
     "smash": Entry("SMASH", "Brock et al., ICLR 2018", smash, False, True),
 }
+
+
+def _named(name: str, make: Callable[..., Any]) -> Callable[..., Any]:
+    """`make`, registering the step it makes under the method's name and arguments, so
+    that a run's step program can be stored (`jnas._trace_store`); arguments it cannot
+    name (a user's optimiser or space) register nothing."""
+
+    @functools.wraps(make)
+    def named(*args: Any, **config: Any) -> Any:
+        method = make(*args, **config)
+        try:
+            identity = f"{name}:{_trace_store.name_of((args, config))}"
+        except TypeError:
+            return method
+        _trace_store.register(method.step, identity)
+        return method
+
+    return named
+
+
+for _name, _entry in REGISTRY.items():
+    REGISTRY[_name] = _entry._replace(make=_named(_name, _entry.make))
 
 
 def supports(entry: Entry, space: Any) -> bool:

@@ -1,7 +1,7 @@
-"""What a stored trace would save of a warm start (issue #21's goal 2: <= 5 s warm): a
-probe, not a feature of the library.
+"""What a stored trace saves of a warm start (issue #21's goal 2: <= 5 s warm), the step
+alone: the probe that measured it before the library stored its runs' steps
+(`jnas._trace_store`; a run's own start: `oneshot_startup.py --path epoch`).
 
-    pip install flatbuffers    # jax.export's serialisation needs it; jnas does not
     python benchmarks/trace_cache_probe.py --methods rsws gdas --pairs 2 --out benchmarks/results
 
 A warm start (`benchmarks/oneshot_startup.py`) still traces and lowers the step before the
@@ -18,12 +18,11 @@ The children get the `jnas` command's environment (glibc's huge pages, as
 `oneshot_startup.py`'s). Last, in this process, each method's stored call against its plain
 step at C=8, N=1 (`bitwise_equal_c8_n1`). Writes `trace_cache_probe_<device>[_<label>].json`.
 
-Why the library does not do this yet: a stored trace is right only while everything that
-went into it is unchanged — jnas' source, JAX's and its dependencies' versions, the
-method's whole configuration (a user's own space, optimiser or augmentation included),
-the arguments' shapes and JAX's settings — and a stale one runs the wrong program without
-a sign. A cache key that covers all of that (and turns itself off for objects it cannot
-name) is the design this probe measures the payoff of.
+A stored trace is right only while everything that went into it is unchanged (jnas'
+source, JAX's and its dependencies' versions, the method's whole configuration, the
+arguments' shapes, JAX's settings), and a stale one runs the wrong program without a
+sign: this probe's files live in a temporary folder for one run; the library's store keys
+them by all of that (`jnas._trace_store`).
 """
 
 from __future__ import annotations
@@ -165,7 +164,7 @@ def main() -> None:
     except ImportError:
         raise SystemExit(
             "trace_cache_probe: jax.export's serialisation needs `flatbuffers` "
-            "(pip install flatbuffers); jnas itself does not depend on it"
+            "(a jnas dependency: pip install -e . installs it)"
         ) from None
     import jax
 

@@ -38,8 +38,8 @@ import json
 import logging
 import os
 import pathlib
+import secrets
 import sys
-import tempfile
 import types
 import weakref
 from collections.abc import Callable
@@ -191,13 +191,14 @@ def _digest(key: dict) -> str:
 def _write(path: pathlib.Path, data: bytes) -> None:
     """`data` to `path` whole or not at all: a temporary file in its folder, renamed."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    # a name no other writer takes, opened as the XLA cache's files are (the umask's mode)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(6)}"
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "xb") as f:
             f.write(data)
         os.replace(tmp, path)
     except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -300,7 +301,11 @@ class StoredStep:
                 raise ValueError("the module's bytes do not match its record")
             from jax import export
 
-            return export.deserialize(bytearray(data)), _step_out_tree(tree, meta["outputs"])
+            exported = export.deserialize(bytearray(data))
+            out_tree = _step_out_tree(tree, meta["outputs"])
+            if len(exported.out_avals) != out_tree.num_leaves:
+                raise ValueError("the module's outputs do not match its record")
+            return exported, out_tree
         except FileNotFoundError:
             return None
         except Exception as error:  # a damaged entry: trace and store anew

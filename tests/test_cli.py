@@ -262,6 +262,24 @@ def test_oneshot_and_train_commands(tmp_path):
     assert _files(tmp_path) == before
 
 
+def test_a_repeated_oneshot_run_loads_its_stored_step(tmp_path):
+    """The `jnas` command stores a one-shot run's step program traced beside the XLA cache
+    (`jnas._trace_store`); a second process finds it (the entry is not written again) and
+    ends with the same records (a key that moved between processes would trace again)."""
+    env = {**os.environ, "JNAS_XLA_CACHE": str(tmp_path / "xla")}
+    args = ("oneshot", "rsws", "--epochs", "1", "--channels", "4", "--cells", "1")
+    first = _run(*args, "--out", tmp_path / "a", env=env)
+    assert first.returncode == 0, first.stderr
+    traces = tmp_path / "xla" / "traces"
+    (module,) = traces.glob("*.exported")
+    written = module.stat().st_mtime_ns, module.stat().st_ino
+    second = _run(*args, "--out", tmp_path / "b", env=env)
+    assert second.returncode == 0, second.stderr
+    assert (module.stat().st_mtime_ns, module.stat().st_ino) == written
+    assert len(list(traces.iterdir())) == 2  # the module and its record, nothing else
+    assert _records(tmp_path / "b" / "records.jsonl") == _records(tmp_path / "a" / "records.jsonl")
+
+
 def test_oneshot_command_splits_its_batches_over_devices(tmp_path, capsys):
     """`--devices 2`: the search runs data parallel (`jnas.oneshot.search`'s mesh, tested
     there against one device); in this process JAX has started with the suite's 8 CPU
@@ -324,6 +342,8 @@ def test_killed_run_resumes_to_the_records_of_an_uninterrupted_run(tmp_path, arg
     done = _run(*args, "--out", str(tmp_path / "full"), env=env, optimize=True)
     assert done.returncode == 0, done.stderr
     full = _records(tmp_path / "full" / "records.jsonl")
+    if args[0] == "oneshot":  # its step program stored traced; the resumed runs load it
+        assert len(list((tmp_path / "xla" / "traces").glob("*.exported"))) == 1
     cut = tmp_path / "cut"
     # (kill points, finished records left): a torn record line; a record without its
     # checkpoint (resume must cut it and redo the unit: a duplicate record would break

@@ -17,8 +17,9 @@ named:
   dataclass spaces, module-level jnas functions); a user's own optimiser, space or
   augmentation names nothing, and the run traces as before;
 - the source of every module of `jnas` (a digest of the files), the versions of Python,
-  JAX, jaxlib, Flax, optax, chex and NumPy, JAX's settings (`jax.config`, less its cache,
-  logging and dump paths), the backend, its device kind and count;
+  JAX, jaxlib, Flax, optax, chex, NumPy, ml_dtypes and opt_einsum, JAX's settings
+  (`jax.config`, less its cache, logging and dump paths), the backend, its platform
+  version, device kind and count;
 - the arguments' tree and abstract values, and the XLA options the step compiles with.
 
 The store is on only where the `jnas` command turns it on (`enable`, beside the XLA cache:
@@ -147,7 +148,8 @@ def _versions() -> dict[str, str]:
     from importlib import metadata
 
     found = {"python": sys.version}
-    for package in ("jax", "jaxlib", "flax", "optax", "chex", "numpy", "ml_dtypes"):
+    # opt_einsum: jnp.einsum's contraction order is chosen while tracing
+    for package in ("jax", "jaxlib", "flax", "optax", "chex", "numpy", "ml_dtypes", "opt_einsum"):
         try:
             found[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
@@ -180,7 +182,12 @@ def key_of(identity: str, tree: Any, avals: tuple, options: dict[str, Any] | Non
         "source": source_digest(),
         "versions": _versions(),
         "config": _settings(),
-        "backend": [jax.default_backend(), device.device_kind, jax.device_count()],
+        "backend": [
+            jax.default_backend(),
+            device.client.platform_version,  # e.g. the CUDA and driver versions on a GPU
+            device.device_kind,
+            jax.device_count(),
+        ],
     }
 
 

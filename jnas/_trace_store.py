@@ -263,8 +263,8 @@ class StoredStep:
                 _log.info("trace store: %s not exported (%s); tracing as usual", name, error)
                 return False
             counts["traced"] += 1
-            names = sorted(out_tree.children()[1].node_data()[1]) if _is_step(out_tree) else []
-            if names and out_tree == _step_out_tree(tree, names):
+            names = _output_names(out_tree, tree)
+            if names is not None:  # else a step of another shape: used, not stored
                 self._store(exported, module, record, names, key)
         run = jax.jit(exported.call, compiler_options=self.options)
         return run, out_tree
@@ -320,15 +320,11 @@ class StoredStep:
             return None
 
 
-def _is_step(out_tree: Any) -> bool:
-    """Whether `out_tree` is a pair whose second part is a flat dict of leaves."""
-    children = out_tree.children()
-    if out_tree.num_nodes < 1 or len(children) != 2 or out_tree.node_data() is None:
-        return False
-    outputs = children[1]
-    node = outputs.node_data()
-    return (
-        node is not None
-        and node[0] is dict
-        and all(c.num_leaves == 1 and c.num_nodes == 1 for c in outputs.children())
-    )
+def _output_names(out_tree: Any, in_tree: Any) -> list[str] | None:
+    """The output names of a step whose `out_tree` is `(carry as in in_tree, {name: leaf})`
+    (what the record keeps to rebuild it); None for any other output."""
+    try:
+        names = sorted(out_tree.children()[1].node_data()[1])
+    except (IndexError, TypeError):  # not a pair, or its second part not a dict
+        return None
+    return names if out_tree == _step_out_tree(in_tree, names) else None

@@ -138,6 +138,20 @@ def test_store_off_or_several_devices_trace_plainly(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_step_whose_outputs_are_not_named_runs_stored_nowhere(store):
+    """The record rebuilds `(carry, {name: leaf})`; outputs of another shape (a tuple) are
+    exported and run, but not written."""
+
+    def pair_step(carry, x):
+        carry, out = toy_step(carry, x)
+        return carry, (out["loss"], out["scale"])
+
+    args = toy_args()
+    out = _trace_store.StoredStep(pair_step, "pairs")(*args)
+    assert _equal(out, jax.jit(pair_step)(*args))
+    assert not store.exists() or list(store.iterdir()) == []
+
+
 @dataclasses.dataclass(frozen=True)
 class MySpace(NB201):  # a user's own space, though a subclass of jnas'
     pass

@@ -91,17 +91,11 @@ HERE = str(pathlib.Path(__file__).resolve().parent)
 
 def export_step(method: Any, args: tuple) -> Any:
     """`method.step` at `args`' shapes as a `jax.export` module over the flattened
-    arguments, returning the flattened outputs (no pytree registry needed to store it)."""
-    import jax
-    from jax import export
+    arguments, returning the flattened outputs: the library's export
+    (`jnas._trace_store.export_flat`)."""
+    from jnas._trace_store import export_flat
 
-    leaves, tree = jax.tree.flatten(args)
-
-    def flat(*xs):
-        return jax.tree.leaves(method.step(*jax.tree.unflatten(tree, xs)))
-
-    specs = [jax.ShapeDtypeStruct(x.shape, x.dtype) for x in leaves]
-    return export.export(jax.jit(flat))(*specs)
+    return export_flat(method.step, args)[0]
 
 
 def _run(mode: str, name: str, batch: int, cache: str, module: str) -> dict:

@@ -209,6 +209,27 @@ def _write(path: pathlib.Path, data: bytes) -> None:
         raise
 
 
+def export_flat(fn: Callable[..., Any], args: tuple) -> tuple[Any, Any]:
+    """`fn(*args)` traced once as a `jax.export` module over `args`' flattened leaves
+    (abstract values, weak types kept) returning its flattened outputs, so that storing it
+    needs no pytree registry; and the outputs' tree."""
+    from jax import export
+
+    leaves, tree = jax.tree.flatten(args)
+    out: dict[str, Any] = {}
+
+    def flat(*xs: Any) -> list:
+        values, out["tree"] = jax.tree.flatten(fn(*jax.tree.unflatten(tree, xs)))
+        return values
+
+    specs = [
+        jax.ShapeDtypeStruct(a.shape, a.dtype, weak_type=a.weak_type)
+        for a in map(jax.typeof, leaves)
+    ]
+    exported = export.export(jax.jit(flat))(*specs)
+    return exported, out["tree"]
+
+
 def _step_out_tree(in_tree: Any, names: list[str]) -> Any:
     """The output tree of a step `(carry, x) -> (carry, {name: leaf})` for inputs `in_tree`."""
     carry = jax.tree_util.treedef_children(in_tree)[0]
@@ -258,7 +279,7 @@ class StoredStep:
             exported, out_tree = loaded
         else:
             try:
-                exported, out_tree = self._export(tree, leaves)
+                exported, out_tree = export_flat(self.step, jax.tree.unflatten(tree, leaves))
             except Exception as error:  # host callbacks, effects: run plainly
                 _log.info("trace store: %s not exported (%s); tracing as usual", name, error)
                 return False
@@ -280,23 +301,6 @@ class StoredStep:
             _write(record, json.dumps(meta, indent=1).encode())
         except Exception as error:  # a full disk, no flatbuffers: run unstored
             _log.warning("trace store: %s not written (%s)", module.name, error)
-
-    def _export(self, tree: Any, leaves: list) -> tuple[Any, Any]:
-        from jax import export
-
-        out: dict[str, Any] = {}
-
-        def flat(*xs: Any) -> list:
-            result = self.step(*jax.tree.unflatten(tree, xs))
-            values, out["tree"] = jax.tree.flatten(result)
-            return values
-
-        specs = [
-            jax.ShapeDtypeStruct(a.shape, a.dtype, weak_type=a.weak_type)
-            for a in map(jax.typeof, leaves)
-        ]
-        exported = export.export(jax.jit(flat))(*specs)
-        return exported, out["tree"]
 
     @staticmethod
     def _load(module: pathlib.Path, record: pathlib.Path, tree: Any) -> tuple[Any, Any] | None:

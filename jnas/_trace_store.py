@@ -25,7 +25,8 @@ named:
 The store is on only where the `jnas` command turns it on (`enable`, beside the XLA cache:
 `$JNAS_XLA_CACHE/traces`) and only for runs on one device. Files are written to a
 temporary name and renamed; a module whose bytes do not match its record's sha256, or that
-fails to load, is traced again and stored anew. A function `jax.export` cannot serialise
+fails to load, is traced again and stored anew; a load marks the module used, so that the
+cache's size bound (`jnas._cache_prune`) removes the least recently used entries first. A function `jax.export` cannot serialise
 (host callbacks) runs as a plain `jax.jit`. The stored call gives the plain step's
 outputs bit for bit (`tests/test_trace_store.py`).
 """
@@ -48,6 +49,8 @@ from typing import Any
 
 import jax
 import numpy as np
+
+from jnas import _cache_prune
 
 _log = logging.getLogger("jnas")
 FORMAT = 1
@@ -316,6 +319,7 @@ class StoredStep:
             out_tree = _step_out_tree(tree, meta["outputs"])
             if len(exported.out_avals) != out_tree.num_leaves:
                 raise ValueError("the module's outputs do not match its record")
+            _cache_prune.touch(module)  # used now: the cache's bound removes it last
             return exported, out_tree
         except FileNotFoundError:
             return None

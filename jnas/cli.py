@@ -153,10 +153,12 @@ def _tidy(out: str | None) -> None:
 
 def _dispatch(args: argparse.Namespace, argv: list[str], console: bool) -> int:
     """Run the command; bad input is one line on stderr and exit code 2."""
+    from jnas._cache_prune import limit_from_environment
     from jnas.checkpoint import claim
 
     resumable = hasattr(args, "resume")
     try:
+        limit_from_environment()  # a bad $JNAS_XLA_CACHE_GB fails before a run folder
         if resumable:  # before any start-up cost: a wrong folder fails in a second
             every = {k: v for k, v in sorted(vars(args).items()) if not callable(v)}
             claim(args.out, resume=args.resume, settings=run_settings(args), args=every)

@@ -272,10 +272,12 @@ def test_a_repeated_oneshot_run_loads_its_stored_step(tmp_path):
     assert first.returncode == 0, first.stderr
     traces = tmp_path / "xla" / "traces"
     (module,) = traces.glob("*.exported")
-    written = module.stat().st_mtime_ns, module.stat().st_ino
+    record = module.with_suffix(".json")
+    written = module.stat().st_ino, record.stat().st_mtime_ns, record.stat().st_ino
     second = _run(*args, "--out", tmp_path / "b", env=env)
     assert second.returncode == 0, second.stderr
-    assert (module.stat().st_mtime_ns, module.stat().st_ino) == written
+    # a write renames a new file into place; a load only touches the module (its last use)
+    assert (module.stat().st_ino, record.stat().st_mtime_ns, record.stat().st_ino) == written
     assert len(list(traces.iterdir())) == 2  # the module and its record, nothing else
     assert _records(tmp_path / "b" / "records.jsonl") == _records(tmp_path / "a" / "records.jsonl")
 

@@ -101,17 +101,26 @@ def enable_compilation_cache() -> None:
     program is kept, even the op-by-op ones of building a network (59 of them, 3.7 s of
     each start of `jnas train`). A one-shot run's step program is kept too, traced
     (`jnas._trace_store`, under `traces/`; `JNAS_TRACE_STORE=0` turns it off): a warm
-    start then skips tracing it. A program
-    that calls `cli.main` with a cache of its own configured keeps it (and no traces)."""
+    start then skips tracing it. The folder is bounded to `$JNAS_XLA_CACHE_GB` GiB (default
+    4; 0: no bound), least recently used programs removed at the start
+    (`jnas._cache_prune`). A program that calls `cli.main` with a cache of its own
+    configured keeps it (and no traces, no bound)."""
     import os
+
+    from jnas import _cache_prune
 
     folder = os.environ.get("JNAS_XLA_CACHE", str(pathlib.Path.home() / ".cache" / "jnas" / "xla"))
     if not folder:
         return
+    limit = _cache_prune.limit_from_environment()  # a bad value fails before any work
     import jax
 
     if getattr(jax.config, "jax_compilation_cache_dir", None):
         return
+    try:
+        _cache_prune.prune(folder, limit)
+    except OSError as error:  # a cache it cannot list or prune still serves
+        print(f"jnas: compile cache {folder} not pruned ({error})", file=sys.stderr)
     jax.config.update("jax_compilation_cache_dir", folder)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     if os.environ.get("JNAS_TRACE_STORE", "1") != "0":

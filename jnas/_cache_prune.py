@@ -90,7 +90,7 @@ def entries(folder: str | os.PathLike) -> list[Entry]:
         stems = {
             p.name.rsplit(".", 1)[0]
             for p in traces.iterdir()
-            if not p.name.startswith(".") and p.suffix in (".exported", ".json")
+            if not p.name.startswith(".") and p.suffix in (".exported", ".json") and p.is_file()
         }
         # the record first: without it the module is never used (`jnas._trace_store`)
         found += [_entry([traces / f"{s}.json", traces / f"{s}.exported"]) for s in stems]

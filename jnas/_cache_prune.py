@@ -12,8 +12,8 @@ least recently used first, until the folder holds at most `KEEP` of it, so that 
 starts do not prune again.
 
 An entry is a compiled program (`<key>-cache`, and `<key>-atime` where JAX's bound wrote
-one) or a stored trace (`traces/<sha256>.exported` and its record `.json`); other files in
-the folder are never touched. Its last use is the latest access or change time of its
+one) or a stored trace (`traces/<sha256>.exported` and its record `.json`); a file named
+otherwise (a user's, a write under way) is never counted or touched. Its last use is the latest access or change time of its
 files: a trace's load refreshes its module's time (`touch`); a compiled program's read
 updates its access time where the file system records it (Linux' default `relatime`: at
 least daily), else it ages from its write. Another process reading an entry while it is
@@ -27,12 +27,17 @@ import logging
 import math
 import os
 import pathlib
+import re
 from collections.abc import Mapping
 
 _log = logging.getLogger("jnas")
 ENV = "JNAS_XLA_CACHE_GB"
 DEFAULT_GB = 4.0
 KEEP = 0.8  # pruning leaves the folder at this fraction of the bound
+# only names these caches write count (JAX's `<module>-<sha256>-cache`, the trace store's
+# `<sha256>.exported|json`): a folder that also holds a user's files keeps them
+_XLA_NAME = re.compile(r".+-[0-9a-f]{64}-cache")
+_TRACE_NAME = re.compile(r"[0-9a-f]{64}\.(exported|json)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,7 +87,7 @@ def entries(folder: str | os.PathLike) -> list[Entry]:
     found: list[Entry | None] = []
     if folder.is_dir():
         for path in folder.iterdir():
-            if path.name.endswith("-cache") and path.is_file():
+            if _XLA_NAME.fullmatch(path.name) and path.is_file():
                 atime = path.with_name(path.name.removesuffix("-cache") + "-atime")
                 found.append(_entry([path, atime]))
     traces = folder / "traces"
@@ -90,7 +95,7 @@ def entries(folder: str | os.PathLike) -> list[Entry]:
         stems = {
             p.name.rsplit(".", 1)[0]
             for p in traces.iterdir()
-            if not p.name.startswith(".") and p.suffix in (".exported", ".json") and p.is_file()
+            if _TRACE_NAME.fullmatch(p.name) and p.is_file()
         }
         # the record first: without it the module is never used (`jnas._trace_store`)
         found += [_entry([traces / f"{s}.json", traces / f"{s}.exported"]) for s in stems]

@@ -26,8 +26,8 @@ The store is on only where the `jnas` command turns it on (`enable`, beside the 
 `$JNAS_XLA_CACHE/traces`) and only for runs on one device. Files are written to a
 temporary name and renamed; a module whose bytes do not match its record's sha256, or that
 fails to load, is traced again and stored anew; a load marks the module used, so that the
-cache's size bound (`jnas._cache_prune`) removes the least recently used entries first. A function `jax.export` cannot serialise
-(host callbacks) runs as a plain `jax.jit`. The stored call gives the plain step's
+cache's size bound (`jnas._cache_prune`) removes the least recently used entries first. A
+function `jax.export` cannot serialise (host callbacks) runs as a plain `jax.jit`. The stored call gives the plain step's
 outputs bit for bit (`tests/test_trace_store.py`).
 """
 

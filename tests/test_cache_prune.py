@@ -5,6 +5,7 @@ prunes at its start and rejects a bad bound before it claims a run folder."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -23,8 +24,21 @@ def _file(path, size: int, used: float) -> None:
     os.utime(path, (used, used))
 
 
+def _key(name: str) -> str:
+    """A sha256 in hex, as both caches name their entries."""
+    return hashlib.sha256(name.encode()).hexdigest()
+
+
+def _xla_name(name: str) -> str:
+    return f"jit_{name}-{_key(name)}-cache"
+
+
 def _xla(folder, name: str, size: int, used: float) -> None:
-    _file(folder / f"jit_{name}-{name * 8}-cache", size, used)
+    _file(folder / _xla_name(name), size, used)
+
+
+def _trace(folder, name: str, suffix: str, size: int, used: float) -> None:
+    _file(folder / "traces" / f"{_key(name)}.{suffix}", size, used)
 
 
 def _names(folder) -> set[str]:
@@ -37,17 +51,20 @@ def test_prune_removes_the_least_recently_used_down_to_keep(tmp_path):
         if t % 2:
             _xla(tmp_path, f"p{t}", 100 * KB, 1e6 + t)
         else:
-            _file(tmp_path / "traces" / f"t{t}.exported", 90 * KB, 1e6 + t)
-            _file(tmp_path / "traces" / f"t{t}.json", 10 * KB, 1e6 + t)
-    _file(tmp_path / "notes.txt", 500 * KB, 1.0)  # not a program: never counted or removed
-    _file(tmp_path / "traces" / ".t2.exported.123.abc", 50 * KB, 1.0)  # a write under way
+            _trace(tmp_path, f"t{t}", "exported", 90 * KB, 1e6 + t)
+            _trace(tmp_path, f"t{t}", "json", 10 * KB, 1e6 + t)
+    # not the caches' names: never counted or removed (a user's files, a write under way)
+    others = {"notes.txt", "my-cache", "traces/notes.json", "traces/run.exported"}
+    others.add(f"traces/.{_key('t2')}.exported.123.abc")
+    for name in others:
+        _file(tmp_path / name, 500 * KB, 1.0)
     assert _cache_prune.prune(tmp_path, 1000 * KB) == []  # at the bound: nothing
     removed = _cache_prune.prune(tmp_path, 900 * KB)  # 1,000 kB over 900: down to 720
     assert [round(e.used - 1e6) for e in removed] == [1, 2, 3]
     assert sum(e.size for e in removed) == 300 * KB
-    kept = {"notes.txt", "traces/.t2.exported.123.abc"}  # t1-t3 gone, t4-t10 and others kept
-    kept |= {f"jit_p{t}-{f'p{t}' * 8}-cache" for t in (5, 7, 9)}
-    kept |= {f"traces/t{t}.{s}" for t in (4, 6, 8, 10) for s in ("exported", "json")}
+    kept = set(others)  # t1-t3 gone, t4-t10 and the others kept
+    kept |= {_xla_name(f"p{t}") for t in (5, 7, 9)}
+    kept |= {f"traces/{_key(f't{t}')}.{s}" for t in (4, 6, 8, 10) for s in ("exported", "json")}
     assert _names(tmp_path) == kept
     assert _cache_prune.prune(tmp_path, None) == []  # no bound
     with pytest.raises(ValueError, match="`limit` must be a positive"):
@@ -58,12 +75,12 @@ def test_an_entry_is_as_recent_as_its_latest_file(tmp_path):
     """JAX's bound writes `<key>-atime` at each read, and a trace's load touches its
     module: either keeps an old entry."""
     _xla(tmp_path, "old", 100 * KB, 100.0)
-    _file(tmp_path / f"jit_old-{'old' * 8}-atime", 8, 900.0)  # read at t = 900
+    _file(tmp_path / f"jit_old-{_key('old')}-atime", 8, 900.0)  # read at t = 900
     _xla(tmp_path, "mid", 100 * KB, 500.0)
-    _file(tmp_path / "traces" / "t.json", 10 * KB, 50.0)
-    _file(tmp_path / "traces" / "t.exported", 90 * KB, 950.0)  # loaded at t = 950
+    _trace(tmp_path, "t", "json", 10 * KB, 50.0)
+    _trace(tmp_path, "t", "exported", 90 * KB, 950.0)  # loaded at t = 950
     removed = _cache_prune.prune(tmp_path, 260 * KB)  # down to 208 kB
-    assert [e.files[0].name for e in removed] == [f"jit_mid-{'mid' * 8}-cache"]
+    assert [e.files[0].name for e in removed] == [_xla_name("mid")]
     assert len(_names(tmp_path)) == 4
 
 
@@ -115,4 +132,4 @@ def test_the_command_prunes_its_cache_at_the_start(tmp_path):
     env = {**os.environ, "JNAS_XLA_CACHE": str(tmp_path), "JNAS_XLA_CACHE_GB": "0.0039"}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert _names(tmp_path) == {f"jit_c-{'c' * 8}-cache"}
+    assert _names(tmp_path) == {_xla_name("c")}

@@ -14,6 +14,7 @@ import pytest
 from networkx.algorithms import isomorphism
 
 from jnas.spaces import NBNLP, NBNLP_EXAMPLES, NBNLP_OPS, NBNLPArch
+from jnas.spaces._common import random_choice_masked
 
 SPACE = NBNLP()
 LSTM = NBNLP_EXAMPLES["lstm"]  # recipe 1000001 of the table
@@ -141,6 +142,31 @@ def test_mutate_is_one_valid_edit(samples, key):
             gp.nodes[n]["label"] != gc.nodes[n]["label"] for n in set(gp) & set(gc)
         )
         assert diff >= 1
+
+
+def test_mutate_draws_the_edit_that_a_uniform_choice_among_all_neighbors_draws(
+    samples, key, run_bound
+):
+    # The reference checks every edit: all of `neighbors`, its validity mask and a uniform
+    # choice among the valid ones (`random_choice_masked`, JAX's categorical). `mutate`
+    # checks edits lazily in the draw's order; for the same key it must take the same edit
+    # (and the cell itself, compacted, where no edit is valid).
+    batch = _at(samples[1], slice(0, 32))
+    keys = jax.random.split(jax.random.fold_in(key, 7), 32)
+    children = jax.jit(jax.vmap(SPACE.mutate))(keys, batch)
+    nbrs, ok = jax.jit(jax.vmap(SPACE.neighbors), compiler_options=run_bound)(batch)
+    pick = jax.vmap(random_choice_masked)(keys, ok)
+    want = jax.tree.map(lambda x: x[jnp.arange(32), pick], nbrs)
+    none = ~jnp.any(ok, axis=1)
+    own = jax.vmap(SPACE.compact)(batch)
+    want = jax.tree.map(
+        lambda a, b: jnp.where(none.reshape((-1,) + (1,) * (a.ndim - 1)), b, a), want, own
+    )
+    chex.assert_trees_all_equal(children, want)
+    assert int(ok.sum(axis=1).min()) < 20 < int(ok.shape[1])  # few valid among 2,425
+    one = jax.jit(SPACE.mutate)  # one cell at a time: the same child
+    for i in range(3):
+        chex.assert_trees_all_equal(one(keys[i], _at(batch, i)), _at(children, i))
 
 
 def _graph(recipe) -> nx.DiGraph:

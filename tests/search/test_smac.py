@@ -8,7 +8,9 @@ from jnas import bench, search
 from jnas.spaces import NB201
 
 
-def test_smac_beats_random_search_and_without_its_model_is_random_search(nb201_table, key):
+def test_smac_beats_random_search_and_without_its_model_is_random_search(
+    nb201_table, key, run_bound
+):
     obj = bench.objective(nb201_table, dataset="cifar10-valid", metric="valid_acc", epochs=12)
     final = {}
     for name, searcher in (
@@ -19,7 +21,15 @@ def test_smac_beats_random_search_and_without_its_model_is_random_search(nb201_t
         ),
         ("no model", search.smac(NB201(), trees=2, depth=2, random_fraction=1.0)),
     ):
-        sim = bench.simulate(searcher, obj, key=key, num_seeds=48, budget_s=12000, chunk=48)
+        sim = bench.simulate(
+            searcher,
+            obj,
+            key=key,
+            num_seeds=48,
+            budget_s=12000,
+            chunk=48,
+            compiler_options=run_bound,
+        )
         final[name] = sim.report(
             nb201_table, dataset="cifar10-valid", metric="valid_acc", epochs=12
         )[:, -1]

@@ -8,7 +8,9 @@ from jnas import bench, search
 from jnas.spaces import NB201
 
 
-def test_tpe_beats_random_search_and_without_its_model_is_random_search(nb201_table, key):
+def test_tpe_beats_random_search_and_without_its_model_is_random_search(
+    nb201_table, key, run_bound
+):
     obj = bench.objective(nb201_table, dataset="cifar10-valid", metric="valid_acc", epochs=12)
     final = {}
     for name, searcher in (
@@ -16,7 +18,9 @@ def test_tpe_beats_random_search_and_without_its_model_is_random_search(nb201_ta
         ("tpe", search.tpe(NB201())),
         ("no model", search.tpe(NB201(), random_fraction=1.0)),
     ):
-        sim = bench.simulate(searcher, obj, key=key, num_seeds=50, budget_s=12000)
+        sim = bench.simulate(
+            searcher, obj, key=key, num_seeds=50, budget_s=12000, compiler_options=run_bound
+        )
         final[name] = sim.report(
             nb201_table, dataset="cifar10-valid", metric="valid_acc", epochs=12
         )[:, -1]

@@ -429,14 +429,15 @@ class NBNLP:
         m = changes.shape[0]
         noise = jnp.where(changes, jax.random.gumbel(key, (m,)), -jnp.inf)
         order = jnp.argsort(-noise)  # stable: ties as argmax breaks them, lowest first
+        count = jnp.sum(changes)  # the changing edits come first in that order
 
         def valid(t: jax.Array | int) -> jax.Array:
             edit = order[jnp.minimum(t, m - 1)]
-            return (t < m) & changes[edit] & self.is_valid(self._apply_edit(arch, edit))
+            return (t < count) & self.is_valid(self._apply_edit(arch, edit))
 
         def more(carry: tuple) -> jax.Array:
             t, ok = carry
-            return (t < m) & ~ok & changes[order[jnp.minimum(t, m - 1)]]
+            return (t < count) & ~ok
 
         t, ok = jax.lax.while_loop(more, lambda c: (c[0] + 1, valid(c[0] + 1)), (0, valid(0)))
         child = self._apply_edit(arch, order[jnp.minimum(t, m - 1)])

@@ -144,6 +144,43 @@ def test_mutate_is_one_valid_edit(samples, key):
         assert diff >= 1
 
 
+def test_neighbors_are_the_valid_single_edits_enumerated_by_hand(samples, run_bound):
+    # the reference: every edit written out in Python on NumPy copies of the cell (an op
+    # of a placed node, a used input, a placed hidden state set to another value), then
+    # the space's own validity and compaction; `neighbors` builds its edits from a table
+    arch = jax.tree.map(np.asarray, _at(samples[1], 0))
+    edits = []
+    for j in np.flatnonzero(arch.ops > 0):
+        for o in range(1, len(NBNLP_OPS) + 1):
+            if o != arch.ops[j]:
+                edits.append(
+                    arch._replace(ops=np.where(np.arange(len(arch.ops)) == j, o, arch.ops))
+                )
+    for j, p in zip(*np.nonzero(arch.inputs >= 0), strict=True):
+        for t in range(SPACE.num_ids):
+            if t != arch.inputs[j, p]:
+                ids = arch.inputs.copy()
+                ids[j, p] = t
+                edits.append(arch._replace(inputs=ids))
+    for i in np.flatnonzero(arch.hidden >= 0):
+        for j in range(SPACE.max_nodes):
+            if j != arch.hidden[i]:
+                hid = arch.hidden.copy()
+                hid[i] = j
+                edits.append(arch._replace(hidden=hid))
+    batch = NBNLPArch(*(np.stack(x).astype(np.int8) for x in zip(*edits, strict=True)))
+    valid = np.asarray(jax.jit(jax.vmap(SPACE.is_valid))(batch))
+    want = jax.tree.map(np.asarray, jax.jit(jax.vmap(SPACE.compact))(batch))
+    nbrs, ok = jax.jit(SPACE.neighbors, compiler_options=run_bound)(_at(samples[1], 0))
+    got = jax.tree.map(lambda x: np.asarray(x)[np.asarray(ok)], nbrs)
+    assert int(np.asarray(ok).sum()) == int(valid.sum()) > 0
+
+    def rows(a):
+        return sorted(zip(*(x.reshape(len(x), -1).tolist() for x in a), strict=True))
+
+    assert rows(got) == rows(jax.tree.map(lambda x: x[valid], want))
+
+
 def test_mutate_draws_the_edit_that_a_uniform_choice_among_all_neighbors_draws(
     samples, key, run_bound
 ):

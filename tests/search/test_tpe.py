@@ -1,6 +1,8 @@
 """TPE as a single-fidelity searcher: its model, not chance, makes it beat random search
 on the NB201 protocol (with the model off it is random search)."""
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -33,3 +35,80 @@ def test_tpe_beats_random_search_and_without_its_model_is_random_search(
     with pytest.raises(ValueError, match="needs a space"):
         search.tpe(object())
     assert np.isfinite(final["tpe"]).all()
+
+
+def _tpe_scores(candidates, told, fitness, sizes, *, top_fraction, min_points, bandwidth):
+    """log l(x) - log g(x) of each candidate, re-derived in NumPy (float64) from the told
+    rows alone: the best `top_fraction` (at least `min_points`) are good, the rest (at
+    least `min_points`) bad; Aitchison-Aitken kernels, `bandwidth` spread evenly over a
+    decision's other values."""
+    n = len(fitness)
+    order = np.argsort(-fitness)
+    n_good = max(min_points, int(np.floor(top_fraction * n)))
+    n_bad = max(min_points, n - n_good)
+    good, bad = told[order[:n_good]], told[order[n - n_bad :]]
+
+    def density(x, points):
+        other = np.maximum(sizes - 1, 1)
+        k = np.where(points == x, 1.0 - bandwidth, np.where(sizes > 1, bandwidth / other, 0.0))
+        return np.prod(k, axis=1).mean()
+
+    return np.array(
+        [np.log(density(x, good) + 1e-32) - np.log(density(x, bad) + 1e-32) for x in candidates]
+    )
+
+
+def test_tpe_proposes_the_candidate_with_the_best_density_ratio_of_the_told_rows(key):
+    """The model against a NumPy re-derivation over exactly the told rows (not the empty
+    slots of its memory): the proposal is a candidate drawn around a good point whose
+    l(x) / g(x) is the best of all candidates (the draws come from the same keys, the model
+    does not); below `min_points` told rows it is the space's uniform draw."""
+    space = NB201()
+    sizes = np.asarray(space.decision_sizes)
+    settings = dict(top_fraction=0.15, min_points=4, bandwidth=0.2)
+    num_samples, factor, memory = 64, 3.0, 32
+    searcher = search.tpe(
+        space,
+        random_fraction=0.0,
+        num_samples=num_samples,
+        bandwidth_factor=factor,
+        memory=memory,
+        **settings,
+    )
+    state = searcher.init(key)
+    rng = np.random.default_rng(0)
+    for n, k in enumerate(jax.random.split(key, 12)):
+        for k_ask in jax.random.split(k, 3):
+            proposal = np.asarray(
+                space.to_decisions(jax.tree.map(lambda a: a[0], searcher.ask(k_ask, state)[0]))
+            )
+            k_uniform, _, k_base, k_keep, k_shift = jax.random.split(k_ask, 5)
+            if n < settings["min_points"]:
+                uniform = space.to_decisions(space.sample(k_uniform))
+                np.testing.assert_array_equal(proposal, uniform)
+                continue
+            told = np.asarray(state.decisions[:n])
+            fitness = np.asarray(state.fitness[:n])
+            rank = np.argsort(np.argsort(-fitness))
+            n_good = max(settings["min_points"], int(np.floor(settings["top_fraction"] * n)))
+            good = np.zeros(memory, np.float32)
+            good[:n] = rank < n_good
+            bases = np.asarray(state.decisions)[
+                np.asarray(jax.random.choice(k_base, memory, (num_samples,), p=good / good.sum()))
+            ]
+            keep = (
+                np.asarray(jax.random.uniform(k_keep, bases.shape))
+                >= settings["bandwidth"] * factor
+            )
+            shift = np.asarray(
+                jax.random.randint(k_shift, bases.shape, 1, np.maximum(sizes, 2)[None, :])
+            )
+            candidates = np.where(keep, bases, (bases + shift) % sizes)
+            scores = _tpe_scores(candidates, told, fitness, sizes, **settings)
+            mine = [i for i, c in enumerate(candidates) if np.array_equal(c, proposal)]
+            assert mine, (proposal, n)
+            np.testing.assert_allclose(scores[mine[0]], scores.max(), rtol=1e-5, atol=1e-5)
+        arch = space.sample(k)
+        state = searcher.tell(
+            state, jax.tree.map(lambda a: a[None], arch), jnp.asarray([rng.normal()], jnp.float32)
+        )

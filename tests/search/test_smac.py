@@ -1,11 +1,13 @@
 """SMAC: its forest and expected improvement, not chance, make it beat random search on
 the NB201 protocol (with the model off it is random search)."""
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from jnas import bench, search
-from jnas.spaces import NB201
+from jnas.spaces import NB201, NB201Arch
 
 
 def test_smac_beats_random_search_and_without_its_model_is_random_search(
@@ -40,3 +42,79 @@ def test_smac_beats_random_search_and_without_its_model_is_random_search(
     assert np.isfinite(final["smac"]).all()
     with pytest.raises(ValueError, match="random_fraction"):
         search.smac(NB201(), random_fraction=2.0)
+
+
+def test_smac_proposes_the_best_expected_improvement_of_its_random_and_local_candidates(key):
+    """The acquisition against a re-derivation in NumPy/SciPy given the same forest
+    (`jnas.predictors.forest_fit`, tested on its own): expected improvement over the best
+    told fitness, `num_random` random cells and a best-improvement local search (in Python)
+    from each of the `local_starts` best told cells; the proposal is the candidate of
+    largest EI."""
+    from scipy.stats import norm
+
+    from jnas.predictors import forest_fit, forest_predict
+
+    space = NB201()
+    memory, starts, steps, num_random = 32, 3, 4, 2
+    searcher = search.smac(
+        space,
+        trees=4,
+        depth=6,
+        num_init=4,
+        num_random=num_random,
+        local_starts=starts,
+        local_steps=steps,
+        random_fraction=0.0,
+        memory=memory,
+    )
+    state = searcher.init(key)
+    rng = np.random.default_rng(1)
+    n = 24
+    for k in jax.random.split(key, n):  # fitness: the number of 3x3 convolutions, noisy
+        arch = jax.tree.map(lambda a: a[None], space.sample(k))
+        value = np.sum(np.asarray(arch.ops) == 3) + 0.1 * rng.normal()
+        state = searcher.tell(state, arch, jnp.asarray([value], jnp.float32))
+    told_ops = np.asarray(state.archs.ops[:n])
+    fitness = np.asarray(state.fitness[:n])
+    incumbent = fitness.max()
+    from_local, ask = 0, jax.jit(searcher.ask)
+    fit = jax.jit(forest_fit, static_argnames=("trees", "depth", "max_features"))
+    predict = jax.jit(forest_predict)
+    for k_ask in jax.random.split(jax.random.key(7), 3):
+        proposal = np.asarray(ask(k_ask, state)[0].ops[0])
+        k_fit, k_rand, _, _ = jax.random.split(k_ask, 4)
+        forest = fit(
+            k_fit,
+            state.encodings,
+            state.fitness,
+            jnp.arange(memory) < n,
+            trees=4,
+            depth=6,
+            max_features=5 / 6,
+        )
+
+        def ei(ops, forest=forest):
+            enc = jax.vmap(lambda o: space.one_hot(NB201Arch(o)).reshape(-1))(jnp.asarray(ops))
+            mean, var = (np.asarray(v, np.float64) for v in predict(forest, enc))
+            sigma = np.sqrt(var) + 1e-9
+            z = (mean - incumbent) / sigma
+            return (mean - incumbent) * norm.cdf(z) + sigma * norm.pdf(z)
+
+        randoms = np.asarray(jax.vmap(space.sample)(jax.random.split(k_rand, num_random)).ops)
+        candidates, scores = list(randoms), list(ei(randoms))
+        for start in np.argsort(-fitness)[:starts]:
+            current = told_ops[start]
+            best = ei(current[None])[0]
+            for _ in range(steps):
+                # the space's own neighbour order (ties in EI go to the first)
+                neighbours = np.asarray(space.neighbors(NB201Arch(jnp.asarray(current)))[0].ops)
+                values = ei(neighbours)
+                if values.max() > best:
+                    current, best = neighbours[int(values.argmax())], values.max()
+            candidates.append(current)
+            scores.append(best)
+        chosen = [i for i, c in enumerate(candidates) if np.array_equal(c, proposal)]
+        assert chosen, proposal
+        np.testing.assert_allclose(max(scores[i] for i in chosen), max(scores), rtol=1e-4)
+        from_local += max(chosen) >= num_random
+    assert from_local  # the local search, not only the random draws, was put to the test

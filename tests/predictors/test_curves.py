@@ -188,6 +188,12 @@ def test_stopper_stops_hopeless_runs_only():
     assert not stop(hopeless[:10], float("inf"))[0]  # no incumbent yet
     up = predictors.curve_stopper(T, check_at=(10,), increasing=True, families=fams)
     assert up([10 - v for v in hopeless[:10]], 6.0)[0]
+    # Domhan et al. check every epoch from the 4th on; check epochs lie in [2, horizon)
+    assert predictors.curve_stopper(T, families=fams).checks == frozenset(range(4, T))
+    assert predictors.curve_stopper(T, check_at=(2, T - 1), families=fams).checks == {2, T - 1}
+    for bad in (1, T):
+        with pytest.raises(ValueError, match="check_at"):
+            predictors.curve_stopper(T, check_at=(bad,), families=fams)
 
 
 @pytest.fixture(scope="module")

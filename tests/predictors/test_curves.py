@@ -173,6 +173,14 @@ def test_svr_learns_final_values_out_of_sample():
     assert sp > 0.95
     assert out.std.shape == (40,)
     assert 0 < out.std[0] < np.std(final)
+    # one Gaussian per run: P(final < threshold) is its normal CDF (SciPy)
+    threshold = np.full(40, np.median(final[80:]))
+    np.testing.assert_allclose(
+        predictors.probability_better(out, threshold),
+        stats.norm.cdf(threshold, np.asarray(out.mean), m.rmse),
+        rtol=1e-5,
+        atol=1e-6,
+    )
     with pytest.raises(ValueError, match="epochs"):
         m.predict(curves[:, :5])
 

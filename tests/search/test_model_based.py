@@ -103,3 +103,27 @@ def test_bo_features_enter_the_gp_through_their_own_kernel():
     with_feature = fitness_of_asked(bayesian_optimization(SPACE, features=hidden, **kw), 3)
     without = fitness_of_asked(bayesian_optimization(SPACE, **kw), 3)
     assert with_feature.mean() > without.mean() + 0.5, (with_feature, without)
+
+
+def test_acquisitions_are_the_expectations_they_name():
+    """EI against a Monte Carlo estimate of E[max(f - best, 0)] with f ~ N(mean, std) (NumPy
+    draws), UCB as mean + 2 std, and Thompson draws distributed as N(mean, std)."""
+    from jnas.search._bo import acquisition
+
+    mean = jnp.asarray([0.0, 1.0, -2.0, 0.5], jnp.float32)
+    std = jnp.asarray([1.0, 0.1, 2.0, 0.5], jnp.float32)
+    best = jnp.asarray(0.4, jnp.float32)
+    f = np.asarray(mean)[:, None] + np.asarray(std)[:, None] * np.random.default_rng(0).normal(
+        size=(4, 400_000)
+    )
+    gain = np.maximum(f - 0.4, 0.0)
+    ei = np.asarray(acquisition("ei", mean, std, best, jax.random.key(0)))
+    np.testing.assert_allclose(ei, gain.mean(1), atol=4 * gain.std(1).max() / np.sqrt(400_000))
+    np.testing.assert_allclose(
+        acquisition("ucb", mean, std, best, jax.random.key(0)), mean + 2 * std, rtol=1e-6
+    )
+    draws = jax.vmap(lambda k: acquisition("ts", mean, std, best, k))(
+        jax.random.split(jax.random.key(1), 20_000)
+    )
+    np.testing.assert_allclose(np.mean(draws, 0), mean, atol=0.05)
+    np.testing.assert_allclose(np.std(draws, 0), std, rtol=0.03)

@@ -173,6 +173,9 @@ def test_svr_learns_final_values_out_of_sample():
     assert sp > 0.95
     assert out.std.shape == (40,)
     assert 0 < out.std[0] < np.std(final)
+    # the spread is the cross-validated RMSE: about the error on runs it never saw
+    held_out = np.sqrt(np.mean((np.asarray(out.mean) - final[80:]) ** 2))
+    assert 1 / 3 < m.rmse / held_out < 3, (m.rmse, held_out)
     # one Gaussian per run: P(final < threshold) is its normal CDF (SciPy)
     threshold = np.full(40, np.median(final[80:]))
     np.testing.assert_allclose(

@@ -142,3 +142,45 @@ def test_welch_test_matches_the_formula():
     assert got_t == pytest.approx(t, rel=1e-12)
     assert got_p == pytest.approx(stats.t.sf(t, df), rel=1e-9)
     assert bench.welch_test(b, a)[1] == pytest.approx(1 - got_p, rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        search.regularized_evolution,
+        lambda space: search.random_search(space, batch_size=4),  # a batch a step
+    ],
+    ids=["rea", "rs-batch-4"],
+)
+def test_the_protocol_is_a_python_replay_of_ask_lookup_charge_tell(obj, key, make):
+    """Each seed's curves against a plain Python loop over the same searcher with the
+    protocol's keys (seed i: `fold_in(key, i)`, split into init and step keys, step j:
+    `fold_in(step_key, j)`): ask, look the rows up in the table, charge their training
+    time, tell, keep the best valid accuracy, stop once the budget is crossed (that
+    evaluation counts); after it the curves hold their last values."""
+    searcher, space, budget = make(NB201()), NB201(), 3000.0
+    sim = bench.simulate(searcher, obj, key=key, num_seeds=3, budget_s=budget)
+    fitness, cost = np.asarray(obj.fitness), np.asarray(obj.cost_s)
+    ask, tell = jax.jit(searcher.ask), jax.jit(searcher.tell)
+    for s in range(3):
+        k_init, k_steps = jax.random.split(jax.random.fold_in(key, s))
+        state = searcher.init(k_init)
+        t, best, best_row, n, curves = np.float32(0.0), -np.inf, -1, 0, []
+        while t < budget:
+            archs, state = ask(jax.random.fold_in(k_steps, len(curves)), state)
+            rows = np.asarray(jax.vmap(space.index)(archs))
+            state = tell(state, archs, jnp.asarray(fitness[rows]))
+            for r in rows:
+                if fitness[r] > best:
+                    best, best_row = fitness[r], int(r)
+            t = np.float32(t + np.float32(cost[rows].sum()))
+            n += len(rows)
+            curves.append((t, best, best_row))
+        steps = len(curves)
+        ts, fs, rs = (np.asarray(c) for c in zip(*curves, strict=True))
+        np.testing.assert_allclose(sim.time_s[s, :steps], ts, rtol=1e-6)
+        np.testing.assert_array_equal(sim.best_fitness[s, :steps], fs)
+        np.testing.assert_array_equal(sim.best_row[s, :steps], rs)
+        assert sim.num_evals[s] == n
+        assert np.all(sim.time_s[s, steps:] == sim.time_s[s, steps - 1])
+        assert np.all(sim.best_row[s, steps:] == best_row)

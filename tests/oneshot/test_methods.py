@@ -247,3 +247,28 @@ def test_oneshot_dropout_drops_ops_step_by_step():
         for k in range(16)
     ]
     assert 2 <= sum(moved) <= 14, moved
+
+
+@pytest.mark.parametrize("tau", [0.5, 2.0])
+def test_gumbel_relaxations_draw_from_their_distributions(tau):
+    """SNAS' weights on two ops follow the binary Concrete law (Maddison et al. 2017):
+    w_1 = sigmoid((a_1 - a_2 + L) / tau), L logistic, so P(w_1 <= u) = sigmoid(tau *
+    logit(u) - (a_1 - a_2)) (a Kolmogorov-Smirnov test against it); GDAS' hard draws pick
+    op k with probability softmax(alpha)_k (a chi-square test)."""
+    from scipy import stats
+
+    alpha = jnp.asarray([[0.8, -0.4]])
+    keys = jax.random.split(jax.random.key(5), 20_000)
+    w = np.asarray(jax.vmap(lambda k: oneshot.relaxed_gumbel(k, alpha, tau))(keys))[:, 0, 0]
+
+    def cdf(u):
+        u = np.clip(np.asarray(u, np.float64), 1e-12, 1 - 1e-12)
+        return 1 / (1 + np.exp(-(tau * np.log(u / (1 - u)) - 1.2)))
+
+    assert stats.kstest(w, cdf).pvalue > 1e-3
+    alpha4 = jnp.asarray([[1.0, 0.0, -1.0, 0.5]])
+    index = jax.vmap(lambda k: oneshot.hard_gumbel(k, alpha4, tau)[1])(keys)[:, 0]
+    counts = np.bincount(np.asarray(index), minlength=4)
+    p = np.exp(np.asarray(alpha4[0], np.float64))
+    expected = p / p.sum() * len(keys)
+    assert stats.chisquare(counts, expected).pvalue > 1e-3

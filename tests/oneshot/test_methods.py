@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jnas import oneshot
+from jnas import nn, oneshot
 from jnas.oneshot import dirichlet_kl_to_uniform
 from jnas.search import lstm_controller
 from jnas.spaces import NB201
@@ -272,3 +272,26 @@ def test_gumbel_relaxations_draw_from_their_distributions(tau):
     p = np.exp(np.asarray(alpha4[0], np.float64))
     expected = p / p.sum() * len(keys)
     assert stats.chisquare(counts, expected).pvalue > 1e-3
+
+
+@pytest.mark.parametrize(
+    ("table", "make", "unit"),
+    [
+        ("NB201_OP_COST", lambda n, r: nn.nb201_op(n, 16, 16, 1, rngs=r), "nor_conv_3x3"),
+        ("DARTS_OP_COST", lambda n, r: nn.darts_op(n, 16, 1, rngs=r), "sep_conv_3x3"),
+    ],
+)
+def test_op_cost_tables_are_the_ops_counted_multiply_accumulates(table, make, unit):
+    """The default cost tables of SNAS' resource and ProxylessNAS' latency penalties are
+    each op's multiply-accumulates relative to one op, at C = 16: counted on the ops
+    themselves (`jnas.nn.count_flops`, which equals NB201's published FLOPs)."""
+    from flax import nnx
+
+    from jnas.oneshot import _penalties
+
+    def macs(name):
+        return nn.count_flops(make(name, nnx.Rngs(0)), (1, 8, 8, 16))
+
+    base = macs(unit)
+    for name, cost in getattr(_penalties, table).items():
+        assert macs(name) / base == pytest.approx(cost, rel=1e-3), name

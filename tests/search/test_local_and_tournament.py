@@ -59,3 +59,51 @@ def test_tournament_evolution_keeps_the_best_members(key):
 def test_tournament_evolution_validates_its_fraction():
     with pytest.raises(ValueError, match="`tournament_fraction`"):
         search.tournament_evolution(NB201(), tournament_fraction=0.0)
+
+
+@pytest.mark.parametrize(
+    ("make", "size", "sample"),
+    [
+        (
+            lambda s: search.tournament_evolution(s, population_size=4, tournament_fraction=0.5),
+            4,
+            2,
+        ),
+        (
+            lambda s: search.tournament_evolution(s, population_size=10, tournament_fraction=0.05),
+            10,
+            1,
+        ),
+        (lambda s: search.regularized_evolution(s, population_size=5, sample_size=3), 5, 3),
+    ],
+    ids=["tournament-4-of-0.5", "tournament-10-of-0.05", "rea-5-3"],
+)
+def test_the_parent_is_the_fittest_of_a_uniform_sample(key, make, size, sample):
+    """Once the population is full, the parent of an asked child (the member one edit
+    away) is the fittest of `sample` members drawn uniformly with replacement: the j-th
+    fittest with probability ((P - j + 1)^s - (P - j)^s) / P^s (a chi-square test over
+    2,000 asks, over the members 3+ edits from all others, whose children are told apart).
+    `tournament_fraction * population_size` rounds to the sample, at least 1."""
+    from scipy import stats
+
+    space = NB201()
+    searcher = make(space)
+    state = searcher.init(key)
+    for i, k in enumerate(jax.random.split(key, size)):
+        archs, state = searcher.ask(k, state)
+        state = searcher.tell(state, archs, jnp.asarray([float(i)]))
+    children = jax.vmap(lambda k: searcher.ask(k, state)[0].ops[0])(
+        jax.random.split(jax.random.key(11), 2000)
+    )
+    members = np.asarray(state.population.ops)
+    rank = np.argsort(np.argsort(-np.asarray(state.fitness)))  # 0: the fittest
+    j = np.arange(1, size + 1)
+    p = ((size - j + 1.0) ** sample - (size - j) ** sample) / size**sample  # by rank
+    # members 3+ edits from every other: a child one edit from one of them is its child
+    apart = np.sum(members[:, None] != members[None], -1) + 99 * np.eye(size, dtype=int)
+    isolated = np.flatnonzero(apart.min(1) >= 3)
+    assert len(isolated) >= 3
+    one_edit = np.sum(np.asarray(children)[:, None, :] != members[None], -1) == 1
+    counts = one_edit[:, isolated].sum(0)
+    expected = p[rank[isolated]] / p[rank[isolated]].sum() * counts.sum()
+    assert stats.chisquare(counts, expected).pvalue > 1e-3, (counts, expected)

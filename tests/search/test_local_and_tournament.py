@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from jnas import search
-from jnas.spaces import NB201
+from jnas.spaces import NB201, NB201Arch
 
 
 def _drive(searcher, fitness_fn, key, steps):
@@ -107,3 +107,50 @@ def test_the_parent_is_the_fittest_of_a_uniform_sample(key, make, size, sample):
     counts = one_edit[:, isolated].sum(0)
     expected = p[rank[isolated]] / p[rank[isolated]].sum() * counts.sum()
     assert stats.chisquare(counts, expected).pvalue > 1e-3, (counts, expected)
+
+
+def test_local_search_asks_what_a_python_hill_climber_asks(key):
+    """The asked cells against best-improvement hill climbing written as a Python loop:
+    from a random cell, evaluate its neighbours in the space's order, move to the best
+    (the first of equals) if it beats the current cell, else restart from the step's
+    random sample. A rugged objective with ties (a random value per cell, rounded) makes
+    it move, tie and restart."""
+    space = NB201()
+    values = np.round(np.asarray(jax.random.normal(jax.random.key(2), (space.size,))))
+
+    index, sample = jax.jit(space.index), jax.jit(space.sample)
+    neighbours_of = jax.jit(lambda arch: space.neighbors(arch)[0].ops)
+    searcher = search.local_search(space)
+    state = searcher.init(key)
+    ask, tell = jax.jit(searcher.ask), jax.jit(searcher.tell)
+    restart, restarts, moves = True, 0, 0
+    current = current_f = best = best_f = neighbours = None
+    pos = 0
+    for k in jax.random.split(key, 300):
+        archs, state = ask(k, state)
+        asked = np.asarray(archs.ops[0])
+        want = np.asarray(sample(k).ops) if restart else neighbours[pos]
+        np.testing.assert_array_equal(asked, want)
+        f = float(values[int(index(NB201Arch(jnp.asarray(asked))))])
+        state = tell(state, archs, jnp.asarray([f], jnp.float32))
+        if restart:  # the sample becomes the current cell; its sweep starts
+            restart, restarts, current, current_f = False, restarts + 1, asked, f
+            neighbours, pos, best, best_f = (
+                np.asarray(neighbours_of(NB201Arch(asked))),
+                0,
+                None,
+                -np.inf,
+            )
+            continue
+        if f > best_f:
+            best, best_f = asked, f
+        pos += 1
+        if pos == len(neighbours):  # the sweep ends: move to its best, or restart
+            if best_f > current_f:
+                current, current_f, moves = best, best_f, moves + 1
+                neighbours = np.asarray(neighbours_of(NB201Arch(current)))
+            else:
+                restart = True
+            pos, best, best_f = 0, None, -np.inf
+    assert restarts > 2
+    assert moves > 2

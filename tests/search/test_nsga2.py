@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from jnas import bench, search
+from jnas.spaces import NB201
 
 
 def _ranks_numpy(f):
@@ -47,6 +48,26 @@ def test_ranks_and_crowding_match_deb_et_al():
     np.testing.assert_array_equal(ranks, _ranks_numpy(f))
     crowd = np.asarray(search.crowding_distance(jnp.asarray(f), jnp.asarray(ranks)))
     np.testing.assert_allclose(crowd, _crowding_numpy(f, ranks), rtol=1e-5)
+
+
+def test_survivors_are_the_best_ranked_then_least_crowded_of_parents_and_children(key):
+    """NSGA-II's environmental selection against the NumPy re-derivation: of the parents
+    and children together, the `population` first by non-dominated rank, then by
+    crowding distance, largest first (Deb et al. 2002)."""
+    searcher = search.nsga2(NB201(), population=8)
+    state = searcher.init(key)
+    rng = np.random.default_rng(4)
+    for k in jax.random.split(key, 3):
+        archs, _ = searcher.ask(k, state)
+        told = rng.normal(size=(8, 2)).astype(np.float32)
+        merged = np.concatenate([np.asarray(state.fitness), told])
+        state = searcher.tell(state, archs, jnp.asarray(told))
+    finite = np.isfinite(merged).all(1)
+    assert finite.all()  # after the first generation every parent has been evaluated
+    ranks = _ranks_numpy(merged)
+    crowd = _crowding_numpy(merged, ranks)
+    keep = np.lexsort((-crowd, ranks))[:8]
+    np.testing.assert_array_equal(np.asarray(state.fitness), merged[keep])
 
 
 def test_hypervolume_is_the_dominated_area():

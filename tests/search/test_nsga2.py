@@ -70,6 +70,33 @@ def test_survivors_are_the_best_ranked_then_least_crowded_of_parents_and_childre
     np.testing.assert_array_equal(np.asarray(state.fitness), merged[keep])
 
 
+def test_parents_win_binary_tournaments_by_rank_and_crowding(key):
+    """A parent is the better (lower rank-and-crowding key) of two members drawn uniformly
+    with replacement: the j-th best of P with probability ((P-j+1)^2 - (P-j)^2) / P^2.
+    Members all ops equal (six edits apart), so a child's parent is the member one edit
+    away; a chi-square test over 4,000 children."""
+    from scipy import stats
+
+    from jnas.search._nsga2 import NSGA2State
+    from jnas.spaces import NB201Arch
+
+    searcher = search.nsga2(NB201(), population=5)
+    order = jnp.asarray([2.5, 0.3, 1.1, 0.2, 1.6], jnp.float32)  # member 3 best, then 1, ...
+    state = NSGA2State(
+        NB201Arch(jnp.repeat(jnp.arange(5, dtype=jnp.int8)[:, None], 6, axis=1)),
+        jnp.zeros((5, 2), jnp.float32),
+        order,
+        jnp.asarray(5, jnp.int32),
+    )
+    children = jax.vmap(lambda k: searcher.ask(k, state)[0].ops)(jax.random.split(key, 800))
+    children = np.asarray(children).reshape(-1, 6)
+    parent = np.asarray([np.bincount(c, minlength=5).argmax() for c in children])
+    counts = np.bincount(np.argsort(np.argsort(np.asarray(order)))[parent], minlength=5)
+    j = np.arange(1, 6)
+    expected = ((6.0 - j) ** 2 - (5.0 - j) ** 2) / 25 * len(parent)
+    assert stats.chisquare(counts, expected).pvalue > 1e-3, (counts, expected)
+
+
 def test_hypervolume_is_the_dominated_area():
     rng = np.random.default_rng(1)
     err, cost = rng.integers(0, 20, 30), rng.integers(0, 20, 30)

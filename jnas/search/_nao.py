@@ -20,9 +20,10 @@ LSTM encoder over decision tokens, its outputs moved along the gradient, an LSTM
 with Luong attention, a sigmoid predictor on min-max scaled accuracies, gradients clipped
 to norm 5, as the authors' `NAO_V1` code; width 16): NB201 Table 5's protocol, 100 seeds,
 CIFAR-10 test accuracy 93.89 +- 0.40 against this module's 93.98 +- 0.39, the row taking
-179 s against 20 s on one core (the LSTMs' training is ~10x the MLP's work). The networks persist in the state and train `train_steps` Adam steps
-after every `tell`, continuing from the last round as NAO does. Until `num_init`
-evaluations are told, candidates are uniform samples.
+179 s against 20 s on one core (the LSTMs' training is ~10x the MLP's work). The
+networks persist in the state and train `train_steps` Adam steps after every `tell`,
+continuing from the last round as NAO does. Until `num_init` evaluations are told,
+candidates are uniform samples.
 """
 
 from __future__ import annotations

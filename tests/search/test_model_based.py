@@ -127,3 +127,41 @@ def test_acquisitions_are_the_expectations_they_name():
     )
     np.testing.assert_allclose(np.mean(draws, 0), mean, atol=0.05)
     np.testing.assert_allclose(np.std(draws, 0), std, rtol=0.03)
+
+
+def test_ask_takes_the_best_scored_of_mutants_of_the_best_cells_and_fresh_samples():
+    """One ask replayed in Python: the parents are drawn uniformly from the `num_parents`
+    best cells told (NumPy's ranking), three quarters of the candidates are their mutants
+    and a quarter fresh samples, and the batch is the candidates with the highest scores
+    (NumPy's sort of a linear score of their one-hot cells). Told exactly `num_init` cells,
+    the surrogate is in use."""
+    rng = np.random.default_rng(0)
+    v = jnp.asarray(rng.normal(size=30), jnp.float32)
+    kw = {**KW, "num_init": 40, "max_points": 64}
+    searcher = model_based(
+        SPACE, lambda k, x, y, m, c: c @ v, encoding="one_hot", where="linear score", **kw
+    )
+    archs = jax.vmap(SPACE.sample)(jax.random.split(jax.random.key(7), 40))
+    fitness = jnp.asarray(rng.normal(size=40), jnp.float32)
+    state = searcher.init(jax.random.key(1))
+    for i in range(4):
+        batch = jax.tree.map(lambda a, i=i: a[10 * i : 10 * (i + 1)], archs)
+        state = searcher.tell(state, batch, fitness[10 * i : 10 * (i + 1)])
+    key = jax.random.key(3)
+    asked = np.asarray(jax.jit(searcher.ask)(key, state)[0].ops)
+
+    _, k_par, k_mut, k_fresh, _ = jax.random.split(key, 5)
+    best = np.argsort(-np.asarray(fitness))[:10]
+    parents = np.asarray(jax.random.choice(k_par, jnp.asarray(best), (75,)))
+    assert set(parents.tolist()) <= set(best.tolist())
+    ops = np.asarray(archs.ops)
+    mutants = [
+        np.asarray(SPACE.mutate(k, jax.tree.map(lambda a, p=p: a[p], archs)).ops)
+        for k, p in zip(jax.random.split(k_mut, 75), parents, strict=True)
+    ]
+    assert all(np.sum(m != ops[p]) == 1 for m, p in zip(mutants, parents, strict=True))
+    fresh = [np.asarray(SPACE.sample(k).ops) for k in jax.random.split(k_fresh, 25)]
+    candidates = np.stack(mutants + fresh)
+    one_hot = np.eye(5)[candidates].reshape(100, 30)
+    top = np.argsort(-(one_hot @ np.asarray(v, np.float64)), kind="stable")[:10]
+    np.testing.assert_array_equal(asked, candidates[top])

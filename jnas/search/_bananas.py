@@ -21,6 +21,14 @@ from jnas.search._model_based import model_based
 from jnas.spaces import Space
 
 
+def independent_thompson(key: jax.Array, preds: jax.Array) -> jax.Array:
+    """BANANAS' ITS acquisition: for every candidate, one independent draw from the normal
+    with the ensemble's mean and population standard deviation (`np.std`, as in NASLib's
+    `acquisition_function`) of `preds` [members, N]."""
+    mean, std = preds.mean(0), preds.std(0) + 1e-6
+    return mean + std * jax.random.normal(key, mean.shape)
+
+
 def bananas(
     space: Space,
     *,
@@ -42,9 +50,7 @@ def bananas(
         model = ensemble_fit(
             k_fit, x, jnp.where(mask, y, 0.0), mask, members=members, steps=train_steps
         )
-        preds = ensemble_predict(model, candidates)
-        mean, std = preds.mean(0), preds.std(0) + 1e-6
-        return mean + std * jax.random.normal(k_its, mean.shape)
+        return independent_thompson(k_its, ensemble_predict(model, candidates))
 
     return model_based(
         space,

@@ -165,3 +165,21 @@ def test_ask_takes_the_best_scored_of_mutants_of_the_best_cells_and_fresh_sample
     one_hot = np.eye(5)[candidates].reshape(100, 30)
     top = np.argsort(-(one_hot @ np.asarray(v, np.float64)), kind="stable")[:10]
     np.testing.assert_array_equal(asked, candidates[top])
+
+
+def test_bananas_thompson_draws_are_independent_normals_of_the_ensemble():
+    """ITS: each candidate's score is a draw from N(ensemble mean, ensemble std) (NumPy's
+    mean and population std over members), independent across candidates."""
+    from jnas.search._bananas import independent_thompson
+
+    preds = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32) * [1, 2, 0.5, 3]
+    draws = np.asarray(
+        jax.vmap(lambda k: independent_thompson(k, jnp.asarray(preds)))(
+            jax.random.split(jax.random.key(0), 40_000)
+        )
+    )
+    mean, std = preds.mean(0), preds.std(0)
+    np.testing.assert_allclose(draws.mean(0), mean, atol=4 * std.max() / np.sqrt(40_000))
+    np.testing.assert_allclose(draws.std(0), std, rtol=0.02)
+    corr = np.corrcoef(draws.T)[np.triu_indices(4, 1)]
+    assert np.abs(corr).max() < 0.03, corr

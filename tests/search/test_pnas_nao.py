@@ -4,13 +4,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.stats
 
 from jnas import search
 from jnas.search._nao import decode as nao_decode
 from jnas.search._nao import encode as nao_encode
 from jnas.search._nao import predict as nao_predict
 from jnas.search._pnas import prefix_encoding
-from jnas.spaces import NB201
+from jnas.spaces import NB201, Chain
 
 # an additive objective over NB201's six edges: the first edge matters most
 WEIGHTS = jnp.asarray(
@@ -51,6 +52,37 @@ def test_pnas_grows_prefixes_one_decision_a_round_and_restarts(key):
             np.testing.assert_array_equal(arch, np.where(prefix >= 0, prefix, 1))
         state = tell(state, archs, _fitness(archs))
         assert int(state.level) == (level + 1) % 6
+
+
+def test_pnas_first_round_expands_the_one_empty_prefix_by_every_valid_choice(key):
+    """Chain's first decision has 6 of its 7 choices: the first round holds exactly six
+    beam expansions, one per valid choice (an empty beam of identical prefixes counted
+    once, no choice beyond the decision's size), the rest of the batch uniform samples."""
+    space = Chain()
+    searcher = search.pnas(space, beam=10, members=2, train_steps=10)
+    _, state = jax.jit(searcher.ask)(key, searcher.init(key))
+    pending, ok = np.asarray(state.pending), np.asarray(state.pending_ok)
+    assert ok.sum() == 6
+    np.testing.assert_array_equal(np.sort(pending[ok, 0]), np.arange(6))
+    assert (pending[ok, 1:] == -1).all()
+
+
+def test_pnas_fills_undecided_positions_uniformly_and_keeps_the_best_told(key):
+    """`fill=None`: an expansion's undecided decisions are uniform draws (chi-square over
+    10,000 of NB201's); after a tell the incumbent is the best cell told (NumPy's argmax)."""
+    space = NB201()
+    searcher = search.pnas(space, beam=5, members=2, train_steps=10)
+    state = searcher.init(key)
+    ask = jax.jit(jax.vmap(searcher.ask, in_axes=(0, None)))
+    archs, states = ask(jax.random.split(key, 400), state)
+    filled = np.asarray(archs.ops)[:, :, 1:].ravel()  # the first decision is the prefix
+    counts = np.bincount(filled, minlength=5)
+    assert scipy.stats.chisquare(counts).pvalue > 1e-3, counts
+    one = jax.tree.map(lambda a: a[0], archs)
+    told = jax.jit(searcher.tell)(jax.tree.map(lambda a: a[0], states), one, _fitness(one))
+    fitness = np.asarray(_fitness(one))
+    assert float(told.best_fitness) == fitness.max()
+    np.testing.assert_array_equal(told.best.ops, np.asarray(one.ops)[np.argmax(fitness)])
 
 
 def test_pnas_surrogate_ranks_expansions_by_what_it_learned(key):

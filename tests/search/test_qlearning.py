@@ -102,3 +102,29 @@ def test_q_learning_rejects_bad_arguments():
         search.q_learning(NB201(), epsilon=1.5)
     with pytest.raises(ValueError, match="`replay`"):
         search.q_learning(NB201(), replay=0)
+
+
+def test_q_starts_at_the_first_batchs_mean_finite_reward(key):
+    """Q starts at the mean of the first batch's finite rewards (NumPy's `nanmean`): after
+    one replayed episode every entry off its path holds that mean."""
+    searcher = search.q_learning(NB201(), batch_size=3, replay=1, memory=4, epsilon=1.0)
+    archs, state = searcher.ask(key, searcher.init(key))
+    rewards = np.array([1.0, np.nan, 4.5], np.float32)
+    q = np.asarray(searcher.tell(state, archs, jnp.asarray(rewards)).q)
+    off_path = np.isclose(q, np.nanmean(rewards), rtol=0, atol=1e-6)
+    assert (~off_path).sum() <= 6, q  # at most one entry per step was replayed
+
+
+@pytest.mark.parametrize("epsilon", [1.0, 0.0])
+def test_episodes_choose_only_valid_choices(key, epsilon):
+    """Chain's decisions have 6 or 7 choices: neither uniform exploration nor the greedy
+    choice (Q learnt from a tell, ties broken at random) may pick a choice a decision lacks."""
+    space = Chain()
+    searcher = search.q_learning(space, batch_size=64, replay=20, epsilon=epsilon)
+    ask = jax.jit(searcher.ask)
+    archs, state = ask(key, searcher.init(key))
+    state = searcher.tell(state, archs, jax.random.normal(key, (64,)))
+    archs, _ = ask(jax.random.fold_in(key, 1), state)
+    decisions = np.asarray(jax.vmap(space.to_decisions)(archs))
+    assert (decisions < np.asarray(space.decision_sizes)[None]).all()
+    assert (decisions >= 0).all()

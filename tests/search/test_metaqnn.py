@@ -107,7 +107,8 @@ def test_replay_updates_equal_a_numpy_rederivation_with_size_in_the_state(key):
 
 def test_episodes_obey_the_rules_and_the_agent_learns(key):
     """Every episode is a valid network; on an objective that rewards depth, the greedy
-    agent ends with better networks than random exploration found first."""
+    agent ends with better networks than random exploration found first; the incumbent
+    is the best told."""
     searcher = search.metaqnn(
         SPACE, batch_size=8, learning_rate=0.2, epsilon=lambda n: jnp.where(n < 80, 1.0, 0.1)
     )
@@ -127,6 +128,9 @@ def test_episodes_obey_the_rules_and_the_agent_learns(key):
         (early if i < 10 else late).append(np.asarray(f))
         state = tell(state, archs, f)
     assert np.mean(late[-5:]) > np.mean(early) + 2
+    # the incumbent is the best network told (NumPy's max over every batch)
+    assert float(state.best_fitness) == np.max(early + late)
+    assert float(fitness(jax.tree.map(lambda a: a[None], state.best))[0]) == np.max(early + late)
     with pytest.raises(ValueError, match="needs a space offering LayerRules"):
         search.metaqnn(NB201())
 

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.stats
 
 from jnas import search
 from jnas.spaces import NB201, Sequential
@@ -149,3 +150,15 @@ def test_state_is_a_stable_scan_carry(key):
         new = tell(asked, archs, jnp.arange(2.0))
         chex.assert_trees_all_equal_shapes_and_dtypes(new, state)
         state = new
+
+
+def test_exploration_is_uniform_over_the_allowed_first_layers(key):
+    """ε = 1: the first layer is uniform over the layers the paper's rules allow first
+    (`_rules`' re-derivation; chi-square over 4,000 episodes), never another."""
+    searcher = search.metaqnn(SPACE, batch_size=4000, epsilon=1.0)
+    archs, _ = jax.jit(searcher.ask)(key, searcher.init(key))
+    first = np.asarray(archs.tokens)[:, 0]
+    allowed = np.flatnonzero(_rules(SPACE, "terminal", 32, 0, True, False))
+    assert np.isin(first, allowed).all()
+    counts = np.bincount(first, minlength=SPACE.num_tokens)[allowed]
+    assert scipy.stats.chisquare(counts).pvalue > 1e-3, counts

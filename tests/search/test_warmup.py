@@ -55,3 +55,32 @@ def test_setup_time_is_charged_to_every_seed(nb201_table):
     assert np.all(late.num_evals <= plain.num_evals)
     with pytest.raises(ValueError, match="setup_s"):
         bench.simulate(rs, obj, key=key, num_seeds=1, budget_s=100, setup_s=200.0)
+
+
+def test_warm_start_hands_out_its_architectures_in_order_across_batches():
+    """Five given cells before a searcher asking two at a time: asks [0, 1], [2, 3], then
+    [4, the searcher's own second draw], then only its own draws (each compared with the
+    inner searcher's ask under the same key)."""
+    given = jax.vmap(SPACE.sample)(jax.random.split(jax.random.key(9), 5))
+    rs = search.random_search(SPACE, batch_size=2)
+    warm = search.warm_start(rs, SPACE, given)
+    state = warm.init(jax.random.key(0))
+    ops = np.asarray(given.ops)
+    expected_given = [ops[0:2], ops[2:4], ops[4:5]]
+    for t in range(5):
+        got, new = warm.ask(jax.random.key(t), state)
+        own, _ = rs.ask(jax.random.key(t), state.inner)
+        own = np.asarray(own.ops)
+        want = np.concatenate([expected_given[t], own[len(expected_given[t]) :]]) if t < 3 else own
+        np.testing.assert_array_equal(np.asarray(got.ops), want)
+        state = warm.tell(new, got, convs(got))
+
+
+def test_nan_proxy_scores_rank_last():
+    """Cells whose proxy score is NaN are never among the warm picks, however good the
+    score they hide (here: every cell with 4+ of 6 edges 3x3, the proxy's best)."""
+    nan_above_3 = lambda archs: jnp.where(convs(archs) >= 4, jnp.nan, convs(archs))
+    rs = search.random_search(SPACE)
+    warm = search.zero_cost_warmup(rs, SPACE, nan_above_3, candidates=2000, warm=10)
+    picks = warm.init(jax.random.key(0)).warm
+    np.testing.assert_array_equal(np.asarray(convs(picks)), 3.0)  # the best finite score

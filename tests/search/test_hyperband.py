@@ -29,6 +29,66 @@ def test_schedule_is_hyperbands_brackets():
     assert rungs == [(0, 9), (1, 3), (2, 1), (1, 5), (2, 1), (2, 3)]
 
 
+def test_schedule_is_li_et_als_table_1():
+    # Li et al. (JMLR 2018), Table 1: R = 81, eta = 3, s_max = 4; the n_i of each bracket
+    # (its r_i are 81 * 3^-s .. 81, the fidelities s_max - s .. s_max)
+    table = {4: [81, 27, 9, 3, 1], 3: [34, 11, 3, 1], 2: [15, 5, 1], 1: [8, 2], 0: [5]}
+    expected = {k: [] for k in ("fresh", "slot", "fidelity", "rung_size", "promote", "next_size")}
+    for s, sizes in table.items():
+        for i, n in enumerate(sizes):
+            last = i == len(sizes) - 1
+            for j in range(n):
+                expected["fresh"].append(i == 0)
+                expected["slot"].append(j)
+                expected["fidelity"].append(4 - s + i)
+                expected["rung_size"].append(n)
+                expected["promote"].append(j == n - 1 and not last)  # the rung is complete
+                expected["next_size"].append(0 if last else sizes[i + 1])
+    got = search.hyperband_schedule(5, 3)
+    assert sorted(got) == sorted(expected)
+    for name, column in expected.items():
+        assert got[name].tolist() == column, name
+
+
+def test_successive_halving_over_two_cycles_matches_a_python_replay(key):
+    # Li et al.'s successive halving written out in Python over the rungs above (three
+    # fidelities, eta = 3): each rung after a bracket's first evaluates exactly the best
+    # `size` of the rung below, ranked by the fitness told at that rung's fidelity (each
+    # fidelity scores a cell by its own random weights, so the ranks differ between rungs);
+    # the incumbent is the best told at the top fidelity. Two cycles cross the wrap-around.
+    space = NB201()
+    weights = np.asarray(jax.random.normal(jax.random.key(7), (3, 6, 5)))
+
+    def score(ops, fid):  # the lower fidelities score higher: an incumbent from them shows
+        return float(weights[fid][np.arange(6), ops].sum()) + 10.0 * (fid < 2)
+
+    brackets = [(0, [9, 3, 1]), (1, [5, 1]), (2, [3])]
+    searcher = search.hyperband(space, fidelities=3, eta=3)
+    state = searcher.init(key)
+    keys = iter(jax.random.split(key, 44))
+    top_told = []
+    for _ in range(2):
+        for start, sizes in brackets:
+            survivors = None
+            for i, size in enumerate(sizes):
+                asked = []
+                for _ in range(size):
+                    archs, state = searcher.ask(next(keys), state)
+                    assert int(searcher.fidelity(state)[0]) == start + i
+                    ops = np.asarray(archs.ops[0])
+                    fit = score(ops, start + i)
+                    asked.append((fit, tuple(ops.tolist())))
+                    if start + i == 2:
+                        top_told.append(fit)
+                    state = searcher.tell(state, archs, jnp.asarray([fit]))
+                if survivors is not None:
+                    assert sorted(a for _, a in asked) == sorted(survivors)
+                if i + 1 < len(sizes):
+                    survivors = [a for _, a in sorted(asked, reverse=True)[: sizes[i + 1]]]
+    assert len(top_told) == 2 * (1 + 1 + 3)
+    assert float(state.best_fitness) == pytest.approx(max(top_told), rel=1e-6)
+
+
 def test_successive_halving_promotes_the_best_and_only_the_top_fidelity_counts(key):
     space = NB201()
     searcher = search.hyperband(space, fidelities=2, eta=3)
@@ -111,3 +171,24 @@ def test_multi_fidelity_searchers_reject_bad_arguments():
             num_evaluations=2,
             space=NB201(),
         )
+
+
+@pytest.mark.parametrize(("told", "modelled"), [(6, False), (7, True)])
+def test_bohb_models_a_fidelity_from_decisions_plus_one_observations(key, told, modelled):
+    # Falkner et al. (2018): the model needs N_min = d + 1 points at a fidelity (NB201: d = 6
+    # decisions, so 7). Told one cell `told` times: with 7, new cells are drawn around it
+    # (each decision kept with probability 1 - 0.2 * 3: 2.4 of 6 match on average); with 6,
+    # uniformly (6 / 5 match).
+    space = NB201()
+    searcher = search.bohb(space, random_fraction=0.0, memory=16)
+    cell = np.asarray([0, 1, 2, 3, 4, 0], np.int32)
+    state = searcher.init(key)._replace(
+        decisions=jnp.asarray(np.tile(cell, (16, 1))),
+        fitness=jnp.ones((16,), jnp.float32),
+        fidelity_of=jnp.zeros((16,), jnp.int32),
+        stored=jnp.asarray(told, jnp.int32),
+    )
+    proposals = jax.vmap(lambda k: searcher.ask(k, state)[0])(jax.random.split(key, 1000))
+    matches = np.asarray(space.to_decisions(jax.tree.map(lambda a: a[:, 0], proposals))) == cell
+    mean = matches.sum(axis=1).mean()  # the standard error of this mean is about 0.03
+    assert (mean > 2.1) if modelled else (mean < 1.5), mean

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from jnas import bench, search
-from jnas.spaces import NB201
+from jnas.spaces import NB201, DARTSRecurrent
 
 
 def test_tpe_beats_random_search_and_without_its_model_is_random_search(
@@ -58,6 +58,24 @@ def _tpe_scores(candidates, told, fitness, sizes, *, top_fraction, min_points, b
     )
 
 
+def _candidates(
+    k_ask, decisions, fitness, sizes, num_samples, factor, *, top_fraction, min_points, bandwidth
+):
+    """The candidates drawn around the good told rows (the first `len(fitness)` of
+    `decisions`), from the keys `ask` splits from `k_ask`: each decision redrawn among its
+    other values with probability `bandwidth * factor`."""
+    _, _, k_base, k_keep, k_shift = jax.random.split(k_ask, 5)
+    n, memory = len(fitness), len(decisions)
+    rank = np.argsort(np.argsort(-fitness))
+    good = np.zeros(memory, np.float32)
+    good[:n] = rank < max(min_points, int(np.floor(top_fraction * n)))
+    pick = jax.random.choice(k_base, memory, (num_samples,), p=good / good.sum())
+    bases = decisions[np.asarray(pick)]
+    keep = np.asarray(jax.random.uniform(k_keep, bases.shape)) >= bandwidth * factor
+    shift = np.asarray(jax.random.randint(k_shift, bases.shape, 1, np.maximum(sizes, 2)[None, :]))
+    return np.where(keep, bases, (bases + shift) % sizes)
+
+
 def test_tpe_proposes_the_candidate_with_the_best_density_ratio_of_the_told_rows(key):
     """The model against a NumPy re-derivation over exactly the told rows (not the empty
     slots of its memory): the proposal is a candidate drawn around a good point whose
@@ -82,28 +100,15 @@ def test_tpe_proposes_the_candidate_with_the_best_density_ratio_of_the_told_rows
             proposal = np.asarray(
                 space.to_decisions(jax.tree.map(lambda a: a[0], searcher.ask(k_ask, state)[0]))
             )
-            k_uniform, _, k_base, k_keep, k_shift = jax.random.split(k_ask, 5)
             if n < settings["min_points"]:
-                uniform = space.to_decisions(space.sample(k_uniform))
+                uniform = space.to_decisions(space.sample(jax.random.split(k_ask, 5)[0]))
                 np.testing.assert_array_equal(proposal, uniform)
                 continue
             told = np.asarray(state.decisions[:n])
             fitness = np.asarray(state.fitness[:n])
-            rank = np.argsort(np.argsort(-fitness))
-            n_good = max(settings["min_points"], int(np.floor(settings["top_fraction"] * n)))
-            good = np.zeros(memory, np.float32)
-            good[:n] = rank < n_good
-            bases = np.asarray(state.decisions)[
-                np.asarray(jax.random.choice(k_base, memory, (num_samples,), p=good / good.sum()))
-            ]
-            keep = (
-                np.asarray(jax.random.uniform(k_keep, bases.shape))
-                >= settings["bandwidth"] * factor
+            candidates = _candidates(
+                k_ask, np.asarray(state.decisions), fitness, sizes, num_samples, factor, **settings
             )
-            shift = np.asarray(
-                jax.random.randint(k_shift, bases.shape, 1, np.maximum(sizes, 2)[None, :])
-            )
-            candidates = np.where(keep, bases, (bases + shift) % sizes)
             scores = _tpe_scores(candidates, told, fitness, sizes, **settings)
             mine = [i for i, c in enumerate(candidates) if np.array_equal(c, proposal)]
             assert mine, (proposal, n)
@@ -112,3 +117,45 @@ def test_tpe_proposes_the_candidate_with_the_best_density_ratio_of_the_told_rows
         state = searcher.tell(
             state, jax.tree.map(lambda a: a[None], arch), jnp.asarray([rng.normal()], jnp.float32)
         )
+
+
+def test_tpe_density_ratio_over_uneven_decisions_and_many_told_rows(key):
+    """As above on DARTS' recurrent cell, whose decisions have 1 to 8 values (so the
+    kernel's weight on a decision's other values, `bandwidth / (size - 1)`, differs between
+    decisions), with 40 told rows: the best 15 %, 6, are the good ones (more than
+    `min_points`), and the memory's 8 empty slots hold rows that must not count."""
+    space = DARTSRecurrent()
+    sizes = np.asarray(space.decision_sizes)
+    settings = dict(top_fraction=0.15, min_points=4, bandwidth=0.2)
+    num_samples, factor, memory, n = 64, 3.0, 48, 40
+    searcher = search.tpe(
+        space,
+        random_fraction=0.0,
+        num_samples=num_samples,
+        bandwidth_factor=factor,
+        memory=memory,
+        **settings,
+    )
+    k_rows, k_fitness, k_asks = jax.random.split(key, 3)
+    rows = jax.vmap(lambda k: space.to_decisions(space.sample(k)))(
+        jax.random.split(k_rows, memory)
+    ).astype(jnp.int32)
+    fitness = jax.random.normal(k_fitness, (memory,))
+    state = searcher.init(key)._replace(
+        decisions=rows, fitness=fitness, stored=jnp.asarray(n, jnp.int32)
+    )
+    keys = jax.random.split(k_asks, 24)
+    proposals = jax.jit(
+        jax.vmap(
+            lambda k: space.to_decisions(jax.tree.map(lambda a: a[0], searcher.ask(k, state)[0]))
+        )
+    )(keys)
+    told, told_fitness = np.asarray(rows[:n]), np.asarray(fitness[:n])
+    for k_ask, proposal in zip(keys, np.asarray(proposals), strict=True):
+        candidates = _candidates(
+            k_ask, np.asarray(rows), told_fitness, sizes, num_samples, factor, **settings
+        )
+        scores = _tpe_scores(candidates, told, told_fitness, sizes, **settings)
+        mine = [i for i, c in enumerate(candidates) if np.array_equal(c, proposal)]
+        assert mine, proposal
+        np.testing.assert_allclose(scores[mine[0]], scores.max(), rtol=1e-5, atol=1e-5)

@@ -192,3 +192,31 @@ def test_bohb_models_a_fidelity_from_decisions_plus_one_observations(key, told, 
     matches = np.asarray(space.to_decisions(jax.tree.map(lambda a: a[:, 0], proposals))) == cell
     mean = matches.sum(axis=1).mean()  # the standard error of this mean is about 0.03
     assert (mean > 2.1) if modelled else (mean < 1.5), mean
+
+
+@pytest.mark.parametrize(("top_told", "near"), [(7, "top"), (6, "low")])
+def test_bohb_models_the_highest_fidelity_with_enough_told(key, top_told, near):
+    # Falkner et al. (2018): the model is fitted at the highest fidelity with at least
+    # N_min = d + 1 (here 7) observations. Seven cells `low` told at the lower fidelity,
+    # then `top_told` cells `top` at the top one; the memory's slots past what was told
+    # hold `top` at the top fidelity too, and must not count. New cells are drawn around
+    # the modelled fidelity's cell (2.4 of 6 decisions match it on average; the other
+    # cell, which differs in every decision, 0.6 * 1 / 4 each: 0.9).
+    space = NB201()
+    searcher = search.bohb(space, random_fraction=0.0, memory=16)
+    cells = {"low": np.zeros(6, np.int32), "top": np.ones(6, np.int32)}
+    decisions = np.tile(cells["top"], (16, 1))
+    decisions[:7] = cells["low"]
+    fidelity_of = np.ones(16, np.int32)
+    fidelity_of[:7] = 0
+    state = searcher.init(key)._replace(
+        decisions=jnp.asarray(decisions),
+        fitness=jnp.ones((16,), jnp.float32),
+        fidelity_of=jnp.asarray(fidelity_of),
+        stored=jnp.asarray(7 + top_told, jnp.int32),
+    )
+    proposals = jax.vmap(lambda k: searcher.ask(k, state)[0])(jax.random.split(key, 1000))
+    got = np.asarray(space.to_decisions(jax.tree.map(lambda a: a[:, 0], proposals)))
+    for name, cell in cells.items():
+        mean = (got == cell).sum(axis=1).mean()  # standard error about 0.03
+        assert (mean > 2.1) if name == near else (mean < 1.2), (name, mean)

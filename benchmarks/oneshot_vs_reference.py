@@ -28,6 +28,8 @@ sets it for itself), `both` sides (the reference's allocator gets the same), or 
 `--retain` adds `jnas._huge_pages.RETAIN` on the jnas side: its per-call buffer stays in the
 heap between calls, so the pause while the reference runs its step costs no page faults
 (this VM's balloon device hands freed memory back to the host; see the module).
+`--xla-cache DIR` keeps the jnas worker's compiled programs in DIR as a `jnas` run does: run
+twice with the same DIR (and a `--label` each) for a cold and a warm start.
 """
 
 from __future__ import annotations
@@ -130,10 +132,25 @@ JNAS_ENV = "    jenv = dict(base)\n"
 HUGE_PAGES = f"{_huge_pages.TUNABLE}=1"  # as the `jnas` command sets it
 
 
-def driver_env(huge_pages: str) -> dict[str, str]:
+# `--xla-cache`: the jnas worker keeps its compiled programs where a `jnas` run does
+# (`enable_compilation_cache`, from `$JNAS_XLA_CACHE`), so a second run starts warm.
+XLA_CACHE = (
+    (
+        "    from jnas.spaces import NB201\n",
+        "    from jnas.spaces import NB201\n"
+        "    from jnas.commands._common import enable_compilation_cache\n"
+        "    enable_compilation_cache()\n",
+    ),
+)
+
+
+def driver_env(huge_pages: str, xla_cache: str = "") -> dict[str, str]:
     """The driver's environment: GLIBC_TUNABLES without the tunable, or with it for `both`
-    (inherited by both workers; `jnas` adds it to the jnas worker's in the copied driver)."""
+    (inherited by both workers; `jnas` adds it to the jnas worker's in the copied driver);
+    `$JNAS_XLA_CACHE` set to `xla_cache` when given (read by the jnas worker only)."""
     env = dict(os.environ)
+    if xla_cache:
+        env["JNAS_XLA_CACHE"] = xla_cache
     kept = [t for t in env.pop("GLIBC_TUNABLES", "").split(":") if t and "hugetlb" not in t]
     if huge_pages == "both":
         kept.append(HUGE_PAGES)
@@ -172,7 +189,7 @@ def run_harness(
     pin = (
         (lambda: os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})) if cores == "1" else None
     )
-    env = driver_env(args.huge_pages)
+    env = driver_env(args.huge_pages, args.xla_cache)
     subprocess.run(cmd, cwd=perf, check=True, preexec_fn=pin, env=env)
     return [json.loads(line) for line in out.read_text().splitlines()]
 
@@ -245,6 +262,12 @@ def main() -> None:
         action="store_true",
         help="the jnas side keeps its per-call buffer in the heap (jnas._huge_pages.RETAIN)",
     )
+    ap.add_argument(
+        "--xla-cache",
+        default="",
+        help="a folder: the jnas worker keeps its compiled programs there, as a `jnas` run "
+        "does (a second run with the same folder starts warm)",
+    )
     ap.add_argument("--label", default="", help="suffix of the JSON's name")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = ap.parse_args()
@@ -263,6 +286,12 @@ def main() -> None:
         "jnas_extra_xla_flags": args.jnas_xla_flags,
         "huge_pages": args.huge_pages,
         "retain": args.retain,
+        "xla_cache": args.xla_cache,
+        "xla_cache_entries_at_start": (
+            sum(1 for _ in pathlib.Path(args.xla_cache).glob("*"))
+            if args.xla_cache and pathlib.Path(args.xla_cache).is_dir()
+            else 0
+        ),
         "settings": {},
     }
     with tempfile.TemporaryDirectory() as tmp:
@@ -271,6 +300,8 @@ def main() -> None:
         for path in (work, *work.iterdir()):  # the shared folder is read-only
             path.chmod(0o755 if path.is_dir() else 0o644)
         rewrite(work / "jnas_worker.py", WORKER_API)
+        if args.xla_cache:
+            rewrite(work / "jnas_worker.py", XLA_CACHE)
         if args.jnas_xla_flags:
             rewrite(work / "side_by_side.py", driver_flags(args.jnas_xla_flags))
         extra = ":".join(

@@ -1,6 +1,8 @@
 """Q-learning (MetaQNN): the replayed update is the backward Bellman update; the greedy
 policy learns a separable objective; the ε schedule; bad arguments."""
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -128,3 +130,46 @@ def test_episodes_choose_only_valid_choices(key, epsilon):
     decisions = np.asarray(jax.vmap(space.to_decisions)(archs))
     assert (decisions < np.asarray(space.decision_sizes)[None]).all()
     assert (decisions >= 0).all()
+
+
+@pytest.mark.parametrize(("told", "held"), [(2, [0, 1]), (6, [4, 5, 2, 3])])
+def test_replay_draws_uniformly_from_the_episodes_the_ring_holds(told, held):
+    # The tabular Q-learners' replay (`replay_tell`, Q-learning's and MetaQNN's tell):
+    # episodes are drawn uniformly from those the ring of `memory` (4) slots holds. A
+    # replay that only counts which episode it was given (its first decision is its number)
+    # shows the draws: 4,000 of them, chi-square against uniform over what the ring holds
+    # (told 2: episodes 0 and 1; told 6: 4 and 5 overwrote 0 and 1), none of the rest.
+    import scipy.stats
+
+    from jnas.search._qlearning import replay_tell
+
+    class State(NamedTuple):
+        q: jax.Array
+        memory: jax.Array
+        rewards: jax.Array
+        stored: jax.Array
+        num_told: jax.Array
+        key: jax.Array
+        best: jax.Array
+        best_fitness: jax.Array
+
+    state = State(
+        jnp.zeros(8),
+        jnp.zeros((4, 3), jnp.int32),
+        jnp.zeros(4),
+        jnp.zeros((), jnp.int32),
+        jnp.zeros((), jnp.int32),
+        jax.random.key_data(jax.random.key(0)),
+        jnp.zeros((), jnp.int32),
+        jnp.full((), -jnp.inf),
+    )
+    count = lambda q, episode, reward: q.at[episode[0]].add(1.0)
+    episodes = jnp.repeat(jnp.arange(told, dtype=jnp.int32)[:, None], 3, axis=1)
+    first = told - 1  # all but the last told first, replaying 4,000 after the last alone
+    state = replay_tell(state, jnp.arange(first), episodes[:first], jnp.zeros(first), count, 1, 4)
+    before = np.asarray(state.q)
+    state = replay_tell(state, jnp.arange(1), episodes[first:], jnp.zeros(1), count, 4000, 4)
+    counts = np.asarray(state.q) - before
+    assert counts.sum() == 4000
+    assert set(np.flatnonzero(counts)) == set(held), counts
+    assert scipy.stats.chisquare(counts[held]).pvalue > 1e-3, counts

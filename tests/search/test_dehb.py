@@ -119,12 +119,15 @@ def test_trials_are_rand1_mutants_of_the_best_below_crossed_with_the_target(key)
     searcher, state, parents = _after_first_iteration(key, crossover_prob=0.0)
     target = np.asarray(state.vectors[1, int(state.counter[1])])
     ask = jax.jit(searcher.ask)
-    for k in jax.random.split(key, 20):
+    forced = set()
+    for k in jax.random.split(key, 40):
         trial = np.asarray(ask(k, state)[1].trial)
         changed = np.flatnonzero(trial != target)
         assert changed.size == 1
         j = int(changed[0])
         assert any(np.isclose(trial[j], v[j], atol=1e-6) for v in expected.values())
+        forced.add(j)
+    assert forced == set(range(6))  # the forced coordinate is any of the six
 
 
 def test_coordinates_outside_the_unit_cube_are_redrawn(key):
@@ -181,3 +184,82 @@ def test_dehb_rejects_bad_arguments():
         search.dehb(NB201(), crossover_prob=1.5)
     with pytest.raises(ValueError, match="`eta`"):
         search.dehb(NB201(), eta=1)
+
+
+def test_a_later_brackets_first_rung_draws_its_parents_from_its_own_fidelity(key):
+    # The second iteration at bracket 1's first rung (fidelity 1): the parent pool is the
+    # best of fidelity 1's own subpopulation, not the fidelity below (the authors' code:
+    # a bracket's first rung has no lower rung in that bracket). The parents are close, so
+    # no mutant leaves the unit cube.
+    searcher, state, below = _after_first_iteration(key, crossover_prob=1.0)
+    own = np.array(
+        [
+            [0.45, 0.50, 0.55, 0.50, 0.45, 0.50],
+            [0.50, 0.45, 0.50, 0.55, 0.50, 0.45],
+            [0.55, 0.55, 0.45, 0.45, 0.55, 0.55],
+        ],
+        np.float32,
+    )
+    cycle = search.dehb_schedule(3, 3)["slot"].shape[0]
+    state = state._replace(
+        step=jnp.asarray(cycle + 13, jnp.int32),
+        vectors=state.vectors.at[1, :3].set(own),
+        vector_fitness=state.vector_fitness.at[1, :3].set(jnp.asarray([1.0, 2.0, 3.0])),
+    )
+    assert int(searcher.fidelity(state)[0]) == 1
+    ask = jax.jit(searcher.ask)
+    for parents, expect in ((own, True), (below, False)):
+        mutants = [
+            parents[a] + 0.5 * (parents[b] - parents[c])
+            for a, b, c in itertools.permutations(range(3))
+        ]
+        hits = 0
+        for k in jax.random.split(key, 12):
+            trial = np.asarray(ask(k, state)[1].trial)
+            hits += any(np.allclose(trial, m, atol=1e-6) for m in mutants)
+        assert hits == (12 if expect else 0)
+
+
+def test_asked_cells_are_their_vectors_decoded(key):
+    # DEHB's encoding (Awad et al.): coordinate u of a decision with s values decodes to
+    # floor(u * s); the initial subpopulations lie in the unit cube
+    space = NB201()
+    searcher = search.dehb(space, fidelities=3, eta=3)
+    state = searcher.init(key)
+    vectors = np.asarray(state.vectors)
+    assert vectors.min() >= 0.0
+    assert vectors.max() < 1.0
+    ask, tell = jax.jit(searcher.ask), jax.jit(searcher.tell)
+    sizes = np.asarray(space.decision_sizes)
+    seen = np.zeros((6, 5), bool)
+    for k in jax.random.split(key, 40):
+        archs, state = ask(k, state)
+        decisions = np.asarray(space.to_decisions(jax.tree.map(lambda a: a[0], archs)))
+        expected = np.minimum(np.floor(np.asarray(state.trial) * sizes), sizes - 1)
+        np.testing.assert_array_equal(decisions, expected)
+        seen[np.arange(6), decisions] = True
+        state = tell(state, archs, jnp.sum(archs.ops == 3, axis=1).astype(jnp.float32))
+    assert seen[:, 0].any()  # the first and the last values too
+    assert seen[:, -1].any()
+
+
+def test_the_incumbent_is_the_best_told_at_the_top_fidelity(key):
+    # as Hyperband: lower fidelities score higher here, so an incumbent from them shows
+    space = NB201()
+    searcher = search.dehb(space, fidelities=3, eta=3)
+    state = searcher.init(key)
+    ask, tell = jax.jit(searcher.ask), jax.jit(searcher.tell)
+    weights = np.asarray(jax.random.normal(jax.random.key(3), (6, 5)))
+    top = []
+    for k in jax.random.split(key, 40):
+        archs, state = ask(k, state)
+        fid = int(searcher.fidelity(state)[0])
+        ops = np.asarray(archs.ops[0])
+        fit = float(weights[np.arange(6), ops].sum()) + 10.0 * (fid < 2)
+        if fid == 2:
+            top.append((fit, ops))
+        state = tell(state, archs, jnp.asarray([fit], jnp.float32))
+    assert top
+    best_fit, best_ops = max(top, key=lambda t: t[0])
+    assert float(state.best_fitness) == pytest.approx(best_fit, rel=1e-6)
+    np.testing.assert_array_equal(state.best.ops, best_ops)

@@ -263,3 +263,30 @@ def test_the_incumbent_is_the_best_told_at_the_top_fidelity(key):
     best_fit, best_ops = max(top, key=lambda t: t[0])
     assert float(state.best_fitness) == pytest.approx(best_fit, rel=1e-6)
     np.testing.assert_array_equal(state.best.ops, best_ops)
+
+
+def test_a_vector_is_held_only_when_every_coordinate_matches(key):
+    # The first iteration's promotion skips the vectors the higher subpopulation already
+    # holds: equal vectors. Fidelity 1 holds fidelity 0's second best exactly and its best
+    # with one coordinate moved: the best is promoted first, then the third best.
+    searcher = search.dehb(NB201(), fidelities=3, eta=3)
+    state = searcher.init(key)
+    vectors = np.asarray(state.vectors).copy()
+    fitness = np.full(state.vector_fitness.shape, -np.inf, np.float32)
+    fitness[0, :9] = np.arange(9.0)  # slot 8 the best, then 7, 6
+    near = vectors[0, 8].copy()
+    near[2] = (near[2] + 0.5) % 1.0
+    vectors[1, 0], vectors[1, 1] = near, vectors[0, 7]
+    state = state._replace(
+        step=jnp.asarray(9, jnp.int32),  # rung 1 of the first bracket: fidelity 1
+        vectors=jnp.asarray(vectors),
+        vector_fitness=jnp.asarray(fitness),
+    )
+    ask = jax.jit(searcher.ask)
+    promoted = []
+    for k in jax.random.split(key, 2):
+        _, state = ask(k, state)
+        promoted.append(np.asarray(state.trial))
+        state = state._replace(step=state.step + 1)
+    np.testing.assert_array_equal(promoted[0], vectors[0, 8])
+    np.testing.assert_array_equal(promoted[1], vectors[0, 6])

@@ -290,3 +290,28 @@ def test_a_vector_is_held_only_when_every_coordinate_matches(key):
         state = state._replace(step=state.step + 1)
     np.testing.assert_array_equal(promoted[0], vectors[0, 8])
     np.testing.assert_array_equal(promoted[1], vectors[0, 6])
+
+
+def test_promotion_falls_back_to_the_best_below_when_none_is_left(key):
+    # Fidelity 0 has two evaluated vectors, its best already held at fidelity 1: the rung
+    # promotes the second, then (none left) the best of fidelity 0 again, as the module
+    # says; an unevaluated vector is never promoted.
+    searcher = search.dehb(NB201(), fidelities=3, eta=3)
+    state = searcher.init(key)
+    vectors = np.asarray(state.vectors).copy()
+    fitness = np.full(state.vector_fitness.shape, -np.inf, np.float32)
+    fitness[0, 4], fitness[0, 2] = 5.0, 3.0
+    vectors[1, 0] = vectors[0, 4]
+    state = state._replace(
+        step=jnp.asarray(9, jnp.int32),
+        vectors=jnp.asarray(vectors),
+        vector_fitness=jnp.asarray(fitness),
+    )
+    ask = jax.jit(searcher.ask)
+    promoted = []
+    for k in jax.random.split(key, 3):
+        _, state = ask(k, state)
+        promoted.append(np.asarray(state.trial))
+        state = state._replace(step=state.step + 1)
+    for got, slot in zip(promoted, (2, 4, 4), strict=True):
+        np.testing.assert_array_equal(got, vectors[0, slot])

@@ -126,3 +126,38 @@ def test_the_entropy_bonus_steps_along_the_entropys_gradient(key):
     np.testing.assert_allclose(
         new.policy - state.policy, weight * -p * (np.log(p) + h), rtol=1e-4, atol=1e-6
     )
+
+
+def test_uneven_decisions_nan_rewards_and_the_baseline_against_numpy(key):
+    """Chain's decisions have 6 or 7 values: the softmax runs over a decision's own values
+    only (uniform draws among them, chi-square; the gradient's softmax 1/6 or 1/7, zero on
+    the missing value); a NaN reward takes no part (advantage 0, not in the batch's mean)
+    and the baseline is the EMA of the finite rewards' means (NumPy, from 2.0, not 1)."""
+    import optax
+    import scipy.stats
+
+    space = Chain()
+    sizes = np.asarray(space.decision_sizes)
+    searcher = search.reinforce(space, batch_size=3, optimizer=optax.sgd(1.0))
+    state = searcher.init(key)
+    many = search.reinforce(space, batch_size=6000)
+    drawn = np.asarray(jax.vmap(space.to_decisions)(many.ask(key, many.init(key))[0]))
+    for d, size in enumerate(sizes[:2]):
+        counts = np.bincount(drawn[:, d], minlength=7)
+        assert counts[size:].sum() == 0
+        assert scipy.stats.chisquare(counts[:size]).pvalue > 1e-3, counts
+    archs, state = searcher.ask(key, state)
+    state = searcher.tell(state, archs, jnp.array([1.0, np.nan, 3.0]))
+    assert float(state.baseline) == pytest.approx(2.0)  # the finite mean
+    archs, _ = searcher.ask(jax.random.fold_in(key, 1), state)
+    new = searcher.tell(state, archs, jnp.array([5.0, np.nan, np.nan]))  # one finite
+    assert float(new.baseline) == pytest.approx(0.9 * 2.0 + 0.1 * 5.0)
+    decisions = np.asarray(jax.vmap(space.to_decisions)(archs))
+    valid = np.arange(7)[None, :] < sizes[:, None]
+    policy = np.asarray(state.policy, np.float64)
+    soft = np.where(valid, np.exp(policy), 0.0)
+    soft /= soft.sum(axis=1, keepdims=True)
+    adv = np.array([5.0 - 2.0, 0.0, 0.0])
+    onehot = np.eye(7)[decisions]
+    expected = (adv[:, None, None] * (onehot - soft[None])).sum(axis=0) / 3
+    np.testing.assert_allclose(new.policy - state.policy, expected, atol=1e-5)

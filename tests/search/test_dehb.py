@@ -265,6 +265,23 @@ def test_the_incumbent_is_the_best_told_at_the_top_fidelity(key):
     np.testing.assert_array_equal(state.best.ops, best_ops)
 
 
+def _first_promotions(key, searcher, state, vectors, fitness, count):
+    """The vectors the first iteration's rung 1 (fidelity 1, from step 9) promotes in its
+    first `count` slots, from the given subpopulations and fitness."""
+    state = state._replace(
+        step=jnp.asarray(9, jnp.int32),
+        vectors=jnp.asarray(vectors),
+        vector_fitness=jnp.asarray(fitness),
+    )
+    ask = jax.jit(searcher.ask)
+    promoted = []
+    for k in jax.random.split(key, count):
+        _, state = ask(k, state)
+        promoted.append(np.asarray(state.trial))
+        state = state._replace(step=state.step + 1)
+    return promoted
+
+
 def test_a_vector_is_held_only_when_every_coordinate_matches(key):
     # The first iteration's promotion skips the vectors the higher subpopulation already
     # holds: equal vectors. Fidelity 1 holds fidelity 0's second best exactly and its best
@@ -277,17 +294,7 @@ def test_a_vector_is_held_only_when_every_coordinate_matches(key):
     near = vectors[0, 8].copy()
     near[2] = (near[2] + 0.5) % 1.0
     vectors[1, 0], vectors[1, 1] = near, vectors[0, 7]
-    state = state._replace(
-        step=jnp.asarray(9, jnp.int32),  # rung 1 of the first bracket: fidelity 1
-        vectors=jnp.asarray(vectors),
-        vector_fitness=jnp.asarray(fitness),
-    )
-    ask = jax.jit(searcher.ask)
-    promoted = []
-    for k in jax.random.split(key, 2):
-        _, state = ask(k, state)
-        promoted.append(np.asarray(state.trial))
-        state = state._replace(step=state.step + 1)
+    promoted = _first_promotions(key, searcher, state, vectors, fitness, 2)
     np.testing.assert_array_equal(promoted[0], vectors[0, 8])
     np.testing.assert_array_equal(promoted[1], vectors[0, 6])
 
@@ -302,16 +309,6 @@ def test_promotion_falls_back_to_the_best_below_when_none_is_left(key):
     fitness = np.full(state.vector_fitness.shape, -np.inf, np.float32)
     fitness[0, 4], fitness[0, 2] = 5.0, 3.0
     vectors[1, 0] = vectors[0, 4]
-    state = state._replace(
-        step=jnp.asarray(9, jnp.int32),
-        vectors=jnp.asarray(vectors),
-        vector_fitness=jnp.asarray(fitness),
-    )
-    ask = jax.jit(searcher.ask)
-    promoted = []
-    for k in jax.random.split(key, 3):
-        _, state = ask(k, state)
-        promoted.append(np.asarray(state.trial))
-        state = state._replace(step=state.step + 1)
+    promoted = _first_promotions(key, searcher, state, vectors, fitness, 3)
     for got, slot in zip(promoted, (2, 4, 4), strict=True):
         np.testing.assert_array_equal(got, vectors[0, slot])

@@ -1,8 +1,6 @@
 """Q-learning (MetaQNN): the replayed update is the backward Bellman update; the greedy
 policy learns a separable objective; the ε schedule; bad arguments."""
 
-from typing import NamedTuple
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -141,27 +139,17 @@ def test_replay_draws_uniformly_from_the_episodes_the_ring_holds(told, held):
     # (told 2: episodes 0 and 1; told 6: 4 and 5 overwrote 0 and 1), none of the rest.
     import scipy.stats
 
-    from jnas.search._qlearning import replay_tell
+    from jnas.search._qlearning import QLearningState, replay_tell
 
-    class State(NamedTuple):
-        q: jax.Array
-        memory: jax.Array
-        rewards: jax.Array
-        stored: jax.Array
-        num_told: jax.Array
-        key: jax.Array
-        best: jax.Array
-        best_fitness: jax.Array
-
-    state = State(
-        jnp.zeros(8),
-        jnp.zeros((4, 3), jnp.int32),
-        jnp.zeros(4),
-        jnp.zeros((), jnp.int32),
-        jnp.zeros((), jnp.int32),
-        jax.random.key_data(jax.random.key(0)),
-        jnp.zeros((), jnp.int32),
-        jnp.full((), -jnp.inf),
+    state = QLearningState(  # a Q "table" of one counter per episode number
+        q=jnp.zeros(8),
+        memory=jnp.zeros((4, 3), jnp.int32),
+        rewards=jnp.zeros(4),
+        stored=jnp.zeros((), jnp.int32),
+        num_told=jnp.zeros((), jnp.int32),
+        key=jax.random.key_data(jax.random.key(0)),
+        best=jnp.zeros((), jnp.int32),
+        best_fitness=jnp.full((), -jnp.inf),
     )
     count = lambda q, episode, reward: q.at[episode[0]].add(1.0)
     episodes = jnp.repeat(jnp.arange(told, dtype=jnp.int32)[:, None], 3, axis=1)

@@ -76,6 +76,13 @@ def _candidates(
     return np.where(keep, bases, (bases + shift) % sizes)
 
 
+def _assert_the_best_candidate(proposal, candidates, scores):
+    """The proposal is one of the candidates, and its score is the best of them."""
+    mine = [i for i, c in enumerate(candidates) if np.array_equal(c, proposal)]
+    assert mine, proposal
+    np.testing.assert_allclose(scores[mine[0]], scores.max(), rtol=1e-5, atol=1e-5)
+
+
 def test_tpe_proposes_the_candidate_with_the_best_density_ratio_of_the_told_rows(key):
     """The model against a NumPy re-derivation over exactly the told rows (not the empty
     slots of its memory): the proposal is a candidate drawn around a good point whose
@@ -110,9 +117,7 @@ def test_tpe_proposes_the_candidate_with_the_best_density_ratio_of_the_told_rows
                 k_ask, np.asarray(state.decisions), fitness, sizes, num_samples, factor, **settings
             )
             scores = _tpe_scores(candidates, told, fitness, sizes, **settings)
-            mine = [i for i, c in enumerate(candidates) if np.array_equal(c, proposal)]
-            assert mine, (proposal, n)
-            np.testing.assert_allclose(scores[mine[0]], scores.max(), rtol=1e-5, atol=1e-5)
+            _assert_the_best_candidate(proposal, candidates, scores)
         arch = space.sample(k)
         state = searcher.tell(
             state, jax.tree.map(lambda a: a[None], arch), jnp.asarray([rng.normal()], jnp.float32)
@@ -156,6 +161,4 @@ def test_tpe_density_ratio_over_uneven_decisions_and_many_told_rows(key):
             k_ask, np.asarray(rows), told_fitness, sizes, num_samples, factor, **settings
         )
         scores = _tpe_scores(candidates, told, told_fitness, sizes, **settings)
-        mine = [i for i, c in enumerate(candidates) if np.array_equal(c, proposal)]
-        assert mine, proposal
-        np.testing.assert_allclose(scores[mine[0]], scores.max(), rtol=1e-5, atol=1e-5)
+        _assert_the_best_candidate(proposal, candidates, scores)

@@ -75,8 +75,13 @@ def test_tournament_evolution_validates_its_fraction():
             1,
         ),
         (lambda s: search.regularized_evolution(s, population_size=5, sample_size=3), 5, 3),
+        # a sample as large as the population is allowed
+        (lambda s: search.regularized_evolution(s, population_size=4, sample_size=4), 4, 4),
+        # the defaults: the NB201 authors' scripts-search/algos/R-EA.sh (population 10,
+        # sample 3 as its usage line runs it)
+        (lambda s: search.regularized_evolution(s), 10, 3),
     ],
-    ids=["tournament-4-of-0.5", "tournament-10-of-0.05", "rea-5-3"],
+    ids=["tournament-4-of-0.5", "tournament-10-of-0.05", "rea-5-3", "rea-4-4", "rea-defaults"],
 )
 def test_the_parent_is_the_fittest_of_a_uniform_sample(key, make, size, sample):
     """Once the population is full, the parent of an asked child (the member one edit

@@ -113,7 +113,8 @@ def test_state_is_a_stable_scan_carry_and_traces_once(name, space_name, key):
     types included, come back unchanged from ask and from tell (else a jitted ask / tell
     traces again for a told state, and `lax.scan` refuses it as a carry). Traced only
     (`eval_shape`): the rounds as one compiled `lax.scan` are
-    `test_asks_only_valid_architectures`."""
+    `test_asks_only_valid_architectures`. An ask's leading axis is the searcher's
+    declared `batch_size`."""
     space = SPACES[space_name]
     if not search.supports(search.REGISTRY[name], space):
         with pytest.raises(ValueError, match="lacks"):
@@ -124,6 +125,8 @@ def test_state_is_a_stable_scan_carry_and_traces_once(name, space_name, key):
     archs, asked = jax.eval_shape(searcher.ask, key, state)
     fitness = jax.eval_shape(lambda a: _fitness(space, a), archs)
     told = jax.eval_shape(searcher.tell, asked, archs, fitness)
+    # an ask is `batch_size` architectures: the run driver sizes its evaluations by it
+    assert {a.shape[0] for a in jax.tree.leaves(archs)} == {searcher.batch_size}
     assert _types(asked) == _types(state)
     assert _types(told) == _types(state)
 

@@ -54,11 +54,20 @@ def test_tournament_evolution_keeps_the_best_members(key):
         state = searcher.tell(state, archs, jnp.array([float([5, 1, 7, 3, 0, 9, 2, 8][i])]))
     # no aging: the best four told values survive, whatever their age
     assert sorted(np.asarray(state.fitness).tolist()) == [5.0, 7.0, 8.0, 9.0]
+    # a child only as good as the worst member does not replace it (HNAS: "better")
+    newcomer = jax.tree.map(lambda a: a[None], NB201().sample(jax.random.key(99)))
+    assert not (np.asarray(state.population.ops) == np.asarray(newcomer.ops)).all(-1).any()
+    tied = searcher.tell(state, newcomer, jnp.array([5.0]))
+    np.testing.assert_array_equal(tied.population.ops, state.population.ops)
+    better = searcher.tell(state, newcomer, jnp.array([5.5]))
+    worst = int(np.argmin(np.asarray(state.fitness)))
+    np.testing.assert_array_equal(better.population.ops[worst], newcomer.ops[0])
 
 
 def test_tournament_evolution_validates_its_fraction():
-    with pytest.raises(ValueError, match="`tournament_fraction`"):
-        search.tournament_evolution(NB201(), tournament_fraction=0.0)
+    for fraction in (0.0, 1.5):
+        with pytest.raises(ValueError, match="`tournament_fraction`"):
+            search.tournament_evolution(NB201(), tournament_fraction=fraction)
 
 
 @pytest.mark.parametrize(

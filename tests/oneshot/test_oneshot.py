@@ -227,9 +227,12 @@ def test_gdas_samples_hard_one_hots_with_softmax_gradients(key):
         lambda a: jnp.sum(jax.nn.softmax(jax.nn.log_softmax(a, -1) + gumbel, -1) * g)
     )(alpha)
     np.testing.assert_allclose(grad_hard, grad_soft, rtol=1e-5, atol=1e-7)
-    taus = [float(oneshot.gdas_tau(jnp.asarray(s), 10, 250, 10.0, 0.1)) for s in (0, 9, 2499)]
-    assert taus[0] == taus[1] == 10.0
-    assert taus[2] == pytest.approx(0.1, rel=1e-5)
+    # GDAS' search script: tau_max - (tau_max - tau_min) * epoch / (total_epoch - 1), held
+    # at tau_min past the last epoch
+    steps = (0, 9, 10, 1255, 2499, 5000)
+    taus = [float(oneshot.gdas_tau(jnp.asarray(s), 10, 250, 10.0, 0.1)) for s in steps]
+    expected = [10.0 - 9.9 * min(s // 10, 249) / 249 for s in steps]
+    np.testing.assert_allclose(taus, expected, rtol=1e-5)
 
 
 def test_hard_path_computes_the_same_as_the_weighted_sum(key):

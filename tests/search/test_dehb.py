@@ -312,3 +312,42 @@ def test_promotion_falls_back_to_the_best_below_when_none_is_left(key):
     promoted = _first_promotions(key, searcher, state, vectors, fitness, 3)
     for got, slot in zip(promoted, (2, 4, 4), strict=True):
         np.testing.assert_array_equal(got, vectors[0, slot])
+
+
+def test_a_pool_of_one_parent_is_filled_with_three_mutants_of_everyone(key):
+    # The second iteration at bracket 0's last rung (fidelity 2, one trial): its parent
+    # pool is fidelity 1's best vector alone. The authors' DEHB then adds
+    # `_min_pop_size - len(pool) + 1` = 3 - 1 + 1 = 3 mutants of the union of all
+    # subpopulations (`_init_mutant_population(filler, self._concat_pops())`), and rand/1
+    # draws three distinct vectors of those four. With F tiny a mutant is its first vector,
+    # so the trial sits on the parent with P = 1/4 + 3/4 * 1/15 = 0.30 (a filler is itself
+    # the parent once in the 15 vectors of the union); a pool of three (two fillers) would
+    # give 0.378.
+    searcher, state, _ = _after_first_iteration(key, crossover_prob=1.0, mutation_factor=1e-4)
+    own = np.array(
+        [
+            [0.45, 0.50, 0.55, 0.50, 0.45, 0.50],
+            [0.50, 0.45, 0.50, 0.55, 0.50, 0.45],
+            [0.55, 0.55, 0.45, 0.45, 0.55, 0.55],
+        ],
+        np.float32,
+    )
+    cycle = search.dehb_schedule(3, 3)["slot"].shape[0]
+    state = state._replace(
+        step=jnp.asarray(cycle + 12, jnp.int32),
+        vectors=state.vectors.at[1, :3].set(own),
+        vector_fitness=state.vector_fitness.at[1, :3].set(jnp.asarray([1.0, 2.0, 3.0])),
+    )
+    assert int(searcher.fidelity(state)[0]) == 2
+    n = 3000
+    trials = np.asarray(
+        jax.vmap(lambda k: searcher.ask(k, state)[1].trial)(jax.random.split(key, n))
+    )
+    union = np.asarray(state.vectors)[np.asarray([9, 3, 3])[:, None] > np.arange(9)]
+    assert union.shape == (15, 6)
+    # every trial is within F of one vector of the union: no vector but those enters
+    nearest = np.abs(trials[:, None] - union[None]).max(-1).min(-1)
+    assert (nearest < 1e-3).all()
+    on_parent = np.abs(trials - own[2]).max(-1) < 1e-3
+    p = 1 / 4 + 3 / 4 / 15
+    assert abs(on_parent.mean() - p) < 4 * np.sqrt(p * (1 - p) / n), on_parent.mean()

@@ -134,6 +134,11 @@ def test_episodes_obey_the_rules_and_the_agent_learns(key):
     assert float(fitness(jax.tree.map(lambda a: a[None], state.best))[0]) == np.max(early + late)
     with pytest.raises(ValueError, match="needs a space offering LayerRules"):
         search.metaqnn(NB201())
+    # the representation-size bins: decreasing sizes of at least 1 pixel
+    for bad in ((4, 8), (8, 0), (8, -2)):
+        with pytest.raises(ValueError, match="`size_bins`"):
+            search.metaqnn(SPACE, size_bins=bad)
+    search.metaqnn(SPACE, size_bins=(8, 1))
 
 
 def test_state_is_a_stable_scan_carry(key):

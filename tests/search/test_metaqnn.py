@@ -61,7 +61,7 @@ def _walk(space, layers):
     return out
 
 
-def _replay_numpy(space, q, layers, reward, lr):
+def _replay_numpy(space, q, layers, reward, lr, discount=1.0):
     walk = _walk(space, layers)
     length = layers.index(0) + 1 if 0 in layers else len(layers)
     for t in reversed(range(length)):
@@ -70,7 +70,7 @@ def _replay_numpy(space, q, layers, reward, lr):
             target = reward
         else:
             nprev, nb, nallowed = walk[t + 1]
-            target = np.max(np.where(nallowed, q[t + 1, nprev, nb], -np.inf))
+            target = discount * np.max(np.where(nallowed, q[t + 1, nprev, nb], -np.inf))
         q[t, prev, b, layers[t]] += lr * (target - q[t, prev, b, layers[t]])
     return q
 
@@ -104,6 +104,35 @@ def test_replay_updates_equal_a_numpy_rederivation_with_size_in_the_state(key):
     walk = _walk(SPACE, layers)
     assert walk[4][1] == 2
     assert not np.allclose(state.q[4, :, 2], 0.9)
+
+
+def test_replay_from_an_uneven_q_table_equals_the_numpy_rederivation(key):
+    """As above from a random Q table and with a discount, over five tells: where Q starts
+    level, an update that reads the wrong step's Q, or writes past the episode's end,
+    moves nothing, so the off-by-ones of the step index and of the next state survived
+    the test above."""
+    searcher = search.metaqnn(SPACE, learning_rate=0.5, discount=0.9, replay=3, memory=8)
+    texts = [
+        "C(3,64,1)-P(2,2)-C(3,128,1)-P(2,2)-C(5,64,1)-FC(512)",
+        "C(3,64,1)-P(5,3)-C(1,256,1)-P(3,2)-FC(256)-FC(128)",
+    ]
+    archs = [SPACE.from_string(t) for t in texts]
+    tell = jax.jit(searcher.tell)
+    state = tell(
+        searcher.init(key), jax.tree.map(lambda a: a[None], archs[0]), jnp.asarray([0.2])
+    )
+    q = np.random.default_rng(3).uniform(size=state.q.shape)
+    state = state._replace(q=jnp.asarray(q, jnp.float32))
+    stored = [([int(t) for t in np.asarray(archs[0].tokens)], 0.2)]
+    for i, r in zip([1, 0, 1, 1], [0.9, 0.4, 0.7, 0.3], strict=True):
+        stored.append(([int(t) for t in np.asarray(archs[i].tokens)], r))
+        picks = np.asarray(
+            jax.random.randint(jax.random.wrap_key_data(state.key), (3,), 0, len(stored))
+        )
+        for j in picks:
+            q = _replay_numpy(SPACE, q, *stored[j], 0.5, 0.9)
+        state = tell(state, jax.tree.map(lambda a: a[None], archs[i]), jnp.asarray([r]))
+    np.testing.assert_allclose(state.q, q, rtol=1e-5, atol=1e-6)
 
 
 def test_episodes_obey_the_rules_and_the_agent_learns(key):

@@ -8,7 +8,7 @@ left and x_f = 1 right. Each level is grown greedily as CART does: for every nod
 feature (among a random `max_features` share, at least one) with the largest weighted
 squared-error reduction, splitting only when both sides keep a sample and the error
 drops; a node that does not split passes its samples on to its left child. Bootstrap
-replicates are multinomial sample weights. Leaves with no sample predict their parent's
+replicates are multinomial sample weights: m draws among the m rows in use. Leaves with no sample predict their parent's
 mean. With `bootstrap=False` and `max_features=1.0` each tree is scikit-learn's
 `DecisionTreeRegressor(max_depth=depth)` on the same data (ties aside).
 """
@@ -53,11 +53,12 @@ def forest_fit(
     k_boot, k_feat = jax.random.split(key)
 
     def one(k_b, k_f):
-        if bootstrap:  # n draws with replacement among the masked rows
-            p = base / jnp.maximum(jnp.sum(base), 1.0)
-            draws = jax.random.choice(k_b, n, (n,), p=p)
-            w = jnp.zeros(n).at[draws].add(1.0) * (jnp.sum(base) > 0)
-            w = w * (jnp.sum(base) / n)  # as many draws as masked rows, in expectation
+        if bootstrap:  # m draws with replacement among the m masked rows (a bootstrap)
+            m = jnp.sum(base)
+            draws = jax.random.choice(k_b, n, (n,), p=base / jnp.maximum(m, 1.0))
+            # n i.i.d. draws (fixed shapes), of which the first m count: exactly m draws,
+            # so the trees differ as much as bootstrap replicates of the history do
+            w = jnp.zeros(n).at[draws].add((jnp.arange(n) < m).astype(jnp.float32))
             w = jnp.where(base > 0, w, 0.0)
         else:
             w = base

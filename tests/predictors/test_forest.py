@@ -88,3 +88,45 @@ def test_feature_subsets_keep_each_feature_with_the_share(share):
         flat = keep.reshape(-1)
         half = flat.size // 2
         assert abs(np.corrcoef(flat[:half], flat[half:])[0, 1]) < 0.02
+
+
+def test_a_bootstrap_draws_as_many_rows_as_the_history_holds():
+    """SMAC's history is a buffer of `memory` rows of which m are in use: each tree's
+    bootstrap replicate is m draws among those m rows (as scikit-learn's and pyrfr's are
+    of their n rows), so the root means of 4,000 trees spread as bootstrap means do,
+    var(y_m) / m (m = 5: one draw more or less moves it 17-25 %), and centre on the rows'
+    mean. Drawing n = 256 times among the m rows made the trees 50x more alike than that
+    (12x at m = 20), and SMAC's expected improvement too sure of itself."""
+    rng = np.random.default_rng(0)
+    n, m = 256, 5
+    x = (rng.random((n, 10)) < 0.5).astype(np.float32)
+    y = rng.normal(size=n).astype(np.float32)
+    mask = np.arange(n) < m
+    forest = jax.jit(lambda k: forest_fit(k, x, y, mask, trees=4000, depth=1, max_features=1.0))(
+        jax.random.key(0)
+    )
+    root = np.asarray(forest.value[:, 0], np.float64)
+    expected = y[:m].astype(np.float64).var() / m
+    assert root.var() == pytest.approx(expected, rel=0.08)  # sd of the estimate: 2.2 %
+    assert abs(root.mean() - y[:m].mean()) < 4 * np.sqrt(expected / 4000)
+
+
+def test_rows_out_of_the_mask_never_reach_a_tree():
+    """NaN targets in unused rows (a failed or empty slot) change nothing, and an empty
+    history predicts 0 rather than NaN."""
+    x, y = _small()
+    mask = np.arange(len(y)) < 40
+    poisoned = np.where(mask, y, np.nan).astype(np.float32)
+    for bootstrap in (True, False):
+        kw = {"trees": 3, "depth": 4, "bootstrap": bootstrap}
+        clean = forest_fit(jax.random.key(1), x, y, mask, **kw)
+        dirty = forest_fit(jax.random.key(1), x, poisoned, mask, **kw)
+        np.testing.assert_array_equal(predict(dirty, x)[0], predict(clean, x)[0])
+        empty = forest_fit(jax.random.key(1), x, y, np.zeros(len(y), bool), **kw)
+        np.testing.assert_array_equal(predict(empty, x)[0], 0.0)
+
+
+def _small():
+    rng = np.random.default_rng(2)
+    x = (rng.random((60, 8)) < 0.5).astype(np.float32)
+    return x, (x[:, 0] - x[:, 1] + rng.normal(0, 0.1, 60)).astype(np.float32)

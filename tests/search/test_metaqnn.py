@@ -118,9 +118,7 @@ def test_replay_from_an_uneven_q_table_equals_the_numpy_rederivation(key):
     ]
     archs = [SPACE.from_string(t) for t in texts]
     tell = jax.jit(searcher.tell)
-    state = tell(
-        searcher.init(key), jax.tree.map(lambda a: a[None], archs[0]), jnp.asarray([0.2])
-    )
+    state = tell(searcher.init(key), jax.tree.map(lambda a: a[None], archs[0]), jnp.asarray([0.2]))
     q = np.random.default_rng(3).uniform(size=state.q.shape)
     state = state._replace(q=jnp.asarray(q, jnp.float32))
     stored = [([int(t) for t in np.asarray(archs[0].tokens)], 0.2)]

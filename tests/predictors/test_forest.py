@@ -76,7 +76,8 @@ def test_masked_fits_under_vmap_equal_sklearn_on_each_subset(data):
 @pytest.mark.parametrize("share", [5 / 6, 0.3, 1.0])
 def test_feature_subsets_keep_each_feature_with_the_share(share):
     """Each (node, feature) is kept with probability `share` (16-bit draws, two per random
-    word), at least one feature per node; the two halves of a word are not alike."""
+    word), at least one feature per node, each feature alike; the two halves of a word are
+    not alike."""
     nodes, features = 4000, 30
     keep = np.asarray(feature_subsets(jax.random.key(3), nodes, features, share))
     assert keep.shape == (nodes, features)
@@ -84,6 +85,10 @@ def test_feature_subsets_keep_each_feature_with_the_share(share):
     expected = share + (1 - share) / features  # the forced feature lifts the rate a little
     sd = np.sqrt(share * (1 - share) / keep.size)
     assert abs(keep.mean() - expected) < 4 * sd + 1e-9
+    # and so is every feature on its own (the forced one drawn among all F): 40,000 nodes
+    many = np.asarray(feature_subsets(jax.random.key(4), 40_000, features, share))
+    sd_one = np.sqrt(share * (1 - share) / 40_000)
+    assert np.abs(many.mean(0) - expected).max() < 4.5 * sd_one + 1e-9, many.mean(0)
     if share < 1:  # the first and second half of the draws are independent
         flat = keep.reshape(-1)
         half = flat.size // 2

@@ -13,7 +13,8 @@ The model-based searchers (BO, BANANAS) fit a surrogate every round, so they may
 seeds (`--model-seeds`); every row states its seed count. (XLA:CPU's multi-threaded Eigen
 kernels deadlock on these vmapped GP programs: the script turns them off.)
 `--only` (the registry's short names) reruns those rows and random search, the reference
-of every t test, and keeps the other rows of the existing JSON. `--workers 2` (default)
+of every t test, and keeps the other rows of the existing JSON and its `meta` (the whole
+table's time among it); the partial run's is `meta.partial_rerun`. `--workers 2` (default)
 runs the rows in two processes, the costliest first (rows are independent and each seed's
 key is fixed, so the numbers do not depend on it); the total wall time, compile included,
 is in the JSON's `meta`.
@@ -176,10 +177,11 @@ def main() -> None:
         row["vs_random_search"] = {"welch_t": round(t, 2), "p_one_sided": p}
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    previous = None
     if args.only and (out / "nb201_table5.json").exists():  # keep the rows not rerun
         ran = {row["searcher"]: row for row in rows}
-        old = json.loads((out / "nb201_table5.json").read_text())["rows"]
-        rows = [ran.pop(row["searcher"], row) for row in old] + list(ran.values())
+        previous = json.loads((out / "nb201_table5.json").read_text())
+        rows = [ran.pop(row["searcher"], row) for row in previous["rows"]] + list(ran.values())
     table = bench.load_nb201(args.nasbench)
     obj = bench.objective(table, dataset="cifar10-valid", metric="valid_acc", epochs=12)
     meta = {
@@ -192,6 +194,9 @@ def main() -> None:
         "pinned": bool(pin),
         "total_wall_s": round(time.perf_counter() - begin, 1),
     }
+    if previous is not None:  # the whole table's meta stays the last full run's
+        rerun = {k: meta[k] for k in ("workers", "pinned", "total_wall_s")}
+        meta = {**previous["meta"], "partial_rerun": {"rows": sorted(args.only), **rerun}}
     for row in rows:  # the per-seed values (500 a column) stay out of the JSON: means, stds
         for cell in row.values():
             if isinstance(cell, dict):

@@ -33,6 +33,14 @@ def test_speciate_joins_the_first_close_representative_fittest_first():
     np.testing.assert_array_equal(species, [1, 0, 1, 0, 1])
     # a threshold below every distance: each member its own species, ids in visiting order
     np.testing.assert_array_equal(speciate(distance, fitness, 0.05), [3, 2, 4, 0, 1])
+    # joining founds nothing: the next new species is id 1, not 2
+    x = np.array([0.0, 0.5, 10.0])
+    distance = jnp.asarray(np.abs(x[:, None] - x[None, :]), jnp.float32)
+    order = jnp.array([3.0, 2.0, 1.0])
+    np.testing.assert_array_equal(speciate(distance, order, 1.0), [0, 0, 1])
+    # "closer than" the threshold (Stanley & Miikkulainen: delta < delta_t), so a
+    # distance equal to it founds a species of its own
+    np.testing.assert_array_equal(speciate(distance, order, 0.5), [0, 1, 2])
 
 
 def _generation(searcher, space, key, fitness_fn, generations):

@@ -77,7 +77,12 @@ def test_elites_survive_unchanged_and_are_not_re_asked(key):
     searcher = search.neat(space, 8, elitism=3)
     assert searcher.batch_size == 5
     fit = lambda a: jnp.sum(a.ops * jnp.arange(6)[None], 1).astype(jnp.float32)
+    # the first generation asks the initial members past the elites' slots; the three it
+    # never asked carry no fitness, and once told generations outrank them they are gone
+    first = _generation(searcher, space, key, fit, 1)
+    np.testing.assert_array_equal(first.fitness[:3], -np.inf)
     state = _generation(searcher, space, key, fit, 4)
+    assert np.isfinite(np.asarray(state.fitness)).all()
     archs, asked = searcher.ask(key, state)
     told = searcher.tell(asked, archs, jnp.full((5,), -1.0))  # worse than every elite
     order = np.argsort(-np.asarray(state.fitness), kind="stable")[:3]
@@ -130,6 +135,8 @@ def test_neat_validates_its_arguments():
         search.neat(NB201(), 4, elitism=4)
     with pytest.raises(ValueError, match="`crossover_rate` must be in"):
         search.neat(NB201(), crossover_rate=1.5)
+    with pytest.raises(ValueError, match="`compatibility_threshold` must be > 0"):
+        search.neat(NB201(), compatibility_threshold=0.0)
     with pytest.raises(ValueError, match="`weight_dim` must be"):
         search.neat(NB201(), weight_dim=-1)
     with pytest.raises(ValueError, match=r"lacks.*is_valid"):

@@ -8,9 +8,10 @@ left and x_f = 1 right. Each level is grown greedily as CART does: for every nod
 feature (among a random `max_features` share, at least one) with the largest weighted
 squared-error reduction, splitting only when both sides keep a sample and the error
 drops; a node that does not split passes its samples on to its left child. Bootstrap
-replicates are multinomial sample weights: m draws among the m rows in use. Leaves with no sample predict their parent's
-mean. With `bootstrap=False` and `max_features=1.0` each tree is scikit-learn's
-`DecisionTreeRegressor(max_depth=depth)` on the same data (ties aside).
+replicates are multinomial sample weights: m draws among the m rows in use. Leaves with
+no sample predict their parent's mean. With `bootstrap=False` and `max_features=1.0` each
+tree is scikit-learn's `DecisionTreeRegressor(max_depth=depth)` on the same data (ties
+aside).
 """
 
 from __future__ import annotations

@@ -177,3 +177,33 @@ def test_offspring_go_to_species_in_proportion_to_their_mean_shifted_fitness(key
     shifted = fitness.astype(np.float64) - fitness.min() + 1e-3
     mean = np.array([shifted[species == s].mean() for s in range(3)])
     assert stats.chisquare(counts, mean / mean.sum() * len(chosen)).pvalue > 1e-3, counts
+
+
+def test_weight_genes_mutate_as_neat_does(key):
+    """Each weight of a child (no crossover: its fitter parent's, all 3.0 here) is
+    perturbed by N(0, sigma) with probability 0.8, else redrawn from N(0, 1) with
+    probability 0.5 (0.1 of all), else kept (0.1): 16,000 weights against that mixture,
+    the kept share by its binomial spread and the changed ones by a Kolmogorov-Smirnov
+    test against 8/9 N(3, sigma) + 1/9 N(0, 1)."""
+    from scipy import stats
+
+    sigma = 0.5
+    searcher = search.neat(
+        NB201(), 5, elitism=0, crossover_rate=0.0, weight_dim=4, weight_sigma=sigma
+    )
+    state = searcher.init(key)
+    state = state._replace(
+        population=state.population._replace(weights=jnp.full((5, 4), 3.0)),
+        fitness=jnp.arange(5.0),
+        generation=jnp.asarray(1, jnp.int32),
+    )
+    w = np.asarray(
+        jax.vmap(lambda k: searcher.ask(k, state)[0].weights)(jax.random.split(key, 800))
+    ).ravel()
+    kept = w == 3.0
+    assert abs(kept.mean() - 0.1) < 4 * np.sqrt(0.09 / w.size), kept.mean()
+
+    def cdf(v):
+        return 8 / 9 * stats.norm.cdf(v, 3.0, sigma) + 1 / 9 * stats.norm.cdf(v)
+
+    assert stats.kstest(w[~kept], cdf).pvalue > 1e-3

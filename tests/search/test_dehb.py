@@ -186,29 +186,39 @@ def test_dehb_rejects_bad_arguments():
         search.dehb(NB201(), eta=1)
 
 
+# fidelity 1's first three vectors, fitness 1, 2, 3 (the last the best): close together,
+# so no rand/1 mutant of them leaves the unit cube
+OWN = np.array(
+    [
+        [0.45, 0.50, 0.55, 0.50, 0.45, 0.50],
+        [0.50, 0.45, 0.50, 0.55, 0.50, 0.45],
+        [0.55, 0.55, 0.45, 0.45, 0.55, 0.55],
+    ],
+    np.float32,
+)
+
+
+def _at_step_with_fidelity_one_known(state, step):
+    """`_after_first_iteration`'s state moved to evaluation `step` of the second
+    iteration, with fidelity 1's first three vectors set to `OWN`."""
+    cycle = search.dehb_schedule(3, 3)["slot"].shape[0]
+    return state._replace(
+        step=jnp.asarray(cycle + step, jnp.int32),
+        vectors=state.vectors.at[1, :3].set(OWN),
+        vector_fitness=state.vector_fitness.at[1, :3].set(jnp.asarray([1.0, 2.0, 3.0])),
+    )
+
+
 def test_a_later_brackets_first_rung_draws_its_parents_from_its_own_fidelity(key):
     # The second iteration at bracket 1's first rung (fidelity 1): the parent pool is the
     # best of fidelity 1's own subpopulation, not the fidelity below (the authors' code:
     # a bracket's first rung has no lower rung in that bracket). The parents are close, so
     # no mutant leaves the unit cube.
     searcher, state, below = _after_first_iteration(key, crossover_prob=1.0)
-    own = np.array(
-        [
-            [0.45, 0.50, 0.55, 0.50, 0.45, 0.50],
-            [0.50, 0.45, 0.50, 0.55, 0.50, 0.45],
-            [0.55, 0.55, 0.45, 0.45, 0.55, 0.55],
-        ],
-        np.float32,
-    )
-    cycle = search.dehb_schedule(3, 3)["slot"].shape[0]
-    state = state._replace(
-        step=jnp.asarray(cycle + 13, jnp.int32),
-        vectors=state.vectors.at[1, :3].set(own),
-        vector_fitness=state.vector_fitness.at[1, :3].set(jnp.asarray([1.0, 2.0, 3.0])),
-    )
+    state = _at_step_with_fidelity_one_known(state, 13)
     assert int(searcher.fidelity(state)[0]) == 1
     ask = jax.jit(searcher.ask)
-    for parents, expect in ((own, True), (below, False)):
+    for parents, expect in ((OWN, True), (below, False)):
         mutants = [
             parents[a] + 0.5 * (parents[b] - parents[c])
             for a, b, c in itertools.permutations(range(3))
@@ -324,20 +334,7 @@ def test_a_pool_of_one_parent_is_filled_with_three_mutants_of_everyone(key):
     # the parent once in the 15 vectors of the union); a pool of three (two fillers) would
     # give 0.378.
     searcher, state, _ = _after_first_iteration(key, crossover_prob=1.0, mutation_factor=1e-4)
-    own = np.array(
-        [
-            [0.45, 0.50, 0.55, 0.50, 0.45, 0.50],
-            [0.50, 0.45, 0.50, 0.55, 0.50, 0.45],
-            [0.55, 0.55, 0.45, 0.45, 0.55, 0.55],
-        ],
-        np.float32,
-    )
-    cycle = search.dehb_schedule(3, 3)["slot"].shape[0]
-    state = state._replace(
-        step=jnp.asarray(cycle + 12, jnp.int32),
-        vectors=state.vectors.at[1, :3].set(own),
-        vector_fitness=state.vector_fitness.at[1, :3].set(jnp.asarray([1.0, 2.0, 3.0])),
-    )
+    state = _at_step_with_fidelity_one_known(state, 12)
     assert int(searcher.fidelity(state)[0]) == 2
     n = 3000
     trials = np.asarray(
@@ -348,6 +345,6 @@ def test_a_pool_of_one_parent_is_filled_with_three_mutants_of_everyone(key):
     # every trial is within F of one vector of the union: no vector but those enters
     nearest = np.abs(trials[:, None] - union[None]).max(-1).min(-1)
     assert (nearest < 1e-3).all()
-    on_parent = np.abs(trials - own[2]).max(-1) < 1e-3
+    on_parent = np.abs(trials - OWN[2]).max(-1) < 1e-3
     p = 1 / 4 + 3 / 4 / 15
     assert abs(on_parent.mean() - p) < 4 * np.sqrt(p * (1 - p) / n), on_parent.mean()

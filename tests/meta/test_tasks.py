@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from scipy import stats
 
 from jnas import meta
 from jnas.data import class_images, omniglot, omniglot_alphabets, omniglot_tfds
@@ -36,6 +37,13 @@ def test_sinusoid_tasks_follow_finn_et_al(key):
     assert float(amplitude.max()) <= 5.0 + 1e-4
     assert float(phase.min()) >= -1e-3
     assert float(phase.max()) <= np.pi + 1e-3
+    # and each is uniform over its whole range, not merely inside it (Kolmogorov-Smirnov)
+    for draws, (lo, hi) in (
+        (amplitude, (0.1, 5.0)),
+        (jnp.clip(phase, 0.0, np.pi), (0.0, np.pi)),
+        (x.ravel(), (-5.0, 5.0)),
+    ):
+        assert stats.kstest(np.asarray(draws), stats.uniform(lo, hi - lo).cdf).pvalue > 1e-3
 
 
 def test_tasks_are_pure_functions_of_the_key(key):

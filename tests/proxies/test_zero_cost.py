@@ -106,6 +106,26 @@ def test_a_selection_that_scores_nothing_is_refused():
         proxies.snip(NET.apply, params, batch, select=lambda path: False)
 
 
+def test_the_default_selection_scores_kernels_whatever_the_pytree():
+    """Leaves named `kernel` (a plain dict's `conv/kernel`, an nnx `kernel/value`) are
+    scored; biases, architecture parameters and names that merely contain "kernel" are
+    not."""
+    rng = np.random.default_rng(1)
+    w1, w2, b, alpha, s = (rng.normal(size=n) for n in ((3, 4), (4, 2), (4,), (6, 5), (2,)))
+    params = {
+        "conv": {"kernel": w1, "bias": b},
+        "head": {"kernel": {"value": w2}},
+        "alpha": alpha,
+        "kernel_scale": s,
+        "kernel": {"bias": b},
+    }
+    want = np.linalg.norm(w1) + np.linalg.norm(w2)
+    assert float(proxies.l2_norm(params)) == pytest.approx(want, rel=1e-6)
+    assert [proxies.kernels(p) for p in ("kernel", "a/kernel", "a/kernel/value")] == [True] * 3
+    for p in ("a/bias", "kernel/bias", "a/kernel_scale", "value", "a/value", "kernel/x/value"):
+        assert not proxies.kernels(p), p
+
+
 # A network built from jnas' own layers, whose ReLU inputs and layer outputs are taps.
 def tapped_setup(classes=3, n=10, seed=0):
     from jnas import nn as jnn

@@ -158,12 +158,39 @@ def np_forward(w1, b1, w2, b2, x, y, classes):
 
 
 def test_nwot_is_the_log_determinant_of_the_relu_code_kernel():
-    net, params, (x, y), (w1, b1, w2, b2) = tapped_setup()
-    pre, *_ = np_forward(w1, b1, w2, b2, x, y, 3)
-    c = (pre > 0).astype(np.float64)
-    k = c @ c.T + (1 - c) @ (1 - c).T
-    want = np.linalg.slogdet(k)[1]
-    assert float(proxies.nwot(net.apply, params, (x, y))) == pytest.approx(want, rel=1e-5)
+    """Two ReLU layers whose kernels add, and an all-zero example whose pre-activations are
+    exactly 0 (code 0: NASLib's `inp > 0`). The kernel must be non-singular: a duplicate
+    code makes both sides -inf and the comparison vacuous."""
+    from jnas import nn as jnn
+
+    net = functional(
+        lambda rngs: nnx.Sequential(
+            jnn.linear(6, 16, rngs=rngs),
+            jnn.relu,
+            jnn.linear(16, 12, rngs=rngs),
+            jnn.relu,
+            jnn.linear(12, 3, rngs=rngs),
+        )
+    )
+    params = net.init(jax.random.key(1))
+    w = {
+        jax.tree_util.keystr(p, simple=True, separator="/"): np.asarray(a, np.float64)
+        for p, a in jax.tree_util.tree_flatten_with_path(params)[0]
+    }
+    assert not any(np.any(w[f"layers/{i}/bias/value"]) for i in (0, 2))  # zero biases
+    x = np.random.default_rng(1).normal(size=(9, 6)).astype(np.float32)
+    x[4] = 0.0
+    pre1 = x.astype(np.float64) @ w["layers/0/kernel/value"]
+    pre2 = np.maximum(pre1, 0) @ w["layers/2/kernel/value"]
+    k = np.zeros((9, 9))
+    for pre in (pre1, pre2):
+        c = (pre > 0).astype(np.float64)
+        k += c @ c.T + (1 - c) @ (1 - c).T
+    sign, want = np.linalg.slogdet(k)
+    assert sign > 0
+    assert np.isfinite(want)
+    got = float(proxies.nwot(net.apply, params, (x, np.zeros(9, np.int32))))
+    assert got == pytest.approx(want, rel=1e-5)
 
 
 def test_fisher_sums_the_squared_channel_saliencies():

@@ -200,6 +200,40 @@ def test_fisher_sums_the_squared_channel_saliencies():
     assert float(proxies.fisher(net.apply, params, (x, y))) == pytest.approx(want, rel=1e-4)
 
 
+def test_fisher_sums_a_feature_maps_saliency_over_positions_per_channel():
+    """On a feature map [N, H, W, C] each channel's saliency is (sum over positions of
+    a * dL/da)^2 per example (NASLib's `(act * grad).sum([2, 3])`), then halved, averaged
+    over examples and summed: a 1x1 convolution (a dense layer per pixel), ReLU, global
+    average pooling and a linear head, against NumPy."""
+    from jnas import nn as jnn
+
+    net = functional(
+        lambda rngs: nnx.Sequential(
+            jnn.linear(3, 5, rngs=rngs),
+            jnn.relu,
+            lambda h: h.mean((1, 2)),
+            jnn.linear(5, 4, rngs=rngs),
+        )
+    )
+    params = net.init(jax.random.key(2))
+    w = {
+        jax.tree_util.keystr(p, simple=True, separator="/"): np.asarray(a, np.float64)
+        for p, a in jax.tree_util.tree_flatten_with_path(params)[0]
+    }
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(6, 3, 2, 3)).astype(np.float32)
+    y = np.asarray([0, 1, 2, 3, 1, 2])
+    a1 = x.astype(np.float64) @ w["layers/0/kernel/value"] + w["layers/0/bias/value"]
+    a2 = np.maximum(a1, 0).mean((1, 2)) @ w["layers/3/kernel/value"] + w["layers/3/bias/value"]
+    p = np.exp(a2 - a2.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    g2 = (p - np.eye(4)[y]) / 6
+    g1 = (g2 @ w["layers/3/kernel/value"].T)[:, None, None, :] * (a1 > 0) / 6  # mean over 3x2
+    per1 = (a1 * g1).sum((1, 2))  # [N, C]: summed over positions before squaring
+    want = np.sum(0.5 * np.mean(per1**2, 0)) + np.sum(0.5 * np.mean((a2 * g2) ** 2, 0))
+    assert float(proxies.fisher(net.apply, params, (x, y))) == pytest.approx(want, rel=1e-4)
+
+
 def np_epe_nas(jac, labels, classes, k=1e-5):
     """EPE-NAS written the way NASLib's `eval_score_perclass` loops over classes."""
     per_class = {}

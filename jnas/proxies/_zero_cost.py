@@ -202,7 +202,6 @@ def epe_nas(
     onehot = jax.nn.one_hot(labels, num_classes, dtype=logs.dtype)  # [N, C]
     s = jnp.einsum("ic,ij,jc->c", onehot, logs, onehot)
     count = jnp.sum(onehot, axis=0)
-    seen = count > 0
     if num_classes <= 100:
         return jnp.sum(jnp.abs(s))
     seen = count > 1  # NASLib skips a class seen once here (its len() of a 0-d array fails)

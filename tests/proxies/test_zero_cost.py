@@ -325,3 +325,36 @@ def test_zen_is_the_log_feature_change_plus_the_norms_log_scales():
     delta = np.mean(np.abs(f1 - f2).reshape(6, -1).sum(1))
     want = np.log(delta) + sum(0.5 * np.log(np.mean(h.var((0, 1, 2)))) for h in (h1, h2))
     assert got == pytest.approx(want, rel=1e-4)
+
+
+class _ZenNetWithoutNorms(nnx.Module):
+    """1x1 conv -> ReLU -> the classifier head with no batch norm: no `norm` tap."""
+
+    def __init__(self, rngs):
+        self.conv = nnx_linear(3, 5, rngs)
+        self.head = nnx_linear(5, 2, rngs)
+
+    def __call__(self, x):
+        from jnas.nn._ops import classifier_head
+        from jnas.nn._taps import relu
+
+        return classifier_head(relu(self.conv(x)), lambda h: h, self.head)
+
+
+def test_zen_without_batch_norms_is_the_log_feature_change_alone():
+    net = functional(_ZenNetWithoutNorms)
+    params = net.init(jax.random.key(0))
+    key = jax.random.key(4)
+    got = float(proxies.zen(key, net.apply, params, (3, 2, 2, 3), mixup=0.1))
+    k_w, k_x, k_e = jax.random.split(key, 3)
+    names = [
+        jax.tree_util.keystr(p, simple=True, separator="/")
+        for p, _ in jax.tree_util.tree_flatten_with_path(params)[0]
+    ]
+    kernel = names.index("conv/kernel/value")
+    w = np.asarray(jax.random.normal(jax.random.split(k_w, len(names))[kernel], (3, 5)), np.float64)
+    x = np.asarray(jax.random.normal(k_x, (3, 2, 2, 3)), np.float64)
+    e = np.asarray(jax.random.normal(k_e, (3, 2, 2, 3)), np.float64)
+    f1, f2 = (np.maximum(v @ w, 0) for v in (x, x + 0.1 * e))  # biases zeroed
+    want = np.log(np.mean(np.abs(f1 - f2).reshape(3, -1).sum(1)))
+    assert got == pytest.approx(want, rel=1e-4)

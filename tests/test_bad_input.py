@@ -124,7 +124,7 @@ def test_the_cli_rejects_bad_architectures_in_one_line(space, data, capsys):  # 
         return  # a near-miss that is a valid architecture
     except ValueError:
         pass
-    code, err = _cli(["spaces", space, "--arch", text], capsys)
+    code, err = _cli(["spaces", space, f"--arch={text}"], capsys)  # a text may start with -
     assert code == 2
     assert "Traceback" not in err
     assert len(err.strip().splitlines()) == 1, err

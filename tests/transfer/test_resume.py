@@ -85,3 +85,49 @@ def test_latency_meta_training_resumes(tmp_path, nasbench_dir):
     _assert_same(p1, p2)
     assert h1 == h2
     assert [h["step"] for h in h1] == [10, 20]
+
+
+def test_run_steps_runs_each_step_index_once_in_order_as_a_python_loop(tmp_path):
+    """`run_steps` against a Python loop over i = 0..steps-1: the step index reaches the
+    step (chunk offsets included), a last shorter chunk runs without a folder, `after_chunk`
+    sees the steps done and may change the state, and a resumed folder extends to more steps.
+    The resume tests above compare two runs of `run_steps`, which share any such slip."""
+    from jnas.transfer._resume import run_steps, step_values
+
+    def init(key):
+        return jax.random.normal(key, ())
+
+    def step(state, i):
+        return 0.5 * state + i.astype(state.dtype), state * 10.0 + i.astype(state.dtype)
+
+    def loop(steps, chunk, bump=0.0):
+        s, values, seen = float(init(jax.random.key(5))), [], []
+        for i in range(steps):
+            values.append(s * 10.0 + i)
+            s = 0.5 * s + i
+            if (i + 1) % chunk == 0 or i + 1 == steps:
+                seen.append(i + 1)
+                s += bump
+        return s, values, seen
+
+    def after(state, done):
+        return state + 0.25, {"done": done}
+
+    state, records = run_steps("t", step, init, jax.random.key(5), steps=7, chunk=3,
+                               after_chunk=after)  # fmt: skip
+    s, values, seen = loop(7, 3, bump=0.25)
+    assert float(state) == pytest.approx(s, rel=1e-6)
+    np.testing.assert_allclose(step_values(records), values, rtol=1e-6)
+    assert [r["done"] for r in records] == seen == [3, 6, 7]
+    assert [r["steps"] for r in records] == [[0, 3], [3, 6], [6, 7]]
+    with pytest.raises(ValueError, match="multiple of the checkpoint interval"):
+        run_steps("t", step, init, jax.random.key(5), steps=7, chunk=3, out=tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+    # 6 steps into a folder, then resumed and extended to 9: the loop's 9 steps
+    run_steps("t", step, init, jax.random.key(5), steps=6, chunk=3, out=tmp_path / "run")
+    state, records = run_steps("t", step, init, jax.random.key(5), steps=9, chunk=3,
+                               out=tmp_path / "run", resume=True)  # fmt: skip
+    s, values, _ = loop(9, 3)
+    assert float(state) == pytest.approx(s, rel=1e-6)
+    assert len(_records(tmp_path / "run")) == 3
+    np.testing.assert_allclose(step_values(_records(tmp_path / "run")), values, rtol=1e-6)

@@ -513,6 +513,20 @@ def test_meta_train_resumes_to_the_same_state_and_records(key, tmp_path):
     assert len(records) == 3
     for a, b in zip(jax.tree.leaves(full), jax.tree.leaves(resumed), strict=True):
         np.testing.assert_array_equal(a, b)
+    # both against a Python loop: step s meta-trains on the tasks of fold_in(k_steps, s)
+    # (two runs of meta_train would agree on any slip in the chunks' step offsets)
+    k_init, k_steps = jax.random.split(key)
+    state, losses = learner.init(k_init), []
+    for s in range(6):
+        state, metrics = learner.step(
+            state, meta.task_batch(sampler, jax.random.fold_in(k_steps, s), 4)
+        )
+        losses.append(float(metrics["loss"]))
+    for a, b in zip(jax.tree.leaves(full), jax.tree.leaves(state), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert [r["step"] for r in records] == [2, 4, 6]
+    np.testing.assert_allclose([r["loss"] for r in records], np.reshape(losses, (3, 2)).mean(1),
+                               rtol=1e-5)  # fmt: skip
 
 
 def test_nan_losses_stop_meta_training(key):

@@ -275,6 +275,17 @@ def test_search_resumes_to_the_same_records_and_state(tmp_path, key):
     assert allclose(state, full_state, rtol=0, atol=0)
     lines = (tmp_path / "cut" / "records.jsonl").read_text().splitlines()
     assert len(lines) == 3
+    # both against the epochs run by hand: epoch e on fold_in(k_epochs, e), its cell derived
+    # with fold_in(k_derive, e) (two runs of `search` would share a slip in either)
+    from jnas.oneshot._loop import epoch_fn
+
+    k_init, k_epochs, k_derive = jax.random.split(key, 3)
+    by_hand, epoch = method.init(k_init), epoch_fn(method, 8)
+    for e in range(3):
+        by_hand, _ = epoch(by_hand, jax.random.fold_in(k_epochs, e), train, valid)
+        cell = method.derive(by_hand, jax.random.fold_in(k_derive, e), (valid.x[:8], valid.y[:8]))
+        assert full[e]["arch"] == SPACE.to_string(cell)
+    assert allclose(full_state, by_hand, rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.multidevice

@@ -201,6 +201,48 @@ def test_quantile_prior_draws_as_often_as_the_sources_top_cells_choose(nasbench_
         transfer.quantile_prior(table.space, scores, quantile=0.0)
 
 
+def test_shaped_spaces_judge_cells_by_every_decision_and_never_rank_a_missing_score(
+    nasbench_dir,
+):
+    """`contains` holds a cell only when every edge's op is allowed (NumPy on 2,000 cells of
+    the box with one edge moved, most outside); a NaN score (a run missing from the table) ranks last,
+    not first; the smallest quantile keeps each source's single best row; a quantile above 1
+    and no smoothing are refused."""
+    table = bench.load_nb201(nasbench_dir)
+    sources = transfer.nb201_tasks(200)
+    scores = np.asarray(
+        transfer.suite_scores(table, [sources["cifar10"], sources["cifar100"]]), np.float64
+    )
+    box = transfer.decision_box(table.space, scores, top=2)
+    allowed = np.asarray(box.allowed)
+    keys = jax.random.split(jax.random.key(3), 2_000)
+    inside = jax.vmap(box.sample)(keys)
+    cells = jax.vmap(table.space.mutate)(keys, inside)  # one edge moved: in or out
+    ops = np.asarray(cells.ops)
+    want = allowed[np.arange(6), ops].all(1)
+    assert 100 < want.sum() < 1_900
+    np.testing.assert_array_equal(np.asarray(jax.vmap(box.contains)(cells)), want)
+    # NaN on 300 rows that are not the best: the box is the one of the finite scores
+    holes = scores.copy()
+    holes[:, np.argsort(-np.nan_to_num(scores, nan=-np.inf), 1)[:, 500:800]] = np.nan
+    with_holes = transfer.decision_box(table.space, holes, top=2)
+    np.testing.assert_array_equal(np.asarray(with_holes.allowed), allowed)
+    # the smallest quantile is each source's best row: the top-1 box's choices, + smoothing
+    best = np.asarray(transfer.decision_box(table.space, scores, top=1).allowed)
+    prior = transfer.quantile_prior(table.space, scores, quantile=1e-9, smoothing=0.5)
+    counts = np.zeros((6, 5))
+    for row in np.asarray(
+        jax.vmap(table.space.from_index)(np.nanargmax(scores, 1)).ops
+    ):  # two sources, one row each
+        counts[np.arange(6), row] += 1
+    np.testing.assert_allclose(np.exp(np.asarray(prior.logits)), (counts + 0.5) / 4.5, rtol=1e-6)
+    assert np.array_equal(counts > 0, best)
+    with pytest.raises(ValueError, match="quantile"):
+        transfer.quantile_prior(table.space, scores, quantile=1.5)
+    with pytest.raises(ValueError, match="smoothing"):
+        transfer.quantile_prior(table.space, scores, smoothing=0.0)
+
+
 def test_maml_policy_objective_is_the_table_sum_and_its_meta_gradient_is_exact(nasbench_dir):
     """J(θ) = Σ_rows Π_d softmax(θ_d)[op] z(row) against a NumPy product over the table's
     ops; the meta-gradient through 3 inner Adam steps against central finite differences

@@ -4,6 +4,7 @@ import functools
 
 import jax
 import numpy as np
+import optax
 import pytest
 from flax import nnx
 
@@ -53,6 +54,42 @@ def test_resumed_training_ends_like_an_uninterrupted_one(digits, tmp_path):
         jax.tree.leaves(nnx.state(model)), jax.tree.leaves(nnx.state(full_model)), strict=True
     ):
         np.testing.assert_array_equal(a, b)
+
+
+def test_each_epoch_trains_on_its_own_shuffle_as_a_loop_by_hand(digits):
+    """`train` against SGD written out: epoch e shuffles with the first half of
+    `fold_in(key, e)` (`jnas.data.batch_indices`), one optimiser step per batch. The resume
+    test compares two runs of `train`, which would share a slip in the epochs' keys."""
+    from jnas.data import batch_indices
+
+    x, y = digits["train_full"].x[:96], digits["train_full"].y[:96]
+    config = TrainConfig(epochs=3, batch_size=32, lr=0.05, augment=False)
+
+    def linear():
+        return nnx.Sequential(
+            lambda h: h.reshape(h.shape[0], -1), nnx.Linear(768, 10, rngs=nnx.Rngs(3))
+        )
+
+    model, _ = train(linear(), jax.random.key(4), data.Split(x, y), config)
+    reference = linear()
+    graphdef, params = nnx.split(reference, nnx.Param)
+    optimizer = config.optimizer(3)
+    opt_state = optimizer.init(params)
+
+    def loss(p, xb, yb):
+        logits = nnx.merge(graphdef, p)(xb)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean()
+
+    for e in range(3):
+        k_perm, _ = jax.random.split(jax.random.fold_in(jax.random.key(4), e))
+        for idx in np.asarray(batch_indices(k_perm, 96, 32)):
+            grads = jax.grad(loss)(params, x[idx], y[idx])
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            params = optax.apply_updates(params, updates)
+    for a, b in zip(
+        jax.tree.leaves(nnx.state(model, nnx.Param)), jax.tree.leaves(params), strict=True
+    ):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
 def _interrupt_at(epoch):

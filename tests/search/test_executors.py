@@ -252,3 +252,22 @@ def test_asynchronous_search_tells_every_ask_once_and_resumes(tmp_path):
             executor=cf.ThreadPoolExecutor(1),
             **{**run, "out": None},
         )
+
+
+def test_asynchronous_ask_j_is_drawn_from_its_own_key(tmp_path):
+    """Ask j comes from `fold_in(k_asks, j)` (k_asks: the second half of `split(key)`),
+    whichever evaluation ended before it. Random search ignores its state, so each record's
+    cell is the ask of its number, made on a fresh state."""
+    searcher = search.random_search(SPACE, batch_size=1)
+    with cf.ThreadPoolExecutor(2) as pool:
+        _, records = search.run(
+            searcher, Scored(tmp_path), jax.random.key(7), num_evaluations=8, space=SPACE,
+            executor=pool, asynchronous=True, workers=2,
+        )  # fmt: skip
+    _, k_asks = jax.random.split(jax.random.key(7))
+    state = searcher.init(jax.random.key(0))
+    for r in records:
+        e = r["evaluations"][0]
+        arch, _ = searcher.ask(jax.random.fold_in(k_asks, e["ask"]), state)
+        assert e["arch"] == SPACE.to_string(jax.tree.map(lambda a: a[0], arch))
+    assert sorted(r["evaluations"][0]["ask"] for r in records) == list(range(8))

@@ -83,6 +83,40 @@ def test_laplace_variance_matches_scipy_curve_fit():
     np.testing.assert_allclose(std**2, s2 + g @ pcov @ g, rtol=1e-3)
 
 
+def test_akaike_weights_are_the_small_sample_aic_of_each_familys_least_squares_fit():
+    """Two families with different parameter counts, pow3 (3) and ilog2 (2), on a curve
+    between them: weights = softmax(-AICc / 2), AICc = n log(SSE / n) + 2p +
+    2p(p + 1) / (n - p - 1), with the SSEs of SciPy's fit (pow3) and of linear least
+    squares (ilog2 is linear in its parameters), n = 20 observed epochs."""
+    rng = np.random.default_rng(4)
+    k = 20
+    y = 0.2 * REFERENCE["pow3"] + 0.8 * REFERENCE["ilog2"] + rng.normal(0, 0.02, T)
+    with jax.enable_x64(True):
+        fc = predictors.extrapolate_curve(
+            jnp.asarray(y), observed(k), T,
+            families=predictors.curve_families(["pow3", "ilog2"]), iterations=300,
+        )  # fmt: skip
+
+    def pow3(x, c, a, alpha):
+        return c + a * x**-alpha
+
+    p, _ = optimize.curve_fit(pow3, t[:k], y[:k], p0=(2.0, 3.0, 0.7))
+    sse_pow3 = np.sum((pow3(t[:k], *p) - y[:k]) ** 2)
+    design = np.stack([np.ones(k), 1.0 / np.log(t[:k] + 1.0)], 1)
+    coef = np.linalg.lstsq(design, y[:k], rcond=None)[0]
+    sse_ilog2 = np.sum((design @ coef - y[:k]) ** 2)
+    aicc = np.array(
+        [k * np.log(sse / k) + 2 * q + 2 * q * (q + 1) / (k - q - 1)
+         for sse, q in ((sse_pow3, 3), (sse_ilog2, 2))]
+    )  # fmt: skip
+    want = np.exp(-0.5 * (aicc - aicc.min()))
+    want /= want.sum()
+    assert 0.05 < want[0] < 0.95  # both families count
+    np.testing.assert_allclose(np.asarray(fc.weights), want, rtol=1e-4)
+    preds = [pow3(T, *p), coef[0] + coef[1] / np.log(T + 1.0)]
+    np.testing.assert_allclose(float(fc.mean), want @ preds, rtol=1e-6)
+
+
 def test_probability_better_is_the_mixture_cdf():
     fc = predictors.CurveForecast(
         mean=jnp.asarray(0.0),

@@ -117,6 +117,23 @@ def test_akaike_weights_are_the_small_sample_aic_of_each_familys_least_squares_f
     np.testing.assert_allclose(float(fc.mean), want @ preds, rtol=1e-6)
 
 
+def test_forecasts_below_zero_or_above_the_worst_observed_value_get_no_weight():
+    """Domhan et al.'s prior: a loss ends in [0, the worst value seen]. A steep straight
+    descent sends most families below 0 by epoch 40, a rising curve sends vapor pressure
+    above its worst value; those families weigh exactly 0, the rest share the weight."""
+    for y, out_of_range in (
+        (5.0 - 0.4 * t, lambda m: m < 0),
+        (2.0 + 0.1 * t, lambda m: m > 3.0),  # the worst of the 10 observed
+    ):
+        fc = predictors.extrapolate_curve(y.astype(np.float32), observed(10), T)
+        means, weights = np.asarray(fc.means), np.asarray(fc.weights)
+        bad = out_of_range(means)
+        assert bad.any()
+        assert not bad.all()
+        np.testing.assert_array_equal(weights[bad], 0.0)
+        assert weights.sum() == pytest.approx(1.0, rel=1e-6)
+
+
 def test_probability_better_is_the_mixture_cdf():
     fc = predictors.CurveForecast(
         mean=jnp.asarray(0.0),

@@ -177,15 +177,16 @@ def test_wl_kernel_equals_exact_relabelling(space_name):
     np.testing.assert_allclose(kernel, expected, rtol=1e-6)
     assert np.allclose(np.diag(kernel), 1.0)
     assert len(np.unique(np.round(expected, 6))) > 5  # the pairs differ: not a trivial check
+    # labels are 24-bit integers, exact in the float32 history buffers (absent nodes: -1)
+    f = np.asarray(feats)
+    assert f.max() < 2**24
+    np.testing.assert_array_equal(f, np.round(f))
     # PSD, and so is the GP's exp(-(1 - k) / lengthscale): its Gram matrix factorises
     assert np.linalg.eigvalsh(np.asarray(kernel, np.float64)).min() > -1e-5
-    gp = predictors.gp_fit(
-        feats,
-        jnp.arange(12.0),
-        jnp.ones(12, bool),
-        (0.2, 1.0),
-        distance=predictors.wl_distance(adj.matrix.shape[1]),
-    )
+    distance = predictors.wl_distance(adj.matrix.shape[1])
+    np.testing.assert_allclose(distance(feats, feats), 1.0 - expected, rtol=1e-6, atol=1e-6)
+    gp = predictors.gp_fit(feats, jnp.arange(12.0), jnp.ones(12, bool), (0.2, 1.0),
+                           distance=distance)  # fmt: skip
     assert bool(jnp.all(jnp.isfinite(gp.chol)))
 
 

@@ -264,8 +264,9 @@ def _run_async(
     """Asynchronous search: `workers` asked architectures (slots) are always in flight; each
     unit waits for one to end, tells it, and asks the next into its slot (Real et al.'s
     asynchronous evolution; Hyperband's ASHA schedules the same way). Ask j uses
-    `fold_in(k_asks, j)`, `k_init, k_asks = split(key)`; asks 0..workers-1 are made before the first unit, the ask of unit u
-    is number workers + u, so the pending architectures are part of the checkpointed state.
+    `fold_in(k_asks, j)`, `k_init, k_asks = split(key)`; asks 0..workers-1 are made before
+    the first unit, the ask of unit u is number workers + u, so the pending architectures
+    are part of the checkpointed state.
     Which evaluation ends first is up to the workers, so records are not a serial run's;
     they are exact: each ask is evaluated once (a killed run resubmits only the asks not in
     `evaluations.jsonl`) and told once, and a unit's record names its ask (`ask`)."""

@@ -125,8 +125,8 @@ def test_run_steps_runs_each_step_index_once_in_order_as_a_python_loop(tmp_path)
     assert not (tmp_path / "x").exists()
     # 6 steps into a folder, then resumed and extended to 9: the loop's 9 steps
     run_steps("t", step, init, jax.random.key(5), steps=6, chunk=3, out=tmp_path / "run")
-    state, records = run_steps("t", step, init, jax.random.key(5), steps=9, chunk=3,
-                               out=tmp_path / "run", resume=True)  # fmt: skip
+    state, _ = run_steps("t", step, init, jax.random.key(5), steps=9, chunk=3,
+                         out=tmp_path / "run", resume=True)  # fmt: skip
     s, values, _ = loop(9, 3)
     assert float(state) == pytest.approx(s, rel=1e-6)
     assert len(_records(tmp_path / "run")) == 3

@@ -16,6 +16,14 @@ NET = functional(
 )
 
 
+def named_leaves(params):
+    """{"a/b/kernel/value": float64 array} in the pytree's flattening order."""
+    return {
+        jax.tree_util.keystr(p, simple=True, separator="/"): np.asarray(a, np.float64)
+        for p, a in jax.tree_util.tree_flatten_with_path(params)[0]
+    }
+
+
 def setup():
     params = NET.init(jax.random.key(0))
     # biases away from zero so no pre-activation sits on ReLU's kink
@@ -25,10 +33,7 @@ def setup():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(5, 6)).astype(np.float32)
     y = np.asarray([0, 1, 1, 0, 1])
-    leaves = {
-        jax.tree_util.keystr(p, simple=True, separator="/"): np.asarray(a, np.float64)
-        for p, a in jax.tree_util.tree_flatten_with_path(params)[0]
-    }
+    leaves = named_leaves(params)
     w1, b1 = leaves["layers/0/kernel/value"], leaves["layers/0/bias/value"]
     w2, b2 = leaves["layers/2/kernel/value"], leaves["layers/2/bias/value"]
     return params, (x, y), (w1, b1, w2, b2)
@@ -139,10 +144,7 @@ def tapped_setup(classes=3, n=10, seed=0):
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, 6)).astype(np.float32)
     y = rng.integers(0, classes, n)
-    leaves = {
-        jax.tree_util.keystr(p, simple=True, separator="/"): np.asarray(a, np.float64)
-        for p, a in jax.tree_util.tree_flatten_with_path(params)[0]
-    }
+    leaves = named_leaves(params)
     w = [leaves[f"layers/{i}/{k}/value"] for i in (0, 2) for k in ("kernel", "bias")]
     return net, params, (x, y), w
 
@@ -173,10 +175,7 @@ def test_nwot_is_the_log_determinant_of_the_relu_code_kernel():
         )
     )
     params = net.init(jax.random.key(1))
-    w = {
-        jax.tree_util.keystr(p, simple=True, separator="/"): np.asarray(a, np.float64)
-        for p, a in jax.tree_util.tree_flatten_with_path(params)[0]
-    }
+    w = named_leaves(params)
     assert not any(np.any(w[f"layers/{i}/bias/value"]) for i in (0, 2))  # zero biases
     x = np.random.default_rng(1).normal(size=(9, 6)).astype(np.float32)
     x[4] = 0.0
@@ -216,10 +215,7 @@ def test_fisher_sums_a_feature_maps_saliency_over_positions_per_channel():
         )
     )
     params = net.init(jax.random.key(2))
-    w = {
-        jax.tree_util.keystr(p, simple=True, separator="/"): np.asarray(a, np.float64)
-        for p, a in jax.tree_util.tree_flatten_with_path(params)[0]
-    }
+    w = named_leaves(params)
     rng = np.random.default_rng(2)
     x = rng.normal(size=(6, 3, 2, 3)).astype(np.float32)
     y = np.asarray([0, 1, 2, 3, 1, 2])
@@ -347,10 +343,7 @@ def test_zen_without_batch_norms_is_the_log_feature_change_alone():
     key = jax.random.key(4)
     got = float(proxies.zen(key, net.apply, params, (3, 2, 2, 3), mixup=0.1))
     k_w, k_x, k_e = jax.random.split(key, 3)
-    names = [
-        jax.tree_util.keystr(p, simple=True, separator="/")
-        for p, _ in jax.tree_util.tree_flatten_with_path(params)[0]
-    ]
+    names = list(named_leaves(params))  # in the order zen draws their keys
     kernel = names.index("conv/kernel/value")
     w = np.asarray(jax.random.normal(jax.random.split(k_w, len(names))[kernel], (3, 5)), np.float64)
     x = np.asarray(jax.random.normal(k_x, (3, 2, 2, 3)), np.float64)

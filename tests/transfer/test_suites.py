@@ -231,9 +231,8 @@ def test_shaped_spaces_judge_cells_by_every_decision_and_never_rank_a_missing_sc
     best = np.asarray(transfer.decision_box(table.space, scores, top=1).allowed)
     prior = transfer.quantile_prior(table.space, scores, quantile=1e-9, smoothing=0.5)
     counts = np.zeros((6, 5))
-    for row in np.asarray(
-        jax.vmap(table.space.from_index)(np.nanargmax(scores, 1)).ops
-    ):  # two sources, one row each
+    best_rows = jax.vmap(table.space.from_index)(np.nanargmax(scores, 1)).ops  # one a source
+    for row in np.asarray(best_rows):
         counts[np.arange(6), row] += 1
     np.testing.assert_allclose(np.exp(np.asarray(prior.logits)), (counts + 0.5) / 4.5, rtol=1e-6)
     assert np.array_equal(counts > 0, best)

@@ -356,3 +356,15 @@ def test_op_cost_tables_are_the_ops_counted_multiply_accumulates(table, make, un
     base = macs(unit)
     for name, cost in getattr(_penalties, table).items():
         assert macs(name) / base == pytest.approx(cost, rel=1e-3), name
+
+
+def test_default_op_costs_of_the_recurrent_and_size_spaces():
+    """DARTS' recurrent cell: every kept edge costs its node's one W_i product, whatever the
+    activation ("none" keeps no edge); the NATS size space: each width over the widest (64)."""
+    from jnas.spaces import DARTSRecurrent, NATSSize
+
+    rnn = np.asarray(oneshot.op_costs(DARTSRecurrent()))
+    assert DARTSRecurrent().ops == ("none", "tanh", "relu", "sigmoid", "identity")
+    np.testing.assert_array_equal(rnn, np.broadcast_to([0.0, 1, 1, 1, 1], rnn.shape))
+    size = np.asarray(oneshot.op_costs(NATSSize()))
+    np.testing.assert_allclose(size, np.broadcast_to(np.arange(1, 9) / 8, (5, 8)), rtol=1e-7)

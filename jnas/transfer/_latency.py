@@ -170,7 +170,7 @@ def meta_train_latency(
 ) -> tuple[LatencyPredictor, list[dict]]:
     """MAML over the `devices` of a latency table (one task per device, all devices in one
     vmapped step). Every `eval_every` steps the predictor adapts to each `valid` device's
-    references and is scored by Spearman over the space; the best-scoring parameters are
+    references and is scored by Spearman over the space; the first best-scoring parameters are
     kept (HELP's model selection on meta-validation devices). Returns the predictor and
     the validation history. With `out`, a checkpoint after every validation; `resume=True`
     continues a killed run (or extends a finished one to more `steps`) from its folder."""
@@ -207,7 +207,7 @@ def meta_train_latency(
         if valid:
             p = predictor._replace(params=state.params)
             score = float(np.mean(evaluate_latency(p, table, valid)["spearman"]))
-        if not valid or score > float(best):
+        if not valid or np.float32(score) > best:  # float32 both: a tie keeps the first
             best, best_params = jnp.float32(score), state.params
         return (state, best, best_params), {"step": done, "valid_spearman": score}
 

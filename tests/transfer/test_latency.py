@@ -99,3 +99,66 @@ def test_saved_predictor_predicts_the_same(latency, predictor, tmp_path):
     )
     with pytest.raises(ValueError, match="expects"):
         transfer.load_latency_predictor(tmp_path / "help.npz", 7)
+
+
+def test_predictions_are_in_the_units_of_the_measurements(latency, predictor):
+    """Both predictors standardise the measured references and scale back, so measuring in
+    other units (a x ms + b) scales the prediction the same way; the from-scratch MLP
+    interpolates its ten references (the measured ms themselves)."""
+    pred, _ = predictor
+    x = transfer.architecture_features(latency)
+    y = jnp.asarray(latency.column("gold_6226", "latency_ms", None))
+    refs = pred.references
+    m = y[refs]
+    meta = transfer.adapt_latency(pred, x, m)
+    np.testing.assert_allclose(
+        transfer.adapt_latency(pred, x, 3.0 * m + 2.0), 3 * meta + 2, rtol=1e-4
+    )
+
+    def scratch(measured):
+        return transfer.fit_latency_from_scratch(
+            jax.random.key(1), x, refs, measured, hidden=(32, 32)
+        )
+
+    base = scratch(m)
+    np.testing.assert_allclose(base[refs], m, rtol=1e-3)
+    np.testing.assert_allclose(scratch(3.0 * m + 2.0), 3 * base + 2, rtol=1e-3)
+
+
+def test_constrained_best_keeps_a_latency_equal_to_the_bound():
+    rng = np.random.default_rng(2)
+    ms = rng.uniform(1, 10, 50).astype(np.float32)
+    acc = rng.uniform(50, 70, 50).astype(np.float32)
+    best = int(np.argmax(acc))
+    got = transfer.constrained_best(jnp.asarray(ms), jnp.asarray(acc), jnp.float32(ms[best]))
+    assert int(got) == best
+
+
+def test_meta_training_keeps_the_first_best_validated_parameters(latency, monkeypatch):
+    """HELP's model selection: of the parameters validated every `eval_every` steps, the
+    first of the highest mean Spearman is returned (scores scripted here), not the last;
+    without validation devices, the last."""
+    from jnas.transfer import _latency
+
+    scores = iter([0.5, 0.9, 0.9, 0.1])
+
+    def scripted(predictor, table, devices):
+        return {"devices": list(devices), "spearman": [next(scores)]}
+
+    monkeypatch.setattr(_latency, "evaluate_latency", scripted)
+
+    def run(steps, valid=("titanx_1",)):
+        return transfer.meta_train_latency(
+            jax.random.key(4), latency, steps=steps, eval_every=1, queries=16, hidden=(8,),
+            inner_steps=2, valid=valid,
+        )  # fmt: skip
+
+    best, history = run(4)
+    assert [h["valid_spearman"] for h in history] == pytest.approx([0.5, 0.9, 0.9, 0.1])
+    scores = iter([0.0, 1.0])  # a 2-step run: its last parameters are the same run's step 2
+    at_two, _ = run(2)
+    last, unvalidated = run(4, valid=())
+    assert all(np.isnan(h["valid_spearman"]) for h in unvalidated)
+    jax.tree.map(np.testing.assert_array_equal, best.params, at_two.params)
+    moved = jax.tree.map(lambda a, b: float(np.abs(a - b).max()), best.params, last.params)
+    assert max(jax.tree.leaves(moved)) > 0  # steps 3 and 4 changed the parameters

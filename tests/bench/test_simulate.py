@@ -94,6 +94,16 @@ def test_on_grid_resamples_curves(obj, key):
     out = sim.on_grid(sim.best_fitness, grid)
     assert np.all(np.isnan(out[:, 0]))
     np.testing.assert_array_equal(out[:, 2], sim.best_fitness[:, -1])
+    # a Python loop: the last value whose time is <= the grid point, at every evaluation's
+    # own end time (<=, not <) and halfway between the first two
+    t = sim.time_s
+    grid = np.concatenate([t[0, :5], [(t[0, 0] + t[0, 1]) / 2]])
+    out = sim.on_grid(sim.best_fitness, grid)
+    for s in range(t.shape[0]):
+        for g, got in zip(grid, out[s], strict=True):
+            done = [j for j in range(t.shape[1]) if t[s, j] <= g]
+            want = sim.best_fitness[s, done[-1]] if done else np.nan
+            np.testing.assert_equal(got, want)
 
 
 def test_simulate_rejects_bad_arguments(obj, key):

@@ -162,17 +162,24 @@ def test_welch_test_matches_the_formula():
     ],
     ids=["rea", "rs-batch-4"],
 )
-def test_the_protocol_is_a_python_replay_of_ask_lookup_charge_tell(obj, key, make):
+@pytest.mark.parametrize("whole_seconds", [False, True], ids=["table-costs", "whole-seconds"])
+def test_the_protocol_is_a_python_replay_of_ask_lookup_charge_tell(obj, key, make, whole_seconds):
     """Each seed's curves against a plain Python loop over the same searcher with the
     protocol's keys (seed i: `fold_in(key, i)`, split into init and step keys, step j:
     `fold_in(step_key, j)`): ask, look the rows up in the table, charge their training
     time, tell, keep the best valid accuracy, stop once the budget is crossed (that
-    evaluation counts); after it the curves hold their last values."""
-    searcher, space, budget = make(NB201()), NB201(), 3000.0
-    sim = bench.simulate(searcher, obj, key=key, num_seeds=3, budget_s=budget)
+    evaluation counts); after it the curves hold their last values. With costs of 1 or 2
+    whole seconds some seeds spend exactly the budget, and stop there."""
+    searcher, space, budget, seeds = make(NB201()), NB201(), 3000.0, 3
+    if whole_seconds:
+        costs = 1.0 + jnp.arange(obj.cost_s.shape[0]) % 2
+        obj, budget, seeds = bench.Objective(obj.fitness, costs, obj.space, "1-2 s"), 16.0, 8
+    sim = bench.simulate(searcher, obj, key=key, num_seeds=seeds, budget_s=budget)
+    if whole_seconds:
+        assert np.any(sim.time_s[:, -1] == budget)
     fitness, cost = np.asarray(obj.fitness), np.asarray(obj.cost_s)
     ask, tell = jax.jit(searcher.ask), jax.jit(searcher.tell)
-    for s in range(3):
+    for s in range(seeds):
         k_init, k_steps = jax.random.split(jax.random.fold_in(key, s))
         state = searcher.init(k_init)
         t, best, best_row, n, curves = np.float32(0.0), -np.inf, -1, 0, []

@@ -129,5 +129,9 @@ def test_resumed_runs_are_charged_only_the_epochs_they_add(nlp, key):
         if f == 3
     ]
     assert sim.best_row[0, -1] == min(top, key=lambda r: loss[r])
+    # steps 0 and 1 ran no top fidelity: no incumbent yet (row -1, fitness -inf)
+    np.testing.assert_array_equal(sim.best_row[:, :2], -1)
+    np.testing.assert_array_equal(sim.best_fitness[:, :2], -np.inf)
+    assert sim.best_row[0, 2] == 5
     with pytest.raises(ValueError, match="several fidelities"):
         bench.objective(sub, dataset="wikitext2", metric="valid_loss", epochs=50, resume=True)

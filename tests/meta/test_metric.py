@@ -281,3 +281,34 @@ def test_the_meta_command_builds_snail_for_its_shots():
     # three dense blocks per TC block: ceil(log2(2 * 3 + 1))
     assert sum("conv" in str(path) for path, _ in jax.tree_util.tree_leaves_with_path(
         params["extra"]) if "kernel" in str(path)) == 6  # fmt: skip
+
+
+def test_fce_lstms_start_as_pytorchs_and_relation_modules_have_the_papers_sizes():
+    """The full-context LSTMs are uniform in +-1/sqrt(hidden) as `torch.nn.LSTM` (its
+    documented initialisation); the relation module's two fully connected layers are 8 and
+    1 wide by default (Sung et al. 2018, section 3.4), after 64-channel blocks for images."""
+    f = 16
+    params = meta.init_fce(jax.random.key(0), f)
+    for name, inputs in (("fwd", 2 * f), ("bwd", 2 * f), ("att", 3 * f)):
+        w, b = np.asarray(params[name]["w"]), np.asarray(params[name]["b"])
+        assert w.shape == (inputs, 4 * f)
+        assert b.shape == (4 * f,)
+        for v in (w, b):
+            assert 0.9 / np.sqrt(f) < np.abs(v).max() <= 1 / np.sqrt(f)
+
+    def shapes(learner):
+        extra = learner.init(jax.random.key(0)).params["extra"]
+        return [x.shape for x in jax.tree.leaves(extra)]
+
+    # [query, class] of 3 features each -> 8 -> 1
+    assert shapes(meta.relation_net(meta.mlp((2, 3)), ways=2, features=3)) == [
+        (8,),
+        (6, 8),
+        (1,),
+        (8, 1),
+    ]
+    conv = shapes(meta.relation_net(meta.conv4(None, pool=False), 2, 64, module="conv"))
+    for shape in ((3, 3, 128, 64), (3, 3, 64, 64), (64, 8), (8, 1)):
+        assert shape in conv
+    with pytest.raises(ValueError, match="features"):
+        meta.relation_net(meta.mlp((2, 3)), ways=2, features=3.0)

@@ -310,5 +310,10 @@ def test_fce_lstms_start_as_pytorchs_and_relation_modules_have_the_papers_sizes(
     conv = shapes(meta.relation_net(meta.conv4(None, pool=False), 2, 64, module="conv"))
     for shape in ((3, 3, 128, 64), (3, 3, 64, 64), (64, 8), (8, 1)):
         assert shape in conv
-    with pytest.raises(ValueError, match="features"):
-        meta.relation_net(meta.mlp((2, 3)), ways=2, features=3.0)
+    for bad in (3.0, 0):
+        with pytest.raises(ValueError, match="features"):
+            meta.relation_net(meta.mlp((2, 3)), ways=2, features=bad)
+        with pytest.raises(ValueError, match="features"):
+            meta.matching_net(meta.mlp((2, 3)), ways=2, fce=True, features=bad)
+    meta.relation_net(meta.mlp((2, 1)), ways=2, features=1)  # one feature is a width
+    meta.matching_net(meta.mlp((2, 1)), ways=2, fce=True, features=1)

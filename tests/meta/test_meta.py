@@ -450,12 +450,13 @@ def test_vmapped_tasks_equal_unrolled_tasks_and_jit_equals_eager(key, method):
         np.testing.assert_allclose(ev[k], eu[k], rtol=2e-4, atol=1e-6)
 
 
-def test_protonet_logits_are_negative_squared_distances_to_prototypes(key):
+@pytest.mark.parametrize("shots", [1, 2])
+def test_protonet_logits_are_negative_squared_distances_to_prototypes(key, shots):
     embed = meta.conv4(None, channels=4)
     learner = meta.protonet(embed, 3)
     params = learner.init(key).params
     pool = jax.random.uniform(key, (5, 6, 8, 8, 1))
-    task = meta.few_shot(pool, ways=3, shots=2, queries=3)(key)
+    task = meta.few_shot(pool, ways=3, shots=shots, queries=3)(key)
     zs, zq = embed.apply(params, task.support_x), embed.apply(params, task.query_x)
     protos = jnp.stack([zs[task.support_y == c].mean(0) for c in range(3)])
     logits = -((zq[:, None] - protos[None]) ** 2).sum(-1)

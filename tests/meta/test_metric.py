@@ -295,6 +295,8 @@ def test_fce_lstms_start_as_pytorchs_and_relation_modules_have_the_papers_sizes(
         assert b.shape == (4 * f,)
         for v in (w, b):
             assert 0.9 / np.sqrt(f) < np.abs(v).max() <= 1 / np.sqrt(f)
+    # three LSTMs, three draws (the forward and backward ones read the same input width)
+    assert not np.allclose(params["fwd"]["w"], params["bwd"]["w"])
 
     def shapes(learner):
         extra = learner.init(jax.random.key(0)).params["extra"]

@@ -67,7 +67,7 @@ def test_full_context_embeddings_follow_the_papers_equations(scale):
     a bidirectional LSTM over the support set plus a skip, and an attention LSTM reading
     it K times per query; the classifier is the cosine attention on top of both (the
     cosines times the learned scale, when there is one)."""
-    features, k_reads = 6, 3
+    features, k_reads = 5, 3  # 5 wide, 6 support examples: the shapes do not coincide
     learner = meta.matching_net(meta.mlp((4, features)), ways=3, fce=True, features=features,
                                 read_steps=k_reads, scale=scale)  # fmt: skip
     params = learner.init(jax.random.key(0)).params

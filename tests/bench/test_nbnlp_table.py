@@ -135,3 +135,9 @@ def test_resumed_runs_are_charged_only_the_epochs_they_add(nlp, key):
     assert sim.best_row[0, 2] == 5
     with pytest.raises(ValueError, match="several fidelities"):
         bench.objective(sub, dataset="wikitext2", metric="valid_loss", epochs=50, resume=True)
+    with pytest.raises(ValueError, match="cumulative"):  # a loss falls with the epochs
+        bench.objective(sub, dataset="wikitext2", metric="valid_loss", epochs=epochs,
+                        cost="valid_loss", resume=True)  # fmt: skip
+    for bad in ((50,), (3, 3, 50)):  # one fidelity; a repeated one
+        with pytest.raises(ValueError, match="increasing"):
+            bench.objective(sub, dataset="wikitext2", metric="valid_loss", epochs=bad)

@@ -157,8 +157,11 @@ def test_meta_training_keeps_the_first_best_validated_parameters(latency, monkey
     assert [h["valid_spearman"] for h in history] == pytest.approx([0.5, 0.9, 0.9, 0.1])
     scores = iter([0.0, 1.0])  # a 2-step run: its last parameters are the same run's step 2
     at_two, _ = run(2)
+    scores = iter([0.1, 0.2, 0.3, 0.4])  # rising scores: step 4's parameters
+    at_four, _ = run(4)
     last, unvalidated = run(4, valid=())
     assert all(np.isnan(h["valid_spearman"]) for h in unvalidated)
     jax.tree.map(np.testing.assert_array_equal, best.params, at_two.params)
+    jax.tree.map(np.testing.assert_array_equal, last.params, at_four.params)
     moved = jax.tree.map(lambda a, b: float(np.abs(a - b).max()), best.params, last.params)
     assert max(jax.tree.leaves(moved)) > 0  # steps 3 and 4 changed the parameters

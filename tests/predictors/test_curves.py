@@ -208,6 +208,34 @@ def test_curve_features_are_values_and_differences():
     np.testing.assert_allclose(x, expect)
 
 
+def test_svr_inputs_are_checked_before_scikit_learn_sees_them():
+    """Each refusal names the argument (scikit-learn's own errors would not); one epoch and
+    exactly 2 * folds runs are the smallest inputs accepted."""
+    assert predictors.curve_features(np.ones((3, 1))).shape == (3, 1)  # no differences yet
+    for bad in (np.ones(4), np.ones((3, 0))):
+        with pytest.raises(ValueError, match=r"float\[N, k>=1\]"):
+            predictors.curve_features(bad)
+    curves = np.ones((3, 4))
+    for extra in (np.ones(3), np.ones((4, 1))):  # 1-D; rows != runs (4 == the epochs)
+        with pytest.raises(ValueError, match=r"`extra` must be float\[N=3, D\]"):
+            predictors.curve_features(curves, extra)
+    assert predictors.curve_features(curves, np.ones((3, 1))).shape == (3, 4 + 3 + 2 + 1)
+    rng = np.random.default_rng(0)
+    runs = np.cumsum(rng.uniform(-1, 0, (6, 4)), 1)
+    with pytest.raises(ValueError, match=r"`final` must be finite float\[N=6\]"):
+        predictors.fit_curve_svr(jax.random.key(0), runs, np.r_[runs[:5, -1], np.nan])
+    with pytest.raises(ValueError, match=r"`final` must be finite float\[N=6\]; got shape \(5,\)"):
+        predictors.fit_curve_svr(jax.random.key(0), runs, runs[:5, -1])
+    # 3 folds by default: 5 runs (9 features each) are too few, 6 are enough
+    with pytest.raises(ValueError, match=r"2 \* folds = 6 runs; got 5"):
+        predictors.fit_curve_svr(jax.random.key(0), runs[:5], runs[:5, -1])
+    m = predictors.fit_curve_svr(jax.random.key(0), runs, runs[:, -1], search_iterations=2)
+    assert m.epochs == 4
+    assert np.isfinite(m.rmse)
+    with pytest.raises(ValueError, match=r"2 \* folds = 8 runs; got 6"):
+        predictors.fit_curve_svr(jax.random.key(0), runs, runs[:, -1], folds=4)
+
+
 def test_svr_learns_final_values_out_of_sample():
     """Synthetic runs whose final value is a nonlinear function of the curve's start: the SVR
     ranks held-out runs better than their last observed value does."""

@@ -315,3 +315,40 @@ def test_lstm_policy_objective_and_its_maml_meta_gradient_are_exact(nasbench_dir
             assert g @ v == pytest.approx(fd, rel=1e-4, abs=1e-9)
     with pytest.raises(ValueError, match="controller"):
         transfer.meta_train_policy(jax.random.key(0), table.space, jnp.asarray(z), controller="gru")
+
+
+def test_reptile_moves_the_logits_towards_the_mean_of_each_tasks_adapted_searches(nb201_table):
+    """Two Reptile meta-steps against a Python loop of plain REINFORCE searches: per task and
+    seed, `inner_evals` ask/tell steps from the current logits on the task's standardised
+    scores (NaN rows score the task's minimum first), then θ += meta_lr (mean adapted - θ).
+    Half of the rows are NaN, so the searches read them."""
+    space = nb201_table.space
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=(2, nb201_table.num_rows)).astype(np.float32)
+    scores[:, rng.random(nb201_table.num_rows) < 0.5] = np.nan
+    lo = np.nanmin(scores, 1, keepdims=True)
+    z = np.where(np.isnan(scores), lo, scores)
+    z = jnp.asarray((z - z.mean(1, keepdims=True)) / z.std(1, keepdims=True), jnp.float32)
+    key, evals, seeds, meta_lr = jax.random.key(5), 3, 2, 0.7
+    got = transfer.meta_train_policy(
+        key, space, jnp.asarray(scores), meta_steps=2, inner_evals=evals, seeds_per_task=seeds,
+        inner_lr=0.3, meta_lr=meta_lr,
+    )  # fmt: skip
+
+    @jax.jit
+    def adapt(theta, column, k):
+        searcher = search.reinforce(space, learning_rate=0.3, initial_policy=theta)
+        k_init, k_run = jax.random.split(k)
+        state = searcher.init(k_init)
+        for kk in jax.random.split(k_run, evals):
+            archs, state = searcher.ask(kk, state)
+            state = searcher.tell(state, archs, column[jax.vmap(space.index)(archs)])
+        return state.policy
+
+    theta = np.zeros((6, 5), np.float32)
+    for step in range(2):
+        keys = jax.random.split(jax.random.fold_in(key, step), (2, seeds))
+        adapted = [np.asarray(adapt(theta, z[t], keys[t, s])) for t in range(2) for s in range(seeds)]  # fmt: skip
+        theta = theta + meta_lr * (np.mean(adapted, 0) - theta)
+    assert np.abs(theta).max() > 0.05  # the searches moved the logits
+    np.testing.assert_allclose(np.asarray(got), theta, rtol=1e-5, atol=1e-6)

@@ -352,3 +352,26 @@ def test_reptile_moves_the_logits_towards_the_mean_of_each_tasks_adapted_searche
         theta = theta + meta_lr * (np.mean(adapted, 0) - theta)
     assert np.abs(theta).max() > 0.05  # the searches moved the logits
     np.testing.assert_allclose(np.asarray(got), theta, rtol=1e-5, atol=1e-6)
+
+
+def test_maml_meta_training_takes_adam_steps_on_the_exact_meta_objective(nb201_table):
+    """Two outer steps against optax's Adam (default meta_lr 0.05, as the docstring says) on
+    `maml_policy_loss` of the scores standardised here, `inner_evals` inner steps."""
+    space = nb201_table.space
+    rng = np.random.default_rng(1)
+    scores = rng.normal(size=(2, nb201_table.num_rows)).astype(np.float32)
+    scores[:, rng.random(nb201_table.num_rows) < 0.3] = np.nan
+    z = np.where(np.isnan(scores), np.nanmin(scores, 1, keepdims=True), scores)
+    z = jnp.asarray((z - z.mean(1, keepdims=True)) / z.std(1, keepdims=True), jnp.float32)
+    got = transfer.meta_train_policy(
+        jax.random.key(0), space, jnp.asarray(scores), method="maml", meta_steps=2,
+        inner_evals=2, inner_lr=0.2,
+    )  # fmt: skip
+    grad = jax.jit(jax.grad(transfer.maml_policy_loss(space, z, inner_steps=2, inner_lr=0.2)))
+    theta, tx = jnp.zeros((6, 5)), optax.adam(0.05)
+    state = tx.init(theta)
+    for _ in range(2):
+        updates, state = tx.update(grad(theta), state, theta)
+        theta = optax.apply_updates(theta, updates)
+    assert float(jnp.abs(theta).max()) > 0.05
+    np.testing.assert_allclose(np.asarray(got), np.asarray(theta), rtol=1e-5, atol=1e-6)

@@ -1,5 +1,7 @@
-"""Conditional neural processes: the Gaussian NLL against SciPy, the context as a set
-(order-free), the std floor, and learning sinusoid regression from 10 points."""
+"""Neural processes: the Gaussian NLL and KL against SciPy, the context as a set
+(order-free), the heads' bounded transforms and the latent NP's deterministic path
+re-derived from their MLPs, the ELBO in NumPy, and learning sinusoid regression from 10
+points."""
 
 import jax
 import jax.numpy as jnp
@@ -155,3 +157,56 @@ def test_latent_np_learns_sinusoids_and_its_draws_differ_where_the_context_is_si
         ]
     )
     assert float(draws.std(0).mean()) > 0.1
+
+
+def _softplus(a):
+    return np.logaddexp(0.0, a)
+
+
+def test_cnp_head_is_the_papers_bounded_gaussian_of_its_mlps():
+    """`distribution` re-derived from the encoder and decoder MLPs: r the mean embedding of
+    the context pairs, the decoder's first y_dim outputs the mean and its last y_dim the
+    std, 0.1 + 0.9 softplus (Garnelo et al. 2018's bound). x_dim 3 and y_dim 2 so that no
+    slice can mistake one for the other."""
+    model = meta.cnp_model(3, 2, width=8)
+    params = meta.cnp(3, 2, width=8).init(jax.random.key(0)).params
+    rng = np.random.default_rng(0)
+    sx, sy, qx = rng.normal(size=(5, 3)), rng.normal(size=(5, 2)), rng.normal(size=(4, 3))
+    sx, sy, qx = (jnp.asarray(a, jnp.float32) for a in (sx, sy, qx))
+    r = np.asarray(model.encoder.apply(params["encoder"], jnp.concatenate([sx, sy], -1))).mean(0)
+    raw = np.asarray(model.decoder.apply(params["decoder"], jnp.asarray(np.c_[qx, np.tile(r, (4, 1))])))  # fmt: skip
+    mean, std = model.distribution(params, sx, sy, qx)
+    np.testing.assert_allclose(mean, raw[:, :2], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(std, 0.1 + 0.9 * _softplus(raw[:, 2:]), rtol=1e-5, atol=1e-6)
+
+
+def test_latent_np_posterior_and_deterministic_path_against_their_mlps():
+    """Garnelo et al. 2018b's q(z | C): the latent head on the mean embedding, sigma =
+    0.1 + 0.9 sigmoid; with `deterministic=True` (Kim et al. 2019's NP baseline) the decoder
+    also reads the mean of its own encoder's embeddings, after x* and z."""
+    model = meta.lnp_model(3, 2, width=8, latent_dim=4, deterministic=True)
+    learner = meta.lnp(3, 2, width=8, latent_dim=4, deterministic=True, samples=3)
+    params = learner.init(jax.random.key(0)).params
+    assert set(params) == {"encoder", "latent", "decoder", "deterministic"}
+    rng = np.random.default_rng(1)
+    sx, sy, qx = rng.normal(size=(5, 3)), rng.normal(size=(5, 2)), rng.normal(size=(4, 3))
+    sx, sy, qx = (jnp.asarray(a, jnp.float32) for a in (sx, sy, qx))
+    pairs = jnp.concatenate([sx, sy], -1)
+    s = np.asarray(model.encoder.apply(params["encoder"], pairs)).mean(0)
+    head = np.asarray(model.latent.apply(params["latent"], jnp.asarray(s)))
+    mu, sd = model.posterior(params, sx, sy)
+    np.testing.assert_allclose(mu, head[:4], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(sd, 0.1 + 0.9 / (1 + np.exp(-head[4:])), rtol=1e-5, atol=1e-6)
+    z = jnp.asarray(rng.normal(size=4), jnp.float32)
+    r = np.asarray(model.deterministic.apply(params["deterministic"], pairs)).mean(0)
+    inputs = np.c_[qx, np.tile(z, (4, 1)), np.tile(r, (4, 1))]
+    raw = np.asarray(model.decoder.apply(params["decoder"], jnp.asarray(inputs)))
+    mean, std = model.decode(params, z, sx, sy, qx)
+    np.testing.assert_allclose(mean, raw[:, :2], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(std, 0.1 + 0.9 * _softplus(raw[:, 2:]), rtol=1e-5, atol=1e-6)
+    # the deterministic path is read: another context moves the prediction at a fixed z
+    moved, _ = model.decode(params, z, sx, sy + 1.0, qx)
+    assert not np.allclose(moved, mean)
+    out = learner.predict(params, sx, sy, qx)
+    assert out.shape == (4, 2)
+    assert bool(jnp.all(jnp.isfinite(out)))

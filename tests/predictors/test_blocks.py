@@ -51,6 +51,9 @@ def test_block_size_tiles_the_rows():
     assert block_size(256) == 32
     assert block_size(97) == 97  # a prime: one block
     assert block_size(10) == 10
+    assert block_size(32) == 32  # n itself is a divisor (16 would also tile)
+    assert block_size(48) == 24  # 24 is nearer 32 than 16 or 48
+    assert block_size(3, target=1) == 1  # down to blocks of one row
 
 
 @pytest.mark.parametrize("transpose", [False, True])
@@ -61,7 +64,7 @@ def test_tril_prefix_matmul_is_the_dense_product_of_a_history_factor(transpose):
     of a masked Gram matrix), a vector zero after the points."""
     rng = np.random.default_rng(0)
     g, p, k = 3, 100, 2  # block_size(100) = 25: four blocks
-    ws, vs, useds = [], [], [0, 7, 58, 100]
+    ws, vs, useds = [], [], [0, 7, 51, 58, 100]  # 51: one row into a third block
     for used in useds:
         w = np.eye(p, dtype=np.float32)
         w[:used, :used] = np.tril(rng.normal(size=(used, used)))
@@ -69,7 +72,8 @@ def test_tril_prefix_matmul_is_the_dense_product_of_a_history_factor(transpose):
         v = rng.normal(size=(g, p, k)).astype(np.float32)
         v[:, used:] = 0.0
         vs.append(v)
-    got = jax.vmap(lambda w, v, u: tril_prefix_matmul(w, v, u, transpose=transpose))(
+    kw = {"transpose": True} if transpose else {}  # the product itself by default
+    got = jax.vmap(lambda w, v, u: tril_prefix_matmul(w, v, u, **kw))(
         jnp.asarray(np.stack(ws), jnp.float32), jnp.asarray(np.stack(vs)), jnp.asarray(useds)
     )
     for i in range(len(useds)):

@@ -100,6 +100,9 @@ def test_mlp_ensemble_learns_and_spreads():
     assert float(preds.std(0).mean()) > 0  # independently initialised members differ
     with pytest.raises(TypeError):
         predictors.ensemble_fit(jax.random.key(0), x, y)  # the mask is required
+    # BANANAS' ensemble of five networks by default
+    shapes = jax.eval_shape(lambda: predictors.ensemble_fit(jax.random.key(0), x, y, jnp.ones(150, bool)))  # fmt: skip
+    assert [leaf.shape[0] for leaf in jax.tree.leaves(shapes["members"])] == [5] * 6
 
 
 def test_mlp_ensemble_fits_exactly_the_masked_rows_of_a_holey_buffer():
@@ -109,7 +112,12 @@ def test_mlp_ensemble_fits_exactly_the_masked_rows_of_a_holey_buffer():
     rows would move the fit."""
     import optax
 
-    from jnas.predictors._mlp import _init_mlp, _mlp
+    from jnas.predictors._mlp import _init_mlp
+
+    def forward(p, x):  # two ReLU hidden layers, one linear output
+        h = jax.nn.relu(x @ p[0]["w"] + p[0]["b"][None])
+        h = jax.nn.relu(h @ p[1]["w"] + p[1]["b"][None])
+        return (h @ p[2]["w"] + p[2]["b"][None])[:, 0]
 
     x = encodings(0, 100).astype(np.float32)
     y = target(x).astype(np.float32)
@@ -126,7 +134,7 @@ def test_mlp_ensemble_fits_exactly_the_masked_rows_of_a_holey_buffer():
         p = _init_mlp(k, (x.shape[1], 32, 32, 1))
         s = tx.init(p)
         for _ in range(30):
-            g = jax.grad(lambda p: jnp.mean(jnp.abs(_mlp(p, xv) - z)))(p)
+            g = jax.grad(lambda p: jnp.mean(jnp.abs(forward(p, xv) - z)))(p)
             u, s = tx.update(g, s, p)
             p = optax.apply_updates(p, u)
         got = jax.tree.map(lambda a, member=member: a[member], model["members"])

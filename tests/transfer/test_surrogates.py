@@ -54,6 +54,41 @@ def test_deep_kernel_nll_is_the_gaussian_marginal_likelihood():
     np.testing.assert_allclose(got, want, rtol=2e-4)
 
 
+def test_deep_kernel_posterior_is_the_gp_posterior_of_the_masked_rows():
+    """`deep_kernel_predict` against the GP posterior written in NumPy on the rows inside the
+    mask alone (standardised labels, noise e^log_noise + 1e-4 on the diagonal): mean
+    y_mean + y_scale k*^T K^-1 z, std of the latent function y_scale sqrt(s2 - k*^T K^-1 k*)."""
+    kernel = transfer.init_deep_kernel(jax.random.key(0), 6, (8, 4))
+    kernel = kernel._replace(log_lengthscale=jnp.asarray(0.3), log_signal=jnp.asarray(0.4))
+    x = jax.random.normal(jax.random.key(1), (9, 6))
+    y = jax.random.normal(jax.random.key(2), (9,)) * 3 + 50
+    mask = jnp.asarray([1, 1, 0, 1, 1, 1, 0, 1, 1], bool)
+    new = jax.random.normal(jax.random.key(3), (5, 6))
+    mean, std = transfer.deep_kernel_predict(kernel, x, jnp.where(mask, y, 1e4), mask, new)
+    keep = np.asarray(mask)
+    phi, phi_new = _numpy_embed(kernel, np.asarray(x)[keep]), _numpy_embed(kernel, new)
+
+    def k(a, b):
+        d = ((a[:, None] - b[None]) ** 2).sum(-1)
+        return np.exp(0.4) * np.exp(-0.5 * d / np.exp(0.6))
+
+    cov = k(phi, phi) + (0.1 + 1e-4) * np.eye(keep.sum())
+    yk = np.asarray(y, np.float64)[keep]
+    z = (yk - yk.mean()) / (yk.std() + 1e-6)
+    ks = k(phi_new, phi)
+    want_mean = yk.mean() + (yk.std() + 1e-6) * ks @ np.linalg.solve(cov, z)
+    var = np.exp(0.4) - np.einsum("ij,ji->i", ks, np.linalg.solve(cov, ks.T))
+    np.testing.assert_allclose(mean, want_mean, rtol=1e-4)
+    np.testing.assert_allclose(std, (yk.std() + 1e-6) * np.sqrt(var), rtol=2e-3)
+    # FSBO's initial kernel: unit lengthscale and signal, noise 0.1, He-initialised layers
+    fresh = transfer.init_deep_kernel(jax.random.key(4), 2000, (400, 3))
+    assert float(fresh.log_lengthscale) == float(fresh.log_signal) == 0.0
+    assert float(jnp.exp(fresh.log_noise)) == pytest.approx(0.1)
+    assert [w.shape for w, _ in fresh.layers] == [(2000, 400), (400, 3)]
+    assert float(jnp.std(fresh.layers[0][0])) == pytest.approx(np.sqrt(2 / 2000), rel=0.01)
+    assert float(jnp.abs(fresh.layers[0][1]).max()) == 0.0
+
+
 def test_loo_posterior_matches_refits_without_each_point(nb201):
     table, _, target = nb201
     rows = jax.random.choice(jax.random.key(3), 15625, (12,), replace=False)

@@ -171,7 +171,8 @@ def meta_train_latency(
     """MAML over the `devices` of a latency table (one task per device, all devices in one
     vmapped step). Every `eval_every` steps the predictor adapts to each `valid` device's
     references and is scored by Spearman over the space; the first best-scoring parameters are
-    kept (HELP's model selection on meta-validation devices). Returns the predictor and
+    kept (HELP's model selection on meta-validation devices; before any finite score, the
+    latest: a NaN Spearman, from constant predictions, is never the best). Returns the predictor and
     the validation history. With `out`, a checkpoint after every validation; `resume=True`
     continues a killed run (or extends a finished one to more `steps`) from its folder."""
     check_positive("meta_train_latency", steps=steps, eval_every=eval_every)
@@ -207,8 +208,11 @@ def meta_train_latency(
         if valid:
             p = predictor._replace(params=state.params)
             score = float(np.mean(evaluate_latency(p, table, valid)["spearman"]))
-        if not valid or np.float32(score) > best:  # float32 both: a tie keeps the first
-            best, best_params = jnp.float32(score), state.params
+        # float32 both: a tie keeps the first. A NaN score (constant predictions) is never
+        # the best, but until a finite one comes the latest parameters are kept, not init
+        undefined = np.isnan(score) and best == -np.inf
+        if not valid or undefined or np.float32(score) > best:
+            best, best_params = jnp.float32(-np.inf if undefined else score), state.params
         return (state, best, best_params), {"step": done, "valid_spearman": score}
 
     settings = {

@@ -137,7 +137,7 @@ def test_constrained_best_keeps_a_latency_equal_to_the_bound():
 def test_meta_training_keeps_the_first_best_validated_parameters(latency, monkeypatch):
     """HELP's model selection: of the parameters validated every `eval_every` steps, the
     first of the highest mean Spearman is returned (scores scripted here), not the last;
-    without validation devices, the last."""
+    without validation devices, or while every score is NaN, the last."""
     from jnas.transfer import _latency
 
     scores = iter([0.5, 0.9, 0.9, 0.1])
@@ -160,6 +160,13 @@ def test_meta_training_keeps_the_first_best_validated_parameters(latency, monkey
     scores = iter([0.1, 0.2, 0.3, 0.4])  # rising scores: step 4's parameters
     at_four, _ = run(4)
     last, unvalidated = run(4, valid=())
+    nan = float("nan")
+    scores = iter([nan, nan, nan, nan])  # Spearman undefined throughout: the latest, not init
+    undefined, _ = run(4)
+    scores = iter([nan, 0.2, nan, 0.1])  # a finite score is kept over later NaNs
+    mixed, _ = run(4)
+    jax.tree.map(np.testing.assert_array_equal, undefined.params, at_four.params)
+    jax.tree.map(np.testing.assert_array_equal, mixed.params, at_two.params)
     assert all(np.isnan(h["valid_spearman"]) for h in unvalidated)
     jax.tree.map(np.testing.assert_array_equal, best.params, at_two.params)
     jax.tree.map(np.testing.assert_array_equal, last.params, at_four.params)

@@ -340,6 +340,10 @@ class _ZenNetWithoutNorms(nnx.Module):
 def test_zen_without_batch_norms_is_the_log_feature_change_alone():
     net = functional(_ZenNetWithoutNorms)
     params = net.init(jax.random.key(0))
+    # biases far from zero, so that one left in place would change the score
+    params = jax.tree_util.tree_map_with_path(
+        lambda p, a: a + 50.0 if "bias" in jax.tree_util.keystr(p) else a, params
+    )
     key = jax.random.key(4)
     got = float(proxies.zen(key, net.apply, params, (3, 2, 2, 3), mixup=0.1))
     k_w, k_x, k_e = jax.random.split(key, 3)
@@ -349,5 +353,34 @@ def test_zen_without_batch_norms_is_the_log_feature_change_alone():
     x = np.asarray(jax.random.normal(k_x, (3, 2, 2, 3)), np.float64)
     e = np.asarray(jax.random.normal(k_e, (3, 2, 2, 3)), np.float64)
     f1, f2 = (np.maximum(v @ w, 0) for v in (x, x + 0.1 * e))  # biases zeroed
+    want = np.log(np.mean(np.abs(f1 - f2).reshape(3, -1).sum(1)))
+    assert got == pytest.approx(want, rel=1e-4)
+
+
+def test_zen_zeroes_the_biases_of_a_plain_parameter_dict():
+    """A pure function over a plain dict (no NNX `/value` leaves): its `kernel`s are redrawn
+    from N(0, 1) and its `bias` is zeroed (Zen-NAS's Gaussian network); the bias set large
+    here would otherwise dominate the features."""
+    import jax.numpy as jnp
+
+    from jnas.nn._ops import classifier_head
+
+    def apply(p, x):
+        h = x @ p["conv"]["kernel"] + p["conv"]["bias"][None, None, None]
+        return classifier_head(h, lambda v: v, lambda v: v @ p["head"]["kernel"])
+
+    params = {
+        "conv": {"kernel": jnp.ones((3, 5)), "bias": jnp.full((5,), 50.0)},
+        "head": {"kernel": jnp.ones((5, 2))},
+    }
+    key = jax.random.key(6)
+    got = float(proxies.zen(key, apply, params, (3, 2, 2, 3), mixup=0.1))
+    k_w, k_x, k_e = jax.random.split(key, 3)
+    names = list(named_leaves(params))  # in the order zen draws their keys
+    k = jax.random.split(k_w, len(names))[names.index("conv/kernel")]
+    w = np.asarray(jax.random.normal(k, (3, 5)), np.float64)
+    x = np.asarray(jax.random.normal(k_x, (3, 2, 2, 3)), np.float64)
+    e = np.asarray(jax.random.normal(k_e, (3, 2, 2, 3)), np.float64)
+    f1, f2 = (np.maximum(v @ w, 0) for v in (x, x + 0.1 * e))  # no bias
     want = np.log(np.mean(np.abs(f1 - f2).reshape(3, -1).sum(1)))
     assert got == pytest.approx(want, rel=1e-4)

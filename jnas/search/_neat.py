@@ -13,9 +13,9 @@ kept:
 - **explicit fitness sharing**: offspring are allotted to species in proportion to the
   species' mean (shifted) fitness, so a new topology is not outcompeted by a crowded niche;
 - **intra-species crossover**: two parents from the top `survival` fraction of one species;
-  a child takes each gene from either parent (uniform or one-point crossover), and a child
-  the space rejects (`is_valid`) is replaced by one of up to `crossover_tries` others, or
-  by the fitter parent; then one structural mutation (`space.mutate`) with probability
+  a child takes each gene from either parent (uniform or one-point crossover, by a fair
+  coin: `crossover`), and a child the space rejects (`is_valid`) is replaced by one of up
+  to `crossover_tries` others, or by the fitter parent; then one structural mutation (`space.mutate`) with probability
   `mutation_rate` (always when there was no crossover);
 - **weights** (`weight_dim > 0`): every genome also carries float32 weight genes, evolved
   as NEAT does: each perturbed by N(0, `weight_sigma`) with probability 0.8, redrawn from
@@ -92,6 +92,35 @@ def speciate(distance: jax.Array, fitness: jax.Array, threshold: float) -> jax.A
     return species
 
 
+def crossover(
+    key: jax.Array, space: Any, a1: Any, w1: jax.Array, a2: Any, w2: jax.Array, tries: int
+) -> tuple[Any, jax.Array]:
+    """A child of parents `a1` (the fitter) and `a2`: each of `tries` candidates is, by a
+    fair coin, a uniform crossover (each gene from either parent) or a one-point crossover
+    (a prefix of `a1`'s genes in flattening order, cut after 1 to all-but-one genes, then
+    `a2`'s); the first candidate the space accepts (`is_valid`) is the child, or `a1` if
+    none is. Weight genes: uniform crossover."""
+    k_mask, k_cut, k_kind, k_w = jax.random.split(key, 4)
+    leaves1, treedef = jax.tree.flatten(a1)
+    leaves2 = jax.tree.leaves(a2)
+    sizes = [x.size for x in leaves1]
+    total = sum(sizes)
+    uniform = jax.random.bernoulli(k_mask, 0.5, (tries, total))
+    cut = jax.random.randint(k_cut, (tries, 1), 1, max(total, 2))
+    one_point = jnp.arange(total)[None, :] < cut
+    take1 = jnp.where(jax.random.bernoulli(k_kind, 0.5, (tries, 1)), uniform, one_point)
+    children, start = [], 0
+    for x1, x2, size in zip(leaves1, leaves2, sizes, strict=True):
+        m = take1[:, start : start + size].reshape((tries, *x1.shape))
+        children.append(jnp.where(m, x1[None], x2[None]))
+        start += size
+    children = jax.tree.unflatten(treedef, children)
+    ok = jax.vmap(space.is_valid)(children)
+    child = jax.tree.map(lambda c, p: jnp.where(jnp.any(ok), c[jnp.argmax(ok)], p), children, a1)
+    w = jnp.where(jax.random.bernoulli(k_w, 0.5, w1.shape), w1, w2)
+    return child, w
+
+
 def neat(
     space: Space,
     population_size: int = 20,
@@ -151,30 +180,6 @@ def neat(
             jnp.full((), -jnp.inf, jnp.float32),
         )
 
-    def crossover(key, a1, w1, a2, w2):
-        k_mask, k_cut, k_w = jax.random.split(key, 3)
-        leaves1, treedef = jax.tree.flatten(a1)
-        leaves2 = jax.tree.leaves(a2)
-        sizes = [x.size for x in leaves1]
-        total = sum(sizes)
-        # half the tries uniform, half one-point (prefix of parent 1, suffix of parent 2)
-        uniform = jax.random.bernoulli(k_mask, 0.5, (crossover_tries, total))
-        cut = jax.random.randint(k_cut, (crossover_tries, 1), 1, max(total, 2))
-        one_point = jnp.arange(total)[None, :] < cut
-        take1 = jnp.where(jnp.arange(crossover_tries)[:, None] % 2 == 0, uniform, one_point)
-        children, start = [], 0
-        for x1, x2, size in zip(leaves1, leaves2, sizes, strict=True):
-            m = take1[:, start : start + size].reshape((crossover_tries, *x1.shape))
-            children.append(jnp.where(m, x1[None], x2[None]))
-            start += size
-        children = jax.tree.unflatten(treedef, children)
-        ok = jax.vmap(space.is_valid)(children)
-        child = jax.tree.map(
-            lambda c, p: jnp.where(jnp.any(ok), c[jnp.argmax(ok)], p), children, a1
-        )
-        w = jnp.where(jax.random.bernoulli(k_w, 0.5, w1.shape), w1, w2)
-        return child, w
-
     def offspring(key, archs, weights, fitness, species, parent_ok):
         k_s, k_p1, k_p2, k_x, k_cx, k_mut, k_m, k_wp, k_wr, k_wn, k_wu = jax.random.split(key, 11)
         onehot = species[None, :] == jnp.arange(population_size)[:, None]  # [S, N]
@@ -194,7 +199,7 @@ def neat(
         )
         take = lambda i: jax.tree.map(lambda x: x[i], archs)
         crossed, w_crossed = crossover(
-            k_x, take(first), weights[first], take(second), weights[second]
+            k_x, space, take(first), weights[first], take(second), weights[second], crossover_tries
         )
         do_cross = jax.random.bernoulli(k_cx, crossover_rate)
         arch = jax.tree.map(lambda c, p: jnp.where(do_cross, c, p), crossed, take(first))

@@ -9,7 +9,7 @@ import pytest
 
 from jnas import search
 from jnas.search._neat import compatibility, speciate
-from jnas.spaces import NB201, Hierarchical, Sequential
+from jnas.spaces import NB201, Hierarchical, NB201Arch, Sequential
 
 
 def test_compatibility_is_the_fraction_of_differing_genes_plus_weights(key):
@@ -231,3 +231,42 @@ def test_only_the_top_survival_fraction_of_each_species_breeds(key, survival):
     low = min(m.min() for m in means)
     share = np.array([np.mean(m - low + 1e-3) for m in means])
     assert stats.chisquare(counts, share / share.sum() * counts.sum()).pvalue > 1e-3, counts
+
+
+def test_crossover_is_uniform_or_one_point_by_a_fair_coin_and_falls_back_to_the_fitter_parent():
+    """Parents all-0 and all-1 on NB201's 6 genes (every child valid): a child's pattern of
+    genes from the fitter parent has probability 1/2 * 1/64 (uniform) + 1/2 * 1/5 when it is
+    a prefix of k = 1..5 genes (one-point, cut uniform). Under a space that rejects children
+    whose first gene is not the fitter parent's, each child has it, or is that parent."""
+    from jnas.search._neat import crossover
+
+    space = NB201()
+    a1 = NB201Arch(ops=jnp.zeros(6, jnp.int8))
+    a2 = NB201Arch(ops=jnp.ones(6, jnp.int8))
+    w = jnp.zeros(0)
+    keys = jax.random.split(jax.random.key(0), 20_000)
+    kids = jax.vmap(lambda k: crossover(k, space, a1, w, a2, w, 4)[0])(keys)
+    pattern = np.asarray(kids.ops) == 0  # True: from the fitter parent
+    code = pattern @ (2 ** np.arange(6))
+    freq = np.bincount(code, minlength=64) / len(code)
+    want = np.full(64, 0.5 / 64)
+    for k in range(1, 6):
+        want[(2 ** np.arange(k)).sum()] += 0.5 / 5
+    assert 0.5 * np.abs(freq - want).sum() < 0.04  # total variation; sampling: ~0.02
+
+    class FirstGeneFromParentOne(NB201):
+        def is_valid(self, arch):
+            return arch.ops[0] == 0
+
+    strict = FirstGeneFromParentOne()
+    one_try = jax.vmap(lambda k: crossover(k, strict, a1, w, a2, w, 1)[0])(keys[:2000])
+    ops = np.asarray(one_try.ops)
+    assert np.all(ops[:, 0] == 0)
+    fell_back = np.all(ops == 0, axis=1)
+    # rejected: a uniform child's first gene from a2 (one-point cuts after >= 1 gene), 1/4;
+    # plus a uniform child that is a1 itself, 1/128
+    assert fell_back.mean() == pytest.approx(0.25 + 1 / 128, abs=0.03)
+    # with 4 tries the first accepted one is taken: the fallback is rare (1/4^4 + 1/128)
+    four = np.asarray(jax.vmap(lambda k: crossover(k, strict, a1, w, a2, w, 4)[0])(keys[:2000]).ops)
+    assert np.all(four[:, 0] == 0)
+    assert np.all(four == 0, axis=1).mean() < 0.03

@@ -322,3 +322,41 @@ def test_fce_lstms_start_as_pytorchs_and_relation_modules_have_the_papers_sizes(
             meta.matching_net(meta.mlp((2, 3)), ways=2, fce=True, features=bad)
     meta.relation_net(meta.mlp((2, 1)), ways=2, features=1)  # one feature is a width
     meta.matching_net(meta.mlp((2, 1)), ways=2, fce=True, features=1)
+
+
+def _sigmoid(a):
+    return 1 / (1 + np.exp(-a))
+
+
+def test_snail_blocks_are_the_papers_in_numpy():
+    """Mishra et al. 2018: an AttentionBlock(K, V) concatenates softmax(q k^T / sqrt(K)) v,
+    causally masked; a DenseBlock(d, D) concatenates tanh(f) * sigmoid(g) of a kernel-2
+    convolution over positions t - dilation and t (zeros before the start); the few-shot
+    model stacks Att(64, 32), TC(128), Att(256, 128), TC(128), Att(512, 256), each TC of
+    DenseBlocks with dilations 2, 4, ..., 2^ceil(log2 T)."""
+    from flax import nnx
+
+    from jnas.meta._snail import SNAIL, AttentionBlock, DenseBlock
+
+    x = np.random.default_rng(0).normal(size=(6, 5)).astype(np.float32)
+    att = AttentionBlock(5, 4, 3, rngs=nnx.Rngs(0))
+    q, k, v = (x @ np.asarray(m.kernel[...]) for m in (att.query, att.key, att.value))
+    logits = np.where(np.tril(np.ones((6, 6), bool)), q @ k.T / 2.0, -np.inf)
+    weights = np.exp(logits - logits.max(1, keepdims=True))
+    weights /= weights.sum(1, keepdims=True)
+    np.testing.assert_allclose(att(jnp.asarray(x)), np.c_[x, weights @ v], rtol=1e-5, atol=1e-5)
+    dense = DenseBlock(5, 3, 2, rngs=nnx.Rngs(1))
+    past = np.r_[np.zeros((2, 5), np.float32), x[:4]]
+    out = np.c_[past, x] @ np.asarray(dense.conv.kernel[...])
+    want = np.c_[x, np.tanh(out[:, :3]) * _sigmoid(out[:, 3:])]
+    np.testing.assert_allclose(dense(jnp.asarray(x)), want, rtol=1e-5, atol=1e-5)
+    model = nnx.eval_shape(lambda: SNAIL(8, 3, 7, rngs=nnx.Rngs(0)))
+    layout = [
+        ("att", b.query.out_features, b.value.out_features)
+        if isinstance(b, AttentionBlock)
+        else ("dense", b.filters, b.dilation)
+        for b in model.blocks
+    ]
+    tc = [("dense", 128, 2), ("dense", 128, 4), ("dense", 128, 8)]  # ceil(log2 7) = 3
+    assert layout == [("att", 64, 32), *tc, ("att", 256, 128), *tc, ("att", 512, 256)]
+    assert model.out.in_features == 8 + 3 + 32 + 3 * 128 + 128 + 3 * 128 + 256

@@ -170,6 +170,12 @@ def test_rgpe_source_draws_are_joint_posterior_draws(nb201):
     assert np.corrcoef(draws[0, :, 2], draws[0, :, 22])[0, 1] > 0.99
     assert np.corrcoef(draws[0, :, 3], draws[0, :, 23])[0, 1] > 0.99
     assert np.diag(cov)[:2].max() < 0.5 * np.diag(cov)[2:].min()  # seen rows: surer
+    # the marginal draws (`joint=False`) read the same posterior's mean and std per row
+    from jnas.transfer._surrogates import _source_predict
+
+    m, sd = _source_predict(jax.tree.map(lambda a: a[0], sources), jnp.asarray(xt))
+    np.testing.assert_allclose(m, mean, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(np.square(sd), np.diag(cov), rtol=1e-3, atol=1e-4)
 
 
 def test_psd_sqrt_equals_scipy_sqrtm():

@@ -360,3 +360,16 @@ def test_snail_blocks_are_the_papers_in_numpy():
     tc = [("dense", 128, 2), ("dense", 128, 4), ("dense", 128, 8)]  # ceil(log2 7) = 3
     assert layout == [("att", 64, 32), *tc, ("att", 256, 128), *tc, ("att", 512, 256)]
     assert model.out.in_features == 8 + 3 + 32 + 3 * 128 + 128 + 3 * 128 + 256
+
+
+def test_conv4_has_finn_et_als_omniglot_parameters_and_2x2_maps():
+    """4 x [3x3 conv with bias, 64 filters, stride 2; BN scale and shift], a 5-way linear
+    head: 640 + 3 x 36,928 + 4 x 128 + 325 = 112,261 parameters; 28x28 -> 14, 7, 4, 2."""
+    model = meta.conv4(5)
+    params = model.init(jax.random.key(0))
+    assert sum(int(np.size(a)) for a in jax.tree.leaves(params)) == 112_261
+    maps = meta.conv4(None, pool=False).apply(
+        meta.conv4(None, pool=False).init(jax.random.key(0)), jnp.zeros((2, 28, 28, 1))
+    )
+    assert maps.shape == (2, 2, 2, 64)
+    assert model.apply(params, jnp.zeros((2, 28, 28, 1))).shape == (2, 5)

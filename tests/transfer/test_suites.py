@@ -375,3 +375,35 @@ def test_maml_meta_training_takes_adam_steps_on_the_exact_meta_objective(nb201_t
         theta = optax.apply_updates(theta, updates)
     assert float(jnp.abs(theta).max()) > 0.05
     np.testing.assert_allclose(np.asarray(got), np.asarray(theta), rtol=1e-5, atol=1e-6)
+
+
+def test_tasks_search_and_judge_the_columns_of_the_protocol(nb201_table, nasbench_dir):
+    """NB201 (Dong & Yang 2020): search CIFAR-10 on `cifar10-valid`, the others on their own
+    validation accuracy, at 12 (or 200) epochs, charged that training time; judge by the
+    200-epoch test accuracy. NATS size: 90-epoch validation accuracy both ways, one unit a
+    query."""
+    for epochs in (12, 200):
+        tasks = transfer.nb201_tasks(epochs)
+        assert list(tasks) == ["cifar10", "cifar100", "ImageNet16-120"]
+        for name, searched in (("cifar10", "cifar10-valid"), ("cifar100", "cifar100"),
+                               ("ImageNet16-120", "ImageNet16-120")):  # fmt: skip
+            task = tasks[name]
+            col = lambda *c: np.asarray(nb201_table.column(*c))
+            np.testing.assert_array_equal(task.scores(nb201_table), col(searched, "valid_acc", epochs))  # fmt: skip
+            np.testing.assert_array_equal(task.truth(nb201_table), col(name, "test_acc", 200))
+            obj = task.objective(nb201_table)
+            np.testing.assert_array_equal(obj.fitness, col(searched, "valid_acc", epochs))
+            np.testing.assert_array_equal(obj.cost_s, col(searched, "train_time_s", epochs))
+    with pytest.raises(ValueError, match="12 or 200"):
+        transfer.nb201_tasks(90)
+    path = nasbench_dir / "nats_sss.npz"
+    if not path.exists():
+        pytest.skip(f"{path} is absent")
+    sss = bench.load_nats_sss(nasbench_dir)
+    for name, ds in (("cifar10", "cifar10-valid"), ("cifar100", "cifar100"),
+                     ("ImageNet16-120", "ImageNet16-120")):  # fmt: skip
+        task = transfer.nats_size_tasks()[name]
+        want = np.asarray(sss.column(ds, "valid_acc", 90))
+        np.testing.assert_array_equal(task.scores(sss), want)
+        np.testing.assert_array_equal(task.truth(sss), want)
+        np.testing.assert_array_equal(task.objective(sss).cost_s, np.ones_like(want))

@@ -267,6 +267,20 @@ def rgpe_weights(
     return jnp.mean(jax.nn.one_hot(winner, num_src + 1), axis=0)
 
 
+def rgpe_predict(
+    sources: SourceGP, target: GP, weights: jax.Array, rows: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """RGPE's ensemble at `rows` (Feurer et al. 2018, eq. 2), each GP in its own standardised
+    units (the target's: its labels standardised as `gp_fit` does): mean sum_i w_i mu_i and
+    std sqrt(sum_i w_i^2 sigma_i^2) over the sources and the target (last weight)."""
+    ms, ss = jax.vmap(_source_predict, in_axes=(0, None))(sources, rows)
+    mt, st = gp_predict(target, rows)
+    mt, st = (mt - target.mean) / target.scale, st / target.scale
+    mean = weights[:-1] @ ms + weights[-1] * mt
+    std = jnp.sqrt(jnp.square(weights[:-1]) @ jnp.square(ss) + jnp.square(weights[-1] * st))
+    return mean, std
+
+
 def rgpe(
     space: Any,
     sources: SourceData,
@@ -290,21 +304,14 @@ def rgpe(
     _check_sources("rgpe", space, sources, encoding)
     source_gps = fit_source_gps(sources)
 
-    def standardised(gp: GP, rows: jax.Array) -> tuple[jax.Array, jax.Array]:
-        mean, std = gp_predict(gp, rows)
-        return (mean - gp.mean) / gp.scale, std / gp.scale
-
     def score(key, x, y, mask, candidates):
         k_w, k_acq = jax.random.split(key)
         y0 = jnp.where(mask, y, 0.0)
         target = gp_fit(x, y0, mask)
         w = rgpe_weights(k_w, source_gps, target, x, y0, mask, num_samples, joint)
-        ms, ss = jax.vmap(_source_predict, in_axes=(0, None))(source_gps, candidates)
-        mt, st = standardised(target, candidates)
-        mean = w[:-1] @ ms + w[-1] * mt
-        std = jnp.sqrt(jnp.square(w[:-1]) @ jnp.square(ss) + jnp.square(w[-1] * st)) + 1e-9
+        mean, std = rgpe_predict(source_gps, target, w, candidates)
         best = (jnp.max(jnp.where(mask, y, -jnp.inf)) - target.mean) / target.scale
-        return acquisition(acquisition_fn, mean, std, best, k_acq)
+        return acquisition(acquisition_fn, mean, std + 1e-9, best, k_acq)
 
     return model_based(
         space,

@@ -186,6 +186,44 @@ def test_rgpe_source_draws_are_joint_posterior_draws(nb201):
     np.testing.assert_allclose(np.square(sd), np.diag(cov), rtol=1e-3, atol=1e-4)
 
 
+def test_rgpe_ensemble_is_the_weighted_sum_of_each_gps_standardised_posterior(nb201):
+    """Feurer et al. 2018, eq. 2: mean sum_i w_i mu_i, variance sum_i w_i^2 sigma_i^2, each
+    GP's posterior (the target's in its standardised labels) written in NumPy."""
+    table, scores, target = nb201
+    space = table.space
+    rng = np.random.default_rng(2)
+    rows = rng.choice(15625, 40, replace=False)
+    x = _one_hot(space, jnp.asarray(rows))
+    src = np.nan_to_num(np.asarray(scores)[:, rows], nan=0.0)
+    sources = transfer.fit_source_gps(transfer.SourceData(jnp.stack([x[:20], x[20:]]), jnp.asarray(np.stack([src[0, :20], src[1, 20:]]))))  # fmt: skip
+    mask = jnp.arange(12) < 9
+    yt = jnp.asarray(target[rows[:12]] * 3.0 + 7.0)
+    tgt = gp_fit(x[:12], jnp.where(mask, yt, 0.0), mask)
+    w = jnp.asarray([0.2, 0.5, 0.3])
+    cand = x[25:35]
+    mean, std = transfer.rgpe_predict(sources, tgt, w, cand)
+
+    def posterior(xs, z, ls, noise, kinv=None):  # latent mean and variance at `cand`
+        kern = lambda a, b: np.exp(-np.abs(a[:, None] - b[None]).sum(-1) / ls)
+        xs, c = np.asarray(xs, np.float64), np.asarray(cand, np.float64)
+        kinv = np.linalg.inv(kern(xs, xs) + noise * np.eye(len(xs))) if kinv is None else kinv
+        ks = kern(c, xs)
+        return ks @ kinv @ z, 1.0 - np.einsum("ij,jk,ik->i", ks, kinv, ks)
+
+    parts = []
+    for i, (xs, ys) in enumerate(((x[:20], src[0, :20]), (x[20:], src[1, 20:]))):
+        z = (ys - ys.mean()) / (ys.std() + 1e-6)
+        kinv = np.asarray(sources.kinv[i], np.float64)
+        parts.append(posterior(xs, z, float(sources.lengthscale[i]), 0.0, kinv))
+    ym = np.asarray(yt, np.float64)[:9]
+    zt = (ym - ym.mean()) / (ym.std() + 1e-6)
+    parts.append(posterior(x[:9], zt, float(tgt.lengthscale), float(tgt.noise)))
+    want_mean = sum(wi * m for wi, (m, _) in zip(np.asarray(w), parts, strict=True))
+    want_var = sum(wi**2 * v for wi, (_, v) in zip(np.asarray(w), parts, strict=True))
+    np.testing.assert_allclose(mean, want_mean, rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(std, np.sqrt(want_var), rtol=1e-3, atol=1e-3)
+
+
 def test_psd_sqrt_equals_scipy_sqrtm():
     """Newton-Schulz against SciPy's Schur-based square root, of a full-rank and a rank-5
     matrix (both with psd_sqrt's 1e-4 jitter)."""

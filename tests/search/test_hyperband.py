@@ -112,6 +112,13 @@ def test_multi_fidelity_protocol_charges_each_query_at_its_fidelity(nb201_table,
     table = nb201_table
     obj = bench.objective(table, dataset="cifar10-valid", metric="valid_acc", epochs=(12, 200))
     assert obj.fitness.shape == (2, 15625)
+    # a lookup reads the fidelity asked for, the highest when none is given
+    archs, rows = table.space.from_index(jnp.asarray([3, 77])), np.asarray([3, 77])
+    col = lambda m, e: np.asarray(table.column("cifar10-valid", m, e))[rows]
+    for fid, epochs in ((None, 200), (jnp.asarray([0, 0]), 12), (jnp.asarray([1, 1]), 200)):
+        fit, cost = obj(archs) if fid is None else obj(archs, fid)
+        np.testing.assert_array_equal(fit, col("valid_acc", epochs))
+        np.testing.assert_array_equal(cost, col("train_time_s", epochs))
     searcher = search.hyperband(table.space)
     run = bench.simulate_one(searcher, table.space, 30_000.0, 40)
     time_s, best_f, best_row, n = run(key, obj.fitness, obj.cost_s)

@@ -1,5 +1,7 @@
 """The protocol: simulated clock, budgets, seeds in one program."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -111,6 +113,26 @@ def test_simulate_rejects_bad_arguments(obj, key):
         bench.simulate(search.random_search(NB201()), obj, key=key, num_seeds=0, budget_s=1)
     with pytest.raises(ValueError, match="`budget_s`"):
         bench.simulate(search.random_search(NB201()), obj, key=key, num_seeds=1, budget_s=0)
+    rs = search.random_search(NB201())
+    for setup in (-1.0, 100.0):  # setup_s in [0, budget_s)
+        with pytest.raises(ValueError, match=r"`setup_s` must be in \[0, budget_s\)"):
+            bench.simulate(rs, obj, key=key, num_seeds=1, budget_s=100.0, setup_s=setup)
+    free = dataclasses.replace(obj, cost_s=obj.cost_s.at[5].set(0.0))  # a cost of 0 s
+    with pytest.raises(ValueError, match=r"non-positive cost \(0.0\)"):
+        bench.max_steps_for(free, 100.0, 1)
+    assert bench.max_steps_for(obj, 100.0, 2) == int(np.ceil(100.0 / (2 * float(np.nanmin(obj.cost_s))))) + 1  # fmt: skip
+
+
+def test_a_single_fidelity_searcher_runs_on_a_multi_fidelity_objective_at_its_top(nb201_table, key):
+    """No fidelity asked: each query is looked up and charged at the highest fidelity."""
+    two = bench.objective(nb201_table, dataset="cifar10-valid", metric="valid_acc", epochs=(12, 200))  # fmt: skip
+    top = bench.objective(nb201_table, dataset="cifar10-valid", metric="valid_acc", epochs=200)
+    rs = search.random_search(NB201())
+    a = bench.simulate(rs, two, key=key, num_seeds=2, budget_s=20_000.0, max_steps=40)
+    b = bench.simulate(rs, top, key=key, num_seeds=2, budget_s=20_000.0, max_steps=40)
+    assert np.all(a.num_evals > 3)
+    np.testing.assert_array_equal(a.best_row, b.best_row)
+    np.testing.assert_array_equal(a.time_s, b.time_s)
 
 
 @pytest.mark.parametrize(

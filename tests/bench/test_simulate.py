@@ -127,6 +127,7 @@ def test_a_single_fidelity_searcher_runs_on_a_multi_fidelity_objective_at_its_to
     """No fidelity asked: each query is looked up and charged at the highest fidelity."""
     two = bench.objective(nb201_table, dataset="cifar10-valid", metric="valid_acc", epochs=(12, 200))  # fmt: skip
     top = bench.objective(nb201_table, dataset="cifar10-valid", metric="valid_acc", epochs=200)
+    assert (two.fidelities, top.fidelities) == (2, 1)
     rs = search.random_search(NB201())
     a = bench.simulate(rs, two, key=key, num_seeds=2, budget_s=20_000.0, max_steps=40)
     b = bench.simulate(rs, top, key=key, num_seeds=2, budget_s=20_000.0, max_steps=40)

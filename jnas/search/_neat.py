@@ -15,8 +15,8 @@ kept:
 - **intra-species crossover**: two parents from the top `survival` fraction of one species;
   a child takes each gene from either parent (uniform or one-point crossover, by a fair
   coin: `crossover`), and a child the space rejects (`is_valid`) is replaced by one of up
-  to `crossover_tries` others, or by the fitter parent; then one structural mutation (`space.mutate`) with probability
-  `mutation_rate` (always when there was no crossover);
+  to `crossover_tries` others, or by the fitter parent; then one structural mutation
+  (`space.mutate`) with probability `mutation_rate` (always when there was no crossover);
 - **weights** (`weight_dim > 0`): every genome also carries float32 weight genes, evolved
   as NEAT does: each perturbed by N(0, `weight_sigma`) with probability 0.8, redrawn from
   N(0, 1) with probability 0.1. Candidates are then `NeatGenome(arch, weights)` and the

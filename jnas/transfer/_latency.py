@@ -172,9 +172,10 @@ def meta_train_latency(
     vmapped step). Every `eval_every` steps the predictor adapts to each `valid` device's
     references and is scored by Spearman over the space; the first best-scoring parameters are
     kept (HELP's model selection on meta-validation devices; before any finite score, the
-    latest: a NaN Spearman, from constant predictions, is never the best). Returns the predictor and
-    the validation history. With `out`, a checkpoint after every validation; `resume=True`
-    continues a killed run (or extends a finished one to more `steps`) from its folder."""
+    latest: a NaN Spearman, from constant predictions, is never the best). Returns the
+    predictor and the validation history. With `out`, a checkpoint after every validation;
+    `resume=True` continues a killed run (or extends a finished one to more `steps`) from its
+    folder."""
     check_positive("meta_train_latency", steps=steps, eval_every=eval_every)
     if steps % eval_every:
         raise ValueError(

@@ -108,6 +108,16 @@ def test_on_grid_resamples_curves(obj, key):
             np.testing.assert_equal(got, want)
 
 
+def test_report_reads_the_incumbents_row_and_nan_before_any(nb201_table):
+    """Row 0 is a cell like any other (only -1 means no incumbent yet)."""
+    sim = bench.Simulation(
+        np.array([[1.0, 2.0, 3.0]]), np.zeros((1, 3)), np.array([[-1, 0, 77]]), np.array([3]), 3.0
+    )
+    got = sim.report(nb201_table, dataset="cifar10", metric="test_acc", epochs=200)
+    col = np.asarray(nb201_table.column("cifar10", "test_acc", 200))
+    np.testing.assert_array_equal(got, [[np.nan, col[0], col[77]]])
+
+
 def test_simulate_rejects_bad_arguments(obj, key):
     with pytest.raises(ValueError, match="`num_seeds`"):
         bench.simulate(search.random_search(NB201()), obj, key=key, num_seeds=0, budget_s=1)

@@ -116,6 +116,7 @@ def test_report_reads_the_incumbents_row_and_nan_before_any(nb201_table):
     got = sim.report(nb201_table, dataset="cifar10", metric="test_acc", epochs=200)
     col = np.asarray(nb201_table.column("cifar10", "test_acc", 200))
     np.testing.assert_array_equal(got, [[np.nan, col[0], col[77]]])
+    np.testing.assert_array_equal(sim.final_rows(), [77])  # the incumbent at the budget
 
 
 def test_simulate_rejects_bad_arguments(obj, key):

@@ -108,6 +108,13 @@ def test_on_grid_resamples_curves(obj, key):
             np.testing.assert_equal(got, want)
 
 
+def test_progress_is_reported_after_each_chunk_of_seeds(obj, key):
+    calls = []
+    rs = search.random_search(NB201())
+    bench.simulate(rs, obj, key=key, num_seeds=8, budget_s=500, chunk=3, progress=lambda *a: calls.append(a))  # fmt: skip
+    assert calls == [(3, 8), (6, 8), (8, 8)]
+
+
 def test_report_reads_the_incumbents_row_and_nan_before_any(nb201_table):
     """Row 0 is a cell like any other (only -1 means no incumbent yet)."""
     sim = bench.Simulation(

@@ -54,6 +54,16 @@ def test_deep_kernel_meta_training_resumes(nb201_table, tmp_path):
         )  # fmt: skip
     with pytest.raises(ValueError, match="multiple of the checkpoint interval"):
         run(12, out=tmp_path / "other")
+    # another key, or source data differing in one value: refused by name (their fingerprints)
+    for key, d, name in (
+        (jax.random.key(9), data, "key"),
+        (jax.random.key(1), data._replace(y=data.y.at[1, 3].add(1e-3)), "sources"),
+    ):
+        with pytest.raises(ValueError, match=f"started with {name}="):
+            transfer.meta_train_deep_kernel(
+                key, d, hidden=(8,), steps=20, batch=10, checkpoint_every=5,
+                out=tmp_path / "run", resume=True,
+            )  # fmt: skip
 
 
 @pytest.mark.parametrize("method", ["reptile", "maml"])
@@ -70,6 +80,16 @@ def test_policy_meta_training_resumes(nb201_table, tmp_path, method):
     resumed, whole = _halfway_then_resumed(run, tmp_path, 2, 4)
     _assert_same(resumed, whole)
     assert float(np.abs(np.asarray(whole)).max()) > 0  # it moved
+    # another key, or scores differing in one value: refused by name (their fingerprints)
+    for key, s, name in (
+        (jax.random.key(9), scores, "key"),
+        (jax.random.key(2), scores.at[0, 7].add(1e-3), "scores"),
+    ):
+        with pytest.raises(ValueError, match=f"started with {name}="):
+            transfer.meta_train_policy(
+                key, nb201_table.space, s, meta_steps=4, inner_evals=4, seeds_per_task=2,
+                checkpoint_every=2, method=method, out=tmp_path / "run", resume=True,
+            )  # fmt: skip
 
 
 def test_latency_meta_training_resumes(tmp_path, nasbench_dir):
@@ -85,6 +105,33 @@ def test_latency_meta_training_resumes(tmp_path, nasbench_dir):
     _assert_same(p1, p2)
     assert h1 == h2
     assert [h["step"] for h in h1] == [10, 20]
+    with pytest.raises(ValueError, match="started with key="):
+        transfer.meta_train_latency(
+            jax.random.key(9), latency, steps=20, eval_every=10, queries=16, hidden=(8,),
+            inner_steps=2, valid=("titanx_1",), out=tmp_path / "run", resume=True,
+        )  # fmt: skip
+
+
+def test_fingerprint_tells_apart_shape_dtype_and_any_byte():
+    """The resume fingerprint changes with the shape or dtype of the same bytes (16 zero
+    bytes as float32[4], float64[2], float32[2, 2]), with one changed element, and with the
+    order of the arrays; a strided view hashes as its copy."""
+    from jnas.transfer._resume import fingerprint
+
+    a = np.arange(12, dtype=np.float32).reshape(3, 4)
+    prints = {
+        fingerprint(np.zeros(4, np.float32)),
+        fingerprint(np.zeros(2, np.float64)),
+        fingerprint(np.zeros((2, 2), np.float32)),
+        fingerprint(a),
+        fingerprint(np.where(a == 5, 5.0001, a).astype(np.float32)),
+        fingerprint(a, a[:1]),
+        fingerprint(a[:1], a),
+    }
+    assert len(prints) == 7
+    assert all(len(p) == 16 and int(p, 16) >= 0 for p in prints)
+    assert fingerprint(a[:, ::2]) == fingerprint(np.array(a[:, ::2]))
+    assert fingerprint(a) == fingerprint(jax.numpy.asarray(a))
 
 
 def test_run_steps_runs_each_step_index_once_in_order_as_a_python_loop(tmp_path):

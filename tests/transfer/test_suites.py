@@ -236,6 +236,18 @@ def test_shaped_spaces_judge_cells_by_every_decision_and_never_rank_a_missing_sc
         counts[np.arange(6), row] += 1
     np.testing.assert_allclose(np.exp(np.asarray(prior.logits)), (counts + 0.5) / 4.5, rtol=1e-6)
     assert np.array_equal(counts > 0, best)
+    # quantile 1 (accepted: every row, once per source) is the uniform prior
+    uniform = transfer.quantile_prior(table.space, scores, quantile=1.0, smoothing=3.0)
+    np.testing.assert_allclose(np.exp(np.asarray(uniform.logits)), 0.2, rtol=1e-6)
+    # the defaults: each source's 5 best rows; its best 10% with one pseudo-count per choice
+    ranked = -np.arange(15_625.0)[None]  # rows 0..5 best: the 6th moves a second edge
+    five = transfer.decision_box(table.space, ranked, top=5).allowed
+    assert not np.array_equal(five, transfer.decision_box(table.space, ranked, top=6).allowed)
+    np.testing.assert_array_equal(transfer.decision_box(table.space, ranked).allowed, five)
+    np.testing.assert_array_equal(
+        transfer.quantile_prior(table.space, scores).logits,
+        transfer.quantile_prior(table.space, scores, quantile=0.1, smoothing=1.0).logits,
+    )
     with pytest.raises(ValueError, match="quantile"):
         transfer.quantile_prior(table.space, scores, quantile=1.5)
     with pytest.raises(ValueError, match="smoothing"):

@@ -207,6 +207,7 @@ def test_shaped_spaces_judge_cells_by_every_decision_and_never_rank_a_missing_sc
     """`contains` holds a cell only when every edge's op is allowed (NumPy on 2,000 cells of
     the box with one edge moved, most outside); a NaN score (a run missing from the table)
     ranks last, not first; the smallest quantile keeps each source's single best row; a
+    quantile of 1 is the uniform prior; the defaults (5 rows, 10%, one pseudo-count) hold; a
     quantile above 1 and no smoothing are refused."""
     table = bench.load_nb201(nasbench_dir)
     sources = transfer.nb201_tasks(200)

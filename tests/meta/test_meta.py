@@ -500,6 +500,24 @@ def test_evaluate_tasks_gives_the_same_tasks_and_values_whatever_per_call(key):
     np.testing.assert_allclose(one["loss_after"], meta.mean_ci(values), rtol=1e-5)
 
 
+def test_mean_ci_is_the_normal_95_percent_interval_of_the_mean(key):
+    """By hand: [1, 2, 3, 4] has mean 2.5 and sample standard deviation sqrt(5/3), so the
+    half-width is 1.96 sqrt(5/3) / 2; one value has no interval (NaN); `evaluate_tasks`
+    refuses fewer than 2 tasks (or a float) and takes 2."""
+    mean, half = meta.mean_ci([1, 2, 3, 4])
+    assert mean == 2.5
+    assert half == pytest.approx(1.96 * np.sqrt(5 / 3) / 2, rel=1e-12)
+    assert meta.mean_ci([7.0])[0] == 7.0
+    assert np.isnan(meta.mean_ci([7.0])[1])
+    learner = meta.maml(meta.mlp((1, 4, 1)), loss="mse", inner_lr=0.02)
+    params = learner.init(key).params
+    for bad in (1, 2.0):
+        with pytest.raises(ValueError, match="num_tasks"):
+            meta.evaluate_tasks(learner, params, meta.sinusoid(5, 5), key, num_tasks=bad)
+    two = meta.evaluate_tasks(learner, params, meta.sinusoid(5, 5), key, num_tasks=2)
+    assert np.isfinite(two["loss_after"]).all()
+
+
 def test_meta_train_resumes_to_the_same_state_and_records(key, tmp_path):
     learner = meta.maml(meta.mlp((1, 8, 1)), loss="mse", inner_lr=0.02)
     sampler = meta.sinusoid(5, 5)
@@ -507,10 +525,13 @@ def test_meta_train_resumes_to_the_same_state_and_records(key, tmp_path):
         learner, sampler, key, steps=6, meta_batch=4, log_every=2, out=tmp_path / "a"
     )
     meta.meta_train(learner, sampler, key, steps=4, meta_batch=4, log_every=2, out=tmp_path / "b")
+    logged = []
     resumed, records = meta.meta_train(
-        learner, sampler, key, steps=6, meta_batch=4, log_every=2, out=tmp_path / "b", resume=True
-    )
+        learner, sampler, key, steps=6, meta_batch=4, log_every=2, out=tmp_path / "b",
+        resume=True, on_log=logged.append,
+    )  # fmt: skip
     assert records == full_records
+    assert logged == records[2:]  # `on_log` sees each new record (the resumed chunk's)
     assert len(records) == 3
     for a, b in zip(jax.tree.leaves(full), jax.tree.leaves(resumed), strict=True):
         np.testing.assert_array_equal(a, b)

@@ -93,6 +93,13 @@ def test_evaluation_on_fixed_user_episodes_in_their_order(key):
         assert acc == pytest.approx(want)
     mean, _ = result["metric_after"]
     assert mean == pytest.approx(np.mean(result["per_task"]["metric_after"]))
+    # a stacked `Task`, two tasks per compiled call: the same values in the same order
+    stacked = jax.tree.map(lambda *x: jnp.stack(x), *tasks)
+    again = meta.evaluate_episodes(learner, params, stacked, norm="support", per_call=2)
+    for name, values in result["per_task"].items():
+        np.testing.assert_allclose(again["per_task"][name], values, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="empty"):
+        meta.evaluate_episodes(learner, params, [])
     other = meta.few_shot(_images(key), WAYS, SHOTS, QUERIES + 1)(jax.random.key(8))
     with pytest.raises(ValueError, match="same shapes"):
         meta.evaluate_episodes(learner, params, [*tasks, other])

@@ -118,3 +118,46 @@ def test_smac_proposes_the_best_expected_improvement_of_its_random_and_local_can
         np.testing.assert_allclose(max(scores[i] for i in chosen), max(scores), rtol=1e-4)
         from_local += max(chosen) >= num_random
     assert from_local  # the local search, not only the random draws, was put to the test
+
+
+def test_smac_history_is_a_ring_that_skips_nan_and_waits_for_num_init(key):
+    """Before `num_init` stored evaluations a proposal is the space's own draw from the
+    ask key's 4th split; a NaN evaluation is not stored; past `memory` evaluations the
+    newest overwrites the oldest (slot j holds the latest evaluation i with i = j mod
+    memory), encodings alongside."""
+    space = NB201()
+    searcher = search.smac(
+        space, trees=2, depth=3, num_init=3, num_random=4, local_starts=2, local_steps=1,
+        random_fraction=0.0, memory=4,
+    )  # fmt: skip
+    state = searcher.init(key)
+    cells = jax.vmap(space.sample)(jax.random.split(jax.random.key(3), 6))
+
+    def one(i):
+        return jax.tree.map(lambda a: a[i : i + 1], cells)
+
+    for i in range(2):
+        state = searcher.tell(state, one(i), jnp.asarray([float(i)]))
+    for k in jax.random.split(jax.random.key(4), 3):
+        proposal = searcher.ask(k, state)[0]
+        want = space.sample(jax.random.split(k, 4)[3])
+        np.testing.assert_array_equal(proposal.ops[0], want.ops)
+    before = state
+    state = searcher.tell(state, one(2), jnp.asarray([jnp.nan]))
+    assert int(state.stored) == 2
+    np.testing.assert_array_equal(state.fitness, before.fitness)
+    np.testing.assert_array_equal(state.archs.ops, before.archs.ops)
+    # from the `num_init`-th stored evaluation on: the model's choice, not the uniform draw
+    state = searcher.tell(state, one(2), jnp.asarray([2.0]))
+    keys = jax.random.split(jax.random.key(5), 3)
+    model = [searcher.ask(k, state)[0].ops[0] for k in keys]
+    uniform = [space.sample(jax.random.split(k, 4)[3]).ops for k in keys]
+    assert not all(np.array_equal(a, b) for a, b in zip(model, uniform, strict=True))
+    for i in range(3, 6):
+        state = searcher.tell(state, one(i), jnp.asarray([float(i)]))
+    assert int(state.stored) == 6
+    slots = [4, 5, 2, 3]
+    np.testing.assert_array_equal(state.fitness, np.asarray(slots, np.float32))
+    np.testing.assert_array_equal(state.archs.ops, np.asarray(cells.ops)[slots])
+    onehot = np.eye(5)[np.asarray(cells.ops)[slots]].reshape(4, -1)
+    np.testing.assert_array_equal(state.encodings, onehot)

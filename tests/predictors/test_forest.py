@@ -135,3 +135,19 @@ def _small():
     rng = np.random.default_rng(2)
     x = (rng.random((60, 8)) < 0.5).astype(np.float32)
     return x, (x[:, 0] - x[:, 1] + rng.normal(0, 0.1, 60)).astype(np.float32)
+
+
+def test_defaults_are_smacs_ten_trees_of_depth_8_on_five_sixths_of_the_features(data):
+    """SMAC's (pyrfr's) defaults: 10 bootstrapped trees, 5/6 of the features per split;
+    depth 8 (complete trees of 255 splits). Considering every feature gives other trees."""
+    x, y = data
+    forest = fit(jax.random.key(0), x, y)
+    assert forest.feature.shape == (10, 255)
+    assert forest.value.shape == (10, 511)
+    same = fit(jax.random.key(0), x, y, trees=10, depth=8, max_features=5 / 6)
+    for a, b in zip(forest, same, strict=True):
+        np.testing.assert_array_equal(a, b)
+    every = fit(jax.random.key(0), x, y, max_features=1.0)
+    assert not np.array_equal(forest.feature, every.feature)
+    unboot = fit(jax.random.key(0), x, y, bootstrap=False)
+    assert not np.array_equal(forest.value, unboot.value)

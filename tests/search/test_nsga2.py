@@ -118,6 +118,37 @@ def test_the_tables_front_has_the_published_hypervolume(nasbench_dir):
     assert got == pytest.approx(bench.hypervolume(true[:, 0], true[:, 1], ref), rel=1e-3)
 
 
+def test_simulate_pareto_is_a_loop_of_asks_and_tells_on_signed_columns(nasbench_dir):
+    """Every seed's evaluated rows against a Python loop: seed s starts from
+    `fold_in(key, s)`, is told (sign * column) per objective for the rows it asked, in
+    generation order; bad counts and shapes are refused by name."""
+    table = bench.load_nb201(nasbench_dir)
+    objectives = [("cifar100", "valid_acc", 200, 1.0), ("cifar100", "flops_M", None, -1.0)]
+    s = search.nsga2(table.space, 4)
+    key = jax.random.key(3)
+    rows = bench.simulate_pareto(s, table, objectives, key=key, num_seeds=2, generations=3)
+    assert rows.shape == (2, 12)
+    acc = np.asarray(table.column("cifar100", "valid_acc", 200))
+    flops = np.asarray(table.column("cifar100", "flops_M", None))
+    for seed in range(2):
+        k_init, k_run = jax.random.split(jax.random.fold_in(key, seed))
+        state, asked = s.init(k_init), []
+        for kk in jax.random.split(k_run, 3):
+            archs, state = s.ask(kk, state)
+            r = np.asarray(jax.vmap(table.space.index)(archs))
+            state = s.tell(state, archs, jnp.asarray(np.stack([acc[r], -flops[r]], -1)))
+            asked.extend(r.tolist())
+        assert rows[seed].tolist() == asked
+    with pytest.raises(ValueError, match="generations"):
+        bench.simulate_pareto(s, table, objectives, key=key, num_seeds=2, generations=0)
+    with pytest.raises(ValueError, match="num_seeds"):
+        bench.simulate_pareto(s, table, objectives, key=key, num_seeds=0, generations=1)
+    with pytest.raises(ValueError, match="one length"):
+        bench.pareto_front(np.zeros(3), np.zeros(4))
+    with pytest.raises(ValueError, match="1-D"):
+        bench.hypervolume(np.zeros((2, 2)), np.zeros((2, 2)), (1.0, 1.0))
+
+
 def test_nsga2_finds_more_of_the_front_than_random_search(nasbench_dir):
     table = bench.load_nb201(nasbench_dir)
     flops = np.asarray(table.column("cifar100", "flops_M", None))

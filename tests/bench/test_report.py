@@ -82,3 +82,14 @@ def test_summarize_reports_each_seeds_final_incumbent():
     assert got["values"] == [95.0, 99.0, None]
     assert got["mean"] == pytest.approx(97.0)
     assert got["std"] == pytest.approx(2.0)
+
+
+def test_arch_report_is_the_tables_value_of_each_reported_key_to_3_decimals():
+    class Queried:
+        def query(self, arch, *, dataset, metric, epochs):
+            return {"a": 91.23456, "b": 7.0004999}[dataset] + arch + (epochs or 0)
+
+    report = (("a", "acc", 200), ("b", "ppl", None))
+    got = bench.arch_report(Queried(), 0.5, report)
+    assert got == {"a/acc/200": 291.735, "b/ppl/None": 7.5}
+    assert list(got) == ["a/acc/200", "b/ppl/None"]

@@ -1,8 +1,12 @@
 """The published search settings, against PyTorch's update rules written out in NumPy:
 NB201's weight SGD (gradient-norm clip 5, L2 5e-4, Nesterov momentum 0.9) on a cosine
 rate from 0.025 to 0.001, its α Adam (3e-4, betas 0.5 / 0.999, L2 1e-3), and DARTS'
-recurrent settings (SGD 20, L2 5e-7, clip 0.25; α Adam 3e-3, L2 1e-3)."""
+recurrent settings (SGD 20, L2 5e-7, clip 0.25; α Adam 3e-3, L2 1e-3); the run lengths,
+GDAS' temperatures, DARTS' finite-difference ε and α's initial scale."""
 
+import inspect
+
+import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -10,6 +14,7 @@ import pytest
 
 from jnas import oneshot
 from jnas.oneshot._base import optimizers
+from jnas.spaces import NB201
 
 
 def _clip(g, max_norm):
@@ -120,3 +125,33 @@ def test_darts_recurrent_settings_are_its_train_search_arguments(scale):
     want_a = _torch_adam(alpha, a_grads, lr=3e-3, wd=1e-3, b1=0.9, b2=0.999)
     got_a = _run(settings["alpha_optimizer"], jnp.asarray(alpha), [jnp.asarray(g) for g in a_grads])
     np.testing.assert_allclose(got_a, want_a, rtol=1e-5, atol=1e-6)
+
+
+def _defaults(fn):
+    return {k: p.default for k, p in inspect.signature(fn).parameters.items()}
+
+
+def test_search_defaults_are_nb201s_runs():
+    """NB201's search runs: 50 epochs of 391 steps (25,000 training images, batch 64) for
+    DARTS and the relaxed methods, 250 epochs for GDAS with τ from 10 to 0.1 (its
+    `GDAS.sh`); DARTS-V2's finite-difference ε is 0.01 / |∇| (DARTS' `architect.py`)."""
+    from jnas.oneshot._bilevel import hypergradient, relaxed_search
+
+    for fn, epochs in ((oneshot.darts, 50), (relaxed_search, 50), (oneshot.gdas, 250)):
+        got = _defaults(fn)
+        assert (got["epochs"], got["steps_per_epoch"]) == (epochs, 391), fn
+    gdas = _defaults(oneshot.gdas)
+    assert (gdas["tau_max"], gdas["tau_min"]) == (10.0, 0.1)
+    assert _defaults(hypergradient)["fd_epsilon"] == 0.01
+
+
+def test_alpha_starts_as_1e3_times_a_standard_normal():
+    """DARTS' `1e-3 * torch.randn(E, K)`: the default α is 1e-3 times the α drawn with
+    scale 1 from the same key (whose entries spread as a standard normal)."""
+    tiny = {"channels": 4, "cells_per_stage": 1, "num_classes": 3}
+    key = jax.random.key(0)
+    alpha = oneshot.darts(NB201(), **tiny).init(key).alpha
+    unit = oneshot.darts(NB201(), alpha_init_scale=1.0, **tiny).init(key).alpha
+    assert alpha.shape == (6, 5)
+    np.testing.assert_allclose(alpha, 1e-3 * unit, rtol=1e-6)
+    assert 0.6 < float(jnp.std(unit)) < 1.5

@@ -151,3 +151,17 @@ def test_defaults_are_smacs_ten_trees_of_depth_8_on_five_sixths_of_the_features(
     assert not np.array_equal(forest.feature, every.feature)
     unboot = fit(jax.random.key(0), x, y, bootstrap=False)
     assert not np.array_equal(forest.value, unboot.value)
+
+
+def test_a_node_splits_only_when_its_squared_error_drops():
+    """A constant target (every node pure) is never split, and a target that one feature
+    decides splits on it once, its children then pure: the root's feature, no other."""
+    rng = np.random.default_rng(5)
+    x = (rng.random((60, 6)) < 0.5).astype(np.float32)
+    kw = {"trees": 2, "depth": 3, "max_features": 1.0, "bootstrap": False}
+    flat = fit(jax.random.key(0), x, np.full(60, 3.0, np.float32), **kw)
+    np.testing.assert_array_equal(flat.feature, -1)
+    np.testing.assert_allclose(flat.value, 3.0)
+    step = fit(jax.random.key(0), x, 2.0 * x[:, 4], **kw)
+    np.testing.assert_array_equal(step.feature[:, 0], 4)
+    np.testing.assert_array_equal(step.feature[:, 1:], -1)

@@ -155,7 +155,9 @@ def test_defaults_are_smacs_ten_trees_of_depth_8_on_five_sixths_of_the_features(
 
 def test_a_node_splits_only_when_its_squared_error_drops():
     """A constant target (every node pure) is never split, and a target that one feature
-    decides splits on it once, its children then pure: the root's feature, no other."""
+    decides splits on it once, its children then pure: the root's feature, no other. Each
+    node's `value` is its mean target, an empty node's its parent's (by hand: a node of one
+    row keeps its own; `tile` for `repeat` of the parents passed the sklearn tests)."""
     rng = np.random.default_rng(5)
     x = (rng.random((60, 6)) < 0.5).astype(np.float32)
     kw = {"trees": 2, "depth": 3, "max_features": 1.0, "bootstrap": False}
@@ -165,3 +167,8 @@ def test_a_node_splits_only_when_its_squared_error_drops():
     step = fit(jax.random.key(0), x, 2.0 * x[:, 4], **kw)
     np.testing.assert_array_equal(step.feature[:, 0], 4)
     np.testing.assert_array_equal(step.feature[:, 1:], -1)
+    # `value` is each node's mean target (an empty node: its parent's), here by hand on
+    # two rows the first feature tells apart (x_0 = 0 goes left): root 2.5, then 5 | 0
+    two = fit(jax.random.key(0), np.eye(2, dtype=np.float32), np.asarray([0.0, 5.0]), **kw)
+    want = [2.5, 5.0, 0.0, 5.0, 5.0, 0.0, 0.0] + [5.0] * 4 + [0.0] * 4
+    np.testing.assert_allclose(two.value, [want, want])

@@ -162,3 +162,29 @@ def test_tpe_density_ratio_over_uneven_decisions_and_many_told_rows(key):
         )
         scores = _tpe_scores(candidates, told, told_fitness, sizes, **settings)
         _assert_the_best_candidate(proposal, candidates, scores)
+
+
+def test_tpe_history_is_a_ring_that_skips_nan(key):
+    """A NaN evaluation is not stored (nor counted towards `min_points`); past `memory`
+    evaluations the newest overwrites the oldest: slot j holds the latest evaluation i
+    with i = j mod memory."""
+    space = NB201()
+    searcher = search.tpe(space, num_samples=8, min_points=3, memory=4)
+    cells = jax.vmap(space.sample)(jax.random.split(jax.random.key(3), 7))
+    state = searcher.init(key)
+    values = [0.0, np.nan, 1.0, 2.0, 3.0, 4.0, 5.0]
+    for i, v in enumerate(values):
+        before = state
+        state = searcher.tell(
+            state, jax.tree.map(lambda a, i=i: a[i : i + 1], cells), jnp.asarray([v])
+        )
+        if np.isnan(v):
+            assert int(state.stored) == int(before.stored)
+            np.testing.assert_array_equal(state.decisions, before.decisions)
+            np.testing.assert_array_equal(state.fitness, before.fitness)
+    assert int(state.stored) == 6
+    told = [0, 2, 3, 4, 5, 6]  # the cells stored, in order: slot j <- the latest j mod 4
+    slots = [told[4], told[5], told[2], told[3]]
+    np.testing.assert_array_equal(state.fitness, np.asarray(values)[slots])
+    want = jax.vmap(space.to_decisions)(cells)
+    np.testing.assert_array_equal(state.decisions, np.asarray(want)[slots])

@@ -1,0 +1,84 @@
+"""The papers' settings that `jnas meta` runs (`jnas.recipes.meta.make_learner`), against
+the update rules written out by hand with `jax.grad`: MAML's inner SGD (0.01 and one step
+on the sinusoid; 0.4, one step in training and three at test on Omniglot, Finn et al.
+2017), Reptile's five inner SGD steps on the sinusoid and its outer step size annealed
+linearly from 1 to 0 (Nichol et al. 2018)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jnas import meta
+from jnas.recipes.meta import make_learner
+
+
+def _sgd(loss, params, lr, steps):
+    for _ in range(steps):
+        grads = jax.grad(loss)(params)
+        params = jax.tree.map(lambda p, g: p - lr * g, params, grads)
+    return params
+
+
+def _assert_close(a, b, **tol):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_allclose(x, y, **tol)
+
+
+def _one(task):
+    return jax.tree.map(lambda a: a[None], task)
+
+
+def test_maml_on_the_sinusoid_adapts_by_one_sgd_step_of_001(key):
+    learner = make_learner("maml", image=False, ways=1, steps=10)
+    model = meta.mlp()
+    params = learner.init(key).params
+    task = meta.sinusoid(10, 10)(jax.random.key(1))
+
+    def support(p):
+        return jnp.mean(jnp.square(model.apply(p, task.support_x) - task.support_y))
+
+    want = _sgd(support, params, 0.01, 1)
+    _assert_close(learner.adapt(params, task), want, rtol=1e-5, atol=1e-6)
+    after = learner.evaluate(params, _one(task))["loss_after"][0]
+    query = jnp.mean(jnp.square(model.apply(want, task.query_x) - task.query_y))
+    np.testing.assert_allclose(after, query, rtol=1e-5)
+
+
+def test_maml_on_omniglot_adapts_by_sgd_04_once_in_training_and_three_times_at_test(key):
+    ways, channels = 3, 4
+    learner = make_learner("maml", image=True, ways=ways, steps=10, channels=channels)
+    model = meta.conv4(ways, channels=channels)
+    params = learner.init(key).params
+    images = jax.random.normal(jax.random.key(2), (5, 4, 28, 28, 1))
+    task = meta.few_shot(images, ways, 1, 2)(jax.random.key(3))
+
+    def support(p):
+        logits = model.apply(p, task.support_x)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, task.support_y).mean()
+
+    _assert_close(learner.adapt(params, task), _sgd(support, params, 0.4, 1), rtol=2e-4,
+                  atol=1e-5)  # fmt: skip
+    three = _sgd(support, params, 0.4, 3)
+    got = learner.predict(params, task.support_x, task.support_y, task.query_x)
+    np.testing.assert_allclose(got, model.apply(three, task.query_x), rtol=2e-3, atol=1e-4)
+
+
+def test_reptile_on_the_sinusoid_steps_to_the_adapted_weights_at_a_rate_from_1_to_0(key):
+    """Five inner SGD steps of 0.01; the outer SGD step size is 1 at step 0 (θ becomes the
+    one task's adapted weights) and 1 - 1/4 at step 1 of 4."""
+    learner = make_learner("reptile", image=False, ways=1, steps=4)
+    model = meta.mlp()
+    state = learner.init(key)
+    tasks = [meta.sinusoid(10, 10)(jax.random.key(k)) for k in (4, 5)]
+
+    def support(task):
+        return lambda p: jnp.mean(jnp.square(model.apply(p, task.support_x) - task.support_y))
+
+    theta = state.params
+    for task, rate in zip(tasks, (1.0, 0.75), strict=True):
+        phi = _sgd(support(task), theta, 0.01, 5)
+        _assert_close(learner.adapt(theta, task), phi, rtol=1e-5, atol=1e-6)
+        theta = jax.tree.map(lambda t, p, r=rate: t + r * (p - t), theta, phi)
+        state, _ = learner.step(state, _one(task))
+        _assert_close(state.params, theta, rtol=1e-4, atol=1e-6)

@@ -113,3 +113,41 @@ def test_inverse_factors_whiten_every_grid_points_gram_matrix(num_features):
         e = -d / ls - (0 if feat is None else np.square(feat - feat.T) / lf)
         k = np.exp(e) * np.outer(ok, ok) + np.diag(np.where(ok, noise, 1.0))
         np.testing.assert_allclose(w[g] @ k @ w[g].T, np.eye(n), atol=2e-3)
+
+
+def test_the_grid_is_every_hyper_parameter_triple_once():
+    """`gp_grid` holds each (lengthscale, noise[, feature lengthscale]) of the defaults once:
+    7 x 3 with the feature lengthscale fixed at 1 without features, 7 x 3 x 4 with them."""
+    import itertools
+
+    from jnas.predictors import _gp
+
+    def triples(grid):  # float32 grid values, compared as float32
+        return sorted(zip(*(np.asarray(g, np.float32).tolist() for g in grid), strict=True))
+
+    def want(*axes):
+        return sorted(itertools.product(*(np.float32(a).tolist() for a in axes)))
+
+    plain = want(_gp.DEFAULT_LENGTHSCALES, _gp.DEFAULT_NOISES, [1.0])
+    assert triples(predictors.gp_grid()) == plain
+    mixed = want(_gp.DEFAULT_LENGTHSCALES, _gp.DEFAULT_NOISES, _gp.DEFAULT_FEATURE_LENGTHSCALES)
+    assert triples(predictors.gp_grid(num_features=2)) == mixed
+
+
+def test_a_history_of_one_point_predicts_that_point():
+    """One point held (of 8 slots): its value is the mean, the posterior there is that
+    value; an empty history's mean is 0, not NaN."""
+    grid = predictors.gp_grid()
+    x = np.zeros((8, 6), np.float32)
+    x[0, 2] = 1.0
+    y = np.zeros(8, np.float32)
+    y[0] = 7.5
+    mask = np.arange(8) < 1
+    fresh = predictors.gp_factors_init(grid, 8)
+    w = predictors.gp_factors_add(fresh, grid, x, mask, jnp.int32(0), jnp.asarray(False))
+    gp = predictors.gp_fit_factored(w, grid, x, y, mask)
+    assert float(gp.mean) == 7.5
+    mu, _ = predictors.gp_predict(gp, x[:1])
+    np.testing.assert_allclose(mu, 7.5, rtol=1e-6)
+    empty = predictors.gp_fit_factored(fresh, grid, x, y, np.zeros(8, bool))
+    assert float(empty.mean) == 0.0

@@ -151,3 +151,28 @@ def test_a_history_of_one_point_predicts_that_point():
     np.testing.assert_allclose(mu, 7.5, rtol=1e-6)
     empty = predictors.gp_fit_factored(fresh, grid, x, y, np.zeros(8, bool))
     assert float(empty.mean) == 0.0
+
+
+def test_a_grid_point_whose_factors_broke_is_never_chosen():
+    """A grid point whose inverse factor holds NaN (a Gram matrix that stopped being
+    positive definite in float32) scores NaN; the fit takes the best finite one, as
+    `gp_fit` does, rather than the broken one."""
+    grid = predictors.gp_grid()
+    archs = jax.vmap(SPACE.sample)(jax.random.split(jax.random.key(4), 6))
+    x = np.asarray(jax.vmap(SPACE.path)(archs), np.float32).reshape(6, -1)
+    y = fitness(archs)
+    mask = np.ones(6, bool)
+    w = predictors.gp_factors_init(grid, 6)
+    for t in range(6):
+        w = predictors.gp_factors_add(w, grid, x, mask & (np.arange(6) <= t), jnp.int32(t),
+                                      jnp.asarray(False))  # fmt: skip
+    whole = predictors.gp_fit_factored(w, grid, x, y, mask)
+    chosen = int(np.flatnonzero((np.asarray(grid.lengthscale) == float(whole.lengthscale))
+                                & (np.asarray(grid.noise) == float(whole.noise)))[0])  # fmt: skip
+    broken = predictors.gp_fit_factored(w.at[chosen, 3, 1].set(jnp.nan), grid, x, y, mask)
+    assert np.isfinite(float(broken.lengthscale))
+    assert (float(broken.lengthscale), float(broken.noise)) != (
+        float(whole.lengthscale),
+        float(whole.noise),
+    )
+    assert np.isfinite(np.asarray(predictors.gp_predict(broken, x)[0])).all()

@@ -6,6 +6,7 @@ saved; a resume with other settings is refused by name."""
 import json
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -137,7 +138,8 @@ def test_fingerprint_tells_apart_shape_dtype_and_any_byte():
 def test_run_steps_runs_each_step_index_once_in_order_as_a_python_loop(tmp_path):
     """`run_steps` against a Python loop over i = 0..steps-1: the step index reaches the
     step (chunk offsets included), a last shorter chunk runs without a folder, `after_chunk`
-    sees the steps done and may change the state, and a resumed folder extends to more steps.
+    sees the steps done and may change the state, a resumed folder extends to more steps, and
+    a non-finite value is refused naming its chunk's steps.
     The resume tests above compare two runs of `run_steps`, which share any such slip."""
     from jnas.transfer._resume import run_steps, step_values
 
@@ -160,13 +162,22 @@ def test_run_steps_runs_each_step_index_once_in_order_as_a_python_loop(tmp_path)
     def after(state, done):
         return state + 0.25, {"done": done}
 
-    state, records = run_steps("t", step, init, jax.random.key(5), steps=7, chunk=3,
+    state, records = run_steps("t", step, init, jax.random.key(5), steps=8, chunk=3,
                                after_chunk=after)  # fmt: skip
-    s, values, seen = loop(7, 3, bump=0.25)
+    s, values, seen = loop(8, 3, bump=0.25)
     assert float(state) == pytest.approx(s, rel=1e-6)
     np.testing.assert_allclose(step_values(records), values, rtol=1e-6)
-    assert [r["done"] for r in records] == seen == [3, 6, 7]
-    assert [r["steps"] for r in records] == [[0, 3], [3, 6], [6, 7]]
+    assert [r["done"] for r in records] == seen == [3, 6, 8]
+    assert [r["steps"] for r in records] == [[0, 3], [3, 6], [6, 8]]
+
+    # a non-finite value names its chunk's steps (a middle one; the last, shorter one)
+    for bad, steps in ((4, r"3\.\.5"), (7, r"6\.\.7")):
+
+        def blows_up(state, i, bad=bad):
+            return step(state, i)[0], jnp.where(i == bad, jnp.nan, 1.0)
+
+        with pytest.raises(FloatingPointError, match=rf"^t, steps {steps}: "):
+            run_steps("t", blows_up, init, jax.random.key(5), steps=8, chunk=3)
     with pytest.raises(ValueError, match="multiple of the checkpoint interval"):
         run_steps("t", step, init, jax.random.key(5), steps=7, chunk=3, out=tmp_path / "x")
     assert not (tmp_path / "x").exists()

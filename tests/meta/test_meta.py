@@ -553,8 +553,26 @@ def test_meta_train_resumes_to_the_same_state_and_records(key, tmp_path):
 
 def test_nan_losses_stop_meta_training(key):
     learner = meta.maml(meta.mlp((1, 8, 1)), loss="mse", inner_lr=1e30)
-    with pytest.raises(FloatingPointError, match="non-finite `loss`"):
+    with pytest.raises(
+        FloatingPointError, match=r"\(steps 0\.\.1, chunk = 2 steps\): non-finite `loss`"
+    ):
         meta.meta_train(learner, meta.sinusoid(5, 5), key, steps=4, meta_batch=2, log_every=2)
+
+
+def test_meta_training_and_evaluation_defaults_are_the_few_shot_literatures():
+    """Meta-batches of 32 tasks (MAML's Omniglot runs), a record every 100 steps, and 600
+    held-out tasks in groups of 50 (the few-shot papers' evaluation)."""
+    import inspect
+
+    def defaults(fn):
+        return {k: p.default for k, p in inspect.signature(fn).parameters.items()}
+
+    assert defaults(meta.meta_train)["meta_batch"] == 32
+    assert defaults(meta.meta_train)["log_every"] == 100
+    assert (defaults(meta.evaluate_tasks)["num_tasks"], defaults(meta.evaluate_tasks)["batch"]) == (
+        600,
+        50,
+    )
 
 
 def test_bad_configurations_fail_early_with_the_argument_named():

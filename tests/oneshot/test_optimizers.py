@@ -133,8 +133,8 @@ def _defaults(fn):
 
 def test_search_defaults_are_nb201s_runs():
     """NB201's search runs: 50 epochs of 391 steps (25,000 training images, batch 64) for
-    DARTS and the relaxed methods, 250 epochs for GDAS with τ from 10 to 0.1 (its
-    `GDAS.sh`); DARTS-V2's finite-difference ε is 0.01 / |∇| (DARTS' `architect.py`)."""
+    DARTS and the relaxed methods, 250 epochs for GDAS with τ from 10 to 0.1 (NB201's GDAS
+    script and config); DARTS-V2's finite-difference ε is 0.01 / |∇| (DARTS' `architect.py`)."""
     from jnas.oneshot._bilevel import hypergradient, relaxed_search
 
     for fn, epochs in ((oneshot.darts, 50), (relaxed_search, 50), (oneshot.gdas, 250)):

@@ -2,7 +2,8 @@
 the update rules written out by hand with `jax.grad`: MAML's inner SGD (0.01 and one step
 on the sinusoid; 0.4, one step in training and three at test on Omniglot, Finn et al.
 2017), Reptile's five inner SGD steps on the sinusoid and its outer step size annealed
-linearly from 1 to 0 (Nichol et al. 2018)."""
+linearly from 1 to 0 (Nichol et al. 2018); the metric methods' relation module, cosine
+scale and Adam 1e-3."""
 
 import jax
 import jax.numpy as jnp
@@ -82,3 +83,38 @@ def test_reptile_on_the_sinusoid_steps_to_the_adapted_weights_at_a_rate_from_1_t
         theta = jax.tree.map(lambda t, p, r=rate: t + r * (p - t), theta, phi)
         state, _ = learner.step(state, _one(task))
         _assert_close(state.params, theta, rtol=1e-4, atol=1e-6)
+
+
+def test_metric_methods_settings(key):
+    """Relation networks' relation module has 8 hidden units (on the pooled embedding pair,
+    and in the convolutional module on the 2x2 maps); the scaled matching network's cosine
+    scale starts at 10 (TADAM); the metric methods' Adam 1e-3 moves each weight by 1e-3 on
+    its first step (Adam's first update is lr * g / (|g| + eps))."""
+    channels, ways = 4, 3
+
+    def params(method):
+        return (
+            make_learner(method, image=True, ways=ways, steps=1, channels=channels).init(key).params
+        )
+
+    pooled = params("relation_net")["extra"]["layers"]
+    assert pooled[0]["kernel"].shape == (2 * channels, 8)
+    assert pooled[1]["kernel"].shape == (8, 1)
+    conv = params("relation_net_conv")["extra"]
+    assert conv["fc1"]["kernel"].shape[1] == 8
+    assert conv["fc2"]["kernel"].shape == (8, 1)
+    np.testing.assert_allclose(np.exp(params("matching_net_scaled")["extra"]["log_scale"]), 10.0,
+                               rtol=1e-6)  # fmt: skip
+    learner = make_learner("protonet", image=True, ways=ways, steps=1, channels=channels)
+    images = jax.random.normal(jax.random.key(2), (5, 4, 28, 28, 1))
+    tasks = meta.task_batch(meta.few_shot(images, ways, 1, 2), jax.random.key(3), 2)
+    state = learner.init(key)
+    after = learner.step(state, tasks)[0].params
+    moved = np.concatenate([
+        np.abs(np.ravel(a - b))
+        for a, b in zip(jax.tree.leaves(after), jax.tree.leaves(state.params), strict=True)
+    ])  # fmt: skip
+    # all but the weights whose gradient is within Adam's eps of 0 (some biases before
+    # batch norm): exactly 1e-3
+    assert np.mean(np.abs(moved - 1e-3) < 1e-5) > 0.9
+    assert moved.max() < 1.001e-3

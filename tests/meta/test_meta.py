@@ -599,32 +599,3 @@ def test_bad_configurations_fail_early_with_the_argument_named():
         meta.metanas(model)
     with pytest.raises(ValueError, match="`ways`"):
         meta.protonet(meta.conv4(None), 1)
-
-
-def test_default_loops_are_sgd_001_inside_and_adam_1e3_or_reptiles_sgd_1_outside(key):
-    """The documented defaults: MAML's outer Adam 1e-3 moves every weight by 1e-3 on its
-    first step (Adam's first update is lr * g / |g|), and is the learner given SGD 0.01
-    inside and Adam 1e-3 outside explicitly; Reptile's outer SGD 1.0 with 5 inner steps."""
-    model = meta.mlp((1, 8, 1))
-    tasks = meta.task_batch(meta.sinusoid(5, 5), key, 4)
-
-    def step(learner):
-        return jax.tree.leaves(learner.step(learner.init(key), tasks)[0].params)
-
-    def assert_same(a, b):
-        for x, y in zip(a, b, strict=True):
-            np.testing.assert_array_equal(x, y)
-
-    before = jax.tree.leaves(meta.maml(model, loss="mse").init(key).params)
-    after = step(meta.maml(model, loss="mse"))
-    moved = np.concatenate([np.abs(np.ravel(a - b)) for a, b in zip(after, before, strict=True)])
-    assert (moved > 1e-4).mean() > 0.9
-    np.testing.assert_allclose(moved[moved > 1e-4], 1e-3, rtol=1e-2)
-    assert_same(
-        after, step(meta.maml(model, loss="mse", inner_lr=0.01, outer_optimizer=optax.adam(1e-3)))
-    )
-    reptile = step(meta.reptile(model, loss="mse"))
-    sgd_1 = {"inner_lr": 0.01, "inner_steps": 5, "outer_optimizer": optax.sgd(1.0)}
-    assert_same(reptile, step(meta.reptile(model, loss="mse", **sgd_1)))
-    half = step(meta.reptile(model, loss="mse", outer_optimizer=optax.sgd(0.5)))
-    assert not np.array_equal(half[0], reptile[0])

@@ -3,7 +3,7 @@ the update rules written out by hand with `jax.grad`: MAML's inner SGD (0.01 and
 on the sinusoid; 0.4, one step in training and three at test on Omniglot, Finn et al.
 2017), Reptile's five inner SGD steps on the sinusoid and its outer step size annealed
 linearly from 1 to 0 (Nichol et al. 2018); the metric methods' relation module, cosine
-scale and Adam 1e-3."""
+scale and Adam 1e-3; the `jnas.meta` factories' default loops."""
 
 import jax
 import jax.numpy as jnp
@@ -28,6 +28,12 @@ def _assert_close(a, b, **tol):
 
 def _one(task):
     return jax.tree.map(lambda a: a[None], task)
+
+
+def _moved(before, after):
+    """|after - before| of every weight, flattened."""
+    pairs = zip(jax.tree.leaves(after), jax.tree.leaves(before), strict=True)
+    return np.concatenate([np.abs(np.ravel(a - b)) for a, b in pairs])
 
 
 def test_maml_on_the_sinusoid_adapts_by_one_sgd_step_of_001(key):
@@ -109,12 +115,34 @@ def test_metric_methods_settings(key):
     images = jax.random.normal(jax.random.key(2), (5, 4, 28, 28, 1))
     tasks = meta.task_batch(meta.few_shot(images, ways, 1, 2), jax.random.key(3), 2)
     state = learner.init(key)
-    after = learner.step(state, tasks)[0].params
-    moved = np.concatenate([
-        np.abs(np.ravel(a - b))
-        for a, b in zip(jax.tree.leaves(after), jax.tree.leaves(state.params), strict=True)
-    ])  # fmt: skip
+    moved = _moved(state.params, learner.step(state, tasks)[0].params)
     # all but the weights whose gradient is within Adam's eps of 0 (some biases before
     # batch norm): exactly 1e-3
     assert np.mean(np.abs(moved - 1e-3) < 1e-5) > 0.9
     assert moved.max() < 1.001e-3
+
+
+def test_default_loops_are_sgd_001_inside_and_adam_1e3_or_reptiles_sgd_1_outside(key):
+    """The documented defaults of `jnas.meta`'s factories: MAML's outer Adam 1e-3 moves
+    every weight by 1e-3 on its first step (Adam's first update is lr * g / |g|), and is
+    the learner given SGD 0.01 inside and Adam 1e-3 outside explicitly; Reptile's outer
+    SGD 1.0 with 5 inner steps."""
+    model = meta.mlp((1, 8, 1))
+    tasks = meta.task_batch(meta.sinusoid(5, 5), key, 4)
+
+    def step(learner):
+        return learner.step(learner.init(key), tasks)[0].params
+
+    exact = {"rtol": 0, "atol": 0}
+    before = meta.maml(model, loss="mse").init(key).params
+    after = step(meta.maml(model, loss="mse"))
+    moved = _moved(before, after)
+    assert (moved > 1e-4).mean() > 0.9
+    np.testing.assert_allclose(moved[moved > 1e-4], 1e-3, rtol=1e-2)
+    explicit = meta.maml(model, loss="mse", inner_lr=0.01, outer_optimizer=optax.adam(1e-3))
+    _assert_close(after, step(explicit), **exact)
+    reptile = step(meta.reptile(model, loss="mse"))
+    sgd_1 = {"inner_lr": 0.01, "inner_steps": 5, "outer_optimizer": optax.sgd(1.0)}
+    _assert_close(reptile, step(meta.reptile(model, loss="mse", **sgd_1)), **exact)
+    half = step(meta.reptile(model, loss="mse", outer_optimizer=optax.sgd(0.5)))
+    assert not np.array_equal(jax.tree.leaves(half)[0], jax.tree.leaves(reptile)[0])

@@ -10,7 +10,7 @@ from jnas import morphism
 from jnas.spaces import Sequential
 
 SPACE = Sequential(input_size=16)
-ARCH = "C(3,64,1)-P(2,2)-C(1,64,1)-FC(128)"
+ARCH = "C(3,64,1)-P(3,2)-C(1,128,1)-FC(128)"  # unequal pool sides and conv widths
 
 
 def trained_like(bn=True, seed=0):
@@ -74,6 +74,56 @@ def test_widening_really_splits_units():
     assert not np.allclose(k[:128], np.asarray(model.classifier.kernel[...]))
 
 
+def test_inserted_conv_layer_is_the_identity_to_float_precision():
+    """`deepen`'s conv layer (centre-identity kernel, batch norm with variance 1 - eps for
+    the networks' eps = 1e-5) gives back its non-negative input to float32 rounding; the
+    function test above allows 1e-5 and would miss a wrong eps (an error of 5e-6)."""
+    arch, model = trained_like()
+    _, new = morphism.deepen(SPACE, arch, model, 0)
+    h = np.asarray(new.layers[0](X))
+    assert h.min() >= 0
+    assert h.max() > 0.1
+    np.testing.assert_allclose(np.asarray(new.layers[1](h)), h, rtol=1e-6, atol=1e-7)
+
+
+def copied_units(old, new):
+    """Which of `old`'s columns (last axis) each extra column of `new` equals exactly."""
+    n = old.shape[-1]
+    np.testing.assert_array_equal(new[..., :n], old)  # the old units stay in place
+    old2, new2 = old.reshape(-1, n), new.reshape(-1, new.shape[-1])[:, n:]
+    hits = (old2[:, :, None] == new2[:, None, :]).all(0)  # (old unit, new unit)
+    assert (hits.sum(0) == 1).all()  # each new unit is a copy of exactly one old unit
+    return hits.argmax(0)
+
+
+def test_new_units_copy_old_units_drawn_from_all_of_them():
+    """Net2WiderNet's new units copy old ones drawn uniformly from every old unit (`key`),
+    in `widen` and `widen_block`: over 8 keys, the first and last units are drawn and the
+    mean draw is the middle unit's (sd of the mean about 1.2 units for the FC layer)."""
+    arch, model = trained_like()
+    old = np.asarray(model.layers[3].linear.kernel[...])  # 128 units
+    drawn = []
+    for seed in range(8):
+        _, new = morphism.widen(jax.random.key(seed), SPACE, arch, model, 3, 256)
+        drawn.append(copied_units(old, np.asarray(new.layers[3].linear.kernel[...])))
+    drawn = np.concatenate(drawn)
+    assert (drawn.min(), drawn.max()) == (0, 127)
+    assert abs(drawn.mean() - 63.5) < 5
+    assert len(set(map(tuple, np.split(drawn, 8)))) == 8  # each key its own draw
+
+    space, arch, model = chain_model()
+    old = np.asarray(model.blocks[1].expand.conv.kernel[...])  # k5e3: 24 hidden channels
+    drawn = []
+    for seed in range(8):
+        _, new = morphism.widen_block(
+            jax.random.key(seed), space, arch, model, 2, 6, num_classes=5, stem_stride=1
+        )
+        drawn.append(copied_units(old, np.asarray(new.blocks[1].expand.conv.kernel[...])))
+    drawn = np.concatenate(drawn)
+    assert (drawn.min(), drawn.max()) == (0, 23)
+    assert abs(drawn.mean() - 11.5) < 2
+
+
 def test_bad_morphisms_are_named():
     arch, model = trained_like()
     with pytest.raises(ValueError, match="must exceed"):
@@ -87,13 +137,50 @@ def test_bad_morphisms_are_named():
         morphism.deepen(SPACE, a2, m2, 4)
 
 
-@pytest.mark.parametrize("op", ["nor_conv_1x1", "nor_conv_3x3"])
-def test_nb201_none_edge_becomes_a_zero_initialised_conv(op):
+def test_out_of_range_and_no_op_morphisms_are_named():
+    """A layer or block index one past the end, a pool layer given to `grow_kernel`, a size
+    equal to today's or outside the space: each refused by name, not an IndexError or a
+    network that did not change."""
+    arch, model = trained_like()  # 4 layers: conv, pool, conv, FC
+    key = jax.random.key(0)
+    with pytest.raises(ValueError, match="not a conv or FC"):
+        morphism.widen(key, SPACE, arch, model, 4, 256)
+    with pytest.raises(ValueError, match="must index a layer"):
+        morphism.deepen(SPACE, arch, model, 4)
+    for layer in (1, 4):
+        with pytest.raises(ValueError, match="not a conv layer"):
+            morphism.grow_kernel(SPACE, arch, model, layer, 5)
+    with pytest.raises(ValueError, match="odd and > 3"):
+        morphism.grow_kernel(SPACE, arch, model, 0, 3)
+    even = Sequential(input_size=8, conv_kernels=(2, 3, 5))  # 'SAME' pads even kernels unevenly
+    arch_even = even.from_string("C(2,64,1)-FC(128)")
+    model_even = even.build(arch_even, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match=r"> 2 \(odd\)"):
+        morphism.grow_kernel(even, arch_even, model_even, 0, 5)
+
+    space, arch, model = chain_model()  # k3e3-skip-k5e3-k3e3-skip over kernels 3, 5, 7
+    with pytest.raises(ValueError, match=r"`block` must be in \[0, 5\)"):
+        morphism.grow_block_kernel(space, arch, model, 5, 7)
+    for kernel, expansion in ((4, 3), (3, 4)):
+        with pytest.raises(ValueError, match=r"\(kernel, expansion\) must be in"):
+            morphism.insert_block(space, arch, model, 1, kernel, expansion)
+    for expansion in (3, 4):  # today's; not one of the space's
+        with pytest.raises(ValueError, match="must be one of"):
+            morphism.widen_block(key, space, arch, model, 2, expansion)
+    with pytest.raises(ValueError, match="above 5"):
+        morphism.grow_block_kernel(space, arch, model, 2, 5)
+
+
+@pytest.mark.parametrize(
+    ("op", "edge"), [("nor_conv_1x1", 1), ("nor_conv_3x3", 1), ("nor_conv_3x3", 0)]
+)
+def test_nb201_none_edge_becomes_a_zero_initialised_conv(op, edge):
     from jnas.spaces import NB201
 
     space = NB201()
+    first = "nor_conv_3x3" if edge == 1 else "none"
     arch = space.from_string(
-        "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|avg_pool_3x3~0|none~1|nor_conv_1x1~2|"
+        f"|{first}~0|+|none~0|skip_connect~1|+|avg_pool_3x3~0|none~1|nor_conv_1x1~2|"
     )
     build = {"channels": 4, "cells_per_stage": 1, "num_classes": 3}
     model = space.build(arch, rngs=nnx.Rngs(0), **build)
@@ -101,11 +188,12 @@ def test_nb201_none_edge_becomes_a_zero_initialised_conv(op):
     model.train()
     model(x)  # running statistics away from their initial values
     before = logits(model, x)
-    new_arch, new = morphism.replace_none(space, arch, model, 1, op, **build)
-    assert space.ops[int(new_arch.ops[1])] == op
+    new_arch, new = morphism.replace_none(space, arch, model, edge, op, **build)
+    assert space.ops[int(new_arch.ops[edge])] == op
     assert np.max(np.abs(logits(new, x) - before)) <= 1e-5 * max(1.0, np.max(np.abs(before)))
-    with pytest.raises(ValueError, match="not `none`"):
-        morphism.replace_none(space, arch, model, 0, **build)
+    for bad in (2, 6):  # a skip_connect edge; one past the last edge
+        with pytest.raises(ValueError, match="not `none`"):
+            morphism.replace_none(space, arch, model, bad, **build)
 
 
 def chain_model(seed=0):

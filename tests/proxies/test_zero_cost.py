@@ -105,6 +105,24 @@ def test_jacob_cov_scores_the_input_gradients_correlations():
     assert float(proxies.jacob_cov(NET.apply, params, (x, y))) == pytest.approx(want, rel=1e-3)
 
 
+def test_jacob_cov_regularises_a_zero_eigenvalue_by_k():
+    """Two identical examples make C singular: its zero eigenvalue scores -log(k) - 1/k
+    (k = 1e-5 shifts it up, never down into a log of a negative number). float64, so the
+    zero eigenvalue is zero to 1e-15 and the comparison is tight."""
+    params, (x, y), (w1, b1, w2, _) = setup()
+    x, y = np.concatenate([x[:3], x[:1]]), np.concatenate([y[:3], y[:1]])
+    pre = x.astype(np.float64) @ w1 + b1
+    jac = ((pre > 0) * (w2 @ np.ones(2))) @ w1.T
+    eig = np.linalg.eigvalsh(np.corrcoef(jac))
+    assert abs(eig[0]) < 1e-12
+    want = -np.sum(np.log(eig + 1e-5) + 1.0 / (eig + 1e-5))
+    assert want < -1e5 + 20  # the zero eigenvalue's term dominates
+    with jax.enable_x64(True):
+        p64 = jax.tree.map(lambda a: np.asarray(a, np.float64), params)
+        got = float(proxies.jacob_cov(NET.apply, p64, (x.astype(np.float64), y)))
+    assert got == pytest.approx(want, rel=1e-9)
+
+
 def test_a_selection_that_scores_nothing_is_refused():
     params, batch, _ = setup()
     with pytest.raises(ValueError, match="no parameter selected"):
@@ -199,33 +217,36 @@ def test_fisher_sums_the_squared_channel_saliencies():
     assert float(proxies.fisher(net.apply, params, (x, y))) == pytest.approx(want, rel=1e-4)
 
 
-def test_fisher_sums_a_feature_maps_saliency_over_positions_per_channel():
-    """On a feature map [N, H, W, C] each channel's saliency is (sum over positions of
-    a * dL/da)^2 per example (NASLib's `(act * grad).sum([2, 3])`), then halved, averaged
-    over examples and summed: a 1x1 convolution (a dense layer per pixel), ReLU, global
-    average pooling and a linear head, against NumPy."""
+@pytest.mark.parametrize("shape", [(6, 3, 2, 3), (6, 5, 3)])  # an image; a sequence
+def test_fisher_sums_a_feature_maps_saliency_over_positions_per_channel(shape):
+    """On a feature map [N, H, W, C] (or a sequence [N, L, C]) each channel's saliency is
+    (sum over positions of a * dL/da)^2 per example (NASLib's `(act * grad).sum([2, 3])`),
+    then halved, averaged over examples and summed: a 1x1 convolution (a dense layer per
+    position), ReLU, global average pooling and a linear head, against NumPy."""
     from jnas import nn as jnn
 
+    positions = tuple(range(1, len(shape) - 1))
     net = functional(
         lambda rngs: nnx.Sequential(
             jnn.linear(3, 5, rngs=rngs),
             jnn.relu,
-            lambda h: h.mean((1, 2)),
+            lambda h: h.mean(positions),
             jnn.linear(5, 4, rngs=rngs),
         )
     )
     params = net.init(jax.random.key(2))
     w = named_leaves(params)
     rng = np.random.default_rng(2)
-    x = rng.normal(size=(6, 3, 2, 3)).astype(np.float32)
+    x = rng.normal(size=shape).astype(np.float32)
     y = np.asarray([0, 1, 2, 3, 1, 2])
     a1 = x.astype(np.float64) @ w["layers/0/kernel/value"] + w["layers/0/bias/value"]
-    a2 = np.maximum(a1, 0).mean((1, 2)) @ w["layers/3/kernel/value"] + w["layers/3/bias/value"]
+    a2 = np.maximum(a1, 0).mean(positions) @ w["layers/3/kernel/value"] + w["layers/3/bias/value"]
     p = np.exp(a2 - a2.max(1, keepdims=True))
     p /= p.sum(1, keepdims=True)
     g2 = (p - np.eye(4)[y]) / 6
-    g1 = (g2 @ w["layers/3/kernel/value"].T)[:, None, None, :] * (a1 > 0) / 6  # mean over 3x2
-    per1 = (a1 * g1).sum((1, 2))  # [N, C]: summed over positions before squaring
+    count = np.prod(shape[1:-1])
+    g1 = np.expand_dims(g2 @ w["layers/3/kernel/value"].T, positions) * (a1 > 0) / count
+    per1 = (a1 * g1).sum(positions)  # [N, C]: summed over positions before squaring
     want = np.sum(0.5 * np.mean(per1**2, 0)) + np.sum(0.5 * np.mean((a2 * g2) ** 2, 0))
     assert float(proxies.fisher(net.apply, params, (x, y))) == pytest.approx(want, rel=1e-4)
 
@@ -366,18 +387,19 @@ def test_zen_zeroes_the_biases_of_a_plain_parameter_dict():
     from jnas.nn._ops import classifier_head
 
     def apply(p, x):
-        h = x @ p["conv"]["kernel"] + p["conv"]["bias"][None, None, None]
+        conv = p["stem"]["conv"]  # nested: the bias is known by its leaf name at any depth
+        h = x @ conv["kernel"] + conv["bias"][None, None, None]
         return classifier_head(h, lambda v: v, lambda v: v @ p["head"]["kernel"])
 
     params = {
-        "conv": {"kernel": jnp.ones((3, 5)), "bias": jnp.full((5,), 50.0)},
+        "stem": {"conv": {"kernel": jnp.ones((3, 5)), "bias": jnp.full((5,), 50.0)}},
         "head": {"kernel": jnp.ones((5, 2))},
     }
     key = jax.random.key(6)
     got = float(proxies.zen(key, apply, params, (3, 2, 2, 3), mixup=0.1))
     k_w, k_x, k_e = jax.random.split(key, 3)
     names = list(named_leaves(params))  # in the order zen draws their keys
-    k = jax.random.split(k_w, len(names))[names.index("conv/kernel")]
+    k = jax.random.split(k_w, len(names))[names.index("stem/conv/kernel")]
     w = np.asarray(jax.random.normal(k, (3, 5)), np.float64)
     x = np.asarray(jax.random.normal(k_x, (3, 2, 2, 3)), np.float64)
     e = np.asarray(jax.random.normal(k_e, (3, 2, 2, 3)), np.float64)

@@ -120,7 +120,9 @@ def test_akaike_weights_are_the_small_sample_aic_of_each_familys_least_squares_f
 def test_forecasts_below_zero_or_above_the_worst_observed_value_get_no_weight():
     """Domhan et al.'s prior: a loss ends in [0, the worst value seen]. A steep straight
     descent sends most families below 0 by epoch 40, a rising curve sends vapor pressure
-    above its worst value; those families weigh exactly 0, the rest share the weight."""
+    above its worst value; those families weigh exactly 0, the rest share the weight. On the
+    rising curve log power's variance is NaN (a degenerate fit): it weighs 0 and leaves the
+    mixture's mean, std and probabilities finite."""
     for y, out_of_range in (
         (5.0 - 0.4 * t, lambda m: m < 0),
         (2.0 + 0.1 * t, lambda m: m > 3.0),  # the worst of the 10 observed
@@ -132,6 +134,12 @@ def test_forecasts_below_zero_or_above_the_worst_observed_value_get_no_weight():
         assert not bad.all()
         np.testing.assert_array_equal(weights[bad], 0.0)
         assert weights.sum() == pytest.approx(1.0, rel=1e-6)
+        nan_fits = ~np.isfinite(np.asarray(fc.stds))
+        np.testing.assert_array_equal(weights[nan_fits], 0.0)
+        assert np.isfinite(float(fc.mean))
+        assert np.isfinite(float(fc.std))
+        assert np.isfinite(float(predictors.probability_better(fc, float(fc.mean))))
+    assert nan_fits.any()  # the rising curve's
 
 
 def test_probability_better_is_the_mixture_cdf():
@@ -194,6 +202,47 @@ def test_bad_input_is_named():
         predictors.curve_features(np.array([[1.0, np.nan]]))
     with pytest.raises(ValueError, match="threshold"):
         predictors.curve_stopper(10, threshold=1.5)
+
+
+def test_unobserved_epochs_are_never_read():
+    """Entries of `y` outside `observed` may be NaN or anything: every family's start, fit
+    and prior read only the observed epochs (the docstring's promise), so the forecast is
+    the same; a hole in the middle included."""
+    rng = np.random.default_rng(5)
+    y = (REFERENCE["mmf"] + rng.normal(0, 0.02, T)).astype(np.float32)
+    obs = observed(14)
+    obs[6] = False
+    want = predictors.extrapolate_curve(y, obs, T)
+    assert np.isfinite(float(want.mean))
+    for fill in (np.nan, 1e6, -1e6):
+        got = predictors.extrapolate_curve(np.where(obs, y, fill).astype(np.float32), obs, T)
+        for name in ("mean", "std", "means", "stds", "weights"):
+            np.testing.assert_allclose(getattr(got, name), getattr(want, name), rtol=1e-6)
+
+
+def test_edge_arguments_and_dtypes():
+    """Epoch 1 is a horizon (inside the fit: the curve's first value), one iteration is a
+    fit, zero is refused by name; float64 stays float64 (under x64) and integer curves are
+    read as float32."""
+    y = REFERENCE["pow3"]
+    fam = predictors.curve_families(["pow3"])
+    first = predictors.extrapolate_curve(
+        y.astype(np.float32), observed(15), 1, families=fam, iterations=200
+    )
+    assert abs(float(first.mean) - y[0]) < 2e-3 * y[0]
+    once = predictors.extrapolate_curve(y.astype(np.float32), observed(15), T, iterations=1)
+    assert np.isfinite(float(once.mean))
+    with pytest.raises(ValueError, match="iterations"):
+        predictors.extrapolate_curve(y.astype(np.float32), observed(15), T, iterations=0)
+    ints = np.round(100 * y).astype(np.int32)  # a loss in hundredths
+    got = predictors.extrapolate_curve(ints, observed(15), T, families=fam)
+    want = predictors.extrapolate_curve(ints.astype(np.float32), observed(15), T, families=fam)
+    assert got.mean.dtype == jnp.float32
+    np.testing.assert_array_equal(got.mean, want.mean)
+    with jax.enable_x64(True):
+        fc = predictors.extrapolate_curve(jnp.asarray(y), observed(15), T, families=fam)
+        assert fc.mean.dtype == jnp.float64
+        assert fc.weights.dtype == jnp.float64
 
 
 def test_curve_features_are_values_and_differences():

@@ -191,6 +191,18 @@ def test_vmap_equals_loop_and_too_few_points_is_nan():
     assert np.isnan(batched.std[2])
 
 
+def test_a_family_needs_two_points_more_than_its_parameters():
+    """AICc's 2p(p + 1) / (n - p - 1) needs n > p + 1: pow3 (3 parameters) forecasts from 5
+    observed epochs, not 4; ilog2 (2) from 4, not 3 (NaN, as with too few for every family)."""
+    for name, p in (("pow3", 3), ("ilog2", 2)):
+        fam = predictors.curve_families([name])
+        y = REFERENCE[name].astype(np.float32)
+        few = predictors.extrapolate_curve(y, observed(p + 1), T, families=fam)
+        enough = predictors.extrapolate_curve(y, observed(p + 2), T, families=fam)
+        assert np.isnan(float(few.mean)), name
+        assert np.isfinite(float(enough.mean)), name
+
+
 def test_bad_input_is_named():
     with pytest.raises(ValueError, match="names"):
         predictors.curve_families(["pow5"])

@@ -100,28 +100,33 @@ def test_new_units_copy_old_units_drawn_from_all_of_them():
     """Net2WiderNet's new units copy old ones drawn uniformly from every old unit (`key`),
     in `widen` and `widen_block`: over 8 keys, the first and last units are drawn and the
     mean draw is the middle unit's (sd of the mean about 1.2 units for the FC layer)."""
-    arch, model = trained_like()
-    old = np.asarray(model.layers[3].linear.kernel[...])  # 128 units
-    drawn = []
-    for seed in range(8):
-        _, new = morphism.widen(jax.random.key(seed), SPACE, arch, model, 3, 256)
-        drawn.append(copied_units(old, np.asarray(new.layers[3].linear.kernel[...])))
-    drawn = np.concatenate(drawn)
-    assert (drawn.min(), drawn.max()) == (0, 127)
-    assert abs(drawn.mean() - 63.5) < 5
-    assert len(set(map(tuple, np.split(drawn, 8)))) == 8  # each key its own draw
 
-    space, arch, model = chain_model()
-    old = np.asarray(model.blocks[1].expand.conv.kernel[...])  # k5e3: 24 hidden channels
-    drawn = []
-    for seed in range(8):
-        _, new = morphism.widen_block(
-            jax.random.key(seed), space, arch, model, 2, 6, num_classes=5, stem_stride=1
-        )
-        drawn.append(copied_units(old, np.asarray(new.blocks[1].expand.conv.kernel[...])))
-    drawn = np.concatenate(drawn)
-    assert (drawn.min(), drawn.max()) == (0, 23)
-    assert abs(drawn.mean() - 11.5) < 2
+    def drawn(widened, read, model):
+        """The old units copied over 8 keys; each key draws its own."""
+        old = read(model)
+        runs = [copied_units(old, read(widened(jax.random.key(s)))) for s in range(8)]
+        assert len({tuple(r) for r in runs}) == 8
+        return np.concatenate(runs)
+
+    arch, model = trained_like()
+    fc = drawn(  # 128 units
+        lambda k: morphism.widen(k, SPACE, arch, model, 3, 256)[1],
+        lambda m: np.asarray(m.layers[3].linear.kernel[...]),
+        model,
+    )
+    assert (fc.min(), fc.max()) == (0, 127)
+    assert abs(fc.mean() - 63.5) < 5
+
+    space, c_arch, c_model = chain_model()
+    hidden = drawn(  # block k5e3: 24 hidden channels
+        lambda k: morphism.widen_block(
+            k, space, c_arch, c_model, 2, 6, num_classes=5, stem_stride=1
+        )[1],
+        lambda m: np.asarray(m.blocks[1].expand.conv.kernel[...]),
+        c_model,
+    )
+    assert (hidden.min(), hidden.max()) == (0, 23)
+    assert abs(hidden.mean() - 11.5) < 2
 
 
 def test_bad_morphisms_are_named():

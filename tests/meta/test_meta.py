@@ -263,6 +263,37 @@ def test_adapt_is_plain_sgd_on_the_support_set(key):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
 
 
+def _cross_entropy_and_accuracy(logits, labels):
+    """NumPy: mean cross-entropy (log-sum-exp written out) and accuracy."""
+    z = np.asarray(logits, np.float64)
+    z = z - z.max(-1, keepdims=True)
+    log_p = z - np.log(np.exp(z).sum(-1, keepdims=True))
+    labels = np.asarray(labels)
+    nll = -log_p[np.arange(len(labels)), labels]
+    return nll.mean(), np.mean(np.argmax(z, -1) == labels)
+
+
+def test_evaluate_reports_query_loss_and_accuracy_before_and_after_adapting(key):
+    """`evaluate`'s four numbers per task against NumPy's cross-entropy and accuracy of the
+    model's query logits at θ (before) and at the support-adapted weights (after)."""
+    model = meta.mlp((4, 6, 3))
+    learner = meta.maml(model, inner_lr=0.5, inner_steps=2)
+    params = model.init(key)
+    pool = jax.random.normal(key, (6, 7, 4))
+    tasks = meta.task_batch(meta.few_shot(pool, 3, 2, 3), key, 2)
+    got = learner.evaluate(params, tasks)
+    for i in range(2):
+        task = jax.tree.map(lambda a, i=i: a[i], tasks)
+        before = _cross_entropy_and_accuracy(model.apply(params, task.query_x), task.query_y)
+        adapted = learner.adapt(params, task)
+        after = _cross_entropy_and_accuracy(model.apply(adapted, task.query_x), task.query_y)
+        for name, want in zip(("loss_before", "metric_before"), before, strict=True):
+            np.testing.assert_allclose(got[name][i], want, rtol=1e-5, err_msg=name)
+        for name, want in zip(("loss_after", "metric_after"), after, strict=True):
+            np.testing.assert_allclose(got[name][i], want, rtol=1e-5, err_msg=name)
+    assert not np.allclose(got["loss_before"], got["loss_after"])  # adapting changed the loss
+
+
 def test_reptile_moves_towards_the_mean_adapted_weights(key):
     learner = meta.reptile(
         meta.mlp((1, 8, 1)),
@@ -547,6 +578,7 @@ def test_meta_train_resumes_to_the_same_state_and_records(key, tmp_path):
     for a, b in zip(jax.tree.leaves(full), jax.tree.leaves(state), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     assert [r["step"] for r in records] == [2, 4, 6]
+    assert int(state.step) == int(full.step) == int(resumed.step) == 6  # outer steps taken
     np.testing.assert_allclose([r["loss"] for r in records], np.reshape(losses, (3, 2)).mean(1),
                                rtol=1e-5)  # fmt: skip
 
@@ -583,12 +615,17 @@ def test_bad_configurations_fail_early_with_the_argument_named():
         meta.meta_learner(model, outer=meta.OuterLoop("sgd"))
     with pytest.raises(ValueError, match="inner_lr"):
         meta.maml(model, inner_lr=-1.0)
+    with pytest.raises(ValueError, match="inner_lr"):
+        meta.maml(model, inner_lr=0.0)
     with pytest.raises(ValueError, match="not both"):
         meta.maml(model, inner_lr=0.1, inner_optimizer=optax.sgd(0.1))
     with pytest.raises(ValueError, match="train_on"):
         meta.maml(model, train_on="all")
     with pytest.raises(ValueError, match="inner_batch"):
         meta.reptile(model, inner_batch=0)
+    with pytest.raises(ValueError, match="inner_batch"):
+        meta.reptile(model, inner_batch=2.0)
+    meta.reptile(model, inner_batch=1)  # one example per step is a minibatch
     with pytest.raises(ValueError, match="selects no parameters"):
         meta.anil(model, head="nothing")
     with pytest.raises(ValueError, match="loss"):

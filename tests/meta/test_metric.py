@@ -47,6 +47,7 @@ def test_matching_networks_learn_their_metric_scale():
     task = meta.Task(support_x, support_y, query_x, jnp.asarray([0, 1, 2]))
     batch = jax.tree.map(lambda a: a[None], task)
     new, _ = learner.step(state, batch)
+    assert int(new.step) == 1  # the state counts its outer steps
     assert float(new.params["extra"]["log_scale"]) != pytest.approx(np.log(10.0), abs=1e-4)
     with pytest.raises(ValueError, match="scale"):
         meta.matching_net(embed, ways=3, scale=0.0)

@@ -49,6 +49,7 @@ def test_learns_sinusoids_from_ten_points():
     state, _ = jax.jit(lambda s, ks: jax.lax.scan(train, s, ks))(
         learner.init(jax.random.key(0)), jax.random.split(jax.random.key(1), 1500)
     )
+    assert int(state.step) == 1500  # the state counts its outer steps
     tasks = meta.task_batch(sample, jax.random.key(2), 200)
     out = jax.jit(learner.evaluate)(state.params, tasks)
     # the baseline that ignores x: predict the context's mean y
@@ -116,6 +117,7 @@ def test_latent_np_elbo_against_numpy_and_the_predictive_likelihood():
     b = learner.predict(params, t.support_x[perm], t.support_y[perm], t.query_x)
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     s1, _ = jax.jit(learner.step)(state, tasks)
+    assert int(s1.step) == 1  # the step count the next draws fold in
     _, m2 = jax.jit(learner.step)(s1._replace(params=params), tasks)  # step 1: new draws
     assert float(m2["loss"]) != pytest.approx(float(metrics["loss"]), rel=1e-6)
 

@@ -126,7 +126,7 @@ def test_default_loops_are_sgd_001_inside_and_adam_1e3_or_reptiles_sgd_1_outside
     """The documented defaults of `jnas.meta`'s factories: MAML's outer Adam 1e-3 moves
     every weight by 1e-3 on its first step (Adam's first update is lr * g / |g|), and is
     the learner given SGD 0.01 inside and Adam 1e-3 outside explicitly; Reptile's outer
-    SGD 1.0 with 5 inner steps."""
+    SGD 1.0 with 5 inner steps; `meta_learner`'s own defaults are MAML's."""
     model = meta.mlp((1, 8, 1))
     tasks = meta.task_batch(meta.sinusoid(5, 5), key, 4)
 
@@ -141,6 +141,8 @@ def test_default_loops_are_sgd_001_inside_and_adam_1e3_or_reptiles_sgd_1_outside
     np.testing.assert_allclose(moved[moved > 1e-4], 1e-3, rtol=1e-2)
     explicit = meta.maml(model, loss="mse", inner_lr=0.01, outer_optimizer=optax.adam(1e-3))
     _assert_close(after, step(explicit), **exact)
+    # the bare mechanism's defaults are the same: one SGD step of 0.01, exact MAML, Adam 1e-3
+    _assert_close(after, step(meta.meta_learner(model, loss="mse")), **exact)
     reptile = step(meta.reptile(model, loss="mse"))
     sgd_1 = {"inner_lr": 0.01, "inner_steps": 5, "outer_optimizer": optax.sgd(1.0)}
     _assert_close(reptile, step(meta.reptile(model, loss="mse", **sgd_1)), **exact)

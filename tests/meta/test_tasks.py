@@ -37,6 +37,10 @@ def test_sinusoid_tasks_follow_finn_et_al(key):
     assert float(amplitude.max()) <= 5.0 + 1e-4
     assert float(phase.min()) >= -1e-3
     assert float(phase.max()) <= np.pi + 1e-3
+    # the ends are reached (500 draws of U[0.1, 5] come within 0.05 of 0.1; a range that
+    # started at 0.2 would pass the bounds above and a Kolmogorov-Smirnov test)
+    assert float(amplitude.min()) < 0.15
+    assert float(amplitude.max()) > 4.95
     # and each is uniform over its whole range, not merely inside it (Kolmogorov-Smirnov)
     for draws, (lo, hi) in (
         (amplitude, (0.1, 5.0)),
@@ -44,6 +48,16 @@ def test_sinusoid_tasks_follow_finn_et_al(key):
         (x.ravel(), (-5.0, 5.0)),
     ):
         assert stats.kstest(np.asarray(draws), stats.uniform(lo, hi - lo).cdf).pvalue > 1e-3
+
+
+def test_sampler_defaults_are_the_papers(key):
+    """Sinusoid: 10 support and 10 query points (Finn et al.'s K = 10); few-shot: 5-way
+    1-shot with 15 queries per class (the Omniglot / miniImageNet evaluation episodes)."""
+    task = meta.sinusoid()(key)
+    assert task.support_x.shape == task.query_x.shape == (10, 1)
+    task = meta.few_shot(_pool(classes=5, per_class=16))(key)
+    assert task.support_x.shape == (5, 2, 2, 1)
+    assert task.query_x.shape == (75, 2, 2, 1)
 
 
 def test_tasks_are_pure_functions_of_the_key(key):
@@ -90,6 +104,15 @@ def test_few_shot_rejects_impossible_tasks():
         meta.few_shot(_pool(per_class=8), ways=2, shots=4, queries=5)
     with pytest.raises(ValueError, match="`shots`"):
         meta.few_shot(_pool(), shots=0)
+    with pytest.raises(ValueError, match=r"= 9 exceeds the 8 examples"):
+        meta.few_shot(_pool(per_class=8), ways=2, shots=4, queries=5)
+    with pytest.raises(ValueError, match=r"\[classes, examples, \.\.\.\]"):
+        meta.few_shot(np.zeros((12, 8), np.float32))
+    # the limits themselves are possible: every class, every example, feature vectors
+    task = meta.few_shot(np.ones((3, 8, 4), np.float32), ways=3, shots=4, queries=4)(
+        jax.random.key(0)
+    )
+    assert task.support_x.shape == task.query_x.shape == (12, 4)
 
 
 def test_class_images_groups_a_labelled_dataset():

@@ -199,6 +199,18 @@ def test_latent_np_posterior_and_deterministic_path_against_their_mlps():
     mu, sd = model.posterior(params, sx, sy)
     np.testing.assert_allclose(mu, head[:4], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(sd, 0.1 + 0.9 / (1 + np.exp(-head[4:])), rtol=1e-5, atol=1e-6)
+    # `mask` pools only the selected pairs: the posterior of those pairs alone (one of them:
+    # the head on that pair's own embedding)
+    for keep in ([True, False, True, True, False], [False, False, False, True, False]):
+        mask = np.asarray(keep)
+        masked = model.posterior(params, sx, sy, jnp.asarray(mask))
+        for a, b in zip(masked, model.posterior(params, sx[mask], sy[mask]), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    one = np.asarray(model.encoder.apply(params["encoder"], pairs[3:4]))[0]
+    head = np.asarray(model.latent.apply(params["latent"], jnp.asarray(one)))
+    np.testing.assert_allclose(
+        model.posterior(params, sx[3:4], sy[3:4])[0], head[:4], rtol=1e-5, atol=1e-6
+    )
     z = jnp.asarray(rng.normal(size=4), jnp.float32)
     r = np.asarray(model.deterministic.apply(params["deterministic"], pairs)).mean(0)
     inputs = np.c_[qx, np.tile(z, (4, 1)), np.tile(r, (4, 1))]
@@ -212,3 +224,73 @@ def test_latent_np_posterior_and_deterministic_path_against_their_mlps():
     out = learner.predict(params, sx, sy, qx)
     assert out.shape == (4, 2)
     assert bool(jnp.all(jnp.isfinite(out)))
+
+
+def _kernels(mlp_params):
+    """The kernel shapes of one MLP's parameters, input layer first."""
+    flat = jax.tree_util.tree_flatten_with_path(mlp_params)[0]
+    return [x.shape for p, x in flat if "kernel" in jax.tree_util.keystr(p)]
+
+
+def _first_step_moves(learner, tasks):
+    """|weight change| of every weight after one step from `init`."""
+    state = learner.init(jax.random.key(0))
+    new, _ = learner.step(state, tasks)
+    pairs = zip(jax.tree.leaves(new.params), jax.tree.leaves(state.params), strict=True)
+    return np.concatenate([np.abs(np.ravel(a - b)) for a, b in pairs])
+
+
+def test_defaults_are_the_papers_1d_regression_setting():
+    """Garnelo et al. (2018a, b): x and y of one dimension, 128-unit layers (CNP encoder
+    2-128-128-128 and decoder 129-128-128-2; NP latent of 128 from a 128-128-256 head), Adam
+    1e-4 (its first step moves a weight by lr * g / |g| = 1e-4), and 32 draws of z for the
+    predictive likelihood."""
+    key = jax.random.key(0)
+    encoder, decoder = [(2, 128), (128, 128), (128, 128)], [(129, 128), (128, 128), (128, 2)]
+    cnp = jax.eval_shape(meta.cnp().init, key).params
+    assert _kernels(cnp["encoder"]) == encoder
+    assert _kernels(cnp["decoder"]) == decoder
+    lnp = jax.eval_shape(meta.lnp().init, key).params
+    assert _kernels(lnp["encoder"]) == encoder
+    assert _kernels(lnp["latent"]) == [(128, 128), (128, 256)]
+    assert _kernels(lnp["decoder"]) == decoder
+    # the model builders' own defaults are the same
+    shapes = lambda m: _kernels(jax.eval_shape(m.init, key))
+    cnp_model, lnp_model = meta.cnp_model(), meta.lnp_model()
+    assert shapes(cnp_model.encoder) == encoder
+    assert shapes(cnp_model.decoder) == decoder
+    assert shapes(lnp_model.latent) == [(128, 128), (128, 256)]
+    assert shapes(lnp_model.decoder) == decoder
+    tasks = meta.task_batch(meta.sinusoid(5, 5), jax.random.key(1), 4)
+    for learner in (meta.cnp(width=8), meta.lnp(width=8, latent_dim=4)):
+        moved = _first_step_moves(learner, tasks)
+        assert (moved > 1e-5).mean() > 0.5  # the rest: ReLU units dead on these tasks
+        assert np.median(moved[moved > 1e-5]) == pytest.approx(1e-4, rel=1e-3)
+        assert moved.max() < 1.001e-4
+    small = {"width": 8, "latent_dim": 4}
+    params = meta.lnp(**small).init(key).params
+
+    def nll(samples=None):
+        extra = {} if samples is None else {"samples": samples}
+        return np.asarray(meta.lnp(**small, **extra).evaluate(params, tasks)["loss_after"])
+
+    np.testing.assert_array_equal(nll(), nll(32))
+    assert not np.allclose(nll(), nll(31))
+
+
+def test_bad_sizes_are_named_and_the_smallest_good_ones_accepted():
+    for kwargs, name in (
+        ({"width": 0}, "width"),
+        ({"x_dim": 1.5}, "x_dim"),
+        ({"y_dim": 0}, "y_dim"),
+    ):
+        with pytest.raises(ValueError, match=f"`{name}`"):
+            meta.cnp(**kwargs)
+        with pytest.raises(ValueError, match=f"`{name}`"):
+            meta.lnp(**kwargs)
+    with pytest.raises(ValueError, match="`latent_dim`"):
+        meta.lnp(latent_dim=0)
+    with pytest.raises(ValueError, match="`samples`"):
+        meta.lnp(samples=0)
+    meta.cnp(width=1)
+    meta.lnp(width=1, latent_dim=1, samples=1)

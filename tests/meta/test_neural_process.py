@@ -86,7 +86,7 @@ def test_latent_np_elbo_against_numpy_and_the_predictive_likelihood():
     _, metrics = jax.jit(learner.step)(state, tasks)
     # the step's draws: fold_in(key, step), split per task
     key = jax.random.fold_in(jax.random.wrap_key_data(state.opt_state[1]), 0)
-    losses = []
+    losses, errors = [], []
     for i, k in enumerate(jax.random.split(key, 3)):
         t = jax.tree.map(lambda a, i=i: a[i], tasks)
         x = np.concatenate([t.support_x, t.query_x])
@@ -98,7 +98,9 @@ def test_latent_np_elbo_against_numpy_and_the_predictive_likelihood():
         nll = -np.sum(stats.norm.logpdf(y, mean, std))
         kl = np.sum(np.log(sd_c / sd_t) + (sd_t**2 + (mu_t - mu_c) ** 2) / (2 * sd_c**2) - 0.5)
         losses.append((nll + kl) / len(x))
+        errors.append(np.mean((mean[5:] - np.asarray(t.query_y)) ** 2))  # the 7 query points
     assert float(metrics["loss"]) == pytest.approx(np.mean(losses), rel=1e-4)
+    assert float(metrics["metric"]) == pytest.approx(np.mean(errors), rel=1e-4)
     # predictive: log mean_s p(y | z_s), z_s ~ q(z | support), per query point
     t = jax.tree.map(lambda a: a[0], tasks)
     out = learner.evaluate(params, tasks)

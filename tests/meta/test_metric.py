@@ -269,6 +269,52 @@ def test_snail_computes_the_shared_support_once_and_equals_each_querys_whole_seq
     )
     with pytest.raises(ValueError, match=r"`last` must be \[Q, 11\]"):
         model.apply(params, prefix, last[:, :5])
+    # prefixes as long as a dilation (2, 4): the query's dense block reads the first row
+    for n in (2, 4):
+        np.testing.assert_allclose(
+            model.apply(params, prefix[:n], last),
+            jnp.stack([model.apply(params, jnp.concatenate([prefix[:n], q[None]]))[-1] for q in last]),
+            rtol=1e-5,
+            atol=1e-6,
+        )  # fmt: skip
+
+
+def _snail_sizes(params) -> tuple[int, tuple[int, ...]]:
+    """(dense blocks per TC block, the first attention block's query kernel shape)."""
+    paths = [(jax.tree_util.keystr(p), x.shape) for p, x in jax.tree_util.tree_leaves_with_path(params)]  # fmt: skip
+    convs = sum("conv" in p and "kernel" in p for p, _ in paths)
+    return convs // 2, next(s for p, s in paths if "[0]" in p and "query" in p and "kernel" in p)
+
+
+def test_snail_sizes_follow_the_sequence_length_and_width():
+    """A TC block stacks ceil(log2 T) dense blocks (at least one), T the support pairs plus
+    the query (7-way 1-shot: T = 8, three; 2-way 2-shot: T = 5, three); `width` scales the
+    paper's sizes (Att(64, 32) first), 1 by default, each at least one unit; a width <= 0,
+    or shots and features below one or not ints, are refused by name."""
+    key = jax.random.key(0)
+
+    def model_sizes(*args, **kw):
+        return _snail_sizes(jax.eval_shape(meta.snail_model(*args, **kw).init, key))
+
+    def learner_sizes(**kw):
+        learner = meta.snail(meta.mlp((2, 3)), features=3, **kw)
+        return _snail_sizes(jax.eval_shape(lambda k: learner.init(k).params["extra"], key))
+
+    for seq_len, blocks in ((2, 1), (3, 2), (5, 3), (8, 3), (9, 4)):
+        assert model_sizes(1, 2, seq_len)[0] == blocks
+    assert learner_sizes(ways=7, shots=1) == (3, (10, 64))
+    assert learner_sizes(ways=2, shots=2) == (3, (5, 64))
+    assert learner_sizes(ways=2, shots=1)[0] == 2
+    assert model_sizes(8, 3, 7) == (3, (11, 64))
+    assert model_sizes(8, 3, 7, width=0.25) == (3, (11, 16))
+    assert model_sizes(8, 3, 7, width=1e-3) == (3, (11, 1))
+    for bad in (0.0, -1.0):
+        with pytest.raises(ValueError, match="width"):
+            meta.snail_model(8, 3, 7, width=bad)
+    for name, bad in (("shots", 0), ("shots", 2.0), ("features", 0)):
+        with pytest.raises(ValueError, match=name):
+            meta.snail(meta.mlp((2, 3)), **{"ways": 2, "shots": 1, "features": 3, name: bad})
+    meta.snail(meta.mlp((2, 1)), ways=2, shots=1, features=1)  # one shot, one feature
 
 
 def test_the_meta_command_builds_snail_for_its_shots():

@@ -154,6 +154,43 @@ def test_convolutional_relation_module_scores_each_query_map_with_each_class_map
         )
 
 
+def test_relation_module_is_the_papers_in_numpy():
+    """Sung et al.'s convolutional relation module in NumPy: 2 x [3x3 conv (stride 1, padding
+    1, bias), batch norm on the batch's statistics, ReLU, 2x2 max pool rounding up], the
+    global max over what is left, linear + ReLU, linear to one logit; 5x5 maps (odd, so
+    the pools round up: 5 -> 3 -> 2)."""
+    from flax import nnx
+
+    def conv(x, k, b):  # x [N, H, W, C], k [3, 3, C, O], stride 1, padding 1
+        xp = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+        h, w = x.shape[1:3]
+        return b + sum(xp[:, a : a + h, c : c + w] @ k[a, c] for a in range(3) for c in range(3))
+
+    def norm(x, scale, bias):
+        mean, var = x.mean((0, 1, 2)), x.var((0, 1, 2))
+        return (x - mean) / np.sqrt(var + 1e-5) * scale + bias
+
+    def pool(x):  # 2x2, stride 2, a partial window at an odd edge
+        n, h, w, c = x.shape
+        xp = np.pad(x, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), constant_values=-np.inf)
+        return xp.reshape(n, (h + 1) // 2, 2, (w + 1) // 2, 2, c).max((2, 4))
+
+    module = meta.RelationModule(4, channels=3, hidden=2, rngs=nnx.Rngs(0))
+    rng = np.random.default_rng(0)
+    for n in module.norms:  # not the initial 1 and 0, so the affine part is read too
+        n.scale[...] = jnp.asarray(rng.uniform(0.5, 1.5, 3), jnp.float32)
+        n.bias[...] = jnp.asarray(rng.normal(size=3), jnp.float32)
+    x = rng.normal(size=(4, 5, 5, 4)).astype(np.float32)
+    want = x
+    for c, n in zip(module.convs, module.norms, strict=True):
+        y = conv(want, np.asarray(c.kernel[...]), np.asarray(c.bias[...]))
+        want = pool(np.maximum(norm(y, np.asarray(n.scale[...]), np.asarray(n.bias[...])), 0))
+    assert want.shape == (4, 2, 2, 3)
+    hidden = np.maximum(want.max((1, 2)) @ np.asarray(module.fc1.kernel[...]) + np.asarray(module.fc1.bias[...]), 0)  # fmt: skip
+    want = hidden @ np.asarray(module.fc2.kernel[...]) + np.asarray(module.fc2.bias[...])
+    np.testing.assert_allclose(module(jnp.asarray(x)), want, rtol=1e-4, atol=1e-5)
+
+
 def _clusters(key, classes=230):
     """Classes differ in 4 features; 12 more are large noise (a random embedding sees
     mostly noise: meta-training must learn to ignore it)."""
@@ -420,3 +457,58 @@ def test_conv4_has_finn_et_als_omniglot_parameters_and_2x2_maps():
     )
     assert maps.shape == (2, 2, 2, 64)
     assert model.apply(params, jnp.zeros((2, 28, 28, 1))).shape == (2, 5)
+
+
+def test_the_models_defaults_are_the_papers_and_bad_sizes_are_refused():
+    """The factories' and classes' defaults: `conv4()` and `Conv4(5)` are Finn et al.'s
+    5-way Omniglot network (112,261 parameters; `Conv4(None)` pools to the 64-d embedding);
+    `mlp()` is the 1-40-40-1 sinusoid regressor (1,761); the relation module, factory and
+    class, has Sung et al.'s 64 channels and 8 hidden units (128 input channels: 73,792 +
+    36,928 + 256 + 520 + 9 = 111,505); MetaNAS' supernet draws alpha from 1e-3 N(0, 1), as
+    DARTS; `mlp` refuses fewer than two sizes or a size below one."""
+    from flax import nnx
+
+    from jnas.spaces import NB201
+
+    key = jax.random.key(0)
+
+    def count(params) -> int:
+        return sum(int(np.size(a)) for a in jax.tree.leaves(params))
+
+    def module(make):
+        return nnx.state(nnx.eval_shape(lambda: make(nnx.Rngs(0))), nnx.Param)
+
+    assert count(jax.eval_shape(meta.conv4().init, key)) == 112_261
+    assert count(module(lambda rngs: meta.Conv4(5, rngs=rngs))) == 112_261
+    embed = meta.from_module(lambda rngs: meta.Conv4(None, rngs=rngs))
+    params = jax.eval_shape(embed.init, key)
+    assert count(params) == 112_261 - 325
+    assert jax.eval_shape(embed.apply, params, jnp.zeros((2, 28, 28, 1))).shape == (2, 64)
+    assert count(jax.eval_shape(meta.mlp().init, key)) == 1_761
+    assert count(jax.eval_shape(meta.relation_module(128).init, key)) == 111_505
+    assert count(module(lambda rngs: meta.RelationModule(128, rngs=rngs))) == 111_505
+    net = meta.supernet_model(NB201(), channels=2, cells_per_stage=1, num_classes=3, in_channels=1)
+    alpha = np.asarray(net.init(key)["alpha"])
+    assert alpha.shape == (6, 5)
+    assert 0.7e-3 < alpha.std() < 1.4e-3
+    for bad in ((3,), (2, 0), (2, 2.0)):
+        with pytest.raises(ValueError, match="sizes"):
+            meta.mlp(bad)
+    meta.mlp((1, 1))  # the smallest: one input, one output
+
+
+def test_metanas_supernet_model_mixes_each_edges_ops_by_its_alpha_rows_softmax():
+    """`supernet_model` is the space's supernet under {"w", "alpha"} params, each edge's
+    ops weighted by the softmax of its own row of alpha (DARTS' mixed op), computed here
+    in NumPy and passed to the supernet directly."""
+    from jnas.oneshot import make_supernet
+    from jnas.spaces import NB201
+
+    config = {"channels": 2, "cells_per_stage": 1, "num_classes": 3, "in_channels": 1}
+    model = meta.supernet_model(NB201(), alpha_scale=1.0, **config)
+    params = model.init(jax.random.key(0))
+    alpha = np.asarray(params["alpha"], np.float64)
+    weights = np.exp(alpha) / np.exp(alpha).sum(1, keepdims=True)
+    x = jax.random.normal(jax.random.key(1), (3, 8, 8, 1))
+    want = make_supernet(NB201(), config).apply(params["w"], x, jnp.asarray(weights, jnp.float32))
+    np.testing.assert_allclose(model.apply(params, x), want, rtol=1e-5, atol=1e-6)

@@ -26,6 +26,10 @@ def test_matching_logits_are_the_attention_weighted_labels():
     a10 = np.exp(10 * cos) / np.exp(10 * cos).sum(1, keepdims=True)
     got10 = meta.matching_logits(None, *(jnp.asarray(v) for v in (zq, zs, onehot)), 10.0)
     np.testing.assert_allclose(got10, np.log(a10 @ onehot), rtol=1e-5)
+    # a class the attention misses entirely (exp(-2e4) underflows to 0) gets log(1e-12),
+    # finite, so that a query of that class still has a finite cross-entropy
+    far = meta.matching_logits(None, jnp.asarray([[1.0, 0.0]]), jnp.asarray([[1.0, 0.0], [-1.0, 0.0]]), jnp.eye(2), 1e4)  # fmt: skip
+    np.testing.assert_allclose(far, [[0.0, np.log(1e-12)]], rtol=1e-6, atol=1e-6)
 
 
 def test_matching_networks_learn_their_metric_scale():
@@ -125,6 +129,25 @@ def test_relation_scores_pair_each_query_with_each_class_sum():
             assert float(got[i, c]) == pytest.approx(float(want), rel=1e-5)
 
 
+def test_relation_networks_train_on_the_mse_to_the_one_hot_label_and_report_accuracy():
+    """Sung et al. regress each (query, class) score on 1 for the query's class and 0 for
+    the others (mean squared error); the metric is the accuracy of each query's highest
+    score; the scores come from `predict`, the labels chosen so that 4 of 6 are right."""
+    learner = meta.relation_net(meta.mlp((3, 4)), ways=3, features=4)
+    params = learner.init(jax.random.key(0)).params
+    rng = np.random.default_rng(1)
+    support_x = jnp.asarray(rng.normal(size=(6, 3)), jnp.float32)
+    support_y = jnp.asarray([0, 1, 2, 0, 1, 2])
+    query_x = jnp.asarray(rng.normal(size=(6, 3)), jnp.float32)
+    scores = np.asarray(learner.predict(params, support_x, support_y, query_x), np.float64)
+    labels = scores.argmax(1)
+    labels[4:] = (labels[4:] + 1) % 3  # the last two wrong
+    task = meta.Task(support_x, support_y, query_x, jnp.asarray(labels))
+    out = learner.evaluate(params, jax.tree.map(lambda a: a[None], task))
+    assert float(out["loss_after"][0]) == pytest.approx(np.mean((scores - np.eye(3)[labels]) ** 2), rel=1e-5)  # fmt: skip
+    assert float(out["metric_after"][0]) == pytest.approx(4 / 6)
+
+
 def test_convolutional_relation_module_scores_each_query_map_with_each_class_map_sum():
     """The paper's conv module on conv4's 2x2 maps: the pairs (query map, sum of the class's
     shot maps) built by loops, in the learner's order (query-major), through the module;
@@ -148,10 +171,14 @@ def test_convolutional_relation_module_scores_each_query_map_with_each_class_map
     want = np.asarray(jax.nn.sigmoid(module.apply(params["extra"], pairs))).reshape(3, 2)
     np.testing.assert_allclose(got, want, rtol=1e-5)
     assert meta.conv4(None, pool=False).apply(meta.conv4(None, pool=False).init(jax.random.key(0)), support_x).shape == (4, 2, 2, 64)  # fmt: skip
-    with pytest.raises(ValueError, match="features"):  # pooled embeddings for the conv module
+    with pytest.raises(ValueError, match=r"\[N, H, W, features\] with features=8; got \(3, 8\)"):
+        # pooled embeddings for the conv module
         meta.relation_net(meta.conv4(None, channels=8), ways=2, features=8, module="conv").predict(
             learner.init(jax.random.key(0)).params, support_x, support_y, query_x
         )
+    maps_to_mlp = meta.relation_net(embed, ways=2, features=8)  # feature maps, MLP module
+    with pytest.raises(ValueError, match=r"\[N, features\] with features=8; got \(3, 2, 2, 8\)"):
+        maps_to_mlp.predict(maps_to_mlp.init(jax.random.key(0)).params, support_x, support_y, query_x)  # fmt: skip
 
 
 def test_relation_module_is_the_papers_in_numpy():
@@ -382,8 +409,23 @@ def test_fce_lstms_start_as_pytorchs_and_relation_modules_have_the_papers_sizes(
             assert np.abs(v).max() <= 1 / np.sqrt(f)
             assert v.min() < -0.75 / np.sqrt(f)
             assert v.max() > 0.75 / np.sqrt(f)
-    # three LSTMs, three draws (the forward and backward ones read the same input width)
+    # three LSTMs, three draws (the forward and backward ones read the same input width;
+    # one key for two shapes would repeat the smaller one's numbers in the larger)
     assert not np.allclose(params["fwd"]["w"], params["bwd"]["w"])
+    for name in ("fwd", "bwd"):
+        assert not np.allclose(params["att"]["w"][: 2 * f], params[name]["w"])
+    # the attention LSTM reads the support set 5 times by default
+    rng = np.random.default_rng(0)
+    episode = (jnp.asarray(rng.normal(size=(4, 3)), jnp.float32), jnp.asarray([0, 1, 0, 1]),
+               jnp.asarray(rng.normal(size=(2, 3)), jnp.float32))  # fmt: skip
+
+    def fce_logits(**kw):
+        learner = meta.matching_net(meta.mlp((3, 4)), ways=2, fce=True, features=4, **kw)
+        return learner.predict(learner.init(jax.random.key(0)).params, *episode)
+
+    default = fce_logits()
+    np.testing.assert_array_equal(default, fce_logits(read_steps=5))
+    assert not np.allclose(default, fce_logits(read_steps=4))
 
     def shapes(learner):
         extra = learner.init(jax.random.key(0)).params["extra"]

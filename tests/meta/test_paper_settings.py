@@ -120,6 +120,15 @@ def test_metric_methods_settings(key):
     # batch norm): exactly 1e-3
     assert np.mean(np.abs(moved - 1e-3) < 1e-5) > 0.9
     assert moved.max() < 1.001e-3
+    # the factories' own default (the command passes its Adam explicitly): Adam 1e-3 too
+    proto = meta.protonet(meta.mlp((4, 3)), ways=2)
+    points = jax.random.normal(jax.random.key(4), (3, 3, 4))
+    state = proto.init(key)
+    batch = meta.task_batch(meta.few_shot(points, 2, 1, 2), jax.random.key(5), 2)
+    after = proto.step(state, batch)[0].params
+    # the weights (the biases shift every embedding alike: their gradient is rounding)
+    kernel = lambda p: p["layers"][0]["kernel"]
+    np.testing.assert_allclose(_moved(kernel(state.params), kernel(after)), 1e-3, rtol=1e-3)
 
 
 def test_default_loops_are_sgd_001_inside_and_adam_1e3_or_reptiles_sgd_1_outside(key):

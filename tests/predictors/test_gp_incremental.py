@@ -117,10 +117,19 @@ def test_inverse_factors_whiten_every_grid_points_gram_matrix(num_features):
 
 def test_the_grid_is_every_hyper_parameter_triple_once():
     """`gp_grid` holds each (lengthscale, noise[, feature lengthscale]) of the defaults once:
-    7 x 3 with the feature lengthscale fixed at 1 without features, 7 x 3 x 4 with them."""
+    7 x 3 with the feature lengthscale fixed at 1 without features, 7 x 3 x 4 with them. The
+    defaults are log grids written here: lengthscales 0.5 to 32 doubling, noises 1e-3, 1e-2
+    and 1e-1, feature lengthscales 0.25 to 16 by fours (BO's results depend on them)."""
     import itertools
 
     from jnas.predictors import _gp
+
+    lengthscales = [0.5 * 2**k for k in range(7)]
+    noises = [10.0**-k for k in (3, 2, 1)]
+    feature_lengthscales = [0.25 * 4**k for k in range(4)]
+    assert _gp.DEFAULT_LENGTHSCALES == pytest.approx(lengthscales)
+    assert _gp.DEFAULT_NOISES == pytest.approx(noises)
+    assert _gp.DEFAULT_FEATURE_LENGTHSCALES == pytest.approx(feature_lengthscales)
 
     def triples(grid):  # float32 grid values, compared as float32
         return sorted(zip(*(np.asarray(g, np.float32).tolist() for g in grid), strict=True))
@@ -128,9 +137,9 @@ def test_the_grid_is_every_hyper_parameter_triple_once():
     def want(*axes):
         return sorted(itertools.product(*(np.float32(a).tolist() for a in axes)))
 
-    plain = want(_gp.DEFAULT_LENGTHSCALES, _gp.DEFAULT_NOISES, [1.0])
+    plain = want(lengthscales, noises, [1.0])
     assert triples(predictors.gp_grid()) == plain
-    mixed = want(_gp.DEFAULT_LENGTHSCALES, _gp.DEFAULT_NOISES, _gp.DEFAULT_FEATURE_LENGTHSCALES)
+    mixed = want(lengthscales, noises, feature_lengthscales)
     assert triples(predictors.gp_grid(num_features=2)) == mixed
 
 
@@ -151,6 +160,16 @@ def test_a_history_of_one_point_predicts_that_point():
     np.testing.assert_allclose(mu, 7.5, rtol=1e-6)
     empty = predictors.gp_fit_factored(fresh, grid, x, y, np.zeros(8, bool))
     assert float(empty.mean) == 0.0
+    # the same through a full fit: one point's spread is 0, so its scale is the 1e-6 floor,
+    # positive (a negative scale would give negative standard deviations)
+    direct = predictors.gp_fit(x, y, mask)
+    assert float(direct.mean) == 7.5
+    assert float(direct.scale) == pytest.approx(1e-6)
+    mu, sd = predictors.gp_predict(direct, x[:2])
+    np.testing.assert_allclose(mu[0], 7.5, rtol=1e-6)
+    assert bool(jnp.all(sd >= 0))
+    assert float(sd[1]) > 0
+    assert float(predictors.gp_fit(x, y, np.zeros(8, bool)).mean) == 0.0
 
 
 def test_a_grid_point_whose_factors_broke_is_never_chosen():

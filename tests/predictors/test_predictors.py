@@ -229,3 +229,65 @@ def test_mixed_kernel_gp_matches_a_numpy_product_kernel_gp():
     assert np.mean((mu - yt) ** 2) < 0.2 * np.mean((plain - yt) ** 2)
     with pytest.raises(ValueError, match="num_features"):
         predictors.gp_fit(x, y, np.ones(40, bool), num_features=-1)
+
+
+def test_mixed_kernel_hyper_parameters_maximise_the_numpy_marginal_likelihood():
+    """With continuous columns the feature lengthscale is searched with the others: the
+    chosen (lengthscale, noise, feature lengthscale) is the NumPy argmax of the log marginal
+    likelihood over the default 7 x 3 x 4 grid, and a faster-varying target picks a shorter
+    feature lengthscale (sin 2f: 1, sin 6f: 0.25)."""
+    import itertools
+
+    from jnas.predictors._gp import (
+        DEFAULT_FEATURE_LENGTHSCALES,
+        DEFAULT_LENGTHSCALES,
+        DEFAULT_NOISES,
+    )
+
+    x = encodings(0, 40)
+    f = np.random.default_rng(0).normal(size=(40, 1))
+    d = np.abs(x[:, None] - x[None]).sum(-1)
+    d_feat = np.square(f - f.T)
+    chosen = []
+    for freq in (2.0, 6.0):
+        y = np.sin(freq * f[:, 0])
+        z = (y - y.mean()) / (y.std() + 1e-6)
+        scores = {}
+        grid = (DEFAULT_LENGTHSCALES, DEFAULT_NOISES, DEFAULT_FEATURE_LENGTHSCALES)
+        for ls, noise, lf in itertools.product(*grid):
+            k = np.exp(-d / ls - d_feat / lf) + noise * np.eye(40)
+            scores[ls, noise, lf] = -0.5 * z @ np.linalg.solve(k, z) - 0.5 * np.linalg.slogdet(k)[1]
+        best = max(scores, key=scores.get)
+        assert scores[best] - sorted(scores.values())[-2] > 1.0  # a clear winner
+        gp = predictors.gp_fit(np.hstack([x, f]), y, np.ones(40, bool), num_features=1)
+        got = (float(gp.lengthscale), float(gp.noise), float(gp.feature_lengthscale))
+        assert got == pytest.approx(best)
+        chosen.append(best[2])
+    assert chosen == [1.0, 0.25]
+    # and the prediction uses the chosen feature lengthscale (sin 6f's 0.25), against NumPy
+    ls, noise, lf = best
+    xt, ft = encodings(5, 10), np.random.default_rng(1).normal(size=(10, 1))
+    k = np.exp(-d / ls - d_feat / lf) + noise * np.eye(40)
+    ks = np.exp(-np.abs(xt[:, None] - x[None]).sum(-1) / ls - np.square(ft - f.T) / lf)
+    ref = y.mean() + (y.std() + 1e-6) * ks @ np.linalg.solve(k, z)
+    mu, _ = predictors.gp_predict(gp, np.hstack([xt, ft]))
+    np.testing.assert_allclose(mu, ref, rtol=1e-3, atol=1e-3)
+
+
+def test_a_grid_point_whose_gram_matrix_is_not_positive_definite_is_never_chosen():
+    """A distance that is not negative definite (here rows 0 and 2 far apart, row 1 at
+    distance 0 from both) gives an indefinite Gram matrix at short lengthscales: its
+    Cholesky factor is NaN, its marginal likelihood scores -inf, and the fit takes the long
+    lengthscale whose matrix still factorises, with finite predictions."""
+
+    def distance(a, b):
+        return jnp.where(jnp.abs(a[:, None, 0] - b[None, :, 0]) == 2.0, 5.0, 0.0)
+
+    x = np.asarray([[0.0], [1.0], [2.0]], np.float32)
+    y = np.asarray([0.0, 1.0, 3.0])
+    k = np.exp(-np.asarray(distance(x, x)) / 1.0) + 1e-3 * np.eye(3)
+    assert np.linalg.eigvalsh(k).min() < 0  # the short lengthscale's matrix is indefinite
+    gp = predictors.gp_fit(x, y, np.ones(3, bool), (1.0, 1e4), (1e-3,), distance)
+    assert float(gp.lengthscale) == 1e4
+    assert np.isfinite(np.asarray(gp.alpha)).all()
+    assert np.isfinite(np.asarray(predictors.gp_predict(gp, x, distance)[0])).all()

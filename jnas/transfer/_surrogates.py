@@ -451,9 +451,10 @@ def meta_train_deep_kernel(
     resume: bool = False,
     checkpoint_every: int = 100,
 ) -> tuple[DeepKernel, jax.Array]:
-    """FSBO's meta-training: from `init_deep_kernel`, `steps` Adam steps on the mean over the
-    source tasks (vmapped) of `deep_kernel_nll` on a random `batch` of each task's
-    evaluations (step i's from `fold_in(key, i)`). Returns the kernel and the per-step loss
+    """FSBO's meta-training: from `init_deep_kernel` (of the key's first split), `steps` Adam
+    steps on the mean over the source tasks (vmapped) of `deep_kernel_nll` on a random
+    `batch` of each task's evaluations (step i's from `fold_in(k, i)`, k the key's second
+    split). Returns the kernel and the per-step loss
     (float32[steps]). With `out`, a checkpoint every `checkpoint_every` steps; `resume=True`
     continues a killed run (or extends a finished one to more `steps`) from its folder."""
     check_positive("meta_train_deep_kernel", steps=steps, batch=batch)

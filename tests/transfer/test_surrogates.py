@@ -5,13 +5,14 @@ against the table's percentiles."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 import scipy.linalg
 import scipy.stats
 
 from jnas import bench, search, transfer
 from jnas.predictors import gp_fit, spearman
-from jnas.spaces import NB201Arch
+from jnas.spaces import NB201, NB201Arch
 
 
 @pytest.fixture(scope="module")
@@ -36,29 +37,60 @@ def _numpy_embed(kernel, x):
     return h
 
 
+def _with_biases(kernel, seed):
+    """The kernel with random biases (a fresh one has zero biases, which hide their sign)."""
+    keys = jax.random.split(jax.random.key(seed), len(kernel.layers))
+    layers = tuple(
+        (w, 0.5 * jax.random.normal(k, b.shape))
+        for k, (w, b) in zip(keys, kernel.layers, strict=True)
+    )
+    return kernel._replace(layers=layers)
+
+
 def test_deep_kernel_nll_is_the_gaussian_marginal_likelihood():
-    kernel = transfer.init_deep_kernel(jax.random.key(0), 6, (8, 4))
-    kernel = kernel._replace(log_lengthscale=jnp.asarray(0.3), log_signal=jnp.asarray(-0.2))
+    """Against scipy's multivariate normal on the masked rows' standardised labels
+    (covariance s2 exp(-|phi(a) - phi(b)|^2 / 2 l^2) + (noise + 1e-4) I, divided by the
+    rows' count): with nonzero biases, with two equal rows and a noise so small that the
+    1e-4 jitter is what keeps the matrix positive definite, and with a single row (z = 0, scale the 1e-6 floor)."""
+    base = _with_biases(transfer.init_deep_kernel(jax.random.key(0), 6, (8, 4)), 5)
     x = jax.random.normal(jax.random.key(1), (9, 6))
     y = jax.random.normal(jax.random.key(2), (9,)) * 3 + 50
-    mask = jnp.asarray([1, 1, 0, 1, 1, 1, 0, 1, 1], bool)
-    got = float(transfer.deep_kernel_nll(kernel, x, y, mask))
-    keep = np.asarray(mask)
-    phi = _numpy_embed(kernel, np.asarray(x)[keep])
-    d = ((phi[:, None] - phi[None]) ** 2).sum(-1)
-    cov = np.exp(-0.2) * np.exp(-0.5 * d / np.exp(0.6))
-    cov += (np.exp(float(kernel.log_noise)) + 1e-4) * np.eye(keep.sum())
-    yk = np.asarray(y, np.float64)[keep]
-    z = (yk - yk.mean()) / (yk.std() + 1e-6)
-    want = -scipy.stats.multivariate_normal(np.zeros(keep.sum()), cov).logpdf(z) / keep.sum()
-    np.testing.assert_allclose(got, want, rtol=2e-4)
+    some = jnp.asarray([1, 1, 0, 1, 1, 1, 0, 1, 1], bool)
+    one = jnp.arange(9) == 4
+    twin = x.at[5].set(x[3])  # two rows alike: only the noise tells them apart
+    cases = [
+        (-0.2, float(base.log_noise), some, x, 2e-4),
+        (-0.2, -12.0, some, twin, 1e-3),  # an NLL near 2,000: float32's rounding
+        (0.3, -1.0, one, x, 2e-4),
+    ]
+    for log_signal, log_noise, mask, x, rtol in cases:
+        kernel = base._replace(
+            log_lengthscale=jnp.asarray(0.3),
+            log_signal=jnp.asarray(log_signal),
+            log_noise=jnp.asarray(log_noise),
+        )
+        got = float(transfer.deep_kernel_nll(kernel, x, y, mask))
+        keep = np.asarray(mask)
+        phi = _numpy_embed(kernel, np.asarray(x)[keep])
+        d = ((phi[:, None] - phi[None]) ** 2).sum(-1)
+        cov = np.exp(log_signal) * np.exp(-0.5 * d / np.exp(0.6))
+        cov += (np.exp(log_noise) + 1e-4) * np.eye(keep.sum())
+        yk = np.asarray(y, np.float64)[keep]
+        z = (yk - yk.mean()) / (yk.std() + 1e-6)
+        want = -scipy.stats.multivariate_normal(np.zeros(keep.sum()), cov).logpdf(z) / keep.sum()
+        np.testing.assert_allclose(got, want, rtol=rtol, err_msg=str((log_noise, keep.sum())))
+    # one row: its label is the mean, the scale the positive 1e-6 floor, the prediction the label
+    mean, std = transfer.deep_kernel_predict(base, x, y, one, x[3:5])
+    np.testing.assert_allclose(mean, y[4], rtol=1e-6)
+    assert float(std[0]) > 0
+    assert float(std[0]) < 1e-6
 
 
 def test_deep_kernel_posterior_is_the_gp_posterior_of_the_masked_rows():
     """`deep_kernel_predict` against the GP posterior written in NumPy on the rows inside the
     mask alone (standardised labels, noise e^log_noise + 1e-4 on the diagonal): mean
     y_mean + y_scale k*^T K^-1 z, std of the latent function y_scale sqrt(s2 - k*^T K^-1 k*)."""
-    kernel = transfer.init_deep_kernel(jax.random.key(0), 6, (8, 4))
+    kernel = _with_biases(transfer.init_deep_kernel(jax.random.key(0), 6, (8, 4)), 6)
     kernel = kernel._replace(log_lengthscale=jnp.asarray(0.3), log_signal=jnp.asarray(0.4))
     x = jax.random.normal(jax.random.key(1), (9, 6))
     y = jax.random.normal(jax.random.key(2), (9,)) * 3 + 50
@@ -87,6 +119,105 @@ def test_deep_kernel_posterior_is_the_gp_posterior_of_the_masked_rows():
     assert [w.shape for w, _ in fresh.layers] == [(2000, 400), (400, 3)]
     assert float(jnp.std(fresh.layers[0][0])) == pytest.approx(np.sqrt(2 / 2000), rel=0.01)
     assert float(jnp.abs(fresh.layers[0][1]).max()) == 0.0
+    default = transfer.init_deep_kernel(jax.random.key(4), 5)  # two hidden layers of 32
+    assert [w.shape for w, _ in default.layers] == [(5, 32), (32, 32)]
+
+
+def _adam_reference(loss, params, steps, learning_rate):
+    """`steps` Adam steps written as a Python loop over optax (the per-step losses too)."""
+    opt = optax.adam(learning_rate)
+    state, grad, values = opt.init(params), jax.jit(jax.value_and_grad(loss)), []
+    for _ in range(steps):
+        value, g = grad(params)
+        updates, state = opt.update(g, state, params)
+        params = optax.apply_updates(params, updates)
+        values.append(float(value))
+    return params, np.asarray(values)
+
+
+def _assert_kernels_close(a, b):
+    for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_allclose(u, v, rtol=1e-4, atol=1e-6)
+
+
+def test_fine_tuning_is_fifty_adam_steps_on_the_targets_nll():
+    """FSBO's fine-tuning on the target: by default 50 Adam steps of learning rate 1e-3 on
+    `deep_kernel_nll` of the rows in the mask, as a Python loop over optax."""
+    kernel = _with_biases(transfer.init_deep_kernel(jax.random.key(0), 6, (8, 4)), 7)
+    x = jax.random.normal(jax.random.key(1), (9, 6))
+    y = jax.random.normal(jax.random.key(2), (9,)) * 3 + 50
+    mask = jnp.arange(9) < 7
+    got = transfer.fit_deep_kernel(kernel, x, y, mask)
+    want, _ = _adam_reference(lambda p: transfer.deep_kernel_nll(p, x, y, mask), kernel, 50, 1e-3)
+    _assert_kernels_close(got, want)
+
+
+def test_meta_training_is_adam_on_the_mean_nll_over_the_source_tasks(tmp_path):
+    """FSBO's meta-training: Adam (1e-3 by default) on the mean over the tasks of each task's
+    `deep_kernel_nll`, from `init_deep_kernel` (hidden (32, 32) by default) of the key's first
+    split. With the default batch of 50 equal to the tasks' 50 points the draw is every row
+    (the NLL ignores their order), so a full-batch loop is the reference; a batch equal to
+    the points is allowed. The run folder's checkpoints come every 100 steps by default and
+    a finished folder is never overwritten unless resumed."""
+    x = jax.random.normal(jax.random.key(1), (2, 50, 4))
+    y = jax.random.normal(jax.random.key(2), (2, 50)) * 2 + 10
+    data = transfer.SourceData(x, y)
+    key = jax.random.key(3)
+    kernel, losses = transfer.meta_train_deep_kernel(key, data, steps=3)
+    assert [w.shape for w, _ in kernel.layers] == [(4, 32), (32, 32)]
+    start = transfer.init_deep_kernel(jax.random.split(key)[0], 4, (32, 32))
+    everything = jnp.ones(50, bool)
+
+    def mean_nll(p):
+        return jnp.mean(
+            jnp.stack([transfer.deep_kernel_nll(p, x[t], y[t], everything) for t in range(2)])
+        )
+
+    want, want_losses = _adam_reference(mean_nll, start, 3, 1e-3)
+    np.testing.assert_allclose(losses, want_losses, rtol=1e-5)
+    _assert_kernels_close(kernel, want)
+    # a smaller batch: step i draws 20 distinct rows of task t with split(fold_in(k, i))[t]
+    _, losses = transfer.meta_train_deep_kernel(key, data, steps=2, batch=20, learning_rate=0.0)
+    k_steps = jax.random.split(key)[1]
+    for i in range(2):
+        keys = jax.random.split(jax.random.fold_in(k_steps, i), 2)
+        rows = [jax.random.choice(keys[t], 50, (20,), replace=False) for t in range(2)]
+        assert all(len(set(np.asarray(r).tolist())) == 20 for r in rows)
+        part = [
+            transfer.deep_kernel_nll(start, x[t][rows[t]], y[t][rows[t]], everything[:20])
+            for t in range(2)
+        ]
+        np.testing.assert_allclose(losses[i], np.mean(part), rtol=1e-5)
+    with pytest.raises(ValueError, match=r"checkpoint interval \(100\)"):
+        transfer.meta_train_deep_kernel(key, data, steps=150, out=tmp_path / "run")
+    transfer.meta_train_deep_kernel(key, data, steps=1, out=tmp_path / "run")
+    with pytest.raises(FileExistsError, match="already holds a run"):
+        transfer.meta_train_deep_kernel(key, data, steps=1, out=tmp_path / "run")
+
+
+def test_fsbo_asks_one_cell_at_a_time_from_a_history_of_100_by_default():
+    """`fsbo`'s defaults: batches of one and a history buffer of 100 evaluations."""
+    space = NB201()
+    searcher = transfer.fsbo(space, transfer.init_deep_kernel(jax.random.key(0), 30))
+    assert searcher.batch_size == 1
+    state = jax.eval_shape(searcher.init, jax.random.key(1))
+    assert state.x.shape == (100, 30)
+    assert state.y.shape == (100,)
+
+
+def test_a_deep_kernel_file_whose_layers_do_not_chain_is_refused(tmp_path):
+    """`load_deep_kernel` checks every layer's input width against the one before it."""
+    kernel = transfer.init_deep_kernel(jax.random.key(0), 6, (8, 4, 2))
+    transfer.save_deep_kernel(kernel, tmp_path / "k.npz")
+    back = transfer.load_deep_kernel(tmp_path / "k.npz")  # widths 6-8-4-2 chain
+    assert [w.shape for w, _ in back.layers] == [(6, 8), (8, 4), (4, 2)]
+    with np.load(tmp_path / "k.npz") as f:
+        arrays = dict(f)
+    for layer in (1, 2):
+        broken = dict(arrays, **{f"w{layer}": arrays[f"w{layer}"][1:]})
+        np.savez(tmp_path / "broken.npz", **broken)
+        with pytest.raises(ValueError, match=f"layer {layer}'s input width does not chain"):
+            transfer.load_deep_kernel(tmp_path / "broken.npz")
 
 
 def test_loo_posterior_matches_refits_without_each_point(nb201):

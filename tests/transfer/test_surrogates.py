@@ -51,7 +51,8 @@ def test_deep_kernel_nll_is_the_gaussian_marginal_likelihood():
     """Against scipy's multivariate normal on the masked rows' standardised labels
     (covariance s2 exp(-|phi(a) - phi(b)|^2 / 2 l^2) + (noise + 1e-4) I, divided by the
     rows' count): with nonzero biases, with two equal rows and a noise so small that the
-    1e-4 jitter is what keeps the matrix positive definite, and with a single row (z = 0, scale the 1e-6 floor)."""
+    1e-4 jitter is what keeps the matrix positive definite, and with a single row (z = 0,
+    the scale the 1e-6 floor)."""
     base = _with_biases(transfer.init_deep_kernel(jax.random.key(0), 6, (8, 4)), 5)
     x = jax.random.normal(jax.random.key(1), (9, 6))
     y = jax.random.normal(jax.random.key(2), (9,)) * 3 + 50
@@ -63,15 +64,15 @@ def test_deep_kernel_nll_is_the_gaussian_marginal_likelihood():
         (-0.2, -12.0, some, twin, 1e-3),  # an NLL near 2,000: float32's rounding
         (0.3, -1.0, one, x, 2e-4),
     ]
-    for log_signal, log_noise, mask, x, rtol in cases:
+    for log_signal, log_noise, mask, rows, rtol in cases:
         kernel = base._replace(
             log_lengthscale=jnp.asarray(0.3),
             log_signal=jnp.asarray(log_signal),
             log_noise=jnp.asarray(log_noise),
         )
-        got = float(transfer.deep_kernel_nll(kernel, x, y, mask))
+        got = float(transfer.deep_kernel_nll(kernel, rows, y, mask))
         keep = np.asarray(mask)
-        phi = _numpy_embed(kernel, np.asarray(x)[keep])
+        phi = _numpy_embed(kernel, np.asarray(rows)[keep])
         d = ((phi[:, None] - phi[None]) ** 2).sum(-1)
         cov = np.exp(log_signal) * np.exp(-0.5 * d / np.exp(0.6))
         cov += (np.exp(log_noise) + 1e-4) * np.eye(keep.sum())

@@ -130,6 +130,10 @@ def test_the_grid_is_every_hyper_parameter_triple_once():
     assert _gp.DEFAULT_LENGTHSCALES == pytest.approx(lengthscales)
     assert _gp.DEFAULT_NOISES == pytest.approx(noises)
     assert _gp.DEFAULT_FEATURE_LENGTHSCALES == pytest.approx(feature_lengthscales)
+    # BO-WL's lengthscales: 1 - normalised WL similarity lies in [0, 1], so 0.05 to 3.2 doubling
+    from jnas.search._bo import WL_LENGTHSCALES
+
+    assert pytest.approx([0.05 * 2**k for k in range(7)]) == WL_LENGTHSCALES
 
     def triples(grid):  # float32 grid values, compared as float32
         return sorted(zip(*(np.asarray(g, np.float32).tolist() for g in grid), strict=True))

@@ -83,6 +83,19 @@ def test_fsbo_fine_tuned_deep_kernel_picks_the_asked_cells():
     assert (guided > unguided).all(), (guided, unguided)
 
 
+def test_bo_asks_one_cell_at_a_time_from_a_history_of_200_by_default():
+    """`bayesian_optimization`'s defaults: batches of one, a history of 200 evaluations (the
+    path encoding's 4 + 16 + 64 op sequences on NB201) and a factor per point of the 7 x 3 grid."""
+    from jnas.search import bayesian_optimization
+
+    searcher = bayesian_optimization(SPACE)
+    assert searcher.batch_size == 1
+    state = jax.eval_shape(searcher.init, jax.random.key(1))
+    assert state.x.shape == (200, 84)
+    assert state.y.shape == (200,)
+    assert state.model.shape == (21, 200, 200)
+
+
 HIDDEN_VALUES = jax.random.normal(jax.random.key(5), (SPACE.size,))
 
 

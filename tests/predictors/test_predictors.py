@@ -248,12 +248,12 @@ def test_mixed_kernel_hyper_parameters_maximise_the_numpy_marginal_likelihood():
     f = np.random.default_rng(0).normal(size=(40, 1))
     d = np.abs(x[:, None] - x[None]).sum(-1)
     d_feat = np.square(f - f.T)
+    grid = (DEFAULT_LENGTHSCALES, DEFAULT_NOISES, DEFAULT_FEATURE_LENGTHSCALES)
     chosen = []
     for freq in (2.0, 6.0):
         y = np.sin(freq * f[:, 0])
         z = (y - y.mean()) / (y.std() + 1e-6)
         scores = {}
-        grid = (DEFAULT_LENGTHSCALES, DEFAULT_NOISES, DEFAULT_FEATURE_LENGTHSCALES)
         for ls, noise, lf in itertools.product(*grid):
             k = np.exp(-d / ls - d_feat / lf) + noise * np.eye(40)
             scores[ls, noise, lf] = -0.5 * z @ np.linalg.solve(k, z) - 0.5 * np.linalg.slogdet(k)[1]

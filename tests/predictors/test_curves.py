@@ -42,6 +42,64 @@ def test_each_family_recovers_its_curve(name):
     assert abs(float(fc.mean) - REFERENCE[name][-1]) < 2e-3 * REFERENCE[name][-1], name
 
 
+@pytest.mark.parametrize("name", sorted(REFERENCE))
+def test_each_family_recovers_its_curve_observed_from_a_later_epoch(name):
+    """A curve first observed at epoch 6 (a resumed run, a sparse log), NaN before: each
+    family's starting point comes from its first *observed* epoch, and the fit on epochs
+    6-20 extrapolates to epoch 40 (starting from epoch 1's unobserved entry, exp3 and pow4
+    land 26% and 6% off, log_power and Weibull at NaN)."""
+    y = REFERENCE[name].astype(np.float32)
+    obs = (np.arange(T) >= 5) & observed(20)
+    fam = predictors.curve_families([name])
+    fc = predictors.extrapolate_curve(
+        np.where(obs, y, np.nan), obs, T, families=fam, iterations=200
+    )
+    assert abs(float(fc.mean) - REFERENCE[name][-1]) < 2e-3 * REFERENCE[name][-1], name
+
+
+@pytest.mark.parametrize("name", sorted(set(REFERENCE) - {"vapor_pressure"}))
+def test_each_familys_starts_pass_through_the_first_observed_point(name):
+    """Levenberg-Marquardt starts where the family's curve (evaluated here through `f`) goes
+    through the first observed point, for three asymptotes below the last observed value (0.1,
+    0.5 and 1.5 times the drop between the two); pow3 and exp3, whose other two parameters
+    two points determine, go through the last one too. The curve is noisy, first observed at
+    epoch 3, with a hole, and NaN elsewhere (read as 0 by the fit's masking)."""
+    rng = np.random.default_rng(1)
+    y = REFERENCE[name] + rng.normal(0, 0.01, T)
+    obs = (np.arange(T) >= 2) & observed(15)
+    obs[7] = False
+    w = obs.astype(np.float32)
+    ys = jnp.asarray(np.where(obs, y, 0.0), jnp.float32)
+    tt = jnp.asarray(t, jnp.float32)
+    (fam,) = predictors.curve_families([name])
+    starts = np.asarray(fam.init(tt, ys, jnp.asarray(w)))
+    y0, yl = y[2], y[14]
+    np.testing.assert_allclose(starts[:, 0], yl - (y0 - yl) * np.array([0.1, 0.5, 1.5]), rtol=1e-5)
+    for u in starts:
+        curve = np.asarray(fam.f(jnp.asarray(u), tt))
+        np.testing.assert_allclose(curve[2], y0, rtol=1e-4, err_msg=name)
+        if name in ("pow3", "exp3"):
+            np.testing.assert_allclose(curve[14], yl, rtol=1e-4, err_msg=name)
+
+
+def test_vapor_pressure_starts_from_the_least_squares_fit_of_the_log_curve():
+    """exp(a + b / t + c log t) is linear in log space: its first start is NumPy's least
+    squares of log y on (1, 1/t, log t) over the observed epochs."""
+    rng = np.random.default_rng(2)
+    y = REFERENCE["vapor_pressure"] * np.exp(rng.normal(0, 0.01, T))
+    obs = (np.arange(T) >= 2) & observed(15)
+    obs[7] = False
+    (fam,) = predictors.curve_families(["vapor_pressure"])
+    starts = fam.init(
+        jnp.asarray(t, jnp.float32),
+        jnp.asarray(np.where(obs, y, 0.0), jnp.float32),
+        jnp.asarray(obs, jnp.float32),
+    )
+    x = np.stack([np.ones(T), 1 / t, np.log(t)], -1)[obs]
+    want = np.linalg.lstsq(x, np.log(y[obs]), rcond=None)[0]
+    np.testing.assert_allclose(starts[0], want, atol=5e-4)
+
+
 def test_model_averaging_picks_the_generating_family():
     """With every family competing, Akaike (AICc) weights concentrate on a family that fits an exp3 curve
     with noise, and the forecast lands on the true value (uniform weights would not)."""

@@ -215,3 +215,72 @@ def test_bananas_thompson_draws_are_independent_normals_of_the_ensemble():
     np.testing.assert_allclose(draws.std(0), std, rtol=0.02)
     corr = np.corrcoef(draws.T)[np.triu_indices(4, 1)]
     assert np.abs(corr).max() < 0.03, corr
+
+
+def test_the_score_sees_only_the_finite_results_told():
+    """Failed evaluations (NaN fitness) stay in the history but are masked from the
+    surrogate: the score is called with a mask that is true exactly where a result was told
+    and is finite (checked against the told fitness, eagerly), so a GP or an ensemble never
+    fits a NaN."""
+    seen = []
+
+    def score(k, x, y, m, c):
+        seen.append((np.asarray(y), np.asarray(m)))
+        return c @ jnp.ones(c.shape[1])
+
+    searcher = model_based(SPACE, score, encoding="one_hot", where="recording score", **KW)
+    archs = jax.vmap(SPACE.sample)(jax.random.split(jax.random.key(7), 20))
+    fitness = np.random.default_rng(0).normal(size=20).astype(np.float32)
+    fitness[[1, 4, 15]] = np.nan
+    fitness[9] = np.inf
+    state = searcher.init(jax.random.key(1))
+    for i in range(2):
+        batch = jax.tree.map(lambda a, i=i: a[10 * i : 10 * (i + 1)], archs)
+        state = searcher.tell(state, batch, fitness[10 * i : 10 * (i + 1)])
+    searcher.ask(jax.random.key(3), state)
+    ((y, mask),) = seen
+    want = np.zeros(KW["max_points"], bool)
+    want[:20] = np.isfinite(fitness)
+    np.testing.assert_array_equal(mask, want)
+    np.testing.assert_array_equal(y[:20][want[:20]], fitness[want[:20]])
+
+
+def test_non_finite_features_enter_the_encoding_as_zero():
+    """A feature that could not be computed (NaN or inf, e.g. a proxy that overflowed) is
+    appended as 0 rather than poisoning the surrogate's inputs."""
+    feature = lambda a: jnp.where(a.ops[0] == 0, jnp.nan, jnp.where(a.ops[0] == 1, jnp.inf, 2.0))
+    searcher = model_based(
+        SPACE,
+        lambda k, x, y, m, c: c[:, 0],
+        encoding="one_hot",
+        where="features",
+        features=feature,
+        **KW,
+    )
+    state = searcher.init(jax.random.key(0))
+    first = np.asarray(state.archs.ops[:, 0])
+    assert {0, 1, 2} <= set(first.tolist())
+    np.testing.assert_array_equal(state.x[:, -1], np.where(first < 2, 0.0, 2.0))
+    np.testing.assert_array_equal(
+        state.x[:, :-1], jax.vmap(SPACE.one_hot)(state.archs).reshape(64, 30)
+    )
+
+
+def test_before_num_init_results_the_batch_is_random_samples():
+    """Until `num_init` results are told the surrogate is not used: with 30 of 40 told, the
+    batch is the space's samples from the first of the ask key's five splits, whatever the
+    score (here one that prefers op 0 on every edge)."""
+    kw = {**KW, "num_init": 40}
+    searcher = model_based(
+        SPACE, lambda k, x, y, m, c: c[:, ::5].sum(1), encoding="one_hot", where="score", **kw
+    )
+    archs = jax.vmap(SPACE.sample)(jax.random.split(jax.random.key(7), 30))
+    state = searcher.init(jax.random.key(1))
+    for i in range(3):
+        batch = jax.tree.map(lambda a, i=i: a[10 * i : 10 * (i + 1)], archs)
+        state = searcher.tell(state, batch, jnp.arange(10.0))
+    key = jax.random.key(3)
+    asked = searcher.ask(key, state)[0]
+    k_rand = jax.random.split(key, 5)[0]
+    want = jax.vmap(SPACE.sample)(jax.random.split(k_rand, 10))
+    np.testing.assert_array_equal(asked.ops, want.ops)

@@ -172,3 +172,52 @@ def test_meta_training_keeps_the_first_best_validated_parameters(latency, monkey
     jax.tree.map(np.testing.assert_array_equal, last.params, at_four.params)
     moved = jax.tree.map(lambda a, b: float(np.abs(a - b).max()), best.params, last.params)
     assert max(jax.tree.leaves(moved)) > 0  # steps 3 and 4 changed the parameters
+
+
+def test_defaults_are_one_problem_written_out(latency, monkeypatch):
+    """The defaults, written out: 10 reference architectures (HELP's 10 samples), an MLP of
+    two 64-wide hidden layers adapted by 10 SGD steps at 0.1, 256 query rows per device and
+    step; meta-training runs 3,000 steps validated every 500 (the run's stored settings and
+    chunking, captured before it starts), and `latency_meta_training` alone sets the same
+    problem (one outer step equals the written-out call's). The from-scratch baseline trains
+    500 Adam steps at 1e-3."""
+    from jnas.transfer import _latency
+
+    captured = {}
+
+    def capture(name, step, init, key, *, steps, chunk, settings, **kw):
+        captured.update(settings, steps=steps, chunk=chunk)
+        raise StopIteration
+
+    monkeypatch.setattr(_latency, "run_steps", capture)
+    with pytest.raises(StopIteration):
+        transfer.meta_train_latency(jax.random.key(0), latency)
+    want = {"references": 10, "hidden": [64, 64], "inner_lr": 0.1, "inner_steps": 10}
+    assert {k: captured[k] for k in want} == want
+    assert (captured["queries"], captured["steps"], captured["chunk"]) == (256, 3000, 500)
+    assert captured["devices"] == list(transfer.HELP_SPLIT["meta_train"])
+    assert captured["valid"] == list(transfer.HELP_SPLIT["meta_valid"])
+
+    devices = ("pixel3", "gold_6240")
+    default = transfer.latency_meta_training(jax.random.key(1), latency, devices)
+    written = transfer.latency_meta_training(
+        jax.random.key(1), latency, devices, references=10, hidden=(64, 64), inner_lr=0.1,
+        inner_steps=10, queries=256,
+    )  # fmt: skip
+    np.testing.assert_array_equal(default.references, written.references)
+    (s_default, l_default), (s_written, l_written) = (
+        jax.jit(p.step)(p.learner.init(jax.random.key(2)), jax.random.key(3))
+        for p in (default, written)
+    )
+    assert float(l_default) == float(l_written)
+    jax.tree.map(np.testing.assert_array_equal, s_default.params, s_written.params)
+
+    x = transfer.architecture_features(latency)
+    refs = written.references
+    measured = transfer.device_latencies(latency, devices)[0, refs]
+    np.testing.assert_array_equal(
+        transfer.fit_latency_from_scratch(jax.random.key(4), x, refs, measured),
+        transfer.fit_latency_from_scratch(
+            jax.random.key(4), x, refs, measured, hidden=(64, 64), steps=500, lr=1e-3
+        ),
+    )

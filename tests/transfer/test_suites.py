@@ -420,3 +420,51 @@ def test_tasks_search_and_judge_the_columns_of_the_protocol(nb201_table, nasbenc
         np.testing.assert_array_equal(task.scores(sss), want)
         np.testing.assert_array_equal(task.truth(sss), want)
         np.testing.assert_array_equal(task.objective(sss).cost_s, np.ones_like(want))
+
+
+def test_policy_meta_training_defaults_written_out(monkeypatch):
+    """`meta_train_policy`'s defaults, captured as the run is handed to the resumable loop:
+    100 meta-steps checkpointed every 10, 50 evaluations per inner search at REINFORCE's
+    learning rate 0.05, 8 seeds per task, a 64-unit LSTM where asked; the meta step 0.5 for
+    Reptile and 0.05 (Adam) for MAML, as the docstring says; a run shorter than 10 steps is
+    one chunk. `initial_policy` starts uniform logits, or an LSTM of 64 units as `nn.lstm_controller`
+    does."""
+    from jnas.transfer import _policy
+
+    captured = []
+
+    def capture(name, step, init, key, *, steps, chunk, settings, **kw):
+        captured.append({**settings, "steps": steps, "chunk": chunk})
+        raise StopIteration
+
+    monkeypatch.setattr(_policy, "run_steps", capture)
+    space = NB201()
+    scores = jnp.asarray(np.random.default_rng(0).normal(size=(2, space.size)), jnp.float32)
+    for kw in ({}, {"method": "maml"}, {"controller": "lstm"}, {"meta_steps": 4}):
+        with pytest.raises(StopIteration):
+            transfer.meta_train_policy(jax.random.key(0), space, scores, **kw)
+    reptile, maml, lstm, short = captured
+    want = {"steps": 100, "chunk": 10, "inner_evals": 50, "inner_lr": 0.05, "seeds_per_task": 8}
+    assert {k: reptile[k] for k in want} == want
+    assert (reptile["method"], reptile["controller"], reptile["meta_lr"]) == (
+        "reptile",
+        "logits",
+        0.5,
+    )
+    assert (maml["method"], maml["meta_lr"]) == ("maml", 0.05)
+    assert (lstm["controller"], lstm["hidden"]) == ("lstm", 64)
+    assert (short["steps"], short["chunk"]) == (4, 4)
+    key = jax.random.key(1)
+    jax.tree.map(
+        np.testing.assert_array_equal,
+        transfer.initial_policy(space, controller="lstm")(key),
+        nn.lstm_controller(space.decision_sizes, 64).init(key),
+    )
+    # by default the policy is REINFORCE's logits: uniform, every cell 5^-6 likely
+    uniform = transfer.initial_policy(space)(key)
+    np.testing.assert_array_equal(uniform, np.zeros((6, 5)))
+    log_p = transfer.row_log_probs(space)(uniform)
+    np.testing.assert_allclose(log_p, np.full(space.size, -6 * np.log(5)), rtol=1e-6)
+    lstm = transfer.initial_policy(space, controller="lstm")(key)
+    lstm_log_p = transfer.row_log_probs(space, controller="lstm")(lstm)  # 64 units by default
+    assert float(jax.scipy.special.logsumexp(lstm_log_p)) == pytest.approx(0.0, abs=1e-4)

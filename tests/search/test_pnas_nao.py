@@ -232,3 +232,49 @@ def test_nao_trains_its_joint_loss_with_adam_after_every_tell(key):
         lambda a, b: float(jnp.abs(a - b).max()), params, searcher.init(key).params
     )
     assert min(jax.tree.leaves(moved)) > 1e-3
+
+
+def test_nao_ask_replayed_moves_the_best_cells_up_the_predictors_gradient(key):
+    """One ask replayed with NumPy around the trained networks: the parents are the 10 best
+    results told (9 finite here, so the first failed cell fills the tenth place and proposes
+    nothing); each embedding moves along the predictor's gradient by 0.1 x 2^j, j < 8, and
+    the smallest step whose decoded cell was not told wins (steps 0 to 3 win here; a mutation
+    of the parent where none is new); the batch is the 5 distinct new cells the predictor
+    rates highest."""
+    space = NB201()
+    searcher = search.nao(space, batch_size=5, num_init=10, num_parents=10, train_steps=20)
+    state = searcher.init(key)
+    archs = jax.vmap(space.sample)(jax.random.split(jax.random.key(3), 15))
+    fitness = np.array(_fitness(archs))
+    fitness[[2, 4, 6, 11, 12, 13]] = np.nan  # 9 finite: one parent failed
+    for t in range(3):
+        batch = jax.tree.map(lambda a, t=t: a[5 * t : 5 * (t + 1)], archs)
+        state = searcher.tell(state, batch, jnp.asarray(fitness[5 * t : 5 * (t + 1)]))
+    k_ask = jax.random.key(9)
+    asked = np.asarray(searcher.ask(k_ask, state)[0].ops)
+
+    told = np.asarray(archs.ops)
+    parents = np.argsort(-np.where(np.isfinite(fitness), fitness, -np.inf), kind="stable")[:10]
+    p = state.params
+    e = nao_encode(p, jnp.asarray(told[parents]), 5)
+    grad = jax.vmap(jax.grad(lambda v: nao_predict(p, v)))(e)
+    ladder = 0.1 * 2.0 ** np.arange(8)
+    moved = e[:, None, :] + jnp.asarray(ladder, jnp.float32)[None, :, None] * grad[:, None, :]
+    decoded = np.asarray(jnp.argmax(nao_decode(p, moved, jnp.ones((6, 5), bool)), -1))
+    k_mut = jax.random.split(jax.random.split(k_ask)[1], 10)
+    new = []
+    for i, par in enumerate(parents):
+        fresh = [d for d in decoded[i] if not (told == d).all(1).any()]
+        if fresh:
+            new.append(fresh[0])
+        else:
+            parent = jax.tree.map(lambda a, par=par: a[par], archs)
+            new.append(np.asarray(space.mutate(k_mut[i], parent).ops))
+    new = np.stack(new)
+    scores = np.asarray(nao_predict(p, nao_encode(p, jnp.asarray(new, jnp.int32), 5)))
+    repeat = [any((new[j] == new[i]).all() for j in range(i)) for i in range(10)]
+    scores = np.where(repeat | ~np.isfinite(fitness[parents]), -np.inf, scores)
+    top = np.argsort(-scores, kind="stable")[:5]
+    assert np.isfinite(scores[top]).all()
+    np.testing.assert_array_equal(asked, new[top])
+    assert not (asked[:, None, :] == told[None]).all(-1).any()  # all five are new cells

@@ -278,3 +278,34 @@ def test_nao_ask_replayed_moves_the_best_cells_up_the_predictors_gradient(key):
     assert np.isfinite(scores[top]).all()
     np.testing.assert_array_equal(asked, new[top])
     assert not (asked[:, None, :] == told[None]).all(-1).any()  # all five are new cells
+
+
+def test_nao_defaults_written_out(key):
+    """`nao(space)` is NAO with these settings written out: batches of 10, model-based from
+    the 10th result, 20 parents, embeddings of 32 and hidden layers of 64, trade-off 0.8,
+    100 Adam steps at 0.005 a tell, steps 0.1 x 2^j for j < 8, a history of 200 (asked after
+    one tell, when the model has just taken over, and after three, when 20 of 30 are
+    parents). Not resolved here: a 21st parent (its proposal never ranks in the batch) and a
+    ninth rung of the ladder (no parent needs the eighth)."""
+    space = NB201()
+    written = search.nao(
+        space, batch_size=10, num_init=10, num_parents=20, embedding=32, hidden=64,
+        trade_off=0.8, train_steps=100, learning_rate=0.005, step_size=0.1, num_steps=8,
+        max_points=200,
+    )  # fmt: skip
+    archs = jax.vmap(space.sample)(jax.random.split(jax.random.key(3), 30))
+    runs = []
+    for searcher in (search.nao(space), written):
+        assert searcher.batch_size == 10
+        state, asked = searcher.init(key), []
+        tell, ask = jax.jit(searcher.tell), jax.jit(searcher.ask)
+        for t in range(3):
+            batch = jax.tree.map(lambda a, t=t: a[10 * t : 10 * (t + 1)], archs)
+            state = tell(state, batch, _fitness(batch))
+            if t in (0, 2):
+                asked.append(np.asarray(ask(jax.random.key(t), state)[0].ops))
+        runs.append((state, asked))
+    (default, asked_default), (state, asked_written) = runs
+    assert default.x.shape == (200, 6)
+    np.testing.assert_array_equal(asked_default, asked_written)
+    jax.tree.map(np.testing.assert_array_equal, default.params, state.params)

@@ -197,13 +197,39 @@ def test_meta_training_is_adam_on_the_mean_nll_over_the_source_tasks(tmp_path):
 
 
 def test_fsbo_asks_one_cell_at_a_time_from_a_history_of_100_by_default():
-    """`fsbo`'s defaults: batches of one and a history buffer of 100 evaluations."""
+    """`fsbo`'s defaults: batches of one and a history buffer of 100 evaluations of the
+    one-hot cell; the model from the first result on, expected improvement over 100
+    candidates mutated from the 10 best after 50 Adam steps at 1e-3 of fine-tuning, asked
+    as the same settings written out ask (on 6 keys after 12 results told). One fine-tuning
+    step more (51) picks the same cells: not resolved; 25 steps, a doubled rate, UCB, a
+    second initial result, 60 candidates or 11 parents are."""
     space = NB201()
-    searcher = transfer.fsbo(space, transfer.init_deep_kernel(jax.random.key(0), 30))
+    kernel = transfer.init_deep_kernel(jax.random.key(0), 30)
+    searcher = transfer.fsbo(space, kernel)
     assert searcher.batch_size == 1
     state = jax.eval_shape(searcher.init, jax.random.key(1))
     assert state.x.shape == (100, 30)
     assert state.y.shape == (100,)
+    written = transfer.fsbo(
+        space, kernel, finetune_steps=50, finetune_lr=1e-3, encoding="one_hot",
+        acquisition_fn="ei", batch_size=1, num_init=1, num_candidates=100, num_parents=10,
+        max_points=100,
+    )  # fmt: skip
+    archs = jax.vmap(space.sample)(jax.random.split(jax.random.key(7), 12))
+    fitness = jnp.sum(jnp.asarray([[0, 1, 2, 4, 1]] * 6, jnp.float32)[jnp.arange(6), archs.ops], -1)
+    asked = []
+    for s in (searcher, written):
+        ask, tell, keys = jax.jit(s.ask), jax.jit(s.tell), jax.random.split(jax.random.key(3), 6)
+        state = s.init(jax.random.key(1))
+        state = tell(state, jax.tree.map(lambda a: a[:1], archs), fitness[:1])
+        asked.append(np.asarray(ask(keys[0], state)[0].ops))  # one result: the model already
+        for i in range(1, 12):
+            state = tell(
+                state, jax.tree.map(lambda a, i=i: a[i : i + 1], archs), fitness[i : i + 1]
+            )
+        asked.append([np.asarray(ask(k, state)[0].ops) for k in keys])
+    for default, spelled in zip(asked[:2], asked[2:], strict=True):
+        np.testing.assert_array_equal(default, spelled)
 
 
 def test_a_deep_kernel_file_whose_layers_do_not_chain_is_refused(tmp_path):

@@ -308,7 +308,7 @@ def test_before_num_init_results_the_batch_is_random_samples():
     np.testing.assert_array_equal(asked.ops, want.ops)
 
 
-def test_bananas_defaults_are_the_papers_written_out():
+def test_bananas_defaults_written_out():
     """`bananas(space)` is BANANAS with its defaults written out: White et al.'s 10 initial
     cells, batches of 10 and 5 networks, and jnas' 200 training steps a network, candidates
     mutated from the 10 best and a history of 200 path encodings (84 columns on NB201); one

@@ -177,10 +177,10 @@ def test_meta_training_keeps_the_first_best_validated_parameters(latency, monkey
 def test_defaults_are_one_problem_written_out(latency, monkeypatch):
     """The defaults, written out: 10 reference architectures (HELP's 10 samples), an MLP of
     two 64-wide hidden layers adapted by 10 SGD steps at 0.1 and meta-learned by Adam at
-    1e-3, 256 query rows per device and step; meta-training runs 3,000 steps validated every 500 (the run's stored settings and
-    chunking, captured before it starts), and `latency_meta_training` alone sets the same
-    problem (one outer step equals the written-out call's). The from-scratch baseline trains
-    500 Adam steps at 1e-3."""
+    1e-3, 256 query rows per device and step; meta-training runs 3,000 steps validated every
+    500 (the run's stored settings and chunking, captured before it starts), and
+    `latency_meta_training` alone sets the same problem (one outer step equals the
+    written-out call's). The from-scratch baseline trains 500 Adam steps at 1e-3."""
     from jnas.transfer import _latency
 
     captured = {}
@@ -211,7 +211,7 @@ def test_defaults_are_one_problem_written_out(latency, monkeypatch):
     )
     assert float(l_default) == float(l_written)
     jax.tree.map(np.testing.assert_array_equal, s_default.params, s_written.params)
-    # the outer optimiser is Adam at 1e-3: its first step moves each weight by 1e-3 |g| / (|g| + eps)
+    # the outer optimiser is Adam at 1e-3: its first step moves a weight 1e-3 |g| / (|g| + eps)
     init = default.learner.init(jax.random.key(2)).params
     moved = jax.tree.leaves(
         jax.tree.map(lambda a, b: np.abs(np.asarray(a - b)), s_default.params, init)

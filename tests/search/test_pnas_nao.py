@@ -285,8 +285,8 @@ def test_nao_defaults_written_out(key):
     the 10th result, 20 parents, embeddings of 32 and hidden layers of 64, trade-off 0.8,
     100 Adam steps at 0.005 a tell, steps 0.1 x 2^j for j < 8, a history of 200 (asked after
     one tell, when the model has just taken over, and after three, when 20 of 30 are
-    parents). Not resolved here: a 21st parent (its proposal never ranks in the batch) and a
-    ninth rung of the ladder (no parent needs the eighth)."""
+    parents). Not resolved here: a 21st parent (its proposal never ranks in the batch) and
+    the ladder's eighth rung (7 rungs ask the same: no parent needs the eighth)."""
     space = NB201()
     written = search.nao(
         space, batch_size=10, num_init=10, num_parents=20, embedding=32, hidden=64,

@@ -427,8 +427,8 @@ def test_policy_meta_training_defaults_written_out(monkeypatch):
     100 meta-steps checkpointed every 10, 50 evaluations per inner search at REINFORCE's
     learning rate 0.05, 8 seeds per task, a 64-unit LSTM where asked; the meta step 0.5 for
     Reptile and 0.05 (Adam) for MAML, as the docstring says; a run shorter than 10 steps is
-    one chunk. `initial_policy` starts uniform logits, or an LSTM of 64 units as `nn.lstm_controller`
-    does."""
+    one chunk. `initial_policy` starts uniform logits, or an LSTM of 64 units as
+    `nn.lstm_controller` does."""
     from jnas.transfer import _policy
 
     captured = []
@@ -455,16 +455,14 @@ def test_policy_meta_training_defaults_written_out(monkeypatch):
     assert (lstm["controller"], lstm["hidden"]) == ("lstm", 64)
     assert (short["steps"], short["chunk"]) == (4, 4)
     key = jax.random.key(1)
+    lstm = transfer.initial_policy(space, controller="lstm")(key)
     jax.tree.map(
-        np.testing.assert_array_equal,
-        transfer.initial_policy(space, controller="lstm")(key),
-        nn.lstm_controller(space.decision_sizes, 64).init(key),
+        np.testing.assert_array_equal, lstm, nn.lstm_controller(space.decision_sizes, 64).init(key)
     )
     # by default the policy is REINFORCE's logits: uniform, every cell 5^-6 likely
     uniform = transfer.initial_policy(space)(key)
     np.testing.assert_array_equal(uniform, np.zeros((6, 5)))
     log_p = transfer.row_log_probs(space)(uniform)
     np.testing.assert_allclose(log_p, np.full(space.size, -6 * np.log(5)), rtol=1e-6)
-    lstm = transfer.initial_policy(space, controller="lstm")(key)
     lstm_log_p = transfer.row_log_probs(space, controller="lstm")(lstm)  # 64 units by default
     assert float(jax.scipy.special.logsumexp(lstm_log_p)) == pytest.approx(0.0, abs=1e-4)

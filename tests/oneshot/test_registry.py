@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from flax import nnx
 
 from jnas import oneshot
 from jnas.commands.oneshot import METHOD_NAMES
@@ -137,3 +138,127 @@ def test_dirichlet_mean_is_the_normalised_concentration():
         jax.random.split(jax.random.key(0), 20000)
     )
     np.testing.assert_allclose(draws.mean(0), beta / beta.sum(-1, keepdims=True), atol=0.01)
+
+
+class ToyNet(nnx.Module):
+    """Slot e mixes three tanh layers by its op weights, h <- sum_k w[e, k] tanh(h A[e, k]);
+    the logits are h B. Small enough that a bi-level step compiles in a second."""
+
+    def __init__(self, *, width: int = 4, classes: int = 3, rngs: nnx.Rngs):
+        self.a = nnx.Param(0.8 * jax.random.normal(rngs.params(), (2, 3, width, width)))
+        self.b = nnx.Param(jax.random.normal(rngs.params(), (width, classes)))
+
+    def __call__(self, x, weights, index=None):
+        h = x
+        for e in range(2):
+            h = jnp.einsum(
+                "k,knm->nm", weights[e], jnp.tanh(jnp.einsum("nd,kdm->knm", h, self.a[e]))
+            )
+        return h @ self.b
+
+
+class ToySpace:
+    """The supernet protocol around `ToyNet`: two slots of three candidates."""
+
+    supernet_shape = (2, 3)
+
+    def supernet(self, *, rngs, **config):
+        return ToyNet(**config, rngs=rngs)
+
+    def supernet_index(self, arch):
+        return arch
+
+    def derive(self, weights):
+        return jnp.argmax(weights, -1)
+
+
+def toy_batch(seed, n=8):
+    k1, k2 = jax.random.split(jax.random.key(seed))
+    return jax.random.normal(k1, (n, 4)), jax.random.randint(k2, (n,), 0, 3)
+
+
+def uniform_weights():
+    """A deterministic relaxation that weighs every op 1/3 (for the weight step only)."""
+    return oneshot.Relaxation(
+        lambda key, alpha, step: (jnp.full(alpha.shape, 1 / 3), None),
+        lambda alpha: jax.nn.softmax(alpha, -1),
+        stochastic=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("order", "weight_relaxation"), [(1, None), (1, "uniform"), (2, None), (2, "uniform")]
+)
+def test_bilevel_steps_compose_their_parts_as_darts_orders_them(order, weight_relaxation):
+    """Two steps of `relaxed_search` with plain SGD on both levels equal DARTS' Algorithm 1
+    written out here with `jax.grad` of the loss. Order 1: a weight step on the training
+    batch at the current α (through `weight_relaxation` when given), then an α step on the
+    validation batch at the *new* weights. Order 2: first the α step, whose gradient is
+    d/dα L_val(w - ξ ∇_w L_train(w, α), α) taken by differentiating through the virtual step
+    (reverse over reverse, not the library's linearization) with ξ the weight learning
+    rate of the current step, then the weight step at the *new* α. Both add the expected
+    cost penalty's weighted gradient to α's and report its unweighted value."""
+    cost = jnp.asarray([[0.0, 1.0, 2.0], [3.0, 0.0, 1.0]])
+    penalty_weight, a_lr = 0.2, 0.3
+
+    def w_lr(step):
+        return 0.5 / (1.0 + step)  # changes every step: the step's own rate must be used
+
+    method = oneshot.relaxed_search(
+        ToySpace(),
+        oneshot.softmax_relaxation(),
+        weight_relaxation=None if weight_relaxation is None else uniform_weights(),
+        penalty=oneshot.expected_cost_penalty(ToySpace(), penalty_weight, cost),
+        order=order,
+        w_lr=w_lr,
+        w_optimizer=optax.sgd(w_lr),
+        alpha_optimizer=optax.sgd(a_lr),
+        alpha_init_scale=1.0,
+        epochs=2,
+        steps_per_epoch=4,
+    )
+
+    def ce(p, weights, b):
+        logp = jax.nn.log_softmax(method.apply(p, b[0], weights))
+        return -jnp.mean(jnp.take_along_axis(logp, b[1][:, None], 1))
+
+    def arch_ce(p, a, b):
+        return ce(p, jax.nn.softmax(a, -1), b)
+
+    def w_weights(a):
+        return jax.nn.softmax(a, -1) if weight_relaxation is None else jnp.full(a.shape, 1 / 3)
+
+    def penalty(a):
+        return jnp.sum(jax.nn.softmax(a, -1) * cost)
+
+    def sgd(tree, grad, lr):
+        return jax.tree.map(lambda w, g: w - lr * g, tree, grad)
+
+    def unrolled(a, p, train, val, xi):
+        """L_val after one virtual SGD step of the weights (DARTS' eq. 6)."""
+        return arch_ce(sgd(p, jax.grad(arch_ce)(p, a, train), xi), a, val)
+
+    state = method.init(jax.random.key(0))
+    p, a = state.params, state.alpha
+    step = jax.jit(method.step)
+    for t in range(2):
+        train, val = toy_batch(10 + t), toy_batch(20 + t)
+        state, metrics = step(jax.random.key(t), state, train, val)
+        if order == 1:
+            w_loss, g_w = jax.value_and_grad(ce)(p, w_weights(a), train)
+            p = sgd(p, g_w, w_lr(t))
+            a_loss, g_a = jax.value_and_grad(arch_ce, 1)(p, a, val)
+        else:
+            a_loss, g_a = jax.value_and_grad(unrolled)(a, p, train, val, w_lr(t))
+        pen = penalty(a)
+        a = a - a_lr * (g_a + penalty_weight * jax.grad(penalty)(a))
+        if order == 2:
+            w_loss, g_w = jax.value_and_grad(ce)(p, w_weights(a), train)
+            p = sgd(p, g_w, w_lr(t))
+        np.testing.assert_allclose(state.alpha, a, rtol=1e-5, atol=1e-6)
+        for got, want in zip(jax.tree.leaves(state.params), jax.tree.leaves(p), strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(metrics["w_loss"], w_loss, rtol=1e-5)
+        np.testing.assert_allclose(metrics["alpha_loss"], a_loss, rtol=1e-5)
+        np.testing.assert_allclose(metrics["expected_cost"], pen, rtol=1e-5)
+        assert int(state.step) == t + 1

@@ -262,3 +262,39 @@ def test_bilevel_steps_compose_their_parts_as_darts_orders_them(order, weight_re
         np.testing.assert_allclose(metrics["alpha_loss"], a_loss, rtol=1e-5)
         np.testing.assert_allclose(metrics["expected_cost"], pen, rtol=1e-5)
         assert int(state.step) == t + 1
+
+
+def test_single_level_step_is_one_gradient_of_the_training_loss_in_both():
+    """SNAS' single level: weights and α move along one gradient of the training loss
+    plus the weighted penalty (which has no weight gradient), each by its own SGD rate;
+    `w_loss` is the cross-entropy without the penalty. Written out with `jax.grad`."""
+    cost = jnp.asarray([[0.0, 1.0, 2.0], [3.0, 0.0, 1.0]])
+    method = oneshot.relaxed_search(
+        ToySpace(),
+        oneshot.softmax_relaxation(),
+        levels=1,
+        penalty=oneshot.expected_cost_penalty(ToySpace(), 0.2, cost),
+        w_lr=0.5,
+        w_optimizer=optax.sgd(0.5),
+        alpha_optimizer=optax.sgd(0.3),
+        alpha_init_scale=1.0,
+        epochs=2,
+        steps_per_epoch=4,
+    )
+
+    def ce(p, a, b):
+        logp = jax.nn.log_softmax(method.apply(p, b[0], jax.nn.softmax(a, -1)))
+        return -jnp.mean(jnp.take_along_axis(logp, b[1][:, None], 1))
+
+    state = method.init(jax.random.key(0))
+    p, a = state.params, state.alpha
+    for t in range(2):
+        train = toy_batch(10 + t)
+        state, metrics = jax.jit(method.step)(jax.random.key(t), state, train, toy_batch(20 + t))
+        loss, (g_p, g_a) = jax.value_and_grad(ce, (0, 1))(p, a, train)
+        g_a = g_a + 0.2 * jax.grad(lambda a: jnp.sum(jax.nn.softmax(a, -1) * cost))(a)
+        p, a = jax.tree.map(lambda w, g: w - 0.5 * g, p, g_p), a - 0.3 * g_a
+        np.testing.assert_allclose(state.alpha, a, rtol=1e-5, atol=1e-6)
+        for got, want in zip(jax.tree.leaves(state.params), jax.tree.leaves(p), strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(metrics["w_loss"], loss, rtol=1e-5)

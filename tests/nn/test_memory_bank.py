@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from jnas.nn import MemoryBankNetwork, MemoryBankSupernet
 from jnas.spaces import MemoryBank
 
 SPACE = MemoryBank(stages=2, blocks=3, banks=3, kernels=(1, 3), dilations=(1, 2), depths=(1, 2))
@@ -33,26 +34,26 @@ def np_bn_relu(x):
     return np.maximum((x - mean) / np.sqrt(var + 1e-5), 0)
 
 
-def np_forward(x, arch, kernels):
+def np_forward(x, arch, kernels, space=SPACE):
     """The network of `arch` from its kernels: `reads[b]` {bank: 1x1 kernel}, `ops[b]` a list
     of kernels, `transitions[s]`, `stem`, `head` (W, b)."""
     reads, writes, ops = (np.asarray(a).reshape(-1) for a in arch)
     x = np_conv(x, kernels["stem"])
-    for s in range(SPACE.stages):
-        banks = [x] + [np.zeros_like(x)] * (SPACE.banks - 1)
-        for i in range(SPACE.blocks):
-            b = s * SPACE.blocks + i
-            read = [j for j in range(SPACE.banks) if ((reads[b] + 1) >> j) & 1]
-            write = [j for j in range(SPACE.banks) if ((writes[b] + 1) >> j) & 1]
+    for s in range(space.stages):
+        banks = [x] + [np.zeros_like(x)] * (space.banks - 1)
+        for i in range(space.blocks):
+            b = s * space.blocks + i
+            read = [j for j in range(space.banks) if ((reads[b] + 1) >> j) & 1]
+            write = [j for j in range(space.banks) if ((writes[b] + 1) >> j) & 1]
             h = np.concatenate([banks[j] for j in read], -1) @ np.concatenate(
                 [kernels["reads"][b][j][0, 0] for j in read], 0
             )  # a 1x1 conv of the concatenation
-            _, dilation, _ = SPACE.op(int(ops[b]))
+            _, dilation, _ = space.op(int(ops[b]))
             for w in kernels["ops"][b]:
                 h = np_conv(np_bn_relu(h), w, dilation)
             banks = [bank + h if j in write else bank for j, bank in enumerate(banks)]
         x = np.concatenate(banks, -1)
-        if s < SPACE.stages - 1:
+        if s < space.stages - 1:
             y = np_bn_relu(x) @ kernels["transitions"][s][0, 0]
             n, hh, ww, c = y.shape
             x = y.reshape(n, hh // 2, 2, ww // 2, 2, c).mean((2, 4))
@@ -138,3 +139,61 @@ def test_mixed_read_weights_interpolate_between_reads(images):
         np.asarray(net(images, both)), np.asarray(net(images, only0)), atol=1e-5
     )
     assert np.all(np.isfinite(np.asarray(net(images, mixed))))
+
+
+DEEP = MemoryBank(stages=4, blocks=2, banks=2, kernels=(1, 3), dilations=(1, 2), depths=(1, 2))
+
+
+def expected_params(space, arch, channels, num_classes, in_channels, *, network):
+    """Weights the paper's blocks need, counted by hand: a 3x3 stem; per block 1x1 read
+    convolutions (the banks it reads; all of them in the supernet) and its op's `depth` k x k
+    convolutions (every op's in the supernet), with affine batch norm only in the network;
+    per stage transition a 1x1 convolution of all banks to twice the width; the classifier."""
+    reads, _, ops = (np.asarray(a).reshape(-1) for a in arch)
+    affine = 2 if network else 0
+    total = 9 * in_channels * channels
+    for s in range(space.stages):
+        w = channels * 2**s
+        for i in range(space.blocks):
+            b = s * space.blocks + i
+            total += (bin(int(reads[b]) + 1).count("1") if network else space.banks) * w * w
+            choices = [int(ops[b])] if network else range(space.num_ops)
+            for c in choices:
+                k, _, depth = space.op(c)
+                total += depth * (k * k * w * w + affine * w)
+        if s < space.stages - 1:
+            total += space.banks * w * (2 * w + affine)
+    width = channels * 2 ** (space.stages - 1)
+    return total + space.banks * width * (num_classes + affine) + num_classes
+
+
+def num_params(net):
+    return sum(v.size for v in jax.tree.leaves(nnx.state(net, nnx.Param)))
+
+
+def test_four_stages_double_the_width_and_hold_only_what_they_use(images):
+    """With four stages the widths run 4, 8, 16, 32 and there are three transitions: the
+    network equals the NumPy forward and both it and the supernet hold exactly the
+    hand-counted weights (an unused transition or a mis-sized head would not)."""
+    arch = DEEP.sample(jax.random.key(7))
+    net = DEEP.build(arch, **NET, rngs=nnx.Rngs(0))
+    want = np_forward(images.astype(np.float64), arch, network_kernels(net), DEEP)
+    np.testing.assert_allclose(np.asarray(net(images)), want, rtol=2e-4, atol=2e-4)
+    assert num_params(net) == expected_params(DEEP, arch, 4, 5, 2, network=True)
+    supernet = DEEP.supernet(**NET, rngs=nnx.Rngs(0))
+    weights = jax.nn.one_hot(DEEP.supernet_index(arch), DEEP.supernet_shape[1])
+    want = np_forward(images.astype(np.float64), arch, supernet_kernels(supernet, arch), DEEP)
+    np.testing.assert_allclose(np.asarray(supernet(images, weights)), want, rtol=2e-4, atol=2e-4)
+    assert num_params(supernet) == expected_params(DEEP, arch, 4, 5, 2, network=False)
+
+
+def test_defaults_are_16_channels_for_10_classes_of_rgb_images():
+    """The space's factories and the network classes alike default to a 16-channel stem
+    on 3-channel images and 10 classes (CIFAR-10-sized inputs)."""
+    arch = DEEP.sample(jax.random.key(8))
+    want_net = expected_params(DEEP, arch, 16, 10, 3, network=True)
+    want_super = expected_params(DEEP, arch, 16, 10, 3, network=False)
+    assert num_params(DEEP.build(arch)) == want_net
+    assert num_params(MemoryBankNetwork(DEEP, arch)) == want_net
+    assert num_params(DEEP.supernet()) == want_super
+    assert num_params(MemoryBankSupernet(DEEP)) == want_super

@@ -322,6 +322,12 @@ def test_promotion_falls_back_to_the_best_below_when_none_is_left(key):
     promoted = _first_promotions(key, searcher, state, vectors, fitness, 3)
     for got, slot in zip(promoted, (2, 4, 4), strict=True):
         np.testing.assert_array_equal(got, vectors[0, slot])
+    # none held: both evaluated ones are promoted, then the best again (not the next
+    # vector in line, which was never evaluated)
+    vectors[1, 0] = 1.0 - vectors[0, 4]
+    promoted = _first_promotions(key, searcher, state, vectors, fitness, 3)
+    for got, slot in zip(promoted, (4, 2, 4), strict=True):
+        np.testing.assert_array_equal(got, vectors[0, slot])
 
 
 def test_a_pool_of_one_parent_is_filled_with_three_mutants_of_everyone(key):
@@ -348,3 +354,50 @@ def test_a_pool_of_one_parent_is_filled_with_three_mutants_of_everyone(key):
     on_parent = np.abs(trials - OWN[2]).max(-1) < 1e-3
     p = 1 / 4 + 3 / 4 / 15
     assert abs(on_parent.mean() - p) < 4 * np.sqrt(p * (1 - p) / n), on_parent.mean()
+
+
+def test_a_pool_of_two_parents_is_filled_with_two_mutants_of_everyone(key):
+    # Two fidelities, eta = 2: the second bracket's first rung runs 2 trials at fidelity 1
+    # (cycle step 3), so its parent pool is fidelity 1's own two vectors, and the authors'
+    # `_min_pop_size - len(pool) + 1` = 3 - 2 + 1 = 2 fillers join them. With F tiny a
+    # trial sits on its first drawn vector: a filler with P = 2/4, and a filler sits on one
+    # of fidelity 0's two vectors (half the union of four) with P = 1/2, so 1/4 of the
+    # trials land on fidelity 0; three fillers (a pool of five) would give 3/10.
+    searcher = search.dehb(NB201(), fidelities=2, eta=2, crossover_prob=1.0, mutation_factor=1e-4)
+    state = searcher.init(key)._replace(step=jnp.asarray(3, jnp.int32))
+    assert int(searcher.fidelity(state)[0]) == 1
+    n = 4000
+    trials = np.asarray(
+        jax.vmap(lambda k: searcher.ask(k, state)[1].trial)(jax.random.split(key, n))
+    )
+    union = np.asarray(state.vectors).reshape(4, 6)  # fidelity 0's two, then fidelity 1's
+    distance = np.abs(trials[:, None] - union[None]).max(-1)
+    assert (distance.min(-1) < 1e-3).all()
+    on_lower = (distance.argmin(-1) < 2).mean()
+    assert abs(on_lower - 0.25) < 4 * np.sqrt(0.25 * 0.75 / n), on_lower
+
+
+def test_defaults_are_two_fidelities_with_eta_3(key):
+    """`dehb(space)` runs the authors' eta = 3 brackets over two fidelities: 3 cells at the
+    low fidelity, the best promoted, then 2 new ones at the high (the schedule's cycle)."""
+    searcher = search.dehb(NB201())
+    assert searcher.fidelities == 2
+    state = searcher.init(key)
+    seen = []
+    for k in jax.random.split(key, 12):
+        archs, state = searcher.ask(k, state)
+        seen.append(int(searcher.fidelity(state)[0]))
+        state = searcher.tell(state, archs, jnp.zeros((1,)))
+    assert seen == [0, 0, 0, 1, 1, 1] * 2
+
+
+def test_mutation_factor_and_crossover_take_de_s_closed_ranges():
+    """F in (0, 2] and CR in [0, 1], both ends of each where closed."""
+    for f, cr in ((2.0, 0.0), (1e-6, 1.0)):
+        search.dehb(NB201(), mutation_factor=f, crossover_prob=cr)
+    for bad in (2.01, -0.5):
+        with pytest.raises(ValueError, match=r"`mutation_factor` must be in \(0, 2\]"):
+            search.dehb(NB201(), mutation_factor=bad)
+    for bad in (-0.01, 1.01):
+        with pytest.raises(ValueError, match=r"`crossover_prob` must be in \[0, 1\]"):
+            search.dehb(NB201(), crossover_prob=bad)

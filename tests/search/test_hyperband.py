@@ -227,3 +227,57 @@ def test_bohb_models_the_highest_fidelity_with_enough_told(key, top_told, near):
     for name, cell in cells.items():
         mean = (got == cell).sum(axis=1).mean()  # standard error about 0.03
         assert (mean > 2.1) if name == near else (mean < 1.2), (name, mean)
+
+
+def _asked(searcher, key, steps):
+    """The cells and fidelities `searcher` asks over `steps` rounds on `_conv3x3`."""
+    state, ask, tell = searcher.init(key), jax.jit(searcher.ask), jax.jit(searcher.tell)
+    cells, fidelities = [], []
+    for k in jax.random.split(key, steps):
+        archs, state = ask(k, state)
+        cells.append(np.asarray(archs.ops[0]).tolist())
+        fidelities.append(int(searcher.fidelity(state)[0]))
+        state = tell(state, archs, _conv3x3(archs))
+    return cells, fidelities, state
+
+
+def test_defaults_are_the_papers_settings(key):
+    """Hyperband's and BOHB's default eta is 3 over two fidelities (Li et al.'s eta; 3 cells
+    at the low fidelity, the best promoted, 2 at the high); BOHB's defaults are Falkner et
+    al.'s (top 15 %, a third of the draws random, 64 candidates, bandwidth factor 3) with
+    jnas' bandwidth 0.2 and a memory of 512: `bohb(space)` asks what those settings
+    written out ask, past the point where its model takes over (7 told at a fidelity)."""
+    space = NB201()
+    hb = search.hyperband(space)
+    assert hb.fidelities == 2
+    assert _asked(hb, key, 12)[1] == [0, 0, 0, 1, 1, 1] * 2
+    default = search.bohb(space)
+    written = search.bohb(
+        space,
+        fidelities=2,
+        eta=3,
+        top_fraction=0.15,
+        random_fraction=1 / 3,
+        num_samples=64,
+        bandwidth=0.2,
+        bandwidth_factor=3.0,
+        min_points=7,
+        memory=512,
+    )
+    cells, fidelities, state = _asked(default, key, 36)
+    assert (cells, fidelities) == _asked(written, key, 36)[:2]
+    assert fidelities == [0, 0, 0, 1, 1, 1] * 6
+    assert state.decisions.shape == (512, 6)
+    # 200 told at the top fidelity, so that the top 15 % (30 good) is past the 7 minimum
+    # and the 64 candidates around them differ: the first draws of 256 keys agree
+    k_cells, k_fit, k_ask = jax.random.split(key, 3)
+    told = state._replace(
+        decisions=jax.random.randint(k_cells, (512, 6), 0, 5),
+        fitness=jax.random.normal(k_fit, (512,)),
+        fidelity_of=jnp.ones((512,), jnp.int32),
+        stored=jnp.asarray(200, jnp.int32),
+        step=jnp.zeros((), jnp.int32),
+    )
+    keys = jax.random.split(k_ask, 256)
+    first = [jax.vmap(lambda k, s=s: s.ask(k, told)[0].ops[0])(keys) for s in (default, written)]
+    np.testing.assert_array_equal(*first)

@@ -166,6 +166,9 @@ def test_multi_fidelity_searchers_reject_bad_arguments():
         search.hyperband(NB201(), fidelities=1)
     with pytest.raises(ValueError, match="`eta`"):
         search.bohb(NB201(), eta=1)
+    assert search.hyperband(NB201(), eta=2).fidelities == 2  # the smallest eta halves
+    with pytest.raises(ValueError, match="`eta` must be an integer"):
+        search.hyperband(NB201(), eta=2.5)
     with pytest.raises(ValueError, match="`top_fraction`"):
         search.bohb(NB201(), top_fraction=1.5)
     with pytest.raises(ValueError, match="lacks"):

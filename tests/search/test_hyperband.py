@@ -171,6 +171,21 @@ def test_multi_fidelity_searchers_reject_bad_arguments():
         search.hyperband(NB201(), eta=2.5)
     with pytest.raises(ValueError, match="`top_fraction`"):
         search.bohb(NB201(), top_fraction=1.5)
+    # TPE's ranges: top_fraction and bandwidth in (0, 1), random_fraction in [0, 1],
+    # bandwidth_factor >= 1; each end taken or refused as written
+    search.bohb(NB201(), random_fraction=1.0, bandwidth_factor=1.0)
+    search.bohb(NB201(), random_fraction=0.0, bandwidth_factor=1.5)
+    for name, bad in (
+        ("top_fraction", 1.0),
+        ("top_fraction", 0.0),
+        ("bandwidth", 1.0),
+        ("bandwidth", 0.0),
+        ("random_fraction", 1.01),
+        ("random_fraction", -0.01),
+        ("bandwidth_factor", 0.99),
+    ):
+        with pytest.raises(ValueError, match=f"`{name}` must be"):
+            search.bohb(NB201(), **{name: bad})
     with pytest.raises(ValueError, match="lacks"):
         search.hyperband(NB101())  # no categorical decisions
     with pytest.raises(ValueError, match="multi-fidelity"):  # one-architecture objectives

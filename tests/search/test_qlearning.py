@@ -161,3 +161,52 @@ def test_replay_draws_uniformly_from_the_episodes_the_ring_holds(told, held):
     assert counts.sum() == 4000
     assert set(np.flatnonzero(counts)) == set(held), counts
     assert scipy.stats.chisquare(counts[held]).pvalue > 1e-3, counts
+
+
+def test_defaults_are_the_settings_written_out(key):
+    """`q_learning(space)` tells as MetaQNN's learning rate 0.01 and discount 1 with 100
+    episodes replayed per tell from a memory of 1,000 and `metaqnn_epsilon()`: the Q
+    table after three tells and the asks at 150 episodes told (ε = 0.8) equal those
+    settings written out. The default schedule is ε = 1 for 100 episodes, then 0.9, 0.8,
+    ... for 20 episodes each, down to 0.1."""
+    eps = search.metaqnn_epsilon()
+    counts = (0, 99, 100, 119, 120, 139, 140, 259, 260, 280, 5000)
+    assert [float(eps(jnp.int32(n))) for n in counts] == pytest.approx(
+        [1.0, 1.0, 0.9, 0.9, 0.8, 0.8, 0.7, 0.2, 0.1, 0.1, 0.1]
+    )
+    space = NB201()
+    default = search.q_learning(space)
+    written = search.q_learning(
+        space,
+        batch_size=1,
+        learning_rate=0.01,
+        discount=1.0,
+        epsilon=search.metaqnn_epsilon(explore=100, per_step=20, floor=0.1),
+        replay=100,
+        memory=1000,
+    )
+    states = []
+    for searcher in (default, written):
+        state = searcher.init(key)
+        for t, k in enumerate(jax.random.split(key, 3)):
+            archs, state = searcher.ask(k, state)
+            state = searcher.tell(state, archs, jnp.asarray([0.5 + t]))
+        states.append(state)
+    assert states[0].memory.shape == (1000, 6)
+    np.testing.assert_array_equal(states[0].q, states[1].q)
+    late = [s._replace(num_told=jnp.asarray(150, jnp.int32)) for s in states]
+    keys = jax.random.split(key, 64)
+    asked = [
+        jax.vmap(lambda k, s=s, state=state: s.ask(k, state)[0].ops)(keys)
+        for s, state in zip((default, written), late, strict=True)
+    ]
+    np.testing.assert_array_equal(*asked)
+
+
+def test_learning_rate_and_discount_take_their_closed_ends():
+    """learning_rate in (0, 1], discount in [0, 1]: each closed end taken, past it refused."""
+    search.q_learning(NB201(), learning_rate=1.0, discount=0.0)
+    search.q_learning(NB201(), learning_rate=1e-6, discount=1.0)
+    for name, bad in (("learning_rate", 1.01), ("discount", 1.01), ("discount", -0.01)):
+        with pytest.raises(ValueError, match=f"`{name}` must be"):
+            search.q_learning(NB201(), **{name: bad})

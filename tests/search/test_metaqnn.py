@@ -194,3 +194,39 @@ def test_exploration_is_uniform_over_the_allowed_first_layers(key):
     assert np.isin(first, allowed).all()
     counts = np.bincount(first, minlength=SPACE.num_tokens)[allowed]
     assert scipy.stats.chisquare(counts).pvalue > 1e-3, counts
+
+
+def test_defaults_are_the_settings_written_out(key):
+    """`metaqnn(space)` is the paper's learning rate 0.01, discount 1 and representation-
+    size bins (8, 4) (sizes above 8, 8 to 5, 4 and below), with 100 episodes replayed per
+    tell from a memory of 1,000, one episode per ask and `metaqnn_epsilon()`: the Q table
+    after 40 tells and the asks at 150 episodes told (ε = 0.8) equal those settings
+    written out."""
+    default = search.metaqnn(SPACE)
+    written = search.metaqnn(
+        SPACE,
+        batch_size=1,
+        learning_rate=0.01,
+        discount=1.0,
+        epsilon=search.metaqnn_epsilon(explore=100, per_step=20, floor=0.1),
+        replay=100,
+        memory=1000,
+        size_bins=(8, 4),
+    )
+    states = []
+    for searcher in (default, written):
+        state, ask, tell = searcher.init(key), jax.jit(searcher.ask), jax.jit(searcher.tell)
+        for t, k in enumerate(jax.random.split(key, 40)):
+            archs, state = ask(k, state)
+            state = tell(state, archs, jnp.asarray([0.01 * t]))
+        states.append(state)
+    assert states[0].memory.shape == (1000, SPACE.max_layers)
+    assert states[0].q.shape[2] == 3  # three size bins
+    np.testing.assert_array_equal(states[0].q, states[1].q)
+    late = [s._replace(num_told=jnp.asarray(150, jnp.int32)) for s in states]
+    keys = jax.random.split(key, 64)
+    asked = [
+        jax.vmap(lambda k, s=s, state=state: s.ask(k, state)[0].tokens)(keys)
+        for s, state in zip((default, written), late, strict=True)
+    ]
+    np.testing.assert_array_equal(*asked)

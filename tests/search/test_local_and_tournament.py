@@ -128,7 +128,7 @@ def test_local_search_asks_what_a_python_hill_climber_asks(key):
     from a random cell, evaluate its neighbours in the space's order, move to the best
     (the first of equals) if it beats the current cell, else restart from the step's
     random sample. A rugged objective with ties (a random value per cell, rounded) makes
-    it move, tie and restart."""
+    it move, tie and restart; the incumbent is the first cell told with the best value."""
     space = NB201()
     values = np.round(np.asarray(jax.random.normal(jax.random.key(2), (space.size,))))
 
@@ -137,7 +137,8 @@ def test_local_search_asks_what_a_python_hill_climber_asks(key):
     searcher = search.local_search(space)
     state = searcher.init(key)
     ask, tell = jax.jit(searcher.ask), jax.jit(searcher.tell)
-    restart, restarts, moves = True, 0, 0
+    restart, restarts, moves, ties = True, 0, 0, 0
+    incumbent, incumbent_f = None, -np.inf
     current = current_f = best = best_f = neighbours = None
     pos = 0
     for k in jax.random.split(key, 300):
@@ -147,6 +148,11 @@ def test_local_search_asks_what_a_python_hill_climber_asks(key):
         np.testing.assert_array_equal(asked, want)
         f = float(values[int(index(NB201Arch(jnp.asarray(asked))))])
         state = tell(state, archs, jnp.asarray([f], jnp.float32))
+        if f > incumbent_f:  # the incumbent: the first cell told with the best value
+            incumbent, incumbent_f = asked, f
+        else:
+            ties += f == incumbent_f and not np.array_equal(asked, incumbent)
+        np.testing.assert_array_equal(state.best.ops, incumbent)
         if restart:  # the sample becomes the current cell; its sweep starts
             restart, restarts, current, current_f = False, restarts + 1, asked, f
             neighbours, pos, best, best_f = (
@@ -168,3 +174,4 @@ def test_local_search_asks_what_a_python_hill_climber_asks(key):
             pos, best, best_f = 0, None, -np.inf
     assert restarts > 2
     assert moves > 2
+    assert ties > 0  # a later cell equal to the incumbent did not replace it

@@ -161,3 +161,42 @@ def test_uneven_decisions_nan_rewards_and_the_baseline_against_numpy(key):
     onehot = np.eye(7)[decisions]
     expected = (adv[:, None, None] * (onehot - soft[None])).sum(axis=0) / 3
     np.testing.assert_allclose(new.policy - state.policy, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("controller", ["logits", "lstm"])
+def test_defaults_are_the_settings_written_out(key, controller):
+    """`reinforce(space)` is one architecture per ask, Adam at 0.01, baseline decay 0.9, no
+    entropy bonus and (LSTM) 64 units: its policy and baseline after three tells equal
+    those settings written out (Adam's 0.02 or a 65-unit LSTM would not)."""
+    space = NB201()
+    default = search.reinforce(space, controller=controller)
+    written = search.reinforce(
+        space,
+        batch_size=1,
+        learning_rate=0.01,
+        baseline_decay=0.9,
+        controller=controller,
+        hidden=64,
+        entropy_weight=0.0,
+    )
+    states = []
+    for searcher in (default, written):
+        state, ask, tell = searcher.init(key), jax.jit(searcher.ask), jax.jit(searcher.tell)
+        for t, k in enumerate(jax.random.split(key, 3)):
+            archs, state = ask(k, state)
+            assert archs.ops.shape == (1, 6)
+            state = tell(state, archs, jnp.asarray([1.0 + t]))
+        states.append(state)
+    for a, b in zip(
+        jax.tree.leaves(states[0].policy), jax.tree.leaves(states[1].policy), strict=True
+    ):
+        np.testing.assert_array_equal(a, b)
+    assert float(states[0].baseline) == float(states[1].baseline)
+
+
+def test_baseline_decay_is_in_zero_to_one_open_at_one():
+    search.reinforce(NB201(), baseline_decay=0.0)
+    search.reinforce(NB201(), baseline_decay=0.99)
+    for bad in (1.0, 1.5, -0.1):
+        with pytest.raises(ValueError, match=r"`baseline_decay` must be in \[0, 1\)"):
+            search.reinforce(NB201(), baseline_decay=bad)

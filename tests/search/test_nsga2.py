@@ -42,12 +42,21 @@ def _crowding_numpy(f, ranks):
     return d
 
 
-def test_ranks_and_crowding_match_deb_et_al():
-    f = np.random.default_rng(0).normal(size=(40, 2)).astype(np.float32)
+@pytest.mark.parametrize("scale", [(1.0, 1.0), (0.01, 3.0)])
+def test_ranks_and_crowding_match_deb_et_al(scale):
+    """Also with an objective whose range is below 1 (accuracies): each objective is
+    scaled by its own range, whatever its size."""
+    f = np.random.default_rng(0).normal(size=(40, 2)).astype(np.float32) * np.float32(scale)
     ranks = np.asarray(search.nondominated_ranks(jnp.asarray(f)))
     np.testing.assert_array_equal(ranks, _ranks_numpy(f))
     crowd = np.asarray(search.crowding_distance(jnp.asarray(f), jnp.asarray(ranks)))
     np.testing.assert_allclose(crowd, _crowding_numpy(f, ranks), rtol=1e-5)
+
+
+def test_defaults_are_20_children_of_two_objectives(key):
+    searcher = search.nsga2(NB201())
+    assert searcher.batch_size == 20
+    assert searcher.init(key).fitness.shape == (20, 2)
 
 
 def test_survivors_are_the_best_ranked_then_least_crowded_of_parents_and_children(key):

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.stats
+from _side_by_side import assert_same_asks, told
 
 from jnas import search
 from jnas.spaces import NB201, Sequential
@@ -213,20 +214,9 @@ def test_defaults_are_the_settings_written_out(key):
         memory=1000,
         size_bins=(8, 4),
     )
-    states = []
-    for searcher in (default, written):
-        state, ask, tell = searcher.init(key), jax.jit(searcher.ask), jax.jit(searcher.tell)
-        for t, k in enumerate(jax.random.split(key, 40)):
-            archs, state = ask(k, state)
-            state = tell(state, archs, jnp.asarray([0.01 * t]))
-        states.append(state)
+    states = [told(s, key, [0.01 * t for t in range(40)])[0] for s in (default, written)]
     assert states[0].memory.shape == (1000, SPACE.max_layers)
     assert states[0].q.shape[2] == 3  # three size bins
     np.testing.assert_array_equal(states[0].q, states[1].q)
     late = [s._replace(num_told=jnp.asarray(150, jnp.int32)) for s in states]
-    keys = jax.random.split(key, 64)
-    asked = [
-        jax.vmap(lambda k, s=s, state=state: s.ask(k, state)[0].tokens)(keys)
-        for s, state in zip((default, written), late, strict=True)
-    ]
-    np.testing.assert_array_equal(*asked)
+    assert_same_asks((default, written), late, jax.random.split(key, 64))

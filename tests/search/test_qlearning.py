@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _side_by_side import assert_same_asks, told
 
 from jnas import search
 from jnas.spaces import NB101, NB201, Chain
@@ -185,22 +186,11 @@ def test_defaults_are_the_settings_written_out(key):
         replay=100,
         memory=1000,
     )
-    states = []
-    for searcher in (default, written):
-        state = searcher.init(key)
-        for t, k in enumerate(jax.random.split(key, 3)):
-            archs, state = searcher.ask(k, state)
-            state = searcher.tell(state, archs, jnp.asarray([0.5 + t]))
-        states.append(state)
+    states = [told(s, key, [0.5, 1.5, 2.5])[0] for s in (default, written)]
     assert states[0].memory.shape == (1000, 6)
     np.testing.assert_array_equal(states[0].q, states[1].q)
     late = [s._replace(num_told=jnp.asarray(150, jnp.int32)) for s in states]
-    keys = jax.random.split(key, 64)
-    asked = [
-        jax.vmap(lambda k, s=s, state=state: s.ask(k, state)[0].ops)(keys)
-        for s, state in zip((default, written), late, strict=True)
-    ]
-    np.testing.assert_array_equal(*asked)
+    assert_same_asks((default, written), late, jax.random.split(key, 64))
 
 
 def test_learning_rate_and_discount_take_their_closed_ends():

@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _side_by_side import told
 
 from jnas import search
 from jnas.spaces import DARTS, NB101, NB201, Chain
@@ -181,11 +182,8 @@ def test_defaults_are_the_settings_written_out(key, controller):
     )
     states = []
     for searcher in (default, written):
-        state, ask, tell = searcher.init(key), jax.jit(searcher.ask), jax.jit(searcher.tell)
-        for t, k in enumerate(jax.random.split(key, 3)):
-            archs, state = ask(k, state)
-            assert archs.ops.shape == (1, 6)
-            state = tell(state, archs, jnp.asarray([1.0 + t]))
+        state, asked = told(searcher, key, [1.0, 2.0, 3.0])
+        assert all(archs.ops.shape == (1, 6) for archs in asked)
         states.append(state)
     for a, b in zip(
         jax.tree.leaves(states[0].policy), jax.tree.leaves(states[1].policy), strict=True

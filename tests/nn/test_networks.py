@@ -125,6 +125,62 @@ def test_chain_with_mobilenet_v2_blocks_is_mobilenet_v2():
     assert count_flops(model, (1, 224, 224, 3)) / 1e6 == pytest.approx(300.775, abs=0.01)
 
 
+# The three networks ProxylessNAS found (Cai et al., ICLR 2019, Figure 4), block by block
+# after the fixed expansion-1 block: (stem, first block, stages, head, blocks). The PyTorch
+# port in osmr/imgclsmob (pytorchcv/models/proxylessnas.py) asserts these parameter counts
+# (the paper rounds them: 4.1 M, 7.1 M, 4.4 M).
+PROXYLESS_FOUND = {
+    "mobile": (
+        32, 16, ((32, 4, 2), (40, 4, 2), (80, 4, 2), (96, 4, 1), (192, 4, 2), (320, 1, 1)), 1280,
+        "k5e3-k3e3-skip-skip-k7e3-k3e3-k5e3-k5e3-k7e6-k5e3-k5e3-k5e3-"
+        "k5e6-k5e3-k5e3-k5e3-k7e6-k7e6-k7e3-k7e3-k7e6",
+        4_080_512,
+    ),
+    "gpu": (
+        40, 24, ((32, 4, 2), (56, 4, 2), (112, 4, 2), (128, 4, 1), (256, 4, 2), (432, 1, 1)), 1728,
+        "k5e3-skip-skip-skip-k7e3-skip-skip-k3e3-k7e6-skip-skip-k5e3-"
+        "k5e6-skip-k3e3-k5e3-k7e6-k7e6-k7e6-k5e6-k7e6",
+        7_119_848,
+    ),
+    "cpu": (
+        40, 24, ((32, 4, 2), (48, 4, 2), (88, 4, 2), (104, 4, 1), (216, 4, 2), (360, 1, 1)), 1432,
+        "k3e6-k3e3-k3e3-k3e3-k3e6-k3e3-k3e3-k5e3-k3e6-skip-skip-k3e3-"
+        "k5e6-k3e3-k3e3-k3e3-k5e6-k5e3-k5e3-k3e3-k5e6",
+        4_361_648,
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(PROXYLESS_FOUND))
+def test_chain_builds_the_networks_proxylessnas_found(name):
+    """Kernel, expansion and skip per block, with the found networks' own widths: their
+    published parameter counts exactly (MobileNetV2 above has only k3e6 and no skip)."""
+    stem, first, stages, head, blocks, params = PROXYLESS_FOUND[name]
+    space = Chain(stages=stages, stem_channels=stem, first_block_channels=first, head_channels=head)
+    arch = space.from_string(blocks)
+    assert count_params(nnx.eval_shape(lambda: space.build(arch))) == params
+
+
+def test_chain_defaults_are_proxylessnas_search_space():
+    """ProxylessNAS' ImageNet search (imagenet_arch_search.py): width_stages
+    24,40,80,96,192,320, n_cell_stages 4,4,4,4,4,1, stride_stages 2,2,2,1,2,1, MBConv
+    kernels 3/5/7 with expansions 3/6, a 32-channel stem, a 16-channel first block and a
+    1280-channel feature mix; 21 searchable blocks, 15 of them skippable."""
+    space = Chain()
+    widths, depths, strides = zip(*space.stages, strict=True)
+    assert widths == (24, 40, 80, 96, 192, 320)
+    assert depths == (4, 4, 4, 4, 4, 1)
+    assert strides == (2, 2, 2, 1, 2, 1)
+    assert (space.kernels, space.expansions) == ((3, 5, 7), (3, 6))
+    assert (space.stem_channels, space.first_block_channels, space.head_channels) == (
+        32,
+        16,
+        1280,
+    )
+    assert space.num_blocks == 21
+    assert int(space.skippable.sum()) == 15
+
+
 def test_chain_skip_removes_blocks(key):
     space = Chain()
     keep = space.from_string("-".join(["k3e3"] * 21))

@@ -30,6 +30,33 @@ def test_chain_skip_only_where_residual():
         space.from_string(text)
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "arg"),
+    [
+        ({"stages": ()}, "stages"),  # empty
+        ({"stages": [(24, 4, 2)]}, "stages"),  # a list, not a tuple
+        ({"stages": ((24, 4),)}, "stages"),  # no stride
+        ({"stages": ((0, 4, 2),)}, "stages"),  # no channels
+        ({"stages": ((24, 4.0, 2),)}, "stages"),  # a float depth
+        ({"stages": ((24, 4, 3),)}, "stages"),  # stride 3
+        ({"kernels": ()}, "kernels"),
+        ({"kernels": (3, 3)}, "kernels"),  # repeated
+        ({"kernels": (-1, 3)}, "kernels"),  # odd but not positive
+        ({"kernels": (3, 4)}, "kernels"),  # even
+        ({"expansions": [3, 6]}, "expansions"),
+        ({"expansions": (0, 6)}, "expansions"),
+        ({"stem_channels": 0}, "stem_channels"),
+        ({"head_channels": 0}, "head_channels"),
+    ],
+)
+def test_chain_rejects_each_bad_setting_alone(kwargs, arg):
+    """Each check on its own (one bad value, the rest ProxylessNAS' defaults), named."""
+    with pytest.raises(ValueError, match=f"Chain: `{arg}` must be"):
+        Chain(**kwargs)
+    ok = {"stages": ((1, 1, 1),), "kernels": (1,), "expansions": (1,), "stem_channels": 1}
+    assert Chain(**ok).size == 1  # the smallest allowed values are allowed
+
+
 def test_chain_size_counts_choices():
     space = Chain(stages=((16, 2, 1),), kernels=(3,), expansions=(1, 2))
     assert space.size == 2 * 3  # first block: 2 choices; second: 2 + skip

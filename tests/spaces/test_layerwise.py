@@ -57,6 +57,36 @@ def test_chain_rejects_each_bad_setting_alone(kwargs, arg):
     assert Chain(**ok).size == 1  # the smallest allowed values are allowed
 
 
+def test_chain_validity_and_neighbours_by_hand():
+    """On a two-stage chain (blocks 0 and 2 open a stage): a block is valid with any
+    kernel x expansion choice, `skip` only where it may be skipped, nothing else (-1,
+    past skip); the neighbours are every other allowed choice of one block (the `skip`
+    moves included), and the one-hot has kernels x expansions + 1 columns."""
+    space = Chain(stages=((8, 2, 2), (16, 2, 1)), kernels=(3, 5), expansions=(1, 2, 3))
+    assert space.skip == 6
+    arch = space.from_string("k3e1-k5e3-k5e2-skip")
+    ops = np.asarray(arch.ops)
+    for block in range(4):
+        for value in range(-1, 9):
+            changed = ops.copy()
+            changed[block] = value
+            want = 0 <= value < 6 or (value == 6 and block in (1, 3))
+            got = bool(space.is_valid(type(arch)(jnp.asarray(changed, jnp.int8))))
+            assert got == want, (block, value)
+    batch, mask = space.neighbors(arch)
+    got = {tuple(row) for row in np.asarray(batch.ops)[np.asarray(mask)]}
+    want = set()
+    for block, allowed in enumerate((6, 7, 6, 7)):
+        for value in range(allowed):
+            if value != ops[block]:
+                changed = ops.copy()
+                changed[block] = value
+                want.add(tuple(changed))
+    assert got == want
+    assert int(np.asarray(mask).sum()) == len(want) == 5 + 6 + 5 + 6
+    assert space.one_hot(arch).shape == (4, 7)
+
+
 def test_chain_size_counts_choices():
     space = Chain(stages=((16, 2, 1),), kernels=(3,), expansions=(1, 2))
     assert space.size == 2 * 3  # first block: 2 choices; second: 2 + skip

@@ -186,21 +186,38 @@ def test_nats_supernet_masks_channels_beyond_each_layers_width():
     assert np.all(np.any(np.asarray(g_weights) != 0, axis=1))  # every layer's α learns
 
 
-def test_chain_op_flops_add_up_to_the_networks_flops():
+@pytest.mark.parametrize(("size", "stem"), [(16, 2), (13, 2), (7, 1)])
+def test_chain_op_flops_add_up_to_the_networks_flops(size, stem):
+    """The table's entries of an architecture's choices plus a constant (the fixed
+    layers) are the built network's multiply-accumulates, odd sizes included (strided
+    'SAME' layers round up: 13 -> 7 -> 4)."""
     from jnas.nn import count_flops
 
     space = CHAIN_TINY
-    table = space.op_flops(image_size=16, stem_stride=2)
+    table = space.op_flops(image_size=size, stem_stride=stem)
     archs = jax.vmap(space.sample)(jax.random.split(jax.random.key(2), 3))
     totals, sums = [], []
     for i in range(3):
         arch = jax.tree.map(lambda a, i=i: a[i], archs)
-        net = space.build(arch, num_classes=5, stem_stride=2)
-        totals.append(count_flops(net, (1, 16, 16, 3)) / 1e6)
+        net = space.build(arch, num_classes=5, stem_stride=stem)
+        totals.append(count_flops(net, (1, size, size, 3)) / 1e6)
         sums.append(float(table[np.arange(space.num_blocks), np.asarray(arch.ops)].sum()))
     fixed = np.asarray(totals) - np.asarray(sums)
     np.testing.assert_allclose(fixed, fixed[0], rtol=1e-5)  # the rest is the fixed layers
     assert len(set(np.round(totals, 6))) > 1
+
+
+def test_chain_op_flops_defaults_and_arguments():
+    """ImageNet's 224x224 behind a stride-2 stem by default; a size below 1 or a stem
+    stride other than 1 or 2 is refused, the smallest allowed ones accepted."""
+    space = CHAIN_TINY
+    np.testing.assert_array_equal(space.op_flops(), space.op_flops(224, 2))
+    assert space.op_flops(image_size=1, stem_stride=1).shape == (5, 5)
+    with pytest.raises(ValueError, match="`image_size`"):
+        space.op_flops(image_size=0)
+    for stride in (0, 3):
+        with pytest.raises(ValueError, match="`stem_stride` must be 1 or 2"):
+            space.op_flops(stem_stride=stride)
 
 
 def test_resnet_reduction_pools_odd_sizes_in_ceil_mode():

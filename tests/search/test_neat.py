@@ -270,3 +270,70 @@ def test_crossover_is_uniform_or_one_point_by_a_fair_coin_and_falls_back_to_the_
     four = np.asarray(jax.vmap(lambda k: crossover(k, strict, a1, w, a2, w, 4)[0])(keys[:2000]).ops)
     assert np.all(four[:, 0] == 0)
     assert np.all(four == 0, axis=1).mean() < 0.03
+
+
+def test_weight_genes_cross_over_uniformly():
+    """A crossed child's weight genes: each from either parent by its own fair coin (the
+    256 patterns of 8 genes equally likely: a chi-square test over 20,000 children)."""
+    from scipy import stats
+
+    from jnas.search._neat import crossover
+
+    space = NB201()
+    a1, a2 = NB201Arch(ops=jnp.zeros(6, jnp.int8)), NB201Arch(ops=jnp.ones(6, jnp.int8))
+    w1, w2 = jnp.zeros(8), jnp.ones(8)
+    keys = jax.random.split(jax.random.key(1), 20_000)
+    w = np.asarray(jax.vmap(lambda k: crossover(k, space, a1, w1, a2, w2, 4)[1])(keys))
+    assert set(np.unique(w)) == {0.0, 1.0}
+    counts = np.bincount((w == 0) @ (2 ** np.arange(8)), minlength=256)
+    assert stats.chisquare(counts).pvalue > 1e-3
+
+
+def test_defaults_written_out(key):
+    """`neat(space)` asks what its settings written out ask, generation by generation:
+    20 genomes, 2 elites, threshold 0.3, the top half breeding, 75 % crossed (NEAT's
+    25 % from mutation alone), 80 % mutated, 8 crossover tries, no weight genes (on
+    MetaQNN's sequences, where crossed children are often invalid, so the tries count,
+    and species grow as the population converges); and with weight genes, sigma 0.5 and
+    NEAT's weight coefficient c3 = 0.4."""
+    written = dict(
+        elitism=2,
+        compatibility_threshold=0.3,
+        survival=0.5,
+        crossover_rate=0.75,
+        mutation_rate=0.8,
+        crossover_tries=8,
+    )
+    seq, cell = Sequential(), NB201()
+    pairs = [
+        (seq, search.neat(seq), search.neat(seq, 20, weight_dim=0, **written)),
+        (
+            cell,
+            search.neat(cell, weight_dim=3),
+            search.neat(
+                cell, 20, weight_dim=3, weight_sigma=0.5, weight_coefficient=0.4, **written
+            ),
+        ),
+    ]
+    for space, default, explicit in pairs:
+        table = jax.random.normal(jax.random.key(5), space.one_hot(space.sample(key)).shape)
+
+        def fitness(candidates, space=space, table=table):
+            archs = getattr(candidates, "arch", candidates)
+            score = jnp.sum(jax.vmap(space.one_hot)(archs) * table[None], (-2, -1))
+            if hasattr(candidates, "weights"):
+                score = score - jnp.sum(jnp.square(candidates.weights - 1.0), -1)
+            return score
+
+        assert default.batch_size == explicit.batch_size == 18
+        searchers = (default, explicit)
+        states = [s.init(key) for s in searchers]
+        asks = [jax.jit(s.ask) for s in searchers]
+        tells = [jax.jit(s.tell) for s in searchers]
+        for k in jax.random.split(key, 4):
+            asked = [ask(k, st)[0] for ask, st in zip(asks, states, strict=True)]
+            for a, b in zip(jax.tree.leaves(asked[0]), jax.tree.leaves(asked[1]), strict=True):
+                np.testing.assert_array_equal(a, b)
+            states = [
+                tell(st, c, fitness(c)) for tell, st, c in zip(tells, states, asked, strict=True)
+            ]

@@ -139,6 +139,13 @@ def test_neat_validates_its_arguments():
         search.neat(NB201(), compatibility_threshold=0.0)
     with pytest.raises(ValueError, match="`weight_dim` must be"):
         search.neat(NB201(), weight_dim=-1)
+    for name in ("survival", "crossover_rate", "mutation_rate"):
+        with pytest.raises(ValueError, match=f"`{name}` must be in"):
+            search.neat(NB201(), **{name: -0.01})
+        search.neat(NB201(), **{name: 1.0})  # the closed ends are allowed
+    search.neat(NB201(), crossover_rate=0.0, mutation_rate=0.0)
+    with pytest.raises(ValueError, match="`survival` must be > 0"):
+        search.neat(NB201(), survival=0.0)
     with pytest.raises(ValueError, match=r"lacks.*is_valid"):
         search.neat(type("S", (), {"sample": lambda s, k: 0, "mutate": lambda s, k, a: 0})())
 
@@ -178,6 +185,24 @@ def test_offspring_go_to_species_in_proportion_to_their_mean_shifted_fitness(key
     shifted = fitness.astype(np.float64) - fitness.min() + 1e-3
     mean = np.array([shifted[species == s].mean() for s in range(3)])
     assert stats.chisquare(counts, mean / mean.sum() * counts.sum()).pvalue > 1e-3, counts
+
+
+@pytest.mark.parametrize(
+    ("fitness", "share"),
+    [([2.0] * 5, [1, 1, 1]), ([0.0, 0.0, 1e-3, 2e-3, 2e-3], [1, 2, 3])],
+    ids=["all-equal", "gaps-of-1e-3"],
+)
+def test_the_lowest_species_keeps_a_share(key, fitness, share):
+    """The shift adds 1e-3 past the lowest parent's fitness, so the lowest species still
+    breeds: equal fitness everywhere splits the children evenly (without it every share
+    is 0), and gaps of 1e-3 give shares 1 : 2 : 3 (a chi-square test, 4,000 children)."""
+    from scipy import stats
+
+    ops = [[0] * 6, [1] + [0] * 5, [2] * 6, [4] * 6, [4] * 5 + [3]]
+    species = np.array([0, 0, 1, 2, 2])
+    counts = _children_species(key, ops, np.asarray(fitness, np.float32), species, 1.0)
+    want = np.asarray(share, np.float64) / sum(share) * counts.sum()
+    assert stats.chisquare(counts, want).pvalue > 1e-3, counts
 
 
 def test_weight_genes_mutate_as_neat_does(key):

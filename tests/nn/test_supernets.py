@@ -207,6 +207,19 @@ def test_chain_op_flops_add_up_to_the_networks_flops(size, stem):
     assert len(set(np.round(totals, 6))) > 1
 
 
+def test_chain_supernet_and_network_default_to_imagenet():
+    """Both built for ImageNet unless told otherwise: RGB input, a stride-2 stem, 1000
+    classes (the supernet's defaults match the discrete network's)."""
+    space = Chain(stages=((8, 1, 1), (12, 2, 2)), kernels=(3,), expansions=(1,))
+    arch = space.sample(jax.random.key(0))
+    sup = nnx.eval_shape(lambda: space.supernet())
+    net = nnx.eval_shape(lambda: space.build(arch))
+    for model in (sup, net):
+        assert model.stem.conv.strides == 2
+        assert model.stem.conv.in_features == 3
+        assert model.classifier.out_features == 1000
+
+
 def test_chain_op_flops_defaults_and_arguments():
     """ImageNet's 224x224 behind a stride-2 stem by default; a size below 1 or a stem
     stride other than 1 or 2 is refused, the smallest allowed ones accepted."""

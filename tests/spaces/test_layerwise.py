@@ -1,5 +1,7 @@
 """Chain (ProxylessNAS), Sequential (MetaQNN) and Hierarchical (HNAS) spaces."""
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -135,6 +137,63 @@ def test_sequential_size_by_brute_force_on_a_tiny_space():
         for t in itertools.product(range(space.num_tokens), repeat=3)
     )
     assert space.size == count
+
+
+def _metaqnn_valid(space, tokens):
+    """MetaQNN's rules in plain Python (the module docstring's list): the first layer a
+    conv ('SAME': ceil(size / stride)); pooling ('VALID': (size - k) // s + 1) not first,
+    not after pooling or fc, only while the map is at least the kernel; fc not first, only
+    at size <= fc_max_size, at most max_fc in a row; nothing but fc after fc; terminal
+    padding to the end."""
+    size, prev, fc_run, ended = space.input_size, None, 0, False
+    for i, t in enumerate(tokens):
+        layer = space.tokens[t]
+        if layer[0] == "terminal":
+            if i == 0:
+                return False
+            ended = True
+            continue
+        if ended:
+            return False
+        if layer[0] == "conv":
+            if prev == "fc":
+                return False
+            size = math.ceil(size / layer[3])
+        elif layer[0] == "pool":
+            if i == 0 or prev in ("pool", "fc") or size < layer[1]:
+                return False
+            size = (size - layer[1]) // layer[2] + 1
+        else:
+            if i == 0 or size > space.fc_max_size or fc_run >= space.max_fc:
+                return False
+        fc_run = fc_run + 1 if layer[0] == "fc" else 0
+        prev = layer[0]
+    return True
+
+
+def test_sequential_rules_and_size_against_python_on_a_strided_space():
+    """Every sequence of a small space with strided convolutions, two pools and an odd
+    input (so ceil and floor differ): `is_valid` and the counted `size` against the rules
+    written out in Python."""
+    space = Sequential(
+        max_layers=4,
+        conv_kernels=(1, 3),
+        conv_filters=(8,),
+        conv_strides=(1, 2),
+        pools=((2, 2), (3, 1)),
+        fc_units=(4,),
+        max_fc=2,
+        fc_max_size=2,
+        input_size=5,
+    )
+    import itertools
+
+    seqs = np.asarray(list(itertools.product(range(space.num_tokens), repeat=4)), np.int8)
+    got = np.asarray(jax.jit(jax.vmap(space.is_valid))(SequentialArch(jnp.asarray(seqs))))
+    want = np.asarray([_metaqnn_valid(space, t.tolist()) for t in seqs])
+    np.testing.assert_array_equal(got, want)
+    assert space.size == want.sum()
+    assert 50 < want.sum() < len(seqs)
 
 
 def test_hierarchical_size_by_brute_force_on_a_tiny_space():

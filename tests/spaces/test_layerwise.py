@@ -171,7 +171,8 @@ def _metaqnn_valid(space, tokens):
     return True
 
 
-def test_sequential_rules_and_size_against_python_on_a_strided_space():
+@pytest.mark.parametrize(("input_size", "fc_max_size"), [(5, 2), (7, 3)])
+def test_sequential_rules_and_size_against_python_on_a_strided_space(input_size, fc_max_size):
     """Every sequence of a small space with strided convolutions, two pools and an odd
     input (so ceil and floor differ): `is_valid` and the counted `size` against the rules
     written out in Python."""
@@ -183,8 +184,8 @@ def test_sequential_rules_and_size_against_python_on_a_strided_space():
         pools=((2, 2), (3, 1)),
         fc_units=(4,),
         max_fc=2,
-        fc_max_size=2,
-        input_size=5,
+        fc_max_size=fc_max_size,
+        input_size=input_size,
     )
     import itertools
 

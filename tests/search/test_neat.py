@@ -150,10 +150,11 @@ def test_neat_validates_its_arguments():
         search.neat(type("S", (), {"sample": lambda s, k: 0, "mutate": lambda s, k, a: 0})())
 
 
-def _children_species(key, ops, fitness, species, survival):
+def _children_species(key, ops, fitness, species, survival, parents=None):
     """Species counts of 4,000 children asked of a 5-member NB201 population (`ops`,
     `fitness`, known `species` far apart), no crossover: each child is one mutation from
-    its parent, so its nearest member names the species that bred it."""
+    its parent, so its nearest member names the species that bred it (and, given the
+    `parents`' indices, each child is one mutation from one of them)."""
     searcher = search.neat(NB201(), 5, elitism=0, survival=survival, crossover_rate=0.0)
     state = searcher.init(key)
     state = state._replace(
@@ -167,6 +168,8 @@ def _children_species(key, ops, fitness, species, survival):
     apart = (children[:, None, :] != np.asarray(ops)[None]).sum(-1)  # [children, members]
     # one mutation from a member (0 where a member's mutant is its species' other member)
     assert (apart.min(1) <= 1).all()
+    if parents is not None:
+        assert (apart[:, parents].min(1) <= 1).all()
     return np.bincount(species[np.argmin(apart, 1)], minlength=species.max() + 1)
 
 
@@ -247,12 +250,14 @@ def test_only_the_top_survival_fraction_of_each_species_breeds(key, survival):
     ops = [[0] * 6, [1] + [0] * 5, [0, 1] + [0] * 4, [0, 0, 1, 0, 0, 0], [4] * 6]
     fitness = np.array([10.0, 0.0, 0.0, 0.0, 4.0], np.float32)
     species = np.array([0, 0, 0, 0, 1])
-    counts = _children_species(key, ops, fitness, species, survival)
-    means = []
+    means, parents = [], []
     for s in range(2):
         members = np.flatnonzero(species == s)
         best = members[np.argsort(-fitness[members], kind="stable")]
+        parents += best[: int(np.ceil(survival * len(members)))].tolist()
         means.append(fitness[best[: int(np.ceil(survival * len(members)))]].astype(np.float64))
+    # only those breed: A's other members (one gene from A's best) are not parents
+    counts = _children_species(key, ops, fitness, species, survival, parents)
     low = min(m.min() for m in means)
     share = np.array([np.mean(m - low + 1e-3) for m in means])
     assert stats.chisquare(counts, share / share.sum() * counts.sum()).pvalue > 1e-3, counts

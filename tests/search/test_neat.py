@@ -367,3 +367,33 @@ def test_defaults_written_out(key):
             states = [
                 tell(st, c, fitness(c)) for tell, st, c in zip(tells, states, asked, strict=True)
             ]
+
+
+@pytest.mark.parametrize(
+    ("crossover_rate", "mutation_rate", "mutated"),
+    [(1.0, 1.0, 1.0), (1.0, 0.0, 0.0), (0.0, 0.0, 1.0), (1.0, 0.5, 0.5), (0.5, 0.0, 0.5)],
+)
+def test_a_child_is_mutated_at_mutation_rate_after_crossover_and_always_without(
+    key, crossover_rate, mutation_rate, mutated
+):
+    """A population of one genome five times: a crossed child is that genome, so the
+    children one gene away are the mutated ones: a share `mutation_rate` of the crossed
+    children and every child bred without crossover (2,000 children; binomial spread)."""
+    space = NB201()
+    searcher = search.neat(
+        space, 5, elitism=0, crossover_rate=crossover_rate, mutation_rate=mutation_rate
+    )
+    state = searcher.init(key)
+    genome = np.asarray([0, 1, 2, 3, 4, 0], np.int8)
+    state = state._replace(
+        population=NB201Arch(jnp.asarray(np.tile(genome, (5, 1)))),
+        fitness=jnp.arange(5.0),
+        generation=jnp.asarray(1, jnp.int32),
+    )
+    children = np.asarray(
+        jax.vmap(lambda k: searcher.ask(k, state)[0].ops)(jax.random.split(key, 400))
+    ).reshape(-1, 6)
+    changed = (children != genome).sum(1)
+    assert set(np.unique(changed)) <= {0, 1}
+    share = (changed == 1).mean()
+    assert abs(share - mutated) <= 4 * np.sqrt(mutated * (1 - mutated) / len(changed)), share

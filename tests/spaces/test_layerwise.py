@@ -171,8 +171,10 @@ def _metaqnn_valid(space, tokens):
     return True
 
 
-@pytest.mark.parametrize(("input_size", "fc_max_size"), [(5, 2), (7, 3)])
-def test_sequential_rules_and_size_against_python_on_a_strided_space(input_size, fc_max_size):
+@pytest.mark.parametrize(("input_size", "fc_max_size", "max_fc"), [(5, 2, 2), (7, 3, 2), (5, 2, 1)])
+def test_sequential_rules_and_size_against_python_on_a_strided_space(
+    input_size, fc_max_size, max_fc
+):
     """Every sequence of a small space with strided convolutions, two pools and an odd
     input (so ceil and floor differ): `is_valid` and the counted `size` against the rules
     written out in Python."""
@@ -183,7 +185,7 @@ def test_sequential_rules_and_size_against_python_on_a_strided_space(input_size,
         conv_strides=(1, 2),
         pools=((2, 2), (3, 1)),
         fc_units=(4,),
-        max_fc=2,
+        max_fc=max_fc,
         fc_max_size=fc_max_size,
         input_size=input_size,
     )
@@ -195,6 +197,12 @@ def test_sequential_rules_and_size_against_python_on_a_strided_space(input_size,
     np.testing.assert_array_equal(got, want)
     assert space.size == want.sum()
     assert 50 < want.sum() < len(seqs)
+    # a token outside the vocabulary, anywhere, is invalid
+    good = seqs[np.flatnonzero(want)[-1]]
+    for i, bad in itertools.product(range(4), (-1, space.num_tokens)):
+        tokens = good.copy()
+        tokens[i] = bad
+        assert not bool(space.is_valid(SequentialArch(jnp.asarray(tokens))))
 
 
 def test_hierarchical_size_by_brute_force_on_a_tiny_space():

@@ -171,7 +171,9 @@ def _metaqnn_valid(space, tokens):
     return True
 
 
-@pytest.mark.parametrize(("input_size", "fc_max_size", "max_fc"), [(5, 2, 2), (7, 3, 2), (5, 2, 1)])
+@pytest.mark.parametrize(
+    ("input_size", "fc_max_size", "max_fc"), [(5, 2, 2), (7, 3, 2), (5, 2, 1), (3, 3, 2)]
+)
 def test_sequential_rules_and_size_against_python_on_a_strided_space(
     input_size, fc_max_size, max_fc
 ):

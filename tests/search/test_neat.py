@@ -241,14 +241,15 @@ def test_weight_genes_mutate_as_neat_does(key):
 @pytest.mark.parametrize("survival", [0.5, 0.25])
 def test_only_the_top_survival_fraction_of_each_species_breeds(key, survival):
     """A species' parents are its best ceil(survival * size) members (ties by position),
-    and its share of offspring is their mean shifted fitness. Species A: fitness 10, 0, 0,
-    0; species B: 4. At survival 0.5 A breeds from {10, 0}, at 0.25 from {10} alone, so A
-    gets 56 % or 71 % of the children, against 39 % were all its members parents; 4,000
-    children against the NumPy derivation (a chi-square test)."""
+    and its share of offspring is their mean shifted fitness. Species A: fitness 0, 0, 10,
+    0 (its best not first, so position alone cannot pass for rank); species B: 4. At
+    survival 0.5 A breeds from {10, the first 0}, at 0.25 from {10} alone, so A gets 56 % or
+    71 % of the children, against 39 % were all its members parents; 4,000 children
+    against the NumPy derivation (a chi-square test)."""
     from scipy import stats
 
-    ops = [[0] * 6, [1] + [0] * 5, [0, 1] + [0] * 4, [0, 0, 1, 0, 0, 0], [4] * 6]
-    fitness = np.array([10.0, 0.0, 0.0, 0.0, 4.0], np.float32)
+    ops = [[1] + [0] * 5, [0, 1] + [0] * 4, [0] * 6, [0, 0, 1, 0, 0, 0], [4] * 6]
+    fitness = np.array([0.0, 0.0, 10.0, 0.0, 4.0], np.float32)
     species = np.array([0, 0, 0, 0, 1])
     means, parents = [], []
     for s in range(2):

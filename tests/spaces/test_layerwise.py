@@ -225,3 +225,40 @@ def test_hierarchical_rejects_disconnected_motif():
     levels[1] = jnp.zeros_like(levels[1])  # the top motif has no edges
     with pytest.raises(ValueError, match="path from input"):
         space.validate(HierarchicalArch(tuple(levels)))
+
+
+def test_sequential_sample_is_uniform_over_the_allowed_tokens():
+    """MetaQNN's random exploration: the first layer uniform over the 12 convolutions (no
+    terminal, pool or fc first); after a stride-1 conv on 32x32 the second uniform over
+    terminal, the 12 convolutions and the 3 pools (fc only at size <= 8): chi-square tests
+    over 4,000 samples."""
+    from scipy import stats
+
+    space = Sequential()
+    tokens = np.asarray(
+        jax.jit(jax.vmap(space.sample))(jax.random.split(jax.random.key(0), 4000)).tokens
+    )
+    convs = [i for i, t in enumerate(space.tokens) if t[0] == "conv"]
+    pools = [i for i, t in enumerate(space.tokens) if t[0] == "pool"]
+    assert (len(convs), len(pools)) == (12, 3)
+    first = np.bincount(tokens[:, 0], minlength=space.num_tokens)
+    assert first[convs].sum() == len(tokens)
+    assert stats.chisquare(first[convs]).pvalue > 1e-3
+    second = np.bincount(tokens[:, 1], minlength=space.num_tokens)
+    allowed = [0, *convs, *pools]
+    assert second[allowed].sum() == len(tokens)
+    assert stats.chisquare(second[allowed]).pvalue > 1e-3
+
+
+def test_chain_sample_is_uniform_over_each_blocks_choices():
+    """Six kernel x expansion choices where a block opens a stage, seven (skip too)
+    elsewhere, each equally likely: chi-square tests over 3,000 samples per block."""
+    from scipy import stats
+
+    space = Chain()
+    ops = np.asarray(jax.vmap(space.sample)(jax.random.split(jax.random.key(1), 3000)).ops)
+    for block, skippable in enumerate(space.skippable):
+        counts = np.bincount(ops[:, block], minlength=7)
+        choices = 7 if skippable else 6
+        assert counts[choices:].sum() == 0
+        assert stats.chisquare(counts[:choices]).pvalue > 1e-4, (block, counts)

@@ -262,3 +262,32 @@ def test_chain_sample_is_uniform_over_each_blocks_choices():
         choices = 7 if skippable else 6
         assert counts[choices:].sum() == 0
         assert stats.chisquare(counts[:choices]).pvalue > 1e-4, (block, counts)
+
+
+def test_sequential_layer_rules_walk_by_hand():
+    """The state machine MetaQNN's agent walks (`start_state`, `next_state`,
+    `allowed_next`, `state_size`), along C(3,64,1)-P(5,3)-C(1,128,1)-P(2,2)-FC(512)-FC(128)
+    on 32x32: the map sizes 32, 10, 10, 5, 5, 5 and the layers allowed after each, derived
+    from MetaQNN's rules by hand."""
+    space = Sequential()
+    kinds = np.asarray([t[0] for t in space.tokens])
+    conv, pool, fc = (np.flatnonzero(kinds == k).tolist() for k in ("conv", "pool", "fc"))
+    text = "C(3,64,1)-P(5,3)-C(1,128,1)-P(2,2)-FC(512)-FC(128)"
+    tokens = np.asarray(space.from_string(text).tokens)[:6]
+    allowed_after = [
+        [0, *conv, *pool],  # conv at 32: no fc above 8x8
+        [0, *conv],  # pool: no pool after pool, 10 > 8 still
+        [0, *conv, *pool],  # conv at 10: the 5x5 pool fits
+        [0, *conv, *fc],  # pool at 5: fc allowed, no pool
+        [0, *fc],  # one fc: only fc or the end
+        [0],  # two fc: the end
+    ]
+    state = space.start_state()
+    np.testing.assert_array_equal(np.flatnonzero(space.allowed_next(state)), conv)
+    assert int(space.state_size(state)) == 32
+    for token, size, allowed in zip(tokens, (32, 10, 10, 5, 5, 5), allowed_after, strict=True):
+        state = space.next_state(state, token)
+        assert int(space.state_size(state)) == size
+        np.testing.assert_array_equal(np.flatnonzero(space.allowed_next(state)), sorted(allowed))
+    state = space.next_state(state, 0)  # after the end, only padding
+    np.testing.assert_array_equal(np.flatnonzero(space.allowed_next(state)), [0])

@@ -398,3 +398,32 @@ def test_a_child_is_mutated_at_mutation_rate_after_crossover_and_always_without(
     assert set(np.unique(changed)) <= {0, 1}
     share = (changed == 1).mean()
     assert abs(share - mutated) <= 4 * np.sqrt(mutated * (1 - mutated) / len(changed)), share
+
+
+def _nearest_parents(key, fitness):
+    """For 2,000 children of five NB201 genomes six genes apart (one species each) with
+    `fitness`, no crossover: the member each child is one mutation from."""
+    ops = np.repeat(np.arange(5, dtype=np.int8)[:, None], 6, 1)
+    searcher = search.neat(NB201(), 5, elitism=0, crossover_rate=0.0)
+    state = searcher.init(key)
+    state = state._replace(
+        population=NB201Arch(jnp.asarray(ops)),
+        fitness=jnp.asarray(fitness, jnp.float32),
+        generation=jnp.asarray(1, jnp.int32),
+    )
+    children = np.asarray(
+        jax.vmap(lambda k: searcher.ask(k, state)[0].ops)(jax.random.split(key, 400))
+    ).reshape(-1, 6)
+    apart = (children[:, None, :] != ops[None]).sum(-1)
+    assert (apart.min(1) == 1).all()
+    return np.argmin(apart, 1)
+
+
+def test_unevaluated_members_breed_only_when_no_member_was_evaluated(key):
+    """A member without a fitness (never told, or NaN: -inf) is no parent while any member
+    has one; when none has (a generation told only NaN), every member is a parent."""
+    parents = _nearest_parents(key, [1.0, 1.0, -np.inf, 1.0, 1.0])
+    assert 2 not in parents
+    assert set(parents) == {0, 1, 3, 4}
+    parents = _nearest_parents(key, [-np.inf] * 5)
+    assert set(parents) == {0, 1, 2, 3, 4}

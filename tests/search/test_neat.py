@@ -427,3 +427,24 @@ def test_unevaluated_members_breed_only_when_no_member_was_evaluated(key):
     assert set(parents) == {0, 1, 3, 4}
     parents = _nearest_parents(key, [-np.inf] * 5)
     assert set(parents) == {0, 1, 2, 3, 4}
+
+
+def test_generation_counts_tells_and_the_incumbent_is_the_first_best(key):
+    """`generation` counts the tells; the incumbent is the first genome told with the best
+    fitness: a later generation that only ties it does not replace it."""
+    space = NB201()
+    searcher = search.neat(space, 6, elitism=1)
+    state = searcher.init(key)
+    ask, tell = jax.jit(searcher.ask), jax.jit(searcher.tell)
+    archs, state = ask(jax.random.key(1), state)
+    state = tell(state, archs, jnp.asarray([0.0, 5.0, 1.0, 2.0, 3.0]))
+    first_best = np.asarray(archs.ops[1])
+    for g, k in enumerate(jax.random.split(jax.random.key(2), 3), start=2):
+        archs, state = ask(k, state)
+        # the tying genomes (0 and 2) are others, so a replaced incumbent would show
+        assert not np.array_equal(archs.ops[0], first_best)
+        assert not np.array_equal(archs.ops[2], first_best)
+        state = tell(state, archs, jnp.asarray([5.0, 1.0, 5.0, 0.0, 2.0]))
+        assert int(state.generation) == g
+        assert float(state.best_fitness) == 5.0
+        np.testing.assert_array_equal(state.best.ops, first_best)

@@ -291,3 +291,29 @@ def test_sequential_layer_rules_walk_by_hand():
         np.testing.assert_array_equal(np.flatnonzero(space.allowed_next(state)), sorted(allowed))
     state = space.next_state(state, 0)  # after the end, only padding
     np.testing.assert_array_equal(np.flatnonzero(space.allowed_next(state)), [0])
+
+
+def test_hierarchical_two_levels_by_hand():
+    """Two levels (2 primitives; two 3-node motifs, then one 3-node cell over them): each
+    edge is `none` or one of the level below, 3 choices at both levels. A 3-node motif
+    with k non-`none` choices is connected in k + 3k^2 + k^3 ways (0->2 alone, 0->2 with
+    one other edge, 0->1->2 alone, all three), so the size is 22^2 * 22 — and `is_valid`
+    on all 3^9 arrays agrees."""
+    import itertools
+
+    space = Hierarchical(
+        primitives=("identity", "max_pool_3x3"), num_nodes=(3, 3), num_motifs=(2, 1)
+    )
+    assert (space.num_choices(0), space.num_choices(1)) == (3, 3)
+    assert space.decision_sizes == (3,) * 9
+    k = 2
+    assert space.size == (k + 3 * k**2 + k**3) ** 2 * (k + 3 * k**2 + k**3) == 10648
+    every = np.asarray(list(itertools.product(range(3), repeat=9)), np.int8)
+    arch = HierarchicalArch(
+        (jnp.asarray(every[:, :6].reshape(-1, 2, 3)), jnp.asarray(every[:, 6:].reshape(-1, 1, 3)))
+    )
+    assert int(jax.jit(jax.vmap(space.is_valid))(arch).sum()) == space.size
+    # HNAS' defaults: 6 primitives and 6 motifs, so 7 choices per edge at both levels
+    default = Hierarchical()
+    assert (default.num_choices(0), default.num_choices(1)) == (7, 7)
+    assert len(default.decision_sizes) == 6 * 6 + 10

@@ -313,6 +313,13 @@ def test_hierarchical_two_levels_by_hand():
         (jnp.asarray(every[:, :6].reshape(-1, 2, 3)), jnp.asarray(every[:, 6:].reshape(-1, 1, 3)))
     )
     assert int(jax.jit(jax.vmap(space.is_valid))(arch).sum()) == space.size
+    # a value outside [0, 3) on any edge of either level is refused
+    ok = HierarchicalArch((jnp.full((2, 3), 1, jnp.int8), jnp.full((1, 3), 1, jnp.int8)))
+    assert bool(space.is_valid(ok))
+    for level, bad in itertools.product(range(2), (-1, 3)):
+        levels = list(ok.levels)
+        levels[level] = levels[level].at[0, 1].set(bad)
+        assert not bool(space.is_valid(HierarchicalArch(tuple(levels))))
     # HNAS' defaults: 6 primitives and 6 motifs, so 7 choices per edge at both levels
     default = Hierarchical()
     assert (default.num_choices(0), default.num_choices(1)) == (7, 7)
